@@ -1,0 +1,86 @@
+// fpscope per-tensor statistics: the one accumulator type shared by the CPU path, the CUDA
+// kernels (device results are copied back into this exact layout), the trace writer/reader and the
+// analysis. Definitions: DESIGN.md "Numerics definitions" and docs/metrics.md.
+//
+// Contract:
+//  - count counts every element observed; nan/pos_inf/neg_inf/zero count those special inputs,
+//    which take no part in amax/min/max/sum/format counts/histogram.
+//  - amax/min/max/sum/sum_sq are over finite elements (zeros included in min/max/sum).
+//  - fmt[i] is for kTargets[i] cast with scale fmt[i].scale (y = x * scale): overflow (cast is
+//    Inf/NaN), underflow (x != 0 and cast is 0), subnormal (cast is a nonzero subnormal) and
+//    sum_err2 = sum over non-overflowing finite x of (x - cast(y)/scale)^2.
+//  - hist[bin] counts finite nonzero |x| by bin = biased FP32 exponent * 4 + top two mantissa
+//    bits (so bin/4 - 127 = floor(log2|x|) for normal x). Dense here; stored sparse in traces.
+//  - merge() is associative and commutative: any split of a tensor merged equals one pass
+//    (exactly for counts/min/max/amax/hist; sums in double up to rounding).
+#pragma once
+
+#include <cstdint>
+
+#include "fpscope/formats.h"
+
+namespace fpscope {
+
+inline constexpr int kHistBins = 256 * 4;
+
+struct FormatCounts {
+  uint64_t overflow = 0;
+  uint64_t underflow = 0;
+  uint64_t subnormal = 0;
+  double sum_err2 = 0.0;
+  float scale = 1.0f;  // the scale s used for y = x * s (1 = unscaled cast)
+};
+
+// Everything but the histogram: what the trace reader keeps per observation in memory.
+struct StatsScalars {
+  uint64_t count = 0;
+  uint64_t nan = 0;
+  uint64_t pos_inf = 0;
+  uint64_t neg_inf = 0;
+  uint64_t zero = 0;
+  float amax = 0.0f;
+  float min = 0.0f;  // meaningful only when finite_count() > 0
+  float max = 0.0f;
+  double sum = 0.0;
+  double sum_sq = 0.0;
+  FormatCounts fmt[kNumTargets];
+
+  FPSCOPE_HD uint64_t finite_count() const { return count - nan - pos_inf - neg_inf; }
+  FPSCOPE_HD uint64_t nonzero_finite_count() const { return finite_count() - zero; }
+
+  // Folds the scalar part of `o` into *this (same per-format scales assumed).
+  FPSCOPE_HD void merge_scalars(const StatsScalars& o) {
+    const bool had = finite_count() > 0;
+    const bool other_has = o.finite_count() > 0;
+    count += o.count;
+    nan += o.nan;
+    pos_inf += o.pos_inf;
+    neg_inf += o.neg_inf;
+    zero += o.zero;
+    amax = o.amax > amax ? o.amax : amax;
+    if (other_has) {
+      min = (!had || o.min < min) ? o.min : min;
+      max = (!had || o.max > max) ? o.max : max;
+    }
+    sum += o.sum;
+    sum_sq += o.sum_sq;
+    for (int i = 0; i < kNumTargets; ++i) {
+      fmt[i].overflow += o.fmt[i].overflow;
+      fmt[i].underflow += o.fmt[i].underflow;
+      fmt[i].subnormal += o.fmt[i].subnormal;
+      fmt[i].sum_err2 += o.fmt[i].sum_err2;
+    }
+  }
+};
+
+struct TensorStats : StatsScalars {
+  uint64_t hist[kHistBins] = {};
+
+  // Folds `o` into *this. Both must have been computed with the same per-format scales.
+  FPSCOPE_HD void merge(const TensorStats& o) {
+    merge_scalars(o);
+    for (int b = 0; b < kHistBins; ++b) hist[b] += o.hist[b];
+  }
+};
+
+}  // namespace fpscope

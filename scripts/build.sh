@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Configures (once) and builds fpscope into ${FPSCOPE_BUILD_DIR:-build}. Incremental: a re-run with
+# nothing changed does no work. Extra arguments go to the CMake configure step.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${FPSCOPE_BUILD_DIR:-$root/build}"
+if [ ! -f "$build/CMakeCache.txt" ] || [ $# -gt 0 ]; then
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$build.configure.log" 2>&1 \
+    || { cat "$build.configure.log"; echo "[build] configure failed (log: $build.configure.log)"; exit 2; }
+fi
+cmake --build "$build" -j"$(nproc)"

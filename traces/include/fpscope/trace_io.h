@@ -1,0 +1,98 @@
+// fpscope trace I/O: the one writer and the one reader (spec: traces/FORMAT.md).
+//
+// Writer contract: append-only; any number of producer threads call the record methods, one
+// writer thread encodes and writes chunks, flushed every ~100 ms or ~1 MiB and on close().
+// Nothing here throws into the caller: I/O errors turn the writer into a failed state that
+// ok()/error() report, and further records are dropped (the probe then stops recording).
+//
+// Reader contract: reads everything up to the first torn or corrupt chunk, keeps it, and reports
+// truncated/dropped_bytes; skips unknown chunk types of the same major version; refuses another
+// major version. Never reads out of bounds, never trusts a length it has not checked.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fpscope/trace_types.h"
+
+namespace fpscope::trace {
+
+inline constexpr uint16_t kFormatMajor = 1;
+inline constexpr uint16_t kFormatMinor = 0;
+
+struct WriterOptions {
+  uint64_t flush_bytes = 1 << 20;  // flush a chunk when this much is pending
+  uint32_t flush_ms = 100;         // ... or when the oldest pending record is this old
+  bool zstd = false;               // compress chunk payloads
+};
+
+class TraceWriter {
+ public:
+  // Creates/truncates `path` and writes the header. On failure returns nullptr and sets *error
+  // to a one-line message naming the path.
+  static std::unique_ptr<TraceWriter> open(const std::string& path,
+                                           const std::string& metadata_json,
+                                           const WriterOptions& options, std::string* error);
+  virtual ~TraceWriter() = default;
+
+  // All of these are thread-safe and return quickly (no I/O on the caller's thread).
+  virtual uint32_t define_tensor(const TensorInfo& info) = 0;  // returns the new index
+  virtual void observe(const Observation& obs) = 0;
+  virtual void step(const StepMark& mark) = 0;
+  virtual void loss_scale(const LossScaleRecord& rec) = 0;
+  virtual void weight_update(const WeightUpdateRecord& rec) = 0;
+  virtual void event(const EventRecord& rec) = 0;
+
+  // Blocks until everything recorded so far is written (and fsync'd when sync is true).
+  virtual bool flush(bool sync = false) = 0;
+  // Flushes, writes the footer, closes. Idempotent. Returns ok().
+  virtual bool close() = 0;
+  // After fork(), in the child: forget the parent's file and thread without touching them.
+  virtual void abandon_after_fork() = 0;
+
+  virtual bool ok() const = 0;
+  virtual std::string error() const = 0;
+  virtual uint64_t records_written() const = 0;
+  virtual uint64_t records_dropped() const = 0;  // recorded after a failure
+};
+
+struct Trace {
+  std::string path;
+  uint16_t version_major = 0;
+  uint16_t version_minor = 0;
+  std::string metadata_json;
+  StepSource step_source = StepSource::None;  // from the step marks (last non-None source)
+
+  std::vector<TensorInfo> tensors;  // tensors[i].index == i
+  std::vector<ObservationRecord> observations;  // in file order
+  std::vector<uint16_t> hist_bins;  // sparse histogram pool (bin index)
+  std::vector<uint64_t> hist_counts;  // ... and its counts
+  std::vector<StepMark> steps;
+  std::vector<LossScaleRecord> loss_scales;
+  std::vector<WeightUpdateRecord> weight_updates;
+  std::vector<EventRecord> events;
+
+  bool truncated = false;        // stopped at a torn/corrupt chunk or a missing footer
+  bool clean_close = false;      // footer present and consistent
+  uint64_t file_bytes = 0;
+  uint64_t dropped_bytes = 0;    // bytes after the last good chunk
+  uint64_t unknown_chunks = 0;   // skipped chunk types of this major version
+  std::string truncation_reason;  // empty when not truncated
+
+  // Re-densifies one observation's histogram into a full accumulator.
+  TensorStats full_stats(const ObservationRecord& rec) const;
+};
+
+enum class ReadErrorKind { NotFound, Io, NotATrace, UnsupportedVersion, CorruptHeader };
+struct ReadError {
+  ReadErrorKind kind = ReadErrorKind::Io;
+  std::string message;  // one line, names the file: "run.fpst: not an fpscope trace (bad magic)"
+};
+
+// Reads a whole trace. Returns false (and fills *err) only when nothing usable could be read;
+// a torn tail is not an error (see Trace::truncated).
+bool read_trace(const std::string& path, Trace* out, ReadError* err);
+
+}  // namespace fpscope::trace
