@@ -9,6 +9,7 @@
 
 #include "fpscope/formats.h"
 #include "fpscope/stats.h"
+#include "fpscope/update_loss.h"
 
 namespace fpscope::trace {
 
@@ -97,19 +98,14 @@ struct LossScaleRecord {
 
 // Master-weight update rounding loss of one watched tensor between step-1 and step.
 // DESIGN.md: applied_F = cast_F(cast_F(w_prev) + delta) - cast_F(w_prev), over delta != 0.
-struct WeightUpdateLoss {
-  uint64_t stagnant = 0;   // elements with delta != 0 and applied_F == 0
-  double lost_abs = 0.0;   // sum |delta - applied_F|
-  double delta_abs = 0.0;  // sum |delta|
-};
 struct WeightUpdateRecord {
   uint64_t step = 0;
   uint32_t tensor = 0;  // TensorInfo::index (role Weight, op "watch")
   Format master_dtype = Format::FP32;  // not FP32: master weights are not FP32 (flagged)
   uint64_t elements = 0;
   uint64_t changed = 0;  // elements with delta != 0
-  WeightUpdateLoss bf16;
-  WeightUpdateLoss fp16;
+  UpdateLossCounts bf16;
+  UpdateLossCounts fp16;
   // Sparse histogram of floor(log2(|delta| / |w_prev|)) over changed elements with w_prev != 0.
   std::vector<std::pair<int16_t, uint64_t>> ratio_hist;
 };
