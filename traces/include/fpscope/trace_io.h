@@ -26,6 +26,8 @@ struct WriterOptions {
   uint64_t flush_bytes = 1 << 20;  // flush a chunk when this much is pending
   uint32_t flush_ms = 100;         // ... or when the oldest pending record is this old
   bool zstd = false;               // compress chunk payloads
+  // Producers block (back-pressure) while more than this is queued for a slow disk.
+  uint64_t max_pending_bytes = 64u << 20;
 };
 
 class TraceWriter {

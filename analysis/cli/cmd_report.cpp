@@ -1,0 +1,69 @@
+#include <fstream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "cli_common.h"
+#include "fpscope/analysis/findings.h"
+#include "fpscope/analysis/report.h"
+
+namespace fpscope::cli {
+
+void register_report_command(CLI::App& app) {
+  struct Opts {
+    std::string file;
+    std::string out = "report.html";
+    std::string baseline;
+    std::string title;
+    int max_findings = 30;
+    int plots = 6;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand(
+      "report", "Findings ranked by severity with evidence, recommendations and plots");
+  cmd->add_option("FILE", o->file, "Trace file (.fpst)")->required();
+  cmd->add_option("-o,--output", o->out,
+                  "Report path: .html (one self-contained file, inline SVG) or .md (plots in "
+                  "<name>_files/ beside it)")
+      ->capture_default_str();
+  cmd->add_option("--baseline", o->baseline, "Another trace of the same model to compare with");
+  cmd->add_option("--title", o->title, "Report title");
+  cmd->add_option("--max-findings", o->max_findings, "Findings listed")->capture_default_str();
+  cmd->add_option("--plots", o->plots, "Tensors (worst first) that get plots")
+      ->capture_default_str();
+  cmd->footer(
+      "Examples:\n"
+      "  fpscope report run.fpst -o report.html\n"
+      "  fpscope report run.fpst -o issue.md          # + issue_files/*.svg for the ticket\n"
+      "  fpscope report fp16.fpst --baseline bf16.fpst -o cmp.html");
+  cmd->callback([o]() {
+    analysis::ReportFormat rf;
+    if (!analysis::report_format_from_path(o->out, &rf))
+      fail(fmt::format("{}: unknown report type (use .html or .md)", o->out));
+    Progress progress("report");
+    progress.phase("reading " + o->file);
+    trace::Trace t, base;
+    load_trace(o->file, &t);
+    analysis::ReportOptions ro;
+    ro.title = o->title;
+    ro.max_findings = o->max_findings;
+    ro.max_tensor_plots = o->plots;
+    std::unique_ptr<trace::TraceModel> base_model;
+    if (!o->baseline.empty()) {
+      progress.phase("reading " + o->baseline);
+      load_trace(o->baseline, &base);
+      base_model = std::make_unique<trace::TraceModel>(base);
+      ro.baseline = base_model.get();
+    }
+    progress.phase("analysing");
+    const trace::TraceModel model(t);
+    const auto a = analysis::analyze(model);
+    progress.phase("writing " + o->out);
+    std::string err;
+    if (!analysis::write_report(model, a, o->out, ro, &err)) fail(err);
+    progress.done();
+    fmt::print("wrote {} ({} findings)\n", o->out, a.findings.size());
+  });
+}
+
+}  // namespace fpscope::cli

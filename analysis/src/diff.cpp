@@ -1,0 +1,202 @@
+#include "fpscope/analysis/diff.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+
+namespace fpscope::analysis {
+
+bool parse_fail_on(const std::string& spec_str, DiffRules* rules, std::string* error) {
+  DiffRules r;
+  r.overflow = r.sqnr = r.skipped = r.amax = false;
+  std::stringstream ss(spec_str);
+  std::string item;
+  bool any = false;
+  while (std::getline(ss, item, ',')) {
+    item.erase(std::remove_if(item.begin(), item.end(), [](unsigned char c) { return std::isspace(c); }),
+               item.end());
+    if (item.empty()) continue;
+    any = true;
+    std::string name = item, value;
+    if (auto eq = item.find('='); eq != std::string::npos) {
+      name = item.substr(0, eq);
+      value = item.substr(eq + 1);
+    }
+    double v = 0;
+    if (!value.empty()) {
+      char* end = nullptr;
+      v = std::strtod(value.c_str(), &end);
+      if (end == value.c_str() || *end != 0 || !(v > 0) || !std::isfinite(v)) {
+        if (error) *error = fmt::format("--fail-on: bad threshold '{}' for rule '{}'", value, name);
+        return false;
+      }
+    }
+    if (name == "all") {
+      r.overflow = r.sqnr = r.skipped = r.amax = true;
+    } else if (name == "none") {
+    } else if (name == "overflow") {
+      r.overflow = true;
+    } else if (name == "skipped") {
+      r.skipped = true;
+    } else if (name == "sqnr") {
+      r.sqnr = true;
+      if (!value.empty()) r.sqnr_drop_db = v;
+    } else if (name == "amax") {
+      r.amax = true;
+      if (!value.empty()) {
+        if (v <= 1.0) {
+          if (error) *error = fmt::format("--fail-on: amax factor must be > 1 (got {})", value);
+          return false;
+        }
+        r.amax_growth = v;
+      }
+    } else {
+      if (error)
+        *error = fmt::format(
+            "--fail-on: unknown rule '{}' (rules: overflow, sqnr[=dB], skipped, amax[=factor], "
+            "all, none)",
+            name);
+      return false;
+    }
+    if ((name == "overflow" || name == "skipped" || name == "all" || name == "none") &&
+        !value.empty()) {
+      if (error) *error = fmt::format("--fail-on: rule '{}' takes no threshold", name);
+      return false;
+    }
+  }
+  if (!any) {
+    if (error) *error = "--fail-on: empty rule list";
+    return false;
+  }
+  *rules = r;
+  return true;
+}
+
+DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
+                     const trace::TraceModel& neu_m, const RunAnalysis& new_a,
+                     const DiffRules& rules) {
+  const auto& base = base_m.trace();
+  const auto& neu = neu_m.trace();
+  DiffResult d;
+  CrossRunOptions co;
+  co.sqnr_drop_db = rules.sqnr_drop_db;
+  co.amax_ratio = rules.amax_growth;
+  d.drift = compare_runs(base_m, neu_m, co);
+  std::map<uint32_t, const TensorRisk*> rb, rn;
+  for (const auto& r : base_a.risks) rb[r.tensor] = &r;
+  for (const auto& r : new_a.risks) rn[r.tensor] = &r;
+  std::vector<bool> mb(base.tensors.size()), mn(neu.tensors.size());
+  for (const auto& x : d.drift) {
+    mb[x.match.base] = true;
+    mn[x.match.other] = true;
+    const auto* b = rb.count(x.match.base) ? rb[x.match.base] : nullptr;
+    const auto* n = rn.count(x.match.other) ? rn[x.match.other] : nullptr;
+    if (!b || !n) continue;
+    if (rules.overflow) {
+      const uint64_t nf_b = b->nan + b->pos_inf + b->neg_inf, nf_n = n->nan + n->pos_inf + n->neg_inf;
+      if (nf_n > 0 && nf_b == 0)
+        d.regressions.push_back(
+            {"overflow", x.id,
+             fmt::format("{}: data now holds NaN/Inf ({} NaN, {} Inf) from step {}", x.id, n->nan,
+                         n->pos_inf + n->neg_inf, n->first_nonfinite_step)});
+      for (int i = 0; i < kNumTargets; ++i) {
+        const Format f = kTargets[i];
+        if (f == Format::BF16) continue;  // rule: FP16 and FP8
+        const bool fp8 = f != Format::FP16;
+        // Unscaled FP8 counts say nothing about an FP8 recipe: only scaled ones count.
+        if (fp8 && !n->formats[i].scaled) continue;
+        if (n->formats[i].overflow > 0 && b->formats[i].overflow == 0)
+          d.regressions.push_back(
+              {"overflow", x.id,
+               fmt::format("{}: new {} overflow: {} elements ({}) from step {}, none in base", x.id,
+                           spec(f).name, n->formats[i].overflow, fmt_pct(n->formats[i].overflow_frac),
+                           n->formats[i].first_overflow_step)});
+      }
+    }
+    if (rules.sqnr) {
+      for (int i = 0; i < kNumTargets; ++i) {
+        const double delta = x.sqnr_delta_db[i];
+        if (std::isfinite(delta) && -delta > rules.sqnr_drop_db)
+          d.regressions.push_back(
+              {"sqnr", x.id,
+               fmt::format("{}: {} SQNR fell {:.1f} dB ({:.1f} -> {:.1f} dB; limit {} dB)", x.id,
+                           spec(kTargets[i]).name, -delta, x.base_sqnr_db[i], x.other_sqnr_db[i],
+                           fmt_num(rules.sqnr_drop_db))});
+        else if (std::isinf(x.base_sqnr_db[i]) && std::isfinite(x.other_sqnr_db[i]))
+          d.regressions.push_back({"sqnr", x.id,
+                                   fmt::format("{}: {} cast was exact in base, now SQNR {:.1f} dB",
+                                               x.id, spec(kTargets[i]).name, x.other_sqnr_db[i])});
+      }
+    }
+    if (rules.amax && x.amax_ratio > rules.amax_growth)
+      d.regressions.push_back(
+          {"amax", x.id,
+           fmt::format("{}: amax grew x{} ({} -> {}; limit x{}){}", x.id, fmt_num(x.amax_ratio),
+                       fmt_num(x.base_amax), fmt_num(x.other_amax), fmt_num(rules.amax_growth),
+                       x.first_step_beyond >= 0
+                           ? fmt::format(", first beyond at step {}", x.first_step_beyond)
+                           : "")});
+  }
+  for (uint32_t i = 0; i < base.tensors.size(); ++i)
+    if (!mb[i] && rb.count(i)) d.only_base.push_back(base.tensors[i].id);
+  for (uint32_t i = 0; i < neu.tensors.size(); ++i)
+    if (!mn[i] && rn.count(i)) d.only_new.push_back(neu.tensors[i].id);
+  d.base_skipped = base_a.loss_scale.skipped.size();
+  d.new_skipped = new_a.loss_scale.skipped.size();
+  if (rules.skipped && d.new_skipped > d.base_skipped)
+    d.regressions.push_back({"skipped", "",
+                             fmt::format("loss-scale-skipped steps {} -> {}{}", d.base_skipped,
+                                         d.new_skipped,
+                                         new_a.loss_scale.collapsed ? " (loss scale collapsed)" : "")});
+  std::stable_sort(d.regressions.begin(), d.regressions.end(),
+                   [](const Regression& a, const Regression& b) {
+                     return a.rule != b.rule ? a.rule < b.rule : a.tensor_id < b.tensor_id;
+                   });
+  return d;
+}
+
+std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu) {
+  std::string o = fmt::format("base {}\nnew  {}\n", base.path, neu.path);
+  o += fmt::format("matched {} tensors; only in base {}; only in new {}\n", d.drift.size(),
+                   d.only_base.size(), d.only_new.size());
+  o += fmt::format("skipped steps {} -> {}\n", d.base_skipped, d.new_skipped);
+  if (d.regressions.empty()) {
+    o += "no regressions\n";
+  } else {
+    o += fmt::format("{} regression{}:\n", d.regressions.size(), d.regressions.size() == 1 ? "" : "s");
+    for (const auto& r : d.regressions) o += fmt::format("  [{}] {}\n", r.rule, r.message);
+  }
+  int shown = 0;
+  for (const auto& x : d.drift) {
+    if (x.first_step_beyond < 0) continue;
+    if (shown++ == 0) o += "drift beyond thresholds:\n";
+    o += fmt::format("  {}: {} at step {} (amax x{})\n", x.id, x.first_beyond_reason,
+                     x.first_step_beyond, fmt_num(x.amax_ratio));
+  }
+  return o;
+}
+
+std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu) {
+  std::string m = fmt::format("## fpscope diff\n\n- base: `{}`\n- new: `{}`\n- matched tensors: "
+                              "{} (only in base: {}, only in new: {})\n- skipped steps: {} -> {}\n",
+                              base.path, neu.path, d.drift.size(), d.only_base.size(),
+                              d.only_new.size(), d.base_skipped, d.new_skipped);
+  m += fmt::format("\n### Regressions ({})\n\n", d.regressions.size());
+  if (d.regressions.empty()) m += "None.\n";
+  for (const auto& r : d.regressions) m += fmt::format("- **{}** {}\n", r.rule, r.message);
+  m += "\n### Matched tensors\n\n| tensor | amax base | amax new | ratio | first step beyond |\n"
+       "|---|--:|--:|--:|---|\n";
+  for (const auto& x : d.drift)
+    m += fmt::format("| `{}` | {} | {} | {} | {} |\n", x.id, fmt_num(x.base_amax),
+                     fmt_num(x.other_amax), fmt_num(x.amax_ratio),
+                     x.first_step_beyond >= 0
+                         ? fmt::format("{} ({})", x.first_step_beyond, x.first_beyond_reason)
+                         : "-");
+  return m;
+}
+
+}  // namespace fpscope::analysis

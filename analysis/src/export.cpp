@@ -1,0 +1,174 @@
+#include "fpscope/analysis/export.h"
+
+#include <cmath>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "fpscope/analysis/common.h"
+
+namespace fpscope::analysis {
+
+namespace {
+
+std::string csv_quote(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"') o += '"';
+    o += c;
+  }
+  return o + "\"";
+}
+
+std::string json_str(const std::string& s) { return nlohmann::json(s).dump(); }
+
+struct TensorText {
+  std::string id, name, op, role, dtype;
+  uint64_t rows = 0, cols = 0;
+};
+
+std::vector<TensorText> tensor_texts(const trace::Trace& t, bool json) {
+  std::vector<TensorText> v;
+  for (const auto& i : t.tensors) {
+    TensorText x;
+    auto q = [&](const std::string& s) { return json ? json_str(s) : csv_quote(s); };
+    x.id = q(i.id);
+    x.name = q(i.name);
+    x.op = q(i.op);
+    x.role = trace::role_name(i.role);
+    x.dtype = spec(i.dtype).name;
+    x.rows = i.rows;
+    x.cols = i.cols;
+    v.push_back(std::move(x));
+  }
+  return v;
+}
+
+const TensorText& text_of(const std::vector<TensorText>& v, uint32_t i) {
+  static const TensorText unknown{"?", "", "", "", "", 0, 0};
+  return i < v.size() ? v[i] : unknown;
+}
+
+// SQNR for CSV: "inf" when exact, "" when undefined.
+std::string sqnr_csv(double v) {
+  if (std::isnan(v)) return "";
+  if (std::isinf(v)) return "inf";
+  return fmt::format("{}", v);
+}
+std::string sqnr_json(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
+
+}  // namespace
+
+void export_csv(const trace::Trace& t, std::ostream& out) {
+  const auto tt = tensor_texts(t, false);
+  std::string line =
+      "step,seq,time_ns,stream,tensor,id,name,op,role,dtype,rows,cols,count,nan,pos_inf,neg_inf,"
+      "zero,amax,min,max,sum,sum_sq";
+  for (int i = 0; i < kNumTargets; ++i)
+    line += fmt::format(",{0}_overflow,{0}_underflow,{0}_subnormal,{0}_sum_err2,{0}_scale,{0}_sqnr_db",
+                        spec(kTargets[i]).name);
+  out << line << '\n';
+  fmt::memory_buffer buf;
+  for (const auto& o : t.observations) {
+    buf.clear();
+    const auto& x = text_of(tt, o.tensor);
+    const auto& s = o.stats;
+    fmt::format_to(std::back_inserter(buf), "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                   o.step, o.seq, o.time_ns, o.stream, o.tensor, x.id, x.name, x.op, x.role,
+                   x.dtype, x.rows, x.cols, s.count, s.nan, s.pos_inf, s.neg_inf, s.zero, s.amax,
+                   s.min, s.max, s.sum, s.sum_sq);
+    for (int i = 0; i < kNumTargets; ++i) {
+      const auto& c = s.fmt[i];
+      fmt::format_to(std::back_inserter(buf), ",{},{},{},{},{},{}", c.overflow, c.underflow,
+                     c.subnormal, c.sum_err2, c.scale, sqnr_csv(sqnr_db(s.sum_sq, c.sum_err2)));
+    }
+    buf.push_back('\n');
+    out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+  }
+}
+
+void export_jsonl(const trace::Trace& t, std::ostream& out) {
+  const auto tt = tensor_texts(t, true);
+  fmt::memory_buffer buf;
+  for (const auto& o : t.observations) {
+    buf.clear();
+    const auto& x = text_of(tt, o.tensor);
+    const auto& s = o.stats;
+    fmt::format_to(std::back_inserter(buf),
+                   "{{\"step\":{},\"seq\":{},\"time_ns\":{},\"stream\":{},\"tensor\":{},\"id\":{},"
+                   "\"name\":{},\"op\":{},\"role\":\"{}\",\"dtype\":\"{}\",\"rows\":{},\"cols\":{},"
+                   "\"count\":{},\"nan\":{},\"pos_inf\":{},\"neg_inf\":{},\"zero\":{},\"amax\":{},"
+                   "\"min\":{},\"max\":{},\"sum\":{},\"sum_sq\":{},\"formats\":{{",
+                   o.step, o.seq, o.time_ns, o.stream, o.tensor, x.id.empty() ? "\"\"" : x.id,
+                   x.name.empty() ? "\"\"" : x.name, x.op.empty() ? "\"\"" : x.op, x.role, x.dtype,
+                   x.rows, x.cols, s.count, s.nan, s.pos_inf, s.neg_inf, s.zero, s.amax, s.min,
+                   s.max, s.sum, s.sum_sq);
+    for (int i = 0; i < kNumTargets; ++i) {
+      const auto& c = s.fmt[i];
+      fmt::format_to(std::back_inserter(buf),
+                     "{}\"{}\":{{\"overflow\":{},\"underflow\":{},\"subnormal\":{},\"sum_err2\":{},"
+                     "\"scale\":{},\"sqnr_db\":{}}}",
+                     i ? "," : "", spec(kTargets[i]).name, c.overflow, c.underflow, c.subnormal,
+                     c.sum_err2, c.scale, sqnr_json(sqnr_db(s.sum_sq, c.sum_err2)));
+    }
+    fmt::format_to(std::back_inserter(buf), "}}}}\n");
+    out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+  }
+}
+
+void export_perfetto(const trace::Trace& t, std::ostream& out) {
+  std::vector<std::string> ids;
+  for (const auto& i : t.tensors) ids.push_back(i.id);
+  auto ts = [](uint64_t ns) { return fmt::format("{:.3f}", static_cast<double>(ns) / 1000.0); };
+  out << "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"source\":\"fpscope\",\"trace\":"
+      << json_str(t.path) << "},\"traceEvents\":[\n";
+  out << "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"tid\":0,\"args\":{\"name\":"
+      << json_str("fpscope " + t.path) << "}}";
+  fmt::memory_buffer buf;
+  for (const auto& o : t.observations) {
+    buf.clear();
+    const std::string id = json_str(fmt::format(
+        "amax {}", o.tensor < ids.size() ? ids[o.tensor] : fmt::format("tensor#{}", o.tensor)));
+    const std::string ov = json_str(fmt::format(
+        "overflow_frac {}",
+        o.tensor < ids.size() ? ids[o.tensor] : fmt::format("tensor#{}", o.tensor)));
+    const std::string when = ts(o.time_ns);
+    fmt::format_to(std::back_inserter(buf),
+                   ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{\"amax\":"
+                   "{}}}}}",
+                   id, when, o.stats.amax);
+    fmt::format_to(std::back_inserter(buf),
+                   ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{", ov, when);
+    const uint64_t el = o.stats.nonzero_finite_count();
+    for (int i = 0; i < kNumTargets; ++i)
+      fmt::format_to(std::back_inserter(buf), "{}\"{}\":{}", i ? "," : "", spec(kTargets[i]).name,
+                     fraction(o.stats.fmt[i].overflow, el));
+    fmt::format_to(std::back_inserter(buf), "}}}}");
+    out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+  }
+  for (const auto& r : t.loss_scales) {
+    out << fmt::format(
+        ",\n{{\"name\":\"loss_scale\",\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{"
+        "\"scale\":{}}}}}",
+        ts(r.time_ns), std::isfinite(r.scale) ? r.scale : 0.0);
+    if (r.found_inf)
+      out << fmt::format(
+          ",\n{{\"name\":\"skipped step {}\",\"ph\":\"i\",\"s\":\"g\",\"ts\":{},\"pid\":1,"
+          "\"tid\":0}}",
+          r.step, ts(r.time_ns));
+  }
+  for (const auto& m : t.steps)
+    out << fmt::format(
+        ",\n{{\"name\":\"step {}\",\"ph\":\"i\",\"s\":\"p\",\"ts\":{},\"pid\":1,\"tid\":0}}",
+        m.step, ts(m.time_ns));
+  for (const auto& e : t.events)
+    out << fmt::format(",\n{{\"name\":{},\"ph\":\"i\",\"s\":\"p\",\"ts\":{},\"pid\":1,\"tid\":0}}",
+                       json_str(e.text), ts(e.time_ns));
+  out << "\n]}\n";
+}
+
+}  // namespace fpscope::analysis

@@ -1,0 +1,208 @@
+#include "fpscope/analysis/risk.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "index.h"
+
+namespace fpscope::analysis {
+
+const char* trend_name(Trend t) {
+  switch (t) {
+    case Trend::Unknown: return "unknown";
+    case Trend::Stable: return "stable";
+    case Trend::Worsening: return "worsening";
+    case Trend::Improving: return "improving";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Maps a fraction in [1e-7, 1] to [0, 999] on a log scale (any nonzero fraction ranks above 0).
+int frac_magnitude(double f) {
+  if (!(f > 0.0)) return 0;
+  const double m = (std::log10(f) + 7.0) / 7.0 * 999.0;
+  return static_cast<int>(std::clamp(std::lround(m), 1L, 999L));
+}
+
+bool is_fp8(Format f) { return f == Format::E4M3 || f == Format::E5M2; }
+
+void consider(Severity lvl, int mag, std::string why, Severity* best, int* best_score,
+              std::string* best_reason) {
+  const int score = static_cast<int>(lvl) * 1000 + mag;
+  if (score > *best_score) {
+    *best = lvl;
+    *best_score = score;
+    *best_reason = std::move(why);
+  }
+}
+
+}  // namespace
+
+Severity format_severity(const FormatRisk& r, const RiskOptions& opt, int* score,
+                         std::string* reason) {
+  const char* fname = spec(r.format).name;
+  // Unscaled FP8 casts are expected to fail: cap their level at Info (the what-if judges FP8).
+  const bool capped = is_fp8(r.format) && !r.scaled;
+  auto cap = [&](Severity s) { return capped && s > Severity::Info ? Severity::Info : s; };
+  Severity best = Severity::None;
+  int best_score = 0;
+  std::string best_reason;
+  if (r.overflow > 0) {
+    consider(cap(Severity::Error), frac_magnitude(r.overflow_frac),
+             fmt::format("{} overflow: {} of elements from step {}", fname,
+                         fmt_pct(r.overflow_frac), r.first_overflow_step),
+             &best, &best_score, &best_reason);
+  }
+  if (r.underflow_frac >= opt.underflow_warn && r.underflow > 0) {
+    const Severity lvl =
+        r.underflow_frac >= opt.underflow_error ? Severity::Error : Severity::Warning;
+    consider(cap(lvl), frac_magnitude(r.underflow_frac),
+             fmt::format("{} underflow: {} of elements flush to zero from step {}", fname,
+                         fmt_pct(r.underflow_frac), r.first_underflow_step),
+             &best, &best_score, &best_reason);
+  }
+  if (std::isfinite(r.sqnr_db) && r.sqnr_db < nominal_sqnr_db(r.format) - opt.sqnr_margin_db) {
+    const double deficit = nominal_sqnr_db(r.format) - r.sqnr_db;
+    const int mag = static_cast<int>(std::clamp(std::lround(deficit / 60.0 * 999.0), 1L, 999L));
+    consider(cap(Severity::Warning), mag,
+             fmt::format("{} SQNR {:.1f} dB, {:.1f} dB below nominal", fname, r.sqnr_db, deficit),
+             &best, &best_score, &best_reason);
+  }
+  if (r.subnormal_frac >= opt.subnormal_info && r.subnormal > 0) {
+    consider(Severity::Info, frac_magnitude(r.subnormal_frac),
+             fmt::format("{} subnormal: {} of elements lose precision", fname,
+                         fmt_pct(r.subnormal_frac)),
+             &best, &best_score, &best_reason);
+  }
+  if (score) *score = best_score;
+  if (reason) *reason = best_reason;
+  return best;
+}
+
+std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskOptions& opt) {
+  const auto& trace = model.trace();
+  std::vector<TensorRisk> rows;
+  for (uint32_t ti = 0; ti < model.num_tensors(); ++ti) {
+    const auto series = model.series(ti);
+    if (series.empty()) continue;
+    TensorRisk r;
+    r.tensor = ti;
+    const auto& info = model.tensor(ti);
+    r.id = info.id;
+    r.name = info.name;
+    r.op = info.op;
+    r.role = info.role;
+    r.dtype = info.dtype;
+    r.rows = info.rows;
+    r.cols = info.cols;
+    const auto steps = detail::per_step(trace, series);
+    r.observations = series.size();
+    r.first_step = steps.front().step;
+    r.last_step = steps.back().step;
+    for (int f = 0; f < kNumTargets; ++f) r.formats[f].format = kTargets[f];
+    for (const auto& st : steps) {
+      const auto& s = st.s;
+      r.elements += s.count;
+      r.nan += s.nan;
+      r.pos_inf += s.pos_inf;
+      r.neg_inf += s.neg_inf;
+      r.zero += s.zero;
+      r.amax = std::max(r.amax, s.amax);
+      if (r.first_nonfinite_step < 0 && s.nan + s.pos_inf + s.neg_inf > 0)
+        r.first_nonfinite_step = static_cast<int64_t>(st.step);
+      for (int f = 0; f < kNumTargets; ++f) {
+        auto& fr = r.formats[f];
+        const auto& c = s.fmt[f];
+        fr.eligible += s.nonzero_finite_count();
+        fr.overflow += c.overflow;
+        fr.underflow += c.underflow;
+        fr.subnormal += c.subnormal;
+        fr.sum_sq += s.sum_sq;
+        fr.sum_err2 += c.sum_err2;
+        if (c.overflow > 0) {
+          ++fr.overflow_steps;
+          if (fr.first_overflow_step < 0) fr.first_overflow_step = static_cast<int64_t>(st.step);
+        }
+        if (c.underflow > 0 && fr.first_underflow_step < 0)
+          fr.first_underflow_step = static_cast<int64_t>(st.step);
+        if (c.subnormal > 0 && fr.first_subnormal_step < 0)
+          fr.first_subnormal_step = static_cast<int64_t>(st.step);
+      }
+    }
+    // Scales: per observation (per_step merged them).
+    for (uint32_t oi : series)
+      for (int f = 0; f < kNumTargets; ++f)
+        if (trace.observations[oi].stats.fmt[f].scale != 1.0f) r.formats[f].scaled = true;
+
+    const size_t n = steps.size();
+    for (int f = 0; f < kNumTargets; ++f) {
+      auto& fr = r.formats[f];
+      fr.overflow_frac = fraction(fr.overflow, fr.eligible);
+      fr.underflow_frac = fraction(fr.underflow, fr.eligible);
+      fr.subnormal_frac = fraction(fr.subnormal, fr.eligible);
+      fr.sqnr_db = sqnr_db(fr.sum_sq, fr.sum_err2);
+      if (n >= 3) {
+        const size_t k = n / 3;
+        auto third = [&](size_t b, size_t e, double* rf, double* sq) {
+          double sum_rf = 0, ssq = 0, serr = 0;
+          for (size_t i = b; i < e; ++i) {
+            const auto& s = steps[i].s;
+            sum_rf += fraction(s.fmt[f].overflow + s.fmt[f].underflow, s.nonzero_finite_count());
+            ssq += s.sum_sq;
+            serr += s.fmt[f].sum_err2;
+          }
+          *rf = sum_rf / static_cast<double>(e - b);
+          *sq = sqnr_db(ssq, serr);
+        };
+        double sq_first = 0, sq_last = 0;
+        third(0, k, &fr.risk_frac_first, &sq_first);
+        third(n - k, n, &fr.risk_frac_last, &sq_last);
+        fr.sqnr_delta_db =
+            std::isfinite(sq_first) && std::isfinite(sq_last) ? sq_last - sq_first : 0.0;
+        const bool worse = (fr.risk_frac_last > 2.0 * fr.risk_frac_first &&
+                            fr.risk_frac_last - fr.risk_frac_first >= 1e-6) ||
+                           fr.sqnr_delta_db < -3.0;
+        const bool better = (fr.risk_frac_first > 2.0 * fr.risk_frac_last &&
+                             fr.risk_frac_first - fr.risk_frac_last >= 1e-6) ||
+                            fr.sqnr_delta_db > 3.0;
+        fr.trend = worse ? Trend::Worsening : better ? Trend::Improving : Trend::Stable;
+      }
+    }
+
+    // Severity: NaN/Inf in the data first, then the worst format.
+    int best_score = 0;
+    const uint64_t nonfinite = r.nan + r.pos_inf + r.neg_inf;
+    if (nonfinite > 0) {
+      r.severity = Severity::Critical;
+      best_score = 4000 + frac_magnitude(fraction(nonfinite, r.elements));
+      r.severity_format = r.dtype;
+      r.severity_reason = fmt::format("data holds {} NaN, {} +Inf, {} -Inf from step {}", r.nan,
+                                      r.pos_inf, r.neg_inf, r.first_nonfinite_step);
+    }
+    for (int f = 0; f < kNumTargets; ++f) {
+      int sc = 0;
+      std::string why;
+      const Severity lvl = format_severity(r.formats[f], opt, &sc, &why);
+      if (sc > best_score) {
+        best_score = sc;
+        r.severity = lvl;
+        r.severity_format = kTargets[f];
+        r.severity_reason = std::move(why);
+      }
+    }
+    r.score = best_score;
+    rows.push_back(std::move(r));
+  }
+  std::sort(rows.begin(), rows.end(), [](const TensorRisk& a, const TensorRisk& b) {
+    if (a.score != b.score) return a.score > b.score;
+    if (a.id != b.id) return a.id < b.id;
+    return a.tensor < b.tensor;
+  });
+  return rows;
+}
+
+}  // namespace fpscope::analysis

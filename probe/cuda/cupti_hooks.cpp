@@ -1,0 +1,294 @@
+#include "cupti_hooks.h"
+
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+#include <cupti_callbacks.h>
+#include <cupti_driver_cbid.h>
+#include <cupti_result.h>
+#include <cupti_runtime_cbid.h>
+#include <dlfcn.h>
+#include <generated_cuda_runtime_api_meta.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include "../src/log.h"
+#include "../src/recorder.h"
+#include "device_runtime.h"
+#include "kernel_match.h"
+
+namespace fpscope::cuda {
+namespace {
+
+using SubscribeFn = CUptiResult (*)(CUpti_SubscriberHandle*, CUpti_CallbackFunc, void*);
+using SubscribeV2Fn = CUptiResult (*)(CUpti_SubscriberHandle*, CUpti_CallbackFunc, void*,
+                                      CUpti_SubscriberParams*);
+using EnableCallbackFn = CUptiResult (*)(uint32_t, CUpti_SubscriberHandle, CUpti_CallbackDomain,
+                                         CUpti_CallbackId);
+using ResultStringFn = CUptiResult (*)(CUptiResult, const char**);
+
+struct State {
+  std::once_flag once;
+  std::atomic<bool> subscribed{false};
+  std::string optimizer_pattern = kDefaultOptimizerPattern;
+  std::atomic<bool> optimizer_step_pending{false};
+  std::atomic<uint64_t> loss_scale{0}, unknown_abi{0}, unscale{0}, optimizer{0};
+  std::atomic<bool> warned_abi{false};
+};
+State g;
+
+// Per launching thread: the ticket of a loss-scale group opened at API enter.
+thread_local int t_loss_ticket = -1;
+thread_local int t_loss_device = -1;
+// Set while a runtime launch callback is in progress: the driver launch beneath it is the same one.
+thread_local bool t_in_runtime_launch = false;
+
+// Driver launch parameter blocks, as in CUDA's generated_cuda_meta.h (that header needs the
+// driver's internal _v1 typedefs, so the two layouts are restated here; they are ABI).
+struct DrvLaunchKernelParams {
+  CUfunction f;
+  unsigned int gridDimX, gridDimY, gridDimZ;
+  unsigned int blockDimX, blockDimY, blockDimZ;
+  unsigned int sharedMemBytes;
+  CUstream hStream;
+  void** kernelParams;
+  void** extra;
+};
+struct DrvLaunchKernelExParams {
+  const CUlaunchConfig* config;
+  CUfunction f;
+  void** kernelParams;
+  void** extra;
+};
+
+struct Launch {
+  const char* name = nullptr;
+  void* stream = nullptr;
+  void** args = nullptr;
+};
+
+// Extracts the launched kernel's name, stream and argument array; false for a cbid we do not read.
+bool read_launch(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, const CUpti_CallbackData* d,
+                 Launch* out) {
+  out->name = d->symbolName;
+  if (domain == CUPTI_CB_DOMAIN_RUNTIME_API) {
+    switch (cbid) {
+      case CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_ptsz_v7000: {
+        auto* p = static_cast<const cudaLaunchKernel_v7000_params*>(d->functionParams);
+        out->stream = p->stream;
+        out->args = p->args;
+        return true;
+      }
+      case CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_v11060:
+      case CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_ptsz_v11060: {
+        auto* p = static_cast<const cudaLaunchKernelExC_v11060_params*>(d->functionParams);
+        out->stream = p->config != nullptr ? p->config->stream : nullptr;
+        out->args = p->args;
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+  switch (cbid) {
+    case CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel:
+    case CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel_ptsz: {
+      auto* p = static_cast<const DrvLaunchKernelParams*>(d->functionParams);
+      out->stream = p->hStream;
+      out->args = p->kernelParams;
+      return true;
+    }
+    case CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx:
+    case CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx_ptsz: {
+      auto* p = static_cast<const DrvLaunchKernelExParams*>(d->functionParams);
+      out->stream = p->config != nullptr ? p->config->hStream : nullptr;
+      out->args = p->kernelParams;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void on_loss_scale_kernel(const CUpti_CallbackData* d, const Launch& l) {
+  Pipeline* p = pipeline();
+  probe::Recorder* rec = probe::Recorder::get();
+  if (p == nullptr || rec == nullptr || l.args == nullptr) return;
+  const void* scale = *static_cast<void* const*>(l.args[kAmpScaleArg]);
+  const void* found_inf = *static_cast<void* const*>(l.args[kAmpFoundInfArg]);
+  if (d->callbackSite == CUPTI_API_ENTER) {
+    int dev = -1;
+    if (cudaGetDevice(&dev) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return;
+    }
+    ObsMeta meta;
+    meta.operand = kLossScaleGroup;
+    meta.step = rec->current_step();
+    meta.time_ns = rec->now_ns();
+    meta.device = dev;
+    meta.stream = reinterpret_cast<uint64_t>(l.stream);
+    t_loss_ticket = p->open_scalars(dev, l.stream, meta);
+    t_loss_device = dev;
+    if (t_loss_ticket >= 0) p->copy_scalar(t_loss_ticket, {dev, l.stream, scale, 0});
+    return;
+  }
+  // API exit: the kernel is enqueued; what we enqueue now runs after it.
+  if (t_loss_ticket >= 0) {
+    p->copy_scalar(t_loss_ticket, {t_loss_device, l.stream, scale, 1});
+    p->copy_scalar(t_loss_ticket, {t_loss_device, l.stream, found_inf, 2});
+    p->close_scalars(t_loss_ticket, l.stream);
+    t_loss_ticket = -1;
+  }
+  g.loss_scale.fetch_add(1, std::memory_order_relaxed);
+  rec->mark_step(trace::StepSource::LossScaleKernel);
+}
+
+void CUPTIAPI callback(void*, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
+                       const void* data) {
+  if (domain != CUPTI_CB_DOMAIN_RUNTIME_API && domain != CUPTI_CB_DOMAIN_DRIVER_API) return;
+  if (probe::HookGuard::active()) return;  // the probe's own launches, cuBLAS inside a hook
+  const auto* d = static_cast<const CUpti_CallbackData*>(data);
+  if (domain == CUPTI_CB_DOMAIN_DRIVER_API && t_in_runtime_launch) return;
+  Launch l;
+  const bool known = read_launch(domain, cbid, d, &l);
+  if (domain == CUPTI_CB_DOMAIN_RUNTIME_API)
+    t_in_runtime_launch = known && d->callbackSite == CUPTI_API_ENTER;
+  if (!known || l.name == nullptr) return;
+  switch (classify_kernel(l.name, g.optimizer_pattern)) {
+    case KernelKind::LossScaleUpdate: {
+      probe::HookGuard guard;  // our copies must not be seen as application work
+      on_loss_scale_kernel(d, l);
+      break;
+    }
+    case KernelKind::LossScaleUnknownAbi:
+      if (d->callbackSite == CUPTI_API_EXIT) {
+        g.unknown_abi.fetch_add(1, std::memory_order_relaxed);
+        if (!g.warned_abi.exchange(true))
+          FPSCOPE_LOG(Warn, "loss-scale kernel with an unknown signature (%s): not recorded",
+                      l.name);
+      }
+      break;
+    case KernelKind::Unscale:
+      if (d->callbackSite == CUPTI_API_EXIT) g.unscale.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case KernelKind::Optimizer:
+      if (d->callbackSite == CUPTI_API_EXIT) {
+        g.optimizer.fetch_add(1, std::memory_order_relaxed);
+        g.optimizer_step_pending.store(true, std::memory_order_release);
+      }
+      break;
+    case KernelKind::Other:
+      break;
+  }
+}
+
+void* open_cupti() {
+  if (const char* path = std::getenv("FPSCOPE_CUPTI_LIB"); path != nullptr && *path != '\0')
+    return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  const char* names[] = {"libcupti.so.13", "libcupti.so.12", "libcupti.so"};
+  for (const char* n : names)
+    if (void* h = dlopen(n, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD)) return h;
+  for (const char* n : names)
+    if (void* h = dlopen(n, RTLD_NOW | RTLD_LOCAL)) return h;
+  return nullptr;
+}
+
+void subscribe(const char* who) {
+  if (const char* pat = std::getenv("FPSCOPE_OPTIMIZER_PATTERN"); pat != nullptr)
+    g.optimizer_pattern = pat;
+  void* lib = open_cupti();
+  if (lib == nullptr) {
+    FPSCOPE_LOG(Warn,
+                "CUPTI not found (set FPSCOPE_CUPTI_LIB): loss-scale kernels and kernel "
+                "step marks are not recorded; cuBLAS hooks stay active");
+    return;
+  }
+  auto v2 = reinterpret_cast<SubscribeV2Fn>(dlsym(lib, "cuptiSubscribe_v2"));
+  auto v1 = reinterpret_cast<SubscribeFn>(dlsym(lib, "cuptiSubscribe"));
+  auto enable = reinterpret_cast<EnableCallbackFn>(dlsym(lib, "cuptiEnableCallback"));
+  auto result_string = reinterpret_cast<ResultStringFn>(dlsym(lib, "cuptiGetResultString"));
+  if ((v2 == nullptr && v1 == nullptr) || enable == nullptr) {
+    FPSCOPE_LOG(Warn, "this libcupti lacks cuptiSubscribe/cuptiEnableCallback: CUPTI off");
+    return;
+  }
+  CUpti_SubscriberHandle sub = nullptr;
+  char holder[CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN + 64] = {0};
+  CUptiResult r;
+  if (v2 != nullptr) {
+    CUpti_SubscriberParams params{};
+    params.structSize = CUpti_SubscriberParams_STRUCT_SIZE;
+    params.subscriberName = "fpscope";
+    params.oldSubscriberName = holder;
+    params.oldSubscriberSize = sizeof holder;
+    r = v2(&sub, callback, nullptr, &params);
+  } else {
+    r = v1(&sub, callback, nullptr);
+  }
+  if (r != CUPTI_SUCCESS) {
+    const char* msg = "?";
+    if (result_string != nullptr) result_string(r, &msg);
+    if (r == CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) {
+      FPSCOPE_LOG(Warn,
+                  "CUPTI is held by another tool (%s): fpscope keeps its cuBLAS hooks but records "
+                  "no loss-scale kernels and no kernel step marks",
+                  holder[0] != '\0' ? holder : "e.g. Nsight Systems, a profiler, cuda-gdb");
+    } else {
+      FPSCOPE_LOG(Warn, "cuptiSubscribe failed (%s): CUPTI callbacks off", msg);
+    }
+    if (probe::Recorder* rec = probe::Recorder::get())
+      rec->event(trace::EventLevel::Warning, std::string("cuda: CUPTI unavailable: ") + msg);
+    return;
+  }
+  const CUpti_CallbackId runtime_ids[] = {CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000,
+                                          CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_ptsz_v7000,
+                                          CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_v11060,
+                                          CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_ptsz_v11060};
+  const CUpti_CallbackId driver_ids[] = {
+      CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel_ptsz,
+      CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx_ptsz};
+  int enabled = 0;
+  for (CUpti_CallbackId id : runtime_ids)
+    enabled += enable(1, sub, CUPTI_CB_DOMAIN_RUNTIME_API, id) == CUPTI_SUCCESS ? 1 : 0;
+  for (CUpti_CallbackId id : driver_ids)
+    enabled += enable(1, sub, CUPTI_CB_DOMAIN_DRIVER_API, id) == CUPTI_SUCCESS ? 1 : 0;
+  g.subscribed = enabled > 0;
+  FPSCOPE_LOG(Info, "CUPTI subscribed (%s), %d launch callbacks enabled", who, enabled);
+}
+
+}  // namespace
+
+void start_cupti(const char* who) {
+  std::call_once(g.once, [who] { subscribe(who); });
+}
+
+void on_gemm_issued() {
+  start_cupti("first cuBLAS call");
+  if (g.optimizer_step_pending.exchange(false, std::memory_order_acq_rel)) {
+    if (probe::Recorder* rec = probe::Recorder::get())
+      rec->mark_step(trace::StepSource::OptimizerKernel);
+  }
+}
+
+CuptiCounters cupti_counters() {
+  CuptiCounters c;
+  c.loss_scale_kernels = g.loss_scale.load();
+  c.unknown_abi_kernels = g.unknown_abi.load();
+  c.unscale_kernels = g.unscale.load();
+  c.optimizer_kernels = g.optimizer.load();
+  c.subscribed = g.subscribed.load();
+  return c;
+}
+
+}  // namespace fpscope::cuda
+
+// CUDA_INJECTION64_PATH entry point: the driver calls it from cuInit. Only CUPTI is available in
+// this mode when the library was not also preloaded (the cuBLAS hooks interpose through LD_PRELOAD
+// only). Returns 1 (success) in every case: the probe never fails the program's cuInit.
+extern "C" __attribute__((visibility("default"))) int InitializeInjection(void) {
+  fpscope::cuda::start_cupti("InitializeInjection");
+  return 1;
+}

@@ -1,0 +1,126 @@
+#include "gemm_engine.h"
+
+#include <cuda_runtime_api.h>
+
+#include "../src/log.h"
+#include "../src/recorder.h"
+#include "cuda_backend.h"
+#include "cupti_hooks.h"
+#include "device_runtime.h"
+
+namespace fpscope::cuda {
+namespace {
+
+int device_of(void* stream) {
+  int dev = -1;
+  if (stream != nullptr &&
+      cudaStreamGetDevice(static_cast<cudaStream_t>(stream), &dev) == cudaSuccess)
+    return dev;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    (void)cudaGetLastError();  // do not leave our error in this runtime's sticky state
+    return -1;
+  }
+  return dev;
+}
+
+probe::GemmDesc to_desc(const GemmCall& c, int device) {
+  probe::GemmDesc d;
+  d.op = c.op;
+  d.sig = c.sig;
+  d.layout = c.layout;
+  d.num_operands = c.num_operands;
+  for (int i = 0; i < c.num_operands; ++i) {
+    const DeviceOperand& o = c.operands[i];
+    d.operands[i].role = o.role;
+    // An unreadable type still needs an identity: FP32 is the storage placeholder (never sampled).
+    d.operands[i].dtype = o.dtype.value_or(Format::FP32);
+    d.operands[i].rows = o.rows;
+    d.operands[i].cols = o.cols;
+    d.operands[i].ld = o.ld;
+  }
+  d.device = device;
+  d.stream = reinterpret_cast<uint64_t>(c.stream);
+  return d;
+}
+
+// Enqueues the stats of operand i (or abandons it). Called before the GEMM for C aliasing D.
+void submit_operand(const GemmCall& c, const GemmState& st, const probe::GemmTicket& t, int i,
+                    int device) {
+  const DeviceOperand& o = c.operands[i];
+  Pipeline* p = pipeline();
+  if (p == nullptr || !stats_kernels_built() || !o.dtype || o.pointer_array || o.data == nullptr ||
+      device < 0) {
+    if (p != nullptr) count_unsupported_operand();
+    abandon_operand(st.cookie, i);
+    return;
+  }
+  StatsJob job;
+  job.device = device;
+  job.stream = c.stream;
+  job.data = o.data;
+  job.dtype = *o.dtype;
+  job.rows = o.rows;
+  job.cols = o.cols;
+  job.ld = o.ld;
+  job.batch = o.batch;
+  job.batch_stride = o.batch_stride;
+  ObsMeta meta;
+  meta.cookie = st.cookie;
+  meta.operand = i;
+  meta.tensor = t.tensor[i];
+  meta.step = t.step;
+  meta.seq = t.seq;
+  meta.stream = reinterpret_cast<uint64_t>(c.stream);
+  meta.time_ns = t.time_ns;
+  meta.device = device;
+  std::string err;
+  const Submit s = p->submit_stats(job, meta, &err);
+  if (s != Submit::Ok) {
+    if (s == Submit::Failed) FPSCOPE_LOG(Debug, "%s operand %d: %s", c.op, i, err.c_str());
+    abandon_operand(st.cookie, i);
+  }
+}
+
+thread_local probe::GemmTicket t_ticket;  // between gemm_begin and gemm_end of this thread
+
+}  // namespace
+
+GemmState gemm_begin(const GemmCall& call) {
+  GemmState st;
+  probe::Recorder* rec = probe::Recorder::get();
+  if (rec == nullptr) return st;
+  on_gemm_issued();  // CUPTI: starts the subscriber; a pending optimizer step boundary lands here
+  const int device = device_of(call.stream);
+  const probe::GemmTicket t = rec->begin_gemm(to_desc(call, device));
+  if (!t.any) return st;
+  int sampled = 0;
+  for (int i = 0; i < call.num_operands; ++i) sampled += t.sampled[i] ? 1 : 0;
+  if (sampled == 0) return st;
+  st.active = true;
+  st.cookie = register_call(t, sampled);
+  t_ticket = t;
+  // C is read by the GEMM and overwritten by D: its statistics must be taken before.
+  for (int i = 0; i < call.num_operands; ++i) {
+    if (t.sampled[i] && call.operands[i].role == trace::Role::C && call.c_aliases_d)
+      submit_operand(call, st, t, i, device);
+  }
+  return st;
+}
+
+void gemm_end(const GemmCall& call, GemmState& st, int status) {
+  if (!st.active) return;
+  const probe::GemmTicket& t = t_ticket;
+  const int device = device_of(call.stream);
+  for (int i = 0; i < call.num_operands; ++i) {
+    if (!t.sampled[i]) continue;
+    if (call.operands[i].role == trace::Role::C && call.c_aliases_d) continue;  // done before
+    if (status != 0) {
+      abandon_operand(st.cookie, i);  // the GEMM failed: D holds nothing of its own
+      continue;
+    }
+    submit_operand(call, st, t, i, device);
+  }
+  st.active = false;
+}
+
+}  // namespace fpscope::cuda

@@ -1,0 +1,74 @@
+// The CUDA GEMM path between the cuBLAS/cuBLASLt hooks and the recorder.
+//
+// Contract:
+//  - A hook fills a GemmCall from its arguments, calls gemm_begin() BEFORE the real function and
+//    gemm_end() after it with the real status, then returns that status unchanged.
+//  - gemm_begin() asks the recorder for a ticket (sequence, step, tensor ids, sampling) and, when
+//    C is sampled and aliases D (classic cuBLAS always; cuBLASLt when C == D), enqueues the stats
+//    of C on the call's stream before the GEMM runs. gemm_end() enqueues A, B (and C when it does
+//    not alias D) and D after it, on the same stream, or abandons the ticket when the call failed.
+//  - Nothing here synchronizes a stream or the device, or allocates device memory after a
+//    device's first use; a capturing stream is skipped and counted (FPSCOPE_CUDA_GRAPHS=1 allows).
+//  - Operands the stats kernels cannot read (int8, FP64, device pointer arrays of
+//    cublasGemmBatchedEx) are recorded in the signature but get no statistics (counted).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "fpscope/formats.h"
+#include "fpscope/trace_types.h"
+
+namespace fpscope::cuda {
+
+struct DeviceOperand {
+  trace::Role role = trace::Role::D;
+  const void* data = nullptr;
+  std::optional<Format> dtype;  // nullopt: a type the stats kernels do not read
+  uint64_t rows = 0;
+  uint64_t cols = 0;
+  uint64_t ld = 0;
+  uint64_t batch = 1;
+  int64_t batch_stride = 0;    // elements
+  bool pointer_array = false;  // data is a device array of per-batch pointers (not readable)
+};
+
+struct GemmCall {
+  const char* op = "";
+  trace::GemmSignature sig;
+  int layout = 0;
+  void* stream = nullptr;
+  bool c_aliases_d = false;
+  DeviceOperand operands[4];
+  int num_operands = 0;
+};
+
+// Opaque per-call state between gemm_begin and gemm_end (plain value, lives on the hook's stack).
+struct GemmState {
+  bool active = false;
+  uint64_t cookie = 0;
+};
+
+GemmState gemm_begin(const GemmCall& call);
+void gemm_end(const GemmCall& call, GemmState& state, int status);
+
+// Per-hook call counters (every call the hook saw, recorded or not), for tests and the exit log.
+enum class Hook : int {
+  GemmEx,
+  GemmEx_64,
+  GemmStridedBatchedEx,
+  GemmStridedBatchedEx_64,
+  GemmBatchedEx,
+  GemmBatchedEx_64,
+  Sgemm_v2,
+  Sgemm_v2_64,
+  Hgemm,
+  Hgemm_64,
+  LtMatmul,
+  Count
+};
+const char* hook_name(Hook h);  // the cuBLAS symbol name, "cublasGemmEx", ...
+void count_hook_call(Hook h);
+uint64_t hook_calls(Hook h);
+
+}  // namespace fpscope::cuda

@@ -1,0 +1,180 @@
+#include "lt_decode.h"
+
+#include <library_types.h>
+
+#include "resolve.h"
+
+namespace fpscope::cuda {
+namespace {
+
+template <typename T, typename Get, typename Obj, typename Attr>
+cublasStatus_t get_attr(Get get, Obj obj, Attr attr, T* value) {
+  size_t written = 0;
+  T tmp{};
+  const cublasStatus_t st = get(obj, attr, &tmp, sizeof(T), &written);
+  if (st == CUBLAS_STATUS_SUCCESS && written == sizeof(T)) *value = tmp;
+  return st == CUBLAS_STATUS_SUCCESS && written != sizeof(T) ? CUBLAS_STATUS_INVALID_VALUE : st;
+}
+
+void note_missing(std::string* missing, const char* name) {
+  if (!missing->empty()) *missing += ',';
+  *missing += name;
+}
+
+std::string fail(const char* what, const char* attr, cublasStatus_t st) {
+  return std::string("cublasLt ") + what + " attribute " + attr + ": status " +
+         std::to_string(static_cast<int>(st));
+}
+
+}  // namespace
+
+const LtApi* LtApi::from_process() {
+  static const LtApi api = [] {
+    LtApi a;
+    a.desc_get =
+        reinterpret_cast<DescGet>(resolve_real("cublasLtMatmulDescGetAttribute", "cublasLt"));
+    a.layout_get =
+        reinterpret_cast<LayoutGet>(resolve_real("cublasLtMatrixLayoutGetAttribute", "cublasLt"));
+    return a;
+  }();
+  return api.desc_get != nullptr && api.layout_get != nullptr ? &api : nullptr;
+}
+
+std::optional<Format> format_from_cuda(int t) {
+  switch (t) {
+    case CUDA_R_32F:
+      return Format::FP32;
+    case CUDA_R_16BF:
+      return Format::BF16;
+    case CUDA_R_16F:
+      return Format::FP16;
+    case CUDA_R_8F_E4M3:
+      return Format::E4M3;
+    case CUDA_R_8F_E5M2:
+      return Format::E5M2;
+    default:
+      return std::nullopt;
+  }
+}
+
+const char* cuda_type_name(int t) {
+  switch (t) {
+    case CUDA_R_32F:
+      return "CUDA_R_32F";
+    case CUDA_R_64F:
+      return "CUDA_R_64F";
+    case CUDA_R_16BF:
+      return "CUDA_R_16BF";
+    case CUDA_R_16F:
+      return "CUDA_R_16F";
+    case CUDA_R_8F_E4M3:
+      return "CUDA_R_8F_E4M3";
+    case CUDA_R_8F_E5M2:
+      return "CUDA_R_8F_E5M2";
+    case CUDA_R_8I:
+      return "CUDA_R_8I";
+    case CUDA_R_32I:
+      return "CUDA_R_32I";
+    default:
+      return "cudaDataType(other)";
+  }
+}
+
+bool LtMatmul::is_fp8() const {
+  auto f8 = [](const LtLayout& l) { return l.dtype == Format::E4M3 || l.dtype == Format::E5M2; };
+  return f8(a) || f8(b);
+}
+
+trace::GemmSignature LtMatmul::signature() const {
+  trace::GemmSignature s;
+  s.transa = transa == CUBLAS_OP_N ? 'N' : (transa == CUBLAS_OP_T ? 'T' : 'C');
+  s.transb = transb == CUBLAS_OP_N ? 'N' : (transb == CUBLAS_OP_T ? 'T' : 'C');
+  s.m = m();
+  s.n = n();
+  s.k = k();
+  s.lda = a.ld;
+  s.ldb = b.ld;
+  s.ldc = d.ld;
+  s.batch = d.batch_count;
+  return s;
+}
+
+bool decode_layout(const LtApi& api, cublasLtMatrixLayout_t layout, LtLayout* out,
+                   std::string* error) {
+  LtLayout l;
+  cublasStatus_t st;
+  auto req = [&](auto attr, const char* name, auto* value) {
+    st = get_attr(api.layout_get, layout, attr, value);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+      *error = fail("matrix layout", name, st);
+      return false;
+    }
+    return true;
+  };
+  if (!req(CUBLASLT_MATRIX_LAYOUT_TYPE, "TYPE", &l.type)) return false;
+  if (!req(CUBLASLT_MATRIX_LAYOUT_ROWS, "ROWS", &l.rows)) return false;
+  if (!req(CUBLASLT_MATRIX_LAYOUT_COLS, "COLS", &l.cols)) return false;
+  if (!req(CUBLASLT_MATRIX_LAYOUT_LD, "LD", &l.ld)) return false;
+  auto opt = [&](auto attr, const char* name, auto* value) {
+    if (get_attr(api.layout_get, layout, attr, value) != CUBLAS_STATUS_SUCCESS)
+      note_missing(&l.missing, name);
+  };
+  opt(CUBLASLT_MATRIX_LAYOUT_ORDER, "ORDER", &l.order);
+  opt(CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, "BATCH_COUNT", &l.batch_count);
+  opt(CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, "STRIDED_BATCH_OFFSET", &l.batch_stride);
+  opt(CUBLASLT_MATRIX_LAYOUT_BATCH_MODE, "BATCH_MODE", &l.batch_mode);
+  l.dtype = format_from_cuda(static_cast<int>(l.type));
+  *out = std::move(l);
+  return true;
+}
+
+bool decode_matmul(const LtApi& api, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+                   cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
+                   LtMatmul* out, std::string* error) {
+  if (desc == nullptr || a == nullptr || b == nullptr || c == nullptr || d == nullptr) {
+    *error = "cublasLtMatmul: null descriptor";
+    return false;
+  }
+  LtMatmul mm;
+  cublasStatus_t st;
+  auto req = [&](auto attr, const char* name, auto* value) {
+    st = get_attr(api.desc_get, desc, attr, value);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+      *error = fail("matmul desc", name, st);
+      return false;
+    }
+    return true;
+  };
+  if (!req(CUBLASLT_MATMUL_DESC_COMPUTE_TYPE, "COMPUTE_TYPE", &mm.compute_type)) return false;
+  if (!req(CUBLASLT_MATMUL_DESC_SCALE_TYPE, "SCALE_TYPE", &mm.scale_type)) return false;
+  if (!req(CUBLASLT_MATMUL_DESC_TRANSA, "TRANSA", &mm.transa)) return false;
+  if (!req(CUBLASLT_MATMUL_DESC_TRANSB, "TRANSB", &mm.transb)) return false;
+  auto opt = [&](auto attr, const char* name, auto* value) {
+    if (get_attr(api.desc_get, desc, attr, value) != CUBLAS_STATUS_SUCCESS)
+      note_missing(&mm.missing, name);
+  };
+  opt(CUBLASLT_MATMUL_DESC_POINTER_MODE, "POINTER_MODE", &mm.pointer_mode);
+  opt(CUBLASLT_MATMUL_DESC_EPILOGUE, "EPILOGUE", &mm.epilogue);
+  opt(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, "A_SCALE_POINTER", &mm.a_scale);
+  opt(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, "B_SCALE_POINTER", &mm.b_scale);
+  opt(CUBLASLT_MATMUL_DESC_C_SCALE_POINTER, "C_SCALE_POINTER", &mm.c_scale);
+  opt(CUBLASLT_MATMUL_DESC_D_SCALE_POINTER, "D_SCALE_POINTER", &mm.d_scale);
+  opt(CUBLASLT_MATMUL_DESC_AMAX_D_POINTER, "AMAX_D_POINTER", &mm.amax_d);
+  opt(CUBLASLT_MATMUL_DESC_A_SCALE_MODE, "A_SCALE_MODE", &mm.a_scale_mode);
+  opt(CUBLASLT_MATMUL_DESC_B_SCALE_MODE, "B_SCALE_MODE", &mm.b_scale_mode);
+
+  const cublasLtMatrixLayout_t layouts[4] = {a, b, c, d};
+  LtLayout* dst[4] = {&mm.a, &mm.b, &mm.c, &mm.d};
+  const char* names[4] = {"A", "B", "C", "D"};
+  for (int i = 0; i < 4; ++i) {
+    std::string e;
+    if (!decode_layout(api, layouts[i], dst[i], &e)) {
+      *error = std::string("layout ") + names[i] + ": " + e;
+      return false;
+    }
+  }
+  *out = std::move(mm);
+  return true;
+}
+
+}  // namespace fpscope::cuda

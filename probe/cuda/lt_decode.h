@@ -1,0 +1,87 @@
+// Decoding of cuBLASLt matmul descriptors and matrix layouts (what a cublasLtMatmul call does to
+// which memory), through the library's own cublasLt*GetAttribute functions.
+//
+// Contract:
+//  - decode_layout/decode_matmul read every attribute they report; an attribute the loaded
+//    cuBLASLt does not know (older versions: BATCH_MODE, *_SCALE_MODE) keeps its documented default
+//    and is listed in `missing`; a failure to read a REQUIRED attribute (type, rows, cols, ld,
+//    compute type, transposes) returns false with a message naming the attribute.
+//  - No GPU and no cublasLt handle are needed: descriptors are host objects.
+//  - GEMM shape (column-major, as cuBLASLt defines it): D is m x n, op(A) is m x k, op(B) k x n.
+#pragma once
+
+#include <cublasLt.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "fpscope/formats.h"
+#include "fpscope/trace_types.h"
+
+namespace fpscope::cuda {
+
+// The two getters, resolved from the loaded libcublasLt (or given directly by tests).
+struct LtApi {
+  using DescGet = cublasStatus_t (*)(cublasLtMatmulDesc_t, cublasLtMatmulDescAttributes_t, void*,
+                                     size_t, size_t*);
+  using LayoutGet = cublasStatus_t (*)(cublasLtMatrixLayout_t, cublasLtMatrixLayoutAttribute_t,
+                                       void*, size_t, size_t*);
+  DescGet desc_get = nullptr;
+  LayoutGet layout_get = nullptr;
+
+  // Resolved once from the process (resolve_real); nullptr when libcublasLt is not loaded.
+  static const LtApi* from_process();
+};
+
+// cudaDataType -> fpscope format; nullopt for types the stats kernels do not read (int8, FP64,
+// complex, FP4, ...).
+std::optional<Format> format_from_cuda(int cuda_data_type);
+const char* cuda_type_name(int cuda_data_type);  // "CUDA_R_16BF", ... or "cudaDataType(<n>)"
+
+struct LtLayout {
+  uint32_t type = 0;  // cudaDataType
+  std::optional<Format> dtype;
+  int32_t order = CUBLASLT_ORDER_COL;
+  uint64_t rows = 0;
+  uint64_t cols = 0;
+  int64_t ld = 0;
+  int32_t batch_count = 1;
+  int64_t batch_stride = 0;  // elements
+  uint32_t batch_mode = 0;   // 0 strided, 1 pointer array (CUDA 13)
+  std::string missing;       // optional attributes this cuBLASLt did not report
+};
+
+struct LtMatmul {
+  int32_t compute_type = 0;  // cublasComputeType_t
+  int32_t scale_type = 0;    // cudaDataType of alpha/beta
+  int32_t pointer_mode = 0;  // cublasLtPointerMode_t
+  int32_t transa = CUBLAS_OP_N;
+  int32_t transb = CUBLAS_OP_N;
+  uint32_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  // FP8 scaling: device pointers to float scalars (nullptr when unset).
+  const void* a_scale = nullptr;
+  const void* b_scale = nullptr;
+  const void* c_scale = nullptr;
+  const void* d_scale = nullptr;
+  const void* amax_d = nullptr;
+  int32_t a_scale_mode = 0;  // cublasLtMatmulMatrixScale_t (CUDA 12.8+), 0 = per-tensor scalar
+  int32_t b_scale_mode = 0;
+  LtLayout a, b, c, d;
+  std::string missing;
+
+  int64_t m() const { return static_cast<int64_t>(d.rows); }
+  int64_t n() const { return static_cast<int64_t>(d.cols); }
+  int64_t k() const { return static_cast<int64_t>(transa == CUBLAS_OP_N ? a.cols : a.rows); }
+  bool is_fp8() const;
+  trace::GemmSignature signature() const;  // alpha/beta left at 1/0: read by the hook when host
+};
+
+bool decode_layout(const LtApi& api, cublasLtMatrixLayout_t layout, LtLayout* out,
+                   std::string* error);
+// Adesc..Ddesc may not be null (cublasLtMatmul requires all four).
+bool decode_matmul(const LtApi& api, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+                   cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
+                   LtMatmul* out, std::string* error);
+
+}  // namespace fpscope::cuda

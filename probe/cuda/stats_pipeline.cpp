@@ -1,0 +1,218 @@
+#include "stats_pipeline.h"
+
+#include <algorithm>
+
+namespace fpscope::cuda {
+namespace {
+constexpr int kTicketShift = 20;  // ticket = device << 20 | slot (slots per device < 2^20)
+}
+
+Pipeline::Pipeline(Backend* backend, Sink* sink, Options options)
+    : backend_(backend), sink_(sink), options_(options) {}
+
+Pipeline::~Pipeline() {
+  stop_drain_thread();
+}
+
+int Pipeline::acquire(int device, std::string* error) {
+  if (device < 0) return -1;
+  const auto d = static_cast<size_t>(device);
+  if (d >= device_ready_.size()) {
+    device_ready_.resize(d + 1, false);
+    free_.resize(d + 1);
+  }
+  if (!device_ready_[d]) {
+    if (!backend_->ensure_device(device, error)) return -2;
+    const int n = backend_->slots_per_device();
+    free_[d].clear();
+    for (int s = n - 1; s >= 0; --s) free_[d].push_back(s);
+    device_ready_[d] = true;
+  }
+  if (free_[d].empty()) return -1;
+  const int slot = free_[d].back();
+  free_[d].pop_back();
+  return slot;
+}
+
+void Pipeline::release(int device, int slot) {
+  free_[static_cast<size_t>(device)].push_back(slot);
+}
+
+Submit Pipeline::submit_stats(const StatsJob& job, const ObsMeta& meta, std::string* error) {
+  std::string err;
+  if (!options_.allow_capture && backend_->stream_capturing(job.stream)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++counters_.skipped_capture;
+    return Submit::Capturing;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  const int slot = acquire(job.device, &err);
+  if (slot < 0) {
+    if (slot == -1) {
+      ++counters_.skipped_ring_full;
+      return Submit::RingFull;
+    }
+    ++counters_.failed;
+    if (error != nullptr) *error = err;
+    return Submit::Failed;
+  }
+  // Enqueued under the lock so that submission order in in_flight_ matches stream order.
+  if (!backend_->enqueue_stats(slot, job, &err)) {
+    release(job.device, slot);
+    ++counters_.failed;
+    if (error != nullptr) *error = err;
+    return Submit::Failed;
+  }
+  InFlight f;
+  f.device = job.device;
+  f.slot = slot;
+  f.meta = meta;
+  in_flight_.push_back(f);
+  ++counters_.submitted;
+  return Submit::Ok;
+}
+
+int Pipeline::open_scalars(int device, void* stream, const ObsMeta& meta, Submit* why) {
+  std::string err;
+  auto say = [&](Submit s) {
+    if (why != nullptr) *why = s;
+  };
+  if (!options_.allow_capture && backend_->stream_capturing(stream)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++counters_.skipped_capture;
+    say(Submit::Capturing);
+    return -1;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  const int slot = acquire(device, &err);
+  if (slot < 0) {
+    if (slot == -1) {
+      ++counters_.skipped_ring_full;
+      say(Submit::RingFull);
+    } else {
+      ++counters_.failed;
+      say(Submit::Failed);
+    }
+    return -1;
+  }
+  InFlight f;
+  f.scalars = true;
+  f.open = true;
+  f.device = device;
+  f.slot = slot;
+  f.meta = meta;
+  in_flight_.push_back(f);
+  say(Submit::Ok);
+  return device << kTicketShift | slot;
+}
+
+bool Pipeline::copy_scalar(int ticket, const ScalarCopy& copy) {
+  if (ticket < 0) return false;
+  std::string err;
+  return backend_->enqueue_scalar(ticket & ((1 << kTicketShift) - 1), copy, &err);
+}
+
+void Pipeline::close_scalars(int ticket, void* stream) {
+  if (ticket < 0) return;
+  const int device = ticket >> kTicketShift;
+  const int slot = ticket & ((1 << kTicketShift) - 1);
+  std::string err;
+  const bool ok = backend_->enqueue_event(device, slot, stream, &err);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find_if(in_flight_.begin(), in_flight_.end(), [&](const InFlight& f) {
+    return f.scalars && f.open && f.device == device && f.slot == slot;
+  });
+  if (it == in_flight_.end()) return;
+  if (!ok) {
+    release(device, slot);
+    in_flight_.erase(it);
+    ++counters_.failed;
+    return;
+  }
+  it->open = false;
+  ++counters_.submitted;
+}
+
+size_t Pipeline::drain() {
+  std::lock_guard<std::mutex> drain_lock(drain_mu_);
+  std::vector<InFlight> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    snapshot = in_flight_;
+  }
+  size_t delivered = 0;
+  for (const InFlight& f : snapshot) {
+    if (f.open) continue;
+    const Poll p = backend_->poll(f.device, f.slot);
+    if (p == Poll::Pending) continue;
+    // The slot stays ours until released below: reading it outside mu_ is safe.
+    if (p == Poll::Ready) {
+      if (f.scalars) {
+        sink_->on_scalars(f.meta, backend_->scalars(f.device, f.slot));
+      } else {
+        sink_->on_stats(f.meta, backend_->stats(f.device, f.slot));
+      }
+    } else {
+      sink_->on_failed(f.meta, f.scalars ? "loss-scale copy failed" : "stats kernel failed");
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = std::find_if(in_flight_.begin(), in_flight_.end(), [&](const InFlight& g) {
+      return g.device == f.device && g.slot == f.slot && !g.open;
+    });
+    if (it != in_flight_.end()) in_flight_.erase(it);
+    release(f.device, f.slot);
+    if (p == Poll::Ready) {
+      ++counters_.delivered;
+      ++delivered;
+    } else {
+      ++counters_.failed;
+    }
+  }
+  return delivered;
+}
+
+bool Pipeline::flush(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    drain();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (in_flight_.empty()) return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+void Pipeline::start_drain_thread(std::chrono::microseconds period) {
+  std::lock_guard<std::mutex> lock(thread_mu_);
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this, period] {
+    std::unique_lock<std::mutex> l(thread_mu_);
+    while (!stop_) {
+      l.unlock();
+      drain();
+      l.lock();
+      thread_cv_.wait_for(l, period, [this] { return stop_; });
+    }
+  });
+}
+
+void Pipeline::stop_drain_thread() {
+  {
+    std::lock_guard<std::mutex> lock(thread_mu_);
+    stop_ = true;
+  }
+  thread_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Counters Pipeline::counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Counters c = counters_;
+  c.in_flight = in_flight_.size();
+  return c;
+}
+
+}  // namespace fpscope::cuda

@@ -1,0 +1,165 @@
+// Host-side bookkeeping of the CUDA stats path: per-device rings of result slots, submission of
+// device work through a Backend, and a drain that hands finished results to a Sink.
+//
+// Contract:
+//  - The hot path (submit_*) never blocks on the device, never allocates device or pinned memory
+//    after a device's resources exist, and never synchronizes a stream: it takes a free slot, asks
+//    the backend to enqueue work + an event on the caller's stream, and returns. A full ring, a
+//    capturing stream (unless graphs are allowed) or a backend failure skips the observation and
+//    is counted (Counters), never retried.
+//  - drain() polls the in-flight slots in submission order and delivers each finished one exactly
+//    once, then frees its slot. Results of one stream are delivered in submission order (events of
+//    a stream complete in order); different streams may interleave.
+//  - Per-device resources are created by the backend at the first submission for that device.
+//  - Thread-safe: submissions from any thread, one drain at a time (the drain thread or flush()).
+// The CUDA backend (cuda_backend.cu) does the device work; tests use a host backend.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fpscope/formats.h"
+#include "fpscope/stats.h"
+
+namespace fpscope::cuda {
+
+// What to compute: statistics of one operand (a column-major rows x cols matrix with leading
+// dimension ld, elements of dtype), `batch` times at `batch_stride` elements apart.
+struct StatsJob {
+  int device = 0;
+  void* stream = nullptr;  // cudaStream_t
+  const void* data = nullptr;
+  Format dtype = Format::FP32;
+  uint64_t rows = 0;
+  uint64_t cols = 0;
+  uint64_t ld = 0;
+  uint64_t batch = 1;
+  int64_t batch_stride = 0;
+  float scales[kNumTargets] = {1.0f, 1.0f, 1.0f, 1.0f};
+};
+
+// Loss scaler state read after PyTorch's amp_update_scale kernel: device float scalars.
+struct ScalarCopy {
+  int device = 0;
+  void* stream = nullptr;
+  const void* src = nullptr;  // device address of one float
+  int index = 0;              // destination in the slot's scalar area (0..kScalarsPerSlot-1)
+};
+inline constexpr int kScalarsPerSlot = 4;
+
+enum class Poll { Pending, Ready, Failed };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual int slots_per_device() const = 0;
+  // Creates the device's slots, pinned buffers and events (first use). Idempotent.
+  virtual bool ensure_device(int device, std::string* error) = 0;
+  // True when `stream` is being captured into a CUDA graph (work must not be enqueued).
+  virtual bool stream_capturing(void* stream) = 0;
+  // Zeroes the slot, enqueues the stats kernel(s) on job.stream, the copy of the result into the
+  // slot's pinned memory and the slot's event.
+  virtual bool enqueue_stats(int slot, const StatsJob& job, std::string* error) = 0;
+  // Enqueues a 4-byte copy into the slot's pinned scalar area (no event).
+  virtual bool enqueue_scalar(int slot, const ScalarCopy& copy, std::string* error) = 0;
+  // Records the slot's event on `stream` after the copies enqueued so far.
+  virtual bool enqueue_event(int device, int slot, void* stream, std::string* error) = 0;
+  virtual Poll poll(int device, int slot) = 0;
+  virtual const TensorStats& stats(int device, int slot) const = 0;
+  virtual const float* scalars(int device, int slot) const = 0;
+};
+
+// Who the result belongs to; carried through untouched.
+struct ObsMeta {
+  uint64_t cookie = 0;  // the submitter's key (gemm_engine: its ticket table)
+  int operand = 0;      // operand index within the submitter's call
+  uint32_t tensor = 0;
+  uint64_t step = 0;
+  uint64_t seq = 0;
+  uint64_t stream = 0;
+  uint64_t time_ns = 0;
+  int device = 0;
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual void on_stats(const ObsMeta& meta, const TensorStats& stats) = 0;
+  // scalars[0..kScalarsPerSlot) as copied (meaning defined by the submitter, see cupti_hooks).
+  virtual void on_scalars(const ObsMeta& meta, const float* scalars) = 0;
+  virtual void on_failed(const ObsMeta& meta, const std::string& what) = 0;
+};
+
+struct Counters {
+  uint64_t submitted = 0;
+  uint64_t delivered = 0;
+  uint64_t skipped_ring_full = 0;
+  uint64_t skipped_capture = 0;
+  uint64_t failed = 0;  // backend refused or the device work failed
+  uint64_t in_flight = 0;
+};
+
+enum class Submit { Ok, RingFull, Capturing, Failed };
+
+class Pipeline {
+ public:
+  struct Options {
+    bool allow_capture = false;  // FPSCOPE_CUDA_GRAPHS=1
+  };
+  Pipeline(Backend* backend, Sink* sink, Options options);
+  ~Pipeline();  // stops the drain thread (does not wait for in-flight work)
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  Submit submit_stats(const StatsJob& job, const ObsMeta& meta, std::string* error = nullptr);
+
+  // Scalar group: open() takes a slot, copy() enqueues copies, close() records the event.
+  // open() returns -1 when skipped (counted like submit_stats).
+  int open_scalars(int device, void* stream, const ObsMeta& meta, Submit* why = nullptr);
+  bool copy_scalar(int ticket, const ScalarCopy& copy);
+  void close_scalars(int ticket, void* stream);
+
+  // Delivers everything finished now; returns how many were delivered.
+  size_t drain();
+  // Drains until nothing is in flight or `timeout` passes; true when nothing is left.
+  bool flush(std::chrono::milliseconds timeout);
+
+  void start_drain_thread(std::chrono::microseconds period);
+  void stop_drain_thread();
+
+  Counters counters() const;
+
+ private:
+  struct InFlight {
+    bool scalars = false;
+    bool open = false;  // scalar group not closed yet: not pollable
+    int device = 0;
+    int slot = -1;
+    ObsMeta meta;
+  };
+  int acquire(int device, std::string* error);  // slot or -1; caller holds mu_
+  void release(int device, int slot);           // caller holds mu_
+
+  Backend* backend_;
+  Sink* sink_;
+  Options options_;
+  mutable std::mutex mu_;
+  std::vector<std::vector<int>> free_;  // per device: free slot stack (empty until first use)
+  std::vector<bool> device_ready_;
+  std::vector<InFlight> in_flight_;  // submission order
+  Counters counters_;
+  std::mutex drain_mu_;
+  std::thread thread_;
+  std::mutex thread_mu_;
+  std::condition_variable thread_cv_;
+  bool stop_ = false;
+};
+
+}  // namespace fpscope::cuda

@@ -1,0 +1,54 @@
+/* fpscope C API: optional annotations for a program running under the fpscope probe.
+ *
+ * These functions are exported by libfpscope_probe.so. A program that wants to work with and
+ * without the probe looks them up at run time (dlsym(RTLD_DEFAULT, "fpscope_step")) or uses
+ * probe/python/fpscope.py; every call is cheap and never changes the program's results.
+ * All functions are thread-safe. Scopes are per thread. Strings are copied.
+ */
+#ifndef FPSCOPE_H_
+#define FPSCOPE_H_
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* dtype codes for fpscope_watch: the trace format's Format numbering. */
+#define FPSCOPE_DTYPE_FP32 0
+#define FPSCOPE_DTYPE_BF16 1
+#define FPSCOPE_DTYPE_FP16 2
+
+/* 1 when the probe is recording in this process, 0 when disabled (or after a write error). */
+int fpscope_active(void);
+
+/* Ends the current training step and begins the next one. Once called, steps come from the API
+ * (the trace's step source is "api") and the automatic GEMM-period detection is off. */
+void fpscope_step(void);
+
+/* Names the GEMMs issued by this thread until the matching pop: tensors get ids like
+ * "l2.fwd.D" (the j-th GEMM of the same scope in a step: "l2.fwd#j.D") instead of "gemm#k.D". */
+void fpscope_scope_push(const char* name);
+void fpscope_scope_pop(void);
+
+/* Records the loss scale in effect for the current step and whether its gradients held Inf/NaN
+ * (a skipped step), for scalers that no kernel shows (CPU, custom scalers). */
+void fpscope_loss_scale(double scale, int found_inf);
+
+/* Watches master weights: at every sampled step boundary the probe copies the tensor and, at the
+ * next boundary, records the update rounding loss for BF16 and FP16 master weights.
+ * `ptr` must stay valid until fpscope_unwatch(name). Returns 0 on success, -1 on a bad argument. */
+int fpscope_watch(const char* name, const void* ptr, uint64_t count, int dtype);
+void fpscope_unwatch(const char* name);
+
+/* A free-text annotation in the trace at the current step. */
+void fpscope_event(const char* text);
+
+/* Writes everything recorded so far to the trace file (e.g. before a checkpoint). */
+void fpscope_flush(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FPSCOPE_H_ */

@@ -1,0 +1,169 @@
+"""fpscope: optional annotations for a training run recorded by the fpscope probe.
+
+Pure Python (ctypes), no dependencies. Every function is a no-op when the probe is not loaded
+into the process (run without `fpscope record` / LD_PRELOAD), so the same script runs anywhere.
+
+    import fpscope
+    fpscope.watch("fc1.weight", model.fc1.weight)   # master-weight update rounding loss
+    for step in range(n):
+        with fpscope.scope("fc1.fwd"):             # tensors "fc1.fwd.A/B/D" instead of gemm#k
+            y = model.fc1(x)
+        ...
+        fpscope.loss_scale(scaler.get_scale(), found_inf)
+        fpscope.step()                              # steps from the API, not from GEMM periods
+"""
+
+import contextlib
+import ctypes
+import os
+
+__all__ = ["active", "step", "scope", "scope_push", "scope_pop", "loss_scale", "watch",
+           "unwatch", "event", "flush"]
+
+# Trace format numbering (kernels/include/fpscope/formats.h: Format).
+_DTYPES = {"float32": 0, "bfloat16": 1, "float16": 2}
+
+_lib = None
+_watched = {}  # name -> the tensor/array: keeps the watched memory alive
+
+
+def _find_probe():
+    """The probe's exported API, or None. Looks in the global symbol scope first (LD_PRELOAD),
+    then for a libfpscope_probe.so already mapped into the process (loaded RTLD_LOCAL, e.g. by
+    CUDA_INJECTION64_PATH); never loads the library itself."""
+    try:
+        lib = ctypes.CDLL(None)
+        if hasattr(lib, "fpscope_step"):
+            return lib
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libfpscope_probe" in line}
+    except OSError:
+        return None
+    mode = getattr(os, "RTLD_NOLOAD", 4) | getattr(os, "RTLD_LAZY", 1)
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path, mode=mode)
+            if hasattr(lib, "fpscope_step"):
+                return lib
+        except OSError:
+            continue
+    return None
+
+
+def _load():
+    global _lib
+    lib = _find_probe()
+    if lib is None:
+        return None
+    lib.fpscope_active.restype = ctypes.c_int
+    lib.fpscope_active.argtypes = []
+    lib.fpscope_step.restype = None
+    lib.fpscope_step.argtypes = []
+    lib.fpscope_scope_push.restype = None
+    lib.fpscope_scope_push.argtypes = [ctypes.c_char_p]
+    lib.fpscope_scope_pop.restype = None
+    lib.fpscope_scope_pop.argtypes = []
+    lib.fpscope_loss_scale.restype = None
+    lib.fpscope_loss_scale.argtypes = [ctypes.c_double, ctypes.c_int]
+    lib.fpscope_watch.restype = ctypes.c_int
+    lib.fpscope_watch.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int]
+    lib.fpscope_unwatch.restype = None
+    lib.fpscope_unwatch.argtypes = [ctypes.c_char_p]
+    lib.fpscope_event.restype = None
+    lib.fpscope_event.argtypes = [ctypes.c_char_p]
+    lib.fpscope_flush.restype = None
+    lib.fpscope_flush.argtypes = []
+    _lib = lib
+    return lib
+
+
+_load()
+
+
+def active():
+    """True when the probe is loaded and recording."""
+    return _lib is not None and _lib.fpscope_active() != 0
+
+
+def step():
+    """Ends the current training step (call it after optimizer.step())."""
+    if _lib is not None:
+        _lib.fpscope_step()
+
+
+def scope_push(name):
+    if _lib is not None:
+        _lib.fpscope_scope_push(str(name).encode())
+
+
+def scope_pop():
+    if _lib is not None:
+        _lib.fpscope_scope_pop()
+
+
+@contextlib.contextmanager
+def scope(name):
+    """Names the GEMMs issued in the block (this thread): "<name>.D" instead of "gemm#k.D"."""
+    scope_push(name)
+    try:
+        yield
+    finally:
+        scope_pop()
+
+
+def loss_scale(scale, found_inf=False):
+    """Records the loss scale of the current step (for scalers no kernel shows)."""
+    if _lib is not None:
+        _lib.fpscope_loss_scale(float(scale), 1 if found_inf else 0)
+
+
+def _describe(tensor):
+    """(address, element count, dtype code) of a contiguous torch tensor or numpy array."""
+    if hasattr(tensor, "data_ptr") and hasattr(tensor, "numel"):  # torch.Tensor
+        if hasattr(tensor, "is_contiguous") and not tensor.is_contiguous():
+            raise ValueError("fpscope.watch: the tensor must be contiguous")
+        if getattr(tensor, "device", None) is not None and str(tensor.device) != "cpu":
+            raise ValueError("fpscope.watch: only CPU tensors can be watched")
+        dtype = str(tensor.dtype).replace("torch.", "")
+        return tensor.data_ptr(), int(tensor.numel()), dtype
+    if hasattr(tensor, "ctypes") and hasattr(tensor, "dtype"):  # numpy.ndarray
+        if not tensor.flags["C_CONTIGUOUS"]:
+            raise ValueError("fpscope.watch: the array must be contiguous")
+        dtype = str(tensor.dtype)
+        return tensor.ctypes.data, int(tensor.size), dtype
+    raise TypeError("fpscope.watch: expected a torch tensor or a numpy array")
+
+
+def watch(name, tensor):
+    """Watches master weights (a CPU torch tensor or numpy array of float32/bfloat16/float16):
+    the probe records how much of each update would be lost to BF16/FP16 rounding. The tensor is
+    kept alive until unwatch(name); it must not be reallocated in between."""
+    if _lib is None:
+        return
+    ptr, count, dtype = _describe(tensor)
+    if dtype not in _DTYPES:
+        raise ValueError("fpscope.watch: unsupported dtype %s (float32, bfloat16, float16)" % dtype)
+    if _lib.fpscope_watch(str(name).encode(), ptr, count, _DTYPES[dtype]) != 0:
+        raise ValueError("fpscope.watch: the probe refused %r" % (name,))
+    _watched[name] = tensor
+
+
+def unwatch(name):
+    if _lib is not None:
+        _lib.fpscope_unwatch(str(name).encode())
+    _watched.pop(name, None)
+
+
+def event(text):
+    """A free-text annotation at the current step."""
+    if _lib is not None:
+        _lib.fpscope_event(str(text).encode())
+
+
+def flush():
+    """Writes everything recorded so far to the trace file."""
+    if _lib is not None:
+        _lib.fpscope_flush()

@@ -1,0 +1,263 @@
+#include "config.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace fpscope::probe {
+namespace {
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return (v != nullptr && v[0] != '\0') ? v : nullptr;
+}
+
+void bad(const char* name, const char* value, const char* expected, const char* def) {
+  log(LogLevel::Warn, "%s='%s' is not %s; using the default (%s)", name, value, expected, def);
+}
+
+bool parse_u64(const char* s, uint64_t* out) {
+  if (s == nullptr || *s < '0' || *s > '9') return false;
+  errno = 0;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+// Boolean: 1/0, true/false, yes/no, on/off.
+bool parse_bool(const char* s, bool* out) {
+  static const char* yes[] = {"1", "true", "yes", "on", "TRUE", "True", "YES", "ON"};
+  static const char* no[] = {"0", "false", "no", "off", "FALSE", "False", "NO", "OFF"};
+  for (const char* y : yes)
+    if (std::strcmp(s, y) == 0) return *out = true, true;
+  for (const char* n : no)
+    if (std::strcmp(s, n) == 0) return *out = false, true;
+  return false;
+}
+
+std::vector<std::string> split(const char* s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (const char* p = s;; ++p) {
+    if (*p == ',' || *p == '\0') {
+      size_t b = cur.find_first_not_of(" \t");
+      size_t e = cur.find_last_not_of(" \t");
+      if (b != std::string::npos) out.push_back(cur.substr(b, e - b + 1));
+      cur.clear();
+      if (*p == '\0') break;
+    } else {
+      cur += *p;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool Config::op_enabled(const char* op) const {
+  if (ops.empty()) return true;
+  for (const auto& o : ops)
+    if (o == op) return true;
+  return false;
+}
+
+Config load_config() {
+  Config c;
+  // The log level first, so that warnings about the others obey it.
+  if (const char* v = env("FPSCOPE_LOG")) {
+    const std::string s = v;
+    if (s == "off" || s == "none" || s == "0") {
+      c.log = LogLevel::Off;
+    } else if (s == "error") {
+      c.log = LogLevel::Error;
+    } else if (s == "warn" || s == "warning") {
+      c.log = LogLevel::Warn;
+    } else if (s == "info") {
+      c.log = LogLevel::Info;
+    } else if (s == "debug") {
+      c.log = LogLevel::Debug;
+    } else {
+      set_log_level(LogLevel::Warn);
+      bad("FPSCOPE_LOG", v, "one of off, error, warn, info, debug", "warn");
+    }
+  }
+  set_log_level(c.log);
+
+  bool b = false;
+  if (const char* v = env("FPSCOPE_DISABLE")) {
+    if (!parse_bool(v, &b))
+      bad("FPSCOPE_DISABLE", v, "a boolean (1/0)", "0");
+    else if (b)
+      c.enabled = false;
+  }
+  if (const char* v = env("FPSCOPE_ENABLE")) {
+    if (!parse_bool(v, &b))
+      bad("FPSCOPE_ENABLE", v, "a boolean (1/0)", "1");
+    else if (!b)
+      c.enabled = false;
+  }
+  if (const char* v = env("FPSCOPE_OUTPUT")) c.output = v;
+
+  uint64_t u = 0;
+  if (const char* v = env("FPSCOPE_EVERY")) {
+    if (!parse_u64(v, &u) || u == 0)
+      bad("FPSCOPE_EVERY", v, "a positive integer", "10");
+    else
+      c.every = u;
+  }
+  if (const char* v = env("FPSCOPE_FORMATS")) {
+    bool f[kNumTargets] = {};
+    bool ok = true;
+    for (const auto& name : split(v)) {
+      if (name == "all") {
+        for (bool& x : f) x = true;
+        continue;
+      }
+      Format fmt{};
+      const int idx = format_from_name(name.c_str(), &fmt) ? target_index(fmt) : -1;
+      if (idx < 0) {
+        ok = false;
+        break;
+      }
+      f[idx] = true;
+    }
+    bool any = false;
+    for (bool x : f) any = any || x;
+    if (!ok || !any)
+      bad("FPSCOPE_FORMATS", v, "a comma list of bf16, fp16, e4m3, e5m2 (or all)", "all");
+    else
+      std::memcpy(c.formats, f, sizeof f);
+  }
+  if (const char* v = env("FPSCOPE_OPS")) {
+    bool roles[4] = {};
+    bool any_role = false;
+    std::vector<std::string> ops;
+    bool all = false;
+    for (const auto& t : split(v)) {
+      if (t == "all") {
+        all = true;
+      } else if (t == "A" || t == "B" || t == "C" || t == "D") {
+        roles[t[0] - 'A'] = true;
+        any_role = true;
+      } else {
+        ops.push_back(t);
+      }
+    }
+    if (!all || any_role || !ops.empty()) {
+      if (any_role) std::memcpy(c.roles, roles, sizeof roles);
+      c.ops = ops;
+    }
+    if (!all && !any_role && ops.empty())
+      bad("FPSCOPE_OPS", v, "a comma list of roles (A,B,C,D) and op names (sgemm, ...)", "all");
+  }
+  if (const char* v = env("FPSCOPE_FLUSH_MS")) {
+    if (!parse_u64(v, &u) || u == 0 || u > 3600000)
+      bad("FPSCOPE_FLUSH_MS", v, "an integer in 1..3600000", "100");
+    else
+      c.flush_ms = static_cast<uint32_t>(u);
+  }
+  if (const char* v = env("FPSCOPE_FLUSH_BYTES")) {
+    if (!parse_u64(v, &u) || u < 4096)
+      bad("FPSCOPE_FLUSH_BYTES", v, "an integer >= 4096", "1048576");
+    else
+      c.flush_bytes = u;
+  }
+  if (const char* v = env("FPSCOPE_ZSTD")) {
+    if (!parse_bool(v, &b))
+      bad("FPSCOPE_ZSTD", v, "a boolean (1/0)", "0");
+    else
+      c.zstd = b;
+  }
+  if (const char* v = env("FPSCOPE_STEPS")) {
+    const std::string s = v;
+    if (s == "auto")
+      c.steps = StepMode::Auto;
+    else if (s == "api")
+      c.steps = StepMode::Api;
+    else if (s == "period")
+      c.steps = StepMode::Period;
+    else if (s == "none")
+      c.steps = StepMode::None;
+    else
+      bad("FPSCOPE_STEPS", v, "one of auto, api, period, none", "auto");
+  }
+  if (const char* v = env("FPSCOPE_PERIOD_WINDOW")) {
+    if (!parse_u64(v, &u) || u < 16 || u > 1000000)
+      bad("FPSCOPE_PERIOD_WINDOW", v, "an integer in 16..1000000", "4096");
+    else
+      c.period_window = static_cast<uint32_t>(u);
+  }
+  if (const char* v = env("FPSCOPE_STATS_THREADS")) {
+    if (!parse_u64(v, &u) || u == 0 || u > 256)
+      bad("FPSCOPE_STATS_THREADS", v, "an integer in 1..256", "1");
+    else
+      c.stats_threads = static_cast<unsigned>(u);
+  }
+  if (const char* v = env("FPSCOPE_STEP_RANGE")) c.step_range = v;
+  if (const char* v = env("FPSCOPE_OPTIMIZER_PATTERN")) c.optimizer_pattern = v;
+  return c;
+}
+
+std::string expand_output(const std::string& pattern, long pid) {
+  std::string out;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char ch = pattern[i];
+    if (ch != '%' || i + 1 == pattern.size()) {
+      out += ch;
+      continue;
+    }
+    const char f = pattern[++i];
+    if (f == 'p') {
+      out += std::to_string(pid);
+    } else if (f == 'r') {
+      const char* r = nullptr;
+      for (const char* name : {"RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"})
+        if ((r = env(name)) != nullptr) break;
+      out += r != nullptr ? r : "0";
+    } else if (f == 'h') {
+      char host[256] = {};
+      if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "unknown");
+      out += host;
+    } else if (f == '%') {
+      out += '%';
+    } else {
+      out += '%';
+      out += f;
+    }
+  }
+  return out;
+}
+
+std::string config_json(const Config& c) {
+  nlohmann::json j;
+  j["output"] = c.output;
+  j["every"] = c.every;
+  auto formats = nlohmann::json::array();
+  for (int i = 0; i < kNumTargets; ++i)
+    if (c.formats[i]) formats.push_back(spec(kTargets[i]).name);
+  j["formats"] = formats;
+  auto roles = nlohmann::json::array();
+  for (int i = 0; i < 4; ++i)
+    if (c.roles[i]) roles.push_back(std::string(1, static_cast<char>('A' + i)));
+  j["roles"] = roles;
+  j["ops"] = c.ops;
+  static const char* modes[] = {"auto", "api", "period", "none"};
+  j["steps"] = modes[static_cast<int>(c.steps)];
+  j["period_window"] = c.period_window;
+  j["flush_ms"] = c.flush_ms;
+  j["flush_bytes"] = c.flush_bytes;
+  j["zstd"] = c.zstd;
+  j["stats_threads"] = c.stats_threads;
+  if (!c.step_range.empty()) j["step_range"] = c.step_range;
+  if (!c.optimizer_pattern.empty()) j["optimizer_pattern"] = c.optimizer_pattern;
+  return j.dump();
+}
+
+}  // namespace fpscope::probe

@@ -1,0 +1,50 @@
+// Probe configuration from FPSCOPE_* environment variables (README: "Settings"). Every variable the
+// probe reads is listed in kSettings (config.cpp) and documented in README's table (a test checks
+// both directions). A bad value gets one warning naming the variable and the default is used.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fpscope/formats.h"
+#include "fpscope/trace_types.h"
+#include "log.h"
+
+namespace fpscope::probe {
+
+enum class StepMode { Auto, Api, Period, None };
+
+struct Config {
+  bool enabled = true;
+  std::string output = "fpscope-%p.fpst";  // %p pid, %r rank, %h host, %% a literal %
+  uint64_t every = 10;                      // record every N-th step (1 = every step)
+  bool formats[kNumTargets] = {true, true, true, true};  // kTargets order
+  bool roles[4] = {true, true, true, true};              // A, B, C, D
+  std::vector<std::string> ops;                          // empty = every op
+  LogLevel log = LogLevel::Warn;
+  uint32_t flush_ms = 100;
+  uint64_t flush_bytes = 1 << 20;
+  bool zstd = false;
+  StepMode steps = StepMode::Auto;
+  uint32_t period_window = 4096;  // calls held back at most while detecting the step period
+  unsigned stats_threads = 1;
+  std::string step_range;         // NVTX range name that marks steps (CUDA path), "" = off
+  std::string optimizer_pattern;  // kernel-name substring that marks steps (CUDA path), "" = off
+
+  bool op_enabled(const char* op) const;
+  bool role_enabled(trace::Role r) const {
+    return static_cast<int>(r) < 4 ? roles[static_cast<int>(r)] : true;
+  }
+};
+
+// Reads the environment (warnings for bad values go through log()).
+Config load_config();
+
+// Expands %p (pid), %r (rank: RANK, OMPI_COMM_WORLD_RANK, SLURM_PROCID, else 0), %h (host), %%.
+std::string expand_output(const std::string& pattern, long pid);
+
+// The config as a JSON object (trace metadata).
+std::string config_json(const Config& c);
+
+}  // namespace fpscope::probe

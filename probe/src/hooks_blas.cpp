@@ -1,0 +1,201 @@
+// Host BLAS hooks: sgemm_ (Fortran BLAS, what Debian's PyTorch CPU calls), cblas_sgemm (numpy),
+// and the BF16 GEMMs sbgemm_/cblas_sbgemm where the BLAS exports them.
+//
+// Each hook: resolves the real function lazily (resolve.h), passes straight through when nested
+// (HookGuard), when the recorder is off or the call is not sampled; otherwise measures A, B and
+// C (when beta != 0) before the call and D after it, synchronously (the buffers may change as
+// soon as the call returns). The arguments reach the real function untouched.
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "fpscope/host_stats.h"
+#include "log.h"
+#include "recorder.h"
+#include "resolve.h"
+
+#define FPSCOPE_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace fpscope::probe {
+namespace {
+
+using trace::Role;
+
+// CBLAS enums as the ABI passes them (ints); cblas.h is not included so that nothing clashes.
+constexpr int kRowMajor = 101;
+constexpr int kColMajor = 102;
+constexpr int kNoTrans = 111;
+
+bool fortran_trans(char c) { return !(c == 'N' || c == 'n'); }
+char upper_trans(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
+char cblas_trans_char(int t) { return t == kNoTrans ? 'N' : (t == 112 ? 'T' : 'C'); }
+
+// Stored layout of an operand whose op() is r x c: column-major view (rows contiguous).
+OperandDesc operand(Role role, Format dtype, bool trans, bool row_major, int64_t r, int64_t c,
+                    int64_t ld) {
+  int64_t sr = trans ? c : r, sc = trans ? r : c;  // as stored, logical (row x col)
+  if (row_major) std::swap(sr, sc);                // a row-major R x C is a column-major C x R
+  OperandDesc o;
+  o.role = role;
+  o.dtype = dtype;
+  const bool valid = sr >= 0 && sc >= 0 && ld >= (sr > 1 ? sr : 1);
+  o.rows = valid ? static_cast<uint64_t>(sr) : 0;  // invalid: not measured (the BLAS will refuse)
+  o.cols = valid ? static_cast<uint64_t>(sc) : 0;
+  o.ld = valid ? static_cast<uint64_t>(ld) : 0;
+  return o;
+}
+
+void measure(Recorder* rec, const GemmTicket& t, const GemmDesc& d, int i, const void* data) {
+  if (!t.sampled[i] || data == nullptr) {
+    if (t.sampled[i]) rec->abandon(t, i);
+    return;
+  }
+  thread_local TensorStats stats;  // 8 KiB: not on the (possibly small) caller's stack
+  StatsOptions opt;
+  opt.threads = rec->stats_threads();
+  const OperandDesc& o = d.operands[i];
+  compute_stats(data, o.dtype, o.rows, o.cols, o.ld, opt, &stats);
+  rec->complete(t, i, stats);
+}
+
+// One GEMM: A (m x k after op), B (k x n), C/D (m x n).
+struct Call {
+  GemmDesc desc;
+  const void* a;
+  const void* b;
+  float* c;
+};
+
+template <typename Real>
+void run(const Call& call, Real&& real) {
+  HookGuard guard;
+  Recorder* rec = guard.outermost() ? Recorder::get() : nullptr;
+  if (rec == nullptr) {
+    real();
+    return;
+  }
+  const GemmTicket t = rec->begin_gemm(call.desc);
+  if (!t.any) {
+    real();
+    return;
+  }
+  measure(rec, t, call.desc, 0, call.a);
+  measure(rec, t, call.desc, 1, call.b);
+  if (call.desc.num_operands == 4) measure(rec, t, call.desc, 2, call.c);
+  real();
+  measure(rec, t, call.desc, call.desc.num_operands - 1, call.c);
+}
+
+Call make_call(const char* op, int layout, Format ab, char ta, char tb, int m, int n, int k,
+               double alpha, const void* a, int lda, const void* b, int ldb, double beta, float* c,
+               int ldc) {
+  Call call{};
+  GemmDesc& d = call.desc;
+  d.op = op;
+  d.layout = layout;
+  d.sig.transa = ta;
+  d.sig.transb = tb;
+  d.sig.m = m;
+  d.sig.n = n;
+  d.sig.k = k;
+  d.sig.lda = lda;
+  d.sig.ldb = ldb;
+  d.sig.ldc = ldc;
+  d.sig.alpha = alpha;
+  d.sig.beta = beta;
+  const bool rm = layout == kRowMajor;
+  d.operands[0] = operand(Role::A, ab, fortran_trans(ta), rm, m, k, lda);
+  d.operands[1] = operand(Role::B, ab, fortran_trans(tb), rm, k, n, ldb);
+  int i = 2;
+  if (beta != 0.0) d.operands[i++] = operand(Role::C, Format::FP32, false, rm, m, n, ldc);
+  d.operands[i++] = operand(Role::D, Format::FP32, false, rm, m, n, ldc);
+  d.num_operands = i;
+  call.a = a;
+  call.b = b;
+  call.c = c;
+  return call;
+}
+
+template <int kHook>
+void missing(const char* name) {
+  // Reached only when no loaded object defines `name` (e.g. the program found the probe's BF16
+  // hook by dlsym): the call cannot be performed.
+  static std::atomic<bool> once{false};
+  if (!once.exchange(true))
+    log(LogLevel::Error, "%s: no loaded library defines it; the call did nothing", name);
+}
+
+using sgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*,
+                          const float*, const float*, const int*, const float*, const int*,
+                          const float*, float*, const int*, size_t, size_t);
+using sbgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*,
+                           const float*, const uint16_t*, const int*, const uint16_t*, const int*,
+                           const float*, float*, const int*, size_t, size_t);
+using cblas_sgemm_fn = void (*)(int, int, int, int, int, int, float, const float*, int,
+                                const float*, int, float, float*, int);
+using cblas_sbgemm_fn = void (*)(int, int, int, int, int, int, float, const uint16_t*, int,
+                                 const uint16_t*, int, float, float*, int);
+
+std::atomic<sgemm_fn> g_sgemm{nullptr};
+std::atomic<sbgemm_fn> g_sbgemm{nullptr};
+std::atomic<cblas_sgemm_fn> g_cblas_sgemm{nullptr};
+std::atomic<cblas_sbgemm_fn> g_cblas_sbgemm{nullptr};
+
+}  // namespace
+}  // namespace fpscope::probe
+
+using namespace fpscope::probe;  // NOLINT: hooks are extern "C"
+
+// Fortran BLAS: every argument by reference; gfortran appends the lengths of the two character
+// arguments, which are forwarded as received (C callers that omit them pass garbage that the
+// BLAS ignores, exactly as without the probe).
+FPSCOPE_EXPORT void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
+                           const float* alpha, const float* a, const int* lda, const float* b,
+                           const int* ldb, const float* beta, float* c, const int* ldc,
+                           size_t la, size_t lb) {
+  sgemm_fn real = resolve_cached<sgemm_fn>(g_sgemm, "sgemm_");
+  if (real == nullptr) return missing<0>("sgemm_");
+  auto call_real = [&] { real(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, la, lb); };
+  if (HookGuard::active()) return call_real();
+  const Call call = make_call("sgemm", 0, fpscope::Format::FP32, upper_trans(*ta), upper_trans(*tb),
+                              *m, *n, *k, *alpha, a, *lda, b, *ldb, *beta, c, *ldc);
+  run(call, call_real);
+}
+
+FPSCOPE_EXPORT void sbgemm_(const char* ta, const char* tb, const int* m, const int* n,
+                            const int* k, const float* alpha, const uint16_t* a, const int* lda,
+                            const uint16_t* b, const int* ldb, const float* beta, float* c,
+                            const int* ldc, size_t la, size_t lb) {
+  sbgemm_fn real = resolve_cached<sbgemm_fn>(g_sbgemm, "sbgemm_");
+  if (real == nullptr) return missing<1>("sbgemm_");
+  auto call_real = [&] { real(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, la, lb); };
+  if (HookGuard::active()) return call_real();
+  const Call call = make_call("sbgemm", 0, fpscope::Format::BF16, upper_trans(*ta),
+                              upper_trans(*tb), *m, *n, *k, *alpha, a, *lda, b, *ldb, *beta, c,
+                              *ldc);
+  run(call, call_real);
+}
+
+FPSCOPE_EXPORT void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
+                                const float* a, int lda, const float* b, int ldb, float beta,
+                                float* c, int ldc) {
+  cblas_sgemm_fn real = resolve_cached<cblas_sgemm_fn>(g_cblas_sgemm, "cblas_sgemm");
+  if (real == nullptr) return missing<2>("cblas_sgemm");
+  auto call_real = [&] { real(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); };
+  if (HookGuard::active() || (order != kRowMajor && order != kColMajor)) return call_real();
+  const Call call = make_call("cblas_sgemm", order, fpscope::Format::FP32, cblas_trans_char(ta),
+                              cblas_trans_char(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  run(call, call_real);
+}
+
+FPSCOPE_EXPORT void cblas_sbgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
+                                 const uint16_t* a, int lda, const uint16_t* b, int ldb,
+                                 float beta, float* c, int ldc) {
+  cblas_sbgemm_fn real = resolve_cached<cblas_sbgemm_fn>(g_cblas_sbgemm, "cblas_sbgemm");
+  if (real == nullptr) return missing<3>("cblas_sbgemm");
+  auto call_real = [&] { real(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); };
+  if (HookGuard::active() || (order != kRowMajor && order != kColMajor)) return call_real();
+  const Call call = make_call("cblas_sbgemm", order, fpscope::Format::BF16, cblas_trans_char(ta),
+                              cblas_trans_char(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  run(call, call_real);
+}

@@ -1,0 +1,70 @@
+// Step detection for unmodified runs: the period of the repeating GEMM-signature sequence.
+//
+// PeriodDetector (while no period is known) is fed one signature hash per call:
+//  - feed() keeps the KMP prefix function of the sequence, so the smallest period P of the whole
+//    sequence so far is known in O(1) amortized; the period is decided as soon as the sequence
+//    holds `repeats` (default 3) full repetitions of it from its first call.
+//  - decide() is the fallback when the window is full or the run ends: the prefix period if it
+//    repeats at least `min_repeats` times, otherwise the longest periodic SUFFIX (warm-up calls
+//    before the first step), or no period.
+// StepTracker (once a period is known) labels each call with its ordinal in the period:
+//  - the expected next signature: ordinal = position, a new step after the last one;
+//  - the first signature of the period out of turn: a new step begins early (partial step);
+//  - anything else is an extra call (eval, a different batch shape): ordinal -1; more than
+//    2 * period + 16 extra calls in a row mean the period is lost (detection restarts).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace fpscope::probe {
+
+struct PeriodResult {
+  size_t offset = 0;  // calls before the first step (warm-up)
+  size_t period = 0;  // 0: no period
+};
+
+class PeriodDetector {
+ public:
+  explicit PeriodDetector(int repeats = 3) : repeats_(repeats) {}
+  void reset() {
+    seq_.clear();
+    pi_.clear();
+  }
+  // Adds a signature; returns true when the prefix period has reached `repeats` repetitions.
+  bool feed(uint64_t sig);
+  size_t size() const { return seq_.size(); }
+  const std::vector<uint64_t>& sequence() const { return seq_; }
+  // The smallest period of the whole sequence so far (size() when none).
+  size_t prefix_period() const { return seq_.empty() ? 0 : seq_.size() - pi_.back(); }
+  PeriodResult decide(int min_repeats) const;
+
+ private:
+  int repeats_;
+  std::vector<uint64_t> seq_;
+  std::vector<size_t> pi_;
+};
+
+class StepTracker {
+ public:
+  struct Label {
+    bool new_step = false;  // this call begins a new step
+    bool partial = false;   // ... and the previous step ended early
+    long ordinal = -1;      // position in the period, -1 = extra call
+    bool lost = false;      // too many extras in a row: the caller should re-detect
+  };
+  StepTracker() = default;
+  // pattern: one period of signatures; pos: position of the next expected call.
+  StepTracker(std::vector<uint64_t> pattern, size_t pos)
+      : pattern_(std::move(pattern)), pos_(pos) {}
+  Label next(uint64_t sig);
+  size_t period() const { return pattern_.size(); }
+
+ private:
+  std::vector<uint64_t> pattern_;
+  size_t pos_ = 0;
+  size_t extras_in_row_ = 0;
+};
+
+}  // namespace fpscope::probe

@@ -1,0 +1,776 @@
+#include "recorder.h"
+
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config.h"
+#include "fpscope/trace_io.h"
+#include "fpscope/update_loss.h"
+#include "log.h"
+#include "period.h"
+
+namespace fpscope::probe {
+
+using trace::Role;
+using trace::StepSource;
+
+namespace {
+
+thread_local int t_guard_depth = 0;
+thread_local std::vector<std::string> t_scopes;
+
+std::atomic<Recorder*> g_recorder{nullptr};
+std::once_flag g_init_once;
+
+uint64_t mix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  return h;
+}
+uint64_t hash_str(const char* s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 1099511628211ull;
+  return h;
+}
+
+// Signature of a call for the period detection: op, transposes, m, n, k, dtypes (+ scope).
+uint64_t signature(const GemmDesc& d, const std::string& scope) {
+  uint64_t h = hash_str(d.op);
+  h = mix(h, static_cast<uint64_t>(d.sig.transa));
+  h = mix(h, static_cast<uint64_t>(d.sig.transb));
+  h = mix(h, static_cast<uint64_t>(d.sig.m));
+  h = mix(h, static_cast<uint64_t>(d.sig.n));
+  h = mix(h, static_cast<uint64_t>(d.sig.k));
+  h = mix(h, static_cast<uint64_t>(d.sig.batch));
+  h = mix(h, static_cast<uint64_t>(d.layout));
+  for (int i = 0; i < d.num_operands; ++i)
+    h = mix(h, static_cast<uint64_t>(d.operands[i].dtype) * 8 +
+                   static_cast<uint64_t>(d.operands[i].role));
+  if (!scope.empty()) h = mix(h, hash_str(scope.c_str()));
+  return h;
+}
+
+// Compact statistics of a held call (the dense histogram is 8 KiB; most bins are empty).
+struct CompactStats {
+  StatsScalars scalars;
+  std::vector<std::pair<uint16_t, uint64_t>> hist;
+  void set(const TensorStats& s) {
+    scalars = s;
+    hist.clear();
+    for (int b = 0; b < kHistBins; ++b)
+      if (s.hist[b] != 0) hist.emplace_back(static_cast<uint16_t>(b), s.hist[b]);
+  }
+  void expand(TensorStats* out) const {
+    static_cast<StatsScalars&>(*out) = scalars;
+    std::memset(out->hist, 0, sizeof out->hist);
+    for (const auto& [b, c] : hist) out->hist[b] = c;
+  }
+};
+
+// A call whose step/ordinal is not known yet (period detection in progress).
+struct Held {
+  uint64_t seq = 0;
+  uint64_t time_ns = 0;
+  GemmDesc desc;
+  std::string scope;
+  bool have[kMaxOperands] = {};
+  bool pending[kMaxOperands] = {};  // sampled, statistics not delivered yet
+  CompactStats stats[kMaxOperands];
+};
+
+struct LateLabel {  // labelled after commit, statistics still to come (device path)
+  uint32_t tensor[kMaxOperands] = {kUnresolved, kUnresolved, kUnresolved, kUnresolved};
+  uint64_t step = 0;
+  uint64_t stream = 0;
+  uint64_t time_ns = 0;
+  int pending = 0;
+};
+
+struct Watch {
+  uint32_t tensor = 0;
+  const void* ptr = nullptr;
+  uint64_t count = 0;
+  Format dtype = Format::FP32;
+  bool have_prev = false;
+  std::vector<float> prev;
+  std::vector<float> cur;
+};
+
+// Widens a watched tensor to FP32 (BF16 and FP16 widen exactly).
+void widen(const void* src, Format dtype, uint64_t n, float* dst) {
+  if (dtype == Format::FP32) {
+    std::memcpy(dst, src, n * sizeof(float));
+    return;
+  }
+  const auto* h = static_cast<const uint16_t*>(src);
+  for (uint64_t i = 0; i < n; ++i) {
+    uint32_t bits = 0;
+    if (dtype == Format::BF16) {
+      bits = static_cast<uint32_t>(h[i]) << 16;
+    } else {  // FP16: sign, 5-bit exponent, 10-bit mantissa -> FP32 bits
+      const uint32_t s = (h[i] >> 15) & 1u, e = (h[i] >> 10) & 0x1fu, m = h[i] & 0x3ffu;
+      const int fp32_bias_shift = exponent_bias(spec(Format::FP32)) - exponent_bias(spec(Format::FP16));
+      if (e == 0x1fu) {
+        bits = (s << 31) | 0x7f800000u | (m << 13);
+      } else if (e != 0) {
+        bits = (s << 31) | ((e + static_cast<uint32_t>(fp32_bias_shift)) << 23) | (m << 13);
+      } else if (m == 0) {
+        bits = s << 31;
+      } else {  // subnormal: value = m * 2^min_subnormal_exp, exact in FP32
+        const float v = static_cast<float>(m) * min_subnormal(Format::FP16);
+        std::memcpy(&bits, &v, sizeof bits);
+        bits |= s << 31;
+      }
+    }
+    std::memcpy(&dst[i], &bits, sizeof bits);
+  }
+}
+
+std::string read_cmdline() {
+  std::ifstream f("/proc/self/cmdline", std::ios::binary);
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return s;
+}
+
+}  // namespace
+
+struct Recorder::Impl {
+  Config cfg;
+  std::mutex mu;
+  std::unique_ptr<trace::TraceWriter> writer;
+  bool open_attempted = false;
+  bool closed = false;
+  bool failed_warned = false;
+  std::string path;
+  long pid = 0;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  // What the output path looked like at start (to tell a stale trace from a sibling's one).
+  bool path_existed = false;
+  struct stat path_stat {};
+
+  uint64_t next_seq = 0;
+
+  // Steps.
+  uint64_t step = 0;
+  StepSource source = StepSource::None;  // in force
+  bool explicit_steps = false;
+  enum class Phase { Detect, Tracking, Off } phase = Phase::Detect;
+  PeriodDetector detector;
+  std::vector<Held> held;
+  uint64_t held_base = 0;
+  StepTracker tracker;
+  uint64_t ordinal = 0;  // next ordinal when steps are explicit / off
+  uint64_t extras = 0;   // extra calls in this step (period mode)
+  std::unordered_map<std::string, uint32_t> scope_counts;  // per step
+
+  std::unordered_map<std::string, uint32_t> tensors;
+  std::unordered_map<uint64_t, LateLabel> late;
+  std::map<std::string, Watch> watches;
+
+  uint64_t now() const {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now() - t0)
+                                     .count());
+  }
+  bool sampled(uint64_t s) const { return s % cfg.every == 0; }
+
+  void event_locked(trace::EventLevel level, const std::string& text);
+
+  // ---- writer lifecycle (callers hold mu) ----
+  bool ensure_writer() {
+    if (closed) return false;
+    if (writer) return true;
+    if (open_attempted) return false;
+    open_attempted = true;
+    path = expand_output(cfg.output, pid);
+    std::string err;
+    trace::WriterOptions wo;
+    wo.flush_bytes = cfg.flush_bytes;
+    wo.flush_ms = cfg.flush_ms;
+    wo.zstd = cfg.zstd;
+    writer = trace::TraceWriter::open(path, metadata(), wo, &err);
+    if (!writer) {
+      log(LogLevel::Warn, "cannot write the trace (%s); recording disabled, the program runs on",
+          err.c_str());
+      disable_locked();
+      return false;
+    }
+    FPSCOPE_LOG(Info, "recording to %s", path.c_str());
+    return true;
+  }
+  void check_writer() {
+    if (writer && !writer->ok()) {
+      if (!failed_warned) {
+        failed_warned = true;
+        log(LogLevel::Warn, "writing the trace failed (%s); recording disabled, the program runs on",
+            writer->error().c_str());
+      }
+      disable_locked();
+    }
+  }
+  void disable_locked() {
+    closed = true;
+    g_recorder.store(nullptr, std::memory_order_release);
+    held.clear();
+    late.clear();
+  }
+
+  std::string metadata() const {
+    nlohmann::json j;
+    j["probe"] = "libfpscope_probe";
+    j["probe_version"] = "0.1.0";
+    j["pid"] = pid;
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) == 0) j["host"] = host;
+    for (const char* name : {"RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"})
+      if (const char* r = std::getenv(name)) {
+        j["rank"] = r;
+        break;
+      }
+    auto argv = nlohmann::json::array();
+    const std::string cl = read_cmdline();
+    for (size_t b = 0; b < cl.size();) {
+      size_t e = cl.find('\0', b);
+      if (e == std::string::npos) e = cl.size();
+      argv.push_back(cl.substr(b, e - b));
+      b = e + 1;
+    }
+    j["command_line"] = argv;
+    j["start_time_unix_ns"] = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    j["config"] = nlohmann::json::parse(config_json(cfg));
+    j["host_blas"] = true;
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+
+  // ---- labels (callers hold mu) ----
+  std::string label(const std::string& scope, long ord) {
+    if (!scope.empty()) {
+      const uint32_t j = scope_counts[scope]++;
+      return j == 0 ? scope : scope + "#" + std::to_string(j);
+    }
+    if (ord >= 0) return "gemm#" + std::to_string(ord);
+    return "gemm#x" + std::to_string(extras++);
+  }
+
+  uint32_t tensor_index(const std::string& lab, const std::string& scope, const GemmDesc& d,
+                        const OperandDesc& o) {
+    std::string key = lab;
+    key += '\x1f';
+    key += static_cast<char>('0' + static_cast<int>(o.role));
+    key += static_cast<char>('0' + static_cast<int>(o.dtype));
+    key += std::to_string(o.rows);
+    key += 'x';
+    key += std::to_string(o.cols);
+    key += d.op;
+    auto it = tensors.find(key);
+    if (it != tensors.end()) return it->second;
+    trace::TensorInfo info;
+    info.id = lab + "." + trace::role_name(o.role);
+    info.name = scope;
+    info.op = d.op;
+    info.role = o.role;
+    info.dtype = o.dtype;
+    info.rows = o.rows;
+    info.cols = o.cols;
+    info.ld = o.ld;
+    info.device = d.device;
+    info.gemm = d.sig;
+    const uint32_t idx = writer->define_tensor(info);
+    tensors.emplace(std::move(key), idx);
+    return idx;
+  }
+
+  // Fills ticket tensors for a labelled call; returns whether anything is sampled.
+  bool resolve(const std::string& lab, const std::string& scope, const GemmDesc& d, uint64_t s,
+               GemmTicket* t) {
+    t->step = s;
+    t->any = false;
+    if (!sampled(s)) return false;
+    for (int i = 0; i < d.num_operands; ++i) {
+      const OperandDesc& o = d.operands[i];
+      if (!cfg.role_enabled(o.role) || o.rows == 0 || o.cols == 0) continue;
+      t->sampled[i] = true;
+      t->tensor[i] = tensor_index(lab, scope, d, o);
+      t->any = true;
+    }
+    return t->any;
+  }
+
+  void emit(uint32_t tensor, uint64_t s, uint64_t seq, uint64_t stream, uint64_t time_ns,
+            const TensorStats& stats) {
+    trace::Observation obs;
+    obs.tensor = tensor;
+    obs.step = s;
+    obs.seq = seq;
+    obs.stream = stream;
+    obs.time_ns = time_ns;
+    obs.stats = stats;
+    writer->observe(obs);
+  }
+
+  void emit_mark(uint64_t s, uint64_t time_ns, uint64_t first_seq) {
+    trace::StepMark m;
+    m.step = s;
+    m.source = source;
+    m.time_ns = time_ns;
+    m.first_seq = first_seq;
+    writer->step(m);
+  }
+
+  // A new step begins now (live boundary): marks, per-step state, watched weights.
+  void begin_step_live(uint64_t first_seq) {
+    ++step;
+    ordinal = 0;
+    extras = 0;
+    scope_counts.clear();
+    emit_mark(step, now(), first_seq);
+    sample_watches();
+  }
+
+  // Labels every held call with the detected period (or none) and emits what is complete.
+  void commit(PeriodResult r) {
+    const size_t n = held.size();
+    auto tmp = std::make_unique<TensorStats>();
+    if (r.period > 0) {
+      source = StepSource::GemmPeriod;
+      if (step == 0 && !held.empty()) emit_mark(0, held.front().time_ns, held.front().seq);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      Held& h = held[i];
+      long ord = static_cast<long>(i);
+      if (r.period > 0 && i >= r.offset) {
+        const size_t pos = (i - r.offset) % r.period;
+        ord = static_cast<long>(pos);
+        if (pos == 0 && (i > r.offset || r.offset > 0)) {
+          ++step;
+          extras = 0;
+          scope_counts.clear();
+          emit_mark(step, h.time_ns, h.seq);
+        }
+      } else if (r.period == 0) {
+        ord = static_cast<long>(ordinal++);
+      }
+      GemmTicket t;
+      t.seq = h.seq;
+      resolve(label(h.scope, ord), h.scope, h.desc, step, &t);
+      LateLabel late_label;
+      for (int k = 0; k < h.desc.num_operands; ++k) {
+        if (!t.sampled[k]) continue;
+        if (h.have[k]) {
+          h.stats[k].expand(tmp.get());
+          emit(t.tensor[k], step, h.seq, h.desc.stream, h.time_ns, *tmp);
+        } else if (h.pending[k]) {
+          late_label.tensor[k] = t.tensor[k];
+          ++late_label.pending;
+        }
+      }
+      if (late_label.pending > 0) {
+        late_label.step = step;
+        late_label.stream = h.desc.stream;
+        late_label.time_ns = h.time_ns;
+        late.emplace(h.seq, late_label);
+      }
+    }
+    if (r.period > 0) {
+      const auto& sq = detector.sequence();
+      std::vector<uint64_t> pattern(sq.begin() + static_cast<long>(r.offset),
+                                    sq.begin() + static_cast<long>(r.offset + r.period));
+      tracker = StepTracker(std::move(pattern), (n - r.offset) % r.period);
+      phase = Phase::Tracking;
+      FPSCOPE_LOG(Info, "steps: GEMM period %zu calls (after %zu warm-up calls)", r.period,
+                  r.offset);
+    } else {
+      FPSCOPE_LOG(Info, "steps: no repeating GEMM sequence in %zu calls; still looking", n);
+    }
+    held.clear();
+    detector.reset();
+    check_writer();
+  }
+
+  // Explicit step source takes over from the period detection.
+  void take_over(StepSource src) {
+    explicit_steps = true;
+    source = src;
+    if (phase == Phase::Detect && !held.empty()) commit(PeriodResult{});
+    phase = Phase::Off;
+    if (step == 0 && writer) emit_mark(0, 0, 0);
+  }
+
+  void sample_watches() {
+    if (watches.empty()) return;
+    uint64_t hist[kRatioBins];
+    for (auto& [name, w] : watches) {
+      if (w.have_prev) {
+        w.cur.resize(w.count);
+        widen(w.ptr, w.dtype, w.count, w.cur.data());
+        trace::WeightUpdateRecord rec;
+        rec.step = step;
+        rec.tensor = w.tensor;
+        rec.master_dtype = w.dtype;
+        rec.elements = w.count;
+        std::memset(hist, 0, sizeof hist);
+        compute_update_loss(w.prev.data(), w.cur.data(), w.count, &rec.bf16, &rec.fp16,
+                            &rec.changed, hist);
+        for (int b = 0; b < kRatioBins; ++b)
+          if (hist[b] != 0) rec.ratio_hist.emplace_back(static_cast<int16_t>(b + kRatioLog2Min), hist[b]);
+        writer->weight_update(rec);
+        w.have_prev = false;
+      }
+      if (sampled(step)) {
+        w.prev.resize(w.count);
+        widen(w.ptr, w.dtype, w.count, w.prev.data());
+        w.have_prev = true;
+      }
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+void at_exit_handler() { Recorder::shutdown(); }
+
+Recorder::Impl* g_impl = nullptr;  // never freed: hooks may run during and after exit
+
+void atfork_prepare() {
+  if (g_impl) g_impl->mu.lock();
+}
+void atfork_parent() {
+  if (g_impl) g_impl->mu.unlock();
+}
+void atfork_child();
+
+}  // namespace
+
+Recorder* Recorder::get() {
+  std::call_once(g_init_once, [] {
+    Config cfg = load_config();
+    if (!cfg.enabled) {
+      FPSCOPE_LOG(Info, "disabled by FPSCOPE_DISABLE/FPSCOPE_ENABLE");
+      return;
+    }
+    auto* impl = new Impl();
+    impl->cfg = std::move(cfg);
+    impl->pid = static_cast<long>(getpid());
+    impl->detector = PeriodDetector(3);
+    if (impl->cfg.steps == StepMode::None || impl->cfg.steps == StepMode::Api)
+      impl->phase = Impl::Phase::Off;
+    const std::string p = expand_output(impl->cfg.output, impl->pid);
+    impl->path_existed = ::stat(p.c_str(), &impl->path_stat) == 0;
+    g_impl = impl;
+    g_recorder.store(new Recorder(impl), std::memory_order_release);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    std::atexit(at_exit_handler);
+  });
+  return g_recorder.load(std::memory_order_acquire);
+}
+
+namespace {
+void atfork_child() {
+  Recorder::Impl* impl = g_impl;
+  if (!impl) return;
+  // The child must never touch the parent's file or writer thread.
+  if (impl->writer) {
+    impl->writer->abandon_after_fork();
+    (void)impl->writer.release();  // leaked on purpose: its thread does not exist here
+  }
+  impl->held.clear();
+  impl->late.clear();
+  impl->tensors.clear();
+  for (auto& [name, w] : impl->watches) w.have_prev = false;
+  impl->detector.reset();
+  impl->pid = static_cast<long>(getpid());
+  impl->t0 = std::chrono::steady_clock::now();
+  if (!impl->closed && impl->cfg.output.find("%p") != std::string::npos) {
+    impl->open_attempted = false;  // the child opens its own trace on its first record
+    impl->path_existed = false;
+    if (impl->phase == Recorder::Impl::Phase::Tracking ||
+        impl->phase == Recorder::Impl::Phase::Detect)
+      impl->phase = Recorder::Impl::Phase::Detect;
+  } else if (!impl->closed) {
+    impl->closed = true;
+    g_recorder.store(nullptr, std::memory_order_release);
+    FPSCOPE_LOG(Info, "forked child %ld: not recording (FPSCOPE_OUTPUT has no %%p)", impl->pid);
+  }
+  impl->mu.unlock();
+}
+}  // namespace
+
+GemmTicket Recorder::begin_gemm(const GemmDesc& d) {
+  GemmTicket t;
+  Impl& m = *impl_;
+  if (!m.cfg.op_enabled(d.op)) return t;
+  const std::string scope = current_scope();
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (!m.ensure_writer()) return t;
+  t.seq = m.next_seq++;
+  t.time_ns = m.now();
+  t.stream = d.stream;
+  switch (m.phase) {
+    case Impl::Phase::Off:
+      t.step = m.step;
+      m.resolve(m.label(scope, static_cast<long>(m.ordinal++)), scope, d, m.step, &t);
+      return t;
+    case Impl::Phase::Tracking: {
+      const StepTracker::Label l = m.tracker.next(signature(d, scope));
+      if (l.new_step) m.begin_step_live(t.seq);
+      if (l.lost) {
+        m.event_locked(trace::EventLevel::Warning,
+                       "step period lost (too many calls out of the pattern); re-detecting");
+        m.phase = Impl::Phase::Detect;
+        m.held_base = t.seq;
+        break;  // held below
+      }
+      t.step = m.step;
+      m.resolve(m.label(scope, l.ordinal), scope, d, m.step, &t);
+      return t;
+    }
+    case Impl::Phase::Detect:
+      break;
+  }
+  // Detecting: hold the call; every operand is measured until the sampling is known.
+  if (m.held.empty()) m.held_base = t.seq;
+  Held h;
+  h.seq = t.seq;
+  h.time_ns = t.time_ns;
+  h.desc = d;
+  h.scope = scope;
+  t.step = m.step;
+  for (int i = 0; i < d.num_operands; ++i) {
+    const OperandDesc& o = d.operands[i];
+    if (!m.cfg.role_enabled(o.role) || o.rows == 0 || o.cols == 0) continue;
+    t.sampled[i] = true;
+    h.pending[i] = true;
+    t.any = true;
+  }
+  m.held.push_back(std::move(h));
+  if (m.detector.feed(signature(d, scope))) {
+    m.commit(PeriodResult{0, m.detector.prefix_period()});
+  } else if (m.held.size() >= m.cfg.period_window) {
+    m.commit(m.detector.decide(2));
+  }
+  return t;
+}
+
+void Recorder::complete(const GemmTicket& t, int i, const TensorStats& stats) {
+  if (i < 0 || i >= kMaxOperands || !t.sampled[i]) return;
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (m.closed || !m.writer) return;
+  if (t.tensor[i] != kUnresolved) {
+    m.emit(t.tensor[i], t.step, t.seq, t.stream, t.time_ns, stats);
+  } else if (!m.held.empty() && t.seq >= m.held_base && t.seq - m.held_base < m.held.size()) {
+    Held& h = m.held[t.seq - m.held_base];
+    if (h.seq == t.seq && h.pending[i]) {
+      h.pending[i] = false;
+      h.have[i] = true;
+      h.stats[i].set(stats);
+    }
+    return;
+  } else {
+    auto it = m.late.find(t.seq);
+    if (it == m.late.end() || it->second.tensor[i] == kUnresolved) return;
+    m.emit(it->second.tensor[i], it->second.step, t.seq, it->second.stream, it->second.time_ns,
+           stats);
+    it->second.tensor[i] = kUnresolved;
+    if (--it->second.pending == 0) m.late.erase(it);
+  }
+  m.check_writer();
+}
+
+void Recorder::abandon(const GemmTicket& t, int i) {
+  if (i < 0 || i >= kMaxOperands || t.tensor[i] != kUnresolved) return;
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (!m.held.empty() && t.seq >= m.held_base && t.seq - m.held_base < m.held.size()) {
+    m.held[t.seq - m.held_base].pending[i] = false;
+    return;
+  }
+  auto it = m.late.find(t.seq);
+  if (it != m.late.end() && it->second.tensor[i] != kUnresolved) {
+    it->second.tensor[i] = kUnresolved;
+    if (--it->second.pending == 0) m.late.erase(it);
+  }
+}
+
+void Recorder::mark_step(StepSource source) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (!m.ensure_writer()) return;
+  const StepMode mode = m.cfg.steps;
+  if (mode == StepMode::None || mode == StepMode::Period) return;
+  if (mode == StepMode::Api && source != StepSource::Api) return;
+  if (!m.explicit_steps) {
+    m.take_over(source);
+  } else if (source != m.source) {
+    if (source != StepSource::Api) return;  // the first explicit source owns the steps ...
+    m.source = StepSource::Api;             // ... except the API, which always wins
+    FPSCOPE_LOG(Info, "steps now come from fpscope_step()");
+  }
+  m.begin_step_live(m.next_seq);
+  m.check_writer();
+}
+
+uint64_t Recorder::current_step() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->step;
+}
+
+bool Recorder::step_sampled(uint64_t s) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->phase != Impl::Phase::Detect && impl_->sampled(s);
+}
+
+void Recorder::scope_push(const char* name) { t_scopes.emplace_back(name ? name : ""); }
+void Recorder::scope_pop() {
+  if (!t_scopes.empty()) t_scopes.pop_back();
+}
+std::string Recorder::current_scope() { return t_scopes.empty() ? std::string() : t_scopes.back(); }
+
+void Recorder::loss_scale(double scale, bool found_inf, double next_scale,
+                          trace::LossScaleSource source) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (!m.ensure_writer()) return;
+  trace::LossScaleRecord r;
+  r.step = m.step;
+  r.scale = scale;
+  r.found_inf = found_inf;
+  r.next_scale = next_scale;
+  r.source = source;
+  r.time_ns = m.now();
+  m.writer->loss_scale(r);
+  m.check_writer();
+}
+
+void Recorder::Impl::event_locked(trace::EventLevel level, const std::string& text) {
+  trace::EventRecord e;
+  e.step = step;
+  e.time_ns = now();
+  e.level = level;
+  e.text = text;
+  writer->event(e);
+}
+
+void Recorder::event(trace::EventLevel level, const std::string& text) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (!m.ensure_writer()) return;
+  m.event_locked(level, text);
+  m.check_writer();
+}
+
+void Recorder::watch(const std::string& name, const void* ptr, uint64_t count, Format dtype) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (!m.ensure_writer()) return;
+  Watch w;
+  w.ptr = ptr;
+  w.count = count;
+  w.dtype = dtype;
+  trace::TensorInfo info;
+  info.id = name;
+  info.name = name;
+  info.op = "watch";
+  info.role = Role::Weight;
+  info.dtype = dtype;
+  info.rows = count;
+  info.cols = 1;
+  info.ld = count;
+  const std::string key = "watch\x1f" + name + "\x1f" + std::to_string(static_cast<int>(dtype)) +
+                          "\x1f" + std::to_string(count);
+  auto it = m.tensors.find(key);
+  w.tensor = it != m.tensors.end() ? it->second : m.writer->define_tensor(info);
+  m.tensors[key] = w.tensor;
+  if (dtype != Format::FP32)
+    m.event_locked(trace::EventLevel::Warning,
+                   "watched tensor '" + name + "' is " + spec(dtype).name +
+                       ": master weights are not FP32");
+  // First snapshot now: the next step boundary records the update of the current step.
+  w.prev.resize(count);
+  widen(ptr, dtype, count, w.prev.data());
+  w.have_prev = true;
+  m.watches[name] = std::move(w);
+}
+
+void Recorder::unwatch(const std::string& name) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->watches.erase(name);
+}
+
+uint64_t Recorder::now_ns() const { return impl_->now(); }
+unsigned Recorder::stats_threads() const { return impl_->cfg.stats_threads; }
+
+void Recorder::flush() {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (m.closed || !m.writer) return;
+  m.writer->flush(false);
+  m.check_writer();
+}
+
+void Recorder::shutdown() {
+  Impl* impl = g_impl;
+  if (!impl) return;
+  HookGuard guard;
+  g_recorder.store(nullptr, std::memory_order_release);
+  std::lock_guard<std::mutex> lock(impl->mu);
+  if (impl->closed) return;
+  if (impl->writer) {
+    // The last period: label what is still held with what can be decided now.
+    if (impl->phase == Impl::Phase::Detect && !impl->held.empty())
+      impl->commit(impl->detector.decide(2));
+    impl->late.clear();
+    const bool ok = impl->writer->close();
+    if (!ok && !impl->failed_warned) {
+      impl->failed_warned = true;
+      log(LogLevel::Warn, "writing the trace failed (%s)", impl->writer->error().c_str());
+    } else if (ok) {
+      FPSCOPE_LOG(Info, "trace written to %s (%llu records)", impl->path.c_str(),
+                  static_cast<unsigned long long>(impl->writer->records_written()));
+    }
+  } else if (!impl->open_attempted) {
+    // Nothing was recorded: still leave a valid, empty trace, unless another process (a child
+    // that exec'd under the same FPSCOPE_OUTPUT) wrote one since this process started.
+    const std::string p = expand_output(impl->cfg.output, impl->pid);
+    struct stat now {};
+    const bool exists = ::stat(p.c_str(), &now) == 0;
+    const bool stale = !exists || (impl->path_existed && now.st_ino == impl->path_stat.st_ino &&
+                                   now.st_mtim.tv_sec == impl->path_stat.st_mtim.tv_sec &&
+                                   now.st_mtim.tv_nsec == impl->path_stat.st_mtim.tv_nsec);
+    if (stale && impl->ensure_writer()) {
+      if (!impl->writer->close() && !impl->failed_warned) {
+        impl->failed_warned = true;
+        log(LogLevel::Warn, "writing the trace failed (%s)", impl->writer->error().c_str());
+      }
+    } else if (!stale) {
+      FPSCOPE_LOG(Info, "no GEMM recorded; %s was written by another process, left as is",
+                  p.c_str());
+    }
+  }
+  impl->closed = true;
+}
+
+HookGuard::HookGuard() : outermost_(t_guard_depth++ == 0) {}
+HookGuard::~HookGuard() { --t_guard_depth; }
+bool HookGuard::active() { return t_guard_depth > 0; }
+
+}  // namespace fpscope::probe

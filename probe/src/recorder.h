@@ -1,0 +1,133 @@
+// fpscope probe recorder: the one place where intercepted calls become trace records.
+// Fed by the host BLAS hooks (probe/src/hooks_blas.cpp) and by the CUDA path (probe/cuda/).
+//
+// Contract (stable; the CUDA path codes against it):
+//  - Recorder::get() returns the process recorder, or nullptr when the probe is disabled
+//    (FPSCOPE_DISABLE, bad output, write error, fork child without %p, after exit). Every method
+//    is thread-safe and never throws; none of them writes to stdout.
+//  - A GEMM is reported in two parts: begin_gemm() at the call site (assigns the global sequence
+//    number, the step and the tensor identities "gemm#k.<role>" or "<scope>.<role>", decides
+//    sampling) and complete() once the statistics of an operand exist: immediately for the host
+//    path, later (from a drain thread) for device statistics. The ticket is a plain value: keep it
+//    until every sampled operand is completed or dropped with abandon().
+//  - Tensor identity (DESIGN.md): (id, role, dtype, shape). The GEMM signature is written once per
+//    tensor, with its definition.
+//  - Steps: mark_step(source) from any source. The first explicit source owns the steps; Api always
+//    wins over the others; other sources are then ignored. With no explicit source, steps come
+//    from the period of the GEMM-signature sequence (StepSource::GemmPeriod): calls are held back
+//    until the period is known (or the window fills), then labelled. Tickets of held calls carry
+//    unresolved tensor indices; complete() resolves them internally, so callers never care.
+//  - Names: a thread-local scope stack (fpscope_scope_push/pop, NVTX ranges via scope_push/pop).
+//    The innermost scope names a GEMM; the j-th GEMM of that name in a step gets "<name>#j".
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "fpscope/stats.h"
+#include "fpscope/trace_types.h"
+
+namespace fpscope::probe {
+
+// One operand of a GEMM as stored (column-major view: element (i, j) at i + j * ld).
+struct OperandDesc {
+  trace::Role role = trace::Role::D;
+  Format dtype = Format::FP32;
+  uint64_t rows = 0;
+  uint64_t cols = 0;
+  uint64_t ld = 0;
+};
+
+inline constexpr int kMaxOperands = 4;  // A, B, C, D
+inline constexpr uint32_t kUnresolved = 0xffffffffu;
+
+struct GemmDesc {
+  // Static storage (a string literal): kept by pointer while the step period is detected.
+  const char* op = "";  // "sgemm", "cblas_sgemm", "sbgemm", "cublasGemmEx", "cublasLtMatmul", ...
+  trace::GemmSignature sig;
+  int layout = 0;  // extra signature bits the op needs (cblas order, Lt epilogue...); 0 if none
+  OperandDesc operands[kMaxOperands];
+  int num_operands = 0;
+  int32_t device = -1;  // -1 = host
+  uint64_t stream = 0;  // 0 = host
+};
+
+// What begin_gemm() decided. `sampled[i]`: compute stats of operands[i] and complete() them.
+struct GemmTicket {
+  bool any = false;  // false: record nothing for this call (disabled, unsampled step, filtered)
+  bool sampled[kMaxOperands] = {};
+  uint64_t seq = 0;
+  uint64_t step = 0;  // provisional while the step period is still being detected
+  uint32_t tensor[kMaxOperands] = {kUnresolved, kUnresolved, kUnresolved, kUnresolved};
+  uint64_t time_ns = 0;
+  uint64_t stream = 0;
+};
+
+class Recorder {
+ public:
+  // The process recorder, created on first use from the FPSCOPE_* environment; nullptr when
+  // disabled. Cheap (one atomic load) after the first call.
+  static Recorder* get();
+
+  // ---- GEMMs ----
+  GemmTicket begin_gemm(const GemmDesc& desc);
+  // Records the statistics of operand `i` of the ticketed call (any thread, any time later).
+  void complete(const GemmTicket& ticket, int i, const TensorStats& stats);
+  // The statistics of operand `i` will never come (e.g. a device slot was lost): forget it.
+  void abandon(const GemmTicket& ticket, int i);
+
+  // ---- steps ----
+  // Ends the current step and begins the next one, if `source` is the step source in force.
+  void mark_step(trace::StepSource source);
+  uint64_t current_step() const;
+  // Whether steps in force are recorded (FPSCOPE_EVERY); false while the period is unknown.
+  bool step_sampled(uint64_t step) const;
+
+  // ---- names (thread-local) ----
+  static void scope_push(const char* name);
+  static void scope_pop();
+  static std::string current_scope();  // innermost scope, "" when none
+
+  // ---- other records ----
+  // Recorded for every step regardless of FPSCOPE_EVERY; step = the current step.
+  void loss_scale(double scale, bool found_inf, double next_scale, trace::LossScaleSource source);
+  void event(trace::EventLevel level, const std::string& text);
+  // Master weights: sampled at each step boundary (see DESIGN.md "Master-weight update loss").
+  // dtype: FP32, BF16 or FP16. The memory must stay valid until unwatch().
+  void watch(const std::string& name, const void* ptr, uint64_t count, Format dtype);
+  void unwatch(const std::string& name);
+
+  // Nanoseconds since the trace started (the trace's clock).
+  uint64_t now_ns() const;
+  // Writes everything recorded so far (blocks until written).
+  void flush();
+  // FPSCOPE_STATS_THREADS: threads for host statistics (StatsOptions::threads).
+  unsigned stats_threads() const;
+
+  // Flushes and closes the trace (atexit); afterwards get() returns nullptr.
+  static void shutdown();
+
+  struct Impl;
+
+ private:
+  explicit Recorder(Impl* impl) : impl_(impl) {}
+  Impl* impl_;
+};
+
+// RAII guard: true while the current thread is inside a hook or the probe itself, so nested BLAS
+// calls (cblas_sgemm -> sgemm_, stats code) and the probe's own work are not recorded.
+class HookGuard {
+ public:
+  HookGuard();
+  ~HookGuard();
+  HookGuard(const HookGuard&) = delete;
+  HookGuard& operator=(const HookGuard&) = delete;
+  // True when this guard is the outermost one (the call should be recorded).
+  bool outermost() const { return outermost_; }
+  static bool active();
+
+ private:
+  bool outermost_;
+};
+
+}  // namespace fpscope::probe

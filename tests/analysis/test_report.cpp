@@ -1,0 +1,228 @@
+// Findings, summary JSON, reports (determinism, self-containment), diff rules and the bug-ticket
+// summary on a small hand-built trace.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "fpscope/analysis/analysis.h"
+#include "trace_builder.h"
+
+using namespace fpscope;
+using namespace fpscope::analysis;
+using fpscope::test::Builder;
+using fpscope::test::fi;
+
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// gemm#0.D: steps 0..3, 100 elements; FP16 overflow 0,0,5,10 (amax 1000,1000,7e4,7e4) from
+// step 2; histogram: 100 values in bin 4*(127+9) (2^9..) per step. gemm#0.A: exact, clean.
+// Loss scale: 4 steps, step 2 skipped (its first offender is gemm#0.D, seq 21).
+Builder make(bool overflow = true) {
+  Builder b;
+  b.t.path = "hand.fpst";
+  b.t.version_major = 1;
+  const uint32_t d = b.tensor("gemm#0.D", trace::Role::D, 10, 10);
+  const uint32_t a = b.tensor("gemm#0.A", trace::Role::A, 10, 10);
+  for (uint64_t s = 0; s < 4; ++s) {
+    b.obs(a, s, 10 * s + 20, 100, 1.0f, 50.0);
+    b.hist(4 * 127, 100);
+    const bool big = overflow && s >= 2;
+    auto& o = b.obs(d, s, 10 * s + 21, 100, big ? 7e4f : 1000.0f, 1e6);
+    o.stats.fmt[fi(Format::FP16)].overflow = big ? (s == 2 ? 5 : 10) : 0;
+    o.stats.fmt[fi(Format::FP16)].sum_err2 = 1e-2;  // 10 log10(1e6/1e-2) = 80 dB
+    o.stats.fmt[fi(Format::BF16)].sum_err2 = 1.0;   // 60 dB
+    b.hist(4 * (127 + 9), 100);
+  }
+  b.loss_scale(0, 1024, false, 1024);
+  b.loss_scale(1, 1024, false, 1024);
+  b.loss_scale(2, 1024, overflow, overflow ? 512 : 1024);
+  b.loss_scale(3, overflow ? 512 : 1024, false, 0);
+  return b;
+}
+
+}  // namespace
+
+TEST(Findings, RankedWithEvidenceAndRecommendation) {
+  const auto b = make();
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  EXPECT_EQ(a.steps, 4u);
+  EXPECT_EQ(a.gemm_calls, 8u);
+  ASSERT_FALSE(a.findings.empty());
+  const auto& f = a.findings[0];
+  // FP16 overflow: 15 of 400 elements -> Error, 3000 + round((log10(0.0375) + 7) / 7 * 999).
+  EXPECT_EQ(f.kind, "overflow");
+  EXPECT_EQ(f.severity, Severity::Error);
+  EXPECT_EQ(f.tensor_id, "gemm#0.D");
+  EXPECT_EQ(f.first_step, 2);
+  EXPECT_EQ(f.score, 3000 + 795);
+  EXPECT_EQ(f.title, "fp16 would overflow gemm#0.D from step 2 (amax 70000 > 65504)");
+  EXPECT_NE(f.recommendation.find("BF16"), std::string::npos);
+  EXPECT_NE(f.evidence.find("15 of 400"), std::string::npos);
+  // The skipped step names its first offender.
+  bool skipped = false;
+  for (const auto& x : a.findings)
+    if (x.kind == "skipped_steps") {
+      skipped = true;
+      EXPECT_NE(x.evidence.find("step 2 (scale 1024): first fp16 overflow in gemm#0.D (seq 41)"),
+                std::string::npos)
+          << x.evidence;
+    }
+  EXPECT_TRUE(skipped);
+}
+
+TEST(Summary, JsonFieldsMatchHandComputedValues) {
+  const auto b = make();
+  const trace::TraceModel m(b.t);
+  const auto j = summary_json(b.t, analyze(m));
+  EXPECT_EQ(j["summary_version"], 1);
+  EXPECT_EQ(j["trace"]["path"], "hand.fpst");
+  EXPECT_EQ(j["trace"]["steps"], 4);
+  EXPECT_EQ(j["trace"]["observations"], 8);
+  EXPECT_EQ(j["trace"]["truncated"], false);
+  EXPECT_EQ(j["trace"]["step_source"], "none");
+  ASSERT_EQ(j["tensors"].size(), 2u);
+  const auto& d = j["tensors"][0];  // worst first
+  EXPECT_EQ(d["id"], "gemm#0.D");
+  EXPECT_EQ(d["role"], "D");
+  EXPECT_EQ(d["dtype"], "fp32");
+  EXPECT_EQ(d["shape"], nlohmann::json::array({10, 10}));
+  EXPECT_EQ(d["observations"], 4);
+  EXPECT_EQ(d["elements"], 400);
+  EXPECT_DOUBLE_EQ(d["amax"].get<double>(), 70000.0);
+  EXPECT_EQ(d["formats"]["fp16"]["overflow"], 15);
+  EXPECT_EQ(d["formats"]["fp16"]["first_overflow_step"], 2);
+  // fp16 SQNR: 10 log10(4e6 / 4e-2) = 80 dB; bf16: 10 log10(4e6 / 4) = 60 dB.
+  EXPECT_NEAR(d["formats"]["fp16"]["sqnr_db"].get<double>(), 80.0, 1e-9);
+  EXPECT_NEAR(d["formats"]["bf16"]["sqnr_db"].get<double>(), 60.0, 1e-9);
+  // gemm#0.A: exact casts -> SQNR null.
+  EXPECT_TRUE(j["tensors"][1]["formats"]["fp16"]["sqnr_db"].is_null());
+  ASSERT_EQ(j["loss_scale"].size(), 4u);
+  EXPECT_EQ(j["loss_scale"][2]["found_inf"], true);
+  EXPECT_DOUBLE_EQ(j["loss_scale"][2]["scale"].get<double>(), 1024.0);
+  EXPECT_EQ(j["loss_scale_summary"]["skipped"][0]["first_offender"], "gemm#0.D");
+  EXPECT_TRUE(j["weights"].is_array());
+}
+
+TEST(Report, DeterministicSelfContainedHtmlAndMarkdown) {
+  const auto b = make();
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  const std::string h1 = render_html(m, a, {});
+  const std::string h2 = render_html(m, analyze(m), {});
+  EXPECT_EQ(h1, h2);
+  EXPECT_NE(h1.find("<svg"), std::string::npos);
+  EXPECT_NE(h1.find("<polyline"), std::string::npos);
+  EXPECT_NE(h1.find("fp16 would overflow gemm#0.D from step 2"), std::string::npos);
+  // Self-contained: nothing fetched from elsewhere.
+  EXPECT_EQ(h1.find("src="), std::string::npos);
+  EXPECT_EQ(h1.find("href="), std::string::npos);
+
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("fpscope_report_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "x");
+  std::filesystem::create_directories(dir / "y");
+  std::string err;
+  ASSERT_TRUE(write_report(m, a, (dir / "x" / "r.md").string(), {}, &err)) << err;
+  ASSERT_TRUE(write_report(m, a, (dir / "y" / "r.md").string(), {}, &err)) << err;
+  const std::string md = slurp(dir / "x" / "r.md");
+  EXPECT_EQ(md, slurp(dir / "y" / "r.md"));
+  EXPECT_NE(md.find("![loss scale](r_files/loss_scale.svg)"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(dir / "x" / "r_files" / "loss_scale.svg"));
+  EXPECT_EQ(slurp(dir / "x" / "r_files" / "tensor0_exponents.svg"),
+            slurp(dir / "y" / "r_files" / "tensor0_exponents.svg"));
+  ASSERT_TRUE(write_report(m, a, (dir / "x" / "r.html").string(), {}, &err)) << err;
+  EXPECT_EQ(slurp(dir / "x" / "r.html"), h1);
+  EXPECT_FALSE(write_report(m, a, (dir / "x" / "r.pdf").string(), {}, &err));
+  EXPECT_NE(err.find("r.pdf"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Report, BugTicketSummaryForSelection) {
+  const auto b = make();
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  Selection sel;
+  sel.tensors = {0};  // gemm#0.D
+  const std::string s = markdown_summary(m, a, sel);
+  EXPECT_NE(s.find("fp16 would overflow gemm#0.D"), std::string::npos);
+  EXPECT_NE(s.find("| `gemm#0.D` |"), std::string::npos);
+  EXPECT_EQ(s.find("| `gemm#0.A` |"), std::string::npos);
+  sel.tensors = {1};  // the clean tensor
+  EXPECT_NE(markdown_summary(m, a, sel).find("no findings for this selection"), std::string::npos);
+}
+
+TEST(Diff, RulesAndRegressions) {
+  DiffRules r;
+  std::string err;
+  ASSERT_TRUE(parse_fail_on("sqnr=3, amax=4", &r, &err)) << err;
+  EXPECT_TRUE(r.sqnr);
+  EXPECT_DOUBLE_EQ(r.sqnr_drop_db, 3.0);
+  EXPECT_TRUE(r.amax);
+  EXPECT_DOUBLE_EQ(r.amax_growth, 4.0);
+  EXPECT_FALSE(r.overflow);
+  EXPECT_FALSE(r.skipped);
+  EXPECT_FALSE(parse_fail_on("bogus", &r, &err));
+  EXPECT_NE(err.find("bogus"), std::string::npos);
+  EXPECT_FALSE(parse_fail_on("sqnr=abc", &r, &err));
+  EXPECT_FALSE(parse_fail_on("amax=0.5", &r, &err));
+  EXPECT_FALSE(parse_fail_on("overflow=2", &r, &err));
+
+  const auto clean = make(false);
+  const auto bad = make(true);
+  const trace::TraceModel mc(clean.t), mb(bad.t);
+  const auto ac = analyze(mc), ab = analyze(mb);
+  // Same run against itself: clean.
+  EXPECT_TRUE(diff_runs(mc, ac, mc, ac, DiffRules{}).regressions.empty());
+  // clean -> bad: new FP16 overflow in gemm#0.D, amax 1000 -> 70000 (x70 > 10), skipped 0 -> 1.
+  const auto d = diff_runs(mc, ac, mb, ab, DiffRules{});
+  ASSERT_EQ(d.regressions.size(), 3u);
+  EXPECT_EQ(d.regressions[0].rule, "amax");
+  EXPECT_EQ(d.regressions[1].rule, "overflow");
+  EXPECT_EQ(d.regressions[1].tensor_id, "gemm#0.D");
+  EXPECT_EQ(d.regressions[2].rule, "skipped");
+  EXPECT_EQ(d.base_skipped, 0u);
+  EXPECT_EQ(d.new_skipped, 1u);
+  // bad -> clean: an improvement, no regression.
+  EXPECT_TRUE(diff_runs(mb, ab, mc, ac, DiffRules{}).regressions.empty());
+  // Only the skipped rule.
+  DiffRules only;
+  ASSERT_TRUE(parse_fail_on("skipped", &only, &err));
+  EXPECT_EQ(diff_runs(mc, ac, mb, ab, only).regressions.size(), 1u);
+}
+
+TEST(Export, CsvJsonlPerfettoParse) {
+  const auto b = make();
+  std::stringstream csv, jl, pf;
+  export_csv(b.t, csv);
+  export_jsonl(b.t, jl);
+  export_perfetto(b.t, pf);
+  std::string line;
+  int lines = 0;
+  std::getline(csv, line);
+  EXPECT_EQ(line.rfind("step,seq,time_ns,stream,tensor,id,", 0), 0u);
+  while (std::getline(csv, line)) ++lines;
+  EXPECT_EQ(lines, 8);  // one row per observation
+  int rows = 0;
+  while (std::getline(jl, line)) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j.contains("formats"));
+    ++rows;
+  }
+  EXPECT_EQ(rows, 8);
+  const auto p = nlohmann::json::parse(pf.str());
+  int counters = 0;
+  for (const auto& e : p["traceEvents"])
+    if (e["ph"] == "C") ++counters;
+  EXPECT_EQ(counters, 8 * 2 + 4);  // amax + overflow per observation, 4 loss-scale records
+}

@@ -1,0 +1,189 @@
+// Unit tests of the probe's parts that need no process injection: step-period detection,
+// configuration parsing and output-path expansion.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "config.h"
+#include "period.h"
+
+using namespace fpscope::probe;
+
+namespace {
+
+PeriodResult feed_all(PeriodDetector& d, const std::vector<uint64_t>& s, bool* committed) {
+  *committed = false;
+  for (uint64_t x : s)
+    if (d.feed(x)) {
+      *committed = true;
+      return PeriodResult{0, d.prefix_period()};
+    }
+  return d.decide(2);
+}
+
+std::vector<uint64_t> repeat(const std::vector<uint64_t>& unit, int times) {
+  std::vector<uint64_t> s;
+  for (int i = 0; i < times; ++i) s.insert(s.end(), unit.begin(), unit.end());
+  return s;
+}
+
+TEST(PeriodDetector, CommitsAfterThreeRepetitions) {
+  // An MLP step: 4 forward GEMMs (two of the same shape) + 7 backward ones.
+  const std::vector<uint64_t> step = {1, 2, 2, 3, 4, 5, 6, 5, 6, 7, 8};
+  PeriodDetector d(3);
+  for (size_t i = 0; i < 3 * step.size() - 1; ++i) EXPECT_FALSE(d.feed(step[i % step.size()]));
+  EXPECT_TRUE(d.feed(step.back()));
+  EXPECT_EQ(d.prefix_period(), step.size());
+}
+
+TEST(PeriodDetector, InnerRepetitionIsNotTheStep) {
+  // The 2, 2 inside the step must not be taken for a period of 1.
+  const std::vector<uint64_t> step = {1, 2, 2, 2, 2, 3};
+  bool committed = false;
+  PeriodDetector d(3);
+  const PeriodResult r = feed_all(d, repeat(step, 3), &committed);
+  EXPECT_TRUE(committed);
+  EXPECT_EQ(r.offset, 0u);
+  EXPECT_EQ(r.period, step.size());
+}
+
+TEST(PeriodDetector, WarmUpCallsBeforeTheFirstStep) {
+  std::vector<uint64_t> s = {9, 8};  // e.g. an evaluation pass before training
+  const auto body = repeat({1, 2, 3}, 4);
+  s.insert(s.end(), body.begin(), body.end());
+  PeriodDetector d(3);
+  bool committed = false;
+  const PeriodResult r = feed_all(d, s, &committed);
+  EXPECT_FALSE(committed);  // the prefix never repeats ...
+  EXPECT_EQ(r.offset, 2u);  // ... the suffix does
+  EXPECT_EQ(r.period, 3u);
+}
+
+TEST(PeriodDetector, NoPeriod) {
+  PeriodDetector d(3);
+  bool committed = false;
+  const PeriodResult r = feed_all(d, {1, 2, 3, 4, 5, 6, 7}, &committed);
+  EXPECT_FALSE(committed);
+  EXPECT_EQ(r.period, 0u);
+}
+
+TEST(PeriodDetector, TwoRepetitionsAreEnoughAtTheEnd) {
+  PeriodDetector d(3);
+  bool committed = false;
+  const PeriodResult r = feed_all(d, repeat({1, 2, 3, 4}, 2), &committed);
+  EXPECT_FALSE(committed);
+  EXPECT_EQ(r.offset, 0u);
+  EXPECT_EQ(r.period, 4u);
+}
+
+TEST(StepTracker, OrdinalsPartialStepsAndExtras) {
+  StepTracker t({1, 2, 3}, 0);
+  auto l = t.next(1);
+  EXPECT_TRUE(l.new_step);
+  EXPECT_EQ(l.ordinal, 0);
+  EXPECT_EQ(t.next(2).ordinal, 1);
+  EXPECT_EQ(t.next(3).ordinal, 2);
+  l = t.next(7);  // an extra call (e.g. evaluation with another batch size)
+  EXPECT_FALSE(l.new_step);
+  EXPECT_EQ(l.ordinal, -1);
+  l = t.next(1);
+  EXPECT_TRUE(l.new_step);
+  EXPECT_FALSE(l.partial);
+  EXPECT_EQ(t.next(2).ordinal, 1);
+  l = t.next(1);  // the step ended early (last partial step, or a forward-only pass)
+  EXPECT_TRUE(l.new_step);
+  EXPECT_TRUE(l.partial);
+  EXPECT_EQ(l.ordinal, 0);
+}
+
+TEST(StepTracker, LosesTheperiodAfterTooManyExtras) {
+  StepTracker t({1, 2}, 0);
+  bool lost = false;
+  for (int i = 0; i < 100 && !lost; ++i) lost = t.next(5).lost;
+  EXPECT_TRUE(lost);
+}
+
+class Env : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (const char* n : {"FPSCOPE_EVERY", "FPSCOPE_FORMATS", "FPSCOPE_OPS", "FPSCOPE_LOG",
+                          "FPSCOPE_DISABLE", "FPSCOPE_ENABLE", "FPSCOPE_STEPS", "RANK",
+                          "FPSCOPE_FLUSH_MS", "FPSCOPE_PERIOD_WINDOW"})
+      unsetenv(n);
+  }
+};
+
+TEST_F(Env, Defaults) {
+  const Config c = load_config();
+  EXPECT_TRUE(c.enabled);
+  EXPECT_EQ(c.every, 10u);
+  EXPECT_EQ(c.output, "fpscope-%p.fpst");
+  for (bool f : c.formats) EXPECT_TRUE(f);
+  EXPECT_TRUE(c.op_enabled("sgemm"));
+  EXPECT_EQ(c.steps, StepMode::Auto);
+  EXPECT_EQ(c.flush_ms, 100u);
+}
+
+TEST_F(Env, GoodValues) {
+  setenv("FPSCOPE_EVERY", "3", 1);
+  setenv("FPSCOPE_FORMATS", "fp16, e4m3", 1);
+  setenv("FPSCOPE_OPS", "D,cblas_sgemm", 1);
+  setenv("FPSCOPE_STEPS", "api", 1);
+  setenv("FPSCOPE_ENABLE", "0", 1);
+  const Config c = load_config();
+  EXPECT_FALSE(c.enabled);
+  EXPECT_EQ(c.every, 3u);
+  EXPECT_FALSE(c.formats[fpscope::target_index(fpscope::Format::BF16)]);
+  EXPECT_TRUE(c.formats[fpscope::target_index(fpscope::Format::FP16)]);
+  EXPECT_TRUE(c.formats[fpscope::target_index(fpscope::Format::E4M3)]);
+  EXPECT_FALSE(c.formats[fpscope::target_index(fpscope::Format::E5M2)]);
+  EXPECT_TRUE(c.role_enabled(fpscope::trace::Role::D));
+  EXPECT_FALSE(c.role_enabled(fpscope::trace::Role::A));
+  EXPECT_TRUE(c.op_enabled("cblas_sgemm"));
+  EXPECT_FALSE(c.op_enabled("sgemm"));
+  EXPECT_EQ(c.steps, StepMode::Api);
+}
+
+TEST_F(Env, BadValuesFallBackToDefaults) {
+  setenv("FPSCOPE_EVERY", "-1", 1);
+  setenv("FPSCOPE_FORMATS", "fp7", 1);
+  setenv("FPSCOPE_OPS", ",", 1);
+  setenv("FPSCOPE_LOG", "loud", 1);
+  setenv("FPSCOPE_DISABLE", "maybe", 1);
+  setenv("FPSCOPE_FLUSH_MS", "0", 1);
+  setenv("FPSCOPE_PERIOD_WINDOW", "3", 1);
+  testing::internal::CaptureStderr();
+  const Config c = load_config();
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(c.enabled);
+  EXPECT_EQ(c.every, 10u);
+  for (bool f : c.formats) EXPECT_TRUE(f);
+  EXPECT_TRUE(c.op_enabled("sgemm"));
+  EXPECT_EQ(c.log, LogLevel::Warn);
+  EXPECT_EQ(c.flush_ms, 100u);
+  EXPECT_EQ(c.period_window, 4096u);
+  for (const char* n : {"FPSCOPE_EVERY='-1'", "FPSCOPE_FORMATS='fp7'", "FPSCOPE_OPS=','",
+                        "FPSCOPE_LOG='loud'", "FPSCOPE_DISABLE='maybe'", "FPSCOPE_FLUSH_MS='0'",
+                        "FPSCOPE_PERIOD_WINDOW='3'"}) {
+    const std::string line = std::string("[fpscope] warning: ") + n;
+    const size_t at = err.find(line);
+    EXPECT_NE(at, std::string::npos) << n << "\n" << err;
+    EXPECT_EQ(err.find(line, at + 1), std::string::npos) << "warned twice: " << n;
+  }
+}
+
+TEST_F(Env, ExpandOutput) {
+  setenv("RANK", "3", 1);
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  EXPECT_EQ(expand_output("run-%p-r%r-%h.fpst", 42), std::string("run-42-r3-") + host + ".fpst");
+  EXPECT_EQ(expand_output("100%%-%q%", 1), "100%-%q%");
+  unsetenv("RANK");
+  EXPECT_EQ(expand_output("r%r", 1), "r0");
+}
+
+}  // namespace

@@ -1,0 +1,47 @@
+// Kernel-name recognition (what the CUPTI launch callback does with the name it is given).
+#include <gtest/gtest.h>
+
+#include "kernel_match.h"
+
+namespace fpscope::cuda {
+namespace {
+
+TEST(KernelMatch, PyTorchLossScaleUpdateMangledAndDemangled) {
+  const std::string_view p = kDefaultOptimizerPattern;
+  // at::native::amp_update_scale_cuda_kernel(float*, int*, const float*, double, double, int)
+  EXPECT_EQ(classify_kernel("_ZN2at6native28amp_update_scale_cuda_kernelEPfPiPKfddi", p),
+            KernelKind::LossScaleUpdate);
+  EXPECT_EQ(classify_kernel("at::native::amp_update_scale_cuda_kernel(float*, int*, float const*, "
+                            "double, double, int)",
+                            p),
+            KernelKind::LossScaleUpdate);
+  // PyTorch 1.6-1.8: (int* growth_tracker, float* current_scale, float* found_inf, float*
+  // new_scale, double, double, int): other argument positions -> must not be read as the current
+  // layout.
+  EXPECT_EQ(classify_kernel("_ZN2at6native28amp_update_scale_cuda_kernelEPiPfS1_S1_ddi", p),
+            KernelKind::LossScaleUnknownAbi);
+  EXPECT_EQ(classify_kernel("_Z28amp_update_scale_cuda_kernelPfPiS_fffifi", p),
+            KernelKind::LossScaleUnknownAbi);
+}
+
+TEST(KernelMatch, UnscaleOptimizerAndOthers) {
+  const std::string_view p = kDefaultOptimizerPattern;
+  EXPECT_EQ(classify_kernel("_ZN2at6native12_GLOBAL__N_125multi_tensor_apply_kernelINS1_18Tensor"
+                            "ListMetadataILi1EEENS1_14UnaryOpFunctorIfLi1ELi1ELi1EEEJZZZNS0_47_amp_"
+                            "foreach_non_finite_check_and_unscale_cuda_ERKN3c108ArrayRefINS_6Tens"
+                            "orEEERS9_RKS9_ENKUlvE_clEvENKUlvE0_clEvEUlfE_EEEvT_T0_DpT1_",
+                            p),
+            KernelKind::Unscale);
+  EXPECT_EQ(classify_kernel("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<"
+                            "at::native::(anonymous namespace)::FusedAdamMathFunctor<float, 4, "
+                            "(at::native::ADAM_MODE)1, false>>(...)",
+                            p),
+            KernelKind::Optimizer);
+  EXPECT_EQ(classify_kernel("ampere_sgemm_128x64_nn", p), KernelKind::Other);
+  EXPECT_EQ(classify_kernel("my_adam_step", "sgd|adam_step"), KernelKind::Optimizer);
+  EXPECT_EQ(classify_kernel("my_adam_step", ""), KernelKind::Other);
+  EXPECT_EQ(classify_kernel("my_adam_step", "|"), KernelKind::Other);
+}
+
+}  // namespace
+}  // namespace fpscope::cuda

@@ -1,0 +1,189 @@
+// Descriptor decoding with REAL cuBLASLt descriptors (they are host objects: no GPU needed).
+#include <cublasLt.h>
+#include <gtest/gtest.h>
+
+#include "lt_decode.h"
+
+namespace fpscope::cuda {
+namespace {
+
+LtApi real_api() {
+  LtApi api;
+  api.desc_get = &cublasLtMatmulDescGetAttribute;
+  api.layout_get = &cublasLtMatrixLayoutGetAttribute;
+  return api;
+}
+
+struct Layout {
+  cublasLtMatrixLayout_t h = nullptr;
+  Layout(cudaDataType t, uint64_t rows, uint64_t cols, int64_t ld) {
+    EXPECT_EQ(cublasLtMatrixLayoutCreate(&h, t, rows, cols, ld), CUBLAS_STATUS_SUCCESS);
+  }
+  ~Layout() { cublasLtMatrixLayoutDestroy(h); }
+  template <typename T>
+  void set(cublasLtMatrixLayoutAttribute_t a, T v) {
+    ASSERT_EQ(cublasLtMatrixLayoutSetAttribute(h, a, &v, sizeof(v)), CUBLAS_STATUS_SUCCESS);
+  }
+};
+
+struct Desc {
+  cublasLtMatmulDesc_t h = nullptr;
+  Desc(cublasComputeType_t c, cudaDataType s) {
+    EXPECT_EQ(cublasLtMatmulDescCreate(&h, c, s), CUBLAS_STATUS_SUCCESS);
+  }
+  ~Desc() { cublasLtMatmulDescDestroy(h); }
+  template <typename T>
+  void set(cublasLtMatmulDescAttributes_t a, T v) {
+    ASSERT_EQ(cublasLtMatmulDescSetAttribute(h, a, &v, sizeof(v)), CUBLAS_STATUS_SUCCESS);
+  }
+};
+
+TEST(LtDecode, DescriptorsWorkWithoutAGpu) {
+  Layout l(CUDA_R_16BF, 3, 5, 7);
+  ASSERT_NE(l.h, nullptr);
+  Desc d(CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  ASSERT_NE(d.h, nullptr);
+}
+
+TEST(LtDecode, LayoutBasicsAndBatch) {
+  const LtApi api = real_api();
+  Layout l(CUDA_R_16BF, 64, 48, 80);
+  l.set(CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, int32_t{6});
+  l.set(CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, int64_t{80 * 48 + 16});
+  LtLayout out;
+  std::string err;
+  ASSERT_TRUE(decode_layout(api, l.h, &out, &err)) << err;
+  EXPECT_EQ(out.type, static_cast<uint32_t>(CUDA_R_16BF));
+  ASSERT_TRUE(out.dtype.has_value());
+  EXPECT_EQ(*out.dtype, Format::BF16);
+  EXPECT_EQ(out.rows, 64u);
+  EXPECT_EQ(out.cols, 48u);
+  EXPECT_EQ(out.ld, 80);
+  EXPECT_EQ(out.order, CUBLASLT_ORDER_COL);
+  EXPECT_EQ(out.batch_count, 6);
+  EXPECT_EQ(out.batch_stride, 80 * 48 + 16);
+  EXPECT_EQ(out.batch_mode, 0u);
+  EXPECT_EQ(out.missing, "");  // cuBLASLt 13 knows every attribute we read
+}
+
+TEST(LtDecode, RowOrderAndUnreadableTypes) {
+  const LtApi api = real_api();
+  Layout l(CUDA_R_8I, 16, 32, 32);
+  l.set(CUBLASLT_MATRIX_LAYOUT_ORDER, int32_t{CUBLASLT_ORDER_ROW});
+  LtLayout out;
+  std::string err;
+  ASSERT_TRUE(decode_layout(api, l.h, &out, &err)) << err;
+  EXPECT_EQ(out.order, CUBLASLT_ORDER_ROW);
+  EXPECT_FALSE(out.dtype.has_value());
+}
+
+TEST(LtDecode, FormatMapping) {
+  EXPECT_EQ(format_from_cuda(CUDA_R_32F), Format::FP32);
+  EXPECT_EQ(format_from_cuda(CUDA_R_16F), Format::FP16);
+  EXPECT_EQ(format_from_cuda(CUDA_R_16BF), Format::BF16);
+  EXPECT_EQ(format_from_cuda(CUDA_R_8F_E4M3), Format::E4M3);
+  EXPECT_EQ(format_from_cuda(CUDA_R_8F_E5M2), Format::E5M2);
+  EXPECT_FALSE(format_from_cuda(CUDA_R_64F).has_value());
+  EXPECT_FALSE(format_from_cuda(CUDA_R_4F_E2M1).has_value());
+}
+
+// A Transformer-Engine-style FP8 GEMM: D = A^T B, E4M3 inputs, BF16 output, scale pointers, amax.
+TEST(LtDecode, Fp8MatmulWithScalePointersAndEpilogue) {
+  const LtApi api = real_api();
+  const int64_t m = 128, n = 96, k = 256;
+  Desc d(CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  d.set(CUBLASLT_MATMUL_DESC_TRANSA, int32_t{CUBLAS_OP_T});
+  d.set(CUBLASLT_MATMUL_DESC_TRANSB, int32_t{CUBLAS_OP_N});
+  d.set(CUBLASLT_MATMUL_DESC_EPILOGUE, uint32_t{CUBLASLT_EPILOGUE_BIAS});
+  // Fake device addresses: decoding never dereferences them.
+  const void* sa = reinterpret_cast<const void*>(0x7000'1000);
+  const void* sb = reinterpret_cast<const void*>(0x7000'2000);
+  const void* sd = reinterpret_cast<const void*>(0x7000'3000);
+  void* amax = reinterpret_cast<void*>(0x7000'4000);
+  d.set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, sa);
+  d.set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, sb);
+  d.set(CUBLASLT_MATMUL_DESC_D_SCALE_POINTER, sd);
+  d.set(CUBLASLT_MATMUL_DESC_AMAX_D_POINTER, amax);
+  Layout a(CUDA_R_8F_E4M3, k, m, k);  // stored k x m, used transposed
+  Layout b(CUDA_R_8F_E5M2, k, n, k);
+  Layout c(CUDA_R_16BF, m, n, m);
+  Layout dd(CUDA_R_16BF, m, n, m + 8);
+  LtMatmul mm;
+  std::string err;
+  ASSERT_TRUE(decode_matmul(api, d.h, a.h, b.h, c.h, dd.h, &mm, &err)) << err;
+  EXPECT_EQ(mm.compute_type, CUBLAS_COMPUTE_32F);
+  EXPECT_EQ(mm.scale_type, CUDA_R_32F);
+  EXPECT_EQ(mm.transa, CUBLAS_OP_T);
+  EXPECT_EQ(mm.transb, CUBLAS_OP_N);
+  EXPECT_EQ(mm.epilogue, static_cast<uint32_t>(CUBLASLT_EPILOGUE_BIAS));
+  EXPECT_EQ(mm.pointer_mode, CUBLASLT_POINTER_MODE_HOST);
+  EXPECT_EQ(mm.a_scale, sa);
+  EXPECT_EQ(mm.b_scale, sb);
+  EXPECT_EQ(mm.c_scale, nullptr);
+  EXPECT_EQ(mm.d_scale, sd);
+  EXPECT_EQ(mm.amax_d, amax);
+  EXPECT_TRUE(mm.is_fp8());
+  EXPECT_EQ(mm.a.dtype, Format::E4M3);
+  EXPECT_EQ(mm.b.dtype, Format::E5M2);
+  EXPECT_EQ(mm.d.dtype, Format::BF16);
+  EXPECT_EQ(mm.m(), m);
+  EXPECT_EQ(mm.n(), n);
+  EXPECT_EQ(mm.k(), k);
+  const trace::GemmSignature s = mm.signature();
+  EXPECT_EQ(s.transa, 'T');
+  EXPECT_EQ(s.transb, 'N');
+  EXPECT_EQ(s.m, m);
+  EXPECT_EQ(s.n, n);
+  EXPECT_EQ(s.k, k);
+  EXPECT_EQ(s.lda, k);
+  EXPECT_EQ(s.ldb, k);
+  EXPECT_EQ(s.ldc, m + 8);
+  EXPECT_EQ(s.batch, 1);
+}
+
+TEST(LtDecode, ScaleTypeDiffersFromComputeAndBf16Gemm) {
+  const LtApi api = real_api();
+  Desc d(CUBLAS_COMPUTE_32F_FAST_16BF, CUDA_R_32F);
+  Layout a(CUDA_R_16BF, 32, 16, 32);  // N: m x k = 32 x 16
+  Layout b(CUDA_R_16BF, 8, 16, 8);    // T: stored n x k = 8 x 16
+  d.set(CUBLASLT_MATMUL_DESC_TRANSB, int32_t{CUBLAS_OP_T});
+  Layout c(CUDA_R_32F, 32, 8, 32);
+  LtMatmul mm;
+  std::string err;
+  ASSERT_TRUE(decode_matmul(api, d.h, a.h, b.h, c.h, c.h, &mm, &err)) << err;
+  EXPECT_EQ(mm.compute_type, CUBLAS_COMPUTE_32F_FAST_16BF);
+  EXPECT_EQ(mm.m(), 32);
+  EXPECT_EQ(mm.n(), 8);
+  EXPECT_EQ(mm.k(), 16);
+  EXPECT_FALSE(mm.is_fp8());
+  EXPECT_EQ(mm.signature().transb, 'T');
+}
+
+TEST(LtDecode, NullDescriptorIsAnErrorNotACrash) {
+  const LtApi api = real_api();
+  Layout a(CUDA_R_32F, 4, 4, 4);
+  LtMatmul mm;
+  std::string err;
+  EXPECT_FALSE(decode_matmul(api, nullptr, a.h, a.h, a.h, a.h, &mm, &err));
+  EXPECT_NE(err.find("null descriptor"), std::string::npos);
+}
+
+// A getter that fails for one required attribute: the message names it.
+cublasStatus_t failing_layout_get(cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t a,
+                                  void* buf, size_t size, size_t* written) {
+  if (a == CUBLASLT_MATRIX_LAYOUT_LD) return CUBLAS_STATUS_INVALID_VALUE;
+  return cublasLtMatrixLayoutGetAttribute(l, a, buf, size, written);
+}
+
+TEST(LtDecode, FailingRequiredAttributeIsNamed) {
+  LtApi api = real_api();
+  api.layout_get = &failing_layout_get;
+  Layout l(CUDA_R_16F, 4, 4, 4);
+  LtLayout out;
+  std::string err;
+  EXPECT_FALSE(decode_layout(api, l.h, &out, &err));
+  EXPECT_NE(err.find("LD"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace fpscope::cuda

@@ -1,0 +1,273 @@
+// Host-side bookkeeping of the CUDA stats path (slot ring, drain, ordering, skips) with the host
+// backend standing in for the device.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "host_backend.h"
+#include "stats_pipeline.h"
+
+namespace fpscope::cuda {
+namespace {
+
+using testing::HostBackend;
+
+struct Got {
+  bool scalars = false;
+  ObsMeta meta;
+  uint64_t count = 0;
+  float amax = 0;
+  float s[kScalarsPerSlot] = {};
+};
+
+class RecordingSink : public Sink {
+ public:
+  void on_stats(const ObsMeta& m, const TensorStats& st) override {
+    std::lock_guard<std::mutex> l(mu);
+    Got g;
+    g.meta = m;
+    g.count = st.count;
+    g.amax = st.amax;
+    got.push_back(g);
+  }
+  void on_scalars(const ObsMeta& m, const float* s) override {
+    std::lock_guard<std::mutex> l(mu);
+    Got g;
+    g.scalars = true;
+    g.meta = m;
+    for (int i = 0; i < kScalarsPerSlot; ++i) g.s[i] = s[i];
+    got.push_back(g);
+  }
+  void on_failed(const ObsMeta& m, const std::string&) override {
+    std::lock_guard<std::mutex> l(mu);
+    failed.push_back(m);
+  }
+  std::mutex mu;
+  std::vector<Got> got;
+  std::vector<ObsMeta> failed;
+};
+
+void* stream(uintptr_t i) {
+  return reinterpret_cast<void*>(i);
+}
+
+StatsJob job_on(void* s, const float* data, uint64_t rows, uint64_t cols, uint64_t ld,
+                int device = 0) {
+  StatsJob j;
+  j.device = device;
+  j.stream = s;
+  j.data = data;
+  j.rows = rows;
+  j.cols = cols;
+  j.ld = ld;
+  return j;
+}
+
+ObsMeta meta(uint64_t seq, uint64_t step = 0) {
+  ObsMeta m;
+  m.seq = seq;
+  m.step = step;
+  m.cookie = 100 + seq;
+  m.operand = static_cast<int>(seq % 4);
+  return m;
+}
+
+TEST(StatsPipeline, RingFullSkipsAndSlotsAreRecycled) {
+  HostBackend be(4);
+  RecordingSink sink;
+  Pipeline p(&be, &sink, {});
+  const float x[6] = {1, -2, 3, -4, 5, -6};
+  for (uint64_t i = 0; i < 6; ++i) {
+    const Submit s = p.submit_stats(job_on(stream(1), x, 2, 3, 2), meta(i));
+    EXPECT_EQ(s, i < 4 ? Submit::Ok : Submit::RingFull) << i;
+  }
+  Counters c = p.counters();
+  EXPECT_EQ(c.submitted, 4u);
+  EXPECT_EQ(c.skipped_ring_full, 2u);
+  EXPECT_EQ(c.in_flight, 4u);
+  EXPECT_EQ(p.drain(), 0u);  // nothing has run on the "device" yet
+  EXPECT_EQ(be.run(stream(1)), 4);
+  EXPECT_EQ(p.drain(), 4u);
+  ASSERT_EQ(sink.got.size(), 4u);
+  for (uint64_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(sink.got[i].meta.seq, i);
+    EXPECT_EQ(sink.got[i].meta.cookie, 100 + i);
+    EXPECT_EQ(sink.got[i].count, 6u);
+    EXPECT_EQ(sink.got[i].amax, 6.0f);
+  }
+  EXPECT_EQ(p.drain(), 0u);  // exactly once
+  // All four slots are free again.
+  for (uint64_t i = 10; i < 14; ++i)
+    EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 2, 3, 2), meta(i)), Submit::Ok);
+  EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 2, 3, 2), meta(99)), Submit::RingFull);
+  EXPECT_EQ(be.ensure_calls[0], 1);  // per-device resources created once, at first use
+}
+
+TEST(StatsPipeline, LeadingDimensionIsRespected) {
+  HostBackend be(2);
+  RecordingSink sink;
+  Pipeline p(&be, &sink, {});
+  // 2 x 2 matrix with ld 3: the padding row holds a value that must not be read.
+  const float x[6] = {1, 2, 1000, 3, -4, -2000};
+  ASSERT_EQ(p.submit_stats(job_on(stream(1), x, 2, 2, 3), meta(0)), Submit::Ok);
+  be.run_all();
+  ASSERT_EQ(p.drain(), 1u);
+  EXPECT_EQ(sink.got[0].count, 4u);
+  EXPECT_EQ(sink.got[0].amax, 4.0f);
+}
+
+TEST(StatsPipeline, StreamsCompleteIndependentlyAndInOrderWithinAStream) {
+  HostBackend be(8);
+  RecordingSink sink;
+  Pipeline p(&be, &sink, {});
+  const float x[1] = {1};
+  // seq 0,2,4 on stream 1; seq 1,3,5 on stream 2
+  for (uint64_t i = 0; i < 6; ++i)
+    ASSERT_EQ(p.submit_stats(job_on(stream(1 + i % 2), x, 1, 1, 1), meta(i)), Submit::Ok);
+  be.run(stream(2), 2);  // seq 1 and 3 finish; stream 1 is still busy
+  EXPECT_EQ(p.drain(), 2u);
+  ASSERT_EQ(sink.got.size(), 2u);
+  EXPECT_EQ(sink.got[0].meta.seq, 1u);
+  EXPECT_EQ(sink.got[1].meta.seq, 3u);
+  be.run_all();
+  EXPECT_EQ(p.drain(), 4u);
+  std::vector<uint64_t> order;
+  for (const Got& g : sink.got) order.push_back(g.meta.seq);
+  EXPECT_EQ(order, (std::vector<uint64_t>{1, 3, 0, 2, 4, 5}));
+}
+
+TEST(StatsPipeline, CapturingStreamIsSkippedUnlessGraphsAreAllowed) {
+  HostBackend be(4);
+  be.capturing.insert(stream(7));
+  RecordingSink sink;
+  const float x[1] = {1};
+  {
+    Pipeline p(&be, &sink, {});
+    EXPECT_EQ(p.submit_stats(job_on(stream(7), x, 1, 1, 1), meta(0)), Submit::Capturing);
+    EXPECT_EQ(p.open_scalars(0, stream(7), meta(1)), -1);
+    EXPECT_EQ(p.submit_stats(job_on(stream(8), x, 1, 1, 1), meta(2)), Submit::Ok);
+    const Counters c = p.counters();
+    EXPECT_EQ(c.skipped_capture, 2u);
+    EXPECT_EQ(c.submitted, 1u);
+  }
+  Pipeline::Options graphs;
+  graphs.allow_capture = true;
+  Pipeline p(&be, &sink, graphs);
+  EXPECT_EQ(p.submit_stats(job_on(stream(7), x, 1, 1, 1), meta(3)), Submit::Ok);
+  EXPECT_EQ(p.counters().skipped_capture, 0u);
+}
+
+TEST(StatsPipeline, ScalarGroupIsDeliveredOnceAfterClose) {
+  HostBackend be(4);
+  RecordingSink sink;
+  Pipeline p(&be, &sink, {});
+  const float before = 65536.0f, after = 32768.0f, found_inf = 1.0f;
+  Submit why = Submit::Failed;
+  const int t = p.open_scalars(0, stream(3), meta(5, /*step=*/41), &why);
+  ASSERT_GE(t, 0);
+  EXPECT_EQ(why, Submit::Ok);
+  ScalarCopy c;
+  c.stream = stream(3);
+  c.src = &before;
+  c.index = 0;
+  ASSERT_TRUE(p.copy_scalar(t, c));
+  be.run_all();
+  EXPECT_EQ(p.drain(), 0u);  // still open: not pollable even though the copies ran
+  c.src = &after;
+  c.index = 1;
+  ASSERT_TRUE(p.copy_scalar(t, c));
+  c.src = &found_inf;
+  c.index = 2;
+  ASSERT_TRUE(p.copy_scalar(t, c));
+  p.close_scalars(t, stream(3));
+  EXPECT_EQ(p.drain(), 0u);  // the event has not run yet
+  be.run_all();
+  EXPECT_EQ(p.drain(), 1u);
+  ASSERT_EQ(sink.got.size(), 1u);
+  EXPECT_TRUE(sink.got[0].scalars);
+  EXPECT_EQ(sink.got[0].meta.step, 41u);
+  EXPECT_EQ(sink.got[0].s[0], before);
+  EXPECT_EQ(sink.got[0].s[1], after);
+  EXPECT_EQ(sink.got[0].s[2], found_inf);
+  EXPECT_EQ(p.counters().in_flight, 0u);
+}
+
+TEST(StatsPipeline, FailuresReleaseSlotsAndAreReported) {
+  HostBackend be(2);
+  RecordingSink sink;
+  Pipeline p(&be, &sink, {});
+  const float x[1] = {1};
+  be.fail_enqueue = true;
+  std::string err;
+  EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 1, 1, 1), meta(0), &err), Submit::Failed);
+  EXPECT_EQ(err, "enqueue refused");
+  be.fail_enqueue = false;
+  be.fail_on_run = true;
+  EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 1, 1, 1), meta(1)), Submit::Ok);
+  EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 1, 1, 1), meta(2)), Submit::Ok);
+  be.run_all();
+  EXPECT_EQ(p.drain(), 0u);
+  ASSERT_EQ(sink.failed.size(), 2u);
+  EXPECT_EQ(sink.failed[0].seq, 1u);
+  EXPECT_EQ(p.counters().failed, 3u);
+  be.fail_on_run = false;
+  EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 1, 1, 1), meta(3)), Submit::Ok);  // slots back
+}
+
+TEST(StatsPipeline, DeviceWhoseResourcesFailIsReportedNotRetriedForever) {
+  HostBackend be(2);
+  be.broken_devices.insert(1);
+  RecordingSink sink;
+  Pipeline p(&be, &sink, {});
+  const float x[1] = {1};
+  std::string err;
+  EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 1, 1, 1, /*device=*/1), meta(0), &err),
+            Submit::Failed);
+  EXPECT_NE(err.find("device 1"), std::string::npos) << err;
+  EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 1, 1, 1, /*device=*/0), meta(1)), Submit::Ok);
+}
+
+TEST(StatsPipeline, DrainThreadDeliversEverythingExactlyOnceUnderConcurrency) {
+  HostBackend be(16);
+  RecordingSink sink;
+  Pipeline p(&be, &sink, {});
+  p.start_drain_thread(std::chrono::microseconds(50));
+  const float x[1] = {3};
+  constexpr int kThreads = 4, kPer = 200;
+  std::atomic<uint64_t> ok{0};
+  std::atomic<bool> done{false};
+  std::thread device([&] {  // the "GPU": keeps completing work
+    while (!done.load()) be.run_all();
+  });
+  std::vector<std::thread> apps;
+  for (int t = 0; t < kThreads; ++t) {
+    apps.emplace_back([&, t] {
+      for (int i = 0; i < kPer; ++i) {
+        const uint64_t seq = static_cast<uint64_t>(t * kPer + i);
+        if (p.submit_stats(job_on(stream(static_cast<uintptr_t>(t + 1)), x, 1, 1, 1), meta(seq)) ==
+            Submit::Ok)
+          ok.fetch_add(1);
+      }
+    });
+  }
+  for (auto& a : apps) a.join();
+  done = true;
+  device.join();
+  be.run_all();
+  ASSERT_TRUE(p.flush(std::chrono::milliseconds(5000)));
+  p.stop_drain_thread();
+  const Counters c = p.counters();
+  EXPECT_EQ(c.submitted, ok.load());
+  EXPECT_EQ(c.submitted + c.skipped_ring_full, static_cast<uint64_t>(kThreads * kPer));
+  EXPECT_EQ(c.delivered, ok.load());
+  EXPECT_EQ(sink.got.size(), ok.load());
+  std::set<uint64_t> seqs;
+  for (const Got& g : sink.got) seqs.insert(g.meta.seq);
+  EXPECT_EQ(seqs.size(), sink.got.size());  // no duplicates
+}
+
+}  // namespace
+}  // namespace fpscope::cuda
