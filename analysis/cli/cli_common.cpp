@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -36,13 +37,33 @@ uint32_t find_tensor(const trace::Trace& t, const std::string& x) {
                    t.tensors.empty() ? std::string("gemm#0.D") : t.tensors.front().id));
 }
 
+void add_whatif_options(CLI::App* cmd, analysis::AnalysisOptions* opt) {
+  cmd->add_option("--fp8-history", opt->whatif.history_len,
+                  "FP8 what-if: delayed-scaling amax history length")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--fp8-margin", opt->whatif.margin, "FP8 what-if: margin (powers of two)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  cmd->add_option("--fp8-amax", opt->whatif.algo, "FP8 what-if: amax_compute_algo")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, analysis::AmaxAlgo>{
+              {"max", analysis::AmaxAlgo::Max}, {"most_recent", analysis::AmaxAlgo::MostRecent}},
+          CLI::ignore_case))
+      ->default_str("max");
+  cmd->add_flag(
+      "--no-whatif", [opt](int64_t) { opt->run_whatif = false; }, "Skip the FP8 what-if");
+}
+
 Progress::Progress(std::string task) : task_(std::move(task)) {
   tty_ = isatty(STDERR_FILENO) == 1;
   start_ = std::chrono::steady_clock::now();
   if (tty_) thread_ = std::thread([this] { run(); });
 }
 
-Progress::~Progress() { done(); }
+Progress::~Progress() {
+  done();
+}
 
 void Progress::done() {
   stop_ = true;
@@ -75,9 +96,9 @@ void Progress::run() {
       if (fraction_ >= 0.0) {
         const int width = 20;
         const int filled = static_cast<int>(fraction_ * width);
-        line += fmt::format(" [{}{}] {:3.0f}%", std::string(static_cast<size_t>(filled), '#'),
-                            std::string(static_cast<size_t>(width - filled), ' '),
-                            fraction_ * 100.0);
+        line +=
+            fmt::format(" [{}{}] {:3.0f}%", std::string(static_cast<size_t>(filled), '#'),
+                        std::string(static_cast<size_t>(width - filled), ' '), fraction_ * 100.0);
       }
       line += fmt::format(" {:.1f}s", s);
     }

@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "fpscope/analysis/findings.h"
 #include "fpscope/trace_io.h"
 
 namespace fpscope::cli {
@@ -51,6 +52,9 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
   std::thread thread_;
 };
+
+// --fp8-history/--fp8-margin/--fp8-amax/--no-whatif: the FP8 what-if's delayed-scaling recipe.
+void add_whatif_options(CLI::App* cmd, analysis::AnalysisOptions* opt);
 
 // Registration of the subcommands (each callback throws CLI::RuntimeError(code) to set the exit
 // code, like `record`).

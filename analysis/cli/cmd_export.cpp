@@ -13,7 +13,8 @@ void register_export_command(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
-      "export", "Export observations: csv, jsonl, sqlite (like nsys export), perfetto (Chrome JSON)");
+      "export",
+      "Export observations: csv, jsonl, sqlite (like nsys export), perfetto (Chrome JSON)");
   cmd->add_option("FILE", o->file, "Trace file (.fpst)")->required();
   cmd->add_option("--format", o->format, "csv | jsonl | sqlite | perfetto")
       ->required()

@@ -95,7 +95,8 @@ void set(const char* name, const std::string& value) {
 
 int run_record(const RecordOptions& o) {
   if (o.command.empty()) {
-    std::fprintf(stderr, "fpscope record: no command given (usage: fpscope record [-o FILE] -- CMD ...)\n");
+    std::fprintf(stderr,
+                 "fpscope record: no command given (usage: fpscope record [-o FILE] -- CMD ...)\n");
     return 2;
   }
   const std::string probe = find_probe();
@@ -158,8 +159,8 @@ int run_record(const RecordOptions& o) {
   }
   g_child = 0;
   for (int i = 0; i < 4; ++i) ::sigaction(sigs[i], &old[i], nullptr);
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status)
-                                     : (WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1);
+  const int code =
+      WIFEXITED(status) ? WEXITSTATUS(status) : (WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1);
 
   const std::string where = expand(output, static_cast<long>(pid));
   fpscope::trace::Trace tr;
@@ -170,10 +171,10 @@ int run_record(const RecordOptions& o) {
   } else if (!fpscope::trace::read_trace(where, &tr, &err)) {
     std::fprintf(stderr, "[fpscope] trace %s: %s\n", where.c_str(), err.message.c_str());
   } else {
-    std::fprintf(stderr, "[fpscope] trace written to %s (%zu observations, %zu steps, steps from %s%s)\n",
-                 where.c_str(), tr.observations.size(), tr.steps.size(),
-                 fpscope::trace::step_source_name(tr.step_source),
-                 tr.truncated ? ", truncated: " : "");
+    std::fprintf(
+        stderr, "[fpscope] trace written to %s (%zu observations, %zu steps, steps from %s%s)\n",
+        where.c_str(), tr.observations.size(), tr.steps.size(),
+        fpscope::trace::step_source_name(tr.step_source), tr.truncated ? ", truncated" : "");
     if (tr.truncated) std::fprintf(stderr, "[fpscope]   %s\n", tr.truncation_reason.c_str());
   }
   return code;

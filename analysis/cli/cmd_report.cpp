@@ -17,6 +17,7 @@ void register_report_command(CLI::App& app) {
     std::string title;
     int max_findings = 30;
     int plots = 6;
+    analysis::AnalysisOptions analysis;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -29,6 +30,7 @@ void register_report_command(CLI::App& app) {
   cmd->add_option("--baseline", o->baseline, "Another trace of the same model to compare with");
   cmd->add_option("--title", o->title, "Report title");
   cmd->add_option("--max-findings", o->max_findings, "Findings listed")->capture_default_str();
+  add_whatif_options(cmd, &o->analysis);
   cmd->add_option("--plots", o->plots, "Tensors (worst first) that get plots")
       ->capture_default_str();
   cmd->footer(
@@ -57,7 +59,7 @@ void register_report_command(CLI::App& app) {
     }
     progress.phase("analysing");
     const trace::TraceModel model(t);
-    const auto a = analysis::analyze(model);
+    const auto a = analysis::analyze(model, o->analysis);
     progress.phase("writing " + o->out);
     std::string err;
     if (!analysis::write_report(model, a, o->out, ro, &err)) fail(err);

@@ -109,12 +109,24 @@ class Db {
   std::vector<sqlite3_stmt*> stmts_;
 };
 
-void bind(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
-void bind(sqlite3_stmt* s, int i, uint64_t v) { sqlite3_bind_int64(s, i, static_cast<int64_t>(v)); }
-void bind(sqlite3_stmt* s, int i, uint32_t v) { sqlite3_bind_int64(s, i, v); }
-void bind(sqlite3_stmt* s, int i, int v) { sqlite3_bind_int64(s, i, v); }
-void bind(sqlite3_stmt* s, int i, double v) { sqlite3_bind_double(s, i, v); }
-void bind(sqlite3_stmt* s, int i, float v) { sqlite3_bind_double(s, i, static_cast<double>(v)); }
+void bind(sqlite3_stmt* s, int i, int64_t v) {
+  sqlite3_bind_int64(s, i, v);
+}
+void bind(sqlite3_stmt* s, int i, uint64_t v) {
+  sqlite3_bind_int64(s, i, static_cast<int64_t>(v));
+}
+void bind(sqlite3_stmt* s, int i, uint32_t v) {
+  sqlite3_bind_int64(s, i, v);
+}
+void bind(sqlite3_stmt* s, int i, int v) {
+  sqlite3_bind_int64(s, i, v);
+}
+void bind(sqlite3_stmt* s, int i, double v) {
+  sqlite3_bind_double(s, i, v);
+}
+void bind(sqlite3_stmt* s, int i, float v) {
+  sqlite3_bind_double(s, i, static_cast<double>(v));
+}
 void bind(sqlite3_stmt* s, int i, const std::string& v) {
   sqlite3_bind_text(s, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
 }
@@ -181,15 +193,15 @@ bool export_sqlite(const trace::Trace& t, const std::string& path, Progress* pro
                    f.man_bits, static_cast<double>(max_finite(f)),
                    static_cast<double>(min_normal(f)), static_cast<double>(min_subnormal(f)));
   for (int s = 0; s <= static_cast<int>(trace::StepSource::GemmPeriod); ++s)
-    ok = ok && row(db, e_ss, s,
-                   std::string(trace::step_source_name(static_cast<trace::StepSource>(s))));
+    ok = ok &&
+         row(db, e_ss, s, std::string(trace::step_source_name(static_cast<trace::StepSource>(s))));
   const char* levels[] = {"info", "warning", "error"};
   for (int i = 0; i < 3; ++i) ok = ok && row(db, e_lvl, i, std::string(levels[i]));
   ok = ok && row(db, e_lss, 0, std::string("api")) && row(db, e_lss, 1, std::string("kernel"));
   if (!ok) return err("enum tables");
 
-  auto* ins_t = db.prepare(
-      "INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  auto* ins_t =
+      db.prepare("INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!ins_t) return err("prepare");
   for (const auto& i : t.tensors) {
     ok = ok && row(db, ins_t, i.index, intern(i.id), intern(i.name), intern(i.op),
@@ -212,9 +224,9 @@ bool export_sqlite(const trace::Trace& t, const std::string& path, Progress* pro
     int c = 0;
     auto b = [&](auto v) { bind(ins_o, ++c, v); };
     b(id), b(o.tensor), b(o.step), b(o.seq), b(o.stream), b(o.time_ns), b(s.count), b(s.nan),
-        b(s.pos_inf), b(s.neg_inf), b(s.zero), b(s.amax), b(s.min), b(s.max), b(s.sum),
-        b(s.sum_sq);
-    for (const auto& f : s.fmt) b(f.overflow), b(f.underflow), b(f.subnormal), b(f.sum_err2), b(f.scale);
+        b(s.pos_inf), b(s.neg_inf), b(s.zero), b(s.amax), b(s.min), b(s.max), b(s.sum), b(s.sum_sq);
+    for (const auto& f : s.fmt)
+      b(f.overflow), b(f.underflow), b(f.subnormal), b(f.sum_err2), b(f.scale);
     ok = db.step(ins_o);
     for (uint32_t j = 0; j < o.hist_len && ok; ++j) {
       const size_t h = static_cast<size_t>(o.hist_begin) + j;
@@ -222,7 +234,8 @@ bool export_sqlite(const trace::Trace& t, const std::string& path, Progress* pro
       const int bin = t.hist_bins[h];
       ok = row(db, ins_h, id, bin, bin / 4 - 127, t.hist_counts[h]);
     }
-    if (progress && (k & 0xffff) == 0) progress->fraction(static_cast<double>(k) / static_cast<double>(n));
+    if (progress && (k & 0xffff) == 0)
+      progress->fraction(static_cast<double>(k) / static_cast<double>(n));
   }
   if (!ok) return err("observations");
 
@@ -243,7 +256,8 @@ bool export_sqlite(const trace::Trace& t, const std::string& path, Progress* pro
     ok = row(db, ins_w, id, w.step, w.tensor, static_cast<int>(w.master_dtype), w.elements,
              w.changed, w.bf16.stagnant, w.bf16.lost_abs, w.bf16.delta_abs, w.fp16.stagnant,
              w.fp16.lost_abs, w.fp16.delta_abs);
-    for (const auto& [bin, cnt] : w.ratio_hist) ok = ok && row(db, ins_r, id, static_cast<int>(bin), cnt);
+    for (const auto& [bin, cnt] : w.ratio_hist)
+      ok = ok && row(db, ins_r, id, static_cast<int>(bin), cnt);
   }
   for (const auto& e : t.events)
     ok = ok && row(db, ins_e, e.step, e.time_ns, static_cast<int>(e.level), intern(e.text));

@@ -9,11 +9,16 @@ namespace fpscope::analysis {
 
 const char* severity_name(Severity s) {
   switch (s) {
-    case Severity::None: return "none";
-    case Severity::Info: return "info";
-    case Severity::Warning: return "warning";
-    case Severity::Error: return "error";
-    case Severity::Critical: return "critical";
+    case Severity::None:
+      return "none";
+    case Severity::Info:
+      return "info";
+    case Severity::Warning:
+      return "warning";
+    case Severity::Error:
+      return "error";
+    case Severity::Critical:
+      return "critical";
   }
   return "none";
 }
@@ -24,14 +29,16 @@ double sqnr_db(double sum_sq, double sum_err2) {
   return 10.0 * std::log10(sum_sq / sum_err2);
 }
 
-double nominal_sqnr_db(Format f) { return 6.02 * (spec(f).man_bits + 1) + 5.0; }
+double nominal_sqnr_db(Format f) {
+  return 6.02 * (spec(f).man_bits + 1) + 5.0;
+}
 
 std::string fmt_num(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   const double a = std::fabs(v);
   if (a == 0.0) return "0";
-  if (a >= 1.0 && a < 1e7 && v == std::round(v)) return fmt::format("{:.0f}", v);
+  if (a >= 1.0 && a < 1e6 && v == std::round(v)) return fmt::format("{:.0f}", v);
   if (a >= 1e5 || a < 1e-3) return fmt::format("{:.3g}", v);
   return fmt::format("{:.4g}", v);
 }

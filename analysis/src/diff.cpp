@@ -17,8 +17,9 @@ bool parse_fail_on(const std::string& spec_str, DiffRules* rules, std::string* e
   std::string item;
   bool any = false;
   while (std::getline(ss, item, ',')) {
-    item.erase(std::remove_if(item.begin(), item.end(), [](unsigned char c) { return std::isspace(c); }),
-               item.end());
+    item.erase(
+        std::remove_if(item.begin(), item.end(), [](unsigned char c) { return std::isspace(c); }),
+        item.end());
     if (item.empty()) continue;
     any = true;
     std::string name = item, value;
@@ -97,7 +98,8 @@ DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
     const auto* n = rn.count(x.match.other) ? rn[x.match.other] : nullptr;
     if (!b || !n) continue;
     if (rules.overflow) {
-      const uint64_t nf_b = b->nan + b->pos_inf + b->neg_inf, nf_n = n->nan + n->pos_inf + n->neg_inf;
+      const uint64_t nf_b = b->nan + b->pos_inf + b->neg_inf,
+                     nf_n = n->nan + n->pos_inf + n->neg_inf;
       if (nf_n > 0 && nf_b == 0)
         d.regressions.push_back(
             {"overflow", x.id,
@@ -113,7 +115,8 @@ DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
           d.regressions.push_back(
               {"overflow", x.id,
                fmt::format("{}: new {} overflow: {} elements ({}) from step {}, none in base", x.id,
-                           spec(f).name, n->formats[i].overflow, fmt_pct(n->formats[i].overflow_frac),
+                           spec(f).name, n->formats[i].overflow,
+                           fmt_pct(n->formats[i].overflow_frac),
                            n->formats[i].first_overflow_step)});
       }
     }
@@ -148,10 +151,10 @@ DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
   d.base_skipped = base_a.loss_scale.skipped.size();
   d.new_skipped = new_a.loss_scale.skipped.size();
   if (rules.skipped && d.new_skipped > d.base_skipped)
-    d.regressions.push_back({"skipped", "",
-                             fmt::format("loss-scale-skipped steps {} -> {}{}", d.base_skipped,
-                                         d.new_skipped,
-                                         new_a.loss_scale.collapsed ? " (loss scale collapsed)" : "")});
+    d.regressions.push_back(
+        {"skipped", "",
+         fmt::format("loss-scale-skipped steps {} -> {}{}", d.base_skipped, d.new_skipped,
+                     new_a.loss_scale.collapsed ? " (loss scale collapsed)" : "")});
   std::stable_sort(d.regressions.begin(), d.regressions.end(),
                    [](const Regression& a, const Regression& b) {
                      return a.rule != b.rule ? a.rule < b.rule : a.tensor_id < b.tensor_id;
@@ -167,7 +170,8 @@ std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace
   if (d.regressions.empty()) {
     o += "no regressions\n";
   } else {
-    o += fmt::format("{} regression{}:\n", d.regressions.size(), d.regressions.size() == 1 ? "" : "s");
+    o += fmt::format("{} regression{}:\n", d.regressions.size(),
+                     d.regressions.size() == 1 ? "" : "s");
     for (const auto& r : d.regressions) o += fmt::format("  [{}] {}\n", r.rule, r.message);
   }
   int shown = 0;
@@ -181,10 +185,11 @@ std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace
 }
 
 std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu) {
-  std::string m = fmt::format("## fpscope diff\n\n- base: `{}`\n- new: `{}`\n- matched tensors: "
-                              "{} (only in base: {}, only in new: {})\n- skipped steps: {} -> {}\n",
-                              base.path, neu.path, d.drift.size(), d.only_base.size(),
-                              d.only_new.size(), d.base_skipped, d.new_skipped);
+  std::string m = fmt::format(
+      "## fpscope diff\n\n- base: `{}`\n- new: `{}`\n- matched tensors: "
+      "{} (only in base: {}, only in new: {})\n- skipped steps: {} -> {}\n",
+      base.path, neu.path, d.drift.size(), d.only_base.size(), d.only_new.size(), d.base_skipped,
+      d.new_skipped);
   m += fmt::format("\n### Regressions ({})\n\n", d.regressions.size());
   if (d.regressions.empty()) m += "None.\n";
   for (const auto& r : d.regressions) m += fmt::format("- **{}** {}\n", r.rule, r.message);

@@ -24,7 +24,9 @@ std::string csv_quote(const std::string& s) {
   return o + "\"";
 }
 
-std::string json_str(const std::string& s) { return nlohmann::json(s).dump(); }
+std::string json_str(const std::string& s) {
+  return nlohmann::json(s).dump();
+}
 
 struct TensorText {
   std::string id, name, op, role, dtype;
@@ -59,7 +61,9 @@ std::string sqnr_csv(double v) {
   if (std::isinf(v)) return "inf";
   return fmt::format("{}", v);
 }
-std::string sqnr_json(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
+std::string sqnr_json(double v) {
+  return std::isfinite(v) ? fmt::format("{}", v) : "null";
+}
 
 }  // namespace
 
@@ -69,18 +73,20 @@ void export_csv(const trace::Trace& t, std::ostream& out) {
       "step,seq,time_ns,stream,tensor,id,name,op,role,dtype,rows,cols,count,nan,pos_inf,neg_inf,"
       "zero,amax,min,max,sum,sum_sq";
   for (int i = 0; i < kNumTargets; ++i)
-    line += fmt::format(",{0}_overflow,{0}_underflow,{0}_subnormal,{0}_sum_err2,{0}_scale,{0}_sqnr_db",
-                        spec(kTargets[i]).name);
+    line +=
+        fmt::format(",{0}_overflow,{0}_underflow,{0}_subnormal,{0}_sum_err2,{0}_scale,{0}_sqnr_db",
+                    spec(kTargets[i]).name);
   out << line << '\n';
   fmt::memory_buffer buf;
   for (const auto& o : t.observations) {
     buf.clear();
     const auto& x = text_of(tt, o.tensor);
     const auto& s = o.stats;
-    fmt::format_to(std::back_inserter(buf), "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                   o.step, o.seq, o.time_ns, o.stream, o.tensor, x.id, x.name, x.op, x.role,
-                   x.dtype, x.rows, x.cols, s.count, s.nan, s.pos_inf, s.neg_inf, s.zero, s.amax,
-                   s.min, s.max, s.sum, s.sum_sq);
+    fmt::format_to(std::back_inserter(buf),
+                   "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", o.step,
+                   o.seq, o.time_ns, o.stream, o.tensor, x.id, x.name, x.op, x.role, x.dtype,
+                   x.rows, x.cols, s.count, s.nan, s.pos_inf, s.neg_inf, s.zero, s.amax, s.min,
+                   s.max, s.sum, s.sum_sq);
     for (int i = 0; i < kNumTargets; ++i) {
       const auto& c = s.fmt[i];
       fmt::format_to(std::back_inserter(buf), ",{},{},{},{},{},{}", c.overflow, c.underflow,
@@ -133,16 +139,18 @@ void export_perfetto(const trace::Trace& t, std::ostream& out) {
     buf.clear();
     const std::string id = json_str(fmt::format(
         "amax {}", o.tensor < ids.size() ? ids[o.tensor] : fmt::format("tensor#{}", o.tensor)));
-    const std::string ov = json_str(fmt::format(
-        "overflow_frac {}",
-        o.tensor < ids.size() ? ids[o.tensor] : fmt::format("tensor#{}", o.tensor)));
+    const std::string ov = json_str(
+        fmt::format("overflow_frac {}",
+                    o.tensor < ids.size() ? ids[o.tensor] : fmt::format("tensor#{}", o.tensor)));
     const std::string when = ts(o.time_ns);
+    fmt::format_to(
+        std::back_inserter(buf),
+        ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{\"amax\":"
+        "{}}}}}",
+        id, when, o.stats.amax);
     fmt::format_to(std::back_inserter(buf),
-                   ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{\"amax\":"
-                   "{}}}}}",
-                   id, when, o.stats.amax);
-    fmt::format_to(std::back_inserter(buf),
-                   ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{", ov, when);
+                   ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{", ov,
+                   when);
     const uint64_t el = o.stats.nonzero_finite_count();
     for (int i = 0; i < kNumTargets; ++i)
       fmt::format_to(std::back_inserter(buf), "{}\"{}\":{}", i ? "," : "", spec(kTargets[i]).name,

@@ -16,7 +16,9 @@ int log_mag(double f) {
   return static_cast<int>(std::clamp(std::lround(m), 1L, 999L));
 }
 
-const char* fname(Format f) { return spec(f).name; }
+const char* fname(Format f) {
+  return spec(f).name;
+}
 
 std::string steps_phrase(int64_t first, int64_t last) {
   if (first < 0) return "";
@@ -26,10 +28,10 @@ std::string steps_phrase(int64_t first, int64_t last) {
 
 void risk_findings(const TensorRisk& r, const RiskOptions& opt, std::vector<Finding>* out) {
   const std::string who = r.name.empty() ? r.id : fmt::format("{} ({})", r.id, r.name);
-  const std::string shape = fmt::format("{} {}x{} {} ({} {})", r.dtype == Format::FP32 ? "fp32" : fname(r.dtype),
-                                        r.rows, r.cols, trace::role_name(r.role), r.op,
-                                        r.observations == 1 ? "1 observation"
-                                                            : fmt::format("{} observations", r.observations));
+  const std::string shape = fmt::format(
+      "{} {}x{} {} ({} {})", r.dtype == Format::FP32 ? "fp32" : fname(r.dtype), r.rows, r.cols,
+      trace::role_name(r.role), r.op,
+      r.observations == 1 ? "1 observation" : fmt::format("{} observations", r.observations));
   const uint64_t nonfinite = r.nan + r.pos_inf + r.neg_inf;
   if (nonfinite > 0) {
     Finding f;
@@ -71,8 +73,7 @@ void risk_findings(const TensorRisk& r, const RiskOptions& opt, std::vector<Find
                             fmt_num(max_finite(fmt_)));
       f.evidence = fmt::format(
           "{}: {} of {} nonzero elements overflow{} in {} of {} steps; trend {}", shape,
-          fr.overflow, fr.eligible, scale_note, fr.overflow_steps,
-          r.last_step - r.first_step + 1, trend_name(fr.trend));
+          fr.overflow, fr.eligible, scale_note, fr.overflow_steps, r.steps, trend_name(fr.trend));
       const bool bf16_safe = r.formats[ibf16].overflow == 0;
       if (fmt_ == Format::FP16) {
         f.recommendation = fmt::format(
@@ -92,8 +93,7 @@ void risk_findings(const TensorRisk& r, const RiskOptions& opt, std::vector<Find
     }
     if (fr.underflow > 0 && fr.underflow_frac >= opt.underflow_warn && !capped) {
       Finding f;
-      f.severity =
-          fr.underflow_frac >= opt.underflow_error ? Severity::Error : Severity::Warning;
+      f.severity = fr.underflow_frac >= opt.underflow_error ? Severity::Error : Severity::Warning;
       f.score = static_cast<int>(f.severity) * 1000 + log_mag(fr.underflow_frac);
       f.kind = "underflow";
       f.tensor = r.tensor;
@@ -101,19 +101,18 @@ void risk_findings(const TensorRisk& r, const RiskOptions& opt, std::vector<Find
       f.format = fmt_;
       f.first_step = fr.first_underflow_step;
       f.last_step = static_cast<int64_t>(r.last_step);
-      f.title = fmt::format("{} would flush {} of {} to zero {}", fname(fmt_),
-                            fmt_pct(fr.underflow_frac), who,
-                            steps_phrase(fr.first_underflow_step, f.last_step));
+      f.title =
+          fmt::format("{} would flush {} of {} to zero {}", fname(fmt_), fmt_pct(fr.underflow_frac),
+                      who, steps_phrase(fr.first_underflow_step, f.last_step));
       f.evidence = fmt::format(
           "{}: {} of {} nonzero elements underflow{} (below {}); {} subnormal; trend {}", shape,
           fr.underflow, fr.eligible, scale_note, fmt_num(min_subnormal(fmt_)),
           fmt_pct(fr.subnormal_frac), trend_name(fr.trend));
       const bool grad = r.role == trace::Role::C || r.role == trace::Role::D;
       if (fmt_ == Format::FP16) {
-        f.recommendation = grad
-                               ? "Use (or raise) dynamic loss scaling so gradients stay in the "
-                                 "FP16 normal range, or train in BF16 (same range as FP32)."
-                               : "Use BF16 for this tensor (FP32's range) or scale it up.";
+        f.recommendation = grad ? "Use (or raise) dynamic loss scaling so gradients stay in the "
+                                  "FP16 normal range, or train in BF16 (same range as FP32)."
+                                : "Use BF16 for this tensor (FP32's range) or scale it up.";
       } else if (fmt_ == Format::BF16) {
         f.recommendation =
             "Values are below BF16's (= FP32's) normal range: check for vanishing "
@@ -137,13 +136,15 @@ void risk_findings(const TensorRisk& r, const RiskOptions& opt, std::vector<Find
       f.format = fmt_;
       f.first_step = static_cast<int64_t>(r.first_step);
       f.last_step = static_cast<int64_t>(r.last_step);
-      f.title = fmt::format("{} cast of {} loses precision: SQNR {:.1f} dB ({:.1f} dB below "
-                            "nominal {:.1f} dB)",
-                            fname(fmt_), who, fr.sqnr_db, deficit, nominal_sqnr_db(fmt_));
-      f.evidence = fmt::format("{}: {} underflow, {} subnormal; SQNR change over the run "
-                               "{:+.1f} dB (trend {})",
-                               shape, fmt_pct(fr.underflow_frac), fmt_pct(fr.subnormal_frac),
-                               fr.sqnr_delta_db, trend_name(fr.trend));
+      f.title = fmt::format(
+          "{} cast of {} loses precision: SQNR {:.1f} dB ({:.1f} dB below "
+          "nominal {:.1f} dB)",
+          fname(fmt_), who, fr.sqnr_db, deficit, nominal_sqnr_db(fmt_));
+      f.evidence = fmt::format(
+          "{}: {} underflow, {} subnormal; SQNR change over the run "
+          "{:+.1f} dB (trend {})",
+          shape, fmt_pct(fr.underflow_frac), fmt_pct(fr.subnormal_frac), fr.sqnr_delta_db,
+          trend_name(fr.trend));
       f.recommendation =
           "Most of the error comes from values near the bottom of the range: scale the tensor "
           "up (loss scale / per-tensor scale) or use a format with more range.";
@@ -195,11 +196,11 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt) 
     f.kind = "loss_scale_collapse";
     f.first_step = ls.collapse_step;
     f.title = fmt::format("Loss scale collapsed: {}", ls.collapse_reason);
-    f.evidence = fmt::format("{} loss-scale records, {} skipped steps, {} backoffs, {} growths; "
-                             "scale min {} max {} final {}",
-                             ls.series.size(), ls.skipped.size(), ls.backoffs, ls.growths,
-                             fmt_num(ls.min_scale), fmt_num(ls.max_scale),
-                             fmt_num(ls.final_scale));
+    f.evidence = fmt::format(
+        "{} loss-scale records, {} skipped steps, {} backoffs, {} growths; "
+        "scale min {} max {} final {}",
+        ls.series.size(), ls.skipped.size(), ls.backoffs, ls.growths, fmt_num(ls.min_scale),
+        fmt_num(ls.max_scale), fmt_num(ls.final_scale));
     f.recommendation =
         "The gradients overflow FP16 at any scale: find the first offending op of the skipped "
         "steps and keep it in FP32/BF16, or train in BF16 (no loss scaling needed).";
@@ -246,11 +247,11 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt) 
       f.tensor_id = w.name;
       f.format = w.master_dtype;
       f.first_step = w.series.empty() ? -1 : static_cast<int64_t>(w.series.front().step);
-      f.title = fmt::format("Master weights of {} are {}, not FP32", w.name,
-                            fname(w.master_dtype));
-      f.evidence = fmt::format("{} updates; BF16 would leave {} of updates stagnant, lose {} of "
-                               "update mass",
-                               w.updates, fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass));
+      f.title = fmt::format("Master weights of {} are {}, not FP32", w.name, fname(w.master_dtype));
+      f.evidence = fmt::format(
+          "{} updates; BF16 would leave {} of updates stagnant, lose {} of "
+          "update mass",
+          w.updates, fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass));
       f.recommendation =
           "Keep FP32 master weights (optimizer state) and cast to BF16/FP16 only for compute.";
       a.findings.push_back(std::move(f));
@@ -258,21 +259,23 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt) 
     const double worst = std::max(w.bf16_stagnant, w.bf16_lost_mass);
     if (w.changed > 0 && worst >= 0.01) {
       Finding f;
-      f.severity = (w.bf16_stagnant >= 0.5 || w.bf16_lost_mass >= 0.1) ? Severity::Warning
-                                                                      : Severity::Info;
+      f.severity =
+          (w.bf16_stagnant >= 0.5 || w.bf16_lost_mass >= 0.1) ? Severity::Warning : Severity::Info;
       f.score = static_cast<int>(f.severity) * 1000 + log_mag(worst);
       f.kind = "master_weight_loss";
       f.tensor = w.tensor;
       f.tensor_id = w.name;
       f.format = Format::BF16;
       f.first_step = w.series.empty() ? -1 : static_cast<int64_t>(w.series.front().step);
-      f.title = fmt::format("BF16 master weights would lose {} of {}'s update mass ({} of "
-                            "updates stagnant)",
-                            fmt_pct(w.bf16_lost_mass), w.name, fmt_pct(w.bf16_stagnant));
-      f.evidence = fmt::format("{} updates, {} changed elements; FP16: {} stagnant, {} lost; {} "
-                               "of updates below half a BF16 ulp",
-                               w.updates, w.changed, fmt_pct(w.fp16_stagnant),
-                               fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp));
+      f.title = fmt::format(
+          "BF16 master weights would lose {} of {}'s update mass ({} of "
+          "updates stagnant)",
+          fmt_pct(w.bf16_lost_mass), w.name, fmt_pct(w.bf16_stagnant));
+      f.evidence = fmt::format(
+          "{} updates, {} changed elements; FP16: {} stagnant, {} lost; {} "
+          "of updates below half a BF16 ulp",
+          w.updates, w.changed, fmt_pct(w.fp16_stagnant), fmt_pct(w.fp16_lost_mass),
+          fmt_pct(w.below_bf16_half_ulp));
       f.recommendation =
           "Keep master weights in FP32 (or use stochastic rounding / Kahan-compensated BF16 "
           "updates) if you plan low-precision optimizer state.";
@@ -285,10 +288,10 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt) 
     const std::string policy =
         fmt::format("delayed scaling (history {}, margin {}, {})", opt.whatif.history_len,
                     opt.whatif.margin, amax_algo_name(opt.whatif.algo));
-    const std::string src =
-        w.histogram_steps == 0 ? "exact counts"
-        : w.exact_steps == 0   ? "from the exponent histogram (bounds)"
-                               : "exact where the trace's scale matched, histogram otherwise";
+    const std::string src = w.histogram_steps == 0 ? "exact counts"
+                            : w.exact_steps == 0
+                                ? "from the exponent histogram (bounds)"
+                                : "exact where the trace's scale matched, histogram otherwise";
     if (w.saturate_steps > 0) {
       Finding f;
       f.severity = Severity::Warning;
@@ -300,9 +303,9 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt) 
       f.first_step = w.first_saturate_step;
       f.title = fmt::format("{} with {} would saturate {} at {} steps from step {}", fn, policy,
                             w.id, w.saturate_steps, w.first_saturate_step);
-      f.evidence = fmt::format("{} to {} of {} elements over the run ({}); {} of {} steps",
-                               w.overflow_lo, w.overflow_hi, w.eligible, src, w.saturate_steps,
-                               w.steps.size());
+      f.evidence =
+          fmt::format("{} to {} of {} elements over the run ({}); {} of {} steps", w.overflow_lo,
+                      w.overflow_hi, w.eligible, src, w.saturate_steps, w.steps.size());
       f.recommendation =
           "The amax jumps faster than the history follows: use current scaling for this tensor, "
           "a margin of 1-2, or a shorter history.";
@@ -321,8 +324,7 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt) 
       f.title = fmt::format("{} with {} would flush {} of {} to zero", fn, policy,
                             fmt_pct(w.underflow_frac), w.id);
       f.evidence = fmt::format("{} to {} of {} elements ({}); {} steps with underflow",
-                               w.underflow_lo, w.underflow_hi, w.eligible, src,
-                               w.underflow_steps);
+                               w.underflow_lo, w.underflow_hi, w.eligible, src, w.underflow_steps);
       f.recommendation =
           "The dynamic range exceeds the format's: use E5M2 (more range) for this tensor, "
           "per-block (MX) scaling, or keep it in BF16.";
@@ -333,8 +335,7 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt) 
   return a;
 }
 
-std::vector<Finding> baseline_findings(const trace::TraceModel& base,
-                                       const trace::TraceModel& run,
+std::vector<Finding> baseline_findings(const trace::TraceModel& base, const trace::TraceModel& run,
                                        const std::vector<CrossRunDrift>& drift) {
   (void)run;
   std::vector<Finding> out;
@@ -357,8 +358,7 @@ std::vector<Finding> baseline_findings(const trace::TraceModel& base,
                         d.sqnr_delta_db[i]);
     }
     f.evidence = fmt::format("amax {} -> {} (x{}); SQNR change: {}", fmt_num(d.base_amax),
-                             fmt_num(d.other_amax), fmt_num(d.amax_ratio),
-                             sq.empty() ? "n/a" : sq);
+                             fmt_num(d.other_amax), fmt_num(d.amax_ratio), sq.empty() ? "n/a" : sq);
     f.recommendation =
         "Compare the two runs' recipes for this op (dtype, loss scale, FP8 scaling); the first "
         "divergent step is where to look.";

@@ -4,7 +4,8 @@ namespace fpscope::analysis::detail {
 
 std::vector<StepStats> per_step(const trace::Trace& t, std::span<const uint32_t> obs) {
   std::vector<StepStats> out;
-  for (uint32_t i : obs) {
+  for (size_t p = 0; p < obs.size(); ++p) {
+    const uint32_t i = obs[p];
     const auto& o = t.observations[i];
     if (out.empty() || out.back().step != o.step) {
       StepStats s;
@@ -13,6 +14,7 @@ std::vector<StepStats> per_step(const trace::Trace& t, std::span<const uint32_t>
       s.s = o.stats;
       s.first_obs = i;
       s.nobs = 1;
+      s.pos = static_cast<uint32_t>(p);
       out.push_back(s);
     } else {
       out.back().s.merge_scalars(o.stats);

@@ -16,6 +16,7 @@ struct StepStats {
   StatsScalars s;
   uint32_t first_obs = 0;  // index into Trace::observations
   uint32_t nobs = 0;
+  uint32_t pos = 0;  // position of the first of them in the span given to per_step
 };
 
 // Merges consecutive observations of the same step (obs sorted by step, as TraceModel::series).

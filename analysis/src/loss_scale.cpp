@@ -62,7 +62,7 @@ LossScaleAnalysis analyze_loss_scale(const trace::TraceModel& model, const LossS
     const auto& r = a.series[i];
     a.min_scale = std::min(a.min_scale, r.scale);
     a.max_scale = std::max(a.max_scale, r.scale);
-    double after = r.next_scale > 0.0 ? r.next_scale
+    double after = r.next_scale > 0.0        ? r.next_scale
                    : i + 1 < a.series.size() ? a.series[i + 1].scale
                                              : r.scale;
     const bool backoff = after < r.scale;
@@ -73,16 +73,15 @@ LossScaleAnalysis analyze_loss_scale(const trace::TraceModel& model, const LossS
     if (!a.collapsed && r.scale < opt.collapse_below) {
       a.collapsed = true;
       a.collapse_step = static_cast<int64_t>(r.step);
-      a.collapse_reason =
-          fmt::format("loss scale {} < {} at step {}", fmt_num(r.scale),
-                                       fmt_num(opt.collapse_below), r.step);
+      a.collapse_reason = fmt::format("loss scale {} < {} at step {}", fmt_num(r.scale),
+                                      fmt_num(opt.collapse_below), r.step);
     }
     if (!a.collapsed && opt.collapse_backoffs > 0 && run >= opt.collapse_backoffs) {
       a.collapsed = true;
       a.collapse_step = static_cast<int64_t>(r.step);
-      a.collapse_reason = fmt::format("{} consecutive backoffs ending at step {} (scale {} -> {})",
-                                      run, r.step, fmt_num(a.series[i + 1 - run].scale),
-                                      fmt_num(after));
+      a.collapse_reason =
+          fmt::format("{} consecutive backoffs ending at step {} (scale {} -> {})", run, r.step,
+                      fmt_num(a.series[i + 1 - run].scale), fmt_num(after));
     }
     if (r.found_inf) {
       SkippedStep sk;

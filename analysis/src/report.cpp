@@ -22,11 +22,20 @@ std::string xml_escape(const std::string& s) {
   o.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      default:
+        o += c;
     }
   }
   return o;
@@ -41,20 +50,26 @@ using detail::xml_escape;
 const char* kFormatColor[kNumTargets] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
 const char* severity_color(Severity s) {
   switch (s) {
-    case Severity::Critical: return "#7b0000";
-    case Severity::Error: return "#d62728";
-    case Severity::Warning: return "#ff7f0e";
-    case Severity::Info: return "#1f77b4";
-    default: return "#777";
+    case Severity::Critical:
+      return "#7b0000";
+    case Severity::Error:
+      return "#d62728";
+    case Severity::Warning:
+      return "#ff7f0e";
+    case Severity::Info:
+      return "#1f77b4";
+    default:
+      return "#777";
   }
 }
 
 // Per pixel column min and max (spikes stay visible), as polyline points.
-std::string minmax_points(const std::vector<double>& xs, const std::vector<double>& ys,
-                          double x0, double x1, double px0, double pw, double y_lo, double y_hi,
-                          double py0, double ph) {
+std::string minmax_points(const std::vector<double>& xs, const std::vector<double>& ys, double x0,
+                          double x1, double px0, double pw, double y_lo, double y_hi, double py0,
+                          double ph) {
   const int cols = std::max(1, static_cast<int>(pw));
-  std::vector<double> mn(static_cast<size_t>(cols), INFINITY), mx(static_cast<size_t>(cols), -INFINITY);
+  std::vector<double> mn(static_cast<size_t>(cols), INFINITY),
+      mx(static_cast<size_t>(cols), -INFINITY);
   for (size_t i = 0; i < xs.size(); ++i) {
     if (!std::isfinite(ys[i])) continue;
     const double fx = x1 > x0 ? (xs[i] - x0) / (x1 - x0) : 0.5;
@@ -96,13 +111,16 @@ std::string sqnr_str(double v) {
   return fmt::format("{:.1f} dB", v);
 }
 
-std::string shape_str(const TensorRisk& r) { return fmt::format("{}x{}", r.rows, r.cols); }
+std::string shape_str(const TensorRisk& r) {
+  return fmt::format("{}x{}", r.rows, r.cols);
+}
 
 }  // namespace
 
 bool report_format_from_path(const std::string& path, ReportFormat* out) {
   std::string ext = std::filesystem::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   if (ext == ".html" || ext == ".htm") {
     *out = ReportFormat::Html;
     return true;
@@ -191,7 +209,8 @@ std::string svg_exponent_heatmap(const trace::TraceModel& model, uint32_t tensor
   // Step -> exponent -> count (exponent = floor(log2|x|) = bin/4 - 127).
   std::map<uint64_t, std::map<int, uint64_t>> cells;
   int emin = 1000, emax = -1000;
-  const auto series = tensor < model.num_tensors() ? model.series(tensor) : std::span<const uint32_t>{};
+  const auto series =
+      tensor < model.num_tensors() ? model.series(tensor) : std::span<const uint32_t>{};
   for (uint32_t oi : series) {
     const auto& o = trace.observations[oi];
     auto& col = cells[o.step];
@@ -218,7 +237,8 @@ std::string svg_exponent_heatmap(const trace::TraceModel& model, uint32_t tensor
   const int ncol = static_cast<int>(std::min<uint64_t>(s1 - s0 + 1, static_cast<uint64_t>(pw / 2)));
   std::vector<std::map<int, uint64_t>> cols(static_cast<size_t>(ncol));
   for (const auto& [step, col] : cells) {
-    const int c = s1 > s0 ? static_cast<int>((step - s0) * static_cast<uint64_t>(ncol - 1) / (s1 - s0)) : 0;
+    const int c =
+        s1 > s0 ? static_cast<int>((step - s0) * static_cast<uint64_t>(ncol - 1) / (s1 - s0)) : 0;
     for (const auto& [e, n] : col) cols[static_cast<size_t>(c)][e] += n;
   }
   const double cw = pw / ncol;
@@ -238,13 +258,14 @@ std::string svg_exponent_heatmap(const trace::TraceModel& model, uint32_t tensor
   // Format bands on the right: normal range solid, subnormal range light.
   for (int i = 0; i < kNumTargets; ++i) {
     const auto& sp = spec(kTargets[i]);
-    const double bx = px0 + pw + 8 + i * 18;
+    const double bx = px0 + pw + 10 + i * 24;
     auto ey = [&](int e) { return py0 + (emax - std::clamp(e, emin, emax)) * ch; };
     const int top = max_exp(sp), nlo = min_normal_exp(sp), slo = min_subnormal_exp(sp);
     s.rect(bx, ey(top), 12, ey(nlo) - ey(top) + ch, kFormatColor[i], 0.8);
     s.rect(bx, ey(nlo - 1), 12, ey(slo) - ey(nlo - 1) + ch, kFormatColor[i], 0.3);
     s.text(bx + 6, py0 + ph + 14, sp.name, 9, "middle", kFormatColor[i]);
   }
+  s.text(px0 + pw + 10, py0 - 6, "formats: normal | subnormal", 9, "start");
   // FP16 limits across the map.
   const auto& f16 = spec(Format::FP16);
   s.line(px0, py0 + (emax - max_exp(f16)) * ch, px0 + pw, py0 + (emax - max_exp(f16)) * ch,
@@ -274,13 +295,15 @@ std::string svg_loss_scale(const RunAnalysis& a) {
     if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
   }
   if (!std::isfinite(lo)) lo = hi = 0;
-  lo = std::floor(std::min(lo, 0.0)) - 1;
+  lo = std::floor(lo) - 1;
   hi = std::ceil(hi) + 1;
   const double x0 = xs.front(), x1 = xs.back();
   s.rect(px0, py0, pw, ph, "#f7f7f7");
-  const double y1 = py0 + ph - (0 - lo) / (hi - lo) * ph;
-  s.line(px0, y1, px0 + pw, y1, "#999", 1.0, "4,3");
-  s.text(px0 + pw + 4, y1 + 4, "1", 10);
+  if (lo <= 0.0 && hi >= 0.0) {  // scale 1: below it the scaler has collapsed
+    const double y1 = py0 + ph - (0 - lo) / (hi - lo) * ph;
+    s.line(px0, y1, px0 + pw, y1, "#999", 1.0, "4,3");
+    s.text(px0 + pw + 4, y1 + 4, "1", 10);
+  }
   s.polyline(minmax_points(xs, ys, x0, x1, px0, pw, lo, hi, py0, ph), "#000", 1.5);
   std::set<int> marked;  // one marker per pixel column
   for (const auto& k : ls.skipped) {
@@ -328,12 +351,18 @@ std::vector<std::pair<std::string, std::string>> facts(const trace::Trace& t,
                                           : "no");
   const auto& ls = a.loss_scale;
   f.emplace_back("loss scale",
-                 ls.present ? fmt::format("{} records, {} skipped, {} backoffs, {} growths, "
-                                          "final {}{}",
-                                          ls.series.size(), ls.skipped.size(), ls.backoffs,
-                                          ls.growths, fmt_num(ls.final_scale),
-                                          ls.collapsed ? ", COLLAPSED" : "")
-                            : "none recorded");
+                 ls.present
+                     ? fmt::format("{} records, {} skipped, {} backoffs, {} growths, "
+                                   "final {}{}",
+                                   ls.series.size(), ls.skipped.size(), ls.backoffs, ls.growths,
+                                   fmt_num(ls.final_scale), ls.collapsed ? ", COLLAPSED" : "")
+                     : "none recorded");
+  f.emplace_back(
+      "fp8 what-if",
+      !a.options.run_whatif
+          ? "not run"
+          : fmt::format("delayed scaling, history {}, margin {}, {}", a.options.whatif.history_len,
+                        a.options.whatif.margin, amax_algo_name(a.options.whatif.algo)));
   return f;
 }
 
@@ -344,7 +373,8 @@ std::string whatif_policy(const AnalysisOptions& o) {
 
 }  // namespace
 
-std::string render_html(const trace::TraceModel& model, const RunAnalysis& a, const ReportOptions& opt) {
+std::string render_html(const trace::TraceModel& model, const RunAnalysis& a,
+                        const ReportOptions& opt) {
   const trace::Trace& t = model.trace();
   const std::string title = default_title(t, opt);
   std::string h;
@@ -406,8 +436,8 @@ std::string render_html(const trace::TraceModel& model, const RunAnalysis& a, co
         "<tr><td>{}</td><td style=\"color:{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
         "td><td>{}</td><td>{}</td>",
         xml_escape(r.id), severity_color(r.severity), severity_name(r.severity),
-        trace::role_name(r.role), spec(r.dtype).name, shape_str(r), r.observations,
-        fmt_num(r.amax), r.nan + r.pos_inf + r.neg_inf);
+        trace::role_name(r.role), spec(r.dtype).name, shape_str(r), r.observations, fmt_num(r.amax),
+        r.nan + r.pos_inf + r.neg_inf);
     for (const auto& f : r.formats)
       h += fmt::format("<td>{}</td><td>{}</td><td>{}</td>", fmt_pct(f.overflow_frac),
                        fmt_pct(f.underflow_frac), sqnr_str(f.sqnr_db));
@@ -423,9 +453,9 @@ std::string render_html(const trace::TraceModel& model, const RunAnalysis& a, co
       h += fmt::format(
           "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
           "td><td>{}</td></tr>\n",
-          xml_escape(w.name), spec(w.master_dtype).name, w.not_fp32 ? " (not FP32)" : "",
-          w.updates, fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass),
-          fmt_pct(w.fp16_stagnant), fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp));
+          xml_escape(w.name), spec(w.master_dtype).name, w.not_fp32 ? " (not FP32)" : "", w.updates,
+          fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass), fmt_pct(w.fp16_stagnant),
+          fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp));
     h += "</table>\n";
   }
   if (!a.whatif.empty()) {
@@ -441,22 +471,24 @@ std::string render_html(const trace::TraceModel& model, const RunAnalysis& a, co
           xml_escape(w.id), spec(w.format).name, w.saturate_steps,
           w.first_saturate_step >= 0 ? std::to_string(w.first_saturate_step) : "-",
           fmt_pct(w.overflow_frac), fmt_pct(w.underflow_frac),
-          w.histogram_steps == 0 ? "exact" : w.exact_steps == 0 ? "histogram" : "mixed");
+          w.histogram_steps == 0 ? "exact"
+          : w.exact_steps == 0   ? "histogram"
+                                 : "mixed");
     }
     h += "</table>\n";
   }
   if (opt.baseline) {
-    h += fmt::format("<h2>Compared with baseline {}</h2>\n<table>\n<tr><th>tensor</th><th>amax "
-                     "base</th><th>amax run</th><th>ratio</th><th>first step beyond</th></tr>\n",
-                     xml_escape(opt.baseline->trace().path));
+    h += fmt::format(
+        "<h2>Compared with baseline {}</h2>\n<table>\n<tr><th>tensor</th><th>amax "
+        "base</th><th>amax run</th><th>ratio</th><th>first step beyond</th></tr>\n",
+        xml_escape(opt.baseline->trace().path));
     for (const auto& d : drift)
-      h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                       xml_escape(d.id), fmt_num(d.base_amax), fmt_num(d.other_amax),
-                       fmt_num(d.amax_ratio),
-                       d.first_step_beyond >= 0
-                           ? xml_escape(fmt::format("{} ({})", d.first_step_beyond,
-                                                    d.first_beyond_reason))
-                           : "-");
+      h += fmt::format(
+          "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n", xml_escape(d.id),
+          fmt_num(d.base_amax), fmt_num(d.other_amax), fmt_num(d.amax_ratio),
+          d.first_step_beyond >= 0
+              ? xml_escape(fmt::format("{} ({})", d.first_step_beyond, d.first_beyond_reason))
+              : "-");
     h += "</table>\n";
   }
   h += "<p style=\"color:#888;font-size:12px\">Generated by fpscope " FPSCOPE_VERSION
@@ -512,7 +544,8 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
 
   m += "\n### Per-tensor table\n\n| tensor | severity | role | dtype | shape | obs | amax | "
        "NaN/Inf |";
-  for (int i = 0; i < kNumTargets; ++i) m += fmt::format(" {0} ovf / unf / SQNR |", spec(kTargets[i]).name);
+  for (int i = 0; i < kNumTargets; ++i)
+    m += fmt::format(" {0} ovf / unf / SQNR |", spec(kTargets[i]).name);
   m += "\n|---|---|---|---|---|--:|--:|--:|";
   for (int i = 0; i < kNumTargets; ++i) m += "--:|";
   m += "\n";
@@ -540,9 +573,10 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
                        fmt_pct(w.fp16_stagnant), fmt_pct(w.fp16_lost_mass));
   }
   if (opt.baseline) {
-    m += fmt::format("\n### Compared with baseline `{}`\n\n| tensor | amax base | amax run | ratio "
-                     "| first step beyond |\n|---|--:|--:|--:|---|\n",
-                     opt.baseline->trace().path);
+    m += fmt::format(
+        "\n### Compared with baseline `{}`\n\n| tensor | amax base | amax run | ratio "
+        "| first step beyond |\n|---|--:|--:|--:|---|\n",
+        opt.baseline->trace().path);
     for (const auto& d : drift)
       m += fmt::format("| `{}` | {} | {} | {} | {} |\n", d.id, fmt_num(d.base_amax),
                        fmt_num(d.other_amax), fmt_num(d.amax_ratio),
@@ -582,7 +616,8 @@ bool write_report(const trace::TraceModel& model, const RunAnalysis& a, const st
     const fs::path dir = p.parent_path() / dir_name;
     fs::create_directories(dir, ec);
     if (ec) {
-      if (error) *error = fmt::format("{}: cannot create directory: {}", dir.string(), ec.message());
+      if (error)
+        *error = fmt::format("{}: cannot create directory: {}", dir.string(), ec.message());
       return false;
     }
     for (const auto& [name, svg] : plots)
@@ -591,7 +626,8 @@ bool write_report(const trace::TraceModel& model, const RunAnalysis& a, const st
   return write(p, md);
 }
 
-std::string markdown_summary(const trace::TraceModel& model, const RunAnalysis& a, const Selection& sel) {
+std::string markdown_summary(const trace::TraceModel& model, const RunAnalysis& a,
+                             const Selection& sel) {
   const trace::Trace& t = model.trace();
   auto in_sel = [&](int64_t tensor) {
     if (sel.tensors.empty()) return true;
@@ -603,11 +639,10 @@ std::string markdown_summary(const trace::TraceModel& model, const RunAnalysis& 
     if (sel.step_end >= 0 && first > sel.step_end) return false;
     return true;
   };
-  std::string m = fmt::format("**fpscope**: `{}`, {} steps{}, step source {}{}\n\n", t.path,
-                              a.steps,
-                              a.steps ? fmt::format(" ({}..{})", a.first_step, a.last_step) : "",
-                              trace::step_source_name(t.step_source),
-                              t.truncated ? " (trace truncated)" : "");
+  std::string m =
+      fmt::format("**fpscope**: `{}`, {} steps{}, step source {}{}\n\n", t.path, a.steps,
+                  a.steps ? fmt::format(" ({}..{})", a.first_step, a.last_step) : "",
+                  trace::step_source_name(t.step_source), t.truncated ? " (trace truncated)" : "");
   if (sel.step_begin >= 0 || sel.step_end >= 0)
     m += fmt::format("Steps {}..{}\n\n", sel.step_begin >= 0 ? std::to_string(sel.step_begin) : "",
                      sel.step_end >= 0 ? std::to_string(sel.step_end) : "");

@@ -11,10 +11,14 @@ namespace fpscope::analysis {
 
 const char* trend_name(Trend t) {
   switch (t) {
-    case Trend::Unknown: return "unknown";
-    case Trend::Stable: return "stable";
-    case Trend::Worsening: return "worsening";
-    case Trend::Improving: return "improving";
+    case Trend::Unknown:
+      return "unknown";
+    case Trend::Stable:
+      return "stable";
+    case Trend::Worsening:
+      return "worsening";
+    case Trend::Improving:
+      return "improving";
   }
   return "unknown";
 }
@@ -28,7 +32,9 @@ int frac_magnitude(double f) {
   return static_cast<int>(std::clamp(std::lround(m), 1L, 999L));
 }
 
-bool is_fp8(Format f) { return f == Format::E4M3 || f == Format::E5M2; }
+bool is_fp8(Format f) {
+  return f == Format::E4M3 || f == Format::E5M2;
+}
 
 void consider(Severity lvl, int mag, std::string why, Severity* best, int* best_score,
               std::string* best_reason) {
@@ -101,6 +107,7 @@ std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskO
     r.cols = info.cols;
     const auto steps = detail::per_step(trace, series);
     r.observations = series.size();
+    r.steps = steps.size();
     r.first_step = steps.front().step;
     r.last_step = steps.back().step;
     for (int f = 0; f < kNumTargets; ++f) r.formats[f].format = kTargets[f];

@@ -11,8 +11,12 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
-json step_or_null(int64_t s) { return s >= 0 ? json(s) : json(nullptr); }
+json num(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
+json step_or_null(int64_t s) {
+  return s >= 0 ? json(s) : json(nullptr);
+}
 
 json finding_json(const Finding& f) {
   json j;
@@ -61,6 +65,7 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a)
     x["dtype"] = spec(r.dtype).name;
     x["shape"] = json::array({r.rows, r.cols});
     x["observations"] = r.observations;
+    x["steps"] = r.steps;
     x["elements"] = r.elements;
     x["amax"] = static_cast<double>(r.amax);
     x["nan"] = r.nan;
@@ -92,8 +97,8 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a)
     x["formats"] = std::move(fm);
     x["severity"] = severity_name(r.severity);
     x["score"] = r.score;
-    x["severity_format"] = r.severity == Severity::None ? json(nullptr)
-                                                        : json(spec(r.severity_format).name);
+    x["severity_format"] =
+        r.severity == Severity::None ? json(nullptr) : json(spec(r.severity_format).name);
     x["severity_reason"] = r.severity_reason;
     tensors.push_back(std::move(x));
   }
@@ -171,6 +176,7 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a)
     x["histogram_steps"] = w.histogram_steps;
     wi.push_back(std::move(x));
   }
+  j["fp8_whatif_available"] = a.options.run_whatif;
   j["fp8_whatif"] = std::move(wi);
 
   json fs = json::array();
@@ -193,61 +199,82 @@ std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_ro
   o += fmt::format("gemms      {} calls, {} observations, {} tensors\n", a.gemm_calls,
                    t.observations.size(), a.risks.size());
 
-  // Tensor table: worst first.
+  // Tensor table: worst first. Wide layout (one row per tensor, every format side by side) when
+  // it fits `width` (0 = unlimited); else each format on its own line under the tensor.
   o += "\n";
-  const std::string fh = "  ovf   unf  SQNR";
-  std::string head = fmt::format("{:<8} {:<22} {:<1} {:<5} {:>11} {:>5} {:>8} {:>6}", "SEVERITY",
-                                 "TENSOR", "R", "DTYPE", "SHAPE", "OBS", "AMAX", "NaN/Inf");
-  for (int i = 0; i < kNumTargets; ++i)
-    head += fmt::format(" |{:^17}", spec(kTargets[i]).name);
-  o += head + "\n";
-  auto pct = [](double f) -> std::string {
+  auto pct = [](double f) -> std::string {  // at most 5 characters
+    const double p = f * 100.0;
     if (f == 0.0) return "0";
-    if (f < 0.0001) return "<.01%";
-    return fmt::format("{:.2g}%", f * 100.0);
+    if (p < 0.01) return "<.01%";
+    if (p < 1.0) return fmt::format("{:.2f}%", p);
+    if (p < 9.95) return fmt::format("{:.1f}%", p);
+    return fmt::format("{:.0f}%", p);
   };
   auto sq = [](double v) -> std::string {
     if (std::isnan(v)) return "-";
     if (std::isinf(v)) return "exact";
     return fmt::format("{:.1f}", v);
   };
+  const char* kRowFmt = "{:<8} {:<22} {:<1} {:<5} {:>11} {:>6} {:>8} {:>7}";
+  const std::string head = fmt::format(fmt::runtime(kRowFmt), "SEVERITY", "TENSOR", "R", "DTYPE",
+                                       "SHAPE", "OBS", "AMAX", "NaN/Inf");
+  const int wide_width = static_cast<int>(head.size()) + kNumTargets * 26;
+  const bool wide = width <= 0 || width >= wide_width;
+  if (wide) {
+    std::string h = head;
+    for (int i = 0; i < kNumTargets; ++i)
+      h += fmt::format(" |{:^23}", fmt::format("{} ovf/unf/sub/SQNR", spec(kTargets[i]).name));
+    o += h + "\n";
+  } else {
+    o += head +
+         fmt::format(" | {:<4} {:>5} {:>5} {:>5} {:>5}\n", "FMT", "OVF", "UNF", "SUB", "SQNR");
+  }
   int shown = 0;
   for (const auto& r : a.risks) {
     if (shown == max_rows) {
-      o += fmt::format("... {} more tensors (--json for all)\n", a.risks.size() - shown);
+      o += fmt::format("... {} more tensors (--rows N, or --json for all)\n",
+                       a.risks.size() - shown);
       break;
     }
     ++shown;
     std::string id = r.id;
     if (id.size() > 22) id = id.substr(0, 21) + "~";
-    std::string line = fmt::format(
-        "{:<8} {:<22} {:<1} {:<5} {:>11} {:>5} {:>8} {:>6}", severity_name(r.severity), id,
-        trace::role_name(r.role), spec(r.dtype).name, fmt::format("{}x{}", r.rows, r.cols),
-        r.observations, fmt_num(r.amax), r.nan + r.pos_inf + r.neg_inf);
-    for (int i = 0; i < kNumTargets; ++i) {
-      const auto& f = r.formats[i];
-      line += fmt::format(" |{:>5} {:>5} {:>5}", pct(f.overflow_frac), pct(f.underflow_frac),
-                          sq(f.sqnr_db));
+    const std::string line =
+        fmt::format(fmt::runtime(kRowFmt), severity_name(r.severity), id, trace::role_name(r.role),
+                    spec(r.dtype).name, fmt::format("{}x{}", r.rows, r.cols), r.observations,
+                    fmt_num(r.amax), r.nan + r.pos_inf + r.neg_inf);
+    if (wide) {
+      std::string l = line;
+      for (const auto& f : r.formats)
+        l += fmt::format(" |{:>5} {:>5} {:>5} {:>5}", pct(f.overflow_frac), pct(f.underflow_frac),
+                         pct(f.subnormal_frac), sq(f.sqnr_db));
+      o += l + "\n";
+    } else {
+      for (int i = 0; i < kNumTargets; ++i) {
+        const auto& f = r.formats[i];
+        o += (i == 0 ? line : std::string(line.size(), ' ')) +
+             fmt::format(" | {:<4} {:>5} {:>5} {:>5} {:>5}\n", spec(kTargets[i]).name,
+                         pct(f.overflow_frac), pct(f.underflow_frac), pct(f.subnormal_frac),
+                         sq(f.sqnr_db));
+      }
     }
-    o += line + "\n";
     if (r.severity >= Severity::Warning) {
       std::string why = "         -> " + r.severity_reason;
       if (width > 0 && static_cast<int>(why.size()) > width) why = why.substr(0, width - 1) + "~";
       o += why + "\n";
     }
   }
-  (void)fh;
 
   const auto& ls = a.loss_scale;
   o += "\n";
   if (!ls.present) {
     o += "loss scale none recorded\n";
   } else {
-    o += fmt::format("loss scale {} records, {} skipped steps, {} backoffs, {} growths; scale "
-                     "min {} max {} final {} ({} records at min)\n",
-                     ls.series.size(), ls.skipped.size(), ls.backoffs, ls.growths,
-                     fmt_num(ls.min_scale), fmt_num(ls.max_scale), fmt_num(ls.final_scale),
-                     ls.steps_at_min);
+    o += fmt::format(
+        "loss scale {} records, {} skipped steps, {} backoffs, {} growths; scale "
+        "min {} max {} final {} ({} records at min)\n",
+        ls.series.size(), ls.skipped.size(), ls.backoffs, ls.growths, fmt_num(ls.min_scale),
+        fmt_num(ls.max_scale), fmt_num(ls.final_scale), ls.steps_at_min);
     if (ls.collapsed) o += fmt::format("           COLLAPSED: {}\n", ls.collapse_reason);
     size_t n = 0;
     for (const auto& s : ls.skipped) {
@@ -273,6 +300,18 @@ std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_ro
                        fmt_pct(w.fp16_stagnant), fmt_pct(w.fp16_lost_mass),
                        spec(w.master_dtype).name, w.not_fp32 ? " (NOT FP32!)" : "");
     }
+  }
+  if (!a.whatif.empty()) {
+    uint64_t sat = 0, unf = 0;
+    for (const auto& w : a.whatif) {
+      sat += w.saturate_steps > 0;
+      unf += w.underflow_frac >= 0.01;
+    }
+    o += fmt::format(
+        "fp8 what-if  delayed scaling (history {}, margin {}, {}): {} tensor/format pairs would "
+        "saturate, {} underflow >= 1%\n",
+        a.options.whatif.history_len, a.options.whatif.margin,
+        amax_algo_name(a.options.whatif.algo), sat, unf);
   }
   if (!a.findings.empty()) {
     o += "\ntop findings (fpscope report for all, with evidence and recommendations):\n";

@@ -21,8 +21,7 @@ class Svg {
         x1, y1, x2, y2, stroke, width,
         dash ? fmt::format(" stroke-dasharray=\"{}\"", dash) : std::string());
   }
-  void rect(double x, double y, double w, double h, const std::string& fill,
-            double opacity = 1.0) {
+  void rect(double x, double y, double w, double h, const std::string& fill, double opacity = 1.0) {
     body_ += fmt::format(
         "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"{}/>\n", x,
         y, w, h, fill, opacity < 1.0 ? fmt::format(" fill-opacity=\"{:.2f}\"", opacity) : "");
@@ -30,7 +29,8 @@ class Svg {
   void text(double x, double y, const std::string& s, int size = 11, const char* anchor = "start",
             const char* fill = "#333") {
     body_ += fmt::format(
-        "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"{}\" text-anchor=\"{}\" fill=\"{}\">{}</text>\n",
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"{}\" text-anchor=\"{}\" "
+        "fill=\"{}\">{}</text>\n",
         x, y, size, anchor, fill, xml_escape(s));
   }
   void circle(double x, double y, double r, const char* fill) {

@@ -8,7 +8,9 @@
 namespace fpscope::analysis {
 
 namespace {
-double ratio(double num, double den) { return den > 0.0 ? num / den : 0.0; }
+double ratio(double num, double den) {
+  return den > 0.0 ? num / den : 0.0;
+}
 }  // namespace
 
 std::vector<WeightLoss> analyze_weights(const trace::Trace& trace) {

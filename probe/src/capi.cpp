@@ -20,15 +20,21 @@ __attribute__((constructor)) void fpscope_probe_init() {
 }
 }  // namespace
 
-FPSCOPE_EXPORT int fpscope_active(void) { return Recorder::get() != nullptr ? 1 : 0; }
+FPSCOPE_EXPORT int fpscope_active(void) {
+  return Recorder::get() != nullptr ? 1 : 0;
+}
 
 FPSCOPE_EXPORT void fpscope_step(void) {
   HookGuard guard;
   if (Recorder* r = Recorder::get()) r->mark_step(trace::StepSource::Api);
 }
 
-FPSCOPE_EXPORT void fpscope_scope_push(const char* name) { Recorder::scope_push(name); }
-FPSCOPE_EXPORT void fpscope_scope_pop(void) { Recorder::scope_pop(); }
+FPSCOPE_EXPORT void fpscope_scope_push(const char* name) {
+  Recorder::scope_push(name);
+}
+FPSCOPE_EXPORT void fpscope_scope_pop(void) {
+  Recorder::scope_pop();
+}
 
 FPSCOPE_EXPORT void fpscope_loss_scale(double scale, int found_inf) {
   HookGuard guard;

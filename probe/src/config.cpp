@@ -200,8 +200,6 @@ Config load_config() {
     else
       c.stats_threads = static_cast<unsigned>(u);
   }
-  if (const char* v = env("FPSCOPE_STEP_RANGE")) c.step_range = v;
-  if (const char* v = env("FPSCOPE_OPTIMIZER_PATTERN")) c.optimizer_pattern = v;
   return c;
 }
 
@@ -255,8 +253,6 @@ std::string config_json(const Config& c) {
   j["flush_bytes"] = c.flush_bytes;
   j["zstd"] = c.zstd;
   j["stats_threads"] = c.stats_threads;
-  if (!c.step_range.empty()) j["step_range"] = c.step_range;
-  if (!c.optimizer_pattern.empty()) j["optimizer_pattern"] = c.optimizer_pattern;
   return j.dump();
 }
 

@@ -17,8 +17,8 @@ enum class StepMode { Auto, Api, Period, None };
 
 struct Config {
   bool enabled = true;
-  std::string output = "fpscope-%p.fpst";  // %p pid, %r rank, %h host, %% a literal %
-  uint64_t every = 10;                      // record every N-th step (1 = every step)
+  std::string output = "fpscope-%p.fpst";                // %p pid, %r rank, %h host, %% a literal %
+  uint64_t every = 10;                                   // record every N-th step (1 = every step)
   bool formats[kNumTargets] = {true, true, true, true};  // kTargets order
   bool roles[4] = {true, true, true, true};              // A, B, C, D
   std::vector<std::string> ops;                          // empty = every op
@@ -29,8 +29,6 @@ struct Config {
   StepMode steps = StepMode::Auto;
   uint32_t period_window = 4096;  // calls held back at most while detecting the step period
   unsigned stats_threads = 1;
-  std::string step_range;         // NVTX range name that marks steps (CUDA path), "" = off
-  std::string optimizer_pattern;  // kernel-name substring that marks steps (CUDA path), "" = off
 
   bool op_enabled(const char* op) const;
   bool role_enabled(trace::Role r) const {

@@ -26,9 +26,15 @@ constexpr int kRowMajor = 101;
 constexpr int kColMajor = 102;
 constexpr int kNoTrans = 111;
 
-bool fortran_trans(char c) { return !(c == 'N' || c == 'n'); }
-char upper_trans(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
-char cblas_trans_char(int t) { return t == kNoTrans ? 'N' : (t == 112 ? 'T' : 'C'); }
+bool fortran_trans(char c) {
+  return !(c == 'N' || c == 'n');
+}
+char upper_trans(char c) {
+  return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
+}
+char cblas_trans_char(int t) {
+  return t == kNoTrans ? 'N' : (t == 112 ? 'T' : 'C');
+}
 
 // Stored layout of an operand whose op() is r x c: column-major view (rows contiguous).
 OperandDesc operand(Role role, Format dtype, bool trans, bool row_major, int64_t r, int64_t c,
@@ -151,8 +157,8 @@ using namespace fpscope::probe;  // NOLINT: hooks are extern "C"
 // BLAS ignores, exactly as without the probe).
 FPSCOPE_EXPORT void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
                            const float* alpha, const float* a, const int* lda, const float* b,
-                           const int* ldb, const float* beta, float* c, const int* ldc,
-                           size_t la, size_t lb) {
+                           const int* ldb, const float* beta, float* c, const int* ldc, size_t la,
+                           size_t lb) {
   sgemm_fn real = resolve_cached<sgemm_fn>(g_sgemm, "sgemm_");
   if (real == nullptr) return missing<0>("sgemm_");
   auto call_real = [&] { real(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, la, lb); };
@@ -170,9 +176,9 @@ FPSCOPE_EXPORT void sbgemm_(const char* ta, const char* tb, const int* m, const 
   if (real == nullptr) return missing<1>("sbgemm_");
   auto call_real = [&] { real(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, la, lb); };
   if (HookGuard::active()) return call_real();
-  const Call call = make_call("sbgemm", 0, fpscope::Format::BF16, upper_trans(*ta),
-                              upper_trans(*tb), *m, *n, *k, *alpha, a, *lda, b, *ldb, *beta, c,
-                              *ldc);
+  const Call call =
+      make_call("sbgemm", 0, fpscope::Format::BF16, upper_trans(*ta), upper_trans(*tb), *m, *n, *k,
+                *alpha, a, *lda, b, *ldb, *beta, c, *ldc);
   run(call, call_real);
 }
 
@@ -189,8 +195,8 @@ FPSCOPE_EXPORT void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, 
 }
 
 FPSCOPE_EXPORT void cblas_sbgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
-                                 const uint16_t* a, int lda, const uint16_t* b, int ldb,
-                                 float beta, float* c, int ldc) {
+                                 const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
+                                 float* c, int ldc) {
   cblas_sbgemm_fn real = resolve_cached<cblas_sbgemm_fn>(g_cblas_sbgemm, "cblas_sbgemm");
   if (real == nullptr) return missing<3>("cblas_sbgemm");
   auto call_real = [&] { real(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); };

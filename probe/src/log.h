@@ -14,8 +14,8 @@ void log(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 
 
 }  // namespace fpscope::probe
 
-#define FPSCOPE_LOG(level, ...)                                                \
-  do {                                                                         \
-    if (::fpscope::probe::log_enabled(::fpscope::probe::LogLevel::level))      \
-      ::fpscope::probe::log(::fpscope::probe::LogLevel::level, __VA_ARGS__);   \
+#define FPSCOPE_LOG(level, ...)                                              \
+  do {                                                                       \
+    if (::fpscope::probe::log_enabled(::fpscope::probe::LogLevel::level))    \
+      ::fpscope::probe::log(::fpscope::probe::LogLevel::level, __VA_ARGS__); \
   } while (0)

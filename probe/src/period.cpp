@@ -32,7 +32,7 @@ bool PeriodDetector::feed(uint64_t sig) {
   return p < seq_.size() && seq_.size() >= static_cast<size_t>(repeats_) * p;
 }
 
-PeriodResult PeriodDetector::decide(int min_repeats) const {
+PeriodResult PeriodDetector::decide(int min_repeats, size_t min_len) const {
   const size_t n = seq_.size();
   const size_t reps = static_cast<size_t>(std::max(min_repeats, 2));
   if (n == 0) return {};
@@ -41,7 +41,7 @@ PeriodResult PeriodDetector::decide(int min_repeats) const {
   // Longest suffix that repeats `reps` times: the prefix function of the reversed sequence.
   std::vector<uint64_t> r(seq_.rbegin(), seq_.rend());
   const std::vector<size_t> pi = prefix_function(r);
-  for (size_t len = n; len >= 2; --len) {
+  for (size_t len = n; len >= 2 && len >= min_len; --len) {
     const size_t q = len - pi[len - 1];
     if (q < len && len >= reps * q) return {n - len, q};
   }

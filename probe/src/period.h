@@ -4,9 +4,12 @@
 //  - feed() keeps the KMP prefix function of the sequence, so the smallest period P of the whole
 //    sequence so far is known in O(1) amortized; the period is decided as soon as the sequence
 //    holds `repeats` (default 3) full repetitions of it from its first call.
-//  - decide() is the fallback when the window is full or the run ends: the prefix period if it
-//    repeats at least `min_repeats` times, otherwise the longest periodic SUFFIX (warm-up calls
-//    before the first step), or no period.
+//  - decide() finds steps after warm-up calls (data preparation, an evaluation pass): the prefix
+//    period if it repeats at least `min_repeats` times, otherwise the longest SUFFIX of at least
+//    `min_len` calls that repeats `min_repeats` times, or no period. The recorder tries it every
+//    8 held calls with min_len = half of them (so a short run of equal calls at the tail, e.g.
+//    identical layers, is not taken for the step), and with no minimum when the window is full or
+//    the run ends.
 // StepTracker (once a period is known) labels each call with its ordinal in the period:
 //  - the expected next signature: ordinal = position, a new step after the last one;
 //  - the first signature of the period out of turn: a new step begins early (partial step);
@@ -38,7 +41,7 @@ class PeriodDetector {
   const std::vector<uint64_t>& sequence() const { return seq_; }
   // The smallest period of the whole sequence so far (size() when none).
   size_t prefix_period() const { return seq_.empty() ? 0 : seq_.size() - pi_.back(); }
-  PeriodResult decide(int min_repeats) const;
+  PeriodResult decide(int min_repeats, size_t min_len = 0) const;
 
  private:
   int repeats_;

@@ -123,7 +123,8 @@ void widen(const void* src, Format dtype, uint64_t n, float* dst) {
       bits = static_cast<uint32_t>(h[i]) << 16;
     } else {  // FP16: sign, 5-bit exponent, 10-bit mantissa -> FP32 bits
       const uint32_t s = (h[i] >> 15) & 1u, e = (h[i] >> 10) & 0x1fu, m = h[i] & 0x3ffu;
-      const int fp32_bias_shift = exponent_bias(spec(Format::FP32)) - exponent_bias(spec(Format::FP16));
+      const int fp32_bias_shift =
+          exponent_bias(spec(Format::FP32)) - exponent_bias(spec(Format::FP16));
       if (e == 0x1fu) {
         bits = (s << 31) | 0x7f800000u | (m << 13);
       } else if (e != 0) {
@@ -182,9 +183,9 @@ struct Recorder::Impl {
   std::map<std::string, Watch> watches;
 
   uint64_t now() const {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                     std::chrono::steady_clock::now() - t0)
-                                     .count());
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
   }
   bool sampled(uint64_t s) const { return s % cfg.every == 0; }
 
@@ -216,7 +217,8 @@ struct Recorder::Impl {
     if (writer && !writer->ok()) {
       if (!failed_warned) {
         failed_warned = true;
-        log(LogLevel::Warn, "writing the trace failed (%s); recording disabled, the program runs on",
+        log(LogLevel::Warn,
+            "writing the trace failed (%s); recording disabled, the program runs on",
             writer->error().c_str());
       }
       disable_locked();
@@ -250,10 +252,10 @@ struct Recorder::Impl {
       b = e + 1;
     }
     j["command_line"] = argv;
-    j["start_time_unix_ns"] = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    j["start_time_unix_ns"] =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
     j["config"] = nlohmann::json::parse(config_json(cfg));
     j["host_blas"] = true;
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -355,7 +357,10 @@ struct Recorder::Impl {
     for (size_t i = 0; i < n; ++i) {
       Held& h = held[i];
       long ord = static_cast<long>(i);
-      if (r.period > 0 && i >= r.offset) {
+      std::string lab;
+      if (r.period > 0 && i < r.offset) {
+        lab = "gemm#w" + std::to_string(i);  // warm-up calls before the first step
+      } else if (r.period > 0) {
         const size_t pos = (i - r.offset) % r.period;
         ord = static_cast<long>(pos);
         if (pos == 0 && (i > r.offset || r.offset > 0)) {
@@ -367,9 +372,10 @@ struct Recorder::Impl {
       } else if (r.period == 0) {
         ord = static_cast<long>(ordinal++);
       }
+      if (lab.empty() || !h.scope.empty()) lab = label(h.scope, ord);
       GemmTicket t;
       t.seq = h.seq;
-      resolve(label(h.scope, ord), h.scope, h.desc, step, &t);
+      resolve(lab, h.scope, h.desc, step, &t);
       LateLabel late_label;
       for (int k = 0; k < h.desc.num_operands; ++k) {
         if (!t.sampled[k]) continue;
@@ -429,7 +435,8 @@ struct Recorder::Impl {
         compute_update_loss(w.prev.data(), w.cur.data(), w.count, &rec.bf16, &rec.fp16,
                             &rec.changed, hist);
         for (int b = 0; b < kRatioBins; ++b)
-          if (hist[b] != 0) rec.ratio_hist.emplace_back(static_cast<int16_t>(b + kRatioLog2Min), hist[b]);
+          if (hist[b] != 0)
+            rec.ratio_hist.emplace_back(static_cast<int16_t>(b + kRatioLog2Min), hist[b]);
         writer->weight_update(rec);
         w.have_prev = false;
       }
@@ -446,7 +453,9 @@ struct Recorder::Impl {
 
 namespace {
 
-void at_exit_handler() { Recorder::shutdown(); }
+void at_exit_handler() {
+  Recorder::shutdown();
+}
 
 Recorder::Impl* g_impl = nullptr;  // never freed: hooks may run during and after exit
 
@@ -566,6 +575,9 @@ GemmTicket Recorder::begin_gemm(const GemmDesc& d) {
     m.commit(PeriodResult{0, m.detector.prefix_period()});
   } else if (m.held.size() >= m.cfg.period_window) {
     m.commit(m.detector.decide(2));
+  } else if (m.held.size() % 8 == 0) {  // steps after warm-up calls (see period.h)
+    const PeriodResult r = m.detector.decide(3, m.held.size() / 2);
+    if (r.period > 0) m.commit(r);
   }
   return t;
 }
@@ -639,19 +651,28 @@ bool Recorder::step_sampled(uint64_t s) const {
   return impl_->phase != Impl::Phase::Detect && impl_->sampled(s);
 }
 
-void Recorder::scope_push(const char* name) { t_scopes.emplace_back(name ? name : ""); }
+void Recorder::scope_push(const char* name) {
+  t_scopes.emplace_back(name ? name : "");
+}
 void Recorder::scope_pop() {
   if (!t_scopes.empty()) t_scopes.pop_back();
 }
-std::string Recorder::current_scope() { return t_scopes.empty() ? std::string() : t_scopes.back(); }
+std::string Recorder::current_scope() {
+  return t_scopes.empty() ? std::string() : t_scopes.back();
+}
 
 void Recorder::loss_scale(double scale, bool found_inf, double next_scale,
                           trace::LossScaleSource source) {
+  loss_scale_at(UINT64_MAX, scale, found_inf, next_scale, source);
+}
+
+void Recorder::loss_scale_at(uint64_t step, double scale, bool found_inf, double next_scale,
+                             trace::LossScaleSource source) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   if (!m.ensure_writer()) return;
   trace::LossScaleRecord r;
-  r.step = m.step;
+  r.step = step == UINT64_MAX ? m.step : step;
   r.scale = scale;
   r.found_inf = found_inf;
   r.next_scale = next_scale;
@@ -701,9 +722,9 @@ void Recorder::watch(const std::string& name, const void* ptr, uint64_t count, F
   w.tensor = it != m.tensors.end() ? it->second : m.writer->define_tensor(info);
   m.tensors[key] = w.tensor;
   if (dtype != Format::FP32)
-    m.event_locked(trace::EventLevel::Warning,
-                   "watched tensor '" + name + "' is " + spec(dtype).name +
-                       ": master weights are not FP32");
+    m.event_locked(
+        trace::EventLevel::Warning,
+        "watched tensor '" + name + "' is " + spec(dtype).name + ": master weights are not FP32");
   // First snapshot now: the next step boundary records the update of the current step.
   w.prev.resize(count);
   widen(ptr, dtype, count, w.prev.data());
@@ -716,8 +737,12 @@ void Recorder::unwatch(const std::string& name) {
   impl_->watches.erase(name);
 }
 
-uint64_t Recorder::now_ns() const { return impl_->now(); }
-unsigned Recorder::stats_threads() const { return impl_->cfg.stats_threads; }
+uint64_t Recorder::now_ns() const {
+  return impl_->now();
+}
+unsigned Recorder::stats_threads() const {
+  return impl_->cfg.stats_threads;
+}
 
 void Recorder::flush() {
   Impl& m = *impl_;
@@ -770,7 +795,11 @@ void Recorder::shutdown() {
 }
 
 HookGuard::HookGuard() : outermost_(t_guard_depth++ == 0) {}
-HookGuard::~HookGuard() { --t_guard_depth; }
-bool HookGuard::active() { return t_guard_depth > 0; }
+HookGuard::~HookGuard() {
+  --t_guard_depth;
+}
+bool HookGuard::active() {
+  return t_guard_depth > 0;
+}
 
 }  // namespace fpscope::probe

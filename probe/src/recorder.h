@@ -91,6 +91,9 @@ class Recorder {
   // ---- other records ----
   // Recorded for every step regardless of FPSCOPE_EVERY; step = the current step.
   void loss_scale(double scale, bool found_inf, double next_scale, trace::LossScaleSource source);
+  // The same for an explicit step (device results drained after the step moved on).
+  void loss_scale_at(uint64_t step, double scale, bool found_inf, double next_scale,
+                     trace::LossScaleSource source);
   void event(trace::EventLevel level, const std::string& text);
   // Master weights: sampled at each step boundary (see DESIGN.md "Master-weight update loss").
   // dtype: FP32, BF16 or FP16. The memory must stay valid until unwatch().

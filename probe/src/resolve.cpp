@@ -23,7 +23,8 @@ const void* own_base() {
 
 int collect(struct dl_phdr_info* info, size_t, void* out) {
   auto* names = static_cast<std::vector<std::string>*>(out);
-  if (info->dlpi_name != nullptr && info->dlpi_name[0] != '\0') names->emplace_back(info->dlpi_name);
+  if (info->dlpi_name != nullptr && info->dlpi_name[0] != '\0')
+    names->emplace_back(info->dlpi_name);
   return 0;
 }
 

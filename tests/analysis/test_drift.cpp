@@ -29,7 +29,8 @@ TEST(Drift, SeriesAndChangePoints) {
   EXPECT_NEAR(d.sqnr_db[fi(Format::FP16)][0], 60.0, 1e-9);
   EXPECT_NEAR(d.sqnr_db[fi(Format::FP16)][4], 40.0, 1e-9);
   EXPECT_DOUBLE_EQ(d.overflow_frac[fi(Format::FP16)][5], 0.5);  // 5 of 10
-  EXPECT_TRUE(std::isnan(d.sqnr_db[fi(Format::BF16)][0]) || std::isinf(d.sqnr_db[fi(Format::BF16)][0]));
+  EXPECT_TRUE(std::isnan(d.sqnr_db[fi(Format::BF16)][0]) ||
+              std::isinf(d.sqnr_db[fi(Format::BF16)][0]));
   // Step 4: amax 8 vs median(1,1,1,1) = 1: ratio 8 >= 4 -> change point; the window restarts,
   // so step 5 (one earlier point in the new window) is not. Same for FP16 SQNR 40 vs 60.
   ASSERT_EQ(d.change_points.size(), 2u);

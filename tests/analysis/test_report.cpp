@@ -127,8 +127,9 @@ TEST(Report, DeterministicSelfContainedHtmlAndMarkdown) {
   EXPECT_EQ(h1.find("src="), std::string::npos);
   EXPECT_EQ(h1.find("href="), std::string::npos);
 
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("fpscope_report_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("fpscope_report_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir / "x");
   std::filesystem::create_directories(dir / "y");

@@ -57,7 +57,7 @@ TEST(Risk, TotalsFractionsSqnrFirstSteps) {
   EXPECT_EQ(d->last_step, 5u);
   const auto& h = d->formats[fi(Format::FP16)];
   EXPECT_EQ(h.eligible, 600u);
-  EXPECT_EQ(h.overflow, 6u);              // 2 + 4
+  EXPECT_EQ(h.overflow, 6u);                // 2 + 4
   EXPECT_DOUBLE_EQ(h.overflow_frac, 0.01);  // 6 / 600
   EXPECT_EQ(h.underflow, 6u);
   EXPECT_DOUBLE_EQ(h.underflow_frac, 0.01);

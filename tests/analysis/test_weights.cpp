@@ -29,8 +29,8 @@ trace::WeightUpdateRecord rec(uint64_t step, uint32_t tensor, uint64_t changed, 
 
 TEST(Weights, StagnantLostMassAndFlag) {
   Builder b;
-  const uint32_t w = b.tensor("fc1.weight", trace::Role::Weight, 8, 16, Format::FP32, "fc1.weight",
-                              "watch");
+  const uint32_t w =
+      b.tensor("fc1.weight", trace::Role::Weight, 8, 16, Format::FP32, "fc1.weight", "watch");
   const uint32_t v = b.tensor("fc2.weight", trace::Role::Weight, 8, 16, Format::BF16, "", "watch");
   // Given in reverse step order: the analysis sorts by step.
   b.t.weight_updates.push_back(rec(2, w, 100, 30, 1.0, 0, 0.1, 4.0, {{-12, 10}, {-6, 90}}));

@@ -10,7 +10,9 @@
 
 namespace fpscope::test {
 
-inline int fi(Format f) { return target_index(f); }
+inline int fi(Format f) {
+  return target_index(f);
+}
 
 struct Builder {
   trace::Trace t;

@@ -75,23 +75,31 @@ struct Basic {
   Basic() {
     a0.resize(32 * 8);
     b0.resize(8 * 16);
-    for (size_t i = 0; i < a0.size(); ++i) a0[i] = static_cast<float>(static_cast<int>(i % 61) - 30) * 100.0f;
-    for (size_t i = 0; i < b0.size(); ++i) b0[i] = static_cast<float>(static_cast<int>(i % 9) - 4) * 10.0f;
+    for (size_t i = 0; i < a0.size(); ++i)
+      a0[i] = static_cast<float>(static_cast<int>(i % 61) - 30) * 100.0f;
+    for (size_t i = 0; i < b0.size(); ++i)
+      b0[i] = static_cast<float>(static_cast<int>(i % 9) - 4) * 10.0f;
     a1.assign(35 * 16, std::nanf(""));
     for (int j = 0; j < 16; ++j)
-      for (int i = 0; i < 32; ++i) a1[static_cast<size_t>(i + j * 35)] = 0.25f * static_cast<float>((i * 7 + j) % 13 - 6);
+      for (int i = 0; i < 32; ++i)
+        a1[static_cast<size_t>(i + j * 35)] = 0.25f * static_cast<float>((i * 7 + j) % 13 - 6);
     b1.resize(32 * 24);
-    for (size_t i = 0; i < b1.size(); ++i) b1[i] = 0.5f * static_cast<float>(static_cast<int>(i % 5) - 2);
+    for (size_t i = 0; i < b1.size(); ++i)
+      b1[i] = 0.5f * static_cast<float>(static_cast<int>(i % 5) - 2);
     c1.resize(16 * 24);
     for (size_t i = 0; i < c1.size(); ++i) c1[i] = static_cast<float>(i % 4);
     a2.resize(8 * 20);
     b2.resize(12 * 20);
-    for (size_t i = 0; i < a2.size(); ++i) a2[i] = 1e-4f * static_cast<float>(static_cast<int>(i % 7) - 3);
-    for (size_t i = 0; i < b2.size(); ++i) b2[i] = 3e-5f * static_cast<float>(static_cast<int>(i % 3) + 1);
+    for (size_t i = 0; i < a2.size(); ++i)
+      a2[i] = 1e-4f * static_cast<float>(static_cast<int>(i % 7) - 3);
+    for (size_t i = 0; i < b2.size(); ++i)
+      b2[i] = 3e-5f * static_cast<float>(static_cast<int>(i % 3) + 1);
     a3.resize(16 * 16);
     b3.resize(16 * 16);
-    for (size_t i = 0; i < a3.size(); ++i) a3[i] = to_bf16(static_cast<float>(static_cast<int>(i % 11) - 5) * 0.125f);
-    for (size_t i = 0; i < b3.size(); ++i) b3[i] = to_bf16(static_cast<float>(static_cast<int>(i % 6)) * 512.0f);
+    for (size_t i = 0; i < a3.size(); ++i)
+      a3[i] = to_bf16(static_cast<float>(static_cast<int>(i % 11) - 5) * 0.125f);
+    for (size_t i = 0; i < b3.size(); ++i)
+      b3[i] = to_bf16(static_cast<float>(static_cast<int>(i % 6)) * 512.0f);
   }
 
   void step() {
@@ -134,8 +142,8 @@ struct Basic {
 // One sgemm whose output is all (t + 1) * k: checks the thread's result too.
 bool thread_gemm(int t) {
   const int m = 4 + t, n = 3 + t, k = 5;
-  std::vector<float> a(static_cast<size_t>(m * k), 1.0f), b(static_cast<size_t>(k * n), static_cast<float>(t + 1)),
-      c(static_cast<size_t>(m * n), 0.0f);
+  std::vector<float> a(static_cast<size_t>(m * k), 1.0f),
+      b(static_cast<size_t>(k * n), static_cast<float>(t + 1)), c(static_cast<size_t>(m * n), 0.0f);
   const float one = 1.0f, zero = 0.0f;
   sgemm_("N", "N", &m, &n, &k, &one, a.data(), &m, b.data(), &k, &zero, c.data(), &m);
   for (float v : c)
@@ -216,6 +224,8 @@ int main(int argc, char** argv) {
     g.step();
     return std::atoi(argv[2]);
   }
-  std::fprintf(stderr, "usage: gemm_prog basic DIR STEPS | threads T CALLS | fork STEPS | hang DIR STEPS | local LIB | none | exit CODE\n");
+  std::fprintf(stderr,
+               "usage: gemm_prog basic DIR STEPS | threads T CALLS | fork STEPS | hang DIR STEPS | "
+               "local LIB | none | exit CODE\n");
   return 2;
 }

@@ -103,7 +103,9 @@ std::vector<std::string> record(const std::string& trace, const std::vector<std:
   return a;
 }
 
-const std::map<std::string, std::string> kEnv = {{"FPSCOPE_PROBE", FPSCOPE_PROBE_LIB}};
+// ASAN_OPTIONS: in an ASan build the preloaded probe comes before the ASan runtime (harmless).
+const std::map<std::string, std::string> kEnv = {{"FPSCOPE_PROBE", FPSCOPE_PROBE_LIB},
+                                                 {"ASAN_OPTIONS", "verify_asan_link_order=0"}};
 
 Trace load(const std::string& path) {
   Trace t;
@@ -154,14 +156,20 @@ Expected expected(const std::vector<float>& v) {
     e.amax = std::max(e.amax, std::fabs(x));
     const __half h = __float2half_rn(x);
     const uint16_t hb = __half_as_ushort(h);
-    if ((hb & 0x7c00u) == 0x7c00u) ++e.fp16_over;
-    else if ((hb & 0x7fffu) == 0) ++e.fp16_under;
-    else if ((hb & 0x7c00u) == 0) ++e.fp16_sub;
+    if ((hb & 0x7c00u) == 0x7c00u)
+      ++e.fp16_over;
+    else if ((hb & 0x7fffu) == 0)
+      ++e.fp16_under;
+    else if ((hb & 0x7c00u) == 0)
+      ++e.fp16_sub;
     const __nv_bfloat16 b = __float2bfloat16_rn(x);
     const uint16_t bb = __bfloat16_as_ushort(b);
-    if ((bb & 0x7f80u) == 0x7f80u) ++e.bf16_over;
-    else if ((bb & 0x7fffu) == 0) ++e.bf16_under;
-    else if ((bb & 0x7f80u) == 0) ++e.bf16_sub;
+    if ((bb & 0x7f80u) == 0x7f80u)
+      ++e.bf16_over;
+    else if ((bb & 0x7fffu) == 0)
+      ++e.bf16_under;
+    else if ((bb & 0x7f80u) == 0)
+      ++e.bf16_sub;
   }
   return e;
 }
@@ -245,7 +253,8 @@ void check_basic(const TempDir& dir, const Trace& t, size_t obs_per_tensor) {
     const Expected e = expected(op.bf16_file ? bf16_file(file) : load_bin<float>(file));
     const auto obs = observations_of(t, ti->index);
     EXPECT_EQ(obs.size(), obs_per_tensor);
-    for (const auto* o : obs) expect_matches(o->stats, e, std::string(op.id) + " step " + std::to_string(o->step));
+    for (const auto* o : obs)
+      expect_matches(o->stats, e, std::string(op.id) + " step " + std::to_string(o->step));
   }
 }
 
@@ -327,8 +336,8 @@ TEST(ProbeE2E, SigkillKeepsEverythingUpToTheLastFlush) {
   ASSERT_EQ(read(pipefd[0], buf, 6), 6);
   EXPECT_STREQ(buf, "ready\n");
   // The program is record's child: SIGKILL it, not record.
-  const std::string children = slurp("/proc/" + std::to_string(rec) + "/task/" +
-                                     std::to_string(rec) + "/children");
+  const std::string children =
+      slurp("/proc/" + std::to_string(rec) + "/task/" + std::to_string(rec) + "/children");
   const pid_t prog = static_cast<pid_t>(std::stol(children));
   ASSERT_EQ(kill(prog, SIGKILL), 0);
   EXPECT_EQ(wait_code(rec), 128 + SIGKILL);  // record reports the signal as 128 + sig
@@ -391,8 +400,7 @@ TEST(ProbeE2E, EightThreadsLoseNoRecord) {
 
 TEST(ProbeE2E, ForkChildGetsItsOwnTraceWithPid) {
   TempDir dir;
-  const Result r =
-      run(dir, record(dir / "t-%p.fpst", {"--every", "1"}, {"fork", "3"}), kEnv);
+  const Result r = run(dir, record(dir / "t-%p.fpst", {"--every", "1"}, {"fork", "3"}), kEnv);
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<Trace> traces;
   for (const auto& e : fs::directory_iterator(dir.path()))
@@ -403,9 +411,12 @@ TEST(ProbeE2E, ForkChildGetsItsOwnTraceWithPid) {
     EXPECT_TRUE(t.clean_close);
     EXPECT_FALSE(t.truncated);
     const size_t d = count_role(t, Role::D);
-    if (d == 6 * 4) ++parents;        // 2 x 3 steps of 4 GEMMs, none from the child
-    else if (d == 5) ++children;      // the child's 5 GEMMs only
-    else ADD_FAILURE() << "unexpected trace with " << d << " D observations";
+    if (d == 6 * 4)
+      ++parents;  // 2 x 3 steps of 4 GEMMs, none from the child
+    else if (d == 5)
+      ++children;  // the child's 5 GEMMs only
+    else
+      ADD_FAILURE() << "unexpected trace with " << d << " D observations";
   }
   EXPECT_EQ(parents, 1u);
   EXPECT_EQ(children, 1u);
@@ -440,9 +451,9 @@ TEST(ProbeE2E, NoBlasLeavesAValidEmptyTrace) {
 TEST(ProbeE2E, ExitCodeAndMissingCommand) {
   TempDir dir;
   EXPECT_EQ(run(dir, record(dir / "t.fpst", {}, {"exit", "42"}), kEnv).code, 42);
-  const Result r = run(dir, {FPSCOPE_RECORD_BIN, "record", "-o", dir / "u.fpst", "--",
-                             dir / "does-not-exist"},
-                       kEnv);
+  const Result r =
+      run(dir, {FPSCOPE_RECORD_BIN, "record", "-o", dir / "u.fpst", "--", dir / "does-not-exist"},
+          kEnv);
   EXPECT_EQ(r.code, 127);
   EXPECT_NE(r.err.find("cannot run"), std::string::npos) << r.err;
 }

@@ -110,9 +110,9 @@ TEST(StepTracker, LosesTheperiodAfterTooManyExtras) {
 class Env : public ::testing::Test {
  protected:
   void TearDown() override {
-    for (const char* n : {"FPSCOPE_EVERY", "FPSCOPE_FORMATS", "FPSCOPE_OPS", "FPSCOPE_LOG",
-                          "FPSCOPE_DISABLE", "FPSCOPE_ENABLE", "FPSCOPE_STEPS", "RANK",
-                          "FPSCOPE_FLUSH_MS", "FPSCOPE_PERIOD_WINDOW"})
+    for (const char* n :
+         {"FPSCOPE_EVERY", "FPSCOPE_FORMATS", "FPSCOPE_OPS", "FPSCOPE_LOG", "FPSCOPE_DISABLE",
+          "FPSCOPE_ENABLE", "FPSCOPE_STEPS", "RANK", "FPSCOPE_FLUSH_MS", "FPSCOPE_PERIOD_WINDOW"})
       unsetenv(n);
   }
 };
@@ -166,9 +166,9 @@ TEST_F(Env, BadValuesFallBackToDefaults) {
   EXPECT_EQ(c.log, LogLevel::Warn);
   EXPECT_EQ(c.flush_ms, 100u);
   EXPECT_EQ(c.period_window, 4096u);
-  for (const char* n : {"FPSCOPE_EVERY='-1'", "FPSCOPE_FORMATS='fp7'", "FPSCOPE_OPS=','",
-                        "FPSCOPE_LOG='loud'", "FPSCOPE_DISABLE='maybe'", "FPSCOPE_FLUSH_MS='0'",
-                        "FPSCOPE_PERIOD_WINDOW='3'"}) {
+  for (const char* n :
+       {"FPSCOPE_EVERY='-1'", "FPSCOPE_FORMATS='fp7'", "FPSCOPE_OPS=','", "FPSCOPE_LOG='loud'",
+        "FPSCOPE_DISABLE='maybe'", "FPSCOPE_FLUSH_MS='0'", "FPSCOPE_PERIOD_WINDOW='3'"}) {
     const std::string line = std::string("[fpscope] warning: ") + n;
     const size_t at = err.find(line);
     EXPECT_NE(at, std::string::npos) << n << "\n" << err;

@@ -33,6 +33,11 @@ def dump(trace):
     return json.loads(r.stdout)
 
 
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def obs_of(t, pred):
     idx = {x["index"] for x in t["tensors"] if pred(x)}
     return [o for o in t["observations"] if o["tensor"] in idx]
@@ -59,13 +64,17 @@ class Torch(unittest.TestCase):
         self.assertTrue(t["clean_close"])
         self.assertEqual(t["step_source"], "gemm_period")
         # A 4-layer MLP step: 4 forward GEMMs + 3 input-gradient + 4 weight-gradient GEMMs.
-        ds = [x for x in t["tensors"] if x["role"] == "D"]
+        # The sample's data preparation (4 GEMMs) comes first: warm-up calls "gemm#w<k>", step 0.
+        ds = [x for x in t["tensors"] if x["role"] == "D" and not x["id"].startswith("gemm#w")]
         self.assertEqual(sorted(x["id"] for x in ds), sorted("gemm#%d.D" % k for k in range(11)))
+        warm = [x for x in t["tensors"] if x["id"].startswith("gemm#w") and x["role"] == "D"]
+        self.assertEqual(len(warm), 4)
         for x in ds:
             self.assertEqual(x["op"], "sgemm")
             n = len([o for o in t["observations"] if o["tensor"] == x["index"]])
             self.assertEqual(n, 12, x["id"])
-        self.assertEqual([s["step"] for s in t["steps"]], list(range(12)))
+        self.assertEqual([s["step"] for s in t["steps"]], list(range(13)))
+        self.assertTrue(all(s["source"] == "gemm_period" for s in t["steps"]))
         # The sample's hazard is in the trace: layer 1's forward output overflows FP16, not BF16.
         d0 = obs_of(t, lambda x: x["id"] == "gemm#0.D")
         self.assertTrue(all(o["formats"]["fp16"]["overflow"] > 0 for o in d0))
@@ -78,7 +87,7 @@ class Torch(unittest.TestCase):
         rec = record(trace, [PY, os.path.join(ARGS.root, "tests/probe/stats_prog.py"), "torch", out],
                      ["--every", "1"])
         self.assertEqual(rec.returncode, 0, rec.stderr)
-        expected = json.load(open(out))
+        expected = load_json(out)
         t = dump(trace)
         for e in expected:
             d = obs_of(t, lambda x: x["role"] == "D" and x["rows"] * x["cols"] == e["numel"])
@@ -99,7 +108,7 @@ class Torch(unittest.TestCase):
         prog = [PY, os.path.join(ARGS.root, "tests/probe/api_prog.py"), pydir, out]
         rec = record(trace, prog, ["--every", "1"])
         self.assertEqual(rec.returncode, 0, rec.stderr)
-        e = json.load(open(out))
+        e = load_json(out)
         self.assertTrue(e["active"])
         t = dump(trace)
         self.assertEqual(t["step_source"], "api")
@@ -122,7 +131,7 @@ class Torch(unittest.TestCase):
         # Without the probe, every call is a no-op and the program runs the same.
         plain = subprocess.run(prog, capture_output=True, text=True)
         self.assertEqual(plain.returncode, 0, plain.stderr)
-        self.assertFalse(json.load(open(out))["active"])
+        self.assertFalse(load_json(out)["active"])
 
 
 class Numpy(unittest.TestCase):
@@ -144,7 +153,7 @@ class Numpy(unittest.TestCase):
                          ["--every", "1"])
             self.assertEqual(rec.returncode, 0, rec.stderr)
             t = dump(trace)
-            for e in json.load(open(out)):
+            for e in load_json(out):
                 dd = obs_of(t, lambda x: x["role"] == "D" and x["rows"] * x["cols"] == e["numel"])
                 self.assertEqual(len(dd), 3, e)
                 for o in dd:

@@ -13,7 +13,9 @@ static float bf16_to_float(uint16_t h) {
   return f;
 }
 
-static int is_trans(char c) { return !(c == 'N' || c == 'n'); }
+static int is_trans(char c) {
+  return !(c == 'N' || c == 'n');
+}
 
 #define GEMM_BODY(LOAD)                                                              \
   for (int j = 0; j < n; ++j) {                                                      \
@@ -36,8 +38,8 @@ static void sgemm_cm(int ta, int tb, int m, int n, int k, float alpha, const flo
                      const float* b, int ldb, float beta, float* c, int ldc) {
   GEMM_BODY(LOAD_F)
 }
-static void sbgemm_cm(int ta, int tb, int m, int n, int k, float alpha, const uint16_t* a,
-                      int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc) {
+static void sbgemm_cm(int ta, int tb, int m, int n, int k, float alpha, const uint16_t* a, int lda,
+                      const uint16_t* b, int ldb, float beta, float* c, int ldc) {
   GEMM_BODY(LOAD_BF)
 }
 

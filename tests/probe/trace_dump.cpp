@@ -28,12 +28,21 @@ int main(int argc, char** argv) {
   j["step_source"] = step_source_name(t.step_source);
   j["metadata"] = nlohmann::json::parse(t.metadata_json, nullptr, false);
   for (const auto& ti : t.tensors) {
-    j["tensors"].push_back({{"index", ti.index}, {"id", ti.id}, {"name", ti.name}, {"op", ti.op},
-                            {"role", role_name(ti.role)}, {"dtype", spec(ti.dtype).name},
-                            {"rows", ti.rows}, {"cols", ti.cols}, {"ld", ti.ld},
+    j["tensors"].push_back({{"index", ti.index},
+                            {"id", ti.id},
+                            {"name", ti.name},
+                            {"op", ti.op},
+                            {"role", role_name(ti.role)},
+                            {"dtype", spec(ti.dtype).name},
+                            {"rows", ti.rows},
+                            {"cols", ti.cols},
+                            {"ld", ti.ld},
                             {"transa", std::string(1, ti.gemm.transa)},
-                            {"transb", std::string(1, ti.gemm.transb)}, {"m", ti.gemm.m},
-                            {"n", ti.gemm.n}, {"k", ti.gemm.k}, {"alpha", ti.gemm.alpha},
+                            {"transb", std::string(1, ti.gemm.transb)},
+                            {"m", ti.gemm.m},
+                            {"n", ti.gemm.n},
+                            {"k", ti.gemm.k},
+                            {"alpha", ti.gemm.alpha},
                             {"beta", ti.gemm.beta}});
   }
   for (const auto& o : t.observations) {
@@ -43,31 +52,49 @@ int main(int argc, char** argv) {
                                    {"underflow", o.stats.fmt[i].underflow},
                                    {"subnormal", o.stats.fmt[i].subnormal},
                                    {"sum_err2", o.stats.fmt[i].sum_err2}};
-    j["observations"].push_back({{"tensor", o.tensor}, {"step", o.step}, {"seq", o.seq},
-                                 {"count", o.stats.count}, {"nan", o.stats.nan},
-                                 {"pos_inf", o.stats.pos_inf}, {"neg_inf", o.stats.neg_inf},
-                                 {"zero", o.stats.zero}, {"amax", o.stats.amax},
-                                 {"min", o.stats.min}, {"max", o.stats.max}, {"sum", o.stats.sum},
+    j["observations"].push_back({{"tensor", o.tensor},
+                                 {"step", o.step},
+                                 {"seq", o.seq},
+                                 {"count", o.stats.count},
+                                 {"nan", o.stats.nan},
+                                 {"pos_inf", o.stats.pos_inf},
+                                 {"neg_inf", o.stats.neg_inf},
+                                 {"zero", o.stats.zero},
+                                 {"amax", o.stats.amax},
+                                 {"min", o.stats.min},
+                                 {"max", o.stats.max},
+                                 {"sum", o.stats.sum},
                                  {"formats", f}});
   }
   for (const auto& s : t.steps)
-    j["steps"].push_back({{"step", s.step}, {"source", step_source_name(s.source)},
-                          {"first_seq", s.first_seq}});
+    j["steps"].push_back(
+        {{"step", s.step}, {"source", step_source_name(s.source)}, {"first_seq", s.first_seq}});
   for (const auto& l : t.loss_scales)
-    j["loss_scales"].push_back({{"step", l.step}, {"scale", l.scale}, {"found_inf", l.found_inf},
+    j["loss_scales"].push_back({{"step", l.step},
+                                {"scale", l.scale},
+                                {"found_inf", l.found_inf},
                                 {"source", l.source == LossScaleSource::Api ? "api" : "kernel"}});
   for (const auto& w : t.weight_updates) {
     nlohmann::json h = nlohmann::json::array();
     for (const auto& [bin, c] : w.ratio_hist) h.push_back({bin, c});
-    j["weight_updates"].push_back(
-        {{"step", w.step}, {"tensor", w.tensor}, {"elements", w.elements}, {"changed", w.changed},
-         {"master_dtype", spec(w.master_dtype).name},
-         {"bf16", {{"stagnant", w.bf16.stagnant}, {"lost_abs", w.bf16.lost_abs}, {"delta_abs", w.bf16.delta_abs}}},
-         {"fp16", {{"stagnant", w.fp16.stagnant}, {"lost_abs", w.fp16.lost_abs}, {"delta_abs", w.fp16.delta_abs}}},
-         {"ratio_hist", h}});
+    j["weight_updates"].push_back({{"step", w.step},
+                                   {"tensor", w.tensor},
+                                   {"elements", w.elements},
+                                   {"changed", w.changed},
+                                   {"master_dtype", spec(w.master_dtype).name},
+                                   {"bf16",
+                                    {{"stagnant", w.bf16.stagnant},
+                                     {"lost_abs", w.bf16.lost_abs},
+                                     {"delta_abs", w.bf16.delta_abs}}},
+                                   {"fp16",
+                                    {{"stagnant", w.fp16.stagnant},
+                                     {"lost_abs", w.fp16.lost_abs},
+                                     {"delta_abs", w.fp16.delta_abs}}},
+                                   {"ratio_hist", h}});
   }
   for (const auto& e : t.events) j["events"].push_back({{"step", e.step}, {"text", e.text}});
-  for (const char* k : {"tensors", "observations", "steps", "loss_scales", "weight_updates", "events"})
+  for (const char* k :
+       {"tensors", "observations", "steps", "loss_scales", "weight_updates", "events"})
     if (!j.contains(k)) j[k] = nlohmann::json::array();
   std::cout << j.dump() << "\n";
   return 0;

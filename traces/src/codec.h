@@ -64,8 +64,12 @@ inline uint8_t* put_raw(uint8_t* p, T v) {
   std::memcpy(p, &v, sizeof v);
   return p + sizeof v;
 }
-inline uint8_t* put_f32(uint8_t* p, float v) { return put_raw(p, v); }
-inline uint8_t* put_f64(uint8_t* p, double v) { return put_raw(p, v); }
+inline uint8_t* put_f32(uint8_t* p, float v) {
+  return put_raw(p, v);
+}
+inline uint8_t* put_f64(uint8_t* p, double v) {
+  return put_raw(p, v);
+}
 inline constexpr size_t kMaxVarint = 10;
 
 // Growable byte buffer for the rare variable-size records (tensor definitions, events).
@@ -99,6 +103,7 @@ struct Cursor {
     return false;
   }
   uint64_t varint() {
+    if (p != end && *p < 0x80) return *p++;  // one-byte fast path (most fields)
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
       if (p == end) return fail(), 0;

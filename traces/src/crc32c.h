@@ -12,7 +12,9 @@ namespace fpscope::trace::detail {
 
 // Continues a CRC: crc32c_extend(crc32c_extend(0, a), b) == crc32c(a ++ b).
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n);
-inline uint32_t crc32c(const void* data, size_t n) { return crc32c_extend(0, data, n); }
+inline uint32_t crc32c(const void* data, size_t n) {
+  return crc32c_extend(0, data, n);
+}
 
 // The portable table implementation (always available; tests compare both paths).
 uint32_t crc32c_extend_sw(uint32_t crc, const void* data, size_t n);

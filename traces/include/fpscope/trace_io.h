@@ -67,20 +67,21 @@ struct Trace {
   std::string metadata_json;
   StepSource step_source = StepSource::None;  // from the step marks (last non-None source)
 
-  std::vector<TensorInfo> tensors;  // tensors[i].index == i
+  std::vector<TensorInfo> tensors;              // tensors[i].index == i
   std::vector<ObservationRecord> observations;  // in file order
-  std::vector<uint16_t> hist_bins;  // sparse histogram pool (bin index)
-  std::vector<uint64_t> hist_counts;  // ... and its counts
+  std::vector<uint16_t> hist_bins;              // sparse histogram pool (bin index)
+  std::vector<uint64_t> hist_counts;            // ... and its counts
   std::vector<StepMark> steps;
   std::vector<LossScaleRecord> loss_scales;
   std::vector<WeightUpdateRecord> weight_updates;
   std::vector<EventRecord> events;
 
-  bool truncated = false;        // stopped at a torn/corrupt chunk or a missing footer
-  bool clean_close = false;      // footer present and consistent
+  bool truncated = false;    // stopped at a torn/corrupt chunk or a missing footer
+  bool clean_close = false;  // footer present and consistent
   uint64_t file_bytes = 0;
-  uint64_t dropped_bytes = 0;    // bytes after the last good chunk
-  uint64_t unknown_chunks = 0;   // skipped chunk types of this major version
+  uint64_t dropped_bytes = 0;     // bytes after the last good chunk
+  uint64_t unknown_chunks = 0;    // skipped chunk types of this major version
+  uint64_t unknown_records = 0;   // skipped record kinds (a newer minor's) inside known chunks
   std::string truncation_reason;  // empty when not truncated
 
   // Re-densifies one observation's histogram into a full accumulator.

@@ -85,9 +85,9 @@ class TraceModel {
   std::vector<StatsScalars> totals_;
   std::vector<std::array<First, kNumTargets>> first_;
   std::vector<uint64_t> first_nonfinite_;
-  std::vector<uint64_t> steps_;       // distinct steps, ascending
-  std::vector<uint32_t> step_off_;    // CSR offsets, steps_.size() + 1
-  std::vector<uint32_t> by_step_;     // observation indices sorted by (step, seq, file order)
+  std::vector<uint64_t> steps_;     // distinct steps, ascending
+  std::vector<uint32_t> step_off_;  // CSR offsets, steps_.size() + 1
+  std::vector<uint32_t> by_step_;   // observation indices sorted by (step, seq, file order)
 };
 
 }  // namespace fpscope::trace

@@ -26,7 +26,7 @@ inline double fraction(uint64_t num, uint64_t den) {
 // significant bit): 6.02 * (man_bits + 1) + 5 dB. Used as the reference for "SQNR degraded".
 double nominal_sqnr_db(Format f);
 
-// Short number formatting shared by the text outputs: integers below 1e7 exactly ("65504"), else
+// Short number formatting shared by the text outputs: integers below 1e6 exactly ("65504"), else
 // 4 significant digits ("0.0123", "1.5e+08"); fractions as percentages ("12.3%").
 std::string fmt_num(double v);
 std::string fmt_pct(double frac);

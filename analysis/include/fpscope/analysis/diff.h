@@ -49,7 +49,8 @@ struct DiffResult {
 };
 
 DiffResult diff_runs(const trace::TraceModel& base, const RunAnalysis& base_a,
-                     const trace::TraceModel& neu, const RunAnalysis& new_a, const DiffRules& rules);
+                     const trace::TraceModel& neu, const RunAnalysis& new_a,
+                     const DiffRules& rules);
 
 std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu);
 std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu);

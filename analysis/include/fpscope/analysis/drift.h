@@ -27,7 +27,7 @@ namespace fpscope::analysis {
 
 struct ChangePoint {
   uint64_t step = 0;
-  std::string series;  // "amax" or "sqnr_<format>"
+  std::string series;   // "amax" or "sqnr_<format>"
   double before = 0.0;  // median of the previous window
   double after = 0.0;   // value at this step
 };
@@ -48,7 +48,8 @@ struct DriftSeries {
   std::vector<ChangePoint> change_points;  // by step, then series name
 };
 
-DriftSeries drift_series(const trace::TraceModel& model, uint32_t tensor, const DriftOptions& opt = {});
+DriftSeries drift_series(const trace::TraceModel& model, uint32_t tensor,
+                         const DriftOptions& opt = {});
 
 struct TensorMatch {
   uint32_t base = 0;
@@ -75,7 +76,7 @@ struct CrossRunDrift {
   std::array<double, kNumTargets> other_sqnr_db{};
   std::array<double, kNumTargets> sqnr_delta_db{};  // NaN when either is undefined or infinite
   int64_t first_step_beyond = -1;
-  std::string first_beyond_reason;  // e.g. "amax ratio 3.2" or "fp16 SQNR -7.1 dB"
+  std::string first_beyond_reason;        // e.g. "amax ratio 3.2" or "fp16 SQNR -7.1 dB"
   std::vector<uint64_t> steps;            // common steps
   std::vector<double> amax_ratio_series;  // per common step
 };

@@ -19,11 +19,11 @@ namespace fpscope::analysis {
 
 struct Finding {
   Severity severity = Severity::Info;
-  int score = 0;     // level*1000 + magnitude: the ranking key (desc), then kind, then tensor id
-  std::string kind;  // "nonfinite", "overflow", "underflow", "subnormal", "sqnr",
-                     // "loss_scale_collapse", "skipped_steps", "master_not_fp32",
-                     // "master_weight_loss", "fp8_saturation", "fp8_underflow", "drift"
-  int64_t tensor = -1;    // TensorInfo::index, -1 when not about one tensor
+  int score = 0;        // level*1000 + magnitude: the ranking key (desc), then kind, then tensor id
+  std::string kind;     // "nonfinite", "overflow", "underflow", "subnormal", "sqnr",
+                        // "loss_scale_collapse", "skipped_steps", "master_not_fp32",
+                        // "master_weight_loss", "fp8_saturation", "fp8_underflow", "drift"
+  int64_t tensor = -1;  // TensorInfo::index, -1 when not about one tensor
   std::string tensor_id;  // "" when not about one tensor
   std::optional<Format> format;
   int64_t first_step = -1;
@@ -43,7 +43,7 @@ struct AnalysisOptions {
 };
 
 struct RunAnalysis {
-  AnalysisOptions options;  // what produced this analysis
+  AnalysisOptions options;        // what produced this analysis
   std::vector<TensorRisk> risks;  // sorted by severity
   LossScaleAnalysis loss_scale;
   std::vector<WeightLoss> weights;
@@ -60,8 +60,7 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt =
 
 // Findings from comparing against a baseline run (drift beyond thresholds), ranked; used by
 // `report --baseline` and `diff`.
-std::vector<Finding> baseline_findings(const trace::TraceModel& base,
-                                       const trace::TraceModel& run,
+std::vector<Finding> baseline_findings(const trace::TraceModel& base, const trace::TraceModel& run,
                                        const std::vector<CrossRunDrift>& drift);
 
 // Sorts findings by score desc, kind, tensor id, first step: the one ranking everyone uses.

@@ -53,6 +53,7 @@ struct LossScaleAnalysis {
   std::string collapse_reason;
 };
 
-LossScaleAnalysis analyze_loss_scale(const trace::TraceModel& model, const LossScaleOptions& opt = {});
+LossScaleAnalysis analyze_loss_scale(const trace::TraceModel& model,
+                                     const LossScaleOptions& opt = {});
 
 }  // namespace fpscope::analysis

@@ -23,7 +23,7 @@ enum class ReportFormat : uint8_t { Html = 0, Markdown = 1 };
 bool report_format_from_path(const std::string& path, ReportFormat* out);
 
 struct ReportOptions {
-  std::string title;              // default: "fpscope report: <trace file name>"
+  std::string title;                            // default: "fpscope report: <trace file name>"
   const trace::TraceModel* baseline = nullptr;  // adds a "compared with baseline" section
   int max_findings = 30;
   int max_tensor_plots = 6;  // tensors (worst first) that get amax/SQNR/heatmap plots
@@ -34,7 +34,8 @@ std::string svg_amax_sqnr(const trace::TraceModel& model, uint32_t tensor);
 std::string svg_exponent_heatmap(const trace::TraceModel& model, uint32_t tensor);
 std::string svg_loss_scale(const RunAnalysis& a);  // empty string when no loss-scale records
 
-std::string render_html(const trace::TraceModel& model, const RunAnalysis& a, const ReportOptions& opt);
+std::string render_html(const trace::TraceModel& model, const RunAnalysis& a,
+                        const ReportOptions& opt);
 
 // Markdown text; `plot_dir_rel` is how the text references the plot folder (e.g.
 // "report_files"); *plots receives (file name, SVG content) pairs to write there.

@@ -61,6 +61,7 @@ struct TensorRisk {
   uint64_t rows = 0;
   uint64_t cols = 0;
   uint64_t observations = 0;
+  uint64_t steps = 0;     // distinct steps observed
   uint64_t elements = 0;  // sum of count
   uint64_t nan = 0;
   uint64_t pos_inf = 0;
@@ -69,7 +70,7 @@ struct TensorRisk {
   float amax = 0.0f;
   uint64_t first_step = 0;
   uint64_t last_step = 0;
-  int64_t first_nonfinite_step = -1;  // first step whose data held NaN/Inf
+  int64_t first_nonfinite_step = -1;              // first step whose data held NaN/Inf
   std::array<FormatRisk, kNumTargets> formats{};  // indexed like kTargets
 
   // The worst problem found: level, a sortable score (level*1000 + magnitude in [0,999]), the
@@ -81,7 +82,7 @@ struct TensorRisk {
 };
 
 struct RiskOptions {
-  double underflow_warn = 0.01;  // underflow fraction: Warning at or above
+  double underflow_warn = 0.01;   // underflow fraction: Warning at or above
   double underflow_error = 0.10;  // ... Error at or above
   double subnormal_info = 0.10;   // subnormal fraction: Info at or above
   double sqnr_margin_db = 10.0;   // Warning when SQNR < nominal_sqnr_db(f) - margin

@@ -17,8 +17,9 @@ inline constexpr int kSummaryVersion = 1;
 nlohmann::ordered_json summary_json(const trace::Trace& trace, const RunAnalysis& a);
 
 // Human summary: run facts, the per-tensor table (at most max_rows rows, worst first), loss-scale
-// events, watched weights. Lines fit `width` columns where possible.
+// events, watched weights, top findings. width: the terminal's columns; 0 = unlimited. The table
+// puts every format side by side when that fits, else one line per format under each tensor.
 std::string summary_text(const trace::Trace& trace, const RunAnalysis& a, int max_rows = 40,
-                         int width = 120);
+                         int width = 0);
 
 }  // namespace fpscope::analysis

@@ -29,7 +29,7 @@ struct WeightLossPoint {
 
 struct WeightLoss {
   uint32_t tensor = 0;
-  std::string name;  // TensorInfo name, or its id when unnamed
+  std::string name;                    // TensorInfo name, or its id when unnamed
   Format master_dtype = Format::FP32;  // the first non-FP32 dtype seen, else FP32
   bool not_fp32 = false;
   uint64_t updates = 0;

@@ -18,12 +18,13 @@
 #include <vector>
 
 #include "fpscope/formats.h"
+#include "fpscope/scaling.h"
 #include "fpscope/trace_io.h"
 #include "fpscope/trace_model.h"
 
 namespace fpscope::analysis {
 
-enum class AmaxAlgo : uint8_t { Max = 0, MostRecent = 1 };
+using AmaxAlgo = fpscope::AmaxAlgo;      // kernels' scaling.h: Max, MostRecent
 const char* amax_algo_name(AmaxAlgo a);  // "max", "most_recent"
 
 enum class CountSource : uint8_t { Exact = 0, Histogram = 1 };
@@ -52,8 +53,8 @@ struct WhatIfTensor {
   std::string id;
   Format format = Format::E4M3;
   std::vector<WhatIfStep> steps;
-  uint64_t saturate_steps = 0;   // steps with overflow_lo > 0
-  uint64_t underflow_steps = 0;  // steps with underflow_lo > 0
+  uint64_t saturate_steps = 0;        // steps with overflow_lo > 0
+  uint64_t underflow_steps = 0;       // steps with underflow_lo > 0
   int64_t first_saturate_step = -1;   // by overflow_lo; -1 never
   int64_t first_underflow_step = -1;  // by underflow_lo
   uint64_t eligible = 0;

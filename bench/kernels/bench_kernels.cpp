@@ -1,0 +1,129 @@
+// Host statistics pass vs a plain float sum over the same buffer, on the same core, in the same
+// run: every benchmark iteration times one plain sum and one statistics pass back to back
+// (interleaved, so that load from other processes hits both alike) and reports
+//   GBps_stats, GBps_sum (the plain loop `s += p[i]`, as compiled for the project) and
+//   GBps_vsum (the same sum with 16 independent accumulators, vectorized by the compiler),
+//   ratio = GBps_stats / GBps_sum and ratio_vsum = GBps_stats / GBps_vsum.
+// Buffers: 1 MiB, 64 MiB, 1 GiB of FP32 or BF16 data (the sums read the same bytes as floats).
+#include <benchmark/benchmark.h>
+#include <sched.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "fpscope/host_stats.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The plain float sum: what "sum the buffer" compiles to with the project's flags (in-order FP
+// additions; the compiler may not reorder them, so this loop is latency-bound).
+__attribute__((noinline)) float plain_sum(const float* p, size_t n) {
+  float s = 0.0f;
+  for (size_t i = 0; i < n; ++i) s += p[i];
+  return s;
+}
+
+// A vectorizable float sum (16 partial sums): memory-bound on large buffers.
+__attribute__((noinline)) float vector_sum(const float* p, size_t n) {
+  float acc[16] = {};
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; ++l) acc[l] += p[i + static_cast<size_t>(l)];
+  float s = 0.0f;
+  for (; i < n; ++i) s += p[i];
+  for (float a : acc) s += a;
+  return s;
+}
+
+std::vector<uint32_t>& buffer(size_t bytes, fpscope::Format f) {
+  static std::vector<uint32_t> buf;
+  static size_t have = 0;
+  static fpscope::Format have_f{};
+  if (have != bytes || have_f != f) {
+    buf.assign(bytes / 4, 0);
+    std::mt19937 rng(42);
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    if (f == fpscope::Format::FP32) {
+      for (auto& u : buf) {
+        float x = std::ldexp(g(rng), static_cast<int>(rng() % 32) - 20);
+        std::memcpy(&u, &x, 4);
+      }
+    } else {  // BF16 pairs: the top halves of random FP32 values
+      for (auto& u : buf) {
+        float a = std::ldexp(g(rng), static_cast<int>(rng() % 32) - 20), b = g(rng);
+        uint32_t ua, ub;
+        std::memcpy(&ua, &a, 4);
+        std::memcpy(&ub, &b, 4);
+        u = (ua >> 16) | (ub & 0xffff0000u);
+      }
+    }
+    have = bytes;
+    have_f = f;
+  }
+  return buf;
+}
+
+void BM_Stats(benchmark::State& state, fpscope::Format f) {
+  const size_t bytes = static_cast<size_t>(state.range(0));
+  auto& buf = buffer(bytes, f);
+  const auto* floats = reinterpret_cast<const float*>(buf.data());
+  const size_t nfloat = bytes / 4;
+  const uint64_t elems = f == fpscope::Format::FP32 ? nfloat : nfloat * 2;
+  auto stats = std::make_unique<fpscope::TensorStats>();
+  fpscope::StatsOptions opt;
+  double t_stats = 0, t_sum = 0, t_vsum = 0;
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    benchmark::DoNotOptimize(plain_sum(floats, nfloat));
+    auto t1 = Clock::now();
+    benchmark::DoNotOptimize(vector_sum(floats, nfloat));
+    auto t2 = Clock::now();
+    fpscope::compute_stats(buf.data(), f, elems, 1, elems, opt, stats.get());
+    benchmark::DoNotOptimize(stats.get());
+    auto t3 = Clock::now();
+    t_sum += std::chrono::duration<double>(t1 - t0).count();
+    t_vsum += std::chrono::duration<double>(t2 - t1).count();
+    const double ts = std::chrono::duration<double>(t3 - t2).count();
+    t_stats += ts;
+    state.SetIterationTime(ts);
+  }
+  const double gb = static_cast<double>(bytes) * static_cast<double>(state.iterations()) / 1e9;
+  state.counters["GBps_stats"] = gb / t_stats;
+  state.counters["GBps_sum"] = gb / t_sum;
+  state.counters["GBps_vsum"] = gb / t_vsum;
+  state.counters["ratio"] = t_sum / t_stats;
+  state.counters["ratio_vsum"] = t_vsum / t_stats;
+  state.SetLabel(fpscope::host_stats_isa());
+}
+
+void sizes(benchmark::internal::Benchmark* b) {
+  b->Arg(1 << 20)
+      ->Arg(64 << 20)
+      ->Arg(int64_t{1} << 30)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+}
+BENCHMARK_CAPTURE(BM_Stats, fp32, fpscope::Format::FP32)->Apply(sizes);
+BENCHMARK_CAPTURE(BM_Stats, bf16, fpscope::Format::BF16)->Apply(sizes);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Stay on the core we start on: the sums and the stats pass share it.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int cpu = sched_getcpu();
+  if (cpu >= 0) {
+    CPU_SET(cpu, &set);
+    (void)sched_setaffinity(0, sizeof set, &set);
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

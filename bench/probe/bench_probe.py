@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""Probe overhead on the PyTorch CPU sample (4-layer 512-wide MLP, batch 256, one thread), and,
+in the same run, the overhead of computing the same statistics with PyTorch hooks in Python.
+
+Usage: bench_probe.py --probe build/lib/libfpscope_probe.so [--steps 60] [--repeats 5]
+Prints the median training-loop time of each configuration and the ratios; the configurations
+are interleaved (plain, probe default, probe every step, hooks, plain, ...) so that drift on a
+shared machine hits all of them alike."""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PY = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+
+
+def run(cmd, env):
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit("failed: %s\n%s" % (" ".join(cmd), r.stderr))
+    train = [float(line.split()[-1]) for line in r.stdout.splitlines()
+             if line.startswith("train seconds")][0]
+    return train, wall
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--probe", required=True)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    sample = [PY, os.path.join(ROOT, "samples/pytorch_cpu/train.py"), "--quiet",
+              "--steps", str(args.steps), "--batch", "256", "--width", "512", "--threads", "1"]
+    hooks = [PY, os.path.join(HERE, "hooks_train.py")] + sample[2:]
+    base_env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    base_env.pop("LD_PRELOAD", None)
+    tmp = tempfile.mkdtemp(prefix="fpscope_bench_")
+
+    def probe_env(every):
+        e = dict(base_env, LD_PRELOAD=os.path.abspath(args.probe),
+                 FPSCOPE_OUTPUT=os.path.join(tmp, "b-%p.fpst"))
+        if every is not None:
+            e["FPSCOPE_EVERY"] = str(every)
+        return e
+
+    configs = [("plain", sample, base_env), ("probe, default sampling", sample, probe_env(None)),
+               ("probe, every step", sample, probe_env(1)), ("python hooks, every step", hooks, base_env)]
+    times = {name: [] for name, _, _ in configs}
+    walls = {name: [] for name, _, _ in configs}
+    run(sample, base_env)  # warm the page cache
+    for _ in range(args.repeats):
+        for name, cmd, env in configs:
+            t, w = run(cmd, env)
+            times[name].append(t)
+            walls[name].append(w)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    medw = {k: statistics.median(v) for k, v in walls.items()}
+    print("steps=%d batch=256 width=512 threads=1 repeats=%d (median; training loop / whole process)"
+          % (args.steps, args.repeats))
+    for name, _, _ in configs:
+        print("  %-26s %8.3f s  %8.3f s" % (name, med[name], medw[name]))
+    base = med["plain"]
+    ov = {k: med[k] / base - 1.0 for k in med}
+    print("overhead vs plain (training loop):")
+    for name, _, _ in configs[1:]:
+        print("  %-26s %+7.1f%%" % (name, 100 * ov[name]))
+    print("probe every step / python hooks overhead ratio: %.3f  (target <= 0.1)"
+          % (ov["probe, every step"] / ov["python hooks, every step"]))
+    print("probe default sampling overhead: %+.1f%%  (target <= 5%%)"
+          % (100 * ov["probe, default sampling"]))
+    for f in os.listdir(tmp):
+        os.unlink(os.path.join(tmp, f))
+    os.rmdir(tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+// Trace benchmarks (DESIGN.md "Performance targets"):
+//  - BM_Write: tensor records/s written from ONE producer thread (typical 35 non-empty histogram
+//    bins), end to end: every record is on disk (flush) when the clock stops. Target >= 1M/s.
+//  - BM_LoadAndIndex: read_trace + TraceModel of a 1M-record trace. Target <= 1 s.
+//  - bytes_per_record: file size / observation records.
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "fpscope/trace_io.h"
+#include "fpscope/trace_model.h"
+
+using namespace fpscope;
+using namespace fpscope::trace;
+
+namespace {
+
+// 16 accumulators of 8 KiB cycle through L2, as a probe hands over the accumulator it just filled.
+constexpr int kTensors = 16;
+
+std::string bench_path(const std::string& name) {
+  const char* d = std::getenv("FPSCOPE_BENCH_DIR");
+  return std::string(d && *d ? d : "/tmp") + "/fpscope-bench-" + std::to_string(::getpid()) + "-" +
+         name;
+}
+
+// A realistic observation: `bins` consecutive non-empty bins around 2^0 (a normal-ish tensor).
+std::vector<Observation> sample_observations(int bins) {
+  std::vector<Observation> v(kTensors);
+  for (int t = 0; t < kTensors; ++t) {
+    Observation& o = v[t];
+    o.tensor = static_cast<uint32_t>(t);
+    TensorStats& s = o.stats;
+    s.count = 512 * 512;
+    s.zero = 17;
+    s.amax = 3.5f + static_cast<float>(t);
+    s.min = -s.amax;
+    s.max = s.amax * 0.9f;
+    s.sum = 12.5;
+    s.sum_sq = 87000.25;
+    for (int k = 0; k < kNumTargets; ++k) {
+      s.fmt[k].underflow = static_cast<uint64_t>(k * 1000 + t);
+      s.fmt[k].subnormal = static_cast<uint64_t>(k * 300);
+      s.fmt[k].sum_err2 = 1e-6 * (k + 1);
+    }
+    const int first = 127 * 4 - bins / 2 - t % 8;
+    for (int b = 0; b < bins; ++b)
+      s.hist[first + b] = static_cast<uint64_t>(1000 + 37 * b * (bins - b) + t);
+  }
+  return v;
+}
+
+std::unique_ptr<TraceWriter> open_or_die(const std::string& path, bool zstd,
+                                         benchmark::State* state) {
+  WriterOptions opt;
+  opt.zstd = zstd;
+  std::string err;
+  auto w = TraceWriter::open(path, "{\"bench\":true}", opt, &err);
+  if (!w && state) state->SkipWithError(err.c_str());
+  return w;
+}
+
+// Mutates the per-tensor observations in place (no 8 KiB copy per record: a probe hands over the
+// accumulator it just filled) so that counts vary from record to record as in a real run.
+uint64_t write_records(TraceWriter& w, std::vector<Observation>& obs, uint64_t n, uint64_t seq0,
+                       int bins) {
+  uint64_t rng = 0x9E3779B97F4A7C15ULL ^ seq0;
+  for (uint64_t i = 0; i < n; ++i) {
+    Observation& o = obs[i % obs.size()];
+    o.seq = seq0 + i;
+    o.step = (seq0 + i) / 1000;
+    o.time_ns = (seq0 + i) * 50;
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    const int first = 127 * 4 - bins / 2 - static_cast<int>(o.tensor % 8);
+    for (int b = 0; b < bins; ++b) o.stats.hist[first + b] = 1000 + ((rng >> (b % 40)) & 0xFFFF);
+    o.stats.amax = static_cast<float>(rng >> 40) * 1e-6f;
+    o.stats.sum = static_cast<double>(rng >> 11) * 1e-9;
+    o.stats.fmt[0].underflow = rng >> 52;
+    w.observe(o);
+  }
+  return n;
+}
+
+void BM_Write(benchmark::State& state) {
+  const bool zstd = state.range(0) != 0;
+  const int bins = static_cast<int>(state.range(1));
+  std::vector<Observation> obs = sample_observations(bins);
+  const std::string path = bench_path("write.fpst");
+  auto w = open_or_die(path, zstd, &state);
+  if (!w) return;
+  for (int t = 0; t < kTensors; ++t) w->define_tensor(TensorInfo{});
+  constexpr uint64_t kBatch = 200000;
+  uint64_t seq = 0;
+  for (auto _ : state) {
+    seq += write_records(*w, obs, kBatch, seq, bins);
+    w->flush();
+  }
+  w->close();
+  const double bytes = static_cast<double>(std::filesystem::file_size(path));
+  state.SetItemsProcessed(static_cast<int64_t>(seq));
+  state.counters["bytes_per_record"] = bytes / static_cast<double>(seq);
+  state.counters["dropped"] = static_cast<double>(w->records_dropped());
+  std::filesystem::remove(path);
+}
+BENCHMARK(BM_Write)
+    ->ArgNames({"zstd", "bins"})
+    ->Args({0, 35})
+    ->Args({1, 35})
+    ->Args({0, 8})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2.0);
+
+void BM_LoadAndIndex(benchmark::State& state) {
+  const bool zstd = state.range(0) != 0;
+  const uint64_t n = static_cast<uint64_t>(state.range(1));
+  const std::string path = bench_path(zstd ? "load_z.fpst" : "load.fpst");
+  {
+    auto w = open_or_die(path, zstd, &state);
+    if (!w) return;
+    for (int t = 0; t < kTensors; ++t) w->define_tensor(TensorInfo{});
+    std::vector<Observation> obs = sample_observations(35);
+    write_records(*w, obs, n, 0, 35);
+    if (!w->close()) return state.SkipWithError(w->error().c_str());
+  }
+  size_t records = 0;
+  for (auto _ : state) {
+    auto t = std::make_unique<Trace>();
+    ReadError err;
+    if (!read_trace(path, t.get(), &err)) return state.SkipWithError(err.message.c_str());
+    auto m = std::make_unique<TraceModel>(*t);
+    records = t->observations.size();
+    benchmark::DoNotOptimize(m->series(0).data());
+    state.PauseTiming();  // freeing ~600 MB is not part of loading
+    m.reset();
+    t.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(records * state.iterations()));
+  state.counters["records"] = static_cast<double>(records);
+  state.counters["file_MiB"] =
+      static_cast<double>(std::filesystem::file_size(path)) / (1024.0 * 1024.0);
+  std::filesystem::remove(path);
+}
+BENCHMARK(BM_LoadAndIndex)
+    ->ArgNames({"zstd", "records"})
+    ->Args({0, 1000000})
+    ->Args({1, 1000000})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(1.0);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,38 @@
+// fpscope host (CPU) statistics pass: one pass over a tensor that fills the one accumulator
+// (stats.h) with exactly what FP16, BF16, FP8 E4M3 and FP8 E5M2 would do to it. The per-element
+// math is numerics.h, shared with the CUDA kernels.
+#pragma once
+
+#include <cstdint>
+
+#include "fpscope/formats.h"
+#include "fpscope/stats.h"
+
+namespace fpscope {
+
+struct StatsOptions {
+  // Per-target scales s (kTargets order: BF16, FP16, E4M3, E5M2): each element is classified as
+  // the cast of y = x * s. Must be finite and > 0.
+  float scale[kNumTargets] = {1, 1, 1, 1};
+  // Threads the pass may use (1: the calling thread only). Extra threads are only started for
+  // tensors large enough to gain from them.
+  unsigned threads = 1;
+};
+
+// Statistics of the column-major 2-D view of `data`: element (i, j) at index i + j * ld, for
+// i < rows, j < cols, ld >= rows (ld is ignored when cols <= 1). dtype: the storage format of
+// the elements (FP32, BF16, FP16, E4M3, E5M2). *out is reset (fmt[i].scale = opt.scale[i]) and
+// then filled; an empty view gives all-zero statistics. Thread-safe for distinct `out`.
+void compute_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols, uint64_t ld,
+                   const StatsOptions& opt, TensorStats* out);
+
+// The same statistics computed element by element with numerics.h's accumulate_element (no
+// vectorization, no threads): the reference the fast pass is tested against.
+void compute_stats_reference(const void* data, Format dtype, uint64_t rows, uint64_t cols,
+                             uint64_t ld, const StatsOptions& opt, TensorStats* out);
+
+// Which instruction set the fast pass selected on this CPU ("avx512", "avx2" or "baseline"),
+// for benchmarks and logs.
+const char* host_stats_isa();
+
+}  // namespace fpscope

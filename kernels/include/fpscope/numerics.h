@@ -1,0 +1,360 @@
+// fpscope per-element numerics: the casts, the classification and the statistics step that the
+// host statistics pass (kernels/src) and the CUDA kernels (kernels/cuda) both use. Definitions:
+// DESIGN.md "Numerics definitions"; every format constant comes from formats.h.
+//
+// Contract:
+//  - cast_scaled(F, y): round-to-nearest-even, NON-saturating cast of a finite (or +-Inf) FP32 y
+//    to F, returned as the exact float value of the result, with the classification:
+//      overflow  : the cast is Inf (IEEE formats) or NaN (E4M3 FN). |y| >= max + half ulp of max
+//                  overflows, except that E4M3's tie at exactly max + half ulp rounds to even = max
+//                  (its "one step above max" is the NaN code), as CUDA's __NV_NOSAT casts do;
+//      underflow : y != 0 and the cast is zero (flushed; half of the smallest subnormal ties to
+//                  even, i.e. to zero);
+//      subnormal : the cast is a nonzero subnormal of F.
+//    Bit for bit equal to __float2half_rn, __float2bfloat16_rn and
+//    __nv_cvt_float_to_fp8(y, __NV_NOSAT, __NV_E4M3 / __NV_E5M2) (tests/kernels compare).
+//  - Independent of the FPU's flush-to-zero / denormals-are-zero modes (a probe lives in programs
+//    built with -ffast-math): values that could be FP32 subnormals are handled as integers or only
+//    reach float arithmetic where a flushed input gives the same answer. Assumes the default
+//    round-to-nearest mode. No libm; branch-free (selects), so the host loops vectorize.
+//  - accumulate_element: one element into the statistics (stats.h contract). The error of an
+//    element is e = (y - cast(y)) / s with y = fl(x * s): exactly x - cast(x*s)/s whenever x*s
+//    is exact in FP32 (always for power-of-two scales); see element_target.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "fpscope/formats.h"
+#include "fpscope/stats.h"
+
+namespace fpscope {
+
+struct CastResult {
+  float value;  // the cast result as a float (exact); Inf or NaN on overflow, as the format does
+  bool overflow;
+  bool underflow;
+  bool subnormal;
+};
+
+namespace detail {
+
+FPSCOPE_HD inline uint32_t f2u(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#elif defined(__GNUC__) || defined(__clang__)
+  return __builtin_bit_cast(uint32_t, f);  // not addressable: keeps SIMD loops vectorizable
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+#endif
+}
+FPSCOPE_HD inline float u2f(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#elif defined(__GNUC__) || defined(__clang__)
+  return __builtin_bit_cast(float, u);
+#else
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+#endif
+}
+// Explicitly rounded FP32 operations: nvcc would otherwise contract a*b+c into an FMA (the host
+// compiler does not in ISO mode) and the magic-number rounding below must not be reassociated.
+FPSCOPE_HD inline float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+FPSCOPE_HD inline float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+FPSCOPE_HD inline float sub_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+
+FPSCOPE_HD inline double dmul_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+FPSCOPE_HD inline double dsub_rn(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+
+// FP32 bit-pattern constants of a cast target, all derived from the format table.
+template <Format F>
+struct CastParams {
+  static constexpr FormatSpec S = kFormats[static_cast<int>(F)];
+  static constexpr int kShift = 23 - S.man_bits;  // FP32 mantissa bits dropped by the cast
+  static constexpr int32_t kHalf = int32_t{1} << (kShift - 1);
+  static constexpr int32_t kKeep = ~((int32_t{1} << kShift) - 1);
+  // Smallest normal of F as an FP32 pattern (biased exponent field only).
+  static constexpr int32_t kMinNormalBits = int32_t{min_normal_exp(S) + 127} << 23;
+  // Max finite plus half an ulp of F at the top binade, as an FP32 pattern.
+  static constexpr int32_t kMaxBits =
+      (int32_t{max_exp(S) + 127} << 23) | (int32_t{max_mantissa(S)} << kShift);
+  static constexpr int32_t kOverflowBits = kMaxBits + kHalf;
+  static constexpr bool kIeee = S.special == SpecialEncoding::IEEE;
+  // Targets whose normal range starts above FP32's need their own subnormal rounding; for BF16
+  // (same exponent range as FP32) the FP32 bit-pattern rounding is already right everywhere.
+  static constexpr bool kOwnSubnormals = min_normal_exp(S) > -126;
+  // |y| * kToQuanta counts smallest subnormals (exact: a power of two, result < 2^man_bits).
+  static constexpr float kToQuanta = pow2f(-min_subnormal_exp(S));
+  static constexpr float kFromQuanta = pow2f(min_subnormal_exp(S));
+  static constexpr uint32_t kOverflowPattern = kIeee ? 0x7f800000u : 0x7fc00000u;  // Inf / NaN
+};
+
+// Raw cast of |y| given as its FP32 pattern a (0 <= a <= 0x7f800000): the result's pattern,
+// before the overflow override. Branch-free.
+template <Format F>
+FPSCOPE_HD inline int32_t round_abs_bits(int32_t a) {
+  using P = CastParams<F>;
+  // Normal range of F: round the FP32 pattern at bit kShift, ties to even; a carry into the
+  // exponent field is the correct next binade.
+  const int32_t rn = (a + (P::kHalf - 1) + ((a >> P::kShift) & 1)) & P::kKeep;
+  if constexpr (!P::kOwnSubnormals) {
+    return rn;
+  } else {
+    // Below F's smallest normal: count smallest subnormals, round to an integer with the
+    // 2^23 magic number (ties to even), scale back. An FP32-subnormal |y| (flushed to 0 under
+    // DAZ or not) rounds to 0 quanta either way.
+    const float q_raw =
+        mul_rn(u2f(static_cast<uint32_t>(a < P::kMinNormalBits ? a : 0)), P::kToQuanta);
+    const float q = sub_rn(add_rn(q_raw, 8388608.0f), 8388608.0f);
+    const int32_t rs = static_cast<int32_t>(f2u(mul_rn(q, P::kFromQuanta)));
+    return a < P::kMinNormalBits ? rs : rn;
+  }
+}
+
+// Per-element classification of y = x * s for one target: flags as 0/1 integers (vector-friendly)
+// and the cast result's float value.
+struct TargetStep {
+  uint32_t overflow;
+  uint32_t underflow;
+  uint32_t subnormal;
+  float value;  // cast result (Inf/NaN when overflow)
+};
+
+template <Format F>
+FPSCOPE_HD inline TargetStep cast_step(float y) {
+  using P = CastParams<F>;
+  const uint32_t u = f2u(y);
+  const uint32_t sign = u & 0x80000000u;
+  const int32_t a = static_cast<int32_t>(u & 0x7fffffffu);
+  const int32_t r = round_abs_bits<F>(a);
+  TargetStep t;
+  t.overflow = P::kIeee ? (a >= P::kOverflowBits) : (a > P::kOverflowBits);
+  t.underflow = (r == 0) & (a != 0);
+  t.subnormal = (r != 0) & (r < P::kMinNormalBits);
+  t.value = u2f(sign | (t.overflow ? P::kOverflowPattern : static_cast<uint32_t>(r)));
+  return t;
+}
+
+}  // namespace detail
+
+// Cast of an already-scaled FP32 value y to target F (compile-time format).
+template <Format F>
+FPSCOPE_HD inline CastResult cast_scaled_t(float y) {
+  const detail::TargetStep t = detail::cast_step<F>(y);
+  return CastResult{t.value, t.overflow != 0, t.underflow != 0, t.subnormal != 0};
+}
+
+// Cast of an already-scaled finite FP32 value y to f (BF16, FP16, E4M3, E5M2; FP32 is the
+// identity and never overflows, underflows or is counted subnormal).
+FPSCOPE_HD inline CastResult cast_scaled(Format f, float y) {
+  switch (f) {
+    case Format::BF16:
+      return cast_scaled_t<Format::BF16>(y);
+    case Format::FP16:
+      return cast_scaled_t<Format::FP16>(y);
+    case Format::E4M3:
+      return cast_scaled_t<Format::E4M3>(y);
+    case Format::E5M2:
+      return cast_scaled_t<Format::E5M2>(y);
+    case Format::FP32:
+      break;
+  }
+  return CastResult{y, false, false, false};
+}
+
+// Value of a storage pattern of format F (the low storage_bits bits of `bits`), as FP32 (exact).
+template <Format F>
+FPSCOPE_HD inline float decode_storage_t(uint32_t bits) {
+  constexpr FormatSpec S = kFormats[static_cast<int>(F)];
+  if constexpr (F == Format::FP32) {
+    return detail::u2f(bits);
+  } else if constexpr (F == Format::BF16) {
+    return detail::u2f((bits & 0xffffu) << 16);
+  } else {
+    constexpr int kE = S.exp_bits, kM = S.man_bits;
+    constexpr uint32_t kEMask = (1u << kE) - 1, kMMask = (1u << kM) - 1;
+    const uint32_t sign = ((bits >> (kE + kM)) & 1u) << 31;
+    const uint32_t e = (bits >> kM) & kEMask;
+    const uint32_t m = bits & kMMask;
+    // Normal: rebias the exponent, left-align the mantissa.
+    const uint32_t normal =
+        ((e + static_cast<uint32_t>(127 - exponent_bias(S))) << 23) | (m << (23 - kM));
+    // Subnormal: m smallest subnormals (m < 2^man_bits: exact, an FP32 normal).
+    const uint32_t sub =
+        detail::f2u(detail::mul_rn(static_cast<float>(m), pow2f(min_subnormal_exp(S))));
+    uint32_t r = e == 0 ? sub : normal;
+    if constexpr (S.special == SpecialEncoding::IEEE) {
+      r = e == kEMask ? (m == 0 ? 0x7f800000u : 0x7fc00000u) : r;
+    } else {
+      r = (e == kEMask && m == kMMask) ? 0x7fc00000u : r;
+    }
+    return detail::u2f(sign | r);
+  }
+}
+
+// Value of a storage pattern (FP32, BF16, FP16, E4M3, E5M2).
+FPSCOPE_HD inline float decode_storage(Format storage, uint32_t bits) {
+  switch (storage) {
+    case Format::FP32:
+      return decode_storage_t<Format::FP32>(bits);
+    case Format::BF16:
+      return decode_storage_t<Format::BF16>(bits);
+    case Format::FP16:
+      return decode_storage_t<Format::FP16>(bits);
+    case Format::E4M3:
+      return decode_storage_t<Format::E4M3>(bits);
+    case Format::E5M2:
+      return decode_storage_t<Format::E5M2>(bits);
+  }
+  return 0.0f;
+}
+
+// Exponent-histogram bin of |x|: biased FP32 exponent * 4 + the top two mantissa bits, i.e. the
+// top 11 bits of |x|'s pattern. Meaningful for finite nonzero x (stats.h contract).
+FPSCOPE_HD inline int hist_bin(float x) {
+  return static_cast<int>((detail::f2u(x) & 0x7fffffffu) >> 21);
+}
+
+// Smallest |x| falling into bin b, and the largest (both finite for b < 1020).
+FPSCOPE_HD inline float hist_bin_low(int b) {
+  return detail::u2f(static_cast<uint32_t>(b) << 21);
+}
+FPSCOPE_HD inline float hist_bin_high(int b) {
+  return detail::u2f((static_cast<uint32_t>(b + 1) << 21) - 1u);
+}
+
+// Per-format scales with 1/s^2 (computed once per tensor, not per element).
+struct ScaleSet {
+  float scale[kNumTargets];
+  double inv2[kNumTargets];  // 1 / s^2 in double: converts sum d^2 into sum e^2
+};
+FPSCOPE_HD inline ScaleSet make_scale_set(const float* scales) {
+  ScaleSet s;
+  for (int i = 0; i < kNumTargets; ++i) {
+    s.scale[i] = scales[i];
+    const double inv = 1.0 / static_cast<double>(scales[i]);
+    s.inv2[i] = inv * inv;
+  }
+  return s;
+}
+
+// The per-element step for one target: classification of y = x * s (rounded to FP32, as a real
+// scaled cast computes it) and the cast's error in the scaled domain, d = y - cast(y), which
+// FP32 holds exactly (cast(y) is y rounded to fewer bits); 0 when the cast overflows.
+// The error of the element is e = d / s, so sum e^2 = (sum d^2) / s^2: exactly
+// x - cast(x*s)/s whenever x*s is exact in FP32 (always for power-of-two scales, barring FP32
+// overflow/underflow of y); otherwise it leaves out the FP32 rounding of x*s (< half an FP32
+// ulp of y), which is not the target format's doing.
+struct ElementTarget {
+  uint32_t overflow;
+  uint32_t underflow;
+  uint32_t subnormal;
+  float d;  // y - cast(y), 0 on overflow
+};
+template <Format F>
+FPSCOPE_HD inline ElementTarget element_target(float x, float scale) {
+  const float y = detail::mul_rn(x, scale);
+  const detail::TargetStep t = detail::cast_step<F>(y);
+  const float d = t.overflow ? 0.0f : detail::sub_rn(y, t.value);
+  return ElementTarget{t.overflow, t.underflow, t.subnormal, d};
+}
+
+// Kind of an input element: 0 finite nonzero, 1 zero, 2 NaN, 3 +Inf, 4 -Inf.
+FPSCOPE_HD inline uint32_t abs_bits(float x) {
+  return detail::f2u(x) & 0x7fffffffu;
+}
+
+// One element into the scalar part of the statistics. Returns its histogram bin, or -1 when it
+// takes no part in the histogram (NaN, Inf, zero).
+FPSCOPE_HD inline int accumulate_scalars(StatsScalars& s, float x, const ScaleSet& sc) {
+  const uint32_t a = abs_bits(x);
+  const bool had_finite = s.finite_count() > 0;
+  ++s.count;
+  if (a > 0x7f800000u) {
+    ++s.nan;
+    return -1;
+  }
+  if (a == 0x7f800000u) {
+    if (detail::f2u(x) >> 31)
+      ++s.neg_inf;
+    else
+      ++s.pos_inf;
+    return -1;
+  }
+  const float ax = detail::u2f(a);
+  s.amax = ax > s.amax ? ax : s.amax;
+  s.min = (!had_finite || x < s.min) ? x : s.min;
+  s.max = (!had_finite || x > s.max) ? x : s.max;
+  const double xd = static_cast<double>(x);
+  s.sum += xd;
+  s.sum_sq += xd * xd;
+  if (a == 0) {
+    ++s.zero;
+    return -1;
+  }
+  const ElementTarget t0 = element_target<kTargets[0]>(x, sc.scale[0]);
+  const ElementTarget t1 = element_target<kTargets[1]>(x, sc.scale[1]);
+  const ElementTarget t2 = element_target<kTargets[2]>(x, sc.scale[2]);
+  const ElementTarget t3 = element_target<kTargets[3]>(x, sc.scale[3]);
+  const ElementTarget* ts[kNumTargets] = {&t0, &t1, &t2, &t3};
+  for (int i = 0; i < kNumTargets; ++i) {
+    s.fmt[i].overflow += ts[i]->overflow;
+    s.fmt[i].underflow += ts[i]->underflow;
+    s.fmt[i].subnormal += ts[i]->subnormal;
+    const auto d = static_cast<double>(ts[i]->d);
+    s.fmt[i].sum_err2 += d * d * sc.inv2[i];
+  }
+  return static_cast<int>(a >> 21);
+}
+static_assert(kNumTargets == 4, "accumulate_scalars unrolls the four targets of kTargets");
+
+// One element into full statistics (scalars + histogram). `scales` has kNumTargets entries.
+FPSCOPE_HD inline void accumulate_element(TensorStats& s, float x, const ScaleSet& sc) {
+  const int b = accumulate_scalars(s, x, sc);
+  if (b >= 0) ++s.hist[b];
+}
+FPSCOPE_HD inline void accumulate_element(TensorStats& s, float x, const float* scales) {
+  accumulate_element(s, x, make_scale_set(scales));
+}
+
+// Resets statistics to "nothing observed" with the given per-format scales.
+FPSCOPE_HD inline void reset_stats(TensorStats& s, const float* scales) {
+  s = TensorStats{};
+  for (int i = 0; i < kNumTargets; ++i) s.fmt[i].scale = scales[i];
+}
+
+}  // namespace fpscope

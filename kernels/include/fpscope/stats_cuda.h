@@ -1,0 +1,43 @@
+// CUDA statistics kernels (kernels/cuda/stats_kernels.cu, target fpscope_kernels_cuda). Plain
+// C++ header: usable from .cpp files compiled by the host compiler.
+//
+// Each launch_* call only ENQUEUES work on `stream`: no allocation, no synchronization, no
+// other stream touched. Results land in a device slot that the caller owns (the layout is the
+// host type, so a cudaMemcpyAsync of sizeof(slot) brings it back as is). The per-element math is
+// numerics.h / update_loss.h, the reduction steps stats_reduce.h: both also run on the CPU in
+// tests (kernels/src/stats_sim.cpp models the kernel's grid, warps and atomics).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "fpscope/formats.h"
+#include "fpscope/stats.h"
+#include "fpscope/update_loss.h"
+
+namespace fpscope {
+
+// Statistics of the column-major view (element (i, j) at i + j * ld, i < rows, j < cols) of
+// dtype storage (FP32, BF16, FP16, E4M3, E5M2) into *d_slot (device memory): the slot is reset
+// first (cudaMemsetAsync + a 1-thread init kernel), then one grid-stride pass with a block
+// reduction merges into it with atomics, then a 1-thread kernel finalizes min/max.
+// Returns the first launch error (cudaGetLastError after each launch).
+cudaError_t launch_tensor_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
+                                uint64_t ld, const float scales[kNumTargets], TensorStats* d_slot,
+                                cudaStream_t stream);
+
+// The same over `batch` matrices batch_stride ELEMENTS apart (strided-batched GEMM operands),
+// all into one slot. Use this rather than several launch_tensor_stats calls: each of those
+// resets the slot.
+cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t rows,
+                                        uint64_t cols, uint64_t ld, uint64_t batch,
+                                        uint64_t batch_stride, const float scales[kNumTargets],
+                                        TensorStats* d_slot, cudaStream_t stream);
+
+// Master-weight update loss of n FP32 elements between two device copies of the weights (same
+// math as compute_update_loss) into *d_slot (reset first).
+cudaError_t launch_update_loss(const float* d_w_prev, const float* d_w_cur, uint64_t n,
+                               UpdateLoss* d_slot, cudaStream_t stream);
+
+}  // namespace fpscope

@@ -1,0 +1,357 @@
+// Host statistics pass. Structure:
+//  - the tensor view is cut into blocks of at most kBlock floats (FP32 input is read in place;
+//    other storage formats are decoded into a small buffer with numerics.h's decode_storage_t);
+//  - each block goes through one vectorizable loop (OpenMP SIMD reductions, compiled with
+//    -fopenmp-simd; per-ISA clones picked at load time) that applies numerics.h's per-element
+//    steps to every element, plus one scalar loop for the exponent histogram;
+//  - large tensors are split across threads, each filling its own accumulator, merged at the end.
+#include "fpscope/host_stats.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "fpscope/numerics.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(FPSCOPE_NO_TARGET_CLONES)
+#define FPSCOPE_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define FPSCOPE_CLONES
+#endif
+
+namespace fpscope {
+namespace {
+
+constexpr size_t kBlock = 2048;  // floats per decoded block (8 KiB: stays in L1 with the hist)
+constexpr uint64_t kMinPerThread = uint64_t{1} << 20;  // elements: below this, threads cost more
+
+// Running accumulator of one thread (fixed-width integer counts, order-preserving min/max keys).
+struct Acc {
+  uint64_t nan = 0, pos_inf = 0, neg_inf = 0, zero = 0, count = 0;
+  int32_t amax_bits = 0;
+  int32_t min_key = INT32_MAX;
+  int32_t max_key = INT32_MIN;
+  double sum = 0, sum_sq = 0;
+  uint64_t ov[kNumTargets] = {}, uf[kNumTargets] = {}, sn[kNumTargets] = {};
+  double err2[kNumTargets] = {};
+  uint32_t hist[kHistBins] = {};  // flushed to hist64 before it can wrap
+  uint64_t hist64[kHistBins] = {};
+  uint64_t since_flush = 0;
+};
+
+// Float bits -> int32 key with the same order as the floats (-0 just below +0); an involution.
+inline int32_t order_key(uint32_t u) {
+  const auto s = static_cast<int32_t>(u);
+  return s ^ ((s >> 31) & 0x7fffffff);
+}
+
+// Per block of at most kScalarBlock elements, the three exclusive outcomes of a target
+// (overflow, underflow, subnormal) are counted in one 32-bit lane counter as 10-bit fields: an
+// element adds 1, 1 << 10 or 1 << 20, and no field can exceed 1008 < 1024 (fewer live
+// accumulators: the loop keeps its state in registers).
+constexpr size_t kScalarBlock = 1008;
+constexpr uint32_t kUfShift = 10, kSnShift = 20, kFieldMask = 1023;
+
+// By value: a reference would make the ElementTarget addressable, which stops vectorization.
+inline uint32_t outcome_code(uint32_t ov, uint32_t uf, uint32_t sn) {
+  return ov | (uf << kUfShift) | (sn << kSnShift);
+}
+
+// The vectorized per-element loop over n <= kScalarBlock floats: everything but the histogram.
+// kClean: the block holds no NaN/Inf (checked by the caller), so no element needs masking.
+// Squared cast errors are summed in double (d^2 spans far more than FP32's range for BF16).
+template <bool kClean>
+__attribute__((always_inline)) inline void block_scalars_impl(const float* __restrict x, size_t n,
+                                                              const ScaleSet& sc, Acc& acc) {
+  uint32_t c_nan = 0, c_pinf = 0, c_ninf = 0, c_zero = 0;
+  int32_t amax = 0, kmin = INT32_MAX, kmax = INT32_MIN;
+  double sum = 0, sum_sq = 0;
+  uint32_t q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+  double e0 = 0, e1 = 0, e2 = 0, e3 = 0;  // sum d^2 (d: cast error in the scaled domain)
+  const float sc0 = sc.scale[0], sc1 = sc.scale[1], sc2 = sc.scale[2], sc3 = sc.scale[3];
+#pragma omp simd reduction(+ : c_nan, c_pinf, c_ninf, c_zero, sum, sum_sq, q0, q1, q2, q3, e0, \
+                               e1, e2, e3) reduction(max : amax, kmax) reduction(min : kmin)
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t u = detail::f2u(x[i]);
+    const auto a = static_cast<int32_t>(u & 0x7fffffffu);
+    const bool fin = kClean || a < 0x7f800000;
+    if constexpr (!kClean) {
+      c_nan += a > 0x7f800000;
+      c_pinf += u == 0x7f800000u;
+      c_ninf += u == 0xff800000u;
+    }
+    c_zero += a == 0;
+    const int32_t am = fin ? a : 0;
+    amax = am > amax ? am : amax;
+    const int32_t key = order_key(u);
+    const int32_t kl = fin ? key : INT32_MAX, kh = fin ? key : INT32_MIN;
+    kmin = kl < kmin ? kl : kmin;
+    kmax = kh > kmax ? kh : kmax;
+    // Non-finite inputs continue as 0: they add nothing below (0 never under/overflows).
+    const float xf = detail::u2f(fin ? u : 0u);
+    const auto xd = static_cast<double>(xf);
+    sum += xd;
+    sum_sq += xd * xd;
+    const ElementTarget t0 = element_target<kTargets[0]>(xf, sc0);
+    const ElementTarget t1 = element_target<kTargets[1]>(xf, sc1);
+    const ElementTarget t2 = element_target<kTargets[2]>(xf, sc2);
+    const ElementTarget t3 = element_target<kTargets[3]>(xf, sc3);
+    q0 += outcome_code(t0.overflow, t0.underflow, t0.subnormal);
+    q1 += outcome_code(t1.overflow, t1.underflow, t1.subnormal);
+    q2 += outcome_code(t2.overflow, t2.underflow, t2.subnormal);
+    q3 += outcome_code(t3.overflow, t3.underflow, t3.subnormal);
+    const auto d0 = static_cast<double>(t0.d);
+    e0 += d0 * d0;
+    const auto d1 = static_cast<double>(t1.d);
+    e1 += d1 * d1;
+    const auto d2 = static_cast<double>(t2.d);
+    e2 += d2 * d2;
+    const auto d3 = static_cast<double>(t3.d);
+    e3 += d3 * d3;
+  }
+  acc.count += n;
+  acc.nan += c_nan;
+  acc.pos_inf += c_pinf;
+  acc.neg_inf += c_ninf;
+  acc.zero += c_zero;
+  acc.amax_bits = std::max(acc.amax_bits, amax);
+  acc.min_key = std::min(acc.min_key, kmin);
+  acc.max_key = std::max(acc.max_key, kmax);
+  acc.sum += sum;
+  acc.sum_sq += sum_sq;
+  const uint32_t q[] = {q0, q1, q2, q3};
+  const double e[] = {e0, e1, e2, e3};
+  for (int f = 0; f < kNumTargets; ++f) {
+    acc.ov[f] += q[f] & kFieldMask;
+    acc.uf[f] += (q[f] >> kUfShift) & kFieldMask;
+    acc.sn[f] += q[f] >> kSnShift;
+    acc.err2[f] += e[f];
+  }
+}
+
+// Largest |x| pattern of the block, NaN/Inf included (a cheap vector max: selects the path).
+__attribute__((always_inline)) inline int32_t max_abs_bits(const float* __restrict x, size_t n) {
+  int32_t m = 0;
+#pragma omp simd reduction(max : m)
+  for (size_t i = 0; i < n; ++i) {
+    const auto a = static_cast<int32_t>(detail::f2u(x[i]) & 0x7fffffffu);
+    m = a > m ? a : m;
+  }
+  return m;
+}
+
+FPSCOPE_CLONES void block_scalars(const float* __restrict x, size_t n, const ScaleSet& sc,
+                                  Acc& acc) {
+  while (n > 0) {
+    const size_t m = std::min(n, kScalarBlock);
+    if (max_abs_bits(x, m) < 0x7f800000)
+      block_scalars_impl<true>(x, m, sc, acc);
+    else
+      block_scalars_impl<false>(x, m, sc, acc);
+    x += m;
+    n -= m;
+  }
+}
+
+// Histogram of a block: every element lands in a bin of its top 11 |x| bits; zeros (bin 0) and
+// NaN/Inf (bins 1020..1023, exponent 255) are taken out again when the counts are flushed.
+void block_hist(const float* __restrict x, size_t n, Acc& acc) {
+  uint32_t* h = acc.hist;
+  size_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    const uint32_t b0 = (detail::f2u(x[i]) & 0x7fffffffu) >> 21;
+    const uint32_t b1 = (detail::f2u(x[i + 1]) & 0x7fffffffu) >> 21;
+    ++h[b0];
+    ++h[b1];
+  }
+  for (; i < n; ++i) ++h[(detail::f2u(x[i]) & 0x7fffffffu) >> 21];
+  acc.since_flush += n;
+}
+
+void flush_hist(Acc& acc) {
+  for (int b = 0; b < kHistBins; ++b) acc.hist64[b] += acc.hist[b];
+  std::memset(acc.hist, 0, sizeof acc.hist);
+  acc.since_flush = 0;
+}
+
+void process_floats(const float* x, size_t n, const ScaleSet& sc, Acc& acc) {
+  while (n > 0) {
+    const size_t m = std::min(n, kBlock);
+    block_scalars(x, m, sc, acc);
+    block_hist(x, m, acc);
+    if (acc.since_flush > (uint64_t{1} << 31)) flush_hist(acc);
+    x += m;
+    n -= m;
+  }
+}
+
+template <Format F, class T>
+FPSCOPE_CLONES void decode_block(const T* __restrict src, size_t n, float* __restrict dst) {
+  for (size_t i = 0; i < n; ++i) dst[i] = decode_storage_t<F>(src[i]);
+}
+
+// Feeds the view's elements (rows x cols at stride ld) of storage type T/F through the loops.
+template <Format F, class T>
+void process_view(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64_t ld,
+                  const ScaleSet& sc, Acc& acc) {
+  if constexpr (F == Format::FP32) {
+    if (rows >= 256 || ld == rows) {  // in place: one contiguous run per column (or overall)
+      if (ld == rows) {
+        process_floats(reinterpret_cast<const float*>(base + c0 * ld), rows * (c1 - c0), sc, acc);
+      } else {
+        for (uint64_t j = c0; j < c1; ++j)
+          process_floats(reinterpret_cast<const float*>(base + j * ld), rows, sc, acc);
+      }
+      return;
+    }
+  }
+  // Gather (and decode) into a block buffer.
+  alignas(64) float buf[kBlock];
+  size_t fill = 0;
+  for (uint64_t j = c0; j < c1; ++j) {
+    const T* col = base + j * ld;
+    uint64_t i = 0;
+    while (i < rows) {
+      const size_t take = static_cast<size_t>(std::min<uint64_t>(rows - i, kBlock - fill));
+      if constexpr (F == Format::FP32)
+        std::memcpy(buf + fill, col + i, take * sizeof(float));
+      else
+        decode_block<F, T>(col + i, take, buf + fill);
+      fill += take;
+      i += take;
+      if (fill == kBlock) {
+        process_floats(buf, fill, sc, acc);
+        fill = 0;
+      }
+    }
+  }
+  if (fill > 0) process_floats(buf, fill, sc, acc);
+}
+
+void finish(Acc& acc, const ScaleSet& sc, TensorStats* out) {
+  flush_hist(acc);
+  out->count = acc.count;
+  out->nan = acc.nan;
+  out->pos_inf = acc.pos_inf;
+  out->neg_inf = acc.neg_inf;
+  out->zero = acc.zero;
+  out->amax = detail::u2f(static_cast<uint32_t>(acc.amax_bits));
+  const bool any = out->finite_count() > 0;
+  out->min = any ? detail::u2f(static_cast<uint32_t>(order_key(static_cast<uint32_t>(acc.min_key))))
+                 : 0.0f;
+  out->max = any ? detail::u2f(static_cast<uint32_t>(order_key(static_cast<uint32_t>(acc.max_key))))
+                 : 0.0f;
+  out->sum = acc.sum;
+  out->sum_sq = acc.sum_sq;
+  for (int f = 0; f < kNumTargets; ++f) {
+    out->fmt[f].overflow = acc.ov[f];
+    out->fmt[f].underflow = acc.uf[f];
+    out->fmt[f].subnormal = acc.sn[f];
+    out->fmt[f].sum_err2 = acc.err2[f] * sc.inv2[f];
+  }
+  for (int b = 0; b < kHistBins; ++b) out->hist[b] = acc.hist64[b];
+  out->hist[0] -= acc.zero;                                    // zeros landed in bin 0
+  for (int b = 255 * 4; b < kHistBins; ++b) out->hist[b] = 0;  // NaN / Inf (exponent 255)
+}
+
+template <Format F, class T>
+void run_typed(const void* data, uint64_t rows, uint64_t cols, uint64_t ld, const ScaleSet& sc,
+               unsigned threads, TensorStats* out) {
+  const auto* base = static_cast<const T*>(data);
+  const uint64_t total = rows * cols;
+  unsigned nt = threads == 0 ? 1 : threads;
+  nt = static_cast<unsigned>(std::min<uint64_t>(nt, std::max<uint64_t>(1, total / kMinPerThread)));
+  if (nt <= 1) {
+    auto acc = std::make_unique<Acc>();
+    process_view<F, T>(base, rows, 0, cols, ld, sc, *acc);
+    finish(*acc, sc, out);
+    return;
+  }
+  // Split by columns when there are enough of them, else by rows (each part a sub-view).
+  std::vector<std::unique_ptr<Acc>> accs(nt);
+  std::vector<std::thread> pool;
+  const bool by_cols = cols >= nt;
+  const uint64_t extent = by_cols ? cols : rows;
+  for (unsigned t = 0; t < nt; ++t) {
+    const uint64_t b = extent * t / nt, e = extent * (t + 1) / nt;
+    accs[t] = std::make_unique<Acc>();
+    Acc* acc = accs[t].get();
+    auto work = [=] {
+      if (by_cols)
+        process_view<F, T>(base, rows, b, e, ld, sc, *acc);
+      else
+        process_view<F, T>(base + b, e - b, 0, cols, ld, sc, *acc);
+    };
+    if (t + 1 == nt)
+      work();  // the calling thread takes the last part
+    else
+      pool.emplace_back(work);
+  }
+  for (auto& th : pool) th.join();
+  finish(*accs[0], sc, out);
+  for (unsigned t = 1; t < nt; ++t) {
+    auto part = std::make_unique<TensorStats>();
+    for (int f = 0; f < kNumTargets; ++f) part->fmt[f].scale = out->fmt[f].scale;
+    finish(*accs[t], sc, part.get());
+    out->merge(*part);
+  }
+}
+
+}  // namespace
+
+void compute_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols, uint64_t ld,
+                   const StatsOptions& opt, TensorStats* out) {
+  reset_stats(*out, opt.scale);
+  if (rows == 0 || cols == 0 || data == nullptr) return;
+  if (cols == 1) ld = rows;
+  const ScaleSet sc = make_scale_set(opt.scale);
+  switch (dtype) {
+    case Format::FP32:
+      run_typed<Format::FP32, uint32_t>(data, rows, cols, ld, sc, opt.threads, out);
+      break;
+    case Format::BF16:
+      run_typed<Format::BF16, uint16_t>(data, rows, cols, ld, sc, opt.threads, out);
+      break;
+    case Format::FP16:
+      run_typed<Format::FP16, uint16_t>(data, rows, cols, ld, sc, opt.threads, out);
+      break;
+    case Format::E4M3:
+      run_typed<Format::E4M3, uint8_t>(data, rows, cols, ld, sc, opt.threads, out);
+      break;
+    case Format::E5M2:
+      run_typed<Format::E5M2, uint8_t>(data, rows, cols, ld, sc, opt.threads, out);
+      break;
+  }
+}
+
+void compute_stats_reference(const void* data, Format dtype, uint64_t rows, uint64_t cols,
+                             uint64_t ld, const StatsOptions& opt, TensorStats* out) {
+  reset_stats(*out, opt.scale);
+  if (rows == 0 || cols == 0 || data == nullptr) return;
+  const ScaleSet sc = make_scale_set(opt.scale);
+  const int esize = storage_bits(spec(dtype)) / 8;
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (uint64_t j = 0; j < cols; ++j) {
+    for (uint64_t i = 0; i < rows; ++i) {
+      uint32_t bits = 0;
+      std::memcpy(&bits, p + (i + j * ld) * static_cast<uint64_t>(esize),
+                  static_cast<size_t>(esize));  // little-endian host
+      accumulate_element(*out, decode_storage(dtype, bits), sc);
+    }
+  }
+}
+
+const char* host_stats_isa() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(FPSCOPE_NO_TARGET_CLONES)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return "avx512";
+  if (__builtin_cpu_supports("avx2")) return "avx2";
+#endif
+  return "baseline";
+}
+
+}  // namespace fpscope

@@ -1,0 +1,346 @@
+// End-to-end: the built `fpscope` executable on traces written here with TraceWriter. Checks
+// summary --json against hand-computed values, diff exit codes, export outputs (parsed), reports
+// (byte-identical reruns), bad-input messages with exit 2, and truncated traces.
+#include <sqlite3.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "fpscope/trace_io.h"
+
+using namespace fpscope;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int rc = -1;
+  std::string out, err;
+};
+
+fs::path tmpdir() {
+  static const fs::path d = [] {
+    fs::path p = fs::temp_directory_path() / ("fpscope_cli_test_" + std::to_string(::getpid()));
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p;
+  }();
+  return d;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Runs fpscope with `args` (already shell-quoted where needed); captures stdout and stderr.
+Run run_cli(const std::string& args) {
+  static int n = 0;
+  const fs::path o = tmpdir() / ("out" + std::to_string(n) + ".txt");
+  const fs::path e = tmpdir() / ("err" + std::to_string(n++) + ".txt");
+  const std::string cmd = std::string("'") + FPSCOPE_EXE + "' " + args + " >'" + o.string() +
+                          "' 2>'" + e.string() + "'";
+  const int st = std::system(cmd.c_str());
+  Run r;
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.out = slurp(o);
+  r.err = slurp(e);
+  return r;
+}
+
+std::string q(const fs::path& p) {
+  return "'" + p.string() + "'";
+}
+
+// Two tensors over 4 steps, 100 elements each:
+//  gemm#0.A: 100 values of 1.0 (histogram bin 4*127), sum x^2 = 100, exact in every format.
+//  gemm#0.D: 100 values per step, amax 1000 (or 70000 at steps 2, 3 when `overflow`), sum x^2 =
+//            1e6, FP16 sum e^2 = 1e-2 (80 dB), BF16 sum e^2 = 1 (60 dB); FP16 overflow 5 at step
+//            2 and 10 at step 3 when `overflow`.
+//  loss scale 1024 per step; step 2 skipped (next 512) when `overflow`.
+void write_trace(const fs::path& path, bool overflow) {
+  std::string err;
+  auto w = trace::TraceWriter::open(path.string(), R"({"test":"cli"})", {}, &err);
+  ASSERT_TRUE(w) << err;
+  trace::TensorInfo a;
+  a.id = "gemm#0.A";
+  a.op = "sgemm";
+  a.role = trace::Role::A;
+  a.rows = 10;
+  a.cols = 10;
+  trace::TensorInfo d = a;
+  d.id = "gemm#0.D";
+  d.role = trace::Role::D;
+  d.name = "fc1.out";
+  const uint32_t ia = w->define_tensor(a);
+  const uint32_t id = w->define_tensor(d);
+  for (uint64_t s = 0; s < 4; ++s) {
+    trace::StepMark m;
+    m.step = s;
+    m.source = trace::StepSource::Api;
+    m.first_seq = 2 * s;
+    m.time_ns = s * 1000000;
+    w->step(m);
+    trace::Observation oa;
+    oa.tensor = ia;
+    oa.step = s;
+    oa.seq = 2 * s;
+    oa.time_ns = s * 1000000 + 10;
+    oa.stats.count = 100;
+    oa.stats.amax = 1.0f;
+    oa.stats.min = 1.0f;
+    oa.stats.max = 1.0f;
+    oa.stats.sum = 100.0;
+    oa.stats.sum_sq = 100.0;
+    oa.stats.hist[4 * 127] = 100;
+    w->observe(oa);
+    const bool big = overflow && s >= 2;
+    trace::Observation od;
+    od.tensor = id;
+    od.step = s;
+    od.seq = 2 * s + 1;
+    od.time_ns = s * 1000000 + 20;
+    od.stats.count = 100;
+    od.stats.amax = big ? 7e4f : 1000.0f;
+    od.stats.min = -od.stats.amax;
+    od.stats.max = od.stats.amax;
+    od.stats.sum_sq = 1e6;
+    od.stats.fmt[target_index(Format::FP16)].overflow = big ? (s == 2 ? 5 : 10) : 0;
+    od.stats.fmt[target_index(Format::FP16)].sum_err2 = 1e-2;
+    od.stats.fmt[target_index(Format::BF16)].sum_err2 = 1.0;
+    od.stats.hist[4 * (127 + 9)] = 100;
+    w->observe(od);
+    trace::LossScaleRecord l;
+    l.step = s;
+    l.scale = overflow && s == 3 ? 512 : 1024;
+    l.found_inf = overflow && s == 2;
+    l.next_scale = l.found_inf ? 512 : l.scale;
+    l.time_ns = s * 1000000 + 30;
+    w->loss_scale(l);
+  }
+  ASSERT_TRUE(w->close()) << w->error();
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    write_trace(tmpdir() / "clean.fpst", false);
+    write_trace(tmpdir() / "bad.fpst", true);
+  }
+  static void TearDownTestSuite() { fs::remove_all(tmpdir()); }
+  fs::path clean = tmpdir() / "clean.fpst";
+  fs::path bad = tmpdir() / "bad.fpst";
+};
+
+}  // namespace
+
+TEST_F(Cli, SummaryJsonMatchesHandComputedValues) {
+  const auto r = run_cli("summary --json " + q(bad));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["summary_version"], 1);
+  EXPECT_EQ(j["trace"]["steps"], 4);
+  EXPECT_EQ(j["trace"]["observations"], 8);
+  EXPECT_EQ(j["trace"]["truncated"], false);
+  EXPECT_EQ(j["trace"]["dropped_bytes"], 0);
+  EXPECT_EQ(j["trace"]["step_source"], "api");
+  ASSERT_EQ(j["tensors"].size(), 2u);
+  const auto& d = j["tensors"][0];  // worst first: the overflowing output
+  EXPECT_EQ(d["id"], "gemm#0.D");
+  EXPECT_EQ(d["name"], "fc1.out");
+  EXPECT_EQ(d["op"], "sgemm");
+  EXPECT_EQ(d["role"], "D");
+  EXPECT_EQ(d["dtype"], "fp32");
+  EXPECT_EQ(d["shape"], nlohmann::json::array({10, 10}));
+  EXPECT_EQ(d["observations"], 4);
+  EXPECT_EQ(d["elements"], 400);
+  EXPECT_DOUBLE_EQ(d["amax"].get<double>(), 70000.0);
+  EXPECT_EQ(d["nan"], 0);
+  EXPECT_EQ(d["formats"]["fp16"]["overflow"], 15);  // 5 + 10
+  EXPECT_EQ(d["formats"]["fp16"]["first_overflow_step"], 2);
+  EXPECT_DOUBLE_EQ(d["formats"]["fp16"]["overflow_frac"].get<double>(), 15.0 / 400.0);
+  // SQNR: 10 log10(4e6 / 4e-2) = 80 dB (FP16), 10 log10(4e6 / 4) = 60 dB (BF16).
+  EXPECT_NEAR(d["formats"]["fp16"]["sqnr_db"].get<double>(), 80.0, 1e-9);
+  EXPECT_NEAR(d["formats"]["bf16"]["sqnr_db"].get<double>(), 60.0, 1e-9);
+  EXPECT_EQ(d["severity"], "error");
+  EXPECT_TRUE(j["tensors"][1]["formats"]["fp16"]["sqnr_db"].is_null());  // exact
+  ASSERT_EQ(j["loss_scale"].size(), 4u);
+  EXPECT_EQ(j["loss_scale"][2]["found_inf"], true);
+  EXPECT_EQ(j["loss_scale_summary"]["skipped"][0]["first_offender"], "gemm#0.D");
+  EXPECT_EQ(j["loss_scale_summary"]["backoffs"], 1);
+  EXPECT_EQ(j["findings"][0]["kind"], "overflow");
+
+  const auto h = run_cli("summary " + q(bad));
+  ASSERT_EQ(h.rc, 0) << h.err;
+  EXPECT_NE(h.out.find("gemm#0.D"), std::string::npos);
+  EXPECT_NE(h.out.find("skipped step 2 (scale 1024): first fp16 overflow in gemm#0.D"),
+            std::string::npos);
+}
+
+TEST_F(Cli, DiffExitCodes) {
+  EXPECT_EQ(run_cli("diff " + q(clean) + " " + q(clean)).rc, 0);
+  const auto r = run_cli("diff " + q(clean) + " " + q(bad));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("[overflow] gemm#0.D: new fp16 overflow"), std::string::npos) << r.out;
+  EXPECT_EQ(run_cli("diff " + q(bad) + " " + q(clean)).rc, 0);  // an improvement
+  EXPECT_EQ(run_cli("diff " + q(clean) + " " + q(bad) + " --fail-on none").rc, 0);
+  EXPECT_EQ(run_cli("diff " + q(clean) + " " + q(bad) + " --fail-on skipped").rc, 1);
+  EXPECT_EQ(run_cli("diff " + q(clean) + " " + q(bad) + " --fail-on sqnr").rc, 0);
+  const auto e = run_cli("diff " + q(clean) + " " + q(bad) + " --fail-on bogus");
+  EXPECT_EQ(e.rc, 2);
+  EXPECT_NE(e.err.find("unknown rule 'bogus'"), std::string::npos);
+  const auto m = run_cli("diff " + q(clean) + " " + q(tmpdir() / "missing.fpst"));
+  EXPECT_EQ(m.rc, 2);
+  EXPECT_NE(m.err.find("missing.fpst"), std::string::npos);
+  const auto md = run_cli("diff " + q(clean) + " " + q(bad) + " --json -o " + q(tmpdir() / "d.md"));
+  EXPECT_EQ(md.rc, 1);
+  EXPECT_EQ(nlohmann::json::parse(md.out)["regressions"].size(), 3u);  // amax, overflow, skipped
+  EXPECT_NE(slurp(tmpdir() / "d.md").find("## fpscope diff"), std::string::npos);
+}
+
+TEST_F(Cli, ExportsParse) {
+  ASSERT_EQ(run_cli("export " + q(bad) + " --format csv -o " + q(tmpdir() / "x.csv")).rc, 0);
+  {
+    std::ifstream f(tmpdir() / "x.csv");
+    std::string line;
+    int n = 0;
+    std::getline(f, line);
+    EXPECT_EQ(line.rfind("step,seq,time_ns,stream,tensor,id,name,op,role,dtype", 0), 0u);
+    while (std::getline(f, line)) ++n;
+    EXPECT_EQ(n, 8);
+  }
+  ASSERT_EQ(run_cli("export " + q(bad) + " --format jsonl -o " + q(tmpdir() / "x.jsonl")).rc, 0);
+  {
+    std::ifstream f(tmpdir() / "x.jsonl");
+    std::string line;
+    uint64_t ovf = 0;
+    while (std::getline(f, line))
+      ovf += nlohmann::json::parse(line)["formats"]["fp16"]["overflow"].get<uint64_t>();
+    EXPECT_EQ(ovf, 15u);
+  }
+  ASSERT_EQ(run_cli("export " + q(bad) + " --format perfetto -o " + q(tmpdir() / "x.json")).rc, 0);
+  {
+    const auto j = nlohmann::json::parse(slurp(tmpdir() / "x.json"));
+    int amax = 0, ls = 0;
+    for (const auto& e : j["traceEvents"]) {
+      const std::string name = e["name"];
+      if (e["ph"] == "C" && name.rfind("amax ", 0) == 0) ++amax;
+      if (e["ph"] == "C" && name == "loss_scale") ++ls;
+    }
+    EXPECT_EQ(amax, 8);
+    EXPECT_EQ(ls, 4);
+  }
+  ASSERT_EQ(run_cli("export " + q(bad) + " --format sqlite -o " + q(tmpdir() / "x.sqlite")).rc, 0);
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((tmpdir() / "x.sqlite").string().c_str(), &db), SQLITE_OK);
+    auto scalar = [&](const char* sql) {
+      sqlite3_stmt* st = nullptr;
+      EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sql;
+      int64_t v = -1;
+      if (st && sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+      sqlite3_finalize(st);
+      return v;
+    };
+    EXPECT_EQ(scalar("SELECT COUNT(*) FROM observations"), 8);
+    EXPECT_EQ(scalar("SELECT SUM(fp16_overflow) FROM observations"), 15);
+    EXPECT_EQ(scalar("SELECT COUNT(*) FROM loss_scales WHERE found_inf = 1"), 1);
+    EXPECT_EQ(scalar("SELECT COUNT(*) FROM observations o JOIN tensors t ON o.tensor = t.id "
+                     "JOIN strings s ON t.tensor_id = s.id WHERE s.value = 'gemm#0.D'"),
+              4);
+    EXPECT_EQ(scalar("SELECT SUM(count) FROM histograms"), 800);
+    EXPECT_EQ(scalar("SELECT exponent FROM histograms h JOIN observations o ON h.observation = "
+                     "o.id WHERE o.tensor = 1 LIMIT 1"),
+              9);
+    sqlite3_close(db);
+  }
+  // Unknown tensor: exit 2, one line naming the file and the tensor.
+  const auto u =
+      run_cli("export " + q(bad) + " --format csv --tensor nope -o " + q(tmpdir() / "y.csv"));
+  EXPECT_EQ(u.rc, 2);
+  EXPECT_NE(u.err.find("bad.fpst: no tensor 'nope'"), std::string::npos) << u.err;
+}
+
+TEST_F(Cli, ReportsAreDeterministic) {
+  const auto h1 = tmpdir() / "r1.html", h2 = tmpdir() / "r2.html";
+  ASSERT_EQ(run_cli("report " + q(bad) + " -o " + q(h1)).rc, 0);
+  ASSERT_EQ(run_cli("report " + q(bad) + " -o " + q(h2)).rc, 0);
+  const std::string a = slurp(h1);
+  EXPECT_EQ(a, slurp(h2));
+  EXPECT_NE(a.find("<svg"), std::string::npos);
+  EXPECT_NE(a.find("fp16 would overflow gemm#0.D (fc1.out) from step 2"), std::string::npos);
+  fs::create_directories(tmpdir() / "m1");
+  fs::create_directories(tmpdir() / "m2");
+  ASSERT_EQ(run_cli("report " + q(bad) + " -o " + q(tmpdir() / "m1" / "issue.md")).rc, 0);
+  ASSERT_EQ(run_cli("report " + q(bad) + " -o " + q(tmpdir() / "m2" / "issue.md")).rc, 0);
+  EXPECT_EQ(slurp(tmpdir() / "m1" / "issue.md"), slurp(tmpdir() / "m2" / "issue.md"));
+  EXPECT_TRUE(fs::exists(tmpdir() / "m1" / "issue_files" / "loss_scale.svg"));
+  ASSERT_EQ(
+      run_cli("report " + q(bad) + " --baseline " + q(clean) + " -o " + q(tmpdir() / "b.html")).rc,
+      0);
+  EXPECT_NE(slurp(tmpdir() / "b.html").find("Compared with baseline"), std::string::npos);
+  const auto e = run_cli("report " + q(bad) + " -o " + q(tmpdir() / "r.pdf"));
+  EXPECT_EQ(e.rc, 2);
+  EXPECT_NE(e.err.find("r.pdf: unknown report type"), std::string::npos);
+}
+
+TEST_F(Cli, BadInputIsOneLineAndExit2) {
+  const auto m = run_cli("summary " + q(tmpdir() / "nope.fpst"));
+  EXPECT_EQ(m.rc, 2);
+  EXPECT_NE(m.err.find("nope.fpst"), std::string::npos);
+  EXPECT_EQ(std::count(m.err.begin(), m.err.end(), '\n'), 1);
+
+  {
+    std::ofstream f(tmpdir() / "text.fpst");
+    f << "this is not a trace\n";
+  }
+  const auto n = run_cli("summary " + q(tmpdir() / "text.fpst"));
+  EXPECT_EQ(n.rc, 2);
+  EXPECT_NE(n.err.find("text.fpst: not an fpscope trace"), std::string::npos) << n.err;
+
+  // Another major version: patch the header's major (bytes 8-9, little endian) to 2.
+  std::string bytes = slurp(bad);
+  bytes[8] = 2;
+  bytes[9] = 0;
+  {
+    std::ofstream f(tmpdir() / "v2.fpst", std::ios::binary);
+    f << bytes;
+  }
+  const auto v = run_cli("summary " + q(tmpdir() / "v2.fpst"));
+  EXPECT_EQ(v.rc, 2);
+  EXPECT_NE(v.err.find("v2.fpst"), std::string::npos);
+  EXPECT_NE(v.err.find("version 2"), std::string::npos) << v.err;
+
+  const auto t = run_cli("summary " + q(bad) + " --tensor gemm#9.D");
+  EXPECT_EQ(t.rc, 2);
+  EXPECT_NE(t.err.find("no tensor 'gemm#9.D'"), std::string::npos);
+  EXPECT_EQ(run_cli("summary").rc, 2);                         // missing argument
+  EXPECT_EQ(run_cli("summary " + q(bad) + " --bogus").rc, 2);  // unknown option
+  EXPECT_EQ(run_cli("summary --help").rc, 0);
+}
+
+TEST_F(Cli, TruncatedTraceIsReadAndReported) {
+  std::string bytes = slurp(bad);
+  ASSERT_GT(bytes.size(), 100u);
+  bytes.resize(bytes.size() - 7);  // tear the tail (footer)
+  {
+    std::ofstream f(tmpdir() / "torn.fpst", std::ios::binary);
+    f << bytes;
+  }
+  const auto r = run_cli("summary --json " + q(tmpdir() / "torn.fpst"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("torn.fpst: trace is truncated"), std::string::npos) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["trace"]["truncated"], true);
+  EXPECT_GT(j["trace"]["dropped_bytes"].get<uint64_t>(), 0u);
+}

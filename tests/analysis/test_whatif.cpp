@@ -1,0 +1,107 @@
+// FP8 what-if: delayed-scaling replay of the amax history, exact counts where the trace holds them
+// at the replayed scale, histogram bounds otherwise.
+#include <gtest/gtest.h>
+
+#include "fpscope/analysis/whatif.h"
+#include "trace_builder.h"
+
+using namespace fpscope;
+using namespace fpscope::analysis;
+using fpscope::test::Builder;
+using fpscope::test::fi;
+
+namespace {
+
+// One tensor, 6 steps, 100 nonzero elements per step:
+//   90 values in histogram bin 502 = [0.375, 0.4375) (biased exponent 125, top mantissa bits 10),
+//   10 values in bin 388 = [2^-30, 1.25*2^-30); step 3 instead has its 90 values in bin 520 =
+//   [8, 10). amax: 0.5, 0.5, 0.5, 8, 0.5, 0.5.
+// E4M3 (max 448, min subnormal 2^-9) delayed scaling, history 2, margin 0:
+//   step 0: empty history -> s = 1. The trace holds E4M3 counts at scale 1 (overflow 0,
+//           underflow 7): exact.
+//   step 1: amax_ref = 0.5 -> s = 448/0.5 = 896. The trace holds counts at 896 (0, 3): exact.
+//   step 2: s = 896; trace counts at scale 1 -> histogram: [0.375, 0.4375)*896 = [336, 392) is
+//           inside the normal range; 2^-30*896 < 2^-10 (half the smallest subnormal): the 10
+//           values flush -> overflow 0, underflow 10 (both bounds).
+//   step 3: history (0.5, 0.5) -> s = 896; [8, 10)*896 = [7168, 8960) > 448: 90 overflow
+//           (saturate); 10 underflow.
+//   step 4: history (0.5, 8) -> max: s = 448/8 = 56; most_recent: 56. [21, 24.5): fine;
+//           2^-30*56 underflows: 10.
+//   step 5: history (8, 0.5) -> max: s = 56; most_recent: s = 896.
+Builder make() {
+  Builder b;
+  const uint32_t t = b.tensor("gemm#0.D");
+  const float amax[6] = {0.5f, 0.5f, 0.5f, 8.0f, 0.5f, 0.5f};
+  for (uint64_t s = 0; s < 6; ++s) {
+    auto& o = b.obs(t, s, s, 100, amax[s], 1.0);
+    auto& c = o.stats.fmt[fi(Format::E4M3)];
+    if (s == 0) {
+      c.scale = 1.0f;
+      c.underflow = 7;
+    } else if (s == 1) {
+      c.scale = 896.0f;
+      c.underflow = 3;
+    } else {
+      c.scale = 1.0f;
+      c.overflow = 12345;  // counts at scale 1: must not be used at another scale
+    }
+    b.hist(s == 3 ? 520 : 502, 90);
+    b.hist(388, 10);
+  }
+  return b;
+}
+
+}  // namespace
+
+TEST(WhatIf, DelayedScalingReplayExactAndHistogram) {
+  const auto b = make();
+  const trace::TraceModel m(b.t);
+  WhatIfOptions opt;
+  opt.history_len = 2;
+  opt.margin = 0;
+  opt.algo = AmaxAlgo::Max;
+  opt.formats = {Format::E4M3};
+  const auto w = fp8_whatif(m, opt);
+  ASSERT_EQ(w.size(), 1u);
+  const auto& r = w[0];
+  ASSERT_EQ(r.steps.size(), 6u);
+  const float scale[6] = {1, 896, 896, 896, 56, 56};
+  const uint64_t ovf[6] = {0, 0, 0, 90, 0, 0};
+  const uint64_t unf[6] = {7, 3, 10, 10, 10, 10};
+  for (int s = 0; s < 6; ++s) {
+    SCOPED_TRACE(s);
+    EXPECT_EQ(r.steps[s].scale, scale[s]);
+    EXPECT_EQ(r.steps[s].overflow_lo, ovf[s]);
+    EXPECT_EQ(r.steps[s].overflow_hi, ovf[s]);
+    EXPECT_EQ(r.steps[s].underflow_lo, unf[s]);
+    EXPECT_EQ(r.steps[s].underflow_hi, unf[s]);
+    EXPECT_EQ(r.steps[s].source, s < 2 ? CountSource::Exact : CountSource::Histogram);
+  }
+  EXPECT_EQ(r.exact_steps, 2u);
+  EXPECT_EQ(r.histogram_steps, 4u);
+  EXPECT_EQ(r.saturate_steps, 1u);
+  EXPECT_EQ(r.first_saturate_step, 3);
+  EXPECT_EQ(r.underflow_steps, 6u);
+  EXPECT_EQ(r.first_underflow_step, 0);
+  EXPECT_EQ(r.eligible, 600u);
+  EXPECT_EQ(r.overflow_lo, 90u);
+  EXPECT_EQ(r.underflow_lo, 50u);  // 7 + 3 + 4*10
+  EXPECT_DOUBLE_EQ(r.overflow_frac, 90.0 / 600.0);
+
+  opt.algo = AmaxAlgo::MostRecent;
+  const auto w2 = fp8_whatif(m, opt);
+  ASSERT_EQ(w2.size(), 1u);
+  EXPECT_EQ(w2[0].steps[4].scale, 56.0f);
+  EXPECT_EQ(w2[0].steps[5].scale, 896.0f);
+}
+
+TEST(WhatIf, SkipsFp8TensorsUnlessAsked) {
+  Builder b;
+  const uint32_t t = b.tensor("gemm#0.A", trace::Role::A, 4, 4, Format::E4M3);
+  b.obs(t, 0, 0, 16, 1.0f, 1.0);
+  const trace::TraceModel m(b.t);
+  EXPECT_TRUE(fp8_whatif(m).empty());
+  WhatIfOptions opt;
+  opt.include_fp8_tensors = true;
+  EXPECT_EQ(fp8_whatif(m, opt).size(), 2u);  // E4M3 and E5M2
+}
