@@ -11,9 +11,9 @@ FPSCOPE_BUILD_DIR="$build" "$root/scripts/build.sh"
 out="${FPSCOPE_OUT:-$root/out}"
 mkdir -p "$out"
 
-cli="$build/analysis/fpscope"
-gui="$build/gui/fpscope-gui"
-if [ ! -x "$cli" ] || [ ! -f "$build/probe/libfpscope_probe.so" ]; then
+cli="$build/bin/fpscope"
+gui="$build/bin/fpscope-gui"
+if [ ! -x "$cli" ] || [ ! -f "$build/lib/libfpscope_probe.so" ]; then
   echo "[quickstart] built: $(find "$build" -maxdepth 3 -type f -executable -name 'test_*' | wc -l) test programs."
   echo "[quickstart] the recorder (probe + fpscope CLI) is not part of this build yet."
   exit 0
@@ -27,7 +27,8 @@ echo "[quickstart] recording samples/pytorch_cpu/train.py -> $trace"
 "$cli" report "$trace" -o "$out/report.html"
 "$cli" report "$trace" -o "$out/report.md"
 echo "[quickstart] reports: $out/report.html $out/report.md"
-"$cli" summary "$trace" --top 3 || true
+echo "[quickstart] the three most important findings:"
+"$cli" summary "$trace" --rows 0 | awk '/^top findings/{f=1; next} f && n<3 && /^ *[0-9]+\./{print; n++}'
 
 if [ -x "$gui" ]; then
   if [ -n "${DISPLAY:-}" ] && [ "${CI:-}" != "true" ]; then

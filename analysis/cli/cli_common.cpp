@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <map>
 
 #include <fmt/format.h>
 
@@ -45,12 +44,13 @@ void add_whatif_options(CLI::App* cmd, analysis::AnalysisOptions* opt) {
   cmd->add_option("--fp8-margin", opt->whatif.margin, "FP8 what-if: margin (powers of two)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
-  cmd->add_option("--fp8-amax", opt->whatif.algo, "FP8 what-if: amax_compute_algo")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, analysis::AmaxAlgo>{
-              {"max", analysis::AmaxAlgo::Max}, {"most_recent", analysis::AmaxAlgo::MostRecent}},
-          CLI::ignore_case))
-      ->default_str("max");
+  cmd->add_option_function<std::string>(
+         "--fp8-amax",
+         [opt](const std::string& v) {
+           opt->whatif.algo = v == "max" ? analysis::AmaxAlgo::Max : analysis::AmaxAlgo::MostRecent;
+         },
+         "FP8 what-if: amax_compute_algo, max or most_recent (default max)")
+      ->check(CLI::IsMember({"max", "most_recent"}));
   cmd->add_flag(
       "--no-whatif", [opt](int64_t) { opt->run_whatif = false; }, "Skip the FP8 what-if");
 }

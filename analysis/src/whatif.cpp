@@ -1,12 +1,12 @@
 #include "fpscope/analysis/whatif.h"
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "fpscope/analysis/common.h"
 #include "fpscope/histogram.h"
 #include "fpscope/scaling.h"
-#include "index.h"
 
 namespace fpscope::analysis {
 
@@ -56,78 +56,125 @@ const char* count_source_name(CountSource s) {
   return s == CountSource::Exact ? "exact" : "histogram";
 }
 
+namespace {
+
+// Replay state of one (tensor, format): the scaler, the memo, and the step being accumulated.
+struct Replay {
+  explicit Replay(Format f, const WhatIfOptions& opt)
+      : scaler(f, ScalingPolicy::Delayed, opt.history_len, opt.margin, opt.algo), memo(f) {}
+  Fp8Scaler scaler;
+  BinMemo memo;
+  WhatIfTensor w;
+  bool open = false;  // a step is being accumulated
+  WhatIfStep cur;
+  bool exact = true;
+  uint64_t exact_overflow = 0, exact_underflow = 0;
+  HistWhatIf hist;
+
+  void finish() {
+    if (!open) return;
+    open = false;
+    if (exact) {
+      cur.source = CountSource::Exact;
+      cur.overflow_lo = cur.overflow_hi = exact_overflow;
+      cur.underflow_lo = cur.underflow_hi = exact_underflow;
+      ++w.exact_steps;
+    } else {
+      cur.source = CountSource::Histogram;
+      cur.overflow_lo = hist.overflow_lo;
+      cur.overflow_hi = hist.overflow_hi;
+      cur.underflow_lo = hist.underflow_lo;
+      cur.underflow_hi = hist.underflow_hi;
+      ++w.histogram_steps;
+    }
+    scaler.observe(cur.amax);  // this step's amax enters the history for the next steps
+    w.eligible += cur.eligible;
+    w.overflow_lo += cur.overflow_lo;
+    w.overflow_hi += cur.overflow_hi;
+    w.underflow_lo += cur.underflow_lo;
+    w.underflow_hi += cur.underflow_hi;
+    if (cur.overflow_lo > 0) {
+      ++w.saturate_steps;
+      if (w.first_saturate_step < 0) w.first_saturate_step = static_cast<int64_t>(cur.step);
+    }
+    if (cur.underflow_lo > 0) {
+      ++w.underflow_steps;
+      if (w.first_underflow_step < 0) w.first_underflow_step = static_cast<int64_t>(cur.step);
+    }
+    w.steps.push_back(cur);
+  }
+
+  void start(uint64_t step) {
+    open = true;
+    cur = WhatIfStep{};
+    cur.step = step;
+    cur.scale = scaler.scale();  // from the amax history of earlier steps
+    exact = true;
+    exact_overflow = exact_underflow = 0;
+    hist = HistWhatIf{};
+  }
+};
+
+}  // namespace
+
+// Observations are visited in step order (TraceModel's per-step lists, close to file order, so
+// the histogram pool is read nearly sequentially), each feeding every format's replay state of
+// its tensor; a tensor's step is finished when its next step starts or at the end.
 std::vector<WhatIfTensor> fp8_whatif(const trace::TraceModel& model, const WhatIfOptions& opt) {
   const auto& t = model.trace();
-  std::vector<WhatIfTensor> out;
-  for (uint32_t ti = 0; ti < model.num_tensors(); ++ti) {
-    const auto series = model.series(ti);
-    if (series.empty()) continue;
-    const auto& info = model.tensor(ti);
-    const bool fp8 = info.dtype == Format::E4M3 || info.dtype == Format::E5M2;
-    if (fp8 && !opt.include_fp8_tensors) continue;
-    const auto steps = detail::per_step(t, series);
-    for (Format f : opt.formats) {
-      const int fi = target_index(f);
-      if (fi < 0) continue;
-      WhatIfTensor w;
-      w.tensor = ti;
-      w.id = info.id;
-      w.format = f;
-      Fp8Scaler scaler(f, ScalingPolicy::Delayed, opt.history_len, opt.margin, opt.algo);
-      BinMemo memo(f);
-      for (const auto& st : steps) {
-        WhatIfStep ws;
-        ws.step = st.step;
-        ws.amax = st.s.amax;
-        ws.scale = scaler.scale();  // from the history of earlier steps
-        ws.eligible = st.s.nonzero_finite_count();
-        // Exact when every observation of this step carries this format's counts at exactly s.
-        bool exact = true;
-        const auto step_obs = series.subspan(st.pos, st.nobs);
-        for (uint32_t oi : step_obs)
-          if (t.observations[oi].stats.fmt[fi].scale != ws.scale) exact = false;
-        if (exact) {
-          ws.source = CountSource::Exact;
-          ws.overflow_lo = ws.overflow_hi = st.s.fmt[fi].overflow;
-          ws.underflow_lo = ws.underflow_hi = st.s.fmt[fi].underflow;
-          ++w.exact_steps;
-        } else {
-          ws.source = CountSource::Histogram;
-          HistWhatIf b;
-          const size_t pool = std::min(t.hist_bins.size(), t.hist_counts.size());
-          for (uint32_t oi : step_obs) {
-            const auto& rec = t.observations[oi];
-            const size_t begin = std::min<size_t>(rec.hist_begin, pool);
-            const size_t end = begin + std::min<size_t>(rec.hist_len, pool - begin);
-            for (size_t k = begin; k < end; ++k)
-              memo.add(b, t.hist_bins[k], t.hist_counts[k], ws.scale);
-          }
-          ws.overflow_lo = b.overflow_lo;
-          ws.overflow_hi = b.overflow_hi;
-          ws.underflow_lo = b.underflow_lo;
-          ws.underflow_hi = b.underflow_hi;
-          ++w.histogram_steps;
-        }
-        scaler.observe(st.s.amax);
-        w.eligible += ws.eligible;
-        w.overflow_lo += ws.overflow_lo;
-        w.overflow_hi += ws.overflow_hi;
-        w.underflow_lo += ws.underflow_lo;
-        w.underflow_hi += ws.underflow_hi;
-        if (ws.overflow_lo > 0) {
-          ++w.saturate_steps;
-          if (w.first_saturate_step < 0) w.first_saturate_step = static_cast<int64_t>(ws.step);
-        }
-        if (ws.underflow_lo > 0) {
-          ++w.underflow_steps;
-          if (w.first_underflow_step < 0) w.first_underflow_step = static_cast<int64_t>(ws.step);
-        }
-        w.steps.push_back(ws);
-      }
-      w.overflow_frac = fraction(w.overflow_lo, w.eligible);
-      w.underflow_frac = fraction(w.underflow_lo, w.eligible);
-      out.push_back(std::move(w));
+  std::vector<Format> formats;
+  std::vector<int> fidx;
+  for (Format f : opt.formats)
+    if (target_index(f) >= 0) {
+      formats.push_back(f);
+      fidx.push_back(target_index(f));
     }
+  const size_t nf = formats.size();
+  const uint32_t nt = model.num_tensors();
+  std::vector<bool> eligible(nt, false);
+  for (uint32_t ti = 0; ti < nt; ++ti) {
+    const Format d = model.tensor(ti).dtype;
+    eligible[ti] = opt.include_fp8_tensors || (d != Format::E4M3 && d != Format::E5M2);
+  }
+  std::vector<std::unique_ptr<Replay>> state(static_cast<size_t>(nt) * nf);
+  const size_t pool = std::min(t.hist_bins.size(), t.hist_counts.size());
+  for (uint64_t step : model.steps()) {
+    for (uint32_t oi : model.step_observations(step)) {
+      const auto& rec = t.observations[oi];
+      if (rec.tensor >= nt || !eligible[rec.tensor]) continue;
+      const size_t begin = std::min<size_t>(rec.hist_begin, pool);
+      const size_t end = begin + std::min<size_t>(rec.hist_len, pool - begin);
+      for (size_t j = 0; j < nf; ++j) {
+        auto& r = state[static_cast<size_t>(rec.tensor) * nf + j];
+        if (!r) {
+          r = std::make_unique<Replay>(formats[j], opt);
+          r->w.tensor = rec.tensor;
+          r->w.id = model.tensor(rec.tensor).id;
+          r->w.format = formats[j];
+        }
+        if (!r->open || r->cur.step != step) {
+          r->finish();
+          r->start(step);
+        }
+        const auto& c = rec.stats.fmt[fidx[j]];
+        r->cur.amax = std::max(r->cur.amax, rec.stats.amax);
+        r->cur.eligible += rec.stats.nonzero_finite_count();
+        // Exact when every observation of the step has this format's counts at exactly s.
+        r->exact = r->exact && c.scale == r->cur.scale;
+        r->exact_overflow += c.overflow;
+        r->exact_underflow += c.underflow;
+        for (size_t k = begin; k < end; ++k)
+          r->memo.add(r->hist, t.hist_bins[k], t.hist_counts[k], r->cur.scale);
+      }
+    }
+  }
+  std::vector<WhatIfTensor> out;
+  for (auto& r : state) {
+    if (!r) continue;
+    r->finish();
+    r->w.overflow_frac = fraction(r->w.overflow_lo, r->w.eligible);
+    r->w.underflow_frac = fraction(r->w.underflow_lo, r->w.eligible);
+    out.push_back(std::move(r->w));
   }
   return out;
 }

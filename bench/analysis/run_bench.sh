@@ -23,6 +23,8 @@ measure "generate ($records records)" "$bin/fpscope_gen_trace" run.fpst "$record
 echo "trace: $(du -h run.fpst | cut -f1)  ($(nproc) cores, $(uname -m))"
 measure "summary (text)" "$bin/fpscope" summary run.fpst
 measure "summary --json" "$bin/fpscope" summary run.fpst --json
+measure "summary --json --fp8-history 16" "$bin/fpscope" summary run.fpst --json --fp8-history 16
+measure "summary --json --no-whatif" "$bin/fpscope" summary run.fpst --json --no-whatif
 measure "report -o report.html" "$bin/fpscope" report run.fpst -o report.html
 measure "report -o report.md" "$bin/fpscope" report run.fpst -o report.md
 measure "export --format csv" "$bin/fpscope" export run.fpst --format csv -o run.csv

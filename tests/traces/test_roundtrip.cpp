@@ -299,3 +299,16 @@ TEST(Names, RoleAndStepSource) {
 
 }  // namespace
 }  // namespace fpscope::trace
+
+namespace {
+// Removes this process's temporary trace directory after the run (children _exit without it).
+class TempDirCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(
+        std::filesystem::path(fpscope::trace::test::temp_path("x")).parent_path(), ec);
+  }
+};
+const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new TempDirCleanup);
+}  // namespace

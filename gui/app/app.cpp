@@ -1,0 +1,574 @@
+#include "app.h"
+
+#include <GL/gl.h>
+#include <imgui_stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <system_error>
+
+namespace fpscope::gui {
+
+namespace {
+constexpr ImU32 kErrorBg = IM_COL32(150, 24, 36, 255);
+constexpr ImU32 kWarnText = IM_COL32(255, 200, 80, 255);
+
+bool ready(const std::future<std::shared_ptr<const Run>>& f) {
+  return f.valid() && f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+}
+}  // namespace
+
+App::App(AppOptions opt) : opt_(std::move(opt)) {
+  playing_ = opt_.play;
+  std::error_code ec;
+  dialog_dir_ = std::filesystem::current_path(ec).string();
+  for (const auto& p : opt_.traces) open(p);
+}
+
+App::~App() {
+  for (auto& r : runs_)
+    if (r.loading.valid()) r.loading.wait();
+  if (report_job_.valid()) report_job_.wait();
+  tdata_.wait_all();
+  whatif_.wait_all();
+  if (heat_tex_) glDeleteTextures(1, &heat_tex_);
+}
+
+void App::open(const std::string& path) {
+  RunSlot slot;
+  slot.path = path;
+  slot.loading = std::async(std::launch::async, [path] { return load_run(path); });
+  runs_.push_back(std::move(slot));
+}
+
+bool App::idle() const {
+  for (const auto& r : runs_)
+    if (r.loading.valid()) return false;
+  if (report_job_.valid()) return false;
+  if (sel_ >= 0 && !tdata_.current()) return false;
+  if (sel_ >= 0 && (!whatif_.current() || !(wcfg_requested_ == wcfg_))) return false;
+  return true;
+}
+
+bool App::any_failed() const {
+  for (const auto& r : runs_)
+    if (r.run && !r.run->ok) return true;
+  return false;
+}
+
+std::string App::take_png_request() {
+  std::string s;
+  s.swap(png_request_);
+  return s;
+}
+
+void App::png_written(const std::string& path, bool ok) {
+  toast_ = ok ? "Saved " + path : "Could not write " + path;
+  toast_until_ = ImGui::GetTime() + 5.0;
+}
+
+const Run* App::primary() const {
+  if (primary_ < runs_.size() && runs_[primary_].run && runs_[primary_].run->ok)
+    return runs_[primary_].run.get();
+  return nullptr;
+}
+
+uint64_t App::cur_step() const {
+  const Run* r = primary();
+  if (!r || r->timeline_steps.empty()) return 0;
+  return r->timeline_steps[static_cast<size_t>(
+      std::clamp<int64_t>(step_index_, 0, static_cast<int64_t>(r->timeline_steps.size()) - 1))];
+}
+
+void App::set_step_index(int64_t i) {
+  const Run* r = primary();
+  if (!r || r->timeline_steps.empty()) return;
+  step_index_ = std::clamp<int64_t>(i, 0, static_cast<int64_t>(r->timeline_steps.size()) - 1);
+  // Keep the current step in view while replaying.
+  const double s = static_cast<double>(cur_step());
+  if (s < xview_.x0 || s > xview_.x1) xview_.pan(s - (xview_.x0 + xview_.x1) * 0.5);
+}
+
+void App::poll() {
+  bool new_run = false;
+  for (size_t i = 0; i < runs_.size(); ++i) {
+    auto& r = runs_[i];
+    if (!ready(r.loading)) continue;
+    r.run = r.loading.get();
+    new_run = true;
+    if (r.run->ok && !primary()) {
+      primary_ = i;
+      on_primary_changed();
+    }
+  }
+  if (new_run && sel_ >= 0 && primary()) request_tensor_data();  // overlays of the new run
+  if (tdata_.poll()) request_whatif();
+  whatif_.poll();
+  if (report_job_.valid() &&
+      report_job_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+    toast_ = report_job_.get();
+    toast_until_ = ImGui::GetTime() + 6.0;
+  }
+}
+
+void App::on_primary_changed() {
+  const Run* r = primary();
+  rows_dirty_ = true;
+  sel_ = -1;
+  tdata_.reset();
+  whatif_.reset();
+  heat_key_ = {};
+  if (!r) return;
+  const auto& ts = r->timeline_steps;
+  xview_.set_bounds(ts.empty() ? 0.0 : static_cast<double>(ts.front()),
+                    ts.empty() ? 1.0 : static_cast<double>(ts.back()) + 1.0);
+  xview_.reset();
+  int64_t want = -1;
+  if (!opt_.select.empty() && !primary_init_) {
+    want = r->model->find_tensor(opt_.select);
+    for (uint32_t t = 0; want < 0 && t < r->model->num_tensors(); ++t)
+      if (r->model->tensor(t).name == opt_.select) want = t;
+    if (want < 0) {
+      toast_ = "--select: no tensor '" + opt_.select + "' in " + r->label;
+      toast_until_ = ImGui::GetTime() + 10.0;
+    }
+  }
+  if (want < 0 && !r->analysis.risks.empty()) want = r->analysis.risks.front().tensor;
+  select_tensor(want);
+  // First step: the one asked for, else where the selected tensor first went wrong.
+  int64_t step = primary_init_ ? -1 : opt_.step;
+  if (step < 0 && want >= 0) {
+    for (const auto& row : r->analysis.risks) {
+      if (row.tensor != static_cast<uint32_t>(want)) continue;
+      int64_t first = row.first_nonfinite_step;
+      for (const auto& f : row.formats) {
+        for (int64_t s : {f.first_overflow_step, f.first_underflow_step})
+          if (s >= 0 && (first < 0 || s < first) && f.format != Format::E4M3 &&
+              f.format != Format::E5M2)
+            first = s;
+      }
+      step = first;
+    }
+  }
+  step_index_ = 0;
+  if (step >= 0) {
+    const auto it = std::lower_bound(ts.begin(), ts.end(), static_cast<uint64_t>(step));
+    set_step_index(it == ts.end() ? static_cast<int64_t>(ts.size()) - 1 : it - ts.begin());
+  }
+  primary_init_ = true;
+}
+
+void App::select_tensor(int64_t tensor) {
+  if (tensor == sel_) return;
+  sel_ = tensor;
+  heat_y0_ = heat_y1_ = 0;
+  scroll_to_sel_ = true;
+  request_tensor_data();
+}
+
+void App::request_tensor_data() {
+  const Run* p = primary();
+  if (!p || sel_ < 0) {
+    tdata_.reset();
+    return;
+  }
+  std::shared_ptr<const Run> base = runs_[primary_].run;
+  std::vector<std::pair<size_t, std::shared_ptr<const Run>>> others;
+  for (size_t i = 0; i < runs_.size(); ++i)
+    if (i != primary_ && runs_[i].run && runs_[i].run->ok) others.emplace_back(i, runs_[i].run);
+  const auto t = static_cast<uint32_t>(sel_);
+  whatif_.reset();
+  tdata_.request([base, others, t] {
+    TensorData d;
+    d.tensor = t;
+    d.steps = build_tensor_steps(*base->model, t);
+    d.drift = analysis::drift_series(*base->model, t);
+    for (const auto& [i, run] : others) {
+      for (const auto& m : analysis::match_tensors(*base->model, *run->model)) {
+        if (m.base != t) continue;
+        TensorData::Other o;
+        o.run = i;
+        o.tensor = m.other;
+        o.drift = analysis::drift_series(*run->model, m.other);
+        d.others.push_back(std::move(o));
+      }
+    }
+    return d;
+  });
+}
+
+void App::request_whatif() {
+  if (!tdata_.current()) return;
+  auto data = tdata_.value();
+  const WhatIfConfig cfg = wcfg_;
+  wcfg_requested_ = cfg;
+  whatif_.request([data, cfg] { return compute_whatif(data->steps, cfg); });
+}
+
+void App::region(const char* name) {
+  const ImVec2 a = ImGui::GetItemRectMin(), b = ImGui::GetItemRectMax();
+  regions_[name] = ImVec4(a.x, a.y, b.x - a.x, b.y - a.y);
+}
+
+// ---- frame -------------------------------------------------------------------------------------
+
+void App::frame(float w, float h) {
+  poll();
+  if (!(wcfg_ == wcfg_requested_) && tdata_.current()) request_whatif();
+  if (rows_dirty_ && primary()) {
+    rows_ = filter_sort(primary()->analysis.risks, filter_, sort_);
+    rows_dirty_ = false;
+  }
+  keyboard();
+  if (playing_ && primary()) {
+    play_accum_ += ImGui::GetIO().DeltaTime * play_speed_;
+    const auto n = static_cast<int64_t>(primary()->timeline_steps.size());
+    while (play_accum_ >= 1.0) {
+      play_accum_ -= 1.0;
+      if (step_index_ + 1 >= n) {
+        playing_ = false;
+        break;
+      }
+      set_step_index(step_index_ + 1);
+    }
+  }
+
+  ImGui::SetNextWindowPos(ImVec2(0, 0));
+  ImGui::SetNextWindowSize(ImVec2(w, h));
+  ImGui::Begin("fpscope", nullptr,
+               ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove |
+                   ImGuiWindowFlags_NoBringToFrontOnFocus | ImGuiWindowFlags_MenuBar |
+                   ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_NoScrollWithMouse);
+  menu_bar();
+  runs_bar();
+  if (!primary()) {
+    bool loading = false;
+    for (const auto& r : runs_) loading = loading || r.loading.valid();
+    ImGui::Dummy(ImVec2(0, 40));
+    ImGui::Indent(40);
+    if (loading) {
+      ImGui::Text("Loading and analysing %s ...", runs_.empty() ? "" : runs_.back().path.c_str());
+    } else {
+      ImGui::TextUnformatted("No trace open.");
+      ImGui::TextDisabled(
+          "Open one with File > Open (Ctrl+O), drop .fpst files on this window, or pass them on "
+          "the command line:  fpscope-gui run.fpst [other.fpst ...]");
+      ImGui::TextDisabled("Record one with:  fpscope record -o run.fpst -- python train.py");
+    }
+    ImGui::Unindent(40);
+    status_bar();
+    ImGui::End();
+    dialogs();
+    return;
+  }
+
+  const ImGuiStyle& st = ImGui::GetStyle();
+  const ImVec2 avail = ImGui::GetContentRegionAvail();
+  const float status_h = ImGui::GetFrameHeight() + st.ItemSpacing.y;
+  const float timeline_h = std::max(150.0f, avail.y * 0.17f);
+  const float top_h = std::floor((avail.y - status_h - timeline_h) * 0.40f);
+  const float bottom_h = avail.y - status_h - timeline_h - top_h - 2 * st.ItemSpacing.y;
+  const float left_w = std::floor(avail.x * 0.60f);
+
+  table_panel(ImVec2(left_w, top_h));
+  ImGui::SameLine();
+  detail_panel(ImVec2(0, top_h));
+  timeline_panel(ImVec2(0, timeline_h));
+  heatmap_panel(ImVec2(left_w, bottom_h));
+  ImGui::SameLine();
+  ImGui::BeginGroup();
+  const float half = std::floor((bottom_h - st.ItemSpacing.y) * 0.5f);
+  drift_panel(ImVec2(0, half));
+  weights_panel(ImVec2(0, bottom_h - half - st.ItemSpacing.y));
+  ImGui::EndGroup();
+  status_bar();
+  ImGui::End();
+  dialogs();
+}
+
+void App::keyboard() {
+  const ImGuiIO& io = ImGui::GetIO();
+  // Letters: the GLFW backend of 1.86 indexes KeysDown by GLFW key code (= ASCII upper case).
+  if (io.KeyCtrl && ImGui::IsKeyPressed('O', false)) open_dialog_ = true;
+  if (io.KeyCtrl && ImGui::IsKeyPressed('Q', false)) quit_ = true;
+  if (io.WantTextInput || !primary()) return;
+  if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Space), false)) playing_ = !playing_;
+  if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_RightArrow))) set_step_index(step_index_ + 1);
+  if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_LeftArrow))) set_step_index(step_index_ - 1);
+  if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Home), false)) set_step_index(0);
+  if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_End), false))
+    set_step_index(static_cast<int64_t>(primary()->timeline_steps.size()) - 1);
+  const bool down = ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_DownArrow));
+  const bool up = ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_UpArrow));
+  if ((down || up) && !rows_.empty()) {
+    const auto& risks = primary()->analysis.risks;
+    int64_t pos = -1;
+    for (size_t i = 0; i < rows_.size(); ++i)
+      if (sel_ >= 0 && risks[rows_[i]].tensor == static_cast<uint32_t>(sel_)) pos = static_cast<int64_t>(i);
+    pos = std::clamp<int64_t>(pos + (down ? 1 : -1), 0, static_cast<int64_t>(rows_.size()) - 1);
+    select_tensor(risks[rows_[static_cast<size_t>(pos)]].tensor);
+  }
+}
+
+void App::menu_bar() {
+  if (!ImGui::BeginMenuBar()) return;
+  if (ImGui::BeginMenu("File")) {
+    if (ImGui::MenuItem("Open trace...", "Ctrl+O")) open_dialog_ = true;
+    if (ImGui::BeginMenu("Primary run", runs_.size() > 1)) {
+      for (size_t i = 0; i < runs_.size(); ++i) {
+        const auto& r = runs_[i];
+        if (ImGui::MenuItem(r.path.c_str(), nullptr, i == primary_, r.run && r.run->ok)) {
+          primary_ = i;
+          on_primary_changed();
+        }
+      }
+      ImGui::EndMenu();
+    }
+    ImGui::Separator();
+    if (ImGui::MenuItem("Quit", "Ctrl+Q")) quit_ = true;
+    ImGui::EndMenu();
+  }
+  if (ImGui::BeginMenu("Export", primary() != nullptr)) {
+    if (ImGui::MenuItem("Write report (HTML/Markdown)...")) {
+      report_dialog_ = true;
+      std::filesystem::path p(primary()->path);
+      report_path_ = (p.parent_path() / (p.stem().string() + "_report.html")).string();
+    }
+    if (ImGui::MenuItem("Save PNG of the window...")) {
+      png_dialog_ = true;
+      png_path_ = std::filesystem::path(primary()->path).stem().string() + "_view.png";
+    }
+    if (ImGui::MenuItem("Copy summary for a bug ticket", "Ctrl+Shift+C")) copy_summary();
+    ImGui::EndMenu();
+  }
+  if (ImGui::BeginMenu("Help")) {
+    ImGui::TextUnformatted(
+        "Space: play/pause   Left/Right: step   Home/End: first/last step\n"
+        "Up/Down: previous/next tensor in the table\n"
+        "Plots: wheel zooms the steps, drag pans, double-click shows the whole run,\n"
+        "       click goes to that step; Ctrl+wheel zooms the heatmap's magnitude axis.\n"
+        "Filter: words match id/name/op/role/dtype; 'sev:warning' keeps warnings and worse;\n"
+        "        '!word' excludes.\n"
+        "Cell colours: the analysis severity of that metric (legend above the table).");
+    ImGui::EndMenu();
+  }
+  const ImGuiIO& io = ImGui::GetIO();
+  if (io.KeyCtrl && io.KeyShift && ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_C), false) &&
+      primary())
+    copy_summary();
+  ImGui::EndMenuBar();
+}
+
+void App::runs_bar() {
+  // One chip per run: the primary drives the table; the others are overlaid in the drift panel.
+  for (size_t i = 0; i < runs_.size(); ++i) {
+    const auto& r = runs_[i];
+    ImGui::PushID(static_cast<int>(i));
+    const std::string name = std::filesystem::path(r.path).filename().string();
+    if (!r.run) {
+      ImGui::TextDisabled("[%s: loading...]", name.c_str());
+    } else if (!r.run->ok) {
+      ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.45f, 1.0f), "[%s: failed]", name.c_str());
+    } else {
+      const bool prim = i == primary_;
+      const std::string label =
+          (prim ? "Run " : "Run ") + std::string(1, static_cast<char>('A' + i)) + ": " + name +
+          (prim ? "  (primary)" : "");
+      if (ImGui::Selectable(label.c_str(), prim, 0, ImGui::CalcTextSize(label.c_str())) && !prim) {
+        primary_ = i;
+        on_primary_changed();
+      }
+      if (ImGui::IsItemHovered())
+        ImGui::SetTooltip("%s\nclick to make it the primary run (the table follows it)",
+                          r.path.c_str());
+    }
+    ImGui::SameLine(0, 18);
+    ImGui::PopID();
+  }
+  if (ImGui::SmallButton("+ Open...")) open_dialog_ = true;
+  if (const Run* p = primary(); p && p->trace->truncated) {
+    ImGui::SameLine(0, 18);
+    ImGui::TextColored(ImVec4(1.0f, 0.78f, 0.3f, 1.0f), "truncated trace: %llu bytes dropped (%s)",
+                       static_cast<unsigned long long>(p->trace->dropped_bytes),
+                       p->trace->truncation_reason.c_str());
+  }
+  // Errors: a red banner per failed run, in the window, never a crash.
+  for (size_t i = 0; i < runs_.size(); ++i) {
+    const auto& r = runs_[i];
+    if (!r.run || r.run->ok) continue;
+    ImGui::PushID(static_cast<int>(i) + 1000);
+    ImGui::PushStyleColor(ImGuiCol_ChildBg, kErrorBg);
+    const float hgt = ImGui::GetTextLineHeightWithSpacing() * 2.0f + 8.0f;
+    ImGui::BeginChild("error", ImVec2(0, hgt), false);
+    ImGui::SetCursorPos(ImVec2(8, 4));
+    ImGui::TextColored(ImVec4(1, 1, 1, 1), "Could not open %s", r.path.c_str());
+    ImGui::SetCursorPosX(8);
+    ImGui::TextColored(ImVec4(1, 0.86f, 0.86f, 1), "%s", r.run->error.c_str());
+    ImGui::EndChild();
+    ImGui::PopStyleColor();
+    region("banner");
+    ImGui::PopID();
+  }
+}
+
+void App::status_bar() {
+  ImGui::Separator();
+  const Run* p = primary();
+  if (p) {
+    const auto& t = *p->trace;
+    ImGui::Text("%s  |  %llu steps [%llu..%llu], steps from %s  |  %zu observations, %zu tensors  |  "
+                "loaded %.2f s, analysed %.2f s",
+                p->label.c_str(), static_cast<unsigned long long>(p->analysis.steps),
+                static_cast<unsigned long long>(p->analysis.first_step),
+                static_cast<unsigned long long>(p->analysis.last_step),
+                trace::step_source_name(t.step_source), t.observations.size(), t.tensors.size(),
+                p->load_seconds, p->analysis_seconds);
+  } else {
+    ImGui::TextDisabled("fpscope-gui");
+  }
+  const bool busy = tdata_.busy() || whatif_.busy() || report_job_.valid();
+  if (busy) {
+    ImGui::SameLine();
+    ImGui::TextColored(ImVec4(0.6f, 0.8f, 1.0f, 1.0f), "  |  computing...");
+  }
+  if (!toast_.empty() && ImGui::GetTime() < toast_until_) {
+    ImGui::SameLine();
+    ImGui::TextColored(ImVec4(1.0f, 0.85f, 0.4f, 1.0f), "  |  %s", toast_.c_str());
+  }
+  ImGui::SameLine(ImGui::GetWindowWidth() - 110);
+  ImGui::TextDisabled("%.1f ms/frame", 1000.0 / std::max(1.0f, ImGui::GetIO().Framerate));
+}
+
+// ---- dialogs and exports -----------------------------------------------------------------------
+
+void App::dialogs() {
+  if (open_dialog_) {
+    ImGui::OpenPopup("Open trace");
+    open_dialog_ = false;
+    if (dialog_path_.empty()) dialog_path_ = dialog_dir_ + "/";
+  }
+  ImGui::SetNextWindowSize(ImVec2(720, 460), ImGuiCond_Appearing);
+  if (ImGui::BeginPopupModal("Open trace", nullptr, ImGuiWindowFlags_NoSavedSettings)) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    ImGui::TextDisabled("%s", dialog_dir_.c_str());
+    if (ImGui::Button("Up")) {
+      dialog_dir_ = fs::path(dialog_dir_).parent_path().string();
+      if (dialog_dir_.empty()) dialog_dir_ = "/";
+    }
+    ImGui::SameLine();
+    ImGui::TextDisabled("(folders and .fpst files; double-click to open)");
+    ImGui::BeginChild("files", ImVec2(0, -ImGui::GetFrameHeightWithSpacing() * 2), true);
+    std::vector<fs::directory_entry> entries;
+    for (fs::directory_iterator it(dialog_dir_, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+      const bool dir = it->is_directory(ec);
+      const auto name = it->path().filename().string();
+      if (name.empty() || name[0] == '.') continue;
+      if (dir || it->path().extension() == ".fpst") entries.push_back(*it);
+    }
+    std::sort(entries.begin(), entries.end(), [&](const auto& a, const auto& b) {
+      const bool da = a.is_directory(ec), db = b.is_directory(ec);
+      return da != db ? da : a.path().filename() < b.path().filename();
+    });
+    for (const auto& e : entries) {
+      const bool dir = e.is_directory(ec);
+      const std::string label = e.path().filename().string() + (dir ? "/" : "");
+      if (ImGui::Selectable(label.c_str(), dialog_path_ == e.path().string(),
+                            ImGuiSelectableFlags_AllowDoubleClick)) {
+        dialog_path_ = e.path().string();
+        if (ImGui::IsMouseDoubleClicked(ImGuiMouseButton_Left)) {
+          if (dir) {
+            dialog_dir_ = e.path().string();
+          } else {
+            open(dialog_path_);
+            ImGui::CloseCurrentPopup();
+          }
+        }
+      }
+    }
+    if (entries.empty()) ImGui::TextDisabled(ec ? "cannot list this folder" : "no folders or .fpst files here");
+    ImGui::EndChild();
+    ImGui::SetNextItemWidth(-190);
+    const bool enter =
+        ImGui::InputText("##path", &dialog_path_, ImGuiInputTextFlags_EnterReturnsTrue);
+    ImGui::SameLine();
+    if (ImGui::Button("Open", ImVec2(80, 0)) || enter) {
+      if (fs::is_directory(dialog_path_, ec)) {
+        dialog_dir_ = dialog_path_;
+      } else {
+        open(dialog_path_);  // errors show in the window
+        ImGui::CloseCurrentPopup();
+      }
+    }
+    ImGui::SameLine();
+    if (ImGui::Button("Cancel", ImVec2(80, 0))) ImGui::CloseCurrentPopup();
+    ImGui::EndPopup();
+  }
+
+  auto path_popup = [&](const char* title, bool* flag, std::string* path, const char* hint,
+                        auto&& on_ok) {
+    if (*flag) {
+      ImGui::OpenPopup(title);
+      *flag = false;
+    }
+    ImGui::SetNextWindowSize(ImVec2(640, 0), ImGuiCond_Appearing);
+    if (ImGui::BeginPopupModal(title, nullptr, ImGuiWindowFlags_NoSavedSettings)) {
+      ImGui::TextDisabled("%s", hint);
+      ImGui::SetNextItemWidth(-1);
+      const bool enter = ImGui::InputText("##p", path, ImGuiInputTextFlags_EnterReturnsTrue);
+      if (ImGui::Button("Write", ImVec2(90, 0)) || enter) {
+        on_ok(*path);
+        ImGui::CloseCurrentPopup();
+      }
+      ImGui::SameLine();
+      if (ImGui::Button("Cancel", ImVec2(90, 0))) ImGui::CloseCurrentPopup();
+      ImGui::EndPopup();
+    }
+  };
+  path_popup("Write report", &report_dialog_, &report_path_,
+             "Report path (.html: one self-contained file; .md: Markdown plus <stem>_files/)",
+             [&](const std::string& p) { export_report(p); });
+  path_popup("Save PNG", &png_dialog_, &png_path_, "PNG path (the whole window, as shown)",
+             [&](const std::string& p) { png_request_ = p; });
+}
+
+void App::export_report(const std::string& path) {
+  if (!primary() || report_job_.valid()) return;
+  std::shared_ptr<const Run> run = runs_[primary_].run;
+  std::shared_ptr<const Run> base;
+  for (size_t i = 0; i < runs_.size(); ++i)
+    if (i != primary_ && runs_[i].run && runs_[i].run->ok && !base) base = runs_[i].run;
+  toast_ = "Writing " + path + " ...";
+  toast_until_ = ImGui::GetTime() + 60.0;
+  report_job_ = std::async(std::launch::async, [run, base, path]() -> std::string {
+    analysis::ReportOptions ro;
+    if (base) ro.baseline = base->model.get();
+    std::string err;
+    try {
+      if (!analysis::write_report(*run->model, run->analysis, path, ro, &err)) return err;
+    } catch (const std::exception& e) {
+      return path + ": " + e.what();
+    }
+    return "Report written: " + path;
+  });
+}
+
+void App::copy_summary() {
+  const Run* p = primary();
+  if (!p) return;
+  analysis::Selection sel;
+  if (sel_ >= 0) sel.tensors.push_back(static_cast<uint32_t>(sel_));
+  sel.step_begin = static_cast<int64_t>(std::max(0.0, std::floor(xview_.x0)));
+  sel.step_end = static_cast<int64_t>(std::max(0.0, std::ceil(xview_.x1)));
+  last_summary_ = analysis::markdown_summary(*p->model, p->analysis, sel);
+  ImGui::SetClipboardText(last_summary_.c_str());
+  toast_ = "Copied the Markdown summary (" + std::to_string(last_summary_.size()) +
+           " chars) of the selection, steps " + std::to_string(sel.step_begin) + ".." +
+           std::to_string(sel.step_end) + ", to the clipboard";
+  toast_until_ = ImGui::GetTime() + 6.0;
+}
+
+}  // namespace fpscope::gui

@@ -1,0 +1,157 @@
+// fpscope-gui: the viewer's state and its panels (frame code; the display-free parts live in
+// fpscope_gui_core). One App per window; every method runs on the UI thread.
+#pragma once
+
+#include <imgui.h>
+
+#include <cstdint>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fpscope/gui/tensor_view.h"
+#include "fpscope/gui/view_model.h"
+#include "plot.h"
+
+namespace fpscope::gui {
+
+struct AppOptions {
+  std::vector<std::string> traces;
+  std::string select;     // tensor id (or name) to select first; default: the worst tensor
+  int64_t step = -1;      // step to show first; default: the first overflow of the selection
+  bool play = false;      // start playing
+  float font_size = 15.0f;
+};
+
+// The data of the selected tensor, computed off the UI thread.
+struct TensorData {
+  uint32_t tensor = 0;
+  TensorSteps steps;
+  analysis::DriftSeries drift;
+  struct Other {
+    size_t run = 0;  // index into App's runs
+    uint32_t tensor = 0;
+    analysis::DriftSeries drift;
+  };
+  std::vector<Other> others;  // the same tensor in the other runs (analysis::match_tensors)
+};
+
+class App {
+ public:
+  explicit App(AppOptions opt);
+  ~App();
+
+  void open(const std::string& path);  // starts loading in the background
+  // Builds the whole UI for a framebuffer of w x h pixels.
+  void frame(float w, float h);
+  // True when nothing is loading or computing (the screenshot waits for this).
+  bool idle() const;
+  bool any_failed() const;
+  // A PNG the user asked for; main captures the frame after rendering it.
+  std::string take_png_request();
+  void png_written(const std::string& path, bool ok);
+  // Screen rectangles of the panels (x, y, w, h), for the tests' pixel checks.
+  const std::map<std::string, ImVec4>& regions() const { return regions_; }
+  bool quit_requested() const { return quit_; }
+  void set_play_speed(float steps_per_second) { play_speed_ = steps_per_second; }
+
+ private:
+  struct RunSlot {
+    std::string path;
+    std::future<std::shared_ptr<const Run>> loading;
+    std::shared_ptr<const Run> run;
+  };
+
+  void poll();
+  const Run* primary() const;
+  void on_primary_changed();
+  void select_tensor(int64_t tensor);
+  void set_step_index(int64_t i);
+  uint64_t cur_step() const;
+  void request_tensor_data();
+  void request_whatif();
+
+  // panels
+  void menu_bar();
+  void runs_bar();
+  void table_panel(ImVec2 size);
+  void detail_panel(ImVec2 size);
+  void timeline_panel(ImVec2 size);
+  void heatmap_panel(ImVec2 size);
+  void drift_panel(ImVec2 size);
+  void weights_panel(ImVec2 size);
+  void status_bar();
+  void dialogs();
+  void keyboard();
+  void region(const char* name);  // records the last item's rectangle
+
+  // exports
+  void export_report(const std::string& path);
+  void copy_summary();
+
+  AppOptions opt_;
+  std::vector<RunSlot> runs_;
+  size_t primary_ = 0;
+  bool primary_init_ = false;
+
+  // selection and replay
+  int64_t sel_ = -1;
+  int64_t step_index_ = 0;  // into primary()->timeline_steps
+  bool playing_ = false;
+  float play_speed_ = 20.0f;  // steps per second
+  double play_accum_ = 0.0;
+  XView xview_;
+
+  // tensor browser
+  std::string filter_;
+  std::vector<SortSpec> sort_{{Col::Severity, 0, true}};
+  std::vector<uint32_t> rows_;
+  bool rows_dirty_ = true;
+  bool scroll_to_sel_ = false;
+
+  // off-thread results
+  Latest<TensorData> tdata_;
+  Latest<WhatIfSeries> whatif_;
+  WhatIfConfig wcfg_;
+  WhatIfConfig wcfg_requested_;
+  int64_t whatif_tensor_ = -1;
+
+  // heatmap
+  unsigned int heat_tex_ = 0;
+  struct HeatKey {
+    uint64_t gen = 0;
+    double x0 = 0, x1 = 0;
+    int width = 0, row_lo = 0, row_hi = 0;
+    bool operator==(const HeatKey&) const = default;
+  } heat_key_;
+  double heat_y0_ = 0, heat_y1_ = 0;  // visible octave range (0: auto)
+  bool show_fmt_[kNumTargets] = {true, true, true, true};
+  bool show_amax_ = true;
+
+  // drift / weights
+  bool drift_fmt_[kNumTargets] = {true, true, true, true};
+  int weight_sel_ = 0;
+  XView ratio_view_;
+  bool ratio_view_init_ = false;
+
+  // dialogs and exports
+  bool open_dialog_ = false;
+  std::string dialog_dir_;
+  std::string dialog_path_;
+  bool report_dialog_ = false;
+  std::string report_path_;
+  bool png_dialog_ = false;
+  std::string png_path_;
+  std::string png_request_;
+  std::future<std::string> report_job_;
+  std::string toast_;
+  double toast_until_ = 0.0;
+  std::string last_summary_;
+
+  std::map<std::string, ImVec4> regions_;
+  bool quit_ = false;
+};
+
+}  // namespace fpscope::gui

@@ -1,0 +1,82 @@
+// Small ImDrawList plotting kit (no ImPlot in Debian): axes with ticks, min/max-per-column lines,
+// step-shared x view with zoom/pan, hover position.
+#pragma once
+
+#include <imgui.h>
+#include <imgui_internal.h>  // ImRect
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "fpscope/gui/colors.h"
+
+namespace fpscope::gui {
+
+inline ImU32 col32(Rgb c, float alpha = 1.0f) {
+  return IM_COL32(c.r, c.g, c.b, static_cast<int>(alpha * 255.0f + 0.5f));
+}
+
+// Shared x range (steps) of every step-indexed plot: wheel zooms at the mouse, drag pans,
+// double-click resets to the whole run.
+struct XView {
+  double x0 = 0, x1 = 1;    // visible
+  double lo = 0, hi = 1;    // whole run
+  void reset() {
+    x0 = lo;
+    x1 = hi;
+  }
+  void set_bounds(double a, double b) {
+    lo = a;
+    hi = b > a ? b : a + 1;
+  }
+  void zoom(double at, double factor);
+  void pan(double dx);
+};
+
+enum class YFmt { Plain, Pow2, Db, Pct };
+
+struct Plot {
+  ImRect frame;  // whole reserved area
+  ImRect r;      // data area
+  double x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+  bool hovered = false;
+  ImVec2 mouse{};
+  float px(double x) const {
+    return r.Min.x + static_cast<float>((x - x0) / (x1 - x0)) * r.GetWidth();
+  }
+  float py(double y) const {
+    return r.Max.y - static_cast<float>((y - y0) / (y1 - y0)) * r.GetHeight();
+  }
+  double x_at(float p) const { return x0 + (p - r.Min.x) / r.GetWidth() * (x1 - x0); }
+  double y_at(float p) const { return y0 + (r.Max.y - p) / r.GetHeight() * (y1 - y0); }
+  int columns() const { return static_cast<int>(r.GetWidth()) < 1 ? 1 : static_cast<int>(r.GetWidth()); }
+};
+
+// Reserves `size` in the current window, draws the background, grid, ticks and labels, and
+// handles the x interaction against `view` (when not null). Returns the plot; draw into
+// ImGui::GetWindowDrawList() with the plot's clip rect pushed (begin_plot pushes, end_plot pops).
+// *clicked_x receives the x of a click without drag (for "go to step"), else stays untouched.
+Plot begin_plot(const char* id, ImVec2 size, XView* view, double y0, double y1, YFmt yfmt,
+                const char* y_label, double* clicked_x = nullptr, float left_margin = 58.0f);
+void end_plot(const Plot& p);
+
+// A series drawn min/max per pixel column: a vertical bar from min to max in every column that
+// holds points, joined to the next column like the full-resolution line. NaN points draw a
+// magenta tick at the bottom edge, +Inf a red triangle at the top edge, -Inf one at the bottom,
+// so a single non-finite value among millions stays visible. `stairs`: hold each value until
+// the next x (loss scale). Values outside [y0, y1] are clamped to the edges.
+void plot_series(const Plot& p, std::span<const double> x, std::span<const double> y, ImU32 col,
+                 float thickness = 1.5f, bool dashed = false, bool stairs = false);
+void dashed_line(ImDrawList* dl, ImVec2 a, ImVec2 b, ImU32 col, float thickness, float dash = 6.0f,
+                 float gap = 4.0f);
+void vline(const Plot& p, double x, ImU32 col, float thickness = 1.0f);
+void hline(const Plot& p, double y, ImU32 col, float thickness = 1.0f, bool dashed = false);
+
+// Legend entry: a coloured swatch (line or box) and a label, on the current line.
+void legend_item(ImU32 col, const char* label, bool box = false, bool dashed = false);
+
+std::string fmt_value(double v, YFmt f);
+std::string fmt_g(double v, int digits = 4);
+
+}  // namespace fpscope::gui

@@ -1,0 +1,139 @@
+// The viewer's state that needs no display: loaded runs, the tensor browser's filter/sort and
+// per-cell severities, and a "latest result wins" slot for work done off the UI thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fpscope/analysis/analysis.h"
+#include "fpscope/trace_io.h"
+#include "fpscope/trace_model.h"
+
+namespace fpscope::gui {
+
+// One opened trace. Loading never throws: a file that is not a trace, has another major version,
+// or cannot be read gives ok == false and a one-line error naming the file. A truncated trace is
+// loaded (ok == true) and trace->truncated says so.
+struct Run {
+  std::string path;
+  std::string label;  // file name
+  bool ok = false;
+  std::string error;
+  std::unique_ptr<trace::Trace> trace;
+  std::unique_ptr<trace::TraceModel> model;  // refers to *trace
+  analysis::RunAnalysis analysis;
+  // Steps the timeline walks through: steps with observations or loss-scale records, ascending.
+  std::vector<uint64_t> timeline_steps;
+  double load_seconds = 0.0;
+  double analysis_seconds = 0.0;
+};
+std::shared_ptr<const Run> load_run(const std::string& path);
+
+// ---- tensor browser -------------------------------------------------------------------------
+enum class Col : int {
+  Severity = 0,
+  Id,
+  Role,
+  Op,
+  Dtype,
+  Shape,
+  Amax,
+  NonFinite,
+  Overflow,  // per target format (SortSpec::target)
+  Underflow,
+  Subnormal,
+  Sqnr,
+};
+struct SortSpec {
+  Col col = Col::Severity;
+  int target = 0;  // index into kTargets for the per-format columns
+  bool descending = true;
+};
+
+// Case-insensitive; whitespace-separated terms must all match. A term matches when it is a
+// substring of the id, name, op, role ("A".."D", "W") or dtype name; "sev:warning" (or any
+// severity name) keeps rows at that severity or worse; "!term" excludes rows matching term.
+bool matches_filter(const analysis::TensorRisk& r, std::string_view filter);
+// Indices into `rows` that pass the filter, ordered by the sort specs (first spec first; ties by
+// the analysis's own order, i.e. stable). NaN SQNRs sort after every number either way.
+std::vector<uint32_t> filter_sort(const std::vector<analysis::TensorRisk>& rows,
+                                  std::string_view filter, const std::vector<SortSpec>& sort);
+
+// Severity of ONE metric of one format (overflow, underflow, subnormal or SQNR column), judged
+// by the analysis library's format_severity on a copy of the risk with the other metrics
+// cleared, so the table's cell colours use exactly the analysis thresholds.
+analysis::Severity metric_severity(const analysis::FormatRisk& r, Col metric,
+                                   const analysis::RiskOptions& opt, std::string* reason);
+
+std::string shape_text(uint64_t rows, uint64_t cols);  // "512x256"
+
+// ---- off the UI thread ----------------------------------------------------------------------
+// Runs jobs on their own threads; only the result of the most recently requested job is kept
+// (a generation counter drops stale ones). poll() from the UI thread each frame.
+template <class T>
+class Latest {
+ public:
+  Latest() = default;
+  Latest(const Latest&) = delete;
+  Latest& operator=(const Latest&) = delete;
+  ~Latest() { wait_all(); }
+
+  // Returns the generation of this request.
+  uint64_t request(std::function<T()> fn) {
+    const uint64_t g = ++gen_;
+    pending_.push_back({g, std::async(std::launch::async, std::move(fn))});
+    return g;
+  }
+  // Moves a finished newest result in; drops finished stale ones. True when a result arrived.
+  bool poll() {
+    bool got = false;
+    for (size_t i = 0; i < pending_.size();) {
+      auto& p = pending_[i];
+      if (p.fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        ++i;
+        continue;
+      }
+      if (p.gen == gen_) {
+        value_ = std::make_shared<T>(p.fut.get());
+        ready_gen_ = p.gen;
+        got = true;
+      } else {
+        p.fut.get();
+      }
+      pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    return got;
+  }
+  // Invalidate the current value and any job in flight.
+  void reset() {
+    ++gen_;
+    value_.reset();
+  }
+  bool busy() const { return !pending_.empty() && ready_gen_ != gen_; }
+  bool current() const { return value_ && ready_gen_ == gen_; }
+  std::shared_ptr<const T> value() const { return value_; }
+  uint64_t generation() const { return gen_; }
+  void wait_all() {
+    for (auto& p : pending_) p.fut.wait();
+    poll();
+  }
+
+ private:
+  struct Pending {
+    uint64_t gen;
+    std::future<T> fut;
+  };
+  uint64_t gen_ = 0;
+  uint64_t ready_gen_ = 0;
+  std::vector<Pending> pending_;
+  std::shared_ptr<const T> value_;
+};
+
+}  // namespace fpscope::gui

@@ -1,0 +1,276 @@
+// The host statistics pass (compute_stats) against independent reference statistics built on
+// CUDA's casts, plus the accumulator's merge, strided views, special inputs and threads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "fpscope/host_stats.h"
+#include "fpscope/numerics.h"
+#include "stats_ref.h"
+
+namespace {
+using fpscope::Format;
+using fpscope::kNumTargets;
+using fpscope::TensorStats;
+
+const float kOnes[kNumTargets] = {1, 1, 1, 1};
+
+// Compares two statistics: counts, amax, min, max and histogram exactly; double sums to a
+// relative tolerance (summation order differs).
+void expect_same(const TensorStats& got, const TensorStats& want, double rel = 1e-12,
+                 const char* what = "") {
+  SCOPED_TRACE(what);
+  EXPECT_EQ(got.count, want.count);
+  EXPECT_EQ(got.nan, want.nan);
+  EXPECT_EQ(got.pos_inf, want.pos_inf);
+  EXPECT_EQ(got.neg_inf, want.neg_inf);
+  EXPECT_EQ(got.zero, want.zero);
+  EXPECT_EQ(got.amax, want.amax);
+  if (want.finite_count() > 0) {
+    EXPECT_EQ(got.min, want.min);
+    EXPECT_EQ(got.max, want.max);
+  }
+  auto near = [rel](double a, double b) { return std::fabs(a - b) <= rel * std::fabs(b) + 1e-300; };
+  EXPECT_TRUE(near(got.sum, want.sum) ||
+              std::fabs(got.sum - want.sum) < 1e-9 * std::sqrt(want.sum_sq))
+      << got.sum << " vs " << want.sum;
+  EXPECT_TRUE(near(got.sum_sq, want.sum_sq)) << got.sum_sq << " vs " << want.sum_sq;
+  for (int i = 0; i < kNumTargets; ++i) {
+    SCOPED_TRACE(fpscope::spec(fpscope::kTargets[i]).name);
+    EXPECT_EQ(got.fmt[i].overflow, want.fmt[i].overflow);
+    EXPECT_EQ(got.fmt[i].underflow, want.fmt[i].underflow);
+    EXPECT_EQ(got.fmt[i].subnormal, want.fmt[i].subnormal);
+    EXPECT_EQ(got.fmt[i].scale, want.fmt[i].scale);
+    EXPECT_TRUE(near(got.fmt[i].sum_err2, want.fmt[i].sum_err2))
+        << got.fmt[i].sum_err2 << " vs " << want.fmt[i].sum_err2;
+  }
+  int bad_bins = 0;
+  for (int b = 0; b < fpscope::kHistBins; ++b) bad_bins += got.hist[b] != want.hist[b];
+  EXPECT_EQ(bad_bins, 0);
+}
+
+std::unique_ptr<TensorStats> run(const void* data, Format dt, uint64_t rows, uint64_t cols,
+                                 uint64_t ld, const float* scales = kOnes, unsigned threads = 1) {
+  fpscope::StatsOptions opt;
+  std::memcpy(opt.scale, scales, sizeof opt.scale);
+  opt.threads = threads;
+  auto s = std::make_unique<TensorStats>();
+  fpscope::compute_stats(data, dt, rows, cols, ld, opt, s.get());
+  return s;
+}
+
+// Every pattern of a storage format as one tensor of that format.
+template <class T>
+void every_pattern(Format f, uint32_t n, const float* scales, double rel) {
+  std::vector<T> data(n);
+  std::vector<float> values(n);
+  for (uint32_t b = 0; b < n; ++b) {
+    data[b] = static_cast<T>(b);
+    values[b] = ref::decode(f, b);
+  }
+  auto got = run(data.data(), f, n, 1, n, scales);
+  const TensorStats want = ref::stats_of(values, scales);
+  expect_same(*got, want, rel, fpscope::spec(f).name);
+  // Also as a 2-D view with an odd shape.
+  auto got2 = run(data.data(), f, n / 8, 8, n / 8, scales);
+  expect_same(*got2, want, rel, "2-D");
+}
+
+TEST(HostStats, EveryFp16AndBf16PatternAsInput) {
+  every_pattern<uint16_t>(Format::FP16, 65536, kOnes, 1e-12);
+  every_pattern<uint16_t>(Format::BF16, 65536, kOnes, 1e-12);
+}
+
+TEST(HostStats, EveryFp8CodeAsInput) {
+  every_pattern<uint8_t>(Format::E4M3, 256, kOnes, 1e-12);
+  every_pattern<uint8_t>(Format::E5M2, 256, kOnes, 1e-12);
+}
+
+TEST(HostStats, EveryPatternWithScales) {
+  // Powers of two and odd scales: e = (fl(x*s) - cast(fl(x*s))) / s, as the reference computes.
+  const float pow2[kNumTargets] = {0.25f, 1024.0f, 1.0f / 64, 8.0f};
+  every_pattern<uint16_t>(Format::FP16, 65536, pow2, 1e-12);
+  every_pattern<uint16_t>(Format::BF16, 65536, pow2, 1e-12);
+  every_pattern<uint8_t>(Format::E4M3, 256, pow2, 1e-12);
+  const float odd[kNumTargets] = {3.7f, 0.3f, 1000.0f, 17.0f};
+  every_pattern<uint16_t>(Format::FP16, 65536, odd, 1e-9);
+  every_pattern<uint8_t>(Format::E5M2, 256, odd, 1e-9);
+}
+
+std::vector<float> random_tensor(size_t n, uint32_t seed, bool specials) {
+  std::mt19937 rng(seed);
+  std::vector<float> v(n);
+  std::uniform_int_distribution<int> ex(-40, 20);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (auto& x : v) x = std::ldexp(g(rng), ex(rng));
+  if (specials) {
+    for (size_t i = 0; i < n; i += 97) v[i] = NAN;
+    for (size_t i = 5; i < n; i += 331) v[i] = INFINITY;
+    for (size_t i = 7; i < n; i += 499) v[i] = -INFINITY;
+    for (size_t i = 3; i < n; i += 53) v[i] = (i & 1) ? 0.0f : -0.0f;
+    for (size_t i = 11; i < n; i += 1001) v[i] = 1e-42f;  // FP32 subnormal
+    for (size_t i = 13; i < n; i += 777) v[i] = -3e38f;   // beyond BF16's max
+  }
+  return v;
+}
+
+TEST(HostStats, RandomFp32MatchesReference) {
+  const auto v = random_tensor(100003, 1, true);
+  const float sc[kNumTargets] = {1, 1, 448.0f / 3.0f, 0.5f};
+  auto got = run(v.data(), Format::FP32, v.size(), 1, v.size(), sc);
+  expect_same(*got, ref::stats_of(v, sc), 1e-9, "fp32");
+  // Against numerics.h's own scalar element step too (bit-identical per element).
+  fpscope::StatsOptions opt;
+  std::memcpy(opt.scale, sc, sizeof sc);
+  auto r = std::make_unique<TensorStats>();
+  fpscope::compute_stats_reference(v.data(), Format::FP32, v.size(), 1, v.size(), opt, r.get());
+  expect_same(*got, *r, 1e-12, "scalar path");
+}
+
+TEST(HostStats, NanInfAndZerosAreCountedAndExcluded) {
+  const std::vector<float> v = {NAN,  1.0f,  INFINITY, -INFINITY, -INFINITY,
+                                0.0f, -0.0f, -2.0f,    NAN,       70000.0f};
+  auto s = run(v.data(), Format::FP32, v.size(), 1, v.size());
+  EXPECT_EQ(s->count, 10u);
+  EXPECT_EQ(s->nan, 2u);
+  EXPECT_EQ(s->pos_inf, 1u);
+  EXPECT_EQ(s->neg_inf, 2u);
+  EXPECT_EQ(s->zero, 2u);
+  EXPECT_EQ(s->finite_count(), 5u);
+  EXPECT_EQ(s->amax, 70000.0f);
+  EXPECT_EQ(s->min, -2.0f);
+  EXPECT_EQ(s->max, 70000.0f);
+  EXPECT_EQ(s->sum, 69999.0);
+  EXPECT_EQ(s->sum_sq, 1.0 + 4.0 + 70000.0 * 70000.0);
+  EXPECT_EQ(s->fmt[1].overflow, 1u);  // 70000 overflows FP16 only
+  EXPECT_EQ(s->fmt[0].overflow, 0u);
+  uint64_t in_hist = 0;
+  for (uint64_t c : s->hist) in_hist += c;
+  EXPECT_EQ(in_hist, 3u);  // 1, -2, 70000
+  EXPECT_EQ(s->hist[127 * 4], 1u);
+  EXPECT_EQ(s->hist[128 * 4], 1u);
+  // 70000 = 1.068 * 2^16: top mantissa bits 00.
+  EXPECT_EQ(s->hist[143 * 4], 1u);
+}
+
+TEST(HostStats, HandWorkedSqnr) {
+  // x = {1, 1 + 2^-12, 2^-26, -3}.
+  //  FP16: 1 + 2^-12 is below 1's half ulp (2^-11): rounds to 1, e = 2^-12; 2^-26 is below half
+  //        the smallest subnormal (2^-25): flushed, e = 2^-26 (an underflow); 1 and -3 exact.
+  //  BF16: 1 + 2^-12 -> 1 (e = 2^-12); 2^-26 and -3 exact.
+  //  E4M3/E5M2: like FP16 (2^-26 is below both formats' subnormals).
+  //  sum x^2 = 1 + (1 + 2^-12)^2 + 2^-52 + 9;  SQNR_FP16 = 10 log10(sum x^2 / (2^-24 + 2^-52)).
+  const std::vector<float> v = {1.0f, 1.0f + std::ldexp(1.0f, -12), std::ldexp(1.0f, -26), -3.0f};
+  auto s = run(v.data(), Format::FP32, 4, 1, 4);
+  const double e16 = std::ldexp(1.0, -24) + std::ldexp(1.0, -52);
+  EXPECT_EQ(s->fmt[1].sum_err2, e16);
+  EXPECT_EQ(s->fmt[1].underflow, 1u);
+  EXPECT_EQ(s->fmt[0].sum_err2, std::ldexp(1.0, -24));
+  EXPECT_EQ(s->fmt[0].underflow, 0u);
+  EXPECT_EQ(s->fmt[2].sum_err2, e16);
+  EXPECT_EQ(s->fmt[3].sum_err2, e16);
+  EXPECT_EQ(s->fmt[2].underflow, 1u);
+  EXPECT_EQ(s->fmt[3].underflow, 1u);
+  const double x2 = 1.0 + std::pow(1.0 + std::ldexp(1.0, -12), 2) + std::ldexp(1.0, -52) + 9.0;
+  EXPECT_EQ(s->sum_sq, x2);
+  const double sqnr16 = 10 * std::log10(s->sum_sq / s->fmt[1].sum_err2);
+  EXPECT_NEAR(sqnr16, 82.661, 0.001);  // 10 log10(11.00049 * 2^24 / (1 + 2^-28))
+}
+
+TEST(HostStats, StridedViewIgnoresPadding) {
+  // 37 x 11 column-major view with ld 50; the padding rows hold NaN and huge values.
+  const uint64_t rows = 37, cols = 11, ld = 50;
+  auto all = random_tensor(ld * cols, 7, false);
+  std::vector<float> inside;
+  for (uint64_t j = 0; j < cols; ++j)
+    for (uint64_t i = 0; i < ld; ++i) {
+      if (i < rows)
+        inside.push_back(all[i + j * ld]);
+      else
+        all[i + j * ld] = (i & 1) ? NAN : 1e30f;
+    }
+  auto got = run(all.data(), Format::FP32, rows, cols, ld);
+  expect_same(*got, ref::stats_of(inside, kOnes), 1e-12, "fp32 strided");
+  // BF16 storage, long columns (in-place path for FP32 is rows >= 256; BF16 always decodes).
+  const uint64_t r2 = 300, c2 = 5, ld2 = 313;
+  std::vector<uint16_t> b(ld2 * c2, 0x7fc0);  // padding: BF16 NaN
+  std::vector<float> in2;
+  std::mt19937 rng(3);
+  for (uint64_t j = 0; j < c2; ++j)
+    for (uint64_t i = 0; i < r2; ++i) {
+      b[i + j * ld2] = static_cast<uint16_t>(rng());
+      in2.push_back(ref::decode(Format::BF16, b[i + j * ld2]));
+    }
+  auto got2 = run(b.data(), Format::BF16, r2, c2, ld2);
+  expect_same(*got2, ref::stats_of(in2, kOnes), 1e-12, "bf16 strided");
+  std::vector<float> f3(ld2 * c2, NAN);
+  for (uint64_t j = 0; j < c2; ++j)
+    for (uint64_t i = 0; i < r2; ++i) f3[i + j * ld2] = in2[i + j * r2];
+  auto got3 = run(f3.data(), Format::FP32, r2, c2, ld2);
+  expect_same(*got3, ref::stats_of(in2, kOnes), 1e-12, "fp32 strided long columns");
+}
+
+TEST(HostStats, MergeOfAnySplitEqualsOnePass) {
+  const auto v = random_tensor(20000, 11, true);
+  const float sc[kNumTargets] = {2, 0.5f, 64, 1};
+  auto whole = run(v.data(), Format::FP32, v.size(), 1, v.size(), sc);
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<size_t> cuts = {0, v.size()};
+    const int k = 1 + trial % 7;
+    for (int c = 0; c < k; ++c) cuts.push_back(rng() % v.size());
+    std::sort(cuts.begin(), cuts.end());
+    auto merged = std::make_unique<TensorStats>();
+    fpscope::reset_stats(*merged, sc);
+    // Merge in a shuffled order: the merge is commutative too.
+    std::vector<size_t> order(cuts.size() - 1);
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    for (size_t p : order) {
+      const size_t b = cuts[p], e = cuts[p + 1];
+      auto part = run(v.data() + b, Format::FP32, e - b, 1, e - b, sc);
+      merged->merge(*part);
+    }
+    expect_same(*merged, *whole, 1e-12, "split");
+  }
+  // An empty part merges as the identity (min/max untouched).
+  auto empty = run(v.data(), Format::FP32, 0, 1, 1, sc);
+  auto m2 = std::make_unique<TensorStats>(*whole);
+  m2->merge(*empty);
+  expect_same(*m2, *whole, 0, "empty");
+  EXPECT_EQ(empty->count, 0u);
+}
+
+TEST(HostStats, ThreadsGiveTheSameStatistics) {
+  const auto v = random_tensor(3 << 20, 21, true);
+  auto one = run(v.data(), Format::FP32, v.size(), 1, v.size(), kOnes, 1);
+  auto two = run(v.data(), Format::FP32, v.size(), 1, v.size(), kOnes, 3);
+  expect_same(*two, *one, 1e-12, "threads, 1-D");
+  auto cols1 = run(v.data(), Format::FP32, 1000, 3000, 1024, kOnes, 1);
+  auto cols3 = run(v.data(), Format::FP32, 1000, 3000, 1024, kOnes, 3);
+  expect_same(*cols3, *cols1, 1e-12, "threads, by columns");
+}
+
+TEST(HostStats, Fp8StorageStrided) {
+  // 3 x 4 E4M3 view, ld 5, by hand: codes 0x38 = 1.0, 0x40 = 2.0, 0xb8 = -1.0, 0x7f = NaN,
+  // 0x00 = 0, 0x7e = 448; padding 0x7f (NaN) must be skipped.
+  const uint8_t d[20] = {0x38, 0x40, 0xb8, 0x7f, 0x7f, 0x00, 0x7e, 0x38, 0x7f, 0x7f,
+                         0x7f, 0x38, 0x38, 0x7f, 0x7f, 0x40, 0x40, 0x40, 0x7f, 0x7f};
+  auto s = run(d, Format::E4M3, 3, 4, 5);
+  EXPECT_EQ(s->count, 12u);
+  EXPECT_EQ(s->nan, 1u);
+  EXPECT_EQ(s->zero, 1u);
+  EXPECT_EQ(s->amax, 448.0f);
+  EXPECT_EQ(s->min, -1.0f);
+  EXPECT_EQ(s->sum, 1 + 2 - 1 + 0 + 448 + 1 + 1 + 1 + 2 + 2 + 2);
+  for (int i = 0; i < kNumTargets; ++i) EXPECT_EQ(s->fmt[i].overflow, 0u);
+  EXPECT_EQ(s->hist[127 * 4], 5u);      // |1| x 5
+  EXPECT_EQ(s->hist[128 * 4], 4u);      // 2 x 4
+  EXPECT_EQ(s->hist[135 * 4 + 3], 1u);  // 448 = 1.75 * 2^8
+}
+
+}  // namespace
