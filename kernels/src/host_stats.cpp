@@ -37,7 +37,9 @@ struct Acc {
   double sum = 0, sum_sq = 0;
   uint64_t ov[kNumTargets] = {}, uf[kNumTargets] = {}, sn[kNumTargets] = {};
   double err2[kNumTargets] = {};
-  uint32_t hist[kHistBins] = {};  // flushed to hist64 before it can wrap
+  // Four interleaved sub-histograms: neighbouring elements usually share a bin, and one
+  // counter would make every increment wait for the previous one's store.
+  uint32_t hist[4][kHistBins] = {};  // flushed to hist64 before they can wrap
   uint64_t hist64[kHistBins] = {};
   uint64_t since_flush = 0;
 };
@@ -48,32 +50,23 @@ inline int32_t order_key(uint32_t u) {
   return s ^ ((s >> 31) & 0x7fffffff);
 }
 
-// Per block of at most kScalarBlock elements, the three exclusive outcomes of a target
-// (overflow, underflow, subnormal) are counted in one 32-bit lane counter as 10-bit fields: an
-// element adds 1, 1 << 10 or 1 << 20, and no field can exceed 1008 < 1024 (fewer live
-// accumulators: the loop keeps its state in registers).
+// Elements per vectorized block: the per-lane 32-bit counters of a block cannot wrap.
 constexpr size_t kScalarBlock = 1008;
-constexpr uint32_t kUfShift = 10, kSnShift = 20, kFieldMask = 1023;
 
-// By value: a reference would make the ElementTarget addressable, which stops vectorization.
-inline uint32_t outcome_code(uint32_t ov, uint32_t uf, uint32_t sn) {
-  return ov | (uf << kUfShift) | (sn << kSnShift);
-}
-
-// The vectorized per-element loop over n <= kScalarBlock floats: everything but the histogram.
+// The vectorized per-element loops over n <= kScalarBlock floats: everything but the histogram.
+// One loop for the input's own statistics and one per target format: each loop keeps its
+// constants and accumulators in vector registers (one fused loop ran out of them and spent a
+// quarter of its instructions re-materializing constants); the block stays in L1 between loops.
 // kClean: the block holds no NaN/Inf (checked by the caller), so no element needs masking.
-// Squared cast errors are summed in double (d^2 spans far more than FP32's range for BF16).
+// Returns how many elements the target loops see as 0: zeros, and NaN/Inf (which continue as 0).
 template <bool kClean>
-__attribute__((always_inline)) inline void block_scalars_impl(const float* __restrict x, size_t n,
-                                                              const ScaleSet& sc, Acc& acc) {
+__attribute__((always_inline)) inline uint32_t block_own_stats(const float* __restrict x, size_t n,
+                                                               Acc& acc) {
   uint32_t c_nan = 0, c_pinf = 0, c_ninf = 0, c_zero = 0;
   int32_t amax = 0, kmin = INT32_MAX, kmax = INT32_MIN;
   double sum = 0, sum_sq = 0;
-  uint32_t q0 = 0, q1 = 0, q2 = 0, q3 = 0;
-  double e0 = 0, e1 = 0, e2 = 0, e3 = 0;  // sum d^2 (d: cast error in the scaled domain)
-  const float sc0 = sc.scale[0], sc1 = sc.scale[1], sc2 = sc.scale[2], sc3 = sc.scale[3];
-#pragma omp simd reduction(+ : c_nan, c_pinf, c_ninf, c_zero, sum, sum_sq, q0, q1, q2, q3, e0, \
-                               e1, e2, e3) reduction(max : amax, kmax) reduction(min : kmin)
+#pragma omp simd reduction(+ : c_nan, c_pinf, c_ninf, c_zero, sum, sum_sq) \
+    reduction(max : amax, kmax) reduction(min : kmin)
   for (size_t i = 0; i < n; ++i) {
     const uint32_t u = detail::f2u(x[i]);
     const auto a = static_cast<int32_t>(u & 0x7fffffffu);
@@ -90,27 +83,9 @@ __attribute__((always_inline)) inline void block_scalars_impl(const float* __res
     const int32_t kl = fin ? key : INT32_MAX, kh = fin ? key : INT32_MIN;
     kmin = kl < kmin ? kl : kmin;
     kmax = kh > kmax ? kh : kmax;
-    // Non-finite inputs continue as 0: they add nothing below (0 never under/overflows).
-    const float xf = detail::u2f(fin ? u : 0u);
-    const auto xd = static_cast<double>(xf);
+    const auto xd = static_cast<double>(detail::u2f(fin ? u : 0u));
     sum += xd;
     sum_sq += xd * xd;
-    const ElementTarget t0 = element_target<kTargets[0]>(xf, sc0);
-    const ElementTarget t1 = element_target<kTargets[1]>(xf, sc1);
-    const ElementTarget t2 = element_target<kTargets[2]>(xf, sc2);
-    const ElementTarget t3 = element_target<kTargets[3]>(xf, sc3);
-    q0 += outcome_code(t0.overflow, t0.underflow, t0.subnormal);
-    q1 += outcome_code(t1.overflow, t1.underflow, t1.subnormal);
-    q2 += outcome_code(t2.overflow, t2.underflow, t2.subnormal);
-    q3 += outcome_code(t3.overflow, t3.underflow, t3.subnormal);
-    const auto d0 = static_cast<double>(t0.d);
-    e0 += d0 * d0;
-    const auto d1 = static_cast<double>(t1.d);
-    e1 += d1 * d1;
-    const auto d2 = static_cast<double>(t2.d);
-    e2 += d2 * d2;
-    const auto d3 = static_cast<double>(t3.d);
-    e3 += d3 * d3;
   }
   acc.count += n;
   acc.nan += c_nan;
@@ -122,14 +97,50 @@ __attribute__((always_inline)) inline void block_scalars_impl(const float* __res
   acc.max_key = std::max(acc.max_key, kmax);
   acc.sum += sum;
   acc.sum_sq += sum_sq;
-  const uint32_t q[] = {q0, q1, q2, q3};
-  const double e[] = {e0, e1, e2, e3};
-  for (int f = 0; f < kNumTargets; ++f) {
-    acc.ov[f] += q[f] & kFieldMask;
-    acc.uf[f] += (q[f] >> kUfShift) & kFieldMask;
-    acc.sn[f] += q[f] >> kSnShift;
-    acc.err2[f] += e[f];
+  return c_zero + c_nan + c_pinf + c_ninf;
+}
+
+// Target kTargets[T] over finite x (n <= kScalarBlock), `zeros` of which are 0. The outcomes
+// are intervals of |y|'s pattern (numerics.h thresholds), so the loop counts three comparisons
+// and derives them: underflow = #(|y| <= max flushed) - zeros, subnormal = #(|y| < smallest
+// normal's rounding start) - #(|y| <= max flushed). The squared cast errors are summed in double
+// (d^2 spans far more than FP32's range for BF16).
+template <int T>
+__attribute__((always_inline)) inline void block_target(const float* __restrict x, size_t n,
+                                                        uint32_t zeros, const ScaleSet& sc,
+                                                        Acc& acc) {
+  constexpr Format F = kTargets[T];
+  using P = detail::CastParams<F>;
+  uint32_t c_low = 0, c_below_normal = 0, c_ov = 0;
+  double e = 0;  // sum d^2 (d: cast error in the scaled domain)
+  const float scale = sc.scale[T];
+#pragma omp simd reduction(+ : c_low, c_below_normal, c_ov, e)
+  for (size_t i = 0; i < n; ++i) {
+    const float y = detail::mul_rn(x[i], scale);
+    const auto a = static_cast<int32_t>(detail::f2u(y) & 0x7fffffffu);
+    const uint32_t ov = detail::classify_overflow<F>(a);
+    c_ov += ov;
+    c_low += a <= P::kUnderflowMaxBits;
+    c_below_normal += a < P::kNormalStartBits;
+    const float r = detail::u2f(static_cast<uint32_t>(detail::round_abs_bits<F>(a)));
+    const float d = ov ? 0.0f : detail::sub_rn(detail::u2f(static_cast<uint32_t>(a)), r);
+    const auto dd = static_cast<double>(d);
+    e += dd * dd;
   }
+  acc.ov[T] += c_ov;
+  acc.uf[T] += c_low - zeros;
+  acc.sn[T] += c_below_normal - c_low;
+  acc.err2[T] += e;
+}
+static_assert(kNumTargets == 4, "block_targets runs the four targets of kTargets");
+
+__attribute__((always_inline)) inline void block_targets(const float* __restrict x, size_t n,
+                                                         uint32_t zeros, const ScaleSet& sc,
+                                                         Acc& acc) {
+  block_target<0>(x, n, zeros, sc, acc);
+  block_target<1>(x, n, zeros, sc, acc);
+  block_target<2>(x, n, zeros, sc, acc);
+  block_target<3>(x, n, zeros, sc, acc);
 }
 
 // Largest |x| pattern of the block, NaN/Inf included (a cheap vector max: selects the path).
@@ -147,10 +158,20 @@ FPSCOPE_CLONES void block_scalars(const float* __restrict x, size_t n, const Sca
                                   Acc& acc) {
   while (n > 0) {
     const size_t m = std::min(n, kScalarBlock);
-    if (max_abs_bits(x, m) < 0x7f800000)
-      block_scalars_impl<true>(x, m, sc, acc);
-    else
-      block_scalars_impl<false>(x, m, sc, acc);
+    if (max_abs_bits(x, m) < 0x7f800000) {
+      const uint32_t zeros = block_own_stats<true>(x, m, acc);
+      block_targets(x, m, zeros, sc, acc);
+    } else {
+      // NaN/Inf take no part in the format statistics: they continue as 0 (never under- or
+      // overflows, no error).
+      const uint32_t zeros = block_own_stats<false>(x, m, acc);
+      alignas(64) float clean[kScalarBlock];
+      for (size_t i = 0; i < m; ++i) {
+        const uint32_t u = detail::f2u(x[i]);
+        clean[i] = (u & 0x7fffffffu) < 0x7f800000u ? x[i] : 0.0f;
+      }
+      block_targets(clean, m, zeros, sc, acc);
+    }
     x += m;
     n -= m;
   }
@@ -159,20 +180,25 @@ FPSCOPE_CLONES void block_scalars(const float* __restrict x, size_t n, const Sca
 // Histogram of a block: every element lands in a bin of its top 11 |x| bits; zeros (bin 0) and
 // NaN/Inf (bins 1020..1023, exponent 255) are taken out again when the counts are flushed.
 void block_hist(const float* __restrict x, size_t n, Acc& acc) {
-  uint32_t* h = acc.hist;
+  uint32_t* h0 = acc.hist[0];
+  uint32_t* h1 = acc.hist[1];
+  uint32_t* h2 = acc.hist[2];
+  uint32_t* h3 = acc.hist[3];
+  auto bin = [x](size_t i) { return (detail::f2u(x[i]) & 0x7fffffffu) >> 21; };
   size_t i = 0;
-  for (; i + 2 <= n; i += 2) {
-    const uint32_t b0 = (detail::f2u(x[i]) & 0x7fffffffu) >> 21;
-    const uint32_t b1 = (detail::f2u(x[i + 1]) & 0x7fffffffu) >> 21;
-    ++h[b0];
-    ++h[b1];
+  for (; i + 4 <= n; i += 4) {
+    ++h0[bin(i)];
+    ++h1[bin(i + 1)];
+    ++h2[bin(i + 2)];
+    ++h3[bin(i + 3)];
   }
-  for (; i < n; ++i) ++h[(detail::f2u(x[i]) & 0x7fffffffu) >> 21];
+  for (; i < n; ++i) ++h0[bin(i)];
   acc.since_flush += n;
 }
 
 void flush_hist(Acc& acc) {
-  for (int b = 0; b < kHistBins; ++b) acc.hist64[b] += acc.hist[b];
+  for (int b = 0; b < kHistBins; ++b)
+    acc.hist64[b] += uint64_t{acc.hist[0][b]} + acc.hist[1][b] + acc.hist[2][b] + acc.hist[3][b];
   std::memset(acc.hist, 0, sizeof acc.hist);
   acc.since_flush = 0;
 }

@@ -117,31 +117,42 @@ struct CastParams {
   // Targets whose normal range starts above FP32's need their own subnormal rounding; for BF16
   // (same exponent range as FP32) the FP32 bit-pattern rounding is already right everywhere.
   static constexpr bool kOwnSubnormals = min_normal_exp(S) > -126;
-  // |y| * kToQuanta counts smallest subnormals (exact: a power of two, result < 2^man_bits).
-  static constexpr float kToQuanta = pow2f(-min_subnormal_exp(S));
-  static constexpr float kFromQuanta = pow2f(min_subnormal_exp(S));
+  // Exponent offset of the rounding magic number (see round_abs_bits): 2^(e + kShift) has an
+  // FP32 ulp of 2^(e - man_bits), F's quantum at exponent e.
+  static constexpr uint32_t kMagicExpOffset = uint32_t{kShift} << 23;
+  // Classification thresholds on |y|'s FP32 pattern a (the rounding is monotone in a, so each
+  // outcome is an interval of patterns; tests check the edges against round_abs_bits and CUDA):
+  //   a <= kUnderflowMaxBits: the cast is 0 (half the smallest subnormal ties to even: 0);
+  //   a <  kNormalStartBits : the cast is below F's smallest normal (the tie between the largest
+  //                           subnormal, an odd mantissa, and the smallest normal rounds up).
+  static constexpr int32_t kUnderflowMaxBits =
+      kOwnSubnormals ? int32_t{min_subnormal_exp(S) - 1 + 127} << 23 : kHalf;
+  static constexpr int32_t kNormalStartBits =
+      kMinNormalBits - (kOwnSubnormals ? int32_t{1} << kShift : kHalf);
   static constexpr uint32_t kOverflowPattern = kIeee ? 0x7f800000u : 0x7fc00000u;  // Inf / NaN
 };
 
 // Raw cast of |y| given as its FP32 pattern a (0 <= a <= 0x7f800000): the result's pattern,
-// before the overflow override. Branch-free.
+// before the overflow override (the value is unspecified where the cast overflows). Branch-free.
 template <Format F>
 FPSCOPE_HD inline int32_t round_abs_bits(int32_t a) {
   using P = CastParams<F>;
-  // Normal range of F: round the FP32 pattern at bit kShift, ties to even; a carry into the
-  // exponent field is the correct next binade.
-  const int32_t rn = (a + (P::kHalf - 1) + ((a >> P::kShift) & 1)) & P::kKeep;
   if constexpr (!P::kOwnSubnormals) {
-    return rn;
+    // F has FP32's exponent range (BF16): round the FP32 pattern at bit kShift, ties to even; a
+    // carry into the exponent field is the correct next binade, and FP32 subnormals round on
+    // the same grid.
+    return (a + (P::kHalf - 1) + ((a >> P::kShift) & 1)) & P::kKeep;
   } else {
-    // Below F's smallest normal: count smallest subnormals, round to an integer with the
-    // 2^23 magic number (ties to even), scale back. An FP32-subnormal |y| (flushed to 0 under
-    // DAZ or not) rounds to 0 quanta either way.
-    const float q_raw =
-        mul_rn(u2f(static_cast<uint32_t>(a < P::kMinNormalBits ? a : 0)), P::kToQuanta);
-    const float q = sub_rn(add_rn(q_raw, 8388608.0f), 8388608.0f);
-    const int32_t rs = static_cast<int32_t>(f2u(mul_rn(q, P::kFromQuanta)));
-    return a < P::kMinNormalBits ? rs : rn;
+    // Magic-number rounding: M = 2^(e + kShift), e = max(exponent of |y|, F's smallest normal
+    // exponent). |y| + M lies in [M, 2M), whose FP32 ulp is F's quantum at |y| (its subnormal
+    // quantum below F's normal range), so the addition rounds |y| to F's grid, ties to even (M's
+    // mantissa is even), and subtracting M is exact. M is a normal number and the result is 0
+    // or normal, so DAZ/FTZ cannot change it (an FP32-subnormal |y| rounds to 0 either way).
+    // Where F overflows, M may be Inf or garbage: the caller overrides those results.
+    const int32_t ea = a & 0x7f800000;
+    const float m = u2f(static_cast<uint32_t>(ea > P::kMinNormalBits ? ea : P::kMinNormalBits) +
+                        P::kMagicExpOffset);
+    return static_cast<int32_t>(f2u(sub_rn(add_rn(u2f(static_cast<uint32_t>(a)), m), m)));
   }
 }
 
@@ -154,6 +165,24 @@ struct TargetStep {
   float value;  // cast result (Inf/NaN when overflow)
 };
 
+// The three exclusive outcomes of casting |y| (FP32 pattern a, finite) to F, as 0/1.
+template <Format F>
+FPSCOPE_HD inline uint32_t classify_overflow(int32_t a) {
+  using P = CastParams<F>;
+  return P::kIeee ? (a >= P::kOverflowBits) : (a > P::kOverflowBits);
+}
+template <Format F>
+FPSCOPE_HD inline uint32_t classify_underflow(int32_t a) {
+  return static_cast<uint32_t>(a != 0) &
+         static_cast<uint32_t>(a <= CastParams<F>::kUnderflowMaxBits);
+}
+template <Format F>
+FPSCOPE_HD inline uint32_t classify_subnormal(int32_t a) {
+  using P = CastParams<F>;
+  return static_cast<uint32_t>(a > P::kUnderflowMaxBits) &
+         static_cast<uint32_t>(a < P::kNormalStartBits);
+}
+
 template <Format F>
 FPSCOPE_HD inline TargetStep cast_step(float y) {
   using P = CastParams<F>;
@@ -162,9 +191,9 @@ FPSCOPE_HD inline TargetStep cast_step(float y) {
   const int32_t a = static_cast<int32_t>(u & 0x7fffffffu);
   const int32_t r = round_abs_bits<F>(a);
   TargetStep t;
-  t.overflow = P::kIeee ? (a >= P::kOverflowBits) : (a > P::kOverflowBits);
-  t.underflow = (r == 0) & (a != 0);
-  t.subnormal = (r != 0) & (r < P::kMinNormalBits);
+  t.overflow = classify_overflow<F>(a);
+  t.underflow = classify_underflow<F>(a);
+  t.subnormal = classify_subnormal<F>(a);
   t.value = u2f(sign | (t.overflow ? P::kOverflowPattern : static_cast<uint32_t>(r)));
   return t;
 }
@@ -257,6 +286,11 @@ FPSCOPE_HD inline float hist_bin_high(int b) {
   return detail::u2f((static_cast<uint32_t>(b + 1) << 21) - 1u);
 }
 
+// |x|'s FP32 pattern.
+FPSCOPE_HD inline uint32_t abs_bits(float x) {
+  return detail::f2u(x) & 0x7fffffffu;
+}
+
 // Per-format scales with 1/s^2 (computed once per tensor, not per element).
 struct ScaleSet {
   float scale[kNumTargets];
@@ -273,8 +307,10 @@ FPSCOPE_HD inline ScaleSet make_scale_set(const float* scales) {
 }
 
 // The per-element step for one target: classification of y = x * s (rounded to FP32, as a real
-// scaled cast computes it) and the cast's error in the scaled domain, d = y - cast(y), which
-// FP32 holds exactly (cast(y) is y rounded to fewer bits); 0 when the cast overflows.
+// scaled cast computes it) and the cast's error in the scaled domain, d = |y| - |cast(y)| (the
+// sign of the error is not needed: only d^2 is summed), which FP32 holds exactly (cast(y) is y
+// rounded to fewer bits); 0 when the cast overflows. Same flags and value as cast_step, without
+// the sign and overflow-pattern work.
 // The error of the element is e = d / s, so sum e^2 = (sum d^2) / s^2: exactly
 // x - cast(x*s)/s whenever x*s is exact in FP32 (always for power-of-two scales, barring FP32
 // overflow/underflow of y); otherwise it leaves out the FP32 rounding of x*s (< half an FP32
@@ -287,15 +323,16 @@ struct ElementTarget {
 };
 template <Format F>
 FPSCOPE_HD inline ElementTarget element_target(float x, float scale) {
+  using P = detail::CastParams<F>;
   const float y = detail::mul_rn(x, scale);
-  const detail::TargetStep t = detail::cast_step<F>(y);
-  const float d = t.overflow ? 0.0f : detail::sub_rn(y, t.value);
-  return ElementTarget{t.overflow, t.underflow, t.subnormal, d};
-}
-
-// Kind of an input element: 0 finite nonzero, 1 zero, 2 NaN, 3 +Inf, 4 -Inf.
-FPSCOPE_HD inline uint32_t abs_bits(float x) {
-  return detail::f2u(x) & 0x7fffffffu;
+  const auto a = static_cast<int32_t>(detail::f2u(y) & 0x7fffffffu);
+  const uint32_t ov = detail::classify_overflow<F>(a);
+  const float r = detail::u2f(static_cast<uint32_t>(detail::round_abs_bits<F>(a)));
+  const float d = ov ? 0.0f : detail::sub_rn(detail::u2f(static_cast<uint32_t>(a)), r);
+  // Underflow is "x != 0 and the cast is 0": it includes an x * s that FP32 itself flushed.
+  const uint32_t uf =
+      static_cast<uint32_t>(abs_bits(x) != 0) & static_cast<uint32_t>(a <= P::kUnderflowMaxBits);
+  return ElementTarget{ov, uf, detail::classify_subnormal<F>(a), d};
 }
 
 // One element into the scalar part of the statistics. Returns its histogram bin, or -1 when it
