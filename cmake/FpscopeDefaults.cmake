@@ -13,6 +13,9 @@ if(FPSCOPE_SANITIZER_FLAGS)
   # Applied globally so that tests, libraries and executables agree on the runtime.
   add_compile_options("$<$<COMPILE_LANGUAGE:C,CXX>:${FPSCOPE_SANITIZER_FLAGS}>")
   add_link_options(${FPSCOPE_SANITIZER_FLAGS})
+  # No per-ISA clones: their ifunc resolvers run during relocation, before the sanitizer runtime
+  # is initialized (a preloaded TSan probe crashed there), and one code path is what we check.
+  add_compile_definitions(FPSCOPE_NO_TARGET_CLONES)
 endif()
 
 function(fpscope_defaults target)

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -89,6 +90,45 @@ std::string expand(const std::string& pattern, long pid) {
   return out;
 }
 
+// One line about a trace: where, how much, and whether it was cut short.
+void describe_trace(const std::string& path, const char* what) {
+  fpscope::trace::Trace tr;
+  fpscope::trace::ReadError err;
+  if (!fpscope::trace::read_trace(path, &tr, &err)) {
+    std::fprintf(stderr, "[fpscope] trace %s: %s\n", path.c_str(), err.message.c_str());
+    return;
+  }
+  std::fprintf(stderr, "[fpscope] %s %s (%zu observations, %zu steps, steps from %s%s)\n", what,
+               path.c_str(), tr.observations.size(), tr.steps.size(),
+               fpscope::trace::step_source_name(tr.step_source), tr.truncated ? ", truncated" : "");
+  if (tr.truncated) std::fprintf(stderr, "[fpscope]   %s\n", tr.truncation_reason.c_str());
+}
+
+// "<dir>/<stem>.<digits><ext>" files beside `path` modified since `since`, sorted.
+std::vector<std::string> sibling_traces(const std::string& path,
+                                        std::filesystem::file_time_type since) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  const fs::path p(path);
+  const std::string stem = p.stem().string(), ext = p.extension().string();
+  std::error_code ec;
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() <= stem.size() + 1 + ext.size() || name.compare(0, stem.size(), stem) != 0 ||
+        name[stem.size()] != '.' || name.compare(name.size() - ext.size(), ext.size(), ext) != 0)
+      continue;
+    const std::string mid =
+        name.substr(stem.size() + 1, name.size() - stem.size() - 1 - ext.size());
+    if (mid.empty() || mid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::error_code tec;
+    if (e.last_write_time(tec) < since || tec) continue;
+    out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 void set(const char* name, const std::string& value) {
   if (!value.empty()) ::setenv(name, value.c_str(), 1);
 }
@@ -122,6 +162,9 @@ int run_record(const RecordOptions& o) {
   if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && old[0] != '\0')
     preload = std::string(old) + ":" + probe;
   ::setenv("LD_PRELOAD", preload.c_str(), 1);
+  // NVTX v3 finds its tool through this variable: the same, already loaded probe (NVTX ranges
+  // name tensors and mark steps). One the user set already is kept.
+  ::setenv("NVTX_INJECTION64_PATH", probe.c_str(), 0);
   ::setenv("FPSCOPE_OUTPUT", output.c_str(), 1);
   set("FPSCOPE_EVERY", o.every);
   set("FPSCOPE_FORMATS", o.formats);
@@ -140,6 +183,7 @@ int run_record(const RecordOptions& o) {
   struct sigaction old[4];
   for (int i = 0; i < 4; ++i) ::sigaction(sigs[i], &sa, &old[i]);
 
+  const std::filesystem::file_time_type started = std::filesystem::file_time_type::clock::now();
   std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -163,19 +207,16 @@ int run_record(const RecordOptions& o) {
       WIFEXITED(status) ? WEXITSTATUS(status) : (WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1);
 
   const std::string where = expand(output, static_cast<long>(pid));
-  fpscope::trace::Trace tr;
-  fpscope::trace::ReadError err;
   if (::access(where.c_str(), F_OK) != 0) {
     std::fprintf(stderr, "[fpscope] no trace at %s%s\n", where.c_str(),
                  has_pid ? " (%p is the pid of each recording process)" : "");
-  } else if (!fpscope::trace::read_trace(where, &tr, &err)) {
-    std::fprintf(stderr, "[fpscope] trace %s: %s\n", where.c_str(), err.message.c_str());
   } else {
-    std::fprintf(
-        stderr, "[fpscope] trace written to %s (%zu observations, %zu steps, steps from %s%s)\n",
-        where.c_str(), tr.observations.size(), tr.steps.size(),
-        fpscope::trace::step_source_name(tr.step_source), tr.truncated ? ", truncated" : "");
-    if (tr.truncated) std::fprintf(stderr, "[fpscope]   %s\n", tr.truncation_reason.c_str());
+    describe_trace(where, "trace written to");
+  }
+  // Other processes of the run that found the path taken record beside it (probe: "<stem>.<pid>
+  // <ext>"): list those written during this run.
+  if (!has_pid) {
+    for (const std::string& other : sibling_traces(where, started)) describe_trace(other, "also");
   }
   return code;
 }
@@ -195,6 +236,17 @@ void register_record_command(CLI::App& app) {
   sub->add_option("--log", opts->log, "Probe log level: off|error|warn|info|debug (FPSCOPE_LOG)");
   sub->add_option("command", opts->command, "The command to run (after --)");
   sub->positionals_at_end();  // from CMD on, everything belongs to CMD, options included
+  sub->footer(
+      "CMD runs with the probe preloaded (LD_PRELOAD, appended to one already set) and the "
+      "FPSCOPE_*\n"
+      "settings of the options; its exit code is fpscope's. Processes CMD starts inherit the "
+      "probe:\n"
+      "one that records while the trace path is in use records to <stem>.<pid><ext> beside it.\n\n"
+      "Examples:\n"
+      "  fpscope record -o run.fpst -- /usr/bin/python3 train.py --epochs 1\n"
+      "  fpscope record -o run.fpst --every 1 -- ./my_training_binary\n"
+      "  fpscope record -o 'run-%r.fpst' -- torchrun --nproc-per-node 2 train.py   # a trace per "
+      "rank");
   sub->callback([opts] {
     const int code = run_record(*opts);
     if (code != 0) throw CLI::RuntimeError(code);

@@ -16,6 +16,7 @@ into the process (run without `fpscope record` / LD_PRELOAD), so the same script
 import contextlib
 import ctypes
 import os
+import sys
 
 __all__ = ["active", "step", "scope", "scope_push", "scope_pop", "loss_scale", "watch",
            "unwatch", "event", "flush"]
@@ -121,34 +122,47 @@ def loss_scale(scale, found_inf=False):
 
 
 def _describe(tensor):
-    """(address, element count, dtype code) of a contiguous torch tensor or numpy array."""
+    """(address, element count, dtype name) of a contiguous CPU torch tensor or numpy array, or
+    (None, reason, None) when it cannot be watched."""
     if hasattr(tensor, "data_ptr") and hasattr(tensor, "numel"):  # torch.Tensor
-        if hasattr(tensor, "is_contiguous") and not tensor.is_contiguous():
-            raise ValueError("fpscope.watch: the tensor must be contiguous")
         if getattr(tensor, "device", None) is not None and str(tensor.device) != "cpu":
-            raise ValueError("fpscope.watch: only CPU tensors can be watched")
+            return None, "only CPU tensors can be watched (got %s)" % tensor.device, None
+        if hasattr(tensor, "is_contiguous") and not tensor.is_contiguous():
+            return None, "the tensor must be contiguous", None
         dtype = str(tensor.dtype).replace("torch.", "")
         return tensor.data_ptr(), int(tensor.numel()), dtype
     if hasattr(tensor, "ctypes") and hasattr(tensor, "dtype"):  # numpy.ndarray
         if not tensor.flags["C_CONTIGUOUS"]:
-            raise ValueError("fpscope.watch: the array must be contiguous")
-        dtype = str(tensor.dtype)
-        return tensor.ctypes.data, int(tensor.size), dtype
-    raise TypeError("fpscope.watch: expected a torch tensor or a numpy array")
+            return None, "the array must be contiguous", None
+        return tensor.ctypes.data, int(tensor.size), str(tensor.dtype)
+    return None, "expected a torch tensor or a numpy array, got %s" % type(tensor).__name__, None
+
+
+def _warn(text):
+    sys.stderr.write("[fpscope] warning: %s\n" % text)
 
 
 def watch(name, tensor):
     """Watches master weights (a CPU torch tensor or numpy array of float32/bfloat16/float16):
     the probe records how much of each update would be lost to BF16/FP16 rounding. The tensor is
-    kept alive until unwatch(name); it must not be reallocated in between."""
+    kept alive until unwatch(name); it must not be reallocated in between. Returns True when
+    watched; a tensor that cannot be watched gets one warning on stderr and False (never an
+    exception: a debugging aid must not stop the training run)."""
     if _lib is None:
-        return
+        return False
     ptr, count, dtype = _describe(tensor)
+    if ptr is None:
+        _warn("watch(%r): %s; not watched" % (name, count))
+        return False
     if dtype not in _DTYPES:
-        raise ValueError("fpscope.watch: unsupported dtype %s (float32, bfloat16, float16)" % dtype)
+        _warn("watch(%r): unsupported dtype %s (float32, bfloat16, float16); not watched"
+              % (name, dtype))
+        return False
     if _lib.fpscope_watch(str(name).encode(), ptr, count, _DTYPES[dtype]) != 0:
-        raise ValueError("fpscope.watch: the probe refused %r" % (name,))
+        _warn("watch(%r): the probe refused it; not watched" % (name,))
+        return False
     _watched[name] = tensor
+    return True
 
 
 def unwatch(name):

@@ -1,6 +1,8 @@
 // The fpscope C API (probe/include/fpscope.h) and the probe's load-time initialization.
 #include "fpscope.h"
 
+#include <exception>
+
 #include "log.h"
 #include "recorder.h"
 
@@ -12,11 +14,25 @@ using fpscope::probe::Recorder;
 namespace trace = fpscope::trace;
 
 namespace {
+// Runs a C API body; nothing escapes into the program (an exception inside the probe, e.g. out of
+// memory copying a watched tensor, drops the record with one log line).
+template <typename F>
+void guarded(const char* what, F&& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    fpscope::probe::log(fpscope::probe::LogLevel::Error, "%s: internal error (%s); not recorded",
+                        what, e.what());
+  } catch (...) {
+    fpscope::probe::log(fpscope::probe::LogLevel::Error, "%s: internal error; not recorded", what);
+  }
+}
+
 // Reads the configuration and registers the exit/fork handlers when the probe is loaded, so that
 // a program that never calls BLAS still gets its (empty) trace at exit.
 __attribute__((constructor)) void fpscope_probe_init() {
   HookGuard guard;
-  (void)Recorder::get();
+  guarded("fpscope init", [] { (void)Recorder::get(); });
 }
 }  // namespace
 
@@ -26,11 +42,13 @@ FPSCOPE_EXPORT int fpscope_active(void) {
 
 FPSCOPE_EXPORT void fpscope_step(void) {
   HookGuard guard;
-  if (Recorder* r = Recorder::get()) r->mark_step(trace::StepSource::Api);
+  guarded("fpscope_step", [] {
+    if (Recorder* r = Recorder::get()) r->mark_step(trace::StepSource::Api);
+  });
 }
 
 FPSCOPE_EXPORT void fpscope_scope_push(const char* name) {
-  Recorder::scope_push(name);
+  guarded("fpscope_scope_push", [name] { Recorder::scope_push(name); });
 }
 FPSCOPE_EXPORT void fpscope_scope_pop(void) {
   Recorder::scope_pop();
@@ -38,8 +56,10 @@ FPSCOPE_EXPORT void fpscope_scope_pop(void) {
 
 FPSCOPE_EXPORT void fpscope_loss_scale(double scale, int found_inf) {
   HookGuard guard;
-  if (Recorder* r = Recorder::get())
-    r->loss_scale(scale, found_inf != 0, 0.0, trace::LossScaleSource::Api);
+  guarded("fpscope_loss_scale", [&] {
+    if (Recorder* r = Recorder::get())
+      r->loss_scale(scale, found_inf != 0, 0.0, trace::LossScaleSource::Api);
+  });
 }
 
 FPSCOPE_EXPORT int fpscope_watch(const char* name, const void* ptr, uint64_t count, int dtype) {
@@ -47,22 +67,33 @@ FPSCOPE_EXPORT int fpscope_watch(const char* name, const void* ptr, uint64_t cou
   if (dtype != FPSCOPE_DTYPE_FP32 && dtype != FPSCOPE_DTYPE_BF16 && dtype != FPSCOPE_DTYPE_FP16)
     return -1;
   HookGuard guard;
-  if (Recorder* r = Recorder::get()) r->watch(name, ptr, count, static_cast<Format>(dtype));
-  return 0;
+  int rc = 0;
+  guarded("fpscope_watch", [&] {
+    rc = -1;
+    if (Recorder* r = Recorder::get()) r->watch(name, ptr, count, static_cast<Format>(dtype));
+    rc = 0;
+  });
+  return rc;
 }
 
 FPSCOPE_EXPORT void fpscope_unwatch(const char* name) {
   if (name == nullptr) return;
-  if (Recorder* r = Recorder::get()) r->unwatch(name);
+  guarded("fpscope_unwatch", [name] {
+    if (Recorder* r = Recorder::get()) r->unwatch(name);
+  });
 }
 
 FPSCOPE_EXPORT void fpscope_event(const char* text) {
   if (text == nullptr) return;
   HookGuard guard;
-  if (Recorder* r = Recorder::get()) r->event(trace::EventLevel::Info, text);
+  guarded("fpscope_event", [text] {
+    if (Recorder* r = Recorder::get()) r->event(trace::EventLevel::Info, text);
+  });
 }
 
 FPSCOPE_EXPORT void fpscope_flush(void) {
   HookGuard guard;
-  if (Recorder* r = Recorder::get()) r->flush();
+  guarded("fpscope_flush", [] {
+    if (Recorder* r = Recorder::get()) r->flush();
+  });
 }

@@ -59,6 +59,32 @@ std::vector<std::string> split(const char* s) {
   return out;
 }
 
+// The op names the hooks record (probe/src/hooks_blas.cpp, probe/cuda/hooks_cublas.cpp): an
+// FPSCOPE_OPS name outside this list matches nothing, which is worth a warning (a typo).
+constexpr const char* kKnownOps[] = {
+    "sgemm",
+    "cblas_sgemm",
+    "sbgemm",
+    "cblas_sbgemm",
+    "cublasGemmEx",
+    "cublasGemmEx_64",
+    "cublasGemmStridedBatchedEx",
+    "cublasGemmStridedBatchedEx_64",
+    "cublasGemmBatchedEx",
+    "cublasGemmBatchedEx_64",
+    "cublasSgemm_v2",
+    "cublasSgemm_v2_64",
+    "cublasHgemm",
+    "cublasHgemm_64",
+    "cublasLtMatmul",
+};
+
+bool known_op(const std::string& name) {
+  for (const char* k : kKnownOps)
+    if (name == k) return true;
+  return false;
+}
+
 }  // namespace
 
 bool Config::op_enabled(const char* op) const {
@@ -147,6 +173,11 @@ Config load_config() {
         roles[t[0] - 'A'] = true;
         any_role = true;
       } else {
+        if (!known_op(t))
+          log(LogLevel::Warn,
+              "FPSCOPE_OPS: '%s' is not an op the probe records (sgemm, cblas_sgemm, sbgemm, "
+              "cblas_sbgemm, cublasGemmEx, cublasLtMatmul, ...): it matches nothing",
+              t.c_str());
         ops.push_back(t);
       }
     }
@@ -193,6 +224,12 @@ Config load_config() {
       bad("FPSCOPE_PERIOD_WINDOW", v, "an integer in 16..1000000", "4096");
     else
       c.period_window = static_cast<uint32_t>(u);
+  }
+  if (const char* v = env("FPSCOPE_WATCH_MAX_ELEMENTS")) {
+    if (!parse_u64(v, &u) || u == 0 || u > (uint64_t{1} << 34))
+      bad("FPSCOPE_WATCH_MAX_ELEMENTS", v, "an integer in 1..17179869184", "67108864");
+    else
+      c.watch_max_elements = u;
   }
   if (const char* v = env("FPSCOPE_STATS_THREADS")) {
     if (!parse_u64(v, &u) || u == 0 || u > 256)
@@ -253,6 +290,7 @@ std::string config_json(const Config& c) {
   j["flush_bytes"] = c.flush_bytes;
   j["zstd"] = c.zstd;
   j["stats_threads"] = c.stats_threads;
+  j["watch_max_elements"] = c.watch_max_elements;
   return j.dump();
 }
 

@@ -1,6 +1,7 @@
 // Probe configuration from FPSCOPE_* environment variables (README: "Settings"). Every variable the
-// probe reads is listed in kSettings (config.cpp) and documented in README's table (a test checks
-// both directions). A bad value gets one warning naming the variable and the default is used.
+// probe reads is documented in README's table, with its default (tests/probe/check_settings.py
+// checks both directions against the string literals in probe/). A bad value gets one warning
+// naming the variable, and the default is used.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,7 @@ struct Config {
   StepMode steps = StepMode::Auto;
   uint32_t period_window = 4096;  // calls held back at most while detecting the step period
   unsigned stats_threads = 1;
+  uint64_t watch_max_elements = uint64_t{1} << 26;  // larger watched tensors are refused
 
   bool op_enabled(const char* op) const;
   bool role_enabled(trace::Role r) const {

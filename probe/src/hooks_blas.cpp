@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <new>
+#include <vector>
 
 #include "fpscope/host_stats.h"
 #include "log.h"
@@ -72,24 +74,59 @@ struct Call {
   float* c;
 };
 
+void internal_error(const char* what) {
+  static std::atomic<bool> once{false};
+  if (!once.exchange(true))
+    log(LogLevel::Error, "internal error (%s): a GEMM went unrecorded; the program runs on", what);
+}
+
+// Measures and performs one call. Nothing escapes into the program: an exception inside the probe
+// (out of memory) loses the record, never the call.
 template <typename Real>
 void run(const Call& call, Real&& real) {
   HookGuard guard;
-  Recorder* rec = guard.outermost() ? Recorder::get() : nullptr;
-  if (rec == nullptr) {
+  bool done = false;
+  try {
+    Recorder* rec = guard.outermost() ? Recorder::get() : nullptr;
+    if (rec == nullptr) {
+      done = true;
+      real();
+      return;
+    }
+    const GemmTicket t = rec->begin_gemm(call.desc);
+    if (!t.any) {
+      done = true;
+      real();
+      return;
+    }
+    measure(rec, t, call.desc, 0, call.a);
+    measure(rec, t, call.desc, 1, call.b);
+    if (call.desc.num_operands == 4) measure(rec, t, call.desc, 2, call.c);
+    done = true;
     real();
-    return;
+    measure(rec, t, call.desc, call.desc.num_operands - 1, call.c);
+  } catch (const std::exception& e) {
+    internal_error(e.what());
+    if (!done) real();
+  } catch (...) {
+    internal_error("unknown exception");
+    if (!done) real();
   }
-  const GemmTicket t = rec->begin_gemm(call.desc);
-  if (!t.any) {
-    real();
-    return;
+}
+
+// The stored elements of an operand view (column-major: cols columns of ld, the last one rows).
+uint64_t stored_elements(const OperandDesc& o) {
+  return (o.rows == 0 || o.cols == 0) ? 0 : (o.cols - 1) * o.ld + o.rows;
+}
+// BF16 -> FP32 (exact: BF16 is the top half of an FP32 pattern).
+std::vector<float> widen_bf16(const void* p, const OperandDesc& o) {
+  std::vector<float> out(stored_elements(o));
+  const auto* h = static_cast<const uint16_t*>(p);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const uint32_t bits = static_cast<uint32_t>(h[i]) << 16;
+    __builtin_memcpy(&out[i], &bits, sizeof bits);
   }
-  measure(rec, t, call.desc, 0, call.a);
-  measure(rec, t, call.desc, 1, call.b);
-  if (call.desc.num_operands == 4) measure(rec, t, call.desc, 2, call.c);
-  real();
-  measure(rec, t, call.desc, call.desc.num_operands - 1, call.c);
+  return out;
 }
 
 Call make_call(const char* op, int layout, Format ab, char ta, char tb, int m, int n, int k,
@@ -168,18 +205,50 @@ FPSCOPE_EXPORT void sgemm_(const char* ta, const char* tb, const int* m, const i
   run(call, call_real);
 }
 
+// The BF16 GEMMs are exported whether or not the BLAS has them (the probe cannot know at link
+// time; Debian's OpenBLAS 0.3.21 declares but does not export them). Without a real one, the
+// call is performed by the real SGEMM on A and B widened to FP32 (exact), which accumulates in
+// FP32 as sbgemm does: a program that finds the symbol gets a correct product, never a no-op.
+namespace {
+std::atomic<bool> g_sbgemm_missing{false};
+std::atomic<bool> g_cblas_sbgemm_missing{false};
+void emulation_note(const char* name) {
+  static std::atomic<bool> once{false};
+  if (!once.exchange(true))
+    log(LogLevel::Info, "%s: the BLAS has none; computed by its SGEMM on widened operands", name);
+}
+}  // namespace
+
 FPSCOPE_EXPORT void sbgemm_(const char* ta, const char* tb, const int* m, const int* n,
                             const int* k, const float* alpha, const uint16_t* a, const int* lda,
                             const uint16_t* b, const int* ldb, const float* beta, float* c,
                             const int* ldc, size_t la, size_t lb) {
-  sbgemm_fn real = resolve_cached<sbgemm_fn>(g_sbgemm, "sbgemm_");
-  if (real == nullptr) return missing<1>("sbgemm_");
-  auto call_real = [&] { real(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, la, lb); };
-  if (HookGuard::active()) return call_real();
+  sbgemm_fn real = g_sbgemm_missing.load(std::memory_order_relaxed)
+                       ? nullptr
+                       : resolve_cached<sbgemm_fn>(g_sbgemm, "sbgemm_");
   const Call call =
       make_call("sbgemm", 0, fpscope::Format::BF16, upper_trans(*ta), upper_trans(*tb), *m, *n, *k,
                 *alpha, a, *lda, b, *ldb, *beta, c, *ldc);
-  run(call, call_real);
+  if (real != nullptr) {
+    auto call_real = [&] { real(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, la, lb); };
+    if (HookGuard::active()) return call_real();
+    return run(call, call_real);
+  }
+  g_sbgemm_missing.store(true, std::memory_order_relaxed);
+  sgemm_fn sg = resolve_cached<sgemm_fn>(g_sgemm, "sgemm_");
+  if (sg == nullptr) return missing<1>("sbgemm_");
+  emulation_note("sbgemm_");
+  auto emulate = [&] {
+    try {
+      const std::vector<float> wa = widen_bf16(a, call.desc.operands[0]);
+      const std::vector<float> wb = widen_bf16(b, call.desc.operands[1]);
+      sg(ta, tb, m, n, k, alpha, wa.data(), lda, wb.data(), ldb, beta, c, ldc, la, lb);
+    } catch (const std::bad_alloc&) {
+      log(LogLevel::Error, "sbgemm_: out of memory widening the operands; the call did nothing");
+    }
+  };
+  if (HookGuard::active()) return emulate();
+  run(call, emulate);
 }
 
 FPSCOPE_EXPORT void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
@@ -197,11 +266,34 @@ FPSCOPE_EXPORT void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, 
 FPSCOPE_EXPORT void cblas_sbgemm(int order, int ta, int tb, int m, int n, int k, float alpha,
                                  const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
                                  float* c, int ldc) {
-  cblas_sbgemm_fn real = resolve_cached<cblas_sbgemm_fn>(g_cblas_sbgemm, "cblas_sbgemm");
-  if (real == nullptr) return missing<3>("cblas_sbgemm");
-  auto call_real = [&] { real(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); };
-  if (HookGuard::active() || (order != kRowMajor && order != kColMajor)) return call_real();
-  const Call call = make_call("cblas_sbgemm", order, fpscope::Format::BF16, cblas_trans_char(ta),
-                              cblas_trans_char(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  run(call, call_real);
+  cblas_sbgemm_fn real = g_cblas_sbgemm_missing.load(std::memory_order_relaxed)
+                             ? nullptr
+                             : resolve_cached<cblas_sbgemm_fn>(g_cblas_sbgemm, "cblas_sbgemm");
+  const bool valid_order = order == kRowMajor || order == kColMajor;
+  const Call call = make_call("cblas_sbgemm", valid_order ? order : kColMajor,
+                              fpscope::Format::BF16, cblas_trans_char(ta), cblas_trans_char(tb), m,
+                              n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (real != nullptr) {
+    auto call_real = [&] { real(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); };
+    if (HookGuard::active() || !valid_order) return call_real();
+    return run(call, call_real);
+  }
+  g_cblas_sbgemm_missing.store(true, std::memory_order_relaxed);
+  cblas_sgemm_fn sg = resolve_cached<cblas_sgemm_fn>(g_cblas_sgemm, "cblas_sgemm");
+  if (sg == nullptr) return missing<3>("cblas_sbgemm");
+  emulation_note("cblas_sbgemm");
+  auto emulate = [&] {
+    try {
+      const std::vector<float> wa =
+          valid_order ? widen_bf16(a, call.desc.operands[0]) : std::vector<float>();
+      const std::vector<float> wb =
+          valid_order ? widen_bf16(b, call.desc.operands[1]) : std::vector<float>();
+      sg(order, ta, tb, m, n, k, alpha, wa.data(), lda, wb.data(), ldb, beta, c, ldc);
+    } catch (const std::bad_alloc&) {
+      log(LogLevel::Error,
+          "cblas_sbgemm: out of memory widening the operands; the call did nothing");
+    }
+  };
+  if (HookGuard::active() || !valid_order) return emulate();
+  run(call, emulate);
 }

@@ -1,11 +1,15 @@
 #include "recorder.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -64,6 +68,24 @@ uint64_t signature(const GemmDesc& d, const std::string& scope) {
   return h;
 }
 
+// The same without the sizes: the fallback for programs whose shapes change from step to step
+// (dynamic batch or sequence length), where the full signature never repeats.
+uint64_t coarse_signature(const GemmDesc& d, const std::string& scope) {
+  uint64_t h = mix(hash_str(d.op), 0x5a5a);
+  h = mix(h, static_cast<uint64_t>(d.sig.transa));
+  h = mix(h, static_cast<uint64_t>(d.sig.transb));
+  h = mix(h, static_cast<uint64_t>(d.layout));
+  for (int i = 0; i < d.num_operands; ++i)
+    h = mix(h, static_cast<uint64_t>(d.operands[i].dtype) * 8 +
+                   static_cast<uint64_t>(d.operands[i].role));
+  if (!scope.empty()) h = mix(h, hash_str(scope.c_str()));
+  return h;
+}
+
+// A prefix period is taken only once the sequence is this long: a step that begins with a few
+// calls of one shape (separate q/k/v projections) is not a period of 1.
+constexpr size_t kMinCallsForPrefixPeriod = 16;
+
 // Compact statistics of a held call (the dense histogram is 8 KiB; most bins are empty).
 struct CompactStats {
   StatsScalars scalars;
@@ -90,6 +112,15 @@ struct Held {
   bool have[kMaxOperands] = {};
   bool pending[kMaxOperands] = {};  // sampled, statistics not delivered yet
   CompactStats stats[kMaxOperands];
+};
+
+// A loss-scale record or event that arrived while the step of the calls around it is not known
+// yet (period detection): written once they are labelled, with the step of the call before it.
+struct PendingRecord {
+  size_t after = 0;  // held calls before it
+  bool is_event = false;
+  trace::LossScaleRecord loss_scale;
+  trace::EventRecord event;
 };
 
 struct LateLabel {  // labelled after commit, statistics still to come (device path)
@@ -171,7 +202,11 @@ struct Recorder::Impl {
   bool explicit_steps = false;
   enum class Phase { Detect, Tracking, Off } phase = Phase::Detect;
   PeriodDetector detector;
+  PeriodDetector coarse_detector;  // sizes left out (see coarse_signature)
+  bool coarse = false;             // the period in force was found on coarse signatures
+  bool no_period_warned = false;
   std::vector<Held> held;
+  std::vector<PendingRecord> pending_records;  // during detection, in arrival order
   uint64_t held_base = 0;
   StepTracker tracker;
   uint64_t ordinal = 0;  // next ordinal when steps are explicit / off
@@ -191,6 +226,36 @@ struct Recorder::Impl {
 
   void event_locked(trace::EventLevel level, const std::string& text);
 
+  // ---- output ownership (callers hold mu) ----
+  // A trace path belongs to the first process that records to it: an flock on it, held until
+  // exit, tells later processes (a subprocess inheriting LD_PRELOAD and FPSCOPE_OUTPUT) that a
+  // live process writes there. The lock belongs to this process's open file description: a
+  // forked child closing its copy does not release it; exec closes it (O_CLOEXEC).
+  int claim_fd = -1;
+  std::string claimed;
+  // false: another live process holds `p`. Errors opening it are left for the writer to report.
+  bool claim(const std::string& p) {
+    if (claim_fd >= 0 && claimed == p) return true;
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return true;
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return errno != EWOULDBLOCK;
+    }
+    if (claim_fd >= 0) ::close(claim_fd);
+    claim_fd = fd;
+    claimed = p;
+    return true;
+  }
+  // "<dir>/run.fpst" -> "<dir>/run.<pid>.fpst".
+  static std::string sibling_path(const std::string& p, long id) {
+    const size_t slash = p.rfind('/');
+    const size_t dot = p.rfind('.');
+    const bool ext = dot != std::string::npos && (slash == std::string::npos || dot > slash + 1);
+    const std::string tag = "." + std::to_string(id);
+    return ext ? p.substr(0, dot) + tag + p.substr(dot) : p + tag;
+  }
+
   // ---- writer lifecycle (callers hold mu) ----
   bool ensure_writer() {
     if (closed) return false;
@@ -198,6 +263,18 @@ struct Recorder::Impl {
     if (open_attempted) return false;
     open_attempted = true;
     path = expand_output(cfg.output, pid);
+    if (!claim(path)) {
+      const std::string own = sibling_path(path, pid);
+      log(LogLevel::Warn, "another process is recording to %s; process %ld records to %s",
+          path.c_str(), pid, own.c_str());
+      path = own;
+      if (!claim(path)) {
+        log(LogLevel::Warn, "%s is in use too; recording disabled, the program runs on",
+            path.c_str());
+        disable_locked();
+        return false;
+      }
+    }
     std::string err;
     trace::WriterOptions wo;
     wo.flush_bytes = cfg.flush_bytes;
@@ -228,6 +305,7 @@ struct Recorder::Impl {
     closed = true;
     g_recorder.store(nullptr, std::memory_order_release);
     held.clear();
+    pending_records.clear();
     late.clear();
   }
 
@@ -338,17 +416,34 @@ struct Recorder::Impl {
 
   // A new step begins now (live boundary): marks, per-step state, watched weights.
   void begin_step_live(uint64_t first_seq) {
+    sample_watches(step, step + 1);  // the update the ending step made
     ++step;
     ordinal = 0;
     extras = 0;
     scope_counts.clear();
     emit_mark(step, now(), first_seq);
-    sample_watches();
   }
+
+  // Writes the pending records that came after `calls` held calls, with the current step.
+  void flush_pending_records(size_t calls, size_t* next) {
+    for (; *next < pending_records.size() && pending_records[*next].after <= calls; ++*next) {
+      PendingRecord& p = pending_records[*next];
+      if (p.is_event) {
+        p.event.step = step;
+        writer->event(p.event);
+      } else {
+        p.loss_scale.step = step;
+        writer->loss_scale(p.loss_scale);
+      }
+    }
+  }
+  // While calls are held (steps unknown), a record "at the current step" waits for them.
+  bool hold_record() const { return phase == Phase::Detect && !held.empty(); }
 
   // Labels every held call with the detected period (or none) and emits what is complete.
   void commit(PeriodResult r) {
     const size_t n = held.size();
+    size_t next_pending = 0;
     auto tmp = std::make_unique<TensorStats>();
     if (r.period > 0) {
       source = StepSource::GemmPeriod;
@@ -363,7 +458,9 @@ struct Recorder::Impl {
       } else if (r.period > 0) {
         const size_t pos = (i - r.offset) % r.period;
         ord = static_cast<long>(pos);
-        if (pos == 0 && (i > r.offset || r.offset > 0)) {
+        // Warm-up calls share step 0 with the first period, so that step k is the k-th
+        // iteration of the program's loop.
+        if (pos == 0 && i > r.offset) {
           ++step;
           extras = 0;
           scope_counts.clear();
@@ -393,20 +490,24 @@ struct Recorder::Impl {
         late_label.time_ns = h.time_ns;
         late.emplace(h.seq, late_label);
       }
+      flush_pending_records(i + 1, &next_pending);
     }
+    flush_pending_records(SIZE_MAX, &next_pending);
+    pending_records.clear();
     if (r.period > 0) {
-      const auto& sq = detector.sequence();
+      const auto& sq = coarse ? coarse_detector.sequence() : detector.sequence();
       std::vector<uint64_t> pattern(sq.begin() + static_cast<long>(r.offset),
                                     sq.begin() + static_cast<long>(r.offset + r.period));
       tracker = StepTracker(std::move(pattern), (n - r.offset) % r.period);
       phase = Phase::Tracking;
-      FPSCOPE_LOG(Info, "steps: GEMM period %zu calls (after %zu warm-up calls)", r.period,
-                  r.offset);
+      FPSCOPE_LOG(Info, "steps: GEMM period %zu calls (after %zu warm-up calls)%s", r.period,
+                  r.offset, coarse ? " from op sequence (shapes vary)" : "");
     } else {
       FPSCOPE_LOG(Info, "steps: no repeating GEMM sequence in %zu calls; still looking", n);
     }
     held.clear();
     detector.reset();
+    coarse_detector.reset();
     check_writer();
   }
 
@@ -419,7 +520,10 @@ struct Recorder::Impl {
     if (step == 0 && writer) emit_mark(0, 0, 0);
   }
 
-  void sample_watches() {
+  // At the boundary between step `ending` and step `next`: records the update each watched
+  // tensor received during `ending` (if it was snapshotted at its start), and snapshots it again
+  // if `next` is sampled.
+  void sample_watches(uint64_t ending, uint64_t next) {
     if (watches.empty()) return;
     uint64_t hist[kRatioBins];
     for (auto& [name, w] : watches) {
@@ -427,7 +531,7 @@ struct Recorder::Impl {
         w.cur.resize(w.count);
         widen(w.ptr, w.dtype, w.count, w.cur.data());
         trace::WeightUpdateRecord rec;
-        rec.step = step;
+        rec.step = ending;
         rec.tensor = w.tensor;
         rec.master_dtype = w.dtype;
         rec.elements = w.count;
@@ -440,7 +544,7 @@ struct Recorder::Impl {
         writer->weight_update(rec);
         w.have_prev = false;
       }
-      if (sampled(step)) {
+      if (sampled(next)) {
         w.prev.resize(w.count);
         widen(w.ptr, w.dtype, w.count, w.prev.data());
         w.have_prev = true;
@@ -480,6 +584,7 @@ Recorder* Recorder::get() {
     impl->cfg = std::move(cfg);
     impl->pid = static_cast<long>(getpid());
     impl->detector = PeriodDetector(3);
+    impl->coarse_detector = PeriodDetector(3);
     if (impl->cfg.steps == StepMode::None || impl->cfg.steps == StepMode::Api)
       impl->phase = Impl::Phase::Off;
     const std::string p = expand_output(impl->cfg.output, impl->pid);
@@ -501,11 +606,18 @@ void atfork_child() {
     impl->writer->abandon_after_fork();
     (void)impl->writer.release();  // leaked on purpose: its thread does not exist here
   }
+  if (impl->claim_fd >= 0) {  // the parent keeps its claim (never LOCK_UN here)
+    ::close(impl->claim_fd);
+    impl->claim_fd = -1;
+    impl->claimed.clear();
+  }
   impl->held.clear();
+  impl->pending_records.clear();
   impl->late.clear();
   impl->tensors.clear();
   for (auto& [name, w] : impl->watches) w.have_prev = false;
   impl->detector.reset();
+  impl->coarse_detector.reset();
   impl->pid = static_cast<long>(getpid());
   impl->t0 = std::chrono::steady_clock::now();
   if (!impl->closed && impl->cfg.output.find("%p") != std::string::npos) {
@@ -539,7 +651,8 @@ GemmTicket Recorder::begin_gemm(const GemmDesc& d) {
       m.resolve(m.label(scope, static_cast<long>(m.ordinal++)), scope, d, m.step, &t);
       return t;
     case Impl::Phase::Tracking: {
-      const StepTracker::Label l = m.tracker.next(signature(d, scope));
+      const StepTracker::Label l =
+          m.tracker.next(m.coarse ? coarse_signature(d, scope) : signature(d, scope));
       if (l.new_step) m.begin_step_live(t.seq);
       if (l.lost) {
         m.event_locked(trace::EventLevel::Warning,
@@ -571,13 +684,33 @@ GemmTicket Recorder::begin_gemm(const GemmDesc& d) {
     t.any = true;
   }
   m.held.push_back(std::move(h));
-  if (m.detector.feed(signature(d, scope))) {
+  m.coarse_detector.feed(coarse_signature(d, scope));
+  if (m.detector.feed(signature(d, scope)) && m.held.size() >= kMinCallsForPrefixPeriod) {
+    m.coarse = false;
     m.commit(PeriodResult{0, m.detector.prefix_period()});
   } else if (m.held.size() >= m.cfg.period_window) {
-    m.commit(m.detector.decide(2));
+    PeriodResult r = m.detector.decide(2);
+    m.coarse = false;
+    if (r.period == 0) {  // shapes that change every step: the sequence of ops may still repeat
+      r = m.coarse_detector.decide(3);
+      m.coarse = r.period > 0;
+    }
+    if (r.period == 0 && !m.no_period_warned) {
+      m.no_period_warned = true;
+      m.event_locked(trace::EventLevel::Warning,
+                     "no repeating GEMM sequence in " + std::to_string(m.held.size()) +
+                         " calls: steps are unknown and every call is measured; mark steps "
+                         "with fpscope.step() or an NVTX range (FPSCOPE_STEP_RANGE)");
+      log(LogLevel::Warn, "no repeating GEMM sequence in %zu calls; see the trace's events",
+          m.held.size());
+    }
+    m.commit(r);
   } else if (m.held.size() % 8 == 0) {  // steps after warm-up calls (see period.h)
     const PeriodResult r = m.detector.decide(3, m.held.size() / 2);
-    if (r.period > 0) m.commit(r);
+    if (r.period > 0) {
+      m.coarse = false;
+      m.commit(r);
+    }
   }
   return t;
 }
@@ -678,6 +811,13 @@ void Recorder::loss_scale_at(uint64_t step, double scale, bool found_inf, double
   r.next_scale = next_scale;
   r.source = source;
   r.time_ns = m.now();
+  if (step == UINT64_MAX && m.hold_record()) {
+    PendingRecord p;
+    p.after = m.held.size();
+    p.loss_scale = r;
+    m.pending_records.push_back(std::move(p));
+    return;
+  }
   m.writer->loss_scale(r);
   m.check_writer();
 }
@@ -688,6 +828,14 @@ void Recorder::Impl::event_locked(trace::EventLevel level, const std::string& te
   e.time_ns = now();
   e.level = level;
   e.text = text;
+  if (hold_record()) {
+    PendingRecord p;
+    p.after = held.size();
+    p.is_event = true;
+    p.event = std::move(e);
+    pending_records.push_back(std::move(p));
+    return;
+  }
   writer->event(e);
 }
 
@@ -703,6 +851,14 @@ void Recorder::watch(const std::string& name, const void* ptr, uint64_t count, F
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   if (!m.ensure_writer()) return;
+  if (count > m.cfg.watch_max_elements) {
+    const std::string why = "watch('" + name + "'): " + std::to_string(count) +
+                            " elements is over FPSCOPE_WATCH_MAX_ELEMENTS (" +
+                            std::to_string(m.cfg.watch_max_elements) + "); not watched";
+    log(LogLevel::Warn, "%s", why.c_str());
+    m.event_locked(trace::EventLevel::Warning, why);
+    return;
+  }
   Watch w;
   w.ptr = ptr;
   w.count = count;
@@ -752,17 +908,35 @@ void Recorder::flush() {
   m.check_writer();
 }
 
+namespace {
+std::atomic<void (*)()> g_shutdown_hooks[4];
+std::atomic<bool> g_shutdown_started{false};
+}  // namespace
+
+void Recorder::add_shutdown_hook(void (*fn)()) {
+  for (auto& h : g_shutdown_hooks) {
+    void (*expected)() = nullptr;
+    if (h.compare_exchange_strong(expected, fn)) return;
+  }
+}
+
 void Recorder::shutdown() {
   Impl* impl = g_impl;
   if (!impl) return;
   HookGuard guard;
+  if (!g_shutdown_started.exchange(true)) {
+    for (auto& h : g_shutdown_hooks)
+      if (void (*fn)() = h.load()) fn();
+  }
   g_recorder.store(nullptr, std::memory_order_release);
   std::lock_guard<std::mutex> lock(impl->mu);
   if (impl->closed) return;
   if (impl->writer) {
     // The last period: label what is still held with what can be decided now.
-    if (impl->phase == Impl::Phase::Detect && !impl->held.empty())
+    if (impl->phase == Impl::Phase::Detect && !impl->held.empty()) {
+      impl->coarse = false;
       impl->commit(impl->detector.decide(2));
+    }
     impl->late.clear();
     const bool ok = impl->writer->close();
     if (!ok && !impl->failed_warned) {
@@ -774,13 +948,15 @@ void Recorder::shutdown() {
     }
   } else if (!impl->open_attempted) {
     // Nothing was recorded: still leave a valid, empty trace, unless another process (a child
-    // that exec'd under the same FPSCOPE_OUTPUT) wrote one since this process started.
+    // that exec'd under the same FPSCOPE_OUTPUT) records there now, or wrote one since this
+    // process started.
     const std::string p = expand_output(impl->cfg.output, impl->pid);
     struct stat now {};
     const bool exists = ::stat(p.c_str(), &now) == 0;
-    const bool stale = !exists || (impl->path_existed && now.st_ino == impl->path_stat.st_ino &&
-                                   now.st_mtim.tv_sec == impl->path_stat.st_mtim.tv_sec &&
-                                   now.st_mtim.tv_nsec == impl->path_stat.st_mtim.tv_nsec);
+    bool stale = !exists || (impl->path_existed && now.st_ino == impl->path_stat.st_ino &&
+                             now.st_mtim.tv_sec == impl->path_stat.st_mtim.tv_sec &&
+                             now.st_mtim.tv_nsec == impl->path_stat.st_mtim.tv_nsec);
+    if (stale && !impl->claim(p)) stale = false;  // a live process holds it
     if (stale && impl->ensure_writer()) {
       if (!impl->writer->close() && !impl->failed_warned) {
         impl->failed_warned = true;

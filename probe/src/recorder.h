@@ -109,6 +109,9 @@ class Recorder {
 
   // Flushes and closes the trace (atexit); afterwards get() returns nullptr.
   static void shutdown();
+  // fn runs at the start of shutdown(), once, outside the recorder's lock and while get() still
+  // returns the recorder (the CUDA path drains its in-flight results there). At most 4 hooks.
+  static void add_shutdown_hook(void (*fn)());
 
   struct Impl;
 
