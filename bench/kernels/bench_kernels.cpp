@@ -5,6 +5,8 @@
 //   GBps_vsum (the same sum with 16 independent accumulators, vectorized by the compiler),
 //   ratio = GBps_stats / GBps_sum and ratio_vsum = GBps_stats / GBps_vsum.
 // Buffers: 1 MiB, 64 MiB, 1 GiB of FP32 or BF16 data (the sums read the same bytes as floats).
+// For BF16 also ratio_elem: against the plain float sum of the buffer's BF16 values (each widened
+// and added in order), i.e. per element instead of per byte.
 #include <benchmark/benchmark.h>
 #include <sched.h>
 
@@ -37,6 +39,19 @@ __attribute__((noinline)) float vector_sum(const float* p, size_t n) {
   float s = 0.0f;
   for (; i < n; ++i) s += p[i];
   for (float a : acc) s += a;
+  return s;
+}
+
+// The plain float sum of a BF16 buffer's values (each element widened, added in order): "a plain
+// float sum over the same buffer" element for element, where plain_sum reads its bytes as floats.
+__attribute__((noinline)) float plain_sum_bf16(const uint16_t* p, size_t n) {
+  float s = 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t u = static_cast<uint32_t>(p[i]) << 16;
+    float x;
+    std::memcpy(&x, &u, 4);
+    s += x;
+  }
   return s;
 }
 
@@ -76,7 +91,7 @@ void BM_Stats(benchmark::State& state, fpscope::Format f) {
   const uint64_t elems = f == fpscope::Format::FP32 ? nfloat : nfloat * 2;
   auto stats = std::make_unique<fpscope::TensorStats>();
   fpscope::StatsOptions opt;
-  double t_stats = 0, t_sum = 0, t_vsum = 0;
+  double t_stats = 0, t_sum = 0, t_vsum = 0, t_esum = 0;
   for (auto _ : state) {
     auto t0 = Clock::now();
     benchmark::DoNotOptimize(plain_sum(floats, nfloat));
@@ -86,12 +101,18 @@ void BM_Stats(benchmark::State& state, fpscope::Format f) {
     fpscope::compute_stats(buf.data(), f, elems, 1, elems, opt, stats.get());
     benchmark::DoNotOptimize(stats.get());
     auto t3 = Clock::now();
+    if (f == fpscope::Format::BF16)
+      benchmark::DoNotOptimize(
+          plain_sum_bf16(reinterpret_cast<const uint16_t*>(buf.data()), elems));
+    auto t4 = Clock::now();
     t_sum += std::chrono::duration<double>(t1 - t0).count();
     t_vsum += std::chrono::duration<double>(t2 - t1).count();
+    t_esum += std::chrono::duration<double>(t4 - t3).count();
     const double ts = std::chrono::duration<double>(t3 - t2).count();
     t_stats += ts;
     state.SetIterationTime(ts);
   }
+  if (f == fpscope::Format::BF16) state.counters["ratio_elem"] = t_esum / t_stats;
   const double gb = static_cast<double>(bytes) * static_cast<double>(state.iterations()) / 1e9;
   state.counters["GBps_stats"] = gb / t_stats;
   state.counters["GBps_sum"] = gb / t_sum;

@@ -7,6 +7,10 @@
 //  - large tensors are split across threads, each filling its own accumulator, merged at the end.
 #include "fpscope/host_stats.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <climits>
 #include <cstring>
@@ -24,6 +28,43 @@
 
 namespace fpscope {
 namespace {
+
+// The statistics must not depend on the program's floating-point modes: a training run may have
+// set flush-to-zero / denormals-are-zero (torch.set_flush_denormal(True), -ffast-math startup
+// code), which would read FP32-subnormal inputs as 0 and flush subnormal sums and errors. The
+// pass clears both for its duration and restores the caller's modes (x86 MXCSR; AArch64 FPCR.FZ).
+class FpEnvironment {
+ public:
+  FpEnvironment() {
+#if defined(__x86_64__) || defined(__i386__)
+    saved_ = _mm_getcsr();
+    const unsigned clean = saved_ & ~(kFtz | kDaz);
+    if (clean != saved_) _mm_setcsr(clean);
+#elif defined(__aarch64__)
+    saved_ = __builtin_aarch64_get_fpcr64();
+    const uint64_t clean = saved_ & ~kFz;
+    if (clean != saved_) __builtin_aarch64_set_fpcr64(clean);
+#endif
+  }
+  ~FpEnvironment() {
+#if defined(__x86_64__) || defined(__i386__)
+    if (_mm_getcsr() != saved_) _mm_setcsr(saved_);
+#elif defined(__aarch64__)
+    if (__builtin_aarch64_get_fpcr64() != saved_) __builtin_aarch64_set_fpcr64(saved_);
+#endif
+  }
+  FpEnvironment(const FpEnvironment&) = delete;
+  FpEnvironment& operator=(const FpEnvironment&) = delete;
+
+ private:
+#if defined(__x86_64__) || defined(__i386__)
+  static constexpr unsigned kFtz = 1u << 15, kDaz = 1u << 6;
+  unsigned saved_;
+#elif defined(__aarch64__)
+  static constexpr uint64_t kFz = uint64_t{1} << 24;
+  uint64_t saved_;
+#endif
+};
 
 constexpr size_t kBlock = 2048;  // floats per decoded block (8 KiB: stays in L1 with the hist)
 constexpr uint64_t kMinPerThread = uint64_t{1} << 20;  // elements: below this, threads cost more
@@ -58,15 +99,21 @@ constexpr size_t kScalarBlock = 1008;
 // constants and accumulators in vector registers (one fused loop ran out of them and spent a
 // quarter of its instructions re-materializing constants); the block stays in L1 between loops.
 // kClean: the block holds no NaN/Inf (checked by the caller), so no element needs masking.
-// Returns how many elements the target loops see as 0: zeros, and NaN/Inf (which continue as 0).
+
+// What the target loops need to know about a block.
+struct BlockInfo {
+  uint32_t zeros;       // elements the target loops see as 0: zeros, and NaN/Inf (continue as 0)
+  int32_t min_nonzero;  // smallest nonzero |x| pattern (INT32_MAX: none)
+};
+
 template <bool kClean>
-__attribute__((always_inline)) inline uint32_t block_own_stats(const float* __restrict x, size_t n,
-                                                               Acc& acc) {
+__attribute__((always_inline)) inline BlockInfo block_own_stats(const float* __restrict x, size_t n,
+                                                                Acc& acc) {
   uint32_t c_nan = 0, c_pinf = 0, c_ninf = 0, c_zero = 0;
-  int32_t amax = 0, kmin = INT32_MAX, kmax = INT32_MIN;
+  int32_t amax = 0, kmin = INT32_MAX, kmax = INT32_MIN, nzmin = INT32_MAX;
   double sum = 0, sum_sq = 0;
 #pragma omp simd reduction(+ : c_nan, c_pinf, c_ninf, c_zero, sum, sum_sq) \
-    reduction(max : amax, kmax) reduction(min : kmin)
+    reduction(max : amax, kmax) reduction(min : kmin, nzmin)
   for (size_t i = 0; i < n; ++i) {
     const uint32_t u = detail::f2u(x[i]);
     const auto a = static_cast<int32_t>(u & 0x7fffffffu);
@@ -79,6 +126,8 @@ __attribute__((always_inline)) inline uint32_t block_own_stats(const float* __re
     c_zero += a == 0;
     const int32_t am = fin ? a : 0;
     amax = am > amax ? am : amax;
+    const int32_t nz = a != 0 ? a : INT32_MAX;  // NaN/Inf patterns are never the minimum
+    nzmin = nz < nzmin ? nz : nzmin;
     const int32_t key = order_key(u);
     const int32_t kl = fin ? key : INT32_MAX, kh = fin ? key : INT32_MIN;
     kmin = kl < kmin ? kl : kmin;
@@ -97,24 +146,36 @@ __attribute__((always_inline)) inline uint32_t block_own_stats(const float* __re
   acc.max_key = std::max(acc.max_key, kmax);
   acc.sum += sum;
   acc.sum_sq += sum_sq;
-  return c_zero + c_nan + c_pinf + c_ninf;
+  return BlockInfo{c_zero + c_nan + c_pinf + c_ninf, nzmin};
 }
 
 // Target kTargets[T] over finite x (n <= kScalarBlock), `zeros` of which are 0. The outcomes
 // are intervals of |y|'s pattern (numerics.h thresholds), so the loop counts three comparisons
 // and derives them: underflow = #(|y| <= max flushed) - zeros, subnormal = #(|y| < smallest
-// normal's rounding start) - #(|y| <= max flushed). The squared cast errors are summed in double
-// (d^2 spans far more than FP32's range for BF16).
-template <int T>
+// normal's rounding start) - #(|y| <= max flushed).
+// Squared cast errors: kFloatErr sums d^2 in FP32 lanes within the block (one FP32 multiply and
+// add instead of two conversions and four double operations per 16 lanes), else in double. FP32
+// is safe for the targets with their own, narrower range (FP16, E4M3, E5M2): a non-overflowing
+// cast errs by at most half an ulp of their max (<= 2^12), so (d * 2^40)^2 summed over a block
+// stays below 2^111, and nothing is lost when every nonzero |y| >= 2^-100 (then every nonzero
+// |d| >= 2^-103 and (d * 2^40)^2 >= 2^-126 is a normal float). Blocks with smaller nonzero
+// values, and BF16 (FP32's range), sum in double. Relative error of a block's sum: < 1e-5.
+constexpr float kErrPrescale = 1099511627776.0f;                           // 2^40
+constexpr double kErrUnscale = 1.0 / (1099511627776.0 * 1099511627776.0);  // 2^-80
+constexpr float kFloatErrMinAbs = 7.888609052210118e-31f;                  // 2^-100
+
+template <int T, bool kFloatErr>
 __attribute__((always_inline)) inline void block_target(const float* __restrict x, size_t n,
                                                         uint32_t zeros, const ScaleSet& sc,
                                                         Acc& acc) {
   constexpr Format F = kTargets[T];
   using P = detail::CastParams<F>;
+  static_assert(!kFloatErr || P::kOwnSubnormals, "FP32 error sums need a narrow target range");
   uint32_t c_low = 0, c_below_normal = 0, c_ov = 0;
   double e = 0;  // sum d^2 (d: cast error in the scaled domain)
+  float ef = 0;  // the same, times 2^80, when kFloatErr
   const float scale = sc.scale[T];
-#pragma omp simd reduction(+ : c_low, c_below_normal, c_ov, e)
+#pragma omp simd reduction(+ : c_low, c_below_normal, c_ov, e, ef)
   for (size_t i = 0; i < n; ++i) {
     const float y = detail::mul_rn(x[i], scale);
     const auto a = static_cast<int32_t>(detail::f2u(y) & 0x7fffffffu);
@@ -124,23 +185,44 @@ __attribute__((always_inline)) inline void block_target(const float* __restrict 
     c_below_normal += a < P::kNormalStartBits;
     const float r = detail::u2f(static_cast<uint32_t>(detail::round_abs_bits<F>(a)));
     const float d = ov ? 0.0f : detail::sub_rn(detail::u2f(static_cast<uint32_t>(a)), r);
-    const auto dd = static_cast<double>(d);
-    e += dd * dd;
+    if constexpr (kFloatErr) {
+      const float ds = d * kErrPrescale;
+      ef += ds * ds;
+    } else {
+      const auto dd = static_cast<double>(d);
+      e += dd * dd;
+    }
   }
   acc.ov[T] += c_ov;
   acc.uf[T] += c_low - zeros;
   acc.sn[T] += c_below_normal - c_low;
-  acc.err2[T] += e;
+  acc.err2[T] += kFloatErr ? static_cast<double>(ef) * kErrUnscale : e;
 }
+
+template <int T>
+__attribute__((always_inline)) inline void block_target_auto(const float* __restrict x, size_t n,
+                                                             const BlockInfo& info,
+                                                             const ScaleSet& sc, Acc& acc) {
+  if constexpr (!detail::CastParams<kTargets[T]>::kOwnSubnormals) {
+    block_target<T, false>(x, n, info.zeros, sc, acc);
+  } else {
+    const float smallest = detail::u2f(static_cast<uint32_t>(info.min_nonzero)) * sc.scale[T];
+    if (info.min_nonzero == INT32_MAX || smallest >= kFloatErrMinAbs)
+      block_target<T, true>(x, n, info.zeros, sc, acc);
+    else
+      block_target<T, false>(x, n, info.zeros, sc, acc);
+  }
+}
+
 static_assert(kNumTargets == 4, "block_targets runs the four targets of kTargets");
 
 __attribute__((always_inline)) inline void block_targets(const float* __restrict x, size_t n,
-                                                         uint32_t zeros, const ScaleSet& sc,
+                                                         const BlockInfo& info, const ScaleSet& sc,
                                                          Acc& acc) {
-  block_target<0>(x, n, zeros, sc, acc);
-  block_target<1>(x, n, zeros, sc, acc);
-  block_target<2>(x, n, zeros, sc, acc);
-  block_target<3>(x, n, zeros, sc, acc);
+  block_target_auto<0>(x, n, info, sc, acc);
+  block_target_auto<1>(x, n, info, sc, acc);
+  block_target_auto<2>(x, n, info, sc, acc);
+  block_target_auto<3>(x, n, info, sc, acc);
 }
 
 // Largest |x| pattern of the block, NaN/Inf included (a cheap vector max: selects the path).
@@ -159,18 +241,18 @@ FPSCOPE_CLONES void block_scalars(const float* __restrict x, size_t n, const Sca
   while (n > 0) {
     const size_t m = std::min(n, kScalarBlock);
     if (max_abs_bits(x, m) < 0x7f800000) {
-      const uint32_t zeros = block_own_stats<true>(x, m, acc);
-      block_targets(x, m, zeros, sc, acc);
+      const BlockInfo info = block_own_stats<true>(x, m, acc);
+      block_targets(x, m, info, sc, acc);
     } else {
       // NaN/Inf take no part in the format statistics: they continue as 0 (never under- or
       // overflows, no error).
-      const uint32_t zeros = block_own_stats<false>(x, m, acc);
+      const BlockInfo info = block_own_stats<false>(x, m, acc);
       alignas(64) float clean[kScalarBlock];
       for (size_t i = 0; i < m; ++i) {
         const uint32_t u = detail::f2u(x[i]);
         clean[i] = (u & 0x7fffffffu) < 0x7f800000u ? x[i] : 0.0f;
       }
-      block_targets(clean, m, zeros, sc, acc);
+      block_targets(clean, m, info, sc, acc);
     }
     x += m;
     n -= m;
@@ -257,6 +339,103 @@ void process_view(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64
   if (fill > 0) process_floats(buf, fill, sc, acc);
 }
 
+// ---- 8- and 16-bit storage: count codes, fold each distinct code once ----------------------
+// A tensor of 8- or 16-bit elements holds at most 256 or 65536 distinct values: the pass counts
+// codes (one increment per element) and then runs numerics.h's per-element step once per code
+// present, weighted by its count. Counts and flags are exact; sums are weighted (another summation
+// order than element by element). Used where the tensor is large against the code space.
+template <class T>
+constexpr size_t kCodes = size_t{1} << (8 * sizeof(T));
+template <class T>
+constexpr uint64_t kMinElementsForCodes = sizeof(T) == 1 ? 4096 : uint64_t{1} << 18;
+constexpr uint64_t kMaxCountsBeforeFold = uint64_t{1} << 31;  // uint32 counters cannot wrap
+
+template <Format F>
+void fold_code(float x, uint64_t k, const ScaleSet& sc, Acc& acc) {
+  const uint32_t u = detail::f2u(x);
+  const auto a = static_cast<int32_t>(u & 0x7fffffffu);
+  acc.count += k;
+  acc.hist64[static_cast<uint32_t>(a) >> 21] += k;  // finish() takes zeros and NaN/Inf out again
+  if (a > 0x7f800000) {
+    acc.nan += k;
+    return;
+  }
+  if (a == 0x7f800000) {
+    ((u >> 31) ? acc.neg_inf : acc.pos_inf) += k;
+    return;
+  }
+  acc.zero += a == 0 ? k : 0;
+  acc.amax_bits = std::max(acc.amax_bits, a);
+  acc.min_key = std::min(acc.min_key, order_key(u));
+  acc.max_key = std::max(acc.max_key, order_key(u));
+  const auto xd = static_cast<double>(x), kd = static_cast<double>(k);
+  acc.sum += kd * xd;
+  acc.sum_sq += kd * xd * xd;
+  if (a == 0) return;
+  auto target = [&](int i, const ElementTarget& t) {
+    acc.ov[i] += k * t.overflow;
+    acc.uf[i] += k * t.underflow;
+    acc.sn[i] += k * t.subnormal;
+    const auto d = static_cast<double>(t.d);
+    acc.err2[i] += kd * d * d;
+  };
+  target(0, element_target<kTargets[0]>(x, sc.scale[0]));
+  target(1, element_target<kTargets[1]>(x, sc.scale[1]));
+  target(2, element_target<kTargets[2]>(x, sc.scale[2]));
+  target(3, element_target<kTargets[3]>(x, sc.scale[3]));
+}
+
+// Folds and clears the counters.
+template <Format F, class T>
+void fold_codes(uint32_t* counts, const ScaleSet& sc, Acc& acc) {
+  for (size_t c = 0; c < kCodes<T>; ++c) {
+    if (counts[c] == 0) continue;
+    fold_code<F>(decode_storage_t<F>(static_cast<uint32_t>(c)), counts[c], sc, acc);
+    counts[c] = 0;
+  }
+}
+
+// Four interleaved counters per code would not fit L2 for 16-bit codes: two, and a 2x unroll.
+template <class T>
+void count_run(const T* __restrict p, uint64_t n, uint32_t* __restrict c0,
+               uint32_t* __restrict c1) {
+  uint64_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    ++c0[p[i]];
+    ++c1[p[i + 1]];
+  }
+  if (i < n) ++c0[p[i]];
+}
+
+template <Format F, class T>
+void process_view_codes(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64_t ld,
+                        const ScaleSet& sc, Acc& acc) {
+  thread_local std::vector<uint32_t> counts;  // 2 x kCodes, all zero between calls
+  counts.resize(2 * kCodes<T>);
+  uint32_t* a = counts.data();
+  uint32_t* b = a + kCodes<T>;
+  uint64_t since_fold = 0;
+  auto fold = [&] {
+    for (size_t c = 0; c < kCodes<T>; ++c) {
+      a[c] += b[c];
+      b[c] = 0;
+    }
+    fold_codes<F, T>(a, sc, acc);
+    since_fold = 0;
+  };
+  for (uint64_t j = c0; j < c1; ++j) {
+    const T* col = base + j * ld;
+    for (uint64_t i = 0; i < rows;) {
+      const uint64_t take = std::min(rows - i, kMaxCountsBeforeFold - since_fold);
+      count_run(col + i, take, a, b);
+      since_fold += take;
+      i += take;
+      if (since_fold == kMaxCountsBeforeFold) fold();
+    }
+  }
+  fold();
+}
+
 void finish(Acc& acc, const ScaleSet& sc, TensorStats* out) {
   flush_hist(acc);
   out->count = acc.count;
@@ -283,16 +462,28 @@ void finish(Acc& acc, const ScaleSet& sc, TensorStats* out) {
   for (int b = 255 * 4; b < kHistBins; ++b) out->hist[b] = 0;  // NaN / Inf (exponent 255)
 }
 
+// The pass over a part of the view: code counting for large 8/16-bit tensors, else the
+// vectorized loops.
+template <Format F, class T>
+void process_part(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64_t ld, bool codes,
+                  const ScaleSet& sc, Acc& acc) {
+  if constexpr (sizeof(T) <= 2) {
+    if (codes) return process_view_codes<F, T>(base, rows, c0, c1, ld, sc, acc);
+  }
+  process_view<F, T>(base, rows, c0, c1, ld, sc, acc);
+}
+
 template <Format F, class T>
 void run_typed(const void* data, uint64_t rows, uint64_t cols, uint64_t ld, const ScaleSet& sc,
                unsigned threads, TensorStats* out) {
   const auto* base = static_cast<const T*>(data);
   const uint64_t total = rows * cols;
+  const bool codes = sizeof(T) <= 2 && total >= kMinElementsForCodes<T>;
   unsigned nt = threads == 0 ? 1 : threads;
   nt = static_cast<unsigned>(std::min<uint64_t>(nt, std::max<uint64_t>(1, total / kMinPerThread)));
   if (nt <= 1) {
     auto acc = std::make_unique<Acc>();
-    process_view<F, T>(base, rows, 0, cols, ld, sc, *acc);
+    process_part<F, T>(base, rows, 0, cols, ld, codes, sc, *acc);
     finish(*acc, sc, out);
     return;
   }
@@ -306,10 +497,11 @@ void run_typed(const void* data, uint64_t rows, uint64_t cols, uint64_t ld, cons
     accs[t] = std::make_unique<Acc>();
     Acc* acc = accs[t].get();
     auto work = [=] {
+      FpEnvironment fp_env;  // each thread: FTZ/DAZ off
       if (by_cols)
-        process_view<F, T>(base, rows, b, e, ld, sc, *acc);
+        process_part<F, T>(base, rows, b, e, ld, codes, sc, *acc);
       else
-        process_view<F, T>(base + b, e - b, 0, cols, ld, sc, *acc);
+        process_part<F, T>(base + b, e - b, 0, cols, ld, codes, sc, *acc);
     };
     if (t + 1 == nt)
       work();  // the calling thread takes the last part
@@ -330,6 +522,7 @@ void run_typed(const void* data, uint64_t rows, uint64_t cols, uint64_t ld, cons
 
 void compute_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols, uint64_t ld,
                    const StatsOptions& opt, TensorStats* out) {
+  FpEnvironment fp_env;
   reset_stats(*out, opt.scale);
   if (rows == 0 || cols == 0 || data == nullptr) return;
   if (cols == 1) ld = rows;
@@ -355,6 +548,7 @@ void compute_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
 
 void compute_stats_reference(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                              uint64_t ld, const StatsOptions& opt, TensorStats* out) {
+  FpEnvironment fp_env;
   reset_stats(*out, opt.scale);
   if (rows == 0 || cols == 0 || data == nullptr) return;
   const ScaleSet sc = make_scale_set(opt.scale);
