@@ -546,6 +546,42 @@ void compute_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
   }
 }
 
+namespace {
+template <Format F, class T>
+float amax_typed(const void* data, uint64_t rows, uint64_t cols, uint64_t ld) {
+  const auto* base = static_cast<const T*>(data);
+  int32_t m = 0;
+  for (uint64_t j = 0; j < cols; ++j) {
+    const T* col = base + j * ld;
+#pragma omp simd reduction(max : m)
+    for (uint64_t i = 0; i < rows; ++i) {
+      const auto a = static_cast<int32_t>(detail::f2u(decode_storage_t<F>(col[i])) & 0x7fffffffu);
+      const int32_t fin = a < 0x7f800000 ? a : 0;
+      m = fin > m ? fin : m;
+    }
+  }
+  return detail::u2f(static_cast<uint32_t>(m));
+}
+}  // namespace
+
+float compute_amax(const void* data, Format dtype, uint64_t rows, uint64_t cols, uint64_t ld) {
+  if (rows == 0 || cols == 0 || data == nullptr) return 0.0f;
+  if (cols == 1) ld = rows;
+  switch (dtype) {
+    case Format::FP32:
+      return amax_typed<Format::FP32, uint32_t>(data, rows, cols, ld);
+    case Format::BF16:
+      return amax_typed<Format::BF16, uint16_t>(data, rows, cols, ld);
+    case Format::FP16:
+      return amax_typed<Format::FP16, uint16_t>(data, rows, cols, ld);
+    case Format::E4M3:
+      return amax_typed<Format::E4M3, uint8_t>(data, rows, cols, ld);
+    case Format::E5M2:
+      return amax_typed<Format::E5M2, uint8_t>(data, rows, cols, ld);
+  }
+  return 0.0f;
+}
+
 void compute_stats_reference(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                              uint64_t ld, const StatsOptions& opt, TensorStats* out) {
   FpEnvironment fp_env;

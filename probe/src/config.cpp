@@ -231,6 +231,56 @@ Config load_config() {
     else
       c.watch_max_elements = u;
   }
+  if (const char* v = env("FPSCOPE_FP8_SCALING")) {
+    // none | current[:margin] | delayed[:history[:margin[:max|most_recent]]]
+    std::vector<std::string> parts;
+    std::string cur;
+    for (const char* p = v;; ++p) {
+      if (*p == ':' || *p == '\0') {
+        parts.push_back(cur);
+        cur.clear();
+        if (*p == '\0') break;
+      } else {
+        cur += *p;
+      }
+    }
+    Config t = c;
+    bool ok = !parts.empty();
+    auto num = [&](size_t i, uint64_t lo, uint64_t hi, int* out) {
+      uint64_t n = 0;
+      if (i >= parts.size()) return;
+      if (!parse_u64(parts[i].c_str(), &n) || n < lo || n > hi) {
+        ok = false;
+        return;
+      }
+      *out = static_cast<int>(n);
+    };
+    if (ok && parts[0] == "none" && parts.size() == 1) {
+      t.fp8_policy = ScalingPolicy::None;
+    } else if (ok && parts[0] == "current" && parts.size() <= 2) {
+      t.fp8_policy = ScalingPolicy::Current;
+      num(1, 0, 64, &t.fp8_margin);
+    } else if (ok && parts[0] == "delayed" && parts.size() <= 4) {
+      t.fp8_policy = ScalingPolicy::Delayed;
+      num(1, 1, 1 << 20, &t.fp8_history);
+      num(2, 0, 64, &t.fp8_margin);
+      if (parts.size() == 4) {
+        if (parts[3] == "max")
+          t.fp8_algo = AmaxAlgo::Max;
+        else if (parts[3] == "most_recent")
+          t.fp8_algo = AmaxAlgo::MostRecent;
+        else
+          ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (ok)
+      c = t;
+    else
+      bad("FPSCOPE_FP8_SCALING", v,
+          "none, current[:MARGIN] or delayed[:HISTORY[:MARGIN[:max|most_recent]]]", "none");
+  }
   if (const char* v = env("FPSCOPE_STATS_THREADS")) {
     if (!parse_u64(v, &u) || u == 0 || u > 256)
       bad("FPSCOPE_STATS_THREADS", v, "an integer in 1..256", "1");
@@ -291,6 +341,10 @@ std::string config_json(const Config& c) {
   j["zstd"] = c.zstd;
   j["stats_threads"] = c.stats_threads;
   j["watch_max_elements"] = c.watch_max_elements;
+  j["fp8_scaling"] = {{"policy", scaling_policy_name(c.fp8_policy)},
+                      {"history", c.fp8_history},
+                      {"margin", c.fp8_margin},
+                      {"amax_algo", c.fp8_algo == AmaxAlgo::Max ? "max" : "most_recent"}};
   return j.dump();
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fpscope/formats.h"
+#include "fpscope/scaling.h"
 #include "fpscope/trace_types.h"
 #include "log.h"
 
@@ -31,6 +32,12 @@ struct Config {
   uint32_t period_window = 4096;  // calls held back at most while detecting the step period
   unsigned stats_threads = 1;
   uint64_t watch_max_elements = uint64_t{1} << 26;  // larger watched tensors are refused
+  // FP8 scaling of the E4M3/E5M2 statistics (FPSCOPE_FP8_SCALING): the scale each observation's
+  // FP8 casts use, per tensor (kernels/scaling.h, the same helper the analysis replays).
+  ScalingPolicy fp8_policy = ScalingPolicy::None;
+  int fp8_history = 1024;
+  int fp8_margin = 0;
+  AmaxAlgo fp8_algo = AmaxAlgo::Max;
 
   bool op_enabled(const char* op) const;
   bool role_enabled(trace::Role r) const {

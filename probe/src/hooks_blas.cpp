@@ -62,6 +62,9 @@ void measure(Recorder* rec, const GemmTicket& t, const GemmDesc& d, int i, const
   StatsOptions opt;
   opt.threads = rec->stats_threads();
   const OperandDesc& o = d.operands[i];
+  const float amax =
+      rec->fp8_needs_amax() ? compute_amax(data, o.dtype, o.rows, o.cols, o.ld) : 0.0f;
+  rec->stats_scales(t, i, amax, opt.scale);
   compute_stats(data, o.dtype, o.rows, o.cols, o.ld, opt, &stats);
   rec->complete(t, i, stats);
 }

@@ -214,6 +214,8 @@ struct Recorder::Impl {
   std::unordered_map<std::string, uint32_t> scope_counts;  // per step
 
   std::unordered_map<std::string, uint32_t> tensors;
+  // Delayed FP8 scaling: per tensor, the scalers of E4M3 and E5M2 (fed by every emitted amax).
+  std::unordered_map<uint32_t, std::pair<Fp8Scaler, Fp8Scaler>> fp8;
   std::unordered_map<uint64_t, LateLabel> late;
   std::map<std::string, Watch> watches;
 
@@ -393,8 +395,24 @@ struct Recorder::Impl {
     return t->any;
   }
 
+  std::pair<Fp8Scaler, Fp8Scaler>& fp8_of(uint32_t tensor) {
+    auto it = fp8.find(tensor);
+    if (it == fp8.end()) {
+      auto make = [this](Format f) {
+        return Fp8Scaler(f, cfg.fp8_policy, cfg.fp8_history, cfg.fp8_margin, cfg.fp8_algo);
+      };
+      it = fp8.emplace(tensor, std::make_pair(make(Format::E4M3), make(Format::E5M2))).first;
+    }
+    return it->second;
+  }
+
   void emit(uint32_t tensor, uint64_t s, uint64_t seq, uint64_t stream, uint64_t time_ns,
             const TensorStats& stats) {
+    if (cfg.fp8_policy == ScalingPolicy::Delayed) {
+      auto& sc = fp8_of(tensor);
+      sc.first.observe(stats.amax);
+      sc.second.observe(stats.amax);
+    }
     trace::Observation obs;
     obs.tensor = tensor;
     obs.step = s;
@@ -615,6 +633,7 @@ void atfork_child() {
   impl->pending_records.clear();
   impl->late.clear();
   impl->tensors.clear();
+  impl->fp8.clear();
   for (auto& [name, w] : impl->watches) w.have_prev = false;
   impl->detector.reset();
   impl->coarse_detector.reset();
@@ -765,6 +784,10 @@ void Recorder::mark_step(StepSource source) {
   if (mode == StepMode::Api && source != StepSource::Api) return;
   if (!m.explicit_steps) {
     m.take_over(source);
+    // NVTX step ranges mark step STARTS: the first one, with nothing recorded before it, starts
+    // step 0 (so that step k is the program's k-th iteration, as with fpscope_step() at the end
+    // of each iteration).
+    if (source == StepSource::Nvtx && m.next_seq == 0) return;
   } else if (source != m.source) {
     if (source != StepSource::Api) return;  // the first explicit source owns the steps ...
     m.source = StepSource::Api;             // ... except the API, which always wins
@@ -772,6 +795,32 @@ void Recorder::mark_step(StepSource source) {
   }
   m.begin_step_live(m.next_seq);
   m.check_writer();
+}
+
+bool Recorder::fp8_needs_amax() const {
+  return impl_->cfg.fp8_policy == ScalingPolicy::Current;
+}
+
+void Recorder::stats_scales(const GemmTicket& t, int i, float amax, float* out) const {
+  for (int k = 0; k < kNumTargets; ++k) out[k] = 1.0f;
+  Impl& m = *impl_;
+  const int e4 = target_index(Format::E4M3), e5 = target_index(Format::E5M2);
+  switch (m.cfg.fp8_policy) {
+    case ScalingPolicy::None:
+      return;
+    case ScalingPolicy::Current:
+      out[e4] = Fp8Scaler::current_scale(Format::E4M3, amax, m.cfg.fp8_margin);
+      out[e5] = Fp8Scaler::current_scale(Format::E5M2, amax, m.cfg.fp8_margin);
+      return;
+    case ScalingPolicy::Delayed: {
+      if (i < 0 || i >= kMaxOperands || t.tensor[i] == kUnresolved) return;
+      std::lock_guard<std::mutex> lock(m.mu);
+      auto& sc = m.fp8_of(t.tensor[i]);
+      out[e4] = sc.first.scale();
+      out[e5] = sc.second.scale();
+      return;
+    }
+  }
 }
 
 uint64_t Recorder::current_step() const {
@@ -920,6 +969,17 @@ void Recorder::add_shutdown_hook(void (*fn)()) {
   }
 }
 
+void Recorder::shutdown_before_exit() {
+  Impl* impl = g_impl;
+  if (impl == nullptr || static_cast<long>(getpid()) != impl->pid) return;
+  if (g_recorder.load(std::memory_order_acquire) == nullptr) return;  // disabled or closed
+  {
+    std::lock_guard<std::mutex> lock(impl->mu);
+    if (!impl->writer) return;
+  }
+  shutdown();
+}
+
 void Recorder::shutdown() {
   Impl* impl = g_impl;
   if (!impl) return;
@@ -934,8 +994,13 @@ void Recorder::shutdown() {
   if (impl->writer) {
     // The last period: label what is still held with what can be decided now.
     if (impl->phase == Impl::Phase::Detect && !impl->held.empty()) {
+      PeriodResult r = impl->detector.decide(2);
       impl->coarse = false;
-      impl->commit(impl->detector.decide(2));
+      if (r.period == 0) {  // shapes that changed every step: the op sequence may repeat
+        r = impl->coarse_detector.decide(3);
+        impl->coarse = r.period > 0;
+      }
+      impl->commit(r);
     }
     impl->late.clear();
     const bool ok = impl->writer->close();

@@ -76,6 +76,15 @@ class Recorder {
   // The statistics of operand `i` will never come (e.g. a device slot was lost): forget it.
   void abandon(const GemmTicket& ticket, int i);
 
+  // ---- FP8 scaling (FPSCOPE_FP8_SCALING) ----
+  // Whether stats_scales() needs the operand's own amax ("current" scaling).
+  bool fp8_needs_amax() const;
+  // The per-target scales (kTargets order) for the statistics of operand `i` of the ticketed call:
+  // 1 for BF16/FP16; for E4M3/E5M2 the policy's scale for that tensor (delayed: from the amaxes
+  // of its earlier observations; 1 while the tensor is not known yet, during step detection).
+  // `amax` is the operand's own amax, used by "current" scaling only.
+  void stats_scales(const GemmTicket& t, int i, float amax, float* out) const;
+
   // ---- steps ----
   // Ends the current step and begins the next one, if `source` is the step source in force.
   void mark_step(trace::StepSource source);
@@ -109,6 +118,10 @@ class Recorder {
 
   // Flushes and closes the trace (atexit); afterwards get() returns nullptr.
   static void shutdown();
+  // For the program's _exit()/_Exit() (which run no atexit handler: os._exit in a forked worker):
+  // shutdown(), when this process has recorded something. A vfork child (which shares the
+  // parent's memory and ran no fork handler) and a process that recorded nothing do nothing.
+  static void shutdown_before_exit();
   // fn runs at the start of shutdown(), once, outside the recorder's lock and while get() still
   // returns the recorder (the CUDA path drains its in-flight results there). At most 4 hooks.
   static void add_shutdown_hook(void (*fn)());

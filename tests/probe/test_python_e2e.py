@@ -3,11 +3,16 @@
 `fpscope record`. Traces are read through probe_trace_dump (read_trace -> JSON).
 Exit code 77 (CTest: skipped) when torch or numpy cannot be imported by this interpreter."""
 import argparse
+import collections
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 
 ARGS = None
@@ -18,13 +23,18 @@ def have(module):
     return subprocess.run([PY, "-c", "import " + module], capture_output=True).returncode == 0
 
 
-def record(trace, cmd, extra=(), env_extra=None):
+def probe_env(env_extra=None):
     env = dict(os.environ)
     env["FPSCOPE_PROBE"] = ARGS.probe
     env.pop("LD_PRELOAD", None)
     env.update(env_extra or {})
+    return env
+
+
+def record(trace, cmd, extra=(), env_extra=None, **kw):
     return subprocess.run([ARGS.record, "record", "-o", trace, *extra, "--", *cmd],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=probe_env(env_extra), timeout=300,
+                          **kw)
 
 
 def dump(trace):
@@ -160,6 +170,474 @@ class Numpy(unittest.TestCase):
                     self.assertEqual(o["amax"], e["amax"])
                     for k in ("overflow", "underflow", "subnormal"):
                         self.assertEqual(o["formats"]["fp16"][k], e["fp16"][k], (k, e))
+
+
+# ---------------------------------------------------------------------------------------------
+# Invariants (3)-(7), fpscope.watch() and step detection, on real torch and numpy programs
+# (tests/probe/progs/). Every program computes what it expects itself (torch/numpy), or prints
+# what it did (GEMMs per step, steps, pids), and the test compares that with the trace.
+
+# One BLAS/OpenMP thread everywhere (2 shared cores), the same for plain and recorded runs.
+QUIET = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+def prog(name):
+    return os.path.join(ARGS.root, "tests/probe/progs", name)
+
+
+def plain_run(cmd, **kw):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    env.update(QUIET)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, **kw)
+
+
+def warnings_of(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("[fpscope] warning:")]
+
+
+def tensor_map(t):
+    return {x["index"]: x for x in t["tensors"]}
+
+
+def role_obs(t, role):
+    """[(observation, tensor)] of one role."""
+    tm = tensor_map(t)
+    return [(o, tm[o["tensor"]]) for o in t["observations"] if tm[o["tensor"]]["role"] == role]
+
+
+def loss_lines(stdout):
+    return [line for line in stdout.splitlines() if line.startswith("step ")]
+
+
+def gemms_per_step(stdout):
+    for line in stdout.splitlines():
+        if line.startswith("gemms_per_step "):
+            return int(line.split()[1])
+    raise AssertionError("the program did not print gemms_per_step:\n" + stdout)
+
+
+def check_step_marks(tc, t):
+    """Step marks 0, 1, 2, ... with increasing first_seq; every observation lies between its
+    step's first_seq and the next step's."""
+    steps = [m["step"] for m in t["steps"]]
+    tc.assertEqual(steps, list(range(len(steps))))
+    first = [m["first_seq"] for m in t["steps"]]
+    tc.assertTrue(all(a < b for a, b in zip(first, first[1:])), first)
+    for o in t["observations"]:
+        s = o["step"]
+        tc.assertLess(s, len(first), o)
+        tc.assertGreaterEqual(o["seq"], first[s], o)
+        if s + 1 < len(first):
+            tc.assertLess(o["seq"], first[s + 1], o)
+
+
+def d_ids_per_step(t):
+    per = collections.defaultdict(list)
+    for o, x in role_obs(t, "D"):
+        per[o["step"]].append(x["id"])
+    return per
+
+
+class Kill(unittest.TestCase):
+    """(3) SIGKILL mid-run: everything up to the last (timed) flush is in the trace."""
+    N = 6  # steps the program has printed before the test waits and kills it
+    FLUSH_MS = 50
+
+    def run_and_kill(self, trace, extra_args):
+        cmd = [ARGS.record, "record", "-o", trace, "--every", "1", "--", PY, prog("torch_mlp.py"),
+               "--steps", "0", "--pause", "0.01", "--pid", *extra_args]  # trains until killed
+        env = probe_env(dict(QUIET, FPSCOPE_FLUSH_MS=str(self.FLUSH_MS)))
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env)
+        watchdog = threading.Timer(120, p.kill)
+        watchdog.start()
+        try:
+            head = []
+            while len(loss_lines("".join(head))) < self.N:
+                line = p.stdout.readline()
+                if not line:
+                    break
+                head.append(line)
+            self.assertEqual(len(loss_lines("".join(head))), self.N, "".join(head))
+            self.assertTrue(head[0].startswith("pid "), head[0])
+            time.sleep(10 * self.FLUSH_MS / 1000.0)  # no explicit flush: the writer's timer only
+            os.kill(int(head[0].split()[1]), signal.SIGKILL)  # the program, record's child
+            rest, err = p.communicate(timeout=60)
+        finally:
+            watchdog.cancel()
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 128 + signal.SIGKILL, err)
+        return "".join(head) + rest, err
+
+    def check(self, source, extra_args):
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "k.fpst")
+            out, err = self.run_and_kill(trace, extra_args)
+            g = gemms_per_step(out)
+            printed = len(loss_lines(out))  # iterations completed when it died
+            t = dump(trace)  # readable (a truncated last chunk is allowed)
+        self.assertFalse(t["clean_close"])
+        self.assertEqual(t["step_source"], source)
+        check_step_marks(self, t)
+        per = d_ids_per_step(t)
+        # Every GEMM of the steps printed before the wait (and so before the last flush).
+        for s in range(self.N):
+            self.assertEqual(len(per[s]), g, (s, per[s]))
+            self.assertEqual(sorted(per[s]), sorted("gemm#%d.D" % k for k in range(g)), s)
+            for role in ("A", "B"):
+                self.assertEqual(len([o for o, _ in role_obs(t, role) if o["step"] == s]), g)
+        # Nothing from steps the program never reached; steps complete except the last one.
+        last = max(o["step"] for o in t["observations"])
+        self.assertLessEqual(last, printed, (last, printed))
+        self.assertLessEqual(len(t["steps"]), printed + 2)
+        for s in range(last):
+            self.assertEqual(len(per[s]), g, s)
+        sys.stderr.write("\n  [kill/%s] printed %d steps, trace holds steps 0..%d (%d D), "
+                         "truncated=%s\n" % (source, printed, last, sum(map(len, per.values())),
+                                             t["truncated"]))
+
+    def test_sigkill_api_steps_trace_holds_all_gemms_before_last_flush(self):
+        self.check("api", ["--api", os.path.join(ARGS.root, "probe/python")])
+
+    def test_sigkill_period_steps_trace_holds_all_gemms_before_last_flush(self):
+        self.check("gemm_period", [])
+
+
+def _fsize_limit(limit):
+    def preexec():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+class FullOutput(unittest.TestCase):
+    """(4) An unwritable/full output disables recording with one warning; output and exit code
+    unchanged."""
+
+    def test_dev_full_one_warning_same_stdout_and_exit_code(self):
+        cmd = [PY, prog("torch_mlp.py"), "--steps", "6"]
+        plain = plain_run(cmd + ["--exit", "3"])
+        self.assertEqual(plain.returncode, 3, plain.stderr)
+        self.assertEqual(len(loss_lines(plain.stdout)), 6)
+        for code in (0, 3):
+            rec = record("/dev/full", cmd + ["--exit", str(code)], ["--every", "1"], QUIET)
+            self.assertEqual(rec.returncode, code, rec.stderr)
+            self.assertEqual(rec.stdout, plain.stdout)  # every digit of every loss
+            w = warnings_of(rec.stderr)
+            self.assertEqual(len(w), 1, rec.stderr)
+            self.assertEqual([line for line in rec.stderr.splitlines()
+                              if "warning" in line and not line.startswith("[fpscope]")], [],
+                             rec.stderr)
+        self.assertTrue(os.path.exists("/dev/full"))
+        self.assertFalse(os.path.isfile("/dev/full"))
+
+    def test_write_failure_mid_run_rlimit_fsize(self):
+        limit = 16384  # the trace reaches it after a few of the 40 steps
+        steps = 40
+        cmd = [PY, prog("torch_mlp.py"), "--steps", str(steps), "--exit", "3"]
+        plain = plain_run(cmd)
+        self.assertEqual(plain.returncode, 3, plain.stderr)
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "f.fpst")
+            # Small chunks, so that the writer writes during the run and hits the limit there.
+            rec = record(trace, cmd, ["--every", "1"], dict(QUIET, FPSCOPE_FLUSH_BYTES="4096"),
+                         preexec_fn=_fsize_limit(limit))
+            self.assertEqual(rec.returncode, 3, rec.stderr)
+            self.assertEqual(rec.stdout, plain.stdout)
+            w = warnings_of(rec.stderr)
+            self.assertEqual(len(w), 1, rec.stderr)
+            size = os.path.getsize(trace)
+            self.assertLessEqual(size, limit)
+            self.assertGreater(size, limit // 2)
+            t = dump(trace)  # readable up to the failure
+        g = gemms_per_step(plain.stdout)
+        self.assertFalse(t["clean_close"])
+        self.assertGreater(len(t["observations"]), 0)
+        check_step_marks(self, t)
+        per = d_ids_per_step(t)
+        last = max(per)
+        self.assertLess(last, steps // 2, "the failure came late, not mid-run")
+        for s in range(last):  # complete steps up to the failure
+            self.assertEqual(sorted(per[s]), sorted("gemm#%d.D" % k for k in range(g)), s)
+        sys.stderr.write("\n  [fsize] %d bytes, steps 0..%d of %d readable, truncated=%s: %s\n"
+                         % (size, last, steps, t["truncated"], w[0]))
+
+
+class Threads(unittest.TestCase):
+    """(5) 8 Python threads in np.matmul (cblas_sgemm) at once lose no record."""
+
+    def test_eight_numpy_threads_lose_no_record(self):
+        threads, calls = 8, 32
+        with tempfile.TemporaryDirectory() as d:
+            trace, out = os.path.join(d, "t.fpst"), os.path.join(d, "e.json")
+            rec = record(trace, [PY, prog("np_threads.py"), out, str(threads), str(calls)],
+                         ["--every", "1"], QUIET)
+            self.assertEqual(rec.returncode, 0, rec.stderr)
+            expected = load_json(out)
+            t = dump(trace)
+        self.assertTrue(t["clean_close"])
+        self.assertFalse(t["truncated"])
+        self.assertEqual(len(expected), threads)
+        got = collections.defaultdict(list)
+        for o, x in sorted(role_obs(t, "D"), key=lambda p: p[0]["seq"]):
+            self.assertEqual(x["op"], "cblas_sgemm")
+            got[frozenset((x["rows"], x["cols"]))].append(o["amax"])
+        self.assertEqual(len(got), threads, sorted(map(sorted, got)))
+        for th, e in expected.items():
+            # A thread's calls are sequential: in sequence-number order, call i is its i-th.
+            amax = got[frozenset((e["m"], e["n"]))]
+            self.assertEqual(len(amax), calls, "thread %s" % th)
+            self.assertEqual(amax, e["amax"], "thread %s" % th)
+        for role in ("A", "B"):
+            self.assertEqual(len(role_obs(t, role)), threads * calls, role)
+        seqs = [o["seq"] for o, _ in role_obs(t, "D")]
+        self.assertEqual(len(set(seqs)), threads * calls)  # one sequence number per call
+        order = [x["cols"] for _, x in sorted(role_obs(t, "D"), key=lambda p: p[0]["seq"])]
+        overlaps = int(rec.stdout.split("overlaps ")[1].split()[0])
+        sys.stderr.write("\n  [threads] %d calls overlapped another thread's, %d thread switches "
+                         "in the call order\n"
+                         % (overlaps, sum(1 for a, b in zip(order, order[1:]) if a != b)))
+        # The test's own premise (not the probe's): the calls did run concurrently.
+        self.assertGreater(overlaps, 0, "no two threads were ever in np.matmul at once")
+
+
+class Fork(unittest.TestCase):
+    """(6) A program that forks (or starts another recorded Python) keeps working, and the child
+    does not corrupt the parent's trace."""
+
+    def run_prog(self, d, output, mode, lib):
+        out = os.path.join(d, "e.json")
+        rec = record(output, [PY, prog("fork_prog.py"), mode, out, lib], ["--every", "1"], QUIET)
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        e = load_json(out)
+        self.assertEqual(e["child_status"], 0, rec.stderr)  # the child's GEMMs were right
+        return rec, e
+
+    def check_has_exactly(self, t, part, other=None):
+        """t holds exactly part's GEMMs (count, amax of each D), none of other's shape."""
+        m, k, n = part["shape"]
+        ds = [(o, x) for o, x in role_obs(t, "D")]
+        mine = [o["amax"] for o, x in ds if {x["rows"], x["cols"]} == {m, n}]
+        self.assertEqual(sorted(mine), sorted(part["amax"]))
+        self.assertEqual(len(ds), part["calls"], [(x["rows"], x["cols"]) for _, x in ds])
+        self.assertEqual(len(role_obs(t, "A")), part["calls"])
+
+    def test_fork_with_pid_parent_trace_intact(self):
+        for lib in ("numpy", "torch"):
+            with tempfile.TemporaryDirectory() as d:
+                rec, e = self.run_prog(d, os.path.join(d, "t-%p.fpst"), "fork", lib)
+                files = {f for f in os.listdir(d) if f.endswith(".fpst")}
+                self.assertIn("t-%d.fpst" % e["parent_pid"], files)
+                self.assertLessEqual(files, {"t-%d.fpst" % e[k] for k in ("parent_pid",
+                                                                          "child_pid")})
+                t = dump(os.path.join(d, "t-%d.fpst" % e["parent_pid"]))
+            self.assertTrue(t["clean_close"], lib)
+            self.assertFalse(t["truncated"], lib)
+            self.check_has_exactly(t, e["parent"])
+            self.assertEqual(t["metadata"]["pid"], e["parent_pid"])
+
+    # A forked child that leaves with os._exit() (as forked workers do) runs no atexit handler:
+    # the probe's _exit hook closes its trace, with the GEMMs still held by the period detection
+    # or waiting for the writer's timer.
+    def test_fork_with_pid_child_exiting_with_os_exit_has_complete_trace(self):
+        with tempfile.TemporaryDirectory() as d:
+            rec, e = self.run_prog(d, os.path.join(d, "t-%p.fpst"), "fork", "numpy")
+            path = os.path.join(d, "t-%d.fpst" % e["child_pid"])
+            self.assertTrue(os.path.exists(path), os.listdir(d))
+            t = dump(path)
+        self.assertEqual(t["metadata"]["pid"], e["child_pid"])
+        self.check_has_exactly(t, e["child"])
+        self.assertFalse(t["truncated"])
+
+    def test_fork_without_pid_parent_trace_intact_child_silent(self):
+        for lib in ("numpy", "torch"):
+            with tempfile.TemporaryDirectory() as d:
+                trace = os.path.join(d, "t.fpst")
+                rec, e = self.run_prog(d, trace, "fork", lib)
+                self.assertEqual(sorted(f for f in os.listdir(d) if f.endswith(".fpst")),
+                                 ["t.fpst"], lib)
+                self.assertNotIn("also", rec.stderr)
+                t = dump(trace)
+            self.assertTrue(t["clean_close"], lib)
+            self.assertFalse(t["truncated"], lib)
+            self.check_has_exactly(t, e["parent"])
+            check_step_marks(self, t)
+
+    def test_subprocess_records_beside_the_parents_trace(self):
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "t.fpst")
+            rec, e = self.run_prog(d, trace, "subprocess", "numpy")
+            sibling = os.path.join(d, "t.%d.fpst" % e["child_pid"])
+            self.assertEqual(sorted(f for f in os.listdir(d) if f.endswith(".fpst")),
+                             sorted(["t.fpst", os.path.basename(sibling)]))
+            also = [line for line in rec.stderr.splitlines() if line.startswith("[fpscope] also ")]
+            self.assertEqual(len(also), 1, rec.stderr)
+            self.assertIn(sibling, also[0])
+            t = dump(trace)
+            c = dump(sibling)
+        for x, part, pid in ((t, e["parent"], e["parent_pid"]), (c, e["child"], e["child_pid"])):
+            self.assertTrue(x["clean_close"])
+            self.assertFalse(x["truncated"])
+            self.assertEqual(x["metadata"]["pid"], pid)
+            self.check_has_exactly(x, part)
+
+
+class NoBlas(unittest.TestCase):
+    """(7) numpy without a single matrix product: a valid, empty trace; nothing else changes."""
+
+    def test_numpy_without_blas_valid_empty_trace(self):
+        cmd = [PY, prog("np_no_blas.py")]
+        t0 = time.perf_counter()
+        plain = plain_run(cmd)
+        t_plain = time.perf_counter() - t0
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "n.fpst")
+            t0 = time.perf_counter()
+            rec = record(trace, cmd, [], QUIET)
+            t_rec = time.perf_counter() - t0
+            self.assertEqual(rec.returncode, 0, rec.stderr)
+            self.assertEqual(rec.stdout, plain.stdout)
+            self.assertEqual(warnings_of(rec.stderr), [])
+            t = dump(trace)
+        self.assertTrue(t["clean_close"])
+        self.assertFalse(t["truncated"])
+        self.assertEqual(t["observations"], [])
+        self.assertEqual(t["tensors"], [])
+        self.assertEqual(t["steps"], [])
+        self.assertEqual(t["dropped_bytes"], 0)
+        self.assertIn("command_line", t["metadata"])
+        # Not asserted (timing on shared cores): printed for the record.
+        own = [line for line in rec.stderr.splitlines() if line.startswith("np_no_blas wall")]
+        sys.stderr.write("\n  [no-blas] wall: plain %.3f s, recorded %.3f s (incl. fpscope "
+                         "record); program's own: %s | %s\n"
+                         % (t_plain, t_rec, plain.stderr.strip(), own))
+
+
+class Watch(unittest.TestCase):
+    """fpscope.watch() in a torch loop: the trace's weight_update records equal the update loss
+    the program computes with torch (DESIGN "Master-weight update loss")."""
+    STEPS = 5
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.tmp.name
+        cls.out = os.path.join(d, "e.json")
+        cmd = [PY, prog("torch_watch.py"), os.path.join(ARGS.root, "probe/python"), cls.out,
+               str(cls.STEPS)]
+        cls.plain = plain_run(cmd)
+        cls.plain_expected = load_json(cls.out) if cls.plain.returncode == 0 else None
+        trace = os.path.join(d, "w.fpst")
+        cls.rec = record(trace, cmd, ["--every", "1"], QUIET)
+        cls.expected = load_json(cls.out) if cls.rec.returncode == 0 else None
+        cls.trace = dump(trace) if cls.rec.returncode == 0 else None
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_watch_update_loss_equals_torch(self):
+        self.assertEqual(self.rec.returncode, 0, self.rec.stderr)
+        e, t = self.expected, self.trace
+        self.assertTrue(e["active"])
+        self.assertTrue(e["watched"])
+        self.assertEqual(t["step_source"], "api")
+        self.assertEqual(loss_lines(self.rec.stdout), loss_lines(self.plain.stdout))
+        tm = tensor_map(t)
+        ups = sorted(t["weight_updates"], key=lambda u: u["step"])
+        # Step k = the update made by the k-th iteration.
+        self.assertEqual([u["step"] for u in ups], list(range(self.STEPS)))
+        self.assertEqual(len(e["updates"]), self.STEPS)
+        for u, x in zip(ups, e["updates"]):
+            s = u["step"]
+            self.assertEqual(tm[u["tensor"]]["id"], "fc1.weight")
+            self.assertEqual(u["master_dtype"], "fp32")
+            self.assertEqual(u["elements"], x["elements"], s)
+            self.assertEqual(u["changed"], x["changed"], s)
+            for f in ("bf16", "fp16"):
+                self.assertEqual(u[f]["stagnant"], x[f]["stagnant"], (s, f))
+                self.assertAlmostEqual(u[f]["delta_abs"], x[f]["delta_abs"],
+                                       delta=1e-12 * x[f]["delta_abs"], msg=(s, f))
+                lost_mass = u[f]["lost_abs"] / u[f]["delta_abs"]
+                self.assertAlmostEqual(lost_mass, x[f]["lost_mass"],
+                                       delta=1e-9 * x[f]["lost_mass"] + 1e-15, msg=(s, f))
+            self.assertEqual({str(b): c for b, c in u["ratio_hist"]}, x["ratio_hist"], s)
+        # The case is not trivial: BF16 loses more than FP16, both lose some, the ratios spread.
+        x0 = e["updates"][0]
+        self.assertGreater(x0["bf16"]["stagnant"], x0["fp16"]["stagnant"])
+        self.assertGreater(x0["fp16"]["stagnant"], 0)
+        self.assertLess(x0["bf16"]["stagnant"], x0["changed"])
+        self.assertGreater(len(x0["ratio_hist"]), 5)
+
+    def test_watch_of_unsupported_tensor_returns_false_with_one_warning(self):
+        self.assertEqual(self.rec.returncode, 0, self.rec.stderr)
+        self.assertIn("watch ok=True noncontig=False int=False", self.rec.stdout)
+        w = warnings_of(self.rec.stderr)
+        self.assertEqual(len(w), 2, self.rec.stderr)  # one per refused tensor
+        self.assertEqual(len([x for x in w if "'noncontig'" in x and "contiguous" in x]), 1, w)
+        self.assertEqual(len([x for x in w if "'int'" in x and "int64" in x]), 1, w)
+        tm = tensor_map(self.trace)
+        self.assertEqual({tm[u["tensor"]]["id"] for u in self.trace["weight_updates"]},
+                         {"fc1.weight"})
+        # Without the probe: every call a silent no-op, the run the same.
+        self.assertEqual(self.plain.returncode, 0, self.plain.stderr)
+        self.assertIn("watch ok=False noncontig=False int=False", self.plain.stdout)
+        self.assertNotIn("[fpscope]", self.plain.stderr)
+        self.assertFalse(self.plain_expected["active"])
+
+
+class StepDetection(unittest.TestCase):
+    """Steps of unmodified torch programs from the GEMM period: one step per iteration."""
+
+    def test_qkv_step_start_three_same_shape_gemms_steps_equal_iterations(self):
+        iters = 10
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "q.fpst")
+            rec = record(trace, [PY, prog("torch_qkv.py"), str(iters)], ["--every", "1"], QUIET)
+            self.assertEqual(rec.returncode, 0, rec.stderr)
+            self.assertEqual(len(loss_lines(rec.stdout)), iters)
+            t = dump(trace)
+        self.assertEqual(t["step_source"], "gemm_period")
+        self.assertEqual([s["step"] for s in t["steps"]], list(range(iters)))
+        check_step_marks(self, t)
+        per = d_ids_per_step(t)
+        g = len(per[0])
+        self.assertGreater(g, 6)
+        for s in range(iters):
+            self.assertEqual(sorted(per[s]), sorted("gemm#%d.D" % k for k in range(g)), s)
+        # The premise: each step begins with three GEMMs of one shape (q, k, v).
+        shape = {x["id"]: (x["rows"], x["cols"], x["k"]) for _, x in role_obs(t, "D")}
+        self.assertEqual(shape["gemm#0.D"], shape["gemm#1.D"])
+        self.assertEqual(shape["gemm#1.D"], shape["gemm#2.D"])
+        self.assertNotEqual(shape["gemm#2.D"], shape["gemm#3.D"])
+
+    def test_dynamic_batch_steps_equal_iterations(self):
+        iters = 16
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "b.fpst")
+            # 8 GEMMs per iteration: 128 calls, fewer than the default window of 4096.
+            rec = record(trace, [PY, prog("torch_mlp.py"), "--steps", str(iters), "--dynamic"],
+                         ["--every", "1"], dict(QUIET, FPSCOPE_PERIOD_WINDOW="64"))
+            self.assertEqual(rec.returncode, 0, rec.stderr)
+            t = dump(trace)
+        batches = [int(line.split()[3]) for line in loss_lines(rec.stdout)]
+        self.assertEqual(len(batches), iters)
+        self.assertTrue(all(a != b for a, b in zip(batches, batches[1:])), batches)
+        g = gemms_per_step(rec.stdout)
+        self.assertEqual(t["step_source"], "gemm_period")
+        self.assertEqual([s["step"] for s in t["steps"]], list(range(iters)))
+        check_step_marks(self, t)
+        per = d_ids_per_step(t)
+        for s in range(iters):
+            self.assertEqual(sorted(per[s]), sorted("gemm#%d.D" % k for k in range(g)), s)
+        # Each step holds its own iteration's GEMMs: the first layer's output has its batch size.
+        for o, x in role_obs(t, "D"):
+            if x["id"] == "gemm#0.D":
+                self.assertIn(batches[o["step"]], (x["rows"], x["cols"]), o["step"])
 
 
 def main():

@@ -26,6 +26,10 @@ struct StatsOptions {
 void compute_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols, uint64_t ld,
                    const StatsOptions& opt, TensorStats* out);
 
+// Largest finite |x| of the view (0 when there is none): what "current" FP8 scaling needs before
+// the statistics pass (scaling.h). Same view contract as compute_stats.
+float compute_amax(const void* data, Format dtype, uint64_t rows, uint64_t cols, uint64_t ld);
+
 // The same statistics computed element by element with numerics.h's accumulate_element (no
 // vectorization, no threads): the reference the fast pass is tested against.
 void compute_stats_reference(const void* data, Format dtype, uint64_t rows, uint64_t cols,
