@@ -5,6 +5,8 @@
 #include <mutex>
 #include <vector>
 
+#include "device_runtime.h"
+
 // FPSCOPE_HAVE_STATS_KERNELS: set by CMake when target fpscope_kernels_cuda exists.
 #if FPSCOPE_HAVE_STATS_KERNELS
 #include "fpscope/stats_cuda.h"
@@ -70,6 +72,7 @@ class CudaBackend final : public Backend {
       return false;
     }
     d.ready = true;
+    register_exit_drain();  // the runtime may have registered exit work while creating these
     return true;
   }
 
@@ -92,20 +95,24 @@ class CudaBackend final : public Backend {
     DeviceSlots& d = devs_[static_cast<size_t>(job.device)];
     auto stream = static_cast<cudaStream_t>(job.stream);
     TensorStats* dst = d.d_stats + slot;
-    cudaError_t e = cudaMemsetAsync(dst, 0, sizeof(TensorStats), stream);
-    const size_t esize = static_cast<size_t>(storage_bits(spec(job.dtype)) / 8);
-    const bool contiguous = job.batch <= 1 || job.batch_stride == 0 ||
-                            job.batch_stride == static_cast<int64_t>(job.ld * job.cols);
-    if (contiguous) {
-      const uint64_t cols = job.batch_stride == 0 ? job.cols : job.cols * job.batch;
-      if (e == cudaSuccess)
-        e = launch_tensor_stats(job.data, job.dtype, job.rows, cols, job.ld, job.scales, dst,
-                                stream);
+    // The launchers reset the slot themselves. One matrix, or a batch stored as one contiguous
+    // block (stride == ld * cols: one matrix of batch * cols columns), or the same matrix every
+    // time (stride 0: measured once); any other stride goes through the batched launcher, which
+    // accumulates every matrix into the one slot.
+    cudaError_t e = cudaSuccess;
+    const bool one_block = job.batch <= 1 || job.batch_stride == 0 ||
+                           job.batch_stride == static_cast<int64_t>(job.ld * job.cols);
+    if (one_block) {
+      const uint64_t cols =
+          job.batch <= 1 || job.batch_stride == 0 ? job.cols : job.cols * job.batch;
+      e = launch_tensor_stats(job.data, job.dtype, job.rows, cols, job.ld, job.scales, dst, stream);
+    } else if (job.batch_stride > 0) {
+      e = launch_tensor_stats_batched(job.data, job.dtype, job.rows, job.cols, job.ld, job.batch,
+                                      static_cast<uint64_t>(job.batch_stride), job.scales, dst,
+                                      stream);
     } else {
-      auto* base = static_cast<const unsigned char*>(job.data);
-      for (uint64_t b = 0; e == cudaSuccess && b < job.batch; ++b)
-        e = launch_tensor_stats(base + static_cast<size_t>(job.batch_stride) * b * esize, job.dtype,
-                                job.rows, job.cols, job.ld, job.scales, dst, stream);
+      *error = "negative batch stride";
+      return false;
     }
     if (e == cudaSuccess)
       e = cudaMemcpyAsync(d.h_stats + slot, dst, sizeof(TensorStats), cudaMemcpyDeviceToHost,

@@ -3,9 +3,9 @@
 // Contract (per device, created at first use by ensure_device on the calling thread's device):
 //  - FPSCOPE_CUDA_SLOTS (default 256) result slots: device TensorStats + pinned host TensorStats +
 //    kScalarsPerSlot pinned floats + one cudaEvent (timing disabled) each.
-//  - enqueue_stats: cudaMemsetAsync(slot) then the kernels' launch_tensor_stats (per batch matrix
-//    when the batch is not one contiguous block), cudaMemcpyAsync into the pinned slot and
-//    cudaEventRecord, all on the job's stream. Nothing else is touched: no synchronization, no
+//  - enqueue_stats: the kernels' launch_tensor_stats (launch_tensor_stats_batched when a batch is
+//    not one contiguous block; both reset the slot first), cudaMemcpyAsync into the pinned slot
+//    and cudaEventRecord, all on the job's stream. Nothing else is touched: no synchronization, no
 //    allocation.
 //  - poll: cudaEventQuery (cudaErrorNotReady -> Pending; any other error -> Failed).
 #pragma once

@@ -267,7 +267,10 @@ void start_cupti(const char* who) {
 
 void on_gemm_issued() {
   start_cupti("first cuBLAS call");
-  if (g.optimizer_step_pending.exchange(false, std::memory_order_acq_rel)) {
+  // A plain load first: the exchange (a write) only when a boundary is pending, so that GEMMs on
+  // several threads do not bounce this cache line on every call.
+  if (g.optimizer_step_pending.load(std::memory_order_acquire) &&
+      g.optimizer_step_pending.exchange(false, std::memory_order_acq_rel)) {
     if (probe::Recorder* rec = probe::Recorder::get())
       rec->mark_step(trace::StepSource::OptimizerKernel);
   }

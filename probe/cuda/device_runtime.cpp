@@ -1,5 +1,7 @@
 #include "device_runtime.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
@@ -8,6 +10,8 @@
 
 #include "../src/log.h"
 #include "cuda_backend.h"
+#include "cupti_hooks.h"
+#include "settings.h"
 
 namespace fpscope::cuda {
 namespace {
@@ -21,18 +25,6 @@ std::mutex g_calls_mu;
 std::unordered_map<uint64_t, CallEntry> g_calls;
 uint64_t g_next_cookie = 1;
 std::atomic<uint64_t> g_unsupported{0};
-
-long env_long(const char* name, long def) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return def;
-  char* end = nullptr;
-  const long x = std::strtol(v, &end, 10);
-  if (end == v || *end != '\0' || x <= 0) {
-    FPSCOPE_LOG(Warn, "%s=%s is not a positive integer: using %ld", name, v, def);
-    return def;
-  }
-  return x;
-}
 
 // Recorder::loss_scale() stamps the CURRENT step; device results arrive later, so the step of the
 // kernel launch must be passed explicitly when the recorder offers it (loss_scale_at).
@@ -88,15 +80,32 @@ struct Runtime {
   std::unique_ptr<Pipeline> pipeline;
 };
 
-Runtime* g_runtime = nullptr;
+std::atomic<Runtime*> g_runtime{nullptr};
 std::once_flag g_once;
+std::atomic<bool> g_shutdown_started{false};
+std::atomic<bool> g_forked_child{false};
+BackendFactory g_factory = nullptr;
+
+// A forked child has no drain thread (threads do not survive fork) and may not use the parent's
+// CUDA state: its CUDA path is off and its exit must not join or poll anything.
+void on_fork_child() {
+  g_forked_child.store(true, std::memory_order_relaxed);
+}
+
+void at_exit_drain() {
+  shutdown();
+}
 
 }  // namespace
 
 Pipeline* pipeline() {
+  if (g_forked_child.load(std::memory_order_relaxed) ||
+      g_shutdown_started.load(std::memory_order_acquire))
+    return nullptr;
   std::call_once(g_once, [] {
     std::string why;
-    auto backend = make_cuda_backend(static_cast<int>(env_long("FPSCOPE_CUDA_SLOTS", 256)), &why);
+    auto backend =
+        (g_factory != nullptr ? g_factory : make_cuda_backend)(cuda_slots_setting(), &why);
     if (backend != nullptr && !stats_kernels_built()) {
       FPSCOPE_LOG(Warn,
                   "GPU tensor statistics are off: this probe was built without the CUDA "
@@ -114,22 +123,54 @@ Pipeline* pipeline() {
     auto* rt = new Runtime;  // lives until exit: the drain thread and hooks may use it late
     rt->backend = std::move(backend);
     Pipeline::Options opts;
-    const char* graphs = std::getenv("FPSCOPE_CUDA_GRAPHS");
-    opts.allow_capture = graphs != nullptr && graphs[0] == '1';
+    opts.allow_capture = cuda_graphs_setting();
     rt->pipeline = std::make_unique<Pipeline>(rt->backend.get(), &rt->sink, opts);
     rt->pipeline->start_drain_thread(std::chrono::microseconds(500));
-    g_runtime = rt;
+    pthread_atfork(nullptr, nullptr, on_fork_child);
+    g_runtime.store(rt, std::memory_order_release);
+    // The exit drain must run while the probe's (static) CUDA runtime still works and before the
+    // recorder closes the trace. atexit handlers run in reverse order of registration, and the
+    // CUDA runtime registers its teardown during its own initialization, which the backend has
+    // just done (cudaGetDeviceCount): registered now, ours runs first. register_exit_drain() adds
+    // it again after each device's first resources exist (in case the runtime registers more
+    // then). The recorder's shutdown hook covers the other order (a recorder created after this
+    // runtime has its atexit handler run first): the drain then runs before the trace closes.
+    // shutdown() runs once, whichever comes first.
+    std::atexit(at_exit_drain);
+    probe::Recorder::add_shutdown_hook(at_exit_drain);
   });
-  return g_runtime != nullptr ? g_runtime->pipeline.get() : nullptr;
+  Runtime* rt = g_runtime.load(std::memory_order_acquire);
+  return rt != nullptr ? rt->pipeline.get() : nullptr;
+}
+
+void set_backend_factory_for_testing(BackendFactory factory) {
+  g_factory = factory;
+}
+
+void register_exit_drain() {
+  std::atexit(at_exit_drain);
 }
 
 void shutdown() {
-  if (g_runtime == nullptr) return;
-  Pipeline* p = g_runtime->pipeline.get();
-  const long ms = env_long("FPSCOPE_CUDA_DRAIN_MS", 2000);
-  const bool all = p->flush(std::chrono::milliseconds(ms));
+  Runtime* rt = g_runtime.load(std::memory_order_acquire);
+  if (rt == nullptr || g_forked_child.load(std::memory_order_relaxed)) return;
+  if (g_shutdown_started.exchange(true, std::memory_order_acq_rel)) return;
+  probe::HookGuard guard;  // nothing the exit drain does is application work
+  Pipeline* p = rt->pipeline.get();
+  // The drain thread stops first: from here on this thread alone polls, until the deadline.
   p->stop_drain_thread();
+  const bool all = p->flush(std::chrono::milliseconds(drain_ms_setting()));
   const Counters c = p->counters();
+  const CuptiCounters k = cupti_counters();
+  FPSCOPE_LOG(Info,
+              "cuda exit: %llu observations delivered, %llu skipped (capture), %llu skipped (ring "
+              "full), %llu failed, %llu unsupported, %llu still in flight",
+              static_cast<unsigned long long>(c.delivered),
+              static_cast<unsigned long long>(c.skipped_capture),
+              static_cast<unsigned long long>(c.skipped_ring_full),
+              static_cast<unsigned long long>(c.failed),
+              static_cast<unsigned long long>(g_unsupported.load()),
+              static_cast<unsigned long long>(c.in_flight));
   probe::Recorder* rec = probe::Recorder::get();
   if (rec == nullptr) return;
   auto say = [&](uint64_t n, const char* what) {
@@ -141,6 +182,10 @@ void shutdown() {
   say(c.skipped_ring_full, "all result slots in flight (raise FPSCOPE_CUDA_SLOTS)");
   say(c.failed, "device work failed");
   say(g_unsupported.load(), "operand type or layout not readable by the stats kernels");
+  if (k.unknown_abi_kernels != 0)
+    rec->event(trace::EventLevel::Warning,
+               "cuda: " + std::to_string(k.unknown_abi_kernels) +
+                   " loss-scale kernels with an unknown signature were not recorded");
   if (!all)
     rec->event(trace::EventLevel::Warning,
                "cuda: " + std::to_string(c.in_flight) + " results still on the device at exit");

@@ -5,14 +5,21 @@
 //  - pipeline() creates everything on first use and returns nullptr (once logged) when device
 //    statistics are unavailable: no CUDA driver/device, or the probe was built without the stats
 //    kernels. Callers then record signatures only (tickets abandoned).
-//  - shutdown() (probe exit) drains what is in flight for up to FPSCOPE_CUDA_DRAIN_MS (default
-//    2000 ms) without synchronizing any application stream, then stops the drain thread and
-//    writes the skip counters as trace events.
+//  - shutdown() (probe exit) stops the drain thread, drains what is in flight for up to
+//    FPSCOPE_CUDA_DRAIN_MS (default 2000 ms) without synchronizing any application stream, and
+//    writes the skip counters (capture, ring full, failed, unsupported) as trace events. It is
+//    registered when the runtime is first created, both with atexit (so that it runs before the
+//    static CUDA runtime's own exit teardown) and as a Recorder shutdown hook (so that it runs
+//    before the trace is closed); it runs once. A process that never created the runtime (no GPU
+//    work) registers nothing and pays nothing at exit. After shutdown, and in a forked child,
+//    pipeline() returns nullptr.
 //  - Cookies: register_call() keeps a GemmTicket until each sampled operand is completed or
 //    abandoned.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
 
 #include "../src/recorder.h"
 #include "stats_pipeline.h"
@@ -21,6 +28,14 @@ namespace fpscope::cuda {
 
 Pipeline* pipeline();
 void shutdown();
+// Registers the exit drain with atexit once more (the backend calls it after a device's first
+// resources exist, when the CUDA runtime may have registered more exit work of its own).
+void register_exit_drain();
+
+// Test seam (tests/probe_cuda): the backend factory pipeline() uses instead of make_cuda_backend.
+// Must be set before the first pipeline(); the probe itself never sets it.
+using BackendFactory = std::unique_ptr<Backend> (*)(int slots, std::string* why);
+void set_backend_factory_for_testing(BackendFactory factory);
 
 // Keeps `ticket` for `operands` outstanding completions; returns the cookie for ObsMeta.
 uint64_t register_call(const probe::GemmTicket& ticket, int operands);

@@ -81,8 +81,6 @@ void submit_operand(const GemmCall& c, const GemmState& st, const probe::GemmTic
   }
 }
 
-thread_local probe::GemmTicket t_ticket;  // between gemm_begin and gemm_end of this thread
-
 }  // namespace
 
 GemmState gemm_begin(const GemmCall& call) {
@@ -98,7 +96,8 @@ GemmState gemm_begin(const GemmCall& call) {
   if (sampled == 0) return st;
   st.active = true;
   st.cookie = register_call(t, sampled);
-  t_ticket = t;
+  st.device = device;
+  st.ticket = t;
   // C is read by the GEMM and overwritten by D: its statistics must be taken before.
   for (int i = 0; i < call.num_operands; ++i) {
     if (t.sampled[i] && call.operands[i].role == trace::Role::C && call.c_aliases_d)
@@ -109,8 +108,8 @@ GemmState gemm_begin(const GemmCall& call) {
 
 void gemm_end(const GemmCall& call, GemmState& st, int status) {
   if (!st.active) return;
-  const probe::GemmTicket& t = t_ticket;
-  const int device = device_of(call.stream);
+  const probe::GemmTicket& t = st.ticket;
+  const int device = st.device;
   for (int i = 0; i < call.num_operands; ++i) {
     if (!t.sampled[i]) continue;
     if (call.operands[i].role == trace::Role::C && call.c_aliases_d) continue;  // done before

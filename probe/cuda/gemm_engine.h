@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "../src/recorder.h"
 #include "fpscope/formats.h"
 #include "fpscope/trace_types.h"
 
@@ -43,10 +44,13 @@ struct GemmCall {
   int num_operands = 0;
 };
 
-// Opaque per-call state between gemm_begin and gemm_end (plain value, lives on the hook's stack).
+// Per-call state between gemm_begin and gemm_end (plain value, lives on the hook's stack): the
+// ticket and the call's device are looked up once, in gemm_begin.
 struct GemmState {
   bool active = false;
   uint64_t cookie = 0;
+  int device = -1;
+  probe::GemmTicket ticket;
 };
 
 GemmState gemm_begin(const GemmCall& call);

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -16,6 +17,7 @@
 #include "gemm_engine.h"
 #include "lt_decode.h"
 #include "resolve.h"
+#include "test_hooks.h"
 
 #define FPSCOPE_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -30,20 +32,29 @@ namespace {
 
 std::atomic<uint64_t> g_calls[static_cast<int>(Hook::Count)];
 
-// Lazily resolved real function (thread-safe; resolution may race, all racers get the same value).
+// "Looked up, not found": cached like a found address, so that a missing symbol costs one scan of
+// the loaded objects and one log line per process, not one per call.
+void* const kMissing = reinterpret_cast<void*>(uintptr_t{1});
+
+// Lazily resolved real function (thread-safe; racers resolve the same value, one of them stores
+// it and only that one logs a failure). nullptr when the process has no definition.
 template <typename Fn>
 Fn real(std::atomic<void*>& cache, const char* name, const char* hint) {
   void* p = cache.load(std::memory_order_acquire);
   if (p == nullptr) {
-    p = resolve_real(name, hint);
-    if (p == nullptr) {
-      FPSCOPE_LOG(Error, "cannot find the real %s in this process: returning an error status",
-                  name);
-      return nullptr;
+    void* found = resolve_real(name, hint);
+    if (found == nullptr) found = kMissing;
+    void* expected = nullptr;
+    if (cache.compare_exchange_strong(expected, found, std::memory_order_acq_rel)) {
+      p = found;
+      if (found == kMissing)
+        FPSCOPE_LOG(Error, "cannot find the real %s in this process: its calls return an error",
+                    name);
+    } else {
+      p = expected;
     }
-    cache.store(p, std::memory_order_release);
   }
-  return reinterpret_cast<Fn>(p);
+  return p == kMissing ? nullptr : reinterpret_cast<Fn>(p);
 }
 
 // The real `fn`, typed like the hook fpscopecu_<fn> (cuBLAS's C++ header overloads some names).
@@ -181,6 +192,8 @@ void fill_classic(GemmCall* c, const char* op, cublasOperation_t ta, cublasOpera
   }
 }
 
+// Counts the call, then records it around the real call when this is the outermost hook, the
+// recorder is on and the handle tells its stream and pointer mode.
 template <typename Call>
 cublasStatus_t run_recorded(Hook h, cublasHandle_t handle, Call&& call,
                             void (*fill)(GemmCall*, void* stream, bool host, const void* args),
@@ -189,7 +202,9 @@ cublasStatus_t run_recorded(Hook h, cublasHandle_t handle, Call&& call,
   probe::HookGuard guard;
   void* stream = nullptr;
   bool host = true;
-  if (!guard.outermost() || !handle_context(handle, &stream, &host)) return call();
+  if (!guard.outermost() || probe::Recorder::get() == nullptr ||
+      !handle_context(handle, &stream, &host))
+    return call();
   GemmCall gc;
   gc.stream = stream;
   fill(&gc, stream, host, args);
@@ -572,8 +587,14 @@ FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul(
               workspace_bytes, stream);
   };
   fpscope::probe::HookGuard guard;
+  if (!guard.outermost() || fpscope::probe::Recorder::get() == nullptr) return call();
+  // The Lt handle is not needed: descriptors are host objects and the stream is an argument. A
+  // call with a null handle is recorded (its signature) like any failing call; cuBLASLt refuses it
+  // and gemm_end drops its operands.
   const LtApi* api = LtApi::from_process();
-  if (!guard.outermost() || lt == nullptr || api == nullptr) return call();
+  if (api == nullptr || desc == nullptr || Adesc == nullptr || Bdesc == nullptr ||
+      Cdesc == nullptr || Ddesc == nullptr)
+    return call();  // cuBLASLt rejects missing descriptors itself
   LtMatmul mm;
   std::string err;
   if (!decode_matmul(*api, desc, Adesc, Bdesc, Cdesc, Ddesc, &mm, &err)) {
@@ -622,8 +643,7 @@ FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasLtMatmul, fpscopecu_cublasLtMatmul_v12, cub
 FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasLtMatmul, fpscopecu_cublasLtMatmul_v11, cublasLtMatmul,
                      "libcublasLt.so.11");
 
-// Test/diagnostic C API: number of calls the hook named `name` ("cublasGemmEx", ...) has seen
-// since the probe was loaded; -1 for an unknown name.
+// Test hook (declared in test_hooks.h, not part of fpscope.h).
 FPSCOPE_EXPORT long long fpscope_cuda_hook_calls(const char* name) {
   if (name == nullptr) return -1;
   for (int i = 0; i < static_cast<int>(Hook::Count); ++i) {

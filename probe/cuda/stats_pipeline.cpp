@@ -2,10 +2,13 @@
 
 #include <algorithm>
 
+#include "settings.h"
+
 namespace fpscope::cuda {
 namespace {
 constexpr int kTicketShift = 20;  // ticket = device << 20 | slot (slots per device < 2^20)
-}
+static_assert(kMaxCudaSlots < (1 << kTicketShift), "FPSCOPE_CUDA_SLOTS' cap breaks the tickets");
+}  // namespace
 
 Pipeline::Pipeline(Backend* backend, Sink* sink, Options options)
     : backend_(backend), sink_(sink), options_(options) {}
@@ -23,7 +26,8 @@ int Pipeline::acquire(int device, std::string* error) {
   }
   if (!device_ready_[d]) {
     if (!backend_->ensure_device(device, error)) return -2;
-    const int n = backend_->slots_per_device();
+    // A backend offering more slots than the tickets can name gets only as many as they can.
+    const int n = std::min(backend_->slots_per_device(), (1 << kTicketShift) - 1);
     free_[d].clear();
     for (int s = n - 1; s >= 0; --s) free_[d].push_back(s);
     device_ready_[d] = true;

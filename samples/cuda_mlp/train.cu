@@ -7,12 +7,18 @@
 // --growth-interval clean steps. --plant-overflow S multiplies the loss scale of step S by 2^20 so
 // that the FP16 backward pass overflows there (BF16 has the range to absorb it).
 //
+// NVTX ranges (header-only nvtx3; no-ops unless a tool is attached): each step runs inside a range
+// "step" and each GEMM inside a range naming it (fc1.fwd, fc2.fwd, fc2.dW, fc2.dX, fc1.dW), so that
+// under `fpscope record` the tensors carry those names and the steps come from NVTX.
+//
 // Usage: cuda_mlp [--dtype bf16|fp16] [--steps N] [--batch B] [--plant-overflow S] [--seed X]
-// Prints one line per step: "step S loss L scale K found_inf F". Exit 2 when there is no GPU.
+// Prints one line per step: "step S loss L scale K found_inf F" (%.9g: all float bits; the loss is
+// reduced in a fixed order, so two runs print the same bits). Exit 2 when there is no GPU.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <nvtx3/nvToolsExt.h>
 
 #include <cmath>
 #include <cstdio>
@@ -70,14 +76,31 @@ __global__ void relu_backward_kernel(T* g, const T* h, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n && !(to_f(h[i]) > 0.0f)) g[i] = from_f<T>(0.0f);
 }
-// dY = scale * 2 (y - t) / n; loss += (y - t)^2 / n
+// dY = scale * 2 (y - t) / n; sq[i] = (y - t)^2 / n (summed by loss_sum_kernel in a fixed order,
+// so that the printed loss is the same bits in every run: no atomics).
 template <typename T>
-__global__ void mse_kernel(const T* y, const float* t, T* dy, float scale, int n, float* loss) {
+__global__ void mse_kernel(const T* y, const float* t, T* dy, float scale, int n, float* sq) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const float d = to_f(y[i]) - t[i];
   dy[i] = from_f<T>(scale * 2.0f * d / static_cast<float>(n));
-  atomicAdd(loss, d * d / static_cast<float>(n));
+  sq[i] = d * d / static_cast<float>(n);
+}
+// One block of kSumThreads: thread j sums sq[j], sq[j + kSumThreads], ... in order, then a
+// shared-memory tree in a fixed pairing. Deterministic (independent of scheduling).
+constexpr int kSumThreads = 256;
+__global__ void loss_sum_kernel(const float* sq, int n, float* loss) {
+  __shared__ float part[kSumThreads];
+  const int j = static_cast<int>(threadIdx.x);
+  float acc = 0.0f;
+  for (int i = j; i < n; i += kSumThreads) acc += sq[i];
+  part[j] = acc;
+  __syncthreads();
+  for (int w = kSumThreads / 2; w > 0; w /= 2) {
+    if (j < w) part[j] += part[j + w];
+    __syncthreads();
+  }
+  if (j == 0) *loss = part[0];
 }
 template <typename T>
 __global__ void unscale_kernel(const T* g, float* g32, int n, float inv_scale, float* found_inf) {
@@ -124,7 +147,7 @@ static int train(const Options& o, cudaDataType ctype) {
   for (int b = 0; b < B; ++b)
     for (int r = 0; r < out; ++r)
       for (int c = 0; c < in; ++c) t[r + b * out] += teacher[r + c * out] * x[c + b * in] * 0.125f;
-  float *dx32, *dw1, *dw2, *dt, *g1_32, *g2_32, *dloss, *dinf;
+  float *dx32, *dw1, *dw2, *dt, *g1_32, *g2_32, *dsq, *dloss, *dinf;
   T *dx, *w1c, *w2c, *hact, *y, *dy, *dh, *g1, *g2;
   CK(cudaMalloc(&dx32, x.size() * 4));
   CK(cudaMalloc(&dw1, w1.size() * 4));
@@ -132,6 +155,7 @@ static int train(const Options& o, cudaDataType ctype) {
   CK(cudaMalloc(&dt, t.size() * 4));
   CK(cudaMalloc(&g1_32, w1.size() * 4));
   CK(cudaMalloc(&g2_32, w2.size() * 4));
+  CK(cudaMalloc(&dsq, t.size() * 4));
   CK(cudaMalloc(&dloss, 4));
   CK(cudaMalloc(&dinf, 4));
   CK(cudaMalloc(&dx, x.size() * sizeof(T)));
@@ -150,28 +174,36 @@ static int train(const Options& o, cudaDataType ctype) {
   cast_kernel<T><<<blocks(in * B), 256, 0, stream>>>(dx32, dx, in * B);
 
   const float one = 1.0f, zero = 0.0f;
-  auto gemm = [&](cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const T* A,
-                  int lda, const T* Bm, int ldb, T* C, int ldc) {
+  auto gemm = [&](const char* name, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                  const T* A, int lda, const T* Bm, int ldb, T* C, int ldc) {
+    nvtxRangePushA(name);
     CB(cublasGemmEx(h, ta, tb, m, n, k, &one, A, ctype, lda, Bm, ctype, ldb, &zero, C, ctype, ldc,
                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    nvtxRangePop();
   };
   float scale = 65536.0f;
   int good = 0;
   const float lr = 0.05f;
   for (int s = 0; s < o.steps; ++s) {
+    nvtxRangePushA("step");
     const float step_scale = s == o.plant ? scale * 1048576.0f : scale;
     cast_kernel<T><<<blocks(hid * in), 256, 0, stream>>>(dw1, w1c, hid * in);
     cast_kernel<T><<<blocks(out * hid), 256, 0, stream>>>(dw2, w2c, out * hid);
-    gemm(CUBLAS_OP_N, CUBLAS_OP_N, hid, B, in, w1c, hid, dx, in, hact, hid);  // H = W1 X
+    // H = W1 X
+    gemm("fc1.fwd", CUBLAS_OP_N, CUBLAS_OP_N, hid, B, in, w1c, hid, dx, in, hact, hid);
     relu_kernel<T><<<blocks(hid * B), 256, 0, stream>>>(hact, hid * B);
-    gemm(CUBLAS_OP_N, CUBLAS_OP_N, out, B, hid, w2c, out, hact, hid, y, out);  // Y = W2 H
-    CK(cudaMemsetAsync(dloss, 0, 4, stream));
+    // Y = W2 H
+    gemm("fc2.fwd", CUBLAS_OP_N, CUBLAS_OP_N, out, B, hid, w2c, out, hact, hid, y, out);
     CK(cudaMemsetAsync(dinf, 0, 4, stream));
-    mse_kernel<T><<<blocks(out * B), 256, 0, stream>>>(y, dt, dy, step_scale, out * B, dloss);
-    gemm(CUBLAS_OP_N, CUBLAS_OP_T, out, hid, B, dy, out, hact, hid, g2, out);  // dW2 = dY H^T
-    gemm(CUBLAS_OP_T, CUBLAS_OP_N, hid, B, out, w2c, out, dy, out, dh, hid);   // dH = W2^T dY
+    mse_kernel<T><<<blocks(out * B), 256, 0, stream>>>(y, dt, dy, step_scale, out * B, dsq);
+    loss_sum_kernel<<<1, kSumThreads, 0, stream>>>(dsq, out * B, dloss);
+    // dW2 = dY H^T
+    gemm("fc2.dW", CUBLAS_OP_N, CUBLAS_OP_T, out, hid, B, dy, out, hact, hid, g2, out);
+    // dH = W2^T dY
+    gemm("fc2.dX", CUBLAS_OP_T, CUBLAS_OP_N, hid, B, out, w2c, out, dy, out, dh, hid);
     relu_backward_kernel<T><<<blocks(hid * B), 256, 0, stream>>>(dh, hact, hid * B);
-    gemm(CUBLAS_OP_N, CUBLAS_OP_T, hid, in, B, dh, hid, dx, in, g1, hid);  // dW1 = dH X^T
+    // dW1 = dH X^T
+    gemm("fc1.dW", CUBLAS_OP_N, CUBLAS_OP_T, hid, in, B, dh, hid, dx, in, g1, hid);
     unscale_kernel<T>
         <<<blocks(hid * in), 256, 0, stream>>>(g1, g1_32, hid * in, 1.0f / step_scale, dinf);
     unscale_kernel<T>
@@ -182,7 +214,9 @@ static int train(const Options& o, cudaDataType ctype) {
     CK(cudaMemcpyAsync(&loss, dloss, 4, cudaMemcpyDeviceToHost, stream));
     CK(cudaMemcpyAsync(&found, dinf, 4, cudaMemcpyDeviceToHost, stream));
     CK(cudaStreamSynchronize(stream));
-    std::printf("step %d loss %.6g scale %.9g found_inf %d\n", s, loss, step_scale, found != 0.0f);
+    nvtxRangePop();
+    // %.9g: every float bit shows, so runs with and without the probe compare bit for bit.
+    std::printf("step %d loss %.9g scale %.9g found_inf %d\n", s, loss, step_scale, found != 0.0f);
     if (found != 0.0f) {
       scale *= 0.5f;  // backoff (the step was skipped by sgd_kernel)
       good = 0;

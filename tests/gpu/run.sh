@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# GPU acceptance test of the probe's CUDA path. Runs as is on a machine with an NVIDIA GPU:
-#   tests/gpu/run.sh [build-dir]        (default build-gpu-accept/ in the repository)
-# Builds fpscope, records samples/cuda_mlp (FP16, planted overflow) and a PyTorch AMP run
-# (GradScaler, FP16) under `fpscope record`, checks the traces against values the programs computed
-# (GEMM count, planted overflow, loss-scale series == scaler.get_scale(), amax == torch) and prints
-# the probe's overhead. Exit 0 pass, 1 fail, 77 no GPU (skipped).
+# GPU acceptance test of the probe's CUDA path. Runs as is on a machine with an NVIDIA GPU, the
+# CUDA toolkit and the project's build dependencies; needs no network:
+#   tests/gpu/run.sh [build-dir]     (default: build-gpu-accept/ in the repository)
+# FPSCOPE_GPU_BUILD=DIR uses an existing build instead (it must have fpscope, libfpscope_probe.so
+# and cuda_mlp built: cmake --build DIR --target fpscope_probe fpscope cuda_mlp); nothing is
+# configured or built then. PYTHON=... picks the interpreter with a CUDA-enabled PyTorch;
+# FPSCOPE_CUDA_ARCHS=... the GPU architectures to build for (default: native, this machine's).
+#
+# Records samples/cuda_mlp (FP16, planted overflow, NVTX-named GEMMs and steps) and a PyTorch AMP
+# run (GradScaler, FP16) under `fpscope record`, checks the traces against values the programs
+# computed (GEMM count and names, planted overflow step, loss-scale series == scaler.get_scale()
+# per step, amax == torch), checks that cuda_mlp prints the same bits with and without the probe,
+# and prints the probe's overhead. Exit 0 pass, 1 fail, 77 no GPU (skipped).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-build=${1:-$repo/build-gpu-accept}
-out=$build/gpu-accept
 PY=${PYTHON:-python3}
 
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
@@ -18,39 +23,76 @@ if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; t
 fi
 nvidia-smi -L
 
-cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)" --target fpscope_probe fpscope cuda_mlp
-fpscope=$build/analysis/cli/fpscope
-[ -x "$fpscope" ] || fpscope=$(find "$build" -name fpscope -type f -perm -u+x | head -1)
+if [ -n "${FPSCOPE_GPU_BUILD:-}" ]; then
+  build=$(cd "$FPSCOPE_GPU_BUILD" && pwd)
+  echo "using the existing build $build"
+else
+  build=${1:-$repo/build-gpu-accept}
+  mkdir -p "$build"
+  # Configure errors are shown, never hidden: the log is printed when cmake fails.
+  # Kernels for this machine's GPU(s) ("native"); FPSCOPE_CUDA_ARCHS=90 etc. overrides.
+  if ! cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release -DFPSCOPE_BUILD_TESTS=OFF \
+      -DFPSCOPE_BUILD_BENCH=OFF -DFPSCOPE_BUILD_GUI=OFF \
+      -DCMAKE_CUDA_ARCHITECTURES="${FPSCOPE_CUDA_ARCHS:-native}" >"$build/configure.log" 2>&1; then
+    cat "$build/configure.log"
+    echo "FAIL: cmake configure failed (log above: $build/configure.log)"
+    exit 1
+  fi
+  grep -q "fpscope: CUDA parts ON" "$build/configure.log" || {
+    cat "$build/configure.log"; echo "FAIL: CUDA parts are OFF in this configuration"; exit 1; }
+  cmake --build "$build" -j"$(nproc)" --target fpscope_probe fpscope cuda_mlp
+fi
+fpscope=$build/bin/fpscope
+probe=$build/lib/libfpscope_probe.so
 mlp=$build/samples/cuda_mlp/cuda_mlp
+for f in "$fpscope" "$probe" "$mlp"; do
+  [ -e "$f" ] || { echo "FAIL: $f is missing in the build"; exit 1; }
+done
+out=$build/gpu-accept
 mkdir -p "$out"
+# The preloaded probe is also the NVTX injection (NVTX ranges name tensors and mark steps).
+export FPSCOPE_PROBE=$probe NVTX_INJECTION64_PATH=$probe
 
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+# Wall seconds of a command (stdout discarded), without bc.
+secs() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >/dev/null
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
-# 1. cuda_mlp, FP16 with a planted overflow, every step recorded.
+# 1. cuda_mlp, FP16 with a planted overflow, every step recorded; output bit-identical.
 steps=60
-"$mlp" --dtype fp16 --steps $steps --plant-overflow 30 >"$out/mlp.plain.txt"
+plant=30
+"$mlp" --dtype fp16 --steps $steps --plant-overflow $plant >"$out/mlp.plain.txt"
+"$mlp" --dtype fp16 --steps $steps --plant-overflow $plant >"$out/mlp.plain2.txt"
+cmp "$out/mlp.plain.txt" "$out/mlp.plain2.txt" ||
+  { echo "FAIL: cuda_mlp is not deterministic by itself (two plain runs differ)"; exit 1; }
 "$fpscope" record -o "$out/mlp.fpst" --every 1 -- "$mlp" --dtype fp16 --steps $steps \
-  --plant-overflow 30 >"$out/mlp.probed.txt"
-cmp "$out/mlp.plain.txt" "$out/mlp.probed.txt" || { echo "FAIL: probe changed cuda_mlp's output"; exit 1; }
-echo "ok: cuda_mlp output bit-identical with and without the probe"
+  --plant-overflow $plant >"$out/mlp.probed.txt"
+cmp "$out/mlp.plain.txt" "$out/mlp.probed.txt" ||
+  { echo "FAIL: the probe changed cuda_mlp's output (diff $out/mlp.plain.txt $out/mlp.probed.txt)"; exit 1; }
+echo "ok: cuda_mlp output bit-identical with and without the probe ($steps steps, %.9g)"
 "$fpscope" summary "$out/mlp.fpst" --json >"$out/mlp.json"
-$PY "$here/check_traces.py" mlp "$out/mlp.json" $steps
+"$PY" "$here/check_traces.py" mlp "$out/mlp.json" $steps $plant "$out/mlp.plain.txt"
 
 # 2. PyTorch AMP (GradScaler, FP16).
-if $PY -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  "$fpscope" record -o "$out/amp.fpst" --every 1 -- $PY "$here/amp_train.py" --expect "$out/amp.expect.json"
-  "$fpscope" summary "$out/amp.fpst" --json >"$out/amp.json"
-  $PY "$here/check_traces.py" amp "$out/amp.json" "$out/amp.expect.json"
-else
-  echo "FAIL: no CUDA-enabled PyTorch for $PY (set PYTHON=...)"; exit 1
+if ! "$PY" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  echo "FAIL: no CUDA-enabled PyTorch for $PY (set PYTHON=...)"
+  exit 1
 fi
+"$fpscope" record -o "$out/amp.fpst" --every 1 -- "$PY" "$here/amp_train.py" \
+  --expect "$out/amp.expect.json"
+"$fpscope" summary "$out/amp.fpst" --json >"$out/amp.json"
+"$PY" "$here/check_traces.py" amp "$out/amp.json" "$out/amp.expect.json"
 
-# 3. Overhead at the default sampling and at FPSCOPE_EVERY=10 (one run each, after a warm-up).
+# 3. Overhead at FPSCOPE_EVERY=10 and 1 (one run each, after a warm-up).
 "$mlp" --dtype bf16 --steps 200 >/dev/null
 base=$(secs "$mlp" --dtype bf16 --steps 200 --batch 4096)
 ev10=$(secs "$fpscope" record -o "$out/ovh.fpst" --every 10 -- "$mlp" --dtype bf16 --steps 200 --batch 4096)
 ev1=$(secs "$fpscope" record -o "$out/ovh1.fpst" --every 1 -- "$mlp" --dtype bf16 --steps 200 --batch 4096)
 echo "overhead cuda_mlp bf16 200 steps batch 4096: plain ${base}s, every=10 ${ev10}s" \
-     "($(echo "scale=3; $ev10 / $base" | bc)x), every=1 ${ev1}s ($(echo "scale=3; $ev1 / $base" | bc)x)"
+  "($(ratio "$ev10" "$base")x), every=1 ${ev1}s ($(ratio "$ev1" "$base")x)"
 echo "PASS"

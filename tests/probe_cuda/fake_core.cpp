@@ -59,6 +59,10 @@ uint64_t Recorder::now_ns() const {
 void Recorder::loss_scale(double, bool, double, trace::LossScaleSource) {
   unreachable();
 }
+void Recorder::loss_scale_at(uint64_t, double, bool, double, trace::LossScaleSource) {
+  unreachable();
+}
+void Recorder::add_shutdown_hook(void (*)()) {}  // never runs: there is no recorder to shut down
 void Recorder::event(trace::EventLevel, const std::string&) {
   unreachable();
 }

@@ -7,7 +7,14 @@
 #include <sstream>
 #include <string>
 
+#include "fpscope/trace_io.h"
+#include "run_util.h"
+
 namespace {
+
+namespace pt = fpscope::cuda::proc;
+namespace trace = fpscope::trace;
+using fpscope::Format;
 
 struct Result {
   int exit_code = -1;
@@ -101,13 +108,109 @@ TEST(Interpose, DefinitionInAnotherVersionNodeDoesNotInterpose) {
   EXPECT_EQ(seen["cublasGemmEx"], 0) << r.out;       // ... but the loader skipped its hook
 }
 
-TEST(PassThrough, CudaProgramWithoutGpuBehavesTheSameUnderTheProbe) {
-  // stdout only: the probe may log to stderr, never to stdout.
-  const Result base = run("", FPSCOPE_CUDART_NO_DEVICE, false);
-  const Result probed = run(FPSCOPE_PROBE_LIB, FPSCOPE_CUDART_NO_DEVICE, false);
+TEST(Interpose, MissingRealFunctionFailsEveryCallAndIsLoggedOnce) {
+  const pt::Output r =
+      pt::run("FPSCOPE_OUTPUT=" FPSCOPE_TEST_TMP "/missing-real.fpst LD_PRELOAD=" FPSCOPE_PROBE_LIB,
+              FPSCOPE_MISSING_REAL);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out,
+            "cublasGemmEx 1\ncublasLtMatmul 1\ncublasGemmEx 1\ncublasLtMatmul 1\n"
+            "cublasGemmEx 1\ncublasLtMatmul 1\n");
+  auto count = [&](const std::string& what) {
+    size_t n = 0;
+    for (size_t at = r.err.find(what); at != std::string::npos; at = r.err.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("cannot find the real cublasGemmEx"), 1u) << r.err;
+  EXPECT_EQ(count("cannot find the real cublasLtMatmul"), 1u) << r.err;
+}
+
+// Same exit code, same stdout, same stderr apart from the probe's own "[fpscope]" lines.
+void expect_same_behaviour(const pt::Output& base, const pt::Output& probed) {
   EXPECT_EQ(probed.exit_code, base.exit_code);
   EXPECT_EQ(probed.out, base.out);
+  EXPECT_EQ(pt::without_probe_lines(probed.err), base.err);
+  EXPECT_EQ(pt::without_probe_lines(base.err), base.err);
+}
+
+std::string probe_env(const std::string& trace) {
+  return "FPSCOPE_OUTPUT=" + trace +
+         " FPSCOPE_LOG=info FPSCOPE_EVERY=1 FPSCOPE_CUPTI_LIB=" + FPSCOPE_CUPTI_LIB +
+         " LD_PRELOAD=" FPSCOPE_PROBE_LIB;
+}
+
+TEST(PassThrough, CudaProgramWithoutGpuBehavesTheSameUnderTheProbe) {
+  const std::string trace = FPSCOPE_TEST_TMP "/passthrough-cudart.fpst";
+  const pt::Output base = pt::run("", FPSCOPE_CUDART_NO_DEVICE);
+  const pt::Output probed = pt::run(probe_env(trace), FPSCOPE_CUDART_NO_DEVICE);
+  EXPECT_EQ(base.exit_code, 3) << base.out << base.err;  // no device: its own error path
+  expect_same_behaviour(base, probed);
+  // No cuBLAS call, so the probe never created its CUDA runtime: nothing to do at exit.
+  EXPECT_EQ(probed.err.find("cuda exit"), std::string::npos) << probed.err;
+  EXPECT_EQ(probed.err.find("GPU tensor statistics"), std::string::npos) << probed.err;
   std::printf("%s", base.out.c_str());
+}
+
+TEST(PassThrough, CudaMlpSampleWithoutGpuBehavesTheSameUnderTheProbe) {
+  const std::string trace = FPSCOPE_TEST_TMP "/passthrough-mlp.fpst";
+  const std::string cmd = std::string(FPSCOPE_CUDA_MLP) + " --dtype fp16 --steps 3";
+  const pt::Output base = pt::run("", cmd);
+  if (base.exit_code == 0) GTEST_SKIP() << "a GPU is present: tests/gpu/run.sh covers this";
+  EXPECT_EQ(base.exit_code, 2) << base.out << base.err;
+  EXPECT_NE(base.err.find("cuda_mlp: no CUDA GPU available"), std::string::npos) << base.err;
+  const pt::Output probed = pt::run(probe_env(trace), cmd);
+  expect_same_behaviour(base, probed);
+  std::printf("  cuda_mlp: exit %d, %s", base.exit_code, base.err.c_str());
+}
+
+// Real cuBLASLt descriptors, null handles: the cublasLtMatmul call goes the probe's whole CUDA
+// path (decoding, recorder, CUPTI start, pipeline() finding no device), the program's own error
+// handling must not notice.
+TEST(PassThrough, LtMatmulAndGemmExWithNullHandlesRunTheProbesCudaPath) {
+  const std::string trace = FPSCOPE_TEST_TMP "/passthrough-lt.fpst";
+  std::remove(trace.c_str());
+  const pt::Output base = pt::run("", FPSCOPE_LT_NULL_CALLS);
+  if (base.out.find("GPU present") != std::string::npos) GTEST_SKIP() << "a GPU is present";
+  ASSERT_EQ(base.exit_code, 4) << base.out << base.err;
+  EXPECT_NE(base.out.find("cublasLtMatmul 1\n"), std::string::npos) << base.out;
+  EXPECT_NE(base.out.find("cublasGemmEx 1\n"), std::string::npos) << base.out;
+  const pt::Output probed = pt::run(probe_env(trace), FPSCOPE_LT_NULL_CALLS);
+  expect_same_behaviour(base, probed);
+  std::printf("probe log:\n%s", probed.err.c_str());
+
+  // The probe's CUDA path ran: CUPTI was started, the device pipeline was created and found no
+  // device (and said so once, in the log and in the trace), the Lt call was decoded and recorded.
+  EXPECT_NE(probed.err.find("GPU tensor statistics are off: no usable CUDA device"),
+            std::string::npos);
+  const bool cupti_started = probed.err.find("CUPTI subscribed") != std::string::npos ||
+                             probed.err.find("cuptiSubscribe failed") != std::string::npos ||
+                             probed.err.find("CUPTI is held by another tool") != std::string::npos;
+  EXPECT_TRUE(cupti_started) << probed.err;
+  EXPECT_EQ(probed.err.find("cuda exit"), std::string::npos) << "no runtime, no exit work";
+  trace::Trace t;
+  trace::ReadError err;
+  ASSERT_TRUE(trace::read_trace(trace, &t, &err)) << err.message;
+  EXPECT_TRUE(t.clean_close);
+  std::map<std::string, const trace::TensorInfo*> lt;
+  for (const auto& ti : t.tensors)
+    if (ti.op == "cublasLtMatmul") lt[trace::role_name(ti.role)] = &ti;
+  ASSERT_EQ(lt.size(), 4u) << "A, B, C (beta 1) and D of the cublasLtMatmul call";
+  const auto& d = *lt["D"];
+  EXPECT_EQ(d.gemm.m, 24);
+  EXPECT_EQ(d.gemm.n, 40);
+  EXPECT_EQ(d.gemm.k, 56);
+  EXPECT_EQ(d.gemm.alpha, 1.0);
+  EXPECT_EQ(d.gemm.beta, 1.0);
+  EXPECT_EQ(d.dtype, Format::FP16);
+  EXPECT_EQ(lt["A"]->rows, 24u);
+  EXPECT_EQ(lt["A"]->cols, 56u);
+  EXPECT_EQ(lt["B"]->rows, 56u);
+  EXPECT_EQ(lt["B"]->cols, 40u);
+  EXPECT_TRUE(t.observations.empty()) << "no device: no statistics";
+  for (const auto& ti : t.tensors) EXPECT_NE(ti.op, "cublasGemmEx") << "null classic handle";
+  int off = 0;
+  for (const auto& e : t.events) off += e.text.rfind("cuda: tensor statistics off: ", 0) == 0;
+  EXPECT_EQ(off, 1);
 }
 
 }  // namespace
