@@ -5,7 +5,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/install-deps.sh"
 build="${FPSCOPE_TEST_BUILD_DIR:-$root/build-test}"
-if [ "${CI:-}" = "true" ]; then rm -rf "$build"; fi
+# From scratch every time (what CI does); FPSCOPE_TEST_INCREMENTAL=1 keeps the folder for quick
+# re-runs while developing.
+if [ "${FPSCOPE_TEST_INCREMENTAL:-0}" != "1" ] || [ "${CI:-}" = "true" ]; then rm -rf "$build"; fi
 FPSCOPE_BUILD_DIR="$build" "$root/scripts/build.sh"
 cd "$build"
 ctest --output-on-failure -j"$(nproc)" --timeout 900 "$@"

@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config.h"
+#include "fpscope/numerics.h"
 #include "fpscope/trace_io.h"
 #include "fpscope/update_loss.h"
 #include "log.h"
@@ -141,34 +142,17 @@ struct Watch {
   std::vector<float> cur;
 };
 
-// Widens a watched tensor to FP32 (BF16 and FP16 widen exactly).
+// Widens a watched tensor to FP32 (BF16 and FP16 widen exactly; numerics.h's decode).
 void widen(const void* src, Format dtype, uint64_t n, float* dst) {
   if (dtype == Format::FP32) {
     std::memcpy(dst, src, n * sizeof(float));
     return;
   }
   const auto* h = static_cast<const uint16_t*>(src);
-  for (uint64_t i = 0; i < n; ++i) {
-    uint32_t bits = 0;
-    if (dtype == Format::BF16) {
-      bits = static_cast<uint32_t>(h[i]) << 16;
-    } else {  // FP16: sign, 5-bit exponent, 10-bit mantissa -> FP32 bits
-      const uint32_t s = (h[i] >> 15) & 1u, e = (h[i] >> 10) & 0x1fu, m = h[i] & 0x3ffu;
-      const int fp32_bias_shift =
-          exponent_bias(spec(Format::FP32)) - exponent_bias(spec(Format::FP16));
-      if (e == 0x1fu) {
-        bits = (s << 31) | 0x7f800000u | (m << 13);
-      } else if (e != 0) {
-        bits = (s << 31) | ((e + static_cast<uint32_t>(fp32_bias_shift)) << 23) | (m << 13);
-      } else if (m == 0) {
-        bits = s << 31;
-      } else {  // subnormal: value = m * 2^min_subnormal_exp, exact in FP32
-        const float v = static_cast<float>(m) * min_subnormal(Format::FP16);
-        std::memcpy(&bits, &v, sizeof bits);
-        bits |= s << 31;
-      }
-    }
-    std::memcpy(&dst[i], &bits, sizeof bits);
+  if (dtype == Format::BF16) {
+    for (uint64_t i = 0; i < n; ++i) dst[i] = decode_storage_t<Format::BF16>(h[i]);
+  } else {
+    for (uint64_t i = 0; i < n; ++i) dst[i] = decode_storage_t<Format::FP16>(h[i]);
   }
 }
 
@@ -608,7 +592,10 @@ Recorder* Recorder::get() {
     const std::string p = expand_output(impl->cfg.output, impl->pid);
     impl->path_existed = ::stat(p.c_str(), &impl->path_stat) == 0;
     g_impl = impl;
-    g_recorder.store(new Recorder(impl), std::memory_order_release);
+    // Never freed (hooks may run during and after exit); g_recorder_object keeps it reachable for
+    // LeakSanitizer after shutdown() clears g_recorder.
+    static Recorder* g_recorder_object = new Recorder(impl);
+    g_recorder.store(g_recorder_object, std::memory_order_release);
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     std::atexit(at_exit_handler);
   });
