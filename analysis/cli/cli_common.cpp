@@ -1,29 +1,77 @@
 #include "cli_common.h"
 
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <vector>
 
 #include <fmt/format.h>
 
+#include "fpscope/analysis/common.h"
+#include "progress_format.h"
+
 namespace fpscope::cli {
 
+namespace {
+std::atomic<Progress*> g_progress{nullptr};  // the live Progress, erased before an error line
+}  // namespace
+
 void fail(const std::string& message) {
+  if (Progress* p = g_progress.load()) p->done();
   fmt::print(stderr, "fpscope: {}\n", message);
   throw CLI::RuntimeError(kExitError);
 }
 
-void load_trace(const std::string& path, trace::Trace* out) {
+namespace {
+
+// Reads the whole file once in 4 MiB pieces, reporting the fraction of bytes read. Errors are
+// ignored here: the reader reports them (with its own one-line message).
+void preread(const std::string& path, Progress* progress) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (64 << 20)) {
+    ::close(fd);
+    return;
+  }
+  const double total = static_cast<double>(st.st_size);
+  progress->phase(fmt::format("reading {} ({:.0f} MiB)", path, total / (1 << 20)), 0.0);
+  std::vector<char> buf(4u << 20);
+  double done = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<double>(n);
+    progress->fraction(done / total);
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
+void load_trace(const std::string& path, trace::Trace* out, Progress* progress) {
+  if (progress && progress->visible_possible()) preread(path, progress);
+  if (progress) progress->phase("decoding " + path);
   trace::ReadError err;
   if (!trace::read_trace(path, out, &err)) {
+    if (progress) progress->done();
     fail(err.message.empty() ? fmt::format("{}: cannot read trace", path) : err.message);
   }
   if (out->truncated) {
-    fmt::print(stderr,
-               "fpscope: warning: {}: trace is truncated ({}); {} bytes dropped, read {} "
-               "observations before it\n",
-               path, out->truncation_reason.empty() ? "no footer" : out->truncation_reason,
-               out->dropped_bytes, out->observations.size());
+    const std::string w = fmt::format(
+        "fpscope: warning: {}: trace is truncated ({}); {} bytes dropped, read {} observations "
+        "before it",
+        path, out->truncation_reason.empty() ? "no footer" : out->truncation_reason,
+        out->dropped_bytes, out->observations.size());
+    if (progress)
+      progress->message(w);
+    else
+      fmt::print(stderr, "{}\n", w);
   }
 }
 
@@ -32,8 +80,15 @@ uint32_t find_tensor(const trace::Trace& t, const std::string& x) {
     if (info.id == x) return info.index;
   for (const auto& info : t.tensors)
     if (!info.name.empty() && info.name == x) return info.index;
+  // Hint: a steady-state id (warm-up gemm#w<k> and extra gemm#x<j> calls are not typical).
+  std::string example = "gemm#0.D";
+  for (const auto& info : t.tensors) {
+    if (info.id.rfind("gemm#w", 0) == 0 || info.id.rfind("gemm#x", 0) == 0) continue;
+    example = info.id;
+    break;
+  }
   fail(fmt::format("{}: no tensor '{}' (ids look like '{}'; see fpscope summary)", t.path, x,
-                   t.tensors.empty() ? std::string("gemm#0.D") : t.tensors.front().id));
+                   example));
 }
 
 void add_whatif_options(CLI::App* cmd, analysis::AnalysisOptions* opt) {
@@ -55,20 +110,38 @@ void add_whatif_options(CLI::App* cmd, analysis::AnalysisOptions* opt) {
       "--no-whatif", [opt](int64_t) { opt->run_whatif = false; }, "Skip the FP8 what-if");
 }
 
+int terminal_columns(int fd) {
+  winsize ws{};
+  if (isatty(fd) && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 0;
+}
+
+void write_output(const std::string& path, const std::string& content) {
+  std::string err;
+  if (!analysis::write_file(path, content, &err)) fail(err);
+}
+
 Progress::Progress(std::string task) : task_(std::move(task)) {
   tty_ = isatty(STDERR_FILENO) == 1;
   start_ = std::chrono::steady_clock::now();
   if (tty_) thread_ = std::thread([this] { run(); });
+  g_progress = this;
 }
 
 Progress::~Progress() {
   done();
+  Progress* self = this;
+  g_progress.compare_exchange_strong(self, nullptr);
 }
 
 void Progress::done() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
-  if (shown_) fmt::print(stderr, "\r\033[K");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shown_) {
+    fmt::print(stderr, "\r\033[K");
+    std::fflush(stderr);
+  }
   shown_ = false;
 }
 
@@ -83,28 +156,31 @@ void Progress::fraction(double f) {
   fraction_ = f;
 }
 
+void Progress::message(const std::string& line) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shown_) fmt::print(stderr, "\r\033[K");
+  shown_ = false;
+  fmt::print(stderr, "{}\n", line);
+  std::fflush(stderr);
+}
+
+void Progress::draw_locked(double elapsed_s) {
+  const int cols = terminal_columns(STDERR_FILENO);
+  const std::string line =
+      format_progress(task_, phase_, fraction_, elapsed_s, cols > 1 ? cols - 1 : 79);
+  fmt::print(stderr, "\r\033[K{}", line);
+  std::fflush(stderr);
+  shown_ = true;
+}
+
 void Progress::run() {
   using namespace std::chrono;
   while (!stop_) {
     std::this_thread::sleep_for(milliseconds(100));
     const double s = duration<double>(steady_clock::now() - start_).count();
     if (s < 1.0 || stop_) continue;
-    std::string line;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      line = fmt::format("[fpscope] {}: {}", task_, phase_);
-      if (fraction_ >= 0.0) {
-        const int width = 20;
-        const int filled = static_cast<int>(fraction_ * width);
-        line +=
-            fmt::format(" [{}{}] {:3.0f}%", std::string(static_cast<size_t>(filled), '#'),
-                        std::string(static_cast<size_t>(width - filled), ' '), fraction_ * 100.0);
-      }
-      line += fmt::format(" {:.1f}s", s);
-    }
-    fmt::print(stderr, "\r\033[K{}", line);
-    std::fflush(stderr);
-    shown_ = true;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stop_) draw_locked(s);
   }
 }
 

@@ -22,28 +22,40 @@ inline constexpr int kExitError = 2;
 // Prints "fpscope: <message>" on stderr and ends the command with exit code 2.
 [[noreturn]] void fail(const std::string& message);
 
-// Reads `path`; on failure fail()s with the reader's one-line message (it names the file). A
-// truncated trace is not an error: one warning line on stderr says what was dropped.
-void load_trace(const std::string& path, trace::Trace* out);
+class Progress;
 
-// Looks up a tensor by id or name; fail()s "<file>: no tensor '<x>'" when absent.
+// Reads `path`; on failure fail()s with the reader's one-line message (it names the file). A
+// truncated trace is not an error: one warning line on stderr says what was dropped (through
+// `progress`, so that it never shares a line with the progress bar). With a visible progress
+// bar, the file is first read through once in 4 MiB pieces ("reading", bar = bytes read; it
+// also brings the file into the page cache for the reader's mmap), then decoded ("decoding").
+void load_trace(const std::string& path, trace::Trace* out, Progress* progress = nullptr);
+
+// Looks up a tensor by id or name; fail()s "<file>: no tensor '<x>'" when absent, with a hint
+// naming a steady-state tensor id (not a warm-up gemm#w<k> or extra gemm#x<j> one).
 uint32_t find_tensor(const trace::Trace& t, const std::string& id_or_name);
 
-// Progress indication on stderr for long work: prints nothing for the first ~1 s, and only when
-// stderr is a terminal; then one self-overwriting line "[fpscope] <task>: <phase> 42% 1.3s".
+// Progress on stderr for long work: only when stderr is a terminal, nothing for the first ~1 s,
+// then one self-overwriting line (format_progress: task, phase, bar with the fraction done when
+// known, elapsed time) redrawn every 100 ms. message() prints a line of its own (a warning)
+// without mixing it into the bar.
 class Progress {
  public:
   explicit Progress(std::string task);
   ~Progress();
   void phase(const std::string& name, double fraction = -1.0);
   void fraction(double f);
+  bool visible_possible() const { return tty_; }  // stderr is a terminal
+  // Prints `line` + newline on stderr: erases the bar first (it comes back on the next redraw).
+  void message(const std::string& line);
   // Stops and erases the line (call before printing results). Idempotent.
   void done();
 
  private:
   void run();
+  void draw_locked(double elapsed_s);
   std::string task_;
-  std::mutex mu_;
+  std::mutex mu_;  // guards phase_, fraction_, shown_ and every write to stderr of this object
   std::string phase_;
   double fraction_ = -1.0;
   std::atomic<bool> stop_{false};
@@ -52,6 +64,12 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
   std::thread thread_;
 };
+
+// Columns of the terminal on `fd`, 0 when it is not a terminal.
+int terminal_columns(int fd);
+
+// Writes `content` to `path` ("-" = stdout) or fail()s with "<path>: cannot write: <reason>".
+void write_output(const std::string& path, const std::string& content);
 
 // --fp8-history/--fp8-margin/--fp8-amax/--no-whatif: the FP8 what-if's delayed-scaling recipe.
 void add_whatif_options(CLI::App* cmd, analysis::AnalysisOptions* opt);

@@ -1,4 +1,7 @@
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <iostream>
 
 #include <fmt/format.h>
 
@@ -19,7 +22,8 @@ void register_export_command(CLI::App& app) {
   cmd->add_option("--format", o->format, "csv | jsonl | sqlite | perfetto")
       ->required()
       ->check(CLI::IsMember({"csv", "jsonl", "sqlite", "perfetto"}));
-  cmd->add_option("-o,--output", o->out, "Output file")->required();
+  cmd->add_option("-o,--output", o->out, "Output file; - writes csv/jsonl/perfetto to stdout")
+      ->required();
   cmd->add_option("--tensor", o->tensor, "Only this tensor's observations (id or name)");
   cmd->footer(
       "Examples:\n"
@@ -28,10 +32,11 @@ void register_export_command(CLI::App& app) {
       "  fpscope export run.fpst --format perfetto -o run.json   # open in ui.perfetto.dev\n"
       "Schemas: docs/cli.md.");
   cmd->callback([o]() {
+    if (o->out == "-" && o->format == "sqlite")
+      fail("-o -: a SQLite database cannot be written to stdout; give a file name");
     Progress progress("export");
-    progress.phase("reading " + o->file);
     trace::Trace t;
-    load_trace(o->file, &t);
+    load_trace(o->file, &t, &progress);
     if (!o->tensor.empty()) {
       const uint32_t keep = find_tensor(t, o->tensor);
       std::erase_if(t.observations, [&](const auto& r) { return r.tensor != keep; });
@@ -42,16 +47,28 @@ void register_export_command(CLI::App& app) {
       std::string err;
       if (!export_sqlite(t, o->out, &progress, &err)) fail(err);
     } else {
-      std::ofstream f(o->out, std::ios::binary | std::ios::trunc);
-      if (!f) fail(fmt::format("{}: cannot create file", o->out));
-      if (o->format == "csv") analysis::export_csv(t, f);
-      if (o->format == "jsonl") analysis::export_jsonl(t, f);
-      if (o->format == "perfetto") analysis::export_perfetto(t, f);
-      f.close();
-      if (!f) fail(fmt::format("{}: write failed", o->out));
+      auto write = [&](std::ostream& f) {
+        if (o->format == "csv") analysis::export_csv(t, f);
+        if (o->format == "jsonl") analysis::export_jsonl(t, f);
+        if (o->format == "perfetto") analysis::export_perfetto(t, f);
+      };
+      if (o->out == "-") {
+        write(std::cout);
+        std::cout.flush();
+        if (!std::cout) fail(fmt::format("stdout: cannot write: {}", std::strerror(errno)));
+      } else {
+        errno = 0;
+        std::ofstream f(o->out, std::ios::binary | std::ios::trunc);
+        if (!f) fail(fmt::format("{}: cannot write: {}", o->out, std::strerror(errno)));
+        write(f);
+        f.close();
+        if (!f)
+          fail(fmt::format("{}: cannot write: {}", o->out, std::strerror(errno ? errno : EIO)));
+      }
     }
     progress.done();
-    fmt::print("wrote {} ({} observations, {})\n", o->out, t.observations.size(), o->format);
+    if (o->out != "-")
+      fmt::print("wrote {} ({} observations, {})\n", o->out, t.observations.size(), o->format);
   });
 }
 

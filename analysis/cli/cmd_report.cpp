@@ -1,4 +1,3 @@
-#include <fstream>
 #include <memory>
 
 #include <fmt/format.h>
@@ -13,6 +12,7 @@ void register_report_command(CLI::App& app) {
   struct Opts {
     std::string file;
     std::string out = "report.html";
+    std::string format;
     std::string baseline;
     std::string title;
     int max_findings = 30;
@@ -25,8 +25,11 @@ void register_report_command(CLI::App& app) {
   cmd->add_option("FILE", o->file, "Trace file (.fpst)")->required();
   cmd->add_option("-o,--output", o->out,
                   "Report path: .html (one self-contained file, inline SVG) or .md (plots in "
-                  "<name>_files/ beside it)")
+                  "<name>_files/ beside it); - writes to stdout (HTML, or --format md without "
+                  "plots)")
       ->capture_default_str();
+  cmd->add_option("--format", o->format, "html | md: the report type for -o - (default html)")
+      ->check(CLI::IsMember({"html", "md"}));
   cmd->add_option("--baseline", o->baseline, "Another trace of the same model to compare with");
   cmd->add_option("--title", o->title, "Report title");
   cmd->add_option("--max-findings", o->max_findings, "Findings listed")->capture_default_str();
@@ -37,34 +40,39 @@ void register_report_command(CLI::App& app) {
       "Examples:\n"
       "  fpscope report run.fpst -o report.html\n"
       "  fpscope report run.fpst -o issue.md          # + issue_files/*.svg for the ticket\n"
+      "  fpscope report run.fpst -o - --format md     # Markdown on stdout, no plots\n"
       "  fpscope report fp16.fpst --baseline bf16.fpst -o cmp.html");
   cmd->callback([o]() {
-    analysis::ReportFormat rf;
-    if (!analysis::report_format_from_path(o->out, &rf))
+    analysis::ReportFormat rf = analysis::ReportFormat::Html;
+    if (o->out == "-") {
+      if (o->format == "md") rf = analysis::ReportFormat::Markdown;
+    } else if (!analysis::report_format_from_path(o->out, &rf)) {
       fail(fmt::format("{}: unknown report type (use .html or .md)", o->out));
+    } else if (!o->format.empty() &&
+               (o->format == "md") != (rf == analysis::ReportFormat::Markdown)) {
+      fail(fmt::format("{}: --format {} does not match the file's extension", o->out, o->format));
+    }
     Progress progress("report");
-    progress.phase("reading " + o->file);
     trace::Trace t, base;
-    load_trace(o->file, &t);
+    load_trace(o->file, &t, &progress);
     analysis::ReportOptions ro;
     ro.title = o->title;
     ro.max_findings = o->max_findings;
     ro.max_tensor_plots = o->plots;
     std::unique_ptr<trace::TraceModel> base_model;
     if (!o->baseline.empty()) {
-      progress.phase("reading " + o->baseline);
-      load_trace(o->baseline, &base);
+      load_trace(o->baseline, &base, &progress);
       base_model = std::make_unique<trace::TraceModel>(base);
       ro.baseline = base_model.get();
     }
-    progress.phase("analysing");
+    progress.phase("analysing " + o->file, 0.0);
     const trace::TraceModel model(t);
-    const auto a = analysis::analyze(model, o->analysis);
+    const auto a = analysis::analyze(model, o->analysis, [&](double f) { progress.fraction(f); });
     progress.phase("writing " + o->out);
     std::string err;
-    if (!analysis::write_report(model, a, o->out, ro, &err)) fail(err);
+    if (!analysis::write_report(model, a, o->out, ro, &err, rf)) fail(err);
     progress.done();
-    fmt::print("wrote {} ({} findings)\n", o->out, a.findings.size());
+    if (o->out != "-") fmt::print("wrote {} ({} findings)\n", o->out, a.findings.size());
   });
 }
 

@@ -1,5 +1,6 @@
-#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -9,22 +10,15 @@
 
 namespace fpscope::cli {
 
-namespace {
-// Columns of the terminal on stdout; 0 (unlimited) when stdout is not a terminal.
-int terminal_width() {
-  winsize ws{};
-  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-    return ws.ws_col;
-  return 0;
-}
-}  // namespace
-
 void register_summary_command(CLI::App& app) {
   struct Opts {
     std::string file;
     bool json = false;
+    bool wide = false;
+    int width = -1;
     int rows = 40;
     std::string tensor;
+    std::string baseline;
     analysis::AnalysisOptions analysis;
   };
   auto o = std::make_shared<Opts>();
@@ -34,30 +28,54 @@ void register_summary_command(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print the stable JSON summary (docs/summary-json.md)");
   cmd->add_option("--rows", o->rows, "Rows of the tensor table (human output)")
       ->capture_default_str();
+  cmd->add_option("--width", o->width,
+                  "Columns of the human output (default: the terminal's, 80 when not a terminal; "
+                  "0 = unlimited)")
+      ->check(CLI::Range(0, 100000));
+  cmd->add_flag("--wide", o->wide,
+                "One line per tensor with every format side by side (~200 "
+                "columns; same as --width 0)");
   cmd->add_option("--tensor", o->tensor, "Only this tensor (id or name)");
+  cmd->add_option("--baseline", o->baseline,
+                  "Also compare with this trace of the same model: adds its baseline_drift "
+                  "findings (as report --baseline does)");
   add_whatif_options(cmd, &o->analysis);
   cmd->footer(
       "Examples:\n"
       "  fpscope summary run.fpst\n"
       "  fpscope summary run.fpst --json | jq '.tensors[0]'\n"
-      "  fpscope summary run.fpst --tensor gemm#3.D");
+      "  fpscope summary run.fpst --tensor gemm#3.D\n"
+      "  fpscope summary fp16.fpst --baseline bf16.fpst --json | jq '.findings'");
   cmd->callback([o]() {
-    trace::Trace t;
+    trace::Trace t, base;
     Progress progress("summary");
-    progress.phase("reading " + o->file);
-    load_trace(o->file, &t);
+    load_trace(o->file, &t, &progress);
     int64_t only = -1;
     if (!o->tensor.empty()) only = find_tensor(t, o->tensor);
-    progress.phase("analysing");
+    std::unique_ptr<trace::TraceModel> base_model;
+    if (!o->baseline.empty()) {
+      load_trace(o->baseline, &base, &progress);
+      base_model = std::make_unique<trace::TraceModel>(base);
+    }
+    progress.phase("analysing " + o->file, 0.0);
     const trace::TraceModel model(t);
-    auto a = analysis::analyze(model, o->analysis);
+    auto a = analysis::analyze(model, o->analysis, [&](double f) { progress.fraction(f); });
+    if (base_model) analysis::add_baseline_findings(*base_model, model, &a);
     if (only >= 0) {
       std::erase_if(a.risks, [&](const auto& r) { return r.tensor != only; });
       std::erase_if(a.findings, [&](const auto& f) { return f.tensor >= 0 && f.tensor != only; });
       std::erase_if(a.whatif, [&](const auto& w) { return w.tensor != only; });
+      std::erase_if(a.drift, [&](const auto& d) { return d.tensor != only; });
     }
-    const std::string out = o->json ? analysis::summary_json(t, a).dump(2) + "\n"
-                                    : analysis::summary_text(t, a, o->rows, terminal_width());
+    int width = o->width;
+    if (o->wide) width = 0;
+    if (width < 0) {
+      width = terminal_columns(STDOUT_FILENO);
+      if (width == 0) width = 80;  // piped / redirected: an 80-column layout
+    }
+    const std::string out =
+        o->json ? analysis::summary_json(t, a, base_model ? &base : nullptr).dump(2) + "\n"
+                : analysis::summary_text(t, a, o->rows, width);
     progress.done();
     fmt::print("{}", out);
   });

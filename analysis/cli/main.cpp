@@ -1,5 +1,7 @@
 // fpscope: the command-line front end (summary, report, diff, export, record).
+#include <cstring>
 #include <exception>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -12,6 +14,15 @@ int main(int argc, char** argv) {
   CLI::App app{"fpscope: numerics debugger for mixed-precision training"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "fpscope " FPSCOPE_VERSION);
+#ifdef FPSCOPE_HAVE_RECORD
+  register_record_command(app);
+#endif
+  fpscope::cli::register_summary_command(app);
+  fpscope::cli::register_report_command(app);
+  fpscope::cli::register_diff_command(app);
+  fpscope::cli::register_export_command(app);
+  // Set after the subcommands exist: CLI11 copies a parent's footer into subcommands created
+  // after it, and these examples belong to `fpscope --help` only.
   app.footer(
       "Examples:\n"
       "  fpscope record -o run.fpst -- python train.py\n"
@@ -20,13 +31,22 @@ int main(int argc, char** argv) {
       "  fpscope diff base.fpst new.fpst --fail-on overflow,sqnr=3\n"
       "  fpscope export run.fpst --format sqlite -o run.sqlite\n"
       "Exit codes: 0 ok, 1 regression (diff), 2 error.");
-#ifdef FPSCOPE_HAVE_RECORD
-  register_record_command(app);
-#endif
-  fpscope::cli::register_summary_command(app);
-  fpscope::cli::register_report_command(app);
-  fpscope::cli::register_diff_command(app);
-  fpscope::cli::register_export_command(app);
+
+  // The first argument that is not an option names the command: say so when it is unknown
+  // (CLI11 alone would report "The following arguments were not expected").
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known = known || sub->check_name(argv[1]);
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      fmt::print(stderr, "fpscope: unknown command '{}' (commands: {}; see fpscope --help)\n",
+                 argv[1], names);
+      return fpscope::cli::kExitError;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

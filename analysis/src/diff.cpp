@@ -12,7 +12,7 @@ namespace fpscope::analysis {
 
 bool parse_fail_on(const std::string& spec_str, DiffRules* rules, std::string* error) {
   DiffRules r;
-  r.overflow = r.sqnr = r.skipped = r.amax = false;
+  r.overflow = r.sqnr = r.skipped = r.amax = r.truncated = false;
   std::stringstream ss(spec_str);
   std::string item;
   bool any = false;
@@ -37,8 +37,10 @@ bool parse_fail_on(const std::string& spec_str, DiffRules* rules, std::string* e
       }
     }
     if (name == "all") {
-      r.overflow = r.sqnr = r.skipped = r.amax = true;
+      r.overflow = r.sqnr = r.skipped = r.amax = r.truncated = true;
     } else if (name == "none") {
+    } else if (name == "truncated") {
+      r.truncated = true;
     } else if (name == "overflow") {
       r.overflow = true;
     } else if (name == "skipped") {
@@ -59,11 +61,12 @@ bool parse_fail_on(const std::string& spec_str, DiffRules* rules, std::string* e
       if (error)
         *error = fmt::format(
             "--fail-on: unknown rule '{}' (rules: overflow, sqnr[=dB], skipped, amax[=factor], "
-            "all, none)",
+            "truncated, all, none)",
             name);
       return false;
     }
-    if ((name == "overflow" || name == "skipped" || name == "all" || name == "none") &&
+    if ((name == "overflow" || name == "skipped" || name == "truncated" || name == "all" ||
+         name == "none") &&
         !value.empty()) {
       if (error) *error = fmt::format("--fail-on: rule '{}' takes no threshold", name);
       return false;
@@ -76,6 +79,83 @@ bool parse_fail_on(const std::string& spec_str, DiffRules* rules, std::string* e
   *rules = r;
   return true;
 }
+
+namespace {
+
+RunFacts run_facts(const trace::Trace& t, const RunAnalysis& a) {
+  RunFacts f;
+  f.path = t.path;
+  f.truncated = t.truncated;
+  f.truncation_reason = t.truncation_reason;
+  f.dropped_bytes = t.dropped_bytes;
+  f.run_steps = a.run_steps;
+  f.sampled_steps = a.sampled_steps;
+  f.last_step = a.run_last_step;
+  f.observations = t.observations.size();
+  const auto& ls = a.loss_scale;
+  f.loss_scale = ls.present;
+  f.skipped = ls.skipped.size();
+  f.backoffs = ls.backoffs;
+  f.growths = ls.growths;
+  f.min_scale = ls.min_scale;
+  f.final_scale = ls.final_scale;
+  f.collapsed = ls.collapsed;
+  return f;
+}
+
+std::string facts_text(const RunFacts& f) {
+  std::string s = fmt::format("{}, {} sampled", plural(f.run_steps, "step"), f.sampled_steps);
+  if (f.run_steps) s += fmt::format(", last step {}", f.last_step);
+  s += f.truncated ? fmt::format("; TRUNCATED ({}; {} bytes dropped)",
+                                 f.truncation_reason.empty() ? "no footer" : f.truncation_reason,
+                                 f.dropped_bytes)
+                   : "; complete";
+  return s;
+}
+
+std::string loss_scale_text(const RunFacts& f) {
+  if (!f.loss_scale) return "none recorded";
+  return fmt::format("{}, {}, {}; min {}, final {}{}", plural(f.skipped, "skipped step"),
+                     plural(f.backoffs, "backoff"), plural(f.growths, "growth"),
+                     fmt_num(f.min_scale), fmt_num(f.final_scale),
+                     f.collapsed ? ", COLLAPSED" : "");
+}
+
+std::string id_list(const std::vector<std::string>& ids, size_t max_list, const char* quote) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i == max_list) {
+      s += fmt::format(", ... {} more", ids.size() - max_list);
+      break;
+    }
+    s += fmt::format("{}{}{}{}", i ? ", " : "", quote, ids[i], quote);
+  }
+  return s;
+}
+
+nlohmann::ordered_json facts_json(const RunFacts& f) {
+  nlohmann::ordered_json j;
+  j["path"] = f.path;
+  j["truncated"] = f.truncated;
+  j["truncation_reason"] = f.truncation_reason;
+  j["dropped_bytes"] = f.dropped_bytes;
+  j["steps"] = f.run_steps;
+  j["sampled_steps"] = f.sampled_steps;
+  j["last_step"] = f.run_steps ? nlohmann::ordered_json(f.last_step) : nullptr;
+  j["observations"] = f.observations;
+  nlohmann::ordered_json ls;
+  ls["present"] = f.loss_scale;
+  ls["skipped_steps"] = f.skipped;
+  ls["backoffs"] = f.backoffs;
+  ls["growths"] = f.growths;
+  ls["min_scale"] = f.loss_scale ? nlohmann::ordered_json(f.min_scale) : nullptr;
+  ls["final_scale"] = f.loss_scale ? nlohmann::ordered_json(f.final_scale) : nullptr;
+  ls["collapsed"] = f.collapsed;
+  j["loss_scale"] = std::move(ls);
+  return j;
+}
+
+}  // namespace
 
 DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
                      const trace::TraceModel& neu_m, const RunAnalysis& new_a,
@@ -148,8 +228,24 @@ DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
     if (!mb[i] && rb.count(i)) d.only_base.push_back(base.tensors[i].id);
   for (uint32_t i = 0; i < neu.tensors.size(); ++i)
     if (!mn[i] && rn.count(i)) d.only_new.push_back(neu.tensors[i].id);
-  d.base_skipped = base_a.loss_scale.skipped.size();
-  d.new_skipped = new_a.loss_scale.skipped.size();
+  d.base = run_facts(base, base_a);
+  d.neu = run_facts(neu, new_a);
+  d.base_skipped = d.base.skipped;
+  d.new_skipped = d.neu.skipped;
+  if (rules.truncated) {
+    if (neu.truncated)
+      d.regressions.push_back(
+          {"truncated", "",
+           fmt::format("new trace is truncated ({}; {} bytes dropped): the run crashed or its "
+                       "trace was cut after step {}; base {}",
+                       neu.truncation_reason.empty() ? "no footer" : neu.truncation_reason,
+                       neu.dropped_bytes, d.neu.last_step, plural(d.base.run_steps, "step"))});
+    else if (d.neu.run_steps < d.base.run_steps)
+      d.regressions.push_back(
+          {"truncated", "",
+           fmt::format("new run has fewer steps than base: {} < {} (last step {} vs {})",
+                       d.neu.run_steps, d.base.run_steps, d.neu.last_step, d.base.last_step)});
+  }
   if (rules.skipped && d.new_skipped > d.base_skipped)
     d.regressions.push_back(
         {"skipped", "",
@@ -162,11 +258,16 @@ DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
   return d;
 }
 
-std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu) {
-  std::string o = fmt::format("base {}\nnew  {}\n", base.path, neu.path);
-  o += fmt::format("matched {} tensors; only in base {}; only in new {}\n", d.drift.size(),
-                   d.only_base.size(), d.only_new.size());
-  o += fmt::format("skipped steps {} -> {}\n", d.base_skipped, d.new_skipped);
+std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
+                      size_t max_list) {
+  std::string o = fmt::format("base {}\n     {}\nnew  {}\n     {}\n", base.path, facts_text(d.base),
+                              neu.path, facts_text(d.neu));
+  o += fmt::format("matched {}; only in base {}; only in new {}\n",
+                   plural(d.drift.size(), "tensor"), d.only_base.size(), d.only_new.size());
+  if (!d.only_base.empty()) o += "  only in base: " + id_list(d.only_base, max_list, "") + "\n";
+  if (!d.only_new.empty()) o += "  only in new:  " + id_list(d.only_new, max_list, "") + "\n";
+  o += fmt::format("loss scale base: {}\n           new:  {}\n", loss_scale_text(d.base),
+                   loss_scale_text(d.neu));
   if (d.regressions.empty()) {
     o += "no regressions\n";
   } else {
@@ -184,12 +285,17 @@ std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace
   return o;
 }
 
-std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu) {
+std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
+                          size_t max_list) {
   std::string m = fmt::format(
-      "## fpscope diff\n\n- base: `{}`\n- new: `{}`\n- matched tensors: "
-      "{} (only in base: {}, only in new: {})\n- skipped steps: {} -> {}\n",
-      base.path, neu.path, d.drift.size(), d.only_base.size(), d.only_new.size(), d.base_skipped,
-      d.new_skipped);
+      "## fpscope diff\n\n- base: `{}`: {}\n- new: `{}`: {}\n- matched tensors: {} (only in "
+      "base: {}, only in new: {})\n",
+      base.path, facts_text(d.base), neu.path, facts_text(d.neu), d.drift.size(),
+      d.only_base.size(), d.only_new.size());
+  if (!d.only_base.empty()) m += "  - only in base: " + id_list(d.only_base, max_list, "`") + "\n";
+  if (!d.only_new.empty()) m += "  - only in new: " + id_list(d.only_new, max_list, "`") + "\n";
+  m += fmt::format("- loss scale: base {}; new {}\n", loss_scale_text(d.base),
+                   loss_scale_text(d.neu));
   m += fmt::format("\n### Regressions ({})\n\n", d.regressions.size());
   if (d.regressions.empty()) m += "None.\n";
   for (const auto& r : d.regressions) m += fmt::format("- **{}** {}\n", r.rule, r.message);
@@ -202,6 +308,29 @@ std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const t
                          ? fmt::format("{} ({})", x.first_step_beyond, x.first_beyond_reason)
                          : "-");
   return m;
+}
+
+nlohmann::ordered_json diff_json(const DiffResult& d, const DiffRules& rules) {
+  nlohmann::ordered_json j;
+  j["base"] = facts_json(d.base);
+  j["new"] = facts_json(d.neu);
+  j["matched"] = d.drift.size();
+  j["only_base"] = d.only_base;
+  j["only_new"] = d.only_new;
+  j["base_skipped"] = d.base_skipped;
+  j["new_skipped"] = d.new_skipped;
+  nlohmann::ordered_json r;
+  r["overflow"] = rules.overflow;
+  r["sqnr"] = rules.sqnr ? nlohmann::ordered_json(rules.sqnr_drop_db) : nullptr;
+  r["skipped"] = rules.skipped;
+  r["amax"] = rules.amax ? nlohmann::ordered_json(rules.amax_growth) : nullptr;
+  r["truncated"] = rules.truncated;
+  j["rules"] = std::move(r);
+  auto regs = nlohmann::ordered_json::array();
+  for (const auto& x : d.regressions)
+    regs.push_back({{"rule", x.rule}, {"tensor", x.tensor_id}, {"message", x.message}});
+  j["regressions"] = std::move(regs);
+  return j;
 }
 
 }  // namespace fpscope::analysis

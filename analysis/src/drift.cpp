@@ -15,21 +15,31 @@ namespace fpscope::analysis {
 
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
+// Median of v (reorders v; no allocation: this runs once per step and series).
+double median(std::vector<double>& v) {
   const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(n / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  if (n % 2) return *mid;
+  return 0.5 * (*std::max_element(v.begin(), mid) + *mid);
 }
 
 DriftSeries series_from_steps(uint32_t tensor, const std::vector<detail::StepStats>& steps,
                               const DriftOptions& opt) {
   DriftSeries d;
   d.tensor = tensor;
+  d.steps.reserve(steps.size());
+  d.amax.reserve(steps.size());
+  for (int f = 0; f < kNumTargets; ++f) {
+    d.sqnr_db[f].reserve(steps.size());
+    d.overflow_frac[f].reserve(steps.size());
+    d.underflow_frac[f].reserve(steps.size());
+  }
   for (const auto& st : steps) {
     d.steps.push_back(st.step);
     d.amax.push_back(st.s.amax);
     for (int f = 0; f < kNumTargets; ++f) {
-      d.sqnr_db[f].push_back(sqnr_db(st.s.sum_sq, st.s.fmt[f].sum_err2));
+      d.sqnr_db[f].push_back(sqnr_db(st.s, f));
       d.overflow_frac[f].push_back(fraction(st.s.fmt[f].overflow, st.s.nonzero_finite_count()));
       d.underflow_frac[f].push_back(fraction(st.s.fmt[f].underflow, st.s.nonzero_finite_count()));
     }
@@ -40,6 +50,7 @@ DriftSeries series_from_steps(uint32_t tensor, const std::vector<detail::StepSta
   auto detect = [&](const std::vector<double>& v, const std::string& name, bool ratio) {
     size_t start = 0;
     std::vector<double> prev;
+    prev.reserve(w);
     for (size_t i = 0; i < v.size(); ++i) {
       const size_t b = std::max(start, i > w ? i - w : size_t{0});
       prev.clear();
@@ -69,6 +80,7 @@ struct Totals {
   float amax = 0.0f;
   double sum_sq = 0.0;
   std::array<double, kNumTargets> err2{};
+  std::array<uint64_t, kNumTargets> overflow{};
 };
 
 }  // namespace
@@ -138,12 +150,18 @@ std::vector<CrossRunDrift> compare_runs(const trace::TraceModel& base_m,
     for (const auto& s : sb) {
       tb.amax = std::max(tb.amax, s.s.amax);
       tb.sum_sq += s.s.sum_sq;
-      for (int f = 0; f < kNumTargets; ++f) tb.err2[f] += s.s.fmt[f].sum_err2;
+      for (int f = 0; f < kNumTargets; ++f) {
+        tb.err2[f] += s.s.fmt[f].sum_err2;
+        tb.overflow[f] += s.s.fmt[f].overflow;
+      }
     }
     for (const auto& s : so) {
       to.amax = std::max(to.amax, s.s.amax);
       to.sum_sq += s.s.sum_sq;
-      for (int f = 0; f < kNumTargets; ++f) to.err2[f] += s.s.fmt[f].sum_err2;
+      for (int f = 0; f < kNumTargets; ++f) {
+        to.err2[f] += s.s.fmt[f].sum_err2;
+        to.overflow[f] += s.s.fmt[f].overflow;
+      }
     }
     d.base_amax = tb.amax;
     d.other_amax = to.amax;
@@ -151,8 +169,8 @@ std::vector<CrossRunDrift> compare_runs(const trace::TraceModel& base_m,
                    : to.amax > 0.0f ? std::numeric_limits<double>::infinity()
                                     : 1.0;
     for (int f = 0; f < kNumTargets; ++f) {
-      d.base_sqnr_db[f] = sqnr_db(tb.sum_sq, tb.err2[f]);
-      d.other_sqnr_db[f] = sqnr_db(to.sum_sq, to.err2[f]);
+      d.base_sqnr_db[f] = sqnr_db(tb.sum_sq, tb.err2[f], tb.overflow[f]);
+      d.other_sqnr_db[f] = sqnr_db(to.sum_sq, to.err2[f], to.overflow[f]);
       d.sqnr_delta_db[f] = std::isfinite(d.base_sqnr_db[f]) && std::isfinite(d.other_sqnr_db[f])
                                ? d.other_sqnr_db[f] - d.base_sqnr_db[f]
                                : nan;
@@ -178,8 +196,8 @@ std::vector<CrossRunDrift> compare_runs(const trace::TraceModel& base_m,
             d.first_beyond_reason = fmt::format("amax ratio {}", fmt_num(r));
           } else {
             for (int f = 0; f < kNumTargets; ++f) {
-              const double qa = sqnr_db(a.sum_sq, a.fmt[f].sum_err2);
-              const double qb = sqnr_db(b.sum_sq, b.fmt[f].sum_err2);
+              const double qa = sqnr_db(a, f);
+              const double qb = sqnr_db(b, f);
               if (std::isfinite(qa) && std::isfinite(qb) && qa - qb > opt.sqnr_drop_db) {
                 d.first_step_beyond = static_cast<int64_t>(sb[i].step);
                 d.first_beyond_reason =

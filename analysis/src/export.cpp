@@ -90,7 +90,7 @@ void export_csv(const trace::Trace& t, std::ostream& out) {
     for (int i = 0; i < kNumTargets; ++i) {
       const auto& c = s.fmt[i];
       fmt::format_to(std::back_inserter(buf), ",{},{},{},{},{},{}", c.overflow, c.underflow,
-                     c.subnormal, c.sum_err2, c.scale, sqnr_csv(sqnr_db(s.sum_sq, c.sum_err2)));
+                     c.subnormal, c.sum_err2, c.scale, sqnr_csv(sqnr_db(s, i)));
     }
     buf.push_back('\n');
     out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
@@ -119,7 +119,7 @@ void export_jsonl(const trace::Trace& t, std::ostream& out) {
                      "{}\"{}\":{{\"overflow\":{},\"underflow\":{},\"subnormal\":{},\"sum_err2\":{},"
                      "\"scale\":{},\"sqnr_db\":{}}}",
                      i ? "," : "", spec(kTargets[i]).name, c.overflow, c.underflow, c.subnormal,
-                     c.sum_err2, c.scale, sqnr_json(sqnr_db(s.sum_sq, c.sum_err2)));
+                     c.sum_err2, c.scale, sqnr_json(sqnr_db(s, i)));
     }
     fmt::format_to(std::back_inserter(buf), "}}}}\n");
     out.write(buf.data(), static_cast<std::streamsize>(buf.size()));

@@ -28,10 +28,9 @@ std::string steps_phrase(int64_t first, int64_t last) {
 
 void risk_findings(const TensorRisk& r, const RiskOptions& opt, std::vector<Finding>* out) {
   const std::string who = r.name.empty() ? r.id : fmt::format("{} ({})", r.id, r.name);
-  const std::string shape = fmt::format(
-      "{} {}x{} {} ({} {})", r.dtype == Format::FP32 ? "fp32" : fname(r.dtype), r.rows, r.cols,
-      trace::role_name(r.role), r.op,
-      r.observations == 1 ? "1 observation" : fmt::format("{} observations", r.observations));
+  const std::string shape =
+      fmt::format("{} {}x{} {} ({} {})", fname(r.dtype), r.rows, r.cols, trace::role_name(r.role),
+                  r.op, plural(r.observations, "observation"));
   const uint64_t nonfinite = r.nan + r.pos_inf + r.neg_inf;
   if (nonfinite > 0) {
     Finding f;
@@ -71,9 +70,9 @@ void risk_findings(const TensorRisk& r, const RiskOptions& opt, std::vector<Find
       f.title = fmt::format("{} would overflow {} {} (amax {} > {})", fname(fmt_), who,
                             steps_phrase(fr.first_overflow_step, f.last_step), fmt_num(r.amax),
                             fmt_num(max_finite(fmt_)));
-      f.evidence = fmt::format(
-          "{}: {} of {} nonzero elements overflow{} in {} of {} steps; trend {}", shape,
-          fr.overflow, fr.eligible, scale_note, fr.overflow_steps, r.steps, trend_name(fr.trend));
+      f.evidence = fmt::format("{}: {} of {} nonzero elements overflow{} in {} of {}; trend {}",
+                               shape, fr.overflow, fr.eligible, scale_note, fr.overflow_steps,
+                               plural(r.steps, "step"), trend_name(fr.trend));
       const bool bf16_safe = r.formats[ibf16].overflow == 0;
       if (fmt_ == Format::FP16) {
         f.recommendation = fmt::format(
@@ -153,6 +152,194 @@ void risk_findings(const TensorRisk& r, const RiskOptions& opt, std::vector<Find
   }
 }
 
+std::string source_phrase(const WhatIfTensor& w) {
+  if (w.histogram_steps == 0) return "exact counts";
+  if (w.exact_steps == 0) return "from the exponent histogram";
+  return fmt::format("exact at {}, from the exponent histogram at {}",
+                     plural(w.exact_steps, "step"), w.histogram_steps);
+}
+
+// log2 of a format's dynamic range: max finite over min subnormal (E4M3 ~17.8, E5M2 ~31.8).
+double octaves(Format f) {
+  return std::log2(static_cast<double>(max_finite(f)) / static_cast<double>(min_subnormal(f)));
+}
+
+}  // namespace
+
+Severity whatif_severity(const WhatIfTensor& w, const RiskOptions& risk, int* score,
+                         std::string* kind) {
+  Severity sat = Severity::None, unf = Severity::None;
+  if (w.saturate_steps > 0 && w.overflow_lo > 0)
+    sat = w.overflow_frac >= 1e-3 ? Severity::Warning : Severity::Info;
+  if (w.underflow_lo > 0 && w.underflow_frac >= risk.underflow_warn)
+    unf = w.underflow_frac >= risk.underflow_error ? Severity::Warning : Severity::Info;
+  const int ss =
+      sat == Severity::None ? 0 : static_cast<int>(sat) * 1000 + log_mag(w.overflow_frac);
+  const int us =
+      unf == Severity::None ? 0 : static_cast<int>(unf) * 1000 + log_mag(w.underflow_frac);
+  const bool s_worse = ss >= us;
+  if (score) *score = s_worse ? ss : us;
+  if (kind) *kind = s_worse ? "fp8_saturation" : "fp8_underflow";
+  return s_worse ? sat : unf;
+}
+
+namespace {
+
+// One finding per (tensor, FP8 format): the worse of saturation and underflow, the other one in
+// the evidence.
+bool whatif_finding(const WhatIfTensor& w, const AnalysisOptions& opt, Finding* out) {
+  int score = 0;
+  std::string kind;
+  const Severity sev = whatif_severity(w, opt.risk, &score, &kind);
+  if (sev == Severity::None) return false;
+  const char* fn = fname(w.format);
+  const uint64_t replayed = w.steps.size();
+  Finding f;
+  f.severity = sev;
+  f.score = score;
+  f.kind = kind;
+  f.tensor = w.tensor;
+  f.tensor_id = w.id;
+  f.format = w.format;
+  const std::string policy = fmt::format("history {}, margin {}, {}", opt.whatif.history_len,
+                                         opt.whatif.margin, amax_algo_name(opt.whatif.algo));
+  const bool sat = kind == "fp8_saturation";
+  if (sat) {
+    f.first_step = w.first_saturate_step;
+    f.title =
+        fmt::format("{} with delayed scaling would saturate {} of {} in {} of {} from step {}", fn,
+                    fmt_pct(w.overflow_frac), w.id, w.saturate_steps,
+                    plural(replayed, "replayed step"), w.first_saturate_step);
+  } else {
+    f.first_step = w.first_underflow_step;
+    f.title = fmt::format("{} with delayed scaling would flush {} of {} to zero ({} of {})", fn,
+                          fmt_pct(w.underflow_frac), w.id, w.underflow_steps,
+                          plural(replayed, "replayed step"));
+  }
+  std::string ev =
+      fmt::format("delayed scaling ({}); {} replayed", policy, plural(replayed, "step"));
+  if (w.seed_steps > 0)
+    ev += fmt::format(" (the first observed step {} only seeds the amax history{})",
+                      w.first_seed_step,
+                      w.seed_steps > 1 ? fmt::format(", {} seed steps in all", w.seed_steps) : "");
+  ev += fmt::format("; counts {}", source_phrase(w));
+  if (w.overflow_hi == 0)
+    ev += fmt::format("; no overflow in {} elements", w.eligible);
+  else
+    ev += fmt::format("; overflow {} of {} elements", fmt_bounds(w.overflow_lo, w.overflow_hi),
+                      w.eligible);
+  if (w.worst_step >= 0)
+    ev +=
+        fmt::format(" (worst step {}: {} of its elements, amax {} at scale {})", w.worst_step,
+                    fmt_pct(w.worst_overflow_frac), fmt_num(w.worst_amax), fmt_num(w.worst_scale));
+  if (w.underflow_hi == 0)
+    ev += "; no underflow";
+  else
+    ev += fmt::format("; underflow {} ({}) in {}", fmt_bounds(w.underflow_lo, w.underflow_hi),
+                      fmt_pct(w.underflow_frac), plural(w.underflow_steps, "step"));
+  f.evidence = std::move(ev);
+  if (sat) {
+    f.recommendation = fmt::format(
+        "The amax grows faster than the history follows: use current (per-tensor, just-in-time) "
+        "scaling for this tensor, a margin of 1-2, or a shorter history / most_recent "
+        "(--fp8-margin, --fp8-history, --fp8-amax replay those){}.",
+        w.format == Format::E4M3
+            ? fmt::format("; or E5M2 (max {}, {:.0f}x the headroom, one mantissa bit fewer)",
+                          fmt_num(max_finite(Format::E5M2)),
+                          static_cast<double>(max_finite(Format::E5M2) / max_finite(Format::E4M3)))
+            : "");
+  } else if (w.format == Format::E4M3) {
+    f.recommendation = fmt::format(
+        "The tensor's values span more than E4M3's {:.1f} octaves below the scaled amax: use E5M2 "
+        "for it ({:.1f} octaves), per-block (MXFP8) scaling, or keep it in BF16.",
+        octaves(Format::E4M3), octaves(Format::E5M2));
+  } else {
+    f.recommendation = fmt::format(
+        "Even {} (the wider FP8 format, {:.1f} octaves) cannot hold this tensor's range under one "
+        "per-tensor scale: use per-block (MXFP8) scaling or keep it in BF16.",
+        fn, octaves(w.format));
+  }
+  *out = std::move(f);
+  return true;
+}
+
+std::string change_short(const ChangePoint& c) {
+  if (c.series == "amax")
+    return fmt::format("amax x{} ({} -> {})", fmt_num(c.after / c.before), fmt_num(c.before),
+                       fmt_num(c.after));
+  const std::string f = c.series.rfind("sqnr_", 0) == 0 ? c.series.substr(5) : c.series;
+  return fmt::format("{} SQNR {:.1f} -> {:.1f} dB", f, c.before, c.after);
+}
+
+std::string change_text(const ChangePoint& c) {
+  return fmt::format("step {}: {}", c.step, change_short(c));
+}
+
+// Strength of a change point for ranking: log2 of the amax factor / 20, SQNR change / 60 dB.
+double change_strength(const ChangePoint& c) {
+  if (c.series == "amax")
+    return c.before > 0 && c.after > 0 ? std::fabs(std::log2(c.after / c.before)) / 20.0 : 1.0;
+  return std::fabs(c.after - c.before) / 60.0;
+}
+
+// One finding per tensor with change points. SQNR change points of an FP8 format whose counts
+// were taken unscaled are left out (unscaled FP8 casts say nothing about an FP8 recipe).
+bool drift_finding(const trace::TraceModel& model, const RunAnalysis& a, const TensorDrift& d,
+                   Finding* out) {
+  const TensorRisk* risk = nullptr;
+  for (const auto& r : a.risks)
+    if (r.tensor == d.tensor) risk = &r;
+  std::vector<const ChangePoint*> cps;
+  for (const auto& c : d.change_points) {
+    if (c.series != "amax") {
+      bool skip = false;
+      for (int i = 0; i < kNumTargets; ++i) {
+        const Format f = kTargets[i];
+        if (c.series == std::string("sqnr_") + fname(f) &&
+            (f == Format::E4M3 || f == Format::E5M2) && !(risk && risk->formats[i].scaled))
+          skip = true;
+      }
+      if (skip) continue;
+    }
+    cps.push_back(&c);
+  }
+  if (cps.empty()) return false;
+  const ChangePoint* top = cps.front();
+  for (const auto* c : cps)
+    if (change_strength(*c) > change_strength(*top)) top = c;
+  const auto& info = model.tensor(d.tensor);
+  const std::string who = info.name.empty() ? d.id : fmt::format("{} ({})", d.id, info.name);
+  Finding f;
+  f.severity = Severity::Info;
+  f.score = 1000 + log_mag(std::min(1.0, change_strength(*top)));
+  f.kind = "drift";
+  f.tensor = d.tensor;
+  f.tensor_id = d.id;
+  f.first_step = static_cast<int64_t>(cps.front()->step);
+  f.last_step = static_cast<int64_t>(cps.back()->step);
+  f.title = fmt::format("{} changes abruptly at step {}: {}{}", who, top->step, change_short(*top),
+                        cps.size() > 1 ? fmt::format(" ({} change points)", cps.size()) : "");
+  std::string ev = fmt::format(
+      "against the median of the previous {} steps (amax factor >= {}, "
+      "SQNR change >= {} dB): ",
+      a.options.drift.window, fmt_num(a.options.drift.amax_factor),
+      fmt_num(a.options.drift.sqnr_db));
+  for (size_t i = 0; i < cps.size(); ++i) {
+    if (i == 5) {
+      ev += fmt::format("; ... {} more", cps.size() - 5);
+      break;
+    }
+    ev += (i ? "; " : "") + change_text(*cps[i]);
+  }
+  f.evidence = std::move(ev);
+  f.recommendation =
+      "A step change in this tensor's range or precision: check what changed at that step "
+      "(learning-rate schedule, end of warm-up, a data or loss spike); if it moves the tensor "
+      "toward a format's limit, the overflow/underflow findings show the consequence.";
+  *out = std::move(f);
+  return true;
+}
+
 }  // namespace
 
 void rank_findings(std::vector<Finding>* findings) {
@@ -164,17 +351,48 @@ void rank_findings(std::vector<Finding>* findings) {
   });
 }
 
-RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt) {
+RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
+                    const ProgressFn& progress) {
   const auto& trace = model.trace();
+  auto report = [&](double f) {
+    if (progress) progress(f);
+  };
   RunAnalysis a;
   a.options = opt;
+  a.meta = parse_run_meta(trace.metadata_json);
+  report(0.0);
   a.risks = analyze_risk(model, opt.risk);
+  report(0.2);
   a.loss_scale = analyze_loss_scale(model, opt.loss_scale);
   a.weights = analyze_weights(trace);
-  if (opt.run_whatif) a.whatif = fp8_whatif(model, opt.whatif);
+  report(0.25);
+  if (opt.run_whatif)
+    a.whatif = fp8_whatif(model, opt.whatif, [&](double f) { report(0.25 + 0.45 * f); });
+  report(0.7);
+  if (opt.run_drift) {
+    const uint32_t nt = model.num_tensors();
+    for (uint32_t ti = 0; ti < nt; ++ti) {
+      if (model.series(ti).empty()) continue;
+      auto d = drift_series(model, ti, opt.drift);
+      if (!d.change_points.empty())
+        a.drift.push_back({ti, model.tensor(ti).id, std::move(d.change_points)});
+      if (ti % 16 == 15) report(0.7 + 0.25 * (ti + 1) / nt);
+    }
+  }
+  report(0.95);
 
   std::set<uint64_t> steps(model.steps().begin(), model.steps().end());
+  a.sampled_steps = steps.size();
   for (const auto& r : trace.loss_scales) steps.insert(r.step);
+  {
+    std::set<uint64_t> run = steps;
+    for (const auto& m : trace.steps) run.insert(m.step);
+    a.run_steps = run.size();
+    if (!run.empty()) {
+      a.run_first_step = *run.begin();
+      a.run_last_step = *run.rbegin();
+    }
+  }
   std::vector<uint64_t> seqs;
   seqs.reserve(trace.observations.size());
   for (const auto& o : trace.observations) seqs.push_back(o.seq);
@@ -284,54 +502,15 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt) 
   }
 
   for (const auto& w : a.whatif) {
-    const char* fn = fname(w.format);
-    const std::string policy =
-        fmt::format("delayed scaling (history {}, margin {}, {})", opt.whatif.history_len,
-                    opt.whatif.margin, amax_algo_name(opt.whatif.algo));
-    const std::string src = w.histogram_steps == 0 ? "exact counts"
-                            : w.exact_steps == 0
-                                ? "from the exponent histogram (bounds)"
-                                : "exact where the trace's scale matched, histogram otherwise";
-    if (w.saturate_steps > 0) {
-      Finding f;
-      f.severity = Severity::Warning;
-      f.score = 2000 + log_mag(std::max(w.overflow_frac, 1e-7));
-      f.kind = "fp8_saturation";
-      f.tensor = w.tensor;
-      f.tensor_id = w.id;
-      f.format = w.format;
-      f.first_step = w.first_saturate_step;
-      f.title = fmt::format("{} with {} would saturate {} at {} steps from step {}", fn, policy,
-                            w.id, w.saturate_steps, w.first_saturate_step);
-      f.evidence =
-          fmt::format("{} to {} of {} elements over the run ({}); {} of {} steps", w.overflow_lo,
-                      w.overflow_hi, w.eligible, src, w.saturate_steps, w.steps.size());
-      f.recommendation =
-          "The amax jumps faster than the history follows: use current scaling for this tensor, "
-          "a margin of 1-2, or a shorter history.";
-      a.findings.push_back(std::move(f));
-    }
-    if (w.underflow_frac >= opt.risk.underflow_warn) {
-      Finding f;
-      f.severity =
-          w.underflow_frac >= opt.risk.underflow_error ? Severity::Warning : Severity::Info;
-      f.score = static_cast<int>(f.severity) * 1000 + log_mag(w.underflow_frac);
-      f.kind = "fp8_underflow";
-      f.tensor = w.tensor;
-      f.tensor_id = w.id;
-      f.format = w.format;
-      f.first_step = w.first_underflow_step;
-      f.title = fmt::format("{} with {} would flush {} of {} to zero", fn, policy,
-                            fmt_pct(w.underflow_frac), w.id);
-      f.evidence = fmt::format("{} to {} of {} elements ({}); {} steps with underflow",
-                               w.underflow_lo, w.underflow_hi, w.eligible, src, w.underflow_steps);
-      f.recommendation =
-          "The dynamic range exceeds the format's: use E5M2 (more range) for this tensor, "
-          "per-block (MX) scaling, or keep it in BF16.";
-      a.findings.push_back(std::move(f));
-    }
+    Finding f;
+    if (whatif_finding(w, opt, &f)) a.findings.push_back(std::move(f));
+  }
+  for (const auto& d : a.drift) {
+    Finding f;
+    if (drift_finding(model, a, d, &f)) a.findings.push_back(std::move(f));
   }
   rank_findings(&a.findings);
+  report(1.0);
   return a;
 }
 
@@ -345,7 +524,7 @@ std::vector<Finding> baseline_findings(const trace::TraceModel& base, const trac
     f.severity = Severity::Warning;
     const double r = d.amax_ratio > 0 && std::isfinite(d.amax_ratio) ? d.amax_ratio : 1e7;
     f.score = 2000 + log_mag(std::min(1.0, std::fabs(std::log2(std::max(r, 1e-300))) / 20.0));
-    f.kind = "drift";
+    f.kind = "baseline_drift";
     f.tensor = d.match.other;
     f.tensor_id = d.id;
     f.first_step = d.first_step_beyond;
@@ -366,6 +545,15 @@ std::vector<Finding> baseline_findings(const trace::TraceModel& base, const trac
   }
   rank_findings(&out);
   return out;
+}
+
+void add_baseline_findings(const trace::TraceModel& base, const trace::TraceModel& run,
+                           RunAnalysis* a) {
+  const auto drift = compare_runs(base, run, a->options.cross);
+  auto bf = baseline_findings(base, run, drift);
+  a->findings.insert(a->findings.end(), std::make_move_iterator(bf.begin()),
+                     std::make_move_iterator(bf.end()));
+  rank_findings(&a->findings);
 }
 
 }  // namespace fpscope::analysis

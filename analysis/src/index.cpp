@@ -4,6 +4,7 @@ namespace fpscope::analysis::detail {
 
 std::vector<StepStats> per_step(const trace::Trace& t, std::span<const uint32_t> obs) {
   std::vector<StepStats> out;
+  out.reserve(obs.size());
   for (size_t p = 0; p < obs.size(); ++p) {
     const uint32_t i = obs[p];
     const auto& o = t.observations[i];

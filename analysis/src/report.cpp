@@ -341,9 +341,15 @@ std::vector<std::pair<std::string, std::string>> facts(const trace::Trace& t,
   std::vector<std::pair<std::string, std::string>> f;
   f.emplace_back("trace", t.path);
   f.emplace_back("format", fmt::format("{}.{}", t.version_major, t.version_minor));
-  f.emplace_back("steps", a.steps ? fmt::format("{} ({}..{}), source {}", a.steps, a.first_step,
-                                                a.last_step, trace::step_source_name(t.step_source))
-                                  : "0");
+  if (!a.meta.command_line.empty())
+    f.emplace_back("command", join_command_line(a.meta.command_line));
+  if (!a.meta.host.empty()) f.emplace_back("host", a.meta.host);
+  if (!a.meta.probe.empty() || !a.meta.probe_version.empty())
+    f.emplace_back("probe",
+                   fmt::format("{}{}{}", a.meta.probe,
+                               a.meta.probe.empty() || a.meta.probe_version.empty() ? "" : " ",
+                               a.meta.probe_version));
+  f.emplace_back("steps", run_steps_text(t, a));
   f.emplace_back("observations", fmt::format("{} ({} GEMM calls, {} tensors)",
                                              t.observations.size(), a.gemm_calls, a.risks.size()));
   f.emplace_back("truncated", t.truncated ? fmt::format("yes: {} ({} bytes dropped)",
@@ -366,12 +372,141 @@ std::vector<std::pair<std::string, std::string>> facts(const trace::Trace& t,
   return f;
 }
 
+bool is_whatif(const Finding& f) {
+  return f.kind == "fp8_saturation" || f.kind == "fp8_underflow";
+}
+
+// The findings a report lists: rank order, at most opt.max_findings in all, of which at most
+// opt.max_whatif_findings FP8 what-if and opt.max_drift_findings within-run drift findings.
+// *note: "" when nothing was left out, else one sentence saying what and where to find it.
+std::vector<const Finding*> listed_findings(const std::vector<Finding>& all, const trace::Trace& t,
+                                            const ReportOptions& opt, std::string* note) {
+  std::vector<const Finding*> out;
+  size_t whatif = 0, drift = 0, left_whatif = 0, left_drift = 0, left_other = 0;
+  for (const auto& f : all) {
+    const bool w = is_whatif(f), d = f.kind == "drift";
+    if (static_cast<int>(out.size()) >= opt.max_findings ||
+        (w && static_cast<int>(whatif) >= opt.max_whatif_findings) ||
+        (d && static_cast<int>(drift) >= opt.max_drift_findings)) {
+      (w ? left_whatif : d ? left_drift : left_other) += 1;
+      continue;
+    }
+    whatif += w;
+    drift += d;
+    out.push_back(&f);
+  }
+  note->clear();
+  const size_t left = left_whatif + left_drift + left_other;
+  if (left == 0) return out;
+  std::vector<std::string> parts;
+  if (left_whatif) parts.push_back(fmt::format("{} FP8 what-if", left_whatif));
+  if (left_drift) parts.push_back(fmt::format("{} drift", left_drift));
+  if (left_other) parts.push_back(fmt::format("{} other", left_other));
+  std::string what;
+  for (size_t i = 0; i < parts.size(); ++i)
+    what += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];
+  *note = fmt::format(
+      "... {} more {} not listed here ({}): `fpscope summary {}{} --json` lists every finding "
+      "(.findings).",
+      left, left == 1 ? "finding" : "findings", what, t.path,
+      opt.baseline ? " --baseline " + opt.baseline->trace().path : std::string());
+  return out;
+}
+
 std::string whatif_policy(const AnalysisOptions& o) {
   return fmt::format("history {}, margin {}, {}", o.whatif.history_len, o.whatif.margin,
                      amax_algo_name(o.whatif.algo));
 }
 
+const char* counts_name(const WhatIfTensor& w) {
+  return w.histogram_steps == 0 ? "exact" : w.exact_steps == 0 ? "from histogram" : "mixed";
+}
+
+std::string drift_rule(const AnalysisOptions& o) {
+  return fmt::format(
+      "A change point is a step whose amax differs from the median of the previous {} steps by a "
+      "factor of at least {}, or whose SQNR in some format differs from it by at least {} dB "
+      "(docs/metrics.md \"Drift within a run\").",
+      o.drift.window, fmt_num(o.drift.amax_factor), fmt_num(o.drift.sqnr_db));
+}
+
+size_t drift_count(const RunAnalysis& a) {
+  size_t n = 0;
+  for (const auto& d : a.drift) n += d.change_points.size();
+  return n;
+}
+
+// The first n change points in (tensor index, step) order.
+std::vector<std::pair<std::string, const ChangePoint*>> drift_rows(const RunAnalysis& a, int n) {
+  std::vector<std::pair<std::string, const ChangePoint*>> rows;
+  for (const auto& d : a.drift)
+    for (const auto& c : d.change_points) {
+      if (static_cast<int>(rows.size()) >= n) return rows;
+      rows.emplace_back(d.id, &c);
+    }
+  return rows;
+}
+
+std::string drift_value(const ChangePoint& c, double v) {
+  return c.series == "amax" ? fmt_num(v) : fmt_sqnr(v);
+}
+
 }  // namespace
+
+std::string svg_weight_ratio(const WeightLoss& w) {
+  const int W = 640, H = 230;
+  const double px0 = 60, pw = 520, py0 = 30, ph = 150;
+  Svg s(W, H);
+  s.text(W / 2.0, 16, w.name + ": update/weight ratio |delta|/|w| (share of updates)", 13,
+         "middle");
+  uint64_t total = 0, peak = 0;
+  for (const auto& [bin, n] : w.ratio_hist) {
+    total += n;
+    peak = std::max(peak, n);
+  }
+  if (total == 0) {
+    s.text(W / 2.0, H / 2.0, "no update records with changed elements", 12, "middle");
+    return s.str();
+  }
+  // x: log2 ratio bins from the smallest to the largest present, always including both half-ulp
+  // lines (a bin b covers [2^b, 2^(b+1))).
+  int lo = std::min<int>(w.ratio_hist.front().first, kFp16HalfUlpLog2 - 2);
+  int hi = std::max<int>(w.ratio_hist.back().first + 1, kBf16HalfUlpLog2 + 2);
+  const double bw = pw / (hi - lo);
+  auto xb = [&](double b) { return px0 + (b - lo) * bw; };
+  s.rect(px0, py0, pw, ph, "#f7f7f7");
+  for (const auto& [bin, n] : w.ratio_hist) {
+    const double f = static_cast<double>(n) / static_cast<double>(peak);
+    const bool lost_bf16 = bin + 1 <= kBf16HalfUlpLog2;
+    s.rect(xb(bin) + 0.5, py0 + ph - f * ph, std::max(bw - 1.0, 0.5), f * ph,
+           lost_bf16 ? "#d62728" : "#1f77b4", 0.85);
+  }
+  const struct {
+    int at;
+    const char* label;
+    const char* color;
+  } lines[] = {{kBf16HalfUlpLog2, "BF16 half-ulp 2^-9", "#d62728"},
+               {kFp16HalfUlpLog2, "FP16 half-ulp 2^-12", "#9467bd"}};
+  for (int i = 0; i < 2; ++i) {
+    const double x = xb(lines[i].at);
+    s.line(x, py0, x, py0 + ph, lines[i].color, 1.2, "4,3");
+    s.text(x + 3, py0 + 12 + 12 * i, lines[i].label, 10, "start", lines[i].color);
+  }
+  s.line(px0, py0 + ph, px0 + pw, py0 + ph, "#999");
+  for (int b = lo; b <= hi; b += std::max(1, (hi - lo) / 8))
+    s.text(xb(b), py0 + ph + 14, fmt::format("2^{}", b), 10, "middle");
+  s.text(px0 - 4, py0 + 10, fmt_pct(static_cast<double>(peak) / static_cast<double>(total)), 10,
+         "end");
+  s.text(px0 - 4, py0 + ph, "0", 10, "end");
+  s.text(px0, py0 + ph + 32,
+         fmt::format("left of a line an update is below half an ulp of its weight and always "
+                     "rounds away: BF16 {}, FP16 {} of updates",
+                     fmt_pct(w.below_bf16_half_ulp), fmt_pct(w.below_fp16_half_ulp)),
+         10, "start");
+  return s.str();
+}
+
+namespace {}  // namespace
 
 std::string render_html(const trace::TraceModel& model, const RunAnalysis& a,
                         const ReportOptions& opt) {
@@ -395,15 +530,16 @@ std::string render_html(const trace::TraceModel& model, const RunAnalysis& a,
   std::vector<Finding> all = a.findings;
   std::vector<CrossRunDrift> drift;
   if (opt.baseline) {
-    drift = compare_runs(*opt.baseline, model);
+    drift = compare_runs(*opt.baseline, model, a.options.cross);
     auto bf = baseline_findings(*opt.baseline, model, drift);
     all.insert(all.end(), bf.begin(), bf.end());
     rank_findings(&all);
   }
   h += fmt::format("<h2>Findings ({})</h2>\n", all.size());
   if (all.empty()) h += "<p>No problems found.</p>\n";
-  for (size_t i = 0; i < all.size() && static_cast<int>(i) < opt.max_findings; ++i) {
-    const auto& f = all[i];
+  std::string left_note;
+  for (const Finding* fp : listed_findings(all, t, opt, &left_note)) {
+    const auto& f = *fp;
     h += fmt::format(
         "<div class=\"finding\" style=\"border-color:{0}\"><span class=\"sev\" "
         "style=\"background:{0}\">{1}</span> <b>{2}</b><div class=\"ev\">Evidence: {3}</div><div "
@@ -411,9 +547,7 @@ std::string render_html(const trace::TraceModel& model, const RunAnalysis& a,
         severity_color(f.severity), severity_name(f.severity), xml_escape(f.title),
         xml_escape(f.evidence), xml_escape(f.recommendation));
   }
-  if (static_cast<int>(all.size()) > opt.max_findings)
-    h += fmt::format("<p>... {} more findings (fpscope summary --json has all).</p>\n",
-                     all.size() - static_cast<size_t>(opt.max_findings));
+  if (!left_note.empty()) h += "<p>" + xml_escape(left_note) + "</p>\n";
 
   if (a.loss_scale.present) {
     h += "<h2>Loss scale</h2>\n" + svg_loss_scale(a);
@@ -448,34 +582,56 @@ std::string render_html(const trace::TraceModel& model, const RunAnalysis& a,
   if (!a.weights.empty()) {
     h += "<h2>Watched master weights</h2>\n<table>\n<tr><th>weight</th><th>master</th>"
          "<th>updates</th><th>bf16 stagnant</th><th>bf16 lost mass</th><th>fp16 stagnant</th>"
-         "<th>fp16 lost mass</th><th>below BF16 half-ulp</th></tr>\n";
+         "<th>fp16 lost mass</th><th>below BF16 half-ulp</th><th>below FP16 half-ulp</th></tr>\n";
     for (const auto& w : a.weights)
       h += fmt::format(
           "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
-          "td><td>{}</td></tr>\n",
+          "td><td>{}</td><td>{}</td></tr>\n",
           xml_escape(w.name), spec(w.master_dtype).name, w.not_fp32 ? " (not FP32)" : "", w.updates,
           fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass), fmt_pct(w.fp16_stagnant),
-          fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp));
+          fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp),
+          fmt_pct(w.below_fp16_half_ulp));
     h += "</table>\n";
+    for (const auto& w : a.weights) h += svg_weight_ratio(w);
   }
   if (!a.whatif.empty()) {
     h += fmt::format("<h2>FP8 what-if (delayed scaling: {})</h2>\n",
                      xml_escape(whatif_policy(a.options)));
-    h += "<table>\n<tr><th>tensor</th><th>format</th><th>saturating steps</th><th>first</th>"
-         "<th>overflow</th><th>underflow</th><th>counts</th></tr>\n";
+    h += "<table>\n<tr><th>tensor</th><th>format</th><th>replayed steps</th><th>saturating "
+         "steps</th><th>first</th><th>overflow</th><th>underflow</th><th>counts</th></tr>\n";
+    int rows_w = 0, left_w = 0;
     for (const auto& w : a.whatif) {
-      if (w.saturate_steps == 0 && w.underflow_frac < 0.01) continue;
+      if (w.saturate_steps == 0 && w.underflow_frac < a.options.risk.underflow_warn) continue;
+      if (rows_w == opt.max_whatif_rows) {
+        ++left_w;
+        continue;
+      }
+      ++rows_w;
       h += fmt::format(
-          "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></"
-          "tr>\n",
-          xml_escape(w.id), spec(w.format).name, w.saturate_steps,
+          "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}"
+          "</td></tr>\n",
+          xml_escape(w.id), spec(w.format).name, w.steps.size(), w.saturate_steps,
           w.first_saturate_step >= 0 ? std::to_string(w.first_saturate_step) : "-",
-          fmt_pct(w.overflow_frac), fmt_pct(w.underflow_frac),
-          w.histogram_steps == 0 ? "exact"
-          : w.exact_steps == 0   ? "histogram"
-                                 : "mixed");
+          fmt_pct(w.overflow_frac), fmt_pct(w.underflow_frac), counts_name(w));
     }
+    if (rows_w == 0) h += "<tr><td>(none saturates or underflows)</td></tr>\n";
     h += "</table>\n";
+    if (left_w > 0)
+      h += fmt::format("<p>... {} more rows (fpscope summary --json: .fp8_whatif).</p>\n", left_w);
+  }
+  if (!a.drift.empty()) {
+    h += fmt::format(
+        "<h2>Change points within the run</h2>\n<p>{}</p>\n<table>\n<tr><th>tensor</th>"
+        "<th>step</th><th>series</th><th>before (median)</th><th>after</th></tr>\n",
+        xml_escape(drift_rule(a.options)));
+    for (const auto& [id, c] : drift_rows(a, opt.max_drift_rows))
+      h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                       xml_escape(id), c->step, c->series, drift_value(*c, c->before),
+                       drift_value(*c, c->after));
+    h += "</table>\n";
+    if (const size_t n = drift_count(a); n > static_cast<size_t>(opt.max_drift_rows))
+      h += fmt::format("<p>... {} more change points (fpscope summary --json: .drift).</p>\n",
+                       n - static_cast<size_t>(opt.max_drift_rows));
   }
   if (opt.baseline) {
     h += fmt::format(
@@ -508,25 +664,25 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
   std::vector<Finding> all = a.findings;
   std::vector<CrossRunDrift> drift;
   if (opt.baseline) {
-    drift = compare_runs(*opt.baseline, model);
+    drift = compare_runs(*opt.baseline, model, a.options.cross);
     auto bf = baseline_findings(*opt.baseline, model, drift);
     all.insert(all.end(), bf.begin(), bf.end());
     rank_findings(&all);
   }
   m += fmt::format("\n### Findings ({})\n\n", all.size());
   if (all.empty()) m += "No problems found.\n";
-  for (size_t i = 0; i < all.size() && static_cast<int>(i) < opt.max_findings; ++i) {
-    const auto& f = all[i];
+  std::string left_note;
+  const auto listed = listed_findings(all, t, opt, &left_note);
+  for (size_t i = 0; i < listed.size(); ++i) {
+    const auto& f = *listed[i];
     m += fmt::format("{}. **[{}]** {}  \n   Evidence: {}  \n   Recommendation: {}\n", i + 1,
                      severity_name(f.severity), f.title, f.evidence, f.recommendation);
   }
-  if (static_cast<int>(all.size()) > opt.max_findings)
-    m += fmt::format("\n... {} more findings (`fpscope summary --json` has all).\n",
-                     all.size() - static_cast<size_t>(opt.max_findings));
+  if (!left_note.empty()) m += "\n" + left_note + "\n";
 
   auto add_plot = [&](const std::string& name, std::string svg, const std::string& alt) {
-    if (svg.empty()) return;
-    if (plots) plots->emplace_back(name, std::move(svg));
+    if (svg.empty() || !plots) return;  // no plot files (e.g. Markdown to stdout): no reference
+    plots->emplace_back(name, std::move(svg));
     m += fmt::format("\n![{}]({}/{})\n", alt, plot_dir_rel, name);
   };
   if (a.loss_scale.present) {
@@ -565,12 +721,52 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
   }
   if (!a.weights.empty()) {
     m += "\n### Watched master weights\n\n| weight | master | updates | bf16 stagnant | bf16 lost "
-         "mass | fp16 stagnant | fp16 lost mass |\n|---|---|--:|--:|--:|--:|--:|\n";
+         "mass | fp16 stagnant | fp16 lost mass | below BF16 half-ulp | below FP16 half-ulp |\n"
+         "|---|---|--:|--:|--:|--:|--:|--:|--:|\n";
     for (const auto& w : a.weights)
-      m += fmt::format("| {} | {}{} | {} | {} | {} | {} | {} |\n", w.name,
+      m += fmt::format("| {} | {}{} | {} | {} | {} | {} | {} | {} | {} |\n", w.name,
                        spec(w.master_dtype).name, w.not_fp32 ? " (not FP32)" : "", w.updates,
                        fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass),
-                       fmt_pct(w.fp16_stagnant), fmt_pct(w.fp16_lost_mass));
+                       fmt_pct(w.fp16_stagnant), fmt_pct(w.fp16_lost_mass),
+                       fmt_pct(w.below_bf16_half_ulp), fmt_pct(w.below_fp16_half_ulp));
+    for (const auto& w : a.weights)
+      add_plot(fmt::format("weight{}_update_ratio.svg", w.tensor), svg_weight_ratio(w),
+               "update/weight ratio");
+  }
+  if (!a.whatif.empty()) {
+    m += fmt::format(
+        "\n### FP8 what-if (delayed scaling: {})\n\n| tensor | format | replayed steps | "
+        "saturating steps | first | overflow | underflow | counts |\n"
+        "|---|---|--:|--:|--:|--:|--:|---|\n",
+        whatif_policy(a.options));
+    int rows_w = 0, left_w = 0;
+    for (const auto& w : a.whatif) {
+      if (w.saturate_steps == 0 && w.underflow_frac < a.options.risk.underflow_warn) continue;
+      if (rows_w == opt.max_whatif_rows) {
+        ++left_w;
+        continue;
+      }
+      ++rows_w;
+      m += fmt::format("| `{}` | {} | {} | {} | {} | {} | {} | {} |\n", w.id, spec(w.format).name,
+                       w.steps.size(), w.saturate_steps,
+                       w.first_saturate_step >= 0 ? std::to_string(w.first_saturate_step) : "-",
+                       fmt_pct(w.overflow_frac), fmt_pct(w.underflow_frac), counts_name(w));
+    }
+    if (rows_w == 0) m += "| (none saturates or underflows) | | | | | | | |\n";
+    if (left_w > 0)
+      m += fmt::format("\n... {} more rows (fpscope summary --json: .fp8_whatif).\n", left_w);
+  }
+  if (!a.drift.empty()) {
+    m += fmt::format(
+        "\n### Change points within the run\n\n{}\n\n| tensor | step | series | before "
+        "(median) | after |\n|---|--:|---|--:|--:|\n",
+        drift_rule(a.options));
+    for (const auto& [id, c] : drift_rows(a, opt.max_drift_rows))
+      m += fmt::format("| `{}` | {} | {} | {} | {} |\n", id, c->step, c->series,
+                       drift_value(*c, c->before), drift_value(*c, c->after));
+    if (const size_t n = drift_count(a); n > static_cast<size_t>(opt.max_drift_rows))
+      m += fmt::format("\n... {} more change points (fpscope summary --json: .drift).\n",
+                       n - static_cast<size_t>(opt.max_drift_rows));
   }
   if (opt.baseline) {
     m += fmt::format(
@@ -589,24 +785,20 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
 }
 
 bool write_report(const trace::TraceModel& model, const RunAnalysis& a, const std::string& path,
-                  const ReportOptions& opt, std::string* error) {
+                  const ReportOptions& opt, std::string* error, ReportFormat format_for_stdout) {
   namespace fs = std::filesystem;
+  if (path == "-") {
+    const std::string text = format_for_stdout == ReportFormat::Html
+                                 ? render_html(model, a, opt)
+                                 : render_markdown(model, a, opt, "", nullptr);
+    return write_file("-", text, error);
+  }
   ReportFormat rf;
   if (!report_format_from_path(path, &rf)) {
     if (error) *error = fmt::format("{}: unknown report type (use .html or .md)", path);
     return false;
   }
-  auto write = [&](const fs::path& p, const std::string& s) {
-    std::ofstream f(p, std::ios::binary | std::ios::trunc);
-    f << s;
-    f.close();
-    if (!f) {
-      if (error) *error = fmt::format("{}: cannot write", p.string());
-      return false;
-    }
-    return true;
-  };
-  if (rf == ReportFormat::Html) return write(path, render_html(model, a, opt));
+  if (rf == ReportFormat::Html) return write_file(path, render_html(model, a, opt), error);
   const fs::path p(path);
   const std::string dir_name = p.stem().string() + "_files";
   std::vector<std::pair<std::string, std::string>> plots;
@@ -621,9 +813,9 @@ bool write_report(const trace::TraceModel& model, const RunAnalysis& a, const st
       return false;
     }
     for (const auto& [name, svg] : plots)
-      if (!write(dir / name, svg)) return false;
+      if (!write_file((dir / name).string(), svg, error)) return false;
   }
-  return write(p, md);
+  return write_file(path, md, error);
 }
 
 std::string markdown_summary(const trace::TraceModel& model, const RunAnalysis& a,
@@ -639,10 +831,8 @@ std::string markdown_summary(const trace::TraceModel& model, const RunAnalysis& 
     if (sel.step_end >= 0 && first > sel.step_end) return false;
     return true;
   };
-  std::string m =
-      fmt::format("**fpscope**: `{}`, {} steps{}, step source {}{}\n\n", t.path, a.steps,
-                  a.steps ? fmt::format(" ({}..{})", a.first_step, a.last_step) : "",
-                  trace::step_source_name(t.step_source), t.truncated ? " (trace truncated)" : "");
+  std::string m = fmt::format("**fpscope**: `{}`, {}{}\n\n", t.path, run_steps_text(t, a),
+                              t.truncated ? " (trace truncated)" : "");
   if (sel.step_begin >= 0 || sel.step_end >= 0)
     m += fmt::format("Steps {}..{}\n\n", sel.step_begin >= 0 ? std::to_string(sel.step_begin) : "",
                      sel.step_end >= 0 ? std::to_string(sel.step_end) : "");

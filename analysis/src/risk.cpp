@@ -151,19 +151,21 @@ std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskO
       fr.overflow_frac = fraction(fr.overflow, fr.eligible);
       fr.underflow_frac = fraction(fr.underflow, fr.eligible);
       fr.subnormal_frac = fraction(fr.subnormal, fr.eligible);
-      fr.sqnr_db = sqnr_db(fr.sum_sq, fr.sum_err2);
+      fr.sqnr_db = sqnr_db(fr.sum_sq, fr.sum_err2, fr.overflow);
       if (n >= 3) {
         const size_t k = n / 3;
         auto third = [&](size_t b, size_t e, double* rf, double* sq) {
           double sum_rf = 0, ssq = 0, serr = 0;
+          uint64_t ovf = 0;
           for (size_t i = b; i < e; ++i) {
             const auto& s = steps[i].s;
             sum_rf += fraction(s.fmt[f].overflow + s.fmt[f].underflow, s.nonzero_finite_count());
             ssq += s.sum_sq;
             serr += s.fmt[f].sum_err2;
+            ovf += s.fmt[f].overflow;
           }
           *rf = sum_rf / static_cast<double>(e - b);
-          *sq = sqnr_db(ssq, serr);
+          *sq = sqnr_db(ssq, serr, ovf);
         };
         double sq_first = 0, sq_last = 0;
         third(0, k, &fr.risk_frac_first, &sq_first);

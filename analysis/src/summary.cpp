@@ -35,7 +35,8 @@ json finding_json(const Finding& f) {
 
 }  // namespace
 
-nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a) {
+nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
+                                    const trace::Trace* baseline) {
   json j;
   j["summary_version"] = kSummaryVersion;
   json tr;
@@ -49,11 +50,21 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a)
   tr["steps"] = a.steps;
   tr["first_step"] = a.steps ? json(a.first_step) : json(nullptr);
   tr["last_step"] = a.steps ? json(a.last_step) : json(nullptr);
+  tr["run_steps"] = a.run_steps;
+  tr["run_first_step"] = a.run_steps ? json(a.run_first_step) : json(nullptr);
+  tr["run_last_step"] = a.run_steps ? json(a.run_last_step) : json(nullptr);
+  tr["sampled_steps"] = a.sampled_steps;
+  tr["sample_every"] = a.meta.sample_every >= 0 ? json(a.meta.sample_every) : json(nullptr);
   tr["step_source"] = trace::step_source_name(t.step_source);
   tr["observations"] = t.observations.size();
   tr["gemm_calls"] = a.gemm_calls;
   tr["tensors"] = a.risks.size();
+  tr["command_line"] = a.meta.command_line;
+  tr["host"] = a.meta.host.empty() ? json(nullptr) : json(a.meta.host);
+  tr["probe"] = a.meta.probe.empty() ? json(nullptr) : json(a.meta.probe);
+  tr["probe_version"] = a.meta.probe_version.empty() ? json(nullptr) : json(a.meta.probe_version);
   j["trace"] = std::move(tr);
+  j["baseline"] = baseline ? json(baseline->path) : json(nullptr);
 
   json tensors = json::array();
   for (const auto& r : a.risks) {
@@ -153,6 +164,10 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a)
     x["elements"] = w.elements;
     x["changed"] = w.changed;
     x["below_bf16_half_ulp"] = w.below_bf16_half_ulp;
+    x["below_fp16_half_ulp"] = w.below_fp16_half_ulp;
+    json rh = json::array();
+    for (const auto& [bin, n] : w.ratio_hist) rh.push_back({{"log2_ratio", bin}, {"count", n}});
+    x["ratio_hist"] = std::move(rh);
     ws.push_back(std::move(x));
   }
   j["weights"] = std::move(ws);
@@ -174,10 +189,32 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a)
     x["underflow_frac"] = w.underflow_frac;
     x["exact_steps"] = w.exact_steps;
     x["histogram_steps"] = w.histogram_steps;
+    x["counts"] = w.histogram_steps == 0 ? "exact" : w.exact_steps == 0 ? "histogram" : "mixed";
+    x["seed_steps"] = w.seed_steps;
+    x["first_seed_step"] = step_or_null(w.first_seed_step);
+    x["worst_step"] = step_or_null(w.worst_step);
+    x["worst_overflow_frac"] = w.worst_overflow_frac;
+    x["worst_scale"] = w.worst_step >= 0 ? num(w.worst_scale) : json(nullptr);
     wi.push_back(std::move(x));
   }
   j["fp8_whatif_available"] = a.options.run_whatif;
   j["fp8_whatif"] = std::move(wi);
+
+  json dr = json::array();
+  for (const auto& d : a.drift) {
+    json x;
+    x["tensor"] = d.id;
+    json cps = json::array();
+    for (const auto& c : d.change_points)
+      cps.push_back({{"step", c.step},
+                     {"series", c.series},
+                     {"before", num(c.before)},
+                     {"after", num(c.after)}});
+    x["change_points"] = std::move(cps);
+    dr.push_back(std::move(x));
+  }
+  j["drift_available"] = a.options.run_drift;
+  j["drift"] = std::move(dr);
 
   json fs = json::array();
   for (const auto& f : a.findings) fs.push_back(finding_json(f));
@@ -185,55 +222,101 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a)
   return j;
 }
 
+namespace {
+
+// Per-format cell of the tensor table, 28 columns: "fp16   1.0%   99%  1.4%  73.6".
+std::string pct5(double f) {  // at most 5 characters
+  const double p = f * 100.0;
+  if (f == 0.0) return "0";
+  if (p < 0.01) return "<.01%";
+  if (p < 1.0) return fmt::format("{:.2f}%", p);
+  if (p < 9.95) return fmt::format("{:.1f}%", p);
+  return fmt::format("{:.0f}%", p);
+}
+std::string sq5(double v) {  // at most 5 characters
+  if (std::isnan(v)) return "n/a";
+  if (std::isinf(v)) return "exact";
+  return fmt::format("{:.1f}", v);
+}
+std::string cell(const FormatRisk& f) {
+  return fmt::format("{:<4} {:>5} {:>5} {:>5} {:>5}", spec(f.format).name, pct5(f.overflow_frac),
+                     pct5(f.underflow_frac), pct5(f.subnormal_frac), sq5(f.sqnr_db));
+}
+
+std::string steps_line(const trace::Trace& t, const RunAnalysis& a) {
+  if (a.run_steps == 0) return "none";
+  std::string s =
+      fmt::format("{} ({}..{})", plural(a.run_steps, "step"), a.run_first_step, a.run_last_step);
+  if (a.sampled_steps == a.run_steps && a.meta.sample_every <= 1)
+    s += a.sampled_steps == 1 ? "" : ", all sampled";
+  else
+    s += fmt::format(
+        ", {} sampled{}", a.sampled_steps,
+        a.meta.sample_every > 1 ? fmt::format(" (every {})", a.meta.sample_every) : std::string());
+  return s + fmt::format("; source {}", trace::step_source_name(t.step_source));
+}
+
+}  // namespace
+
+std::string run_steps_text(const trace::Trace& t, const RunAnalysis& a) {
+  return steps_line(t, a);
+}
+
 std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_rows, int width) {
   std::string o;
-  o += fmt::format("trace      {}  (format {}.{}, {} bytes)\n", t.path, t.version_major,
-                   t.version_minor, t.file_bytes);
+  // Every line goes through emit(): wrapped to `width` (0: unlimited), continuation lines
+  // indented under the value column.
+  auto emit = [&](const std::string& line, int indent = 11) {
+    o += wrap_text(line, width, indent);
+  };
+  emit(fmt::format("trace      {}  (format {}.{}, {} bytes)", t.path, t.version_major,
+                   t.version_minor, t.file_bytes));
+  if (!a.meta.command_line.empty())
+    emit(fmt::format("command    {}", join_command_line(a.meta.command_line)));
+  {
+    std::string run;
+    if (!a.meta.host.empty()) run += "host " + a.meta.host;
+    if (!a.meta.probe.empty() || !a.meta.probe_version.empty())
+      run += fmt::format("{}probe {}{}{}", run.empty() ? "" : ", ", a.meta.probe,
+                         a.meta.probe.empty() || a.meta.probe_version.empty() ? "" : " ",
+                         a.meta.probe_version);
+    if (a.meta.pid >= 0) run += fmt::format("{}pid {}", run.empty() ? "" : ", ", a.meta.pid);
+    if (a.meta.rank >= 0) run += fmt::format("{}rank {}", run.empty() ? "" : ", ", a.meta.rank);
+    if (!run.empty()) emit("run        " + run);
+  }
   if (t.truncated)
-    o += fmt::format("TRUNCATED  {}; {} bytes dropped; everything before was read\n",
+    emit(fmt::format("TRUNCATED  {}; {} bytes dropped; everything before was read",
                      t.truncation_reason.empty() ? "no footer" : t.truncation_reason,
-                     t.dropped_bytes);
-  o += fmt::format("steps      {}{}  (source: {})\n", a.steps,
-                   a.steps ? fmt::format(" [{}..{}]", a.first_step, a.last_step) : "",
-                   trace::step_source_name(t.step_source));
-  o += fmt::format("gemms      {} calls, {} observations, {} tensors\n", a.gemm_calls,
-                   t.observations.size(), a.risks.size());
+                     t.dropped_bytes));
+  emit("steps      " + steps_line(t, a));
+  emit(fmt::format("gemms      {} calls, {} observations, {} tensors", a.gemm_calls,
+                   t.observations.size(), a.risks.size()));
 
-  // Tensor table: worst first. Wide layout (one row per tensor, every format side by side) when
-  // it fits `width` (0 = unlimited); else each format on its own line under the tensor.
+  // Tensor table, worst first. Wide layout (one row per tensor, every format side by side) when
+  // it fits `width` (0 = unlimited); else the tensor on one line and its formats two per line
+  // under it (at most 75 columns).
   o += "\n";
-  auto pct = [](double f) -> std::string {  // at most 5 characters
-    const double p = f * 100.0;
-    if (f == 0.0) return "0";
-    if (p < 0.01) return "<.01%";
-    if (p < 1.0) return fmt::format("{:.2f}%", p);
-    if (p < 9.95) return fmt::format("{:.1f}%", p);
-    return fmt::format("{:.0f}%", p);
-  };
-  auto sq = [](double v) -> std::string {
-    if (std::isnan(v)) return "-";
-    if (std::isinf(v)) return "exact";
-    return fmt::format("{:.1f}", v);
-  };
   const char* kRowFmt = "{:<8} {:<22} {:<1} {:<5} {:>11} {:>6} {:>8} {:>7}";
   const std::string head = fmt::format(fmt::runtime(kRowFmt), "SEVERITY", "TENSOR", "R", "DTYPE",
                                        "SHAPE", "OBS", "AMAX", "NaN/Inf");
-  const int wide_width = static_cast<int>(head.size()) + kNumTargets * 26;
+  const int wide_width = static_cast<int>(head.size()) + kNumTargets * 31;
   const bool wide = width <= 0 || width >= wide_width;
   if (wide) {
     std::string h = head;
     for (int i = 0; i < kNumTargets; ++i)
-      h += fmt::format(" |{:^23}", fmt::format("{} ovf/unf/sub/SQNR", spec(kTargets[i]).name));
+      h += fmt::format(" | {:<4} {:>5} {:>5} {:>5} {:>5}", spec(kTargets[i]).name, "OVF", "UNF",
+                       "SUB", "SQNR");
     o += h + "\n";
   } else {
-    o += head +
-         fmt::format(" | {:<4} {:>5} {:>5} {:>5} {:>5}\n", "FMT", "OVF", "UNF", "SUB", "SQNR");
+    o += head + "\n";
+    o += fmt::format("{:11}{:<4} {:>5} {:>5} {:>5} {:>5}    (ovf/unf/sub fraction, SQNR dB)\n", "",
+                     "FMT", "OVF", "UNF", "SUB", "SQNR");
   }
   int shown = 0;
   for (const auto& r : a.risks) {
     if (shown == max_rows) {
-      o += fmt::format("... {} more tensors (--rows N, or --json for all)\n",
-                       a.risks.size() - shown);
+      emit(fmt::format("... {} more tensors (--rows N, or --json for all)",
+                       a.risks.size() - static_cast<size_t>(shown)));
       break;
     }
     ++shown;
@@ -245,79 +328,106 @@ std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_ro
                     fmt_num(r.amax), r.nan + r.pos_inf + r.neg_inf);
     if (wide) {
       std::string l = line;
-      for (const auto& f : r.formats)
-        l += fmt::format(" |{:>5} {:>5} {:>5} {:>5}", pct(f.overflow_frac), pct(f.underflow_frac),
-                         pct(f.subnormal_frac), sq(f.sqnr_db));
+      for (const auto& f : r.formats) l += " | " + cell(f);
       o += l + "\n";
     } else {
-      for (int i = 0; i < kNumTargets; ++i) {
-        const auto& f = r.formats[i];
-        o += (i == 0 ? line : std::string(line.size(), ' ')) +
-             fmt::format(" | {:<4} {:>5} {:>5} {:>5} {:>5}\n", spec(kTargets[i]).name,
-                         pct(f.overflow_frac), pct(f.underflow_frac), pct(f.subnormal_frac),
-                         sq(f.sqnr_db));
+      o += line + "\n";
+      for (int i = 0; i < kNumTargets; i += 2) {
+        std::string l = fmt::format("{:11}{}", "", cell(r.formats[i]));
+        if (i + 1 < kNumTargets) l += "    " + cell(r.formats[i + 1]);
+        o += l + "\n";
       }
     }
-    if (r.severity >= Severity::Warning) {
-      std::string why = "         -> " + r.severity_reason;
-      if (width > 0 && static_cast<int>(why.size()) > width) why = why.substr(0, width - 1) + "~";
-      o += why + "\n";
-    }
+    if (r.severity >= Severity::Warning) emit("         -> " + r.severity_reason, 12);
   }
 
   const auto& ls = a.loss_scale;
   o += "\n";
   if (!ls.present) {
-    o += "loss scale none recorded\n";
+    emit("loss scale none recorded");
   } else {
-    o += fmt::format(
-        "loss scale {} records, {} skipped steps, {} backoffs, {} growths; scale "
-        "min {} max {} final {} ({} records at min)\n",
-        ls.series.size(), ls.skipped.size(), ls.backoffs, ls.growths, fmt_num(ls.min_scale),
-        fmt_num(ls.max_scale), fmt_num(ls.final_scale), ls.steps_at_min);
-    if (ls.collapsed) o += fmt::format("           COLLAPSED: {}\n", ls.collapse_reason);
+    emit(fmt::format("loss scale {} records, {}, {}, {}", ls.series.size(),
+                     plural(ls.skipped.size(), "skipped step"), plural(ls.backoffs, "backoff"),
+                     plural(ls.growths, "growth")));
+    emit(fmt::format("           scale min {}, max {}, final {} ({} at min)", fmt_num(ls.min_scale),
+                     fmt_num(ls.max_scale), fmt_num(ls.final_scale),
+                     plural(ls.steps_at_min, "record")));
+    if (ls.collapsed) emit(fmt::format("           COLLAPSED: {}", ls.collapse_reason));
     size_t n = 0;
     for (const auto& s : ls.skipped) {
       if (n++ == 10) {
-        o += fmt::format("           ... {} more skipped steps\n", ls.skipped.size() - 10);
+        emit(fmt::format("           ... {} more skipped steps", ls.skipped.size() - 10));
         break;
       }
-      o += s.offender_tensor >= 0
-               ? fmt::format("           skipped step {} (scale {}): first {} in {} (seq {})\n",
+      emit(s.offender_tensor >= 0
+               ? fmt::format("           skipped step {} (scale {}): first {} in {} (seq {})",
                              s.step, fmt_num(s.scale), s.reason, s.offender_id, s.offender_seq)
-               : fmt::format("           skipped step {} (scale {}): no offending op recorded\n",
-                             s.step, fmt_num(s.scale));
+               : fmt::format("           skipped step {} (scale {}): no offending op recorded",
+                             s.step, fmt_num(s.scale)));
     }
   }
   if (a.weights.empty()) {
-    o += "weights    none watched\n";
+    emit("weights    none watched");
   } else {
-    o += fmt::format("weights    {:<24} {:>7} {:>14} {:>14} {:>14} {:>14}  master\n", "NAME",
-                     "UPDATES", "bf16 stagnant", "bf16 lost", "fp16 stagnant", "fp16 lost");
+    emit(fmt::format("weights    {:<20} {:>7} {:>9} {:>9} {:>9} {:>9}", "NAME", "UPDATES",
+                     "bf16 stag", "bf16 lost", "fp16 stag", "fp16 lost"));
     for (const auto& w : a.weights) {
-      o += fmt::format("           {:<24} {:>7} {:>14} {:>14} {:>14} {:>14}  {}{}\n", w.name,
-                       w.updates, fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass),
-                       fmt_pct(w.fp16_stagnant), fmt_pct(w.fp16_lost_mass),
-                       spec(w.master_dtype).name, w.not_fp32 ? " (NOT FP32!)" : "");
+      std::string name = w.name;
+      if (name.size() > 20) name = name.substr(0, 19) + "~";
+      emit(fmt::format(
+          "           {:<20} {:>7} {:>9} {:>9} {:>9} {:>9}{}", name, w.updates,
+          fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass), fmt_pct(w.fp16_stagnant),
+          fmt_pct(w.fp16_lost_mass),
+          w.not_fp32 ? fmt::format("  NOT FP32 ({})", spec(w.master_dtype).name) : std::string()));
     }
   }
-  if (!a.whatif.empty()) {
+  if (a.options.run_whatif && !a.whatif.empty()) {
     uint64_t sat = 0, unf = 0;
     for (const auto& w : a.whatif) {
       sat += w.saturate_steps > 0;
-      unf += w.underflow_frac >= 0.01;
+      unf += w.underflow_frac >= a.options.risk.underflow_warn;
     }
-    o += fmt::format(
-        "fp8 what-if  delayed scaling (history {}, margin {}, {}): {} tensor/format pairs would "
-        "saturate, {} underflow >= 1%\n",
-        a.options.whatif.history_len, a.options.whatif.margin,
-        amax_algo_name(a.options.whatif.algo), sat, unf);
+    emit(fmt::format("fp8 what-if delayed scaling (history {}, margin {}, {}): {} tensor/format "
+                     "pairs would saturate, {} underflow >= {}",
+                     a.options.whatif.history_len, a.options.whatif.margin,
+                     amax_algo_name(a.options.whatif.algo), sat, unf,
+                     fmt_pct(a.options.risk.underflow_warn)),
+         12);
+  }
+  if (a.options.run_drift) {
+    size_t ncp = 0;
+    for (const auto& d : a.drift) ncp += d.change_points.size();
+    if (ncp == 0) {
+      emit("drift      no change points");
+    } else {
+      emit(fmt::format("drift      {} in {} (window {}, amax x{}, SQNR {} dB)",
+                       plural(ncp, "change point"), plural(a.drift.size(), "tensor"),
+                       a.options.drift.window, fmt_num(a.options.drift.amax_factor),
+                       fmt_num(a.options.drift.sqnr_db)));
+      size_t shown_d = 0;
+      for (const auto& d : a.drift) {
+        if (shown_d++ == 3) {
+          emit(fmt::format("           ... {} more tensors (--json: drift)", a.drift.size() - 3));
+          break;
+        }
+        const auto& c = d.change_points.front();
+        const std::string what =
+            c.series == "amax" ? fmt::format("amax {} -> {}", fmt_num(c.before), fmt_num(c.after))
+                               : fmt::format("{} {:.1f} -> {:.1f} dB", c.series, c.before, c.after);
+        emit(fmt::format("           {} step {}: {}{}", d.id, c.step, what,
+                         d.change_points.size() > 1
+                             ? fmt::format(" (+{} more)", d.change_points.size() - 1)
+                             : std::string()));
+      }
+    }
   }
   if (!a.findings.empty()) {
-    o += "\ntop findings (fpscope report for all, with evidence and recommendations):\n";
+    o += "\n";
+    emit("top findings (fpscope report for all, with evidence and recommendations):", 2);
     for (size_t i = 0; i < a.findings.size() && i < 5; ++i)
-      o += fmt::format("  {}. [{}] {}\n", i + 1, severity_name(a.findings[i].severity),
-                       a.findings[i].title);
+      emit(fmt::format("  {}. [{}] {}", i + 1, severity_name(a.findings[i].severity),
+                       a.findings[i].title),
+           5);
   }
   return o;
 }

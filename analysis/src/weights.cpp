@@ -59,13 +59,15 @@ std::vector<WeightLoss> analyze_weights(const trace::Trace& trace) {
     w.fp16_stagnant = fraction(st_fp, w.changed);
     w.bf16_lost_mass = ratio(lost_bf, d_bf);
     w.fp16_lost_mass = ratio(lost_fp, d_fp);
-    uint64_t total = 0, below = 0;
+    uint64_t total = 0, below_bf = 0, below_fp = 0;
     for (const auto& [bin, n] : hist) {
       w.ratio_hist.emplace_back(bin, n);
       total += n;
-      if (bin <= -10) below += n;
+      if (bin + 1 <= kBf16HalfUlpLog2) below_bf += n;
+      if (bin + 1 <= kFp16HalfUlpLog2) below_fp += n;
     }
-    w.below_bf16_half_ulp = fraction(below, total);
+    w.below_bf16_half_ulp = fraction(below_bf, total);
+    w.below_fp16_half_ulp = fraction(below_fp, total);
     out.push_back(std::move(w));
   }
   return out;

@@ -1,6 +1,7 @@
 #include "fpscope/analysis/whatif.h"
 
 #include <algorithm>
+#include <bit>
 #include <memory>
 #include <vector>
 
@@ -61,11 +62,15 @@ namespace {
 // Replay state of one (tensor, format): the scaler, the memo, and the step being accumulated.
 struct Replay {
   explicit Replay(Format f, const WhatIfOptions& opt)
-      : scaler(f, ScalingPolicy::Delayed, opt.history_len, opt.margin, opt.algo), memo(f) {}
+      : format(f),
+        scaler(f, ScalingPolicy::Delayed, opt.history_len, opt.margin, opt.algo),
+        memo(f) {}
+  Format format;
   Fp8Scaler scaler;
   BinMemo memo;
   WhatIfTensor w;
-  bool open = false;  // a step is being accumulated
+  bool open = false;    // a step is being accumulated
+  bool seeded = false;  // the history holds a finite nonzero amax: steps are replayed
   WhatIfStep cur;
   bool exact = true;
   uint64_t exact_overflow = 0, exact_underflow = 0;
@@ -74,6 +79,14 @@ struct Replay {
   void finish() {
     if (!open) return;
     open = false;
+    if (!seeded) {  // no usable amax in the history yet: this step only feeds it
+      ++w.seed_steps;
+      if (w.first_seed_step < 0) w.first_seed_step = static_cast<int64_t>(cur.step);
+      scaler.observe(cur.amax);
+      const uint32_t bits = std::bit_cast<uint32_t>(cur.amax);
+      seeded = bits > 0u && bits < 0x7f800000u;  // finite and > 0
+      return;
+    }
     if (exact) {
       cur.source = CountSource::Exact;
       cur.overflow_lo = cur.overflow_hi = exact_overflow;
@@ -85,6 +98,9 @@ struct Replay {
       cur.overflow_hi = hist.overflow_hi;
       cur.underflow_lo = hist.underflow_lo;
       cur.underflow_hi = hist.underflow_hi;
+      // No element exceeds the step's amax: when amax itself does not overflow at this scale,
+      // neither does anything else (the bin edges alone would allow up to the top bin's edge).
+      if (whatif_category(format, cur.amax, cur.scale) != 3) cur.overflow_lo = cur.overflow_hi = 0;
       ++w.histogram_steps;
     }
     scaler.observe(cur.amax);  // this step's amax enters the history for the next steps
@@ -96,6 +112,13 @@ struct Replay {
     if (cur.overflow_lo > 0) {
       ++w.saturate_steps;
       if (w.first_saturate_step < 0) w.first_saturate_step = static_cast<int64_t>(cur.step);
+      const double f = fraction(cur.overflow_lo, cur.eligible);
+      if (f > w.worst_overflow_frac) {
+        w.worst_overflow_frac = f;
+        w.worst_step = static_cast<int64_t>(cur.step);
+        w.worst_scale = cur.scale;
+        w.worst_amax = cur.amax;
+      }
     }
     if (cur.underflow_lo > 0) {
       ++w.underflow_steps;
@@ -120,7 +143,8 @@ struct Replay {
 // Observations are visited in step order (TraceModel's per-step lists, close to file order, so
 // the histogram pool is read nearly sequentially), each feeding every format's replay state of
 // its tensor; a tensor's step is finished when its next step starts or at the end.
-std::vector<WhatIfTensor> fp8_whatif(const trace::TraceModel& model, const WhatIfOptions& opt) {
+std::vector<WhatIfTensor> fp8_whatif(const trace::TraceModel& model, const WhatIfOptions& opt,
+                                     const std::function<void(double)>& progress) {
   const auto& t = model.trace();
   std::vector<Format> formats;
   std::vector<int> fidx;
@@ -138,7 +162,11 @@ std::vector<WhatIfTensor> fp8_whatif(const trace::TraceModel& model, const WhatI
   }
   std::vector<std::unique_ptr<Replay>> state(static_cast<size_t>(nt) * nf);
   const size_t pool = std::min(t.hist_bins.size(), t.hist_counts.size());
-  for (uint64_t step : model.steps()) {
+  const auto steps = model.steps();
+  for (size_t si = 0; si < steps.size(); ++si) {
+    const uint64_t step = steps[si];
+    if (progress && si % 1024 == 0)
+      progress(static_cast<double>(si) / static_cast<double>(steps.size()));
     for (uint32_t oi : model.step_observations(step)) {
       const auto& rec = t.observations[oi];
       if (rec.tensor >= nt || !eligible[rec.tensor]) continue;
@@ -163,6 +191,7 @@ std::vector<WhatIfTensor> fp8_whatif(const trace::TraceModel& model, const WhatI
         r->exact = r->exact && c.scale == r->cur.scale;
         r->exact_overflow += c.overflow;
         r->exact_underflow += c.underflow;
+        if (!r->seeded) continue;  // a seed step: only its amax matters
         for (size_t k = begin; k < end; ++k)
           r->memo.add(r->hist, t.hist_bins[k], t.hist_counts[k], r->cur.scale);
       }

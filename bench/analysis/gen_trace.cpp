@@ -1,14 +1,17 @@
 // Writes a synthetic trace with TraceWriter for the analysis benchmark (and for trying the CLI):
-//   fpscope_gen_trace OUT.fpst [records=1000000] [tensors_per_step=64]
-// Every step observes `tensors_per_step` tensors (16 GEMMs x roles A, B, C, D) with ~24 sparse
-// histogram bins each, an amax that drifts and spikes (FP16 overflow in a few tensors late in
-// the run, FP16 underflow in gradients), one loss-scale record per step (periodic skips) and
-// weight-update records for 4 watched weights every 10 steps. Deterministic (fixed seed).
+//   fpscope_gen_trace OUT.fpst [records=1000000] [tensors_per_step=64] [bins_per_record=35]
+// Every step observes `tensors_per_step` tensors (16 GEMMs x roles A, B, C, D) with
+// `bins_per_record` sparse histogram bins each (default 35; at most 200), an amax that drifts and
+// spikes (FP16 overflow in a few tensors late in the run, FP16 underflow in gradients), one
+// loss-scale record per step (periodic skips) and weight-update records for 4 watched weights every
+// 10 steps. Deterministic (fixed seed).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "fpscope/trace_io.h"
 
@@ -55,6 +58,15 @@ int main(int argc, char** argv) {
   const uint64_t steps = (records + per_step - 1) / per_step;
   const int ih = target_index(Format::FP16), ib = target_index(Format::BF16),
             i4 = target_index(Format::E4M3), i5 = target_index(Format::E5M2);
+  const int kBins = std::clamp(argc > 4 ? std::atoi(argv[4]) : 35, 1, 200);
+  const int kPeak = kBins * 2 / 7;  // 10 of 35
+  std::vector<double> weight(static_cast<size_t>(kBins));
+  double weight_sum = 0;
+  for (int b = 0; b < kBins; ++b) {
+    const double z = (b - kPeak) / (kBins * 8.0 / 35.0);
+    weight[static_cast<size_t>(b)] = std::exp(-z * z);
+    weight_sum += weight[static_cast<size_t>(b)];
+  }
   uint64_t seq = 0, written = 0;
   double scale = 65536;
   trace::Observation o;
@@ -86,16 +98,21 @@ int main(int argc, char** argv) {
       st.sum = 0.01 * st.amax;
       st.sum_sq = static_cast<double>(n) * std::exp2(2 * (e - 2));
       const uint64_t nz = n - st.zero;
-      // ~24 bins below the amax exponent.
+      // kBins quarter-octave bins below the amax exponent (35: about 9 octaves), bell-shaped
+      // counts peaking at 2/7 of the way down; every bin nonzero, the rounding remainder in the
+      // peak bin.
       const int top = static_cast<int>(std::floor(e)) + 127;
       uint64_t left = nz;
-      for (int b = 0; b < 24 && left > 0; ++b) {
+      for (int b = 0; b < kBins; ++b) {
         const int bin = (top - b / 4) * 4 + (3 - b % 4);
         if (bin < 4 || bin >= kHistBins) continue;
-        const uint64_t c = b == 23 ? left : std::min<uint64_t>(left, nz / 16);
-        st.hist[bin] += c;
-        left -= c;
+        const uint64_t c = std::max<uint64_t>(
+            1, static_cast<uint64_t>(static_cast<double>(nz) * weight[static_cast<size_t>(b)] /
+                                     weight_sum));
+        st.hist[bin] += std::min(c, left);
+        left -= std::min(c, left);
       }
+      st.hist[std::clamp((top - kPeak / 4) * 4 + (3 - kPeak % 4), 4, kHistBins - 1)] += left;
       const float fp16_max = max_finite(Format::FP16);
       st.fmt[ih].overflow = st.amax > fp16_max ? nz / 1000 : 0;
       st.fmt[ih].underflow = e < -10 ? nz / 20 : 0;

@@ -65,8 +65,8 @@ TEST(Risk, TotalsFractionsSqnrFirstSteps) {
   EXPECT_EQ(h.first_underflow_step, 0);
   EXPECT_EQ(h.first_subnormal_step, -1);
   EXPECT_EQ(h.overflow_steps, 2u);
-  // SQNR = 10 log10(600 / 6e-4) = 60 dB.
-  EXPECT_NEAR(h.sqnr_db, 60.0, 1e-9);
+  // FP16 overflows (6 elements): SQNR undefined, although 10 log10(600 / 6e-4) would say 60 dB.
+  EXPECT_TRUE(std::isnan(h.sqnr_db));
   // BF16: 10 log10(600 / 6e-2) = 40 dB.
   EXPECT_NEAR(d->formats[fi(Format::BF16)].sqnr_db, 40.0, 1e-9);
   EXPECT_FALSE(h.scaled);
@@ -82,7 +82,8 @@ TEST(Risk, TrendComparesFirstAndLastThird) {
   ASSERT_NE(d, nullptr);
   const auto& h = d->formats[fi(Format::FP16)];
   // 6 steps: thirds of 2. First: (0+1)/100 and (0+1)/100 -> 0.01. Last: (2+1)/100, (4+1)/100
-  // -> mean 0.04 > 2 * 0.01: worsening. SQNR is 60 dB in both thirds: delta 0.
+  // -> mean 0.04 > 2 * 0.01: worsening. SQNR: 60 dB in the first third, undefined in the last
+  // (overflow at steps 4, 5): delta undefined, reported as 0.
   EXPECT_NEAR(h.risk_frac_first, 0.01, 1e-12);
   EXPECT_NEAR(h.risk_frac_last, 0.04, 1e-12);
   EXPECT_NEAR(h.sqnr_delta_db, 0.0, 1e-9);
@@ -109,8 +110,8 @@ TEST(Risk, SeverityAndOrdering) {
   EXPECT_EQ(rows[0].first_nonfinite_step, 3);
   EXPECT_EQ(rows[0].nan, 1u);
   // gemm#0.D: FP16 overflow (Error): 3000 + round((log10(0.01) + 7) / 7 * 999) = 3000 + 714.
-  // Its other problems rank lower: FP16 underflow 1% (Warning 2714), FP16 SQNR 60 < 71.22 - 10
-  // (Warning), BF16 SQNR 40 < 53.16 - 10 (Warning), unscaled E4M3 overflow (capped at Info).
+  // Its other problems rank lower: FP16 underflow 1% (Warning 2714), BF16 SQNR 40 < 53.16 - 10
+  // (Warning), unscaled E4M3 overflow (capped at Info). FP16 SQNR is undefined (overflow).
   EXPECT_EQ(rows[1].id, "gemm#0.D");
   EXPECT_EQ(rows[1].severity, Severity::Error);
   EXPECT_EQ(rows[1].score, 3714);
@@ -150,4 +151,36 @@ TEST(Risk, UnderflowThresholds) {
   r.underflow = 100;
   r.underflow_frac = 0.1;  // 10%: error
   EXPECT_EQ(format_severity(r, RiskOptions{}, nullptr, nullptr), Severity::Error);
+}
+
+// DESIGN.md "Numerics definitions": e = x - cast(y)/s over elements that did NOT overflow, so
+// sum e^2 leaves the overflowed elements out while sum x^2 keeps them. A format that overflows
+// has an undefined SQNR (its non-saturating cast's error is infinite), not a flattering one.
+TEST(Risk, SqnrUndefinedWhenTheFormatOverflows) {
+  Builder b;
+  const uint32_t t = b.tensor("gemm#0.D");
+  // Step 0: 100 elements, sum x^2 = 1e6; E4M3 overflows 92 of them and the 8 others have
+  // sum e^2 = 1e-3: 10 log10(1e6 / 1e-3) = 90 dB if the overflow were ignored. FP16 does not
+  // overflow: sum e^2 = 1e-4 -> 100 dB.
+  auto& o0 = b.obs(t, 0, 0, 100, 1000.0f, 1e6);
+  o0.stats.fmt[fi(Format::E4M3)].overflow = 92;
+  o0.stats.fmt[fi(Format::E4M3)].sum_err2 = 1e-3;
+  o0.stats.fmt[fi(Format::FP16)].sum_err2 = 1e-4;
+  // Step 1: nothing overflows; E4M3 sum e^2 = 1 -> 10 log10(1e6 / 1) = 60 dB for that step.
+  auto& o1 = b.obs(t, 1, 1, 100, 10.0f, 1e6);
+  o1.stats.fmt[fi(Format::E4M3)].sum_err2 = 1.0;
+  o1.stats.fmt[fi(Format::FP16)].sum_err2 = 1e-4;
+  const trace::TraceModel m(b.t);
+  const auto rows = analyze_risk(m);
+  ASSERT_EQ(rows.size(), 1u);
+  // Over the run: E4M3 overflowed (92 > 0): undefined. FP16: 10 log10(2e6 / 2e-4) = 100 dB.
+  EXPECT_TRUE(std::isnan(rows[0].formats[fi(Format::E4M3)].sqnr_db));
+  EXPECT_NEAR(rows[0].formats[fi(Format::FP16)].sqnr_db, 100.0, 1e-9);
+  // The shared definition itself.
+  EXPECT_TRUE(std::isnan(sqnr_db(1e6, 1e-3, 92)));
+  EXPECT_NEAR(sqnr_db(1e6, 1e-3, 0), 90.0, 1e-9);
+  EXPECT_TRUE(std::isinf(sqnr_db(1e6, 0.0, 0)));
+  EXPECT_TRUE(std::isnan(sqnr_db(0.0, 0.0, 0)));
+  EXPECT_TRUE(std::isnan(sqnr_db(b.t.observations[0].stats, fi(Format::E4M3))));
+  EXPECT_NEAR(sqnr_db(b.t.observations[1].stats, fi(Format::E4M3)), 60.0, 1e-9);
 }

@@ -17,8 +17,9 @@ namespace {
 //   10 values in bin 388 = [2^-30, 1.25*2^-30); step 3 instead has its 90 values in bin 520 =
 //   [8, 10). amax: 0.5, 0.5, 0.5, 8, 0.5, 0.5.
 // E4M3 (max 448, min subnormal 2^-9) delayed scaling, history 2, margin 0:
-//   step 0: empty history -> s = 1. The trace holds E4M3 counts at scale 1 (overflow 0,
-//           underflow 7): exact.
+//   step 0: the tensor's first observed step: the history is empty (TE would cast at its initial
+//           scale 1, which says nothing about the recipe): NOT replayed, its amax 0.5 seeds the
+//           history. (The trace's E4M3 counts at scale 1, underflow 7, are not used.)
 //   step 1: amax_ref = 0.5 -> s = 448/0.5 = 896. The trace holds counts at 896 (0, 3): exact.
 //   step 2: s = 896; trace counts at scale 1 -> histogram: [0.375, 0.4375)*896 = [336, 392) is
 //           inside the normal range; 2^-30*896 < 2^-10 (half the smallest subnormal): the 10
@@ -64,35 +65,71 @@ TEST(WhatIf, DelayedScalingReplayExactAndHistogram) {
   const auto w = fp8_whatif(m, opt);
   ASSERT_EQ(w.size(), 1u);
   const auto& r = w[0];
-  ASSERT_EQ(r.steps.size(), 6u);
-  const float scale[6] = {1, 896, 896, 896, 56, 56};
-  const uint64_t ovf[6] = {0, 0, 0, 90, 0, 0};
-  const uint64_t unf[6] = {7, 3, 10, 10, 10, 10};
-  for (int s = 0; s < 6; ++s) {
-    SCOPED_TRACE(s);
-    EXPECT_EQ(r.steps[s].scale, scale[s]);
-    EXPECT_EQ(r.steps[s].overflow_lo, ovf[s]);
-    EXPECT_EQ(r.steps[s].overflow_hi, ovf[s]);
-    EXPECT_EQ(r.steps[s].underflow_lo, unf[s]);
-    EXPECT_EQ(r.steps[s].underflow_hi, unf[s]);
-    EXPECT_EQ(r.steps[s].source, s < 2 ? CountSource::Exact : CountSource::Histogram);
+  EXPECT_EQ(r.seed_steps, 1u);
+  EXPECT_EQ(r.first_seed_step, 0);
+  ASSERT_EQ(r.steps.size(), 5u);  // steps 1..5
+  const float scale[5] = {896, 896, 896, 56, 56};
+  const uint64_t ovf[5] = {0, 0, 90, 0, 0};
+  const uint64_t unf[5] = {3, 10, 10, 10, 10};
+  for (int i = 0; i < 5; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(r.steps[i].step, static_cast<uint64_t>(i + 1));
+    EXPECT_EQ(r.steps[i].scale, scale[i]);
+    EXPECT_EQ(r.steps[i].overflow_lo, ovf[i]);
+    EXPECT_EQ(r.steps[i].overflow_hi, ovf[i]);
+    EXPECT_EQ(r.steps[i].underflow_lo, unf[i]);
+    EXPECT_EQ(r.steps[i].underflow_hi, unf[i]);
+    EXPECT_EQ(r.steps[i].source, i == 0 ? CountSource::Exact : CountSource::Histogram);
   }
-  EXPECT_EQ(r.exact_steps, 2u);
+  EXPECT_EQ(r.exact_steps, 1u);
   EXPECT_EQ(r.histogram_steps, 4u);
   EXPECT_EQ(r.saturate_steps, 1u);
   EXPECT_EQ(r.first_saturate_step, 3);
-  EXPECT_EQ(r.underflow_steps, 6u);
-  EXPECT_EQ(r.first_underflow_step, 0);
-  EXPECT_EQ(r.eligible, 600u);
+  EXPECT_EQ(r.underflow_steps, 5u);
+  EXPECT_EQ(r.first_underflow_step, 1);
+  EXPECT_EQ(r.eligible, 500u);
   EXPECT_EQ(r.overflow_lo, 90u);
-  EXPECT_EQ(r.underflow_lo, 50u);  // 7 + 3 + 4*10
-  EXPECT_DOUBLE_EQ(r.overflow_frac, 90.0 / 600.0);
+  EXPECT_EQ(r.underflow_lo, 43u);  // 3 + 4*10
+  EXPECT_DOUBLE_EQ(r.overflow_frac, 90.0 / 500.0);
+  // The worst step: step 3, 90 of its 100 elements, amax 8 at scale 896.
+  EXPECT_EQ(r.worst_step, 3);
+  EXPECT_DOUBLE_EQ(r.worst_overflow_frac, 0.9);
+  EXPECT_EQ(r.worst_scale, 896.0f);
+  EXPECT_EQ(r.worst_amax, 8.0f);
 
   opt.algo = AmaxAlgo::MostRecent;
   const auto w2 = fp8_whatif(m, opt);
   ASSERT_EQ(w2.size(), 1u);
-  EXPECT_EQ(w2[0].steps[4].scale, 56.0f);
-  EXPECT_EQ(w2[0].steps[5].scale, 896.0f);
+  EXPECT_EQ(w2[0].steps[3].scale, 56.0f);   // step 4
+  EXPECT_EQ(w2[0].steps[4].scale, 896.0f);  // step 5
+}
+
+TEST(WhatIf, StepsBeforeAnyNonzeroAmaxOnlySeedTheHistory) {
+  // amax 0, 0 (all-zero tensor), then 2, then 4. E5M2 (max 57344), history 4, margin 0:
+  // steps 0 and 1 leave the history without a usable amax, step 2 puts 2 in it: all three are
+  // seed steps. Step 3 is replayed at s = 57344 / 2 = 28672; its 10 values in bin 4*(127+2)
+  // ([4, 5)) scale to [114688, 143360) > 57344: all 10 overflow (histogram).
+  Builder b;
+  const uint32_t t = b.tensor("gemm#0.D");
+  const float amax[4] = {0.0f, 0.0f, 2.0f, 4.0f};
+  for (uint64_t s = 0; s < 4; ++s) {
+    b.obs(t, s, s, 10, amax[s], 1.0);
+    if (amax[s] > 0) b.hist(4 * (127 + (s == 2 ? 1 : 2)), 10);
+  }
+  const trace::TraceModel m(b.t);
+  WhatIfOptions opt;
+  opt.history_len = 4;
+  opt.formats = {Format::E5M2};
+  const auto w = fp8_whatif(m, opt);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].seed_steps, 3u);
+  EXPECT_EQ(w[0].first_seed_step, 0);
+  ASSERT_EQ(w[0].steps.size(), 1u);
+  EXPECT_EQ(w[0].steps[0].step, 3u);
+  EXPECT_EQ(w[0].steps[0].scale, 28672.0f);
+  EXPECT_EQ(w[0].overflow_lo, 10u);
+  EXPECT_EQ(w[0].overflow_hi, 10u);
+  EXPECT_EQ(w[0].saturate_steps, 1u);
 }
 
 TEST(WhatIf, SkipsFp8TensorsUnlessAsked) {

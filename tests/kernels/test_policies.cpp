@@ -55,6 +55,99 @@ TEST(Scaling, DelayedE5M2NoMarginAndLongHistory) {
   EXPECT_EQ(s.scale(), 57344.0f);  // it left
 }
 
+// The definition Fp8Scaler's incremental window maximum must reproduce: TE's amax history as a
+// ring of H entries (initially zeros), the oldest overwritten by each observation, then a full
+// scan "ref = 0; ref = a > ref ? a : ref" (fmaxf: NaN ignored), s = (fp8_max * 2^-margin) / ref
+// when ref is finite and > 0 and that quotient is finite, else the previous scale.
+class BruteForceDelayed {
+ public:
+  BruteForceDelayed(Format f, int h, int margin, AmaxAlgo algo)
+      : algo_(algo),
+        scaled_max_(fpscope::max_finite(f) * fpscope::pow2f(-margin)),
+        hist_(static_cast<size_t>(h < 1 ? 1 : h), 0.0f) {}
+  void observe(float amax) {
+    hist_[head_] = amax;
+    head_ = (head_ + 1) % hist_.size();
+    float ref = 0.0f;
+    if (algo_ == AmaxAlgo::MostRecent) {
+      ref = amax;
+    } else {
+      for (float a : hist_) ref = (a > ref) ? a : ref;
+    }
+    if (std::isfinite(ref) && ref > 0.0f) {
+      const float s = scaled_max_ / ref;
+      if (std::isfinite(s)) scale_ = s;
+    }
+  }
+  float scale() const { return scale_; }
+
+ private:
+  AmaxAlgo algo_;
+  float scaled_max_;
+  std::vector<float> hist_;
+  size_t head_ = 0;
+  float scale_ = 1.0f;
+};
+
+TEST(Scaling, SlidingWindowMaxMatchesBruteForceOnRandomSequences) {
+  std::mt19937 rng(12345);
+  std::uniform_int_distribution<int> kind(0, 19), expo(-140, 127);
+  std::uniform_real_distribution<float> mant(1.0f, 2.0f);
+  // Mostly positive amaxes over the whole FP32 range (subnormals included), with runs that rise
+  // and fall (long-lived maxima), and NaN, +-Inf, +-0 and negative entries mixed in.
+  auto next = [&](float prev) -> float {
+    switch (kind(rng)) {
+      case 0:
+        return NAN;
+      case 1:
+        return INFINITY;
+      case 2:
+        return -INFINITY;
+      case 3:
+        return 0.0f;
+      case 4:
+        return -0.0f;
+      case 5:
+        return -mant(rng);
+      case 6:
+        return prev;  // ties
+      case 7:
+      case 8:
+        return prev * 1.5f;  // rising run
+      case 9:
+      case 10:
+        return prev * 0.7f;  // falling run
+      default:
+        return std::ldexp(mant(rng), expo(rng));
+    }
+  };
+  int checked = 0;
+  for (int h : {1, 2, 3, 5, 16, 100, 1024, 5000}) {
+    for (AmaxAlgo algo : {AmaxAlgo::Max, AmaxAlgo::MostRecent}) {
+      for (Format f : {Format::E4M3, Format::E5M2}) {
+        for (int margin : {0, 2}) {
+          Fp8Scaler fast(f, ScalingPolicy::Delayed, h, margin, algo);
+          BruteForceDelayed ref(f, h, margin, algo);
+          float prev = 1.0f;
+          const int n = 3 * h + 500;
+          for (int i = 0; i < n; ++i) {
+            float a = next(prev);
+            if (std::isfinite(a) && a > 0.0f) prev = a;
+            if (i % 997 == 0) a = 1e30f;  // a dominant spike that must leave after H steps
+            fast.observe(a);
+            ref.observe(a);
+            ASSERT_EQ(fast.scale(), ref.scale())
+                << "H " << h << " algo " << static_cast<int>(algo) << " margin " << margin
+                << " observation " << i << " amax " << a;
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 100000);
+}
+
 TEST(Scaling, NoneAndCurrent) {
   Fp8Scaler none(Format::E4M3, ScalingPolicy::None);
   none.observe(1000.0f);

@@ -8,11 +8,16 @@
 //      s = (fp8_max * 2^-margin) / amax_ref      (computed in FP32 in that order, as TE does)
 //    when amax_ref is finite and > 0; otherwise the previous scale is kept. The initial scale is
 //    1. (TE: transformer_engine/common/recipe/delayed_scaling.cu, amax_and_scale_update.)
+//    The window maximum is kept incrementally (a monotonic queue of the window's candidates for
+//    the maximum), O(1) amortized per observation instead of a rescan of all H entries; it equals
+//    the scan "ref = 0; for a in window: ref = a > ref ? a : ref" exactly, NaN/zero/negative
+//    entries included (they never win the comparison, so they are never candidates).
 // Host only (std::vector); one Fp8Scaler per tensor and format.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "fpscope/formats.h"
@@ -35,7 +40,7 @@ class Fp8Scaler {
       : policy_(p),
         algo_(algo),
         scaled_max_(max_finite(f) * pow2f(-margin)),
-        history_(static_cast<size_t>(history_len < 1 ? 1 : history_len), 0.0f) {}
+        window_(static_cast<uint64_t>(history_len < 1 ? 1 : history_len)) {}
 
   // Scale to use for the next observation (Current: the one derived from the last observed
   // amax; use current_scale() with the observation's own amax instead).
@@ -48,14 +53,7 @@ class Fp8Scaler {
       scale_ = from_amax(amax, scale_);
       return;
     }
-    history_[head_] = amax;
-    float ref = 0.0f;
-    if (algo_ == AmaxAlgo::MostRecent) {
-      ref = amax;
-    } else {
-      for (float a : history_) ref = (a > ref) ? a : ref;  // fmaxf: NaN entries ignored
-    }
-    head_ = (head_ + 1) % history_.size();  // the oldest entry is overwritten next
+    const float ref = algo_ == AmaxAlgo::MostRecent ? amax : window_max(amax);
     scale_ = from_amax(ref, scale_);
   }
 
@@ -81,11 +79,49 @@ class Fp8Scaler {
     return (u & 0x7fffffffu) >= 0x7f800000u ? keep : s;  // a tiny amax must not make s = Inf
   }
 
+  // Appends `amax` as observation number n_ and returns max(0, max of the entries > 0 among the
+  // last H observations): the window of TE's amax history (initially zeros). The queue holds,
+  // oldest first, the observations that can still be the window maximum: each is > 0 and larger
+  // than every later one in the window (strictly decreasing values). At most H entries.
+  float window_max(float amax) {
+    if (ring_.empty()) ring_.resize(static_cast<size_t>(window_ < 4096 ? window_ : 4096));
+    const uint64_t n = n_++;
+    if (size_ > 0 && ring_[head_].index + window_ <= n) pop_front();  // left the window
+    if (amax > 0.0f) {  // NaN, +-0 and negative entries never beat ref = 0: not candidates
+      while (size_ > 0 && back().value <= amax) --size_;
+      push_back({n, amax});
+    }
+    return size_ > 0 ? ring_[head_].value : 0.0f;
+  }
+  struct Entry {
+    uint64_t index;
+    float value;
+  };
+  Entry& back() { return ring_[(head_ + size_ - 1) % ring_.size()]; }
+  void pop_front() {
+    head_ = (head_ + 1) % ring_.size();
+    --size_;
+  }
+  void push_back(Entry e) {
+    if (size_ == ring_.size()) grow();
+    ring_[(head_ + size_) % ring_.size()] = e;
+    ++size_;
+  }
+  void grow() {  // only when H > 4096 and the queue is full: keep order, double the ring
+    std::vector<Entry> r(ring_.size() * 2);
+    for (size_t i = 0; i < size_; ++i) r[i] = ring_[(head_ + i) % ring_.size()];
+    ring_ = std::move(r);
+    head_ = 0;
+  }
+
   ScalingPolicy policy_;
   AmaxAlgo algo_;
   float scaled_max_;
-  std::vector<float> history_;
+  uint64_t window_;          // H
+  uint64_t n_ = 0;           // observations so far
+  std::vector<Entry> ring_;  // the queue (circular), allocated on first use
   size_t head_ = 0;
+  size_t size_ = 0;
   float scale_ = 1.0f;
 };
 

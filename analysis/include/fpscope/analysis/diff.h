@@ -7,12 +7,17 @@
 //   sqnr           a matched tensor's SQNR in some format fell by more than sqnr_drop_db (6 dB).
 //   skipped        NEW has more loss-scale-skipped steps than BASE.
 //   amax           a matched tensor's amax grew by more than amax_growth (10x).
+//   truncated      NEW is truncated (the run crashed or its trace was cut: everything after the
+//                  tear is missing, so "no regressions" would mean nothing), or NEW went through
+//                  fewer steps than BASE (run_steps: step marks, observations, loss-scale records).
 // --fail-on takes a comma list of rule names, optionally with a threshold: "sqnr=3,amax=4",
 // "all", or "none" (report only, exit 0).
 #pragma once
 
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "fpscope/analysis/drift.h"
 #include "fpscope/analysis/findings.h"
@@ -28,31 +33,54 @@ struct DiffRules {
   bool skipped = true;
   bool amax = true;
   double amax_growth = 10.0;
+  bool truncated = true;
 };
 
 // Parses a --fail-on value. Returns false with *error on an unknown rule or a bad threshold.
 bool parse_fail_on(const std::string& spec, DiffRules* rules, std::string* error);
 
 struct Regression {
-  std::string rule;       // "overflow", "sqnr", "skipped", "amax"
+  std::string rule;       // "overflow", "sqnr", "skipped", "amax", "truncated"
   std::string tensor_id;  // "" for run-level rules
   std::string message;    // one line with the numbers
+};
+
+// What the diff says about each run as a whole.
+struct RunFacts {
+  std::string path;
+  bool truncated = false;
+  std::string truncation_reason;
+  uint64_t dropped_bytes = 0;
+  uint64_t run_steps = 0;      // RunAnalysis::run_steps
+  uint64_t sampled_steps = 0;  // RunAnalysis::sampled_steps
+  uint64_t last_step = 0;      // RunAnalysis::run_last_step
+  uint64_t observations = 0;
+  // Loss scale (present = the trace has loss-scale records).
+  bool loss_scale = false;
+  uint64_t skipped = 0, backoffs = 0, growths = 0;
+  double min_scale = 0.0, final_scale = 0.0;
+  bool collapsed = false;
 };
 
 struct DiffResult {
   std::vector<Regression> regressions;  // sorted by rule, then tensor id
   std::vector<CrossRunDrift> drift;     // matched tensors
-  std::vector<std::string> only_base;   // ids of unmatched tensors
+  std::vector<std::string> only_base;   // ids of unmatched tensors (with observations), by index
   std::vector<std::string> only_new;
-  uint64_t base_skipped = 0;
-  uint64_t new_skipped = 0;
+  RunFacts base, neu;
+  uint64_t base_skipped = 0;  // = base.skipped
+  uint64_t new_skipped = 0;   // = neu.skipped
 };
 
 DiffResult diff_runs(const trace::TraceModel& base, const RunAnalysis& base_a,
                      const trace::TraceModel& neu, const RunAnalysis& new_a,
                      const DiffRules& rules);
 
-std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu);
-std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu);
+// Outputs. Unmatched tensors are listed up to `max_list` each (then "... N more"); JSON lists all.
+std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
+                      size_t max_list = 10);
+std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
+                          size_t max_list = 50);
+nlohmann::ordered_json diff_json(const DiffResult& d, const DiffRules& rules);
 
 }  // namespace fpscope::analysis

@@ -13,13 +13,21 @@ namespace fpscope::analysis {
 inline constexpr int kSummaryVersion = 1;
 
 // The summary JSON (summary_version 1). Non-finite doubles (SQNR of an exact cast, of an
-// all-zero tensor) are written as null. Keys in a fixed order; deterministic.
-nlohmann::ordered_json summary_json(const trace::Trace& trace, const RunAnalysis& a);
+// all-zero tensor, of a tensor that overflows the format) are written as null. Keys in a fixed
+// order; deterministic. `baseline`: the run a's baseline findings were computed against (its path
+// goes to "baseline"; null when none).
+nlohmann::ordered_json summary_json(const trace::Trace& trace, const RunAnalysis& a,
+                                    const trace::Trace* baseline = nullptr);
 
-// Human summary: run facts, the per-tensor table (at most max_rows rows, worst first), loss-scale
-// events, watched weights, top findings. width: the terminal's columns; 0 = unlimited. The table
-// puts every format side by side when that fits, else one line per format under each tensor.
+// Human summary: run facts (command line, host, probe, steps), the per-tensor table (at most
+// max_rows rows, worst first), loss-scale events, watched weights, FP8 what-if and drift counts,
+// top findings. width: the output's columns; 0 = unlimited. The table puts every format side by
+// side (about 200 columns) when that fits, else the tensor on one line and its formats two per
+// line under it; every other line is wrapped to `width`. At width 80 no line is longer than 80.
 std::string summary_text(const trace::Trace& trace, const RunAnalysis& a, int max_rows = 40,
                          int width = 0);
+
+// "61 steps (0..60), 7 sampled (every 10); source gemm_period": what the run's steps were.
+std::string run_steps_text(const trace::Trace& trace, const RunAnalysis& a);
 
 }  // namespace fpscope::analysis

@@ -5,7 +5,9 @@
 //    BF16/FP16 master copy would lose entirely); lost_mass_F = sum lost_abs / sum delta_abs.
 //  - per-update series of the same ratios; ratio_hist merges floor(log2(|delta|/|w|)) counts.
 //  - below_bf16_half_ulp: fraction of ratio_hist with floor(log2 r) <= -10, i.e. r < 2^-9: such
-//    an update is below half a BF16 ulp of its weight and always rounds away in BF16.
+//    an update is below half a BF16 ulp of its weight and always rounds away in BF16 (7 stored
+//    mantissa bits: half an ulp of w is at least |w| * 2^-9).
+//  - below_fp16_half_ulp: the same for FP16 (10 mantissa bits): floor(log2 r) <= -13, r < 2^-12.
 //  - not_fp32: some record's master_dtype is not FP32 (the master weights themselves are
 //    low precision: the "precision allocation trap").
 #pragma once
@@ -40,7 +42,13 @@ struct WeightLoss {
   std::vector<WeightLossPoint> series;
   std::vector<std::pair<int16_t, uint64_t>> ratio_hist;  // sorted by bin
   double below_bf16_half_ulp = 0.0;
+  double below_fp16_half_ulp = 0.0;
 };
+
+// Bin boundaries (log2 of |delta|/|w|) below which an update always rounds away: -9 for BF16,
+// -12 for FP16 (bins b with b + 1 <= boundary are entirely below it).
+inline constexpr int kBf16HalfUlpLog2 = -9;
+inline constexpr int kFp16HalfUlpLog2 = -12;
 
 // One entry per tensor that has weight-update records, in tensor index order.
 std::vector<WeightLoss> analyze_weights(const trace::Trace& trace);

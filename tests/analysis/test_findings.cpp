@@ -1,0 +1,463 @@
+// Findings from the FP8 what-if (grouped, fraction-dependent severity, format-aware advice),
+// within-run drift findings and JSON, the master-weight ratio distribution, the 80-column human
+// summary with run facts, the diff's truncation rule and run facts, report sections and caps.
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "fpscope/analysis/analysis.h"
+#include "trace_builder.h"
+
+using namespace fpscope;
+using namespace fpscope::analysis;
+using fpscope::test::Builder;
+using fpscope::test::fi;
+
+namespace {
+
+std::vector<const Finding*> of_kind(const RunAnalysis& a, const std::string& prefix) {
+  std::vector<const Finding*> v;
+  for (const auto& f : a.findings)
+    if (f.kind.rfind(prefix, 0) == 0) v.push_back(&f);
+  return v;
+}
+
+// Same data as test_whatif.cpp's make(): E4M3 delayed scaling (history 2) replays steps 1..5
+// (step 0 seeds the history): overflow 90 of 500 elements, all at step 3 (90 of its 100);
+// underflow 3 + 4*10 = 43 (8.6%).
+Builder saturating() {
+  Builder b;
+  const uint32_t t = b.tensor("gemm#0.D");
+  const float amax[6] = {0.5f, 0.5f, 0.5f, 8.0f, 0.5f, 0.5f};
+  for (uint64_t s = 0; s < 6; ++s) {
+    auto& o = b.obs(t, s, s, 100, amax[s], 1.0);
+    auto& c = o.stats.fmt[fi(Format::E4M3)];
+    if (s == 1) {
+      c.scale = 896.0f;
+      c.underflow = 3;
+    }
+    b.hist(s == 3 ? 520 : 502, 90);
+    b.hist(388, 10);
+  }
+  return b;
+}
+
+// 3 steps of 100 elements: 50 of value 1 (bin 4*127) and 50 tiny ones in bin 4*(127-40)
+// ([2^-40, 1.25*2^-40)). Delayed scaling: E4M3 s = 448 (2^-40*448 < 2^-31), E5M2 s = 57344
+// (2^-40*57344 < 2^-24): far below both formats' half smallest subnormal (2^-10, 2^-17): the 50
+// tiny values flush in both, both bounds, at steps 1 and 2 (step 0 seeds). 100 of 200: 50%.
+// Bin 4*127 is [1, 1.25): scaled by 448 its edge would reach 560 > 448, but the amax is 1 and
+// 1*448 = 448 does not overflow: no overflow (both bounds 0).
+Builder underflowing() {
+  Builder b;
+  const uint32_t t = b.tensor("gemm#0.D");
+  for (uint64_t s = 0; s < 3; ++s) {
+    b.obs(t, s, s, 100, 1.0f, 50.0);
+    b.hist(4 * 127, 50);
+    b.hist(4 * (127 - 40), 50);
+  }
+  return b;
+}
+
+}  // namespace
+
+TEST(WhatIfFindings, OnePerTensorAndFormatSeverityByFraction) {
+  const auto b = saturating();
+  const trace::TraceModel m(b.t);
+  AnalysisOptions opt;
+  opt.whatif.history_len = 2;
+  opt.whatif.formats = {Format::E4M3};
+  const auto a = analyze(m, opt);
+  const auto fs = of_kind(a, "fp8_");
+  // Saturation (90/500 = 18%) and underflow (8.6%) of the same tensor and format: ONE finding,
+  // the worse one: saturation >= 1e-3 is a Warning, 2000 + round((log10(0.18) + 7) / 7 * 999).
+  ASSERT_EQ(fs.size(), 1u);
+  const Finding& f = *fs[0];
+  EXPECT_EQ(f.kind, "fp8_saturation");
+  EXPECT_EQ(f.severity, Severity::Warning);
+  EXPECT_EQ(f.score, 2000 + 893);
+  EXPECT_EQ(f.first_step, 3);
+  EXPECT_EQ(f.title,
+            "e4m3 with delayed scaling would saturate 18% of gemm#0.D in 1 of 5 replayed steps "
+            "from step 3");
+  // The evidence: the seed step, where the counts come from, the bounds (equal: one number),
+  // the worst step, and the underflow that did not make the title.
+  EXPECT_NE(f.evidence.find("5 steps replayed (the first observed step 0 only seeds the amax "
+                            "history)"),
+            std::string::npos)
+      << f.evidence;
+  EXPECT_NE(f.evidence.find("counts exact at 1 step, from the exponent histogram at 4"),
+            std::string::npos)
+      << f.evidence;
+  EXPECT_NE(f.evidence.find("overflow 90 of 500 elements (worst step 3: 90% of its elements, "
+                            "amax 8 at scale 896)"),
+            std::string::npos)
+      << f.evidence;
+  EXPECT_NE(f.evidence.find("underflow 43 (8.6%) in 5 steps"), std::string::npos) << f.evidence;
+  EXPECT_EQ(f.evidence.find(" to 90"), std::string::npos) << "equal bounds print once";
+
+  // Severity follows the fraction: a saturation below 1e-3 is Info; underflow 1%..10% Info,
+  // >= 10% Warning; never above Warning (a hypothetical recipe).
+  WhatIfTensor w;
+  w.eligible = 100000;
+  w.saturate_steps = 1;
+  w.overflow_lo = 50;
+  w.overflow_frac = 5e-4;
+  int score = 0;
+  std::string kind;
+  EXPECT_EQ(whatif_severity(w, RiskOptions{}, &score, &kind), Severity::Info);
+  EXPECT_EQ(kind, "fp8_saturation");
+  w.overflow_lo = 100;
+  w.overflow_frac = 1e-3;
+  EXPECT_EQ(whatif_severity(w, RiskOptions{}, &score, &kind), Severity::Warning);
+  w.overflow_lo = 90000;
+  w.overflow_frac = 0.9;
+  EXPECT_EQ(whatif_severity(w, RiskOptions{}, &score, &kind), Severity::Warning);
+  WhatIfTensor u;
+  u.eligible = 1000;
+  u.underflow_lo = 9;
+  u.underflow_frac = 0.009;
+  EXPECT_EQ(whatif_severity(u, RiskOptions{}, &score, &kind), Severity::None);
+  u.underflow_lo = 50;
+  u.underflow_frac = 0.05;
+  EXPECT_EQ(whatif_severity(u, RiskOptions{}, &score, &kind), Severity::Info);
+  EXPECT_EQ(kind, "fp8_underflow");
+  u.underflow_lo = 100;
+  u.underflow_frac = 0.1;
+  EXPECT_EQ(whatif_severity(u, RiskOptions{}, &score, &kind), Severity::Warning);
+}
+
+TEST(WhatIfFindings, RecommendationsKnowTheFormat) {
+  const auto b = underflowing();
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  const auto fs = of_kind(a, "fp8_");
+  ASSERT_EQ(fs.size(), 2u);  // e4m3 and e5m2
+  for (const Finding* f : fs) {
+    SCOPED_TRACE(f->title);
+    EXPECT_EQ(f->kind, "fp8_underflow");
+    EXPECT_EQ(f->severity, Severity::Warning);  // 50% >= 10%
+    EXPECT_NE(f->evidence.find("counts from the exponent histogram"), std::string::npos);
+    EXPECT_NE(f->evidence.find("no overflow in 200 elements"), std::string::npos) << f->evidence;
+    EXPECT_NE(f->evidence.find("underflow 100 (50%) in 2 steps"), std::string::npos) << f->evidence;
+    if (f->format == Format::E4M3) {
+      EXPECT_EQ(f->title,
+                "e4m3 with delayed scaling would flush 50% of gemm#0.D to zero (2 of 2 replayed "
+                "steps)");
+      EXPECT_NE(f->recommendation.find("use E5M2"), std::string::npos);
+    } else {
+      EXPECT_EQ(f->format, Format::E5M2);
+      EXPECT_EQ(f->recommendation.find("use E5M2"), std::string::npos) << f->recommendation;
+      EXPECT_NE(f->recommendation.find("per-block"), std::string::npos);
+    }
+  }
+}
+
+// gemm#0.D: amax 1000, 1000, 70000, 70000 (steps 0..3), FP16 overflow at steps 2, 3 (so its
+// per-step FP16 SQNR is undefined there), BF16 SQNR 60 dB every step.
+Builder jumping() {
+  Builder b;
+  b.t.path = "jump.fpst";
+  const uint32_t d = b.tensor("gemm#0.D", trace::Role::D, 10, 10);
+  for (uint64_t s = 0; s < 4; ++s) {
+    auto& o = b.obs(d, s, s, 100, s >= 2 ? 7e4f : 1000.0f, 1e6);
+    o.stats.fmt[fi(Format::FP16)].overflow = s >= 2 ? 5 : 0;
+    o.stats.fmt[fi(Format::FP16)].sum_err2 = 1e-2;
+    o.stats.fmt[fi(Format::BF16)].sum_err2 = 1.0;
+  }
+  return b;
+}
+
+TEST(DriftFindings, ChangePointsReachFindingsJsonAndText) {
+  const auto b = jumping();
+  const trace::TraceModel m(b.t);
+  AnalysisOptions opt;
+  opt.run_whatif = false;
+  const auto a = analyze(m, opt);
+  // Step 2: amax 70000 vs the median 1000 of steps 0, 1: x70 >= 4. FP16 SQNR is undefined from
+  // step 2 (overflow): no SQNR change point; BF16 constant.
+  ASSERT_EQ(a.drift.size(), 1u);
+  EXPECT_EQ(a.drift[0].id, "gemm#0.D");
+  ASSERT_EQ(a.drift[0].change_points.size(), 1u);
+  EXPECT_EQ(a.drift[0].change_points[0].step, 2u);
+  EXPECT_EQ(a.drift[0].change_points[0].series, "amax");
+  const auto fs = of_kind(a, "drift");
+  ASSERT_EQ(fs.size(), 1u);
+  // Info, 1000 + round((log10(log2(70) / 20) + 7) / 7 * 999) = 1000 + 926.
+  EXPECT_EQ(fs[0]->severity, Severity::Info);
+  EXPECT_EQ(fs[0]->score, 1926);
+  EXPECT_EQ(fs[0]->title, "gemm#0.D changes abruptly at step 2: amax x70 (1000 -> 70000)");
+  EXPECT_NE(fs[0]->evidence.find("step 2: amax x70 (1000 -> 70000)"), std::string::npos);
+
+  const auto j = summary_json(b.t, a);
+  EXPECT_EQ(j["drift_available"], true);
+  ASSERT_EQ(j["drift"].size(), 1u);
+  EXPECT_EQ(j["drift"][0]["tensor"], "gemm#0.D");
+  EXPECT_EQ(j["drift"][0]["change_points"][0]["step"], 2);
+  EXPECT_EQ(j["drift"][0]["change_points"][0]["series"], "amax");
+  EXPECT_DOUBLE_EQ(j["drift"][0]["change_points"][0]["before"].get<double>(), 1000.0);
+  EXPECT_DOUBLE_EQ(j["drift"][0]["change_points"][0]["after"].get<double>(), 70000.0);
+  const std::string text = summary_text(b.t, a, 40, 80);
+  EXPECT_NE(text.find("drift      1 change point in 1 tensor"), std::string::npos) << text;
+  EXPECT_NE(text.find("gemm#0.D step 2: amax 1000 -> 70000"), std::string::npos) << text;
+
+  // Switched off: nothing, and JSON says it was not computed.
+  opt.run_drift = false;
+  const auto off = analyze(m, opt);
+  EXPECT_TRUE(off.drift.empty());
+  EXPECT_TRUE(of_kind(off, "drift").empty());
+  EXPECT_EQ(summary_json(b.t, off)["drift_available"], false);
+}
+
+TEST(WeightsJson, RatioDistributionAndHalfUlpFractions) {
+  Builder b;
+  const uint32_t w = b.tensor("fc.weight", trace::Role::Weight, 4, 5, Format::FP32, "fc.weight");
+  trace::WeightUpdateRecord u;
+  u.step = 1;
+  u.tensor = w;
+  u.elements = 20;
+  u.changed = 20;
+  // floor(log2 |delta|/|w|): -13: 5 (below 2^-12: lost in FP16 and BF16), -12: 3 (below 2^-9
+  // only), -10: 2 (below 2^-9), -9: 10 (not below 2^-9: [2^-9, 2^-8)).
+  u.ratio_hist = {{-13, 5}, {-12, 3}, {-10, 2}, {-9, 10}};
+  b.t.weight_updates.push_back(u);
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  ASSERT_EQ(a.weights.size(), 1u);
+  EXPECT_DOUBLE_EQ(a.weights[0].below_bf16_half_ulp, 10.0 / 20.0);  // 5 + 3 + 2
+  EXPECT_DOUBLE_EQ(a.weights[0].below_fp16_half_ulp, 5.0 / 20.0);
+  const auto j = summary_json(b.t, a);
+  const auto& x = j["weights"][0];
+  EXPECT_DOUBLE_EQ(x["below_fp16_half_ulp"].get<double>(), 0.25);
+  ASSERT_EQ(x["ratio_hist"].size(), 4u);
+  EXPECT_EQ(x["ratio_hist"][0]["log2_ratio"], -13);
+  EXPECT_EQ(x["ratio_hist"][0]["count"], 5);
+  EXPECT_EQ(x["ratio_hist"][3]["log2_ratio"], -9);
+  // The report plots it with both half-ulp lines.
+  const std::string svg = svg_weight_ratio(a.weights[0]);
+  EXPECT_NE(svg.find("BF16 half-ulp 2^-9"), std::string::npos);
+  EXPECT_NE(svg.find("FP16 half-ulp 2^-12"), std::string::npos);
+  EXPECT_EQ(std::count(svg.begin(), svg.end(), '\n') > 5, true);
+  const std::string html = render_html(m, a, {});
+  EXPECT_NE(html.find("update/weight ratio"), std::string::npos);
+  EXPECT_NE(html.find("below FP16 half-ulp"), std::string::npos);
+}
+
+// Step marks 0..60 (every step), observations every 10 steps (7), metadata with every = 10.
+Builder sampled() {
+  Builder b;
+  b.t.path = "/some/rather/long/directory/name/that/goes/on/and/on/for/a/while/run.fpst";
+  b.t.version_major = 1;
+  b.t.step_source = trace::StepSource::GemmPeriod;
+  b.t.metadata_json =
+      R"({"command_line":["/usr/bin/python3","train.py","--name","my run"],"host":"node7",)"
+      R"("probe":"libfpscope_probe","probe_version":"0.1.0","pid":42,"config":{"every":10}})";
+  for (uint64_t s = 0; s <= 60; ++s) {
+    trace::StepMark mk;
+    mk.step = s;
+    mk.source = trace::StepSource::GemmPeriod;
+    b.t.steps.push_back(mk);
+  }
+  const uint32_t d = b.tensor("transformer.h.11.mlp.c_proj.very_long_name.D", trace::Role::D, 768,
+                              3072, Format::FP32, "h.11.mlp.c_proj");
+  const uint32_t g = b.tensor("gemm#1.C", trace::Role::C, 768, 3072);
+  for (uint64_t s = 0; s <= 60; s += 10) {
+    auto& o = b.obs(d, s, s, 1000, 1e5f, 1e9);
+    o.stats.fmt[fi(Format::FP16)].overflow = 10;
+    o.stats.fmt[fi(Format::BF16)].sum_err2 = 1.0;
+    auto& q = b.obs(g, s, s + 1, 1000, 1e-6f, 1e-9);
+    q.stats.fmt[fi(Format::FP16)].underflow = 500;
+  }
+  return b;
+}
+
+TEST(SummaryText, EightyColumnsRunFactsAndSampledSteps) {
+  const auto b = sampled();
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  EXPECT_EQ(a.run_steps, 61u);
+  EXPECT_EQ(a.sampled_steps, 7u);
+  EXPECT_EQ(a.meta.sample_every, 10);
+  const std::string text = summary_text(b.t, a, 40, 80);
+  EXPECT_NE(text.find("steps      61 steps (0..60), 7 sampled (every 10); source gemm_period"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("command    /usr/bin/python3 train.py --name 'my run'"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("run        host node7, probe libfpscope_probe 0.1.0, pid 42"),
+            std::string::npos)
+      << text;
+  std::istringstream in(text);
+  std::string line;
+  size_t longest = 0;
+  while (std::getline(in, line)) {
+    EXPECT_LE(line.size(), 80u) << line;
+    longest = std::max(longest, line.size());
+  }
+  EXPECT_GT(longest, 60u);
+  // SQNR where FP16 overflows: n/a; the wide layout (width 0) is one line per tensor, > 80.
+  EXPECT_NE(text.find("n/a"), std::string::npos);
+  const std::string wide = summary_text(b.t, a, 40, 0);
+  EXPECT_NE(wide.find(" | fp16 "), std::string::npos);
+  size_t wide_longest = 0;
+  std::istringstream win(wide);
+  while (std::getline(win, line)) wide_longest = std::max(wide_longest, line.size());
+  EXPECT_GT(wide_longest, 150u);
+  // JSON run facts.
+  const auto j = summary_json(b.t, a);
+  EXPECT_EQ(j["trace"]["run_steps"], 61);
+  EXPECT_EQ(j["trace"]["sampled_steps"], 7);
+  EXPECT_EQ(j["trace"]["sample_every"], 10);
+  EXPECT_EQ(j["trace"]["host"], "node7");
+  EXPECT_EQ(j["trace"]["probe_version"], "0.1.0");
+  EXPECT_EQ(j["trace"]["command_line"][3], "my run");
+}
+
+TEST(SummaryText, StepsLineWithoutSampling) {
+  Builder b;
+  const uint32_t t = b.tensor("gemm#0.D");
+  for (uint64_t s = 0; s < 4; ++s) b.obs(t, s, s, 10, 1.0f, 10.0);
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  EXPECT_EQ(run_steps_text(b.t, a), "4 steps (0..3), all sampled; source none");
+}
+
+namespace {
+// A complete 4-step base and new runs derived from it.
+Builder run_of(uint64_t steps, bool truncated, const std::string& extra_tensor = "") {
+  Builder b;
+  b.t.path = truncated ? "crashed.fpst" : fmt::format("run{}.fpst", steps);
+  b.t.truncated = truncated;
+  b.t.dropped_bytes = truncated ? 812 : 0;
+  b.t.truncation_reason = truncated ? "torn chunk at offset 4096" : "";
+  const uint32_t d = b.tensor("gemm#0.D", trace::Role::D, 10, 10);
+  const uint32_t x = extra_tensor.empty() ? 0 : b.tensor(extra_tensor, trace::Role::A, 3, 3);
+  for (uint64_t s = 0; s < steps; ++s) {
+    b.obs(d, s, 2 * s, 100, 1.0f, 100.0).stats.fmt[fi(Format::FP16)].sum_err2 = 1e-6;
+    if (!extra_tensor.empty()) b.obs(x, s, 2 * s + 1, 9, 1.0f, 9.0);
+    b.loss_scale(s, s >= 2 ? 512 : 1024, s == 1, s >= 1 ? 512 : 1024);
+  }
+  return b;
+}
+}  // namespace
+
+TEST(DiffTruncation, TruncatedOrShorterNewRunIsARegression) {
+  const auto base = run_of(4, false, "gemm#1.A");
+  const auto same = run_of(4, false, "gemm#1.A");
+  const auto crashed = run_of(2, true);
+  const auto shorter = run_of(3, false);
+  const trace::TraceModel mb(base.t), ms(same.t), mc(crashed.t), mh(shorter.t);
+  AnalysisOptions ao;
+  ao.run_whatif = false;
+  const auto ab = analyze(mb, ao), as = analyze(ms, ao), ac = analyze(mc, ao), ah = analyze(mh, ao);
+  EXPECT_TRUE(diff_runs(mb, ab, ms, as, DiffRules{}).regressions.empty());
+
+  const auto d = diff_runs(mb, ab, mc, ac, DiffRules{});
+  ASSERT_EQ(d.regressions.size(), 1u);
+  EXPECT_EQ(d.regressions[0].rule, "truncated");
+  EXPECT_NE(d.regressions[0].message.find("new trace is truncated (torn chunk at offset 4096; 812 "
+                                          "bytes dropped)"),
+            std::string::npos)
+      << d.regressions[0].message;
+  EXPECT_TRUE(d.neu.truncated);
+  EXPECT_EQ(d.neu.dropped_bytes, 812u);
+  EXPECT_EQ(d.base.run_steps, 4u);
+  EXPECT_EQ(d.neu.run_steps, 2u);
+  const std::string text = diff_text(d, base.t, crashed.t);
+  EXPECT_NE(text.find("TRUNCATED (torn chunk at offset 4096; 812 bytes dropped)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("only in base: gemm#1.A"), std::string::npos) << text;
+  // Loss scale, both runs: 1 skipped step, backoff at step 1 (1024 -> 512), min 512, final 512.
+  EXPECT_NE(text.find("loss scale base: 1 skipped step, 1 backoff, 0 growths; min 512, final 512"),
+            std::string::npos)
+      << text;
+  const auto j = diff_json(d, DiffRules{});
+  EXPECT_EQ(j["new"]["truncated"], true);
+  EXPECT_EQ(j["new"]["dropped_bytes"], 812);
+  EXPECT_EQ(j["base"]["steps"], 4);
+  EXPECT_EQ(j["new"]["steps"], 2);
+  // NEW ran steps 0 (1024) and 1 (1024, skipped, next 512): min 1024, final 512.
+  EXPECT_EQ(j["new"]["loss_scale"]["min_scale"], 1024.0);
+  EXPECT_EQ(j["new"]["loss_scale"]["final_scale"], 512.0);
+  EXPECT_EQ(j["rules"]["truncated"], true);
+  EXPECT_NE(diff_markdown(d, base.t, crashed.t).find("**truncated**"), std::string::npos);
+
+  // Not truncated but fewer steps (3 < 4): also a regression.
+  const auto h = diff_runs(mb, ab, mh, ah, DiffRules{});
+  ASSERT_EQ(h.regressions.size(), 1u);
+  EXPECT_EQ(h.regressions[0].rule, "truncated");
+  EXPECT_NE(h.regressions[0].message.find("fewer steps than base: 3 < 4"), std::string::npos);
+
+  // The rule can be named, and left out.
+  DiffRules r;
+  std::string err;
+  ASSERT_TRUE(parse_fail_on("truncated", &r, &err)) << err;
+  EXPECT_TRUE(r.truncated);
+  EXPECT_FALSE(r.overflow);
+  ASSERT_TRUE(parse_fail_on("overflow,sqnr", &r, &err));
+  EXPECT_FALSE(r.truncated);
+  EXPECT_TRUE(diff_runs(mb, ab, mc, ac, r).regressions.empty());
+  EXPECT_FALSE(parse_fail_on("truncated=2", &r, &err));
+  ASSERT_TRUE(parse_fail_on("all", &r, &err));
+  EXPECT_TRUE(r.truncated);
+}
+
+TEST(DiffText, ListsUnmatchedTensorsUpToACap) {
+  Builder base, neu;
+  base.t.path = "a.fpst";
+  neu.t.path = "b.fpst";
+  for (int i = 0; i < 12; ++i) {
+    const uint32_t t = base.tensor(fmt::format("gemm#{}.D", i));
+    base.obs(t, 0, static_cast<uint64_t>(i), 16, 1.0f, 16.0);
+  }
+  const trace::TraceModel mb(base.t), mn(neu.t);
+  AnalysisOptions ao;
+  ao.run_whatif = false;
+  const auto d = diff_runs(mb, analyze(mb, ao), mn, analyze(mn, ao), DiffRules{});
+  EXPECT_EQ(d.only_base.size(), 12u);
+  const std::string text = diff_text(d, base.t, neu.t, 10);
+  EXPECT_NE(text.find("only in base: gemm#0.D, gemm#1.D,"), std::string::npos) << text;
+  EXPECT_NE(text.find("gemm#9.D, ... 2 more"), std::string::npos) << text;
+  EXPECT_EQ(text.find("gemm#10.D"), std::string::npos) << text;
+}
+
+TEST(ReportCaps, WhatIfFindingsCappedAndTheNoteIsTrue) {
+  // 8 tensors that each underflow E4M3 and E5M2 (16 what-if findings): the report lists 5, and
+  // its note names the command that lists them all, with --baseline when there is one.
+  Builder b;
+  b.t.path = "many.fpst";
+  for (int i = 0; i < 8; ++i) {
+    const uint32_t t = b.tensor(fmt::format("gemm#{}.D", i));
+    for (uint64_t s = 0; s < 3; ++s) {
+      b.obs(t, s, s * 8 + static_cast<uint64_t>(i), 100, 1.0f, 50.0);
+      b.hist(4 * 127, 50);
+      b.hist(4 * (127 - 40), 50);
+    }
+  }
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  EXPECT_EQ(of_kind(a, "fp8_").size(), 16u);
+  ReportOptions ro;
+  std::vector<std::pair<std::string, std::string>> plots;
+  const std::string md = render_markdown(m, a, ro, "x_files", &plots);
+  size_t listed = 0;
+  for (size_t p = md.find("with delayed scaling would"); p != std::string::npos;
+       p = md.find("with delayed scaling would", p + 1))
+    ++listed;
+  EXPECT_EQ(listed, 5u);
+  EXPECT_NE(md.find("... 11 more findings not listed here (11 FP8 what-if): `fpscope summary "
+                    "many.fpst --json` lists every finding (.findings)."),
+            std::string::npos)
+      << md;
+  ro.baseline = &m;
+  EXPECT_NE(render_markdown(m, a, ro, "x_files", nullptr)
+                .find("`fpscope summary many.fpst --baseline many.fpst --json`"),
+            std::string::npos);
+  // Without a plot list: no image references.
+  EXPECT_EQ(render_markdown(m, a, ReportOptions{}, "x_files", nullptr).find("!["),
+            std::string::npos);
+}
