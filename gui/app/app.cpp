@@ -33,6 +33,7 @@ App::~App() {
   if (report_job_.valid()) report_job_.wait();
   tdata_.wait_all();
   whatif_.wait_all();
+  heat_job_.wait_all();
   if (heat_tex_) glDeleteTextures(1, &heat_tex_);
 }
 
@@ -49,6 +50,9 @@ bool App::idle() const {
   if (report_job_.valid()) return false;
   if (sel_ >= 0 && !tdata_.current()) return false;
   if (sel_ >= 0 && (!whatif_.current() || !(wcfg_requested_ == wcfg_))) return false;
+  // The heatmap asked for a raster of the current tensor data: wait until it is on screen.
+  if (sel_ >= 0 && heat_requested_.gen == tdata_.generation() && !(heat_shown_ == heat_requested_))
+    return false;
   return true;
 }
 
@@ -96,9 +100,12 @@ void App::poll() {
   for (size_t i = 0; i < runs_.size(); ++i) {
     auto& r = runs_[i];
     if (!ready(r.loading)) continue;
+    // Whether a primary run existed BEFORE this one arrived: primary() looks at runs_[primary_],
+    // which may be this very slot once r.run is assigned.
+    const bool had_primary = primary() != nullptr;
     r.run = r.loading.get();
     new_run = true;
-    if (r.run->ok && !primary()) {
+    if (r.run->ok && !had_primary) {
       primary_ = i;
       on_primary_changed();
     }
@@ -106,6 +113,7 @@ void App::poll() {
   if (new_run && sel_ >= 0 && primary()) request_tensor_data();  // overlays of the new run
   if (tdata_.poll()) request_whatif();
   whatif_.poll();
+  if (heat_job_.poll()) heat_upload();
   if (report_job_.valid() &&
       report_job_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
     toast_ = report_job_.get();
@@ -119,7 +127,8 @@ void App::on_primary_changed() {
   sel_ = -1;
   tdata_.reset();
   whatif_.reset();
-  heat_key_ = {};
+  heat_job_.reset();
+  heat_requested_ = heat_shown_ = {};
   if (!r) return;
   const auto& ts = r->timeline_steps;
   xview_.set_bounds(ts.empty() ? 0.0 : static_cast<double>(ts.front()),
@@ -135,7 +144,14 @@ void App::on_primary_changed() {
       toast_until_ = ImGui::GetTime() + 10.0;
     }
   }
-  if (want < 0 && !r->analysis.risks.empty()) want = r->analysis.risks.front().tensor;
+  // Default: the most severe tensor (highest analysis score; the analysis ranks them so, but do
+  // not rely on the order).
+  if (want < 0 && !r->analysis.risks.empty()) {
+    const auto& rs = r->analysis.risks;
+    want = std::max_element(rs.begin(), rs.end(), [](const auto& a, const auto& b) {
+             return a.score < b.score;
+           })->tensor;
+  }
   select_tensor(want);
   // First step: the one asked for, else where the selected tensor first went wrong.
   int64_t step = primary_init_ ? -1 : opt_.step;
@@ -212,9 +228,60 @@ void App::region(const char* name) {
   regions_[name] = ImVec4(a.x, a.y, b.x - a.x, b.y - a.y);
 }
 
+bool App::no_data(const char** why) const {
+  const Run* p = primary();
+  if (!p) {
+    *why = "No trace open.";
+  } else if (p->trace->observations.empty()) {
+    *why = "no observations in this trace (no tensor statistics were recorded)";
+  } else if (sel_ < 0) {
+    *why = "Select a tensor in the table.";
+  } else if (!tdata_.current()) {
+    *why = "computing...";
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void App::heat_upload() {
+  const auto img = heat_job_.value();
+  if (!img || img->width <= 0 || img->rows <= 0) return;
+  if (!heat_tex_) glGenTextures(1, &heat_tex_);
+  glBindTexture(GL_TEXTURE_2D, heat_tex_);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+  glPixelStorei(GL_UNPACK_ALIGNMENT, 4);
+  glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA, img->width, img->rows, 0, GL_RGBA, GL_UNSIGNED_BYTE,
+               img->rgba.data());
+  heat_shown_ = heat_requested_;
+}
+
+void App::bench_tick(int k) {
+  const Run* r = primary();
+  if (!r || r->timeline_steps.empty()) return;
+  // Replay (a few steps a frame), and a cycle of zoom in, pan, zoom out on the step axis: every
+  // frame changes what every step-indexed panel shows and asks for a new heat raster.
+  const auto n = static_cast<int64_t>(r->timeline_steps.size());
+  set_step_index((step_index_ + 3) % n);
+  const int phase = k % 120;
+  const double mid = 0.5 * (xview_.x0 + xview_.x1);
+  if (phase < 40) {
+    xview_.zoom(mid, 0.95);
+  } else if (phase < 80) {
+    xview_.pan((xview_.x1 - xview_.x0) * ((phase / 10) % 2 ? -0.03 : 0.03));
+  } else {
+    xview_.zoom(mid, 1.0 / 0.95);
+  }
+}
+
 // ---- frame -------------------------------------------------------------------------------------
 
 void App::frame(float w, float h) {
+  facts_.clear();
+  regions_.clear();  // only what this frame draws (table rows come and go with scrolling)
   poll();
   if (!(wcfg_ == wcfg_requested_) && tdata_.current()) request_whatif();
   if (rows_dirty_ && primary()) {
@@ -240,7 +307,8 @@ void App::frame(float w, float h) {
   ImGui::Begin("fpscope", nullptr,
                ImGuiWindowFlags_NoDecoration | ImGuiWindowFlags_NoMove |
                    ImGuiWindowFlags_NoBringToFrontOnFocus | ImGuiWindowFlags_MenuBar |
-                   ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_NoScrollWithMouse);
+                   ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_NoScrollWithMouse |
+                   ImGuiWindowFlags_NoBackground);  // cleared to the panel colour (main.cpp)
   menu_bar();
   runs_bar();
   if (!primary()) {
@@ -253,8 +321,8 @@ void App::frame(float w, float h) {
     } else {
       ImGui::TextUnformatted("No trace open.");
       ImGui::TextDisabled(
-          "Open one with File > Open (Ctrl+O), drop .fpst files on this window, or pass them on "
-          "the command line:  fpscope-gui run.fpst [other.fpst ...]");
+          "Open one with File > Open trace... (Ctrl+O), drop .fpst files on this window, or pass "
+          "them on the command line:  fpscope-gui run.fpst [other.fpst ...]");
       ImGui::TextDisabled("Record one with:  fpscope record -o run.fpst -- python train.py");
     }
     ImGui::Unindent(40);
@@ -266,10 +334,19 @@ void App::frame(float w, float h) {
 
   const ImGuiStyle& st = ImGui::GetStyle();
   const ImVec2 avail = ImGui::GetContentRegionAvail();
+  const float line = ImGui::GetTextLineHeightWithSpacing();
+  const float pad = 2.0f * st.WindowPadding.y + 2.0f;  // a bordered child's vertical padding
   const float status_h = ImGui::GetFrameHeight() + st.ItemSpacing.y;
-  const float timeline_h = std::max(150.0f, avail.y * 0.17f);
-  const float top_h = std::floor((avail.y - status_h - timeline_h) * 0.40f);
-  const float bottom_h = avail.y - status_h - timeline_h - top_h - 2 * st.ItemSpacing.y;
+  // Timeline: controls, legend, and the loss-scale track; without loss-scale records the track
+  // collapses to a thin strip of the selected tensor's events (the legend line says why).
+  const bool has_ls = !primary()->analysis.loss_scale.series.empty();
+  const float strip_h = ImGui::GetFontSize() * 2.0f + 14.0f;
+  const float timeline_h =
+      has_ls ? std::max(150.0f, avail.y * 0.17f)
+             : ImGui::GetFrameHeightWithSpacing() + line + strip_h + pad + st.ItemSpacing.y;
+  const float rest = avail.y - status_h - timeline_h - 2 * st.ItemSpacing.y;
+  const float top_h = std::floor(std::max(std::min(330.0f, rest * 0.5f), rest * 0.38f));
+  const float bottom_h = rest - top_h;
   const float left_w = std::floor(avail.x * 0.60f);
 
   table_panel(ImVec2(left_w, top_h));
@@ -279,13 +356,24 @@ void App::frame(float w, float h) {
   heatmap_panel(ImVec2(left_w, bottom_h));
   ImGui::SameLine();
   ImGui::BeginGroup();
-  const float half = std::floor((bottom_h - st.ItemSpacing.y) * 0.5f);
-  drift_panel(ImVec2(0, half));
-  weights_panel(ImVec2(0, bottom_h - half - st.ItemSpacing.y));
+  // Master weights: half the column, or two lines when the trace watches none.
+  const float weights_h = primary()->analysis.weights.empty()
+                              ? 2.0f * line + pad
+                              : std::floor((bottom_h - st.ItemSpacing.y) * 0.40f);
+  drift_panel(ImVec2(0, bottom_h - weights_h - st.ItemSpacing.y));
+  weights_panel(ImVec2(0, weights_h));
   ImGui::EndGroup();
   status_bar();
   ImGui::End();
   dialogs();
+
+  // Facts for the tests (--regions writes them beside the rectangles).
+  const Run* p = primary();
+  fact("selected", sel_ >= 0 ? p->model->tensor(static_cast<uint32_t>(sel_)).id : "");
+  fact("step", std::to_string(cur_step()));
+  fact("x0", fmt_g(xview_.x0, 10));
+  fact("x1", fmt_g(xview_.x1, 10));
+  fact("loss_scale_records", std::to_string(p->analysis.loss_scale.series.size()));
 }
 
 void App::keyboard() {
@@ -306,7 +394,8 @@ void App::keyboard() {
     const auto& risks = primary()->analysis.risks;
     int64_t pos = -1;
     for (size_t i = 0; i < rows_.size(); ++i)
-      if (sel_ >= 0 && risks[rows_[i]].tensor == static_cast<uint32_t>(sel_)) pos = static_cast<int64_t>(i);
+      if (sel_ >= 0 && risks[rows_[i]].tensor == static_cast<uint32_t>(sel_))
+        pos = static_cast<int64_t>(i);
     pos = std::clamp<int64_t>(pos + (down ? 1 : -1), 0, static_cast<int64_t>(rows_.size()) - 1);
     select_tensor(risks[rows_[static_cast<size_t>(pos)]].tensor);
   }
@@ -351,7 +440,10 @@ void App::menu_bar() {
         "       click goes to that step; Ctrl+wheel zooms the heatmap's magnitude axis.\n"
         "Filter: words match id/name/op/role/dtype; 'sev:warning' keeps warnings and worse;\n"
         "        '!word' excludes.\n"
-        "Cell colours: the analysis severity of that metric (legend above the table).");
+        "Cell colours: the analysis severity of that metric (legend above the table).\n"
+        "Format colours: bf16 green, fp16 orange, e4m3 magenta, e5m2 cyan, in every panel.\n"
+        "SQNR n/a: the format overflows there, so its SQNR is undefined.\n"
+        "More: docs/gui.md");
     ImGui::EndMenu();
   }
   const ImGuiIO& io = ImGui::GetIO();
@@ -363,19 +455,26 @@ void App::menu_bar() {
 
 void App::runs_bar() {
   // One chip per run: the primary drives the table; the others are overlaid in the drift panel.
+  if (run_labels_.size() != runs_.size()) {
+    std::vector<std::string> paths;
+    for (const auto& r : runs_) paths.push_back(r.path);
+    run_labels_ = run_labels(paths);
+  }
+  std::string chips;
   for (size_t i = 0; i < runs_.size(); ++i) {
     const auto& r = runs_[i];
     ImGui::PushID(static_cast<int>(i));
-    const std::string name = std::filesystem::path(r.path).filename().string();
+    const std::string& name = run_labels_[i];
+    chips += (chips.empty() ? "" : "|") + name;
     if (!r.run) {
       ImGui::TextDisabled("[%s: loading...]", name.c_str());
     } else if (!r.run->ok) {
       ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.45f, 1.0f), "[%s: failed]", name.c_str());
     } else {
       const bool prim = i == primary_;
-      const std::string label =
-          (prim ? "Run " : "Run ") + std::string(1, static_cast<char>('A' + i)) + ": " + name +
-          (prim ? "  (primary)" : "");
+      const std::string label = (prim ? "Run " : "Run ") +
+                                std::string(1, static_cast<char>('A' + i)) + ": " + name +
+                                (prim ? "  (primary)" : "");
       if (ImGui::Selectable(label.c_str(), prim, 0, ImGui::CalcTextSize(label.c_str())) && !prim) {
         primary_ = i;
         on_primary_changed();
@@ -387,6 +486,7 @@ void App::runs_bar() {
     ImGui::SameLine(0, 18);
     ImGui::PopID();
   }
+  fact("runs", chips);
   if (ImGui::SmallButton("+ Open...")) open_dialog_ = true;
   if (const Run* p = primary(); p && p->trace->truncated) {
     ImGui::SameLine(0, 18);
@@ -418,13 +518,14 @@ void App::status_bar() {
   const Run* p = primary();
   if (p) {
     const auto& t = *p->trace;
-    ImGui::Text("%s  |  %llu steps [%llu..%llu], steps from %s  |  %zu observations, %zu tensors  |  "
-                "loaded %.2f s, analysed %.2f s",
-                p->label.c_str(), static_cast<unsigned long long>(p->analysis.steps),
-                static_cast<unsigned long long>(p->analysis.first_step),
-                static_cast<unsigned long long>(p->analysis.last_step),
-                trace::step_source_name(t.step_source), t.observations.size(), t.tensors.size(),
-                p->load_seconds, p->analysis_seconds);
+    ImGui::Text(
+        "%s  |  %llu steps [%llu..%llu], steps from %s  |  %zu observations, %zu tensors  |  "
+        "loaded %.2f s, analysed %.2f s",
+        p->label.c_str(), static_cast<unsigned long long>(p->analysis.steps),
+        static_cast<unsigned long long>(p->analysis.first_step),
+        static_cast<unsigned long long>(p->analysis.last_step),
+        trace::step_source_name(t.step_source), t.observations.size(), t.tensors.size(),
+        p->load_seconds, p->analysis_seconds);
   } else {
     ImGui::TextDisabled("fpscope-gui");
   }
@@ -462,7 +563,8 @@ void App::dialogs() {
     ImGui::TextDisabled("(folders and .fpst files; double-click to open)");
     ImGui::BeginChild("files", ImVec2(0, -ImGui::GetFrameHeightWithSpacing() * 2), true);
     std::vector<fs::directory_entry> entries;
-    for (fs::directory_iterator it(dialog_dir_, fs::directory_options::skip_permission_denied, ec), end;
+    for (fs::directory_iterator it(dialog_dir_, fs::directory_options::skip_permission_denied, ec),
+         end;
          !ec && it != end; it.increment(ec)) {
       const bool dir = it->is_directory(ec);
       const auto name = it->path().filename().string();
@@ -489,7 +591,8 @@ void App::dialogs() {
         }
       }
     }
-    if (entries.empty()) ImGui::TextDisabled(ec ? "cannot list this folder" : "no folders or .fpst files here");
+    if (entries.empty())
+      ImGui::TextDisabled(ec ? "cannot list this folder" : "no folders or .fpst files here");
     ImGui::EndChild();
     ImGui::SetNextItemWidth(-190);
     const bool enter =

@@ -19,9 +19,9 @@ namespace fpscope::gui {
 
 struct AppOptions {
   std::vector<std::string> traces;
-  std::string select;     // tensor id (or name) to select first; default: the worst tensor
-  int64_t step = -1;      // step to show first; default: the first overflow of the selection
-  bool play = false;      // start playing
+  std::string select;  // tensor id (or name) to select first; default: the worst tensor
+  int64_t step = -1;   // step to show first; default: the first overflow of the selection
+  bool play = false;   // start playing
   float font_size = 15.0f;
 };
 
@@ -54,6 +54,14 @@ class App {
   void png_written(const std::string& path, bool ok);
   // Screen rectangles of the panels (x, y, w, h), for the tests' pixel checks.
   const std::map<std::string, ImVec4>& regions() const { return regions_; }
+  // What the window shows, as text, for the tests (selected tensor, current step, visible step
+  // range, the panels' empty-state messages). Rebuilt every frame.
+  const std::map<std::string, std::string>& facts() const { return facts_; }
+  // Something moves on its own (replay), so the main loop must not wait for input.
+  bool animating() const { return playing_; }
+  // Benchmark input (fpscope-gui --bench-interact): frame k of a scripted session that replays
+  // the run and zooms and pans the step axis, as a user dragging through a trace would.
+  void bench_tick(int k);
   bool quit_requested() const { return quit_; }
   void set_play_speed(float steps_per_second) { play_speed_ = steps_per_second; }
 
@@ -78,6 +86,7 @@ class App {
   void runs_bar();
   void table_panel(ImVec2 size);
   void detail_panel(ImVec2 size);
+  void whatif_controls(const TensorData* td, int64_t si, uint64_t step);
   void timeline_panel(ImVec2 size);
   void heatmap_panel(ImVec2 size);
   void drift_panel(ImVec2 size);
@@ -86,6 +95,10 @@ class App {
   void dialogs();
   void keyboard();
   void region(const char* name);  // records the last item's rectangle
+  void fact(const std::string& key, const std::string& value) { facts_[key] = value; }
+  // Shared empty states; true when the panel should show `*why` instead of its plot.
+  bool no_data(const char** why) const;
+  void heat_upload();
 
   // exports
   void export_report(const std::string& path);
@@ -110,6 +123,7 @@ class App {
   std::vector<uint32_t> rows_;
   bool rows_dirty_ = true;
   bool scroll_to_sel_ = false;
+  float tensor_col_w_ = 0.0f;  // fitted once to the first run's ids and names
 
   // off-thread results
   Latest<TensorData> tdata_;
@@ -119,16 +133,32 @@ class App {
   int64_t whatif_tensor_ = -1;
 
   // heatmap
+  // The raster is computed off the UI thread (heat_job_); the texture holds the newest finished
+  // one and is drawn at the step/bin range it was computed for until a newer one arrives.
   unsigned int heat_tex_ = 0;
   struct HeatKey {
     uint64_t gen = 0;
     double x0 = 0, x1 = 0;
     int width = 0, row_lo = 0, row_hi = 0;
     bool operator==(const HeatKey&) const = default;
-  } heat_key_;
+  };
+  HeatKey heat_requested_;  // what heat_job_ computes (or computed) last
+  HeatKey heat_shown_;      // what the texture holds (gen 0: nothing)
+  Latest<HeatImage> heat_job_;
   double heat_y0_ = 0, heat_y1_ = 0;  // visible octave range (0: auto)
   bool show_fmt_[kNumTargets] = {true, true, true, true};
   bool show_amax_ = true;
+
+  // per-frame plot data, cached (rebuilt when what it derives from changes)
+  const Run* ls_cache_for_ = nullptr;  // loss-scale track: log2(scale) per record
+  std::vector<double> ls_x_, ls_y_;
+  double ls_lo_ = 0, ls_hi_ = 1;
+  uint64_t drift_cache_gen_ = 0;  // tdata_ generation: [series * kNumTargets + format]
+  std::vector<std::vector<double>> drift_x_, drift_y_;
+  const Run* w_cache_run_ = nullptr;
+  const analysis::WeightLoss* w_cache_for_ = nullptr;
+  std::vector<double> w_x_, w_yb_, w_yf_;
+  std::vector<uint64_t> w_steps_;
 
   // drift / weights
   bool drift_fmt_[kNumTargets] = {true, true, true, true};
@@ -151,6 +181,8 @@ class App {
   std::string last_summary_;
 
   std::map<std::string, ImVec4> regions_;
+  std::map<std::string, std::string> facts_;
+  std::vector<std::string> run_labels_;  // chips: file names, parent folders where they clash
   bool quit_ = false;
 };
 

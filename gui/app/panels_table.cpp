@@ -1,6 +1,7 @@
 // Tensor browser (sortable, filterable, severity-coloured table) and the selected tensor's
 // details with the live what-if readout.
 #include <imgui.h>
+#include <imgui_internal.h>
 #include <imgui_stdlib.h>
 
 #include <algorithm>
@@ -14,41 +15,48 @@ namespace fpscope::gui {
 namespace {
 
 struct ColDesc {
-  const char* name;
+  const char* name;  // header text (per-format columns: the metric; the format is the group)
   Col col;
-  int target;
-  float width;
+  int target;   // kTargets index of a per-format column, -1 otherwise
+  float width;  // minimum content width; widened to fit the header
   const char* help;
 };
 
-std::vector<ColDesc> columns() {
-  std::vector<ColDesc> c = {
-      {"Sev", Col::Severity, 0, 64, "worst problem the analysis found (sortable by its score)"},
-      {"Tensor", Col::Id, 0, 190, "tensor id (gemm#k.role or scope) and name"},
-      {"Role", Col::Role, 0, 34, "GEMM operand: A, B, C, D (output), W (watched weight)"},
-      {"Op", Col::Op, 0, 70, "intercepted call"},
-      {"Dtype", Col::Dtype, 0, 44, "storage type"},
-      {"Shape", Col::Shape, 0, 76, "rows x cols as stored"},
-      {"amax", Col::Amax, 0, 66, "largest finite |x| over all observations"},
-      {"NaN/Inf", Col::NonFinite, 0, 52, "NaN and Inf elements in the data itself"},
-  };
-  static const char* kMetric[4] = {"ovf", "unf", "sub", "SQNR"};
-  static const Col kCols[4] = {Col::Overflow, Col::Underflow, Col::Subnormal, Col::Sqnr};
-  static const char* kHelp[4] = {"fraction that would overflow (Inf/NaN)",
-                                 "fraction that would flush to zero",
-                                 "fraction that would become subnormal",
-                                 "signal-to-quantization-noise ratio of the cast, dB"};
-  static char names[kNumTargets][4][24];
-  // FP16 first: it is the format most runs are asked about; then BF16, E4M3, E5M2.
-  const Format order[kNumTargets] = {Format::FP16, Format::BF16, Format::E4M3, Format::E5M2};
-  for (Format f : order) {
-    const int t = target_index(f);
-    for (int m = 0; m < 4; ++m) {
-      std::snprintf(names[t][m], sizeof names[t][m], "%s %s", spec(f).name, kMetric[m]);
-      c.push_back({names[t][m], kCols[m], t, m == 3 ? 58.0f : 54.0f, kHelp[m]});
-    }
-  }
+// FP16 first: it is the format most runs are asked about; then BF16, E4M3, E5M2.
+constexpr Format kOrder[kNumTargets] = {Format::FP16, Format::BF16, Format::E4M3, Format::E5M2};
+
+const std::vector<ColDesc>& columns() {
+  static const std::vector<ColDesc> c = [] {
+    std::vector<ColDesc> v = {
+        {"Sev", Col::Severity, -1, 58, "worst problem the analysis found (sortable by its score)"},
+        {"Tensor", Col::Id, -1, 150, "tensor id (gemm#k.role or scope) and name"},
+        {"Role", Col::Role, -1, 20, "GEMM operand: A, B, C, D (output), W (watched weight)"},
+        {"Op", Col::Op, -1, 46, "intercepted call"},
+        {"Dtype", Col::Dtype, -1, 30, "storage type"},
+        {"Shape", Col::Shape, -1, 64, "rows x cols as stored"},
+        {"amax", Col::Amax, -1, 72, "largest finite |x| over all observations"},
+        {"NaN/Inf", Col::NonFinite, -1, 20, "NaN and Inf elements in the data itself"},
+    };
+    static const char* kMetric[4] = {"ovf", "unf", "sub", "SQNR"};
+    static const Col kCols[4] = {Col::Overflow, Col::Underflow, Col::Subnormal, Col::Sqnr};
+    static const char* kHelp[4] = {
+        "overflow: fraction of elements that would become Inf/NaN in this format",
+        "underflow: fraction of nonzero elements that would flush to zero in this format",
+        "subnormal: fraction that would land in this format's subnormal range (precision lost)",
+        "signal-to-quantization-noise ratio of the cast, dB (higher is better);\n"
+        "n/a: the format overflows, so the SQNR is undefined"};
+    for (Format f : kOrder)
+      for (int m = 0; m < 4; ++m)
+        v.push_back({kMetric[m], kCols[m], target_index(f), m == 3 ? 40.0f : 44.0f, kHelp[m]});
+    return v;
+  }();
   return c;
+}
+
+// First column of each format group (the group label row draws the format name there).
+bool group_start(size_t i) {
+  const auto& c = columns();
+  return c[i].target >= 0 && (i == 0 || c[i - 1].target != c[i].target);
 }
 
 std::string pct(double f) {
@@ -56,14 +64,6 @@ std::string pct(double f) {
   char b[32];
   if (f < 1e-4) return "<.01%";
   std::snprintf(b, sizeof b, f < 0.1 ? "%.2f%%" : "%.1f%%", f * 100.0);
-  return b;
-}
-
-std::string db(double v) {
-  if (std::isnan(v)) return "-";
-  if (std::isinf(v)) return "exact";
-  char b[32];
-  std::snprintf(b, sizeof b, "%.1f", v);
   return b;
 }
 
@@ -87,38 +87,88 @@ void App::table_panel(ImVec2 size) {
   ImGui::SameLine(0, 16);
   for (int s = 1; s <= 4; ++s) {
     const auto sev = static_cast<analysis::Severity>(s);
-    legend_item(col32(severity_color(sev)), analysis::severity_name(sev), true);
+    legend_item(col32(severity_color(sev)), analysis::severity_name(sev), Swatch::Box);
   }
   ImGui::NewLine();
 
-  const auto cols = columns();
-  const ImGuiTableFlags flags =
-      ImGuiTableFlags_Sortable | ImGuiTableFlags_SortMulti | ImGuiTableFlags_ScrollX |
-      ImGuiTableFlags_ScrollY | ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV |
-      ImGuiTableFlags_Resizable | ImGuiTableFlags_Hideable | ImGuiTableFlags_Reorderable |
-      ImGuiTableFlags_SizingFixedFit;
+  const auto& cols = columns();
+  const ImGuiTableFlags flags = ImGuiTableFlags_Sortable | ImGuiTableFlags_SortMulti |
+                                ImGuiTableFlags_ScrollX | ImGuiTableFlags_ScrollY |
+                                ImGuiTableFlags_BordersInnerH | ImGuiTableFlags_BordersInnerV |
+                                ImGuiTableFlags_Resizable | ImGuiTableFlags_Hideable |
+                                ImGuiTableFlags_Reorderable | ImGuiTableFlags_SizingFixedFit;
+  const ImGuiStyle& st = ImGui::GetStyle();
+  // Header text plus the sort arrow ImGui reserves, so that no title is ever cut ("Dty...").
+  const float arrow = std::floor(ImGui::GetFontSize() * 0.65f + st.FramePadding.x) + 2.0f;
+  // The Tensor column fits "id name" of the longest row (ImGui takes a fixed column's width when
+  // the table is first created; resizable afterwards).
+  if (tensor_col_w_ <= 0.0f) {
+    for (const auto& r : p->analysis.risks) {
+      float w = ImGui::CalcTextSize(r.id.c_str()).x;
+      if (!r.name.empty() && r.name != r.id)
+        w += st.ItemSpacing.x + ImGui::CalcTextSize(r.name.c_str()).x;
+      tensor_col_w_ = std::max(tensor_col_w_, w);
+    }
+    tensor_col_w_ = std::clamp(tensor_col_w_, 150.0f, 300.0f);
+  }
   if (ImGui::BeginTable("tensor_table", static_cast<int>(cols.size()), flags)) {
-    ImGui::TableSetupScrollFreeze(2, 1);
+    ImGui::TableSetupScrollFreeze(2, 2);
     for (size_t i = 0; i < cols.size(); ++i) {
       ImGuiTableColumnFlags cf = ImGuiTableColumnFlags_WidthFixed;
-      if (i == 0) cf |= ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_PreferSortDescending;
+      if (i == 0)
+        cf |= ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_PreferSortDescending;
       if (cols[i].col >= Col::Amax) cf |= ImGuiTableColumnFlags_PreferSortDescending;
       if (i == 1) cf |= ImGuiTableColumnFlags_NoHide;
-      ImGui::TableSetupColumn(cols[i].name, cf, cols[i].width, static_cast<ImGuiID>(i));
+      const float w = std::max(i == 1 ? tensor_col_w_ : cols[i].width,
+                               ImGui::CalcTextSize(cols[i].name).x + arrow);
+      ImGui::TableSetupColumn(cols[i].name, cf, w, static_cast<ImGuiID>(i));
     }
-    // Header row with tooltips.
+    // Row 1: the format groups, each name in its format colour over its four columns, with a
+    // rule in that colour under them. Row 2: the sortable column titles with tooltips.
     ImGui::TableNextRow(ImGuiTableRowFlags_Headers);
     for (int i = 0; i < static_cast<int>(cols.size()); ++i) {
+      const auto& d = cols[static_cast<size_t>(i)];
+      if (d.target < 0 || !ImGui::TableSetColumnIndex(i)) continue;
+      const Format f = kTargets[d.target];
+      const ImU32 fc = col32(format_color(f));
+      if (group_start(static_cast<size_t>(i))) {
+        ImGui::PushStyleColor(ImGuiCol_Text, fc);
+        ImGui::TextUnformatted(spec(f).name);
+        ImGui::PopStyleColor();
+        if (ImGui::IsItemHovered())
+          ImGui::SetTooltip("%s: overflow, underflow, subnormal fractions and SQNR of a cast to %s",
+                            spec(f).name, spec(f).name);
+      } else {
+        ImGui::Dummy(ImVec2(1, ImGui::GetTextLineHeight()));
+      }
+      const ImVec2 c = ImGui::GetCursorScreenPos();
+      const float x0 = c.x - st.CellPadding.x,
+                  x1 = c.x + ImGui::GetContentRegionAvail().x + st.CellPadding.x;
+      const float y = c.y - st.ItemSpacing.y + 1.0f;
+      ImGui::GetWindowDrawList()->AddLine(ImVec2(x0, y), ImVec2(x1, y), fc, 2.0f);
+    }
+    ImGui::TableNextRow(ImGuiTableRowFlags_Headers);
+    float header_bottom = 0.0f;
+    for (int i = 0; i < static_cast<int>(cols.size()); ++i) {
       if (!ImGui::TableSetColumnIndex(i)) continue;
-      ImGui::TableHeader(cols[static_cast<size_t>(i)].name);
-      if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", cols[static_cast<size_t>(i)].help);
+      const auto& d = cols[static_cast<size_t>(i)];
+      ImGui::TableHeader(d.name);
+      header_bottom = std::max(header_bottom, ImGui::GetItemRectMax().y + st.CellPadding.y);
+      if (ImGui::IsItemHovered()) {
+        if (d.target >= 0) {
+          ImGui::SetTooltip("%s %s\n%s", spec(kTargets[d.target]).name, d.name, d.help);
+        } else {
+          ImGui::SetTooltip("%s", d.help);
+        }
+      }
     }
     if (ImGuiTableSortSpecs* ss = ImGui::TableGetSortSpecs(); ss && ss->SpecsDirty) {
       sort_.clear();
       for (int i = 0; i < ss->SpecsCount; ++i) {
         const auto& s = ss->Specs[i];
         const auto& d = cols[static_cast<size_t>(s.ColumnUserID)];
-        sort_.push_back({d.col, d.target, s.SortDirection == ImGuiSortDirection_Descending});
+        sort_.push_back(
+            {d.col, std::max(0, d.target), s.SortDirection == ImGuiSortDirection_Descending});
       }
       ss->SpecsDirty = false;
       rows_dirty_ = true;
@@ -130,7 +180,8 @@ void App::table_panel(ImVec2 size) {
     int sel_pos = -1;
     if (scroll_to_sel_) {
       for (size_t i = 0; i < rows_.size(); ++i)
-        if (sel_ >= 0 && risks[rows_[i]].tensor == static_cast<uint32_t>(sel_)) sel_pos = static_cast<int>(i);
+        if (sel_ >= 0 && risks[rows_[i]].tensor == static_cast<uint32_t>(sel_))
+          sel_pos = static_cast<int>(i);
       if (sel_pos >= 0) clip.ForceDisplayRangeByIndices(sel_pos, sel_pos + 1);
     }
     while (clip.Step()) {
@@ -142,13 +193,19 @@ void App::table_panel(ImVec2 size) {
         for (int ci = 0; ci < static_cast<int>(cols.size()); ++ci) {
           if (!ImGui::TableSetColumnIndex(ci)) continue;
           const auto& d = cols[static_cast<size_t>(ci)];
-          const auto& f = r.formats[static_cast<size_t>(d.target)];
+          const auto& f = r.formats[static_cast<size_t>(std::max(0, d.target))];
+          // The cell's content box, for the tests' pixel checks (--regions).
+          const ImVec2 c0 = ImGui::GetCursorScreenPos();
+          const float cw = ImGui::GetContentRegionAvail().x;
+          auto cell_rect = [&](const std::string& name) {
+            regions_[name] = ImVec4(c0.x, c0.y, cw, ImGui::GetItemRectMax().y - c0.y);
+          };
           switch (d.col) {
             case Col::Severity:
               cell_bg(r.severity);
-              if (ImGui::Selectable(analysis::severity_name(r.severity), selected,
-                                    ImGuiSelectableFlags_SpanAllColumns |
-                                        ImGuiSelectableFlags_AllowItemOverlap))
+              if (ImGui::Selectable(
+                      analysis::severity_name(r.severity), selected,
+                      ImGuiSelectableFlags_SpanAllColumns | ImGuiSelectableFlags_AllowItemOverlap))
                 select_tensor(r.tensor);
               if (selected && scroll_to_sel_ && ri == sel_pos) {
                 ImGui::SetScrollHereY(0.3f);
@@ -195,37 +252,59 @@ void App::table_panel(ImVec2 size) {
               std::string why;
               const auto sev = metric_severity(f, d.col, ropt, &why);
               cell_bg(sev);
+              if (d.col == Col::Sqnr) {
+                const SqnrShown q = shown_sqnr(f.sqnr_db, static_cast<double>(f.overflow));
+                const std::string s = sqnr_text(q);
+                if (q.kind == SqnrKind::Undefined || q.kind == SqnrKind::NoSignal) {
+                  ImGui::TextDisabled("%s", s.c_str());
+                } else {
+                  ImGui::TextUnformatted(s.c_str());
+                }
+                if (ImGui::IsItemHovered()) {
+                  if (q.kind == SqnrKind::Undefined) {
+                    ImGui::SetTooltip("%s: %s (%s of the elements overflow)", spec(f.format).name,
+                                      kSqnrUndefinedHelp, pct(f.overflow_frac).c_str());
+                  } else {
+                    ImGui::SetTooltip("%s: SQNR %s dB (nominal %.1f dB)%s%s", spec(f.format).name,
+                                      s.c_str(), analysis::nominal_sqnr_db(f.format),
+                                      why.empty() ? "" : "\n", why.c_str());
+                  }
+                }
+                break;
+              }
               const double v = d.col == Col::Overflow    ? f.overflow_frac
                                : d.col == Col::Underflow ? f.underflow_frac
-                               : d.col == Col::Subnormal ? f.subnormal_frac
-                                                         : f.sqnr_db;
-              const std::string s = d.col == Col::Sqnr ? db(v) : pct(v);
-              if (v == 0.0 && d.col != Col::Sqnr) {
+                                                         : f.subnormal_frac;
+              if (v == 0.0) {
                 ImGui::TextDisabled("0");
               } else {
-                ImGui::TextUnformatted(s.c_str());
+                ImGui::TextUnformatted(pct(v).c_str());
               }
               if (ImGui::IsItemHovered()) {
                 const uint64_t n = d.col == Col::Overflow    ? f.overflow
                                    : d.col == Col::Underflow ? f.underflow
                                                              : f.subnormal;
-                if (d.col == Col::Sqnr) {
-                  ImGui::SetTooltip("%s: SQNR %.3f dB (nominal %.1f dB)%s%s", spec(f.format).name,
-                                    f.sqnr_db, analysis::nominal_sqnr_db(f.format),
-                                    why.empty() ? "" : "\n", why.c_str());
-                } else {
-                  ImGui::SetTooltip("%s: %llu of %llu elements (%.6g)%s%s%s", spec(f.format).name,
-                                    static_cast<unsigned long long>(n),
-                                    static_cast<unsigned long long>(f.eligible), v,
-                                    f.scaled ? "  [recorded at a scale != 1]" : "",
-                                    why.empty() ? "" : "\n", why.c_str());
-                }
+                ImGui::SetTooltip("%s: %llu of %llu elements (%.6g)%s%s%s", spec(f.format).name,
+                                  static_cast<unsigned long long>(n),
+                                  static_cast<unsigned long long>(f.eligible), v,
+                                  f.scaled ? "  [recorded at a scale != 1]" : "",
+                                  why.empty() ? "" : "\n", why.c_str());
               }
+              if (d.col == Col::Overflow)
+                cell_rect("cell:" + r.id + ":" + spec(f.format).name + ".ovf");
             }
           }
+          if (ci == 1) cell_rect("row:" + r.id);
         }
         ImGui::PopID();
       }
+    }
+    // Where data rows are visible: below the frozen header rows (a row scrolled partly under them
+    // is clipped there; the tests look at cells inside this rectangle only).
+    if (const ImGuiTable* t = ImGui::GetCurrentTable()) {
+      const ImRect& b = t->InnerClipRect;
+      const float top = std::clamp(header_bottom, b.Min.y, b.Max.y);
+      regions_["table_body"] = ImVec4(b.Min.x, top, b.GetWidth(), b.Max.y - top);
     }
     ImGui::EndTable();
   }
@@ -236,9 +315,14 @@ void App::table_panel(ImVec2 size) {
 void App::detail_panel(ImVec2 size) {
   const Run* p = primary();
   ImGui::BeginChild("detail", size, true);
-  if (sel_ < 0 || static_cast<uint32_t>(sel_) >= p->model->num_tensors()) {
-    ImGui::TextDisabled("Select a tensor in the table.");
+  const char* why = nullptr;
+  if (p->trace->observations.empty() || sel_ < 0 ||
+      static_cast<uint32_t>(sel_) >= p->model->num_tensors()) {
+    no_data(&why);
+    ImGui::TextDisabled("%s", why ? why : "Select a tensor in the table.");
+    fact("detail_message", why ? why : "");
     ImGui::EndChild();
+    region("detail");
     return;
   }
   const auto& info = p->model->tensor(static_cast<uint32_t>(sel_));
@@ -247,7 +331,7 @@ void App::detail_panel(ImVec2 size) {
     if (r.tensor == static_cast<uint32_t>(sel_)) risk = &r;
   const uint64_t step = cur_step();
   ImGui::Text("%s", info.id.c_str());
-  if (!info.name.empty()) {
+  if (!info.name.empty() && info.name != info.id) {
     ImGui::SameLine();
     ImGui::TextDisabled("%s", info.name.c_str());
   }
@@ -267,7 +351,9 @@ void App::detail_panel(ImVec2 size) {
   const TensorData* td = tdata_.current() ? tdata_.value().get() : nullptr;
   if (!td) {
     ImGui::TextDisabled("computing...");
+    fact("detail_message", "computing...");
     ImGui::EndChild();
+    region("detail");
     return;
   }
   const auto& ds = td->drift;
@@ -275,92 +361,144 @@ void App::detail_panel(ImVec2 size) {
   const int64_t di = (it != ds.steps.end() && *it == step) ? it - ds.steps.begin() : -1;
   const int64_t si = td->steps.index_of(step);
 
-  // Left: what the trace recorded at this step. Right: the what-if.
-  const float half = ImGui::GetContentRegionAvail().x * 0.44f;
-  ImGui::BeginGroup();
+  // Two fixed-width columns, each its own child so that wrapped text wraps inside it: left, what
+  // the trace recorded at this step and the tensor's findings; right, the what-if cast.
+  const ImGuiStyle& st = ImGui::GetStyle();
+  const float avail_w = ImGui::GetContentRegionAvail().x;
+  const float whatif_w = std::clamp(avail_w * 0.55f, std::min(avail_w, 330.0f), 440.0f);
+  const float left_w = std::max(120.0f, avail_w - whatif_w - st.ItemSpacing.x);
+  ImGui::BeginChild("recorded", ImVec2(left_w, 0), false);
   if (di >= 0) {
-    ImGui::Text("Recorded at step %llu", static_cast<unsigned long long>(step));
+    ImGui::Text("Step %llu", static_cast<unsigned long long>(step));
     ImGui::SameLine();
-    ImGui::TextDisabled("amax %.4g", static_cast<double>(ds.amax[static_cast<size_t>(di)]));
+    ImGui::TextDisabled("recorded, amax %.3g",
+                        static_cast<double>(ds.amax[static_cast<size_t>(di)]));
   } else {
     ImGui::Text("Step %llu: not observed", static_cast<unsigned long long>(step));
   }
-  if (ImGui::BeginTable("at_step", 4, ImGuiTableFlags_BordersInnerH | ImGuiTableFlags_SizingFixedFit,
-                        ImVec2(half, 0))) {
-    ImGui::TableSetupColumn("format");
-    ImGui::TableSetupColumn("overflow");
-    ImGui::TableSetupColumn("underflow");
-    ImGui::TableSetupColumn("SQNR dB");
+  if (ImGui::BeginTable("at_step", 4,
+                        ImGuiTableFlags_BordersInnerH | ImGuiTableFlags_SizingStretchProp)) {
+    ImGui::TableSetupColumn("format", ImGuiTableColumnFlags_WidthStretch, 1.0f);
+    ImGui::TableSetupColumn("overflow", ImGuiTableColumnFlags_WidthStretch, 1.3f);
+    ImGui::TableSetupColumn("underflow", ImGuiTableColumnFlags_WidthStretch, 1.3f);
+    ImGui::TableSetupColumn("SQNR dB", ImGuiTableColumnFlags_WidthStretch, 1.2f);
     ImGui::TableHeadersRow();
-    for (int t = 0; t < kNumTargets; ++t) {
+    for (Format f : kOrder) {
+      const int t = target_index(f);
       ImGui::TableNextRow();
       ImGui::TableSetColumnIndex(0);
-      const Format f = kTargets[t];
-      ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(col32(format_color(f))), "%s", spec(f).name);
+      ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(col32(format_color(f))), "%s",
+                         spec(f).name);
       if (di < 0) continue;
       const auto i = static_cast<size_t>(di);
+      const double ovf = ds.overflow_frac[static_cast<size_t>(t)][i];
       ImGui::TableSetColumnIndex(1);
-      ImGui::TextUnformatted(pct(ds.overflow_frac[static_cast<size_t>(t)][i]).c_str());
+      ImGui::TextUnformatted(pct(ovf).c_str());
       ImGui::TableSetColumnIndex(2);
       ImGui::TextUnformatted(pct(ds.underflow_frac[static_cast<size_t>(t)][i]).c_str());
       ImGui::TableSetColumnIndex(3);
-      ImGui::TextUnformatted(db(ds.sqnr_db[static_cast<size_t>(t)][i]).c_str());
+      const SqnrShown q = shown_sqnr(ds.sqnr_db[static_cast<size_t>(t)][i], ovf);
+      if (q.kind == SqnrKind::Undefined) {
+        ImGui::TextDisabled("n/a");
+        if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", kSqnrUndefinedHelp);
+      } else {
+        ImGui::TextUnformatted(sqnr_text(q).c_str());
+      }
     }
     ImGui::EndTable();
   }
-  // This tensor's findings.
+  // This tensor's findings (hover: evidence and recommendation).
   int shown = 0;
   for (const auto& fnd : p->analysis.findings) {
-    if (fnd.tensor != sel_ || shown >= 4) continue;
+    if (fnd.tensor != sel_ || shown >= 6) continue;
     ++shown;
-    const Rgb c = severity_color(fnd.severity);
-    legend_item(col32(c), "", true);
+    legend_item(col32(severity_color(fnd.severity)), "", Swatch::Box);
     ImGui::TextWrapped("%s", fnd.title.c_str());
     if (ImGui::IsItemHovered())
       ImGui::SetTooltip("%s\n\n%s", fnd.evidence.c_str(), fnd.recommendation.c_str());
   }
-  ImGui::EndGroup();
+  ImGui::EndChild();
 
-  ImGui::SameLine(0, 20);
-  ImGui::BeginGroup();
-  ImGui::TextUnformatted("What-if cast");
+  ImGui::SameLine();
+  ImGui::PushStyleColor(ImGuiCol_ChildBg, IM_COL32(255, 255, 255, 10));
+  ImGui::BeginChild("whatif", ImVec2(0, 0), true);
+  ImGui::PopStyleColor();
+  whatif_controls(td, si, step);
+  ImGui::EndChild();
+  region("whatif");
+  ImGui::EndChild();
+  region("detail");
+}
+
+void App::whatif_controls(const TensorData* td, int64_t si, uint64_t step) {
+  ImGui::TextUnformatted("What-if cast to");
   ImGui::SameLine();
   ImGui::SetNextItemWidth(80);
   static const Format kWhatIfFormats[4] = {Format::E4M3, Format::E5M2, Format::FP16, Format::BF16};
+  ImGui::PushStyleColor(ImGuiCol_Text, col32(format_color(wcfg_.format)));
   if (ImGui::BeginCombo("##wfmt", spec(wcfg_.format).name)) {
     for (Format f : kWhatIfFormats)
       if (ImGui::Selectable(spec(f).name, f == wcfg_.format)) wcfg_.format = f;
     ImGui::EndCombo();
   }
-  ImGui::SameLine();
+  ImGui::PopStyleColor();
   int mode = static_cast<int>(wcfg_.mode);
-  ImGui::RadioButton("x 2^k", &mode, 0);
+  ImGui::RadioButton("scale 2^k", &mode, 0);
+  if (ImGui::IsItemHovered()) ImGui::SetTooltip("one power-of-two scale for every step");
   ImGui::SameLine();
-  ImGui::RadioButton("delayed scaling", &mode, 1);
+  ImGui::RadioButton("FP8 delayed scaling", &mode, 1);
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip(
+        "Transformer Engine DelayedScaling: s = (fp8_max / amax_ref) / 2^margin,\n"
+        "amax_ref = max (or most recent) of the last H amaxes of this tensor");
   wcfg_.mode = static_cast<ScaleMode>(mode);
-  if (wcfg_.mode == ScaleMode::Pow2) {
-    ImGui::SetNextItemWidth(ImGui::GetContentRegionAvail().x - 90);
-    ImGui::SliderInt("##pow2", &wcfg_.pow2, -40, 40, "scale 2^%d");
+  // Both rows always shown; the one not in use is greyed out (and still editable: editing it
+  // switches the mode).
+  {
+    const bool off = wcfg_.mode != ScaleMode::Pow2;
+    if (off) ImGui::PushStyleVar(ImGuiStyleVar_Alpha, 0.45f);
+    ImGui::SetNextItemWidth(std::max(80.0f, ImGui::GetContentRegionAvail().x - 84.0f));
+    if (ImGui::SliderInt("##pow2", &wcfg_.pow2, -40, 40, "scale 2^%d"))
+      wcfg_.mode = ScaleMode::Pow2;
+    region("whatif_slider");
     ImGui::SameLine();
-    if (ImGui::Button("fit amax") && si >= 0) {
+    if (ImGui::Button("fit amax", ImVec2(76, 0)) && si >= 0) {
       // Largest power of two that keeps this step's amax within the format.
       const float a = td->steps.amax[static_cast<size_t>(si)];
       if (a > 0) wcfg_.pow2 = static_cast<int>(std::floor(std::log2(max_finite(wcfg_.format) / a)));
+      wcfg_.mode = ScaleMode::Pow2;
     }
-    if (ImGui::IsItemHovered()) ImGui::SetTooltip("scale = largest 2^k with amax * 2^k <= max");
-  } else {
-    ImGui::SetNextItemWidth(90);
-    ImGui::InputInt("history", &wcfg_.history_len, 1, 16);
-    wcfg_.history_len = std::clamp(wcfg_.history_len, 1, 65536);
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("scale = largest 2^k with amax * 2^k <= max (this step)");
+    if (off) ImGui::PopStyleVar();
+  }
+  {
+    const bool off = wcfg_.mode != ScaleMode::Delayed;
+    if (off) ImGui::PushStyleVar(ImGuiStyleVar_Alpha, 0.45f);
+    ImGui::TextUnformatted("history");
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("H: how many past amaxes of this tensor the scale looks at");
     ImGui::SameLine();
-    ImGui::SetNextItemWidth(90);
-    ImGui::InputInt("margin", &wcfg_.margin);
-    wcfg_.margin = std::clamp(wcfg_.margin, -16, 32);
+    ImGui::SetNextItemWidth(56);
+    if (ImGui::InputInt("##hist", &wcfg_.history_len, 0, 0)) wcfg_.mode = ScaleMode::Delayed;
+    region("whatif_delayed");
+    ImGui::SameLine();
+    ImGui::TextUnformatted("margin");
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("m: the scale is divided by 2^m (headroom)");
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(36);
+    if (ImGui::InputInt("##margin", &wcfg_.margin, 0, 0)) wcfg_.mode = ScaleMode::Delayed;
     ImGui::SameLine();
     bool recent = wcfg_.algo == AmaxAlgo::MostRecent;
-    ImGui::Checkbox("most recent", &recent);
+    if (ImGui::Checkbox("recent", &recent)) wcfg_.mode = ScaleMode::Delayed;
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("amax_ref = the most recent amax (else the max over the history)");
     wcfg_.algo = recent ? AmaxAlgo::MostRecent : AmaxAlgo::Max;
+    wcfg_.history_len = std::clamp(wcfg_.history_len, 1, 65536);
+    wcfg_.margin = std::clamp(wcfg_.margin, -16, 32);
+    if (off) ImGui::PopStyleVar();
   }
+  ImGui::Separator();
   // Live readout at the current step, straight from the histogram.
   const WhatIfSeries* ws =
       (whatif_.current() && whatif_.value()->config == wcfg_) ? whatif_.value().get() : nullptr;
@@ -370,54 +508,75 @@ void App::detail_panel(ImVec2 size) {
     scale = ws->scale[static_cast<size_t>(si)];
     have_scale = true;
   }
-  if (si >= 0 && have_scale) {
+  const ImVec4 grey(0.62f, 0.64f, 0.68f, 1.0f);
+  const bool seed =
+      wcfg_.mode == ScaleMode::Delayed && ws && si >= 0 && !ws->replayed[static_cast<size_t>(si)];
+  if (seed) {
+    ImGui::TextDisabled("step %llu seeds the amax history: not replayed",
+                        static_cast<unsigned long long>(step));
+    ImGui::TextDisabled("(TE casts it at its initial scale 1; says nothing");
+    ImGui::TextDisabled(" about the recipe)");
+  } else if (si >= 0 && have_scale) {
     const auto h = step_whatif(td->steps, static_cast<size_t>(si), wcfg_.format, scale);
     const double n = static_cast<double>(td->steps.eligible[static_cast<size_t>(si)]);
     auto range = [&](uint64_t lo, uint64_t hi) {
       char b[96];
       if (lo == hi) {
-        std::snprintf(b, sizeof b, "%llu (%s)", static_cast<unsigned long long>(lo),
-                      pct(n > 0 ? static_cast<double>(lo) / n : 0).c_str());
-      } else {
-        std::snprintf(b, sizeof b, "%llu..%llu (%s..%s)", static_cast<unsigned long long>(lo),
-                      static_cast<unsigned long long>(hi),
+        std::snprintf(b, sizeof b, "%s  (%llu)",
                       pct(n > 0 ? static_cast<double>(lo) / n : 0).c_str(),
-                      pct(n > 0 ? static_cast<double>(hi) / n : 0).c_str());
+                      static_cast<unsigned long long>(lo));
+      } else {
+        std::snprintf(b, sizeof b, "%s..%s  (%llu..%llu)",
+                      pct(n > 0 ? static_cast<double>(lo) / n : 0).c_str(),
+                      pct(n > 0 ? static_cast<double>(hi) / n : 0).c_str(),
+                      static_cast<unsigned long long>(lo), static_cast<unsigned long long>(hi));
       }
       return std::string(b);
     };
-    ImGui::Text("step %llu: scale %.6g (2^%.2f) of %.0f elements", static_cast<unsigned long long>(step),
-                static_cast<double>(scale), std::log2(static_cast<double>(scale)), n);
+    const double l2 = std::log2(static_cast<double>(scale));
+    if (l2 == std::floor(l2)) {
+      ImGui::Text("step %llu: scale 2^%d = %.6g", static_cast<unsigned long long>(step),
+                  static_cast<int>(l2), static_cast<double>(scale));
+    } else {
+      ImGui::Text("step %llu: scale %.6g (2^%.2f)", static_cast<unsigned long long>(step),
+                  static_cast<double>(scale), l2);
+    }
     const ImVec4 red(1.0f, 0.45f, 0.4f, 1.0f), blue(0.5f, 0.7f, 1.0f, 1.0f);
-    ImGui::TextColored(h.overflow_hi ? red : ImVec4(0.7f, 0.7f, 0.7f, 1), "  overflow   %s",
+    ImGui::TextColored(h.overflow_hi ? red : grey, "overflow   %s",
                        range(h.overflow_lo, h.overflow_hi).c_str());
-    ImGui::TextColored(h.underflow_hi ? blue : ImVec4(0.7f, 0.7f, 0.7f, 1), "  underflow  %s",
+    ImGui::TextColored(h.underflow_hi ? blue : grey, "underflow  %s",
                        range(h.underflow_lo, h.underflow_hi).c_str());
-    ImGui::Text("  subnormal  %s", range(h.subnormal_lo, h.subnormal_hi).c_str());
+    ImGui::TextColored(grey, "subnormal  %s", range(h.subnormal_lo, h.subnormal_hi).c_str());
   } else if (si < 0) {
-    ImGui::TextDisabled("step %llu: no observation of this tensor", static_cast<unsigned long long>(step));
+    ImGui::TextDisabled("step %llu: no observation of this tensor",
+                        static_cast<unsigned long long>(step));
   } else {
     ImGui::TextDisabled("computing the delayed scales...");
   }
   if (ws) {
     const double n = static_cast<double>(ws->eligible);
-    ImGui::Text("whole run: %llu of %zu steps saturate%s", static_cast<unsigned long long>(ws->overflow_steps),
-                ws->scale.size(),
-                ws->first_overflow_step >= 0
-                    ? (", first at step " + std::to_string(ws->first_overflow_step)).c_str()
-                    : "");
-    ImGui::Text("  overflow %s..%s, underflow %s..%s of elements",
-                pct(n > 0 ? static_cast<double>(ws->total.overflow_lo) / n : 0).c_str(),
-                pct(n > 0 ? static_cast<double>(ws->total.overflow_hi) / n : 0).c_str(),
-                pct(n > 0 ? static_cast<double>(ws->total.underflow_lo) / n : 0).c_str(),
-                pct(n > 0 ? static_cast<double>(ws->total.underflow_hi) / n : 0).c_str());
+    if (ws->first_overflow_step >= 0) {
+      ImGui::TextColored(ImVec4(1.0f, 0.55f, 0.45f, 1.0f),
+                         "run: %llu of %llu steps saturate, first %lld",
+                         static_cast<unsigned long long>(ws->overflow_steps),
+                         static_cast<unsigned long long>(ws->scale.size() - ws->seed_steps),
+                         static_cast<long long>(ws->first_overflow_step));
+    } else {
+      ImGui::Text("run: no step saturates (%llu steps)",
+                  static_cast<unsigned long long>(ws->scale.size() - ws->seed_steps));
+    }
+    if (ImGui::IsItemHovered() && ws->seed_steps > 0)
+      ImGui::SetTooltip("%llu seed step(s) not replayed: no amax in the history yet",
+                        static_cast<unsigned long long>(ws->seed_steps));
+    ImGui::TextColored(grey, "ovf %s..%s  unf %s..%s of elements",
+                       pct(n > 0 ? static_cast<double>(ws->total.overflow_lo) / n : 0).c_str(),
+                       pct(n > 0 ? static_cast<double>(ws->total.overflow_hi) / n : 0).c_str(),
+                       pct(n > 0 ? static_cast<double>(ws->total.underflow_lo) / n : 0).c_str(),
+                       pct(n > 0 ? static_cast<double>(ws->total.underflow_hi) / n : 0).c_str());
   } else {
-    ImGui::TextDisabled("whole run: computing...");
+    ImGui::TextDisabled("run: computing...");
   }
-  ImGui::TextDisabled("counts from the exponent histogram: a..b = bounds (exact when equal)");
-  ImGui::EndGroup();
-  ImGui::EndChild();
-  region("detail");
+  ImGui::TextDisabled("from the exponent histogram; a..b: bounds");
 }
 
 }  // namespace fpscope::gui

@@ -83,18 +83,21 @@ double nice_step(double span, int max_ticks, bool integer) {
 }  // namespace
 
 Plot begin_plot(const char* id, ImVec2 size, XView* view, double y0, double y1, YFmt yfmt,
-                const char* y_label, double* clicked_x, float left_margin) {
+                const PlotOpts& o) {
   Plot p;
   ImGuiWindow* win = ImGui::GetCurrentWindow();
   const ImVec2 pos = ImGui::GetCursorScreenPos();
   if (size.x <= 0) size.x = ImGui::GetContentRegionAvail().x;
   if (size.y <= 0) size.y = ImGui::GetContentRegionAvail().y;
-  size.x = std::max(size.x, left_margin + 40.0f);
-  size.y = std::max(size.y, 40.0f);
-  p.frame = ImRect(pos, ImVec2(pos.x + size.x, pos.y + size.y));
   const float fh = ImGui::GetFontSize();
-  p.r = ImRect(ImVec2(pos.x + left_margin, pos.y + 4.0f),
-               ImVec2(pos.x + size.x - 8.0f, pos.y + size.y - fh - 6.0f));
+  const bool has_ylabel = o.y_label && *o.y_label;
+  const float top_pad = has_ylabel ? fh + 3.0f : 4.0f;
+  const float bottom_pad = o.x_ticks || (o.x_label && *o.x_label) ? fh + 6.0f : 4.0f;
+  size.x = std::max(size.x, o.left_margin + o.right_margin + 40.0f);
+  size.y = std::max(size.y, top_pad + bottom_pad + 12.0f);
+  p.frame = ImRect(pos, ImVec2(pos.x + size.x, pos.y + size.y));
+  p.r = ImRect(ImVec2(pos.x + o.left_margin, pos.y + top_pad),
+               ImVec2(pos.x + size.x - o.right_margin, pos.y + size.y - bottom_pad));
   p.x0 = view ? view->x0 : 0.0;
   p.x1 = view ? view->x1 : 1.0;
   if (!(p.x1 > p.x0)) p.x1 = p.x0 + 1;
@@ -113,39 +116,50 @@ Plot begin_plot(const char* id, ImVec2 size, XView* view, double y0, double y1, 
       view->pan(-dx / p.r.GetWidth() * (view->x1 - view->x0));
     }
     if (p.hovered && ImGui::IsMouseDoubleClicked(ImGuiMouseButton_Left)) view->reset();
-    if (clicked_x && ImGui::IsItemDeactivated() && p.r.Contains(p.mouse) &&
+    if (o.clicked_x && ImGui::IsItemDeactivated() && p.r.Contains(p.mouse) &&
         !ImGui::IsMouseDragPastThreshold(ImGuiMouseButton_Left, 2.0f)) {
-      *clicked_x = p.x_at(p.mouse.x);
+      *o.clicked_x = p.x_at(p.mouse.x);
     }
   }
 
   ImDrawList* dl = win->DrawList;
-  dl->AddRectFilled(p.r.Min, p.r.Max, IM_COL32(18, 20, 26, 255));
+  if (o.background) dl->AddRectFilled(p.r.Min, p.r.Max, IM_COL32(18, 20, 26, 255));
   const ImU32 grid = IM_COL32(255, 255, 255, 22), text = IM_COL32(200, 204, 212, 255);
-  // y ticks
-  const int ny = std::max(2, static_cast<int>(p.r.GetHeight() / (fh * 2.2f)));
-  const double ys = nice_step(p.y1 - p.y0, ny, yfmt == YFmt::Pow2);
-  for (double y = std::ceil(p.y0 / ys) * ys; y <= p.y1 + 1e-9; y += ys) {
-    const float yy = p.py(y);
-    dl->AddLine(ImVec2(p.r.Min.x, yy), ImVec2(p.r.Max.x, yy), grid);
-    const std::string s = fmt_value(std::abs(y) < 1e-12 ? 0.0 : y, yfmt);
-    const ImVec2 ts = ImGui::CalcTextSize(s.c_str());
-    dl->AddText(ImVec2(p.r.Min.x - ts.x - 4.0f, yy - ts.y * 0.5f), text, s.c_str());
+  const ImU32 title = IM_COL32(160, 166, 178, 255);
+  if (o.y_ticks) {
+    const int ny = std::max(2, static_cast<int>(p.r.GetHeight() / (fh * 1.7f)));
+    const double ys = nice_step(p.y1 - p.y0, ny, yfmt == YFmt::Pow2);
+    for (double y = std::ceil(p.y0 / ys) * ys; y <= p.y1 + 1e-9; y += ys) {
+      const float yy = p.py(y);
+      dl->AddLine(ImVec2(p.r.Min.x, yy), ImVec2(p.r.Max.x, yy), grid);
+      const std::string s = fmt_value(std::abs(y) < 1e-12 ? 0.0 : y, yfmt);
+      const ImVec2 ts = ImGui::CalcTextSize(s.c_str());
+      const float ty =
+          std::clamp(yy - ts.y * 0.5f, p.r.Min.y - ts.y * 0.5f, p.r.Max.y - ts.y * 0.5f);
+      dl->AddText(ImVec2(p.r.Min.x - ts.x - 4.0f, ty), text, s.c_str());
+    }
   }
-  // x ticks (steps: integers)
-  const int nx = std::max(2, static_cast<int>(p.r.GetWidth() / (fh * 5.0f)));
-  const double xs = nice_step(p.x1 - p.x0, nx, true);
-  for (double x = std::ceil(p.x0 / xs) * xs; x <= p.x1 + 1e-9; x += xs) {
-    const float xx = p.px(x);
-    dl->AddLine(ImVec2(xx, p.r.Min.y), ImVec2(xx, p.r.Max.y), grid);
-    const std::string s = fmt_g(x, 10);
-    const ImVec2 ts = ImGui::CalcTextSize(s.c_str());
-    dl->AddText(ImVec2(xx - ts.x * 0.5f, p.r.Max.y + 2.0f), text, s.c_str());
+  // x title first: the tick labels keep clear of it.
+  float xlabel_left = p.r.Max.x + 1e6f;
+  if (o.x_label && *o.x_label) {
+    const ImVec2 ts = ImGui::CalcTextSize(o.x_label);
+    xlabel_left = p.r.Max.x - ts.x;
+    dl->AddText(ImVec2(xlabel_left, p.r.Max.y + 2.0f), title, o.x_label);
   }
-  if (y_label && *y_label) {
-    dl->AddText(ImVec2(p.frame.Min.x + 2.0f, p.r.Max.y + 2.0f), IM_COL32(150, 156, 168, 255),
-                y_label);
+  if (o.x_ticks) {
+    const int nx = std::max(2, static_cast<int>(p.r.GetWidth() / (fh * 5.0f)));
+    const double xs = nice_step(p.x1 - p.x0, nx, true);
+    for (double x = std::ceil(p.x0 / xs) * xs; x <= p.x1 + 1e-9; x += xs) {
+      const float xx = p.px(x);
+      dl->AddLine(ImVec2(xx, p.r.Min.y), ImVec2(xx, p.r.Max.y), grid);
+      const std::string s = fmt_g(x, 10);
+      const ImVec2 ts = ImGui::CalcTextSize(s.c_str());
+      const float tx = xx - ts.x * 0.5f;
+      if (tx + ts.x + 8.0f > xlabel_left) continue;
+      dl->AddText(ImVec2(tx, p.r.Max.y + 2.0f), text, s.c_str());
+    }
   }
+  if (has_ylabel) dl->AddText(ImVec2(p.r.Min.x, pos.y), title, o.y_label);
   dl->AddRect(p.r.Min, p.r.Max, IM_COL32(255, 255, 255, 60));
   dl->PushClipRect(p.r.Min, p.r.Max, true);
   return p;
@@ -189,25 +203,33 @@ void hline(const Plot& p, double y, ImU32 col, float thickness, bool dashed) {
 }
 
 void plot_series(const Plot& p, std::span<const double> x, std::span<const double> y, ImU32 col,
-                 float thickness, bool dashed, bool stairs) {
+                 const SeriesStyle& style) {
   ImDrawList* dl = ImGui::GetWindowDrawList();
   const int w = p.columns();
+  const float t = style.thickness;
   // One column per pixel over the visible range, widened by a column each side so that lines
   // leave the plot through its edges instead of stopping short.
   const double cw = (p.x1 - p.x0) / w;
   const auto cols = minmax_columns(x, y, p.x0 - cw, p.x1 + cw, w + 2);
   auto clampy = [&](double v) { return std::clamp(p.py(v), p.r.Min.y - 2.0f, p.r.Max.y + 2.0f); };
   auto seg = [&](ImVec2 a, ImVec2 b) {
-    if (dashed) {
-      dashed_line(dl, a, b, col, thickness);
+    if (style.dashed) {
+      dashed_line(dl, a, b, col, t);
     } else {
-      dl->AddLine(a, b, col, thickness);
+      dl->AddLine(a, b, col, t);
     }
+  };
+  // A vertical run of pixels [y_top, y_bot] in column centre cx: an axis-aligned rectangle (two
+  // triangles, no anti-aliasing fringe: the cheapest primitive for a software rasteriser).
+  auto vbar = [&](float cx, float y_top, float y_bot) {
+    dl->AddRectFilled(ImVec2(cx - t * 0.5f, y_top - t * 0.5f),
+                      ImVec2(cx + t * 0.5f, y_bot + t * 0.5f), col);
   };
   // Stairs: the value before the visible range holds into it.
   bool have_prev = false;
   ImVec2 prev{};
-  if (stairs && !x.empty()) {
+  int prev_c = -10;
+  if (style.stairs && !x.empty()) {
     const auto it = std::lower_bound(x.begin(), x.end(), p.x0 - cw);
     if (it != x.begin()) {
       const size_t i = static_cast<size_t>(it - x.begin()) - 1;
@@ -223,54 +245,82 @@ void plot_series(const Plot& p, std::span<const double> x, std::span<const doubl
     const float cx = p.r.Min.x + (static_cast<float>(c) - 0.5f);
     if (k.finite > 0) {
       const float first = clampy(k.y_first), last = clampy(k.y_last);
+      float ytop = clampy(k.y_max), ybot = clampy(k.y_min);
       if (have_prev) {
-        if (stairs) {
+        if (c == prev_c + 1 && !style.dashed) {
+          // Neighbouring pixel columns: the join (a step or a slope one pixel wide) is the same
+          // pixels as stretching this column's bar to the previous value.
+          ytop = std::min(ytop, prev.y);
+          ybot = std::max(ybot, prev.y);
+        } else if (style.stairs) {
           seg(prev, ImVec2(cx, prev.y));
           seg(ImVec2(cx, prev.y), ImVec2(cx, first));
         } else {
           seg(prev, ImVec2(cx, first));
         }
       }
-      const float ymin = clampy(k.y_min), ymax = clampy(k.y_max);
-      if (ymin - ymax >= 1.0f) {
-        dl->AddLine(ImVec2(cx, ymin), ImVec2(cx, ymax), col, thickness);
-      } else {
-        dl->AddRectFilled(ImVec2(cx - thickness * 0.5f, ymax - thickness * 0.5f),
-                          ImVec2(cx + thickness * 0.5f, ymax + thickness * 0.5f), col);
-      }
+      vbar(cx, ytop, ybot);
       prev = ImVec2(cx, last);
+      prev_c = c;
       have_prev = true;
     }
     const float s = 5.0f;
-    if (k.pos_inf) {
-      dl->AddTriangleFilled(ImVec2(cx - s, p.r.Min.y + s * 1.6f), ImVec2(cx + s, p.r.Min.y + s * 1.6f),
-                            ImVec2(cx, p.r.Min.y), IM_COL32(255, 60, 60, 255));
+    if (style.mark_nonfinite && k.pos_inf) {
+      dl->AddTriangleFilled(ImVec2(cx - s, p.r.Min.y + s * 1.6f),
+                            ImVec2(cx + s, p.r.Min.y + s * 1.6f), ImVec2(cx, p.r.Min.y),
+                            IM_COL32(255, 60, 60, 255));
     }
-    if (k.neg_inf) {
-      dl->AddTriangleFilled(ImVec2(cx - s, p.r.Max.y - s * 1.6f), ImVec2(cx + s, p.r.Max.y - s * 1.6f),
-                            ImVec2(cx, p.r.Max.y), IM_COL32(255, 60, 60, 255));
+    if (style.mark_nonfinite && k.neg_inf) {
+      dl->AddTriangleFilled(ImVec2(cx - s, p.r.Max.y - s * 1.6f),
+                            ImVec2(cx + s, p.r.Max.y - s * 1.6f), ImVec2(cx, p.r.Max.y),
+                            IM_COL32(255, 60, 60, 255));
     }
-    if (k.nan) {
-      dl->AddLine(ImVec2(cx, p.r.Max.y), ImVec2(cx, p.r.Max.y - 10.0f), IM_COL32(255, 0, 255, 255),
-                  2.0f);
+    if (style.mark_nonfinite && k.nan) {
+      dl->AddRectFilled(ImVec2(cx - 1.0f, p.r.Max.y - 10.0f), ImVec2(cx + 1.0f, p.r.Max.y),
+                        IM_COL32(255, 0, 255, 255));
     }
     if (!k.finite) have_prev = false;  // a gap: NaN/Inf-only column
   }
-  if (stairs && have_prev) seg(prev, ImVec2(std::min(p.px(x.empty() ? 0 : x.back() + 1), p.r.Max.x + 2.0f), prev.y));
+  if (style.stairs && have_prev)
+    seg(prev, ImVec2(std::min(p.px(x.empty() ? 0 : x.back() + 1), p.r.Max.x + 2.0f), prev.y));
 }
 
-void legend_item(ImU32 col, const char* label, bool box, bool dashed) {
+void triangle(ImDrawList* dl, ImVec2 tip, bool up, float size, ImU32 col) {
+  const float h = size * 1.2f, d = up ? h : -h;
+  dl->AddTriangleFilled(tip, ImVec2(tip.x + size, tip.y + d), ImVec2(tip.x - size, tip.y + d), col);
+}
+
+void legend_item(ImU32 col, const char* label, Swatch kind) {
   ImDrawList* dl = ImGui::GetWindowDrawList();
   const ImVec2 pos = ImGui::GetCursorScreenPos();
   const float h = ImGui::GetTextLineHeight();
-  const float w = 18.0f;
-  if (box) {
-    dl->AddRectFilled(ImVec2(pos.x, pos.y + 2.0f), ImVec2(pos.x + w, pos.y + h - 2.0f), col);
-  } else if (dashed) {
-    dashed_line(dl, ImVec2(pos.x, pos.y + h * 0.5f), ImVec2(pos.x + w, pos.y + h * 0.5f), col, 2.0f,
-                4.0f, 3.0f);
-  } else {
-    dl->AddLine(ImVec2(pos.x, pos.y + h * 0.5f), ImVec2(pos.x + w, pos.y + h * 0.5f), col, 2.5f);
+  const float w = kind == Swatch::Tick || kind == Swatch::TriangleDown || kind == Swatch::TriangleUp
+                      ? 10.0f
+                      : 18.0f;
+  const float mid = pos.y + h * 0.5f;
+  switch (kind) {
+    case Swatch::Box:
+      dl->AddRectFilled(ImVec2(pos.x, pos.y + 2.0f), ImVec2(pos.x + w, pos.y + h - 2.0f), col);
+      break;
+    case Swatch::Band:
+      dl->AddRectFilled(ImVec2(pos.x, pos.y + 3.0f), ImVec2(pos.x + w, pos.y + h - 3.0f), col);
+      break;
+    case Swatch::Dashed:
+      dashed_line(dl, ImVec2(pos.x, mid), ImVec2(pos.x + w, mid), col, 2.0f, 4.0f, 3.0f);
+      break;
+    case Swatch::Tick:
+      dl->AddLine(ImVec2(pos.x + w * 0.5f, pos.y + 2.0f),
+                  ImVec2(pos.x + w * 0.5f, pos.y + h - 2.0f), col, 3.0f);
+      break;
+    case Swatch::TriangleDown:
+      triangle(dl, ImVec2(pos.x + w * 0.5f, mid + 4.0f), false, 5.0f, col);
+      break;
+    case Swatch::TriangleUp:
+      triangle(dl, ImVec2(pos.x + w * 0.5f, mid - 4.0f), true, 5.0f, col);
+      break;
+    case Swatch::Line:
+      dl->AddLine(ImVec2(pos.x, mid), ImVec2(pos.x + w, mid), col, 2.5f);
+      break;
   }
   ImGui::Dummy(ImVec2(w, h));
   ImGui::SameLine(0.0f, 4.0f);

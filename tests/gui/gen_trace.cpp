@@ -9,11 +9,15 @@
 //   "grad.w1" (gemm#<layers+1>.D): values around 1e-6 .. 1e-9: FP16 flushes most of them.
 //   "layer1.out" holds one NaN and one +Inf at step nan_step (= 70% of the steps).
 // Loss scale every step: 65536 halved at the skipped steps (found_inf at nan_step and at
-// nan_step + 2), doubled every 25 clean steps. Watched weight "w1" (4096 elements): SGD updates
-// whose learning rate decays 1e-2 -> 1e-6, so BF16/FP16 master copies stagnate more and more.
+// nan_step + 2, and whenever the scale has grown to 2^24, where the scaled gradients would
+// overflow: the usual sawtooth of a dynamic loss scaler), doubled every G clean steps,
+// G = max(25, steps / 40) (PyTorch's GradScaler default is 2000). Watched weight "w1" (4096
+// elements): SGD updates whose learning rate decays 1e-2 -> 1e-6, so BF16/FP16 master copies
+// stagnate more and more.
 //
 // Usage: fpscope_gui_gen_trace OUT.fpst [--steps S] [--layers L] [--elements E]
 //   records = steps * (3 * layers + 2) tensor observations (+ weight updates, loss scales).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -97,10 +101,10 @@ int main(int argc, char** argv) {
     tensors.push_back({define(*w, g + ".B", l + ".weight", trace::Role::B, rows, cols), 0.02});
     tensors.push_back({define(*w, g + ".D", l + ".out", trace::Role::D, rows, cols), 4.0});
   }
-  const uint32_t logits =
-      define(*w, "gemm#" + std::to_string(layers) + ".D", "head.logits", trace::Role::D, rows, cols);
-  const uint32_t grad =
-      define(*w, "gemm#" + std::to_string(layers + 1) + ".D", "grad.w1", trace::Role::D, rows, cols);
+  const uint32_t logits = define(*w, "gemm#" + std::to_string(layers) + ".D", "head.logits",
+                                 trace::Role::D, rows, cols);
+  const uint32_t grad = define(*w, "gemm#" + std::to_string(layers + 1) + ".D", "grad.w1",
+                               trace::Role::D, rows, cols);
   const uint32_t layer1_out = layers > 1 ? tensors[5].index : tensors[2].index;
   trace::TensorInfo winfo;
   winfo.id = "w1";
@@ -155,7 +159,7 @@ int main(int argc, char** argv) {
     for (auto& v : data) v = static_cast<float>(gsig) * normal(rng);
     observe(grad);
 
-    const bool found_inf = s == nan_step || s == nan_step + 2;
+    const bool found_inf = s == nan_step || s == nan_step + 2 || scale >= 16777216.0;
     trace::LossScaleRecord ls;
     ls.step = step;
     ls.scale = scale;
@@ -163,7 +167,7 @@ int main(int argc, char** argv) {
     if (found_inf) {
       scale /= 2;
       clean = 0;
-    } else if (++clean == 25) {
+    } else if (++clean == std::max(25, steps / 40)) {
       scale *= 2;
       clean = 0;
     }

@@ -15,6 +15,7 @@
 #include "fpscope/analysis/analysis.h"
 #include "fpscope/gui/colors.h"
 #include "fpscope/gui/downsample.h"
+#include "fpscope/gui/layout.h"
 #include "fpscope/gui/tensor_view.h"
 #include "fpscope/gui/view_model.h"
 #include "fpscope/host_stats.h"
@@ -191,8 +192,8 @@ TEST(TensorSteps, RasterKeepsOneHotStepVisible) {
   const int spike_col = 1234 / 50;
   for (int c = 0; c < 40; ++c) {
     EXPECT_EQ(r.at(c, 147 * 4 - lo), c == spike_col ? 1.0f : 0.0f) << c;
-    EXPECT_EQ(r.at(c, 0), 1.0f) << c;     // every column holds steps of 1.0
-    EXPECT_EQ(r.at(c, 1), 0.0f) << c;     // an empty bin of a column with steps
+    EXPECT_EQ(r.at(c, 0), 1.0f) << c;  // every column holds steps of 1.0
+    EXPECT_EQ(r.at(c, 1), 0.0f) << c;  // an empty bin of a column with steps
   }
   // Beyond the last step: no data (negative), drawn as background.
   const auto wide = rasterize(ts, 0.0, 4000.0, 4, lo, hi);
@@ -200,7 +201,7 @@ TEST(TensorSteps, RasterKeepsOneHotStepVisible) {
   EXPECT_LT(wide.at(3, 0), 0.0f);
   const auto px = raster_rgba(wide, 0xff000000u);
   EXPECT_EQ(px.size(), static_cast<size_t>(4 * wide.rows));
-  EXPECT_EQ(px[3], 0xff000000u);                                   // top row, empty column
+  EXPECT_EQ(px[3], 0xff000000u);  // top row, empty column
   EXPECT_EQ(px[static_cast<size_t>(wide.rows - 1) * 4], pack(heat_color(1.0f)));  // bottom, col 0
 }
 
@@ -284,13 +285,21 @@ TEST(WhatIf, DelayedScalingMatchesTheAnalysisLibrary) {
     wo.formats = {f};
     const auto theirs = analysis::fp8_whatif(*tr.model, wo);
     ASSERT_EQ(theirs.size(), 1u);
-    ASSERT_EQ(theirs[0].steps.size(), ts.size());
-    // By hand: the first step uses 1; the second (fp8_max * 2^-1) / amax(step 0).
+    // The first step only seeds the amax history (its amax is nonzero): not replayed.
+    ASSERT_EQ(mine.replayed.size(), ts.size());
+    EXPECT_EQ(mine.replayed[0], 0);
+    EXPECT_EQ(mine.seed_steps, 1u);
+    EXPECT_EQ(theirs[0].seed_steps, 1u);
+    ASSERT_EQ(theirs[0].steps.size(), ts.size() - 1);
+    // By hand: the first step is at TE's initial scale 1; the second (fp8_max * 2^-1) / amax(0).
     EXPECT_EQ(mine.scale[0], 1.0f);
     EXPECT_EQ(mine.scale[1], (max_finite(f) * 0.5f) / ts.amax[0]);
     int compared = 0;
-    for (size_t i = 0; i < ts.size(); ++i) {
-      const auto& a = theirs[0].steps[i];
+    uint64_t eligible = 0;
+    for (size_t i = 1; i < ts.size(); ++i) {
+      EXPECT_EQ(mine.replayed[i], 1) << i;
+      eligible += ts.eligible[i];
+      const auto& a = theirs[0].steps[i - 1];
       EXPECT_EQ(a.step, ts.steps[i]);
       EXPECT_EQ(a.scale, mine.scale[i]) << i;
       EXPECT_EQ(a.eligible, ts.eligible[i]);
@@ -302,6 +311,7 @@ TEST(WhatIf, DelayedScalingMatchesTheAnalysisLibrary) {
       EXPECT_EQ(a.underflow_hi, mine.counts[i].underflow_hi) << i;
     }
     EXPECT_GT(compared, 20);
+    EXPECT_EQ(mine.eligible, eligible);  // totals leave the seed step out
     EXPECT_GT(mine.overflow_steps, 0u);  // the swings saturate some steps
     EXPECT_EQ(static_cast<int64_t>(mine.overflow_steps),
               static_cast<int64_t>(theirs[0].saturate_steps));
@@ -364,19 +374,27 @@ TEST(TensorBrowser, CellSeverityUsesAnalysisThresholds) {
   r.underflow = 5;
   r.underflow_frac = 0.005;  // below underflow_warn (1%)
   r.subnormal = 200;
-  r.subnormal_frac = 0.2;  // above subnormal_info (10%)
+  r.subnormal_frac = 0.2;                                     // above subnormal_info (10%)
   r.sqnr_db = analysis::nominal_sqnr_db(Format::FP16) - 1.0;  // within the margin
   std::string why;
   EXPECT_EQ(metric_severity(r, Col::Overflow, opt, &why), analysis::Severity::Error);
   EXPECT_NE(why.find("overflow"), std::string::npos);
   EXPECT_EQ(metric_severity(r, Col::Underflow, opt, nullptr), analysis::Severity::None);
   EXPECT_EQ(metric_severity(r, Col::Subnormal, opt, nullptr), analysis::Severity::Info);
-  EXPECT_EQ(metric_severity(r, Col::Sqnr, opt, nullptr), analysis::Severity::None);
-  r.sqnr_db = analysis::nominal_sqnr_db(Format::FP16) - opt.sqnr_margin_db - 1.0;
-  EXPECT_EQ(metric_severity(r, Col::Sqnr, opt, nullptr), analysis::Severity::Warning);
   // The whole-format verdict of the analysis is the worst of the cells.
   int score = 0;
   EXPECT_EQ(analysis::format_severity(r, opt, &score, nullptr), analysis::Severity::Error);
+  // A degraded SQNR of a format that overflows is undefined (n/a): no SQNR severity, even when
+  // a library still reports a number; the overflow cell carries the problem.
+  r.sqnr_db = analysis::nominal_sqnr_db(Format::FP16) - opt.sqnr_margin_db - 1.0;
+  EXPECT_EQ(metric_severity(r, Col::Sqnr, opt, nullptr), analysis::Severity::None);
+  // Without overflow the same SQNR is judged by the analysis thresholds.
+  r.overflow = 0;
+  r.overflow_frac = 0.0;
+  r.sqnr_db = analysis::nominal_sqnr_db(Format::FP16) - 1.0;
+  EXPECT_EQ(metric_severity(r, Col::Sqnr, opt, nullptr), analysis::Severity::None);
+  r.sqnr_db = analysis::nominal_sqnr_db(Format::FP16) - opt.sqnr_margin_db - 1.0;
+  EXPECT_EQ(metric_severity(r, Col::Sqnr, opt, nullptr), analysis::Severity::Warning);
 }
 
 // ---- colours -----------------------------------------------------------------------------------
@@ -429,9 +447,7 @@ TEST(Latest, KeepsOnlyTheNewestResult) {
 
 TEST(LoadRun, ErrorsNameTheFileAndTruncatedTracesLoad) {
   const std::string junk = temp_path("junk.fpst");
-  {
-    std::ofstream(junk) << "this is not a trace at all, just text\n";
-  }
+  { std::ofstream(junk) << "this is not a trace at all, just text\n"; }
   auto r = load_run(junk);
   EXPECT_FALSE(r->ok);
   EXPECT_NE(r->error.find(junk), std::string::npos) << r->error;
@@ -443,7 +459,8 @@ TEST(LoadRun, ErrorsNameTheFileAndTruncatedTracesLoad) {
   EXPECT_NE(missing->error.find("does_not_exist.fpst"), std::string::npos);
 
   std::vector<std::pair<uint64_t, std::vector<float>>> obs;
-  for (uint64_t s = 0; s < 50; ++s) obs.push_back({s, std::vector<float>(64, 1.0f + static_cast<float>(s))});
+  for (uint64_t s = 0; s < 50; ++s)
+    obs.push_back({s, std::vector<float>(64, 1.0f + static_cast<float>(s))});
   OneTensorTrace tr("trunc.fpst", obs);
   const auto size = std::filesystem::file_size(tr.path);
   std::filesystem::resize_file(tr.path, size - 7);
@@ -451,4 +468,112 @@ TEST(LoadRun, ErrorsNameTheFileAndTruncatedTracesLoad) {
   ASSERT_TRUE(t->ok) << t->error;
   EXPECT_TRUE(t->trace->truncated);
   EXPECT_EQ(t->label, std::filesystem::path(tr.path).filename().string());
+}
+
+// ---- SQNR as shown -----------------------------------------------------------------------------
+
+TEST(ShownSqnr, OverflowMakesItUndefinedWhateverTheLibrarySays) {
+  // The analysis library's value where the format overflows: NaN (new) or a number (old).
+  for (double lib : {kNaN, 76.5}) {
+    const auto q = shown_sqnr(lib, 3.0);
+    EXPECT_EQ(q.kind, SqnrKind::Undefined) << lib;
+    EXPECT_EQ(sqnr_text(q), "n/a");
+    EXPECT_TRUE(std::isnan(q.plot_value()));
+  }
+  EXPECT_EQ(shown_sqnr(76.54, 0.0).kind, SqnrKind::Value);
+  EXPECT_EQ(sqnr_text(shown_sqnr(76.54, 0.0)), "76.5");
+  EXPECT_DOUBLE_EQ(shown_sqnr(76.54, 0.0).plot_value(), 76.54);
+  EXPECT_EQ(sqnr_text(shown_sqnr(kInf, 0.0)), "exact");
+  EXPECT_EQ(shown_sqnr(kInf, 0.0).plot_value(), kInf);
+  EXPECT_EQ(sqnr_text(shown_sqnr(kNaN, 0.0)), "-");  // no signal
+  EXPECT_EQ(shown_sqnr(kNaN, 0.0).kind, SqnrKind::NoSignal);
+  EXPECT_EQ(shown_sqnr(12.0, 1e-9).kind, SqnrKind::Undefined);  // a fraction works the same
+  EXPECT_STREQ(kSqnrUndefinedHelp, "format overflows: SQNR undefined");
+
+  // The table sorts an overflowing format's SQNR after every number, both directions.
+  using analysis::Severity;
+  std::vector<analysis::TensorRisk> rows = {
+      risk_row("gemm#0.D", "", 0.0, 50.0, Severity::None, 0),
+      risk_row("gemm#1.D", "", 0.9, 90.0, Severity::Error, 3000),  // E4M3-style "90 dB"
+      risk_row("gemm#2.D", "", 0.0, 70.0, Severity::None, 0)};
+  const int fp16 = target_index(Format::FP16);
+  rows[1].formats[static_cast<size_t>(fp16)].overflow = 900;
+  auto ids = [&](const std::vector<uint32_t>& idx) {
+    std::string s;
+    for (uint32_t i : idx) s += rows[i].id + " ";
+    return s;
+  };
+  EXPECT_EQ(ids(filter_sort(rows, "", {{Col::Sqnr, fp16, true}})), "gemm#2.D gemm#0.D gemm#1.D ");
+  EXPECT_EQ(ids(filter_sort(rows, "", {{Col::Sqnr, fp16, false}})), "gemm#0.D gemm#2.D gemm#1.D ");
+}
+
+// ---- run chips ---------------------------------------------------------------------------------
+
+TEST(RunLabels, ParentFoldersOnlyWhereFileNamesClash) {
+  EXPECT_EQ(run_labels({"/a/fp16/run.fpst", "/a/bf16/run.fpst", "/x/other.fpst"}),
+            (std::vector<std::string>{"fp16/run.fpst", "bf16/run.fpst", "other.fpst"}));
+  // Same folder name one level up: go up until they differ.
+  EXPECT_EQ(run_labels({"/r1/seed/run.fpst", "/r2/seed/run.fpst"}),
+            (std::vector<std::string>{"r1/seed/run.fpst", "r2/seed/run.fpst"}));
+  EXPECT_EQ(run_labels({"run.fpst"}), (std::vector<std::string>{"run.fpst"}));
+  // The same file opened twice stays as it is (nothing can tell them apart).
+  EXPECT_EQ(run_labels({"/a/run.fpst", "/a/run.fpst"}),
+            (std::vector<std::string>{"run.fpst", "run.fpst"}));
+}
+
+// ---- label layout ------------------------------------------------------------------------------
+
+TEST(SpreadLabels, NoOverlapOrderKeptLoneLabelsStay) {
+  // Three labels wanting nearly the same place, one far away, one off the top.
+  const std::vector<float> want = {100.0f, 102.0f, 101.0f, 300.0f, -50.0f};
+  const auto pos = spread_labels(want, 10.0f, 400.0f, 16.0f);
+  ASSERT_EQ(pos.size(), want.size());
+  EXPECT_FLOAT_EQ(pos[3], 300.0f);  // alone: exactly where it wants
+  EXPECT_FLOAT_EQ(pos[4], 10.0f);   // clamped to the edge
+  // The cluster keeps the wanted order (0 < 2 < 1), 16 apart, centred on its mean.
+  EXPECT_FLOAT_EQ(pos[2] - pos[0], 16.0f);
+  EXPECT_FLOAT_EQ(pos[1] - pos[2], 16.0f);
+  EXPECT_NEAR((pos[0] + pos[1] + pos[2]) / 3.0f, (100.0f + 101.0f + 102.0f) / 3.0f, 1e-3f);
+  // Every pair is at least the gap apart.
+  for (size_t i = 0; i < pos.size(); ++i)
+    for (size_t j = i + 1; j < pos.size(); ++j) EXPECT_GE(std::abs(pos[i] - pos[j]), 16.0f - 1e-3f);
+
+  // A cluster pushed against the bottom edge stays inside.
+  const auto low = spread_labels(std::vector<float>{395.0f, 396.0f, 397.0f}, 0.0f, 400.0f, 20.0f);
+  EXPECT_FLOAT_EQ(low[2], 400.0f);
+  EXPECT_FLOAT_EQ(low[1], 380.0f);
+  EXPECT_FLOAT_EQ(low[0], 360.0f);
+  // More labels than fit: the gap shrinks to fit the range exactly.
+  const auto many = spread_labels(std::vector<float>(11, 50.0f), 0.0f, 100.0f, 30.0f);
+  EXPECT_FLOAT_EQ(many.front(), 0.0f);
+  EXPECT_FLOAT_EQ(many.back(), 100.0f);
+  EXPECT_NEAR(many[1] - many[0], 10.0f, 1e-4f);
+}
+
+// ---- heat image (what the heatmap uploads) -----------------------------------------------------
+
+TEST(TensorSteps, HeatImageIsTheRasterWithItsRange) {
+  std::vector<std::pair<uint64_t, std::vector<float>>> obs;
+  for (uint64_t s = 0; s < 8; ++s)
+    obs.push_back({s, std::vector<float>(32, s == 5 ? 1024.0f : 1.0f)});
+  OneTensorTrace tr("heatimg.fpst", obs);
+  const auto ts = build_tensor_steps(*tr.model, 0);
+  const uint32_t bg = pack({1, 2, 3});
+  const int b1 = 127 * 4, b1024 = (127 + 10) * 4;  // bins of 1.0 and 1024
+  const auto img = heat_image(ts, 0.0, 8.0, 8, b1, b1024, bg);
+  EXPECT_EQ(img.x0, 0.0);
+  EXPECT_EQ(img.x1, 8.0);
+  EXPECT_EQ(img.row_lo, b1);
+  EXPECT_EQ(img.row_hi, b1024);
+  ASSERT_EQ(img.width, 8);
+  ASSERT_EQ(img.rows, b1024 - b1 + 1);
+  ASSERT_EQ(img.rgba.size(), static_cast<size_t>(img.width * img.rows));
+  // Top row (first) is bin b1024: hot only in column 5; bottom row is bin b1: hot elsewhere.
+  const uint32_t hot = pack(heat_color(1.0f));
+  for (int c = 0; c < 8; ++c) {
+    EXPECT_EQ(img.rgba[static_cast<size_t>(c)] == hot, c == 5) << c;
+    EXPECT_EQ(img.rgba[static_cast<size_t>((img.rows - 1) * img.width + c)] == hot, c != 5) << c;
+  }
+  // A bin no step populates is drawn as the background (fraction 0 is "nothing there").
+  EXPECT_EQ(img.rgba[static_cast<size_t>(img.width * (img.rows / 2))], bg);
 }

@@ -39,11 +39,10 @@ Rgb format_color(Format f) {
 
 namespace {
 // Viridis, 9 stops (matplotlib's _viridis_data at 0, 1/8, ..., 1).
-constexpr float kViridis[9][3] = {{0.267f, 0.005f, 0.329f}, {0.283f, 0.141f, 0.458f},
-                                  {0.254f, 0.265f, 0.530f}, {0.207f, 0.372f, 0.553f},
-                                  {0.164f, 0.471f, 0.558f}, {0.128f, 0.567f, 0.551f},
-                                  {0.135f, 0.659f, 0.518f}, {0.267f, 0.749f, 0.441f},
-                                  {0.993f, 0.906f, 0.144f}};
+constexpr float kViridis[9][3] = {
+    {0.267f, 0.005f, 0.329f}, {0.283f, 0.141f, 0.458f}, {0.254f, 0.265f, 0.530f},
+    {0.207f, 0.372f, 0.553f}, {0.164f, 0.471f, 0.558f}, {0.128f, 0.567f, 0.551f},
+    {0.135f, 0.659f, 0.518f}, {0.267f, 0.749f, 0.441f}, {0.993f, 0.906f, 0.144f}};
 }  // namespace
 
 Rgb heat_color(float t) {
@@ -62,7 +61,9 @@ Rgb heat_color(float t) {
   } else {
     for (int k = 0; k < 3; ++k) p[k] = kViridis[i][k] + (kViridis[i + 1][k] - kViridis[i][k]) * f;
   }
-  auto u8 = [](float v) { return static_cast<uint8_t>(std::lround(std::clamp(v, 0.0f, 1.0f) * 255.0f)); };
+  auto u8 = [](float v) {
+    return static_cast<uint8_t>(std::lround(std::clamp(v, 0.0f, 1.0f) * 255.0f));
+  };
   return {u8(p[0]), u8(p[1]), u8(p[2])};
 }
 

@@ -92,13 +92,14 @@ HeatRaster rasterize(const TensorSteps& ts, double x0, double x1, int width, int
   for (int c = 0; c < width; ++c) {
     const double c0 = x0 + c * w, c1 = c0 + w;
     while (static_cast<size_t>(i) + 1 < n && step_end(static_cast<size_t>(i)) <= c0) ++i;
+    bool covered = false;  // some step overlaps this column: its empty bins are 0, not "no data"
     for (size_t k = static_cast<size_t>(i); k < n && ts.step_x[k] < c1; ++k) {
       if (step_end(k) <= c0) continue;
-      const double elig = static_cast<double>(ts.eligible[k]);
-      for (int row = 0; row < r.rows; ++row) {
-        float& cell = r.frac[static_cast<size_t>(row) * width + c];
-        cell = std::max(cell, 0.0f);
+      if (!covered) {
+        covered = true;
+        for (int row = 0; row < r.rows; ++row) r.frac[static_cast<size_t>(row) * width + c] = 0.0f;
       }
+      const double elig = static_cast<double>(ts.eligible[k]);
       if (elig <= 0) continue;
       const auto bins = ts.step_bins(k);
       const auto counts = ts.step_counts(k);
@@ -123,6 +124,20 @@ std::vector<uint32_t> raster_rgba(const HeatRaster& r, uint32_t background) {
     }
   }
   return px;
+}
+
+HeatImage heat_image(const TensorSteps& ts, double x0, double x1, int width, int row_lo, int row_hi,
+                     uint32_t background) {
+  HeatImage img;
+  img.x0 = x0;
+  img.x1 = x1;
+  img.row_lo = row_lo;
+  img.row_hi = row_hi;
+  const HeatRaster r = rasterize(ts, x0, x1, width, row_lo, row_hi);
+  img.width = r.width;
+  img.rows = r.rows;
+  img.rgba = raster_rgba(r, background);
+  return img;
 }
 
 std::vector<float> delayed_scales(std::span<const float> amax, Format f, int history_len,
@@ -153,9 +168,17 @@ WhatIfSeries compute_whatif(const TensorSteps& ts, const WhatIfConfig& cfg) {
     w.scale.assign(ts.size(), pow2f(std::clamp(cfg.pow2, -126, 127)));
   }
   w.counts.reserve(ts.size());
+  w.replayed.assign(ts.size(), 1);
+  bool seeded = cfg.mode != ScaleMode::Delayed;  // delayed: a finite nonzero amax seen before
   for (size_t i = 0; i < ts.size(); ++i) {
     const HistWhatIf h = step_whatif(ts, i, cfg.format, w.scale[i]);
     w.counts.push_back(h);
+    if (!seeded) {
+      w.replayed[i] = 0;
+      ++w.seed_steps;
+      seeded = std::isfinite(ts.amax[i]) && ts.amax[i] > 0.0f;
+      continue;
+    }
     w.total.overflow_lo += h.overflow_lo;
     w.total.overflow_hi += h.overflow_hi;
     w.total.underflow_lo += h.underflow_lo;

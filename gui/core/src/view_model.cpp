@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <limits>
 #include <string>
 
 namespace fpscope::gui {
@@ -43,9 +45,94 @@ std::shared_ptr<const Run> load_run(const std::string& path) {
   return run;
 }
 
+std::vector<std::string> run_labels(const std::vector<std::string>& paths) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out(paths.size());
+  // label(i, d): the last d + 1 components of path i.
+  auto label = [&](size_t i, int d) {
+    fs::path p = fs::path(paths[i]).lexically_normal();
+    std::vector<std::string> parts;
+    for (const auto& c : p) {
+      const std::string s = c.string();
+      if (!s.empty() && s != "/") parts.push_back(s);
+    }
+    std::string r;
+    const int n = static_cast<int>(parts.size());
+    for (int k = std::max(0, n - 1 - d); k < n; ++k)
+      r += (r.empty() ? "" : "/") + parts[static_cast<size_t>(k)];
+    return r.empty() ? paths[i] : r;
+  };
+  std::vector<int> depth(paths.size(), 0);
+  for (size_t i = 0; i < paths.size(); ++i) out[i] = label(i, 0);
+  // Deepen every member of a group of equal labels until the group splits (at most 8 levels).
+  for (int round = 0; round < 8; ++round) {
+    bool changed = false;
+    std::vector<bool> dup(paths.size(), false);  // decided for all before any label changes
+    for (size_t i = 0; i < paths.size(); ++i)
+      for (size_t j = 0; j < paths.size(); ++j)
+        if (j != i && out[j] == out[i] && paths[j] != paths[i]) dup[i] = true;
+    for (size_t i = 0; i < paths.size(); ++i) {
+      if (!dup[i]) continue;
+      const std::string deeper = label(i, depth[i] + 1);
+      if (deeper != out[i]) {
+        ++depth[i];
+        out[i] = deeper;
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+  return out;
+}
+
+double SqnrShown::plot_value() const {
+  switch (kind) {
+    case SqnrKind::Value:
+      return db;
+    case SqnrKind::Exact:
+      return std::numeric_limits<double>::infinity();
+    default:
+      return std::numeric_limits<double>::quiet_NaN();
+  }
+}
+
+SqnrShown shown_sqnr(double sqnr_db, double overflow) {
+  SqnrShown s;
+  if (overflow > 0.0) {
+    s.kind = SqnrKind::Undefined;  // whatever the library returned (NaN once it knows)
+  } else if (std::isnan(sqnr_db)) {
+    s.kind = SqnrKind::NoSignal;
+  } else if (std::isinf(sqnr_db)) {
+    s.kind = sqnr_db > 0 ? SqnrKind::Exact : SqnrKind::NoSignal;
+  } else {
+    s.kind = SqnrKind::Value;
+    s.db = sqnr_db;
+  }
+  return s;
+}
+
+std::string sqnr_text(const SqnrShown& s) {
+  switch (s.kind) {
+    case SqnrKind::Value: {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.1f", s.db);
+      return b;
+    }
+    case SqnrKind::Exact:
+      return "exact";
+    case SqnrKind::Undefined:
+      return "n/a";
+    case SqnrKind::NoSignal:
+      break;
+  }
+  return "-";
+}
+
 namespace {
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool icontains(std::string_view hay, std::string_view needle) {
   if (needle.empty()) return true;
@@ -108,7 +195,7 @@ double col_value(const analysis::TensorRisk& r, Col c, int t) {
     case Col::Subnormal:
       return f.subnormal_frac;
     case Col::Sqnr:
-      return f.sqnr_db;
+      return shown_sqnr(f.sqnr_db, static_cast<double>(f.overflow)).plot_value();
     default:
       return 0.0;
   }
@@ -181,7 +268,12 @@ analysis::Severity metric_severity(const analysis::FormatRisk& r, Col metric,
     only.subnormal = 0;
     only.subnormal_frac = 0.0;
   }
-  if (metric != Col::Sqnr) only.sqnr_db = std::numeric_limits<double>::quiet_NaN();
+  if (metric != Col::Sqnr) {
+    only.sqnr_db = std::numeric_limits<double>::quiet_NaN();
+  } else {
+    // Undefined (the format overflows) or no signal: nothing to judge; the overflow cell says it.
+    only.sqnr_db = shown_sqnr(r.sqnr_db, static_cast<double>(r.overflow)).plot_value();
+  }
   int score = 0;
   return analysis::format_severity(only, opt, &score, reason);
 }

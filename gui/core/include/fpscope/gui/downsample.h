@@ -25,7 +25,7 @@ struct Column {
   double y_max = -std::numeric_limits<double>::infinity();
   double y_first = 0.0;  // first / last finite value in x order (valid when finite > 0)
   double y_last = 0.0;
-  size_t i_min = 0, i_max = 0;      // indices of y_min / y_max
+  size_t i_min = 0, i_max = 0;     // indices of y_min / y_max
   size_t i_first = 0, i_last = 0;  // indices of the first / last point (any value)
   bool nan = false, pos_inf = false, neg_inf = false;
 

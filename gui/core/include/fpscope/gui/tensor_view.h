@@ -12,7 +12,10 @@
 // histogram alone (kernels' hist_whatif), either one power-of-two scale for all steps or
 // Transformer Engine's delayed scaling replayed over the tensor's per-step amax (kernels'
 // Fp8Scaler: the scale of step t comes from the amaxes of the steps before it, as the analysis
-// library's fp8_whatif does).
+// library's fp8_whatif does). As there, delayed scaling does not replay the steps observed
+// before the history holds any finite nonzero amax (the first step, and all-zero steps right
+// after it): TE would cast them at its initial scale 1, which says nothing about the recipe; they
+// only seed the history and are left out of every total.
 #pragma once
 
 #include <cstdint>
@@ -28,15 +31,15 @@ namespace fpscope::gui {
 
 struct TensorSteps {
   uint32_t tensor = 0;
-  std::vector<uint64_t> steps;       // distinct, ascending
-  std::vector<double> step_x;        // the same as doubles (plot x)
-  std::vector<float> amax;           // per step (max over the step's observations)
-  std::vector<uint64_t> eligible;    // nonzero finite elements (= histogram total)
-  std::vector<uint64_t> nonfinite;   // NaN + Inf elements in the data
-  std::vector<uint32_t> hist_off;    // steps.size() + 1 offsets into bins/counts
-  std::vector<uint16_t> bins;        // sparse per-step histograms, bins ascending in each step
+  std::vector<uint64_t> steps;      // distinct, ascending
+  std::vector<double> step_x;       // the same as doubles (plot x)
+  std::vector<float> amax;          // per step (max over the step's observations)
+  std::vector<uint64_t> eligible;   // nonzero finite elements (= histogram total)
+  std::vector<uint64_t> nonfinite;  // NaN + Inf elements in the data
+  std::vector<uint32_t> hist_off;   // steps.size() + 1 offsets into bins/counts
+  std::vector<uint16_t> bins;       // sparse per-step histograms, bins ascending in each step
   std::vector<uint64_t> counts;
-  int bin_lo = 0, bin_hi = -1;       // populated bin range over all steps (empty when hi < lo)
+  int bin_lo = 0, bin_hi = -1;  // populated bin range over all steps (empty when hi < lo)
 
   size_t size() const { return steps.size(); }
   std::span<const uint16_t> step_bins(size_t i) const {
@@ -56,7 +59,9 @@ TensorSteps build_tensor_steps(const trace::TraceModel& model, uint32_t tensor);
 // Octave coordinate of a positive finite v (see above); -150 for 0 and subnormal-range junk.
 double octave_coord(double v);
 // Octave coordinate of the lower edge of histogram bin b.
-inline double bin_coord(int b) { return b / 4.0 - 127.0; }
+inline double bin_coord(int b) {
+  return b / 4.0 - 127.0;
+}
 
 // Heat raster: `width` columns over the step range [x0, x1] (min/max per column: each cell is the
 // MAX fraction over the steps in its column, so one hot step is never averaged away), rows are
@@ -73,6 +78,18 @@ HeatRaster rasterize(const TensorSteps& ts, double x0, double x1, int width, int
 // empty cells get `background` (packed as colors.h pack()).
 std::vector<uint32_t> raster_rgba(const HeatRaster& r, uint32_t background);
 
+// What the heatmap uploads as a texture: the RGBA pixels of rasterize(ts, x0, x1, width, row_lo,
+// row_hi) with the range they were computed for, so that the UI thread can keep drawing an older
+// image at its own place (mapped into the current view) while a newer one is being computed.
+struct HeatImage {
+  double x0 = 0, x1 = 0;
+  int width = 0, rows = 0;
+  int row_lo = 0, row_hi = -1;
+  std::vector<uint32_t> rgba;  // width * rows, top row first
+};
+HeatImage heat_image(const TensorSteps& ts, double x0, double x1, int width, int row_lo, int row_hi,
+                     uint32_t background);
+
 enum class ScaleMode : uint8_t { Pow2 = 0, Delayed = 1 };
 struct WhatIfConfig {
   Format format = Format::E4M3;
@@ -87,12 +104,14 @@ struct WhatIfConfig {
 struct WhatIfSeries {
   WhatIfConfig config;
   std::vector<float> scale;        // per step of the TensorSteps
-  std::vector<HistWhatIf> counts;  // per step
-  HistWhatIf total;                // sums over the steps (exact = every step exact)
+  std::vector<HistWhatIf> counts;  // per step (seed steps: at the scale shown, not in totals)
+  std::vector<uint8_t> replayed;   // per step: 0 for a delayed-scaling seed step (see above)
+  uint64_t seed_steps = 0;
+  HistWhatIf total;  // sums over the steps (exact = every step exact)
   uint64_t eligible = 0;
   int64_t first_overflow_step = -1;   // first step with overflow_lo > 0 (certain), -1 none
   int64_t first_underflow_step = -1;  // first step with underflow_lo > 0
-  uint64_t overflow_steps = 0;        // steps with overflow_lo > 0
+  uint64_t overflow_steps = 0;        // replayed steps with overflow_lo > 0
 };
 
 // Delayed-scaling scale per step: Fp8Scaler(f, Delayed, history_len, margin, algo) fed with the

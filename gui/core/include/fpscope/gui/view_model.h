@@ -36,6 +36,34 @@ struct Run {
 };
 std::shared_ptr<const Run> load_run(const std::string& path);
 
+// Chip labels of the open runs, one per path: the file name, or, where two runs share a file name,
+// as many parent folders as make them differ ("fp16/run.fpst", "bf16/run.fpst").
+std::vector<std::string> run_labels(const std::vector<std::string>& paths);
+
+// ---- SQNR as the viewer shows it ------------------------------------------------------------
+// SQNR is undefined for a format in which some of the elements overflow: the error sum leaves the
+// overflowed elements out (their error is infinite under a non-saturating cast), so the quotient
+// would overstate the quality ("E4M3 76 dB" on a tensor that mostly overflows). The analysis
+// library returns NaN there (analysis::sqnr_db); a library that still returns a number is
+// corrected HERE, the one place every panel goes through, by looking at the overflow count.
+enum class SqnrKind : uint8_t {
+  Value,      // finite dB
+  Exact,      // +inf: the cast is exact
+  NoSignal,   // NaN without overflow: nothing to measure (all zero)
+  Undefined,  // the format overflows: "n/a"
+};
+struct SqnrShown {
+  SqnrKind kind = SqnrKind::NoSignal;
+  double db = 0.0;  // valid for Value
+  // The value to plot or sort by: db, +inf (exact) or NaN (no point).
+  double plot_value() const;
+};
+// `overflow`: how many (or what fraction of) elements of the same set overflowed the format.
+SqnrShown shown_sqnr(double sqnr_db, double overflow);
+// "73.6", "exact", "-" (no signal), "n/a" (undefined).
+std::string sqnr_text(const SqnrShown& s);
+inline constexpr const char* kSqnrUndefinedHelp = "format overflows: SQNR undefined";
+
 // ---- tensor browser -------------------------------------------------------------------------
 enum class Col : int {
   Severity = 0,
@@ -62,13 +90,15 @@ struct SortSpec {
 // severity name) keeps rows at that severity or worse; "!term" excludes rows matching term.
 bool matches_filter(const analysis::TensorRisk& r, std::string_view filter);
 // Indices into `rows` that pass the filter, ordered by the sort specs (first spec first; ties by
-// the analysis's own order, i.e. stable). NaN SQNRs sort after every number either way.
+// the analysis's own order, i.e. stable). SQNR sorts by shown_sqnr(); undefined and NaN SQNRs sort
+// after every number either way.
 std::vector<uint32_t> filter_sort(const std::vector<analysis::TensorRisk>& rows,
                                   std::string_view filter, const std::vector<SortSpec>& sort);
 
 // Severity of ONE metric of one format (overflow, underflow, subnormal or SQNR column), judged
 // by the analysis library's format_severity on a copy of the risk with the other metrics
-// cleared, so the table's cell colours use exactly the analysis thresholds.
+// cleared, so the table's cell colours use exactly the analysis thresholds. An undefined SQNR
+// (shown_sqnr) has no severity of its own: the overflow cell next to it carries it.
 analysis::Severity metric_severity(const analysis::FormatRisk& r, Col metric,
                                    const analysis::RiskOptions& opt, std::string* reason);
 
