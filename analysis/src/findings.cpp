@@ -26,28 +26,43 @@ std::string steps_phrase(int64_t first, int64_t last) {
   return fmt::format("from step {}", first);
 }
 
-void risk_findings(const TensorRisk& r, const RiskOptions& opt, std::vector<Finding>* out) {
+// skipped: the steps the loss scaler skipped (found_inf), sorted. NaN/Inf confined to them is
+// what dynamic loss scaling expects when the scale overshoots (the scaler then backs off):
+// worth a warning, not the critical finding of NaN/Inf that reaches the weights.
+void risk_findings(const TensorRisk& r, const RiskOptions& opt,
+                   const std::vector<uint64_t>& skipped, std::vector<Finding>* out) {
   const std::string who = r.name.empty() ? r.id : fmt::format("{} ({})", r.id, r.name);
   const std::string shape =
       fmt::format("{} {}x{} {} ({} {})", fname(r.dtype), r.rows, r.cols, trace::role_name(r.role),
                   r.op, plural(r.observations, "observation"));
   const uint64_t nonfinite = r.nan + r.pos_inf + r.neg_inf;
   if (nonfinite > 0) {
+    const bool only_skipped =
+        !skipped.empty() &&
+        std::all_of(r.nonfinite_steps.begin(), r.nonfinite_steps.end(), [&](uint64_t st) {
+          return std::binary_search(skipped.begin(), skipped.end(), st);
+        });
     Finding f;
-    f.severity = Severity::Critical;
-    f.score = 4000 + log_mag(fraction(nonfinite, r.elements));
+    f.severity = only_skipped ? Severity::Warning : Severity::Critical;
+    f.score = (only_skipped ? 2000 : 4000) + log_mag(fraction(nonfinite, r.elements));
     f.kind = "nonfinite";
     f.tensor = r.tensor;
     f.tensor_id = r.id;
     f.format = r.dtype;
     f.first_step = r.first_nonfinite_step;
-    f.title = fmt::format("{} holds NaN/Inf from step {}", who, r.first_nonfinite_step);
+    f.title = only_skipped
+                  ? fmt::format("{} holds NaN/Inf in {}, all skipped by the loss scaler", who,
+                                plural(r.nonfinite_steps.size(), "step"))
+                  : fmt::format("{} holds NaN/Inf from step {}", who, r.first_nonfinite_step);
     f.evidence = fmt::format("{}: {} NaN, {} +Inf, {} -Inf over {} elements (amax of finite {})",
                              shape, r.nan, r.pos_inf, r.neg_inf, r.elements, fmt_num(r.amax));
     f.recommendation =
-        "Find the first operation that produced it (loss-scale section: first offending op per "
-        "skipped step); check the inputs of that op, lower the learning rate or loss scale, or "
-        "keep this op in FP32/BF16.";
+        only_skipped
+            ? "Expected with dynamic loss scaling: the scale overshot, the scaler skipped the "
+              "step and backed off. A problem only if it repeats (see the loss-scale findings)."
+            : "Find the first operation that produced it (loss-scale section: first offending op "
+              "per skipped step); check the inputs of that op, lower the learning rate or loss "
+              "scale, or keep this op in FP32/BF16.";
     out->push_back(std::move(f));
   }
   const int ibf16 = target_index(Format::BF16);
@@ -404,9 +419,12 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
     a.last_step = *steps.rbegin();
   }
 
-  for (const auto& r : a.risks) risk_findings(r, opt.risk, &a.findings);
-
   const auto& ls = a.loss_scale;
+  std::vector<uint64_t> skipped;
+  for (const auto& sk : ls.skipped) skipped.push_back(sk.step);
+  std::sort(skipped.begin(), skipped.end());
+  for (const auto& r : a.risks) risk_findings(r, opt.risk, skipped, &a.findings);
+
   if (ls.collapsed) {
     Finding f;
     f.severity = Severity::Error;

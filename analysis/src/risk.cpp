@@ -119,8 +119,10 @@ std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskO
       r.neg_inf += s.neg_inf;
       r.zero += s.zero;
       r.amax = std::max(r.amax, s.amax);
-      if (r.first_nonfinite_step < 0 && s.nan + s.pos_inf + s.neg_inf > 0)
-        r.first_nonfinite_step = static_cast<int64_t>(st.step);
+      if (s.nan + s.pos_inf + s.neg_inf > 0) {
+        if (r.first_nonfinite_step < 0) r.first_nonfinite_step = static_cast<int64_t>(st.step);
+        r.nonfinite_steps.push_back(st.step);
+      }
       for (int f = 0; f < kNumTargets; ++f) {
         auto& fr = r.formats[f];
         const auto& c = s.fmt[f];

@@ -461,3 +461,43 @@ TEST(ReportCaps, WhatIfFindingsCappedAndTheNoteIsTrue) {
   EXPECT_EQ(render_markdown(m, a, ReportOptions{}, "x_files", nullptr).find("!["),
             std::string::npos);
 }
+
+namespace {
+// NaN in gemm#0.D at the given steps; the loss scaler skipped steps 2 and 5.
+Builder nan_at(std::vector<uint64_t> nan_steps) {
+  Builder b;
+  const uint32_t t = b.tensor("gemm#0.D");
+  for (uint64_t s = 0; s < 6; ++s) {
+    auto& o = b.obs(t, s, s, 100, 1.0f, 50.0);
+    if (std::find(nan_steps.begin(), nan_steps.end(), s) != nan_steps.end()) {
+      o.stats.count += 4;
+      o.stats.nan = 4;
+    }
+    b.loss_scale(s, 65536.0, s == 2 || s == 5);
+  }
+  return b;
+}
+}  // namespace
+
+TEST(NonfiniteFindings, ConfinedToSkippedStepsIsAWarning) {
+  AnalysisOptions opt;
+  opt.run_whatif = false;
+  {
+    const auto b = nan_at({2, 5});
+    const trace::TraceModel m(b.t);
+    const auto a = analyze(m, opt);
+    const auto fs = of_kind(a, "nonfinite");
+    ASSERT_EQ(fs.size(), 1u);
+    EXPECT_EQ(fs[0]->severity, Severity::Warning);
+    EXPECT_EQ(fs[0]->title, "gemm#0.D holds NaN/Inf in 2 steps, all skipped by the loss scaler");
+  }
+  {
+    const auto b = nan_at({2, 3});  // step 3 was applied: NaN reached the weights
+    const trace::TraceModel m(b.t);
+    const auto a = analyze(m, opt);
+    const auto fs = of_kind(a, "nonfinite");
+    ASSERT_EQ(fs.size(), 1u);
+    EXPECT_EQ(fs[0]->severity, Severity::Critical);
+    EXPECT_EQ(fs[0]->title, "gemm#0.D holds NaN/Inf from step 2");
+  }
+}

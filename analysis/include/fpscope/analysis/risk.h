@@ -71,6 +71,7 @@ struct TensorRisk {
   uint64_t first_step = 0;
   uint64_t last_step = 0;
   int64_t first_nonfinite_step = -1;              // first step whose data held NaN/Inf
+  std::vector<uint64_t> nonfinite_steps;          // every step whose data held NaN/Inf
   std::array<FormatRisk, kNumTargets> formats{};  // indexed like kTargets
 
   // The worst problem found: level, a sortable score (level*1000 + magnitude in [0,999]), the
