@@ -26,22 +26,17 @@ std::string steps_phrase(int64_t first, int64_t last) {
   return fmt::format("from step {}", first);
 }
 
-// skipped: the steps the loss scaler skipped (found_inf), sorted. NaN/Inf confined to them is
+// opt.skipped_steps: the steps the loss scaler skipped, sorted. NaN/Inf confined to them is
 // what dynamic loss scaling expects when the scale overshoots (the scaler then backs off):
 // worth a warning, not the critical finding of NaN/Inf that reaches the weights.
-void risk_findings(const TensorRisk& r, const RiskOptions& opt,
-                   const std::vector<uint64_t>& skipped, std::vector<Finding>* out) {
+void risk_findings(const TensorRisk& r, const RiskOptions& opt, std::vector<Finding>* out) {
   const std::string who = r.name.empty() ? r.id : fmt::format("{} ({})", r.id, r.name);
   const std::string shape =
       fmt::format("{} {}x{} {} ({} {})", fname(r.dtype), r.rows, r.cols, trace::role_name(r.role),
                   r.op, plural(r.observations, "observation"));
   const uint64_t nonfinite = r.nan + r.pos_inf + r.neg_inf;
   if (nonfinite > 0) {
-    const bool only_skipped =
-        !skipped.empty() &&
-        std::all_of(r.nonfinite_steps.begin(), r.nonfinite_steps.end(), [&](uint64_t st) {
-          return std::binary_search(skipped.begin(), skipped.end(), st);
-        });
+    const bool only_skipped = nonfinite_only_in_skipped(r, opt.skipped_steps);
     Finding f;
     f.severity = only_skipped ? Severity::Warning : Severity::Critical;
     f.score = (only_skipped ? 2000 : 4000) + log_mag(fraction(nonfinite, r.elements));
@@ -376,9 +371,12 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
   a.options = opt;
   a.meta = parse_run_meta(trace.metadata_json);
   report(0.0);
-  a.risks = analyze_risk(model, opt.risk);
-  report(0.2);
   a.loss_scale = analyze_loss_scale(model, opt.loss_scale);
+  RiskOptions risk_opt = opt.risk;
+  for (const auto& sk : a.loss_scale.skipped) risk_opt.skipped_steps.push_back(sk.step);
+  std::sort(risk_opt.skipped_steps.begin(), risk_opt.skipped_steps.end());
+  a.risks = analyze_risk(model, risk_opt);
+  report(0.2);
   a.weights = analyze_weights(trace);
   report(0.25);
   if (opt.run_whatif)
@@ -420,10 +418,7 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
   }
 
   const auto& ls = a.loss_scale;
-  std::vector<uint64_t> skipped;
-  for (const auto& sk : ls.skipped) skipped.push_back(sk.step);
-  std::sort(skipped.begin(), skipped.end());
-  for (const auto& r : a.risks) risk_findings(r, opt.risk, skipped, &a.findings);
+  for (const auto& r : a.risks) risk_findings(r, risk_opt, &a.findings);
 
   if (ls.collapsed) {
     Finding f;

@@ -89,6 +89,13 @@ Severity format_severity(const FormatRisk& r, const RiskOptions& opt, int* score
   return best;
 }
 
+bool nonfinite_only_in_skipped(const TensorRisk& r, const std::vector<uint64_t>& skipped) {
+  return !skipped.empty() && !r.nonfinite_steps.empty() &&
+         std::all_of(r.nonfinite_steps.begin(), r.nonfinite_steps.end(), [&](uint64_t st) {
+           return std::binary_search(skipped.begin(), skipped.end(), st);
+         });
+}
+
 std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskOptions& opt) {
   const auto& trace = model.trace();
   std::vector<TensorRisk> rows;
@@ -188,8 +195,9 @@ std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskO
     int best_score = 0;
     const uint64_t nonfinite = r.nan + r.pos_inf + r.neg_inf;
     if (nonfinite > 0) {
-      r.severity = Severity::Critical;
-      best_score = 4000 + frac_magnitude(fraction(nonfinite, r.elements));
+      const bool skipped = nonfinite_only_in_skipped(r, opt.skipped_steps);
+      r.severity = skipped ? Severity::Warning : Severity::Critical;
+      best_score = (skipped ? 2000 : 4000) + frac_magnitude(fraction(nonfinite, r.elements));
       r.severity_format = r.dtype;
       r.severity_reason = fmt::format("data holds {} NaN, {} +Inf, {} -Inf from step {}", r.nan,
                                       r.pos_inf, r.neg_inf, r.first_nonfinite_step);

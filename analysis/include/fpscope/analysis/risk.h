@@ -87,7 +87,13 @@ struct RiskOptions {
   double underflow_error = 0.10;  // ... Error at or above
   double subnormal_info = 0.10;   // subnormal fraction: Info at or above
   double sqnr_margin_db = 10.0;   // Warning when SQNR < nominal_sqnr_db(f) - margin
+  // Steps the loss scaler skipped (found_inf), sorted: NaN/Inf confined to them is what dynamic
+  // loss scaling expects when the scale overshoots, a Warning instead of Critical.
+  std::vector<uint64_t> skipped_steps;
 };
+
+// True when every step of r.nonfinite_steps is one of the sorted `skipped` steps (and some are).
+bool nonfinite_only_in_skipped(const TensorRisk& r, const std::vector<uint64_t>& skipped);
 
 // Risk rows for every tensor with at least one observation, sorted by score (desc), then id,
 // then index: deterministic.
