@@ -1,6 +1,8 @@
-// libFuzzer target for the trace reader: the input bytes are a trace file. read_trace() must
-// never crash, read out of bounds or allocate without bound; the model built from whatever it
-// returns must be consistent. Built by tests/fuzz/run_fuzz_reader.sh with clang.
+// libFuzzer target for the trace readers: the input bytes are a trace file. read_trace() (with
+// one and with two decoding threads) and TraceFile (indexed access) must never crash, read out of
+// bounds or allocate without bound; the two thread counts must agree exactly, TraceFile must
+// agree with read_trace, and the model built from the result must be consistent. Built by
+// tests/fuzz/run_fuzz_reader.sh with clang.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -8,6 +10,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "fpscope/trace_file.h"
 #include "fpscope/trace_io.h"
 #include "fpscope/trace_model.h"
 
@@ -32,9 +35,61 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   Trace t;
   ReadError err;
-  if (!read_trace(g_path, &t, &err)) {
+  const bool ok = read_trace(g_path, &t, &err, ReadOptions{1});
+  ReadError ferr;
+  auto file = TraceFile::open(g_path, &ferr);
+  if (!ok) {
     if (err.message.empty()) std::abort();
+    if (file || ferr.kind != err.kind) std::abort();  // the same header rules
     return 0;
+  }
+  if (!file) std::abort();
+  // The histogram thread must not change anything.
+  {
+    Trace t2;
+    if (!read_trace(g_path, &t2, &err, ReadOptions{2})) std::abort();
+    if (t2.observations.size() != t.observations.size() || t2.tensors.size() != t.tensors.size() ||
+        !(t2.hist_counts == t.hist_counts) || t2.hist_bins != t.hist_bins ||
+        t2.dropped_bytes != t.dropped_bytes || t2.clean_close != t.clean_close ||
+        t2.truncation_reason != t.truncation_reason || t2.events.size() != t.events.size() ||
+        t2.unknown_records != t.unknown_records)
+      std::abort();
+    for (size_t i = 0; i < t.observations.size(); ++i)
+      if (t2.observations[i].hist_begin != t.observations[i].hist_begin ||
+          t2.observations[i].seq != t.observations[i].seq)
+        std::abort();
+  }
+  // TraceFile: chunks in order inside the file; reading everything gives read_trace's records
+  // (all of them when every chunk decodes; a prefix when one is found bad).
+  {
+    uint64_t prev_end = 0;
+    for (const ChunkInfo& c : file->chunks()) {
+      if (c.offset < prev_end || c.offset + c.bytes > size || c.first_step > c.last_step)
+        std::abort();
+      prev_end = c.offset + c.bytes;
+    }
+    Trace part;
+    std::string why;
+    const bool all = file->read_steps(0, UINT64_MAX, &part, &why);
+    if (part.observations.size() > t.observations.size()) std::abort();
+    if (all && (part.observations.size() != t.observations.size() ||
+                part.tensors.size() != t.tensors.size() || part.steps.size() != t.steps.size()))
+      std::abort();
+    if (!all && (why.empty() || !file->truncated())) std::abort();
+    for (size_t i = 0; i < part.observations.size(); ++i)
+      if (part.observations[i].seq != t.observations[i].seq) std::abort();
+    if (!file->chunks().empty()) {
+      const ChunkInfo& c = file->chunks()[file->chunks().size() / 2];
+      size_t n = 0;
+      file->for_each_in_steps(
+          c.first_step, c.last_step,
+          [&](const ChunkRecords& r, RecordKind k, uint32_t i) {
+            const uint64_t s = r.step_of(k, i);
+            if (s < c.first_step || s > c.last_step) std::abort();
+            return ++n < 1000;
+          },
+          &why);
+    }
   }
   // Invariants of a successful read.
   if (t.dropped_bytes > t.file_bytes || t.file_bytes != size) std::abort();

@@ -1,13 +1,17 @@
 // Writes the fuzzer's seed corpus: small real traces (plain, zstd, empty, every record kind,
-// truncated). Usage: make_fuzz_corpus DIR   (the files in tests/fuzz/corpus/ came from it).
+// truncated), the every-kind fixture of the reader tests (plain and zstd chunks in one file, an
+// unknown chunk type, a rebuilt footer), footers that lie (index offset, record count, step range,
+// footer_offset, a missing FEND, a second footer) and the head of a real probe trace.
+// Usage: make_fuzz_corpus DIR   (the files in tests/fuzz/corpus/ came from it).
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
 
-#include "../traces/trace_test_util.h"
+#include "../traces/trace_fixture.h"
 #include "fpscope/trace_io.h"
 
 using namespace fpscope;
@@ -61,5 +65,48 @@ int main(int argc, char** argv) {
   const auto full = test::read_file(d + "/multi_chunk.fpst");
   std::vector<uint8_t> cut(full.begin(), full.begin() + static_cast<long>(full.size() * 3 / 4));
   test::write_file(d + "/torn.fpst", cut);
+
+  // Every record kind, mixed plain/zstd chunks, an unknown chunk, a rebuilt footer (small).
+  const std::string scratch = d + "/.scratch.fpst";
+  const auto mixed = test::reframe(test::write_all_kinds(scratch, 4, 3));
+  test::write_file(d + "/all_kinds_mixed.fpst", mixed);
+
+  // Footers that lie, with valid CRCs, on a plain every-kind trace.
+  const auto plain = test::write_all_kinds(scratch, 6, 3);
+  std::remove(scratch.c_str());
+  const auto lay = test::walk_layout(plain);
+  const auto original = test::parse_test_footer(plain, lay.chunks.back());
+  const std::vector<uint8_t> body(plain.begin(),
+                                  plain.begin() + static_cast<long>(lay.chunks.back().begin));
+  const uint64_t at = body.size();
+  auto emit = [&](const std::string& name, const test::TestFooter& f, uint64_t offset, bool fend,
+                  const std::vector<uint8_t>& before) {
+    std::vector<uint8_t> out = before;
+    test::append_chunk(out, 2, 0, test::footer_payload(f, offset, fend));
+    test::write_file(d + "/" + name, out);
+  };
+  if (original.index.size() < 3) return 1;
+  test::TestFooter f = original;
+  f.index[1][0] += 1;
+  emit("footer_bad_offset.fpst", f, at, true, body);
+  f = original;
+  f.index[2][1] += 1;
+  f.totals[1] += 1;
+  emit("footer_bad_records.fpst", f, at, true, body);
+  f = original;
+  f.index[1][2] = 1000;
+  f.index[1][3] = 1001;
+  emit("footer_bad_steps.fpst", f, at, true, body);
+  emit("footer_bad_self.fpst", original, lay.header_end, true, body);
+  emit("footer_no_fend.fpst", original, at, false, body);
+  std::vector<uint8_t> twice = body;
+  test::append_chunk(twice, 2, 0, test::footer_payload(original, at, true));
+  emit("footer_twice.fpst", original, twice.size(), true, twice);
+
+  // The head of a real probe trace (header, metadata, first chunks; no footer).
+  const auto sample = test::read_file(test::sample_trace_path());
+  if (sample.size() < 16384) return 1;
+  test::write_file(d + "/sample_head.fpst",
+                   std::vector<uint8_t>(sample.begin(), sample.begin() + 16384));
   return 0;
 }

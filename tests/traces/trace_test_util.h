@@ -2,6 +2,7 @@
 // (bitwise, slow) CRC32C plus a raw chunk builder for crafting files byte by byte.
 #pragma once
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,24 @@ inline void write_file(const std::string& path, const std::vector<uint8_t>& byte
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
+
+// Rewrites single bytes in place (rewriting the whole file each time is slow on ext4, which
+// flushes a file truncated and rewritten).
+class FlipFile {
+ public:
+  explicit FlipFile(const std::string& path) : fd_(::open(path.c_str(), O_RDWR)) {
+    if (fd_ < 0) throw std::runtime_error("cannot open " + path);
+  }
+  ~FlipFile() { ::close(fd_); }
+  FlipFile(const FlipFile&) = delete;
+  FlipFile& operator=(const FlipFile&) = delete;
+  void set(size_t at, uint8_t v) {
+    if (::pwrite(fd_, &v, 1, static_cast<off_t>(at)) != 1) throw std::runtime_error("pwrite");
+  }
+
+ private:
+  int fd_;
+};
 
 // Bit-at-a-time CRC32C straight from the definition (reflected 0x82F63B78, init/xorout ~0).
 inline uint32_t ref_crc32c(const uint8_t* p, size_t n, uint32_t crc = 0) {

@@ -5,9 +5,13 @@
 // Nothing here throws into the caller: I/O errors turn the writer into a failed state that
 // ok()/error() report, and further records are dropped (the probe then stops recording).
 //
-// Reader contract: reads everything up to the first torn or corrupt chunk, keeps it, and reports
-// truncated/dropped_bytes; skips unknown chunk types of the same major version; refuses another
-// major version. Never reads out of bounds, never trusts a length it has not checked.
+// Reader contract (read_trace, sequential): reads everything up to the first torn or corrupt
+// chunk, keeps it, and reports truncated/dropped_bytes; skips unknown chunk types of the same
+// major version; refuses another major version. Never reads out of bounds, never trusts a length
+// it has not checked. The footer, when one closes the file, only sizes the tables up front (capped
+// by the file size) and is then checked against what was read: totals, footer_offset, FEND and
+// every chunk index entry (offset, records, step range); a footer that disagrees makes the trace
+// not cleanly closed. Indexed access to part of a trace: fpscope/trace_file.h (TraceFile).
 #pragma once
 
 #include <cstdint>
@@ -70,7 +74,8 @@ struct Trace {
   std::vector<TensorInfo> tensors;              // tensors[i].index == i
   std::vector<ObservationRecord> observations;  // in file order
   std::vector<uint16_t> hist_bins;              // sparse histogram pool (bin index)
-  std::vector<uint64_t> hist_counts;            // ... and its counts
+  HistCounts hist_counts;                       // ... and its counts (32-bit + escape; reads as
+                                                // a vector of uint64_t)
   std::vector<StepMark> steps;
   std::vector<LossScaleRecord> loss_scales;
   std::vector<WeightUpdateRecord> weight_updates;
@@ -94,8 +99,17 @@ struct ReadError {
   std::string message;  // one line, names the file: "run.fpst: not an fpscope trace (bad magic)"
 };
 
+struct ReadOptions {
+  // Decoding threads. 1: everything on the caller's thread. 2 or more: a second thread decodes
+  // the observation histograms while the caller's thread decodes the rest. 0 (default): 2 for a
+  // file of 8 MiB or more on a machine with 2+ CPUs, else 1. The result is the same either way.
+  unsigned threads = 0;
+};
+
 // Reads a whole trace. Returns false (and fills *err) only when nothing usable could be read;
-// a torn tail is not an error (see Trace::truncated).
+// a torn tail is not an error (see Trace::truncated). For indexed access to parts of a trace
+// (seek to a step range without reading the rest) see fpscope/trace_file.h.
 bool read_trace(const std::string& path, Trace* out, ReadError* err);
+bool read_trace(const std::string& path, Trace* out, ReadError* err, const ReadOptions& options);
 
 }  // namespace fpscope::trace

@@ -2,7 +2,14 @@
 // The byte encoding is specified in traces/FORMAT.md; these are the in-memory forms.
 #pragma once
 
+#include <algorithm>
+#include <compare>
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,7 +55,7 @@ struct TensorInfo {
   uint32_t index = 0;  // assigned by TraceWriter::define_tensor, dense from 0
   std::string id;      // "gemm#3.D", or "<scope>.D" when named; for watched weights the name
   std::string name;    // human name from fpscope scopes / NVTX, empty when none
-  std::string op;      // "sgemm", "cblas_sgemm", "sbgemm", "cublasGemmEx", "cublasLtMatmul", "watch"
+  std::string op;  // "sgemm", "cblas_sgemm", "sbgemm", "cublasGemmEx", "cublasLtMatmul", "watch"
   Role role = Role::D;
   Format dtype = Format::FP32;
   uint64_t rows = 0;  // 2-D view as stored, column-major: rows is the contiguous extent
@@ -80,6 +87,174 @@ struct ObservationRecord {
   uint32_t hist_len = 0;
 };
 
+// The counts of a trace's sparse histogram pool (Trace::hist_counts). Reads like a
+// std::vector<uint64_t> of exact values (operator[], size(), push_back, range-for), but stores
+// 32 bits per entry: a count >= 2^32 - 1 (a tensor of 4G+ elements in one bin) keeps the escape
+// value 0xFFFFFFFF there and its exact value in a side table sorted by index. Loading 1M
+// observations with 35 entries each takes 140 MB less memory than 64-bit counts (see
+// docs/benchmarks/traces.md). Values, not references, are returned: write through set().
+class HistCounts {
+ public:
+  using value_type = uint64_t;
+  using size_type = size_t;
+  static constexpr uint32_t kEscape = 0xFFFFFFFFu;
+
+  class const_iterator {
+   public:
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = uint64_t;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = uint64_t;
+    const_iterator() = default;
+    const_iterator(const HistCounts* c, size_t i) : c_(c), i_(i) {}
+    uint64_t operator*() const { return (*c_)[i_]; }
+    uint64_t operator[](difference_type d) const { return (*c_)[i_ + static_cast<size_t>(d)]; }
+    const_iterator& operator++() { return ++i_, *this; }
+    const_iterator operator++(int) { return {c_, i_++}; }
+    const_iterator& operator--() { return --i_, *this; }
+    const_iterator operator--(int) { return {c_, i_--}; }
+    const_iterator& operator+=(difference_type d) { return i_ += static_cast<size_t>(d), *this; }
+    const_iterator& operator-=(difference_type d) { return i_ -= static_cast<size_t>(d), *this; }
+    friend const_iterator operator+(const_iterator a, difference_type d) { return a += d; }
+    friend const_iterator operator+(difference_type d, const_iterator a) { return a += d; }
+    friend const_iterator operator-(const_iterator a, difference_type d) { return a -= d; }
+    friend difference_type operator-(const const_iterator& a, const const_iterator& b) {
+      return static_cast<difference_type>(a.i_) - static_cast<difference_type>(b.i_);
+    }
+    friend bool operator==(const const_iterator& a, const const_iterator& b) {
+      return a.i_ == b.i_;
+    }
+    friend auto operator<=>(const const_iterator& a, const const_iterator& b) {
+      return a.i_ <=> b.i_;
+    }
+
+   private:
+    const HistCounts* c_ = nullptr;
+    size_t i_ = 0;
+  };
+  using iterator = const_iterator;
+
+  HistCounts() = default;
+  HistCounts(std::initializer_list<uint64_t> v) { append(v.begin(), v.size()); }
+
+  size_t size() const { return low_.size(); }
+  bool empty() const { return low_.empty(); }
+  size_t capacity() const { return low_.capacity(); }
+  // Entries holding an escaped (>= 2^32 - 1) count.
+  size_t escaped_entries() const { return high_.size(); }
+  // The 32-bit array itself (escaped entries hold kEscape), e.g. for madvise.
+  const uint32_t* low_data() const { return low_.data(); }
+  // Bytes of heap memory held (the 32-bit array plus the side table), for benchmarks.
+  size_t memory_bytes() const {
+    return low_.capacity() * sizeof(uint32_t) + high_.capacity() * sizeof(high_[0]);
+  }
+
+  uint64_t operator[](size_t i) const {
+    const uint32_t v = low_[i];
+    return v != kEscape ? v : escaped(i);
+  }
+  uint64_t at(size_t i) const {
+    if (i >= size()) throw std::out_of_range("HistCounts::at");
+    return (*this)[i];
+  }
+  uint64_t front() const { return (*this)[0]; }
+  uint64_t back() const { return (*this)[size() - 1]; }
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, size()}; }
+  const_iterator cbegin() const { return begin(); }
+  const_iterator cend() const { return end(); }
+
+  void reserve(size_t n) { low_.reserve(n); }
+  void clear() {
+    low_.clear();
+    high_.clear();
+  }
+  void push_back(uint64_t v) {
+    if (v >= kEscape) high_.emplace_back(low_.size(), v);
+    low_.push_back(v >= kEscape ? kEscape : static_cast<uint32_t>(v));
+  }
+  void emplace_back(uint64_t v) { push_back(v); }
+  void pop_back() { resize(size() - 1); }
+  // Appends n values (one capacity check, no zero-fill first).
+  void append(const uint64_t* v, size_t n) {
+    const size_t at = low_.size();
+    low_.resize(at + n);  // default-init allocator: no zeroing
+    uint32_t* out = low_.data() + at;
+    for (size_t i = 0; i < n; ++i) {
+      if (v[i] < kEscape) {
+        out[i] = static_cast<uint32_t>(v[i]);
+      } else {
+        out[i] = kEscape;
+        high_.emplace_back(at + i, v[i]);
+      }
+    }
+  }
+  // New entries are 0; shrinking drops the escaped values past the end.
+  void resize(size_t n) {
+    const size_t old = low_.size();
+    low_.resize(n);
+    if (n > old) {
+      std::fill(low_.begin() + static_cast<std::ptrdiff_t>(old), low_.end(), 0u);
+    } else {
+      while (!high_.empty() && high_.back().first >= n) high_.pop_back();
+    }
+  }
+  void set(size_t i, uint64_t v) {
+    auto it = std::lower_bound(
+        high_.begin(), high_.end(), i,
+        [](const std::pair<size_t, uint64_t>& e, size_t k) { return e.first < k; });
+    const bool had = it != high_.end() && it->first == i;
+    if (v >= kEscape) {
+      if (had) {
+        it->second = v;
+      } else {
+        high_.insert(it, {i, v});
+      }
+      low_[i] = kEscape;
+    } else {
+      if (had) high_.erase(it);
+      low_[i] = static_cast<uint32_t>(v);
+    }
+  }
+
+  friend bool operator==(const HistCounts& a, const HistCounts& b) {
+    return a.low_.size() == b.low_.size() &&
+           std::equal(a.low_.begin(), a.low_.end(), b.low_.begin()) && a.high_ == b.high_;
+  }
+
+ private:
+  // Lets the trace reader size the pool without zeroing memory it overwrites at once.
+  template <typename T>
+  struct DefaultInitAllocator : std::allocator<T> {
+    template <typename U>
+    struct rebind {
+      using other = DefaultInitAllocator<U>;
+    };
+    DefaultInitAllocator() = default;
+    template <typename U>
+    DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}
+    template <typename U>
+    void construct(U* p) noexcept {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <typename U, typename... Args>
+    void construct(U* p, Args&&... args) {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  };
+
+  uint64_t escaped(size_t i) const {
+    auto it = std::lower_bound(
+        high_.begin(), high_.end(), i,
+        [](const std::pair<size_t, uint64_t>& e, size_t k) { return e.first < k; });
+    return it != high_.end() && it->first == i ? it->second : kEscape;
+  }
+
+  std::vector<uint32_t, DefaultInitAllocator<uint32_t>> low_;
+  std::vector<std::pair<size_t, uint64_t>> high_;  // (index, exact count), sorted by index
+};
+
 struct StepMark {
   uint64_t step = 0;  // the step that begins here
   StepSource source = StepSource::None;
@@ -89,8 +264,8 @@ struct StepMark {
 
 struct LossScaleRecord {
   uint64_t step = 0;
-  double scale = 0.0;      // the scale in effect for this step (before the update)
-  bool found_inf = false;  // this step's gradients held Inf/NaN (the optimizer step was skipped)
+  double scale = 0.0;       // the scale in effect for this step (before the update)
+  bool found_inf = false;   // this step's gradients held Inf/NaN (the optimizer step was skipped)
   double next_scale = 0.0;  // the scale after the update (0 when unknown)
   LossScaleSource source = LossScaleSource::Api;
   uint64_t time_ns = 0;
@@ -100,7 +275,7 @@ struct LossScaleRecord {
 // DESIGN.md: applied_F = cast_F(cast_F(w_prev) + delta) - cast_F(w_prev), over delta != 0.
 struct WeightUpdateRecord {
   uint64_t step = 0;
-  uint32_t tensor = 0;  // TensorInfo::index (role Weight, op "watch")
+  uint32_t tensor = 0;                 // TensorInfo::index (role Weight, op "watch")
   Format master_dtype = Format::FP32;  // not FP32: master weights are not FP32 (flagged)
   uint64_t elements = 0;
   uint64_t changed = 0;  // elements with delta != 0
