@@ -360,3 +360,43 @@ TEST(HostStats, UnderflowCountsProductsThatFp32Flushes) {
 }
 
 }  // namespace
+
+namespace {
+// The probe reuses statistics of a buffer whose fingerprint did not change: any change of any
+// element must change it; padding between columns must not.
+TEST(Fingerprint, EveryBitOfEveryElementCounts) {
+  std::vector<float> v(37 * 5);
+  std::mt19937 rng(3);
+  for (auto& x : v) x = static_cast<float>(rng()) / 1e6f;
+  const uint64_t base = fpscope::content_fingerprint(v.data(), Format::FP32, v.size(), 1, v.size());
+  EXPECT_EQ(base, fpscope::content_fingerprint(v.data(), Format::FP32, v.size(), 1, v.size()));
+  int same = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    for (int b = 0; b < 32; ++b) {
+      std::vector<float> w = v;
+      uint32_t u;
+      std::memcpy(&u, &w[i], 4);
+      u ^= 1u << b;
+      std::memcpy(&w[i], &u, 4);
+      same += fpscope::content_fingerprint(w.data(), Format::FP32, w.size(), 1, w.size()) == base;
+    }
+  }
+  EXPECT_EQ(same, 0);
+  // Strided view: rows 30 of ld 37, 5 columns. Padding changes nothing; elements do.
+  const uint64_t s0 = fpscope::content_fingerprint(v.data(), Format::FP32, 30, 5, 37);
+  std::vector<float> w = v;
+  for (size_t j = 0; j < 5; ++j) w[j * 37 + 33] = 12345.0f;  // padding
+  EXPECT_EQ(fpscope::content_fingerprint(w.data(), Format::FP32, 30, 5, 37), s0);
+  w[2 * 37 + 29] = -1.0f;  // last row of column 2
+  EXPECT_NE(fpscope::content_fingerprint(w.data(), Format::FP32, 30, 5, 37), s0);
+  // Two columns swapped: another fingerprint.
+  std::vector<float> sw = v;
+  std::swap_ranges(sw.begin(), sw.begin() + 30, sw.begin() + 37);
+  EXPECT_NE(fpscope::content_fingerprint(sw.data(), Format::FP32, 30, 5, 37), s0);
+  // 16-bit and 8-bit storage: the element bytes.
+  std::vector<uint16_t> h(1001, 7);
+  const uint64_t hb = fpscope::content_fingerprint(h.data(), Format::BF16, h.size(), 1, h.size());
+  h[1000] = 8;
+  EXPECT_NE(fpscope::content_fingerprint(h.data(), Format::BF16, h.size(), 1, h.size()), hb);
+}
+}  // namespace

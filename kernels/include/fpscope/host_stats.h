@@ -30,6 +30,14 @@ void compute_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
 // the statistics pass (scaling.h). Same view contract as compute_stats.
 float compute_amax(const void* data, Format dtype, uint64_t rows, uint64_t cols, uint64_t ld);
 
+// A 64-bit fingerprint of the view's elements (their bytes, column by column; padding between
+// columns is not read). Equal contents give equal fingerprints; different contents collide with
+// probability ~2^-64. About a tenth of the statistics pass's cost: lets a caller that sees the
+// same buffer again (the probe: a weight or an activation that the next GEMM reads too) reuse
+// statistics it computed instead of recomputing them.
+uint64_t content_fingerprint(const void* data, Format dtype, uint64_t rows, uint64_t cols,
+                             uint64_t ld);
+
 // The same statistics computed element by element with numerics.h's accumulate_element (no
 // vectorization, no threads): the reference the fast pass is tested against.
 void compute_stats_reference(const void* data, Format dtype, uint64_t rows, uint64_t cols,
