@@ -1,14 +1,15 @@
 // CUDA statistics kernels. Structure (kept small on purpose: it cannot run in CI):
-//   init_slot_kernel   1 thread: scales and min/max identities (after a cudaMemsetAsync)
-//   tensor_stats_kernel grid-stride over the elements; each thread folds its elements into a
-//                      StatsScalars with numerics.h's accumulate_scalars (the host's exact
-//                      per-element code) and the block's shared-memory histogram; warps merge
-//                      their threads' partials by shuffles + StatsScalars::merge_scalars; warp
-//                      leaders' partials are merged by thread 0 and folded into the slot with
-//                      stats_reduce.h's merge_partial_into_slot (atomics).
+//   init_slot_kernel    1 thread: scales and min/max identities (after a cudaMemsetAsync)
+//   tensor_stats_kernel grid-stride over the elements, then a block reduction into the slot.
+//                       Every step is a stats_reduce.h function (accumulate_thread, warp_reduce,
+//                       merge_warp_partials, merge_partial_into_slot, flush_block_hist) that the
+//                       CPU model (kernels/src/stats_sim.cpp) runs too; this file adds only the
+//                       device policies (atomics, lane exchange by shuffles) and the barriers.
 //   finalize_slot_kernel 1 thread: min/max of an all-non-finite tensor.
-// kernels/src/stats_sim.cpp runs the same steps on the CPU for the tests.
 #include <cuda_runtime.h>
+
+#include <cstring>
+#include <type_traits>
 
 #include "fpscope/numerics.h"
 #include "fpscope/stats_cuda.h"
@@ -22,6 +23,7 @@ using ull = unsigned long long;
 static_assert(sizeof(uint64_t) == sizeof(ull), "64-bit counters");
 
 struct DeviceAtomics {
+  __device__ void add(uint32_t* p, uint32_t v) { atomicAdd(p, v); }
   __device__ void add(uint64_t* p, uint64_t v) {
     if (v) atomicAdd(reinterpret_cast<ull*>(p), static_cast<ull>(v));
   }
@@ -50,42 +52,29 @@ struct DeviceAtomics {
   }
 };
 
-__device__ ull shfl_down(ull v, int off) {
-  return __shfl_down_sync(0xffffffffu, v, off);
-}
-__device__ double shfl_down(double v, int off) {
-  return __shfl_down_sync(0xffffffffu, v, off);
-}
-__device__ float shfl_down(float v, int off) {
-  return __shfl_down_sync(0xffffffffu, v, off);
-}
-__device__ uint64_t shfl_down_u64(uint64_t v, int off) {
-  return static_cast<uint64_t>(shfl_down(static_cast<ull>(v), off));
+// Lane l's copy of lane l + off's v (its own beyond the warp), word by word: the whole object
+// moves, so no field can be forgotten.
+template <class T>
+__device__ T shfl_down_words(const T& v, unsigned off) {
+  static_assert(std::is_trivially_copyable<T>::value && sizeof(T) % 4 == 0, "word-copyable");
+  unsigned w[sizeof(T) / 4];
+  memcpy(w, &v, sizeof(T));
+  for (unsigned i = 0; i < sizeof(T) / 4; ++i) w[i] = __shfl_down_sync(0xffffffffu, w[i], off);
+  T r;
+  memcpy(&r, w, sizeof(T));
+  return r;
 }
 
-// Lane 0 ends with the merge of the warp's 32 partials (tree order: lane l takes l + off).
-__device__ void warp_reduce(StatsScalars& s) {
-  for (int off = 16; off > 0; off >>= 1) {
-    StatsScalars o;
-    o.count = shfl_down_u64(s.count, off);
-    o.nan = shfl_down_u64(s.nan, off);
-    o.pos_inf = shfl_down_u64(s.pos_inf, off);
-    o.neg_inf = shfl_down_u64(s.neg_inf, off);
-    o.zero = shfl_down_u64(s.zero, off);
-    o.amax = shfl_down(s.amax, off);
-    o.min = shfl_down(s.min, off);
-    o.max = shfl_down(s.max, off);
-    o.sum = shfl_down(s.sum, off);
-    o.sum_sq = shfl_down(s.sum_sq, off);
-    for (int i = 0; i < kNumTargets; ++i) {
-      o.fmt[i].overflow = shfl_down_u64(s.fmt[i].overflow, off);
-      o.fmt[i].underflow = shfl_down_u64(s.fmt[i].underflow, off);
-      o.fmt[i].subnormal = shfl_down_u64(s.fmt[i].subnormal, off);
-      o.fmt[i].sum_err2 = shfl_down(s.fmt[i].sum_err2, off);
-    }
-    if ((threadIdx.x & 31) + off < 32) s.merge_scalars(o);
+// stats_reduce.h's lane exchange on the device: the calling thread is one lane.
+struct ShuffleLanes {
+  StatsScalars& own;
+  StatsScalars received;
+  __device__ void shuffle_down(unsigned off) { received = shfl_down_words(own, off); }
+  template <class Fn>
+  __device__ void for_each_lane(Fn f) {
+    f(threadIdx.x % kWarpSize, own, received);
   }
-}
+};
 
 __global__ void init_slot_kernel(TensorStats* slot, ScaleSet sc) {
   init_slot_scalars(*slot, sc.scale);
@@ -96,43 +85,33 @@ __global__ void finalize_slot_kernel(TensorStats* slot) {
 
 template <Format F, class T>
 __global__ void __launch_bounds__(kStatsThreads)
-    tensor_stats_kernel(const T* __restrict__ data, ViewIndex view, uint64_t n, ScaleSet sc,
+    tensor_stats_kernel(const T* __restrict__ data, StatsProblem p, ScaleSet sc,
                         TensorStats* slot) {
   __shared__ uint32_t hist[kHistBins];
   // Raw storage: __shared__ variables cannot have StatsScalars' member initializers.
-  __shared__ alignas(
-      StatsScalars) unsigned char warp_raw[sizeof(StatsScalars) * (kStatsThreads / 32)];
+  __shared__ alignas(StatsScalars) unsigned char warp_raw[sizeof(StatsScalars) * kStatsWarps];
   auto* warp_part = reinterpret_cast<StatsScalars*>(warp_raw);
-  for (unsigned b = threadIdx.x; b < kHistBins; b += blockDim.x) hist[b] = 0;
+  DeviceAtomics at;
+  clear_block_hist(hist, threadIdx.x, blockDim.x);
   __syncthreads();
 
   StatsScalars s;
-  const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
-  for (uint64_t k = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
-       k += stride) {
-    const float x = decode_storage_t<F>(static_cast<uint32_t>(data[view.offset(k)]));
-    const int bin = accumulate_scalars(s, x, sc);
-    if (bin >= 0) atomicAdd(&hist[bin], 1u);
-  }
-
-  warp_reduce(s);
-  if ((threadIdx.x & 31) == 0) warp_part[threadIdx.x >> 5] = s;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    StatsScalars block = warp_part[0];
-    for (unsigned w = 1; w < blockDim.x / 32; ++w) block.merge_scalars(warp_part[w]);
-    DeviceAtomics at;
-    merge_partial_into_slot(slot, block, at);
-  }
-  for (unsigned b = threadIdx.x; b < kHistBins; b += blockDim.x)
-    if (hist[b]) atomicAdd(reinterpret_cast<ull*>(&slot->hist[b]), static_cast<ull>(hist[b]));
+  accumulate_thread<F>(data, p, static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
+                       static_cast<uint64_t>(gridDim.x) * blockDim.x, sc, s, hist, at);
+  ShuffleLanes lanes{s, StatsScalars{}};
+  warp_reduce(lanes);
+  if (threadIdx.x % kWarpSize == 0) warp_part[threadIdx.x / kWarpSize] = s;
+  __syncthreads();  // warp partials and the block's histogram are complete
+  if (threadIdx.x == 0)
+    merge_partial_into_slot(slot, merge_warp_partials(warp_part, blockDim.x / kWarpSize), at);
+  flush_block_hist(slot, hist, threadIdx.x, blockDim.x, at);
 }
 
 template <Format F, class T>
-cudaError_t launch_typed(const void* data, const ViewIndex& view, uint64_t n, const ScaleSet& sc,
+cudaError_t launch_typed(const void* data, const StatsProblem& p, const ScaleSet& sc,
                          TensorStats* slot, cudaStream_t stream) {
-  tensor_stats_kernel<F, T><<<stats_blocks(n), kStatsThreads, 0, stream>>>(
-      static_cast<const T*>(data), view, n, sc, slot);
+  tensor_stats_kernel<F, T>
+      <<<stats_blocks(p.n), kStatsThreads, 0, stream>>>(static_cast<const T*>(data), p, sc, slot);
   return cudaGetLastError();
 }
 
@@ -191,25 +170,23 @@ cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t
   const ScaleSet sc = make_scale_set(scales);
   init_slot_kernel<<<1, 1, 0, stream>>>(d_slot, sc);
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  const uint64_t nb = batch < 1 ? 1 : batch;
-  const uint64_t n = rows * cols * nb;
-  if (n > 0 && data != nullptr) {
-    const ViewIndex view = make_view_index(rows, cols, ld, nb, batch_stride);
+  const StatsProblem p = make_stats_problem(rows, cols, ld, batch, batch_stride);
+  if (p.n > 0 && data != nullptr) {
     switch (dtype) {
       case Format::FP32:
-        e = launch_typed<Format::FP32, uint32_t>(data, view, n, sc, d_slot, stream);
+        e = launch_typed<Format::FP32, uint32_t>(data, p, sc, d_slot, stream);
         break;
       case Format::BF16:
-        e = launch_typed<Format::BF16, uint16_t>(data, view, n, sc, d_slot, stream);
+        e = launch_typed<Format::BF16, uint16_t>(data, p, sc, d_slot, stream);
         break;
       case Format::FP16:
-        e = launch_typed<Format::FP16, uint16_t>(data, view, n, sc, d_slot, stream);
+        e = launch_typed<Format::FP16, uint16_t>(data, p, sc, d_slot, stream);
         break;
       case Format::E4M3:
-        e = launch_typed<Format::E4M3, uint8_t>(data, view, n, sc, d_slot, stream);
+        e = launch_typed<Format::E4M3, uint8_t>(data, p, sc, d_slot, stream);
         break;
       case Format::E5M2:
-        e = launch_typed<Format::E5M2, uint8_t>(data, view, n, sc, d_slot, stream);
+        e = launch_typed<Format::E5M2, uint8_t>(data, p, sc, d_slot, stream);
         break;
       default:
         return cudaErrorInvalidValue;

@@ -1,7 +1,8 @@
-// CPU model of tensor_stats_kernel (see stats_sim.h). Mirrors stats_kernels.cu step by step.
+// CPU model of tensor_stats_kernel (see stats_sim.h): the kernel's own steps (stats_reduce.h),
+// run block by block, thread by thread, with sequential atomics and a 32-lane array for the warp
+// shuffles. Only the barriers' ordering is written here again (and in stats_kernels.cu).
 #include "fpscope/stats_sim.h"
 
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -13,6 +14,7 @@ namespace {
 
 // Sequential stand-ins for the device atomics (same semantics, one block at a time).
 struct HostAtomics {
+  void add(uint32_t* p, uint32_t v) { *p += v; }
   void add(uint64_t* p, uint64_t v) { *p += v; }
   void add(double* p, double v) { *p += v; }
   void max_nonneg(float* p, float v) {
@@ -31,40 +33,29 @@ struct HostAtomics {
 };
 
 template <Format F, class T>
-void run_blocks(const T* data, const ViewIndex& view, uint64_t n, const ScaleSet& sc, unsigned grid,
+void run_blocks(const T* data, const StatsProblem& p, const ScaleSet& sc, unsigned grid,
                 TensorStats* slot) {
-  constexpr unsigned kWarps = kStatsThreads / 32;
-  std::vector<StatsScalars> threads(kStatsThreads);
-  std::vector<uint32_t> hist(kHistBins);
+  std::vector<uint32_t> hist(kHistBins);  // the block's __shared__ histogram
+  std::vector<HostWarpLanes> warps(kStatsWarps);
+  StatsScalars warp_part[kStatsWarps];  // the block's __shared__ warp partials
   HostAtomics at;
   const uint64_t stride = static_cast<uint64_t>(grid) * kStatsThreads;
   for (unsigned blk = 0; blk < grid; ++blk) {
-    std::fill(hist.begin(), hist.end(), 0u);
+    clear_block_hist(hist.data(), 0, 1);
+    // __syncthreads()
     for (unsigned t = 0; t < kStatsThreads; ++t) {
-      StatsScalars s;
-      for (uint64_t k = static_cast<uint64_t>(blk) * kStatsThreads + t; k < n; k += stride) {
-        const float x = decode_storage_t<F>(static_cast<uint32_t>(data[view.offset(k)]));
-        const int bin = accumulate_scalars(s, x, sc);
-        if (bin >= 0) ++hist[static_cast<size_t>(bin)];
-      }
-      threads[t] = s;
+      StatsScalars& s = warps[t / kWarpSize].lane[t % kWarpSize];
+      s = StatsScalars{};
+      accumulate_thread<F>(data, p, static_cast<uint64_t>(blk) * kStatsThreads + t, stride, sc, s,
+                           hist.data(), at);
     }
-    // warp_reduce: each round, lane l merges what lane l + off held before the round.
-    StatsScalars warp_part[kWarps];
-    for (unsigned w = 0; w < kWarps; ++w) {
-      StatsScalars lanes[32];
-      for (unsigned l = 0; l < 32; ++l) lanes[l] = threads[w * 32 + l];
-      for (unsigned off = 16; off > 0; off >>= 1) {
-        StatsScalars before[32];
-        std::copy(lanes, lanes + 32, before);
-        for (unsigned l = 0; l + off < 32; ++l) lanes[l].merge_scalars(before[l + off]);
-      }
-      warp_part[w] = lanes[0];
+    for (unsigned w = 0; w < kStatsWarps; ++w) {
+      warp_reduce(warps[w]);
+      warp_part[w] = warps[w].lane[0];
     }
-    StatsScalars block = warp_part[0];
-    for (unsigned w = 1; w < kWarps; ++w) block.merge_scalars(warp_part[w]);
-    merge_partial_into_slot(slot, block, at);
-    for (int b = 0; b < kHistBins; ++b) slot->hist[b] += hist[static_cast<size_t>(b)];
+    // __syncthreads()
+    merge_partial_into_slot(slot, merge_warp_partials(warp_part, kStatsWarps), at);
+    flush_block_hist(slot, hist.data(), 0, 1, at);
   }
 }
 
@@ -77,26 +68,24 @@ void simulate_tensor_stats_kernel(const void* data, Format dtype, uint64_t rows,
   std::memset(static_cast<void*>(slot), 0, sizeof(TensorStats));  // cudaMemsetAsync
   const ScaleSet sc = make_scale_set(scales);
   init_slot_scalars(*slot, sc.scale);  // init_slot_kernel
-  const uint64_t nb = batch < 1 ? 1 : batch;
-  const uint64_t n = rows * cols * nb;
-  if (n > 0 && data != nullptr) {
-    const ViewIndex view = make_view_index(rows, cols, ld, nb, batch_stride);
-    const unsigned g = grid == 0 ? stats_blocks(n) : grid;
+  const StatsProblem p = make_stats_problem(rows, cols, ld, batch, batch_stride);
+  if (p.n > 0 && data != nullptr) {
+    const unsigned g = grid == 0 ? stats_blocks(p.n) : grid;
     switch (dtype) {
       case Format::FP32:
-        run_blocks<Format::FP32>(static_cast<const uint32_t*>(data), view, n, sc, g, slot);
+        run_blocks<Format::FP32>(static_cast<const uint32_t*>(data), p, sc, g, slot);
         break;
       case Format::BF16:
-        run_blocks<Format::BF16>(static_cast<const uint16_t*>(data), view, n, sc, g, slot);
+        run_blocks<Format::BF16>(static_cast<const uint16_t*>(data), p, sc, g, slot);
         break;
       case Format::FP16:
-        run_blocks<Format::FP16>(static_cast<const uint16_t*>(data), view, n, sc, g, slot);
+        run_blocks<Format::FP16>(static_cast<const uint16_t*>(data), p, sc, g, slot);
         break;
       case Format::E4M3:
-        run_blocks<Format::E4M3>(static_cast<const uint8_t*>(data), view, n, sc, g, slot);
+        run_blocks<Format::E4M3>(static_cast<const uint8_t*>(data), p, sc, g, slot);
         break;
       case Format::E5M2:
-        run_blocks<Format::E5M2>(static_cast<const uint8_t*>(data), view, n, sc, g, slot);
+        run_blocks<Format::E5M2>(static_cast<const uint8_t*>(data), p, sc, g, slot);
         break;
     }
   }

@@ -184,20 +184,24 @@ TEST(CastScaled, RandomFp32MatchCuda) {
   // Exponents from 4 below the smallest subnormal to 2 above the max, random mantissas.
   for (Format f : kTargets) {
     const auto& s = fpscope::spec(f);
-    std::uniform_int_distribution<int> ex(std::max(fpscope::min_subnormal_exp(s) - 4, -127),
-                                          std::min(fpscope::max_exp(s) + 2, 127));
+    // Biased FP32 exponent fields 0 (FP32 subnormals) .. 254, random sign and mantissa.
+    std::uniform_int_distribution<int> ex(
+        std::max(fpscope::min_subnormal_exp(s) - 4, fpscope::kFp32MinNormalExp - 1),
+        std::min(fpscope::max_exp(s) + 2, fpscope::kFp32MaxExp));
     for (int i = 0; i < 500000; ++i) {
-      const uint32_t e = static_cast<uint32_t>(ex(rng) + 127);
-      const uint32_t u =
-          ((rng() & 1u) << 31) | (e << 23) | (static_cast<uint32_t>(rng()) & 0x7fffff);
-      bad += check_all_targets(ref::from_bits(e == 0 ? u & 0x807fffffu : u), &reported);
+      const uint32_t sign = (static_cast<uint32_t>(rng()) & 1u) ? fpscope::kFp32SignMask : 0u;
+      const uint32_t e = static_cast<uint32_t>(ex(rng) + fpscope::kFp32Bias);
+      const uint32_t u = sign | (e << fpscope::kFp32ManBits) |
+                         (static_cast<uint32_t>(rng()) & fpscope::kFp32ManMask);
+      bad += check_all_targets(ref::from_bits(u), &reported);
     }
   }
   EXPECT_EQ(bad, 0);
 }
 
 TEST(HistBin, HandPickedValues) {
-  // bin = biased exponent * 4 + top two mantissa bits of |x|.
+  // bin = biased exponent * 4 + top two mantissa bits of |x|. Literal values on purpose: this
+  // pins the layout that formats.h's kHist* constants and traces depend on.
   EXPECT_EQ(fpscope::hist_bin(1.0f), 127 * 4);        // 1.00 * 2^0
   EXPECT_EQ(fpscope::hist_bin(1.25f), 127 * 4 + 1);   // 1.01b
   EXPECT_EQ(fpscope::hist_bin(1.5f), 127 * 4 + 2);    // 1.10b

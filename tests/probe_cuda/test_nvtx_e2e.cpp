@@ -100,8 +100,7 @@ void expect_named_and_stepped(const Result& r) {
       EXPECT_EQ(ti.id.rfind("gemm#", 0), 0u) << ti.id;
       const auto m = by_step(t, ti);
       ASSERT_EQ(m.size(), static_cast<size_t>(kSteps)) << ti.id;
-      for (const auto& [step, amax] : m)
-        EXPECT_EQ(amax, kK * 0.25 * static_cast<double>(step + 1));
+      for (const auto& [step, amax] : m) EXPECT_EQ(amax, kK * 0.25 * static_cast<double>(step + 1));
     }
   }
   EXPECT_EQ(unnamed, 1);

@@ -8,7 +8,10 @@
 //  - amax/min/max/sum/sum_sq are over finite elements (zeros included in min/max/sum).
 //  - fmt[i] is for kTargets[i] cast with scale fmt[i].scale (y = x * scale): overflow (cast is
 //    Inf/NaN), underflow (x != 0 and cast is 0), subnormal (cast is a nonzero subnormal) and
-//    sum_err2 = sum over non-overflowing finite x of (x - cast(y)/scale)^2.
+//    sum_err2 = sum over finite x that do not overflow of ((y - cast(y)) / s)^2, y = fl32(x * s).
+//    This equals (x - cast(y)/s)^2 whenever x * s is exact in FP32 (always for power-of-two
+//    scales); otherwise it leaves out FP32's own rounding of x * s (under half an FP32 ulp of y),
+//    which the target format did not cause.
 //  - hist[bin] counts finite nonzero |x| by bin = biased FP32 exponent * 4 + top two mantissa
 //    bits (so bin/4 - 127 = floor(log2|x|) for normal x). Dense here; stored sparse in traces.
 //  - merge() is associative and commutative: any split of a tensor merged equals one pass
@@ -24,7 +27,7 @@
 
 namespace fpscope {
 
-inline constexpr int kHistBins = 256 * 4;
+inline constexpr int kHistBins = kHistBinCount;  // formats.h: biased FP32 exponent x 4 sub-bins
 
 struct FormatCounts {
   uint64_t overflow = 0;
