@@ -52,15 +52,19 @@ uint64_t hash_str(const char* s) {
   return h;
 }
 
-// Signature of a call for the period detection: op, transposes, m, n, k, dtypes (+ scope).
-uint64_t signature(const GemmDesc& d, const std::string& scope) {
+// Signature of a call for the period detection: op, transposes, m, n, k, batch, dtypes (+ scope).
+// Without the sizes (with_sizes false): the fallback for programs whose shapes change from step
+// to step (dynamic batch or sequence length), where the full signature never repeats.
+uint64_t signature(const GemmDesc& d, const std::string& scope, bool with_sizes = true) {
   uint64_t h = hash_str(d.op);
   h = mix(h, static_cast<uint64_t>(d.sig.transa));
   h = mix(h, static_cast<uint64_t>(d.sig.transb));
-  h = mix(h, static_cast<uint64_t>(d.sig.m));
-  h = mix(h, static_cast<uint64_t>(d.sig.n));
-  h = mix(h, static_cast<uint64_t>(d.sig.k));
-  h = mix(h, static_cast<uint64_t>(d.sig.batch));
+  if (with_sizes) {
+    h = mix(h, static_cast<uint64_t>(d.sig.m));
+    h = mix(h, static_cast<uint64_t>(d.sig.n));
+    h = mix(h, static_cast<uint64_t>(d.sig.k));
+    h = mix(h, static_cast<uint64_t>(d.sig.batch));
+  }
   h = mix(h, static_cast<uint64_t>(d.layout));
   for (int i = 0; i < d.num_operands; ++i)
     h = mix(h, static_cast<uint64_t>(d.operands[i].dtype) * 8 +
@@ -68,19 +72,8 @@ uint64_t signature(const GemmDesc& d, const std::string& scope) {
   if (!scope.empty()) h = mix(h, hash_str(scope.c_str()));
   return h;
 }
-
-// The same without the sizes: the fallback for programs whose shapes change from step to step
-// (dynamic batch or sequence length), where the full signature never repeats.
 uint64_t coarse_signature(const GemmDesc& d, const std::string& scope) {
-  uint64_t h = mix(hash_str(d.op), 0x5a5a);
-  h = mix(h, static_cast<uint64_t>(d.sig.transa));
-  h = mix(h, static_cast<uint64_t>(d.sig.transb));
-  h = mix(h, static_cast<uint64_t>(d.layout));
-  for (int i = 0; i < d.num_operands; ++i)
-    h = mix(h, static_cast<uint64_t>(d.operands[i].dtype) * 8 +
-                   static_cast<uint64_t>(d.operands[i].role));
-  if (!scope.empty()) h = mix(h, hash_str(scope.c_str()));
-  return h;
+  return signature(d, scope, false);
 }
 
 // A prefix period is taken only once the sequence is this long: a step that begins with a few

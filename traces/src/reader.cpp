@@ -62,15 +62,7 @@ const char* step_source_name(StepSource s) {
 }
 
 TensorStats Trace::full_stats(const ObservationRecord& rec) const {
-  TensorStats s;
-  static_cast<StatsScalars&>(s) = rec.stats;
-  const size_t end = static_cast<size_t>(rec.hist_begin) + rec.hist_len;
-  if (end <= hist_bins.size() && end <= hist_counts.size()) {
-    for (size_t i = rec.hist_begin; i < end; ++i) {
-      if (hist_bins[i] < kHistBins) s.hist[hist_bins[i]] += hist_counts[i];
-    }
-  }
-  return s;
+  return expand_stats(rec, hist_bins, hist_counts);
 }
 
 namespace detail {

@@ -315,4 +315,19 @@ class RecordDecoder {
 const char* scan_records(const uint8_t* p, size_t n, std::vector<TensorInfo>* tensors,
                          ChunkSummary* sum, uint64_t* unknown_records);
 
+// An observation's full statistics from its scalars and its slice of a sparse histogram (the
+// one expansion behind Trace::full_stats and ChunkRecords::full_stats).
+template <class Bins, class Counts>
+TensorStats expand_stats(const ObservationRecord& rec, const Bins& bins, const Counts& counts) {
+  TensorStats s;
+  static_cast<StatsScalars&>(s) = rec.stats;
+  const size_t end = static_cast<size_t>(rec.hist_begin) + rec.hist_len;
+  if (end <= bins.size() && end <= counts.size()) {
+    for (size_t i = rec.hist_begin; i < end; ++i) {
+      if (bins[i] < kHistBins) s.hist[bins[i]] += counts[i];
+    }
+  }
+  return s;
+}
+
 }  // namespace fpscope::trace::detail

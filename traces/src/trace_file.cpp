@@ -31,15 +31,7 @@ void ChunkRecords::clear() {
 }
 
 TensorStats ChunkRecords::full_stats(const ObservationRecord& rec) const {
-  TensorStats s;
-  static_cast<StatsScalars&>(s) = rec.stats;
-  const size_t end = static_cast<size_t>(rec.hist_begin) + rec.hist_len;
-  if (end <= hist_bins.size() && end <= hist_counts.size()) {
-    for (size_t i = rec.hist_begin; i < end; ++i) {
-      if (hist_bins[i] < kHistBins) s.hist[hist_bins[i]] += hist_counts[i];
-    }
-  }
-  return s;
+  return expand_stats(rec, hist_bins, hist_counts);
 }
 
 uint64_t ChunkRecords::step_of(RecordKind kind, uint32_t index) const {
