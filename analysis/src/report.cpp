@@ -418,6 +418,22 @@ std::string whatif_policy(const AnalysisOptions& o) {
                      amax_algo_name(o.whatif.algo));
 }
 
+// Rows of the FP8 what-if table (HTML and Markdown): the tensor/format pairs that saturate or
+// underflow at least the warning fraction, at most opt.max_whatif_rows; *left counts the rest.
+std::vector<const WhatIfTensor*> whatif_rows(const RunAnalysis& a, const ReportOptions& opt,
+                                             size_t* left) {
+  std::vector<const WhatIfTensor*> rows;
+  *left = 0;
+  for (const auto& w : a.whatif) {
+    if (w.saturate_steps == 0 && w.underflow_frac < a.options.risk.underflow_warn) continue;
+    if (static_cast<int>(rows.size()) == opt.max_whatif_rows)
+      ++*left;
+    else
+      rows.push_back(&w);
+  }
+  return rows;
+}
+
 const char* counts_name(const WhatIfTensor& w) {
   return w.histogram_steps == 0 ? "exact" : w.exact_steps == 0 ? "from histogram" : "mixed";
 }
@@ -599,14 +615,10 @@ std::string render_html(const trace::TraceModel& model, const RunAnalysis& a,
                      xml_escape(whatif_policy(a.options)));
     h += "<table>\n<tr><th>tensor</th><th>format</th><th>replayed steps</th><th>saturating "
          "steps</th><th>first</th><th>overflow</th><th>underflow</th><th>counts</th></tr>\n";
-    int rows_w = 0, left_w = 0;
-    for (const auto& w : a.whatif) {
-      if (w.saturate_steps == 0 && w.underflow_frac < a.options.risk.underflow_warn) continue;
-      if (rows_w == opt.max_whatif_rows) {
-        ++left_w;
-        continue;
-      }
-      ++rows_w;
+    size_t left_w = 0;
+    const auto wrows = whatif_rows(a, opt, &left_w);
+    for (const WhatIfTensor* wp : wrows) {
+      const WhatIfTensor& w = *wp;
       h += fmt::format(
           "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}"
           "</td></tr>\n",
@@ -614,7 +626,7 @@ std::string render_html(const trace::TraceModel& model, const RunAnalysis& a,
           w.first_saturate_step >= 0 ? std::to_string(w.first_saturate_step) : "-",
           fmt_pct(w.overflow_frac), fmt_pct(w.underflow_frac), counts_name(w));
     }
-    if (rows_w == 0) h += "<tr><td>(none saturates or underflows)</td></tr>\n";
+    if (wrows.empty()) h += "<tr><td>(none saturates or underflows)</td></tr>\n";
     h += "</table>\n";
     if (left_w > 0)
       h += fmt::format("<p>... {} more rows (fpscope summary --json: .fp8_whatif).</p>\n", left_w);
@@ -739,20 +751,16 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
         "saturating steps | first | overflow | underflow | counts |\n"
         "|---|---|--:|--:|--:|--:|--:|---|\n",
         whatif_policy(a.options));
-    int rows_w = 0, left_w = 0;
-    for (const auto& w : a.whatif) {
-      if (w.saturate_steps == 0 && w.underflow_frac < a.options.risk.underflow_warn) continue;
-      if (rows_w == opt.max_whatif_rows) {
-        ++left_w;
-        continue;
-      }
-      ++rows_w;
+    size_t left_w = 0;
+    const auto wrows = whatif_rows(a, opt, &left_w);
+    for (const WhatIfTensor* wp : wrows) {
+      const WhatIfTensor& w = *wp;
       m += fmt::format("| `{}` | {} | {} | {} | {} | {} | {} | {} |\n", w.id, spec(w.format).name,
                        w.steps.size(), w.saturate_steps,
                        w.first_saturate_step >= 0 ? std::to_string(w.first_saturate_step) : "-",
                        fmt_pct(w.overflow_frac), fmt_pct(w.underflow_frac), counts_name(w));
     }
-    if (rows_w == 0) m += "| (none saturates or underflows) | | | | | | | |\n";
+    if (wrows.empty()) m += "| (none saturates or underflows) | | | | | | | |\n";
     if (left_w > 0)
       m += fmt::format("\n... {} more rows (fpscope summary --json: .fp8_whatif).\n", left_w);
   }

@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "../src/log.h"
+#include "../src/op_names.h"
 #include "../src/recorder.h"
 #include "gemm_engine.h"
 #include "lt_decode.h"
@@ -217,19 +218,11 @@ cublasStatus_t run_recorded(Hook h, cublasHandle_t handle, Call&& call,
 }  // namespace
 
 const char* hook_name(Hook h) {
-  static const char* const names[] = {"cublasGemmEx",
-                                      "cublasGemmEx_64",
-                                      "cublasGemmStridedBatchedEx",
-                                      "cublasGemmStridedBatchedEx_64",
-                                      "cublasGemmBatchedEx",
-                                      "cublasGemmBatchedEx_64",
-                                      "cublasSgemm_v2",
-                                      "cublasSgemm_v2_64",
-                                      "cublasHgemm",
-                                      "cublasHgemm_64",
-                                      "cublasLtMatmul"};
+  static_assert(
+      sizeof(probe::kCudaOps) / sizeof(probe::kCudaOps[0]) == static_cast<size_t>(Hook::Count),
+      "probe/src/op_names.h lists one name per cuda::Hook");
   const int i = static_cast<int>(h);
-  return i >= 0 && i < static_cast<int>(Hook::Count) ? names[i] : "?";
+  return i >= 0 && i < static_cast<int>(Hook::Count) ? probe::kCudaOps[i] : "?";
 }
 void count_hook_call(Hook h) {
   g_calls[static_cast<int>(h)].fetch_add(1, std::memory_order_relaxed);

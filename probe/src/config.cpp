@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "op_names.h"
+
 namespace fpscope::probe {
 namespace {
 
@@ -59,28 +61,11 @@ std::vector<std::string> split(const char* s) {
   return out;
 }
 
-// The op names the hooks record (probe/src/hooks_blas.cpp, probe/cuda/hooks_cublas.cpp): an
-// FPSCOPE_OPS name outside this list matches nothing, which is worth a warning (a typo).
-constexpr const char* kKnownOps[] = {
-    "sgemm",
-    "cblas_sgemm",
-    "sbgemm",
-    "cblas_sbgemm",
-    "cublasGemmEx",
-    "cublasGemmEx_64",
-    "cublasGemmStridedBatchedEx",
-    "cublasGemmStridedBatchedEx_64",
-    "cublasGemmBatchedEx",
-    "cublasGemmBatchedEx_64",
-    "cublasSgemm_v2",
-    "cublasSgemm_v2_64",
-    "cublasHgemm",
-    "cublasHgemm_64",
-    "cublasLtMatmul",
-};
-
+// An FPSCOPE_OPS name outside the hooks' op names matches nothing: worth a warning (a typo).
 bool known_op(const std::string& name) {
-  for (const char* k : kKnownOps)
+  for (const char* k : kHostOps)
+    if (name == k) return true;
+  for (const char* k : kCudaOps)
     if (name == k) return true;
   return false;
 }

@@ -15,6 +15,7 @@
 
 #include "fpscope/host_stats.h"
 #include "log.h"
+#include "op_names.h"
 #include "recorder.h"
 #include "resolve.h"
 
@@ -241,8 +242,9 @@ FPSCOPE_EXPORT void sgemm_(const char* ta, const char* tb, const int* m, const i
   if (real == nullptr) return missing<0>("sgemm_");
   auto call_real = [&] { real(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, la, lb); };
   if (HookGuard::active()) return call_real();
-  const Call call = make_call("sgemm", 0, fpscope::Format::FP32, upper_trans(*ta), upper_trans(*tb),
-                              *m, *n, *k, *alpha, a, *lda, b, *ldb, *beta, c, *ldc);
+  const Call call =
+      make_call(kOpSgemm, 0, fpscope::Format::FP32, upper_trans(*ta), upper_trans(*tb), *m, *n, *k,
+                *alpha, a, *lda, b, *ldb, *beta, c, *ldc);
   run(call, call_real);
 }
 
@@ -268,7 +270,7 @@ FPSCOPE_EXPORT void sbgemm_(const char* ta, const char* tb, const int* m, const 
                        ? nullptr
                        : resolve_cached<sbgemm_fn>(g_sbgemm, "sbgemm_");
   const Call call =
-      make_call("sbgemm", 0, fpscope::Format::BF16, upper_trans(*ta), upper_trans(*tb), *m, *n, *k,
+      make_call(kOpSbgemm, 0, fpscope::Format::BF16, upper_trans(*ta), upper_trans(*tb), *m, *n, *k,
                 *alpha, a, *lda, b, *ldb, *beta, c, *ldc);
   if (real != nullptr) {
     auto call_real = [&] { real(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, la, lb); };
@@ -299,7 +301,7 @@ FPSCOPE_EXPORT void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, 
   if (real == nullptr) return missing<2>("cblas_sgemm");
   auto call_real = [&] { real(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); };
   if (HookGuard::active() || (order != kRowMajor && order != kColMajor)) return call_real();
-  const Call call = make_call("cblas_sgemm", order, fpscope::Format::FP32, cblas_trans_char(ta),
+  const Call call = make_call(kOpCblasSgemm, order, fpscope::Format::FP32, cblas_trans_char(ta),
                               cblas_trans_char(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   run(call, call_real);
 }
@@ -311,7 +313,7 @@ FPSCOPE_EXPORT void cblas_sbgemm(int order, int ta, int tb, int m, int n, int k,
                              ? nullptr
                              : resolve_cached<cblas_sbgemm_fn>(g_cblas_sbgemm, "cblas_sbgemm");
   const bool valid_order = order == kRowMajor || order == kColMajor;
-  const Call call = make_call("cblas_sbgemm", valid_order ? order : kColMajor,
+  const Call call = make_call(kOpCblasSbgemm, valid_order ? order : kColMajor,
                               fpscope::Format::BF16, cblas_trans_char(ta), cblas_trans_char(tb), m,
                               n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (real != nullptr) {

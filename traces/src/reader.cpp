@@ -343,15 +343,7 @@ const char* decode_event(Cursor& r, EventRecord* e) {
 
 const char* scan_records(const uint8_t* p, size_t n, std::vector<TensorInfo>* tensors,
                          ChunkSummary* sum, uint64_t* unknown_records) {
-  Cursor c{p, p + n};
-  while (c.left() > 0) {
-    const uint8_t tag = c.u8();
-    const uint64_t len = c.varint();
-    if (!c.ok || len > c.left()) return "record length exceeds its chunk";
-    Cursor r{c.p, c.p + len};
-    c.p += len;
-    ++sum->records;
-    if (tag < kNumTags) ++sum->kinds[tag];
+  return for_each_record(p, n, sum, [&](uint8_t tag, Cursor& r) -> const char* {
     switch (tag) {
       case kTagTensor: {
         TensorInfo& ti = tensors->emplace_back();
@@ -389,8 +381,8 @@ const char* scan_records(const uint8_t* p, size_t n, std::vector<TensorInfo>* te
         ++*unknown_records;
         break;
     }
-  }
-  return nullptr;
+    return nullptr;
+  });
 }
 
 }  // namespace detail

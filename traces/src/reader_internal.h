@@ -112,6 +112,26 @@ struct ChunkSummary {
   }
 };
 
+// The record framing of a RECORDS payload (FORMAT.md: tag, varint length, body), shared by the
+// full decoder and the light scan: counts records per tag into `sum` and calls
+// on_record(tag, body cursor) for each; stops at the first framing error or the first non-null
+// reason on_record returns.
+template <class OnRecord>
+const char* for_each_record(const uint8_t* p, size_t n, ChunkSummary* sum, OnRecord&& on_record) {
+  Cursor c{p, p + n};
+  while (c.left() > 0) {
+    const uint8_t tag = c.u8();
+    const uint64_t len = c.varint();
+    if (!c.ok || len > c.left()) return "record length exceeds its chunk";
+    Cursor r{c.p, c.p + len};
+    c.p += len;
+    ++sum->records;
+    if (tag < kNumTags) ++sum->kinds[tag];
+    if (const char* bad = on_record(tag, r)) return bad;
+  }
+  return nullptr;
+}
+
 // ---- field decoders (nullptr = good, else why the record is malformed) ---------------------
 const char* decode_tensor(Cursor& r, uint64_t expected_index, TensorInfo* ti);
 const char* decode_step(Cursor& r, StepMark* m);
@@ -158,15 +178,7 @@ class RecordDecoder {
 
   // Returns nullptr or why the payload is malformed (the caller rolls `out` back).
   const char* decode(const uint8_t* p, size_t n, ChunkSummary* sum) {
-    Cursor c{p, p + n};
-    while (c.left() > 0) {
-      const uint8_t tag = c.u8();
-      const uint64_t len = c.varint();
-      if (!c.ok || len > c.left()) return "record length exceeds its chunk";
-      Cursor r{c.p, c.p + len};
-      c.p += len;
-      ++sum->records;
-      if (tag < kNumTags) ++sum->kinds[tag];
+    return for_each_record(p, n, sum, [&](uint8_t tag, Cursor& r) -> const char* {
       const char* bad = nullptr;
       switch (tag) {
         case kTagTensor: {
@@ -226,9 +238,8 @@ class RecordDecoder {
           ++unknown_records;  // a later minor's record kind: skipped using its length
           break;
       }
-      if (bad) return bad;
-    }
-    return nullptr;
+      return bad;
+    });
   }
 
   uint64_t unknown_records = 0;
