@@ -1,9 +1,13 @@
 // Host statistics pass. Structure:
 //  - the tensor view is cut into blocks of at most kBlock floats (FP32 input is read in place;
 //    other storage formats are decoded into a small buffer with numerics.h's decode_storage_t);
-//  - each block goes through one vectorizable loop (OpenMP SIMD reductions, compiled with
-//    -fopenmp-simd; per-ISA clones picked at load time) that applies numerics.h's per-element
-//    steps to every element, plus one scalar loop for the exponent histogram;
+//  - each block of at most kScalarBlock elements goes through vectorizable loops (OpenMP SIMD
+//    reductions, compiled with -fopenmp-simd; per-ISA clones picked at load time) that apply
+//    numerics.h's per-element steps to every element: one for the input's own statistics (which
+//    also finds out whether the block holds NaN/Inf) and one per target format, specialized per
+//    block on what its range makes impossible; plus one scalar loop for the exponent histogram;
+//  - large 8/16-bit tensors count codes instead and run the same loops once per distinct code,
+//    weighted by its count;
 //  - large tensors are split across threads, each filling its own accumulator, merged at the end.
 #include "fpscope/host_stats.h"
 
@@ -12,9 +16,12 @@
 #endif
 
 #include <algorithm>
+#include <cfloat>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "fpscope/numerics.h"
@@ -104,16 +111,30 @@ constexpr size_t kScalarBlock = 1008;
 struct BlockInfo {
   uint32_t zeros;       // elements the target loops see as 0: zeros, and NaN/Inf (continue as 0)
   int32_t min_nonzero;  // smallest nonzero |x| pattern (INT32_MAX: none)
+  int32_t amax;         // largest finite |x| pattern (0: none)
 };
 
-template <bool kClean>
-__attribute__((always_inline)) inline BlockInfo block_own_stats(const float* __restrict x, size_t n,
-                                                                Acc& acc) {
+// A block's own statistics, committed to the accumulator only once the block is known to be
+// clean (or was recomputed with NaN/Inf masking).
+struct OwnBlock {
+  uint32_t nan, pos_inf, neg_inf, zero;
+  int32_t amax;         // kClean: the largest |x| pattern, NaN/Inf included (the caller checks)
+  int32_t min_nonzero;  // smallest nonzero |x| pattern (INT32_MAX: none)
+  int32_t min_key, max_key;
+  double sum, sum_sq;
+};
+
+// kWeighted: element i stands for w[i] elements of that value (the folded codes of 8/16-bit
+// tensors, all finite, see process_view_codes); counts and sums are weighted.
+template <bool kClean, bool kWeighted = false>
+__attribute__((always_inline)) inline OwnBlock block_own_stats(
+    const float* __restrict x, size_t n, const uint32_t* __restrict w = nullptr) {
   uint32_t c_nan = 0, c_pinf = 0, c_ninf = 0, c_zero = 0;
-  int32_t amax = 0, kmin = INT32_MAX, kmax = INT32_MIN, nzmin = INT32_MAX;
+  int32_t amax = 0, kmin = INT32_MAX, kmax = INT32_MIN;
+  uint32_t nzmin_m1 = UINT32_MAX;  // min of |x| pattern - 1, unsigned: a zero (-1) never wins
   double sum = 0, sum_sq = 0;
 #pragma omp simd reduction(+ : c_nan, c_pinf, c_ninf, c_zero, sum, sum_sq) \
-    reduction(max : amax, kmax) reduction(min : kmin, nzmin)
+    reduction(max : amax, kmax) reduction(min : kmin, nzmin_m1)
   for (size_t i = 0; i < n; ++i) {
     const uint32_t u = detail::f2u(x[i]);
     const auto a = static_cast<int32_t>(u & 0x7fffffffu);
@@ -123,140 +144,244 @@ __attribute__((always_inline)) inline BlockInfo block_own_stats(const float* __r
       c_pinf += u == 0x7f800000u;
       c_ninf += u == 0xff800000u;
     }
-    c_zero += a == 0;
+    const uint32_t nz = static_cast<uint32_t>(a) - 1u;  // NaN/Inf patterns are never the minimum
+    if constexpr (kWeighted) {
+      c_zero += a == 0 ? w[i] : 0u;
+    } else {
+      c_zero += nz >> 31;  // a == 0 exactly when a - 1 wraps
+    }
     const int32_t am = fin ? a : 0;
     amax = am > amax ? am : amax;
-    const int32_t nz = a != 0 ? a : INT32_MAX;  // NaN/Inf patterns are never the minimum
-    nzmin = nz < nzmin ? nz : nzmin;
+    nzmin_m1 = nz < nzmin_m1 ? nz : nzmin_m1;
     const int32_t key = order_key(u);
     const int32_t kl = fin ? key : INT32_MAX, kh = fin ? key : INT32_MIN;
     kmin = kl < kmin ? kl : kmin;
     kmax = kh > kmax ? kh : kmax;
     const auto xd = static_cast<double>(detail::u2f(fin ? u : 0u));
-    sum += xd;
-    sum_sq += xd * xd;
+    if constexpr (kWeighted) {
+      const auto wd = static_cast<double>(w[i]);
+      sum += xd * wd;
+      sum_sq += xd * xd * wd;
+    } else {
+      sum += xd;
+      sum_sq += xd * xd;
+    }
   }
-  acc.count += n;
-  acc.nan += c_nan;
-  acc.pos_inf += c_pinf;
-  acc.neg_inf += c_ninf;
-  acc.zero += c_zero;
-  acc.amax_bits = std::max(acc.amax_bits, amax);
-  acc.min_key = std::min(acc.min_key, kmin);
-  acc.max_key = std::max(acc.max_key, kmax);
-  acc.sum += sum;
-  acc.sum_sq += sum_sq;
-  return BlockInfo{c_zero + c_nan + c_pinf + c_ninf, nzmin};
+  const int32_t nzmin = nzmin_m1 == UINT32_MAX ? INT32_MAX : static_cast<int32_t>(nzmin_m1 + 1u);
+  return OwnBlock{c_nan, c_pinf, c_ninf, c_zero, amax, nzmin, kmin, kmax, sum, sum_sq};
+}
+
+// `count`: the elements the block stands for (the caller counts weighted blocks itself: 0).
+inline BlockInfo commit_own_stats(const OwnBlock& o, uint64_t count, Acc& acc) {
+  acc.count += count;
+  acc.nan += o.nan;
+  acc.pos_inf += o.pos_inf;
+  acc.neg_inf += o.neg_inf;
+  acc.zero += o.zero;
+  acc.amax_bits = std::max(acc.amax_bits, o.amax);
+  acc.min_key = std::min(acc.min_key, o.min_key);
+  acc.max_key = std::max(acc.max_key, o.max_key);
+  acc.sum += o.sum;
+  acc.sum_sq += o.sum_sq;
+  return BlockInfo{o.zero + o.nan + o.pos_inf + o.neg_inf, o.min_nonzero, o.amax};
 }
 
 // Target kTargets[T] over finite x (n <= kScalarBlock), `zeros` of which are 0. The outcomes
 // are intervals of |y|'s pattern (numerics.h thresholds), so the loop counts three comparisons
 // and derives them: underflow = #(|y| <= max flushed) - zeros, subnormal = #(|y| < smallest
 // normal's rounding start) - #(|y| <= max flushed).
-// Squared cast errors: kFloatErr sums d^2 in FP32 lanes within the block (one FP32 multiply and
-// add instead of two conversions and four double operations per 16 lanes), else in double. FP32
-// is safe for the targets with their own, narrower range (FP16, E4M3, E5M2): a non-overflowing
-// cast errs by at most half an ulp of their max (<= 2^12), so (d * 2^40)^2 summed over a block
-// stays below 2^111, and nothing is lost when every nonzero |y| >= 2^-100 (then every nonzero
-// |d| >= 2^-103 and (d * 2^40)^2 >= 2^-126 is a normal float). Blocks with smaller nonzero
-// values, and BF16 (FP32's range), sum in double. Relative error of a block's sum: < 1e-5.
-constexpr float kErrPrescale = 1099511627776.0f;                           // 2^40
-constexpr double kErrUnscale = 1.0 / (1099511627776.0 * 1099511627776.0);  // 2^-80
-constexpr float kFloatErrMinAbs = 7.888609052210118e-31f;                  // 2^-100
+// Range specializations, chosen per block from its smallest nonzero and largest |x| (the cast
+// pipeline x -> |x * s| is monotone for s > 0, so the block's extremes bound every element):
+//   kOv = false: even the largest |y| does not overflow: no overflow count, no masking of d;
+//   kLow = false: even the smallest nonzero |y| is a normal of the target: no underflow and no
+//                 subnormal counts (both 0);
+//   kUnitScale: s == 1, y = x (the default scale of every target).
+// Squared cast errors: kFloatErr sums (d * pre)^2 in FP32 lanes within the block (one FP32
+// multiply and add instead of two conversions and four double operations per 16 lanes) and
+// unscales in double; else the block sums d^2 in double. block_target_auto picks pre so that no
+// partial sum can overflow and no nonzero term is subnormal (ErrPrescale below); the relative
+// error of a block's sum is then < 1e-5 (at most ~63 rounded additions per lane).
+// Calls fn with std::true_type or std::false_type: a runtime choice between loop instantiations.
+template <class Fn>
+__attribute__((always_inline)) inline void with_bool(bool b, Fn&& fn) {
+  if (b)
+    fn(std::true_type{});
+  else
+    fn(std::false_type{});
+}
 
-template <int T, bool kFloatErr>
-__attribute__((always_inline)) inline void block_target(const float* __restrict x, size_t n,
+struct ErrPrescale {
+  bool use_float;
+  float pre;       // power of two
+  double unscale;  // 1 / pre^2
+};
+
+template <int T, bool kFloatErr, bool kOv, bool kLow, bool kUnitScale, bool kWeighted>
+__attribute__((always_inline)) inline void block_target(const float* __restrict x,
+                                                        const uint32_t* __restrict w, size_t n,
                                                         uint32_t zeros, const ScaleSet& sc,
-                                                        Acc& acc) {
+                                                        const ErrPrescale& ep, Acc& acc) {
   constexpr Format F = kTargets[T];
+  static_assert(!(kWeighted && kFloatErr), "weighted squared errors sum in double");
   using P = detail::CastParams<F>;
-  static_assert(!kFloatErr || P::kOwnSubnormals, "FP32 error sums need a narrow target range");
   uint32_t c_low = 0, c_below_normal = 0, c_ov = 0;
   double e = 0;  // sum d^2 (d: cast error in the scaled domain)
-  float ef = 0;  // the same, times 2^80, when kFloatErr
+  float ef = 0;  // the same, times pre^2, when kFloatErr
   const float scale = sc.scale[T];
+  const float pre = ep.pre;
 #pragma omp simd reduction(+ : c_low, c_below_normal, c_ov, e, ef)
   for (size_t i = 0; i < n; ++i) {
-    const float y = detail::mul_rn(x[i], scale);
+    const float y = kUnitScale ? x[i] : detail::mul_rn(x[i], scale);  // x * 1 is exact
     const auto a = static_cast<int32_t>(detail::f2u(y) & 0x7fffffffu);
-    const uint32_t ov = detail::classify_overflow<F>(a);
-    c_ov += ov;
-    c_low += a <= P::kUnderflowMaxBits;
-    c_below_normal += a < P::kNormalStartBits;
+    uint32_t ov = 0;
+    const uint32_t wi = kWeighted ? w[i] : 1u;
+    if constexpr (kOv) {
+      ov = detail::classify_overflow<F>(a);
+      c_ov += ov ? wi : 0u;
+    }
+    if constexpr (kLow) {
+      if constexpr (kWeighted) {
+        c_low += a <= P::kUnderflowMaxBits ? wi : 0u;
+        c_below_normal += a < P::kNormalStartBits ? wi : 0u;
+      } else {
+        // The sign bit of a - (threshold + 1): plain vector shifts and adds, which run faster
+        // here than compare-into-mask-register and a masked add (no overflow: 0 <= a <= Inf).
+        c_low += static_cast<uint32_t>(a - (P::kUnderflowMaxBits + 1)) >> 31;
+        c_below_normal += static_cast<uint32_t>(a - P::kNormalStartBits) >> 31;
+      }
+    }
     const float r = detail::u2f(static_cast<uint32_t>(detail::round_abs_bits<F>(a)));
-    const float d = ov ? 0.0f : detail::sub_rn(detail::u2f(static_cast<uint32_t>(a)), r);
+    const float diff = detail::sub_rn(detail::u2f(static_cast<uint32_t>(a)), r);
+    const float d = kOv && ov ? 0.0f : diff;
     if constexpr (kFloatErr) {
-      const float ds = d * kErrPrescale;
+      const float ds = d * pre;
       ef += ds * ds;
+    } else if constexpr (kWeighted) {
+      const auto dd = static_cast<double>(d);
+      e += dd * dd * static_cast<double>(wi);
     } else {
       const auto dd = static_cast<double>(d);
       e += dd * dd;
     }
   }
-  acc.ov[T] += c_ov;
-  acc.uf[T] += c_low - zeros;
-  acc.sn[T] += c_below_normal - c_low;
-  acc.err2[T] += kFloatErr ? static_cast<double>(ef) * kErrUnscale : e;
+  if constexpr (kOv) acc.ov[T] += c_ov;
+  if constexpr (kLow) {
+    acc.uf[T] += c_low - zeros;
+    acc.sn[T] += c_below_normal - c_low;
+  }
+  acc.err2[T] += kFloatErr ? static_cast<double>(ef) * ep.unscale : e;
 }
 
+// The squared-error prescale of a block whose nonzero |y| patterns lie in [a_min, a_max].
+// Narrow targets (FP16, FP8; own subnormal range): a non-overflowing cast errs by at most half an
+// ulp of their max (<= 2^12), so pre = 2^40 keeps a block's sum of (d * pre)^2 below 2^114, and
+// every nonzero |d| >= 2^-103 (so (d * pre)^2 >= 2^-126 is normal) when every nonzero
+// |y| >= 2^-100. BF16 (FP32's range): |d| <= 2^-8 |y|; with pre = 2^(190 - e_max) (e_max: the
+// biased exponent of a_max) every |d * pre| <= 2^56 (sum < 2^122), and every nonzero
+// |d| >= ulp(y) >= 2^(max(e_min, 1) - 150), so |d * pre| >= 2^-63 when e_min >= e_max - 102.
+// Outside these conditions the block sums in double.
 template <int T>
-__attribute__((always_inline)) inline void block_target_auto(const float* __restrict x, size_t n,
+inline ErrPrescale err_prescale(int32_t a_min, int32_t a_max) {
+  if constexpr (detail::CastParams<kTargets[T]>::kOwnSubnormals) {
+    constexpr int32_t kMinAbsBits = (127 - 100) << 23;  // 2^-100
+    return ErrPrescale{a_min >= kMinAbsBits, 1099511627776.0f /* 2^40 */,
+                       1.0 / (1099511627776.0 * 1099511627776.0)};
+  } else {
+    const int32_t e_max = a_max >> 23, e_min = a_min >> 23;
+    const int k = 190 - e_max;  // pre = 2^k must be a normal float: -126 <= k <= 127
+    if (k < -126 || k > 127 || e_min < e_max - 102) return ErrPrescale{false, 1.0f, 1.0};
+    const double pre = std::ldexp(1.0, k);
+    return ErrPrescale{true, static_cast<float>(pre), 1.0 / (pre * pre)};
+  }
+}
+
+template <int T, bool kWeighted>
+__attribute__((always_inline)) inline void block_target_auto(const float* __restrict x,
+                                                             const uint32_t* __restrict w, size_t n,
                                                              const BlockInfo& info,
                                                              const ScaleSet& sc, Acc& acc) {
-  if constexpr (!detail::CastParams<kTargets[T]>::kOwnSubnormals) {
-    block_target<T, false>(x, n, info.zeros, sc, acc);
-  } else {
-    const float smallest = detail::u2f(static_cast<uint32_t>(info.min_nonzero)) * sc.scale[T];
-    if (info.min_nonzero == INT32_MAX || smallest >= kFloatErrMinAbs)
-      block_target<T, true>(x, n, info.zeros, sc, acc);
-    else
-      block_target<T, false>(x, n, info.zeros, sc, acc);
+  using P = detail::CastParams<kTargets[T]>;
+  const float scale = sc.scale[T];
+  if (!(scale > 0.0f && scale <= FLT_MAX)) {  // no monotone bounds: every check, double sums
+    block_target<T, false, true, true, false, kWeighted>(x, w, n, info.zeros, sc,
+                                                         ErrPrescale{false, 1.0f, 1.0}, acc);
+    return;
   }
+  auto scaled = [scale](int32_t a) {
+    return static_cast<int32_t>(
+        detail::f2u(detail::mul_rn(detail::u2f(static_cast<uint32_t>(a)), scale)) & 0x7fffffffu);
+  };
+  const bool any_nonzero = info.min_nonzero != INT32_MAX;
+  const int32_t a_max = scaled(info.amax);
+  const int32_t a_min = any_nonzero ? scaled(info.min_nonzero) : a_max;
+  const bool ov = detail::classify_overflow<kTargets[T]>(a_max) != 0;
+  const bool low = any_nonzero && a_min < P::kNormalStartBits;
+  const ErrPrescale ep = kWeighted ? ErrPrescale{false, 1.0f, 1.0} : err_prescale<T>(a_min, a_max);
+  // Each combination of (ov, low, float errors, unit scale) is its own loop; weighted blocks (a
+  // few thousand folded codes at most) take only the overflow/underflow specializations.
+  const bool use_float = ep.use_float && !kWeighted;
+  const bool unit = scale == 1.0f && !kWeighted;
+  with_bool(
+      ov, [&](auto kO) __attribute__((always_inline)) {
+        with_bool(
+            low, [&](auto kL) __attribute__((always_inline)) {
+              with_bool(
+                  use_float, [&](auto kF) __attribute__((always_inline)) {
+                    with_bool(
+                        unit, [&](auto kU) __attribute__((always_inline)) {
+                          if constexpr (!(kWeighted && (kF() || kU())))
+                            block_target<T, kF(), kO(), kL(), kU(), kWeighted>(x, w, n, info.zeros,
+                                                                               sc, ep, acc);
+                        });
+                  });
+            });
+      });
 }
 
 static_assert(kNumTargets == 4, "block_targets runs the four targets of kTargets");
 
-__attribute__((always_inline)) inline void block_targets(const float* __restrict x, size_t n,
+template <bool kWeighted = false>
+__attribute__((always_inline)) inline void block_targets(const float* __restrict x,
+                                                         const uint32_t* __restrict w, size_t n,
                                                          const BlockInfo& info, const ScaleSet& sc,
                                                          Acc& acc) {
-  block_target_auto<0>(x, n, info, sc, acc);
-  block_target_auto<1>(x, n, info, sc, acc);
-  block_target_auto<2>(x, n, info, sc, acc);
-  block_target_auto<3>(x, n, info, sc, acc);
-}
-
-// Largest |x| pattern of the block, NaN/Inf included (a cheap vector max: selects the path).
-__attribute__((always_inline)) inline int32_t max_abs_bits(const float* __restrict x, size_t n) {
-  int32_t m = 0;
-#pragma omp simd reduction(max : m)
-  for (size_t i = 0; i < n; ++i) {
-    const auto a = static_cast<int32_t>(detail::f2u(x[i]) & 0x7fffffffu);
-    m = a > m ? a : m;
-  }
-  return m;
+  block_target_auto<0, kWeighted>(x, w, n, info, sc, acc);
+  block_target_auto<1, kWeighted>(x, w, n, info, sc, acc);
+  block_target_auto<2, kWeighted>(x, w, n, info, sc, acc);
+  block_target_auto<3, kWeighted>(x, w, n, info, sc, acc);
 }
 
 FPSCOPE_CLONES void block_scalars(const float* __restrict x, size_t n, const ScaleSet& sc,
                                   Acc& acc) {
   while (n > 0) {
     const size_t m = std::min(n, kScalarBlock);
-    if (max_abs_bits(x, m) < 0x7f800000) {
-      const BlockInfo info = block_own_stats<true>(x, m, acc);
-      block_targets(x, m, info, sc, acc);
+    // Optimistically clean: the unmasked loop's amax shows whether the block held NaN/Inf.
+    const OwnBlock clean_stats = block_own_stats<true>(x, m);
+    if (clean_stats.amax < 0x7f800000) {
+      const BlockInfo info = commit_own_stats(clean_stats, m, acc);
+      block_targets(x, nullptr, m, info, sc, acc);
     } else {
       // NaN/Inf take no part in the format statistics: they continue as 0 (never under- or
       // overflows, no error).
-      const BlockInfo info = block_own_stats<false>(x, m, acc);
+      const BlockInfo info = commit_own_stats(block_own_stats<false>(x, m), m, acc);
       alignas(64) float clean[kScalarBlock];
       for (size_t i = 0; i < m; ++i) {
         const uint32_t u = detail::f2u(x[i]);
         clean[i] = (u & 0x7fffffffu) < 0x7f800000u ? x[i] : 0.0f;
       }
-      block_targets(clean, m, info, sc, acc);
+      block_targets(clean, nullptr, m, info, sc, acc);
     }
     x += m;
     n -= m;
   }
+}
+
+// Finite values x[i] standing for w[i] elements each (n <= kScalarBlock; the counts of the
+// block sum to less than 2^32): the vectorized loops, weighted. The caller counts the elements.
+FPSCOPE_CLONES void block_scalars_weighted(const float* __restrict x, const uint32_t* __restrict w,
+                                           size_t n, const ScaleSet& sc, Acc& acc) {
+  const BlockInfo info = commit_own_stats(block_own_stats<true, true>(x, n, w), 0, acc);
+  block_targets<true>(x, w, n, info, sc, acc);
 }
 
 // Histogram of a block: every element lands in a bin of its top 11 |x| bits; zeros (bin 0) and
@@ -341,58 +466,47 @@ void process_view(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64
 
 // ---- 8- and 16-bit storage: count codes, fold each distinct code once ----------------------
 // A tensor of 8- or 16-bit elements holds at most 256 or 65536 distinct values: the pass counts
-// codes (one increment per element) and then runs numerics.h's per-element step once per code
-// present, weighted by its count. Counts and flags are exact; sums are weighted (another summation
-// order than element by element). Used where the tensor is large against the code space.
+// codes (one increment per element) and then runs the vectorized loops once over the distinct
+// finite values present, weighted by their counts. Counts and flags are exact; sums are weighted
+// (another summation order than element by element). Used where the tensor is large against the
+// code space.
 template <class T>
 constexpr size_t kCodes = size_t{1} << (8 * sizeof(T));
 template <class T>
 constexpr uint64_t kMinElementsForCodes = sizeof(T) == 1 ? 4096 : uint64_t{1} << 18;
 constexpr uint64_t kMaxCountsBeforeFold = uint64_t{1} << 31;  // uint32 counters cannot wrap
 
-template <Format F>
-void fold_code(float x, uint64_t k, const ScaleSet& sc, Acc& acc) {
-  const uint32_t u = detail::f2u(x);
-  const auto a = static_cast<int32_t>(u & 0x7fffffffu);
-  acc.count += k;
-  acc.hist64[static_cast<uint32_t>(a) >> 21] += k;  // finish() takes zeros and NaN/Inf out again
-  if (a > 0x7f800000) {
-    acc.nan += k;
-    return;
-  }
-  if (a == 0x7f800000) {
-    ((u >> 31) ? acc.neg_inf : acc.pos_inf) += k;
-    return;
-  }
-  acc.zero += a == 0 ? k : 0;
-  acc.amax_bits = std::max(acc.amax_bits, a);
-  acc.min_key = std::min(acc.min_key, order_key(u));
-  acc.max_key = std::max(acc.max_key, order_key(u));
-  const auto xd = static_cast<double>(x), kd = static_cast<double>(k);
-  acc.sum += kd * xd;
-  acc.sum_sq += kd * xd * xd;
-  if (a == 0) return;
-  auto target = [&](int i, const ElementTarget& t) {
-    acc.ov[i] += k * t.overflow;
-    acc.uf[i] += k * t.underflow;
-    acc.sn[i] += k * t.subnormal;
-    const auto d = static_cast<double>(t.d);
-    acc.err2[i] += kd * d * d;
-  };
-  target(0, element_target<kTargets[0]>(x, sc.scale[0]));
-  target(1, element_target<kTargets[1]>(x, sc.scale[1]));
-  target(2, element_target<kTargets[2]>(x, sc.scale[2]));
-  target(3, element_target<kTargets[3]>(x, sc.scale[3]));
-}
-
-// Folds and clears the counters.
+// Folds and clears the counters: NaN/Inf codes are counted here; the finite values present go,
+// with their counts as weights, through the vectorized loops in blocks.
 template <Format F, class T>
 void fold_codes(uint32_t* counts, const ScaleSet& sc, Acc& acc) {
+  alignas(64) float values[kScalarBlock];
+  alignas(64) uint32_t weights[kScalarBlock];
+  size_t m = 0;
   for (size_t c = 0; c < kCodes<T>; ++c) {
-    if (counts[c] == 0) continue;
-    fold_code<F>(decode_storage_t<F>(static_cast<uint32_t>(c)), counts[c], sc, acc);
+    const uint32_t k = counts[c];
+    if (k == 0) continue;
     counts[c] = 0;
+    const float x = decode_storage_t<F>(static_cast<uint32_t>(c));
+    const uint32_t u = detail::f2u(x);
+    const uint32_t a = u & 0x7fffffffu;
+    acc.count += k;
+    acc.hist64[a >> 21] += k;  // finish() takes zeros and NaN/Inf out again
+    if (a >= 0x7f800000u) {
+      if (a > 0x7f800000u)
+        acc.nan += k;
+      else
+        ((u >> 31) ? acc.neg_inf : acc.pos_inf) += k;
+      continue;
+    }
+    values[m] = x;
+    weights[m] = k;
+    if (++m == kScalarBlock) {
+      block_scalars_weighted(values, weights, m, sc, acc);
+      m = 0;
+    }
   }
+  if (m > 0) block_scalars_weighted(values, weights, m, sc, acc);
 }
 
 // Four interleaved counters per code would not fit L2 for 16-bit codes: two, and a 2x unroll.

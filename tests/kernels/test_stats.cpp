@@ -359,6 +359,85 @@ TEST(HostStats, UnderflowCountsProductsThatFp32Flushes) {
   expect_same(*s, ref::stats_of(v, tiny), 1e-12, "flushed products");
 }
 
+// The pass picks a loop per block and target from the block's smallest nonzero and largest |x|
+// (no overflow check when even the largest cannot overflow, no underflow/subnormal counts when
+// even the smallest is a normal of the target, squared errors in FP32 lanes when the span allows):
+// blocks of narrow and wide exponent windows everywhere in FP32's range, at the scales where the
+// windows cross each target's thresholds, must give the reference statistics.
+TEST(HostStats, RangeSpecializedBlocksMatchReference) {
+  const float unit[kNumTargets] = {1, 1, 1, 1};
+  const float odd[kNumTargets] = {0.5f, 1024.0f, 448.0f / 3.0f, 3.7f};
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> mant(1.0f, 2.0f);
+  int cases = 0;
+  for (int lo : {-149, -140, -127, -126, -110, -60, -24, -14, -9, 0, 8, 15, 16, 100, 126}) {
+    for (int width : {0, 1, 4, 30, 101, 102, 103, 104, 200}) {
+      std::vector<float> v(3 * 1008 + 17);
+      for (auto& x : v) {
+        const int e = lo + static_cast<int>(rng() % static_cast<uint32_t>(width + 1));
+        x = std::ldexp(mant(rng), std::min(e, 127)) * ((rng() & 1) ? 1.0f : -1.0f);
+        if (!std::isfinite(x)) x = 3e38f;
+      }
+      v[5] = 0.0f;
+      for (const float* sc : {unit, odd}) {
+        auto got = run(v.data(), Format::FP32, v.size(), 1, v.size(), sc);
+        expect_same(*got, ref::stats_of(v, sc), 1e-12, "window");
+        ++cases;
+      }
+    }
+  }
+  EXPECT_EQ(cases, 15 * 9 * 2);
+}
+
+// BF16 squared errors in FP32 lanes: a block whose large element is exact in BF16 (error 0) and
+// whose other elements are the smallest inexact values the FP32 path still takes (102 binades
+// below) holds all of its error in the smallest possible terms: a flushed term would show.
+TEST(HostStats, Bf16ErrorsOfTheSmallestTermsAreKept) {
+  // Up to 103 binades below: FP32 lanes; beyond, double (terms 116+ binades below would flush).
+  for (int below : {100, 102, 103, 104, 110, 116, 120, 125, 130}) {
+    std::vector<float> v(1008, 0.0f);
+    v[0] = std::ldexp(1.0f, 20);  // exact in BF16
+    for (size_t i = 1; i < v.size(); ++i)
+      v[i] = std::ldexp(1.0f + std::ldexp(1.0f, -23) * static_cast<float>(i % 7 + 1), 20 - below);
+    const TensorStats want = ref::stats_of(v, kOnes);
+    ASSERT_GT(want.fmt[0].sum_err2, 0.0);
+    auto got = run(v.data(), Format::FP32, v.size(), 1, v.size());
+    expect_same(*got, want, 1e-12, "smallest BF16 errors");
+  }
+}
+
+// The per-block loop choice at its edges: a block whose smallest nonzero or largest |x| lies one
+// pattern either side of a target's underflow, subnormal or overflow threshold.
+template <int T>
+void threshold_edges() {
+  using P = fpscope::detail::CastParams<fpscope::kTargets[T]>;
+  const int32_t edges[] = {P::kUnderflowMaxBits, P::kUnderflowMaxBits + 1, P::kNormalStartBits - 1,
+                           P::kNormalStartBits,  P::kOverflowBits - 1,     P::kOverflowBits,
+                           P::kOverflowBits + 1};
+  for (int32_t e : edges) {
+    float edge;
+    std::memcpy(&edge, &e, 4);
+    // The other elements sit well inside the target's normal range, above the small edges and
+    // below the large ones.
+    const float inside = std::sqrt(edge) > 1.0f ? 1.5f : std::sqrt(edge);
+    for (bool edge_first : {true, false}) {
+      std::vector<float> v(1008, inside);
+      for (size_t i = 0; i < v.size(); i += 3) v[i] = -inside * 1.25f;
+      v[edge_first ? 0 : 1007] = edge;
+      v[500] = -edge;
+      auto got = run(v.data(), Format::FP32, v.size(), 1, v.size());
+      expect_same(*got, ref::stats_of(v, kOnes), 1e-12, fpscope::spec(fpscope::kTargets[T]).name);
+    }
+  }
+}
+
+TEST(HostStats, LoopChoiceAtEveryThresholdEdge) {
+  threshold_edges<0>();
+  threshold_edges<1>();
+  threshold_edges<2>();
+  threshold_edges<3>();
+}
+
 }  // namespace
 
 namespace {
