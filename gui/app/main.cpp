@@ -19,6 +19,7 @@
 #include <chrono>
 
 #include <cfloat>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "app.h"
+#include "plot.h"
 
 namespace {
 
@@ -176,6 +178,27 @@ void use_nearest_font_filter() {
   glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
 }
 
+// The plot data areas queued this frame (plot.h), cleared to their background under the draw
+// data: scissored clears instead of filled triangles.
+void clear_plot_backgrounds(const ImDrawData* dd, int fb_height) {
+  const std::vector<ImRect> rects = fpscope::gui::take_plot_backgrounds();
+  if (rects.empty() || !dd) return;
+  const ImVec4 c = ImGui::ColorConvertU32ToFloat4(fpscope::gui::kPlotBackground);
+  glClearColor(c.x, c.y, c.z, 1.0f);
+  glEnable(GL_SCISSOR_TEST);
+  const ImVec2 o = dd->DisplayPos, sc = dd->FramebufferScale;
+  for (const ImRect& r : rects) {
+    const auto x0 = static_cast<int>(std::lround((r.Min.x - o.x) * sc.x));
+    const auto x1 = static_cast<int>(std::lround((r.Max.x - o.x) * sc.x));
+    const auto y0 = static_cast<int>(std::lround((r.Min.y - o.y) * sc.y));
+    const auto y1 = static_cast<int>(std::lround((r.Max.y - o.y) * sc.y));
+    if (x1 <= x0 || y1 <= y0) continue;
+    glScissor(x0, fb_height - y1, x1 - x0, y1 - y0);  // GL: origin at the bottom left
+    glClear(GL_COLOR_BUFFER_BIT);
+  }
+  glDisable(GL_SCISSOR_TEST);
+}
+
 double median(std::vector<double> v) {
   if (v.empty()) return 0.0;
   std::sort(v.begin(), v.end());
@@ -320,6 +343,7 @@ int main(int argc, char** argv) {
       glClearColor(kPanelBg[0], kPanelBg[1], kPanelBg[2], 1.0f);
       glClear(GL_COLOR_BUFFER_BIT);
       ImDrawData* dd = ImGui::GetDrawData();
+      clear_plot_backgrounds(dd, fh);
       ImGui_ImplOpenGL3_RenderDrawData(dd);
       if (shot) glFinish();
       const double t_draw = ms_since(t1);

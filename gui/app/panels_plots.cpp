@@ -19,7 +19,6 @@ constexpr ImU32 kSkipped = IM_COL32(255, 70, 70, 255);
 constexpr ImU32 kNonFinite = IM_COL32(255, 40, 40, 255);
 constexpr ImU32 kAmax = IM_COL32(255, 255, 255, 230);
 constexpr ImU32 kLossScale = IM_COL32(120, 200, 255, 255);
-constexpr ImU32 kPlotBg = IM_COL32(18, 20, 26, 255);
 constexpr ImU32 kLabel = IM_COL32(200, 204, 212, 255);
 constexpr ImU32 kDim = IM_COL32(150, 156, 168, 255);
 
@@ -393,15 +392,10 @@ void App::heatmap_panel(ImVec2 size) {
   po.y_label = "|x|  (log2 magnitude)";
   po.x_label = "step";
   po.right_margin = std::min(230.0f, label_w + arrow_w + 16.0f);
-  // The raster covers the data area unless it is being recomputed for a new view: only then
-  // is the background needed (it costs a full-area fill on software OpenGL).
   const int row_lo =
       std::clamp(static_cast<int>(std::floor((heat_y0_ + 127.0) * 4)), 0, kHistBins - 1);
   const int row_hi =
       std::clamp(static_cast<int>(std::ceil((heat_y1_ + 127.0) * 4)) - 1, row_lo, kHistBins - 1);
-  po.background = !(heat_shown_.gen == tdata_.generation() && heat_shown_.x0 == xview_.x0 &&
-                    heat_shown_.x1 == xview_.x1 && heat_shown_.row_lo == row_lo &&
-                    heat_shown_.row_hi == row_hi);
   const ImVec2 avail = ImGui::GetContentRegionAvail();
   const Plot pl = begin_plot("##heat", avail, &xview_, heat_y0_, heat_y1_, YFmt::Pow2, po);
   if (pl.hovered && ImGui::GetIO().KeyCtrl && ImGui::GetIO().MouseWheel != 0.0f) {
@@ -419,7 +413,8 @@ void App::heatmap_panel(ImVec2 size) {
     heat_requested_ = key;
     auto data = tdata_.value();
     heat_job_.request([data, key] {
-      return heat_image(data->steps, key.x0, key.x1, key.width, key.row_lo, key.row_hi, kPlotBg);
+      return heat_image(data->steps, key.x0, key.x1, key.width, key.row_lo, key.row_hi,
+                        kPlotBackground);
     });
   }
   if (heat_tex_ && heat_shown_.gen == tdata_.generation()) {

@@ -82,6 +82,19 @@ double nice_step(double span, int max_ticks, bool integer) {
 
 }  // namespace
 
+namespace {
+std::vector<ImRect>& plot_backgrounds() {
+  static std::vector<ImRect> rects;  // UI thread only
+  return rects;
+}
+}  // namespace
+
+std::vector<ImRect> take_plot_backgrounds() {
+  std::vector<ImRect> out;
+  out.swap(plot_backgrounds());
+  return out;
+}
+
 Plot begin_plot(const char* id, ImVec2 size, XView* view, double y0, double y1, YFmt yfmt,
                 const PlotOpts& o) {
   Plot p;
@@ -123,7 +136,11 @@ Plot begin_plot(const char* id, ImVec2 size, XView* view, double y0, double y1, 
   }
 
   ImDrawList* dl = win->DrawList;
-  if (o.background) dl->AddRectFilled(p.r.Min, p.r.Max, IM_COL32(18, 20, 26, 255));
+  {
+    ImRect bg = p.r;
+    bg.ClipWithFull(ImRect(dl->GetClipRectMin(), dl->GetClipRectMax()));
+    if (bg.GetWidth() > 0 && bg.GetHeight() > 0) plot_backgrounds().push_back(bg);
+  }
   const ImU32 grid = IM_COL32(255, 255, 255, 22), text = IM_COL32(200, 204, 212, 255);
   const ImU32 title = IM_COL32(160, 166, 178, 255);
   if (o.y_ticks) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "fpscope/gui/colors.h"
 
@@ -35,6 +36,16 @@ struct XView {
 };
 
 enum class YFmt { Plain, Pow2, Db, Pct };
+
+// The data area's background colour (also what the heat raster is drawn on).
+inline constexpr ImU32 kPlotBackground = IM_COL32(18, 20, 26, 255);
+
+// Data-area backgrounds are not drawn as triangles: begin_plot queues its data area (clipped to
+// the window), and the frame clears the queued rectangles to kPlotBackground (scissored
+// glClear) before it renders the draw data, under everything else. On software OpenGL a filled
+// rectangle costs as much as any other shaded, blended pixel; a scissored clear almost nothing.
+// Returns this frame's rectangles (ImGui display coordinates) and empties the queue.
+std::vector<ImRect> take_plot_backgrounds();
 
 struct Plot {
   ImRect frame;  // whole reserved area
@@ -65,11 +76,10 @@ struct PlotOpts {
   float right_margin = 8.0f;  // room right of the data area (the heatmap's line labels)
   bool y_ticks = true;
   bool x_ticks = true;
-  bool background = true;       // fill the data area (off when an image covers it anyway)
   double* clicked_x = nullptr;  // receives the x of a click without drag (for "go to step")
 };
 
-// Reserves `size` in the current window, draws the background, grid, ticks and labels, and
+// Reserves `size` in the current window, queues the background, draws grid, ticks and labels, and
 // handles the x interaction against `view` (when not null). Returns the plot; draw into
 // ImGui::GetWindowDrawList() with the plot's clip rect pushed (begin_plot pushes, end_plot pops).
 Plot begin_plot(const char* id, ImVec2 size, XView* view, double y0, double y1, YFmt yfmt,
