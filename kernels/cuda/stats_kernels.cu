@@ -159,6 +159,17 @@ __global__ void __launch_bounds__(kStatsThreads)
     if (hist[b]) atomicAdd(reinterpret_cast<ull*>(&slot->ratio_hist[b]), static_cast<ull>(hist[b]));
 }
 
+// ---- widening (device watch of BF16/FP16 weights) -------------------------------------------
+
+template <Format F>
+__global__ void __launch_bounds__(kStatsThreads)
+    widen_kernel(const uint16_t* __restrict__ src, uint64_t n, float* __restrict__ dst) {
+  const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
+  for (uint64_t k = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
+       k += stride)
+    dst[k] = decode_storage_t<F>(src[k]);
+}
+
 }  // namespace
 
 cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t rows,
@@ -208,6 +219,26 @@ cudaError_t launch_update_loss(const float* d_w_prev, const float* d_w_cur, uint
   cudaError_t e = cudaMemsetAsync(d_slot, 0, sizeof(UpdateLoss), stream);
   if (e != cudaSuccess || n == 0) return e;
   update_loss_kernel<<<stats_blocks(n), kStatsThreads, 0, stream>>>(d_w_prev, d_w_cur, n, d_slot);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_widen_to_fp32(const void* d_src, Format dtype, uint64_t n, float* d_dst,
+                                 cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  switch (dtype) {
+    case Format::FP32:
+      return cudaMemcpyAsync(d_dst, d_src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream);
+    case Format::BF16:
+      widen_kernel<Format::BF16><<<stats_blocks(n), kStatsThreads, 0, stream>>>(
+          static_cast<const uint16_t*>(d_src), n, d_dst);
+      break;
+    case Format::FP16:
+      widen_kernel<Format::FP16><<<stats_blocks(n), kStatsThreads, 0, stream>>>(
+          static_cast<const uint16_t*>(d_src), n, d_dst);
+      break;
+    default:
+      return cudaErrorInvalidValue;
+  }
   return cudaGetLastError();
 }
 

@@ -34,7 +34,22 @@ struct DeviceSlots {
   TensorStats* d_stats = nullptr;  // device
   TensorStats* h_stats = nullptr;  // pinned
   float* h_scalars = nullptr;      // pinned, kScalarsPerSlot per slot
+  UpdateLoss* d_update = nullptr;  // device, a watch's update loss per slot
+  UpdateLoss* h_update = nullptr;  // pinned
   std::vector<cudaEvent_t> events;
+};
+
+// One master-weight watch: stream-ordered allocations (cudaMallocAsync on its own stream), so that
+// destroy_watch frees them after the watch's last work without any synchronization (cudaFree
+// would synchronize the device).
+struct WatchRes {
+  bool live = false;
+  int device = 0;
+  cudaStream_t stream = nullptr;  // the watch's own (non-blocking) stream
+  cudaEvent_t after_app = nullptr;
+  cudaEvent_t after_watch = nullptr;
+  float* snapshot = nullptr;  // FP32
+  float* scratch = nullptr;   // FP32 widened BF16/FP16 weights (nullptr for FP32)
 };
 
 class CudaBackend final : public Backend {
@@ -62,6 +77,11 @@ class CudaBackend final : public Backend {
                         cudaHostAllocPortable);
     if (e == cudaSuccess)
       e = cudaHostAlloc(reinterpret_cast<void**>(&d.h_scalars), n * kScalarsPerSlot * sizeof(float),
+                        cudaHostAllocPortable);
+    if (e == cudaSuccess)
+      e = cudaMalloc(reinterpret_cast<void**>(&d.d_update), n * sizeof(UpdateLoss));
+    if (e == cudaSuccess)
+      e = cudaHostAlloc(reinterpret_cast<void**>(&d.h_update), n * sizeof(UpdateLoss),
                         cudaHostAllocPortable);
     d.events.assign(n, nullptr);
     for (size_t i = 0; e == cudaSuccess && i < n; ++i)
@@ -169,9 +189,125 @@ class CudaBackend final : public Backend {
            static_cast<size_t>(slot) * kScalarsPerSlot;
   }
 
+  int create_watch(int device, uint64_t count, Format dtype, std::string* error) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    int pools = 0;
+    DeviceRestore restore;
+    cudaError_t e = cudaSetDevice(device);
+    if (e == cudaSuccess)
+      e = cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device);
+    if (e == cudaSuccess && pools == 0) {
+      *error = "device " + std::to_string(device) +
+               " has no stream-ordered allocator (cudaDevAttrMemoryPoolsSupported is 0)";
+      return -1;
+    }
+    WatchRes w;
+    w.device = device;
+    const size_t bytes = static_cast<size_t>(count) * sizeof(float);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&w.stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&w.after_app, cudaEventDisableTiming);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&w.after_watch, cudaEventDisableTiming);
+    if (e == cudaSuccess)
+      e = cudaMallocAsync(reinterpret_cast<void**>(&w.snapshot), bytes, w.stream);
+    if (e == cudaSuccess && dtype != Format::FP32)
+      e = cudaMallocAsync(reinterpret_cast<void**>(&w.scratch), bytes, w.stream);
+    if (e != cudaSuccess) {
+      *error = cuda_error("allocating a watched tensor's snapshot on the device", e);
+      (void)cudaGetLastError();
+      release(w);
+      return -1;
+    }
+    w.live = true;
+    for (size_t i = 0; i < watches_.size(); ++i)
+      if (!watches_[i].live) {
+        watches_[i] = w;
+        return static_cast<int>(i);
+      }
+    watches_.push_back(w);
+    return static_cast<int>(watches_.size() - 1);
+  }
+
+  void destroy_watch(int, int watch) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (watch < 0 || static_cast<size_t>(watch) >= watches_.size()) return;
+    WatchRes& w = watches_[static_cast<size_t>(watch)];
+    if (!w.live) return;
+    DeviceRestore restore;
+    (void)cudaSetDevice(w.device);
+    release(w);
+    w = WatchRes{};
+  }
+
+  bool enqueue_watch(int slot, const WatchJob& job, std::string* error) override {
+    WatchRes w;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (job.watch < 0 || static_cast<size_t>(job.watch) >= watches_.size() ||
+          !watches_[static_cast<size_t>(job.watch)].live) {
+        *error = "unknown watch";
+        return false;
+      }
+      w = watches_[static_cast<size_t>(job.watch)];
+    }
+    auto app = static_cast<cudaStream_t>(job.stream);
+    // Fork: the watch's stream waits for the program's work on its stream so far (the update).
+    cudaError_t e = cudaEventRecord(w.after_app, app);
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(w.stream, w.after_app, 0);
+    const float* cur = static_cast<const float*>(job.data);
+    if (e == cudaSuccess && job.dtype != Format::FP32) {
+#if FPSCOPE_HAVE_STATS_KERNELS
+      e = launch_widen_to_fp32(job.data, job.dtype, job.count, w.scratch, w.stream);
+      cur = w.scratch;
+#else
+      e = cudaErrorNotSupported;
+#endif
+    }
+    if (e == cudaSuccess && job.measure) {
+#if FPSCOPE_HAVE_STATS_KERNELS
+      DeviceSlots& d = devs_[static_cast<size_t>(job.device)];
+      e = launch_update_loss(w.snapshot, cur, job.count, d.d_update + slot, w.stream);
+      if (e == cudaSuccess)
+        e = cudaMemcpyAsync(d.h_update + slot, d.d_update + slot, sizeof(UpdateLoss),
+                            cudaMemcpyDeviceToHost, w.stream);
+      if (e == cudaSuccess) e = cudaEventRecord(d.events[static_cast<size_t>(slot)], w.stream);
+#else
+      e = cudaErrorNotSupported;
+#endif
+    }
+    if (e == cudaSuccess && job.snapshot)
+      e = cudaMemcpyAsync(w.snapshot, cur, static_cast<size_t>(job.count) * sizeof(float),
+                          cudaMemcpyDeviceToDevice, w.stream);
+    // Join: the program's later work (the next update) waits for the reads above.
+    if (e == cudaSuccess) e = cudaEventRecord(w.after_watch, w.stream);
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(app, w.after_watch, 0);
+    if (e != cudaSuccess) {
+      *error = cuda_error("enqueueing a watched tensor's update loss", e);
+      (void)cudaGetLastError();
+      return false;
+    }
+    return true;
+  }
+
+  const UpdateLoss& update_loss(int device, int slot) const override {
+    return devs_[static_cast<size_t>(device)].h_update[slot];
+  }
+
  private:
+  // Frees what create_watch made (caller holds mu_, on the watch's device).
+  static void release(WatchRes& w) {
+    if (w.stream != nullptr) {
+      if (w.snapshot != nullptr) (void)cudaFreeAsync(w.snapshot, w.stream);
+      if (w.scratch != nullptr) (void)cudaFreeAsync(w.scratch, w.stream);
+      (void)cudaStreamDestroy(w.stream);  // returns at once; pending work still completes
+    }
+    if (w.after_app != nullptr) (void)cudaEventDestroy(w.after_app);
+    if (w.after_watch != nullptr) (void)cudaEventDestroy(w.after_watch);
+    (void)cudaGetLastError();
+  }
+
   int slots_;
   std::mutex mu_;
+  std::vector<WatchRes> watches_;  // handles index it; guarded by mu_
   // Fixed size: entries never move while the drain thread reads them.
   std::vector<DeviceSlots> devs_ = std::vector<DeviceSlots>(64);
 };

@@ -8,6 +8,13 @@
 //    and cudaEventRecord, all on the job's stream. Nothing else is touched: no synchronization, no
 //    allocation.
 //  - poll: cudaEventQuery (cudaErrorNotReady -> Pending; any other error -> Failed).
+//  - Watches (device_watch.h): each slot also has a device + pinned UpdateLoss. create_watch:
+//    a non-blocking stream, two events, and cudaMallocAsync'd FP32 snapshot (+ scratch for
+//    BF16/FP16) on that stream; a device without memory pools is refused. enqueue_watch: event on
+//    the program's stream -> the watch's stream waits; widen (BF16/FP16), launch_update_loss into
+//    the slot + copy to pinned + slot event (measure), device-to-device copy into the snapshot
+//    (snapshot); event on the watch's stream -> the program's stream waits. destroy_watch:
+//    cudaFreeAsync + cudaStreamDestroy (no synchronization). None of this has run on a GPU.
 #pragma once
 
 #include <memory>

@@ -11,6 +11,7 @@
 #include "../src/log.h"
 #include "cuda_backend.h"
 #include "cupti_hooks.h"
+#include "device_watch.h"
 #include "settings.h"
 
 namespace fpscope::cuda {
@@ -57,6 +58,11 @@ class RecorderSink : public Sink {
     if (probe::Recorder* rec = probe::Recorder::get())
       record_loss_scale(rec, meta.step, static_cast<double>(s[0]), s[2] != 0.0f,
                         static_cast<double>(s[1]));
+  }
+  void on_update_loss(const ObsMeta& meta, const UpdateLoss& loss) override {
+    if (meta.operand != kUpdateLossGroup) return;
+    if (probe::Recorder* rec = probe::Recorder::get())
+      rec->weight_update_at(meta.step, meta.tensor, meta.dtype, meta.elements, loss);
   }
   void on_failed(const ObsMeta& meta, const std::string& what) override {
     FPSCOPE_LOG(Warn, "device statistics lost (step %llu): %s",
@@ -143,6 +149,12 @@ Pipeline* pipeline() {
   return rt != nullptr ? rt->pipeline.get() : nullptr;
 }
 
+Backend* backend() {
+  if (pipeline() == nullptr) return nullptr;
+  Runtime* rt = g_runtime.load(std::memory_order_acquire);
+  return rt != nullptr ? rt->backend.get() : nullptr;
+}
+
 void set_backend_factory_for_testing(BackendFactory factory) {
   g_factory = factory;
 }
@@ -182,6 +194,12 @@ void shutdown() {
   say(c.skipped_ring_full, "all result slots in flight (raise FPSCOPE_CUDA_SLOTS)");
   say(c.failed, "device work failed");
   say(g_unsupported.load(), "operand type or layout not readable by the stats kernels");
+  const WatchCounters w = device_watch_counters();
+  if (w.skipped != 0)
+    rec->event(trace::EventLevel::Warning,
+               "cuda: " + std::to_string(w.skipped) +
+                   " master-weight updates of device watches not recorded (see the first "
+                   "warning of each watch)");
   if (k.unknown_abi_kernels != 0)
     rec->event(trace::EventLevel::Warning,
                "cuda: " + std::to_string(k.unknown_abi_kernels) +

@@ -13,6 +13,8 @@
 //    before the trace is closed); it runs once. A process that never created the runtime (no GPU
 //    work) registers nothing and pays nothing at exit. After shutdown, and in a forked child,
 //    pipeline() returns nullptr.
+//  - Watch results (ObsMeta::operand kUpdateLossGroup, device_watch.h) become weight-update
+//    records (Recorder::weight_update_at) for the step in their meta.
 //  - Cookies: register_call() keeps a GemmTicket until each sampled operand is completed or
 //    abandoned.
 #pragma once
@@ -27,6 +29,8 @@
 namespace fpscope::cuda {
 
 Pipeline* pipeline();
+// The backend under pipeline() (nullptr when pipeline() is).
+Backend* backend();
 void shutdown();
 // Registers the exit drain with atexit once more (the backend calls it after a device's first
 // resources exist, when the CUDA runtime may have registered more exit work of its own).

@@ -76,6 +76,49 @@ Submit Pipeline::submit_stats(const StatsJob& job, const ObsMeta& meta, std::str
   return Submit::Ok;
 }
 
+bool Pipeline::prepare_device(int device, std::string* error) {
+  std::string err;
+  std::lock_guard<std::mutex> lock(mu_);
+  const int slot = acquire(device, &err);
+  if (slot >= 0) {
+    release(device, slot);
+    return true;
+  }
+  if (slot == -1 && device >= 0) return true;  // ready, every slot in flight
+  if (error != nullptr) *error = device < 0 ? "device " + std::to_string(device) : err;
+  return false;
+}
+
+Submit Pipeline::submit_watch(const WatchJob& job, const ObsMeta& meta, std::string* error) {
+  std::string err;
+  if (!options_.allow_capture && backend_->stream_capturing(job.stream)) return Submit::Capturing;
+  std::lock_guard<std::mutex> lock(mu_);
+  int slot = -1;
+  if (job.measure) {
+    slot = acquire(job.device, &err);
+    if (slot == -1) return Submit::RingFull;
+    if (slot < 0) {
+      if (error != nullptr) *error = err;
+      return Submit::Failed;
+    }
+  }
+  if (!backend_->enqueue_watch(slot, job, &err)) {
+    if (slot >= 0) release(job.device, slot);
+    if (error != nullptr) *error = err;
+    return Submit::Failed;
+  }
+  if (slot >= 0) {
+    InFlight f;
+    f.update = true;
+    f.device = job.device;
+    f.slot = slot;
+    f.meta = meta;
+    in_flight_.push_back(f);
+    ++counters_.submitted;
+  }
+  return Submit::Ok;
+}
+
 int Pipeline::open_scalars(int device, void* stream, const ObsMeta& meta, Submit* why) {
   std::string err;
   auto say = [&](Submit s) {
@@ -153,11 +196,15 @@ size_t Pipeline::drain() {
     if (p == Poll::Ready) {
       if (f.scalars) {
         sink_->on_scalars(f.meta, backend_->scalars(f.device, f.slot));
+      } else if (f.update) {
+        sink_->on_update_loss(f.meta, backend_->update_loss(f.device, f.slot));
       } else {
         sink_->on_stats(f.meta, backend_->stats(f.device, f.slot));
       }
     } else {
-      sink_->on_failed(f.meta, f.scalars ? "loss-scale copy failed" : "stats kernel failed");
+      sink_->on_failed(f.meta, f.scalars  ? "loss-scale copy failed"
+                               : f.update ? "update-loss kernel failed"
+                                          : "stats kernel failed");
     }
     std::lock_guard<std::mutex> lock(mu_);
     auto it = std::find_if(in_flight_.begin(), in_flight_.end(), [&](const InFlight& g) {

@@ -12,6 +12,10 @@
 //    a stream complete in order); different streams may interleave.
 //  - Per-device resources are created by the backend at the first submission for that device.
 //  - Thread-safe: submissions from any thread, one drain at a time (the drain thread or flush()).
+//  - Master-weight watches (device_watch.h) use the same slots: submit_watch() enqueues the
+//    update-loss pass of a watched tensor on the watch's own stream, ordered after the program's
+//    stream, and the drain delivers the slot's UpdateLoss to Sink::on_update_loss(). Their skips
+//    are the submitter's to count (Counters' skip fields are GEMM operands only).
 // The CUDA backend (cuda_backend.cu) does the device work; tests use a host backend.
 #pragma once
 
@@ -27,6 +31,7 @@
 
 #include "fpscope/formats.h"
 #include "fpscope/stats.h"
+#include "fpscope/update_loss.h"
 
 namespace fpscope::cuda {
 
@@ -54,6 +59,21 @@ struct ScalarCopy {
 };
 inline constexpr int kScalarsPerSlot = 4;
 
+// One step boundary of a master-weight watch (device_watch.h): after the work enqueued so far on
+// `stream` (the program's stream that updates the weights), optionally the update loss between
+// the watch's snapshot and the current weights into a slot (`measure`), then optionally the
+// current weights into the snapshot (`snapshot`). `watch` is a handle from create_watch().
+struct WatchJob {
+  int device = 0;
+  int watch = -1;
+  void* stream = nullptr;      // cudaStream_t of the program (nullptr: the legacy default stream)
+  const void* data = nullptr;  // the watched tensor (device memory, dtype elements)
+  Format dtype = Format::FP32;
+  uint64_t count = 0;
+  bool measure = false;
+  bool snapshot = false;
+};
+
 enum class Poll { Pending, Ready, Failed };
 
 class Backend {
@@ -74,6 +94,21 @@ class Backend {
   virtual Poll poll(int device, int slot) = 0;
   virtual const TensorStats& stats(int device, int slot) const = 0;
   virtual const float* scalars(int device, int slot) const = 0;
+
+  // ---- master-weight watches (device_watch.h) ----
+  // Allocates what a watch of `count` dtype elements needs on `device` (all of it now: nothing is
+  // allocated per step): an FP32 snapshot, an FP32 scratch for BF16/FP16 weights (widened before
+  // the FP32 update-loss kernel), the watch's own stream and events. Returns a handle >= 0, or -1
+  // with *error.
+  virtual int create_watch(int device, uint64_t count, Format dtype, std::string* error) = 0;
+  // Releases the watch's resources, stream-ordered after the work enqueued for it (no wait).
+  virtual void destroy_watch(int device, int watch) = 0;
+  // Enqueues one WatchJob: the watch's stream waits for the work on job.stream so far; with
+  // job.measure, the update-loss pass into the slot, its copy into pinned memory and the slot's
+  // event (slot is -1 otherwise); with job.snapshot, current -> snapshot; then job.stream's later
+  // work waits for the watch's stream (the next update must not race the snapshot). No host wait.
+  virtual bool enqueue_watch(int slot, const WatchJob& job, std::string* error) = 0;
+  virtual const UpdateLoss& update_loss(int device, int slot) const = 0;
 };
 
 // Who the result belongs to; carried through untouched.
@@ -86,6 +121,9 @@ struct ObsMeta {
   uint64_t stream = 0;
   uint64_t time_ns = 0;
   int device = 0;
+  // Watches (submit_watch): the watched tensor's dtype and element count.
+  Format dtype = Format::FP32;
+  uint64_t elements = 0;
 };
 
 class Sink {
@@ -94,6 +132,8 @@ class Sink {
   virtual void on_stats(const ObsMeta& meta, const TensorStats& stats) = 0;
   // scalars[0..kScalarsPerSlot) as copied (meaning defined by the submitter, see cupti_hooks).
   virtual void on_scalars(const ObsMeta& meta, const float* scalars) = 0;
+  // A watch's update loss (submit_watch with job.measure).
+  virtual void on_update_loss(const ObsMeta& meta, const UpdateLoss& loss) = 0;
   virtual void on_failed(const ObsMeta& meta, const std::string& what) = 0;
 };
 
@@ -120,6 +160,13 @@ class Pipeline {
 
   Submit submit_stats(const StatsJob& job, const ObsMeta& meta, std::string* error = nullptr);
 
+  // Creates the device's slots now if they do not exist (what the first submission would do):
+  // false (with *error) when the backend cannot.
+  bool prepare_device(int device, std::string* error);
+  // One watch step boundary (WatchJob). With job.measure it takes a slot (RingFull: nothing was
+  // enqueued); the result reaches Sink::on_update_loss. Capturing: nothing was enqueued.
+  Submit submit_watch(const WatchJob& job, const ObsMeta& meta, std::string* error = nullptr);
+
   // Scalar group: open() takes a slot, copy() enqueues copies, close() records the event.
   // open() returns -1 when skipped (counted like submit_stats).
   int open_scalars(int device, void* stream, const ObsMeta& meta, Submit* why = nullptr);
@@ -139,7 +186,8 @@ class Pipeline {
  private:
   struct InFlight {
     bool scalars = false;
-    bool open = false;  // scalar group not closed yet: not pollable
+    bool update = false;  // a watch's UpdateLoss
+    bool open = false;    // scalar group not closed yet: not pollable
     int device = 0;
     int slot = -1;
     ObsMeta meta;

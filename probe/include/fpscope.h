@@ -39,6 +39,19 @@ void fpscope_loss_scale(double scale, int found_inf);
  * next boundary, records the update rounding loss for BF16 and FP16 master weights.
  * `ptr` must stay valid until fpscope_unwatch(name). Returns 0 on success, -1 on a bad argument. */
 int fpscope_watch(const char* name, const void* ptr, uint64_t count, int dtype);
+
+/* The same for a tensor in CUDA device memory on device `device`, updated by work on `stream`
+ * (a cudaStream_t as an integer; 0: the legacy default stream): at watch time the probe allocates
+ * an FP32 snapshot on that device; at each sampled step boundary it enqueues, on its own stream
+ * ordered after `stream`'s work so far, the update-loss kernel between the snapshot and the
+ * current weights, then refreshes the snapshot; `stream`'s later work waits for that (no host
+ * synchronization). BF16/FP16 weights are widened to FP32 on the device. The records are the ones
+ * fpscope_watch writes. Returns 0 on success (and when recording is off), -1 on a bad argument,
+ * -2 when this probe has no device statistics (built without CUDA, no usable device), -3 when
+ * refused (too large, or the device's resources failed: reported on stderr and in the trace). */
+int fpscope_watch_device(const char* name, const void* ptr, uint64_t count, int dtype, int device,
+                         uint64_t stream);
+/* Ends a host or device watch of that name. */
 void fpscope_unwatch(const char* name);
 
 /* A free-text annotation in the trace at the current step. */

@@ -71,6 +71,10 @@ def _load():
     lib.fpscope_loss_scale.argtypes = [ctypes.c_double, ctypes.c_int]
     lib.fpscope_watch.restype = ctypes.c_int
     lib.fpscope_watch.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int]
+    if hasattr(lib, "fpscope_watch_device"):  # probes before the device watch lack it
+        lib.fpscope_watch_device.restype = ctypes.c_int
+        lib.fpscope_watch_device.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64,
+                                             ctypes.c_int, ctypes.c_int, ctypes.c_uint64]
     lib.fpscope_unwatch.restype = None
     lib.fpscope_unwatch.argtypes = [ctypes.c_char_p]
     lib.fpscope_event.restype = None
@@ -121,12 +125,32 @@ def loss_scale(scale, found_inf=False):
         _lib.fpscope_loss_scale(float(scale), 1 if found_inf else 0)
 
 
+def _cuda_index(tensor):
+    """The CUDA device index of a torch tensor, None for a CPU tensor, -1 for another device."""
+    device = getattr(tensor, "device", None)
+    if device is None or str(device) == "cpu":
+        return None
+    if getattr(device, "type", None) == "cuda" or str(device).startswith("cuda"):
+        index = getattr(device, "index", None)
+        return 0 if index is None else int(index)
+    return -1
+
+
+def _cuda_stream(tensor, index):
+    """The torch current stream of the tensor's device as an integer (0: the legacy default)."""
+    try:
+        import torch  # only reached with a CUDA tensor, so torch is loaded already
+        return int(torch.cuda.current_stream(index).cuda_stream)
+    except Exception:  # noqa: BLE001 - a debugging aid must not stop the run
+        return 0
+
+
 def _describe(tensor):
-    """(address, element count, dtype name) of a contiguous CPU torch tensor or numpy array, or
-    (None, reason, None) when it cannot be watched."""
+    """(address, element count, dtype name) of a contiguous CPU or CUDA torch tensor or numpy
+    array, or (None, reason, None) when it cannot be watched."""
     if hasattr(tensor, "data_ptr") and hasattr(tensor, "numel"):  # torch.Tensor
-        if getattr(tensor, "device", None) is not None and str(tensor.device) != "cpu":
-            return None, "only CPU tensors can be watched (got %s)" % tensor.device, None
+        if _cuda_index(tensor) == -1:
+            return None, "only CPU and CUDA tensors can be watched (got %s)" % tensor.device, None
         if hasattr(tensor, "is_contiguous") and not tensor.is_contiguous():
             return None, "the tensor must be contiguous", None
         dtype = str(tensor.dtype).replace("torch.", "")
@@ -142,12 +166,21 @@ def _warn(text):
     sys.stderr.write("[fpscope] warning: %s\n" % text)
 
 
+_DEVICE_REFUSALS = {
+    -1: "the probe refused it (bad argument)",
+    -2: "this probe has no device statistics (no CUDA part or no usable GPU); watch a CPU copy",
+    -3: "the probe could not set it up on the device (see its warning)",
+}
+
+
 def watch(name, tensor):
-    """Watches master weights (a CPU torch tensor or numpy array of float32/bfloat16/float16):
-    the probe records how much of each update would be lost to BF16/FP16 rounding. The tensor is
-    kept alive until unwatch(name); it must not be reallocated in between. Returns True when
-    watched; a tensor that cannot be watched gets one warning on stderr and False (never an
-    exception: a debugging aid must not stop the training run)."""
+    """Watches master weights (a torch tensor, CPU or CUDA, or a numpy array, of
+    float32/bfloat16/float16): the probe records how much of each update would be lost to
+    BF16/FP16 rounding. A CUDA tensor is measured on its device (an FP32 snapshot there, the
+    update-loss kernel at sampled step boundaries, ordered after the tensor device's current torch
+    stream). The tensor is kept alive until unwatch(name); it must not be reallocated in between.
+    Returns True when watched; a tensor that cannot be watched gets one warning on stderr and
+    False (never an exception: a debugging aid must not stop the training run)."""
     if _lib is None:
         return False
     ptr, count, dtype = _describe(tensor)
@@ -158,7 +191,18 @@ def watch(name, tensor):
         _warn("watch(%r): unsupported dtype %s (float32, bfloat16, float16); not watched"
               % (name, dtype))
         return False
-    if _lib.fpscope_watch(str(name).encode(), ptr, count, _DTYPES[dtype]) != 0:
+    index = _cuda_index(tensor)
+    if index is not None:
+        if not hasattr(_lib, "fpscope_watch_device"):
+            _warn("watch(%r): this probe cannot watch CUDA tensors; not watched" % (name,))
+            return False
+        rc = _lib.fpscope_watch_device(str(name).encode(), ptr, count, _DTYPES[dtype], index,
+                                       _cuda_stream(tensor, index))
+        if rc != 0:
+            _warn("watch(%r): %s; not watched"
+                  % (name, _DEVICE_REFUSALS.get(rc, "the probe refused it")))
+            return False
+    elif _lib.fpscope_watch(str(name).encode(), ptr, count, _DTYPES[dtype]) != 0:
         _warn("watch(%r): the probe refused it; not watched" % (name,))
         return False
     _watched[name] = tensor

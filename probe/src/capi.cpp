@@ -6,6 +6,16 @@
 #include "log.h"
 #include "recorder.h"
 
+// FPSCOPE_PROBE_WITH_CUDA: set by probe/CMakeLists.txt when the CUDA part is linked in.
+#if defined(FPSCOPE_PROBE_WITH_CUDA) && FPSCOPE_PROBE_WITH_CUDA
+#define FPSCOPE_CAPI_CUDA 1
+#else
+#define FPSCOPE_CAPI_CUDA 0
+#endif
+#if FPSCOPE_CAPI_CUDA
+#include "device_watch.h"
+#endif
+
 #define FPSCOPE_EXPORT extern "C" __attribute__((visibility("default")))
 
 using fpscope::Format;
@@ -76,10 +86,34 @@ FPSCOPE_EXPORT int fpscope_watch(const char* name, const void* ptr, uint64_t cou
   return rc;
 }
 
+FPSCOPE_EXPORT int fpscope_watch_device(const char* name, const void* ptr, uint64_t count,
+                                        int dtype, int device, uint64_t stream) {
+  if (name == nullptr || name[0] == '\0' || ptr == nullptr || count == 0 || device < 0) return -1;
+  if (dtype != FPSCOPE_DTYPE_FP32 && dtype != FPSCOPE_DTYPE_BF16 && dtype != FPSCOPE_DTYPE_FP16)
+    return -1;
+#if FPSCOPE_CAPI_CUDA
+  HookGuard guard;
+  int rc = -3;
+  guarded("fpscope_watch_device", [&] {
+    rc = static_cast<int>(
+        fpscope::cuda::watch_device(name, ptr, count, static_cast<Format>(dtype), device,
+                                    reinterpret_cast<void*>(static_cast<uintptr_t>(stream))));
+  });
+  return rc;
+#else
+  (void)stream;
+  return Recorder::get() != nullptr ? -2 : 0;
+#endif
+}
+
 FPSCOPE_EXPORT void fpscope_unwatch(const char* name) {
   if (name == nullptr) return;
+  HookGuard guard;
   guarded("fpscope_unwatch", [name] {
     if (Recorder* r = Recorder::get()) r->unwatch(name);
+#if FPSCOPE_CAPI_CUDA
+    (void)fpscope::cuda::unwatch_device(name);
+#endif
   });
 }
 

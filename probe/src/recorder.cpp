@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -41,6 +42,18 @@ thread_local std::vector<std::string> t_scopes;
 
 std::atomic<Recorder*> g_recorder{nullptr};
 std::once_flag g_init_once;
+
+// Step hooks (Recorder::add_step_hook).
+constexpr int kMaxStepHooks = 4;
+std::atomic<Recorder::StepHook> g_step_hooks[kMaxStepHooks];
+std::atomic<bool> g_have_step_hooks{false};
+thread_local bool t_in_step_hooks = false;
+
+struct Boundary {
+  uint64_t ending = 0;
+  uint64_t next = 0;
+  bool next_sampled = false;
+};
 
 uint64_t mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
@@ -195,6 +208,10 @@ struct Recorder::Impl {
   std::unordered_map<uint32_t, std::pair<Fp8Scaler, Fp8Scaler>> fp8;
   std::unordered_map<uint64_t, LateLabel> late;
   std::map<std::string, Watch> watches;
+  // Live step boundaries for the step hooks, queued under mu and run after it is released.
+  std::vector<Boundary> boundaries;
+  std::atomic<bool> boundaries_pending{false};
+  std::mutex hooks_mu;  // serializes hook runs: boundaries reach the hooks in order
 
   uint64_t now() const {
     return static_cast<uint64_t>(
@@ -412,6 +429,10 @@ struct Recorder::Impl {
   // A new step begins now (live boundary): marks, per-step state, watched weights.
   void begin_step_live(uint64_t first_seq) {
     sample_watches(step, step + 1);  // the update the ending step made
+    if (g_have_step_hooks.load(std::memory_order_acquire)) {
+      boundaries.push_back(Boundary{step, step + 1, sampled(step + 1)});
+      boundaries_pending.store(true, std::memory_order_release);
+    }
     ++step;
     ordinal = 0;
     extras = 0;
@@ -515,6 +536,27 @@ struct Recorder::Impl {
     if (step == 0 && writer) emit_mark(0, 0, 0);
   }
 
+  bool define_watch_locked(const std::string& name, uint64_t count, Format dtype, int32_t device,
+                           uint32_t* tensor);
+
+  // The weight-update record of one watched tensor for `s`, the step that made the update.
+  void write_weight_update(uint64_t s, uint32_t tensor, Format dtype, uint64_t elements,
+                           const UpdateLossCounts& bf16, const UpdateLossCounts& fp16,
+                           uint64_t changed, const uint64_t hist[kRatioBins]) {
+    trace::WeightUpdateRecord rec;
+    rec.step = s;
+    rec.tensor = tensor;
+    rec.master_dtype = dtype;
+    rec.elements = elements;
+    rec.bf16 = bf16;
+    rec.fp16 = fp16;
+    rec.changed = changed;
+    for (int b = 0; b < kRatioBins; ++b)
+      if (hist[b] != 0)
+        rec.ratio_hist.emplace_back(static_cast<int16_t>(b + kRatioLog2Min), hist[b]);
+    writer->weight_update(rec);
+  }
+
   // At the boundary between step `ending` and step `next`: records the update each watched
   // tensor received during `ending` (if it was snapshotted at its start), and snapshots it again
   // if `next` is sampled.
@@ -525,18 +567,10 @@ struct Recorder::Impl {
       if (w.have_prev) {
         w.cur.resize(w.count);
         widen(w.ptr, w.dtype, w.count, w.cur.data());
-        trace::WeightUpdateRecord rec;
-        rec.step = ending;
-        rec.tensor = w.tensor;
-        rec.master_dtype = w.dtype;
-        rec.elements = w.count;
-        std::memset(hist, 0, sizeof hist);
-        compute_update_loss(w.prev.data(), w.cur.data(), w.count, &rec.bf16, &rec.fp16,
-                            &rec.changed, hist);
-        for (int b = 0; b < kRatioBins; ++b)
-          if (hist[b] != 0)
-            rec.ratio_hist.emplace_back(static_cast<int16_t>(b + kRatioLog2Min), hist[b]);
-        writer->weight_update(rec);
+        UpdateLossCounts bf16, fp16;
+        uint64_t changed = 0;
+        compute_update_loss(w.prev.data(), w.cur.data(), w.count, &bf16, &fp16, &changed, hist);
+        write_weight_update(ending, w.tensor, w.dtype, w.count, bf16, fp16, changed, hist);
         w.have_prev = false;
       }
       if (sampled(next)) {
@@ -551,6 +585,30 @@ struct Recorder::Impl {
 // ---------------------------------------------------------------------------------------------
 
 namespace {
+
+// Runs the step hooks for the boundaries queued so far (call without holding mu). One thread at a
+// time (hooks_mu), in queue order; a hook that ends a step itself queues the boundary for the
+// loop below instead of re-entering.
+void run_step_hooks(Recorder::Impl& m) {
+  if (!m.boundaries_pending.load(std::memory_order_acquire) || t_in_step_hooks) return;
+  HookGuard guard;  // the hooks' own device work is not the program's
+  std::lock_guard<std::mutex> order(m.hooks_mu);
+  t_in_step_hooks = true;
+  for (;;) {
+    std::vector<Boundary> todo;
+    {
+      std::lock_guard<std::mutex> lock(m.mu);
+      todo.swap(m.boundaries);
+      m.boundaries_pending.store(false, std::memory_order_release);
+    }
+    if (todo.empty()) break;
+    for (const Boundary& b : todo)
+      for (auto& h : g_step_hooks)
+        if (Recorder::StepHook fn = h.load(std::memory_order_acquire))
+          fn(b.ending, b.next, b.next_sampled);
+  }
+  t_in_step_hooks = false;
+}
 
 void at_exit_handler() {
   Recorder::shutdown();
@@ -615,6 +673,10 @@ void atfork_child() {
   impl->tensors.clear();
   impl->fp8.clear();
   for (auto& [name, w] : impl->watches) w.have_prev = false;
+  impl->boundaries.clear();
+  impl->boundaries_pending.store(false);
+  // Another thread of the parent may have held it while running hooks: the child starts afresh.
+  new (&impl->hooks_mu) std::mutex();
   impl->detector.reset();
   impl->coarse_detector.reset();
   impl->pid = static_cast<long>(getpid());
@@ -634,29 +696,40 @@ void atfork_child() {
 }
 }  // namespace
 
+namespace {
+GemmTicket begin_gemm_locked(Recorder::Impl& m, const GemmDesc& d);
+void mark_step_locked(Recorder::Impl& m, StepSource source);
+}  // namespace
+
 GemmTicket Recorder::begin_gemm(const GemmDesc& d) {
+  GemmTicket t = begin_gemm_locked(*impl_, d);
+  run_step_hooks(*impl_);  // a new period of the GEMM sequence may have ended a step
+  return t;
+}
+
+namespace {
+GemmTicket begin_gemm_locked(Recorder::Impl& m, const GemmDesc& d) {
   GemmTicket t;
-  Impl& m = *impl_;
   if (!m.cfg.op_enabled(d.op)) return t;
-  const std::string scope = current_scope();
+  const std::string scope = Recorder::current_scope();
   std::lock_guard<std::mutex> lock(m.mu);
   if (!m.ensure_writer()) return t;
   t.seq = m.next_seq++;
   t.time_ns = m.now();
   t.stream = d.stream;
   switch (m.phase) {
-    case Impl::Phase::Off:
+    case Recorder::Impl::Phase::Off:
       t.step = m.step;
       m.resolve(m.label(scope, static_cast<long>(m.ordinal++)), scope, d, m.step, &t);
       return t;
-    case Impl::Phase::Tracking: {
+    case Recorder::Impl::Phase::Tracking: {
       const StepTracker::Label l =
           m.tracker.next(m.coarse ? coarse_signature(d, scope) : signature(d, scope));
       if (l.new_step) m.begin_step_live(t.seq);
       if (l.lost) {
         m.event_locked(trace::EventLevel::Warning,
                        "step period lost (too many calls out of the pattern); re-detecting");
-        m.phase = Impl::Phase::Detect;
+        m.phase = Recorder::Impl::Phase::Detect;
         m.held_base = t.seq;
         break;  // held below
       }
@@ -664,7 +737,7 @@ GemmTicket Recorder::begin_gemm(const GemmDesc& d) {
       m.resolve(m.label(scope, l.ordinal), scope, d, m.step, &t);
       return t;
     }
-    case Impl::Phase::Detect:
+    case Recorder::Impl::Phase::Detect:
       break;
   }
   // Detecting: hold the call; every operand is measured until the sampling is known.
@@ -713,6 +786,7 @@ GemmTicket Recorder::begin_gemm(const GemmDesc& d) {
   }
   return t;
 }
+}  // namespace
 
 void Recorder::complete(const GemmTicket& t, int i, const TensorStats& stats) {
   if (i < 0 || i >= kMaxOperands || !t.sampled[i]) return;
@@ -756,7 +830,12 @@ void Recorder::abandon(const GemmTicket& t, int i) {
 }
 
 void Recorder::mark_step(StepSource source) {
-  Impl& m = *impl_;
+  mark_step_locked(*impl_, source);
+  run_step_hooks(*impl_);
+}
+
+namespace {
+void mark_step_locked(Recorder::Impl& m, StepSource source) {
   std::lock_guard<std::mutex> lock(m.mu);
   if (!m.ensure_writer()) return;
   const StepMode mode = m.cfg.steps;
@@ -776,6 +855,7 @@ void Recorder::mark_step(StepSource source) {
   m.begin_step_live(m.next_seq);
   m.check_writer();
 }
+}  // namespace
 
 bool Recorder::fp8_needs_amax() const {
   return impl_->cfg.fp8_policy == ScalingPolicy::Current;
@@ -876,22 +956,17 @@ void Recorder::event(trace::EventLevel level, const std::string& text) {
   m.check_writer();
 }
 
-void Recorder::watch(const std::string& name, const void* ptr, uint64_t count, Format dtype) {
-  Impl& m = *impl_;
-  std::lock_guard<std::mutex> lock(m.mu);
-  if (!m.ensure_writer()) return;
-  if (count > m.cfg.watch_max_elements) {
+bool Recorder::Impl::define_watch_locked(const std::string& name, uint64_t count, Format dtype,
+                                         int32_t device, uint32_t* tensor) {
+  if (!ensure_writer()) return false;
+  if (count > cfg.watch_max_elements) {
     const std::string why = "watch('" + name + "'): " + std::to_string(count) +
                             " elements is over FPSCOPE_WATCH_MAX_ELEMENTS (" +
-                            std::to_string(m.cfg.watch_max_elements) + "); not watched";
+                            std::to_string(cfg.watch_max_elements) + "); not watched";
     log(LogLevel::Warn, "%s", why.c_str());
-    m.event_locked(trace::EventLevel::Warning, why);
-    return;
+    event_locked(trace::EventLevel::Warning, why);
+    return false;
   }
-  Watch w;
-  w.ptr = ptr;
-  w.count = count;
-  w.dtype = dtype;
   trace::TensorInfo info;
   info.id = name;
   info.name = name;
@@ -901,15 +976,28 @@ void Recorder::watch(const std::string& name, const void* ptr, uint64_t count, F
   info.rows = count;
   info.cols = 1;
   info.ld = count;
-  const std::string key = "watch\x1f" + name + "\x1f" + std::to_string(static_cast<int>(dtype)) +
-                          "\x1f" + std::to_string(count);
-  auto it = m.tensors.find(key);
-  w.tensor = it != m.tensors.end() ? it->second : m.writer->define_tensor(info);
-  m.tensors[key] = w.tensor;
+  info.device = device;
+  std::string key = "watch\x1f" + name + "\x1f" + std::to_string(static_cast<int>(dtype)) + "\x1f" +
+                    std::to_string(count);
+  if (device >= 0) key += "\x1f" + std::to_string(device);
+  auto it = tensors.find(key);
+  *tensor = it != tensors.end() ? it->second : writer->define_tensor(info);
+  tensors[key] = *tensor;
   if (dtype != Format::FP32)
-    m.event_locked(
+    event_locked(
         trace::EventLevel::Warning,
         "watched tensor '" + name + "' is " + spec(dtype).name + ": master weights are not FP32");
+  return true;
+}
+
+void Recorder::watch(const std::string& name, const void* ptr, uint64_t count, Format dtype) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  Watch w;
+  w.ptr = ptr;
+  w.count = count;
+  w.dtype = dtype;
+  if (!m.define_watch_locked(name, count, dtype, -1, &w.tensor)) return;
   // First snapshot now: the next step boundary records the update of the current step.
   w.prev.resize(count);
   widen(ptr, dtype, count, w.prev.data());
@@ -920,6 +1008,24 @@ void Recorder::watch(const std::string& name, const void* ptr, uint64_t count, F
 void Recorder::unwatch(const std::string& name) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->watches.erase(name);
+}
+
+bool Recorder::define_watch(const std::string& name, uint64_t count, Format dtype, int32_t device,
+                            uint32_t* tensor) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const bool ok = impl_->define_watch_locked(name, count, dtype, device, tensor);
+  impl_->check_writer();
+  return ok;
+}
+
+void Recorder::weight_update_at(uint64_t step, uint32_t tensor, Format master_dtype,
+                                uint64_t elements, const UpdateLoss& loss) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (m.closed || !m.writer) return;
+  m.write_weight_update(step, tensor, master_dtype, elements, loss.bf16, loss.fp16, loss.changed,
+                        loss.ratio_hist);
+  m.check_writer();
 }
 
 uint64_t Recorder::now_ns() const {
@@ -941,6 +1047,18 @@ namespace {
 std::atomic<void (*)()> g_shutdown_hooks[4];
 std::atomic<bool> g_shutdown_started{false};
 }  // namespace
+
+void Recorder::add_step_hook(StepHook fn) {
+  if (fn == nullptr) return;
+  for (auto& h : g_step_hooks) {
+    StepHook expected = nullptr;
+    if (h.compare_exchange_strong(expected, fn) || expected == fn) {
+      g_have_step_hooks.store(true, std::memory_order_release);
+      return;
+    }
+  }
+  log(LogLevel::Error, "more than %d step hooks; one is ignored", kMaxStepHooks);
+}
 
 void Recorder::add_shutdown_hook(void (*fn)()) {
   for (auto& h : g_shutdown_hooks) {

@@ -17,6 +17,10 @@
 //    from the period of the GEMM-signature sequence (StepSource::GemmPeriod): calls are held back
 //    until the period is known (or the window fills), then labelled. Tickets of held calls carry
 //    unresolved tensor indices; complete() resolves them internally, so callers never care.
+//  - Step hooks (add_step_hook): called at every live step boundary (the ones that sample the
+//    host watches: fpscope_step(), NVTX, kernels, a new period of the GEMM sequence), in boundary
+//    order, on the thread that ended the step, OUTSIDE the recorder's lock (a hook may call the
+//    recorder), never re-entered on one thread. The CUDA path's device watches use them.
 //  - Names: a thread-local scope stack (fpscope_scope_push/pop, NVTX ranges via scope_push/pop).
 //    The innermost scope names a GEMM; the j-th GEMM of that name in a step gets "<name>#j".
 #pragma once
@@ -26,6 +30,7 @@
 
 #include "fpscope/stats.h"
 #include "fpscope/trace_types.h"
+#include "fpscope/update_loss.h"
 
 namespace fpscope::probe {
 
@@ -108,6 +113,17 @@ class Recorder {
   // dtype: FP32, BF16 or FP16. The memory must stay valid until unwatch().
   void watch(const std::string& name, const void* ptr, uint64_t count, Format dtype);
   void unwatch(const std::string& name);
+  // A watch whose snapshots live elsewhere (the device watch, probe/cuda/device_watch.h): what
+  // watch() does before its first snapshot. False (nothing defined) when recording is off or
+  // count is over FPSCOPE_WATCH_MAX_ELEMENTS (one warning on stderr and in the trace, as watch());
+  // else *tensor is the watch's tensor (role Weight, op "watch", `device`) and a BF16/FP16 dtype
+  // gets the "master weights are not FP32" warning event.
+  bool define_watch(const std::string& name, uint64_t count, Format dtype, int32_t device,
+                    uint32_t* tensor);
+  // Writes the weight-update record of `tensor` for `step` (the step that made the update),
+  // computed elsewhere: the same record watch() writes.
+  void weight_update_at(uint64_t step, uint32_t tensor, Format master_dtype, uint64_t elements,
+                        const UpdateLoss& loss);
 
   // Nanoseconds since the trace started (the trace's clock).
   uint64_t now_ns() const;
@@ -125,6 +141,10 @@ class Recorder {
   // fn runs at the start of shutdown(), once, outside the recorder's lock and while get() still
   // returns the recorder (the CUDA path drains its in-flight results there). At most 4 hooks.
   static void add_shutdown_hook(void (*fn)());
+  // fn(ending, next, next_sampled) at each live step boundary (see the contract above);
+  // next_sampled: FPSCOPE_EVERY samples step `next`. At most 4 hooks; adding one twice is a no-op.
+  using StepHook = void (*)(uint64_t ending, uint64_t next, bool next_sampled);
+  static void add_step_hook(StepHook fn);
 
   struct Impl;
 

@@ -590,6 +590,31 @@ class Watch(unittest.TestCase):
         self.assertFalse(self.plain_expected["active"])
 
 
+class CudaWatchWithoutGpu(unittest.TestCase):
+    """fpscope.watch() of a CUDA tensor reaches the probe's device entry (fpscope_watch_device);
+    on this machine (no GPU: no device statistics) it returns False with one warning per call,
+    and is a silent no-op without the probe."""
+
+    def test_cuda_tensor_goes_to_the_device_entry_and_is_refused_with_one_warning(self):
+        cmd = [PY, prog("cuda_watch_nogpu.py"), os.path.join(ARGS.root, "probe/python")]
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "c.fpst")
+            rec = record(trace, cmd, ["--every", "1"], QUIET)
+            self.assertEqual(rec.returncode, 0, rec.stderr)
+            t = dump(trace)
+        self.assertIn("device_entry=True watch=False again=False active=True", rec.stdout)
+        w = [x for x in warnings_of(rec.stderr) if "watch(" in x]
+        self.assertEqual(len(w), 2, rec.stderr)  # one per refused call
+        for x in w:
+            self.assertIn("no device statistics", x)
+        self.assertEqual(t["weight_updates"], [])
+        self.assertEqual([x for x in t["tensors"] if x.get("op") == "watch"], [])
+        plain = plain_run(cmd)
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        self.assertIn("device_entry=False watch=False again=False active=False", plain.stdout)
+        self.assertNotIn("[fpscope]", plain.stderr)
+
+
 class StepDetection(unittest.TestCase):
     """Steps of unmodified torch programs from the GEMM period: one step per iteration."""
 

@@ -63,6 +63,13 @@ void Recorder::loss_scale_at(uint64_t, double, bool, double, trace::LossScaleSou
   unreachable();
 }
 void Recorder::add_shutdown_hook(void (*)()) {}  // never runs: there is no recorder to shut down
+void Recorder::add_step_hook(StepHook) {}        // never runs: no recorder marks steps
+bool Recorder::define_watch(const std::string&, uint64_t, Format, int32_t, uint32_t*) {
+  unreachable();
+}
+void Recorder::weight_update_at(uint64_t, uint32_t, Format, uint64_t, const UpdateLoss&) {
+  unreachable();
+}
 void Recorder::event(trace::EventLevel, const std::string&) {
   unreachable();
 }

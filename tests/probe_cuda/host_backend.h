@@ -2,6 +2,10 @@
 // per-stream FIFO queues (like CUDA streams) and runs only when the test says so (run()), so tests
 // control completion order. "Stats" here is a trivial reduction (count, amax of FP32 data) done by
 // the test double itself: enough to check that the right result reaches the right observation.
+// Watches (create_watch/enqueue_watch) keep their snapshot in host memory; a WatchJob runs on the
+// program's stream queue (the device's fork/join onto the watch's stream orders it exactly so),
+// reads the weights when it RUNS, and computes the update loss with update_loss.h's per-element
+// step (as the kernel does), widening BF16/FP16 with numerics.h's decode.
 #pragma once
 
 #include <cmath>
@@ -12,6 +16,8 @@
 #include <set>
 #include <vector>
 
+#include "fpscope/numerics.h"
+#include "fpscope/update_loss.h"
 #include "stats_pipeline.h"
 
 namespace fpscope::cuda::testing {
@@ -20,6 +26,7 @@ class HostBackend : public Backend {
  public:
   explicit HostBackend(int slots, int devices = 2) : slots_(slots) {
     stats_.resize(static_cast<size_t>(devices * slots));
+    updates_.resize(static_cast<size_t>(devices * slots));
     scalars_.resize(static_cast<size_t>(devices * slots * kScalarsPerSlot));
     state_.assign(static_cast<size_t>(devices * slots), State::Idle);
   }
@@ -88,6 +95,78 @@ class HostBackend : public Backend {
     return &scalars_[idx(device, slot) * kScalarsPerSlot];
   }
 
+  int create_watch(int device, uint64_t count, Format dtype, std::string* error) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ++create_watch_calls;
+    if (fail_create_watch) {
+      *error = "out of memory (host backend)";
+      return -1;
+    }
+    Watch w;
+    w.live = true;
+    w.device = device;
+    w.snapshot.assign(count, 0.0f);
+    if (dtype != Format::FP32) w.scratch.assign(count, 0.0f);
+    watches_.push_back(std::move(w));
+    return static_cast<int>(watches_.size() - 1);
+  }
+  void destroy_watch(int, int watch) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (watch < 0 || static_cast<size_t>(watch) >= watches_.size()) return;
+    Watch& w = watches_[static_cast<size_t>(watch)];
+    // The device frees stream-ordered: work already queued for the watch still runs; the
+    // memory stays (test double) but the handle is dead for new work.
+    w.live = false;
+  }
+  bool enqueue_watch(int slot, const WatchJob& job, std::string* error) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (fail_enqueue) {
+      *error = "enqueue refused";
+      return false;
+    }
+    if (job.watch < 0 || static_cast<size_t>(job.watch) >= watches_.size() ||
+        !watches_[static_cast<size_t>(job.watch)].live) {
+      *error = "unknown watch";
+      return false;
+    }
+    ++watch_jobs;
+    const size_t i = slot >= 0 ? idx(job.device, slot) : 0;
+    if (slot >= 0) state_[i] = State::Recorded;
+    queues_[job.stream].push_back([this, i, job] {
+      Watch& w = watches_[static_cast<size_t>(job.watch)];
+      std::vector<float> cur(job.count);
+      const auto* h = static_cast<const uint16_t*>(job.data);
+      for (uint64_t k = 0; k < job.count; ++k)
+        cur[k] = job.dtype == Format::FP32   ? static_cast<const float*>(job.data)[k]
+                 : job.dtype == Format::BF16 ? decode_storage_t<Format::BF16>(h[k])
+                                             : decode_storage_t<Format::FP16>(h[k]);
+      if (job.measure) {
+        UpdateLoss u;
+        for (uint64_t k = 0; k < job.count; ++k) {
+          const UpdateLossStep st = update_loss_step(w.snapshot[k], cur[k]);
+          u.changed += st.changed;
+          accumulate_update_loss(u.bf16, st, 0);
+          accumulate_update_loss(u.fp16, st, 1);
+          if (st.ratio_bin >= 0) ++u.ratio_hist[st.ratio_bin];
+        }
+        updates_[i] = u;
+        state_[i] = fail_on_run ? State::Failed : State::Done;
+      }
+      if (job.snapshot) w.snapshot = cur;
+    });
+    return true;
+  }
+  const UpdateLoss& update_loss(int device, int slot) const override {
+    return updates_[idx(device, slot)];
+  }
+  // Watches whose resources are held (created, not destroyed).
+  int live_watches() {
+    std::lock_guard<std::mutex> l(mu_);
+    int n = 0;
+    for (const Watch& w : watches_) n += w.live ? 1 : 0;
+    return n;
+  }
+
   // Runs up to n queued operations of `stream` (all when n < 0); returns how many ran.
   int run(void* stream, int n = -1) {
     std::lock_guard<std::mutex> l(mu_);
@@ -116,14 +195,25 @@ class HostBackend : public Backend {
   std::map<int, int> ensure_calls;
   bool fail_enqueue = false;
   bool fail_on_run = false;
+  bool fail_create_watch = false;
   uint64_t polls = 0;
+  int create_watch_calls = 0;
+  int watch_jobs = 0;
 
  private:
   enum class State { Idle, Recorded, Done, Failed };
   size_t idx(int device, int slot) const { return static_cast<size_t>(device * slots_ + slot); }
   int slots_;
   std::mutex mu_;
+  struct Watch {
+    bool live = false;
+    int device = 0;
+    std::vector<float> snapshot;
+    std::vector<float> scratch;
+  };
   std::vector<TensorStats> stats_;
+  std::vector<UpdateLoss> updates_;
+  std::vector<Watch> watches_;
   std::vector<float> scalars_;
   std::vector<State> state_;
   std::map<void*, std::deque<std::function<void()>>> queues_;

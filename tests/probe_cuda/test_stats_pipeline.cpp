@@ -41,6 +41,12 @@ class RecordingSink : public Sink {
     for (int i = 0; i < kScalarsPerSlot; ++i) g.s[i] = s[i];
     got.push_back(g);
   }
+  void on_update_loss(const ObsMeta& m, const UpdateLoss&) override {
+    std::lock_guard<std::mutex> l(mu);
+    Got g;
+    g.meta = m;
+    got.push_back(g);
+  }
   void on_failed(const ObsMeta& m, const std::string&) override {
     std::lock_guard<std::mutex> l(mu);
     failed.push_back(m);

@@ -40,4 +40,11 @@ cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t
 cudaError_t launch_update_loss(const float* d_w_prev, const float* d_w_cur, uint64_t n,
                                UpdateLoss* d_slot, cudaStream_t stream);
 
+// n weights of dtype FP32, BF16 or FP16 at d_src widened to FP32 at d_dst (exact: numerics.h's
+// decode_storage_t; FP32 is a device-to-device copy). The device master-weight watch measures
+// BF16/FP16 weights through this (probe/cuda/device_watch.h). cudaErrorInvalidValue for another
+// dtype.
+cudaError_t launch_widen_to_fp32(const void* d_src, Format dtype, uint64_t n, float* d_dst,
+                                 cudaStream_t stream);
+
 }  // namespace fpscope
