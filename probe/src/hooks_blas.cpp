@@ -60,7 +60,11 @@ OperandDesc operand(Role role, Format dtype, bool trans, bool row_major, int64_t
 // GEMMs of the step read too (a weight in the forward and the input-gradient GEMM, an activation
 // in the forward and the weight-gradient GEMM, the output gradient in both backward GEMMs).
 // An entry is reused only for the same view, the same scales and the same contents (fingerprint,
-// ~1/10 of the statistics' cost); results are identical to recomputing them.
+// ~1/10 of the statistics' cost); results are identical to recomputing them. The ring must span a
+// whole step of a model's operands: an activation is read by its layer's forward GEMM and again
+// by the weight-gradient GEMM at the end of the backward pass, a weight by the forward and the
+// input-gradient GEMM (a 4-layer MLP measures ~40 operands a step). 64 entries of 8 KiB each:
+// 512 KiB per thread that calls BLAS, allocated as they are first used.
 struct RecentStats {
   const void* data = nullptr;
   uint64_t rows = 0, cols = 0, ld = 0;
@@ -69,7 +73,7 @@ struct RecentStats {
   uint64_t fingerprint = 0;
   std::unique_ptr<TensorStats> stats;
 };
-constexpr int kRecent = 8;
+constexpr int kRecent = 64;
 
 void measure(Recorder* rec, const GemmTicket& t, const GemmDesc& d, int i, const void* data) {
   if (!t.sampled[i] || data == nullptr) {
