@@ -232,7 +232,7 @@ bool export_sqlite(const trace::Trace& t, const std::string& path, Progress* pro
       const size_t h = static_cast<size_t>(o.hist_begin) + j;
       if (h >= t.hist_bins.size() || h >= t.hist_counts.size()) break;
       const int bin = t.hist_bins[h];
-      ok = row(db, ins_h, id, bin, bin / 4 - 127, t.hist_counts[h]);
+      ok = row(db, ins_h, id, bin, hist_bin_exponent(bin), t.hist_counts[h]);
     }
     if (progress && (k & 0xffff) == 0)
       progress->fraction(static_cast<double>(k) / static_cast<double>(n));

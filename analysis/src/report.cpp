@@ -206,7 +206,7 @@ std::string svg_exponent_heatmap(const trace::TraceModel& model, uint32_t tensor
   Svg s(W, H);
   s.text(W / 2.0, 16, tensor_label(trace, tensor) + ": exponent histogram over steps", 13,
          "middle");
-  // Step -> exponent -> count (exponent = floor(log2|x|) = bin/4 - 127).
+  // Step -> exponent -> count (exponent = floor(log2|x|) = hist_bin_exponent(bin)).
   std::map<uint64_t, std::map<int, uint64_t>> cells;
   int emin = 1000, emax = -1000;
   const auto series =
@@ -217,7 +217,7 @@ std::string svg_exponent_heatmap(const trace::TraceModel& model, uint32_t tensor
     for (uint32_t k = 0; k < o.hist_len; ++k) {
       const size_t idx = static_cast<size_t>(o.hist_begin) + k;
       if (idx >= trace.hist_bins.size() || idx >= trace.hist_counts.size()) break;
-      const int e = trace.hist_bins[idx] / 4 - 127;
+      const int e = hist_bin_exponent(trace.hist_bins[idx]);
       col[e] += trace.hist_counts[idx];
       emin = std::min(emin, e);
       emax = std::max(emax, e);
@@ -499,14 +499,14 @@ std::string svg_weight_ratio(const WeightLoss& w) {
   }
   const struct {
     int at;
-    const char* label;
+    const char* format;
     const char* color;
-  } lines[] = {{kBf16HalfUlpLog2, "BF16 half-ulp 2^-9", "#d62728"},
-               {kFp16HalfUlpLog2, "FP16 half-ulp 2^-12", "#9467bd"}};
+  } lines[] = {{kBf16HalfUlpLog2, "BF16", "#d62728"}, {kFp16HalfUlpLog2, "FP16", "#9467bd"}};
   for (int i = 0; i < 2; ++i) {
     const double x = xb(lines[i].at);
     s.line(x, py0, x, py0 + ph, lines[i].color, 1.2, "4,3");
-    s.text(x + 3, py0 + 12 + 12 * i, lines[i].label, 10, "start", lines[i].color);
+    s.text(x + 3, py0 + 12 + 12 * i, fmt::format("{} half-ulp 2^{}", lines[i].format, lines[i].at),
+           10, "start", lines[i].color);
   }
   s.line(px0, py0 + ph, px0 + pw, py0 + ph, "#999");
   for (int b = lo; b <= hi; b += std::max(1, (hi - lo) / 8))

@@ -84,7 +84,7 @@ struct Replay {
       if (w.first_seed_step < 0) w.first_seed_step = static_cast<int64_t>(cur.step);
       scaler.observe(cur.amax);
       const uint32_t bits = std::bit_cast<uint32_t>(cur.amax);
-      seeded = bits > 0u && bits < 0x7f800000u;  // finite and > 0
+      seeded = bits > 0u && bits < kFp32InfBits;  // finite and > 0
       return;
     }
     if (exact) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fpscope/formats.h"
 #include "fpscope/trace_io.h"
 
 using namespace fpscope;
@@ -101,7 +102,7 @@ int main(int argc, char** argv) {
       // kBins quarter-octave bins below the amax exponent (35: about 9 octaves), bell-shaped
       // counts peaking at 2/7 of the way down; every bin nonzero, the rounding remainder in the
       // peak bin.
-      const int top = static_cast<int>(std::floor(e)) + 127;
+      const int top = static_cast<int>(std::floor(e)) + fpscope::kFp32Bias;
       uint64_t left = nz;
       for (int b = 0; b < kBins; ++b) {
         const int bin = (top - b / 4) * 4 + (3 - b % 4);

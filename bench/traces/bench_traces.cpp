@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "fpscope/formats.h"
 #include "fpscope/trace_file.h"
 #include "fpscope/trace_io.h"
 #include "fpscope/trace_model.h"
@@ -56,7 +57,7 @@ std::vector<Observation> sample_observations(int bins) {
       s.fmt[k].subnormal = static_cast<uint64_t>(k * 300);
       s.fmt[k].sum_err2 = 1e-6 * (k + 1);
     }
-    const int first = 127 * 4 - bins / 2 - t % 8;
+    const int first = fpscope::hist_first_bin_of_exponent(0) - bins / 2 - t % 8;
     for (int b = 0; b < bins; ++b)
       s.hist[first + b] = static_cast<uint64_t>(1000 + 37 * b * (bins - b) + t);
   }
@@ -84,7 +85,8 @@ uint64_t write_records(TraceWriter& w, std::vector<Observation>& obs, uint64_t n
     o.step = (seq0 + i) / 1000;
     o.time_ns = (seq0 + i) * 50;
     rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    const int first = 127 * 4 - bins / 2 - static_cast<int>(o.tensor % 8);
+    const int first =
+        fpscope::hist_first_bin_of_exponent(0) - bins / 2 - static_cast<int>(o.tensor % 8);
     for (int b = 0; b < bins; ++b) o.stats.hist[first + b] = 1000 + ((rng >> (b % 40)) & 0xFFFF);
     o.stats.amax = static_cast<float>(rng >> 40) * 1e-6f;
     o.stats.sum = static_cast<double>(rng >> 11) * 1e-9;

@@ -341,7 +341,7 @@ void App::heatmap_panel(ImVec2 size) {
       lo = std::min(lo, std::floor(bin_coord(st.bin_lo)) - 2);
       hi = std::max(hi, std::ceil(bin_coord(st.bin_hi + 1)) + 2);
     }
-    heat_y0_ = std::max(-127.0, lo);
+    heat_y0_ = std::max(kOctaveMin, lo);
     heat_y1_ = std::min(128.0, hi);
   }
   const WhatIfSeries* ws =
@@ -369,7 +369,7 @@ void App::heatmap_panel(ImVec2 size) {
       s = ws->scale[std::min(cur_i, ws->scale.size() - 1)];
       suffix = " /s";
     } else if (scaled && wcfg_.pow2 != 0) {
-      s = pow2f(std::clamp(wcfg_.pow2, -126, 127));
+      s = pow2f(clamp_scale_exponent(wcfg_.pow2));
       suffix = " /2^" + std::to_string(wcfg_.pow2);
     }
     const ImU32 c = col32(format_color(f));
@@ -393,14 +393,14 @@ void App::heatmap_panel(ImVec2 size) {
   po.x_label = "step";
   po.right_margin = std::min(230.0f, label_w + arrow_w + 16.0f);
   const int row_lo =
-      std::clamp(static_cast<int>(std::floor((heat_y0_ + 127.0) * 4)), 0, kHistBins - 1);
+      std::clamp(static_cast<int>(std::floor(coord_bin(heat_y0_))), 0, kHistBins - 1);
   const int row_hi =
-      std::clamp(static_cast<int>(std::ceil((heat_y1_ + 127.0) * 4)) - 1, row_lo, kHistBins - 1);
+      std::clamp(static_cast<int>(std::ceil(coord_bin(heat_y1_))) - 1, row_lo, kHistBins - 1);
   const ImVec2 avail = ImGui::GetContentRegionAvail();
   const Plot pl = begin_plot("##heat", avail, &xview_, heat_y0_, heat_y1_, YFmt::Pow2, po);
   if (pl.hovered && ImGui::GetIO().KeyCtrl && ImGui::GetIO().MouseWheel != 0.0f) {
     const double at = pl.y_at(pl.mouse.y), f = std::pow(0.85, ImGui::GetIO().MouseWheel);
-    heat_y0_ = std::max(-127.0, at - (at - heat_y0_) * f);
+    heat_y0_ = std::max(kOctaveMin, at - (at - heat_y0_) * f);
     heat_y1_ = std::min(128.0, at + (heat_y1_ - at) * f);
     if (heat_y1_ - heat_y0_ < 2) heat_y1_ = heat_y0_ + 2;
   }
@@ -446,7 +446,7 @@ void App::heatmap_panel(ImVec2 size) {
       plot_series(pl, st.step_x, ysub, col32(format_color(f), 0.6f), {1.0f, true, true, false});
       continue;
     }
-    const double s = scaled ? pow2f(std::clamp(wcfg_.pow2, -126, 127)) : 1.0;
+    const double s = scaled ? pow2f(clamp_scale_exponent(wcfg_.pow2)) : 1.0;
     const double ymax = octave_coord(mx / s), ynorm = octave_coord(mn / s),
                  ysub = octave_coord(ms / s);
     dl->AddRectFilled(ImVec2(pl.r.Min.x, pl.py(ynorm)), ImVec2(pl.r.Max.x, pl.py(ysub)), band);
@@ -504,7 +504,7 @@ void App::heatmap_panel(ImVec2 size) {
   if (pl.hovered && pl.r.Contains(pl.mouse)) {
     const int64_t i =
         st.index_at_or_before(static_cast<uint64_t>(std::max(0.0, pl.x_at(pl.mouse.x))));
-    const int b = static_cast<int>(std::floor((pl.y_at(pl.mouse.y) + 127.0) * 4));
+    const int b = static_cast<int>(std::floor(coord_bin(pl.y_at(pl.mouse.y))));
     if (i >= 0 && b >= 0 && b < kHistBins) {
       const auto k = static_cast<size_t>(i);
       uint64_t cnt = 0;

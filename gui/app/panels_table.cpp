@@ -502,7 +502,7 @@ void App::whatif_controls(const TensorData* td, int64_t si, uint64_t step) {
   // Live readout at the current step, straight from the histogram.
   const WhatIfSeries* ws =
       (whatif_.current() && whatif_.value()->config == wcfg_) ? whatif_.value().get() : nullptr;
-  float scale = pow2f(std::clamp(wcfg_.pow2, -126, 127));
+  float scale = pow2f(clamp_scale_exponent(wcfg_.pow2));
   bool have_scale = wcfg_.mode == ScaleMode::Pow2;
   if (wcfg_.mode == ScaleMode::Delayed && ws && si >= 0) {
     scale = ws->scale[static_cast<size_t>(si)];

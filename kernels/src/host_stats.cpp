@@ -95,7 +95,7 @@ struct Acc {
 // Float bits -> int32 key with the same order as the floats (-0 just below +0); an involution.
 inline int32_t order_key(uint32_t u) {
   const auto s = static_cast<int32_t>(u);
-  return s ^ ((s >> 31) & 0x7fffffff);
+  return s ^ ((s >> kFp32SignBit) & kFp32AbsMaskI32);
 }
 
 // Elements per vectorized block: the per-lane 32-bit counters of a block cannot wrap.
@@ -137,12 +137,12 @@ __attribute__((always_inline)) inline OwnBlock block_own_stats(
     reduction(max : amax, kmax) reduction(min : kmin, nzmin_m1)
   for (size_t i = 0; i < n; ++i) {
     const uint32_t u = detail::f2u(x[i]);
-    const auto a = static_cast<int32_t>(u & 0x7fffffffu);
-    const bool fin = kClean || a < 0x7f800000;
+    const auto a = static_cast<int32_t>(u & kFp32AbsMask);
+    const bool fin = kClean || a < kFp32InfBitsI32;
     if constexpr (!kClean) {
-      c_nan += a > 0x7f800000;
-      c_pinf += u == 0x7f800000u;
-      c_ninf += u == 0xff800000u;
+      c_nan += a > kFp32InfBitsI32;
+      c_pinf += u == kFp32InfBits;
+      c_ninf += u == kFp32NegInfBits;
     }
     const uint32_t nz = static_cast<uint32_t>(a) - 1u;  // NaN/Inf patterns are never the minimum
     if constexpr (kWeighted) {
@@ -232,7 +232,7 @@ __attribute__((always_inline)) inline void block_target(const float* __restrict 
 #pragma omp simd reduction(+ : c_low, c_below_normal, c_ov, e, ef)
   for (size_t i = 0; i < n; ++i) {
     const float y = kUnitScale ? x[i] : detail::mul_rn(x[i], scale);  // x * 1 is exact
-    const auto a = static_cast<int32_t>(detail::f2u(y) & 0x7fffffffu);
+    const auto a = static_cast<int32_t>(detail::f2u(y) & kFp32AbsMask);
     uint32_t ov = 0;
     const uint32_t wi = kWeighted ? w[i] : 1u;
     if constexpr (kOv) {
@@ -283,13 +283,14 @@ __attribute__((always_inline)) inline void block_target(const float* __restrict 
 template <int T>
 inline ErrPrescale err_prescale(int32_t a_min, int32_t a_max) {
   if constexpr (detail::CastParams<kTargets[T]>::kOwnSubnormals) {
-    constexpr int32_t kMinAbsBits = (127 - 100) << 23;  // 2^-100
+    constexpr auto kMinAbsBits = static_cast<int32_t>(fp32_pow2_bits(-100));  // 2^-100
     return ErrPrescale{a_min >= kMinAbsBits, 1099511627776.0f /* 2^40 */,
                        1.0 / (1099511627776.0 * 1099511627776.0)};
   } else {
-    const int32_t e_max = a_max >> 23, e_min = a_min >> 23;
+    const int32_t e_max = a_max >> kFp32ManBits, e_min = a_min >> kFp32ManBits;
     const int k = 190 - e_max;  // pre = 2^k must be a normal float: -126 <= k <= 127
-    if (k < -126 || k > 127 || e_min < e_max - 102) return ErrPrescale{false, 1.0f, 1.0};
+    if (k < kFp32MinNormalExp || k > kFp32MaxExp || e_min < e_max - 102)
+      return ErrPrescale{false, 1.0f, 1.0};
     const double pre = std::ldexp(1.0, k);
     return ErrPrescale{true, static_cast<float>(pre), 1.0 / (pre * pre)};
   }
@@ -309,7 +310,7 @@ __attribute__((always_inline)) inline void block_target_auto(const float* __rest
   }
   auto scaled = [scale](int32_t a) {
     return static_cast<int32_t>(
-        detail::f2u(detail::mul_rn(detail::u2f(static_cast<uint32_t>(a)), scale)) & 0x7fffffffu);
+        detail::f2u(detail::mul_rn(detail::u2f(static_cast<uint32_t>(a)), scale)) & kFp32AbsMask);
   };
   const bool any_nonzero = info.min_nonzero != INT32_MAX;
   const int32_t a_max = scaled(info.amax);
@@ -357,7 +358,7 @@ FPSCOPE_CLONES void block_scalars(const float* __restrict x, size_t n, const Sca
     const size_t m = std::min(n, kScalarBlock);
     // Optimistically clean: the unmasked loop's amax shows whether the block held NaN/Inf.
     const OwnBlock clean_stats = block_own_stats<true>(x, m);
-    if (clean_stats.amax < 0x7f800000) {
+    if (clean_stats.amax < kFp32InfBitsI32) {
       const BlockInfo info = commit_own_stats(clean_stats, m, acc);
       block_targets(x, nullptr, m, info, sc, acc);
     } else {
@@ -367,7 +368,7 @@ FPSCOPE_CLONES void block_scalars(const float* __restrict x, size_t n, const Sca
       alignas(64) float clean[kScalarBlock];
       for (size_t i = 0; i < m; ++i) {
         const uint32_t u = detail::f2u(x[i]);
-        clean[i] = (u & 0x7fffffffu) < 0x7f800000u ? x[i] : 0.0f;
+        clean[i] = (u & kFp32AbsMask) < kFp32InfBits ? x[i] : 0.0f;
       }
       block_targets(clean, nullptr, m, info, sc, acc);
     }
@@ -391,7 +392,7 @@ void block_hist(const float* __restrict x, size_t n, Acc& acc) {
   uint32_t* h1 = acc.hist[1];
   uint32_t* h2 = acc.hist[2];
   uint32_t* h3 = acc.hist[3];
-  auto bin = [x](size_t i) { return (detail::f2u(x[i]) & 0x7fffffffu) >> 21; };
+  auto bin = [x](size_t i) { return (detail::f2u(x[i]) & kFp32AbsMask) >> kHistBinShift; };
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
     ++h0[bin(i)];
@@ -489,14 +490,14 @@ void fold_codes(uint32_t* counts, const ScaleSet& sc, Acc& acc) {
     counts[c] = 0;
     const float x = decode_storage_t<F>(static_cast<uint32_t>(c));
     const uint32_t u = detail::f2u(x);
-    const uint32_t a = u & 0x7fffffffu;
+    const uint32_t a = u & kFp32AbsMask;
     acc.count += k;
-    acc.hist64[a >> 21] += k;  // finish() takes zeros and NaN/Inf out again
-    if (a >= 0x7f800000u) {
-      if (a > 0x7f800000u)
+    acc.hist64[a >> kHistBinShift] += k;  // finish() takes zeros and NaN/Inf out again
+    if (a >= kFp32InfBits) {
+      if (a > kFp32InfBits)
         acc.nan += k;
       else
-        ((u >> 31) ? acc.neg_inf : acc.pos_inf) += k;
+        ((u >> kFp32SignBit) ? acc.neg_inf : acc.pos_inf) += k;
       continue;
     }
     values[m] = x;
@@ -572,8 +573,9 @@ void finish(Acc& acc, const ScaleSet& sc, TensorStats* out) {
     out->fmt[f].sum_err2 = acc.err2[f] * sc.inv2[f];
   }
   for (int b = 0; b < kHistBins; ++b) out->hist[b] = acc.hist64[b];
-  out->hist[0] -= acc.zero;                                    // zeros landed in bin 0
-  for (int b = 255 * 4; b < kHistBins; ++b) out->hist[b] = 0;  // NaN / Inf (exponent 255)
+  out->hist[0] -= acc.zero;  // zeros landed in bin 0
+  for (int b = kHistFirstNonFiniteBin; b < kHistBins; ++b)
+    out->hist[b] = 0;  // NaN / Inf (exponent all ones)
 }
 
 // The pass over a part of the view: code counting for large 8/16-bit tensors, else the
@@ -669,8 +671,8 @@ float amax_typed(const void* data, uint64_t rows, uint64_t cols, uint64_t ld) {
     const T* col = base + j * ld;
 #pragma omp simd reduction(max : m)
     for (uint64_t i = 0; i < rows; ++i) {
-      const auto a = static_cast<int32_t>(detail::f2u(decode_storage_t<F>(col[i])) & 0x7fffffffu);
-      const int32_t fin = a < 0x7f800000 ? a : 0;
+      const auto a = static_cast<int32_t>(detail::f2u(decode_storage_t<F>(col[i])) & kFp32AbsMask);
+      const int32_t fin = a < kFp32InfBitsI32 ? a : 0;
       m = fin > m ? fin : m;
     }
   }

@@ -68,10 +68,10 @@ TensorSteps build_tensor_steps(const trace::TraceModel& model, uint32_t tensor) 
 }
 
 double octave_coord(double v) {
-  if (!(v > 0.0) || !std::isfinite(v)) return v > 0.0 ? 129.0 : -127.0;
+  if (!(v > 0.0) || !std::isfinite(v)) return v > 0.0 ? kOctaveMax : kOctaveMin;
   int k = 0;
   const double f = std::frexp(v, &k);  // v = f * 2^k, f in [0.5, 1)
-  return std::max(-127.0, static_cast<double>(k - 1) + (2.0 * f - 1.0));
+  return std::max(kOctaveMin, static_cast<double>(k - 1) + (2.0 * f - 1.0));
 }
 
 HeatRaster rasterize(const TensorSteps& ts, double x0, double x1, int width, int row_lo,
@@ -165,7 +165,7 @@ WhatIfSeries compute_whatif(const TensorSteps& ts, const WhatIfConfig& cfg) {
   if (cfg.mode == ScaleMode::Delayed) {
     w.scale = delayed_scales(ts.amax, cfg.format, cfg.history_len, cfg.margin, cfg.algo);
   } else {
-    w.scale.assign(ts.size(), pow2f(std::clamp(cfg.pow2, -126, 127)));
+    w.scale.assign(ts.size(), pow2f(clamp_scale_exponent(cfg.pow2)));
   }
   w.counts.reserve(ts.size());
   w.replayed.assign(ts.size(), 1);

@@ -246,7 +246,8 @@ inline constexpr int kFp32MaxBiasedExp = (1 << kFp32ExpBits) - 1;               
 inline constexpr int kFp32MinNormalExp = min_normal_exp(spec(Format::FP32));        // -126
 inline constexpr int kFp32MaxExp = max_exp(spec(Format::FP32));                     // 127
 inline constexpr int kFp32MinSubnormalExp = min_subnormal_exp(spec(Format::FP32));  // -149
-inline constexpr uint32_t kFp32SignMask = 1u << (kFp32ExpBits + kFp32ManBits);      // 0x80000000
+inline constexpr int kFp32SignBit = kFp32ExpBits + kFp32ManBits;                    // 31
+inline constexpr uint32_t kFp32SignMask = 1u << kFp32SignBit;                       // 0x80000000
 inline constexpr uint32_t kFp32AbsMask = kFp32SignMask - 1u;                        // 0x7fffffff
 inline constexpr uint32_t kFp32ManMask = (1u << kFp32ManBits) - 1u;                 // 0x007fffff
 inline constexpr uint32_t kFp32ExpMask = kFp32AbsMask & ~kFp32ManMask;              // 0x7f800000
@@ -255,6 +256,12 @@ inline constexpr uint32_t kFp32NegInfBits = kFp32SignMask | kFp32InfBits;       
 inline constexpr uint32_t kFp32QuietNanBits = kFp32ExpMask | (1u << (kFp32ManBits - 1));  // NaN
 inline constexpr uint32_t kFp32MaxFiniteBits = kFp32InfBits - 1u;  // 0x7f7fffff
 // |x|'s pattern a is: zero (a == 0), finite (a < kFp32InfBits), Inf (==), NaN (a > kFp32InfBits).
+// The same patterns as int32_t, for code that holds |x| patterns (sign clear, so nonnegative) in
+// signed integers: signed 32-bit vector compares (SSE/AVX2 have no unsigned ones) and int32
+// min/max keys.
+inline constexpr int32_t kFp32AbsMaskI32 = static_cast<int32_t>(kFp32AbsMask);
+inline constexpr int32_t kFp32ExpMaskI32 = static_cast<int32_t>(kFp32ExpMask);
+inline constexpr int32_t kFp32InfBitsI32 = static_cast<int32_t>(kFp32InfBits);
 
 // Biased FP32 exponent field of a pattern, and the pattern of 2^e (kFp32MinNormalExp <= e <=
 // kFp32MaxExp).

@@ -37,10 +37,11 @@ inline int whatif_category(Format f, float v, float scale) {
   return r.overflow ? 3 : r.underflow ? 0 : r.subnormal ? 1 : 2;
 }
 
-// Adds bin b's count to the bounds (bins >= 1020, the NaN/Inf exponent, are ignored).
+// Adds bin b's count to the bounds (bins >= kHistFirstNonFiniteBin, the NaN/Inf exponent, are
+// ignored).
 inline void whatif_add_bin(HistWhatIf& w, int b, uint64_t count, Format f, float scale) {
-  if (count == 0 || b < 0 || b >= 255 * 4) return;
-  const uint32_t lo_bits = static_cast<uint32_t>(b) << 21;
+  if (count == 0 || b < 0 || b >= kHistFirstNonFiniteBin) return;
+  const uint32_t lo_bits = hist_bin_low_bits(b);
   const float lo = detail::u2f(lo_bits == 0 ? 1u : lo_bits);  // smallest nonzero |x| in b
   const float hi = hist_bin_high(b);
   const int c0 = whatif_category(f, lo, scale), c1 = whatif_category(f, hi, scale);

@@ -104,35 +104,35 @@ FPSCOPE_HD inline double dsub_rn(double a, double b) {
 template <Format F>
 struct CastParams {
   static constexpr FormatSpec S = kFormats[static_cast<int>(F)];
-  static constexpr int kShift = 23 - S.man_bits;  // FP32 mantissa bits dropped by the cast
+  static constexpr int kShift = kFp32ManBits - S.man_bits;  // FP32 mantissa bits the cast drops
   static constexpr int32_t kHalf = int32_t{1} << (kShift - 1);
   static constexpr int32_t kKeep = ~((int32_t{1} << kShift) - 1);
   // Smallest normal of F as an FP32 pattern (biased exponent field only).
-  static constexpr int32_t kMinNormalBits = int32_t{min_normal_exp(S) + 127} << 23;
+  static constexpr int32_t kMinNormalBits = static_cast<int32_t>(fp32_pow2_bits(min_normal_exp(S)));
   // Max finite plus half an ulp of F at the top binade, as an FP32 pattern.
   static constexpr int32_t kMaxBits =
-      (int32_t{max_exp(S) + 127} << 23) | (int32_t{max_mantissa(S)} << kShift);
+      static_cast<int32_t>(fp32_pow2_bits(max_exp(S))) | (int32_t{max_mantissa(S)} << kShift);
   static constexpr int32_t kOverflowBits = kMaxBits + kHalf;
   static constexpr bool kIeee = S.special == SpecialEncoding::IEEE;
   // Targets whose normal range starts above FP32's need their own subnormal rounding; for BF16
   // (same exponent range as FP32) the FP32 bit-pattern rounding is already right everywhere.
-  static constexpr bool kOwnSubnormals = min_normal_exp(S) > -126;
+  static constexpr bool kOwnSubnormals = min_normal_exp(S) > kFp32MinNormalExp;
   // Exponent offset of the rounding magic number (see round_abs_bits): 2^(e + kShift) has an
   // FP32 ulp of 2^(e - man_bits), F's quantum at exponent e.
-  static constexpr uint32_t kMagicExpOffset = uint32_t{kShift} << 23;
+  static constexpr uint32_t kMagicExpOffset = uint32_t{kShift} << kFp32ManBits;
   // Classification thresholds on |y|'s FP32 pattern a (the rounding is monotone in a, so each
   // outcome is an interval of patterns; tests check the edges against round_abs_bits and CUDA):
   //   a <= kUnderflowMaxBits: the cast is 0 (half the smallest subnormal ties to even: 0);
   //   a <  kNormalStartBits : the cast is below F's smallest normal (the tie between the largest
   //                           subnormal, an odd mantissa, and the smallest normal rounds up).
   static constexpr int32_t kUnderflowMaxBits =
-      kOwnSubnormals ? int32_t{min_subnormal_exp(S) - 1 + 127} << 23 : kHalf;
+      kOwnSubnormals ? int32_t{min_subnormal_exp(S) - 1 + kFp32Bias} << kFp32ManBits : kHalf;
   static constexpr int32_t kNormalStartBits =
       kMinNormalBits - (kOwnSubnormals ? int32_t{1} << kShift : kHalf);
-  static constexpr uint32_t kOverflowPattern = kIeee ? 0x7f800000u : 0x7fc00000u;  // Inf / NaN
+  static constexpr uint32_t kOverflowPattern = kIeee ? kFp32InfBits : kFp32QuietNanBits;
 };
 
-// Raw cast of |y| given as its FP32 pattern a (0 <= a <= 0x7f800000): the result's pattern,
+// Raw cast of |y| given as its FP32 pattern a (0 <= a <= kFp32InfBits): the result's pattern,
 // before the overflow override (the value is unspecified where the cast overflows). Branch-free.
 template <Format F>
 FPSCOPE_HD inline int32_t round_abs_bits(int32_t a) {
@@ -149,7 +149,7 @@ FPSCOPE_HD inline int32_t round_abs_bits(int32_t a) {
     // mantissa is even), and subtracting M is exact. M is a normal number and the result is 0
     // or normal, so DAZ/FTZ cannot change it (an FP32-subnormal |y| rounds to 0 either way).
     // Where F overflows, M may be Inf or garbage: the caller overrides those results.
-    const int32_t ea = a & 0x7f800000;
+    const int32_t ea = a & kFp32ExpMaskI32;
     const float m = u2f(static_cast<uint32_t>(ea > P::kMinNormalBits ? ea : P::kMinNormalBits) +
                         P::kMagicExpOffset);
     return static_cast<int32_t>(f2u(sub_rn(add_rn(u2f(static_cast<uint32_t>(a)), m), m)));
@@ -187,8 +187,8 @@ template <Format F>
 FPSCOPE_HD inline TargetStep cast_step(float y) {
   using P = CastParams<F>;
   const uint32_t u = f2u(y);
-  const uint32_t sign = u & 0x80000000u;
-  const int32_t a = static_cast<int32_t>(u & 0x7fffffffu);
+  const uint32_t sign = u & kFp32SignMask;
+  const int32_t a = static_cast<int32_t>(u & kFp32AbsMask);
   const int32_t r = round_abs_bits<F>(a);
   TargetStep t;
   t.overflow = classify_overflow<F>(a);
@@ -232,24 +232,28 @@ FPSCOPE_HD inline float decode_storage_t(uint32_t bits) {
   if constexpr (F == Format::FP32) {
     return detail::u2f(bits);
   } else if constexpr (F == Format::BF16) {
-    return detail::u2f((bits & 0xffffu) << 16);
+    // BF16 is the top half of an FP32 pattern.
+    return detail::u2f((bits & ((1u << storage_bits(S)) - 1u)) << (kFp32ManBits - S.man_bits));
   } else {
     constexpr int kE = S.exp_bits, kM = S.man_bits;
-    constexpr uint32_t kEMask = (1u << kE) - 1, kMMask = (1u << kM) - 1;
-    const uint32_t sign = ((bits >> (kE + kM)) & 1u) << 31;
+    constexpr uint32_t kEMask = exponent_field_mask(S), kMMask = mantissa_field_mask(S);
+    const uint32_t sign = ((bits >> (kE + kM)) & 1u) << kFp32SignBit;
     const uint32_t e = (bits >> kM) & kEMask;
     const uint32_t m = bits & kMMask;
     // Normal: rebias the exponent, left-align the mantissa.
     const uint32_t normal =
-        ((e + static_cast<uint32_t>(127 - exponent_bias(S))) << 23) | (m << (23 - kM));
+        ((e + static_cast<uint32_t>(kFp32Bias - exponent_bias(S))) << kFp32ManBits) |
+        (m << (kFp32ManBits - kM));
     // Subnormal: m smallest subnormals (m < 2^man_bits: exact, an FP32 normal).
     const uint32_t sub =
         detail::f2u(detail::mul_rn(static_cast<float>(m), pow2f(min_subnormal_exp(S))));
     uint32_t r = e == 0 ? sub : normal;
+    // uint32_t{...}: selects between prvalues (a constant's lvalue in the select changed GCC's
+    // vectorized decode loops).
     if constexpr (S.special == SpecialEncoding::IEEE) {
-      r = e == kEMask ? (m == 0 ? 0x7f800000u : 0x7fc00000u) : r;
+      r = e == kEMask ? (m == 0 ? uint32_t{kFp32InfBits} : uint32_t{kFp32QuietNanBits}) : r;
     } else {
-      r = (e == kEMask && m == kMMask) ? 0x7fc00000u : r;
+      r = (e == kEMask && m == kMMask) ? uint32_t{kFp32QuietNanBits} : r;
     }
     return detail::u2f(sign | r);
   }
@@ -273,22 +277,23 @@ FPSCOPE_HD inline float decode_storage(Format storage, uint32_t bits) {
 }
 
 // Exponent-histogram bin of |x|: biased FP32 exponent * 4 + the top two mantissa bits, i.e. the
-// top 11 bits of |x|'s pattern. Meaningful for finite nonzero x (stats.h contract).
+// top 11 bits of |x|'s pattern (formats.h hist_bin_of_bits). Meaningful for finite nonzero x
+// (stats.h contract).
 FPSCOPE_HD inline int hist_bin(float x) {
-  return static_cast<int>((detail::f2u(x) & 0x7fffffffu) >> 21);
+  return hist_bin_of_bits(detail::f2u(x));
 }
 
-// Smallest |x| falling into bin b, and the largest (both finite for b < 1020).
+// Smallest |x| falling into bin b, and the largest (both finite for b < kHistFirstNonFiniteBin).
 FPSCOPE_HD inline float hist_bin_low(int b) {
-  return detail::u2f(static_cast<uint32_t>(b) << 21);
+  return detail::u2f(hist_bin_low_bits(b));
 }
 FPSCOPE_HD inline float hist_bin_high(int b) {
-  return detail::u2f((static_cast<uint32_t>(b + 1) << 21) - 1u);
+  return detail::u2f(hist_bin_low_bits(b + 1) - 1u);
 }
 
 // |x|'s FP32 pattern.
 FPSCOPE_HD inline uint32_t abs_bits(float x) {
-  return detail::f2u(x) & 0x7fffffffu;
+  return detail::f2u(x) & kFp32AbsMask;
 }
 
 // Per-format scales with 1/s^2 (computed once per tensor, not per element).
@@ -325,7 +330,7 @@ template <Format F>
 FPSCOPE_HD inline ElementTarget element_target(float x, float scale) {
   using P = detail::CastParams<F>;
   const float y = detail::mul_rn(x, scale);
-  const auto a = static_cast<int32_t>(detail::f2u(y) & 0x7fffffffu);
+  const auto a = static_cast<int32_t>(detail::f2u(y) & kFp32AbsMask);
   const uint32_t ov = detail::classify_overflow<F>(a);
   const float r = detail::u2f(static_cast<uint32_t>(detail::round_abs_bits<F>(a)));
   const float d = ov ? 0.0f : detail::sub_rn(detail::u2f(static_cast<uint32_t>(a)), r);
@@ -341,12 +346,12 @@ FPSCOPE_HD inline int accumulate_scalars(StatsScalars& s, float x, const ScaleSe
   const uint32_t a = abs_bits(x);
   const bool had_finite = s.finite_count() > 0;
   ++s.count;
-  if (a > 0x7f800000u) {
+  if (a > kFp32InfBits) {
     ++s.nan;
     return -1;
   }
-  if (a == 0x7f800000u) {
-    if (detail::f2u(x) >> 31)
+  if (a == kFp32InfBits) {
+    if (detail::f2u(x) >> kFp32SignBit)
       ++s.neg_inf;
     else
       ++s.pos_inf;
@@ -375,7 +380,7 @@ FPSCOPE_HD inline int accumulate_scalars(StatsScalars& s, float x, const ScaleSe
     const auto d = static_cast<double>(ts[i]->d);
     s.fmt[i].sum_err2 += d * d * sc.inv2[i];
   }
-  return static_cast<int>(a >> 21);
+  return static_cast<int>(a >> kHistBinShift);
 }
 static_assert(kNumTargets == 4, "accumulate_scalars unrolls the four targets of kTargets");
 

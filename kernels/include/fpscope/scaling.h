@@ -69,14 +69,14 @@ class Fp8Scaler {
   static bool finite_positive(float a) {
     uint32_t u;
     std::memcpy(&u, &a, 4);
-    return u > 0u && u < 0x7f800000u;  // > +0, not Inf/NaN, not negative
+    return u > 0u && u < kFp32InfBits;  // > +0, not Inf/NaN, not negative
   }
   float from_amax(float amax_ref, float keep) const {
     if (!finite_positive(amax_ref)) return keep;
     const float s = scaled_max_ / amax_ref;
     uint32_t u;
     std::memcpy(&u, &s, 4);
-    return (u & 0x7fffffffu) >= 0x7f800000u ? keep : s;  // a tiny amax must not make s = Inf
+    return (u & kFp32AbsMask) >= kFp32InfBits ? keep : s;  // a tiny amax must not make s = Inf
   }
 
   // Appends `amax` as observation number n_ and returns max(0, max of the entries > 0 among the

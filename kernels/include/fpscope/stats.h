@@ -13,7 +13,8 @@
 //    scales); otherwise it leaves out FP32's own rounding of x * s (under half an FP32 ulp of y),
 //    which the target format did not cause.
 //  - hist[bin] counts finite nonzero |x| by bin = biased FP32 exponent * 4 + top two mantissa
-//    bits (so bin/4 - 127 = floor(log2|x|) for normal x). Dense here; stored sparse in traces.
+//    bits (formats.h hist_bin_of_bits; hist_bin_exponent(bin) = bin/4 - 127 = floor(log2|x|) for
+//    normal x). Dense here; stored sparse in traces.
 //  - merge() is associative and commutative: any split of a tensor merged equals one pass
 //    (exactly for counts/min/max/amax/hist; sums in double up to rounding).
 //  - Precision: counts, amax, min, max and the histogram are exact. sum and sum_sq are double

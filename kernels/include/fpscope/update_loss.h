@@ -60,7 +60,7 @@ FPSCOPE_HD inline float applied_update(float w_prev, float delta) {
 
 FPSCOPE_HD inline UpdateLossStep update_loss_step(float w_prev, float w_cur) {
   UpdateLossStep s{0, -1, 0.0f, {0.0f, 0.0f}};
-  const bool finite = (abs_bits(w_prev) < 0x7f800000u) & (abs_bits(w_cur) < 0x7f800000u);
+  const bool finite = (abs_bits(w_prev) < kFp32InfBits) & (abs_bits(w_cur) < kFp32InfBits);
   const float delta = detail::sub_rn(w_cur, w_prev);
   if (!finite || delta == 0.0f) return s;
   s.changed = 1;

@@ -46,9 +46,10 @@ struct WeightLoss {
 };
 
 // Bin boundaries (log2 of |delta|/|w|) below which an update always rounds away: -9 for BF16,
-// -12 for FP16 (bins b with b + 1 <= boundary are entirely below it).
-inline constexpr int kBf16HalfUlpLog2 = -9;
-inline constexpr int kFp16HalfUlpLog2 = -12;
+// -12 for FP16 (bins b with b + 1 <= boundary are entirely below it). Half an ulp of a normal w
+// with m mantissa bits is 2^(floor(log2|w|) - m - 1) > |w| * 2^-(m + 2).
+inline constexpr int kBf16HalfUlpLog2 = -(spec(Format::BF16).man_bits + 2);  // -9
+inline constexpr int kFp16HalfUlpLog2 = -(spec(Format::FP16).man_bits + 2);  // -12
 
 // One entry per tensor that has weight-update records, in tensor index order.
 std::vector<WeightLoss> analyze_weights(const trace::Trace& trace);

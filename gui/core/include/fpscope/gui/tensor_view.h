@@ -18,6 +18,7 @@
 // only seed the history and are left out of every total.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <utility>
@@ -56,11 +57,24 @@ struct TensorSteps {
 
 TensorSteps build_tensor_steps(const trace::TraceModel& model, uint32_t tensor);
 
-// Octave coordinate of a positive finite v (see above); -150 for 0 and subnormal-range junk.
+// Octave coordinates of the histogram's lowest and highest bin edges (-127 and 129).
+inline constexpr double kOctaveMin = hist_bin_octave(0);
+inline constexpr double kOctaveMax = hist_bin_octave(kHistBinCount);
+
+// Octave coordinate of a positive finite v (see above); kOctaveMin for 0 (and negative or NaN),
+// kOctaveMax for +Inf.
 double octave_coord(double v);
 // Octave coordinate of the lower edge of histogram bin b.
 inline double bin_coord(int b) {
-  return b / 4.0 - 127.0;
+  return hist_bin_octave(b);
+}
+// Fractional histogram bin index of an octave coordinate (the inverse of bin_coord).
+inline double coord_bin(double y) {
+  return (y - kOctaveMin) * kHistSubBins;
+}
+// The what-if scale 2^k keeps k within FP32's normal exponents (the scale is a normal float).
+inline int clamp_scale_exponent(int k) {
+  return std::clamp(k, kFp32MinNormalExp, kFp32MaxExp);
 }
 
 // Heat raster: `width` columns over the step range [x0, x1] (min/max per column: each cell is the
