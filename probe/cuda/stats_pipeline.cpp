@@ -67,11 +67,7 @@ Submit Pipeline::submit_stats(const StatsJob& job, const ObsMeta& meta, std::str
     if (error != nullptr) *error = err;
     return Submit::Failed;
   }
-  InFlight f;
-  f.device = job.device;
-  f.slot = slot;
-  f.meta = meta;
-  in_flight_.push_back(f);
+  in_flight_.push_back({.device = job.device, .slot = slot, .meta = meta});
   ++counters_.submitted;
   return Submit::Ok;
 }
@@ -108,12 +104,7 @@ Submit Pipeline::submit_watch(const WatchJob& job, const ObsMeta& meta, std::str
     return Submit::Failed;
   }
   if (slot >= 0) {
-    InFlight f;
-    f.update = true;
-    f.device = job.device;
-    f.slot = slot;
-    f.meta = meta;
-    in_flight_.push_back(f);
+    in_flight_.push_back({.update = true, .device = job.device, .slot = slot, .meta = meta});
     ++counters_.submitted;
   }
   return Submit::Ok;
@@ -142,13 +133,8 @@ int Pipeline::open_scalars(int device, void* stream, const ObsMeta& meta, Submit
     }
     return -1;
   }
-  InFlight f;
-  f.scalars = true;
-  f.open = true;
-  f.device = device;
-  f.slot = slot;
-  f.meta = meta;
-  in_flight_.push_back(f);
+  in_flight_.push_back(
+      {.scalars = true, .open = true, .device = device, .slot = slot, .meta = meta});
   say(Submit::Ok);
   return device << kTicketShift | slot;
 }

@@ -595,14 +595,14 @@ void run_step_hooks(Recorder::Impl& m) {
   std::lock_guard<std::mutex> order(m.hooks_mu);
   t_in_step_hooks = true;
   for (;;) {
-    std::vector<Boundary> todo;
+    std::vector<Boundary> due;
     {
       std::lock_guard<std::mutex> lock(m.mu);
-      todo.swap(m.boundaries);
+      due.swap(m.boundaries);
       m.boundaries_pending.store(false, std::memory_order_release);
     }
-    if (todo.empty()) break;
-    for (const Boundary& b : todo)
+    if (due.empty()) break;
+    for (const Boundary& b : due)
       for (auto& h : g_step_hooks)
         if (Recorder::StepHook fn = h.load(std::memory_order_acquire))
           fn(b.ending, b.next, b.next_sampled);
