@@ -3,7 +3,7 @@
 # with TraceWriter (fpscope_gen_trace). Prints wall time, CPU time (user + system: what the
 # command cost when the machine is shared) and max RSS of each command, measured in this one run
 # (GNU time), and the load average before and after.
-# Target (DESIGN.md): summary and report <= 3 s each on 1M records.
+# Target (docs/design.md): summary and report <= 3 s each on 1M records.
 #   bench/analysis/run_bench.sh [BUILD_DIR] [RECORDS] [BINS_PER_RECORD (35)]
 set -euo pipefail
 build="${1:-$(cd "$(dirname "$0")/../.." && pwd)/build}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GUI benchmark (not a test): fpscope-gui frame times with a 1M-record trace under Xvfb and Mesa's
-# software OpenGL (llvmpipe), the setting of DESIGN.md's target "GUI median frame <= 16 ms with 1M
+# software OpenGL (llvmpipe), the setting of docs/design.md's target "GUI median frame <= 16 ms with 1M
 # records". Results and the exact command: docs/benchmarks/gui.md.
 #
 #   bench/gui/run_bench.sh [BUILD_DIR] [STEPS] [FRAMES]

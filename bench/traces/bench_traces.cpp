@@ -1,4 +1,4 @@
-// Trace benchmarks (DESIGN.md "Performance targets"):
+// Trace benchmarks (docs/design.md "Performance targets"):
 //  - BM_Write: tensor records/s written from ONE producer thread (typical 35 non-empty histogram
 //    bins), end to end: every record is on disk (flush) when the clock stops. Target >= 1M/s.
 //  - BM_LoadAndIndex: read_trace + TraceModel of a 1M-record trace. Target <= 1 s. threads:1 keeps

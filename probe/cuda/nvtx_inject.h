@@ -1,4 +1,4 @@
-// NVTX v3 injection: NVTX ranges name tensors and mark steps (DESIGN.md "The probe", "Steps").
+// NVTX v3 injection: NVTX ranges name tensors and mark steps (docs/design.md "The probe", "Steps").
 //
 // NVTX v3 is header-only. On the first NVTX call of each NVTX client (a program or library that
 // includes the nvtx3 headers), its loader dlopens the library named by NVTX_INJECTION64_PATH and

@@ -4,7 +4,7 @@
 // program would have called without the probe, or nullptr when no loaded object defines it.
 //  1. dlsym(RTLD_NEXT): the next definition in the global scope after the probe.
 //  2. Otherwise (the library was loaded RTLD_LOCAL, e.g. by a Python extension module, and is
-//     invisible to RTLD_NEXT - DESIGN.md pitfall), every loaded object is searched
+//     invisible to RTLD_NEXT - docs/design.md pitfall), every loaded object is searched
 //     (dl_iterate_phdr + dlopen(RTLD_NOLOAD)); objects whose path contains `lib_hint` first.
 // A definition inside the probe itself is never returned. Thread-safe; never loads a library.
 #pragma once

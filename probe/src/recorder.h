@@ -10,7 +10,7 @@
 //    sampling) and complete() once the statistics of an operand exist: immediately for the host
 //    path, later (from a drain thread) for device statistics. The ticket is a plain value: keep it
 //    until every sampled operand is completed or dropped with abandon().
-//  - Tensor identity (DESIGN.md): (id, role, dtype, shape). The GEMM signature is written once per
+//  - Tensor identity (docs/design.md): (id, role, dtype, shape). The GEMM signature is written once per
 //    tensor, with its definition.
 //  - Steps: mark_step(source) from any source. The first explicit source owns the steps; Api always
 //    wins over the others; other sources are then ignored. With no explicit source, steps come
@@ -109,7 +109,7 @@ class Recorder {
   void loss_scale_at(uint64_t step, double scale, bool found_inf, double next_scale,
                      trace::LossScaleSource source);
   void event(trace::EventLevel level, const std::string& text);
-  // Master weights: sampled at each step boundary (see DESIGN.md "Master-weight update loss").
+  // Master weights: sampled at each step boundary (see docs/design.md "Master-weight update loss").
   // dtype: FP32, BF16 or FP16. The memory must stay valid until unwatch().
   void watch(const std::string& name, const void* ptr, uint64_t count, Format dtype);
   void unwatch(const std::string& name);

@@ -1,4 +1,4 @@
-// Lazy resolution of the real BLAS functions behind the probe's hooks (DESIGN.md "The probe").
+// Lazy resolution of the real BLAS functions behind the probe's hooks (docs/design.md "The probe").
 //
 // resolve_real(name) returns the definition of `name` that the program would have called without
 // the probe, or nullptr when no loaded object defines one:

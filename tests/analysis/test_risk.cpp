@@ -153,7 +153,7 @@ TEST(Risk, UnderflowThresholds) {
   EXPECT_EQ(format_severity(r, RiskOptions{}, nullptr, nullptr), Severity::Error);
 }
 
-// DESIGN.md "Numerics definitions": e = x - cast(y)/s over elements that did NOT overflow, so
+// docs/design.md "Numerics definitions": e = x - cast(y)/s over elements that did NOT overflow, so
 // sum e^2 leaves the overflowed elements out while sum x^2 keeps them. A format that overflows
 // has an undefined SQNR (its non-saturating cast's error is infinite), not a flattering one.
 TEST(Risk, SqnrUndefinedWhenTheFormatOverflows) {

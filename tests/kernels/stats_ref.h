@@ -53,7 +53,7 @@ inline fpscope::TensorStats stats_of(const std::vector<float>& xs, const float* 
       const float y = x * scales[i];
       const Cast c = cast(f, y);
       s.fmt[i].overflow += c.overflow;
-      // DESIGN.md: underflow is x != 0 (true here) and the cast of y is 0, which includes a
+      // docs/design.md: underflow is x != 0 (true here) and the cast of y is 0, which includes a
       // y that FP32 itself flushed.
       s.fmt[i].underflow += c.underflow || y == 0.0f;
       s.fmt[i].subnormal += c.subnormal;

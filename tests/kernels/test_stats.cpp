@@ -347,7 +347,7 @@ TEST(HostStats, FlushToZeroModesDoNotChangeTheStatistics) {
 }
 #endif
 
-// DESIGN.md: underflow counts x != 0 whose cast of y = x * s is zero, including a y that FP32
+// docs/design.md: underflow counts x != 0 whose cast of y = x * s is zero, including a y that FP32
 // itself flushed to zero.
 TEST(HostStats, UnderflowCountsProductsThatFp32Flushes) {
   const std::vector<float> v = {1e-30f, -1e-30f, 1.0f, 0.0f};

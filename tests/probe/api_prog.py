@@ -10,7 +10,7 @@ import torch  # noqa: E402
 
 
 def applied(w_prev, delta, dtype):
-    # DESIGN.md: applied_F = cast_F(cast_F(w_prev) + delta) - cast_F(w_prev)
+    # docs/design.md: applied_F = cast_F(cast_F(w_prev) + delta) - cast_F(w_prev)
     base = w_prev.to(dtype).to(torch.float64)
     return (base + delta.to(torch.float64)).to(dtype).to(torch.float64) - base
 

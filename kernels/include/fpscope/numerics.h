@@ -1,6 +1,6 @@
 // fpscope per-element numerics: the casts, the classification and the statistics step that the
 // host statistics pass (kernels/src) and the CUDA kernels (kernels/cuda) both use. Definitions:
-// DESIGN.md "Numerics definitions"; every format constant comes from formats.h.
+// docs/design.md "Numerics definitions"; every format constant comes from formats.h.
 //
 // Contract:
 //  - cast_scaled(F, y): round-to-nearest-even, NON-saturating cast of a finite (or +-Inf) FP32 y

@@ -1,6 +1,6 @@
 // fpscope per-tensor statistics: the one accumulator type shared by the CPU path, the CUDA
 // kernels (device results are copied back into this exact layout), the trace writer/reader and the
-// analysis. Definitions: DESIGN.md "Numerics definitions" and docs/metrics.md.
+// analysis. Definitions: docs/design.md "Numerics definitions" and docs/metrics.md.
 //
 // Contract:
 //  - count counts every element observed; nan/pos_inf/neg_inf/zero count those special inputs,

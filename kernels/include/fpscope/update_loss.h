@@ -1,4 +1,4 @@
-// Master-weight update rounding loss (DESIGN.md "Master-weight update loss").
+// Master-weight update rounding loss (docs/design.md "Master-weight update loss").
 // For a watched FP32 tensor w between two steps, delta = w_t - w_{t-1} over elements with
 // delta != 0, and F in {BF16, FP16}:
 //   applied_F = cast_F(cast_F(w_{t-1}) + delta) - cast_F(w_{t-1})

@@ -1,6 +1,6 @@
 """fpscope.watch() on the master weights of a torch training loop (SGD with momentum), with
 fpscope.step() after each optimizer step. For every iteration it computes HERE, with torch (not
-the probe's code), the master-weight update rounding loss of DESIGN.md for the watched tensor:
+the probe's code), the master-weight update rounding loss of docs/design.md for the watched tensor:
   delta = w_t - w_{t-1} (FP32), over elements with delta != 0 (both finite);
   applied_F = cast_F(cast_F(w_{t-1}) + delta) - cast_F(w_{t-1})  (the sum in FP32; 0 if a cast
               overflows), F in {bf16, fp16};

@@ -24,7 +24,7 @@ namespace fpscope::trace {
 enum class Role : uint8_t { A = 0, B = 1, C = 2, D = 3, Weight = 4 };
 const char* role_name(Role r);  // "A", "B", "C", "D", "W"
 
-// Who defined step boundaries (DESIGN.md "Steps"). Append only.
+// Who defined step boundaries (docs/design.md "Steps"). Append only.
 enum class StepSource : uint8_t {
   None = 0,             // no step boundaries seen: everything is step 0
   Api = 1,              // fpscope_step() / fpscope.py
@@ -50,7 +50,7 @@ struct GemmSignature {
 };
 
 // Defines a tensor identity once; observations refer to it by `index`.
-// Identity across steps: (id, role, dtype, shape) - see DESIGN.md "Tensor identity".
+// Identity across steps: (id, role, dtype, shape) - see docs/design.md "Tensor identity".
 struct TensorInfo {
   uint32_t index = 0;  // assigned by TraceWriter::define_tensor, dense from 0
   std::string id;      // "gemm#3.D", or "<scope>.D" when named; for watched weights the name
@@ -272,7 +272,7 @@ struct LossScaleRecord {
 };
 
 // Master-weight update rounding loss of one watched tensor between step-1 and step.
-// DESIGN.md: applied_F = cast_F(cast_F(w_prev) + delta) - cast_F(w_prev), over delta != 0.
+// docs/design.md: applied_F = cast_F(cast_F(w_prev) + delta) - cast_F(w_prev), over delta != 0.
 struct WeightUpdateRecord {
   uint64_t step = 0;
   uint32_t tensor = 0;                 // TensorInfo::index (role Weight, op "watch")

@@ -2,9 +2,9 @@
 //
 // Contract:
 //  - Totals are over every observation of the tensor: counts add, amax is the maximum, SQNR is
-//    10*log10(sum x^2 / sum e^2) over all of them (DESIGN.md "summary --json").
+//    10*log10(sum x^2 / sum e^2) over all of them (docs/design.md "summary --json").
 //  - Fractions are over the nonzero finite elements (`eligible`): zeros, NaN and Inf take no part
-//    in the format counts (DESIGN.md "Numerics definitions").
+//    in the format counts (docs/design.md "Numerics definitions").
 //  - The counts are the trace's, taken at the scale recorded in FormatCounts::scale; `scaled` says
 //    whether any observation used a scale other than 1.
 //  - first_*_step is the first step (in step order) with a nonzero count, -1 when never.

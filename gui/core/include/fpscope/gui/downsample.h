@@ -1,4 +1,4 @@
-// Min/max-per-pixel-column downsampling for the viewer's plots (DESIGN.md "GUI": never point
+// Min/max-per-pixel-column downsampling for the viewer's plots (docs/design.md "GUI": never point
 // sampling, so a single spike, Inf or NaN among millions of points stays visible).
 //
 // Contract: points (x[i], y[i]) with x ascending (ties allowed). The visible range [x0, x1) is
