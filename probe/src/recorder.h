@@ -10,7 +10,8 @@
 //    sampling) and complete() once the statistics of an operand exist: immediately for the host
 //    path, later (from a drain thread) for device statistics. The ticket is a plain value: keep it
 //    until every sampled operand is completed or dropped with abandon().
-//  - Tensor identity (docs/design.md): (id, role, dtype, shape). The GEMM signature is written once per
+//  - Tensor identity (docs/design.md): (id, role, dtype, shape). The GEMM signature is written once
+//  per
 //    tensor, with its definition.
 //  - Steps: mark_step(source) from any source. The first explicit source owns the steps; Api always
 //    wins over the others; other sources are then ignored. With no explicit source, steps come

@@ -73,8 +73,8 @@ struct Cast {
   bool overflow, underflow, subnormal;
 };
 
-// The docs/design.md classification of CUDA's cast of y to f. The smallest normal is CUDA's decode of
-// the pattern with exponent field 1, mantissa 0 (not the format table).
+// The docs/design.md classification of CUDA's cast of y to f. The smallest normal is CUDA's decode
+// of the pattern with exponent field 1, mantissa 0 (not the format table).
 inline int man_bits(Format f) {
   switch (f) {  // a switch, not spec(f): GCC 12 warns (falsely) about kFormats' bounds otherwise
     case Format::FP32:

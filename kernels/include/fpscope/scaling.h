@@ -1,4 +1,5 @@
-// FP8 scaling policies (docs/design.md "FP8 scaling policies"), shared by the probe and the analysis.
+// FP8 scaling policies (docs/design.md "FP8 scaling policies"), shared by the probe and the
+// analysis.
 //  - None:    s = 1.
 //  - Current: s = (fp8_max / amax(x)) / 2^margin from the tensor's own amax (current_scale()).
 //  - Delayed: Transformer Engine's DelayedScaling. The scale used for an observation comes from
