@@ -31,16 +31,17 @@ def check_mlp(summary_path, steps, plant, plain_path):
     if s["trace"]["step_source"] != "nvtx":
         fail(f"cuda_mlp: steps from {s['trace']['step_source']!r}, expected NVTX ranges 'step'")
     # Every GEMM named by its NVTX range and observed once per step (--every 1). Steps: the first
-    # range "step" ends step 0, so iteration i is trace step i + 1.
+    # range "step" starts step 0 when no GEMM came before it (probe/cuda/nvtx_inject.h), so
+    # iteration i is trace step i.
     for name in MLP_GEMMS:
         t = ids.get(name + ".D")
         if t is None:
             fail(f"cuda_mlp: no tensor {name}.D (NVTX names missing?); ids: {sorted(ids)[:12]}")
         if t["op"] != "cublasGemmEx" or t["dtype"] != "fp16":
             fail(f"cuda_mlp: {name}.D is {t['op']} {t['dtype']}, expected cublasGemmEx fp16")
-        if t["observations"] != steps or t["first_step"] != 1 or t["last_step"] != steps:
+        if t["observations"] != steps or t["first_step"] != 0 or t["last_step"] != steps - 1:
             fail(f"cuda_mlp: {name}.D observed {t['observations']} times in steps "
-                 f"{t['first_step']}..{t['last_step']}, expected {steps} in 1..{steps}")
+                 f"{t['first_step']}..{t['last_step']}, expected {steps} in 0..{steps - 1}")
     others = [t["id"] for t in s["tensors"] if t["role"] == "D" and t["id"] not in
               {n + ".D" for n in MLP_GEMMS}]
     if others:
@@ -53,15 +54,15 @@ def check_mlp(summary_path, steps, plant, plain_path):
         fail(f"cuda_mlp: the program found Inf/NaN at iterations {found}, expected [{plant}]")
     first = [t["first_nonfinite_step"] for t in s["tensors"]
              if t["first_nonfinite_step"] is not None]
-    if not first or min(first) != plant + 1:
+    if not first or min(first) != plant:
         fail(f"cuda_mlp: first non-finite step in the trace {min(first) if first else None}, "
-             f"expected {plant + 1} (iteration {plant})")
+             f"expected {plant} (iteration {plant})")
     for name in ("fc2.dW", "fc2.dX"):
         t = ids[name + ".D"]
         if t["pos_inf"] + t["neg_inf"] + t["nan"] == 0:
             fail(f"cuda_mlp: {name}.D shows no Inf/NaN although its dY operand overflowed")
     print(f"ok: cuda_mlp {len(MLP_GEMMS)} named GEMMs x {steps} steps from NVTX, planted overflow "
-          f"first seen in step {plant + 1}")
+          f"first seen in step {plant}")
 
 
 def check_amp(summary_path, expect_path):

@@ -47,9 +47,9 @@ def mlp_case(steps=3, plant=1):
     ts = []
     for n in names:
         bad = n in ("fc2.dW", "fc2.dX")
-        ts.append(tensor(n + ".D", obs=steps, first=1, last=steps, inf=5 if bad else 0,
-                         nonfinite=plant + 1 if bad else None))
-        ts.append(tensor(n + ".A", role="A", obs=steps, last=steps))
+        ts.append(tensor(n + ".D", obs=steps, first=0, last=steps - 1, inf=5 if bad else 0,
+                         nonfinite=plant if bad else None))
+        ts.append(tensor(n + ".A", role="A", obs=steps, first=0, last=steps - 1))
     plain = "".join(f"step {s} loss 0.5 scale 65536 found_inf {1 if s == plant else 0}\n"
                     for s in range(steps))
     return {"trace": {"step_source": "nvtx"}, "tensors": ts, "loss_scale": []}, plain
@@ -124,7 +124,7 @@ def checks():
     for t in bad["tensors"]:
         if t["first_nonfinite_step"] is not None:
             t["first_nonfinite_step"] = 3
-    expect("mlp nonfinite step", mlp(bad, plain), False, "expected 2 (iteration 1)")
+    expect("mlp nonfinite step", mlp(bad, plain), False, "expected 1 (iteration 1)")
 
     s, e = amp_case()
     expect("amp good", amp(s, e), True)

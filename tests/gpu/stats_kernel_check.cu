@@ -1,0 +1,242 @@
+// GPU check of the statistics kernel against the host pass on the same data, and its bandwidth.
+// Needs a GPU; built only with the CUDA parts (target stats_kernel_check), run by tests/gpu/run.sh.
+//
+// For FP32, BF16 and FP16 tensors of random data (normal values spanning many binades, planted
+// NaN/+Inf/-Inf, zeros, FP32 subnormals, values beyond FP16/E4M3 range), at unit and odd scales:
+//   - every count (count, NaN, +/-Inf, zero, per-target overflow/underflow/subnormal) and every
+//     histogram bin, amax, min and max must EQUAL the host pass (compute_stats): they are integer
+//     or order-independent results of the same numerics.h math;
+//   - sum, sum_sq and each target's sum_err2 are floating-point sums reduced in a different
+//     order (atomics on the GPU), so they must agree within a relative 1e-6 (double sums) /
+//     1e-5 (stats.h's stated bound for sum_err2).
+// Then the bandwidth: the median of 20 timed launches (CUDA events) over a 1 GiB FP32 tensor and
+// a 1 GiB BF16 tensor, next to a plain read-only sum kernel over the same bytes and a
+// device-to-device copy (bytes read + written), in one run. Prints one line per measurement.
+// Exit 0 pass, 1 mismatch, 77 no GPU.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "fpscope/host_stats.h"
+#include "fpscope/stats_cuda.h"
+
+using namespace fpscope;
+
+#define CK(x)                                                                              \
+  do {                                                                                     \
+    cudaError_t e_ = (x);                                                                  \
+    if (e_ != cudaSuccess) {                                                               \
+      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #x,               \
+                   cudaGetErrorString(e_));                                                \
+      std::exit(1);                                                                        \
+    }                                                                                      \
+  } while (0)
+
+static int g_fail = 0;
+
+static void expect_eq_u(const char* what, const char* field, uint64_t dev, uint64_t host) {
+  if (dev != host) {
+    std::printf("  MISMATCH %s %s: device %llu host %llu\n", what, field,
+                (unsigned long long)dev, (unsigned long long)host);
+    ++g_fail;
+  }
+}
+static void expect_eq_f(const char* what, const char* field, float dev, float host) {
+  if (std::memcmp(&dev, &host, 4) != 0) {
+    std::printf("  MISMATCH %s %s: device %.9g host %.9g\n", what, field, dev, host);
+    ++g_fail;
+  }
+}
+static void expect_close(const char* what, const char* field, double dev, double host,
+                         double rel) {
+  const double d = std::fabs(dev - host), m = std::max(std::fabs(dev), std::fabs(host));
+  if (!(d <= rel * m || d == 0)) {
+    std::printf("  MISMATCH %s %s: device %.17g host %.17g (rel %.3g > %.1g)\n", what, field,
+                dev, host, d / m, rel);
+    ++g_fail;
+  }
+}
+
+static void compare(const char* what, const TensorStats& d, const TensorStats& h) {
+  expect_eq_u(what, "count", d.count, h.count);
+  expect_eq_u(what, "nan", d.nan, h.nan);
+  expect_eq_u(what, "pos_inf", d.pos_inf, h.pos_inf);
+  expect_eq_u(what, "neg_inf", d.neg_inf, h.neg_inf);
+  expect_eq_u(what, "zero", d.zero, h.zero);
+  expect_eq_f(what, "amax", d.amax, h.amax);
+  expect_eq_f(what, "min", d.min, h.min);
+  expect_eq_f(what, "max", d.max, h.max);
+  expect_close(what, "sum", d.sum, h.sum, 1e-6);
+  expect_close(what, "sum_sq", d.sum_sq, h.sum_sq, 1e-6);
+  static const char* names[kNumTargets] = {"bf16", "fp16", "e4m3", "e5m2"};
+  char f[64];
+  for (int i = 0; i < kNumTargets; ++i) {
+    std::snprintf(f, sizeof f, "%s.overflow", names[i]);
+    expect_eq_u(what, f, d.fmt[i].overflow, h.fmt[i].overflow);
+    std::snprintf(f, sizeof f, "%s.underflow", names[i]);
+    expect_eq_u(what, f, d.fmt[i].underflow, h.fmt[i].underflow);
+    std::snprintf(f, sizeof f, "%s.subnormal", names[i]);
+    expect_eq_u(what, f, d.fmt[i].subnormal, h.fmt[i].subnormal);
+    std::snprintf(f, sizeof f, "%s.sum_err2", names[i]);
+    expect_close(what, f, d.fmt[i].sum_err2, h.fmt[i].sum_err2, 1e-5);
+  }
+  for (int b = 0; b < kHistBins; ++b) {
+    if (d.hist[b] != h.hist[b]) {
+      std::printf("  MISMATCH %s hist[%d]: device %llu host %llu\n", what, b,
+                  (unsigned long long)d.hist[b], (unsigned long long)h.hist[b]);
+      ++g_fail;
+    }
+  }
+}
+
+static std::vector<float> make_data(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::uniform_int_distribution<int> ex(-40, 40);
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = std::ldexp(nd(rng), ex(rng));
+  for (size_t i = 0; i < n; i += 997) v[i] = 0.f;
+  for (size_t i = 5; i < n; i += 1999) v[i] = 7e4f;                // > FP16 max
+  for (size_t i = 11; i < n; i += 2003) v[i] = 1e-40f;             // FP32 subnormal
+  if (n > 100) {
+    v[17] = NAN;
+    v[18] = INFINITY;
+    v[19] = -INFINITY;
+  }
+  return v;
+}
+
+static void check_one(const char* what, Format dtype, const std::vector<float>& src,
+                      uint64_t rows, uint64_t cols, uint64_t ld, const float scales[4]) {
+  const size_t n = src.size();
+  std::vector<unsigned char> host_bytes;
+  size_t esz = dtype == Format::FP32 ? 4 : 2;
+  host_bytes.resize(n * esz);
+  for (size_t i = 0; i < n; ++i) {
+    if (dtype == Format::FP32) {
+      std::memcpy(&host_bytes[i * 4], &src[i], 4);
+    } else if (dtype == Format::BF16) {
+      __nv_bfloat16 b = __float2bfloat16_rn(src[i]);
+      std::memcpy(&host_bytes[i * 2], &b, 2);
+    } else {
+      __half hh = __float2half_rn(src[i]);
+      std::memcpy(&host_bytes[i * 2], &hh, 2);
+    }
+  }
+  void* d_data = nullptr;
+  TensorStats* d_slot = nullptr;
+  CK(cudaMalloc(&d_data, host_bytes.size()));
+  CK(cudaMalloc(&d_slot, sizeof(TensorStats)));
+  CK(cudaMemcpy(d_data, host_bytes.data(), host_bytes.size(), cudaMemcpyHostToDevice));
+  CK(launch_tensor_stats(d_data, dtype, rows, cols, ld, scales, d_slot, 0));
+  TensorStats dev;
+  CK(cudaMemcpy(&dev, d_slot, sizeof dev, cudaMemcpyDeviceToHost));
+  StatsOptions opt;
+  for (int i = 0; i < kNumTargets; ++i) opt.scale[i] = scales[i];
+  TensorStats host;
+  compute_stats(host_bytes.data(), dtype, rows, cols, ld, opt, &host);
+  const int before = g_fail;
+  compare(what, dev, host);
+  std::printf("%s %s (rows %llu cols %llu ld %llu, scales %g %g %g %g)\n",
+              g_fail == before ? "ok:  " : "FAIL:", what, (unsigned long long)rows,
+              (unsigned long long)cols, (unsigned long long)ld, scales[0], scales[1], scales[2],
+              scales[3]);
+  CK(cudaFree(d_data));
+  CK(cudaFree(d_slot));
+}
+
+__global__ void plain_sum(const float4* p, size_t n4, float* out) {
+  float acc = 0.f;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4;
+       i += (size_t)gridDim.x * blockDim.x) {
+    float4 v = p[i];
+    acc += v.x + v.y + v.z + v.w;
+  }
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+  if ((threadIdx.x & 31) == 0) atomicAdd(out, acc);
+}
+
+template <class F>
+static float median_ms(F&& launch, int reps) {
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  launch();
+  CK(cudaDeviceSynchronize());
+  std::vector<float> t;
+  for (int r = 0; r < reps; ++r) {
+    CK(cudaEventRecord(a));
+    launch();
+    CK(cudaEventRecord(b));
+    CK(cudaEventSynchronize(b));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms);
+  }
+  std::sort(t.begin(), t.end());
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  return t[t.size() / 2];
+}
+
+int main() {
+  int ndev = 0;
+  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+    std::printf("stats_kernel_check: no GPU: skipped\n");
+    return 77;
+  }
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, sm_%d%d, %d SMs\n", prop.name, prop.major, prop.minor,
+              prop.multiProcessorCount);
+  const float unit[4] = {1, 1, 1, 1};
+  const float odd[4] = {3.0f, 0.37f, 448.f / 3.1f, 1.0f / 1024};
+  // Correctness: several shapes, including ld > rows (strided columns) and a non-multiple of 4.
+  {
+    auto v = make_data(1 << 22, 1);
+    check_one("fp32 contiguous", Format::FP32, v, 1 << 22, 1, 1 << 22, unit);
+    check_one("fp32 contiguous odd scales", Format::FP32, v, 1 << 22, 1, 1 << 22, odd);
+    check_one("fp32 1000x4000 ld 1048", Format::FP32, v, 1000, 4000, 1048, unit);
+    check_one("bf16 contiguous", Format::BF16, v, 1 << 22, 1, 1 << 22, unit);
+    check_one("bf16 1000x4000 ld 1048 odd scales", Format::BF16, v, 1000, 4000, 1048, odd);
+    check_one("fp16 contiguous", Format::FP16, v, 1 << 22, 1, 1 << 22, unit);
+    auto w = make_data(12345, 2);
+    check_one("fp32 12345 (tail)", Format::FP32, w, 12345, 1, 12345, unit);
+  }
+  // Bandwidth over 1 GiB.
+  const size_t bytes = size_t(1) << 30;
+  void* d = nullptr;
+  void* d2 = nullptr;
+  float* d_out = nullptr;
+  TensorStats* d_slot = nullptr;
+  CK(cudaMalloc(&d, bytes));
+  CK(cudaMalloc(&d2, bytes));
+  CK(cudaMalloc(&d_out, sizeof(float)));
+  CK(cudaMalloc(&d_slot, sizeof(TensorStats)));
+  {
+    auto v = make_data(bytes / 4 / 64, 3);  // 16 MiB pattern, tiled
+    for (size_t off = 0; off < bytes; off += v.size() * 4)
+      CK(cudaMemcpy((char*)d + off, v.data(), v.size() * 4, cudaMemcpyHostToDevice));
+  }
+  const float gib = bytes / 1e9f;
+  float t_copy = median_ms([&] { CK(cudaMemcpyAsync(d2, d, bytes, cudaMemcpyDeviceToDevice)); }, 20);
+  float t_sum = median_ms([&] { plain_sum<<<prop.multiProcessorCount * 8, 256>>>((const float4*)d, bytes / 16, d_out); }, 20);
+  float t_f32 = median_ms([&] { CK(launch_tensor_stats(d, Format::FP32, bytes / 4, 1, bytes / 4, unit, d_slot, 0)); }, 20);
+  float t_f32s = median_ms([&] { CK(launch_tensor_stats(d, Format::FP32, bytes / 4, 1, bytes / 4, odd, d_slot, 0)); }, 20);
+  float t_b16 = median_ms([&] { CK(launch_tensor_stats(d, Format::BF16, bytes / 2, 1, bytes / 2, unit, d_slot, 0)); }, 20);
+  std::printf("bandwidth 1 GiB: d2d copy %.0f GB/s (read+write), plain sum %.0f GB/s\n",
+              2 * gib / (t_copy / 1e3f), gib / (t_sum / 1e3f));
+  std::printf("bandwidth 1 GiB: stats fp32 %.0f GB/s (%.2fx of plain sum), fp32 odd scales %.0f GB/s"
+              " (%.2fx), bf16 %.0f GB/s (%.2fx)\n",
+              gib / (t_f32 / 1e3f), t_sum / t_f32, gib / (t_f32s / 1e3f), t_sum / t_f32s,
+              gib / (t_b16 / 1e3f), t_sum / t_b16);
+  std::printf("%s: %d mismatches\n", g_fail ? "FAIL" : "PASS", g_fail);
+  return g_fail ? 1 : 0;
+}
