@@ -87,6 +87,8 @@ void tensor_table(const detail::ReportTensorTable& tt, std::string& h) {
     h += "</tr>\n";
   }
   h += "</table>\n";
+  if (tt.left > 0)
+    h += fmt::format("<p>... {} more tensors (fpscope summary --json: .tensors).</p>\n", tt.left);
 }
 
 void weights(const detail::ReportModel& m, std::string& h) {

@@ -44,12 +44,7 @@ void tensor_table(const detail::ReportTensorTable& tt, std::string& md) {
   md += "\n|---|---|---|---|---|--:|--:|--:|";
   for (int i = 0; i < kNumTargets; ++i) md += "--:|";
   md += "\n";
-  int rows = 0;
   for (const TensorRisk* rp : tt.rows) {
-    if (rows++ == 50) {
-      md += fmt::format("\n... {} more tensors.\n", tt.rows.size() - 50);
-      break;
-    }
     const TensorRisk& r = *rp;
     md +=
         fmt::format("| `{}` | {} | {} | {} | {} | {} | {} | {} |", r.id, severity_name(r.severity),
@@ -60,6 +55,8 @@ void tensor_table(const detail::ReportTensorTable& tt, std::string& md) {
                         detail::sqnr_str(f.sqnr_db));
     md += "\n";
   }
+  if (tt.left > 0)
+    md += fmt::format("\n... {} more tensors (fpscope summary --json: .tensors).\n", tt.left);
 }
 
 void weights(const detail::ReportModel& m, const std::string& dir, Plots* plots, std::string& md) {

@@ -212,7 +212,12 @@ ReportModel build_report_model(const trace::TraceModel& model, const RunAnalysis
          {fmt::format("tensor{}_exponents.svg", ti), "exponent heatmap",
           svg_exponent_heatmap(model, ti)}});
 
-  for (const auto& r : a.risks) m.tensor_table.rows.push_back(&r);
+  for (const auto& r : a.risks) {
+    if (static_cast<int>(m.tensor_table.rows.size()) < opt.max_tensor_rows)
+      m.tensor_table.rows.push_back(&r);
+    else
+      ++m.tensor_table.left;
+  }
 
   for (const auto& w : a.weights) {
     m.weights.push_back(&w);

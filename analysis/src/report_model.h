@@ -37,7 +37,7 @@ struct ReportFindings {
   std::string left_note;       // "" when nothing was left out, else what and where to find it
 };
 
-// Per-tensor table rows, worst first.
+// Per-tensor table rows: the first ReportOptions::max_tensor_rows, worst first.
 struct ReportTensorTable {
   std::vector<const TensorRisk*> rows;
   size_t left = 0;  // rows not shown
