@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "fpscope/analysis/analysis.h"
@@ -148,6 +149,44 @@ TEST(Report, DeterministicSelfContainedHtmlAndMarkdown) {
   EXPECT_FALSE(write_report(m, a, (dir / "x" / "r.pdf").string(), {}, &err));
   EXPECT_NE(err.find("r.pdf"), std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+TEST(Report, HtmlAndMarkdownTensorTablesAgree) {
+  // 4 tensors, a 2-row table: both renderings list the same two, worst first, and say how many
+  // more there are and where to find them.
+  Builder b;
+  b.t.path = "four.fpst";
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t t = b.tensor(fmt::format("gemm#{}.D", i));
+    for (uint64_t s = 0; s < 2; ++s) {
+      b.obs(t, s, s * 4 + static_cast<uint64_t>(i), 100, 1.0f, 50.0);
+      b.hist(4 * 127, 100);
+    }
+  }
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  ASSERT_EQ(a.risks.size(), 4u);
+  ReportOptions ro;
+  ro.max_tensor_rows = 2;
+  const std::string h = render_html(m, a, ro);
+  const std::string md = render_markdown(m, a, ro, "x_files", nullptr);
+  for (size_t i = 0; i < a.risks.size(); ++i) {
+    const auto& r = a.risks[i];
+    const bool shown = i < 2;
+    const std::string sev = severity_name(r.severity);
+    EXPECT_EQ(h.find(fmt::format("<tr><td>{}</td><td style=\"color:", r.id)) != std::string::npos,
+              shown)
+        << r.id;
+    EXPECT_EQ(md.find(fmt::format("| `{}` | {} |", r.id, sev)) != std::string::npos, shown) << r.id;
+  }
+  EXPECT_NE(h.find("<p>... 2 more tensors (fpscope summary --json: .tensors).</p>"),
+            std::string::npos);
+  EXPECT_NE(md.find("\n... 2 more tensors (fpscope summary --json: .tensors).\n"),
+            std::string::npos);
+  // All rows fit: no note in either.
+  ro.max_tensor_rows = 4;
+  EXPECT_EQ(render_html(m, a, ro).find("more tensors"), std::string::npos);
+  EXPECT_EQ(render_markdown(m, a, ro, "x_files", nullptr).find("more tensors"), std::string::npos);
 }
 
 TEST(Report, BugTicketSummaryForSelection) {

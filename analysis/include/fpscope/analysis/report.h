@@ -30,6 +30,7 @@ struct ReportOptions {
   int max_drift_findings = 5;   // ... of which within-run drift findings
   int max_whatif_rows = 30;     // rows of the FP8 what-if table
   int max_drift_rows = 30;      // rows of the change-point table
+  int max_tensor_rows = 50;     // rows of the per-tensor table (worst first), HTML and Markdown
   int max_tensor_plots = 6;     // tensors (worst first) that get amax/SQNR/heatmap plots
 };
 

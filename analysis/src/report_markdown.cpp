@@ -1,0 +1,145 @@
+// The report model as GitHub-issue-ready Markdown; plots are files the text references.
+#include <fmt/format.h>
+
+#include "fpscope/analysis/report.h"
+#include "report_model.h"
+
+namespace fpscope::analysis {
+
+namespace {
+
+using Plots = std::vector<std::pair<std::string, std::string>>;
+
+void head(const detail::ReportModel& m, std::string& md) {
+  md += fmt::format("## {}\n\n", m.title);
+  md += "| | |\n|---|---|\n";
+  for (const auto& [k, v] : m.facts) md += fmt::format("| {} | {} |\n", k, v);
+}
+
+void findings(const detail::ReportFindings& fs, std::string& md) {
+  md += fmt::format("\n### Findings ({})\n\n", fs.all.size());
+  if (fs.all.empty()) md += "No problems found.\n";
+  for (size_t n = 0; n < fs.listed.size(); ++n) {
+    const Finding& f = fs.all[fs.listed[n]];
+    md += fmt::format("{}. **[{}]** {}  \n   Evidence: {}  \n   Recommendation: {}\n", n + 1,
+                      severity_name(f.severity), f.title, f.evidence, f.recommendation);
+  }
+  if (!fs.left_note.empty()) md += "\n" + fs.left_note + "\n";
+}
+
+// References the plot and hands its file over; without a plot list (Markdown to stdout)
+// neither.
+void plot(const detail::ReportPlot& p, const std::string& dir, Plots* plots, std::string& md) {
+  if (p.svg.empty() || !plots) return;
+  plots->emplace_back(p.file, p.svg);
+  md += fmt::format("\n![{}]({}/{})\n", p.alt, dir, p.file);
+}
+
+void tensor_table(const detail::ReportTensorTable& tt, std::string& md) {
+  md +=
+      "\n### Per-tensor table\n\n| tensor | severity | role | dtype | shape | obs | amax | "
+      "NaN/Inf |";
+  for (int i = 0; i < kNumTargets; ++i)
+    md += fmt::format(" {0} ovf / unf / SQNR |", spec(kTargets[i]).name);
+  md += "\n|---|---|---|---|---|--:|--:|--:|";
+  for (int i = 0; i < kNumTargets; ++i) md += "--:|";
+  md += "\n";
+  for (const TensorRisk* rp : tt.rows) {
+    const TensorRisk& r = *rp;
+    md +=
+        fmt::format("| `{}` | {} | {} | {} | {} | {} | {} | {} |", r.id, severity_name(r.severity),
+                    trace::role_name(r.role), spec(r.dtype).name, detail::shape_str(r),
+                    r.observations, fmt_num(r.amax), detail::nonfinite_str(r));
+    for (const auto& f : r.formats)
+      md += fmt::format(" {} / {} / {} |", fmt_pct(f.overflow_frac), fmt_pct(f.underflow_frac),
+                        detail::sqnr_str(f.sqnr_db));
+    md += "\n";
+  }
+  if (tt.left > 0)
+    md += fmt::format("\n... {} more tensors (fpscope summary --json: .tensors).\n", tt.left);
+}
+
+void weights(const detail::ReportModel& m, const std::string& dir, Plots* plots, std::string& md) {
+  if (m.weights.empty()) return;
+  md +=
+      "\n### Watched master weights\n\n| weight | master | updates | bf16 stagnant | bf16 lost "
+      "mass | fp16 stagnant | fp16 lost mass | below BF16 half-ulp | below FP16 half-ulp |\n"
+      "|---|---|--:|--:|--:|--:|--:|--:|--:|\n";
+  for (const WeightLoss* wp : m.weights) {
+    const WeightLoss& w = *wp;
+    md += fmt::format(
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", w.name, detail::master_str(w),
+        w.updates, fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass), fmt_pct(w.fp16_stagnant),
+        fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp), fmt_pct(w.below_fp16_half_ulp));
+  }
+  for (const auto& p : m.weight_plots) plot(p, dir, plots, md);
+}
+
+void whatif(const detail::ReportWhatIf& s, std::string& md) {
+  md += fmt::format(
+      "\n### FP8 what-if (delayed scaling: {})\n\n| tensor | format | replayed steps | "
+      "saturating steps | first | overflow | underflow | counts |\n"
+      "|---|---|--:|--:|--:|--:|--:|---|\n",
+      s.policy);
+  for (const WhatIfTensor* wp : s.rows) {
+    const WhatIfTensor& w = *wp;
+    md += fmt::format("| `{}` | {} | {} | {} | {} | {} | {} | {} |\n", w.id, spec(w.format).name,
+                      w.steps.size(), w.saturate_steps, detail::first_saturate_str(w),
+                      fmt_pct(w.overflow_frac), fmt_pct(w.underflow_frac), detail::counts_name(w));
+  }
+  if (s.rows.empty()) md += "| (none saturates or underflows) | | | | | | | |\n";
+  if (s.left > 0)
+    md += fmt::format("\n... {} more rows (fpscope summary --json: .fp8_whatif).\n", s.left);
+}
+
+void drift(const detail::ReportDrift& s, std::string& md) {
+  md += fmt::format(
+      "\n### Change points within the run\n\n{}\n\n| tensor | step | series | before "
+      "(median) | after |\n|---|--:|---|--:|--:|\n",
+      s.rule);
+  for (const auto& [id, c] : s.rows)
+    md += fmt::format("| `{}` | {} | {} | {} | {} |\n", id, c->step, c->series,
+                      detail::change_value(*c, c->before), detail::change_value(*c, c->after));
+  if (s.left > 0)
+    md += fmt::format("\n... {} more change points (fpscope summary --json: .drift).\n", s.left);
+}
+
+void baseline(const detail::ReportBaseline& b, std::string& md) {
+  md += fmt::format(
+      "\n### Compared with baseline `{}`\n\n| tensor | amax base | amax run | ratio "
+      "| first step beyond |\n|---|--:|--:|--:|---|\n",
+      b.path);
+  for (const auto& d : b.tensors)
+    md += fmt::format("| `{}` | {} | {} | {} | {} |\n", d.id, fmt_num(d.base_amax),
+                      fmt_num(d.other_amax), fmt_num(d.amax_ratio), detail::first_beyond_str(d));
+}
+
+}  // namespace
+
+std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a,
+                            const ReportOptions& opt, const std::string& plot_dir_rel,
+                            Plots* plots) {
+  const detail::ReportModel m = detail::build_report_model(model, a, opt);
+  std::string md;
+  head(m, md);
+  findings(m.findings, md);
+  if (m.loss_scale) {
+    md += "\n### Loss scale\n";
+    plot(*m.loss_scale, plot_dir_rel, plots, md);
+  }
+  if (!m.tensor_plots.empty()) md += "\n### Tensors\n";
+  for (const auto& p : m.tensor_plots) {
+    md += fmt::format("\n#### {}\n", p.label);
+    plot(p.amax_sqnr, plot_dir_rel, plots, md);
+    plot(p.exponents, plot_dir_rel, plots, md);
+  }
+  tensor_table(m.tensor_table, md);
+  weights(m, plot_dir_rel, plots, md);
+  if (m.whatif) whatif(*m.whatif, md);
+  if (m.drift) drift(*m.drift, md);
+  if (m.baseline) baseline(*m.baseline, md);
+  md += fmt::format("\n<sub>Generated by {}. Definitions: docs/metrics.md.</sub>\n", m.generator);
+  return md;
+}
+
+}  // namespace fpscope::analysis

@@ -1,0 +1,99 @@
+// Internal: a report is one document rendered twice. build_report_model() decides everything a
+// report says (facts, which findings in which order with the baseline merged once, which rows
+// of which tables, which plots, which "N more" notes); report_html.cpp and report_markdown.cpp
+// only serialize that model, so the two renderings cannot drift apart.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fpscope/analysis/findings.h"
+#include "fpscope/analysis/report.h"
+#include "fpscope/trace_model.h"
+
+namespace fpscope::analysis::detail {
+
+// One plot: the same SVG document is inline in HTML and a file beside the Markdown.
+struct ReportPlot {
+  std::string file;  // name in the Markdown's plot folder, e.g. "tensor3_exponents.svg"
+  std::string alt;   // Markdown alt text
+  std::string svg;   // the SVG document
+};
+
+struct ReportTensorPlots {
+  uint32_t tensor = 0;
+  std::string label;  // "id (name)" or "id"
+  ReportPlot amax_sqnr, exponents;
+};
+
+// The findings of the run plus, with a baseline, its baseline findings, ranked once.
+struct ReportFindings {
+  std::vector<Finding> all;
+  std::vector<size_t> listed;  // indices into `all`, in rank order, within the report's caps
+  std::string left_note;       // "" when nothing was left out, else what and where to find it
+};
+
+// Per-tensor table rows: the first ReportOptions::max_tensor_rows, worst first.
+struct ReportTensorTable {
+  std::vector<const TensorRisk*> rows;
+  size_t left = 0;  // rows not shown
+};
+
+struct ReportWhatIf {
+  std::string policy;  // "history 1024, margin 0, max"
+  std::vector<const WhatIfTensor*> rows;
+  size_t left = 0;
+};
+
+struct ReportChangePoint {
+  std::string tensor_id;
+  const ChangePoint* change = nullptr;
+};
+
+struct ReportDrift {
+  std::string rule;  // the sentence that defines a change point with this run's options
+  std::vector<ReportChangePoint> rows;
+  size_t left = 0;
+};
+
+struct ReportBaseline {
+  std::string path;  // the baseline trace's path as given
+  std::vector<CrossRunDrift> tensors;
+};
+
+// Pointers and references are views into the RunAnalysis the model was built from: the model is
+// valid while that analysis lives. Optional sections are absent when the report omits them.
+struct ReportModel {
+  std::string title;
+  std::vector<std::pair<std::string, std::string>> facts;  // run info: (name, value) rows
+  ReportFindings findings;
+  std::optional<ReportPlot> loss_scale;  // present when the trace has loss-scale records
+  std::vector<ReportTensorPlots> tensor_plots;
+  ReportTensorTable tensor_table;
+  std::vector<const WeightLoss*> weights;  // watched master weights (table rows)
+  std::vector<ReportPlot> weight_plots;    // one update/weight ratio plot per watched weight
+  std::optional<ReportWhatIf> whatif;      // present when the FP8 what-if has results
+  std::optional<ReportDrift> drift;        // present when some tensor has change points
+  std::optional<ReportBaseline> baseline;  // present with ReportOptions::baseline
+  std::string generator;                   // "fpscope <version>"
+};
+
+ReportModel build_report_model(const trace::TraceModel& model, const RunAnalysis& a,
+                               const ReportOptions& opt);
+
+// Words and numbers both renderings print the same way.
+std::string tensor_label(const trace::Trace& t, uint32_t tensor);  // "id (name)" or "id"
+std::string sqnr_str(double db);                                   // "n/a", "exact", "61.2 dB"
+std::string shape_str(const TensorRisk& r);                        // "64x256"
+std::string nonfinite_str(const TensorRisk& r);                    // NaN + Inf count
+std::string first_saturate_str(const WhatIfTensor& w);             // step or "-"
+const char* counts_name(const WhatIfTensor& w);            // "exact", "from histogram", "mixed"
+std::string change_value(const ChangePoint& c, double v);  // amax as a number, SQNR in dB
+std::string first_beyond_str(const CrossRunDrift& d);      // "12 (reason)" or "-"
+std::string master_str(const WeightLoss& w);               // "FP32", "BF16 (not FP32)"
+
+}  // namespace fpscope::analysis::detail
