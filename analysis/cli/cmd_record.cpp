@@ -19,6 +19,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "fpscope/run_env.h"
 #include "fpscope/trace_io.h"
 
 namespace {
@@ -54,40 +55,6 @@ std::string find_probe() {
   return (std::filesystem::path(self_dir()) / ".." / "lib" / "libfpscope_probe.so")
       .lexically_normal()
       .string();
-}
-
-std::string host_name() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) return "unknown";
-  return host;
-}
-
-// The same substitutions the probe makes (probe/src/config.cpp), for the message.
-std::string expand(const std::string& pattern, long pid) {
-  std::string out;
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] != '%' || i + 1 == pattern.size()) {
-      out += pattern[i];
-      continue;
-    }
-    const char f = pattern[++i];
-    if (f == 'p') {
-      out += std::to_string(pid);
-    } else if (f == 'h') {
-      out += host_name();
-    } else if (f == 'r') {
-      const char* r = nullptr;
-      for (const char* name : {"RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"})
-        if ((r = std::getenv(name)) != nullptr && r[0] != '\0') break;
-      out += (r != nullptr && r[0] != '\0') ? r : "0";
-    } else if (f == '%') {
-      out += '%';
-    } else {
-      out += '%';
-      out += f;
-    }
-  }
-  return out;
 }
 
 // One line about a trace: where, how much, and whether it was cut short.
@@ -206,7 +173,8 @@ int run_record(const RecordOptions& o) {
   const int code =
       WIFEXITED(status) ? WEXITSTATUS(status) : (WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1);
 
-  const std::string where = expand(output, static_cast<long>(pid));
+  // The probe's own expansion (run_env.h): the same rank and host rules, so the same file.
+  const std::string where = fpscope::trace::expand_output_path(output, static_cast<long>(pid));
   if (::access(where.c_str(), F_OK) != 0) {
     std::fprintf(stderr, "[fpscope] no trace at %s%s\n", where.c_str(),
                  has_pid ? " (%p is the pid of each recording process)" : "");

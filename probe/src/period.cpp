@@ -72,4 +72,44 @@ StepTracker::Label StepTracker::next(uint64_t sig) {
   return l;
 }
 
+std::optional<PeriodDecision> PeriodSearch::add(uint64_t sig, uint64_t coarse_sig) {
+  coarse_.feed(coarse_sig);
+  if (full_.feed(sig) && full_.size() >= kMinCallsForPrefixPeriod)
+    return make(PeriodResult{0, full_.prefix_period()}, false);
+  if (full_.size() >= window_) {
+    PeriodDecision d = last_resort();
+    d.window_full = true;
+    return d;
+  }
+  if (full_.size() % 8 == 0) {  // steps after warm-up calls
+    const PeriodResult r = full_.decide(3, full_.size() / 2);
+    if (r.period > 0) return make(r, false);
+  }
+  return std::nullopt;
+}
+
+PeriodDecision PeriodSearch::finish() const {
+  return last_resort();
+}
+
+PeriodDecision PeriodSearch::last_resort() const {
+  const PeriodResult r = full_.decide(2);
+  if (r.period > 0) return make(r, false);
+  // Shapes that change every step (dynamic batch or sequence length): the ops may still repeat.
+  const PeriodResult c = coarse_.decide(3);
+  return make(c, c.period > 0);
+}
+
+PeriodDecision PeriodSearch::make(PeriodResult r, bool coarse) const {
+  PeriodDecision d;
+  d.result = r;
+  d.coarse = coarse;
+  if (r.period > 0) {
+    const std::vector<uint64_t>& s = coarse ? coarse_.sequence() : full_.sequence();
+    d.pattern.assign(s.begin() + static_cast<long>(r.offset),
+                     s.begin() + static_cast<long>(r.offset + r.period));
+  }
+  return d;
+}
+
 }  // namespace fpscope::probe

@@ -6,7 +6,7 @@
 //    holds `repeats` (default 3) full repetitions of it from its first call.
 //  - decide() finds steps after warm-up calls (data preparation, an evaluation pass): the prefix
 //    period if it repeats at least `min_repeats` times, otherwise the longest SUFFIX of at least
-//    `min_len` calls that repeats `min_repeats` times, or no period. The recorder tries it every
+//    `min_len` calls that repeats `min_repeats` times, or no period. PeriodSearch tries it every
 //    8 held calls with min_len = half of them (so a short run of equal calls at the tail, e.g.
 //    identical layers, is not taken for the step), and with no minimum when the window is full or
 //    the run ends.
@@ -15,10 +15,13 @@
 //  - the first signature of the period out of turn: a new step begins early (partial step);
 //  - anything else is an extra call (eval, a different batch shape): ordinal -1; more than
 //    2 * period + 16 extra calls in a row mean the period is lost (detection restarts).
+// PeriodSearch is the policy that decides, call by call, when a period is taken (the step labeler,
+// step_labeler.h, feeds it its held calls): the one place to change the period algorithm.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace fpscope::probe {
@@ -68,6 +71,44 @@ class StepTracker {
   std::vector<uint64_t> pattern_;
   size_t pos_ = 0;
   size_t extras_in_row_ = 0;
+};
+
+// The decision over the held calls: steps from `result` (period 0: none yet), tracked afterwards
+// by `pattern` (one period of the signatures that found it: full, or coarse when shapes vary).
+struct PeriodDecision {
+  PeriodResult result;
+  bool coarse = false;       // found on the coarse signatures (sizes left out): track with those
+  bool window_full = false;  // made because the window filled up
+  std::vector<uint64_t> pattern;
+};
+
+// When to decide, from the full and the coarse signature of each held call:
+//  - the prefix period, once it repeats 3 times and at least kMinCallsForPrefixPeriod calls are
+//    held (a step that begins with a few calls of one shape is not a period of 1);
+//  - every 8 calls, a period after warm-up calls (decide(3, half the calls));
+//  - when `window` calls are held: whatever decide(2) finds, else the coarse sequence's period
+//    (decide(3): shapes that change every step), else none;
+//  - at the end of the run (finish()): the same as a full window.
+class PeriodSearch {
+ public:
+  static constexpr size_t kMinCallsForPrefixPeriod = 16;
+  explicit PeriodSearch(size_t window) : window_(window) {}
+  // Adds a held call; the decision when one is due.
+  std::optional<PeriodDecision> add(uint64_t sig, uint64_t coarse_sig);
+  // The decision with what is held now (the run ends).
+  PeriodDecision finish() const;
+  void reset() {
+    full_.reset();
+    coarse_.reset();
+  }
+  size_t size() const { return full_.size(); }
+
+ private:
+  PeriodDecision make(PeriodResult r, bool coarse) const;
+  PeriodDecision last_resort() const;
+  size_t window_;
+  PeriodDetector full_{3};
+  PeriodDetector coarse_{3};  // sizes left out
 };
 
 }  // namespace fpscope::probe

@@ -10,14 +10,14 @@
 //    sampling) and complete() once the statistics of an operand exist: immediately for the host
 //    path, later (from a drain thread) for device statistics. The ticket is a plain value: keep it
 //    until every sampled operand is completed or dropped with abandon().
-//  - Tensor identity (docs/design.md): (id, role, dtype, shape). The GEMM signature is written once
-//  per
-//    tensor, with its definition.
+//  - Tensor identity (docs/design.md): (id, role, dtype, shape). The GEMM signature is written
+//    once per tensor, with its definition.
 //  - Steps: mark_step(source) from any source. The first explicit source owns the steps; Api always
 //    wins over the others; other sources are then ignored. With no explicit source, steps come
 //    from the period of the GEMM-signature sequence (StepSource::GemmPeriod): calls are held back
 //    until the period is known (or the window fills), then labelled. Tickets of held calls carry
-//    unresolved tensor indices; complete() resolves them internally, so callers never care.
+//    unresolved tensor indices; complete() resolves them internally, so callers never care. The
+//    rules live in step_labeler.h (tested without a writer); the recorder writes what it decides.
 //  - Step hooks (add_step_hook): called at every live step boundary (the ones that sample the
 //    host watches: fpscope_step(), NVTX, kernels, a new period of the GEMM sequence), in boundary
 //    order, on the thread that ended the step, OUTSIDE the recorder's lock (a hook may call the

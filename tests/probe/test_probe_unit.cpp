@@ -1,7 +1,6 @@
 // Unit tests of the probe's parts that need no process injection: step-period detection,
-// configuration parsing and output-path expansion.
+// configuration parsing (output paths: test_run_env.cpp; step labels: test_step_labeler.cpp).
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -174,16 +173,6 @@ TEST_F(Env, BadValuesFallBackToDefaults) {
     EXPECT_NE(at, std::string::npos) << n << "\n" << err;
     EXPECT_EQ(err.find(line, at + 1), std::string::npos) << "warned twice: " << n;
   }
-}
-
-TEST_F(Env, ExpandOutput) {
-  setenv("RANK", "3", 1);
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  EXPECT_EQ(expand_output("run-%p-r%r-%h.fpst", 42), std::string("run-42-r3-") + host + ".fpst");
-  EXPECT_EQ(expand_output("100%%-%q%", 1), "100%-%q%");
-  unsetenv("RANK");
-  EXPECT_EQ(expand_output("r%r", 1), "r0");
 }
 
 }  // namespace
