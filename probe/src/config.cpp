@@ -1,6 +1,5 @@
 #include "config.h"
 
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -273,36 +272,6 @@ Config load_config() {
       c.stats_threads = static_cast<unsigned>(u);
   }
   return c;
-}
-
-std::string expand_output(const std::string& pattern, long pid) {
-  std::string out;
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    const char ch = pattern[i];
-    if (ch != '%' || i + 1 == pattern.size()) {
-      out += ch;
-      continue;
-    }
-    const char f = pattern[++i];
-    if (f == 'p') {
-      out += std::to_string(pid);
-    } else if (f == 'r') {
-      const char* r = nullptr;
-      for (const char* name : {"RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"})
-        if ((r = env(name)) != nullptr) break;
-      out += r != nullptr ? r : "0";
-    } else if (f == 'h') {
-      char host[256] = {};
-      if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "unknown");
-      out += host;
-    } else if (f == '%') {
-      out += '%';
-    } else {
-      out += '%';
-      out += f;
-    }
-  }
-  return out;
 }
 
 std::string config_json(const Config& c) {

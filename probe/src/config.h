@@ -48,9 +48,6 @@ struct Config {
 // Reads the environment (warnings for bad values go through log()).
 Config load_config();
 
-// Expands %p (pid), %r (rank: RANK, OMPI_COMM_WORLD_RANK, SLURM_PROCID, else 0), %h (host), %%.
-std::string expand_output(const std::string& pattern, long pid);
-
 // The config as a JSON object (trace metadata).
 std::string config_json(const Config& c);
 
