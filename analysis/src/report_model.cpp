@@ -57,8 +57,10 @@ namespace {
 // The only place the report looks at a finding's kind: which listing cap it counts against.
 enum class FindingCap { Other, WhatIf, Drift };
 FindingCap finding_cap(const Finding& f) {
-  if (f.kind == "fp8_saturation" || f.kind == "fp8_underflow") return FindingCap::WhatIf;
-  if (f.kind == "drift") return FindingCap::Drift;
+  if (f.kind == FindingKind::Fp8Saturation || f.kind == FindingKind::Fp8Underflow) {
+    return FindingCap::WhatIf;
+  }
+  if (f.kind == FindingKind::Drift) return FindingCap::Drift;
   return FindingCap::Other;
 }
 

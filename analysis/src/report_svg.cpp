@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "fpscope/analysis/drift.h"
+#include "fpscope/analysis/palette.h"
 #include "fpscope/analysis/report.h"
 #include "report_model.h"
 #include "svg.h"
@@ -45,7 +46,6 @@ namespace {
 using detail::Svg;
 
 // One colour per FP target format, in kTargets order.
-const char* kFormatColor[kNumTargets] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};
 
 // Per pixel column min and max (spikes stay visible), as polyline points.
 std::string minmax_points(const std::vector<double>& xs, const std::vector<double>& ys, double x0,
@@ -119,9 +119,9 @@ std::string svg_amax_sqnr(const trace::TraceModel& model, uint32_t tensor) {
     const double m = std::log2(static_cast<double>(max_finite(kTargets[i])));
     if (m < lo || m > hi) continue;
     const double y = p1y + p1h - (m - lo) / (hi - lo) * p1h;
-    s.line(px0, y, px0 + pw, y, kFormatColor[i], 1.0, "4,3");
+    s.line(px0, y, px0 + pw, y, format_hex(kTargets[i]), 1.0, "4,3");
     s.text(px0 + pw + 4, y + 4, fmt::format("{} max", spec(kTargets[i]).name), 10, "start",
-           kFormatColor[i]);
+           format_hex(kTargets[i]));
   }
   s.polyline(minmax_points(xs, la, x0, x1, px0, pw, lo, hi, p1y, p1h), "#000", 1.5);
   s.text(px0 - 4, p1y + 10, fmt::format("2^{:.0f}", hi), 10, "end");
@@ -143,8 +143,9 @@ std::string svg_amax_sqnr(const trace::TraceModel& model, uint32_t tensor) {
   s.rect(px0, p2y, pw, p2h, "#f7f7f7");
   for (int i = 0; i < kNumTargets; ++i) {
     s.polyline(minmax_points(xs, d.sqnr_db[i], x0, x1, px0, pw, slo, shi, p2y, p2h),
-               kFormatColor[i], 1.2);
-    s.text(px0 + pw + 4, p2y + 12 + 14 * i, spec(kTargets[i]).name, 10, "start", kFormatColor[i]);
+               format_hex(kTargets[i]), 1.2);
+    s.text(px0 + pw + 4, p2y + 12 + 14 * i, spec(kTargets[i]).name, 10, "start",
+           format_hex(kTargets[i]));
   }
   s.text(px0 - 4, p2y + 10, fmt::format("{:.0f} dB", shi), 10, "end");
   s.text(px0 - 4, p2y + p2h, fmt::format("{:.0f} dB", slo), 10, "end");
@@ -215,17 +216,17 @@ std::string svg_exponent_heatmap(const trace::TraceModel& model, uint32_t tensor
     const double bx = px0 + pw + 10 + i * 24;
     auto ey = [&](int e) { return py0 + (emax - std::clamp(e, emin, emax)) * ch; };
     const int top = max_exp(sp), nlo = min_normal_exp(sp), slo = min_subnormal_exp(sp);
-    s.rect(bx, ey(top), 12, ey(nlo) - ey(top) + ch, kFormatColor[i], 0.8);
-    s.rect(bx, ey(nlo - 1), 12, ey(slo) - ey(nlo - 1) + ch, kFormatColor[i], 0.3);
-    s.text(bx + 6, py0 + ph + 14, sp.name, 9, "middle", kFormatColor[i]);
+    s.rect(bx, ey(top), 12, ey(nlo) - ey(top) + ch, format_hex(kTargets[i]), 0.8);
+    s.rect(bx, ey(nlo - 1), 12, ey(slo) - ey(nlo - 1) + ch, format_hex(kTargets[i]), 0.3);
+    s.text(bx + 6, py0 + ph + 14, sp.name, 9, "middle", format_hex(kTargets[i]));
   }
   s.text(px0 + pw + 10, py0 - 6, "formats: normal | subnormal", 9, "start");
   // FP16 limits across the map.
   const auto& f16 = spec(Format::FP16);
   s.line(px0, py0 + (emax - max_exp(f16)) * ch, px0 + pw, py0 + (emax - max_exp(f16)) * ch,
-         kFormatColor[fp16], 1.0, "4,3");
+         format_hex(kTargets[fp16]), 1.0, "4,3");
   s.line(px0, py0 + (emax - min_subnormal_exp(f16) + 1) * ch, px0 + pw,
-         py0 + (emax - min_subnormal_exp(f16) + 1) * ch, kFormatColor[fp16], 1.0, "4,3");
+         py0 + (emax - min_subnormal_exp(f16) + 1) * ch, format_hex(kTargets[fp16]), 1.0, "4,3");
   s.text(px0 - 4, py0 + 10, fmt::format("2^{}", emax), 10, "end");
   s.text(px0 - 4, py0 + ph, fmt::format("2^{}", emin), 10, "end");
   s.text(px0 - 4, py0 + ph / 2, "|x|", 11, "end");
@@ -305,7 +306,8 @@ std::string svg_weight_ratio(const WeightLoss& w) {
     int at;
     const char* format;
     const char* color;
-  } lines[] = {{kBf16HalfUlpLog2, "BF16", "#d62728"}, {kFp16HalfUlpLog2, "FP16", "#9467bd"}};
+  } lines[] = {{kBf16HalfUlpLog2, "BF16", format_hex(Format::BF16)},
+               {kFp16HalfUlpLog2, "FP16", format_hex(Format::FP16)}};
   for (int i = 0; i < 2; ++i) {
     const double x = xb(lines[i].at);
     s.line(x, py0, x, py0 + ph, lines[i].color, 1.2, "4,3");

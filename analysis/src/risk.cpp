@@ -25,20 +25,13 @@ const char* trend_name(Trend t) {
 
 namespace {
 
-// Maps a fraction in [1e-7, 1] to [0, 999] on a log scale (any nonzero fraction ranks above 0).
-int frac_magnitude(double f) {
-  if (!(f > 0.0)) return 0;
-  const double m = (std::log10(f) + 7.0) / 7.0 * 999.0;
-  return static_cast<int>(std::clamp(std::lround(m), 1L, 999L));
-}
-
 bool is_fp8(Format f) {
   return f == Format::E4M3 || f == Format::E5M2;
 }
 
 void consider(Severity lvl, int mag, std::string why, Severity* best, int* best_score,
               std::string* best_reason) {
-  const int score = static_cast<int>(lvl) * 1000 + mag;
+  const int score = level_score(lvl, mag);
   if (score > *best_score) {
     *best = lvl;
     *best_score = score;
@@ -49,16 +42,18 @@ void consider(Severity lvl, int mag, std::string why, Severity* best, int* best_
 }  // namespace
 
 Severity format_severity(const FormatRisk& r, const RiskOptions& opt, int* score,
-                         std::string* reason) {
+                         std::string* reason, const FindingOptions& scoring) {
   const char* fname = spec(r.format).name;
-  // Unscaled FP8 casts are expected to fail: cap their level at Info (the what-if judges FP8).
+  // Unscaled FP8 casts are expected to fail: cap their level (the what-if judges FP8).
   const bool capped = is_fp8(r.format) && !r.scaled;
-  auto cap = [&](Severity s) { return capped && s > Severity::Info ? Severity::Info : s; };
+  auto cap = [&](Severity s) {
+    return capped && s > scoring.unscaled_fp8_max ? scoring.unscaled_fp8_max : s;
+  };
   Severity best = Severity::None;
   int best_score = 0;
   std::string best_reason;
   if (r.overflow > 0) {
-    consider(cap(Severity::Error), frac_magnitude(r.overflow_frac),
+    consider(cap(scoring.overflow), fraction_magnitude(r.overflow_frac, scoring),
              fmt::format("{} overflow: {} of elements from step {}", fname,
                          fmt_pct(r.overflow_frac), r.first_overflow_step),
              &best, &best_score, &best_reason);
@@ -66,20 +61,19 @@ Severity format_severity(const FormatRisk& r, const RiskOptions& opt, int* score
   if (r.underflow_frac >= opt.underflow_warn && r.underflow > 0) {
     const Severity lvl =
         r.underflow_frac >= opt.underflow_error ? Severity::Error : Severity::Warning;
-    consider(cap(lvl), frac_magnitude(r.underflow_frac),
+    consider(cap(lvl), fraction_magnitude(r.underflow_frac, scoring),
              fmt::format("{} underflow: {} of elements flush to zero from step {}", fname,
                          fmt_pct(r.underflow_frac), r.first_underflow_step),
              &best, &best_score, &best_reason);
   }
   if (std::isfinite(r.sqnr_db) && r.sqnr_db < nominal_sqnr_db(r.format) - opt.sqnr_margin_db) {
     const double deficit = nominal_sqnr_db(r.format) - r.sqnr_db;
-    const int mag = static_cast<int>(std::clamp(std::lround(deficit / 60.0 * 999.0), 1L, 999L));
-    consider(cap(Severity::Warning), mag,
+    consider(cap(scoring.sqnr), linear_magnitude(deficit, scoring.sqnr_deficit_full_db),
              fmt::format("{} SQNR {:.1f} dB, {:.1f} dB below nominal", fname, r.sqnr_db, deficit),
              &best, &best_score, &best_reason);
   }
   if (r.subnormal_frac >= opt.subnormal_info && r.subnormal > 0) {
-    consider(Severity::Info, frac_magnitude(r.subnormal_frac),
+    consider(scoring.subnormal, fraction_magnitude(r.subnormal_frac, scoring),
              fmt::format("{} subnormal: {} of elements lose precision", fname,
                          fmt_pct(r.subnormal_frac)),
              &best, &best_score, &best_reason);
@@ -96,7 +90,8 @@ bool nonfinite_only_in_skipped(const TensorRisk& r, const std::vector<uint64_t>&
          });
 }
 
-std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskOptions& opt) {
+std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskOptions& opt,
+                                     const FindingOptions& scoring) {
   const auto& trace = model.trace();
   std::vector<TensorRisk> rows;
   for (uint32_t ti = 0; ti < model.num_tensors(); ++ti) {
@@ -196,8 +191,9 @@ std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskO
     const uint64_t nonfinite = r.nan + r.pos_inf + r.neg_inf;
     if (nonfinite > 0) {
       const bool skipped = nonfinite_only_in_skipped(r, opt.skipped_steps);
-      r.severity = skipped ? Severity::Warning : Severity::Critical;
-      best_score = (skipped ? 2000 : 4000) + frac_magnitude(fraction(nonfinite, r.elements));
+      r.severity = skipped ? scoring.nonfinite_in_skipped : scoring.nonfinite;
+      best_score =
+          level_score(r.severity, fraction_magnitude(fraction(nonfinite, r.elements), scoring));
       r.severity_format = r.dtype;
       r.severity_reason = fmt::format("data holds {} NaN, {} +Inf, {} -Inf from step {}", r.nan,
                                       r.pos_inf, r.neg_inf, r.first_nonfinite_step);
@@ -205,7 +201,7 @@ std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskO
     for (int f = 0; f < kNumTargets; ++f) {
       int sc = 0;
       std::string why;
-      const Severity lvl = format_severity(r.formats[f], opt, &sc, &why);
+      const Severity lvl = format_severity(r.formats[f], opt, &sc, &why, scoring);
       if (sc > best_score) {
         best_score = sc;
         r.severity = lvl;

@@ -22,7 +22,7 @@ json finding_json(const Finding& f) {
   json j;
   j["severity"] = severity_name(f.severity);
   j["score"] = f.score;
-  j["kind"] = f.kind;
+  j["kind"] = kind_name(f.kind);
   j["tensor"] = f.tensor_id.empty() ? json(nullptr) : json(f.tensor_id);
   j["format"] = f.format ? json(spec(*f.format).name) : json(nullptr);
   j["first_step"] = step_or_null(f.first_step);

@@ -3,6 +3,7 @@
 // summary with run facts, the diff's truncation rule and run facts, report sections and caps.
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -21,7 +22,7 @@ namespace {
 std::vector<const Finding*> of_kind(const RunAnalysis& a, const std::string& prefix) {
   std::vector<const Finding*> v;
   for (const auto& f : a.findings)
-    if (f.kind.rfind(prefix, 0) == 0) v.push_back(&f);
+    if (std::string(kind_name(f.kind)).rfind(prefix, 0) == 0) v.push_back(&f);
   return v;
 }
 
@@ -76,7 +77,7 @@ TEST(WhatIfFindings, OnePerTensorAndFormatSeverityByFraction) {
   // the worse one: saturation >= 1e-3 is a Warning, 2000 + round((log10(0.18) + 7) / 7 * 999).
   ASSERT_EQ(fs.size(), 1u);
   const Finding& f = *fs[0];
-  EXPECT_EQ(f.kind, "fp8_saturation");
+  EXPECT_EQ(f.kind, FindingKind::Fp8Saturation);
   EXPECT_EQ(f.severity, Severity::Warning);
   EXPECT_EQ(f.score, 2000 + 893);
   EXPECT_EQ(f.first_step, 3);
@@ -107,9 +108,9 @@ TEST(WhatIfFindings, OnePerTensorAndFormatSeverityByFraction) {
   w.overflow_lo = 50;
   w.overflow_frac = 5e-4;
   int score = 0;
-  std::string kind;
+  FindingKind kind = FindingKind::Drift;
   EXPECT_EQ(whatif_severity(w, RiskOptions{}, &score, &kind), Severity::Info);
-  EXPECT_EQ(kind, "fp8_saturation");
+  EXPECT_EQ(kind, FindingKind::Fp8Saturation);
   w.overflow_lo = 100;
   w.overflow_frac = 1e-3;
   EXPECT_EQ(whatif_severity(w, RiskOptions{}, &score, &kind), Severity::Warning);
@@ -124,7 +125,7 @@ TEST(WhatIfFindings, OnePerTensorAndFormatSeverityByFraction) {
   u.underflow_lo = 50;
   u.underflow_frac = 0.05;
   EXPECT_EQ(whatif_severity(u, RiskOptions{}, &score, &kind), Severity::Info);
-  EXPECT_EQ(kind, "fp8_underflow");
+  EXPECT_EQ(kind, FindingKind::Fp8Underflow);
   u.underflow_lo = 100;
   u.underflow_frac = 0.1;
   EXPECT_EQ(whatif_severity(u, RiskOptions{}, &score, &kind), Severity::Warning);
@@ -138,7 +139,7 @@ TEST(WhatIfFindings, RecommendationsKnowTheFormat) {
   ASSERT_EQ(fs.size(), 2u);  // e4m3 and e5m2
   for (const Finding* f : fs) {
     SCOPED_TRACE(f->title);
-    EXPECT_EQ(f->kind, "fp8_underflow");
+    EXPECT_EQ(f->kind, FindingKind::Fp8Underflow);
     EXPECT_EQ(f->severity, Severity::Warning);  // 50% >= 10%
     EXPECT_NE(f->evidence.find("counts from the exponent histogram"), std::string::npos);
     EXPECT_NE(f->evidence.find("no overflow in 200 elements"), std::string::npos) << f->evidence;
@@ -499,5 +500,114 @@ TEST(NonfiniteFindings, ConfinedToSkippedStepsIsAWarning) {
     ASSERT_EQ(fs.size(), 1u);
     EXPECT_EQ(fs[0]->severity, Severity::Critical);
     EXPECT_EQ(fs[0]->title, "gemm#0.D holds NaN/Inf from step 2");
+  }
+}
+
+// ---- one vocabulary: kind names, options
+// ---------------------------------------------------------
+
+TEST(FindingKinds, OneNameEachAndItParsesBack) {
+  // The names docs/summary-json.md lists for "kind", in FindingKind order.
+  const char* const documented[] = {
+      "nonfinite",           "overflow",      "underflow",       "sqnr",
+      "loss_scale_collapse", "skipped_steps", "master_not_fp32", "master_weight_loss",
+      "fp8_saturation",      "fp8_underflow", "drift",           "baseline_drift"};
+  ASSERT_EQ(std::size(documented), static_cast<size_t>(kNumFindingKinds));
+  for (int i = 0; i < kNumFindingKinds; ++i) {
+    const auto k = static_cast<FindingKind>(i);
+    EXPECT_STREQ(kind_name(k), documented[i]);
+    ASSERT_TRUE(parse_kind(documented[i]).has_value()) << documented[i];
+    EXPECT_EQ(*parse_kind(documented[i]), k);
+    std::ostringstream os;
+    os << k;
+    EXPECT_EQ(os.str(), documented[i]);
+  }
+  EXPECT_FALSE(parse_kind("").has_value());
+  EXPECT_FALSE(parse_kind("Overflow").has_value());
+  EXPECT_FALSE(parse_kind("fp8_").has_value());
+}
+
+TEST(FindingOptions, MagnitudeMaps) {
+  const FindingOptions opt;
+  // round((log10(f) + 7) / 7 * 999), clamped to [1, 999]; 0 for nothing.
+  EXPECT_EQ(fraction_magnitude(0.0, opt), 0);
+  EXPECT_EQ(fraction_magnitude(std::nan(""), opt), 0);
+  EXPECT_EQ(fraction_magnitude(1e-8, opt), 1);
+  EXPECT_EQ(fraction_magnitude(1e-7, opt), 1);
+  EXPECT_EQ(fraction_magnitude(0.1, opt), 856);
+  EXPECT_EQ(fraction_magnitude(1.0, opt), 999);
+  EXPECT_EQ(fraction_magnitude(5.0, opt), 999);
+  EXPECT_EQ(linear_magnitude(30.0, 60.0), 500);  // 499.5 rounds away from zero
+  EXPECT_EQ(linear_magnitude(1e-9, 60.0), 1);
+  EXPECT_EQ(linear_magnitude(90.0, 60.0), 999);
+  EXPECT_EQ(level_score(Severity::Error, 795), 3795);
+}
+
+namespace {
+
+// gemm#0.D over steps 0..3, 100 elements each: FP16 overflow 0, 0, 5, 10 (15 of 400 = 3.75%);
+// loss scale records at 4 steps, step 2 skipped (1 of 4 = 25%).
+Builder overflowing() {
+  Builder b;
+  const uint32_t d = b.tensor("gemm#0.D", trace::Role::D, 10, 10);
+  for (uint64_t s = 0; s < 4; ++s) {
+    const bool big = s >= 2;
+    auto& o = b.obs(d, s, 10 * s + 21, 100, big ? 7e4f : 1000.0f, 1e6);
+    o.stats.fmt[fi(Format::FP16)].overflow = big ? (s == 2 ? 5 : 10) : 0;
+    o.stats.fmt[fi(Format::FP16)].sum_err2 = 1e-2;
+    o.stats.fmt[fi(Format::BF16)].sum_err2 = 1.0;
+    b.hist(4 * (127 + 9), 100);
+  }
+  b.loss_scale(0, 1024, false, 1024);
+  b.loss_scale(1, 1024, false, 1024);
+  b.loss_scale(2, 1024, true, 512);
+  b.loss_scale(3, 512, false, 0);
+  return b;
+}
+
+const Finding* first_of(const RunAnalysis& a, FindingKind k) {
+  for (const auto& f : a.findings)
+    if (f.kind == k) return &f;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(FindingOptions, DecideLevelsMagnitudesAndThresholds) {
+  const auto b = overflowing();
+  const trace::TraceModel m(b.t);
+  AnalysisOptions opt;
+  opt.run_whatif = false;
+  opt.run_drift = false;
+  {
+    const auto a = analyze(m, opt);
+    const Finding* ovf = first_of(a, FindingKind::Overflow);
+    ASSERT_TRUE(ovf);
+    EXPECT_EQ(ovf->severity, Severity::Error);
+    EXPECT_EQ(ovf->score, 3000 + 795);  // log10(0.0375) = -1.426: (7 - 1.426) / 7 * 999
+    const Finding* sk = first_of(a, FindingKind::SkippedSteps);
+    ASSERT_TRUE(sk);
+    EXPECT_EQ(sk->severity, Severity::Warning);  // 25% >= 1%
+    EXPECT_EQ(sk->score, 2000 + 913);            // log10(0.25) = -0.602
+    ASSERT_FALSE(a.risks.empty());
+    EXPECT_EQ(a.risks[0].score, 3795);  // the risk row shares the scale
+  }
+  {
+    opt.findings.overflow = Severity::Critical;
+    opt.findings.fraction_decades = 3.5;
+    opt.findings.skipped_steps_warn = 0.5;
+    const auto a = analyze(m, opt);
+    const Finding* ovf = first_of(a, FindingKind::Overflow);
+    ASSERT_TRUE(ovf);
+    EXPECT_EQ(ovf->severity, Severity::Critical);
+    EXPECT_EQ(ovf->score, 4000 + 592);  // (3.5 - 1.426) / 3.5 * 999
+    const Finding* sk = first_of(a, FindingKind::SkippedSteps);
+    ASSERT_TRUE(sk);
+    EXPECT_EQ(sk->severity, Severity::Info);  // 25% < 50%
+    EXPECT_EQ(sk->score, 1000 + 827);         // (3.5 - 0.602) / 3.5 * 999
+    ASSERT_FALSE(a.risks.empty());
+    EXPECT_EQ(a.risks[0].severity, Severity::Critical);
+    EXPECT_EQ(a.risks[0].score, 4592);
+    EXPECT_EQ(a.findings.front().kind, FindingKind::Overflow);
   }
 }

@@ -61,7 +61,7 @@ TEST(Findings, RankedWithEvidenceAndRecommendation) {
   ASSERT_FALSE(a.findings.empty());
   const auto& f = a.findings[0];
   // FP16 overflow: 15 of 400 elements -> Error, 3000 + round((log10(0.0375) + 7) / 7 * 999).
-  EXPECT_EQ(f.kind, "overflow");
+  EXPECT_EQ(f.kind, FindingKind::Overflow);
   EXPECT_EQ(f.severity, Severity::Error);
   EXPECT_EQ(f.tensor_id, "gemm#0.D");
   EXPECT_EQ(f.first_step, 2);
@@ -72,7 +72,7 @@ TEST(Findings, RankedWithEvidenceAndRecommendation) {
   // The skipped step names its first offender.
   bool skipped = false;
   for (const auto& x : a.findings)
-    if (x.kind == "skipped_steps") {
+    if (x.kind == FindingKind::SkippedSteps) {
       skipped = true;
       EXPECT_NE(x.evidence.find("step 2 (scale 1024): first fp16 overflow in gemm#0.D (seq 41)"),
                 std::string::npos)

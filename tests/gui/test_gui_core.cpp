@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <thread>
 
 #include "fpscope/analysis/analysis.h"
+#include "fpscope/analysis/palette.h"
 #include "fpscope/gui/colors.h"
 #include "fpscope/gui/downsample.h"
 #include "fpscope/gui/layout.h"
@@ -417,6 +419,26 @@ TEST(Colors, HeatRampIsMonotoneAndSeveritiesDistinct) {
       EXPECT_FALSE(severity_color(static_cast<analysis::Severity>(a)) ==
                    severity_color(static_cast<analysis::Severity>(b)));
   EXPECT_EQ(pack({1, 2, 3}, 4), 0x04030201u);
+}
+
+// The viewer draws every format in the analysis palette's colour (the report's too): the same
+// RGB for every listed format, spelled here independently of both.
+TEST(Colors, FormatColorsAreThePalettes) {
+  const struct {
+    Format f;
+    Rgb rgb;
+  } expected[] = {{Format::FP32, {136, 136, 136}},
+                  {Format::BF16, {0, 158, 115}},
+                  {Format::FP16, {230, 159, 0}},
+                  {Format::E4M3, {204, 121, 167}},
+                  {Format::E5M2, {86, 180, 233}}};
+  ASSERT_EQ(std::size(expected), static_cast<size_t>(kNumFormats));
+  for (const auto& e : expected) {
+    SCOPED_TRACE(spec(e.f).name);
+    EXPECT_EQ(format_color(e.f), e.rgb);
+    const analysis::PaletteRgb p = analysis::format_rgb(e.f);
+    EXPECT_EQ(format_color(e.f), (Rgb{p.r, p.g, p.b}));
+  }
 }
 
 // ---- off-thread results ------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "fpscope/analysis/palette.h"
+
 namespace fpscope::gui {
 
 Rgb severity_color(analysis::Severity s) {
@@ -22,19 +24,8 @@ Rgb severity_color(analysis::Severity s) {
 }
 
 Rgb format_color(Format f) {
-  switch (f) {
-    case Format::FP32:
-      return {220, 220, 220};
-    case Format::BF16:
-      return {92, 214, 92};
-    case Format::FP16:
-      return {255, 150, 40};
-    case Format::E4M3:
-      return {236, 92, 236};
-    case Format::E5M2:
-      return {64, 200, 255};
-  }
-  return {255, 255, 255};
+  const analysis::PaletteRgb c = analysis::format_rgb(f);
+  return {c.r, c.g, c.b};
 }
 
 namespace {

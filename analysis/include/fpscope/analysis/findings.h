@@ -1,14 +1,36 @@
 // The whole analysis of one run, and the ranked findings built from it.
+//
+// How to add a finding kind
+//  1. Append it to FindingKind below, bump kNumFindingKinds, and give it its name in kind_name()
+//     (findings.cpp; snake_case: the name is what summary --json, the reports and the tests see,
+//     and the ranking's tie-breaker). parse_kind() and the round-trip test follow kind_name().
+//  2. Put its numbers (level, magnitude scale, thresholds) in FindingOptions
+//     (finding_options.h), each with its default and what it means; no literals in the code.
+//  3. Write its family function in analysis/src/findings_<family>.cpp (declared in
+//     src/findings_families.h): it reads the analysis results (RunAnalysis fields, or a new
+//     analysis you add to RunAnalysis and to analyze()), appends Findings with severity,
+//     score = level_score(severity, magnitude), kind, tensor, format, steps, title, evidence and
+//     recommendation; push findings of one kind in a deterministic order (ties keep it).
+//  4. Call it from analyze() in findings.cpp (before rank_findings).
+//  5. The reports list every kind in rank order; report.cpp caps the FP8 what-if and drift kinds
+//     separately (listed_findings): add the new kind there only if it needs such a cap.
+//  6. Document it: docs/metrics.md (what it measures), docs/summary-json.md (the kind's name
+//     among "kind" values), docs/cli.md if an option controls it.
+//  7. Test it in tests/analysis/test_findings.cpp on a hand-built trace: the finding appears
+//     with the expected severity/score/evidence, and does not appear just below its threshold.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fpscope/analysis/common.h"
 #include "fpscope/analysis/drift.h"
+#include "fpscope/analysis/finding_options.h"
 #include "fpscope/analysis/loss_scale.h"
 #include "fpscope/analysis/risk.h"
 #include "fpscope/analysis/weights.h"
@@ -18,14 +40,36 @@
 
 namespace fpscope::analysis {
 
+// What a finding is about. kind_name() gives the name JSON and reports print.
+enum class FindingKind : uint8_t {
+  Nonfinite,          // "nonfinite": NaN/Inf in a tensor's data
+  Overflow,           // "overflow": a target format would overflow
+  Underflow,          // "underflow": a target format would flush values to zero
+  Sqnr,               // "sqnr": a cast loses precision beyond the nominal SQNR margin
+  LossScaleCollapse,  // "loss_scale_collapse"
+  SkippedSteps,       // "skipped_steps": optimizer steps skipped for Inf/NaN gradients
+  MasterNotFp32,      // "master_not_fp32"
+  MasterWeightLoss,   // "master_weight_loss": BF16 master weights would lose updates
+  Fp8Saturation,      // "fp8_saturation": FP8 delayed-scaling what-if saturates
+  Fp8Underflow,       // "fp8_underflow": ... flushes to zero
+  Drift,              // "drift": change points within the run
+  BaselineDrift,      // "baseline_drift": drift against a baseline run
+};
+inline constexpr int kNumFindingKinds = 12;
+
+// "nonfinite", "overflow", ... (the comments above): the one spelling of each kind.
+const char* kind_name(FindingKind k);
+// The inverse of kind_name; nullopt for any other string.
+std::optional<FindingKind> parse_kind(std::string_view name);
+// Writes kind_name(k) (test messages).
+std::ostream& operator<<(std::ostream& os, FindingKind k);
+
 struct Finding {
   Severity severity = Severity::Info;
-  int score = 0;        // level*1000 + magnitude: the ranking key (desc), then kind, then tensor id
-  std::string kind;     // "nonfinite", "overflow", "underflow", "sqnr", "loss_scale_collapse",
-                        // "skipped_steps", "master_not_fp32", "master_weight_loss",
-                        // "fp8_saturation", "fp8_underflow", "drift" (within the run),
-                        // "baseline_drift" (against a baseline run)
-  int64_t tensor = -1;  // TensorInfo::index, -1 when not about one tensor
+  int score = 0;  // level_score(severity, magnitude): the ranking key (desc), then kind name,
+                  // then tensor id, then first step
+  FindingKind kind = FindingKind::Nonfinite;
+  int64_t tensor = -1;    // TensorInfo::index, -1 when not about one tensor
   std::string tensor_id;  // "" when not about one tensor
   std::optional<Format> format;
   int64_t first_step = -1;
@@ -43,6 +87,7 @@ struct AnalysisOptions {
   DriftOptions drift;
   bool run_drift = true;  // within-run change points (drift_series per tensor)
   CrossRunOptions cross;
+  FindingOptions findings;  // levels, magnitudes and thresholds of the findings and risk rows
 };
 
 // The within-run change points of one tensor (drift_series(...).change_points), kept only for
@@ -77,14 +122,16 @@ struct RunAnalysis {
 // Progress of a long analysis: called with the fraction done in [0, 1], from the calling thread.
 using ProgressFn = std::function<void(double)>;
 
-// Runs every single-run analysis and ranks the findings. Deterministic.
+// Runs every single-run analysis (loss scale, risk, master weights, FP8 what-if, drift), then
+// the finding families on their results, and ranks the findings. Deterministic.
 RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt = {},
                     const ProgressFn& progress = {});
 
 // Findings from comparing against a baseline run (drift beyond thresholds), kind
-// "baseline_drift", ranked; used by `report --baseline` and `summary --baseline`.
+// BaselineDrift, ranked; used by `report --baseline` and `summary --baseline`.
 std::vector<Finding> baseline_findings(const trace::TraceModel& base, const trace::TraceModel& run,
-                                       const std::vector<CrossRunDrift>& drift);
+                                       const std::vector<CrossRunDrift>& drift,
+                                       const FindingOptions& opt = {});
 
 // Adds the baseline findings of `run` against `base` (compare_runs with a->options.cross) to
 // a->findings and re-ranks them.
@@ -92,13 +139,14 @@ void add_baseline_findings(const trace::TraceModel& base, const trace::TraceMode
                            RunAnalysis* a);
 
 // Severity of an FP8 what-if result (docs/metrics.md "FP8 what-if"): saturation (overflow lower
-// bound / eligible) f > 0 is Info, f >= 1e-3 Warning; underflow f >= risk.underflow_warn Info,
-// >= risk.underflow_error Warning. Hypothetical (another recipe than the run's): never above
-// Warning. Returns the worse of the two; *kind "fp8_saturation" or "fp8_underflow".
+// bound / eligible) f > 0 is Info, f >= opt.fp8_saturation_warn Warning; underflow
+// f >= risk.underflow_warn Info, >= risk.underflow_error Warning. Hypothetical (another recipe
+// than the run's): never above Warning. Returns the worse of the two; *kind Fp8Saturation or
+// Fp8Underflow (saturation on a tie).
 Severity whatif_severity(const WhatIfTensor& w, const RiskOptions& risk, int* score,
-                         std::string* kind);
+                         FindingKind* kind, const FindingOptions& opt = {});
 
-// Sorts findings by score desc, kind, tensor id, first step: the one ranking everyone uses.
+// Sorts findings by score desc, kind name, tensor id, first step: the one ranking everyone uses.
 void rank_findings(std::vector<Finding>* findings);
 
 }  // namespace fpscope::analysis

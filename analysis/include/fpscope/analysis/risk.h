@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "fpscope/analysis/common.h"
+#include "fpscope/analysis/finding_options.h"
 #include "fpscope/formats.h"
 #include "fpscope/trace_io.h"
 #include "fpscope/trace_model.h"
@@ -74,8 +75,9 @@ struct TensorRisk {
   std::vector<uint64_t> nonfinite_steps;          // every step whose data held NaN/Inf
   std::array<FormatRisk, kNumTargets> formats{};  // indexed like kTargets
 
-  // The worst problem found: level, a sortable score (level*1000 + magnitude in [0,999]), the
-  // format it comes from (the tensor's own dtype for NaN/Inf in the data) and one line saying why.
+  // The worst problem found: level, a sortable score (level_score(level, magnitude), scored like
+  // the findings: finding_options.h), the format it comes from (the tensor's own dtype for NaN/Inf
+  // in the data) and one line saying why.
   Severity severity = Severity::None;
   int score = 0;
   Format severity_format = Format::FP32;
@@ -96,13 +98,14 @@ struct RiskOptions {
 bool nonfinite_only_in_skipped(const TensorRisk& r, const std::vector<uint64_t>& skipped);
 
 // Risk rows for every tensor with at least one observation, sorted by score (desc), then id,
-// then index: deterministic.
-std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskOptions& opt = {});
+// then index: deterministic. Levels and magnitudes from `scoring`.
+std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskOptions& opt = {},
+                                     const FindingOptions& scoring = {});
 
 // Severity of one format's risk (used by analyze_risk; exposed for the GUI's cell colours).
-// FP8 counts taken unscaled (scale 1) are at most Info: real FP8 recipes always scale (the FP8
-// what-if analysis judges FP8 under scaling).
+// FP8 counts taken unscaled (scale 1) are at most Info (scoring.unscaled_fp8_max): real FP8
+// recipes always scale (the FP8 what-if analysis judges FP8 under scaling).
 Severity format_severity(const FormatRisk& r, const RiskOptions& opt, int* score,
-                         std::string* reason);
+                         std::string* reason, const FindingOptions& scoring = {});
 
 }  // namespace fpscope::analysis

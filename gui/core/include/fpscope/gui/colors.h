@@ -23,7 +23,8 @@ constexpr uint32_t pack(Rgb c, uint8_t a = 255) {
 // Opaque cell backgrounds in the tensor browser, one per severity (None: no background).
 // Dark enough for white text; ordered from cool (info) to hot (critical).
 Rgb severity_color(analysis::Severity s);
-// One colour per cast target, used for its lines, bands and legend entries in every panel.
+// One colour per format, used for its lines, bands and legend entries in every panel: the
+// analysis palette's (fpscope/analysis/palette.h), the one the HTML report uses too.
 Rgb format_color(Format f);
 // Heat map: t in [0, 1] -> perceptual dark-blue..yellow ramp (viridis), monotone in luminance.
 Rgb heat_color(float t);

@@ -1,0 +1,79 @@
+// How findings, and the risk rows that share their scale, are scored and thresholded: every
+// number in one struct with its documented default (docs/metrics.md describes the behaviour
+// these defaults give). Its own header because risk.h (the risk rows) and findings.h both use it
+// and findings.h includes risk.h.
+//
+// A score is level * kScorePerLevel + magnitude: the level is the finding's Severity (so every
+// Critical ranks above every Error), the magnitude in [1, kMaxMagnitude] orders findings of one
+// level (0 only when nothing was measured). Magnitudes come from one of two maps:
+//  - fraction_magnitude: a fraction in [10^-fraction_decades, 1] on a log scale (any nonzero
+//    fraction ranks above 0);
+//  - linear_magnitude: a quantity in [0, full] linearly (SQNR deficits in dB).
+// The thresholds that decide underflow, subnormal and SQNR findings (and risk rows) are
+// RiskOptions' (underflow_warn, underflow_error, subnormal_info, sqnr_margin_db): the GUI and the
+// reports read them there.
+#pragma once
+
+#include <cstddef>
+
+#include "fpscope/analysis/common.h"
+
+namespace fpscope::analysis {
+
+inline constexpr int kScorePerLevel = 1000;
+inline constexpr int kMaxMagnitude = 999;
+
+struct FindingOptions {
+  // --- Levels: the severity (score thousands) of each kind; underflow's comes from RiskOptions.
+  Severity nonfinite = Severity::Critical;            // NaN/Inf reached a tensor's data
+  Severity nonfinite_in_skipped = Severity::Warning;  // ... only at steps the scaler skipped
+  Severity overflow = Severity::Error;  // a target format's overflow (FP8: only when scaled)
+  Severity sqnr = Severity::Warning;    // SQNR below nominal - RiskOptions::sqnr_margin_db
+  Severity subnormal = Severity::Info;  // risk rows only: subnormal >= RiskOptions::subnormal_info
+  // Risk rows only: FP8 counts taken unscaled are at most this level (real FP8 recipes scale;
+  // the FP8 what-if judges FP8 under scaling). The findings leave such counts out altogether.
+  Severity unscaled_fp8_max = Severity::Info;
+  Severity loss_scale_collapse = Severity::Error;
+  // A collapse is one fact, not a measured fraction: a fixed magnitude that ranks it above the
+  // Error findings of realistic overflow fractions (magnitude 900 = fraction ~0.2).
+  int loss_scale_collapse_magnitude = 900;
+  Severity master_not_fp32 = Severity::Error;
+  Severity drift = Severity::Info;  // within-run change points: a hint, not a defect
+  Severity baseline_drift = Severity::Warning;
+
+  // --- Magnitudes.
+  double fraction_decades = 7.0;       // fraction_magnitude: 10^-7 -> 1, 1 -> 999
+  double sqnr_deficit_full_db = 60.0;  // SQNR this far below nominal -> 999 (linear)
+  // Change strength (drift, baseline_drift), in [0, 1] then scored with fraction_magnitude:
+  // |log2 of the amax factor| / change_amax_octaves, |SQNR change| / change_sqnr_db.
+  double change_amax_octaves = 20.0;
+  double change_sqnr_db = 60.0;
+  // baseline_drift: the amax ratio scored when the trace's is 0, negative or not finite.
+  double baseline_unknown_ratio = 1e7;
+
+  // --- Thresholds of the finding families whose thresholds RiskOptions does not hold.
+  // FP8 what-if (a hypothetical recipe, so never above Warning): saturation fraction Warning at
+  // or above, Info below; underflow Info at RiskOptions::underflow_warn, Warning at
+  // underflow_error.
+  double fp8_saturation_warn = 1e-3;
+  double skipped_steps_warn = 0.01;  // skipped / loss-scale records: Warning at or above, else Info
+  // master_weight_loss: reported when max(BF16 stagnant, BF16 lost mass) >= master_loss_report;
+  // Warning when stagnant >= master_stagnant_warn or lost mass >= master_lost_mass_warn.
+  double master_loss_report = 0.01;
+  double master_stagnant_warn = 0.5;
+  double master_lost_mass_warn = 0.1;
+
+  // --- Evidence text: skipped steps / change points listed before "; ... N more".
+  size_t evidence_list_max = 5;
+};
+
+// level * kScorePerLevel + magnitude.
+constexpr int level_score(Severity level, int magnitude) {
+  return static_cast<int>(level) * kScorePerLevel + magnitude;
+}
+// 0 for frac <= 0 (or NaN); else log10 scale over opt.fraction_decades, clamped to [1, 999].
+int fraction_magnitude(double frac, const FindingOptions& opt);
+// x / full * 999 rounded, clamped to [1, 999] (callers pass x > 0).
+int linear_magnitude(double x, double full);
+
+}  // namespace fpscope::analysis

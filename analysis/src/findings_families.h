@@ -1,0 +1,45 @@
+// The finding families that analyze() (findings.cpp) runs on the analyses' results. Each one
+// appends its findings, unranked, in a deterministic order (rank_findings keeps the order of
+// ties); every number it scores or thresholds with comes from FindingOptions / RiskOptions.
+// Internal to the analysis library.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fpscope/analysis/findings.h"
+
+namespace fpscope::analysis::families {
+
+// Text shared by the families: "at step 3" (first == last or last < 0), "from step 3", "" when
+// first < 0.
+std::string steps_phrase(int64_t first, int64_t last);
+
+// findings_tensor.cpp, from the risk rows (risk.skipped_steps: the loss scaler's skipped steps).
+// Nonfinite: NaN/Inf in a tensor's data (only at skipped steps: nonfinite_in_skipped).
+void nonfinite_findings(const std::vector<TensorRisk>& risks, const RiskOptions& risk,
+                        const FindingOptions& opt, std::vector<Finding>* out);
+// Overflow and Underflow of each target format (FP8 only when its counts were scaled).
+void range_findings(const std::vector<TensorRisk>& risks, const RiskOptions& risk,
+                    const FindingOptions& opt, std::vector<Finding>* out);
+// Sqnr: a cast's SQNR below nominal by more than risk.sqnr_margin_db (FP8 only when scaled).
+void precision_findings(const std::vector<TensorRisk>& risks, const RiskOptions& risk,
+                        const FindingOptions& opt, std::vector<Finding>* out);
+
+// findings_training.cpp: LossScaleCollapse, SkippedSteps; MasterNotFp32, MasterWeightLoss.
+void loss_scale_findings(const LossScaleAnalysis& ls, const FindingOptions& opt,
+                         std::vector<Finding>* out);
+void weight_findings(const std::vector<WeightLoss>& weights, const FindingOptions& opt,
+                     std::vector<Finding>* out);
+
+// findings_fp8.cpp: one Fp8Saturation or Fp8Underflow finding per (tensor, FP8 format).
+void whatif_findings(const std::vector<WhatIfTensor>& whatif, const AnalysisOptions& opt,
+                     std::vector<Finding>* out);
+
+// findings_drift.cpp: one Drift finding per tensor with change points (a.drift, a.risks,
+// a.options). Baseline drift: baseline_findings() in findings.h.
+void drift_findings(const trace::TraceModel& model, const RunAnalysis& a,
+                    std::vector<Finding>* out);
+
+}  // namespace fpscope::analysis::families
