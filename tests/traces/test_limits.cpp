@@ -122,9 +122,9 @@ TEST(ExpansionLimit, BombIsRefusedBeforeDecodingByBothReadersNamingFileChunkLimi
     EXPECT_GT(24 * b.raw, uint64_t{1500} << 20);  // ...that decodes to 1.5 GiB
     ASSERT_EQ(declared_raw(b.file), 24 * b.raw);
 
-    // Independently: limit = max(16 MiB, 100 x size); the first chunk whose running sum exceeds
+    // Independently: limit = max(64 MiB, 100 x size); the first chunk whose running sum exceeds
     // it is named.
-    const uint64_t limit = std::max<uint64_t>(uint64_t{16} << 20, 100 * size);
+    const uint64_t limit = std::max<uint64_t>(uint64_t{64} << 20, 100 * size);
     size_t k = 0;
     while ((k + 1) * b.raw <= limit) ++k;
     const uint64_t need = (24 * b.raw + size - 1) / size;

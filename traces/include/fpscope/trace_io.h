@@ -116,10 +116,10 @@ struct ReadError {
 // 1, as the writer): real probe traces 1.8-2.7; the most compressible legitimate trace we could
 // construct (one frozen tensor observed every step, 1 or 16 MiB chunks) 31; a "bomb" of identical
 // records ~10000. 100 leaves 3x over the first and 37x over real traces while keeping what a bomb
-// can cost at ~30 bytes of memory per decompressed byte x 100 per file byte. The floor admits one
-// maximal writer chunk (16 MiB) whatever the file size.
+// can cost at ~30 bytes of memory per decompressed byte x 100 per file byte. The floor is the
+// per-chunk maximum (64 MiB): no file is refused for one chunk the per-chunk rule accepts.
 inline constexpr uint64_t kDefaultMaxExpansion = 100;
-inline constexpr uint64_t kDefaultExpansionFloorBytes = uint64_t{16} << 20;
+inline constexpr uint64_t kDefaultExpansionFloorBytes = uint64_t{64} << 20;
 inline constexpr const char* kMaxExpansionEnv = "FPSCOPE_MAX_EXPANSION";
 
 struct ReadOptions {
