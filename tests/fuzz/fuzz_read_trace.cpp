@@ -2,7 +2,8 @@
 // one and with two decoding threads) and TraceFile (indexed access) must never crash, read out of
 // bounds or allocate without bound; the two thread counts must agree exactly, TraceFile must
 // agree with read_trace, and the model built from the result must be consistent. Built by
-// tests/fuzz/run_fuzz_reader.sh with clang.
+// tests/fuzz/run_fuzz_reader.sh with clang; also linked with replay_main.cpp (any compiler) to
+// run the same checks over the extreme corpus (run_extreme_corpus.sh).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -17,6 +18,19 @@
 namespace {
 int g_fd = -1;
 std::string g_path;
+fpscope::trace::ReadOptions g_opt[2];  // threads 1 and 2, the same decompression bound
+
+// FPSCOPE_FUZZ_FLOOR_BYTES lowers the decompression floor (FORMAT.md 4.4) under libFuzzer, whose
+// per-allocation limit a trace decoding to the default 64 MiB would reach; the replay of the
+// extreme corpus (run_extreme_corpus.sh) keeps the reader's defaults.
+void init_options() {
+  g_opt[0].threads = 1;
+  g_opt[1].threads = 2;
+  if (const char* v = std::getenv("FPSCOPE_FUZZ_FLOOR_BYTES"); v && *v) {
+    const uint64_t floor = std::strtoull(v, nullptr, 10);
+    g_opt[0].expansion_floor_bytes = g_opt[1].expansion_floor_bytes = floor;
+  }
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -25,6 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     g_fd = ::memfd_create("fpscope-fuzz", 0);
     if (g_fd < 0) std::abort();
     g_path = "/proc/self/fd/" + std::to_string(g_fd);
+    init_options();
   }
   if (::ftruncate(g_fd, 0) != 0) std::abort();
   size_t off = 0;
@@ -35,9 +50,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   Trace t;
   ReadError err;
-  const bool ok = read_trace(g_path, &t, &err, ReadOptions{1});
+  const bool ok = read_trace(g_path, &t, &err, g_opt[0]);
   ReadError ferr;
-  auto file = TraceFile::open(g_path, &ferr);
+  auto file = TraceFile::open(g_path, &ferr, g_opt[0]);
   if (!ok) {
     if (err.message.empty()) std::abort();
     if (file || ferr.kind != err.kind) std::abort();  // the same header rules
@@ -47,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The histogram thread must not change anything.
   {
     Trace t2;
-    if (!read_trace(g_path, &t2, &err, ReadOptions{2})) std::abort();
+    if (!read_trace(g_path, &t2, &err, g_opt[1])) std::abort();
     if (t2.observations.size() != t.observations.size() || t2.tensors.size() != t.tensors.size() ||
         !(t2.hist_counts == t.hist_counts) || t2.hist_bins != t.hist_bins ||
         t2.dropped_bytes != t.dropped_bytes || t2.clean_close != t.clean_close ||

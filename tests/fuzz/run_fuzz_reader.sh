@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer target for read_trace with clang (ASan + UBSan) and runs it for a bounded
-# time over a copy of the seed corpus. Exit 77 (CTest: skipped) when clang's libFuzzer is missing.
-# Usage: run_fuzz_reader.sh SOURCE_DIR WORK_DIR [SECONDS]
+# time over a copy of the seed corpus plus the extreme corpus that GEN_EXTREME writes (its files up
+# to 128 KiB: larger ones slow every mutation; run_extreme_corpus.sh reads them all). Exit 77
+# (CTest: skipped) when clang's libFuzzer is missing.
+# Usage: run_fuzz_reader.sh SOURCE_DIR WORK_DIR [SECONDS [GEN_EXTREME]]
 set -euo pipefail
 src=$1
 work=$2
 secs=${3:-20}
+gen=${4:-}
 cxx=${FPSCOPE_FUZZ_CXX:-clang++}
 mkdir -p "$work"
 if ! command -v "$cxx" >/dev/null 2>&1; then
@@ -35,6 +38,15 @@ corpus="$work/corpus"
 rm -rf "$corpus"
 mkdir -p "$corpus"
 cp "$src"/tests/fuzz/corpus/* "$corpus/"
+if [ -n "$gen" ]; then
+  extreme="$work/extreme"
+  rm -rf "$extreme"
+  mkdir -p "$extreme"
+  "$gen" "$extreme"
+  find "$extreme" -name '*.fpst' -size -129k -exec cp {} "$corpus/" \;
+fi
+# A decompression floor of 4 MiB (default 16) keeps every allocation under -malloc_limit_mb.
+export FPSCOPE_FUZZ_FLOOR_BYTES=$((4 << 20))
 # -rss_limit_mb: a hostile length that allocated without bound would trip it (a failure).
 "$bin" -max_total_time="$secs" -rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=10 \
   -print_final_stats=1 "$corpus"

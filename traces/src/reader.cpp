@@ -263,6 +263,7 @@ const char* decode_tensor(Cursor& r, uint64_t expected_index, TensorInfo* ti) {
   g.batch = r.svarint();
   if (!r.ok) return "truncated tensor definition";
   if (index != expected_index) return "tensor definitions out of order";
+  if (index >= kMaxTensors) return "more than 2^32-1 tensor definitions (the reader's limit)";
   if (role > kMaxRole) return "tensor definition with an unknown role";
   if (dtype >= kNumFormats) return "tensor definition with an unknown dtype";
   if (device < std::numeric_limits<int32_t>::min() || device > std::numeric_limits<int32_t>::max())
@@ -555,6 +556,10 @@ bool read_impl(const std::string& path, Trace* out, ReadError* err, const ReadOp
   out->version_minor = hdr.minor;
   out->metadata_json.assign(reinterpret_cast<const char*>(hdr.metadata), hdr.metadata_len);
   const size_t header_end = hdr.end;
+  ExpansionBudget budget;
+  if (!expansion_budget(path, size, opt, &budget, err) ||
+      !check_expansion(path, base, size, header_end, budget, err))
+    return false;
 
   // ---- footer (from the end) only to size the vectors; verified again in the walk ----
   Footer hint;

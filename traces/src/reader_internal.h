@@ -22,6 +22,10 @@ inline constexpr uint8_t kMaxLossScaleSource = static_cast<uint8_t>(LossScaleSou
 inline constexpr uint8_t kMaxEventLevel = static_cast<uint8_t>(EventLevel::Error);
 inline constexpr uint64_t kMaxTargetsInRecord = 64;  // future minors may append targets
 inline constexpr uint64_t kNoStep = std::numeric_limits<uint64_t>::max();
+// Observations and tensors are indexed by uint32_t; the reader keeps at most 2^32-1 of each, so
+// that their count fits a uint32_t too.
+inline constexpr uint64_t kMaxObservations = std::numeric_limits<uint32_t>::max();
+inline constexpr uint64_t kMaxTensors = std::numeric_limits<uint32_t>::max();
 
 // A read-only private mapping of a whole regular file (size 0: no mapping).
 struct MappedFile {
@@ -54,9 +58,12 @@ struct Footer {
   uint64_t later_kinds = 0;       // totals of a later minor's tags (K > 6), summed
   uint64_t hist_entries = 0;
   std::vector<FooterIndexEntry> index;
+  // Saturates: hostile totals near 2^64 must not wrap around to the index's real count.
   uint64_t total_records() const {
     uint64_t n = later_kinds;
-    for (int k = 1; k < kNumTags; ++k) n += kinds[k];
+    for (int k = 1; k < kNumTags; ++k)
+      n = kinds[k] > std::numeric_limits<uint64_t>::max() - n ? std::numeric_limits<uint64_t>::max()
+                                                              : n + kinds[k];
     return n;
   }
 };
@@ -69,6 +76,24 @@ const char* parse_footer(const uint8_t* p, size_t n, uint64_t at, Footer* f);
 // with *f and *at when a valid, uncompressed footer closes the file; else false and *why.
 bool locate_footer(const uint8_t* base, size_t size, size_t header_end, Footer* f, uint64_t* at,
                    std::string* why);
+
+// The decompression bound (FORMAT.md 4.4): the limit in force for one file.
+struct ExpansionBudget {
+  uint64_t limit = 0;       // bytes the zstd chunks may declare in total
+  uint64_t ratio = 0;       // the ratio it came from (ReadOptions or FPSCOPE_MAX_EXPANSION)
+  uint64_t floor = 0;       // ReadOptions::expansion_floor_bytes
+  const char* source = "";  // where the ratio came from, for the error message
+};
+// Resolves the options (and FPSCOPE_MAX_EXPANSION when max_expansion is 0) for a file of
+// file_size bytes. False with *err (kind ExpansionLimit) when the variable is not a number.
+bool expansion_budget(const std::string& path, uint64_t file_size, const ReadOptions& opt,
+                      ExpansionBudget* b, ReadError* err);
+// Sums R over the zstd chunks a sequential walk would decompress (FORMAT.md 4.4) and refuses the
+// file when the sum exceeds the budget: false with *err naming the file, the chunk where the sum
+// crosses the limit, the limit and how to raise it. Reads chunk headers only, plus the CRCs when
+// the headers alone declare more than the limit.
+bool check_expansion(const std::string& path, const uint8_t* base, size_t size, size_t header_end,
+                     const ExpansionBudget& b, ReadError* err);
 
 // CRC check and (for zstd chunks) decompression of one chunk's payload.
 class PayloadReader {
@@ -98,15 +123,19 @@ class PayloadReader {
 // What a chunk's records say about it, to cross-check the footer's index entry.
 struct ChunkSummary {
   uint64_t records = 0;  // every record, unknown tags included (the writer counts all it wrote)
-  uint64_t kinds[kNumTags] = {};                 // records per known tag
-  uint64_t first_step = kNoStep, last_step = 0;  // of step-bearing records
+  uint64_t kinds[kNumTags] = {};  // records per known tag
+  // Step range of the step-bearing records. `stepped` says there is one: every step value,
+  // 2^64-1 included, is a valid step, so no step value can stand for "none".
+  bool stepped = false;
+  uint64_t first_step = kNoStep, last_step = 0;
   void saw_step(uint64_t s) {
+    stepped = true;
     first_step = s < first_step ? s : first_step;
     last_step = s > last_step ? s : last_step;
   }
   // The footer's convention: [0, 0] when the chunk holds no step-bearing record.
-  uint64_t index_first() const { return first_step == kNoStep ? 0 : first_step; }
-  uint64_t index_last() const { return first_step == kNoStep ? 0 : last_step; }
+  uint64_t index_first() const { return stepped ? first_step : 0; }
+  uint64_t index_last() const { return stepped ? last_step : 0; }
   bool matches(const FooterIndexEntry& e) const {
     return e.records == records && e.first_step == index_first() && e.last_step == index_last();
   }
@@ -153,9 +182,11 @@ inline const char* decode_histogram(Cursor& r, uint64_t n, uint16_t* bins, uint6
   for (uint64_t i = 0; i < n; ++i) {
     const uint64_t delta = r.varint();
     counts[i] = r.varint();
-    bin += delta;
-    if (!r.ok || (i > 0 && delta == 0) || bin >= static_cast<uint64_t>(kHistBins))
+    // delta < kHistBins - bin, not bin + delta < kHistBins: a delta near 2^64 must not wrap
+    // back into range (a decreasing or repeated bin).
+    if (!r.ok || (i > 0 && delta == 0) || delta >= static_cast<uint64_t>(kHistBins) - bin)
       return "malformed observation histogram";
+    bin += delta;
     bins[i] = static_cast<uint16_t>(bin);
   }
   return nullptr;
@@ -254,6 +285,8 @@ class RecordDecoder {
   // histogram through a stack buffer, so the pool is appended once, validated, without zeroing.
   const char* observation(Cursor& r, ChunkSummary* sum) {
     auto& obs = out_->observations;
+    // Observation indices are uint32_t everywhere downstream (TraceModel, the GUI).
+    if (obs.size() >= kMaxObservations) return "more than 2^32-1 observations (the reader's limit)";
     ObservationRecord& o = obs.emplace_back();
     const uint64_t tensor = r.varint();
     o.step = r.varint();

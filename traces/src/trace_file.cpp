@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <new>
 
 #include "codec.h"
@@ -312,11 +313,21 @@ TraceFile::TraceFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TraceFile::~TraceFile() = default;
 
 std::unique_ptr<TraceFile> TraceFile::open(const std::string& path, ReadError* err) {
+  return open(path, err, ReadOptions{});
+}
+
+std::unique_ptr<TraceFile> TraceFile::open(const std::string& path, ReadError* err,
+                                           const ReadOptions& options) {
   try {
     auto impl = std::make_unique<Impl>();
     impl->path = path;
     if (!map_file(path, false, &impl->map, err)) return nullptr;
     if (!parse_header(path, impl->map.data, impl->map.size, &impl->hdr, err)) return nullptr;
+    // Before the index: the scan without a footer would decompress every chunk.
+    ExpansionBudget budget;
+    if (!expansion_budget(path, impl->map.size, options, &budget, err) ||
+        !check_expansion(path, impl->map.data, impl->map.size, impl->hdr.end, budget, err))
+      return nullptr;
     impl->metadata.assign(reinterpret_cast<const char*>(impl->hdr.metadata),
                           impl->hdr.metadata_len);
     if (!impl->index_from_footer()) impl->index_from_scan();
@@ -465,6 +476,15 @@ bool TraceFile::read_steps(uint64_t step_lo, uint64_t step_hi, Trace* out, std::
       auto in = [&](uint64_t s) { return s >= step_lo && s <= step_hi; };
       for (const ObservationRecord& o : buf.observations) {
         if (!in(o.step)) continue;
+        // The Trace's uint32_t indices (observations, histogram pool) as read_trace() keeps them.
+        if (out->observations.size() >= kMaxObservations ||
+            out->hist_bins.size() + o.hist_len > std::numeric_limits<uint32_t>::max()) {
+          if (why)
+            *why = m.path + ": the step range holds more than 2^32-1 observations or " +
+                   "histogram entries (the reader's limit)";
+          ok = false;
+          break;
+        }
         ObservationRecord& r = out->observations.emplace_back(o);
         r.hist_begin = static_cast<uint32_t>(out->hist_bins.size());
         for (uint32_t i = 0; i < o.hist_len; ++i) {
@@ -472,6 +492,7 @@ bool TraceFile::read_steps(uint64_t step_lo, uint64_t step_hi, Trace* out, std::
           out->hist_counts.push_back(buf.hist_counts[o.hist_begin + i]);
         }
       }
+      if (!ok) break;
       for (const StepMark& s : buf.steps)
         if (in(s.step)) out->steps.push_back(s);
       for (const LossScaleRecord& l : buf.loss_scales)

@@ -1,8 +1,36 @@
 #include "fpscope/trace_model.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <limits>
 
 namespace fpscope::trace {
+
+namespace {
+
+uint64_t sat_add(uint64_t a, uint64_t b) {
+  return b > std::numeric_limits<uint64_t>::max() - a ? std::numeric_limits<uint64_t>::max()
+                                                      : a + b;
+}
+
+// StatsScalars::merge_scalars with the integer counts saturating at 2^64-1 instead of wrapping:
+// a file may hold any u64 count, and a total must never come out smaller than a part.
+void merge_saturating(StatsScalars& into, const StatsScalars& o) {
+  const StatsScalars before = into;
+  into.merge_scalars(o);
+  into.count = sat_add(before.count, o.count);
+  into.nan = sat_add(before.nan, o.nan);
+  into.pos_inf = sat_add(before.pos_inf, o.pos_inf);
+  into.neg_inf = sat_add(before.neg_inf, o.neg_inf);
+  into.zero = sat_add(before.zero, o.zero);
+  for (int k = 0; k < kNumTargets; ++k) {
+    into.fmt[k].overflow = sat_add(before.fmt[k].overflow, o.fmt[k].overflow);
+    into.fmt[k].underflow = sat_add(before.fmt[k].underflow, o.fmt[k].underflow);
+    into.fmt[k].subnormal = sat_add(before.fmt[k].subnormal, o.fmt[k].subnormal);
+  }
+}
+
+}  // namespace
 
 TraceModel::TraceModel(const Trace& trace) : t_(&trace) {
   const auto& obs = trace.observations;
@@ -13,7 +41,7 @@ TraceModel::TraceModel(const Trace& trace) : t_(&trace) {
   first_nonfinite_.assign(nt, kNoStep);
 
   // One pass: per-tensor counts, totals, first-problem steps; is the file order step-sorted?
-  series_off_.assign(nt + 1, 0);
+  series_off_.assign(size_t{nt} + 1, 0);  // nt may be 2^32-1: not nt + 1 in 32 bits
   bool step_sorted = true;
   for (uint32_t i = 0; i < n; ++i) {
     const ObservationRecord& o = obs[i];
@@ -23,7 +51,7 @@ TraceModel::TraceModel(const Trace& trace) : t_(&trace) {
     }
     if (o.tensor >= nt) continue;
     ++series_off_[o.tensor + 1];
-    totals_[o.tensor].merge_scalars(o.stats);
+    merge_saturating(totals_[o.tensor], o.stats);
     auto& f = first_[o.tensor];
     for (int k = 0; k < kNumTargets; ++k) {
       const FormatCounts& c = o.stats.fmt[k];
@@ -47,7 +75,7 @@ TraceModel::TraceModel(const Trace& trace) : t_(&trace) {
   }
 
   // Per-tensor series: a stable counting sort of that order keeps (step, seq, file order).
-  for (uint32_t t = 0; t < nt; ++t) series_off_[t + 1] += series_off_[t];
+  for (size_t t = 0; t < nt; ++t) series_off_[t + 1] += series_off_[t];
   series_.resize(series_off_[nt]);
   std::vector<uint32_t> fill(series_off_.begin(), series_off_.end() - 1);
   for (uint32_t i : by_step_) {
@@ -103,7 +131,8 @@ void TraceModel::add_histogram(uint32_t observation, DenseHist& out) const {
   const size_t end = static_cast<size_t>(o.hist_begin) + o.hist_len;
   if (end > t.hist_bins.size() || end > t.hist_counts.size()) return;
   for (size_t i = o.hist_begin; i < end; ++i) {
-    if (t.hist_bins[i] < kHistBins) out[t.hist_bins[i]] += t.hist_counts[i];
+    if (t.hist_bins[i] < kHistBins)
+      out[t.hist_bins[i]] = sat_add(out[t.hist_bins[i]], t.hist_counts[i]);
   }
 }
 

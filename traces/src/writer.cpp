@@ -46,6 +46,9 @@ struct Buffer {
   uint64_t records = 0;
   uint64_t kinds[kNumTags] = {};
   uint64_t hist_entries = 0;
+  // Step range of the step-bearing records; `stepped` says there is one (a chunk whose only step
+  // is 2^64-1 must not read as "no step-bearing record").
+  bool stepped = false;
   uint64_t first_step = std::numeric_limits<uint64_t>::max();
   uint64_t last_step = 0;
   Clock::time_point since;
@@ -55,6 +58,7 @@ struct Buffer {
     records = 0;
     std::fill(std::begin(kinds), std::end(kinds), 0);
     hist_entries = 0;
+    stepped = false;
     first_step = std::numeric_limits<uint64_t>::max();
     last_step = 0;
   }
@@ -65,7 +69,9 @@ struct Buffer {
 };
 
 struct ChunkIndexEntry {
-  uint64_t offset, records, first_step, last_step;
+  uint64_t offset, records;
+  bool stepped;
+  uint64_t first_step, last_step;
 };
 
 // Everything shared between producers and the writer thread. Heap-allocated and leaked by
@@ -403,8 +409,11 @@ class Writer final : public TraceWriter {
     if (b.records == 0) b.since = Clock::now();
     ++b.records;
     ++b.kinds[tag];
-    b.first_step = std::min(b.first_step, step_lo);
-    b.last_step = std::max(b.last_step, step_hi);
+    if (tag != kTagTensor) {
+      b.stepped = true;
+      b.first_step = std::min(b.first_step, step_lo);
+      b.last_step = std::max(b.last_step, step_hi);
+    }
     if (b.used >= opt_.flush_bytes) {
       s.sealed.push_back(std::move(b));
       if (!s.spare.empty()) {
@@ -534,7 +543,7 @@ class Writer final : public TraceWriter {
             written_.fetch_add(b.records);
             for (int k = 0; k < kNumTags; ++k) kinds_[k] += b.kinds[k];
             hist_entries_ += b.hist_entries;
-            index_.push_back({at, b.records, b.first_step, b.last_step});
+            index_.push_back({at, b.records, b.stepped, b.first_step, b.last_step});
             continue;
           }
         }
@@ -565,9 +574,8 @@ class Writer final : public TraceWriter {
     for (const ChunkIndexEntry& e : index_) {
       b.varint(e.offset);
       b.varint(e.records);
-      const bool any = e.first_step != std::numeric_limits<uint64_t>::max();
-      b.varint(any ? e.first_step : 0);
-      b.varint(any ? e.last_step : 0);
+      b.varint(e.stepped ? e.first_step : 0);
+      b.varint(e.stepped ? e.last_step : 0);
     }
     const uint64_t at = file_offset_;
     b.s.append(reinterpret_cast<const char*>(&at), 8);

@@ -21,7 +21,9 @@
 //  - Decoding chunk k needs the tensors defined before it: the chunks before k are scanned (CRC
 //    and framing only, no record decoding) the first time, and never again.
 //  - Memory: the mapping plus one decoded chunk at a time (at most 64 MiB decompressed) plus the
-//    tensor table; never the whole trace unless asked (read_steps over every step).
+//    tensor table; never the whole trace unless asked (read_steps over every step). open()
+//    refuses a file past the decompression bound (FORMAT.md 4.4), as read_trace() does, so the
+//    work of a scan and of read_steps over everything is bounded by the file size too.
 //  - Not thread-safe (lazy state): one TraceFile per thread, or a lock around it.
 #pragma once
 
@@ -85,8 +87,11 @@ struct ChunkRecords {
 class TraceFile {
  public:
   // nullptr with *err filled when nothing can be read (as read_trace: missing file, not a
-  // trace, another major version, corrupt header).
+  // trace, another major version, corrupt header, zstd chunks past the decompression bound of
+  // `options`, FORMAT.md 4.4; ReadOptions::threads is not used).
   static std::unique_ptr<TraceFile> open(const std::string& path, ReadError* err);
+  static std::unique_ptr<TraceFile> open(const std::string& path, ReadError* err,
+                                         const ReadOptions& options);
   ~TraceFile();
   TraceFile(const TraceFile&) = delete;
   TraceFile& operator=(const TraceFile&) = delete;

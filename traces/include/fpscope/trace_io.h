@@ -7,11 +7,13 @@
 //
 // Reader contract (read_trace, sequential): reads everything up to the first torn or corrupt
 // chunk, keeps it, and reports truncated/dropped_bytes; skips unknown chunk types of the same
-// major version; refuses another major version. Never reads out of bounds, never trusts a length
-// it has not checked. The footer, when one closes the file, only sizes the tables up front (capped
-// by the file size) and is then checked against what was read: totals, footer_offset, FEND and
-// every chunk index entry (offset, records, step range); a footer that disagrees makes the trace
-// not cleanly closed. Indexed access to part of a trace: fpscope/trace_file.h (TraceFile).
+// major version; refuses another major version, and a file whose zstd chunks would decompress
+// past the bound of ReadOptions (FORMAT.md 4.4: memory stays proportional to the file size).
+// Never reads out of bounds, never trusts a length it has not checked. The footer, when one closes
+// the file, only sizes the tables up front (capped by the file size) and is then checked against
+// what was read: totals, footer_offset, FEND and every chunk index entry (offset, records, step
+// range); a footer that disagrees makes the trace not cleanly closed. Indexed access to part of a
+// trace: fpscope/trace_file.h (TraceFile).
 #pragma once
 
 #include <cstdint>
@@ -93,17 +95,44 @@ struct Trace {
   TensorStats full_stats(const ObservationRecord& rec) const;
 };
 
-enum class ReadErrorKind { NotFound, Io, NotATrace, UnsupportedVersion, CorruptHeader };
+// ExpansionLimit: the file's zstd chunks decompress to more than ReadOptions allow (a
+// decompression bomb, or a genuine trace that needs a higher FPSCOPE_MAX_EXPANSION).
+enum class ReadErrorKind {
+  NotFound,
+  Io,
+  NotATrace,
+  UnsupportedVersion,
+  CorruptHeader,
+  ExpansionLimit,
+};
 struct ReadError {
   ReadErrorKind kind = ReadErrorKind::Io;
   std::string message;  // one line, names the file: "run.fpst: not an fpscope trace (bad magic)"
 };
+
+// The decompression bound (traces/FORMAT.md 4.4). A trace whose zstd chunks declare more than
+// max(expansion_floor_bytes, max_expansion x file size) decompressed bytes in total is refused
+// (ReadErrorKind::ExpansionLimit) before any of it is decompressed. Measured ratios (zstd level
+// 1, as the writer): real probe traces 1.8-2.7; the most compressible legitimate trace we could
+// construct (one frozen tensor observed every step, 1 or 16 MiB chunks) 31; a "bomb" of identical
+// records ~10000. 100 leaves 3x over the first and 37x over real traces while keeping what a bomb
+// can cost at ~30 bytes of memory per decompressed byte x 100 per file byte. The floor is the
+// per-chunk maximum (64 MiB): no file is refused for one chunk the per-chunk rule accepts.
+inline constexpr uint64_t kDefaultMaxExpansion = 100;
+inline constexpr uint64_t kDefaultExpansionFloorBytes = uint64_t{64} << 20;
+inline constexpr const char* kMaxExpansionEnv = "FPSCOPE_MAX_EXPANSION";
 
 struct ReadOptions {
   // Decoding threads. 1: everything on the caller's thread. 2 or more: a second thread decodes
   // the observation histograms while the caller's thread decodes the rest. 0 (default): 2 for a
   // file of 8 MiB or more on a machine with 2+ CPUs, else 1. The result is the same either way.
   unsigned threads = 0;
+  // Decompressed bytes allowed per file byte. 0 (default): the environment variable
+  // FPSCOPE_MAX_EXPANSION (a positive integer) when set, else kDefaultMaxExpansion.
+  // UINT64_MAX: no bound.
+  uint64_t max_expansion = 0;
+  // Decompressed bytes always allowed, whatever the file size.
+  uint64_t expansion_floor_bytes = kDefaultExpansionFloorBytes;
 };
 
 // Reads a whole trace. Returns false (and fills *err) only when nothing usable could be read;

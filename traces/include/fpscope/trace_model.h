@@ -7,9 +7,11 @@
 //  - series(t): every observation of tensor t, sorted by (step, seq, file order).
 //  - steps(): the distinct steps that have at least one observation, ascending.
 //    step_observations(s): every observation of step s (all tensors), sorted by (seq, file order).
-//  - totals(t): StatsScalars::merge_scalars over all observations of t (file order).
+//  - totals(t): StatsScalars::merge_scalars over all observations of t (file order), except that
+//    the integer counts saturate at 2^64-1 instead of wrapping (histogram sums too).
 //  - first_overflow/underflow/subnormal(t, target): the first step (by step number) in which an
-//    observation of t had a nonzero count for kTargets[target], or kNoStep.
+//    observation of t had a nonzero count for kTargets[target], or kNoStep. A first step of
+//    2^64-1 (a valid step value) is indistinguishable from kNoStep.
 //  - histograms are dense arrays of kHistBins counts (same binning as TensorStats::hist).
 //  - Observations whose tensor index is >= tensors.size() (only possible in a hand-built Trace;
 //    the reader drops them) are ignored by the per-tensor views but listed in the per-step views.
