@@ -479,3 +479,24 @@ TEST(Fingerprint, EveryBitOfEveryElementCounts) {
   EXPECT_NE(fpscope::content_fingerprint(h.data(), Format::BF16, h.size(), 1, h.size()), hb);
 }
 }  // namespace
+
+// Counts read from a trace need not be consistent: finite_count() must saturate, not wrap.
+TEST(StatsScalars, FiniteCountsSaturateOnInconsistentCounts) {
+  fpscope::StatsScalars s;
+  s.count = 5;
+  s.nan = 7;
+  EXPECT_EQ(s.finite_count(), 0u);
+  EXPECT_EQ(s.nonzero_finite_count(), 0u);
+  s.nan = ~uint64_t{0};
+  s.pos_inf = 2;
+  EXPECT_EQ(s.finite_count(), 0u);
+  s.count = 10;
+  s.nan = 1;
+  s.pos_inf = 2;
+  s.neg_inf = 3;
+  s.zero = 9;  // more zeros than finite values
+  EXPECT_EQ(s.finite_count(), 4u);
+  EXPECT_EQ(s.nonzero_finite_count(), 0u);
+  s.zero = 1;
+  EXPECT_EQ(s.nonzero_finite_count(), 3u);
+}

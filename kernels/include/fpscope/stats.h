@@ -53,8 +53,19 @@ struct StatsScalars {
   double sum_sq = 0.0;
   FormatCounts fmt[kNumTargets];
 
-  FPSCOPE_HD uint64_t finite_count() const { return count - nan - pos_inf - neg_inf; }
-  FPSCOPE_HD uint64_t nonzero_finite_count() const { return finite_count() - zero; }
+  // Saturating at 0: a trace is someone else's bytes, and its counts need not be consistent
+  // (nan > count must not read as 2^64 finite values).
+  FPSCOPE_HD uint64_t finite_count() const {
+    const uint64_t nonfinite = sat_add(sat_add(nan, pos_inf), neg_inf);
+    return count > nonfinite ? count - nonfinite : 0;
+  }
+  FPSCOPE_HD uint64_t nonzero_finite_count() const {
+    const uint64_t f = finite_count();
+    return f > zero ? f - zero : 0;
+  }
+  FPSCOPE_HD static uint64_t sat_add(uint64_t a, uint64_t b) {
+    return a + b < a ? ~uint64_t{0} : a + b;
+  }
 
   // Folds the scalar part of `o` into *this (same per-format scales assumed).
   FPSCOPE_HD void merge_scalars(const StatsScalars& o) {
