@@ -3,7 +3,8 @@ sitecustomize.py (beside this file) calls activate(torch) once `import torch` ha
 
 Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers where not):
   - Steps: the end of an optimizer step (any torch.optim.Optimizer: the global step pre/post hooks
-    of torch >= 2.0, else a wrapper of each optimizer class's step()) makes a step boundary due;
+    of torch >= 2.0, else a wrapper of each optimizer class's step()), or of a GradScaler.update()
+    (an iteration whose optimizer step the scaler skipped for Inf/NaN), makes a boundary due;
     it is marked (fpscope_framework_step: step source "framework") just before the next training
     work: the next forward of a root module in training mode with gradients enabled (and trainable
     parameters), or the next backward(). So gradient accumulation (several backward passes, one
@@ -275,7 +276,7 @@ def _opt_pre(*_):
 
 
 def _opt_post(*_):
-    global _opt_depth, _due, _seen_optimizer_step
+    global _opt_depth
     if _off:
         return
     try:
@@ -283,11 +284,7 @@ def _opt_post(*_):
             _opt_depth = max(0, _opt_depth - 1)
             outer = _opt_depth == 0
         if outer:
-            _claim_steps()
-            _seen_optimizer_step = True
-            if not _fp._user_steps:
-                _due = True
-            _clear_thread_scopes()
+            _iteration_ended()
     except Exception as e:  # noqa: BLE001
         _warn_off(e)
 
@@ -302,6 +299,17 @@ def _claim_steps():
         _claimed = True
         if not _fp._user_steps:
             _fp._framework_claim_steps()
+
+
+def _iteration_ended():
+    """An optimizer step (or a GradScaler update, which follows scaler.step() once per iteration,
+    also when it skipped the optimizer step) ended: a boundary is due."""
+    global _due, _seen_optimizer_step
+    _claim_steps()
+    _seen_optimizer_step = True
+    if not _fp._user_steps:
+        _due = True
+    _clear_thread_scopes()
 
 
 def _install_optimizer_hooks(torch):
@@ -539,7 +547,8 @@ def _after_backward(scalars):
 # ---- GradScaler ------------------------------------------------------------------------------
 def _scaler_classes(torch):
     out = []
-    for modname in ("torch.amp.grad_scaler", "torch.cuda.amp.grad_scaler", "torch.cpu.amp.grad_scaler"):
+    for modname in ("torch.amp.grad_scaler", "torch.cuda.amp.grad_scaler",
+                    "torch.cpu.amp.grad_scaler"):
         mod = sys.modules.get(modname)
         cls = getattr(mod, "GradScaler", None) if mod is not None else None
         if cls is not None and cls not in out:
@@ -604,9 +613,11 @@ def _wrap_update(orig):
             result = orig(self, new_scale)
         finally:
             _tls.in_update = False
-        if before is not None and not _off:
+        if not _off:
             try:
-                _fp.loss_scale(before[0], before[1])
+                if before is not None:
+                    _fp.loss_scale(before[0], before[1])
+                _iteration_ended()  # also when scaler.step() skipped optimizer.step() (Inf/NaN)
             except Exception as e:  # noqa: BLE001
                 _warn_off(e)
         return result
