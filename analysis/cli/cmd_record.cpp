@@ -30,6 +30,7 @@ struct RecordOptions {
   std::string formats;
   std::string ops;
   std::string log;
+  bool no_python_hooks = false;
   std::vector<std::string> command;
 };
 
@@ -96,6 +97,27 @@ std::vector<std::string> sibling_traces(const std::string& path,
   return out;
 }
 
+// The Python integration (probe/python/fpscope_hooks: a sitecustomize that activates when torch
+// is imported) beside the probe: <probe dir>/python/fpscope_hooks. Put first on PYTHONPATH so that
+// its sitecustomize is the one Python imports (it runs the one that would have been found). No
+// directory there: one note, the run goes on without it.
+void inject_python_hooks(const std::string& probe) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(probe).parent_path() / "python" / "fpscope_hooks";
+  std::error_code ec;
+  if (!fs::is_regular_file(dir / "sitecustomize.py", ec)) {
+    std::fprintf(stderr,
+                 "[fpscope] note: no Python integration at %s; PyTorch steps and names come from "
+                 "the GEMM sequence\n",
+                 dir.string().c_str());
+    return;
+  }
+  std::string path = fs::absolute(dir, ec).lexically_normal().string();
+  if (const char* old = std::getenv("PYTHONPATH"); old != nullptr && old[0] != '\0')
+    path += std::string(":") + old;
+  ::setenv("PYTHONPATH", path.c_str(), 1);
+}
+
 void set(const char* name, const std::string& value) {
   if (!value.empty()) ::setenv(name, value.c_str(), 1);
 }
@@ -137,6 +159,7 @@ int run_record(const RecordOptions& o) {
   set("FPSCOPE_FORMATS", o.formats);
   set("FPSCOPE_OPS", o.ops);
   set("FPSCOPE_LOG", o.log);
+  if (!o.no_python_hooks) inject_python_hooks(probe);
 
   std::vector<char*> argv;
   for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
@@ -202,6 +225,9 @@ void register_record_command(CLI::App& app) {
                   "Formats of interest: bf16,fp16,e4m3,e5m2 (FPSCOPE_FORMATS)");
   sub->add_option("--ops", opts->ops, "Roles (A,B,C,D) and ops to record (FPSCOPE_OPS)");
   sub->add_option("--log", opts->log, "Probe log level: off|error|warn|info|debug (FPSCOPE_LOG)");
+  sub->add_flag("--no-python-hooks", opts->no_python_hooks,
+                "Do not load the PyTorch integration (steps from optimizer steps, tensor names "
+                "from module paths, losses) through PYTHONPATH");
   sub->add_option("command", opts->command, "The command to run (after --)");
   sub->positionals_at_end();  // from CMD on, everything belongs to CMD, options included
   sub->footer(

@@ -243,6 +243,27 @@ std::string cell(const FormatRisk& f) {
                      pct5(f.underflow_frac), pct5(f.subnormal_frac), sq5(f.sqnr_db));
 }
 
+// The LOSS records (format 1.1) as two lines: per step, the sum of its values (one per backward
+// pass: gradient accumulation sums to the step's loss); none when the trace has none.
+std::vector<std::string> loss_lines(const trace::Trace& t) {
+  if (t.losses.empty()) return {};
+  std::vector<std::pair<uint64_t, double>> per_step;  // (step, sum), ascending steps
+  for (const trace::LossRecord& l : t.losses) {
+    auto it = std::lower_bound(per_step.begin(), per_step.end(), l.step,
+                               [](const auto& e, uint64_t s) { return e.first < s; });
+    if (it == per_step.end() || it->first != l.step) it = per_step.insert(it, {l.step, 0.0});
+    it->second += l.value;
+  }
+  const auto lo =
+      std::min_element(per_step.begin(), per_step.end(),
+                       [](const auto& a, const auto& b) { return a.second < b.second; });
+  return {
+      fmt::format("{} ({} values), min {} at step {}", plural(per_step.size(), "step"),
+                  t.losses.size(), fmt_num(lo->second), lo->first),
+      fmt::format("first {} (step {}), last {} (step {})", fmt_num(per_step.front().second),
+                  per_step.front().first, fmt_num(per_step.back().second), per_step.back().first)};
+}
+
 std::string steps_line(const trace::Trace& t, const RunAnalysis& a) {
   if (a.run_steps == 0) return "none";
   std::string s =
@@ -366,6 +387,8 @@ std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_ro
                              s.step, fmt_num(s.scale)));
     }
   }
+  const std::vector<std::string> loss = loss_lines(t);
+  for (size_t i = 0; i < loss.size(); ++i) emit((i == 0 ? "loss       " : "           ") + loss[i]);
   if (a.weights.empty()) {
     emit("weights    none watched");
   } else {

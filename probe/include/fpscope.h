@@ -26,6 +26,25 @@ int fpscope_active(void);
  * (the trace's step source is "api") and the automatic GEMM-period detection is off. */
 void fpscope_step(void);
 
+/* The same, for a framework integration that saw the end of an optimizer step (probe/python/
+ * fpscope_hooks: PyTorch's Optimizer.step): the trace's step source is "framework". A program's own
+ * fpscope_step() calls win over these (the first one takes the steps over). */
+void fpscope_framework_step(void);
+/* Makes "framework" the step source now, with no step boundary (when no source is in force yet):
+ * called when the program creates its first optimizer, so that what ran before and the first
+ * iteration are step 0 and no step is taken from the GEMM period. */
+void fpscope_framework_claim_steps(void);
+
+/* The current step (0 before the first boundary; provisional while the GEMM period is detected). */
+uint64_t fpscope_current_step(void);
+
+/* Records a loss value (the scalar a backward pass started from) for the current step, or for an
+ * earlier `step` (a value read later, e.g. from a device copy that completed since). Several per
+ * step are kept (gradient accumulation: the step's loss is their sum). Not recorded while steps
+ * come from the GEMM period and are still being detected. */
+void fpscope_loss(double value);
+void fpscope_loss_at(uint64_t step, double value);
+
 /* Names the GEMMs issued by this thread until the matching pop: tensors get ids like
  * "l2.fwd.D" (the j-th GEMM of the same scope in a step: "l2.fwd#j.D") instead of "gemm#k.D". */
 void fpscope_scope_push(const char* name);

@@ -10,7 +10,13 @@ into the process (run without `fpscope record` / LD_PRELOAD), so the same script
             y = model.fc1(x)
         ...
         fpscope.loss_scale(scaler.get_scale(), found_inf)
+        fpscope.loss(loss.item())                   # the step's loss (summary: "loss")
         fpscope.step()                              # steps from the API, not from GEMM periods
+
+Under `fpscope record`, PyTorch programs need none of this: the integration in fpscope_hooks/
+(loaded through PYTHONPATH's sitecustomize) takes steps from Optimizer.step(), names tensors by
+module path and records the loss of each backward(). A program that calls step() itself keeps
+its own steps (the integration then leaves steps to it).
 """
 
 import contextlib
@@ -18,7 +24,7 @@ import ctypes
 import os
 import sys
 
-__all__ = ["active", "step", "scope", "scope_push", "scope_pop", "loss_scale", "watch",
+__all__ = ["active", "step", "scope", "scope_push", "scope_pop", "loss_scale", "loss", "watch",
            "unwatch", "event", "flush"]
 
 # Trace format numbering (kernels/include/fpscope/formats.h: Format).
@@ -26,6 +32,10 @@ _DTYPES = {"float32": 0, "bfloat16": 1, "float16": 2}
 
 _lib = None
 _watched = {}  # name -> the tensor/array: keeps the watched memory alive
+# For the framework integration (fpscope_hooks/fpscope_torch.py): whether the program calls step()
+# itself, and what to run right after each of its steps: fn(ending_step, next_step).
+_user_steps = False
+_step_listeners = []
 
 
 def _find_probe():
@@ -81,6 +91,17 @@ def _load():
     lib.fpscope_event.argtypes = [ctypes.c_char_p]
     lib.fpscope_flush.restype = None
     lib.fpscope_flush.argtypes = []
+    if hasattr(lib, "fpscope_loss"):  # probes before trace format 1.1 lack these
+        lib.fpscope_framework_step.restype = None
+        lib.fpscope_framework_step.argtypes = []
+        lib.fpscope_framework_claim_steps.restype = None
+        lib.fpscope_framework_claim_steps.argtypes = []
+        lib.fpscope_current_step.restype = ctypes.c_uint64
+        lib.fpscope_current_step.argtypes = []
+        lib.fpscope_loss.restype = None
+        lib.fpscope_loss.argtypes = [ctypes.c_double]
+        lib.fpscope_loss_at.restype = None
+        lib.fpscope_loss_at.argtypes = [ctypes.c_uint64, ctypes.c_double]
     _lib = lib
     return lib
 
@@ -95,8 +116,48 @@ def active():
 
 def step():
     """Ends the current training step (call it after optimizer.step())."""
+    global _user_steps
+    _user_steps = True
     if _lib is not None:
+        before = current_step()
         _lib.fpscope_step()
+        after = current_step()
+        for fn in list(_step_listeners):
+            fn(before, after)
+
+
+def current_step():
+    """The probe's current step (0 without the probe)."""
+    if _lib is not None and hasattr(_lib, "fpscope_current_step"):
+        return int(_lib.fpscope_current_step())
+    return 0
+
+
+def _framework_step():
+    """Ends the current step for a framework integration (step source "framework"); returns
+    (step before, step after): equal when the probe kept the step (steps from elsewhere)."""
+    if _lib is None or not hasattr(_lib, "fpscope_framework_step"):
+        return 0, 0
+    before = current_step()
+    _lib.fpscope_framework_step()
+    return before, current_step()
+
+
+def _framework_claim_steps():
+    """Makes "framework" the step source now, without a boundary (unless a source is in force)."""
+    if _lib is not None and hasattr(_lib, "fpscope_framework_claim_steps"):
+        _lib.fpscope_framework_claim_steps()
+
+
+def loss(value, step=None):
+    """Records a loss value for the current step (or an earlier `step`); the summary shows it.
+    Several per step are kept and summed (gradient accumulation)."""
+    if _lib is None or not hasattr(_lib, "fpscope_loss"):
+        return
+    if step is None:
+        _lib.fpscope_loss(float(value))
+    else:
+        _lib.fpscope_loss_at(int(step), float(value))
 
 
 def scope_push(name):

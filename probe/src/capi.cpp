@@ -57,6 +57,44 @@ FPSCOPE_EXPORT void fpscope_step(void) {
   });
 }
 
+FPSCOPE_EXPORT void fpscope_framework_step(void) {
+  HookGuard guard;
+  guarded("fpscope_framework_step", [] {
+    if (Recorder* r = Recorder::get()) r->mark_step(trace::StepSource::Framework);
+  });
+}
+
+FPSCOPE_EXPORT void fpscope_framework_claim_steps(void) {
+  HookGuard guard;
+  guarded("fpscope_framework_claim_steps", [] {
+    if (Recorder* r = Recorder::get()) r->claim_steps(trace::StepSource::Framework);
+  });
+}
+
+FPSCOPE_EXPORT uint64_t fpscope_current_step(void) {
+  HookGuard guard;
+  uint64_t step = 0;
+  guarded("fpscope_current_step", [&] {
+    if (Recorder* r = Recorder::get()) step = r->current_step();
+  });
+  return step;
+}
+
+FPSCOPE_EXPORT void fpscope_loss(double value) {
+  HookGuard guard;
+  guarded("fpscope_loss", [&] {
+    if (Recorder* r = Recorder::get()) r->loss_at(UINT64_MAX, value);
+  });
+}
+
+FPSCOPE_EXPORT void fpscope_loss_at(uint64_t step, double value) {
+  if (step == UINT64_MAX) return;  // reserved: "the current step" inside the recorder
+  HookGuard guard;
+  guarded("fpscope_loss_at", [&] {
+    if (Recorder* r = Recorder::get()) r->loss_at(step, value);
+  });
+}
+
 FPSCOPE_EXPORT void fpscope_scope_push(const char* name) {
   guarded("fpscope_scope_push", [name] { Recorder::scope_push(name); });
 }

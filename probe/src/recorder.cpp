@@ -569,6 +569,41 @@ void Recorder::shutdown() {
   impl->closed = true;
 }
 
+// ---- loss values (format 1.1; kept apart from the rest of the recorder on purpose) ----------
+void Recorder::loss_at(uint64_t step, double value) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (!m.ensure_writer()) return;
+  if (step == UINT64_MAX && m.hold_record()) {
+    // The step of a value "now" is not known while the GEMM period is being detected.
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      FPSCOPE_LOG(Info, "loss values are not recorded while steps come from the GEMM period");
+    return;
+  }
+  trace::LossRecord r;
+  r.step = step == UINT64_MAX ? m.step : step;
+  r.value = value;
+  r.time_ns = m.now();
+  m.writer->loss(r);
+  m.check_writer();
+}
+
+// ---- a framework's claim on the steps (kept apart, like loss_at) --------------------------
+void Recorder::claim_steps(StepSource source) {
+  Impl& m = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (!m.ensure_writer() || m.explicit_steps) return;
+    const StepMode mode = m.cfg.steps;
+    if (mode == StepMode::None || mode == StepMode::Period) return;
+    if (mode == StepMode::Api && source != StepSource::Api) return;
+    m.take_over(source);  // what was recorded so far (held or labelled) stays where it is
+    m.check_writer();
+  }
+  run_step_hooks(m);
+}
+
 HookGuard::HookGuard() : outermost_(t_guard_depth++ == 0) {}
 HookGuard::~HookGuard() {
   --t_guard_depth;

@@ -126,6 +126,16 @@ class Recorder {
   void weight_update_at(uint64_t step, uint32_t tensor, Format master_dtype, uint64_t elements,
                         const UpdateLoss& loss);
 
+  // A loss value (a LOSS record, format 1.1) for `step`; UINT64_MAX: the current step. Recorded
+  // for every step regardless of FPSCOPE_EVERY. While steps are still being detected from the
+  // GEMM period the current step is unknown: such a value is not recorded (one log line).
+  void loss_at(uint64_t step, double value);
+  // Makes `source` the step source now, without a step boundary, unless one is in force already
+  // (a framework integration, before the program's first optimizer step: the GEMMs of the first
+  // iteration then stay in step 0 instead of going to the GEMM-period detection). As mark_step
+  // for FPSCOPE_STEPS.
+  void claim_steps(trace::StepSource source);
+
   // Nanoseconds since the trace started (the trace's clock).
   uint64_t now_ns() const;
   // Writes everything recorded so far (blocks until written).

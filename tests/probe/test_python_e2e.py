@@ -31,8 +31,14 @@ def probe_env(env_extra=None):
     return env
 
 
-def record(trace, cmd, extra=(), env_extra=None, **kw):
-    return subprocess.run([ARGS.record, "record", "-o", trace, *extra, "--", *cmd],
+# These tests check the probe's own steps and names (GEMM period, gemm#k, fpscope.py): without
+# the PyTorch integration (tests/models/ tests it), unless hooks=True.
+NO_HOOKS = ["--no-python-hooks"]
+
+
+def record(trace, cmd, extra=(), env_extra=None, hooks=False, **kw):
+    flags = [] if hooks else NO_HOOKS
+    return subprocess.run([ARGS.record, "record", "-o", trace, *flags, *extra, "--", *cmd],
                           capture_output=True, text=True, env=probe_env(env_extra), timeout=300,
                           **kw)
 
@@ -245,8 +251,9 @@ class Kill(unittest.TestCase):
     FLUSH_MS = 50
 
     def run_and_kill(self, trace, extra_args):
-        cmd = [ARGS.record, "record", "-o", trace, "--every", "1", "--", PY, prog("torch_mlp.py"),
-               "--steps", "0", "--pause", "0.01", "--pid", *extra_args]  # trains until killed
+        cmd = [ARGS.record, "record", "-o", trace, *NO_HOOKS, "--every", "1", "--", PY,
+               prog("torch_mlp.py"), "--steps", "0", "--pause", "0.01", "--pid",
+               *extra_args]  # trains until killed
         env = probe_env(dict(QUIET, FPSCOPE_FLUSH_MS=str(self.FLUSH_MS)))
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=env)

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "fpscope/trace_file.h"
 #include "fpscope/trace_io.h"
 #include "trace_test_util.h"
 
@@ -295,6 +296,154 @@ TEST(Names, RoleAndStepSource) {
   EXPECT_STREQ(step_source_name(StepSource::LossScaleKernel), "loss_scale_kernel");
   EXPECT_STREQ(step_source_name(StepSource::OptimizerKernel), "optimizer_kernel");
   EXPECT_STREQ(step_source_name(StepSource::GemmPeriod), "gemm_period");
+}
+
+// Format 1.1: LOSS records (every value bit for bit) and the framework step source, through
+// read_trace and TraceFile, with and without zstd; the footer counts the new kind (K = 7).
+TEST(RoundTrip, LossRecordsAndFrameworkStepSource) {
+  const double values[] = {2.302585092994046,
+                           -0.0,
+                           std::numeric_limits<double>::infinity(),
+                           std::bit_cast<double>(uint64_t{0x7ff8000000000abcull}),  // NaN payload
+                           std::numeric_limits<double>::denorm_min(),
+                           1e300};
+  for (const bool zstd : {false, true}) {
+    const std::string path = temp_path(zstd ? "loss_zstd.fpst" : "loss_plain.fpst");
+    WriterOptions opt;
+    opt.zstd = zstd;
+    opt.flush_bytes = 4096;
+    std::string err;
+    auto tw = TraceWriter::open(path, "{}", opt, &err);
+    ASSERT_TRUE(tw) << err;
+    std::vector<LossRecord> written;
+    for (uint64_t s = 0; s < 400; ++s) {
+      tw->step(StepMark{s, s == 0 ? StepSource::None : StepSource::Framework, 10 * s, 3 * s});
+      for (uint64_t k = 0; k < 1 + s % 3; ++k) {  // 1..3 backward passes per step
+        const LossRecord l{s, values[(s + k) % 6], 10 * s + k};
+        tw->loss(l);
+        written.push_back(l);
+      }
+    }
+    ASSERT_TRUE(tw->close()) << tw->error();
+    EXPECT_EQ(tw->records_written(), 400 + written.size());
+
+    for (unsigned threads : {1u, 2u}) {
+      Trace t;
+      ReadError rerr;
+      ASSERT_TRUE(read_trace(path, &t, &rerr, ReadOptions{threads})) << rerr.message;
+      EXPECT_TRUE(t.clean_close) << t.truncation_reason;
+      EXPECT_EQ(t.version_minor, 1);
+      EXPECT_EQ(t.unknown_records, 0u);
+      EXPECT_EQ(t.step_source, StepSource::Framework);
+      ASSERT_EQ(t.steps.size(), 400u);
+      EXPECT_EQ(t.steps[0].source, StepSource::None);
+      EXPECT_EQ(t.steps[399].source, StepSource::Framework);
+      ASSERT_EQ(t.losses.size(), written.size());
+      for (size_t i = 0; i < written.size(); ++i) {
+        EXPECT_EQ(t.losses[i].step, written[i].step);
+        EXPECT_EQ(bits(t.losses[i].value), bits(written[i].value)) << i;
+        EXPECT_EQ(t.losses[i].time_ns, written[i].time_ns);
+      }
+    }
+    ReadError rerr;
+    auto f = TraceFile::open(path, &rerr);
+    ASSERT_TRUE(f) << rerr.message;
+    EXPECT_TRUE(f->footer_index_used()) << f->footer_note();
+    Trace all;
+    std::string why;
+    ASSERT_TRUE(f->read_steps(0, 399, &all, &why)) << why;
+    ASSERT_EQ(all.losses.size(), written.size());
+    for (size_t i = 0; i < written.size(); ++i)
+      EXPECT_EQ(bits(all.losses[i].value), bits(written[i].value)) << i;
+    EXPECT_EQ(all.step_source, StepSource::Framework);
+    size_t visited = 0;
+    ASSERT_TRUE(f->for_each_in_steps(
+        0, 399,
+        [&](const ChunkRecords& c, RecordKind kind, uint32_t i) {
+          if (kind == RecordKind::Loss) {
+            EXPECT_EQ(c.losses[i].step, written[visited].step);
+            ++visited;
+          }
+          return true;
+        },
+        &why))
+        << why;
+    EXPECT_EQ(visited, written.size());
+    // A part: chunks are selected by the other records' steps (FORMAT.md 5.7), so a step's LOSS
+    // records sealed into the next chunk, before its first STEP mark, may be left out.
+    Trace part;
+    ASSERT_TRUE(f->read_steps(100, 199, &part, &why)) << why;
+    size_t want = 0;
+    for (const LossRecord& l : written) want += l.step >= 100 && l.step <= 199;
+    EXPECT_LE(part.losses.size(), want);
+    EXPECT_GE(part.losses.size() + 3, want);
+    for (const LossRecord& l : part.losses) EXPECT_TRUE(l.step >= 100 && l.step <= 199) << l.step;
+    EXPECT_TRUE(f->verify());
+  }
+}
+
+// The bytes of format 1.1's additions, written by hand from FORMAT.md: a framework step mark is
+// `api` plus the refined source (a 1.0 reader reads "api"), a refined source this reader does not
+// know keeps `api`, a base source beyond 1.0's list stays malformed, and a short LOSS record
+// makes its chunk malformed.
+TEST(RoundTrip, HandWrittenStepRefinementAndLossRecord) {
+  auto record = [](std::vector<uint8_t>& payload, uint8_t tag, const std::vector<uint8_t>& body) {
+    payload.push_back(tag);
+    test::put_varint(payload, body.size());
+    payload.insert(payload.end(), body.begin(), body.end());
+  };
+  auto step_body = [](uint64_t step, uint8_t source, int refined) {
+    std::vector<uint8_t> b;
+    test::put_varint(b, step);
+    b.push_back(source);
+    test::put_varint(b, 1000 + step);  // time_ns
+    test::put_varint(b, 10 * step);    // first_seq
+    if (refined >= 0) b.push_back(static_cast<uint8_t>(refined));
+    return b;
+  };
+  std::vector<uint8_t> loss;
+  test::put_varint(loss, 2);
+  test::put_le(loss, std::bit_cast<uint64_t>(0.6931471805599453), 8);
+  test::put_varint(loss, 77);
+
+  std::vector<uint8_t> good;
+  record(good, 3, step_body(1, 1, 6));    // framework
+  record(good, 3, step_body(2, 1, 200));  // a later minor's refinement: stays api
+  record(good, 7, loss);
+  std::vector<uint8_t> file = test::make_header(1, 1, "");
+  test::append_chunk(file, 1, 0, good);
+  const std::string path = temp_path("refined.fpst");
+  test::write_file(path, file);
+  Trace t;
+  ReadError rerr;
+  ASSERT_TRUE(read_trace(path, &t, &rerr)) << rerr.message;
+  ASSERT_EQ(t.steps.size(), 2u);
+  EXPECT_EQ(t.steps[0].source, StepSource::Framework);
+  EXPECT_EQ(t.steps[0].first_seq, 10u);
+  EXPECT_EQ(t.steps[1].source, StepSource::Api);
+  ASSERT_EQ(t.losses.size(), 1u);
+  EXPECT_EQ(t.losses[0].step, 2u);
+  EXPECT_EQ(t.losses[0].value, 0.6931471805599453);
+  EXPECT_EQ(t.losses[0].time_ns, 77u);
+
+  for (const auto& bad_record : {std::make_pair(uint8_t{3}, step_body(3, 6, -1)),
+                                 std::make_pair(uint8_t{7}, std::vector<uint8_t>{2, 0, 0, 0})}) {
+    std::vector<uint8_t> bad = good;
+    record(bad, bad_record.first, bad_record.second);
+    std::vector<uint8_t> f2 = test::make_header(1, 1, "");
+    test::append_chunk(f2, 1, 0, good);
+    test::append_chunk(f2, 1, 0, bad);
+    test::write_file(path, f2);
+    Trace t2;
+    ASSERT_TRUE(read_trace(path, &t2, &rerr)) << rerr.message;
+    EXPECT_TRUE(t2.truncated);
+    EXPECT_EQ(t2.steps.size(), 2u) << "only the first chunk survives";
+    EXPECT_EQ(t2.losses.size(), 1u);
+  }
+}
+
+TEST(Names, FrameworkStepSource) {
+  EXPECT_STREQ(step_source_name(StepSource::Framework), "framework");
 }
 
 }  // namespace

@@ -35,8 +35,9 @@ enum RecordTag : uint8_t {
   kTagLossScale = 4,
   kTagWeightUpdate = 5,
   kTagEvent = 6,
+  kTagLoss = 7,  // format 1.1
 };
-inline constexpr int kNumTags = 7;  // index 0 unused
+inline constexpr int kNumTags = 8;  // index 0 unused
 
 inline constexpr uint8_t kFooterEnd[4] = {'F', 'E', 'N', 'D'};
 

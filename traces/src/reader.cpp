@@ -57,6 +57,8 @@ const char* step_source_name(StepSource s) {
       return "optimizer_kernel";
     case StepSource::GemmPeriod:
       return "gemm_period";
+    case StepSource::Framework:
+      return "framework";
   }
   return "?";
 }
@@ -283,6 +285,19 @@ const char* decode_step(Cursor& r, StepMark* m) {
   if (!r.ok) return "truncated step mark";
   if (src > kMaxStepSource) return "step mark with an unknown source";
   m->source = static_cast<StepSource>(src);
+  // 1.1: a refined source may follow; one this reader does not know keeps `source` (FORMAT.md 5.3).
+  if (r.left() > 0) {
+    const uint8_t refined = r.u8();
+    if (refined <= kMaxRefinedStepSource) m->source = static_cast<StepSource>(refined);
+  }
+  return nullptr;
+}
+
+const char* decode_loss(Cursor& r, LossRecord* l) {
+  l->step = r.varint();
+  l->value = r.f64();
+  l->time_ns = r.varint();
+  if (!r.ok) return "truncated loss record";
   return nullptr;
 }
 
@@ -370,6 +385,8 @@ const char* scan_records(const uint8_t* p, size_t n, std::vector<TensorInfo>* te
         sum->saw_step(step);
         break;
       }
+      case kTagLoss:  // not in the indexed step range (FORMAT.md 5.7)
+        break;
       case kTagStep:
       case kTagLossScale:
       case kTagEvent: {
@@ -393,7 +410,7 @@ namespace {
 // Sizes of every vector of a Trace, to roll back a chunk that turned out malformed. `hist` is
 // passed in: with a histogram thread the pool is that thread's until it is joined.
 struct Marks {
-  size_t tensors, observations, hist, steps, loss_scales, weight_updates, events;
+  size_t tensors, observations, hist, steps, loss_scales, weight_updates, events, losses;
   uint64_t unknown_records;
   Marks(const Trace& t, size_t hist_entries, uint64_t unknown)
       : tensors(t.tensors.size()),
@@ -403,6 +420,7 @@ struct Marks {
         loss_scales(t.loss_scales.size()),
         weight_updates(t.weight_updates.size()),
         events(t.events.size()),
+        losses(t.losses.size()),
         unknown_records(unknown) {}
   void restore(Trace* t, bool hist_too) const {
     t->tensors.resize(tensors);
@@ -415,6 +433,7 @@ struct Marks {
     t->loss_scales.resize(loss_scales);
     t->weight_updates.resize(weight_updates);
     t->events.resize(events);
+    t->losses.resize(losses);
   }
 };
 
@@ -523,8 +542,8 @@ std::string footer_mismatch(const Footer& f, const Trace& t, uint64_t unknown_re
       f.kinds[kTagObservation] != t.observations.size() || f.kinds[kTagStep] != t.steps.size() ||
       f.kinds[kTagLossScale] != t.loss_scales.size() ||
       f.kinds[kTagWeightUpdate] != t.weight_updates.size() ||
-      f.kinds[kTagEvent] != t.events.size() || f.hist_entries != t.hist_bins.size() ||
-      f.later_kinds != unknown_records)
+      f.kinds[kTagEvent] != t.events.size() || f.kinds[kTagLoss] != t.losses.size() ||
+      f.hist_entries != t.hist_bins.size() || f.later_kinds != unknown_records)
     return "footer totals do not match the records read";
   if (f.index.size() != chunks.size())
     return "footer index lists " + std::to_string(f.index.size()) + " chunks, the file has " +

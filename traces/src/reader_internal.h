@@ -17,7 +17,9 @@
 namespace fpscope::trace::detail {
 
 inline constexpr uint8_t kMaxRole = static_cast<uint8_t>(Role::Weight);
-inline constexpr uint8_t kMaxStepSource = static_cast<uint8_t>(StepSource::GemmPeriod);
+inline constexpr uint8_t kMaxStepSource = static_cast<uint8_t>(StepSource::GemmPeriod);  // 1.0
+// The refined step source a 1.1 STEP record may append (FORMAT.md 5.3).
+inline constexpr uint8_t kMaxRefinedStepSource = static_cast<uint8_t>(StepSource::Framework);
 inline constexpr uint8_t kMaxLossScaleSource = static_cast<uint8_t>(LossScaleSource::Kernel);
 inline constexpr uint8_t kMaxEventLevel = static_cast<uint8_t>(EventLevel::Error);
 inline constexpr uint64_t kMaxTargetsInRecord = 64;  // future minors may append targets
@@ -54,8 +56,8 @@ struct FooterIndexEntry {
   uint64_t offset = 0, records = 0, first_step = 0, last_step = 0;
 };
 struct Footer {
-  uint64_t kinds[kNumTags] = {};  // totals of the record tags this reader knows (1..6)
-  uint64_t later_kinds = 0;       // totals of a later minor's tags (K > 6), summed
+  uint64_t kinds[kNumTags] = {};  // totals of the record tags this reader knows (1..7)
+  uint64_t later_kinds = 0;       // totals of a later minor's tags (K > 7), summed
   uint64_t hist_entries = 0;
   std::vector<FooterIndexEntry> index;
   // Saturates: hostile totals near 2^64 must not wrap around to the index's real count.
@@ -167,6 +169,7 @@ const char* decode_step(Cursor& r, StepMark* m);
 const char* decode_loss_scale(Cursor& r, LossScaleRecord* l);
 const char* decode_weight_update(Cursor& r, uint64_t tensors_defined, WeightUpdateRecord* w);
 const char* decode_event(Cursor& r, EventRecord* e);
+const char* decode_loss(Cursor& r, LossRecord* l);
 
 // An observation's histogram left for the histogram thread (read_trace with threads > 1): its
 // entries start at p inside a record that ends at end; nbins was checked against both.
@@ -262,6 +265,15 @@ class RecordDecoder {
             sum->saw_step(e.step);
             out_->events.push_back(std::move(e));
             note(RecordKind::Event, out_->events.size());
+          }
+          break;
+        }
+        case kTagLoss: {
+          LossRecord l;
+          bad = decode_loss(r, &l);
+          if (!bad) {  // not in the indexed step range (FORMAT.md 5.7)
+            out_->losses.push_back(l);
+            note(RecordKind::Loss, out_->losses.size());
           }
           break;
         }

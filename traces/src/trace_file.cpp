@@ -27,6 +27,7 @@ void ChunkRecords::clear() {
   loss_scales.clear();
   weight_updates.clear();
   events.clear();
+  losses.clear();
   order.clear();
   unknown_records = 0;
 }
@@ -47,6 +48,8 @@ uint64_t ChunkRecords::step_of(RecordKind kind, uint32_t index) const {
       return weight_updates[index].step;
     case RecordKind::Event:
       return events[index].step;
+    case RecordKind::Loss:
+      return losses[index].step;
     case RecordKind::Tensor:
       break;
   }
@@ -501,6 +504,8 @@ bool TraceFile::read_steps(uint64_t step_lo, uint64_t step_hi, Trace* out, std::
         if (in(w.step)) out->weight_updates.push_back(w);
       for (const EventRecord& e : buf.events)
         if (in(e.step)) out->events.push_back(e);
+      for (const LossRecord& l : buf.losses)
+        if (in(l.step)) out->losses.push_back(l);
     }
     out->tensors.assign(m.tensors.begin(),
                         m.tensors.begin() + static_cast<std::ptrdiff_t>(tensors_through));

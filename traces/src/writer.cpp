@@ -220,11 +220,15 @@ class Writer final : public TraceWriter {
 
   void step_impl(const StepMark& m) {
     if (refuse()) return;
-    uint8_t buf[4 * kMaxVarint + 1];
+    uint8_t buf[4 * kMaxVarint + 2];
+    // A source a 1.0 reader does not know is written as the 1.0 source it refines, followed by
+    // the refined source (FORMAT.md 5.3).
+    const bool refined = m.source == StepSource::Framework;
     uint8_t* p = put_varint(buf, m.step);
-    p = put_u8(p, static_cast<uint8_t>(m.source));
+    p = put_u8(p, static_cast<uint8_t>(refined ? StepSource::Api : m.source));
     p = put_varint(p, m.time_ns);
     p = put_varint(p, m.first_seq);
+    if (refined) p = put_u8(p, static_cast<uint8_t>(m.source));
     append_small(kTagStep, buf, p, m.step);
   }
 
@@ -238,6 +242,24 @@ class Writer final : public TraceWriter {
     p = put_u8(p, static_cast<uint8_t>(r.source));
     p = put_varint(p, r.time_ns);
     append_small(kTagLossScale, buf, p, r.step);
+  }
+
+  void loss_impl(const LossRecord& r) {
+    if (refuse()) return;
+    uint8_t buf[2 * kMaxVarint + 8];
+    uint8_t* p = put_varint(buf, r.step);
+    p = put_f64(p, r.value);
+    p = put_varint(p, r.time_ns);
+    // Not in the chunk's indexed step range (FORMAT.md 5.7): a 1.0 reader, which skips LOSS
+    // records, computes that range without them and must find the footer's entry equal.
+    const size_t len = static_cast<size_t>(p - buf);
+    std::unique_lock lk(sh_->mu);
+    if (failed_.load(std::memory_order_relaxed)) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    std::memcpy(begin_record(kTagLoss, len), buf, len);
+    end_record(lk, kTagLoss, len, std::numeric_limits<uint64_t>::max(), 0);
   }
 
   void weight_update_impl(const WeightUpdateRecord& r) {
@@ -334,6 +356,9 @@ class Writer final : public TraceWriter {
   }
   void event(const EventRecord& r) override {
     guard([&] { event_impl(r); });
+  }
+  void loss(const LossRecord& r) override {
+    guard([&] { loss_impl(r); });
   }
   bool flush(bool sync) override {
     try {

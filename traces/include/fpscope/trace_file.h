@@ -47,6 +47,7 @@ enum class RecordKind : uint8_t {
   LossScale = 4,
   WeightUpdate = 5,
   Event = 6,
+  Loss = 7,
 };
 
 struct ChunkInfo {
@@ -54,8 +55,8 @@ struct ChunkInfo {
   uint64_t bytes = 0;   // whole chunk: 12-byte header + stored payload
   bool compressed = false;
   uint64_t records = 0;  // records of every kind in it
-  // Step range of its step-bearing records (every kind but TENSOR); [0, 0] when it has none (the
-  // footer's convention, used for chunks indexed by the scan too).
+  // Step range of its step-bearing records (every kind but TENSOR and LOSS, FORMAT.md 5.7); [0, 0]
+  // when it has none (the footer's convention, used for chunks indexed by the scan too).
   uint64_t first_step = 0;
   uint64_t last_step = 0;
 };
@@ -73,6 +74,7 @@ struct ChunkRecords {
   std::vector<LossScaleRecord> loss_scales;
   std::vector<WeightUpdateRecord> weight_updates;
   std::vector<EventRecord> events;
+  std::vector<LossRecord> losses;
   // Every record in file order: its kind and its index in the vector of that kind.
   std::vector<std::pair<RecordKind, uint32_t>> order;
   uint64_t unknown_records = 0;  // a later minor's record kinds, skipped

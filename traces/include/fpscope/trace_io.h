@@ -26,7 +26,7 @@
 namespace fpscope::trace {
 
 inline constexpr uint16_t kFormatMajor = 1;
-inline constexpr uint16_t kFormatMinor = 0;
+inline constexpr uint16_t kFormatMinor = 1;  // 1.1: LOSS records, refined step sources
 
 struct WriterOptions {
   uint64_t flush_bytes = 1 << 20;  // flush a chunk when this much is pending
@@ -52,6 +52,7 @@ class TraceWriter {
   virtual void loss_scale(const LossScaleRecord& rec) = 0;
   virtual void weight_update(const WeightUpdateRecord& rec) = 0;
   virtual void event(const EventRecord& rec) = 0;
+  virtual void loss(const LossRecord& rec) = 0;
 
   // Blocks until everything recorded so far is written (and fsync'd when sync is true).
   virtual bool flush(bool sync = false) = 0;
@@ -82,6 +83,7 @@ struct Trace {
   std::vector<LossScaleRecord> loss_scales;
   std::vector<WeightUpdateRecord> weight_updates;
   std::vector<EventRecord> events;
+  std::vector<LossRecord> losses;  // format 1.1; in file order
 
   bool truncated = false;    // stopped at a torn/corrupt chunk or a missing footer
   bool clean_close = false;  // footer present and consistent

@@ -32,8 +32,12 @@ enum class StepSource : uint8_t {
   LossScaleKernel = 3,  // PyTorch's amp_update_scale_cuda_kernel
   OptimizerKernel = 4,  // kernel name matched FPSCOPE_OPTIMIZER_PATTERN
   GemmPeriod = 5,       // period of the repeating GEMM-signature sequence (unmodified CPU run)
+  // The end of each optimizer step, from a framework integration (probe/python/fpscope_hooks:
+  // PyTorch's Optimizer.step). Format 1.1: stored as `api` plus a refined source (FORMAT.md 5.3),
+  // so that 1.0 readers still read the step marks (as "api").
+  Framework = 6,
 };
-const char* step_source_name(StepSource s);  // "none", "api", "nvtx", "loss_scale_kernel", ...
+const char* step_source_name(StepSource s);  // "none", "api", ..., "framework"
 
 enum class LossScaleSource : uint8_t { Api = 0, Kernel = 1 };
 enum class EventLevel : uint8_t { Info = 0, Warning = 1, Error = 2 };
@@ -283,6 +287,16 @@ struct WeightUpdateRecord {
   UpdateLossCounts fp16;
   // Sparse histogram of floor(log2(|delta| / |w_prev|)) over changed elements with w_prev != 0.
   std::vector<std::pair<int16_t, uint64_t>> ratio_hist;
+};
+
+// The value of one scalar that backward() was called on (the Python integration) or that
+// fpscope_loss() recorded, at the step it belongs to. Gradient accumulation gives several per
+// step (one per backward pass): the step's loss is their sum (each is the micro-batch loss
+// divided by the accumulation count, as such programs call backward on it). Format 1.1.
+struct LossRecord {
+  uint64_t step = 0;
+  double value = 0.0;
+  uint64_t time_ns = 0;
 };
 
 struct EventRecord {

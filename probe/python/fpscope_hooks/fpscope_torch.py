@@ -1,0 +1,629 @@
+"""fpscope's PyTorch integration: what a recorded PyTorch program gets with no change to its code.
+sitecustomize.py (beside this file) calls activate(torch) once `import torch` has completed.
+
+Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers where not):
+  - Steps: the end of an optimizer step (any torch.optim.Optimizer: the global step pre/post hooks
+    of torch >= 2.0, else a wrapper of each optimizer class's step()), or of a GradScaler.update()
+    (an iteration whose optimizer step the scaler skipped for Inf/NaN), makes a boundary due;
+    it is marked (fpscope_framework_step: step source "framework") just before the next training
+    work: the next forward of a root module in training mode with gradients enabled (and trainable
+    parameters), or the next backward(). So gradient accumulation (several backward passes, one
+    optimizer step) is one step; an evaluation pass after an optimizer step (no_grad or eval mode)
+    belongs to the step it ran in, and the trace has exactly one step per optimizer step. Nested
+    optimizer steps (an optimizer calling another's step()) count once. A program that calls
+    fpscope.step() itself owns its steps: the integration then marks none.
+  - Names: global module forward pre/post hooks push/pop the probe's scope with the module's path
+    in its root model ("encoder.layers.0.linear1"), from named_modules() of the root (the module
+    called with no module forward in progress on this thread), computed on the root's first
+    forward (again when a module is not found). GEMMs issued by a root itself carry its class name
+    (a root has no path). Backward GEMMs: a gradient hook on each module output (the innermost
+    module's, when several modules return the same tensor) sets the scope "<path>.bwd" for the
+    backward work that follows it on that thread, until the next such hook or the end of backward().
+  - Loss: the value of each scalar that backward() is called on with an implicit gradient (the
+    unscaled loss when it came from GradScaler.scale()), recorded with fpscope_loss[_at] for the
+    step it belongs to. CPU: read at once (a CPU read is no synchronization). CUDA: copied with
+    non_blocking=True into a pinned host slot, an event recorded after the copy on the current
+    stream; the value is read at a later step boundary only when event.query() says the copy is
+    done (never a wait), at the latest at exit. A value whose slot ring is full is dropped.
+  - GradScaler: update() of a scaler whose scale lives on the CPU records the scale in effect and
+    found_inf with fpscope_loss_scale (CUDA scalers: the probe's loss-scale kernel hook records
+    them without synchronizing; reading them here would synchronize).
+  - The program's results stay bit-identical: hooks return None (never change inputs, outputs or
+    gradients), nothing is synchronized, no RNG is drawn. Any exception inside the integration
+    turns it off with ONE warning on stderr and never reaches the program.
+"""
+
+import atexit
+import importlib.util
+import os
+import sys
+import threading
+import weakref
+
+_off = False
+_torch = None
+_fp = None  # the fpscope module (probe/python/fpscope.py)
+_compiling = None  # torch.compiler.is_compiling / torch._dynamo.is_compiling, when present
+_handles = []  # removable hook handles
+_tls = threading.local()
+_lock = threading.Lock()
+
+# Step state (process-wide).
+_due = False  # an optimizer step ended: a boundary is due before the next training work
+_opt_depth = 0  # optimizer step() nesting on any thread (the outermost one counts)
+_seen_optimizer_step = False
+_pending = []  # losses not recorded yet: [value] (CPU) or [(step, slot, event)] (CUDA)
+_MAX_PENDING = 4096
+
+_root_names = weakref.WeakKeyDictionary()  # root module -> {id(module): path}
+_trainable = weakref.WeakKeyDictionary()  # root module -> has parameters requiring grad
+_scaled = {}  # id(scaled loss) -> (weakref to it, the unscaled loss), GradScaler.scale()
+
+
+def _warn_off(e):
+    global _off
+    if _off:
+        return
+    _off = True
+    try:
+        sys.stderr.write("[fpscope] warning: the PyTorch integration is off after an internal "
+                         "error (%s: %s); the program is not affected\n" % (type(e).__name__, e))
+        for h in _handles:
+            h.remove()
+        _handles.clear()
+        for _ in range(getattr(_tls, "pushed", 0)):
+            _fp.scope_pop()
+        _tls.pushed = 0
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _load_fpscope():
+    mod = sys.modules.get("fpscope")
+    if mod is not None and hasattr(mod, "_framework_step"):
+        return mod
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fpscope.py")
+    spec = importlib.util.spec_from_file_location("fpscope", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sys.modules.setdefault("fpscope", mod)  # the program's `import fpscope` finds this one
+    return mod
+
+
+def activate(torch):
+    """Installs the integration; a no-op without a recording probe in this process."""
+    global _torch, _fp, _compiling
+    fp = _load_fpscope()
+    if not fp.active() or not hasattr(fp._lib, "fpscope_loss"):
+        return False
+    _torch, _fp = torch, fp
+    compiler = getattr(torch, "compiler", None)
+    _compiling = getattr(compiler, "is_compiling", None)
+    if _compiling is None:
+        _compiling = getattr(getattr(torch, "_dynamo", None), "is_compiling", None)
+    try:
+        _install_module_hooks(torch)
+        _install_optimizer_hooks(torch)
+        _install_backward_wrapper(torch)
+        _install_grad_scaler_wrappers(torch)
+        fp._step_listeners.append(_on_user_step)
+        atexit.register(_at_exit)
+    except Exception as e:  # noqa: BLE001
+        _warn_off(e)
+        return False
+    return True
+
+
+# ---- per-thread scope state ----------------------------------------------------------------
+def _stack():
+    s = getattr(_tls, "stack", None)
+    if s is None:
+        s = _tls.stack = []  # [(module, {id(module): path} of its root, its name)]
+        _tls.pushed = 0  # scopes this thread pushed into the probe and not popped
+        _tls.bwd = False  # a backward scope is pushed
+        _tls.hooked = {}  # id(tensor) -> weakref: outputs given a backward-name hook
+    return s
+
+
+def _push(name):
+    _fp.scope_push(name)
+    _tls.pushed += 1
+
+
+def _pop():
+    if _tls.pushed > 0:
+        _fp.scope_pop()
+        _tls.pushed -= 1
+
+
+def _clear_thread_scopes():
+    """Pops every scope this thread pushed (stale after an exception inside a forward)."""
+    s = _stack()
+    while _tls.pushed > 0:
+        _pop()
+    s.clear()
+    _tls.bwd = False
+    _tls.hooked.clear()
+
+
+# ---- names -----------------------------------------------------------------------------------
+def _names_of(root):
+    names = _root_names.get(root)
+    if names is None:
+        names = {id(m): path for path, m in root.named_modules()}
+        _root_names[root] = names
+    return names
+
+
+def _is_trainable(root):
+    t = _trainable.get(root)
+    if t is None:
+        t = any(p.requires_grad for p in root.parameters())
+        _trainable[root] = t
+    return t
+
+
+def _fwd_pre(module, inputs):
+    if _off or (_compiling is not None and _compiling()):
+        return None
+    try:
+        s = _stack()
+        if not s:  # a root
+            if _due and module.training and _torch.is_grad_enabled() and _is_trainable(module):
+                _boundary()
+            if _tls.bwd:  # forward after a backward on this thread (no backward() wrapper end)
+                _pop()
+                _tls.bwd = False
+            names = _names_of(module)
+            name = type(module).__name__
+        else:
+            names = s[-1][1]
+            name = names.get(id(module))
+            if name is None:
+                root = s[0][0]
+                _root_names.pop(root, None)  # a module added after the first forward: recompute
+                names = _names_of(root)
+                name = names.get(id(module))
+                if name is None:  # not in the root's tree: under the caller's name
+                    name = "%s.%s" % (s[-1][2], type(module).__name__)
+                    names[id(module)] = name
+        s.append((module, names, name))
+        _push(name)
+    except Exception as e:  # noqa: BLE001
+        _warn_off(e)
+    return None
+
+
+def _fwd_post(module, inputs, output):
+    if _off or (_compiling is not None and _compiling()):
+        return None
+    try:
+        s = _stack()
+        name = None
+        while s:  # pop up to this module (an inner forward that raised left its entry)
+            m, _, n = s.pop()
+            _pop()
+            if m is module:
+                name = n
+                break
+        if name is not None and _torch.is_grad_enabled():
+            _hook_outputs(output, name)
+        if not s:
+            _tls.hooked.clear()
+    except Exception as e:  # noqa: BLE001
+        _warn_off(e)
+    return None
+
+
+def _bwd_hook_for(name):
+    scope = name + ".bwd"
+
+    def hook(grad):
+        if not _off:
+            try:
+                _stack()
+                if _tls.bwd:
+                    _pop()
+                _push(scope)
+                _tls.bwd = True
+            except Exception as e:  # noqa: BLE001
+                _warn_off(e)
+        return None  # the gradient is unchanged
+
+    return hook
+
+
+_bwd_hooks = {}
+
+
+def _hook_outputs(output, name):
+    Tensor = _torch.Tensor
+    if isinstance(output, Tensor):
+        outs = (output,)
+    elif isinstance(output, (tuple, list)):
+        outs = [o for o in output[:4] if isinstance(o, Tensor)]
+    else:
+        return
+    hooked = _tls.hooked
+    for t in outs:
+        if not t.requires_grad or t.grad_fn is None:
+            continue
+        ref = hooked.get(id(t))
+        if ref is not None and ref() is t:
+            continue  # an inner module returned it already: the innermost name wins
+        hook = _bwd_hooks.get(name)
+        if hook is None:
+            hook = _bwd_hooks[name] = _bwd_hook_for(name)
+        t.register_hook(hook)
+        hooked[id(t)] = weakref.ref(t)
+
+
+def _install_module_hooks(torch):
+    mm = torch.nn.modules.module
+    _handles.append(mm.register_module_forward_pre_hook(_fwd_pre))
+    try:
+        _handles.append(mm.register_module_forward_hook(_fwd_post, always_call=True))
+    except TypeError:  # torch < 2.1: no always_call (a raising forward is handled in _fwd_post)
+        _handles.append(mm.register_module_forward_hook(_fwd_post))
+
+
+# ---- steps -----------------------------------------------------------------------------------
+def _opt_pre(*_):
+    global _opt_depth
+    if not _off:
+        with _lock:
+            _opt_depth += 1
+
+
+def _opt_post(*_):
+    global _opt_depth
+    if _off:
+        return
+    try:
+        with _lock:
+            _opt_depth = max(0, _opt_depth - 1)
+            outer = _opt_depth == 0
+        if outer:
+            _iteration_ended()
+    except Exception as e:  # noqa: BLE001
+        _warn_off(e)
+
+
+_claimed = False
+
+
+def _claim_steps():
+    """At the first optimizer: steps are the framework's from now on (no boundary now)."""
+    global _claimed
+    if not _claimed:
+        _claimed = True
+        if not _fp._user_steps:
+            _fp._framework_claim_steps()
+
+
+def _iteration_ended():
+    """An optimizer step (or a GradScaler update, which follows scaler.step() once per iteration,
+    also when it skipped the optimizer step) ended: a boundary is due."""
+    global _due, _seen_optimizer_step
+    _claim_steps()
+    _seen_optimizer_step = True
+    if not _fp._user_steps:
+        _due = True
+    _clear_thread_scopes()
+
+
+def _install_optimizer_hooks(torch):
+    optim = sys.modules.get("torch.optim.optimizer")  # torch.optim deletes some submodule names
+    pre = getattr(optim, "register_optimizer_step_pre_hook", None)
+    post = getattr(optim, "register_optimizer_step_post_hook", None)
+    global_hooks = pre is not None and post is not None  # torch >= 2.0
+    if global_hooks:
+        _handles.append(pre(_opt_pre))
+        _handles.append(post(_opt_post))
+    # When an optimizer is made or unpickled: the claim on the steps; torch 1.13 (no global step
+    # hooks): also a wrapper of its class's step().
+    Optimizer = torch.optim.Optimizer
+    for method in ("__init__", "__setstate__"):
+        orig = Optimizer.__dict__[method]
+
+        def make(orig):
+            def wrapper(self, *args, **kwargs):
+                orig(self, *args, **kwargs)
+                if not _off:
+                    try:
+                        _claim_steps()
+                        if not global_hooks:
+                            _wrap_step(type(self))
+                    except Exception as e:  # noqa: BLE001
+                        _warn_off(e)
+
+            wrapper.__wrapped__ = orig
+            wrapper.__name__ = orig.__name__
+            wrapper.__doc__ = orig.__doc__
+            return wrapper
+
+        setattr(Optimizer, method, make(orig))
+
+
+def _wrap_step(cls):
+    step = cls.__dict__.get("step")
+    if step is not None and getattr(step, "_fpscope_wrapped", False):
+        return
+    orig = getattr(cls, "step")
+
+    def step_wrapper(self, *args, **kwargs):
+        if _off:
+            return orig(self, *args, **kwargs)
+        _opt_pre()
+        ok = False
+        try:
+            result = orig(self, *args, **kwargs)
+            ok = True
+            return result
+        finally:
+            if ok:
+                _opt_post()
+            else:
+                _opt_pre_undo()
+
+    step_wrapper._fpscope_wrapped = True
+    step_wrapper.__wrapped__ = orig
+    step_wrapper.__name__ = getattr(orig, "__name__", "step")
+    step_wrapper.__doc__ = getattr(orig, "__doc__", None)
+    for attr in ("hooked",):  # 1.13's profiling wrapper marks the class's step as hooked
+        if hasattr(orig, attr):
+            setattr(step_wrapper, attr, getattr(orig, attr))
+    cls.step = step_wrapper
+
+
+def _opt_pre_undo():
+    global _opt_depth
+    with _lock:
+        _opt_depth = max(0, _opt_depth - 1)
+
+
+def _boundary():
+    """Marks the due step boundary: records the ending step's losses, then the new step."""
+    global _due
+    _due = False
+    before, after = _fp._framework_step()
+    _flush_losses(before, after, final=False)
+
+
+def _on_user_step(before, after):
+    if not _off:
+        try:
+            _flush_losses(before, after, final=False)
+        except Exception as e:  # noqa: BLE001
+            _warn_off(e)
+
+
+# ---- losses ----------------------------------------------------------------------------------
+class _PinnedRing:
+    """Pinned float64 host slots for device losses, reused once their copy has completed."""
+
+    SIZE = 256
+
+    def __init__(self):
+        self.buf = _torch.empty(self.SIZE, dtype=_torch.float64, pin_memory=True)
+        self.busy = [False] * self.SIZE
+        self.next = 0
+
+    def take(self):
+        for k in range(self.SIZE):
+            i = (self.next + k) % self.SIZE
+            if not self.busy[i]:
+                self.busy[i] = True
+                self.next = (i + 1) % self.SIZE
+                return i
+        return None
+
+
+_ring = None
+
+
+def _record_loss(t):
+    """Keeps the value of the scalar `t` (detached) for the step it belongs to."""
+    global _ring
+    dev = t.device.type
+    if dev == "cpu":
+        _pending.append(float(t.item()))
+    elif dev == "cuda":
+        if _ring is None:
+            _ring = _PinnedRing()
+        i = _ring.take()
+        if i is None:
+            return  # 256 device losses not copied yet: drop this one rather than wait
+        stream = _torch.cuda.current_stream(t.device)
+        _ring.buf[i].copy_(t.reshape(()), non_blocking=True)
+        ev = _torch.cuda.Event()
+        ev.record(stream)
+        _pending.append((_fp.current_step(), i, ev))
+    else:
+        return  # another device: reading it could force its execution
+    if len(_pending) > _MAX_PENDING:
+        del _pending[: len(_pending) - _MAX_PENDING]
+
+
+def _flush_losses(before, after, final):
+    """Records the pending losses: CPU values for the step that just ended (`before`, when the
+    probe moved on to `after`; else the current step), device values once their copy is done."""
+    keep = []
+    for p in _pending:
+        if isinstance(p, float):
+            if after > before:
+                _fp.loss(p, step=before)
+            else:
+                _fp.loss(p)
+            continue
+        step, i, ev = p
+        if final:
+            ev.synchronize()  # at exit: the program's work is done
+        elif not ev.query():
+            keep.append(p)
+            continue
+        _fp.loss(float(_ring.buf[i]), step=step)
+        _ring.busy[i] = False
+    _pending[:] = keep
+
+
+def _at_exit():
+    if _off or not _pending:
+        return
+    try:
+        if not _seen_optimizer_step and not _fp._user_steps:
+            _pending.clear()  # no step boundaries of ours: the values' steps are not known
+            return
+        step = _fp.current_step()
+        _flush_losses(step, step, final=True)
+    except Exception as e:  # noqa: BLE001
+        _warn_off(e)
+
+
+def _install_backward_wrapper(torch):
+    autograd = torch.autograd
+    orig = autograd.backward
+    if getattr(orig, "_fpscope_wrapped", False):
+        return
+
+    def backward(tensors, grad_tensors=None, *args, **kwargs):
+        if _off:
+            return orig(tensors, grad_tensors, *args, **kwargs)
+        scalars = _before_backward(tensors, grad_tensors, kwargs)
+        try:
+            return orig(tensors, grad_tensors, *args, **kwargs)
+        finally:
+            _after_backward(scalars)
+
+    backward._fpscope_wrapped = True
+    backward.__wrapped__ = orig
+    backward.__doc__ = orig.__doc__
+    autograd.backward = backward
+
+
+def _before_backward(tensors, grad_tensors, kwargs):
+    try:
+        depth = getattr(_tls, "bwd_depth", 0)
+        _tls.bwd_depth = depth + 1
+        if depth > 0:
+            return ()
+        if _due:
+            _boundary()
+        if grad_tensors is not None or kwargs.get("grad_variables") is not None:
+            return ()
+        ts = (tensors,) if isinstance(tensors, _torch.Tensor) else tuple(tensors)
+        out = []
+        for t in ts:
+            if isinstance(t, _torch.Tensor) and t.numel() == 1:
+                src = _scaled.pop(id(t), None)
+                if src is not None and src[0]() is t:
+                    t = src[1]
+                out.append(t.detach())
+        _scaled.clear()
+        return out
+    except Exception as e:  # noqa: BLE001
+        _warn_off(e)
+        return ()
+
+
+def _after_backward(scalars):
+    if _off:
+        _tls.bwd_depth = max(0, getattr(_tls, "bwd_depth", 1) - 1)
+        return
+    try:
+        _tls.bwd_depth = max(0, getattr(_tls, "bwd_depth", 1) - 1)
+        if _tls.bwd_depth > 0:
+            return
+        for t in scalars:
+            _record_loss(t)
+        _stack()
+        if _tls.bwd:
+            _pop()
+            _tls.bwd = False
+    except Exception as e:  # noqa: BLE001
+        _warn_off(e)
+
+
+# ---- GradScaler ------------------------------------------------------------------------------
+def _scaler_classes(torch):
+    out = []
+    for modname in ("torch.amp.grad_scaler", "torch.cuda.amp.grad_scaler",
+                    "torch.cpu.amp.grad_scaler"):
+        mod = sys.modules.get(modname)
+        cls = getattr(mod, "GradScaler", None) if mod is not None else None
+        if cls is not None and cls not in out:
+            out.append(cls)
+    return out
+
+
+def _install_grad_scaler_wrappers(torch):
+    for cls in _scaler_classes(torch):
+        for name, make in (("scale", _wrap_scale), ("update", _wrap_update)):
+            orig = cls.__dict__.get(name)
+            if orig is None or getattr(orig, "_fpscope_wrapped", False):
+                continue
+            w = make(orig)
+            w._fpscope_wrapped = True
+            w.__wrapped__ = orig
+            w.__name__ = orig.__name__
+            w.__doc__ = orig.__doc__
+            setattr(cls, name, w)
+
+
+def _wrap_scale(orig):
+    def scale(self, outputs):
+        result = orig(self, outputs)
+        if not _off and result is not outputs:
+            try:
+                if isinstance(outputs, _torch.Tensor) and outputs.numel() == 1:
+                    if len(_scaled) > 64:
+                        _scaled.clear()
+                    _scaled[id(result)] = (weakref.ref(result), outputs.detach())
+            except Exception as e:  # noqa: BLE001
+                _warn_off(e)
+        return result
+
+    return scale
+
+
+def _wrap_update(orig):
+    def update(self, new_scale=None):
+        if _off or getattr(_tls, "in_update", False):
+            return orig(self, new_scale)
+        before = None
+        try:
+            scale_t = getattr(self, "_scale", None)
+            if (getattr(self, "_enabled", False) and scale_t is not None
+                    and scale_t.device.type == "cpu"):
+                found = 0.0
+                if new_scale is None:
+                    for state in self._per_optimizer_states.values():
+                        for f in state["found_inf_per_device"].values():
+                            if f.device.type != "cpu":
+                                raise _Skip()
+                            found += float(f.sum().item())
+                before = (float(scale_t.item()), found != 0.0)
+        except _Skip:
+            before = None
+        except Exception as e:  # noqa: BLE001
+            _warn_off(e)
+            before = None
+        _tls.in_update = True
+        try:
+            result = orig(self, new_scale)
+        finally:
+            _tls.in_update = False
+        if not _off:
+            try:
+                if before is not None:
+                    _fp.loss_scale(before[0], before[1])
+                _iteration_ended()  # also when scaler.step() skipped optimizer.step() (Inf/NaN)
+            except Exception as e:  # noqa: BLE001
+                _warn_off(e)
+        return result
+
+    return update
+
+
+class _Skip(Exception):
+    pass

@@ -1,0 +1,44 @@
+// Dumps what the model tests check of a trace as JSON (via the one reader, read_trace): step
+// marks, LOSS records, tensor definitions and each observation's tensor and step.
+// Usage: models_trace_dump FILE  -> JSON on stdout; exit 2 when nothing could be read.
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "fpscope/trace_io.h"
+
+using namespace fpscope::trace;
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: models_trace_dump FILE\n");
+    return 2;
+  }
+  Trace t;
+  ReadError err;
+  if (!read_trace(argv[1], &t, &err)) {
+    std::fprintf(stderr, "%s\n", err.message.c_str());
+    return 2;
+  }
+  nlohmann::json j;
+  j["clean_close"] = t.clean_close;
+  j["version"] = std::to_string(t.version_major) + "." + std::to_string(t.version_minor);
+  j["step_source"] = step_source_name(t.step_source);
+  j["steps"] = nlohmann::json::array();
+  for (const StepMark& m : t.steps)
+    j["steps"].push_back({{"step", m.step}, {"source", step_source_name(m.source)}});
+  j["losses"] = nlohmann::json::array();
+  for (const LossRecord& l : t.losses)
+    j["losses"].push_back({{"step", l.step}, {"value", l.value}});
+  j["loss_scales"] = nlohmann::json::array();
+  for (const LossScaleRecord& l : t.loss_scales)
+    j["loss_scales"].push_back({{"step", l.step}, {"scale", l.scale}, {"found_inf", l.found_inf}});
+  j["tensors"] = nlohmann::json::array();
+  for (const TensorInfo& ti : t.tensors)
+    j["tensors"].push_back({{"id", ti.id}, {"op", ti.op}, {"role", role_name(ti.role)}});
+  j["observations"] = nlohmann::json::array();
+  for (const ObservationRecord& o : t.observations) j["observations"].push_back({o.tensor, o.step});
+  std::cout << j.dump() << "\n";
+  return 0;
+}

@@ -1,0 +1,343 @@
+#!/usr/bin/python3
+"""Ordinary torch.nn training programs (tests/models/*.py: no fpscope import, no change for the
+probe) recorded by `fpscope record`, whose PyTorch integration (probe/python/fpscope_hooks) must
+give, for each program:
+  - the program's output bit-identical with and without the probe (every digit of every loss);
+  - one step per optimizer step: step marks 0..N-1 from the "framework" source, GEMMs in each;
+  - at least 80% of the GEMM tensors named by a module path the program printed (and every name
+    that is not gemm#k is one), with the expected paths present, forward and backward;
+  - the loss recorded for each step equal, bit for bit, to the values the program printed.
+Each program prints "module <path>" for its named_modules() (the root as its class name),
+"loss <optimizer step> <repr(value backward() was called on)>", and "optimizer_steps N".
+Reuses the helpers of tests/probe/test_python_e2e.py (probe environment, plain runs).
+Exit code 77 (CTest: skipped) when torch cannot be imported by /usr/bin/python3."""
+import argparse
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "probe"))
+import test_python_e2e as e2e  # noqa: E402
+
+ARGS = None
+PY = e2e.PY
+QUIET = e2e.QUIET
+MEASURED = []  # (program, summary lines) printed at the end
+
+
+def record(trace, cmd, extra=(), env_extra=None):
+    return e2e.record(trace, cmd, ["--every", "1", *extra], dict(QUIET, **(env_extra or {})),
+                      hooks=True)
+
+
+def dump(trace):
+    r = subprocess.run([ARGS.dump, trace], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def summary(trace):
+    if not ARGS.fpscope:
+        return ""
+    r = subprocess.run([ARGS.fpscope, "summary", trace, "--rows", "4"], capture_output=True,
+                       text=True)
+    assert r.returncode in (0, 1), r.stderr  # 1: findings (not this test's business)
+    return r.stdout
+
+
+def printed(stdout):
+    modules, losses, steps = set(), collections.defaultdict(list), None
+    for line in stdout.splitlines():
+        w = line.split()
+        if w and w[0] == "module":
+            modules.add(w[1])
+        elif w and w[0] == "loss":
+            losses[int(w[1])].append(float(w[2]))
+        elif w and w[0] == "optimizer_steps":
+            steps = int(w[1])
+    assert steps is not None, stdout
+    return modules, losses, steps
+
+
+def scope_of(tensor_id):
+    """'encoder.layers.0.linear1.bwd#2.D' -> ('encoder.layers.0.linear1', True)."""
+    base = tensor_id.rsplit(".", 1)[0]
+    base = re.sub(r"#\d+$", "", base)
+    bwd = base.endswith(".bwd")
+    return (base[:-4] if bwd else base), bwd
+
+
+class Models(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def run_program(self, name, expect_fwd=(), expect_bwd=(), env_extra=None):
+        cmd = [PY, os.path.join(HERE, name)]
+        plain = e2e.plain_run(cmd)
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        trace = os.path.join(self.dir, name + ".fpst")
+        rec = record(trace, cmd, env_extra=env_extra)
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        self.assertEqual(rec.stdout, plain.stdout)  # bit-identical: every digit of every loss
+        self.assertEqual(e2e.warnings_of(rec.stderr), [], rec.stderr)
+        modules, losses, n = printed(plain.stdout)
+        t = dump(trace)
+        self.assertTrue(t["clean_close"])
+        self.assertEqual(t["version"], "1.1")
+
+        # Steps: one per optimizer step, from the framework, each with GEMMs.
+        self.assertEqual(t["step_source"], "framework")
+        self.assertEqual([m["step"] for m in t["steps"]], list(range(n)))
+        self.assertTrue(all(m["source"] == "framework" for m in t["steps"]), t["steps"])
+        self.assertEqual(sorted({o[1] for o in t["observations"]}), list(range(n)))
+
+        # Names: module paths (forward), "<path>.bwd" (backward).
+        ids = {x["id"] for x in t["tensors"] if x["op"] != "watch"}
+        named = [i for i in ids if not i.startswith("gemm#")]
+        for i in named:
+            self.assertIn(scope_of(i)[0], modules, "%s is not a module path" % i)
+        self.assertGreaterEqual(len(named), 0.8 * len(ids),
+                                sorted(i for i in ids if i.startswith("gemm#")))
+        scopes = {scope_of(i) for i in named}
+        for path in expect_fwd:
+            self.assertIn((path, False), scopes, sorted(scopes))
+        for path in expect_bwd:
+            self.assertIn((path, True), scopes, sorted(scopes))
+
+        # Losses: per step, exactly the values printed (the scalars backward() started from).
+        got = collections.defaultdict(list)
+        for rec_loss in t["losses"]:
+            got[rec_loss["step"]].append(rec_loss["value"])
+        self.assertEqual(dict(got), dict(losses))
+
+        text = summary(trace)
+        if ARGS.fpscope:
+            self.assertIn("source framework", text)
+            loss_line = [line for line in text.splitlines() if line.startswith("loss       ")]
+            self.assertEqual(len(loss_line), 1, text)
+            self.assertTrue(loss_line[0].startswith("loss       %d steps (%d values)"
+                                                    % (n, sum(map(len, losses.values())))),
+                            loss_line)
+        MEASURED.append((name, [line for line in text.splitlines()
+                                if line.startswith(("steps ", "gemms ", "loss "))],
+                         len(named), len(ids), sorted(ids)[:6]))
+        return t, plain.stdout
+
+    def test_transformer_encoder_causal_adamw(self):
+        self.run_program("transformer.py",
+                         expect_fwd=["encoder.layers.0.linear1", "encoder.layers.1.linear2",
+                                     "encoder.layers.0.self_attn", "out"],
+                         expect_bwd=["encoder.layers.0.linear1", "encoder.layers.1.self_attn",
+                                     "out"])
+
+    def test_multihead_attention(self):
+        self.run_program("mha.py", expect_fwd=["query", "attn", "head"],
+                         expect_bwd=["attn", "head"])
+
+    def test_lstm_and_gru(self):
+        # (torch 2.x runs nn.LSTM through oneDNN on the CPU, without BLAS: no "lstm" GEMM there)
+        self.run_program("rnn.py", expect_fwd=["gru", "head"], expect_bwd=["head"])
+
+    def test_conv_and_pooling(self):
+        self.run_program("conv.py", expect_fwd=["7", "9"], expect_bwd=["7", "9"])
+
+    def test_embedding_model(self):
+        self.run_program("embedding.py", expect_fwd=["hidden", "classify"],
+                         expect_bwd=["hidden", "classify"])
+
+    def test_identical_stacked_layers_named_apart(self):
+        t, _ = self.run_program("stacked.py",
+                                expect_fwd=["blocks.%d.fc" % i for i in range(4)] + ["out"],
+                                expect_bwd=["blocks.%d.fc" % i for i in range(4)])
+        d = [x["id"] for x in t["tensors"] if x["role"] == "D"]
+        for i in range(4):  # same shapes, four distinct names, forward and backward
+            self.assertIn("blocks.%d.fc.D" % i, d)
+
+    def test_gradient_accumulation_is_one_step(self):
+        t, out = self.run_program("grad_accum.py", expect_fwd=["0", "2"], expect_bwd=["0", "2"])
+        _, losses, n = printed(out)
+        self.assertTrue(all(len(losses[s]) == 3 for s in range(n)), losses)
+
+    def test_eval_pass_belongs_to_its_step(self):
+        t, out = self.run_program("eval_every.py", expect_fwd=["0", "3"], expect_bwd=["0", "3"])
+        # Evaluation after optimizer steps 2, 5, 8 (the last): forward GEMMs only, in that step.
+        per_step = collections.Counter(o[1] for o in t["observations"])
+        counts = [per_step[s] for s in range(9)]
+        base = counts[0]
+        for s in range(9):
+            self.assertEqual(counts[s] > base, s % 3 == 2, counts)
+
+    def test_sequence_length_changes_between_steps(self):
+        self.run_program("varlen.py", expect_fwd=["proj", "rnn", "tag"],
+                         expect_bwd=["proj", "tag"])
+
+    def test_set_num_threads_2(self):
+        self.run_program("threads.py", expect_fwd=["0", "2", "4"], expect_bwd=["0", "2", "4"],
+                         env_extra={"OMP_NUM_THREADS": "2"})
+
+    def test_dataloader_two_workers(self):
+        self.run_program("dataloader.py", expect_fwd=["0", "2"], expect_bwd=["0", "2"])
+
+    def test_cuda_amp_losses_read_without_synchronizing(self):
+        """On a GPU: steps, names (cuBLAS GEMMs) and the losses, copied to pinned memory and read
+        only once their copy completed; GradScaler's scale from the probe's kernel hook."""
+        ok = subprocess.run([PY, "-c", "import torch; assert torch.cuda.is_available()"],
+                            capture_output=True)
+        if ok.returncode != 0:
+            self.skipTest("no CUDA device for this torch")
+        t, out = self.run_program("cuda_amp.py", expect_fwd=["inp", "out"], expect_bwd=["out"])
+        self.assertEqual(len(t["loss_scales"]), printed(out)[2], t["loss_scales"])
+
+
+class Integration(unittest.TestCase):
+    """The integration's edges: off by flag, a non-torch program, a chained sitecustomize, an
+    internal error, a program with its own fpscope.step()."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_no_python_hooks_gives_the_probe_alone(self):
+        trace = os.path.join(self.dir, "t.fpst")
+        cmd = [PY, os.path.join(HERE, "transformer.py")]
+        rec = e2e.record(trace, cmd, ["--every", "1"], QUIET)  # hooks=False: --no-python-hooks
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        t = dump(trace)
+        self.assertNotEqual(t["step_source"], "framework")
+        self.assertEqual(t["losses"], [])
+        self.assertTrue(all(x["id"].startswith("gemm#") for x in t["tensors"]))
+        steps = len({o[1] for o in t["observations"]})
+        MEASURED.append(("transformer.py --no-python-hooks", summary(trace).splitlines()[3:5],
+                         0, len({x["id"] for x in t["tensors"]}), [steps]))
+
+    def test_program_without_torch_and_chained_sitecustomize(self):
+        site = os.path.join(self.dir, "site")
+        os.makedirs(site)
+        marker = os.path.join(self.dir, "chained")
+        with open(os.path.join(site, "sitecustomize.py"), "w") as f:
+            f.write("import os\nopen(%r, 'w').write(__name__)\nSITE_VALUE = 42\n" % marker)
+        prog = ("import sys, sitecustomize\n"
+                "print(sitecustomize.SITE_VALUE, sitecustomize.__file__)\n"
+                "print(sorted(m for m in ('torch', 'fpscope', 'fpscope_torch') "
+                "if m in sys.modules))\n")
+        trace = os.path.join(self.dir, "t.fpst")
+        rec = record(trace, [PY, "-c", prog], env_extra={"PYTHONPATH": site})
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        self.assertEqual(rec.stdout.split("\n")[0],
+                         "42 " + os.path.join(site, "sitecustomize.py"))
+        self.assertEqual(rec.stdout.split("\n")[1], "[]")  # nothing imported for a non-torch run
+        with open(marker) as f:
+            self.assertEqual(f.read(), "sitecustomize")
+
+    def test_internal_error_one_warning_output_unchanged(self):
+        prog = os.path.join(self.dir, "sabotage.py")
+        with open(os.path.join(HERE, "stacked.py")) as f:
+            src = f.read()
+        # The program breaks the integration's scope calls after step 2 (the integration must
+        # catch it, warn once, and step aside).
+        src = src.replace("    opt.step()\n", "    opt.step()\n"
+                          "    if step == 2:\n"
+                          "        try:\n"
+                          "            import fpscope\n"
+                          "            fpscope.scope_push = None\n"
+                          "        except ImportError:\n"
+                          "            pass\n")
+        with open(prog, "w") as f:
+            f.write(src)
+        plain = e2e.plain_run([PY, prog])
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        trace = os.path.join(self.dir, "t.fpst")
+        rec = record(trace, [PY, prog])
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        self.assertEqual(rec.stdout, plain.stdout)
+        w = e2e.warnings_of(rec.stderr)
+        self.assertEqual(len(w), 1, rec.stderr)
+        self.assertIn("PyTorch integration is off", w[0])
+        t = dump(trace)
+        self.assertEqual(t["steps"][:3], [{"step": s, "source": "framework"} for s in range(3)])
+
+    def test_program_with_its_own_steps_keeps_them(self):
+        trace = os.path.join(self.dir, "t.fpst")
+        out = os.path.join(self.dir, "expected.json")
+        pydir = os.path.join(ARGS.root, "probe/python")
+        rec = record(trace, [PY, os.path.join(ARGS.root, "tests/probe/api_prog.py"), pydir, out])
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        t = dump(trace)
+        self.assertEqual(t["step_source"], "api")
+        with open(out) as f:
+            steps = json.load(f)["steps"]
+        self.assertEqual([m["step"] for m in t["steps"]], list(range(steps + 1)))
+
+    def test_cpu_grad_scaler_records_scale_and_found_inf(self):
+        import_ok = subprocess.run(
+            [PY, "-c", "import torch; torch.amp.GradScaler('cpu')"], capture_output=True)
+        if import_ok.returncode != 0:
+            self.skipTest("this torch has no CPU GradScaler (torch >= 2.3)")
+        prog = os.path.join(self.dir, "scaler.py")
+        with open(prog, "w") as f:
+            f.write(
+                "import torch, torch.nn as nn\n"
+                "torch.manual_seed(0)\n"
+                "m = nn.Linear(4, 2)\n"
+                "opt = torch.optim.SGD(m.parameters(), lr=0.1)\n"
+                "s = torch.amp.GradScaler('cpu', init_scale=2.0**16, growth_interval=1)\n"
+                "x = torch.randn(3, 4)\n"
+                "for step in range(4):\n"
+                "    loss = m(x).pow(2).mean()\n"
+                "    if step == 2:\n"
+                "        loss = loss * float('inf')\n"
+                "    print('scale', step, s.get_scale())\n"
+                "    s.scale(loss).backward()\n"
+                "    s.step(opt)\n"
+                "    s.update()\n"
+                "    opt.zero_grad()\n")
+        trace = os.path.join(self.dir, "t.fpst")
+        rec = record(trace, [PY, prog])
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        scales = [float(line.split()[2]) for line in rec.stdout.splitlines()]
+        t = dump(trace)
+        self.assertEqual([(x["step"], x["scale"], x["found_inf"]) for x in t["loss_scales"]],
+                         [(s, scales[s], s == 2) for s in range(4)])
+
+
+def main():
+    global ARGS, PY
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fpscope", default="", help="the fpscope CLI (summary checks; optional)")
+    ap.add_argument("--record", default="", help="the record command (default: --fpscope)")
+    ap.add_argument("--python", default=PY, help="the interpreter with torch")
+    ap.add_argument("--probe", required=True)
+    ap.add_argument("--dump", required=True)
+    ap.add_argument("--root", required=True)
+    ARGS, rest = ap.parse_known_args()
+    PY = e2e.PY = ARGS.python
+    if not e2e.have("torch"):
+        print("SKIPPED: %s cannot import torch (install python3-torch)" % PY)
+        sys.exit(77)
+    e2e.ARGS = argparse.Namespace(record=ARGS.record or ARGS.fpscope, probe=ARGS.probe,
+                                  dump=ARGS.dump,
+                                  root=ARGS.root)
+    prog = unittest.main(argv=[sys.argv[0], "-v", *rest], exit=False)
+    for name, lines, named, total, sample in MEASURED:
+        sys.stderr.write("\n  [%s] %d of %d tensor ids named; e.g. %s\n" % (name, named, total,
+                                                                            sample))
+        for line in lines:
+            sys.stderr.write("    %s\n" % line)
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
+
+
+if __name__ == "__main__":
+    main()
