@@ -192,7 +192,7 @@ bool export_sqlite(const trace::Trace& t, const std::string& path, Progress* pro
     ok = ok && row(db, e_fmt, static_cast<int>(f.format), std::string(f.name), f.exp_bits,
                    f.man_bits, static_cast<double>(max_finite(f)),
                    static_cast<double>(min_normal(f)), static_cast<double>(min_subnormal(f)));
-  for (int s = 0; s <= static_cast<int>(trace::StepSource::GemmPeriod); ++s)
+  for (int s = 0; s <= static_cast<int>(trace::StepSource::Framework); ++s)
     ok = ok &&
          row(db, e_ss, s, std::string(trace::step_source_name(static_cast<trace::StepSource>(s))));
   const char* levels[] = {"info", "warning", "error"};

@@ -574,7 +574,7 @@ void Recorder::loss_at(uint64_t step, double value) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   if (!m.ensure_writer()) return;
-  if (step == UINT64_MAX && m.hold_record()) {
+  if (step == UINT64_MAX && m.labeler.holding()) {
     // The step of a value "now" is not known while the GEMM period is being detected.
     static std::atomic<bool> said{false};
     if (!said.exchange(true))
@@ -582,7 +582,7 @@ void Recorder::loss_at(uint64_t step, double value) {
     return;
   }
   trace::LossRecord r;
-  r.step = step == UINT64_MAX ? m.step : step;
+  r.step = step == UINT64_MAX ? m.labeler.step() : step;
   r.value = value;
   r.time_ns = m.now();
   m.writer->loss(r);
@@ -591,17 +591,12 @@ void Recorder::loss_at(uint64_t step, double value) {
 
 // ---- a framework's claim on the steps (kept apart, like loss_at) --------------------------
 void Recorder::claim_steps(StepSource source) {
-  Impl& m = *impl_;
   {
-    std::lock_guard<std::mutex> lock(m.mu);
-    if (!m.ensure_writer() || m.explicit_steps) return;
-    const StepMode mode = m.cfg.steps;
-    if (mode == StepMode::None || mode == StepMode::Period) return;
-    if (mode == StepMode::Api && source != StepSource::Api) return;
-    m.take_over(source);  // what was recorded so far (held or labelled) stays where it is
-    m.check_writer();
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (!impl_->ensure_writer()) return;
+    if (impl_->labeler.claim(source, *impl_)) impl_->check_writer();
   }
-  run_step_hooks(m);
+  impl_->step_hooks.run(impl_->mu);
 }
 
 HookGuard::HookGuard() : outermost_(t_guard_depth++ == 0) {}

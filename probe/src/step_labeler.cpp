@@ -180,6 +180,14 @@ bool StepLabeler::mark(StepSource source, uint64_t next_seq, Listener& l) {
   return true;
 }
 
+bool StepLabeler::claim(StepSource source, Listener& l) {
+  const StepMode mode = opt_.mode;
+  if (explicit_ || mode == StepMode::None || mode == StepMode::Period) return false;
+  if (mode == StepMode::Api && source != StepSource::Api) return false;
+  take_over(source, l);
+  return true;
+}
+
 bool StepLabeler::hold_record() {
   if (phase_ != Phase::Detect || held_.empty()) return false;
   records_after_.push_back(held_.size());

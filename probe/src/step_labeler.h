@@ -99,6 +99,12 @@ class StepLabeler {
   // Whether a record made now (loss scale, event) must wait for the held calls before it: then
   // it is counted and released by record_released() with the step of the call before it.
   bool hold_record();
+  // True while a record made now would be held (hold_record() would hold it); no side effect.
+  bool holding() const { return phase_ == Phase::Detect && !held_.empty(); }
+  // A framework claims the steps before its first boundary (fpscope_framework_claim_steps): the
+  // period detection stops, what was recorded so far stays where it is, and the steps are
+  // explicit from now on. False when steps are explicit already or the step mode refuses source.
+  bool claim(trace::StepSource source, Listener& l);
   // The run ends: held calls are released with what can be decided now.
   void finish(Listener& l);
   // In a forked child: held calls and records are dropped (the parent records them); the period

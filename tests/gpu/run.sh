@@ -83,7 +83,7 @@ if ! "$PY" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)
   echo "FAIL: no CUDA-enabled PyTorch for $PY (set PYTHON=...)"
   exit 1
 fi
-"$fpscope" record -o "$out/amp.fpst" --every 1 -- "$PY" "$here/amp_train.py" \
+"$fpscope" record -o "$out/amp.fpst" --every 1 --no-python-hooks -- "$PY" "$here/amp_train.py" \
   --expect "$out/amp.expect.json"
 "$fpscope" summary "$out/amp.fpst" --json >"$out/amp.json"
 "$PY" "$here/check_traces.py" amp "$out/amp.json" "$out/amp.expect.json"
