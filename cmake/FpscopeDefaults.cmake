@@ -1,5 +1,6 @@
 # Shared compile settings for fpscope's own targets (never applied to third-party code).
-#   fpscope_defaults(<target>)  warnings (as errors with FPSCOPE_WERROR), sanitizers.
+#   fpscope_defaults(<target>)     warnings (as errors with FPSCOPE_WERROR), sanitizers.
+#   fpscope_add_component(<dir>)   add_subdirectory of a required folder: missing = configure error.
 set(FPSCOPE_SANITIZER_FLAGS "")
 if(FPSCOPE_SANITIZE AND FPSCOPE_TSAN)
   message(FATAL_ERROR "FPSCOPE_SANITIZE and FPSCOPE_TSAN are exclusive")
@@ -32,4 +33,15 @@ function(fpscope_defaults target)
     endif()
     target_compile_options(${target} PRIVATE "$<$<COMPILE_LANGUAGE:CUDA>:${cuwarn}>")
   endif()
+endfunction()
+
+# A component folder of the source tree (relative to the current CMakeLists.txt). Required: a
+# missing one stops the configure with a message naming it, instead of building without it.
+function(fpscope_add_component dir)
+  if(NOT EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/CMakeLists.txt)
+    message(FATAL_ERROR "fpscope: component '${dir}' is missing "
+                        "(${CMAKE_CURRENT_SOURCE_DIR}/${dir}/CMakeLists.txt): the source tree is "
+                        "incomplete")
+  endif()
+  add_subdirectory(${dir})
 endfunction()

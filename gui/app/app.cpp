@@ -13,7 +13,6 @@ namespace fpscope::gui {
 
 namespace {
 constexpr ImU32 kErrorBg = IM_COL32(150, 24, 36, 255);
-constexpr ImU32 kWarnText = IM_COL32(255, 200, 80, 255);
 
 bool ready(const std::future<std::shared_ptr<const Run>>& f) {
   return f.valid() && f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
@@ -472,8 +471,7 @@ void App::runs_bar() {
       ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.45f, 1.0f), "[%s: failed]", name.c_str());
     } else {
       const bool prim = i == primary_;
-      const std::string label = (prim ? "Run " : "Run ") +
-                                std::string(1, static_cast<char>('A' + i)) + ": " + name +
+      const std::string label = std::string("Run ") + static_cast<char>('A' + i) + ": " + name +
                                 (prim ? "  (primary)" : "");
       if (ImGui::Selectable(label.c_str(), prim, 0, ImGui::CalcTextSize(label.c_str())) && !prim) {
         primary_ = i;

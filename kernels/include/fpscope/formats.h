@@ -7,6 +7,26 @@
 // spell out 65504, 448, 57344, 2^-24, 127, 0x7f800000, ... : use these functions and constants.
 //
 // Usable from host and device code (CUDA __host__ __device__), C++17, no libm.
+//
+// How to add a format (docs/design.md "How to add one"):
+//  - Only described (a what-if: FP4, MX, NVFP4): no new Format value. Build a FormatSpec with
+//    format = kUnlistedFormat (block_scaled() for block formats); valid_spec() must hold, and
+//    tests/kernels/test_formats.cpp checks its derived constants against the format's spec sheet.
+//    kernels/include/fpscope/histogram.h then gives its what-if counts from any trace.
+//  - Stored (a tensor dtype the probe reads): append a Format value and its kFormats row (row i
+//    is Format i; kNumFormats + 1). The number is written in traces: a new value of an existing
+//    enumeration is a trace-format change (traces/FORMAT.md section 7, "Enumerations" in 5).
+//    Then give it a storage decode (numerics.h decode_storage) and a case in the dtype switches
+//    of kernels/src/host_stats.cpp, kernels/src/stats_sim.cpp and kernels/cuda/stats_kernels.cu,
+//    and map the library's dtype to it in the probe (probe/cuda/lt_decode.cpp, the host hooks).
+//  - A cast target (statistics count overflow/underflow/subnormal/error for it): additionally
+//    cast_target = true, append it to kTargets (kNumTargets + 1; table_is_consistent() checks
+//    the order). That changes TensorStats (stats.h) and so the OBSERVATION record (FORMAT.md 5.2:
+//    target entries are appended, a minor version), the CUDA result slot, the summary JSON
+//    (docs/summary-json.md), the GUI's format colours and columns (gui/core/src/colors.cpp,
+//    gui/app/panels_table.cpp) and docs/metrics.md. numerics.h's cast must equal CUDA's own
+//    host conversion for every code: add it to the exhaustive tests in tests/kernels (cuda_ref.h).
+//  - Never spell one of its constants elsewhere: derive them here (see above).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,25 @@
 // fpscope trace records: what the probe writes and every reader (CLI, GUI, tests) sees.
 // The byte encoding is specified in traces/FORMAT.md; these are the in-memory forms.
+//
+// How to add a record type (docs/design.md "How to add one"); a new kind is a MINOR format
+// version (FORMAT.md section 7: older readers skip an unknown tag by its length):
+//  1. FORMAT.md first: the next free tag in the table of section 5, a subsection with its body
+//     (fields in order, encodings, which fields reference a TENSOR), the footer's K (section 6:
+//     one more record-kind total) and the minor version (trace_io.h kFormatMinor).
+//  2. Here: the in-memory struct (a `step` field if it belongs to a step: the footer index and
+//     TraceFile's step ranges use it). New enumerations: append-only numbering, as below.
+//  3. traces/src/codec.h: the RecordTag (kTag...) and kNumTags. writer.cpp: a TraceWriter method
+//     (trace_io.h) that encodes the body (append_small for fixed-size bodies, append_sink for
+//     variable ones). reader_internal.h: its decode_...() and a case in RecordDecoder::decode,
+//     which bounds-checks every length and calls the chunk malformed on a short body.
+//  4. The containers: a vector in Trace (trace_io.h) and in ChunkRecords plus a RecordKind value
+//     (trace_file.h, numbered as the tag), the footer totals check in reader.cpp, and
+//     ChunkRecords::step_of / clear in trace_file.cpp.
+//  5. Tests: a round trip (tests/traces/test_roundtrip.cpp), the every-kind fixture
+//     (tests/traces/trace_fixture.h) so that truncation at every byte and the bit flips cover
+//     it, and the fuzz target's consumer (tests/fuzz/fuzz_read_trace.cpp).
+//  6. Producers and consumers: the probe's recorder writes it; analysis/ (and the summary JSON,
+//     docs/summary-json.md) and the GUI read it from Trace / TraceModel.
 #pragma once
 
 #include <algorithm>
