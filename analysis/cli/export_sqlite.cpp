@@ -12,6 +12,7 @@
 
 #include "cli_common.h"
 #include "fpscope/formats.h"
+#include "fpscope/version.h"
 
 namespace fpscope::cli {
 

@@ -6,17 +6,14 @@
 #include <fmt/format.h>
 
 #include "cli_common.h"
-#ifdef FPSCOPE_HAVE_RECORD
 #include "cmd_record.h"
-#endif
+#include "fpscope/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"fpscope: numerics debugger for mixed-precision training"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "fpscope " FPSCOPE_VERSION);
-#ifdef FPSCOPE_HAVE_RECORD
   register_record_command(app);
-#endif
   fpscope::cli::register_summary_command(app);
   fpscope::cli::register_report_command(app);
   fpscope::cli::register_diff_command(app);

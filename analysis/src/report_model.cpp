@@ -1,4 +1,5 @@
 #include "report_model.h"
+#include "fpscope/version.h"
 
 #include <cmath>
 #include <filesystem>

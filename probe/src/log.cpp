@@ -26,9 +26,6 @@ const char* level_tag(LogLevel l) {
 void set_log_level(LogLevel level) {
   g_level.store(static_cast<int>(level));
 }
-LogLevel log_level() {
-  return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed));
-}
 bool log_enabled(LogLevel level) {
   return level != LogLevel::Off &&
          static_cast<int>(level) <= g_level.load(std::memory_order_relaxed);

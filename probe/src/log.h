@@ -8,7 +8,6 @@ namespace fpscope::probe {
 enum class LogLevel : int { Off = 0, Error = 1, Warn = 2, Info = 3, Debug = 4 };
 
 void set_log_level(LogLevel level);
-LogLevel log_level();
 bool log_enabled(LogLevel level);
 void log(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -375,11 +375,6 @@ uint64_t Recorder::current_step() const {
   return impl_->labeler.step();
 }
 
-bool Recorder::step_sampled(uint64_t s) const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return !impl_->labeler.detecting() && impl_->sampled(s);
-}
-
 void Recorder::scope_push(const char* name) {
   t_scopes.emplace_back(name ? name : "");
 }

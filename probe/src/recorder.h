@@ -95,8 +95,6 @@ class Recorder {
   // Ends the current step and begins the next one, if `source` is the step source in force.
   void mark_step(trace::StepSource source);
   uint64_t current_step() const;
-  // Whether steps in force are recorded (FPSCOPE_EVERY); false while the period is unknown.
-  bool step_sampled(uint64_t step) const;
 
   // ---- names (thread-local) ----
   static void scope_push(const char* name);

@@ -1,4 +1,5 @@
 #include "trace_metadata.h"
+#include "fpscope/version.h"
 
 #include <chrono>
 #include <cstdint>
@@ -23,7 +24,7 @@ std::string read_cmdline() {
 std::string trace_metadata(const Config& cfg, long pid) {
   nlohmann::json j;
   j["probe"] = "libfpscope_probe";
-  j["probe_version"] = "0.1.0";
+  j["probe_version"] = FPSCOPE_VERSION;
   j["pid"] = pid;
   const trace::RunEnv env = trace::current_run_env(pid);
   if (!env.host.empty()) j["host"] = env.host;

@@ -29,22 +29,22 @@
 
 using namespace fpscope;
 
-#define CK(x)                                                                              \
-  do {                                                                                     \
-    cudaError_t e_ = (x);                                                                  \
-    if (e_ != cudaSuccess) {                                                               \
-      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #x,               \
-                   cudaGetErrorString(e_));                                                \
-      std::exit(1);                                                                        \
-    }                                                                                      \
+#define CK(x)                                                                \
+  do {                                                                       \
+    cudaError_t e_ = (x);                                                    \
+    if (e_ != cudaSuccess) {                                                 \
+      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #x, \
+                   cudaGetErrorString(e_));                                  \
+      std::exit(1);                                                          \
+    }                                                                        \
   } while (0)
 
 static int g_fail = 0;
 
 static void expect_eq_u(const char* what, const char* field, uint64_t dev, uint64_t host) {
   if (dev != host) {
-    std::printf("  MISMATCH %s %s: device %llu host %llu\n", what, field,
-                (unsigned long long)dev, (unsigned long long)host);
+    std::printf("  MISMATCH %s %s: device %llu host %llu\n", what, field, (unsigned long long)dev,
+                (unsigned long long)host);
     ++g_fail;
   }
 }
@@ -54,12 +54,11 @@ static void expect_eq_f(const char* what, const char* field, float dev, float ho
     ++g_fail;
   }
 }
-static void expect_close(const char* what, const char* field, double dev, double host,
-                         double rel) {
+static void expect_close(const char* what, const char* field, double dev, double host, double rel) {
   const double d = std::fabs(dev - host), m = std::max(std::fabs(dev), std::fabs(host));
   if (!(d <= rel * m || d == 0)) {
-    std::printf("  MISMATCH %s %s: device %.17g host %.17g (rel %.3g > %.1g)\n", what, field,
-                dev, host, d / m, rel);
+    std::printf("  MISMATCH %s %s: device %.17g host %.17g (rel %.3g > %.1g)\n", what, field, dev,
+                host, d / m, rel);
     ++g_fail;
   }
 }
@@ -103,8 +102,8 @@ static std::vector<float> make_data(size_t n, uint32_t seed) {
   std::vector<float> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = std::ldexp(nd(rng), ex(rng));
   for (size_t i = 0; i < n; i += 997) v[i] = 0.f;
-  for (size_t i = 5; i < n; i += 1999) v[i] = 7e4f;                // > FP16 max
-  for (size_t i = 11; i < n; i += 2003) v[i] = 1e-40f;             // FP32 subnormal
+  for (size_t i = 5; i < n; i += 1999) v[i] = 7e4f;     // > FP16 max
+  for (size_t i = 11; i < n; i += 2003) v[i] = 1e-40f;  // FP32 subnormal
   if (n > 100) {
     v[17] = NAN;
     v[18] = INFINITY;
@@ -113,8 +112,8 @@ static std::vector<float> make_data(size_t n, uint32_t seed) {
   return v;
 }
 
-static void check_one(const char* what, Format dtype, const std::vector<float>& src,
-                      uint64_t rows, uint64_t cols, uint64_t ld, const float scales[4]) {
+static void check_one(const char* what, Format dtype, const std::vector<float>& src, uint64_t rows,
+                      uint64_t cols, uint64_t ld, const float scales[4]) {
   const size_t n = src.size();
   std::vector<unsigned char> host_bytes;
   size_t esz = dtype == Format::FP32 ? 4 : 2;
@@ -226,17 +225,29 @@ int main() {
       CK(cudaMemcpy((char*)d + off, v.data(), v.size() * 4, cudaMemcpyHostToDevice));
   }
   const float gib = bytes / 1e9f;
-  float t_copy = median_ms([&] { CK(cudaMemcpyAsync(d2, d, bytes, cudaMemcpyDeviceToDevice)); }, 20);
-  float t_sum = median_ms([&] { plain_sum<<<prop.multiProcessorCount * 8, 256>>>((const float4*)d, bytes / 16, d_out); }, 20);
-  float t_f32 = median_ms([&] { CK(launch_tensor_stats(d, Format::FP32, bytes / 4, 1, bytes / 4, unit, d_slot, 0)); }, 20);
-  float t_f32s = median_ms([&] { CK(launch_tensor_stats(d, Format::FP32, bytes / 4, 1, bytes / 4, odd, d_slot, 0)); }, 20);
-  float t_b16 = median_ms([&] { CK(launch_tensor_stats(d, Format::BF16, bytes / 2, 1, bytes / 2, unit, d_slot, 0)); }, 20);
+  float t_copy =
+      median_ms([&] { CK(cudaMemcpyAsync(d2, d, bytes, cudaMemcpyDeviceToDevice)); }, 20);
+  float t_sum = median_ms(
+      [&] {
+        plain_sum<<<prop.multiProcessorCount * 8, 256>>>((const float4*)d, bytes / 16, d_out);
+      },
+      20);
+  float t_f32 = median_ms(
+      [&] { CK(launch_tensor_stats(d, Format::FP32, bytes / 4, 1, bytes / 4, unit, d_slot, 0)); },
+      20);
+  float t_f32s = median_ms(
+      [&] { CK(launch_tensor_stats(d, Format::FP32, bytes / 4, 1, bytes / 4, odd, d_slot, 0)); },
+      20);
+  float t_b16 = median_ms(
+      [&] { CK(launch_tensor_stats(d, Format::BF16, bytes / 2, 1, bytes / 2, unit, d_slot, 0)); },
+      20);
   std::printf("bandwidth 1 GiB: d2d copy %.0f GB/s (read+write), plain sum %.0f GB/s\n",
               2 * gib / (t_copy / 1e3f), gib / (t_sum / 1e3f));
-  std::printf("bandwidth 1 GiB: stats fp32 %.0f GB/s (%.2fx of plain sum), fp32 odd scales %.0f GB/s"
-              " (%.2fx), bf16 %.0f GB/s (%.2fx)\n",
-              gib / (t_f32 / 1e3f), t_sum / t_f32, gib / (t_f32s / 1e3f), t_sum / t_f32s,
-              gib / (t_b16 / 1e3f), t_sum / t_b16);
+  std::printf(
+      "bandwidth 1 GiB: stats fp32 %.0f GB/s (%.2fx of plain sum), fp32 odd scales %.0f GB/s"
+      " (%.2fx), bf16 %.0f GB/s (%.2fx)\n",
+      gib / (t_f32 / 1e3f), t_sum / t_f32, gib / (t_f32s / 1e3f), t_sum / t_f32s,
+      gib / (t_b16 / 1e3f), t_sum / t_b16);
   std::printf("%s: %d mismatches\n", g_fail ? "FAIL" : "PASS", g_fail);
   return g_fail ? 1 : 0;
 }
