@@ -40,7 +40,7 @@ else
   fi
   grep -q "fpscope: CUDA parts ON" "$build/configure.log" || {
     cat "$build/configure.log"; echo "FAIL: CUDA parts are OFF in this configuration"; exit 1; }
-  cmake --build "$build" -j"$(nproc)" --target fpscope_probe fpscope cuda_mlp
+  cmake --build "$build" -j"$(nproc)" --target fpscope_probe fpscope cuda_mlp stats_kernel_check
 fi
 fpscope=$build/bin/fpscope
 probe=$build/lib/libfpscope_probe.so
@@ -62,6 +62,13 @@ secs() {
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
+# 0. The statistics kernel against the host pass on the same data, and its bandwidth.
+if [ -x "$build/bin/stats_kernel_check" ]; then
+  "$build/bin/stats_kernel_check" || { echo "FAIL: stats_kernel_check"; exit 1; }
+else
+  echo "note: $build/bin/stats_kernel_check not built: kernel check skipped"
+fi
 
 # 1. cuda_mlp, FP16 with a planted overflow, every step recorded; output bit-identical.
 steps=60
