@@ -1,5 +1,6 @@
 // Master-weight watch of DEVICE tensors (fpscope_watch_device, fpscope.watch() with a CUDA
-// tensor): the device counterpart of Recorder::watch() (docs/design.md "Master-weight update loss").
+// tensor): the device counterpart of Recorder::watch()
+// (docs/design.md "Master-weight update loss").
 //
 // Contract:
 //  - watch(): everything is allocated now, on the tensor's device: the pipeline's result slots
