@@ -56,22 +56,16 @@ struct GemmState {
 GemmState gemm_begin(const GemmCall& call);
 void gemm_end(const GemmCall& call, GemmState& state, int status);
 
-// Per-hook call counters (every call the hook saw, recorded or not), for tests and the exit log.
+// The hooked cuBLAS/cuBLASLt functions, one enumerator per exported symbol (cublas_hooks.def,
+// in its order), and per-hook call counters (every call the hook saw, recorded or not), for tests
+// and the exit log.
 enum class Hook : int {
-  GemmEx,
-  GemmEx_64,
-  GemmStridedBatchedEx,
-  GemmStridedBatchedEx_64,
-  GemmBatchedEx,
-  GemmBatchedEx_64,
-  Sgemm_v2,
-  Sgemm_v2_64,
-  Hgemm,
-  Hgemm_64,
-  LtMatmul,
+#define FPSCOPE_CUBLAS_SYMBOL(Id, Symbol, Library, Since) Id,
+#include "cublas_hooks.def"
   Count
 };
-const char* hook_name(Hook h);  // the cuBLAS symbol name, "cublasGemmEx", ...
+const char* hook_name(Hook h);     // the cuBLAS symbol name, "cublasGemmEx", ...
+const char* hook_library(Hook h);  // its library's stem, "libcublas" or "libcublasLt"
 void count_hook_call(Hook h);
 uint64_t hook_calls(Hook h);
 

@@ -1,7 +1,9 @@
-// cuBLAS / cuBLASLt interposers. Each exported hook is one function bound to several symbol
-// versions (exports.map explains why): @@libcublas.so.13 (default), @libcublas.so.12 and, where the
-// function existed, @libcublas.so.11. The hooks count every call, record it through gemm_engine
-// and return the real function's status unchanged.
+// cuBLAS / cuBLASLt interposers: the definitions of the hooks that cublas_hooks.def lists (its
+// header has the recipe for adding one). Each exported hook is one function bound to every version
+// node its symbol exists in (cublas_hooks.def explains why): @@<lib>.so.13 (default) and @ aliases
+// for the older majors; the bindings are generated from the table at the end of this file. The
+// hooks count every call, record it through gemm_engine and return the real function's status
+// unchanged.
 #include <cublasLt.h>
 #include <cublas_api.h>
 #include <cuda_fp16.h>
@@ -11,27 +13,31 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "../src/log.h"
 #include "../src/op_names.h"
 #include "../src/recorder.h"
+#include "../src/resolve.h"
 #include "gemm_engine.h"
 #include "lt_decode.h"
-#include "resolve.h"
 #include "test_hooks.h"
 
 #define FPSCOPE_EXPORT extern "C" __attribute__((visibility("default")))
 
-// Binds hook function `impl` to `sym@@ver` (default) / `sym@ver`.
-#define FPSCOPE_SYMVER_DEFAULT(impl, sym, ver) __asm__(".symver " #impl ", " #sym "@@" ver)
-#define FPSCOPE_SYMVER_ALIAS(impl, other, sym, ver)                  \
-  FPSCOPE_EXPORT decltype(impl) other __attribute__((alias(#impl))); \
-  __asm__(".symver " #other ", " #sym "@" ver)
-
 namespace fpscope::cuda {
 namespace {
 
-std::atomic<uint64_t> g_calls[static_cast<int>(Hook::Count)];
+constexpr int kHooks = static_cast<int>(Hook::Count);
+
+std::atomic<uint64_t> g_calls[kHooks];
+
+// The library stem of each hook (cublas_hooks.def): where resolve_real looks first.
+constexpr const char* kHookLibrary[] = {
+#define FPSCOPE_CUBLAS_SYMBOL(Id, Symbol, Library, Since) #Library,
+#include "cublas_hooks.def"
+};
+static_assert(sizeof(kHookLibrary) / sizeof(kHookLibrary[0]) == static_cast<size_t>(kHooks));
 
 // "Looked up, not found": cached like a found address, so that a missing symbol costs one scan of
 // the loaded objects and one log line per process, not one per call.
@@ -43,7 +49,7 @@ template <typename Fn>
 Fn real(std::atomic<void*>& cache, const char* name, const char* hint) {
   void* p = cache.load(std::memory_order_acquire);
   if (p == nullptr) {
-    void* found = resolve_real(name, hint);
+    void* found = probe::resolve_real(name, hint);
     if (found == nullptr) found = kMissing;
     void* expected = nullptr;
     if (cache.compare_exchange_strong(expected, found, std::memory_order_acq_rel)) {
@@ -58,14 +64,21 @@ Fn real(std::atomic<void*>& cache, const char* name, const char* hint) {
   return p == kMissing ? nullptr : reinterpret_cast<Fn>(p);
 }
 
-// The real `fn`, typed like the hook fpscopecu_<fn> (cuBLAS's C++ header overloads some names).
-#define REAL_AS(type, fn, hint)               \
-  ([]() {                                     \
-    static std::atomic<void*> cache{nullptr}; \
-    return real<type>(cache, #fn, hint);      \
+// The real function behind hook `h`, typed like the hook (cuBLAS's C++ header overloads some
+// names, so the hook's own type is the one to use). One cache per hook: a later per-version entry
+// (cublas_hooks.def) would index it by version node as well.
+std::atomic<void*> g_real[kHooks];
+template <typename Fn>
+Fn real_fn(Hook h) {
+  return real<Fn>(g_real[static_cast<int>(h)], hook_name(h), hook_library(h));
+}
+
+// The real `fn` of a function the probe does not hook.
+#define REAL(fn, hint)                              \
+  ([]() {                                           \
+    static std::atomic<void*> cache{nullptr};       \
+    return real<decltype(&::fn)>(cache, #fn, hint); \
   }())
-#define REAL(fn, hint) REAL_AS(decltype(&::fn), fn, hint)
-#define REAL_HOOKED(fn, hint) REAL_AS(decltype(&::fpscopecu_##fn), fn, hint)
 
 char op_char(int op) {
   return op == CUBLAS_OP_N ? 'N' : (op == CUBLAS_OP_T ? 'T' : 'C');
@@ -140,65 +153,76 @@ double read_scalar(const void* p, ScalarKind kind, bool host) {
   }
 }
 
-DeviceOperand operand(trace::Role role, const void* data, int cuda_type, uint64_t rows,
-                      uint64_t cols, uint64_t ld) {
-  DeviceOperand o;
-  o.role = role;
-  o.data = data;
-  o.dtype = format_from_cuda(cuda_type);
-  o.rows = rows;
-  o.cols = cols;
-  o.ld = ld;
-  return o;
+// The arguments of a classic-API GEMM (GemmEx, StridedBatchedEx, BatchedEx, Sgemm, Hgemm and
+// their _64 twins), dimensions widened to 64 bits. Hooks fill it by designated initializers; the
+// defaults are those of a single, non-batched GEMM.
+struct ClassicArgs {
+  cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
+  int64_t m = 0, n = 0, k = 0;
+  const void* alpha = nullptr;
+  const void* A = nullptr;
+  cudaDataType at = CUDA_R_32F;
+  int64_t lda = 0;
+  const void* B = nullptr;
+  cudaDataType bt = CUDA_R_32F;
+  int64_t ldb = 0;
+  const void* beta = nullptr;
+  const void* C = nullptr;  // also D: the classic API overwrites C
+  cudaDataType ct = CUDA_R_32F;
+  int64_t ldc = 0;
+  ScalarKind scalars = ScalarKind::F32;  // how alpha and beta are stored
+  int layout = 0;                        // the compute type of the *Ex calls, recorded as is
+  int64_t batch = 1;
+  int64_t sa = 0, sb = 0, sc = 0;  // batch strides (elements) of A, B and C/D
+  bool pointer_array = false;      // A/B/C are device arrays of per-batch pointers
+};
+
+DeviceOperand operand(trace::Role role, const void* data, cudaDataType type, uint64_t rows,
+                      uint64_t cols, int64_t ld, const ClassicArgs& a, int64_t stride) {
+  return DeviceOperand{.role = role,
+                       .data = data,
+                       .dtype = format_from_cuda(type),
+                       .rows = rows,
+                       .cols = cols,
+                       .ld = static_cast<uint64_t>(ld),
+                       .batch = static_cast<uint64_t>(a.batch),
+                       .batch_stride = stride,
+                       .pointer_array = a.pointer_array};
 }
 
 // Classic-API GEMM: C (read when beta != 0) and D are the same buffer.
-void fill_classic(GemmCall* c, const char* op, cublasOperation_t ta, cublasOperation_t tb,
-                  int64_t m, int64_t n, int64_t k, double alpha, double beta, const void* A, int at,
-                  int64_t lda, const void* B, int bt, int64_t ldb, void* C, int ct, int64_t ldc,
-                  int64_t batch, int64_t sa, int64_t sb, int64_t sc, bool pointer_array) {
-  c->op = op;
-  c->sig.transa = op_char(ta);
-  c->sig.transb = op_char(tb);
-  c->sig.m = m;
-  c->sig.n = n;
-  c->sig.k = k;
-  c->sig.lda = lda;
-  c->sig.ldb = ldb;
-  c->sig.ldc = ldc;
-  c->sig.alpha = alpha;
-  c->sig.beta = beta;
-  c->sig.batch = batch;
+void fill_classic(GemmCall* c, bool host, const ClassicArgs& a) {
+  c->sig.transa = op_char(a.ta);
+  c->sig.transb = op_char(a.tb);
+  c->sig.m = a.m;
+  c->sig.n = a.n;
+  c->sig.k = a.k;
+  c->sig.lda = a.lda;
+  c->sig.ldb = a.ldb;
+  c->sig.ldc = a.ldc;
+  c->sig.alpha = read_scalar(a.alpha, a.scalars, host);
+  c->sig.beta = read_scalar(a.beta, a.scalars, host);
+  c->sig.batch = a.batch;
+  c->layout = a.layout;
   c->c_aliases_d = true;
-  const auto um = static_cast<uint64_t>(m), un = static_cast<uint64_t>(n),
-             uk = static_cast<uint64_t>(k);
-  const bool a_n = ta == CUBLAS_OP_N, b_n = tb == CUBLAS_OP_N;
+  const auto um = static_cast<uint64_t>(a.m), un = static_cast<uint64_t>(a.n),
+             uk = static_cast<uint64_t>(a.k);
+  const bool a_n = a.ta == CUBLAS_OP_N, b_n = a.tb == CUBLAS_OP_N;
   int i = 0;
   c->operands[i++] =
-      operand(trace::Role::A, A, at, a_n ? um : uk, a_n ? uk : um, static_cast<uint64_t>(lda));
+      operand(trace::Role::A, a.A, a.at, a_n ? um : uk, a_n ? uk : um, a.lda, a, a.sa);
   c->operands[i++] =
-      operand(trace::Role::B, B, bt, b_n ? uk : un, b_n ? un : uk, static_cast<uint64_t>(ldb));
-  if (!(beta == 0.0)) {  // NaN (unknown, device pointer mode) counts as "C is read"
-    c->operands[i++] = operand(trace::Role::C, C, ct, um, un, static_cast<uint64_t>(ldc));
-  }
-  c->operands[i++] = operand(trace::Role::D, C, ct, um, un, static_cast<uint64_t>(ldc));
+      operand(trace::Role::B, a.B, a.bt, b_n ? uk : un, b_n ? un : uk, a.ldb, a, a.sb);
+  if (!(c->sig.beta == 0.0))  // NaN (unknown, device pointer mode) counts as "C is read"
+    c->operands[i++] = operand(trace::Role::C, a.C, a.ct, um, un, a.ldc, a, a.sc);
+  c->operands[i++] = operand(trace::Role::D, a.C, a.ct, um, un, a.ldc, a, a.sc);
   c->num_operands = i;
-  const int64_t strides[4] = {sa, sb, sc, sc};
-  for (int j = 0; j < i; ++j) {
-    DeviceOperand& o = c->operands[j];
-    o.batch = static_cast<uint64_t>(batch);
-    o.pointer_array = pointer_array;
-    const int r = static_cast<int>(o.role);
-    o.batch_stride = strides[r < 4 ? r : 3];
-  }
 }
 
 // Counts the call, then records it around the real call when this is the outermost hook, the
 // recorder is on and the handle tells its stream and pointer mode.
 template <typename Call>
-cublasStatus_t run_recorded(Hook h, cublasHandle_t handle, Call&& call,
-                            void (*fill)(GemmCall*, void* stream, bool host, const void* args),
-                            const void* args) {
+cublasStatus_t run_recorded(Hook h, cublasHandle_t handle, const ClassicArgs& args, Call&& call) {
   count_hook_call(h);
   probe::HookGuard guard;
   void* stream = nullptr;
@@ -207,8 +231,9 @@ cublasStatus_t run_recorded(Hook h, cublasHandle_t handle, Call&& call,
       !handle_context(handle, &stream, &host))
     return call();
   GemmCall gc;
+  gc.op = hook_name(h);
   gc.stream = stream;
-  fill(&gc, stream, host, args);
+  fill_classic(&gc, host, args);
   GemmState st = gemm_begin(gc);
   const cublasStatus_t status = call();
   gemm_end(gc, st, static_cast<int>(status));
@@ -218,11 +243,14 @@ cublasStatus_t run_recorded(Hook h, cublasHandle_t handle, Call&& call,
 }  // namespace
 
 const char* hook_name(Hook h) {
-  static_assert(
-      sizeof(probe::kCudaOps) / sizeof(probe::kCudaOps[0]) == static_cast<size_t>(Hook::Count),
-      "probe/src/op_names.h lists one name per cuda::Hook");
+  static_assert(sizeof(probe::kCudaOps) / sizeof(probe::kCudaOps[0]) == static_cast<size_t>(kHooks),
+                "probe/src/op_names.h lists one name per cuda::Hook");
   const int i = static_cast<int>(h);
-  return i >= 0 && i < static_cast<int>(Hook::Count) ? probe::kCudaOps[i] : "?";
+  return i >= 0 && i < kHooks ? probe::kCudaOps[i] : "?";
+}
+const char* hook_library(Hook h) {
+  const int i = static_cast<int>(h);
+  return i >= 0 && i < kHooks ? kHookLibrary[i] : "?";
 }
 void count_hook_call(Hook h) {
   g_calls[static_cast<int>(h)].fetch_add(1, std::memory_order_relaxed);
@@ -235,344 +263,163 @@ uint64_t hook_calls(Hook h) {
 
 using namespace fpscope::cuda;  // NOLINT: the hooks below are the C ABI surface
 
+// Each family below is written once and defined for int (the row's function) and int64_t (its
+// _64 twin); the real function is resolved on the first call (real_fn) and a process without it
+// gets CUBLAS_STATUS_NOT_INITIALIZED.
+
 // ---- cublasGemmEx / _64 -------------------------------------------------------------------------
-namespace {
-template <typename I>
-struct GemmExArgs {
-  cublasOperation_t ta, tb;
-  I m, n, k;
-  const void *alpha, *A;
-  cudaDataType at;
-  I lda;
-  const void* B;
-  cudaDataType bt;
-  I ldb;
-  const void* beta;
-  void* C;
-  cudaDataType ct;
-  I ldc;
-  cublasComputeType_t comp;
-  long long sa = 0, sb = 0, sc = 0;
-  I batch = 1;
-  bool pointer_array = false;
-  const char* op;
-};
-template <typename I>
-void fill_gemm_ex(GemmCall* c, void*, bool host, const void* p) {
-  const auto& a = *static_cast<const GemmExArgs<I>*>(p);
-  const ScalarKind sk = scalar_kind_of_compute(static_cast<int>(a.comp));
-  fill_classic(c, a.op, a.ta, a.tb, a.m, a.n, a.k, read_scalar(a.alpha, sk, host),
-               read_scalar(a.beta, sk, host), a.A, a.at, a.lda, a.B, a.bt, a.ldb, a.C, a.ct, a.ldc,
-               a.batch, a.sa, a.sb, a.sc, a.pointer_array);
-  c->layout = static_cast<int>(a.comp);
-}
-}  // namespace
+#define FPSCOPE_GEMM_EX_HOOK(Id, Symbol, I)                                                     \
+  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                             \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,         \
+      const void* alpha, const void* A, cudaDataType at, I lda, const void* B, cudaDataType bt, \
+      I ldb, const void* beta, void* C, cudaDataType ct, I ldc, cublasComputeType_t comp,       \
+      cublasGemmAlgo_t algo) {                                                                  \
+    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                                 \
+    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                    \
+    const ClassicArgs args{.ta = ta,                                                            \
+                           .tb = tb,                                                            \
+                           .m = m,                                                              \
+                           .n = n,                                                              \
+                           .k = k,                                                              \
+                           .alpha = alpha,                                                      \
+                           .A = A,                                                              \
+                           .at = at,                                                            \
+                           .lda = lda,                                                          \
+                           .B = B,                                                              \
+                           .bt = bt,                                                            \
+                           .ldb = ldb,                                                          \
+                           .beta = beta,                                                        \
+                           .C = C,                                                              \
+                           .ct = ct,                                                            \
+                           .ldc = ldc,                                                          \
+                           .scalars = scalar_kind_of_compute(comp),                             \
+                           .layout = static_cast<int>(comp)};                                   \
+    return run_recorded(Hook::Id, handle, args, [&] {                                           \
+      return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp, \
+                algo);                                                                          \
+    });                                                                                         \
+  }
+FPSCOPE_GEMM_EX_HOOK(GemmEx, cublasGemmEx, int)
+FPSCOPE_GEMM_EX_HOOK(GemmEx_64, cublasGemmEx_64, int64_t)
 
-FPSCOPE_EXPORT cublasStatus_t
-fpscopecu_cublasGemmEx(cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m,
-                       int n, int k, const void* alpha, const void* A, cudaDataType at, int lda,
-                       const void* B, cudaDataType bt, int ldb, const void* beta, void* C,
-                       cudaDataType ct, int ldc, cublasComputeType_t comp, cublasGemmAlgo_t algo) {
-  auto fn = REAL_HOOKED(cublasGemmEx, "libcublas");
-  if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
-  const GemmExArgs<int> args{
-      ta, tb,  m,    n, k, alpha, A, at,    lda,           B, bt, ldb, beta, C,
-      ct, ldc, comp, 0, 0, 0,     1, false, "cublasGemmEx"};
-  return run_recorded(
-      Hook::GemmEx, handle,
-      [&] {
-        return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp,
-                  algo);
-      },
-      fill_gemm_ex<int>, &args);
-}
-FPSCOPE_SYMVER_DEFAULT(fpscopecu_cublasGemmEx, cublasGemmEx, "libcublas.so.13");
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasGemmEx, fpscopecu_cublasGemmEx_v12, cublasGemmEx,
-                     "libcublas.so.12");
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasGemmEx, fpscopecu_cublasGemmEx_v11, cublasGemmEx,
-                     "libcublas.so.11");
-
-FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasGemmEx_64(
-    cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
-    int64_t k, const void* alpha, const void* A, cudaDataType at, int64_t lda, const void* B,
-    cudaDataType bt, int64_t ldb, const void* beta, void* C, cudaDataType ct, int64_t ldc,
-    cublasComputeType_t comp, cublasGemmAlgo_t algo) {
-  auto fn = REAL_HOOKED(cublasGemmEx_64, "libcublas");
-  if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
-  const GemmExArgs<int64_t> args{ta,
-                                 tb,
-                                 m,
-                                 n,
-                                 k,
-                                 alpha,
-                                 A,
-                                 at,
-                                 lda,
-                                 B,
-                                 bt,
-                                 ldb,
-                                 beta,
-                                 C,
-                                 ct,
-                                 ldc,
-                                 comp,
-                                 0,
-                                 0,
-                                 0,
-                                 1,
-                                 false,
-                                 "cublasGemmEx_64"};
-  return run_recorded(
-      Hook::GemmEx_64, handle,
-      [&] {
-        return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp,
-                  algo);
-      },
-      fill_gemm_ex<int64_t>, &args);
-}
-FPSCOPE_SYMVER_DEFAULT(fpscopecu_cublasGemmEx_64, cublasGemmEx_64, "libcublas.so.13");
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasGemmEx_64, fpscopecu_cublasGemmEx_64_v12, cublasGemmEx_64,
-                     "libcublas.so.12");
-
-// ---- cublasGemmStridedBatchedEx / _64 ----------------------------------------------------------
-FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasGemmStridedBatchedEx(
-    cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-    const void* alpha, const void* A, cudaDataType at, int lda, long long sa, const void* B,
-    cudaDataType bt, int ldb, long long sb, const void* beta, void* C, cudaDataType ct, int ldc,
-    long long sc, int batch, cublasComputeType_t comp, cublasGemmAlgo_t algo) {
-  auto fn = REAL_HOOKED(cublasGemmStridedBatchedEx, "libcublas");
-  if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
-  const GemmExArgs<int> args{ta,
-                             tb,
-                             m,
-                             n,
-                             k,
-                             alpha,
-                             A,
-                             at,
-                             lda,
-                             B,
-                             bt,
-                             ldb,
-                             beta,
-                             C,
-                             ct,
-                             ldc,
-                             comp,
-                             sa,
-                             sb,
-                             sc,
-                             batch,
-                             false,
-                             "cublasGemmStridedBatchedEx"};
-  return run_recorded(
-      Hook::GemmStridedBatchedEx, handle,
-      [&] {
-        return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, sa, B, bt, ldb, sb, beta, C, ct, ldc,
-                  sc, batch, comp, algo);
-      },
-      fill_gemm_ex<int>, &args);
-}
-FPSCOPE_SYMVER_DEFAULT(fpscopecu_cublasGemmStridedBatchedEx, cublasGemmStridedBatchedEx,
-                       "libcublas.so.13");
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasGemmStridedBatchedEx, fpscopecu_cublasGemmStridedBatchedEx_v12,
-                     cublasGemmStridedBatchedEx, "libcublas.so.12");
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasGemmStridedBatchedEx, fpscopecu_cublasGemmStridedBatchedEx_v11,
-                     cublasGemmStridedBatchedEx, "libcublas.so.11");
-
-FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasGemmStridedBatchedEx_64(
-    cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
-    int64_t k, const void* alpha, const void* A, cudaDataType at, int64_t lda, long long sa,
-    const void* B, cudaDataType bt, int64_t ldb, long long sb, const void* beta, void* C,
-    cudaDataType ct, int64_t ldc, long long sc, int64_t batch, cublasComputeType_t comp,
-    cublasGemmAlgo_t algo) {
-  auto fn = REAL_HOOKED(cublasGemmStridedBatchedEx_64, "libcublas");
-  if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
-  const GemmExArgs<int64_t> args{ta,
-                                 tb,
-                                 m,
-                                 n,
-                                 k,
-                                 alpha,
-                                 A,
-                                 at,
-                                 lda,
-                                 B,
-                                 bt,
-                                 ldb,
-                                 beta,
-                                 C,
-                                 ct,
-                                 ldc,
-                                 comp,
-                                 sa,
-                                 sb,
-                                 sc,
-                                 batch,
-                                 false,
-                                 "cublasGemmStridedBatchedEx_64"};
-  return run_recorded(
-      Hook::GemmStridedBatchedEx_64, handle,
-      [&] {
-        return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, sa, B, bt, ldb, sb, beta, C, ct, ldc,
-                  sc, batch, comp, algo);
-      },
-      fill_gemm_ex<int64_t>, &args);
-}
-FPSCOPE_SYMVER_DEFAULT(fpscopecu_cublasGemmStridedBatchedEx_64, cublasGemmStridedBatchedEx_64,
-                       "libcublas.so.13");
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasGemmStridedBatchedEx_64,
-                     fpscopecu_cublasGemmStridedBatchedEx_64_v12, cublasGemmStridedBatchedEx_64,
-                     "libcublas.so.12");
+// ---- cublasGemmStridedBatchedEx / _64 -----------------------------------------------------------
+#define FPSCOPE_STRIDED_HOOK(Id, Symbol, I)                                                       \
+  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                               \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
+      const void* alpha, const void* A, cudaDataType at, I lda, long long sa, const void* B,      \
+      cudaDataType bt, I ldb, long long sb, const void* beta, void* C, cudaDataType ct, I ldc,    \
+      long long sc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo) {                   \
+    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                                   \
+    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                      \
+    const ClassicArgs args{.ta = ta,                                                              \
+                           .tb = tb,                                                              \
+                           .m = m,                                                                \
+                           .n = n,                                                                \
+                           .k = k,                                                                \
+                           .alpha = alpha,                                                        \
+                           .A = A,                                                                \
+                           .at = at,                                                              \
+                           .lda = lda,                                                            \
+                           .B = B,                                                                \
+                           .bt = bt,                                                              \
+                           .ldb = ldb,                                                            \
+                           .beta = beta,                                                          \
+                           .C = C,                                                                \
+                           .ct = ct,                                                              \
+                           .ldc = ldc,                                                            \
+                           .scalars = scalar_kind_of_compute(comp),                               \
+                           .layout = static_cast<int>(comp),                                      \
+                           .batch = batch,                                                        \
+                           .sa = sa,                                                              \
+                           .sb = sb,                                                              \
+                           .sc = sc};                                                             \
+    return run_recorded(Hook::Id, handle, args, [&] {                                             \
+      return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, sa, B, bt, ldb, sb, beta, C, ct, ldc, \
+                sc, batch, comp, algo);                                                           \
+    });                                                                                           \
+  }
+FPSCOPE_STRIDED_HOOK(GemmStridedBatchedEx, cublasGemmStridedBatchedEx, int)
+FPSCOPE_STRIDED_HOOK(GemmStridedBatchedEx_64, cublasGemmStridedBatchedEx_64, int64_t)
 
 // ---- cublasGemmBatchedEx / _64 (device pointer arrays: signature only, no operand stats) --------
-FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasGemmBatchedEx(
-    cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-    const void* alpha, const void* const Aarray[], cudaDataType at, int lda,
-    const void* const Barray[], cudaDataType bt, int ldb, const void* beta, void* const Carray[],
-    cudaDataType ct, int ldc, int batch, cublasComputeType_t comp, cublasGemmAlgo_t algo) {
-  auto fn = REAL_HOOKED(cublasGemmBatchedEx, "libcublas");
-  if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
-  const GemmExArgs<int> args{ta,
-                             tb,
-                             m,
-                             n,
-                             k,
-                             alpha,
-                             Aarray,
-                             at,
-                             lda,
-                             Barray,
-                             bt,
-                             ldb,
-                             beta,
-                             const_cast<void**>(Carray),
-                             ct,
-                             ldc,
-                             comp,
-                             0,
-                             0,
-                             0,
-                             batch,
-                             true,
-                             "cublasGemmBatchedEx"};
-  return run_recorded(
-      Hook::GemmBatchedEx, handle,
-      [&] {
-        return fn(handle, ta, tb, m, n, k, alpha, Aarray, at, lda, Barray, bt, ldb, beta, Carray,
-                  ct, ldc, batch, comp, algo);
-      },
-      fill_gemm_ex<int>, &args);
-}
-FPSCOPE_SYMVER_DEFAULT(fpscopecu_cublasGemmBatchedEx, cublasGemmBatchedEx, "libcublas.so.13");
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasGemmBatchedEx, fpscopecu_cublasGemmBatchedEx_v12,
-                     cublasGemmBatchedEx, "libcublas.so.12");
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasGemmBatchedEx, fpscopecu_cublasGemmBatchedEx_v11,
-                     cublasGemmBatchedEx, "libcublas.so.11");
+#define FPSCOPE_BATCHED_HOOK(Id, Symbol, I)                                                       \
+  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                               \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
+      const void* alpha, const void* const Aarray[], cudaDataType at, I lda,                      \
+      const void* const Barray[], cudaDataType bt, I ldb, const void* beta, void* const Carray[], \
+      cudaDataType ct, I ldc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo) {         \
+    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                                   \
+    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                      \
+    const ClassicArgs args{.ta = ta,                                                              \
+                           .tb = tb,                                                              \
+                           .m = m,                                                                \
+                           .n = n,                                                                \
+                           .k = k,                                                                \
+                           .alpha = alpha,                                                        \
+                           .A = Aarray,                                                           \
+                           .at = at,                                                              \
+                           .lda = lda,                                                            \
+                           .B = Barray,                                                           \
+                           .bt = bt,                                                              \
+                           .ldb = ldb,                                                            \
+                           .beta = beta,                                                          \
+                           .C = Carray,                                                           \
+                           .ct = ct,                                                              \
+                           .ldc = ldc,                                                            \
+                           .scalars = scalar_kind_of_compute(comp),                               \
+                           .layout = static_cast<int>(comp),                                      \
+                           .batch = batch,                                                        \
+                           .pointer_array = true};                                                \
+    return run_recorded(Hook::Id, handle, args, [&] {                                             \
+      return fn(handle, ta, tb, m, n, k, alpha, Aarray, at, lda, Barray, bt, ldb, beta, Carray,   \
+                ct, ldc, batch, comp, algo);                                                      \
+    });                                                                                           \
+  }
+FPSCOPE_BATCHED_HOOK(GemmBatchedEx, cublasGemmBatchedEx, int)
+FPSCOPE_BATCHED_HOOK(GemmBatchedEx_64, cublasGemmBatchedEx_64, int64_t)
 
-FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasGemmBatchedEx_64(
-    cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
-    int64_t k, const void* alpha, const void* const Aarray[], cudaDataType at, int64_t lda,
-    const void* const Barray[], cudaDataType bt, int64_t ldb, const void* beta,
-    void* const Carray[], cudaDataType ct, int64_t ldc, int64_t batch, cublasComputeType_t comp,
-    cublasGemmAlgo_t algo) {
-  auto fn = REAL_HOOKED(cublasGemmBatchedEx_64, "libcublas");
-  if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
-  const GemmExArgs<int64_t> args{ta,
-                                 tb,
-                                 m,
-                                 n,
-                                 k,
-                                 alpha,
-                                 Aarray,
-                                 at,
-                                 lda,
-                                 Barray,
-                                 bt,
-                                 ldb,
-                                 beta,
-                                 const_cast<void**>(Carray),
-                                 ct,
-                                 ldc,
-                                 comp,
-                                 0,
-                                 0,
-                                 0,
-                                 batch,
-                                 true,
-                                 "cublasGemmBatchedEx_64"};
-  return run_recorded(
-      Hook::GemmBatchedEx_64, handle,
-      [&] {
-        return fn(handle, ta, tb, m, n, k, alpha, Aarray, at, lda, Barray, bt, ldb, beta, Carray,
-                  ct, ldc, batch, comp, algo);
-      },
-      fill_gemm_ex<int64_t>, &args);
-}
-FPSCOPE_SYMVER_DEFAULT(fpscopecu_cublasGemmBatchedEx_64, cublasGemmBatchedEx_64, "libcublas.so.13");
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasGemmBatchedEx_64, fpscopecu_cublasGemmBatchedEx_64_v12,
-                     cublasGemmBatchedEx_64, "libcublas.so.12");
+// ---- cublasSgemm_v2 / cublasHgemm and _64 -------------------------------------------------------
+// T is the element and scalar type (float, __half); CudaT its cudaDataType.
+#define FPSCOPE_TYPED_HOOK(Id, Symbol, I, T, CudaT)                                       \
+  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                       \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,   \
+      const T* alpha, const T* A, I lda, const T* B, I ldb, const T* beta, T* C, I ldc) { \
+    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                           \
+    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                              \
+    const ClassicArgs args{.ta = ta,                                                      \
+                           .tb = tb,                                                      \
+                           .m = m,                                                        \
+                           .n = n,                                                        \
+                           .k = k,                                                        \
+                           .alpha = alpha,                                                \
+                           .A = A,                                                        \
+                           .at = CudaT,                                                   \
+                           .lda = lda,                                                    \
+                           .B = B,                                                        \
+                           .bt = CudaT,                                                   \
+                           .ldb = ldb,                                                    \
+                           .beta = beta,                                                  \
+                           .C = C,                                                        \
+                           .ct = CudaT,                                                   \
+                           .ldc = ldc,                                                    \
+                           .scalars = scalar_kind_of_type(CudaT)};                        \
+    return run_recorded(Hook::Id, handle, args, [&] {                                     \
+      return fn(handle, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);            \
+    });                                                                                   \
+  }
+FPSCOPE_TYPED_HOOK(Sgemm_v2, cublasSgemm_v2, int, float, CUDA_R_32F)
+FPSCOPE_TYPED_HOOK(Sgemm_v2_64, cublasSgemm_v2_64, int64_t, float, CUDA_R_32F)
+FPSCOPE_TYPED_HOOK(Hgemm, cublasHgemm, int, __half, CUDA_R_16F)
+FPSCOPE_TYPED_HOOK(Hgemm_64, cublasHgemm_64, int64_t, __half, CUDA_R_16F)
 
-// ---- cublasSgemm_v2 / cublasHgemm and _64 ------------------------------------------------------
-namespace {
-template <typename I, typename T>
-struct TypedArgs {
-  cublasOperation_t ta, tb;
-  I m, n, k;
-  const T* alpha;
-  const T* A;
-  I lda;
-  const T* B;
-  I ldb;
-  const T* beta;
-  T* C;
-  I ldc;
-  const char* op;
-};
-template <typename I, typename T>
-void fill_typed(GemmCall* c, void*, bool host, const void* p) {
-  const auto& a = *static_cast<const TypedArgs<I, T>*>(p);
-  const int t = std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_16F;
-  const ScalarKind sk = scalar_kind_of_type(t);
-  fill_classic(c, a.op, a.ta, a.tb, a.m, a.n, a.k, read_scalar(a.alpha, sk, host),
-               read_scalar(a.beta, sk, host), a.A, t, a.lda, a.B, t, a.ldb, a.C, t, a.ldc, 1, 0, 0,
-               0, false);
-}
-}  // namespace
-
-#define FPSCOPE_TYPED_HOOK(NAME, HOOK, I, T)                                                 \
-  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##NAME(                                            \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,      \
-      const T* alpha, const T* A, I lda, const T* B, I ldb, const T* beta, T* C, I ldc) {    \
-    auto fn = REAL_HOOKED(NAME, "libcublas");                                                \
-    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                 \
-    const TypedArgs<I, T> args{ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, #NAME}; \
-    return run_recorded(                                                                     \
-        Hook::HOOK, handle,                                                                  \
-        [&] { return fn(handle, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc); },    \
-        fill_typed<I, T>, &args);                                                            \
-  }                                                                                          \
-  FPSCOPE_SYMVER_DEFAULT(fpscopecu_##NAME, NAME, "libcublas.so.13");                         \
-  FPSCOPE_SYMVER_ALIAS(fpscopecu_##NAME, fpscopecu_##NAME##_v12, NAME, "libcublas.so.12")
-
-FPSCOPE_TYPED_HOOK(cublasSgemm_v2, Sgemm_v2, int, float);
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasSgemm_v2, fpscopecu_cublasSgemm_v2_v11, cublasSgemm_v2,
-                     "libcublas.so.11");
-FPSCOPE_TYPED_HOOK(cublasSgemm_v2_64, Sgemm_v2_64, int64_t, float);
-FPSCOPE_TYPED_HOOK(cublasHgemm, Hgemm, int, __half);
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasHgemm, fpscopecu_cublasHgemm_v11, cublasHgemm,
-                     "libcublas.so.11");
-FPSCOPE_TYPED_HOOK(cublasHgemm_64, Hgemm_64, int64_t, __half);
-
-// ---- cublasLtMatmul
-// -------------------------------------------------------------------------------
+// ---- cublasLtMatmul -----------------------------------------------------------------------------
 FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul(
     cublasLtHandle_t lt, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
     cublasLtMatrixLayout_t Adesc, const void* B, cublasLtMatrixLayout_t Bdesc, const void* beta,
     const void* C, cublasLtMatrixLayout_t Cdesc, void* D, cublasLtMatrixLayout_t Ddesc,
     const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspace_bytes,
     cudaStream_t stream) {
-  auto fn = REAL_HOOKED(cublasLtMatmul, "libcublasLt");
+  auto fn = real_fn<decltype(&fpscopecu_cublasLtMatmul)>(Hook::LtMatmul);
   if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   count_hook_call(Hook::LtMatmul);
   auto call = [&] {
@@ -595,7 +442,7 @@ FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul(
     return call();
   }
   GemmCall gc;
-  gc.op = "cublasLtMatmul";
+  gc.op = hook_name(Hook::LtMatmul);
   gc.stream = stream;
   gc.sig = mm.signature();
   const bool host = mm.pointer_mode == CUBLASLT_POINTER_MODE_HOST;
@@ -605,18 +452,16 @@ FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul(
   gc.layout = static_cast<int>(mm.epilogue) << 8 | (mm.compute_type & 0xff);
   gc.c_aliases_d = C == D;
   auto lt_operand = [](fpscope::trace::Role r, const void* data, const LtLayout& l) {
-    DeviceOperand o;
-    o.role = r;
-    o.data = data;
     // Only plain column-major layouts are readable by the stats kernels.
-    o.dtype = l.order == CUBLASLT_ORDER_COL ? l.dtype : std::nullopt;
-    o.rows = l.rows;
-    o.cols = l.cols;
-    o.ld = static_cast<uint64_t>(l.ld);
-    o.batch = static_cast<uint64_t>(l.batch_count > 0 ? l.batch_count : 1);
-    o.batch_stride = l.batch_stride;
-    o.pointer_array = l.batch_mode == 1;
-    return o;
+    return DeviceOperand{.role = r,
+                         .data = data,
+                         .dtype = l.order == CUBLASLT_ORDER_COL ? l.dtype : std::nullopt,
+                         .rows = l.rows,
+                         .cols = l.cols,
+                         .ld = static_cast<uint64_t>(l.ld),
+                         .batch = static_cast<uint64_t>(l.batch_count > 0 ? l.batch_count : 1),
+                         .batch_stride = l.batch_stride,
+                         .pointer_array = l.batch_mode == 1};
   };
   int i = 0;
   gc.operands[i++] = lt_operand(fpscope::trace::Role::A, A, mm.a);
@@ -630,11 +475,22 @@ FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul(
   gemm_end(gc, st, static_cast<int>(status));
   return status;
 }
-FPSCOPE_SYMVER_DEFAULT(fpscopecu_cublasLtMatmul, cublasLtMatmul, "libcublasLt.so.13");
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasLtMatmul, fpscopecu_cublasLtMatmul_v12, cublasLtMatmul,
-                     "libcublasLt.so.12");
-FPSCOPE_SYMVER_ALIAS(fpscopecu_cublasLtMatmul, fpscopecu_cublasLtMatmul_v11, cublasLtMatmul,
-                     "libcublasLt.so.11");
+
+// ---- Version bindings, one per (symbol, version node) of cublas_hooks.def ----------------------
+// DEFAULT: fpscopecu_<Symbol> is <Symbol>@@<Library>.so.<Major>. OLDER: an alias of it,
+// fpscopecu_<Symbol>_v<Major>, is <Symbol>@<Library>.so.<Major>. A row without its hook
+// definition above fails to compile here ("fpscopecu_<Symbol> was not declared").
+#define FPSCOPE_BIND_DEFAULT(Major, Symbol, Library) \
+  __asm__(".symver fpscopecu_" #Symbol ", " #Symbol "@@" #Library ".so." #Major);
+#define FPSCOPE_BIND_OLDER(Major, Symbol, Library)                          \
+  FPSCOPE_EXPORT decltype(fpscopecu_##Symbol) fpscopecu_##Symbol##_v##Major \
+      __attribute__((alias("fpscopecu_" #Symbol)));                         \
+  __asm__(".symver fpscopecu_" #Symbol "_v" #Major ", " #Symbol "@" #Library ".so." #Major);
+#define FPSCOPE_BIND(Kind, Major, Symbol, Library) FPSCOPE_BIND_##Kind(Major, Symbol, Library)
+#define FPSCOPE_CUBLAS_SYMBOL(Id, Symbol, Library, Since)                                  \
+  static_assert(std::is_function_v<decltype(fpscopecu_##Symbol)>, "no hook for " #Symbol); \
+  FPSCOPE_CUBLAS_NODES_SINCE_##Since(FPSCOPE_BIND, Symbol, Library)
+#include "cublas_hooks.def"
 
 // Test hook (declared in test_hooks.h, not part of fpscope.h).
 FPSCOPE_EXPORT long long fpscope_cuda_hook_calls(const char* name) {

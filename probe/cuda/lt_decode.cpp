@@ -2,7 +2,7 @@
 
 #include <library_types.h>
 
-#include "resolve.h"
+#include "../src/resolve.h"
 
 namespace fpscope::cuda {
 namespace {
@@ -31,10 +31,10 @@ std::string fail(const char* what, const char* attr, cublasStatus_t st) {
 const LtApi* LtApi::from_process() {
   static const LtApi api = [] {
     LtApi a;
-    a.desc_get =
-        reinterpret_cast<DescGet>(resolve_real("cublasLtMatmulDescGetAttribute", "cublasLt"));
-    a.layout_get =
-        reinterpret_cast<LayoutGet>(resolve_real("cublasLtMatrixLayoutGetAttribute", "cublasLt"));
+    a.desc_get = reinterpret_cast<DescGet>(
+        probe::resolve_real("cublasLtMatmulDescGetAttribute", "cublasLt"));
+    a.layout_get = reinterpret_cast<LayoutGet>(
+        probe::resolve_real("cublasLtMatrixLayoutGetAttribute", "cublasLt"));
     return a;
   }();
   return api.desc_get != nullptr && api.layout_get != nullptr ? &api : nullptr;

@@ -11,17 +11,11 @@ inline constexpr const char* kOpSbgemm = "sbgemm";
 inline constexpr const char* kOpCblasSbgemm = "cblas_sbgemm";
 inline constexpr const char* kHostOps[] = {kOpSgemm, kOpCblasSgemm, kOpSbgemm, kOpCblasSbgemm};
 
-// cuBLAS/cuBLASLt hooks (probe/cuda), in the order of cuda::Hook: the symbol names.
-inline constexpr const char* kCudaOps[] = {"cublasGemmEx",
-                                           "cublasGemmEx_64",
-                                           "cublasGemmStridedBatchedEx",
-                                           "cublasGemmStridedBatchedEx_64",
-                                           "cublasGemmBatchedEx",
-                                           "cublasGemmBatchedEx_64",
-                                           "cublasSgemm_v2",
-                                           "cublasSgemm_v2_64",
-                                           "cublasHgemm",
-                                           "cublasHgemm_64",
-                                           "cublasLtMatmul"};
+// cuBLAS/cuBLASLt hooks (probe/cuda), in the order of cuda::Hook: the symbol names, from the one
+// table probe/cuda/cublas_hooks.def (plain preprocessor text: no CUDA header needed here).
+inline constexpr const char* kCudaOps[] = {
+#define FPSCOPE_CUBLAS_SYMBOL(Id, Symbol, Library, Since) #Symbol,
+#include "../cuda/cublas_hooks.def"
+};
 
 }  // namespace fpscope::probe

@@ -1,20 +1,29 @@
-// Lazy resolution of the real BLAS functions behind the probe's hooks (docs/design.md "The probe").
+// Lazy resolution of the real functions behind the probe's hooks, for the host BLAS hooks
+// (probe/src) and the cuBLAS/cuBLASLt/CUDA ones (probe/cuda) alike (docs/design.md "The probe").
 //
-// resolve_real(name) returns the definition of `name` that the program would have called without
-// the probe, or nullptr when no loaded object defines one:
+// resolve_real(name, lib_hint) returns the definition of `name` that the program would have called
+// without the probe, or nullptr when no loaded object defines one:
 //  1. dlsym(RTLD_NEXT, name): the next definition in the global scope;
-//  2. otherwise every loaded object in load order (dl_iterate_phdr + dlopen(RTLD_NOLOAD) + dlsym),
-//     because Python loads extension modules (and with them libblas under Debian's PyTorch)
-//     RTLD_LOCAL, which RTLD_NEXT cannot see. The handle is kept open, so the object (and the
-//     cached pointer) stays valid for the life of the process.
+//  2. otherwise every loaded object (dl_iterate_phdr + dlopen(RTLD_NOLOAD) + dlsym), because
+//     Python loads extension modules (and with them libblas or libcublas) RTLD_LOCAL, which
+//     RTLD_NEXT cannot see. Objects whose path contains `lib_hint` ("libcublasLt") are searched
+//     first, then the others; each group in load order. nullptr: no preference.
 // A definition inside the probe itself is never returned. Thread-safe; never loads a new object.
+//
+// Lifetime: callers cache the address for the rest of the process, so the resolver keeps one
+// dlopen reference on the object that defines it, once per object, never released (resolve.cpp
+// says why this and not a closed, a per-symbol or an RTLD_NODELETE handle): the program may still
+// dlclose the object, it is not unmapped.
+//
+// Symbol versions: the default version of `name` is returned. A per-version lookup (dlvsym, for
+// the cuBLAS version nodes of probe/cuda/cublas_hooks.def) would be one more parameter here.
 #pragma once
 
 #include <atomic>
 
 namespace fpscope::probe {
 
-void* resolve_real(const char* name);
+void* resolve_real(const char* name, const char* lib_hint = nullptr);
 bool address_in_probe(const void* addr);
 
 // Caches resolve_real(name) in `slot` (a null result is retried on the next call: the library
