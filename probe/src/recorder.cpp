@@ -497,6 +497,9 @@ void Recorder::flush() {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   if (m.closed || !m.writer) return;
+  // Held calls are part of "everything recorded so far": the period is decided with what is
+  // held now (as at the end of the run), so that they are written too.
+  m.labeler.finish(m);
   m.writer->flush(false);
   m.check_writer();
 }

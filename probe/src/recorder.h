@@ -138,7 +138,8 @@ class Recorder {
 
   // Nanoseconds since the trace started (the trace's clock).
   uint64_t now_ns() const;
-  // Writes everything recorded so far (blocks until written).
+  // Writes everything recorded so far (blocks until written). Calls held while the step period
+  // is detected are labelled with the period decided from what is held (as at the end of a run).
   void flush();
   // FPSCOPE_STATS_THREADS: threads for host statistics (StatsOptions::threads).
   unsigned stats_threads() const;

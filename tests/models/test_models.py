@@ -199,6 +199,71 @@ class Models(unittest.TestCase):
         self.assertEqual(len(t["loss_scales"]), printed(out)[2], t["loss_scales"])
 
 
+class StepsWithoutFramework(unittest.TestCase):
+    """The same programs under --no-python-hooks: steps from the GEMM period alone (no optimizer
+    signal), one per iteration although PyTorch's CPU bmm issues one sgemm per batch and head,
+    layers repeat and RNN time steps repeat a GEMM inside the iteration."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def steps(self, name):
+        trace = os.path.join(self.dir, name + ".fpst")
+        cmd = [PY, os.path.join(HERE, name)]
+        rec = e2e.record(trace, cmd, ["--every", "1"], QUIET)  # hooks=False: --no-python-hooks
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        t = dump(trace)
+        self.assertTrue(t["clean_close"])
+        _, _, n = printed(rec.stdout)
+        per_step = collections.Counter(o[1] for o in t["observations"])
+        return t, n, [per_step[s] for s in sorted(per_step)]
+
+    def check_one_step_per_iteration(self, name):
+        t, n, counts = self.steps(name)
+        self.assertEqual(t["step_source"], "gemm_period")
+        self.assertEqual([m["step"] for m in t["steps"]], list(range(n)))
+        self.assertEqual(len(counts), n)
+        return counts
+
+    def test_transformer_bmm_runs(self):
+        counts = self.check_one_step_per_iteration("transformer.py")
+        self.assertEqual(len(set(counts)), 1, counts)  # every iteration the same GEMMs
+
+    def test_identical_stacked_layers(self):
+        counts = self.check_one_step_per_iteration("stacked.py")
+        self.assertEqual(len(set(counts)), 1, counts)
+
+    def test_rnn_time_steps(self):
+        counts = self.check_one_step_per_iteration("rnn.py")
+        self.assertEqual(len(set(counts)), 1, counts)
+
+    def test_eval_pass_every_third_step(self):
+        counts = self.check_one_step_per_iteration("eval_every.py")
+        base = counts[0]  # the eval pass: extra calls in the step after which it ran
+        self.assertEqual([c > base for c in counts], [s % 3 == 2 for s in range(len(counts))])
+
+    def test_sequence_length_changes_undecidable(self):
+        """Undecidable without a framework signal: the number of RNN time steps (GEMMs) changes
+        every iteration, so neither the sizes nor the op sequence repeat. The best achievable is
+        no wrong step: no period (everything in step 0) or at most one step per iteration."""
+        t, n, counts = self.steps("varlen.py")
+        self.assertIn(t["step_source"], ("none", "gemm_period"))
+        self.assertLessEqual(len(counts), n)
+
+    def test_gradient_accumulation_undecidable(self):
+        """Undecidable without a framework signal: the optimizer step issues no GEMM, so the three
+        identical micro-batches of an optimizer step are three repetitions of the period. Best
+        achievable: one step per micro-batch, each the same GEMMs."""
+        t, n, counts = self.steps("grad_accum.py")
+        self.assertEqual(t["step_source"], "gemm_period")
+        self.assertEqual(len(counts), 3 * n)
+        self.assertEqual(len(set(counts)), 1, counts)
+
+
 class Integration(unittest.TestCase):
     """The integration's edges: off by flag, a non-torch program, a chained sitecustomize, an
     internal error, a program with its own fpscope.step()."""
