@@ -199,6 +199,9 @@ Call make_call(const char* op, int layout, Format ab, char ta, char tb, int m, i
   if (beta != 0.0) d.operands[i++] = operand(Role::C, Format::FP32, false, rm, m, n, ldc);
   d.operands[i++] = operand(Role::D, Format::FP32, false, rm, m, n, ldc);
   d.num_operands = i;
+  d.operands[0].data = a;
+  d.operands[1].data = b;
+  for (int j = 2; j < i; ++j) d.operands[j].data = c;
   call.a = a;
   call.b = b;
   call.c = c;

@@ -70,9 +70,10 @@ struct PeriodFit {
 };
 PeriodFit fit_period(const std::vector<uint64_t>& s, size_t offset, size_t period);
 // The period that explains the longest window of s: the smallest offset (at most
-// PeriodSearch::kMaxWarmUp and half the calls), then the smallest period whose fit explains(min_repeats); period 0
-// when none. Repeated sub-structure of the iteration (a run of identical calls, N identical
-// layers, RNN time steps) leaves the rest of the iteration as extras and does not explain it.
+// PeriodSearch::kMaxWarmUp and half the calls), then the smallest period whose fit
+// explains(min_repeats); period 0 when none. Repeated sub-structure of the iteration (a run of
+// identical calls, N identical layers, RNN time steps) leaves the rest of the iteration as extras
+// and does not explain it.
 PeriodResult best_period(const std::vector<uint64_t>& s, size_t min_repeats);
 
 class StepTracker {

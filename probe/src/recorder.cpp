@@ -20,6 +20,7 @@
 #include "fp8_scales.h"
 #include "fpscope/run_env.h"
 #include "fpscope/trace_io.h"
+#include "grad_names.h"
 #include "held_calls.h"
 #include "log.h"
 #include "output_claim.h"
@@ -76,6 +77,10 @@ struct Recorder::Impl final : StepLabeler::Listener {
   } feeding;  // the call being fed to the labeler (call_held)
 
   TensorTable tensors;
+  // "<path>.dgrad" / ".wgrad" for the backward GEMMs of a module, by the buffers they read. Not
+  // yet for unscoped calls ("gemm#k.dgrad"): tests/probe/test_python_e2e.py still expects every
+  // GEMM of a step without hooks to be "gemm#<ordinal>".
+  GradNamer grads{false};
   Fp8Scales fp8;  // fed by every emitted amax
   HostWatches watches;
   StepHooks step_hooks;  // live step boundaries, queued under mu, run after it is released
@@ -135,10 +140,11 @@ struct Recorder::Impl final : StepLabeler::Listener {
   }
 
   // Fills ticket tensors for a labelled call; returns whether anything is sampled.
-  bool resolve(const std::string& lab, const std::string& scope, const GemmDesc& d, uint64_t s,
+  bool resolve(const std::string& labelled, const std::string& scope, const GemmDesc& d, uint64_t s,
                GemmTicket* t) {
     t->step = s;
     t->any = false;
+    const std::string lab = grads.name(labelled, scope, d, s);  // every call, sampled or not
     if (!sampled(s)) return false;
     for (int i = 0; i < d.num_operands; ++i) {
       const OperandDesc& o = d.operands[i];

@@ -42,6 +42,9 @@ struct OperandDesc {
   uint64_t rows = 0;
   uint64_t cols = 0;
   uint64_t ld = 0;
+  // Where it is stored (an identity only, never read by the recorder: backward GEMMs are named
+  // after the forward GEMM whose buffers they read, grad_names.h); nullptr when unknown.
+  const void* data = nullptr;
 };
 
 inline constexpr int kMaxOperands = 4;  // A, B, C, D

@@ -66,11 +66,14 @@ def printed(stdout):
 
 
 def scope_of(tensor_id):
-    """'encoder.layers.0.linear1.bwd#2.D' -> ('encoder.layers.0.linear1', True)."""
+    """'encoder.layers.0.linear1.bwd#2.D' -> ('encoder.layers.0.linear1', True); the same for
+    '<path>.dgrad.D' and '<path>#1.wgrad#1.D' (backward GEMMs named after their forward GEMM)."""
     base = tensor_id.rsplit(".", 1)[0]
     base = re.sub(r"#\d+$", "", base)
-    bwd = base.endswith(".bwd")
-    return (base[:-4] if bwd else base), bwd
+    for suffix in (".bwd", ".dgrad", ".wgrad"):
+        if base.endswith(suffix):
+            return re.sub(r"#\d+$", "", base[:-len(suffix)]), True
+    return base, False
 
 
 class Models(unittest.TestCase):
@@ -139,6 +142,36 @@ class Models(unittest.TestCase):
                                      "encoder.layers.0.self_attn", "out"],
                          expect_bwd=["encoder.layers.0.linear1", "encoder.layers.1.self_attn",
                                      "out"])
+
+    def test_dgrad_and_wgrad_named_after_their_forward_gemm(self):
+        """Backward GEMMs named by the buffers they read: '<path>.dgrad' reads the forward's
+        weight and writes the input's shape, '<path>.wgrad' reads the saved input and writes the
+        weight's shape. Checked by hand on linear2 (in 32, out 16, 32 tokens) and on stacked.py's
+        blocks (16 x 16 weight, batch 5: the two gradients differ in shape)."""
+        for name, layers in (("transformer.py", ["encoder.layers.%d.linear2" % i for i in (0, 1)]),
+                             ("stacked.py", ["blocks.%d.fc" % i for i in range(4)])):
+            trace = os.path.join(self.dir, name + ".fpst")
+            rec = record(trace, [PY, os.path.join(HERE, name)])
+            self.assertEqual(rec.returncode, 0, rec.stderr)
+            t = dump(trace)
+            by_id = {x["id"]: x for x in t["tensors"]}
+            for layer in layers:
+                fwd_a, fwd_b = by_id[layer + ".A"], by_id[layer + ".B"]  # weight (op T), input
+                self.assertEqual(fwd_a["transa"], "T")
+                dgrad, wgrad = by_id[layer + ".dgrad.D"], by_id[layer + ".wgrad.D"]
+                # dgrad: dX (in x tokens) = W^T dY, summed over the forward's outputs (m)
+                self.assertEqual((dgrad["rows"], dgrad["cols"]), (fwd_b["rows"], fwd_b["cols"]))
+                self.assertEqual(dgrad["k"], by_id[layer + ".D"]["m"])
+                # wgrad: dW (stored in x out) = X dY^T, summed over the tokens (n)
+                self.assertEqual((wgrad["rows"], wgrad["cols"]), (fwd_a["rows"], fwd_a["cols"]))
+                self.assertEqual(wgrad["k"], by_id[layer + ".D"]["n"])
+                for g in (dgrad, wgrad):
+                    self.assertEqual(g["name"], layer + ".bwd")  # the scope it ran in
+            if name == "stacked.py":  # different shapes: the names cannot be swapped
+                self.assertEqual((by_id["blocks.0.fc.dgrad.D"]["rows"],
+                                  by_id["blocks.0.fc.dgrad.D"]["cols"]), (16, 5))
+                self.assertEqual((by_id["blocks.0.fc.wgrad.D"]["rows"],
+                                  by_id["blocks.0.fc.wgrad.D"]["cols"]), (16, 16))
 
     def test_multihead_attention(self):
         self.run_program("mha.py", expect_fwd=["query", "attn", "head"],
