@@ -158,6 +158,9 @@ class Recorder {
   static void add_shutdown_hook(void (*fn)());
   // fn(ending, next, next_sampled) at each live step boundary (see the contract above);
   // next_sampled: FPSCOPE_EVERY samples step `next`. At most 4 hooks; adding one twice is a no-op.
+  // fn runs at the start of flush(), outside the recorder's lock (the host hooks complete the
+  // batched GEMMs still being issued). At most 4 hooks.
+  static void add_flush_hook(void (*fn)());
   using StepHook = void (*)(uint64_t ending, uint64_t next, bool next_sampled);
   static void add_step_hook(StepHook fn);
 

@@ -1,5 +1,5 @@
 // Dumps what the model tests check of a trace as JSON (via the one reader, read_trace): step
-// marks, LOSS records, tensor definitions and each observation's tensor and step.
+// marks, LOSS records, tensor definitions and each observation's tensor, step and element count.
 // Usage: models_trace_dump FILE  -> JSON on stdout; exit 2 when nothing could be read.
 #include <cstdio>
 #include <iostream>
@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
                             {"n", ti.gemm.n},
                             {"k", ti.gemm.k}});
   j["observations"] = nlohmann::json::array();
-  for (const ObservationRecord& o : t.observations) j["observations"].push_back({o.tensor, o.step});
+  for (const ObservationRecord& o : t.observations)
+    j["observations"].push_back({o.tensor, o.step, o.stats.count});
   std::cout << j.dump() << "\n";
   return 0;
 }

@@ -173,6 +173,22 @@ class Models(unittest.TestCase):
                 self.assertEqual((by_id["blocks.0.fc.wgrad.D"]["rows"],
                                   by_id["blocks.0.fc.wgrad.D"]["cols"]), (16, 16))
 
+    def test_batched_matmul_is_one_op(self):
+        """PyTorch's CPU bmm runs one sgemm per batch-and-head (4 x 2 here): one tensor, one
+        observation per step over all of them, as a strided-batched GEMM on the GPU."""
+        t, _ = self.run_program("transformer.py")
+        ids = [x["id"] for x in t["tensors"]]  # observations refer to tensors by position
+        for layer in (0, 1):
+            path = "encoder.layers.%d.self_attn" % layer
+            # Forward: in_proj, Q K^T (8 calls), attention x V (8 calls), out_proj: 4 ops.
+            fwd = sorted({ids[o[0]].rsplit(".", 1)[0] for o in t["observations"]
+                          if o[1] == 1 and re.fullmatch(re.escape(path) + r"(#\d+)?\.D",
+                                                        ids[o[0]])})
+            self.assertEqual(fwd, [path, path + "#1", path + "#2", path + "#3"])
+            for name in (path + "#1.D", path + "#2.D"):  # 8 matrices of 8 x 8 each
+                counts = [o[2] for o in t["observations"] if ids[o[0]] == name and o[1] == 1]
+                self.assertEqual(counts, [4 * 2 * 8 * 8], name)
+
     def test_multihead_attention(self):
         self.run_program("mha.py", expect_fwd=["query", "attn", "head"],
                          expect_bwd=["attn", "head"])
