@@ -187,12 +187,15 @@ void runs_prepare_fork() {
 void runs_parent_after_fork() {
   g_runs_mu.unlock();
 }
-PendingRun& this_thread_run();
+thread_local PendingRun* t_run = nullptr;  // this thread's, once it made one
 void runs_child_after_fork() {
-  // Only the forking thread lives on; its run belongs to the parent's trace.
-  PendingRun* self = &this_thread_run();
-  runs().assign(1, self);
-  self->forget();
+  // Only the forking thread lives on (the others' runs may be locked for ever); its run belongs
+  // to the parent's trace. Nothing is constructed here: g_runs_mu is held.
+  runs().clear();
+  if (t_run != nullptr) {
+    runs().push_back(t_run);
+    t_run->forget();
+  }
   g_runs_mu.unlock();
 }
 
@@ -205,6 +208,7 @@ PendingRun::PendingRun() {
   });
   std::lock_guard<std::mutex> lock(g_runs_mu);
   runs().push_back(this);
+  t_run = this;
 }
 
 PendingRun::~PendingRun() {
@@ -215,6 +219,7 @@ PendingRun::~PendingRun() {
   }
   auto& v = runs();
   v.erase(std::remove(v.begin(), v.end(), this), v.end());
+  t_run = nullptr;
 }
 
 PendingRun& this_thread_run() {
