@@ -5,13 +5,20 @@
 // (HookGuard), when the recorder is off or the call is not sampled; otherwise measures A, B and
 // C (when beta != 0) before the call and D after it, synchronously (the buffers may change as
 // soon as the call returns). The arguments reach the real function untouched.
+#include <pthread.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <string>
 #include <vector>
+
+#include "batch_run.h"
 
 #include "fpscope/host_stats.h"
 #include "log.h"
@@ -75,11 +82,9 @@ struct RecentStats {
 };
 constexpr int kRecent = 64;
 
-void measure(Recorder* rec, const GemmTicket& t, const GemmDesc& d, int i, const void* data) {
-  if (!t.sampled[i] || data == nullptr) {
-    if (t.sampled[i]) rec->abandon(t, i);
-    return;
-  }
+// The statistics of operand `i` of a ticketed call (valid until this thread's next compute()).
+const TensorStats& compute(Recorder* rec, const GemmTicket& t, const GemmDesc& d, int i,
+                           const void* data) {
   thread_local RecentStats recent[kRecent];
   thread_local int next_slot = 0;
   StatsOptions opt;
@@ -92,10 +97,8 @@ void measure(Recorder* rec, const GemmTicket& t, const GemmDesc& d, int i, const
   for (RecentStats& r : recent) {
     if (r.stats && r.data == data && r.rows == o.rows && r.cols == o.cols && r.ld == o.ld &&
         r.dtype == o.dtype && r.fingerprint == fp &&
-        std::memcmp(r.scale, opt.scale, sizeof opt.scale) == 0) {
-      rec->complete(t, i, *r.stats);
-      return;
-    }
+        std::memcmp(r.scale, opt.scale, sizeof opt.scale) == 0)
+      return *r.stats;
   }
   RecentStats& r = recent[next_slot];
   next_slot = (next_slot + 1) % kRecent;
@@ -109,7 +112,119 @@ void measure(Recorder* rec, const GemmTicket& t, const GemmDesc& d, int i, const
   r.dtype = o.dtype;
   std::memcpy(r.scale, opt.scale, sizeof opt.scale);
   r.fingerprint = fp;
-  rec->complete(t, i, *r.stats);
+  return *r.stats;
+}
+
+// The batched op this thread is issuing (batch_run.h): one ticket, its first call's, and the
+// statistics of every call of the run merged per operand; completed when the run ends.
+struct PendingRun {
+  std::mutex mu;  // this thread's calls; flush() and exit from other threads
+  Recorder* rec = nullptr;
+  BatchRun run;
+  GemmTicket ticket;
+  std::unique_ptr<TensorStats> acc[kMaxOperands];
+  bool have[kMaxOperands] = {};
+  bool lost[kMaxOperands] = {};
+
+  PendingRun();
+  ~PendingRun();
+
+  // The statistics of operand `i` of the current call, merged into the run's.
+  void add(int i, const GemmDesc& d, const void* data) {
+    if (!ticket.sampled[i]) return;
+    if (data == nullptr) {
+      lost[i] = true;
+      return;
+    }
+    const TensorStats& st = compute(rec, ticket, d, i, data);
+    if (!acc[i]) acc[i] = std::make_unique<TensorStats>();
+    if (have[i]) {
+      acc[i]->merge(st);
+    } else {
+      *acc[i] = st;
+      have[i] = true;
+    }
+  }
+  // Writes the run's observations (caller holds mu); nothing when the recorder is gone.
+  void complete() {
+    if (run.active() && ticket.any && rec != nullptr && Recorder::get() == rec) {
+      for (int i = 0; i < kMaxOperands; ++i) {
+        if (!ticket.sampled[i]) continue;
+        if (have[i] && !lost[i]) {
+          rec->complete(ticket, i, *acc[i]);
+        } else {
+          rec->abandon(ticket, i);
+        }
+      }
+    }
+    forget();
+  }
+  void forget() {
+    run.clear();
+    ticket = GemmTicket{};
+    for (int i = 0; i < kMaxOperands; ++i) have[i] = lost[i] = false;
+  }
+};
+
+// Every thread's run, for flush() and exit (and forgotten in a forked child).
+std::mutex g_runs_mu;
+std::vector<PendingRun*>& runs() {
+  static auto* v = new std::vector<PendingRun*>();  // never destroyed: threads exit late
+  return *v;
+}
+
+void complete_all_runs() {
+  std::lock_guard<std::mutex> lock(g_runs_mu);
+  for (PendingRun* p : runs()) {
+    std::lock_guard<std::mutex> run_lock(p->mu);
+    p->complete();
+  }
+}
+
+void runs_prepare_fork() {
+  g_runs_mu.lock();
+}
+void runs_parent_after_fork() {
+  g_runs_mu.unlock();
+}
+thread_local PendingRun* t_run = nullptr;  // this thread's, once it made one
+void runs_child_after_fork() {
+  // Only the forking thread lives on (the others' runs may be locked for ever); its run belongs
+  // to the parent's trace. Nothing is constructed here: g_runs_mu is held.
+  runs().clear();
+  if (t_run != nullptr) {
+    runs().push_back(t_run);
+    t_run->forget();
+  }
+  g_runs_mu.unlock();
+}
+
+PendingRun::PendingRun() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Recorder::add_shutdown_hook(complete_all_runs);
+    Recorder::add_flush_hook(complete_all_runs);
+    pthread_atfork(runs_prepare_fork, runs_parent_after_fork, runs_child_after_fork);
+  });
+  std::lock_guard<std::mutex> lock(g_runs_mu);
+  runs().push_back(this);
+  t_run = this;
+}
+
+PendingRun::~PendingRun() {
+  std::lock_guard<std::mutex> lock(g_runs_mu);
+  {
+    std::lock_guard<std::mutex> run_lock(mu);
+    complete();
+  }
+  auto& v = runs();
+  v.erase(std::remove(v.begin(), v.end(), this), v.end());
+  t_run = nullptr;
+}
+
+PendingRun& this_thread_run() {
+  thread_local PendingRun p;
+  return p;
 }
 
 // One GEMM: A (m x k after op), B (k x n), C/D (m x n).
@@ -139,18 +254,26 @@ void run(const Call& call, Real&& real) {
       real();
       return;
     }
-    const GemmTicket t = rec->begin_gemm(call.desc);
-    if (!t.any) {
+    PendingRun& p = this_thread_run();
+    std::lock_guard<std::mutex> lock(p.mu);
+    const std::string scope = Recorder::current_scope();
+    if (!(p.rec == rec && p.run.extend(call.desc, scope))) {  // not the next call of a batch
+      p.complete();
+      p.rec = rec;
+      p.ticket = rec->begin_gemm(call.desc);
+      p.run.start(call.desc, scope);
+    }
+    if (!p.ticket.any) {
       done = true;
       real();
       return;
     }
-    measure(rec, t, call.desc, 0, call.a);
-    measure(rec, t, call.desc, 1, call.b);
-    if (call.desc.num_operands == 4) measure(rec, t, call.desc, 2, call.c);
+    p.add(0, call.desc, call.a);
+    p.add(1, call.desc, call.b);
+    if (call.desc.num_operands == 4) p.add(2, call.desc, call.c);
     done = true;
     real();
-    measure(rec, t, call.desc, call.desc.num_operands - 1, call.c);
+    p.add(call.desc.num_operands - 1, call.desc, call.c);
   } catch (const std::exception& e) {
     internal_error(e.what());
     if (!done) real();
@@ -199,6 +322,9 @@ Call make_call(const char* op, int layout, Format ab, char ta, char tb, int m, i
   if (beta != 0.0) d.operands[i++] = operand(Role::C, Format::FP32, false, rm, m, n, ldc);
   d.operands[i++] = operand(Role::D, Format::FP32, false, rm, m, n, ldc);
   d.num_operands = i;
+  d.operands[0].data = a;
+  d.operands[1].data = b;
+  for (int j = 2; j < i; ++j) d.operands[j].data = c;
   call.a = a;
   call.b = b;
   call.c = c;

@@ -52,6 +52,30 @@ class PeriodDetector {
   std::vector<size_t> pi_;
 };
 
+// How well `period` calls from `offset` explain the sequence s to its end, followed as
+// StepTracker follows it (without the early restart): calls in order, extra calls allowed only
+// between iterations.
+struct PeriodFit {
+  bool contradicted = false;  // a call inside an iteration differs from the period
+  size_t steps = 0;           // full repetitions
+  size_t matched = 0;         // calls that follow the period
+  size_t extras = 0;          // calls between iterations (an evaluation pass)
+  size_t extra_runs = 0;      // runs of them
+  size_t longest_extra_run = 0;
+  size_t period = 0;
+  // Never contradicted, at least `min_repeats` full repetitions, extras in no more runs than half
+  // the steps, no more than half the matched calls, each run shorter than the period (an eval
+  // pass is shorter than a training iteration; a longer run is the rest of the iteration).
+  bool explains(size_t min_repeats) const;
+};
+PeriodFit fit_period(const std::vector<uint64_t>& s, size_t offset, size_t period);
+// The period that explains the longest window of s: the smallest offset (at most
+// PeriodSearch::kMaxWarmUp and half the calls), then the smallest period whose fit
+// explains(min_repeats); period 0 when none. Repeated sub-structure of the iteration (a run of
+// identical calls, N identical layers, RNN time steps) leaves the rest of the iteration as extras
+// and does not explain it.
+PeriodResult best_period(const std::vector<uint64_t>& s, size_t min_repeats);
+
 class StepTracker {
  public:
   struct Label {
@@ -80,18 +104,33 @@ struct PeriodDecision {
   bool coarse = false;       // found on the coarse signatures (sizes left out): track with those
   bool window_full = false;  // made because the window filled up
   std::vector<uint64_t> pattern;
+  // Per held call from result.offset on: its position in the period, or -1 for an extra call
+  // between iterations (an evaluation pass); and the position the tracker expects next.
+  std::vector<long> ordinals;
+  size_t next_pos = 0;
 };
 
 // When to decide, from the full and the coarse signature of each held call:
-//  - the prefix period, once it repeats 3 times and at least kMinCallsForPrefixPeriod calls are
+//  - the prefix period, once it repeats kEarlyRepeats times and at least kMinCallsForPrefixPeriod
+//  calls are
 //    held (a step that begins with a few calls of one shape is not a period of 1);
-//  - every 8 calls, a period after warm-up calls (decide(3, half the calls));
-//  - when `window` calls are held: whatever decide(2) finds, else the coarse sequence's period
-//    (decide(3): shapes that change every step), else none;
+//  - every 8 calls, a period after warm-up calls (decide(kEarlyRepeats, half the calls));
+//    both only for a period of at least kMinDistinctEarly distinct signatures, and replaced by
+//    best_period(3) when that one needs no more warm-up calls (an eval pass every k steps): a run
+//    of identical calls (PyTorch's CPU bmm: one sgemm per batch and head; RNN time steps) is not
+//    taken for the iteration before the window fills or the run ends;
+//  - when `window` calls are held: best_period(2) (the period that explains the longest window,
+//    never one a call inside an iteration contradicts), else the coarse sequence's
+//    best_period(3) (shapes that change every step), else decide(2), coarse decide(3), none;
 //  - at the end of the run (finish()): the same as a full window.
 class PeriodSearch {
  public:
   static constexpr size_t kMinCallsForPrefixPeriod = 16;
+  static constexpr size_t kMinDistinctEarly = 2;
+  // Repetitions before an early decision: sub-structure that opens the held window (N identical
+  // layers) repeats as often as it has copies; fewer than this many is not taken for the step.
+  static constexpr int kEarlyRepeats = 8;
+  static constexpr size_t kMaxWarmUp = 512;  // warm-up calls best_period() considers at most
   explicit PeriodSearch(size_t window) : window_(window) {}
   // Adds a held call; the decision when one is due.
   std::optional<PeriodDecision> add(uint64_t sig, uint64_t coarse_sig);
@@ -105,9 +144,11 @@ class PeriodSearch {
 
  private:
   PeriodDecision make(PeriodResult r, bool coarse) const;
+  bool early_ok(PeriodResult r) const;
+  PeriodResult early(PeriodResult r) const;
   PeriodDecision last_resort() const;
   size_t window_;
-  PeriodDetector full_{3};
+  PeriodDetector full_{kEarlyRepeats};
   PeriodDetector coarse_{3};  // sizes left out
 };
 

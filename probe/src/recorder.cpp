@@ -20,6 +20,7 @@
 #include "fp8_scales.h"
 #include "fpscope/run_env.h"
 #include "fpscope/trace_io.h"
+#include "grad_names.h"
 #include "held_calls.h"
 #include "log.h"
 #include "output_claim.h"
@@ -76,6 +77,10 @@ struct Recorder::Impl final : StepLabeler::Listener {
   } feeding;  // the call being fed to the labeler (call_held)
 
   TensorTable tensors;
+  // "<path>.dgrad" / ".wgrad" for the backward GEMMs of a module, by the buffers they read. Not
+  // yet for unscoped calls ("gemm#k.dgrad"): tests/probe/test_python_e2e.py still expects every
+  // GEMM of a step without hooks to be "gemm#<ordinal>".
+  GradNamer grads{false};
   Fp8Scales fp8;  // fed by every emitted amax
   HostWatches watches;
   StepHooks step_hooks;  // live step boundaries, queued under mu, run after it is released
@@ -135,10 +140,11 @@ struct Recorder::Impl final : StepLabeler::Listener {
   }
 
   // Fills ticket tensors for a labelled call; returns whether anything is sampled.
-  bool resolve(const std::string& lab, const std::string& scope, const GemmDesc& d, uint64_t s,
+  bool resolve(const std::string& labelled, const std::string& scope, const GemmDesc& d, uint64_t s,
                GemmTicket* t) {
     t->step = s;
     t->any = false;
+    const std::string lab = grads.name(labelled, scope, d, s);  // every call, sampled or not
     if (!sampled(s)) return false;
     for (int i = 0; i < d.num_operands; ++i) {
       const OperandDesc& o = d.operands[i];
@@ -488,10 +494,26 @@ unsigned Recorder::stats_threads() const {
   return impl_->cfg.stats_threads;
 }
 
+namespace {
+std::atomic<void (*)()> g_flush_hooks[4];
+}  // namespace
+
+void Recorder::add_flush_hook(void (*fn)()) {
+  for (auto& h : g_flush_hooks) {
+    void (*expected)() = nullptr;
+    if (h.load() == fn || h.compare_exchange_strong(expected, fn)) return;
+  }
+}
+
 void Recorder::flush() {
+  for (auto& h : g_flush_hooks)
+    if (void (*fn)() = h.load()) fn();
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   if (m.closed || !m.writer) return;
+  // Held calls are part of "everything recorded so far": the period is decided with what is
+  // held now (as at the end of the run), so that they are written too.
+  m.labeler.finish(m);
   m.writer->flush(false);
   m.check_writer();
 }

@@ -42,6 +42,9 @@ struct OperandDesc {
   uint64_t rows = 0;
   uint64_t cols = 0;
   uint64_t ld = 0;
+  // Where it is stored (an identity only, never read by the recorder: backward GEMMs are named
+  // after the forward GEMM whose buffers they read, grad_names.h); nullptr when unknown.
+  const void* data = nullptr;
 };
 
 inline constexpr int kMaxOperands = 4;  // A, B, C, D
@@ -136,7 +139,8 @@ class Recorder {
 
   // Nanoseconds since the trace started (the trace's clock).
   uint64_t now_ns() const;
-  // Writes everything recorded so far (blocks until written).
+  // Writes everything recorded so far (blocks until written). Calls held while the step period
+  // is detected are labelled with the period decided from what is held (as at the end of a run).
   void flush();
   // FPSCOPE_STATS_THREADS: threads for host statistics (StatsOptions::threads).
   unsigned stats_threads() const;
@@ -152,6 +156,9 @@ class Recorder {
   static void add_shutdown_hook(void (*fn)());
   // fn(ending, next, next_sampled) at each live step boundary (see the contract above);
   // next_sampled: FPSCOPE_EVERY samples step `next`. At most 4 hooks; adding one twice is a no-op.
+  // fn runs at the start of flush(), outside the recorder's lock (the host hooks complete the
+  // batched GEMMs still being issued). At most 4 hooks.
+  static void add_flush_hook(void (*fn)());
   using StepHook = void (*)(uint64_t ending, uint64_t next, bool next_sampled);
   static void add_step_hook(StepHook fn);
 

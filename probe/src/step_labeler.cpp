@@ -118,11 +118,10 @@ void StepLabeler::commit(const PeriodDecision& d, Listener& l) {
     if (r.period > 0 && i < r.offset) {
       lab = "gemm#w" + std::to_string(i);  // warm-up calls before the first step
     } else if (r.period > 0) {
-      const size_t pos = (i - r.offset) % r.period;
-      ordinal = static_cast<long>(pos);
+      ordinal = d.ordinals[i - r.offset];  // -1: an extra call between iterations (gemm#x<k>)
       // Warm-up calls share step 0 with the first period, so that step k is the k-th iteration
       // of the program's loop.
-      if (pos == 0 && i > r.offset) {
+      if (ordinal == 0 && i > r.offset) {
         ++step_;
         extras_ = 0;
         scope_counts_.clear();
@@ -139,7 +138,7 @@ void StepLabeler::commit(const PeriodDecision& d, Listener& l) {
   release_records(SIZE_MAX, &next_record, l);
   if (r.period > 0) {
     coarse_ = d.coarse;
-    tracker_ = StepTracker(d.pattern, (n - r.offset) % r.period);
+    tracker_ = StepTracker(d.pattern, d.next_pos);
     phase_ = Phase::Tracking;
     FPSCOPE_LOG(Info, "steps: GEMM period %zu calls (after %zu warm-up calls)%s", r.period,
                 r.offset, coarse_ ? " from op sequence (shapes vary)" : "");

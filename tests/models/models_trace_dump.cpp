@@ -1,5 +1,5 @@
 // Dumps what the model tests check of a trace as JSON (via the one reader, read_trace): step
-// marks, LOSS records, tensor definitions and each observation's tensor and step.
+// marks, LOSS records, tensor definitions and each observation's tensor, step and element count.
 // Usage: models_trace_dump FILE  -> JSON on stdout; exit 2 when nothing could be read.
 #include <cstdio>
 #include <iostream>
@@ -36,9 +36,19 @@ int main(int argc, char** argv) {
     j["loss_scales"].push_back({{"step", l.step}, {"scale", l.scale}, {"found_inf", l.found_inf}});
   j["tensors"] = nlohmann::json::array();
   for (const TensorInfo& ti : t.tensors)
-    j["tensors"].push_back({{"id", ti.id}, {"op", ti.op}, {"role", role_name(ti.role)}});
+    j["tensors"].push_back({{"id", ti.id},
+                            {"op", ti.op},
+                            {"role", role_name(ti.role)},
+                            {"name", ti.name},
+                            {"rows", ti.rows},
+                            {"cols", ti.cols},
+                            {"transa", std::string(1, ti.gemm.transa)},
+                            {"m", ti.gemm.m},
+                            {"n", ti.gemm.n},
+                            {"k", ti.gemm.k}});
   j["observations"] = nlohmann::json::array();
-  for (const ObservationRecord& o : t.observations) j["observations"].push_back({o.tensor, o.step});
+  for (const ObservationRecord& o : t.observations)
+    j["observations"].push_back({o.tensor, o.step, o.stats.count});
   std::cout << j.dump() << "\n";
   return 0;
 }

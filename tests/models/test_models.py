@@ -66,11 +66,14 @@ def printed(stdout):
 
 
 def scope_of(tensor_id):
-    """'encoder.layers.0.linear1.bwd#2.D' -> ('encoder.layers.0.linear1', True)."""
+    """'encoder.layers.0.linear1.bwd#2.D' -> ('encoder.layers.0.linear1', True); the same for
+    '<path>.dgrad.D' and '<path>#1.wgrad#1.D' (backward GEMMs named after their forward GEMM)."""
     base = tensor_id.rsplit(".", 1)[0]
     base = re.sub(r"#\d+$", "", base)
-    bwd = base.endswith(".bwd")
-    return (base[:-4] if bwd else base), bwd
+    for suffix in (".bwd", ".dgrad", ".wgrad"):
+        if base.endswith(suffix):
+            return re.sub(r"#\d+$", "", base[:-len(suffix)]), True
+    return base, False
 
 
 class Models(unittest.TestCase):
@@ -140,6 +143,52 @@ class Models(unittest.TestCase):
                          expect_bwd=["encoder.layers.0.linear1", "encoder.layers.1.self_attn",
                                      "out"])
 
+    def test_dgrad_and_wgrad_named_after_their_forward_gemm(self):
+        """Backward GEMMs named by the buffers they read: '<path>.dgrad' reads the forward's
+        weight and writes the input's shape, '<path>.wgrad' reads the saved input and writes the
+        weight's shape. Checked by hand on linear2 (in 32, out 16, 32 tokens) and on stacked.py's
+        blocks (16 x 16 weight, batch 5: the two gradients differ in shape)."""
+        for name, layers in (("transformer.py", ["encoder.layers.%d.linear2" % i for i in (0, 1)]),
+                             ("stacked.py", ["blocks.%d.fc" % i for i in range(4)])):
+            trace = os.path.join(self.dir, name + ".fpst")
+            rec = record(trace, [PY, os.path.join(HERE, name)])
+            self.assertEqual(rec.returncode, 0, rec.stderr)
+            t = dump(trace)
+            by_id = {x["id"]: x for x in t["tensors"]}
+            for layer in layers:
+                fwd_a, fwd_b = by_id[layer + ".A"], by_id[layer + ".B"]  # weight (op T), input
+                self.assertEqual(fwd_a["transa"], "T")
+                dgrad, wgrad = by_id[layer + ".dgrad.D"], by_id[layer + ".wgrad.D"]
+                # dgrad: dX (in x tokens) = W^T dY, summed over the forward's outputs (m)
+                self.assertEqual((dgrad["rows"], dgrad["cols"]), (fwd_b["rows"], fwd_b["cols"]))
+                self.assertEqual(dgrad["k"], by_id[layer + ".D"]["m"])
+                # wgrad: dW (stored in x out) = X dY^T, summed over the tokens (n)
+                self.assertEqual((wgrad["rows"], wgrad["cols"]), (fwd_a["rows"], fwd_a["cols"]))
+                self.assertEqual(wgrad["k"], by_id[layer + ".D"]["n"])
+                for g in (dgrad, wgrad):
+                    self.assertEqual(g["name"], layer + ".bwd")  # the scope it ran in
+            if name == "stacked.py":  # different shapes: the names cannot be swapped
+                self.assertEqual((by_id["blocks.0.fc.dgrad.D"]["rows"],
+                                  by_id["blocks.0.fc.dgrad.D"]["cols"]), (16, 5))
+                self.assertEqual((by_id["blocks.0.fc.wgrad.D"]["rows"],
+                                  by_id["blocks.0.fc.wgrad.D"]["cols"]), (16, 16))
+
+    def test_batched_matmul_is_one_op(self):
+        """PyTorch's CPU bmm runs one sgemm per batch-and-head (4 x 2 here): one tensor, one
+        observation per step over all of them, as a strided-batched GEMM on the GPU."""
+        t, _ = self.run_program("transformer.py")
+        ids = [x["id"] for x in t["tensors"]]  # observations refer to tensors by position
+        for layer in (0, 1):
+            path = "encoder.layers.%d.self_attn" % layer
+            # Forward: in_proj, Q K^T (8 calls), attention x V (8 calls), out_proj: 4 ops.
+            fwd = sorted({ids[o[0]].rsplit(".", 1)[0] for o in t["observations"]
+                          if o[1] == 1 and re.fullmatch(re.escape(path) + r"(#\d+)?\.D",
+                                                        ids[o[0]])})
+            self.assertEqual(fwd, [path, path + "#1", path + "#2", path + "#3"])
+            for name in (path + "#1.D", path + "#2.D"):  # 8 matrices of 8 x 8 each
+                counts = [o[2] for o in t["observations"] if ids[o[0]] == name and o[1] == 1]
+                self.assertEqual(counts, [4 * 2 * 8 * 8], name)
+
     def test_multihead_attention(self):
         self.run_program("mha.py", expect_fwd=["query", "attn", "head"],
                          expect_bwd=["attn", "head"])
@@ -197,6 +246,71 @@ class Models(unittest.TestCase):
             self.skipTest("no CUDA device for this torch")
         t, out = self.run_program("cuda_amp.py", expect_fwd=["inp", "out"], expect_bwd=["out"])
         self.assertEqual(len(t["loss_scales"]), printed(out)[2], t["loss_scales"])
+
+
+class StepsWithoutFramework(unittest.TestCase):
+    """The same programs under --no-python-hooks: steps from the GEMM period alone (no optimizer
+    signal), one per iteration although PyTorch's CPU bmm issues one sgemm per batch and head,
+    layers repeat and RNN time steps repeat a GEMM inside the iteration."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def steps(self, name):
+        trace = os.path.join(self.dir, name + ".fpst")
+        cmd = [PY, os.path.join(HERE, name)]
+        rec = e2e.record(trace, cmd, ["--every", "1"], QUIET)  # hooks=False: --no-python-hooks
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        t = dump(trace)
+        self.assertTrue(t["clean_close"])
+        _, _, n = printed(rec.stdout)
+        per_step = collections.Counter(o[1] for o in t["observations"])
+        return t, n, [per_step[s] for s in sorted(per_step)]
+
+    def check_one_step_per_iteration(self, name):
+        t, n, counts = self.steps(name)
+        self.assertEqual(t["step_source"], "gemm_period")
+        self.assertEqual([m["step"] for m in t["steps"]], list(range(n)))
+        self.assertEqual(len(counts), n)
+        return counts
+
+    def test_transformer_bmm_runs(self):
+        counts = self.check_one_step_per_iteration("transformer.py")
+        self.assertEqual(len(set(counts)), 1, counts)  # every iteration the same GEMMs
+
+    def test_identical_stacked_layers(self):
+        counts = self.check_one_step_per_iteration("stacked.py")
+        self.assertEqual(len(set(counts)), 1, counts)
+
+    def test_rnn_time_steps(self):
+        counts = self.check_one_step_per_iteration("rnn.py")
+        self.assertEqual(len(set(counts)), 1, counts)
+
+    def test_eval_pass_every_third_step(self):
+        counts = self.check_one_step_per_iteration("eval_every.py")
+        base = counts[0]  # the eval pass: extra calls in the step after which it ran
+        self.assertEqual([c > base for c in counts], [s % 3 == 2 for s in range(len(counts))])
+
+    def test_sequence_length_changes_undecidable(self):
+        """Undecidable without a framework signal: the number of RNN time steps (GEMMs) changes
+        every iteration, so neither the sizes nor the op sequence repeat. The best achievable is
+        no wrong step: no period (everything in step 0) or at most one step per iteration."""
+        t, n, counts = self.steps("varlen.py")
+        self.assertIn(t["step_source"], ("none", "gemm_period"))
+        self.assertLessEqual(len(counts), n)
+
+    def test_gradient_accumulation_undecidable(self):
+        """Undecidable without a framework signal: the optimizer step issues no GEMM, so the three
+        identical micro-batches of an optimizer step are three repetitions of the period. Best
+        achievable: one step per micro-batch, each the same GEMMs."""
+        t, n, counts = self.steps("grad_accum.py")
+        self.assertEqual(t["step_source"], "gemm_period")
+        self.assertEqual(len(counts), 3 * n)
+        self.assertEqual(len(set(counts)), 1, counts)
 
 
 class Integration(unittest.TestCase):

@@ -91,38 +91,39 @@ std::vector<std::string> released(size_t n, size_t offset, size_t period) {
 TEST(StepLabeler, PeriodThreeAfterAnEvalPass) {
   Labelling r;
   // An evaluation pass (two GEMMs of other shapes), then iterations of 3 GEMMs: 7, 8, 9.
-  const std::vector<uint64_t> seq = {101, 102, 7, 8, 9, 7, 8, 9, 7, 8, 9, 7, 8, 9, 7, 8};
+  std::vector<uint64_t> seq = {101, 102};
+  for (int k = 0; k < 10; ++k) seq.insert(seq.end(), {7, 8, 9});
   for (size_t i = 0; i + 1 < seq.size(); ++i) EXPECT_TRUE(r.feed(seq[i]).held) << i;
-  // The 16th call: a suffix of 14 calls repeats 3 calls: every held call is released at once.
-  const StepLabeler::Label last = r.feed(seq.back());
+  // The 32nd call: a suffix of 30 calls repeats 3 calls kEarlyRepeats times and more: every held
+  // call is released at once.
+  const StepLabeler::Label last = r.feed(9);
   EXPECT_TRUE(last.held);
   EXPECT_EQ(last.step, 0u);  // provisional
-  EXPECT_EQ(r.log.events, released(16, 2, 3));
+  EXPECT_EQ(r.log.events, released(32, 2, 3));
   EXPECT_FALSE(r.labeler.detecting());
-  // Tracking: the step goes on where the held calls left it (call 15 was gemm#1 of step 4).
+  // Tracking: the step goes on where the held calls left it (call 31 was gemm#2 of step 9).
   r.log.events.clear();
-  EXPECT_EQ(r.label(9), "4 gemm#2");
-  EXPECT_EQ(r.label(7), "5 gemm#0");
-  EXPECT_EQ(r.log.events, std::vector<std::string>{"step 5 live@17 gemm_period"});
-  EXPECT_EQ(r.label(55), "5 gemm#x0");  // an extra call (another shape) inside the step
-  EXPECT_EQ(r.label(8), "5 gemm#1");
-  EXPECT_EQ(r.label(9), "5 gemm#2");
-  EXPECT_EQ(r.labeler.step(), 5u);
+  EXPECT_EQ(r.label(7), "10 gemm#0");
+  EXPECT_EQ(r.log.events, std::vector<std::string>{"step 10 live@32 gemm_period"});
+  EXPECT_EQ(r.label(55), "10 gemm#x0");  // an extra call (another shape) inside the step
+  EXPECT_EQ(r.label(8), "10 gemm#1");
+  EXPECT_EQ(r.label(9), "10 gemm#2");
+  EXPECT_EQ(r.labeler.step(), 10u);
 }
 
 TEST(StepLabeler, PartialStepsWhileTrackingAndAtTheEnd) {
   Labelling r;
-  for (int k = 0; k < 4; ++k)
-    for (uint64_t s : {1, 2, 3, 4}) r.feed(s);  // the 16th call decides (prefix period 4)
-  EXPECT_EQ(r.log.events, released(16, 0, 4));
+  for (int k = 0; k < 8; ++k)
+    for (uint64_t s : {1, 2, 3, 4}) r.feed(s);  // the 32nd call decides (prefix period 4, 8 times)
+  EXPECT_EQ(r.log.events, released(32, 0, 4));
   r.log.events.clear();
-  EXPECT_EQ(r.label(1), "4 gemm#0");
-  EXPECT_EQ(r.label(2), "4 gemm#1");
+  EXPECT_EQ(r.label(1), "8 gemm#0");
+  EXPECT_EQ(r.label(2), "8 gemm#1");
   // The step ends early (a forward-only pass): the period starts again, a new step at gemm#0.
-  EXPECT_EQ(r.label(1), "5 gemm#0");
-  EXPECT_EQ(r.label(2), "5 gemm#1");
+  EXPECT_EQ(r.label(1), "9 gemm#0");
+  EXPECT_EQ(r.label(2), "9 gemm#1");
   EXPECT_EQ(r.log.events,
-            (std::vector<std::string>{"step 4 live@16 gemm_period", "step 5 live@18 gemm_period"}));
+            (std::vector<std::string>{"step 8 live@32 gemm_period", "step 9 live@34 gemm_period"}));
 
   // A run that ends during detection with a partial last step: finish() labels the held calls
   // with the period it can decide (2 repetitions are enough at the end).
@@ -139,17 +140,19 @@ TEST(StepLabeler, HeldRecordsAreReleasedWithTheStepOfTheCallBefore) {
   EXPECT_FALSE(r.labeler.hold_record());  // nothing held: written at once
   const std::vector<uint64_t> unit = {1, 2, 3, 4, 5};
   size_t fed = 0;
-  for (int k = 0; k < 3; ++k)
+  for (int k = 0; k < 8; ++k)
     for (uint64_t s : unit) {
+      if (fed == 39) {
+        EXPECT_TRUE(r.log.events.empty());  // period 5 repeated 7 times and more
+      }
       r.feed(s);
       ++fed;
       if (fed == 2 || fed == 7) {
         EXPECT_TRUE(r.labeler.hold_record());  // e.g. a loss scale
       }
     }
-  EXPECT_TRUE(r.log.events.empty());  // 15 calls: period 5 repeated 3 times, but under 16 calls
-  r.feed(1);                          // 16: the prefix period decides
-  std::vector<std::string> want = released(16, 0, 5);
+  // The 40th call: 8 repetitions, the prefix period decides.
+  std::vector<std::string> want = released(40, 0, 5);
   // Record 0 came after 2 calls (step 0), record 1 after 7 calls (call 6 is in step 1).
   want.insert(want.begin() + 3, "record 0: 0");   // after "call 1"
   want.insert(want.begin() + 10, "record 1: 1");  // after "call 6"
@@ -159,15 +162,14 @@ TEST(StepLabeler, HeldRecordsAreReleasedWithTheStepOfTheCallBefore) {
 
 TEST(StepLabeler, ScopesNameCallsPerStep) {
   Labelling r;
-  for (int k = 0; k < 5; ++k) {
+  for (int k = 0; k < 8; ++k) {
     r.feed(1, "attn");
     r.feed(1, "attn");
-    r.feed(2);
+    r.feed(2);  // the 24th call: period 3 decided (not 1: the "2" between would be a whole step)
   }
-  r.feed(1, "attn");  // the 16th call: period 3 decided
   // Calls of one scope in a step: "attn", "attn#1"; the count starts again every step.
   std::vector<std::string> want = {"step 0 @held0 gemm_period"};
-  for (size_t i = 0; i < 16; ++i) {
+  for (size_t i = 0; i < 24; ++i) {
     const size_t step = i / 3, pos = i % 3;
     if (pos == 0 && step > 0)
       want.push_back("step " + std::to_string(step) + " @held" + std::to_string(i) +
@@ -177,8 +179,9 @@ TEST(StepLabeler, ScopesNameCallsPerStep) {
   }
   want.push_back("released");
   EXPECT_EQ(r.log.events, want);
-  const StepLabeler::Label l = r.feed(1, "attn");  // tracked, in step 5 after its "attn"
-  EXPECT_EQ(l.step, 5u);
+  EXPECT_EQ(r.feed(1, "attn").name, "attn");  // tracked, in step 8
+  const StepLabeler::Label l = r.feed(1, "attn");
+  EXPECT_EQ(l.step, 8u);
   EXPECT_EQ(l.name, "attn#1");
 }
 
@@ -274,7 +277,7 @@ TEST(StepLabeler, StepModes) {
 
 TEST(StepLabeler, ForkedChildSearchesAgain) {
   Labelling r;
-  for (int k = 0; k < 16; ++k) r.feed(1 + k % 4);
+  for (int k = 0; k < 32; ++k) r.feed(1 + k % 4);
   ASSERT_FALSE(r.labeler.detecting());
   r.labeler.after_fork(false);  // a child that does not record: nothing changes
   EXPECT_FALSE(r.labeler.detecting());
@@ -282,6 +285,181 @@ TEST(StepLabeler, ForkedChildSearchesAgain) {
   EXPECT_TRUE(r.labeler.detecting());
   r.log.held = 0;
   EXPECT_TRUE(r.feed(1).held);  // held again, as held call 0
+}
+
+// ---- Periods of real training-loop shapes, without any framework signal ----
+
+// The step of every call of `seq` (full and coarse signatures from `coarse`, or equal), fed and
+// finished: what the trace would say.
+std::vector<uint64_t> steps_of(const std::vector<uint64_t>& seq,
+                               const std::vector<uint64_t>& coarse = {}) {
+  struct Steps final : StepLabeler::Listener {
+    std::vector<uint64_t> step;  // per call
+    void call_held(size_t) override {}
+    void step_begins(const StepLabeler::StepStart&) override {}
+    void call_released(size_t, uint64_t s, const std::string&, const std::string&) override {
+      step.push_back(s);
+    }
+    void record_released(size_t, uint64_t) override {}
+    void released_all() override {}
+    void warning(const std::string&) override {}
+  } l;
+  StepLabeler labeler({.mode = StepMode::Auto, .window = 4096});
+  for (size_t i = 0; i < seq.size(); ++i) {
+    const StepLabeler::Label lab =
+        labeler.feed(CallSignature{seq[i], coarse.empty() ? seq[i] : coarse[i]}, "", i, l);
+    if (!lab.held) l.step.push_back(lab.step);
+  }
+  labeler.finish(l);
+  EXPECT_EQ(l.step.size(), seq.size());
+  return l.step;
+}
+
+// `iterations` copies of `body`, with `between(k)` appended after iteration k (an eval pass).
+std::vector<uint64_t> loop(const std::vector<uint64_t>& body, size_t iterations,
+                           std::vector<uint64_t> (*between)(size_t) = nullptr,
+                           std::vector<size_t>* first = nullptr) {
+  std::vector<uint64_t> s;
+  for (size_t k = 0; k < iterations; ++k) {
+    if (first) first->push_back(s.size());
+    s.insert(s.end(), body.begin(), body.end());
+    if (between) {
+      const std::vector<uint64_t> b = between(k);
+      s.insert(s.end(), b.begin(), b.end());
+    }
+  }
+  return s;
+}
+
+std::vector<uint64_t> repeat(uint64_t sig, size_t n) {
+  return std::vector<uint64_t>(n, sig);
+}
+
+void append(std::vector<uint64_t>& s, const std::vector<uint64_t>& t) {
+  s.insert(s.end(), t.begin(), t.end());
+}
+
+// Every call of iteration k in step k: the iteration begins at first[k].
+void expect_iterations(const std::vector<uint64_t>& steps, const std::vector<size_t>& first) {
+  for (size_t k = 0; k < first.size(); ++k) {
+    const size_t end = k + 1 < first.size() ? first[k + 1] : steps.size();
+    for (size_t i = first[k]; i < end; ++i) ASSERT_EQ(steps[i], k) << "call " << i;
+  }
+}
+
+// An attention layer as PyTorch's CPU bmm issues it: one sgemm per batch and head.
+std::vector<uint64_t> attention_iteration() {
+  std::vector<uint64_t> it;
+  for (int layer = 0; layer < 2; ++layer) {  // forward: in_proj, QK^T x 8, AV x 8, out_proj, FFN
+    it.push_back(1);
+    append(it, repeat(2, 8));
+    append(it, repeat(3, 8));
+    append(it, {4, 5, 6});
+  }
+  it.push_back(7);                           // the head
+  for (int layer = 0; layer < 2; ++layer) {  // backward
+    append(it, {8, 9, 10, 11});
+    append(it, repeat(12, 8));
+    append(it, repeat(2, 8));
+    append(it, repeat(3, 8));
+    append(it, {13, 14});
+  }
+  return it;
+}
+
+TEST(StepPeriod, RunOfIdenticalBmmCallsInsideTheIteration) {
+  std::vector<size_t> first;
+  const std::vector<uint64_t> s = loop(attention_iteration(), 20, nullptr, &first);
+  const std::vector<uint64_t> steps = steps_of(s);
+  EXPECT_EQ(steps.back(), 19u);
+  expect_iterations(steps, first);
+  // The run alone is no step: fit_period leaves the rest of the iteration as extras.
+  EXPECT_FALSE(fit_period(s, 1, 1).explains(2));
+  EXPECT_EQ(best_period(s, 2).period, attention_iteration().size());
+}
+
+TEST(StepPeriod, NIdenticalLayersAtTheStart) {
+  // 6 identical layers of 3 GEMMs open every iteration (no call before them), then the head and
+  // the backward pass: the layer repeats 6 times before anything else is seen.
+  std::vector<uint64_t> it;
+  for (int l = 0; l < 6; ++l) append(it, {10, 11, 12});
+  it.push_back(20);
+  for (int l = 0; l < 6; ++l) append(it, {21, 22, 23});
+  std::vector<size_t> first;
+  const std::vector<uint64_t> s = loop(it, 10, nullptr, &first);
+  const std::vector<uint64_t> steps = steps_of(s);
+  EXPECT_EQ(steps.back(), 9u);
+  expect_iterations(steps, first);
+}
+
+TEST(StepPeriod, NIdenticalSingleGemmLayers) {
+  std::vector<uint64_t> it = repeat(1, 4);  // stacked.py: 4 blocks of one Linear each
+  append(it, {2, 3, 4});
+  for (int l = 0; l < 4; ++l) append(it, {5, 6});
+  std::vector<size_t> first;
+  const std::vector<uint64_t> s = loop(it, 8, nullptr, &first);
+  const std::vector<uint64_t> steps = steps_of(s);
+  EXPECT_EQ(steps.back(), 7u);
+  expect_iterations(steps, first);
+}
+
+TEST(StepPeriod, RnnTimeSteps) {
+  // Input projection, 9 time steps of the hidden GEMM per layer, then backward through time.
+  std::vector<uint64_t> it = {1};
+  append(it, repeat(2, 9));
+  it.push_back(3);
+  append(it, repeat(4, 9));
+  it.push_back(5);
+  for (int t = 0; t < 9; ++t) append(it, {6, 7});
+  append(it, {8, 9});
+  for (int t = 0; t < 9; ++t) append(it, {6, 7});
+  std::vector<size_t> first;
+  const std::vector<uint64_t> s = loop(it, 10, nullptr, &first);
+  const std::vector<uint64_t> steps = steps_of(s);
+  EXPECT_EQ(steps.back(), 9u);
+  expect_iterations(steps, first);
+}
+
+TEST(StepPeriod, EvalPassEveryThirdStepBelongsToItsStep) {
+  // 9 iterations of 5 GEMMs; after every 3rd an eval pass of 2 GEMMs of another batch size.
+  std::vector<size_t> first;
+  const std::vector<uint64_t> s = loop(
+      {1, 2, 3, 4, 5}, 9,
+      [](size_t k) {
+        return (k + 1) % 3 == 0 ? std::vector<uint64_t>{6, 7} : std::vector<uint64_t>{};
+      },
+      &first);
+  const std::vector<uint64_t> steps = steps_of(s);
+  EXPECT_EQ(steps.back(), 8u);
+  expect_iterations(steps, first);  // the eval calls: in the step before them
+  const PeriodFit f = fit_period(s, 0, 5);
+  EXPECT_EQ(f.steps, 9u);
+  EXPECT_EQ(f.extras, 6u);
+  EXPECT_EQ(f.extra_runs, 3u);
+}
+
+TEST(StepPeriod, SequenceLengthChangesBetweenSteps) {
+  // The sizes change every step (full signatures never repeat), the op sequence does not.
+  std::vector<uint64_t> full, coarse;
+  std::vector<size_t> first;
+  for (uint64_t k = 0; k < 8; ++k) {
+    first.push_back(full.size());
+    for (uint64_t op : {1, 2, 2, 2, 3, 4, 4}) {
+      full.push_back(1000 * (k + 1) + op);
+      coarse.push_back(op);
+    }
+  }
+  const std::vector<uint64_t> steps = steps_of(full, coarse);
+  EXPECT_EQ(steps.back(), 7u);
+  expect_iterations(steps, first);
+}
+
+TEST(StepPeriod, ContradictedPeriodIsNotTaken) {
+  // 1 2 1 2 1 2 then 1 3: period 2 holds for 6 calls and a call inside the iteration contradicts
+  // it; the period that explains the whole window is 4 (1 2 1 2 1 3 ... is not periodic).
+  const std::vector<uint64_t> s = {1, 2, 1, 2, 1, 3, 1, 2, 1, 2, 1, 3, 1, 2, 1, 2, 1, 3};
+  EXPECT_TRUE(fit_period(s, 0, 2).contradicted);
+  EXPECT_EQ(best_period(s, 2).period, 6u);
 }
 
 }  // namespace
