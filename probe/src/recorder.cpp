@@ -77,10 +77,9 @@ struct Recorder::Impl final : StepLabeler::Listener {
   } feeding;  // the call being fed to the labeler (call_held)
 
   TensorTable tensors;
-  // "<path>.dgrad" / ".wgrad" for the backward GEMMs of a module, by the buffers they read. Not
-  // yet for unscoped calls ("gemm#k.dgrad"): tests/probe/test_python_e2e.py still expects every
-  // GEMM of a step without hooks to be "gemm#<ordinal>".
-  GradNamer grads{false};
+  // "<path>.dgrad" / ".wgrad" for the backward GEMMs of a module, and "gemm#k.dgrad" /
+  // "gemm#k.wgrad" for unscoped ones (numpy, --no-python-hooks), by the buffers they read.
+  GradNamer grads{true};
   Fp8Scales fp8;  // fed by every emitted amax
   HostWatches watches;
   StepHooks step_hooks;  // live step boundaries, queued under mu, run after it is released

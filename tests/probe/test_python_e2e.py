@@ -4,6 +4,7 @@
 Exit code 77 (CTest: skipped) when torch or numpy cannot be imported by this interpreter."""
 import argparse
 import collections
+import re
 import json
 import os
 import resource
@@ -82,7 +83,12 @@ class Torch(unittest.TestCase):
         # A 4-layer MLP step: 4 forward GEMMs + 3 input-gradient + 4 weight-gradient GEMMs.
         # The sample's data preparation (4 GEMMs) comes first: warm-up calls "gemm#w<k>", step 0.
         ds = [x for x in t["tensors"] if x["role"] == "D" and not x["id"].startswith("gemm#w")]
-        self.assertEqual(sorted(x["id"] for x in ds), sorted("gemm#%d.D" % k for k in range(11)))
+        # Backward GEMMs are named by the forward GEMM whose buffers they read (grad_names.h):
+        # layer k's weight gradient reads its input (gemm#k.wgrad); the input gradient of layers
+        # 1..3 reads their weights (gemm#k.dgrad); layer 0's input needs no gradient.
+        want = (["gemm#%d.D" % k for k in range(4)] + ["gemm#%d.wgrad.D" % k for k in range(4)]
+                + ["gemm#%d.dgrad.D" % k for k in range(1, 4)])
+        self.assertEqual(sorted(x["id"] for x in ds), sorted(want))
         warm = [x for x in t["tensors"] if x["id"].startswith("gemm#w") and x["role"] == "D"]
         self.assertEqual(len(warm), 4)
         for x in ds:
@@ -245,6 +251,24 @@ def d_ids_per_step(t):
     return per
 
 
+GEMM_ID = re.compile(r"^gemm#(\d+)(\.(dgrad|wgrad))?(#\d+)?\.D$")
+
+
+def assert_step_ids(tc, ids, g, step):
+    """The D ids of one step without framework names: g distinct GEMMs named gemm#<k> (k: the
+    position in the period) or, for a backward GEMM, after the forward GEMM whose weight (dgrad) or
+    input (wgrad) buffer it reads, gemm#<k>.dgrad / gemm#<k>.wgrad (probe/src/grad_names.h), with
+    gemm#<k> a GEMM of the same step; #j numbers repeats of one name within the step."""
+    tc.assertEqual(len(ids), g, (step, ids))
+    tc.assertEqual(len(set(ids)), g, (step, ids))
+    m = [GEMM_ID.match(i) for i in ids]
+    tc.assertTrue(all(m), (step, ids))
+    plain = {int(x.group(1)) for x in m if not x.group(2)}
+    for x in m:
+        if x.group(2):
+            tc.assertIn(int(x.group(1)), plain, (step, ids))
+
+
 class Kill(unittest.TestCase):
     """(3) SIGKILL mid-run: everything up to the last (timed) flush is in the trace."""
     N = 6  # steps the program has printed before the test waits and kills it
@@ -293,7 +317,7 @@ class Kill(unittest.TestCase):
         # Every GEMM of the steps printed before the wait (and so before the last flush).
         for s in range(self.N):
             self.assertEqual(len(per[s]), g, (s, per[s]))
-            self.assertEqual(sorted(per[s]), sorted("gemm#%d.D" % k for k in range(g)), s)
+            assert_step_ids(self, per[s], g, s)
             for role in ("A", "B"):
                 self.assertEqual(len([o for o, _ in role_obs(t, role) if o["step"] == s]), g)
         # Nothing from steps the program never reached; steps complete except the last one.
@@ -368,7 +392,7 @@ class FullOutput(unittest.TestCase):
         last = max(per)
         self.assertLess(last, steps // 2, "the failure came late, not mid-run")
         for s in range(last):  # complete steps up to the failure
-            self.assertEqual(sorted(per[s]), sorted("gemm#%d.D" % k for k in range(g)), s)
+            assert_step_ids(self, per[s], g, s)
         sys.stderr.write("\n  [fsize] %d bytes, steps 0..%d of %d readable, truncated=%s: %s\n"
                          % (size, last, steps, t["truncated"], w[0]))
 
@@ -640,7 +664,7 @@ class StepDetection(unittest.TestCase):
         g = len(per[0])
         self.assertGreater(g, 6)
         for s in range(iters):
-            self.assertEqual(sorted(per[s]), sorted("gemm#%d.D" % k for k in range(g)), s)
+            assert_step_ids(self, per[s], g, s)
         # The premise: each step begins with three GEMMs of one shape (q, k, v).
         shape = {x["id"]: (x["rows"], x["cols"], x["k"]) for _, x in role_obs(t, "D")}
         self.assertEqual(shape["gemm#0.D"], shape["gemm#1.D"])
@@ -665,7 +689,7 @@ class StepDetection(unittest.TestCase):
         check_step_marks(self, t)
         per = d_ids_per_step(t)
         for s in range(iters):
-            self.assertEqual(sorted(per[s]), sorted("gemm#%d.D" % k for k in range(g)), s)
+            assert_step_ids(self, per[s], g, s)
         # Each step holds its own iteration's GEMMs: the first layer's output has its batch size.
         for o, x in role_obs(t, "D"):
             if x["id"] == "gemm#0.D":
