@@ -1,8 +1,12 @@
 #!/usr/bin/python3
 """Probe overhead on the PyTorch CPU sample (4-layer 512-wide MLP, batch 256, one thread), and,
 in the same run, the overhead of computing the same statistics with PyTorch hooks in Python.
+With --model transformer: the overhead of the probe with and without its PyTorch integration
+(as `fpscope record` loads it: probe/python/fpscope_hooks on PYTHONPATH) on a causal
+TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), default sampling.
 
 Usage: bench_probe.py --probe build/lib/libfpscope_probe.so [--steps 60] [--repeats 5]
+       bench_probe.py --probe build/lib/libfpscope_probe.so --model transformer [--steps 30]
 Prints the median training-loop time of each configuration and the ratios; the configurations
 are interleaved (plain, probe default, probe every step, hooks, plain, ...) so that drift on a
 shared machine hits all of them alike."""
@@ -35,7 +39,10 @@ def main():
     ap.add_argument("--probe", required=True)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--model", choices=["mlp", "transformer"], default="mlp")
     args = ap.parse_args()
+    if args.model == "transformer":
+        return bench_transformer(args)
     sample = [PY, os.path.join(ROOT, "samples/pytorch_cpu/train.py"), "--quiet",
               "--steps", str(args.steps), "--batch", "256", "--width", "512", "--threads", "1"]
     hooks = [PY, os.path.join(HERE, "hooks_train.py")] + sample[2:]
@@ -75,6 +82,37 @@ def main():
           % (ov["probe, every step"] / ov["python hooks, every step"]))
     print("probe default sampling overhead: %+.1f%%  (target <= 5%%)"
           % (100 * ov["probe, default sampling"]))
+    for f in os.listdir(tmp):
+        os.unlink(os.path.join(tmp, f))
+    os.rmdir(tmp)
+
+
+def bench_transformer(args):
+    prog = [PY, os.path.join(HERE, "transformer_train.py"), "--quiet", "--steps", str(args.steps)]
+    base_env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    base_env.pop("LD_PRELOAD", None)
+    base_env.pop("PYTHONPATH", None)
+    probe = os.path.abspath(args.probe)
+    hooks_dir = os.path.join(os.path.dirname(probe), "python", "fpscope_hooks")
+    if not os.path.isfile(os.path.join(hooks_dir, "sitecustomize.py")):
+        sys.exit("no Python integration at %s (build fpscope_probe)" % hooks_dir)
+    tmp = tempfile.mkdtemp(prefix="fpscope_bench_")
+    probed = dict(base_env, LD_PRELOAD=probe, FPSCOPE_OUTPUT=os.path.join(tmp, "t-%p.fpst"))
+    configs = [("plain", base_env),
+               ("probe + integration", dict(probed, PYTHONPATH=hooks_dir)),
+               ("probe, no integration", probed)]
+    times = {name: [] for name, _ in configs}
+    run(prog, base_env)  # warm the page cache
+    for _ in range(args.repeats):
+        for name, env in configs:
+            times[name].append(run(prog, env)[0])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print("transformer (d_model 256, 4 layers, seq 128, batch 8, AdamW), steps=%d repeats=%d, "
+          "default sampling (median training-loop seconds)" % (args.steps, args.repeats))
+    for name, _ in configs:
+        print("  %-24s %8.3f s  %+6.1f%%" % (name, med[name], 100 * (med[name] / med["plain"] - 1)))
+    print("probe + integration overhead: %+.1f%%  (target <= 5%%)"
+          % (100 * (med["probe + integration"] / med["plain"] - 1)))
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)
