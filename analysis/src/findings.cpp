@@ -40,6 +40,8 @@ const char* kind_name(FindingKind k) {
       return "drift";
     case FindingKind::BaselineDrift:
       return "baseline_drift";
+    case FindingKind::AdditiveMask:
+      return "additive_mask";
   }
   return "unknown";
 }
@@ -165,6 +167,7 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
   // The finding families on their results, then one ranking.
   const FindingOptions& fo = opt.findings;
   families::nonfinite_findings(a.risks, risk_opt, fo, &a.findings);
+  families::additive_mask_findings(a.risks, fo, &a.findings);
   families::range_findings(a.risks, risk_opt, fo, &a.findings);
   families::precision_findings(a.risks, risk_opt, fo, &a.findings);
   families::loss_scale_findings(a.loss_scale, fo, &a.findings);

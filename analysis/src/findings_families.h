@@ -17,9 +17,13 @@ namespace fpscope::analysis::families {
 std::string steps_phrase(int64_t first, int64_t last);
 
 // findings_tensor.cpp, from the risk rows (risk.skipped_steps: the loss scaler's skipped steps).
-// Nonfinite: NaN/Inf in a tensor's data (only at skipped steps: nonfinite_in_skipped).
+// Nonfinite: NaN/Inf in a tensor's data (only at skipped steps: nonfinite_in_skipped), except
+// the tensors of an additive mask (is_additive_mask).
 void nonfinite_findings(const std::vector<TensorRisk>& risks, const RiskOptions& risk,
                         const FindingOptions& opt, std::vector<Finding>* out);
+// AdditiveMask: one per mask C (is_additive_mask), covering the D outputs of its GEMM.
+void additive_mask_findings(const std::vector<TensorRisk>& risks, const FindingOptions& opt,
+                            std::vector<Finding>* out);
 // Overflow and Underflow of each target format (FP8 only when its counts were scaled).
 void range_findings(const std::vector<TensorRisk>& risks, const RiskOptions& risk,
                     const FindingOptions& opt, std::vector<Finding>* out);

@@ -120,7 +120,7 @@ void nonfinite_findings(const std::vector<TensorRisk>& risks, const RiskOptions&
                         const FindingOptions& opt, std::vector<Finding>* out) {
   for (const auto& r : risks) {
     const uint64_t nonfinite = r.nan + r.pos_inf + r.neg_inf;
-    if (nonfinite == 0) continue;
+    if (nonfinite == 0 || is_additive_mask(r)) continue;
     const bool only_skipped = nonfinite_only_in_skipped(r, risk.skipped_steps);
     Finding f = about(r, FindingKind::Nonfinite, r.dtype);
     f.severity = only_skipped ? opt.nonfinite_in_skipped : opt.nonfinite;
@@ -139,6 +139,39 @@ void nonfinite_findings(const std::vector<TensorRisk>& risks, const RiskOptions&
             : "Find the first operation that produced it (loss-scale section: first offending op "
               "per skipped step); check the inputs of that op, lower the learning rate or loss "
               "scale, or keep this op in FP32/BF16.";
+    out->push_back(std::move(f));
+  }
+}
+
+// An attention mask adds -Inf to the scores where attention is not allowed (softmax makes them
+// 0): the same -Inf, in the same number every step, in the C operand and in the GEMM's output.
+void additive_mask_findings(const std::vector<TensorRisk>& risks, const FindingOptions& opt,
+                            std::vector<Finding>* out) {
+  std::vector<const TensorRisk*> masks;
+  for (const auto& r : risks)
+    if (is_additive_mask(r) && r.mask_tensor == static_cast<int64_t>(r.tensor)) masks.push_back(&r);
+  // Risk rows come sorted by score: tensor order keeps the findings' order independent of it.
+  std::sort(masks.begin(), masks.end(),
+            [](const TensorRisk* a, const TensorRisk* b) { return a->tensor < b->tensor; });
+  for (const TensorRisk* m : masks) {
+    const TensorRisk& r = *m;
+    Finding f = about(r, FindingKind::AdditiveMask, r.dtype);
+    f.severity = opt.additive_mask;
+    f.score = level_score(f.severity, fraction_magnitude(fraction(r.neg_inf, r.elements), opt));
+    f.first_step = r.first_nonfinite_step;
+    f.last_step = static_cast<int64_t>(r.last_step);
+    f.title = fmt::format("additive mask: {} elements at -Inf in every step of {}", r.mask_neg_inf,
+                          who(r));
+    std::string outputs;
+    for (const auto& d : risks)
+      if (d.mask_tensor == static_cast<int64_t>(r.tensor) && d.tensor != r.tensor)
+        outputs += fmt::format("; output {}: {} -Inf in every step", d.id, d.mask_neg_inf);
+    f.evidence = fmt::format("{}: {} -Inf in each of {}, no NaN, no +Inf (added with beta != 0){}",
+                             shape(r), r.mask_neg_inf, plural(r.steps, "step"), outputs);
+    f.recommendation =
+        "Expected: an additive attention mask (-Inf where attention is not allowed; softmax "
+        "turns them into 0). A problem only if the count changes or NaN/+Inf appear: those stay "
+        "nonfinite findings.";
     out->push_back(std::move(f));
   }
 }

@@ -83,6 +83,71 @@ Severity format_severity(const FormatRisk& r, const RiskOptions& opt, int* score
   return best;
 }
 
+bool is_additive_mask(const TensorRisk& r) {
+  return r.mask_tensor >= 0;
+}
+
+namespace {
+
+// The -Inf count of every step when it is the same nonzero count in all of them and no step
+// holds NaN or +Inf; 0 otherwise.
+uint64_t steady_neg_inf(const std::vector<detail::StepStats>& steps) {
+  const uint64_t n = steps.front().s.neg_inf;
+  for (const auto& st : steps)
+    if (st.s.neg_inf != n || st.s.nan > 0 || st.s.pos_inf > 0) return 0;
+  return n;
+}
+
+// The C operand of the GEMM that wrote D's -Inf: the tensor of the role-C observation sharing
+// the seq of every D observation that holds -Inf (one and the same tensor), -1 when none.
+int64_t mask_candidate(const trace::TraceModel& model, uint32_t d) {
+  const auto& t = model.trace();
+  int64_t found = -1;
+  for (uint32_t oi : model.series(d)) {
+    const auto& o = t.observations[oi];
+    if (o.stats.neg_inf == 0) continue;
+    const auto so = model.step_observations(o.step);
+    auto it = std::lower_bound(so.begin(), so.end(), o.seq, [&](uint32_t i, uint64_t seq) {
+      return t.observations[i].seq < seq;
+    });
+    int64_t c = -1;
+    for (; it != so.end() && t.observations[*it].seq == o.seq; ++it) {
+      const uint32_t ti = t.observations[*it].tensor;
+      if (ti < model.num_tensors() && model.tensor(ti).role == trace::Role::C) c = ti;
+    }
+    if (c < 0 || (found >= 0 && c != found)) return -1;
+    found = c;
+  }
+  return found;
+}
+
+// Sets mask_tensor / mask_neg_inf (is_additive_mask): the C masks first, then the D outputs
+// they cover. steady[i]: steady_neg_inf of rows[i].
+void mark_masks(const trace::TraceModel& model, const std::vector<uint64_t>& steady,
+                std::vector<TensorRisk>* rows) {
+  std::vector<int64_t> row_of(model.num_tensors(), -1);
+  for (size_t i = 0; i < rows->size(); ++i) row_of[(*rows)[i].tensor] = static_cast<int64_t>(i);
+  for (size_t i = 0; i < rows->size(); ++i) {
+    auto& r = (*rows)[i];
+    if (r.role == trace::Role::C && steady[i] > 0 && model.tensor(r.tensor).gemm.beta != 0.0) {
+      r.mask_tensor = r.tensor;
+      r.mask_neg_inf = steady[i];
+    }
+  }
+  for (size_t i = 0; i < rows->size(); ++i) {
+    auto& r = (*rows)[i];
+    if (r.role != trace::Role::D || steady[i] == 0) continue;
+    const int64_t c = mask_candidate(model, r.tensor);
+    if (c < 0 || row_of[c] < 0) continue;
+    const auto& mask = (*rows)[row_of[c]];
+    if (mask.mask_tensor != c || steady[i] > mask.mask_neg_inf) continue;
+    r.mask_tensor = c;
+    r.mask_neg_inf = steady[i];
+  }
+}
+
+}  // namespace
+
 bool nonfinite_only_in_skipped(const TensorRisk& r, const std::vector<uint64_t>& skipped) {
   return !skipped.empty() && !r.nonfinite_steps.empty() &&
          std::all_of(r.nonfinite_steps.begin(), r.nonfinite_steps.end(), [&](uint64_t st) {
@@ -94,6 +159,7 @@ std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskO
                                      const FindingOptions& scoring) {
   const auto& trace = model.trace();
   std::vector<TensorRisk> rows;
+  std::vector<uint64_t> steady;  // per row: steady_neg_inf of its steps
   for (uint32_t ti = 0; ti < model.num_tensors(); ++ti) {
     const auto series = model.series(ti);
     if (series.empty()) continue;
@@ -112,6 +178,7 @@ std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskO
     r.steps = steps.size();
     r.first_step = steps.front().step;
     r.last_step = steps.back().step;
+    steady.push_back(steady_neg_inf(steps));
     for (int f = 0; f < kNumTargets; ++f) r.formats[f].format = kTargets[f];
     for (const auto& st : steps) {
       const auto& s = st.s;
@@ -186,10 +253,25 @@ std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskO
       }
     }
 
-    // Severity: NaN/Inf in the data first, then the worst format.
+    rows.push_back(std::move(r));
+  }
+  mark_masks(model, steady, &rows);
+  // Severity: NaN/Inf in the data first (an additive mask's at its own level), then the worst
+  // format.
+  for (auto& r : rows) {
     int best_score = 0;
     const uint64_t nonfinite = r.nan + r.pos_inf + r.neg_inf;
-    if (nonfinite > 0) {
+    if (nonfinite > 0 && is_additive_mask(r)) {
+      r.severity = scoring.additive_mask;
+      best_score =
+          level_score(r.severity, fraction_magnitude(fraction(nonfinite, r.elements), scoring));
+      r.severity_format = r.dtype;
+      r.severity_reason =
+          r.mask_tensor == r.tensor
+              ? fmt::format("additive mask: {} elements at -Inf in every step", r.mask_neg_inf)
+              : fmt::format("output of additive mask {}: {} elements at -Inf in every step",
+                            model.tensor(static_cast<uint32_t>(r.mask_tensor)).id, r.mask_neg_inf);
+    } else if (nonfinite > 0) {
       const bool skipped = nonfinite_only_in_skipped(r, opt.skipped_steps);
       r.severity = skipped ? scoring.nonfinite_in_skipped : scoring.nonfinite;
       best_score =
@@ -210,7 +292,6 @@ std::vector<TensorRisk> analyze_risk(const trace::TraceModel& model, const RiskO
       }
     }
     r.score = best_score;
-    rows.push_back(std::move(r));
   }
   std::sort(rows.begin(), rows.end(), [](const TensorRisk& a, const TensorRisk& b) {
     if (a.score != b.score) return a.score > b.score;

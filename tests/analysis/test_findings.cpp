@@ -1,6 +1,8 @@
 // Findings from the FP8 what-if (grouped, fraction-dependent severity, format-aware advice),
 // within-run drift findings and JSON, the master-weight ratio distribution, the 80-column human
-// summary with run facts, the diff's truncation rule and run facts, report sections and caps.
+// summary with run facts, the diff's truncation rule and run facts, report sections and caps,
+// NaN/Inf findings (loss-scaler skips, additive masks). Over 600 lines: one test per finding
+// behaviour, each with its hand-built trace next to it; splitting would scatter the helpers.
 #include <algorithm>
 #include <cmath>
 #include <iterator>
@@ -503,6 +505,139 @@ TEST(NonfiniteFindings, ConfinedToSkippedStepsIsAWarning) {
   }
 }
 
+namespace {
+// One attention-score GEMM per step s (seq 10 * s, name "attn"): A and B finite, C (alpha 1,
+// `beta`) with c_neg[s] -Inf, D with d_neg[s] -Inf and d_nan[s] NaN, 64 elements each.
+Builder scores(std::vector<uint64_t> c_neg, std::vector<uint64_t> d_neg, double beta = 1.0,
+               std::vector<uint64_t> d_nan = {}) {
+  Builder b;
+  uint32_t t[4];
+  const trace::Role roles[4] = {trace::Role::A, trace::Role::B, trace::Role::C, trace::Role::D};
+  for (int i = 0; i < 4; ++i) {
+    t[i] = b.tensor(fmt::format("gemm#0.{}", trace::role_name(roles[i])), roles[i], 8, 8);
+    b.t.tensors[t[i]].gemm.beta = beta;
+  }
+  for (uint64_t s = 0; s < c_neg.size(); ++s) {
+    const uint64_t seq = 10 * s;
+    b.obs(t[0], s, seq, 64, 1.0f, 16.0);
+    b.obs(t[1], s, seq, 64, 1.0f, 16.0);
+    auto& c = b.obs(t[2], s, seq, 64 - c_neg[s], 0.0f, 0.0);
+    c.stats.count = 64;
+    c.stats.neg_inf = c_neg[s];
+    const uint64_t nan = s < d_nan.size() ? d_nan[s] : 0;
+    auto& d = b.obs(t[3], s, seq, 64 - d_neg[s] - nan, 2.0f, 30.0);
+    d.stats.count = 64;
+    d.stats.neg_inf = d_neg[s];
+    d.stats.nan = nan;
+  }
+  return b;
+}
+
+RunAnalysis analyze_plain(const Builder& b) {
+  AnalysisOptions opt;
+  opt.run_whatif = false;
+  opt.run_drift = false;
+  const trace::TraceModel m(b.t);
+  return analyze(m, opt);
+}
+
+const TensorRisk& risk_of(const RunAnalysis& a, const std::string& id) {
+  for (const auto& r : a.risks)
+    if (r.id == id) return r;
+  ADD_FAILURE() << "no risk row " << id;
+  return a.risks.front();
+}
+
+std::vector<std::string> critical_tensors(const RunAnalysis& a) {
+  std::vector<std::string> v;
+  for (const auto& f : a.findings)
+    if (f.severity == Severity::Critical) {
+      EXPECT_EQ(f.kind, FindingKind::Nonfinite);
+      v.push_back(f.tensor_id);
+    }
+  std::sort(v.begin(), v.end());
+  return v;
+}
+}  // namespace
+
+TEST(AdditiveMaskFindings, MaskAndItsOutputAreOneInfoFinding) {
+  // 28 of 64 at -Inf (a causal 8x8 mask) in C and D at each of 3 steps; D's the same count, then
+  // fewer (a masked row the output has no -Inf in is still the mask's).
+  for (const uint64_t d : {28u, 20u}) {
+    const auto a = analyze_plain(scores({28, 28, 28}, {d, d, d}));
+    EXPECT_TRUE(of_kind(a, "nonfinite").empty());
+    for (const auto& f : a.findings) EXPECT_EQ(f.severity, Severity::Info) << f.title;
+    const auto fs = of_kind(a, "additive_mask");
+    ASSERT_EQ(fs.size(), 1u);
+    const Finding& f = *fs[0];
+    EXPECT_EQ(f.severity, Severity::Info);
+    EXPECT_EQ(f.tensor_id, "gemm#0.C");
+    // 84 of 192 elements: 1000 + round((log10(0.4375) + 7) / 7 * 999) = 1000 + 948.
+    EXPECT_EQ(f.score, 1948);
+    EXPECT_EQ(f.first_step, 0);
+    EXPECT_EQ(f.last_step, 2);
+    EXPECT_EQ(f.title, "additive mask: 28 elements at -Inf in every step of gemm#0.C");
+    EXPECT_NE(f.evidence.find(fmt::format("output gemm#0.D: {} -Inf in every step", d)),
+              std::string::npos)
+        << f.evidence;
+    // The tensor table's rule is the same: neither tensor is painted above Info.
+    const auto& c = risk_of(a, "gemm#0.C");
+    EXPECT_EQ(c.severity, Severity::Info);
+    EXPECT_EQ(c.severity_reason, "additive mask: 28 elements at -Inf in every step");
+    const auto& dr = risk_of(a, "gemm#0.D");
+    EXPECT_EQ(dr.severity, Severity::Info);
+    EXPECT_EQ(dr.mask_tensor, static_cast<int64_t>(c.tensor));
+    EXPECT_EQ(
+        dr.severity_reason,
+        fmt::format("output of additive mask gemm#0.C: {} elements at -Inf in every step", d));
+  }
+}
+
+TEST(AdditiveMaskFindings, InfFromFiniteInputsStaysCritical) {
+  // C finite, D with -Inf: the GEMM produced them.
+  const auto a = analyze_plain(scores({0, 0, 0}, {28, 28, 28}));
+  EXPECT_TRUE(of_kind(a, "additive_mask").empty());
+  EXPECT_EQ(critical_tensors(a), std::vector<std::string>{"gemm#0.D"});
+  EXPECT_EQ(risk_of(a, "gemm#0.D").severity, Severity::Critical);
+  const auto fs = of_kind(a, "nonfinite");
+  ASSERT_EQ(fs.size(), 1u);
+  EXPECT_EQ(fs[0]->title, "gemm#0.D holds NaN/Inf from step 0");
+}
+
+TEST(AdditiveMaskFindings, CountsThatChangeOrNaNAreNotAMask) {
+  const std::vector<std::string> both = {"gemm#0.C", "gemm#0.D"};
+  {  // The mask's count changes at step 2: not a mask; C and D critical as before.
+    const auto a = analyze_plain(scores({28, 28, 29}, {28, 28, 29}));
+    EXPECT_TRUE(of_kind(a, "additive_mask").empty());
+    EXPECT_EQ(critical_tensors(a), both);
+    EXPECT_EQ(risk_of(a, "gemm#0.C").severity, Severity::Critical);
+  }
+  {  // A steady mask whose output's -Inf grow: the output is critical, the mask alone info.
+    const auto a = analyze_plain(scores({28, 28, 28}, {28, 28, 30}));
+    EXPECT_EQ(of_kind(a, "additive_mask").size(), 1u);
+    EXPECT_EQ(critical_tensors(a), std::vector<std::string>{"gemm#0.D"});
+    const auto fs = of_kind(a, "nonfinite");
+    ASSERT_EQ(fs.size(), 1u);
+    EXPECT_EQ(fs[0]->first_step, 0);
+  }
+  {  // More -Inf in the output than in the mask, every step.
+    const auto a = analyze_plain(scores({20, 20, 20}, {28, 28, 28}));
+    EXPECT_EQ(critical_tensors(a), std::vector<std::string>{"gemm#0.D"});
+  }
+  {  // NaN appears in the output at step 2.
+    const auto a = analyze_plain(scores({28, 28, 28}, {28, 28, 28}, 1.0, {0, 0, 1}));
+    EXPECT_EQ(critical_tensors(a), std::vector<std::string>{"gemm#0.D"});
+    EXPECT_EQ(risk_of(a, "gemm#0.D").severity, Severity::Critical);
+  }
+}
+
+TEST(AdditiveMaskFindings, BetaZeroIsNotAMask) {
+  // A C with beta 0 is not added: its -Inf are not a mask (and D's are not covered).
+  const auto a = analyze_plain(scores({28, 28, 28}, {28, 28, 28}, 0.0));
+  EXPECT_TRUE(of_kind(a, "additive_mask").empty());
+  EXPECT_EQ(critical_tensors(a), (std::vector<std::string>{"gemm#0.C", "gemm#0.D"}));
+}
+
 // ---- one vocabulary: kind names, options
 // ---------------------------------------------------------
 
@@ -511,7 +646,8 @@ TEST(FindingKinds, OneNameEachAndItParsesBack) {
   const char* const documented[] = {
       "nonfinite",           "overflow",      "underflow",       "sqnr",
       "loss_scale_collapse", "skipped_steps", "master_not_fp32", "master_weight_loss",
-      "fp8_saturation",      "fp8_underflow", "drift",           "baseline_drift"};
+      "fp8_saturation",      "fp8_underflow", "drift",           "baseline_drift",
+      "additive_mask"};
   ASSERT_EQ(std::size(documented), static_cast<size_t>(kNumFindingKinds));
   for (int i = 0; i < kNumFindingKinds; ++i) {
     const auto k = static_cast<FindingKind>(i);

@@ -427,6 +427,51 @@ class Integration(unittest.TestCase):
                          [(s, scales[s], s == 2) for s in range(4)])
 
 
+
+class HonestSeverities(unittest.TestCase):
+    """Healthy FP32 runs of ordinary models, recorded with the default settings (Python hooks on):
+    no critical or error finding. The causal mask of transformer.py (-Inf added to the attention
+    scores, beta 1, and the same -Inf in the GEMM's output) is one info additive_mask finding per
+    attention layer, not NaN/Inf gone wrong."""
+
+    def setUp(self):
+        if not ARGS.fpscope:
+            self.skipTest("needs --fpscope")
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def findings(self, name):
+        trace = os.path.join(self.dir, name + ".fpst")
+        rec = e2e.record(trace, [PY, os.path.join(HERE, name)], [], QUIET, hooks=True)
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        r = subprocess.run([ARGS.fpscope, "summary", trace, "--json"], capture_output=True,
+                           text=True)
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        found = json.loads(r.stdout)["findings"]
+        bad = [(f["severity"], f["kind"], f["title"]) for f in found
+               if f["severity"] in ("critical", "error")]
+        self.assertEqual(bad, [])
+        return found
+
+    def test_transformer_causal_mask_is_an_additive_mask(self):
+        masks = [f for f in self.findings("transformer.py") if f["kind"] == "additive_mask"]
+        # One per encoder layer (LAYERS = 2): the scores GEMM of its self-attention.
+        self.assertEqual(sorted(scope_of(f["tensor"])[0] for f in masks),
+                         ["encoder.layers.0.self_attn", "encoder.layers.1.self_attn"], masks)
+        # 8x8 causal mask: 28 -Inf per head and sequence, 2 heads x batch 4.
+        for f in masks:
+            self.assertEqual(f["severity"], "info")
+            self.assertTrue(f["title"].startswith(
+                "additive mask: %d elements at -Inf in every step" % (28 * 2 * 4)), f)
+
+    def test_multihead_attention_without_mask(self):
+        found = self.findings("mha.py")
+        self.assertEqual([f for f in found if f["kind"] in ("additive_mask", "nonfinite")], [])
+
+
 def main():
     global ARGS, PY
     ap = argparse.ArgumentParser()

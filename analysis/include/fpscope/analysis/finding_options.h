@@ -27,6 +27,8 @@ struct FindingOptions {
   // --- Levels: the severity (score thousands) of each kind; underflow's comes from RiskOptions.
   Severity nonfinite = Severity::Critical;            // NaN/Inf reached a tensor's data
   Severity nonfinite_in_skipped = Severity::Warning;  // ... only at steps the scaler skipped
+  // -Inf of an additive mask (risk.h is_additive_mask), and the D output it covers: by design.
+  Severity additive_mask = Severity::Info;
   Severity overflow = Severity::Error;  // a target format's overflow (FP8: only when scaled)
   Severity sqnr = Severity::Warning;    // SQNR below nominal - RiskOptions::sqnr_margin_db
   Severity subnormal = Severity::Info;  // risk rows only: subnormal >= RiskOptions::subnormal_info

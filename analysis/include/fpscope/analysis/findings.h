@@ -54,8 +54,9 @@ enum class FindingKind : uint8_t {
   Fp8Underflow,       // "fp8_underflow": ... flushes to zero
   Drift,              // "drift": change points within the run
   BaselineDrift,      // "baseline_drift": drift against a baseline run
+  AdditiveMask,       // "additive_mask": -Inf of an additive (attention) mask, by design
 };
-inline constexpr int kNumFindingKinds = 12;
+inline constexpr int kNumFindingKinds = 13;
 
 // "nonfinite", "overflow", ... (the comments above): the one spelling of each kind.
 const char* kind_name(FindingKind k);

@@ -75,6 +75,12 @@ struct TensorRisk {
   std::vector<uint64_t> nonfinite_steps;          // every step whose data held NaN/Inf
   std::array<FormatRisk, kNumTargets> formats{};  // indexed like kTargets
 
+  // Additive mask (is_additive_mask below): mask_tensor is the mask C's TensorInfo::index (the
+  // tensor's own for the C itself, the C's for the D output it covers), -1 when neither;
+  // mask_neg_inf the -Inf elements of every observed step of this tensor (0 when -1).
+  int64_t mask_tensor = -1;
+  uint64_t mask_neg_inf = 0;
+
   // The worst problem found: level, a sortable score (level_score(level, magnitude), scored like
   // the findings: finding_options.h), the format it comes from (the tensor's own dtype for NaN/Inf
   // in the data) and one line saying why.
@@ -93,6 +99,18 @@ struct RiskOptions {
   // loss scaling expects when the scale overshoots, a Warning instead of Critical.
   std::vector<uint64_t> skipped_steps;
 };
+
+// The one rule that tells an additive mask from NaN/Inf gone wrong (docs/metrics.md "Additive
+// masks"), used by the risk rows (severity) and the findings (additive_mask instead of
+// nonfinite):
+//  - a C operand with beta != 0 whose data holds -Inf and no NaN or +Inf, with the same number of
+//    -Inf in every step it is observed, is an additive mask (an attention mask: softmax turns the
+//    -Inf of the scores into 0);
+//  - the D output of the same GEMM (its observations share the C's seq) is covered by that mask
+//    when its only non-finite values are -Inf, the same number in every observed step and no
+//    more than the mask's per-step count.
+// Anything else (NaN, +Inf, counts that change, -Inf in a D from finite inputs) is not a mask.
+bool is_additive_mask(const TensorRisk& r);
 
 // True when every step of r.nonfinite_steps is one of the sorted `skipped` steps (and some are).
 bool nonfinite_only_in_skipped(const TensorRisk& r, const std::vector<uint64_t>& skipped);
