@@ -446,6 +446,34 @@ TEST(Names, FrameworkStepSource) {
   EXPECT_STREQ(step_source_name(StepSource::Framework), "framework");
 }
 
+// A chunk whose only step-bearing records are LOSS records (a flush right after a loss value,
+// as a busy machine's flush timer makes it) has no indexed step range: the footer's entry for it
+// must be (0, 0) like the reader's, or the trace reads as not cleanly closed.
+TEST(RoundTrip, ChunkOfLossRecordsOnlyKeepsTheFooterIndexExact) {
+  const std::string path = temp_path("loss_only_chunk.fpst");
+  std::string err;
+  auto tw = TraceWriter::open(path, "{}", WriterOptions{}, &err);
+  ASSERT_TRUE(tw) << err;
+  tw->step(StepMark{0, StepSource::Framework, 1, 0});
+  ASSERT_TRUE(tw->flush());
+  tw->loss(LossRecord{0, 2.5, 2});
+  ASSERT_TRUE(tw->flush());  // a chunk holding one LOSS record and nothing else
+  tw->step(StepMark{1, StepSource::Framework, 3, 0});
+  tw->loss(LossRecord{1, 1.5, 4});
+  ASSERT_TRUE(tw->close()) << tw->error();
+  for (unsigned threads : {1u, 2u}) {
+    Trace t;
+    ReadError rerr;
+    ASSERT_TRUE(read_trace(path, &t, &rerr, ReadOptions{threads})) << rerr.message;
+    EXPECT_TRUE(t.clean_close) << t.truncation_reason;
+    ASSERT_EQ(t.losses.size(), 2u);
+  }
+  ReadError ferr;
+  auto f = TraceFile::open(path, &ferr);
+  ASSERT_TRUE(f) << ferr.message;
+  EXPECT_TRUE(f->clean_close());
+}
+
 }  // namespace
 }  // namespace fpscope::trace
 

@@ -434,7 +434,8 @@ class Writer final : public TraceWriter {
     if (b.records == 0) b.since = Clock::now();
     ++b.records;
     ++b.kinds[tag];
-    if (tag != kTagTensor) {
+    // TENSOR has no step; LOSS has one but stays out of the indexed range (FORMAT.md 5.7).
+    if (tag != kTagTensor && tag != kTagLoss) {
       b.stepped = true;
       b.first_step = std::min(b.first_step, step_lo);
       b.last_step = std::max(b.last_step, step_hi);
