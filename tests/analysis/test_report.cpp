@@ -267,3 +267,35 @@ TEST(Export, CsvJsonlPerfettoParse) {
     if (e["ph"] == "C") ++counters;
   EXPECT_EQ(counters, 8 * 2 + 4);  // amax + overflow per observation, 4 loss-scale records
 }
+
+// Issue 17: steps 0, 1 and 2^64-1 (a trace from a program that counts down from -1). The step span
+// 2^64-1 used to wrap `s1 - s0 + 1` to 0 heatmap columns (SIGSEGV); the axis labels went through
+// a double that does not convert back to 2^64-1.
+TEST(Report, PlotsSpanTheWholeStepRange) {
+  Builder b;
+  const uint32_t t = b.tensor("gemm#0.D");
+  const uint64_t steps[] = {0, 1, UINT64_MAX};
+  for (uint64_t s : steps) {
+    b.obs(t, s, s == UINT64_MAX ? 2 : s, 16, 1.0f, 16.0);
+    b.hist(4 * 127, 16);  // 2^0: exponent 0
+    b.loss_scale(s, 1024, false, 1024);
+  }
+  const trace::TraceModel m(b.t);
+  const std::string heat = svg_exponent_heatmap(m, t);
+  // 220 columns of 2 px from x = 60: steps 0 and 1 in column 0, 2^64-1 in column 219.
+  std::vector<std::string> cells;
+  for (size_t p = heat.find("<rect x=\""); p != std::string::npos;
+       p = heat.find("<rect x=\"", p + 1)) {
+    const std::string r = heat.substr(p, heat.find("/>", p) - p);
+    if (r.find("fill=\"rgb(") != std::string::npos)
+      cells.push_back(r.substr(9, r.find('"', 9) - 9));
+  }
+  EXPECT_EQ(cells, (std::vector<std::string>{"60.0", "498.0"}));
+  EXPECT_NE(heat.find(">step 0<"), std::string::npos);
+  EXPECT_NE(heat.find(">18446744073709551615<"), std::string::npos);
+  const std::string amax = svg_amax_sqnr(m, t);
+  EXPECT_NE(amax.find(">18446744073709551615<"), std::string::npos);
+  const auto a = analyze(m);
+  EXPECT_NE(svg_loss_scale(a).find(">18446744073709551615<"), std::string::npos);
+  EXPECT_NE(render_html(m, a, ReportOptions{}).find("18446744073709551615"), std::string::npos);
+}
