@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "json_utf8.h"
+
 namespace fpscope::analysis {
 
 bool parse_fail_on(const std::string& spec_str, DiffRules* rules, std::string* error) {
@@ -330,6 +332,7 @@ nlohmann::ordered_json diff_json(const DiffResult& d, const DiffRules& rules) {
   for (const auto& x : d.regressions)
     regs.push_back({{"rule", x.rule}, {"tensor", x.tensor_id}, {"message", x.message}});
   j["regressions"] = std::move(regs);
+  detail::make_utf8(j);  // names are bytes: one replacement rule (text_escape.h)
   return j;
 }
 

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "json_utf8.h"
+
 namespace fpscope::analysis {
 
 namespace {
@@ -219,6 +221,7 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   json fs = json::array();
   for (const auto& f : a.findings) fs.push_back(finding_json(f));
   j["findings"] = std::move(fs);
+  detail::make_utf8(j);  // names are bytes: one replacement rule (text_escape.h)
   return j;
 }
 
