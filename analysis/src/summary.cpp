@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "fpscope/analysis/text_escape.h"
 #include "json_utf8.h"
 
 namespace fpscope::analysis {
@@ -290,8 +291,10 @@ std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_ro
   std::string o;
   // Every line goes through emit(): wrapped to `width` (0: unlimited), continuation lines
   // indented under the value column.
+  // printable(): names, paths and texts are bytes from someone else's program; an ESC, CR or
+  // newline in them must not reach the terminal (issue 17).
   auto emit = [&](const std::string& line, int indent = 11) {
-    o += wrap_text(line, width, indent);
+    o += wrap_text(printable(line), width, indent);
   };
   emit(fmt::format("trace      {}  (format {}.{}, {} bytes)", t.path, t.version_major,
                    t.version_minor, t.file_bytes));
@@ -344,7 +347,7 @@ std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_ro
       break;
     }
     ++shown;
-    std::string id = r.id;
+    std::string id = printable(r.id);  // escaped before cutting: the column width is kept
     if (id.size() > 22) id = id.substr(0, 21) + "~";
     const std::string line =
         fmt::format(fmt::runtime(kRowFmt), severity_name(r.severity), id, trace::role_name(r.role),

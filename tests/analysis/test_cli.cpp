@@ -575,3 +575,18 @@ TEST_F(Cli, FailedExportLeavesNoPartialFile) {
   for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
   EXPECT_EQ(files, 1);
 }
+
+// Issue 17: tensor ids are bytes; an ESC sequence in one used to reach the terminal raw from
+// `summary` and `diff` (colour changes, window titles, cursor moves). Now they are visible escapes.
+TEST_F(Cli, TextOutputsEscapeControlCharacters) {
+  const std::string shown = "gemm#0.D\xEF\xBF\xBD\\x1B[31m";  // 0xFF -> U+FFFD, ESC -> \x1B
+  const auto s = run_cli("summary " + q(hostile));
+  ASSERT_EQ(s.rc, 0) << s.err;
+  EXPECT_EQ(s.out.find('\x1b'), std::string::npos);
+  EXPECT_EQ(s.out.find('\a'), std::string::npos);
+  EXPECT_NE(s.out.find(shown), std::string::npos) << s.out;
+  const auto d = run_cli("diff " + q(clean) + " " + q(hostile));
+  ASSERT_NE(d.rc, 2) << d.err;
+  EXPECT_EQ(d.out.find('\x1b'), std::string::npos);
+  EXPECT_NE(d.out.find("only in new:  " + shown), std::string::npos) << d.out;
+}
