@@ -11,34 +11,17 @@
 #include "fpscope/analysis/drift.h"
 #include "fpscope/analysis/palette.h"
 #include "fpscope/analysis/report.h"
+#include "fpscope/analysis/text_escape.h"
 #include "report_model.h"
 #include "svg.h"
 
 namespace fpscope::analysis {
 
 namespace detail {
+// One escaping for HTML and SVG (text_escape.h): controls become visible escapes (a raw ESC or
+// NUL would make the XML ill-formed), invalid UTF-8 U+FFFD, then & < > " ' as entities.
 std::string xml_escape(const std::string& s) {
-  std::string o;
-  o.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        o += "&amp;";
-        break;
-      case '<':
-        o += "&lt;";
-        break;
-      case '>':
-        o += "&gt;";
-        break;
-      case '"':
-        o += "&quot;";
-        break;
-      default:
-        o += c;
-    }
-  }
-  return o;
+  return html_text(s);
 }
 }  // namespace detail
 

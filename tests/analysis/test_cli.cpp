@@ -589,4 +589,9 @@ TEST_F(Cli, TextOutputsEscapeControlCharacters) {
   ASSERT_NE(d.rc, 2) << d.err;
   EXPECT_EQ(d.out.find('\x1b'), std::string::npos);
   EXPECT_NE(d.out.find("only in new:  " + shown), std::string::npos) << d.out;
+  // diff -o: Markdown through md_text.
+  ASSERT_NE(run_cli("diff " + q(clean) + " " + q(hostile) + " -o " + q(tmpdir() / "h.md")).rc, 2);
+  const std::string md = slurp(tmpdir() / "h.md");
+  EXPECT_EQ(md.find('\x1b'), std::string::npos);
+  EXPECT_NE(md.find("only in new: gemm\\#0.D\xEF\xBF\xBD\\\\x1B\\[31m"), std::string::npos) << md;
 }

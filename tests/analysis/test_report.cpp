@@ -177,7 +177,11 @@ TEST(Report, HtmlAndMarkdownTensorTablesAgree) {
     EXPECT_EQ(h.find(fmt::format("<tr><td>{}</td><td style=\"color:", r.id)) != std::string::npos,
               shown)
         << r.id;
-    EXPECT_EQ(md.find(fmt::format("| `{}` | {} |", r.id, sev)) != std::string::npos, shown) << r.id;
+    // Markdown: the id as escaped text (md_text): gemm\#0.D.
+    EXPECT_EQ(
+        md.find(fmt::format("| gemm\\#{}.D | {} |", r.id.substr(5, 1), sev)) != std::string::npos,
+        shown)
+        << r.id;
   }
   EXPECT_NE(h.find("<p>... 2 more tensors (fpscope summary --json: .tensors).</p>"),
             std::string::npos);
@@ -298,4 +302,35 @@ TEST(Report, PlotsSpanTheWholeStepRange) {
   const auto a = analyze(m);
   EXPECT_NE(svg_loss_scale(a).find(">18446744073709551615<"), std::string::npos);
   EXPECT_NE(render_html(m, a, ReportOptions{}).find("18446744073709551615"), std::string::npos);
+}
+
+// Issue 17: a tensor id with an invalid byte, an ESC sequence, markup and a table-cell separator.
+// HTML (and its inline SVG) show them as visible text and stay well-formed (no raw control
+// character, which XML forbids); Markdown cannot be split into cells or turned into markup.
+TEST(Report, HostileNamesAreEscaped) {
+  Builder b;
+  b.t.path = "hostile.fpst";
+  const std::string id = "x\xff\x1b[2J<img src=y onerror=alert(1)>|*a*";
+  const uint32_t t = b.tensor(id);
+  for (uint64_t s = 0; s < 2; ++s) {
+    b.obs(t, s, s, 100, 7e4f, 1e6);
+    b.hist(4 * 127, 100);
+  }
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  const std::string h = render_html(m, a, ReportOptions{});
+  EXPECT_EQ(h.find('\x1b'), std::string::npos);
+  EXPECT_EQ(h.find("<img"), std::string::npos);
+  EXPECT_NE(h.find("x\xEF\xBF\xBD\\x1B[2J&lt;img src=y onerror=alert(1)&gt;|*a*"),
+            std::string::npos);
+  std::vector<std::pair<std::string, std::string>> plots;
+  const std::string md = render_markdown(m, a, ReportOptions{}, "x_files", &plots);
+  EXPECT_EQ(md.find('\x1b'), std::string::npos);
+  for (size_t p = md.find("<img"); p != std::string::npos; p = md.find("<img", p + 1))
+    EXPECT_EQ(md[p - 1], '\\') << "raw HTML at " << p;
+  EXPECT_NE(md.find("| x\xEF\xBF\xBD\\\\x1B\\[2J\\<img src=y onerror=alert(1)\\>\\|\\*a\\* |"),
+            std::string::npos)
+      << md;
+  ASSERT_FALSE(plots.empty());
+  for (const auto& [name, svg] : plots) EXPECT_EQ(svg.find('\x1b'), std::string::npos) << name;
 }
