@@ -15,16 +15,6 @@ namespace fpscope::analysis {
 
 namespace {
 
-std::string csv_quote(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"') o += '"';
-    o += c;
-  }
-  return o + "\"";
-}
-
 // Names are bytes from someone else's program: valid UTF-8 first (text_escape.h rule 1), or
 // dump() throws type_error.316.
 std::string json_str(const std::string& s) {
@@ -46,7 +36,9 @@ std::vector<TensorText> tensor_texts(const trace::Trace& t, bool json) {
   std::vector<TensorText> v;
   for (const auto& i : t.tensors) {
     TensorText x;
-    auto q = [&](const std::string& s) { return json ? json_str(s) : csv_quote(s); };
+    // CSV: csv_cell (controls escaped, a leading = + - @ defused so a spreadsheet does not run
+    // a name as a formula, RFC 4180 quoting).
+    auto q = [&](const std::string& s) { return json ? json_str(s) : csv_cell(s); };
     x.id = q(i.id);
     x.name = q(i.name);
     x.op = q(i.op);

@@ -595,3 +595,19 @@ TEST_F(Cli, TextOutputsEscapeControlCharacters) {
   EXPECT_EQ(md.find('\x1b'), std::string::npos);
   EXPECT_NE(md.find("only in new: gemm\\#0.D\xEF\xBF\xBD\\\\x1B\\[31m"), std::string::npos) << md;
 }
+
+// Issue 17: a name starting with = (+ - @) is a formula when the CSV is opened in a spreadsheet
+// (CSV injection); control characters split or corrupt rows. Cells go through csv_cell.
+TEST_F(Cli, CsvCellsCannotBeFormulas) {
+  ASSERT_EQ(run_cli("export " + q(hostile) + " --format csv -o " + q(tmpdir() / "h.csv")).rc, 0);
+  std::ifstream f(tmpdir() / "h.csv");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(f, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);  // header + 2 observations: no row split by a control character
+  // id, name, op after step,seq,time_ns,stream,tensor.
+  EXPECT_EQ(lines[1].rfind("0,0,10,0,0,gemm#0.D\xEF\xBF\xBD\\x1B[31m,fc1\\x07,"
+                           "\"'=HYPERLINK(\"\"http://x\"\")\",D,",
+                           0),
+            0u)
+      << lines[1];
+}
