@@ -1,6 +1,7 @@
 // End-to-end: the built `fpscope` executable on traces written here with TraceWriter. Checks
 // summary --json against hand-computed values, diff exit codes, export outputs (parsed), reports
-// (byte-identical reruns), bad-input messages with exit 2, and truncated traces.
+// (byte-identical reruns), bad-input messages with exit 2, truncated traces and hostile names
+// (issue 17). Over 600 lines: one suite, so the traces are written once (SetUpTestSuite).
 #include <sqlite3.h>
 #include <sys/wait.h>
 
