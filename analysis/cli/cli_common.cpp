@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include <fmt/format.h>
@@ -116,9 +118,29 @@ int terminal_columns(int fd) {
   return 0;
 }
 
+AtomicOutput::AtomicOutput(std::string path)
+    : path_(std::move(path)), tmp_(fmt::format("{}.tmp.{}", path_, ::getpid())) {}
+
+AtomicOutput::~AtomicOutput() {
+  if (!committed_) std::remove(tmp_.c_str());
+}
+
+void AtomicOutput::commit() {
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
+    fail(fmt::format("{}: cannot write: {}", path_, std::strerror(errno)));
+  committed_ = true;
+}
+
 void write_output(const std::string& path, const std::string& content) {
   std::string err;
-  if (!analysis::write_file(path, content, &err)) fail(err);
+  if (path == "-") {
+    if (!analysis::write_file(path, content, &err)) fail(err);
+    return;
+  }
+  AtomicOutput out(path);
+  if (!analysis::write_file(out.tmp_path(), content, &err))
+    fail(path + err.substr(std::min(err.size(), out.tmp_path().size())));  // name the real path
+  out.commit();
 }
 
 Progress::Progress(std::string task) : task_(std::move(task)) {

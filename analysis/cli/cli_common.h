@@ -68,7 +68,27 @@ class Progress {
 // Columns of the terminal on `fd`, 0 when it is not a terminal.
 int terminal_columns(int fd);
 
-// Writes `content` to `path` ("-" = stdout) or fail()s with "<path>: cannot write: <reason>".
+// A file that appears at `path` whole or not at all (a failed or interrupted export never leaves
+// a partial file a ticket reader could mistake for the whole one): writes go to
+// "<path>.tmp.<pid>" in the same directory (same file system, so the rename is atomic); commit()
+// renames it over `path` or fail()s; destroyed uncommitted (an error, fail()'s exception) it
+// removes the temporary file.
+class AtomicOutput {
+ public:
+  explicit AtomicOutput(std::string path);
+  ~AtomicOutput();
+  AtomicOutput(const AtomicOutput&) = delete;
+  AtomicOutput& operator=(const AtomicOutput&) = delete;
+  const std::string& tmp_path() const { return tmp_; }
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  bool committed_ = false;
+};
+
+// Writes `content` to `path` ("-" = stdout) through AtomicOutput, or fail()s with
+// "<path>: cannot write: <reason>".
 void write_output(const std::string& path, const std::string& content);
 
 // --fp8-history/--fp8-margin/--fp8-amax/--no-whatif: the FP8 what-if's delayed-scaling recipe.

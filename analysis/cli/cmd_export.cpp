@@ -44,8 +44,13 @@ void register_export_command(CLI::App& app) {
     }
     progress.phase("writing " + o->out, 0.0);
     if (o->format == "sqlite") {
+      AtomicOutput out(o->out);
       std::string err;
-      if (!export_sqlite(t, o->out, &progress, &err)) fail(err);
+      if (!export_sqlite(t, out.tmp_path(), &progress, &err)) {
+        if (err.rfind(out.tmp_path(), 0) == 0) err = o->out + err.substr(out.tmp_path().size());
+        fail(err);
+      }
+      out.commit();
     } else {
       auto write = [&](std::ostream& f) {
         if (o->format == "csv") analysis::export_csv(t, f);
@@ -57,13 +62,15 @@ void register_export_command(CLI::App& app) {
         std::cout.flush();
         if (!std::cout) fail(fmt::format("stdout: cannot write: {}", std::strerror(errno)));
       } else {
+        AtomicOutput out(o->out);
         errno = 0;
-        std::ofstream f(o->out, std::ios::binary | std::ios::trunc);
+        std::ofstream f(out.tmp_path(), std::ios::binary | std::ios::trunc);
         if (!f) fail(fmt::format("{}: cannot write: {}", o->out, std::strerror(errno)));
         write(f);
         f.close();
         if (!f)
           fail(fmt::format("{}: cannot write: {}", o->out, std::strerror(errno ? errno : EIO)));
+        out.commit();
       }
     }
     progress.done();

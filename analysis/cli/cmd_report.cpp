@@ -1,4 +1,7 @@
+#include <filesystem>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -69,8 +72,27 @@ void register_report_command(CLI::App& app) {
     const trace::TraceModel model(t);
     const auto a = analysis::analyze(model, o->analysis, [&](double f) { progress.fraction(f); });
     progress.phase("writing " + o->out);
-    std::string err;
-    if (!analysis::write_report(model, a, o->out, ro, &err, rf)) fail(err);
+    if (o->out == "-") {
+      std::string err;
+      if (!analysis::write_report(model, a, o->out, ro, &err, rf)) fail(err);
+    } else if (rf == analysis::ReportFormat::Html) {
+      write_output(o->out, analysis::render_html(model, a, ro));  // whole or not at all
+    } else {
+      // As write_report, each file through write_output (whole or not at all): plots in
+      // <stem>_files/ first, the Markdown that references them last.
+      const std::filesystem::path p(o->out);
+      const std::string dir_name = p.stem().string() + "_files";
+      std::vector<std::pair<std::string, std::string>> plots;
+      const std::string md = analysis::render_markdown(model, a, ro, dir_name, &plots);
+      if (!plots.empty()) {
+        std::error_code ec;
+        const std::filesystem::path dir = p.parent_path() / dir_name;
+        std::filesystem::create_directories(dir, ec);
+        if (ec) fail(fmt::format("{}: cannot create directory: {}", dir.string(), ec.message()));
+        for (const auto& [name, svg] : plots) write_output((dir / name).string(), svg);
+      }
+      write_output(o->out, md);
+    }
     progress.done();
     if (o->out != "-") fmt::print("wrote {} ({} findings)\n", o->out, a.findings.size());
   });

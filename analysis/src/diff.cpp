@@ -5,8 +5,12 @@
 #include <cstdlib>
 #include <map>
 #include <sstream>
+#include <vector>
 
 #include <fmt/format.h>
+
+#include "fpscope/analysis/text_escape.h"
+#include "json_utf8.h"
 
 namespace fpscope::analysis {
 
@@ -260,12 +264,18 @@ DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
 
 std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
                       size_t max_list) {
-  std::string o = fmt::format("base {}\n     {}\nnew  {}\n     {}\n", base.path, facts_text(d.base),
-                              neu.path, facts_text(d.neu));
+  // Terminal text: every line through printable() (escape sequences in names, issue 17); a
+  // newline inside a name would split its line, so the names are escaped where they go in.
+  std::vector<std::string> only_base, only_new;
+  for (const auto& id : d.only_base) only_base.push_back(printable(id));
+  for (const auto& id : d.only_new) only_new.push_back(printable(id));
+  std::string o =
+      fmt::format("base {}\n     {}\nnew  {}\n     {}\n", printable(base.path),
+                  printable(facts_text(d.base)), printable(neu.path), printable(facts_text(d.neu)));
   o += fmt::format("matched {}; only in base {}; only in new {}\n",
                    plural(d.drift.size(), "tensor"), d.only_base.size(), d.only_new.size());
-  if (!d.only_base.empty()) o += "  only in base: " + id_list(d.only_base, max_list, "") + "\n";
-  if (!d.only_new.empty()) o += "  only in new:  " + id_list(d.only_new, max_list, "") + "\n";
+  if (!only_base.empty()) o += "  only in base: " + id_list(only_base, max_list, "") + "\n";
+  if (!only_new.empty()) o += "  only in new:  " + id_list(only_new, max_list, "") + "\n";
   o += fmt::format("loss scale base: {}\n           new:  {}\n", loss_scale_text(d.base),
                    loss_scale_text(d.neu));
   if (d.regressions.empty()) {
@@ -273,13 +283,14 @@ std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace
   } else {
     o += fmt::format("{} regression{}:\n", d.regressions.size(),
                      d.regressions.size() == 1 ? "" : "s");
-    for (const auto& r : d.regressions) o += fmt::format("  [{}] {}\n", r.rule, r.message);
+    for (const auto& r : d.regressions)
+      o += fmt::format("  [{}] {}\n", r.rule, printable(r.message));
   }
   int shown = 0;
   for (const auto& x : d.drift) {
     if (x.first_step_beyond < 0) continue;
     if (shown++ == 0) o += "drift beyond thresholds:\n";
-    o += fmt::format("  {}: {} at step {} (amax x{})\n", x.id, x.first_beyond_reason,
+    o += fmt::format("  {}: {} at step {} (amax x{})\n", printable(x.id), x.first_beyond_reason,
                      x.first_step_beyond, fmt_num(x.amax_ratio));
   }
   return o;
@@ -287,22 +298,26 @@ std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace
 
 std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
                           size_t max_list) {
+  // Markdown: every foreign text through md_text (text_escape.h), names as escaped plain text.
+  std::vector<std::string> only_base, only_new;
+  for (const auto& id : d.only_base) only_base.push_back(md_text(id));
+  for (const auto& id : d.only_new) only_new.push_back(md_text(id));
   std::string m = fmt::format(
-      "## fpscope diff\n\n- base: `{}`: {}\n- new: `{}`: {}\n- matched tensors: {} (only in "
+      "## fpscope diff\n\n- base: {}: {}\n- new: {}: {}\n- matched tensors: {} (only in "
       "base: {}, only in new: {})\n",
-      base.path, facts_text(d.base), neu.path, facts_text(d.neu), d.drift.size(),
-      d.only_base.size(), d.only_new.size());
-  if (!d.only_base.empty()) m += "  - only in base: " + id_list(d.only_base, max_list, "`") + "\n";
-  if (!d.only_new.empty()) m += "  - only in new: " + id_list(d.only_new, max_list, "`") + "\n";
+      md_text(base.path), md_text(facts_text(d.base)), md_text(neu.path),
+      md_text(facts_text(d.neu)), d.drift.size(), d.only_base.size(), d.only_new.size());
+  if (!only_base.empty()) m += "  - only in base: " + id_list(only_base, max_list, "") + "\n";
+  if (!only_new.empty()) m += "  - only in new: " + id_list(only_new, max_list, "") + "\n";
   m += fmt::format("- loss scale: base {}; new {}\n", loss_scale_text(d.base),
                    loss_scale_text(d.neu));
   m += fmt::format("\n### Regressions ({})\n\n", d.regressions.size());
   if (d.regressions.empty()) m += "None.\n";
-  for (const auto& r : d.regressions) m += fmt::format("- **{}** {}\n", r.rule, r.message);
+  for (const auto& r : d.regressions) m += fmt::format("- **{}** {}\n", r.rule, md_text(r.message));
   m += "\n### Matched tensors\n\n| tensor | amax base | amax new | ratio | first step beyond |\n"
        "|---|--:|--:|--:|---|\n";
   for (const auto& x : d.drift)
-    m += fmt::format("| `{}` | {} | {} | {} | {} |\n", x.id, fmt_num(x.base_amax),
+    m += fmt::format("| {} | {} | {} | {} | {} |\n", md_text(x.id), fmt_num(x.base_amax),
                      fmt_num(x.other_amax), fmt_num(x.amax_ratio),
                      x.first_step_beyond >= 0
                          ? fmt::format("{} ({})", x.first_step_beyond, x.first_beyond_reason)
@@ -330,6 +345,7 @@ nlohmann::ordered_json diff_json(const DiffResult& d, const DiffRules& rules) {
   for (const auto& x : d.regressions)
     regs.push_back({{"rule", x.rule}, {"tensor", x.tensor_id}, {"message", x.message}});
   j["regressions"] = std::move(regs);
+  detail::make_utf8(j);  // names are bytes: one replacement rule (text_escape.h)
   return j;
 }
 

@@ -9,23 +9,22 @@
 #include <nlohmann/json.hpp>
 
 #include "fpscope/analysis/common.h"
+#include "fpscope/analysis/text_escape.h"
 
 namespace fpscope::analysis {
 
 namespace {
 
-std::string csv_quote(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"') o += '"';
-    o += c;
-  }
-  return o + "\"";
+// Names are bytes from someone else's program: valid UTF-8 first (text_escape.h rule 1), or
+// dump() throws type_error.316.
+std::string json_str(const std::string& s) {
+  return nlohmann::json(valid_utf8(s)).dump();
 }
 
-std::string json_str(const std::string& s) {
-  return nlohmann::json(s).dump();
+// A JSON number, or null for NaN and infinities (bare nan/inf is not JSON).
+template <typename T>
+std::string json_num(T v) {
+  return std::isfinite(v) ? fmt::format("{}", v) : "null";
 }
 
 struct TensorText {
@@ -37,7 +36,9 @@ std::vector<TensorText> tensor_texts(const trace::Trace& t, bool json) {
   std::vector<TensorText> v;
   for (const auto& i : t.tensors) {
     TensorText x;
-    auto q = [&](const std::string& s) { return json ? json_str(s) : csv_quote(s); };
+    // CSV: csv_cell (controls escaped, a leading = + - @ defused so a spreadsheet does not run
+    // a name as a formula, RFC 4180 quoting).
+    auto q = [&](const std::string& s) { return json ? json_str(s) : csv_cell(s); };
     x.id = q(i.id);
     x.name = q(i.name);
     x.op = q(i.op);
@@ -111,15 +112,15 @@ void export_jsonl(const trace::Trace& t, std::ostream& out) {
                    "\"min\":{},\"max\":{},\"sum\":{},\"sum_sq\":{},\"formats\":{{",
                    o.step, o.seq, o.time_ns, o.stream, o.tensor, x.id.empty() ? "\"\"" : x.id,
                    x.name.empty() ? "\"\"" : x.name, x.op.empty() ? "\"\"" : x.op, x.role, x.dtype,
-                   x.rows, x.cols, s.count, s.nan, s.pos_inf, s.neg_inf, s.zero, s.amax, s.min,
-                   s.max, s.sum, s.sum_sq);
+                   x.rows, x.cols, s.count, s.nan, s.pos_inf, s.neg_inf, s.zero, json_num(s.amax),
+                   json_num(s.min), json_num(s.max), json_num(s.sum), json_num(s.sum_sq));
     for (int i = 0; i < kNumTargets; ++i) {
       const auto& c = s.fmt[i];
       fmt::format_to(std::back_inserter(buf),
                      "{}\"{}\":{{\"overflow\":{},\"underflow\":{},\"subnormal\":{},\"sum_err2\":{},"
                      "\"scale\":{},\"sqnr_db\":{}}}",
                      i ? "," : "", spec(kTargets[i]).name, c.overflow, c.underflow, c.subnormal,
-                     c.sum_err2, c.scale, sqnr_json(sqnr_db(s, i)));
+                     json_num(c.sum_err2), json_num(c.scale), sqnr_json(sqnr_db(s, i)));
     }
     fmt::format_to(std::back_inserter(buf), "}}}}\n");
     out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
@@ -147,14 +148,14 @@ void export_perfetto(const trace::Trace& t, std::ostream& out) {
         std::back_inserter(buf),
         ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{\"amax\":"
         "{}}}}}",
-        id, when, o.stats.amax);
+        id, when, json_num(o.stats.amax));
     fmt::format_to(std::back_inserter(buf),
                    ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{", ov,
                    when);
     const uint64_t el = o.stats.nonzero_finite_count();
     for (int i = 0; i < kNumTargets; ++i)
       fmt::format_to(std::back_inserter(buf), "{}\"{}\":{}", i ? "," : "", spec(kTargets[i]).name,
-                     fraction(o.stats.fmt[i].overflow, el));
+                     json_num(fraction(o.stats.fmt[i].overflow, el)));
     fmt::format_to(std::back_inserter(buf), "}}}}");
     out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
   }

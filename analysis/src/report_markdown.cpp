@@ -1,7 +1,10 @@
-// The report model as GitHub-issue-ready Markdown; plots are files the text references.
+// The report model as GitHub-issue-ready Markdown; plots are files the text references. Every
+// text that can hold a name from the trace goes through md_text (text_escape.h): names are plain
+// escaped text, not code spans (a backtick in a name would end the span).
 #include <fmt/format.h>
 
 #include "fpscope/analysis/report.h"
+#include "fpscope/analysis/text_escape.h"
 #include "report_model.h"
 
 namespace fpscope::analysis {
@@ -11,9 +14,9 @@ namespace {
 using Plots = std::vector<std::pair<std::string, std::string>>;
 
 void head(const detail::ReportModel& m, std::string& md) {
-  md += fmt::format("## {}\n\n", m.title);
+  md += fmt::format("## {}\n\n", md_text(m.title));
   md += "| | |\n|---|---|\n";
-  for (const auto& [k, v] : m.facts) md += fmt::format("| {} | {} |\n", k, v);
+  for (const auto& [k, v] : m.facts) md += fmt::format("| {} | {} |\n", k, md_text(v));
 }
 
 void findings(const detail::ReportFindings& fs, std::string& md) {
@@ -22,9 +25,11 @@ void findings(const detail::ReportFindings& fs, std::string& md) {
   for (size_t n = 0; n < fs.listed.size(); ++n) {
     const Finding& f = fs.all[fs.listed[n]];
     md += fmt::format("{}. **[{}]** {}  \n   Evidence: {}  \n   Recommendation: {}\n", n + 1,
-                      severity_name(f.severity), f.title, f.evidence, f.recommendation);
+                      severity_name(f.severity), md_text(f.title), md_text(f.evidence),
+                      md_text(f.recommendation));
   }
-  if (!fs.left_note.empty()) md += "\n" + fs.left_note + "\n";
+  // The note is ours (a command line in a code span); only the trace path in it is foreign.
+  if (!fs.left_note.empty()) md += "\n" + printable(fs.left_note) + "\n";
 }
 
 // References the plot and hands its file over; without a plot list (Markdown to stdout)
@@ -32,7 +37,7 @@ void findings(const detail::ReportFindings& fs, std::string& md) {
 void plot(const detail::ReportPlot& p, const std::string& dir, Plots* plots, std::string& md) {
   if (p.svg.empty() || !plots) return;
   plots->emplace_back(p.file, p.svg);
-  md += fmt::format("\n![{}]({}/{})\n", p.alt, dir, p.file);
+  md += fmt::format("\n![{}]({}/{})\n", md_text(p.alt), dir, p.file);
 }
 
 void tensor_table(const detail::ReportTensorTable& tt, std::string& md) {
@@ -46,10 +51,10 @@ void tensor_table(const detail::ReportTensorTable& tt, std::string& md) {
   md += "\n";
   for (const TensorRisk* rp : tt.rows) {
     const TensorRisk& r = *rp;
-    md +=
-        fmt::format("| `{}` | {} | {} | {} | {} | {} | {} | {} |", r.id, severity_name(r.severity),
-                    trace::role_name(r.role), spec(r.dtype).name, detail::shape_str(r),
-                    r.observations, fmt_num(r.amax), detail::nonfinite_str(r));
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |", md_text(r.id),
+                      severity_name(r.severity), trace::role_name(r.role), spec(r.dtype).name,
+                      detail::shape_str(r), r.observations, fmt_num(r.amax),
+                      detail::nonfinite_str(r));
     for (const auto& f : r.formats)
       md += fmt::format(" {} / {} / {} |", fmt_pct(f.overflow_frac), fmt_pct(f.underflow_frac),
                         detail::sqnr_str(f.sqnr_db));
@@ -68,7 +73,7 @@ void weights(const detail::ReportModel& m, const std::string& dir, Plots* plots,
   for (const WeightLoss* wp : m.weights) {
     const WeightLoss& w = *wp;
     md += fmt::format(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", w.name, detail::master_str(w),
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", md_text(w.name), detail::master_str(w),
         w.updates, fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass), fmt_pct(w.fp16_stagnant),
         fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp), fmt_pct(w.below_fp16_half_ulp));
   }
@@ -83,9 +88,10 @@ void whatif(const detail::ReportWhatIf& s, std::string& md) {
       s.policy);
   for (const WhatIfTensor* wp : s.rows) {
     const WhatIfTensor& w = *wp;
-    md += fmt::format("| `{}` | {} | {} | {} | {} | {} | {} | {} |\n", w.id, spec(w.format).name,
-                      w.steps.size(), w.saturate_steps, detail::first_saturate_str(w),
-                      fmt_pct(w.overflow_frac), fmt_pct(w.underflow_frac), detail::counts_name(w));
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", md_text(w.id),
+                      spec(w.format).name, w.steps.size(), w.saturate_steps,
+                      detail::first_saturate_str(w), fmt_pct(w.overflow_frac),
+                      fmt_pct(w.underflow_frac), detail::counts_name(w));
   }
   if (s.rows.empty()) md += "| (none saturates or underflows) | | | | | | | |\n";
   if (s.left > 0)
@@ -98,7 +104,7 @@ void drift(const detail::ReportDrift& s, std::string& md) {
       "(median) | after |\n|---|--:|---|--:|--:|\n",
       s.rule);
   for (const auto& [id, c] : s.rows)
-    md += fmt::format("| `{}` | {} | {} | {} | {} |\n", id, c->step, c->series,
+    md += fmt::format("| {} | {} | {} | {} | {} |\n", md_text(id), c->step, c->series,
                       detail::change_value(*c, c->before), detail::change_value(*c, c->after));
   if (s.left > 0)
     md += fmt::format("\n... {} more change points (fpscope summary --json: .drift).\n", s.left);
@@ -106,11 +112,11 @@ void drift(const detail::ReportDrift& s, std::string& md) {
 
 void baseline(const detail::ReportBaseline& b, std::string& md) {
   md += fmt::format(
-      "\n### Compared with baseline `{}`\n\n| tensor | amax base | amax run | ratio "
+      "\n### Compared with baseline {}\n\n| tensor | amax base | amax run | ratio "
       "| first step beyond |\n|---|--:|--:|--:|---|\n",
-      b.path);
+      md_text(b.path));
   for (const auto& d : b.tensors)
-    md += fmt::format("| `{}` | {} | {} | {} | {} |\n", d.id, fmt_num(d.base_amax),
+    md += fmt::format("| {} | {} | {} | {} | {} |\n", md_text(d.id), fmt_num(d.base_amax),
                       fmt_num(d.other_amax), fmt_num(d.amax_ratio), detail::first_beyond_str(d));
 }
 
@@ -129,7 +135,7 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
   }
   if (!m.tensor_plots.empty()) md += "\n### Tensors\n";
   for (const auto& p : m.tensor_plots) {
-    md += fmt::format("\n#### {}\n", p.label);
+    md += fmt::format("\n#### {}\n", md_text(p.label));
     plot(p.amax_sqnr, plot_dir_rel, plots, md);
     plot(p.exponents, plot_dir_rel, plots, md);
   }

@@ -2,6 +2,7 @@
 // documents are inline in the HTML report and files beside the Markdown one.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <set>
 
@@ -10,34 +11,17 @@
 #include "fpscope/analysis/drift.h"
 #include "fpscope/analysis/palette.h"
 #include "fpscope/analysis/report.h"
+#include "fpscope/analysis/text_escape.h"
 #include "report_model.h"
 #include "svg.h"
 
 namespace fpscope::analysis {
 
 namespace detail {
+// One escaping for HTML and SVG (text_escape.h): controls become visible escapes (a raw ESC or
+// NUL would make the XML ill-formed), invalid UTF-8 U+FFFD, then & < > " ' as entities.
 std::string xml_escape(const std::string& s) {
-  std::string o;
-  o.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        o += "&amp;";
-        break;
-      case '<':
-        o += "&lt;";
-        break;
-      case '>':
-        o += "&gt;";
-        break;
-      case '"':
-        o += "&quot;";
-        break;
-      default:
-        o += c;
-    }
-  }
-  return o;
+  return html_text(s);
 }
 }  // namespace detail
 
@@ -77,10 +61,22 @@ std::string minmax_points(const std::vector<double>& xs, const std::vector<doubl
   return pts;
 }
 
-void x_axis(Svg& s, double x0, double x1, double px0, double pw, double py) {
+// Column 0..ncol-1 of a step offset in [0, span] with ncol equal-width step ranges. Exact integer
+// arithmetic while off * (ncol - 1) fits in 64 bits; beyond that (spans near 2^64) a double
+// ratio, clamped, is precise enough for a pixel column.
+int step_column(uint64_t off, uint64_t span, int ncol) {
+  if (span == 0 || ncol <= 1) return 0;
+  const auto k = static_cast<uint64_t>(ncol - 1);
+  if (span <= UINT64_MAX / k) return static_cast<int>(off * k / span);
+  const double f = static_cast<double>(off) / static_cast<double>(span);
+  return std::clamp(static_cast<int>(f * static_cast<double>(k)), 0, ncol - 1);
+}
+
+// Labels from the integer steps: a double of a step near 2^64 does not convert back.
+void x_axis(Svg& s, uint64_t x0, uint64_t x1, double px0, double pw, double py) {
   s.line(px0, py, px0 + pw, py, "#999");
-  s.text(px0, py + 14, fmt::format("step {}", static_cast<uint64_t>(x0)), 10, "start");
-  s.text(px0 + pw, py + 14, fmt::format("{}", static_cast<uint64_t>(x1)), 10, "end");
+  s.text(px0, py + 14, fmt::format("step {}", x0), 10, "start");
+  s.text(px0 + pw, py + 14, fmt::format("{}", x1), 10, "end");
 }
 
 }  // namespace
@@ -150,7 +146,7 @@ std::string svg_amax_sqnr(const trace::TraceModel& model, uint32_t tensor) {
   s.text(px0 - 4, p2y + 10, fmt::format("{:.0f} dB", shi), 10, "end");
   s.text(px0 - 4, p2y + p2h, fmt::format("{:.0f} dB", slo), 10, "end");
   s.text(8, p2y + p2h / 2, "SQNR", 11, "start");
-  x_axis(s, x0, x1, px0, pw, p2y + p2h);
+  x_axis(s, d.steps.front(), d.steps.back(), px0, pw, p2y + p2h);
   return s.str();
 }
 
@@ -188,12 +184,14 @@ std::string svg_exponent_heatmap(const trace::TraceModel& model, uint32_t tensor
   const int ne = emax - emin + 1;
   const double ch = ph / ne;
   // Columns: at most pw/2 columns, steps merged into equal-width step ranges.
+  // Steps may span 0..2^64-1: span + 1 and (step - s0) * (ncol - 1) must not wrap.
   const uint64_t s0 = cells.begin()->first, s1 = cells.rbegin()->first;
-  const int ncol = static_cast<int>(std::min<uint64_t>(s1 - s0 + 1, static_cast<uint64_t>(pw / 2)));
+  const uint64_t span = s1 - s0;  // cells is ordered, so s1 >= s0
+  const auto max_cols = static_cast<uint64_t>(pw / 2);
+  const int ncol = static_cast<int>(span >= max_cols - 1 ? max_cols : span + 1);
   std::vector<std::map<int, uint64_t>> cols(static_cast<size_t>(ncol));
   for (const auto& [step, col] : cells) {
-    const int c =
-        s1 > s0 ? static_cast<int>((step - s0) * static_cast<uint64_t>(ncol - 1) / (s1 - s0)) : 0;
+    const int c = step_column(step - s0, span, ncol);
     for (const auto& [e, n] : col) cols[static_cast<size_t>(c)][e] += n;
   }
   const double cw = pw / ncol;
@@ -230,7 +228,7 @@ std::string svg_exponent_heatmap(const trace::TraceModel& model, uint32_t tensor
   s.text(px0 - 4, py0 + 10, fmt::format("2^{}", emax), 10, "end");
   s.text(px0 - 4, py0 + ph, fmt::format("2^{}", emin), 10, "end");
   s.text(px0 - 4, py0 + ph / 2, "|x|", 11, "end");
-  x_axis(s, static_cast<double>(s0), static_cast<double>(s1), px0, pw, py0 + ph);
+  x_axis(s, s0, s1, px0, pw, py0 + ph);
   return s.str();
 }
 
@@ -270,7 +268,7 @@ std::string svg_loss_scale(const RunAnalysis& a) {
   }
   s.text(px0 - 4, py0 + 10, fmt::format("2^{:.0f}", hi), 10, "end");
   s.text(px0 - 4, py0 + ph, fmt::format("2^{:.0f}", lo), 10, "end");
-  x_axis(s, x0, x1, px0, pw, py0 + ph);
+  x_axis(s, ls.series.front().step, ls.series.back().step, px0, pw, py0 + ph);
   return s.str();
 }
 

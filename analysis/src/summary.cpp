@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "fpscope/analysis/text_escape.h"
+#include "json_utf8.h"
+
 namespace fpscope::analysis {
 
 namespace {
@@ -219,6 +222,7 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   json fs = json::array();
   for (const auto& f : a.findings) fs.push_back(finding_json(f));
   j["findings"] = std::move(fs);
+  detail::make_utf8(j);  // names are bytes: one replacement rule (text_escape.h)
   return j;
 }
 
@@ -287,8 +291,10 @@ std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_ro
   std::string o;
   // Every line goes through emit(): wrapped to `width` (0: unlimited), continuation lines
   // indented under the value column.
+  // printable(): names, paths and texts are bytes from someone else's program; an ESC, CR or
+  // newline in them must not reach the terminal (issue 17).
   auto emit = [&](const std::string& line, int indent = 11) {
-    o += wrap_text(line, width, indent);
+    o += wrap_text(printable(line), width, indent);
   };
   emit(fmt::format("trace      {}  (format {}.{}, {} bytes)", t.path, t.version_major,
                    t.version_minor, t.file_bytes));
@@ -341,7 +347,7 @@ std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_ro
       break;
     }
     ++shown;
-    std::string id = r.id;
+    std::string id = printable(r.id);  // escaped before cutting: the column width is kept
     if (id.size() > 22) id = id.substr(0, 21) + "~";
     const std::string line =
         fmt::format(fmt::runtime(kRowFmt), severity_name(r.severity), id, trace::role_name(r.role),

@@ -18,11 +18,13 @@ namespace {
 // scales stay constant for long stretches, so most observations cost table lookups only.
 class BinMemo {
  public:
-  explicit BinMemo(Format f) : f_(f), mask_(kHistBins, kUnknown) {}
+  explicit BinMemo(Format f) : f_(f) {}
 
   void add(HistWhatIf& w, int bin, uint64_t count, float scale) {
     if (!valid_ || scale != scale_) {
-      std::fill(mask_.begin(), mask_.end(), kUnknown);
+      // Allocated on first use: one memo per (tensor, FP8 format), and most tensors of a large
+      // trace never reach a histogram replay.
+      mask_.assign(static_cast<size_t>(kHistBins), kUnknown);
       scale_ = scale;
       valid_ = true;
     }

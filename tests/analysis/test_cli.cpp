@@ -1,6 +1,7 @@
 // End-to-end: the built `fpscope` executable on traces written here with TraceWriter. Checks
 // summary --json against hand-computed values, diff exit codes, export outputs (parsed), reports
-// (byte-identical reruns), bad-input messages with exit 2, and truncated traces.
+// (byte-identical reruns), bad-input messages with exit 2, truncated traces and hostile names
+// (issue 17). Over 600 lines: one suite, so the traces are written once (SetUpTestSuite).
 #include <sqlite3.h>
 #include <sys/wait.h>
 
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -136,15 +138,63 @@ void write_trace(const fs::path& path, bool overflow) {
   ASSERT_TRUE(w->close()) << w->error();
 }
 
+// Issue 17: names are bytes from someone else's program. One tensor whose id holds an invalid
+// UTF-8 byte (0xFF) and a terminal escape (ESC [31m), whose name holds a bell and whose op is a
+// spreadsheet formula; an event text with ESC ]0; (set window title). Step 0: amax 1, step 1:
+// amax NaN and sum +inf (NaN statistics from a broken probe).
+constexpr const char* kHostileId = "gemm#0.D\xff\x1b[31m";
+void write_hostile_trace(const fs::path& path) {
+  std::string err;
+  auto w = trace::TraceWriter::open(path.string(), R"({"test":"hostile"})", {}, &err);
+  ASSERT_TRUE(w) << err;
+  trace::TensorInfo d;
+  d.id = kHostileId;
+  d.name = "fc1\a";
+  d.op = "=HYPERLINK(\"http://x\")";
+  d.role = trace::Role::D;
+  d.rows = 2;
+  d.cols = 2;
+  const uint32_t id = w->define_tensor(d);
+  for (uint64_t s = 0; s < 2; ++s) {
+    trace::StepMark m;
+    m.step = s;
+    m.source = trace::StepSource::Api;
+    m.first_seq = s;
+    m.time_ns = s * 1000000;
+    w->step(m);
+    trace::Observation o;
+    o.tensor = id;
+    o.step = s;
+    o.seq = s;
+    o.time_ns = s * 1000000 + 10;
+    o.stats.count = 4;
+    o.stats.amax = s == 0 ? 1.0f : NAN;
+    o.stats.min = -1.0f;
+    o.stats.max = 1.0f;
+    o.stats.sum = s == 0 ? 0.0 : INFINITY;
+    o.stats.sum_sq = 4.0;
+    o.stats.hist[4 * 127] = 4;
+    w->observe(o);
+  }
+  trace::EventRecord e;
+  e.step = 1;
+  e.time_ns = 1000000;
+  e.text = "loss \x1b]0;pwned\a spike";
+  w->event(e);
+  ASSERT_TRUE(w->close()) << w->error();
+}
+
 class Cli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     write_trace(tmpdir() / "clean.fpst", false);
     write_trace(tmpdir() / "bad.fpst", true);
+    write_hostile_trace(tmpdir() / "hostile.fpst");
   }
   static void TearDownTestSuite() { fs::remove_all(tmpdir()); }
   fs::path clean = tmpdir() / "clean.fpst";
   fs::path bad = tmpdir() / "bad.fpst";
+  fs::path hostile = tmpdir() / "hostile.fpst";
 };
 
 }  // namespace
@@ -468,4 +518,97 @@ TEST_F(Cli, PipedSummaryFitsEightyColumns) {
   while (std::getline(win, line)) longest = std::max(longest, line.size());
   EXPECT_GT(longest, 80u);
   EXPECT_EQ(run_cli("summary " + q(bad) + " --width 100").rc, 0);
+}
+
+// Issue 17: invalid UTF-8 in a name made summary --json and the JSON exports exit 2
+// (nlohmann type_error.316); NaN statistics were written as bare nan (not JSON).
+TEST_F(Cli, JsonOutputsSurviveInvalidUtf8AndNaN) {
+  const std::string want_id = "gemm#0.D\xEF\xBF\xBD\x1b[31m";  // 0xFF -> U+FFFD, ESC kept (JSON)
+  const auto r = run_cli("summary " + q(hostile) + " --json");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["tensors"].size(), 1u);
+  EXPECT_EQ(j["tensors"][0]["id"], want_id);
+  EXPECT_EQ(j["tensors"][0]["name"], "fc1\a");
+
+  const auto dj = run_cli("diff " + q(hostile) + " " + q(hostile) + " --json");
+  EXPECT_NE(dj.rc, 2) << dj.err;
+  EXPECT_TRUE(nlohmann::json::accept(dj.out)) << dj.out;
+
+  ASSERT_EQ(run_cli("export " + q(hostile) + " --format jsonl -o " + q(tmpdir() / "h.jsonl")).rc,
+            0);
+  std::ifstream f(tmpdir() / "h.jsonl");
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(f, line);) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["id"], want_id);
+  EXPECT_EQ(rows[0]["amax"], 1.0);
+  EXPECT_TRUE(rows[1]["amax"].is_null());
+  EXPECT_TRUE(rows[1]["sum"].is_null());
+  EXPECT_EQ(rows[1]["sum_sq"], 4.0);
+
+  ASSERT_EQ(run_cli("export " + q(hostile) + " --format perfetto -o " + q(tmpdir() / "h.json")).rc,
+            0);
+  const auto p = nlohmann::json::parse(slurp(tmpdir() / "h.json"));
+  std::vector<nlohmann::json> amax;
+  for (const auto& e : p["traceEvents"])
+    if (e["name"] == "amax " + want_id) amax.push_back(e["args"]["amax"]);
+  ASSERT_EQ(amax.size(), 2u);
+  EXPECT_EQ(amax[0], 1.0);
+  EXPECT_TRUE(amax[1].is_null());
+}
+
+// An export that fails part-way leaves the previous file untouched and no temporary file: the
+// write limit (ulimit -f, SIGXFSZ ignored so write() fails with EFBIG) stops the CSV after 1 KiB.
+TEST_F(Cli, FailedExportLeavesNoPartialFile) {
+  const fs::path dir = tmpdir() / "atomic";
+  fs::create_directories(dir);
+  const fs::path out = dir / "x.csv";
+  { std::ofstream(out) << "previous\n"; }
+  const std::string cmd = "trap '' XFSZ; ulimit -f 1; exec '" + std::string(FPSCOPE_EXE) +
+                          "' export " + q(bad) + " --format csv -o " + q(out) + " >/dev/null 2>&1";
+  // 8 rows of ~300 bytes: more than 1 KiB.
+  const int st = std::system(("bash -c \"" + cmd + "\"").c_str());
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 2);
+  EXPECT_EQ(slurp(out), "previous\n");
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
+  EXPECT_EQ(files, 1);
+}
+
+// Issue 17: tensor ids are bytes; an ESC sequence in one used to reach the terminal raw from
+// `summary` and `diff` (colour changes, window titles, cursor moves). Now they are visible escapes.
+TEST_F(Cli, TextOutputsEscapeControlCharacters) {
+  const std::string shown = "gemm#0.D\xEF\xBF\xBD\\x1B[31m";  // 0xFF -> U+FFFD, ESC -> \x1B
+  const auto s = run_cli("summary " + q(hostile));
+  ASSERT_EQ(s.rc, 0) << s.err;
+  EXPECT_EQ(s.out.find('\x1b'), std::string::npos);
+  EXPECT_EQ(s.out.find('\a'), std::string::npos);
+  EXPECT_NE(s.out.find(shown), std::string::npos) << s.out;
+  const auto d = run_cli("diff " + q(clean) + " " + q(hostile));
+  ASSERT_NE(d.rc, 2) << d.err;
+  EXPECT_EQ(d.out.find('\x1b'), std::string::npos);
+  EXPECT_NE(d.out.find("only in new:  " + shown), std::string::npos) << d.out;
+  // diff -o: Markdown through md_text.
+  ASSERT_NE(run_cli("diff " + q(clean) + " " + q(hostile) + " -o " + q(tmpdir() / "h.md")).rc, 2);
+  const std::string md = slurp(tmpdir() / "h.md");
+  EXPECT_EQ(md.find('\x1b'), std::string::npos);
+  EXPECT_NE(md.find("only in new: gemm\\#0.D\xEF\xBF\xBD\\\\x1B\\[31m"), std::string::npos) << md;
+}
+
+// Issue 17: a name starting with = (+ - @) is a formula when the CSV is opened in a spreadsheet
+// (CSV injection); control characters split or corrupt rows. Cells go through csv_cell.
+TEST_F(Cli, CsvCellsCannotBeFormulas) {
+  ASSERT_EQ(run_cli("export " + q(hostile) + " --format csv -o " + q(tmpdir() / "h.csv")).rc, 0);
+  std::ifstream f(tmpdir() / "h.csv");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(f, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);  // header + 2 observations: no row split by a control character
+  // id, name, op after step,seq,time_ns,stream,tensor.
+  EXPECT_EQ(lines[1].rfind("0,0,10,0,0,gemm#0.D\xEF\xBF\xBD\\x1B[31m,fc1\\x07,"
+                           "\"'=HYPERLINK(\"\"http://x\"\")\",D,",
+                           0),
+            0u)
+      << lines[1];
 }

@@ -177,7 +177,11 @@ TEST(Report, HtmlAndMarkdownTensorTablesAgree) {
     EXPECT_EQ(h.find(fmt::format("<tr><td>{}</td><td style=\"color:", r.id)) != std::string::npos,
               shown)
         << r.id;
-    EXPECT_EQ(md.find(fmt::format("| `{}` | {} |", r.id, sev)) != std::string::npos, shown) << r.id;
+    // Markdown: the id as escaped text (md_text): gemm\#0.D.
+    EXPECT_EQ(
+        md.find(fmt::format("| gemm\\#{}.D | {} |", r.id.substr(5, 1), sev)) != std::string::npos,
+        shown)
+        << r.id;
   }
   EXPECT_NE(h.find("<p>... 2 more tensors (fpscope summary --json: .tensors).</p>"),
             std::string::npos);
@@ -266,4 +270,67 @@ TEST(Export, CsvJsonlPerfettoParse) {
   for (const auto& e : p["traceEvents"])
     if (e["ph"] == "C") ++counters;
   EXPECT_EQ(counters, 8 * 2 + 4);  // amax + overflow per observation, 4 loss-scale records
+}
+
+// Issue 17: steps 0, 1 and 2^64-1 (a trace from a program that counts down from -1). The step span
+// 2^64-1 used to wrap `s1 - s0 + 1` to 0 heatmap columns (SIGSEGV); the axis labels went through
+// a double that does not convert back to 2^64-1.
+TEST(Report, PlotsSpanTheWholeStepRange) {
+  Builder b;
+  const uint32_t t = b.tensor("gemm#0.D");
+  const uint64_t steps[] = {0, 1, UINT64_MAX};
+  for (uint64_t s : steps) {
+    b.obs(t, s, s == UINT64_MAX ? 2 : s, 16, 1.0f, 16.0);
+    b.hist(4 * 127, 16);  // 2^0: exponent 0
+    b.loss_scale(s, 1024, false, 1024);
+  }
+  const trace::TraceModel m(b.t);
+  const std::string heat = svg_exponent_heatmap(m, t);
+  // 220 columns of 2 px from x = 60: steps 0 and 1 in column 0, 2^64-1 in column 219.
+  std::vector<std::string> cells;
+  for (size_t p = heat.find("<rect x=\""); p != std::string::npos;
+       p = heat.find("<rect x=\"", p + 1)) {
+    const std::string r = heat.substr(p, heat.find("/>", p) - p);
+    if (r.find("fill=\"rgb(") != std::string::npos)
+      cells.push_back(r.substr(9, r.find('"', 9) - 9));
+  }
+  EXPECT_EQ(cells, (std::vector<std::string>{"60.0", "498.0"}));
+  EXPECT_NE(heat.find(">step 0<"), std::string::npos);
+  EXPECT_NE(heat.find(">18446744073709551615<"), std::string::npos);
+  const std::string amax = svg_amax_sqnr(m, t);
+  EXPECT_NE(amax.find(">18446744073709551615<"), std::string::npos);
+  const auto a = analyze(m);
+  EXPECT_NE(svg_loss_scale(a).find(">18446744073709551615<"), std::string::npos);
+  EXPECT_NE(render_html(m, a, ReportOptions{}).find("18446744073709551615"), std::string::npos);
+}
+
+// Issue 17: a tensor id with an invalid byte, an ESC sequence, markup and a table-cell separator.
+// HTML (and its inline SVG) show them as visible text and stay well-formed (no raw control
+// character, which XML forbids); Markdown cannot be split into cells or turned into markup.
+TEST(Report, HostileNamesAreEscaped) {
+  Builder b;
+  b.t.path = "hostile.fpst";
+  const std::string id = "x\xff\x1b[2J<img src=y onerror=alert(1)>|*a*";
+  const uint32_t t = b.tensor(id);
+  for (uint64_t s = 0; s < 2; ++s) {
+    b.obs(t, s, s, 100, 7e4f, 1e6);
+    b.hist(4 * 127, 100);
+  }
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  const std::string h = render_html(m, a, ReportOptions{});
+  EXPECT_EQ(h.find('\x1b'), std::string::npos);
+  EXPECT_EQ(h.find("<img"), std::string::npos);
+  EXPECT_NE(h.find("x\xEF\xBF\xBD\\x1B[2J&lt;img src=y onerror=alert(1)&gt;|*a*"),
+            std::string::npos);
+  std::vector<std::pair<std::string, std::string>> plots;
+  const std::string md = render_markdown(m, a, ReportOptions{}, "x_files", &plots);
+  EXPECT_EQ(md.find('\x1b'), std::string::npos);
+  for (size_t p = md.find("<img"); p != std::string::npos; p = md.find("<img", p + 1))
+    EXPECT_EQ(md[p - 1], '\\') << "raw HTML at " << p;
+  EXPECT_NE(md.find("| x\xEF\xBF\xBD\\\\x1B\\[2J\\<img src=y onerror=alert(1)\\>\\|\\*a\\* |"),
+            std::string::npos)
+      << md;
+  ASSERT_FALSE(plots.empty());
+  for (const auto& [name, svg] : plots) EXPECT_EQ(svg.find('\x1b'), std::string::npos) << name;
 }

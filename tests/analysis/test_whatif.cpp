@@ -1,5 +1,9 @@
 // FP8 what-if: delayed-scaling replay of the amax history, exact counts where the trace holds them
 // at the replayed scale, histogram bounds otherwise.
+#include <sys/resource.h>
+
+#include <string>
+
 #include <gtest/gtest.h>
 
 #include "fpscope/analysis/whatif.h"
@@ -141,4 +145,32 @@ TEST(WhatIf, SkipsFp8TensorsUnlessAsked) {
   WhatIfOptions opt;
   opt.include_fp8_tensors = true;
   EXPECT_EQ(fp8_whatif(m, opt).size(), 2u);  // E4M3 and E5M2
+}
+
+// Issue 17: memory of the replay is sized by the observations, not by the history length. 20000
+// tensors with one observation each: the scaler's amax window used to allocate min(H, 4096)
+// entries (16 bytes) per tensor and FP8 format up front: 20000 x 2 x 1024 x 16 B = 655 MB, and the
+// bin memo 1 KiB more each. Now a few hundred bytes per (tensor, format); the peak RSS grows by
+// well under 150 MB.
+TEST(WhatIf, MemoryScalesWithObservationsNotHistory) {
+  Builder b;
+  constexpr uint32_t kTensors = 20000;
+  for (uint32_t i = 0; i < kTensors; ++i) {
+    const uint32_t t = b.tensor("gemm#" + std::to_string(i) + ".D");
+    b.obs(t, 0, i, 16, 1.0f, 16.0);
+    b.hist(4 * 127, 16);
+  }
+  const trace::TraceModel m(b.t);
+  auto peak_kb = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+  };
+  const long before = peak_kb();
+  WhatIfOptions opt;
+  opt.history_len = 1024;
+  const auto w = fp8_whatif(m, opt);
+  const long grown_mb = (peak_kb() - before) / 1024;
+  EXPECT_EQ(w.size(), 2u * kTensors);  // E4M3 and E5M2 per tensor
+  EXPECT_LT(grown_mb, 150) << "peak RSS grew by " << grown_mb << " MB";
 }

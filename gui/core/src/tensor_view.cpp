@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "fpscope/gui/colors.h"
 
@@ -88,7 +89,10 @@ HeatRaster rasterize(const TensorSteps& ts, double x0, double x1, int width, int
   // Step i covers [x_i, x_{i+1}) (the last one [x_n-1, x_n-1 + 1)): a sparsely sampled run is
   // drawn as bars, not as stripes.
   auto step_end = [&](size_t i) { return i + 1 < n ? ts.step_x[i + 1] : ts.step_x[i] + 1.0; };
-  int64_t i = std::max<int64_t>(0, ts.index_at_or_before(static_cast<uint64_t>(std::max(0.0, x0))));
+  // x0 may lie past 2^64 (a view panned beyond step 2^64-1): converting that double is undefined.
+  const uint64_t first =
+      x0 >= 18446744073709551616.0 ? UINT64_MAX : static_cast<uint64_t>(std::max(0.0, x0));
+  int64_t i = std::max<int64_t>(0, ts.index_at_or_before(first));
   for (int c = 0; c < width; ++c) {
     const double c0 = x0 + c * w, c1 = c0 + w;
     while (static_cast<size_t>(i) + 1 < n && step_end(static_cast<size_t>(i)) <= c0) ++i;
