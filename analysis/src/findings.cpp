@@ -182,7 +182,7 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
 void add_baseline_findings(const trace::TraceModel& base, const trace::TraceModel& run,
                            RunAnalysis* a) {
   const auto drift = compare_runs(base, run, a->options.cross);
-  auto bf = baseline_findings(base, run, drift, a->options.findings);
+  auto bf = baseline_findings(base, drift, a->options.findings);
   a->findings.insert(a->findings.end(), std::make_move_iterator(bf.begin()),
                      std::make_move_iterator(bf.end()));
   rank_findings(&a->findings);

@@ -114,10 +114,9 @@ void drift_findings(const trace::TraceModel& model, const RunAnalysis& a,
 
 }  // namespace families
 
-std::vector<Finding> baseline_findings(const trace::TraceModel& base, const trace::TraceModel& run,
+std::vector<Finding> baseline_findings(const trace::TraceModel& base,
                                        const std::vector<CrossRunDrift>& drift,
                                        const FindingOptions& opt) {
-  (void)run;
   std::vector<Finding> out;
   for (const auto& d : drift) {
     if (d.first_step_beyond < 0) continue;

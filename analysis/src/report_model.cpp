@@ -198,7 +198,7 @@ ReportModel build_report_model(const trace::TraceModel& model, const RunAnalysis
     ReportBaseline b;
     b.path = opt.baseline->trace().path;
     b.tensors = compare_runs(*opt.baseline, model, a.options.cross);
-    auto bf = baseline_findings(*opt.baseline, model, b.tensors);
+    auto bf = baseline_findings(*opt.baseline, b.tensors);
     m.findings.all.insert(m.findings.all.end(), bf.begin(), bf.end());
     rank_findings(&m.findings.all);
     m.baseline = std::move(b);

@@ -55,9 +55,6 @@ class BinMemo {
 const char* amax_algo_name(AmaxAlgo a) {
   return a == AmaxAlgo::Max ? "max" : "most_recent";
 }
-const char* count_source_name(CountSource s) {
-  return s == CountSource::Exact ? "exact" : "histogram";
-}
 
 namespace {
 

@@ -130,7 +130,7 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt =
 
 // Findings from comparing against a baseline run (drift beyond thresholds), kind
 // BaselineDrift, ranked; used by `report --baseline` and `summary --baseline`.
-std::vector<Finding> baseline_findings(const trace::TraceModel& base, const trace::TraceModel& run,
+std::vector<Finding> baseline_findings(const trace::TraceModel& base,
                                        const std::vector<CrossRunDrift>& drift,
                                        const FindingOptions& opt = {});
 

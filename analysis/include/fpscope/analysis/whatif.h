@@ -34,7 +34,6 @@ using AmaxAlgo = fpscope::AmaxAlgo;      // kernels' scaling.h: Max, MostRecent
 const char* amax_algo_name(AmaxAlgo a);  // "max", "most_recent"
 
 enum class CountSource : uint8_t { Exact = 0, Histogram = 1 };
-const char* count_source_name(CountSource s);  // "exact", "histogram"
 
 struct WhatIfOptions {
   int history_len = 1024;  // TE DelayedScaling default amax_history_len
