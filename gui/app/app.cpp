@@ -1,3 +1,7 @@
+// fpscope-gui's application frame: the runs bar, the tensor browser wiring, selection and replay
+// state, and the layout of the panels (the panels themselves: panels_*.cpp). Size: ~680 lines, the
+// frame is one ImGui immediate-mode function whose parts share the selection state; split further
+// along the panels when a new panel is added.
 #include "app.h"
 
 #include <GL/gl.h>

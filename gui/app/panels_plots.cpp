@@ -1,5 +1,7 @@
 // Step-indexed plots: the replay timeline with the loss-scale track, the exponent heatmap with
 // format bands and the what-if scale, format drift across runs, master-weight loss.
+// Size: ~850 lines, four plot panels that share the step axis, hover and selection helpers; the
+// next panel added moves each into its own file (panels_timeline.cpp, panels_heatmap.cpp, ...).
 #include <GL/gl.h>
 
 #include <algorithm>

@@ -9,6 +9,8 @@
 //  - large 8/16-bit tensors count codes instead and run the same loops once per distinct code,
 //    weighted by its count;
 //  - large tensors are split across threads, each filling its own accumulator, merged at the end.
+// Size: ~770 lines, kept whole on purpose: the per-block specializations, their ISA clones and the
+// fold of 8/16-bit codes are one hot loop nest whose pieces only make sense together.
 #include "fpscope/host_stats.h"
 
 #if defined(__x86_64__) || defined(__i386__)

@@ -57,29 +57,6 @@ std::optional<Format> format_from_cuda(int t) {
   }
 }
 
-const char* cuda_type_name(int t) {
-  switch (t) {
-    case CUDA_R_32F:
-      return "CUDA_R_32F";
-    case CUDA_R_64F:
-      return "CUDA_R_64F";
-    case CUDA_R_16BF:
-      return "CUDA_R_16BF";
-    case CUDA_R_16F:
-      return "CUDA_R_16F";
-    case CUDA_R_8F_E4M3:
-      return "CUDA_R_8F_E4M3";
-    case CUDA_R_8F_E5M2:
-      return "CUDA_R_8F_E5M2";
-    case CUDA_R_8I:
-      return "CUDA_R_8I";
-    case CUDA_R_32I:
-      return "CUDA_R_32I";
-    default:
-      return "cudaDataType(other)";
-  }
-}
-
 bool LtMatmul::is_fp8() const {
   auto f8 = [](const LtLayout& l) { return l.dtype == Format::E4M3 || l.dtype == Format::E5M2; };
   return f8(a) || f8(b);

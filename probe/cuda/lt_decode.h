@@ -37,7 +37,6 @@ struct LtApi {
 // cudaDataType -> fpscope format; nullopt for types the stats kernels do not read (int8, FP64,
 // complex, FP4, ...).
 std::optional<Format> format_from_cuda(int cuda_data_type);
-const char* cuda_type_name(int cuda_data_type);  // "CUDA_R_16BF", ... or "cudaDataType(<n>)"
 
 struct LtLayout {
   uint32_t type = 0;  // cudaDataType

@@ -31,6 +31,9 @@ Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers
   - The program's results stay bit-identical: hooks return None (never change inputs, outputs or
     gradients), nothing is synchronized, no RNG is drawn. Any exception inside the integration
     turns it off with ONE warning on stderr and never reaches the program.
+
+Size: ~630 lines: steps, names, losses and the GradScaler share the activation state and the
+error barrier that turns the whole integration off; split per concern if it grows.
 """
 
 import atexit
