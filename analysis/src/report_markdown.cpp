@@ -1,7 +1,12 @@
-// The report model as GitHub-issue-ready Markdown; plots are files the text references.
+// The report model as GitHub-issue-ready Markdown (GFM tables, no raw HTML: ticket trackers
+// strip it); plots are files the text references. First the verdict and at most
+// kCausesBeforeFold causes, then the run facts, then an appendix with everything else. Every
+// piece of someone else's text (tensor ids and names, titles that quote them, paths, metadata)
+// goes through md_text(), which also makes it safe inside a table cell.
 #include <fmt/format.h>
 
 #include "fpscope/analysis/report.h"
+#include "fpscope/analysis/text_escape.h"
 #include "report_model.h"
 
 namespace fpscope::analysis {
@@ -11,20 +16,62 @@ namespace {
 using Plots = std::vector<std::pair<std::string, std::string>>;
 
 void head(const detail::ReportModel& m, std::string& md) {
-  md += fmt::format("## {}\n\n", m.title);
-  md += "| | |\n|---|---|\n";
-  for (const auto& [k, v] : m.facts) md += fmt::format("| {} | {} |\n", k, v);
+  md += fmt::format("## {}\n\n", md_text(m.title));
+  const Verdict& v = m.causes.verdict;
+  md += fmt::format("**Verdict: {}.**", md_text(v.headline));
+  for (const auto& s : v.why) md += " " + md_text(s);
+  md += fmt::format("\n\n**Next action:** {}\n", md_text(v.next_action));
+}
+
+void cause_table(const std::vector<Cause>& cs, size_t from, size_t to, std::string& md) {
+  md += "| # | severity | cause | first step |\n|--:|---|---|--:|\n";
+  for (size_t i = from; i < to; ++i) {
+    const Cause& c = cs[i];
+    md += fmt::format("| {} | {} | {} | {} |\n", i + 1, severity_name(c.severity), md_text(c.title),
+                      c.first_step >= 0 ? std::to_string(c.first_step) : "-");
+  }
+}
+
+void causes(const detail::ReportModel& m, std::string& md) {
+  const auto& cs = m.causes.causes;
+  md += fmt::format("\n### Causes ({}, from {})\n\n", cs.size(),
+                    plural(m.findings.all.size(), "finding"));
+  if (cs.empty()) {
+    md += "No problems found.\n";
+    return;
+  }
+  cause_table(cs, 0, m.causes_first, md);
+  if (m.causes_first < cs.size())
+    md += fmt::format("\n{} more causes in the appendix.\n", cs.size() - m.causes_first);
+}
+
+void facts(const detail::ReportModel& m, std::string& md) {
+  md += "\n### Run\n\n| | |\n|---|---|\n";
+  for (const auto& [k, v] : m.facts) md += fmt::format("| {} | {} |\n", k, md_text(v));
+}
+
+void appendix_causes(const detail::ReportModel& m, std::string& md) {
+  const auto& cs = m.causes.causes;
+  if (cs.empty()) return;
+  md += "\n### Causes in detail\n\n";
+  for (size_t i = 0; i < cs.size(); ++i) {
+    const Cause& c = cs[i];
+    md += fmt::format("{}. **[{}]** {}  \n   Evidence: {}  \n   Do: {}\n", i + 1,
+                      severity_name(c.severity), md_text(c.title), md_text(c.evidence),
+                      md_text(c.recommendation));
+  }
 }
 
 void findings(const detail::ReportFindings& fs, std::string& md) {
-  md += fmt::format("\n### Findings ({})\n\n", fs.all.size());
+  md += fmt::format("\n### All findings ({}), one per tensor and format\n\n", fs.all.size());
   if (fs.all.empty()) md += "No problems found.\n";
   for (size_t n = 0; n < fs.listed.size(); ++n) {
     const Finding& f = fs.all[fs.listed[n]];
     md += fmt::format("{}. **[{}]** {}  \n   Evidence: {}  \n   Recommendation: {}\n", n + 1,
-                      severity_name(f.severity), f.title, f.evidence, f.recommendation);
+                      severity_name(f.severity), md_text(f.title), md_text(f.evidence),
+                      md_text(f.recommendation));
   }
-  if (!fs.left_note.empty()) md += "\n" + fs.left_note + "\n";
+  if (!fs.left_note.empty()) md += "\n" + md_text(fs.left_note) + "\n";
 }
 
 // References the plot and hands its file over; without a plot list (Markdown to stdout)
@@ -46,10 +93,10 @@ void tensor_table(const detail::ReportTensorTable& tt, std::string& md) {
   md += "\n";
   for (const TensorRisk* rp : tt.rows) {
     const TensorRisk& r = *rp;
-    md +=
-        fmt::format("| `{}` | {} | {} | {} | {} | {} | {} | {} |", r.id, severity_name(r.severity),
-                    trace::role_name(r.role), spec(r.dtype).name, detail::shape_str(r),
-                    r.observations, fmt_num(r.amax), detail::nonfinite_str(r));
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |", md_text(r.id),
+                      severity_name(r.severity), trace::role_name(r.role), spec(r.dtype).name,
+                      detail::shape_str(r), r.observations, fmt_num(r.amax),
+                      detail::nonfinite_str(r));
     for (const auto& f : r.formats)
       md += fmt::format(" {} / {} / {} |", fmt_pct(f.overflow_frac), fmt_pct(f.underflow_frac),
                         detail::sqnr_str(f.sqnr_db));
@@ -68,7 +115,7 @@ void weights(const detail::ReportModel& m, const std::string& dir, Plots* plots,
   for (const WeightLoss* wp : m.weights) {
     const WeightLoss& w = *wp;
     md += fmt::format(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", w.name, detail::master_str(w),
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", md_text(w.name), detail::master_str(w),
         w.updates, fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass), fmt_pct(w.fp16_stagnant),
         fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp), fmt_pct(w.below_fp16_half_ulp));
   }
@@ -80,12 +127,13 @@ void whatif(const detail::ReportWhatIf& s, std::string& md) {
       "\n### FP8 what-if (delayed scaling: {})\n\n| tensor | format | replayed steps | "
       "saturating steps | first | overflow | underflow | counts |\n"
       "|---|---|--:|--:|--:|--:|--:|---|\n",
-      s.policy);
+      md_text(s.policy));
   for (const WhatIfTensor* wp : s.rows) {
     const WhatIfTensor& w = *wp;
-    md += fmt::format("| `{}` | {} | {} | {} | {} | {} | {} | {} |\n", w.id, spec(w.format).name,
-                      w.steps.size(), w.saturate_steps, detail::first_saturate_str(w),
-                      fmt_pct(w.overflow_frac), fmt_pct(w.underflow_frac), detail::counts_name(w));
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", md_text(w.id),
+                      spec(w.format).name, w.steps.size(), w.saturate_steps,
+                      detail::first_saturate_str(w), fmt_pct(w.overflow_frac),
+                      fmt_pct(w.underflow_frac), detail::counts_name(w));
   }
   if (s.rows.empty()) md += "| (none saturates or underflows) | | | | | | | |\n";
   if (s.left > 0)
@@ -96,9 +144,9 @@ void drift(const detail::ReportDrift& s, std::string& md) {
   md += fmt::format(
       "\n### Change points within the run\n\n{}\n\n| tensor | step | series | before "
       "(median) | after |\n|---|--:|---|--:|--:|\n",
-      s.rule);
+      md_text(s.rule));
   for (const auto& [id, c] : s.rows)
-    md += fmt::format("| `{}` | {} | {} | {} | {} |\n", id, c->step, c->series,
+    md += fmt::format("| {} | {} | {} | {} | {} |\n", md_text(id), c->step, c->series,
                       detail::change_value(*c, c->before), detail::change_value(*c, c->after));
   if (s.left > 0)
     md += fmt::format("\n... {} more change points (fpscope summary --json: .drift).\n", s.left);
@@ -106,12 +154,13 @@ void drift(const detail::ReportDrift& s, std::string& md) {
 
 void baseline(const detail::ReportBaseline& b, std::string& md) {
   md += fmt::format(
-      "\n### Compared with baseline `{}`\n\n| tensor | amax base | amax run | ratio "
+      "\n### Compared with baseline {}\n\n| tensor | amax base | amax run | ratio "
       "| first step beyond |\n|---|--:|--:|--:|---|\n",
-      b.path);
+      md_text(b.path));
   for (const auto& d : b.tensors)
-    md += fmt::format("| `{}` | {} | {} | {} | {} |\n", d.id, fmt_num(d.base_amax),
-                      fmt_num(d.other_amax), fmt_num(d.amax_ratio), detail::first_beyond_str(d));
+    md += fmt::format("| {} | {} | {} | {} | {} |\n", md_text(d.id), fmt_num(d.base_amax),
+                      fmt_num(d.other_amax), fmt_num(d.amax_ratio),
+                      md_text(detail::first_beyond_str(d)));
 }
 
 }  // namespace
@@ -122,6 +171,10 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
   const detail::ReportModel m = detail::build_report_model(model, a, opt);
   std::string md;
   head(m, md);
+  causes(m, md);
+  facts(m, md);
+  md += "\n---\n\n## Appendix\n";
+  appendix_causes(m, md);
   findings(m.findings, md);
   if (m.loss_scale) {
     md += "\n### Loss scale\n";
@@ -129,7 +182,7 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
   }
   if (!m.tensor_plots.empty()) md += "\n### Tensors\n";
   for (const auto& p : m.tensor_plots) {
-    md += fmt::format("\n#### {}\n", p.label);
+    md += fmt::format("\n#### {}\n", md_text(p.label));
     plot(p.amax_sqnr, plot_dir_rel, plots, md);
     plot(p.exponents, plot_dir_rel, plots, md);
   }
@@ -138,7 +191,7 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
   if (m.whatif) whatif(*m.whatif, md);
   if (m.drift) drift(*m.drift, md);
   if (m.baseline) baseline(*m.baseline, md);
-  md += fmt::format("\n<sub>Generated by {}. Definitions: docs/metrics.md.</sub>\n", m.generator);
+  md += fmt::format("\n_Generated by {}. Definitions: docs/metrics.md._\n", m.generator);
   return md;
 }
 

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "fpscope/analysis/causes.h"
+
 namespace fpscope::analysis {
 
 namespace {
@@ -219,6 +221,7 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   json fs = json::array();
   for (const auto& f : a.findings) fs.push_back(finding_json(f));
   j["findings"] = std::move(fs);
+  add_causes_json(a, &j);  // "verdict" and "causes" (causes.h)
   return j;
 }
 
@@ -263,7 +266,7 @@ std::string run_steps_text(const trace::Trace& t, const RunAnalysis& a) {
 }
 
 std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_rows, int width) {
-  std::string o;
+  std::string o = causes_text(a, width);  // the verdict and the causes first (causes.h)
   // Every line goes through emit(): wrapped to `width` (0: unlimited), continuation lines
   // indented under the value column.
   auto emit = [&](const std::string& line, int indent = 11) {
