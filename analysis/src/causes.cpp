@@ -84,7 +84,7 @@ Bearing bearing(CauseKind k, const Cause& c, const std::vector<Finding>& fs) {
     case CauseKind::RangeOverflow:
     case CauseKind::Underflow:
     case CauseKind::Precision:
-      return Bearing::Cast;
+      return c.what_if ? Bearing::Hint : Bearing::Cast;
     case CauseKind::MasterWeights:
       // Master weights that are not FP32 are the run's; a BF16 copy that would lose updates is a
       // what-if.
@@ -301,6 +301,11 @@ std::string hint_names(const std::vector<Cause>& hints) {
       case CauseKind::LossScaledOverflow:
         add("FP16 overflow the loss scaler handles");
         break;
+      case CauseKind::RangeOverflow:
+      case CauseKind::Underflow:
+      case CauseKind::Precision:
+        if (c.format) add(upper(*c.format) + " casts this run does not make");
+        break;
       case CauseKind::Drift:
       case CauseKind::BaselineDrift:
         add("drift hints");
@@ -454,6 +459,18 @@ RunCauses build_causes(const RunAnalysis& a, const std::vector<Finding>& finding
     c.last_step = std::max(c.last_step, std::max(f.last_step, f.first_step));
   }
   for (auto& c : out.causes) describe(a, findings, &c);
+  // The formats the run stores its tensors in beyond FP32: a mixed-precision run's casts to other
+  // formats are what-ifs.
+  std::vector<Format> stored;
+  for (const auto& r : a.risks)
+    if (r.dtype != Format::FP32 && std::find(stored.begin(), stored.end(), r.dtype) == stored.end())
+      stored.push_back(r.dtype);
+  for (auto& c : out.causes) {
+    const bool cast = c.kind == CauseKind::RangeOverflow || c.kind == CauseKind::Underflow ||
+                      c.kind == CauseKind::Precision;
+    c.what_if = cast && c.format && !stored.empty() &&
+                std::find(stored.begin(), stored.end(), *c.format) == stored.end();
+  }
   out.verdict = decide(a, findings, &out.causes);
   return out;
 }
@@ -481,6 +498,7 @@ void add_causes_json(const RunAnalysis& a, nlohmann::ordered_json* j) {
     o["severity"] = severity_name(c.severity);
     o["format"] = c.format ? json(spec(*c.format).name) : json(nullptr);
     o["decides_verdict"] = c.decides_verdict;
+    o["what_if"] = c.what_if;
     o["first_step"] = c.first_step >= 0 ? json(c.first_step) : json(nullptr);
     o["last_step"] = c.last_step >= 0 ? json(c.last_step) : json(nullptr);
     o["tensors"] = c.tensors;

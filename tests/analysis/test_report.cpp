@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include "fpscope/analysis/analysis.h"
@@ -417,6 +418,35 @@ TEST(Causes, OneCausePerKindAndFormatWithEveryFindingOnce) {
   EXPECT_EQ(rc.causes.front().kind, CauseKind::RangeOverflow);
   EXPECT_LE(rc.verdict.why.size(), 3u);
   EXPECT_EQ(rc.verdict.next_action, "For " + tensor_list(c->tensors) + ": " + c->recommendation);
+}
+
+// The same FP16 overflow in a run that stores its tensors in BF16 (a BF16 autocast run): FP16 is a
+// cast this run does not make, so the cause is a what-if and the run is healthy. Seen on a GPT-2-
+// small BF16 run on an H200, whose first verdict was "at risk in fp16".
+TEST(Causes, ABf16RunsFp16CastsAreWhatIfsThatDoNotMoveTheVerdict) {
+  Builder b;
+  for (int i = 0; i < 3; ++i) {
+    const uint32_t t = b.tensor(fmt::format("gemm#{}.D", i), trace::Role::D, 10, 10, Format::BF16);
+    auto& o = b.obs(t, 0, static_cast<uint64_t>(i), 100, 7e4f + 1e4f * static_cast<float>(i), 1e6);
+    o.stats.fmt[fi(Format::FP16)].overflow = 3;
+    o.stats.fmt[fi(Format::FP16)].sum_err2 = 1e-2;
+  }
+  const trace::TraceModel m(b.t);
+  AnalysisOptions ao;
+  ao.run_whatif = false;
+  const auto a = analyze(m, ao);
+  const RunCauses rc = build_causes(a, a.findings);
+  const Cause* c = cause_of_kind(rc, CauseKind::RangeOverflow);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->format, Format::FP16);
+  EXPECT_EQ(c->severity, Severity::Error);  // the finding keeps its level
+  EXPECT_TRUE(c->what_if);
+  EXPECT_FALSE(c->decides_verdict);
+  EXPECT_EQ(rc.verdict.state, VerdictState::Healthy);
+  const std::string why = fmt::format("{}", fmt::join(rc.verdict.why, " "));
+  EXPECT_NE(why.find("FP16 casts this run does not make"), std::string::npos) << why;
+  const auto j = summary_json(b.t, a);
+  EXPECT_EQ(j["causes"][0]["what_if"], true);
 }
 
 TEST(Causes, AProbingLossScalerMakesItsOverflowAndSkipsInfoAndTheRunHealthy) {

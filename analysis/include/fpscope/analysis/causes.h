@@ -58,6 +58,10 @@ struct Cause {
   int64_t first_step = -1;
   int64_t last_step = -1;
   bool decides_verdict = false;
+  // A cast cause (range, underflow, precision) to a format a mixed-precision run does not store
+  // (a BF16 run's FP16 casts): a what-if, shown but never moving the verdict. An FP32-only run's
+  // casts all count: which format it can move to is its question.
+  bool what_if = false;
   std::string title;           // one line, aggregated
   std::string evidence;        // the numbers behind it
   std::string recommendation;  // what to do (the top finding's)
