@@ -294,11 +294,14 @@ FPSCOPE_HD inline BlockStats mx_block_stats(const float* x, int n) {
 
 // NVFP4 per-tensor encode scale (NVIDIA's two-level scaling): 6 * 448 / amax of the tensor, so
 // that the largest block scale amax_block / 6 * s_enc is E4M3's 448; 1 for a zero or
-// non-finite amax.
+// non-finite amax; at most FP32's largest finite value. tensor_scale arguments must be finite
+// and positive.
 FPSCOPE_HD inline float nvfp4_tensor_scale(float tensor_amax) {
   const uint32_t a = detail::f2u(tensor_amax) & kFp32AbsMask;
   if (a == 0 || a >= kFp32InfBits) return 1.0f;
-  return detail::div_rn(max_finite(kE2M1) * max_finite(kE4M3), detail::u2f(a));
+  // A tiny amax would give Inf: clamp to FP32's largest finite value.
+  const float s = detail::div_rn(max_finite(kE2M1) * max_finite(kE4M3), detail::u2f(a));
+  return detail::f2u(s) >= kFp32InfBits ? detail::u2f(kFp32MaxFiniteBits) : s;
 }
 
 // NVFP4 block (E2M1 elements, E4M3 block scale, FP32 tensor scale s_enc): block scale
@@ -328,8 +331,8 @@ FPSCOPE_HD inline BlockStats nvfp4_block_stats(const float* x, int n, float tens
   r.scale_underflow = static_cast<uint32_t>(amax_bits != 0 && sc.value == 0.0f);
   const bool zero_scale = sc.value == 0.0f;
   const float inv = zero_scale ? 0.0f : detail::div_rn(tensor_scale, sc.value);
-  const double dec =
-      zero_scale ? 0.0 : static_cast<double>(sc.value) / static_cast<double>(tensor_scale);
+  const auto enc = static_cast<double>(tensor_scale);
+  const auto sfd = static_cast<double>(sc.value);
   for (int i = 0; i < n; ++i) {
     // A zero scale (zero or underflowing block): every element decodes to 0.
     const SatCast c =
@@ -337,7 +340,9 @@ FPSCOPE_HD inline BlockStats nvfp4_block_stats(const float* x, int n, float tens
     r.flushed += static_cast<uint32_t>((detail::f2u(x[i]) & kFp32AbsMask) != 0 && c.value == 0.0f);
     r.saturated += c.saturated;
     const double xi = static_cast<double>(x[i]);
-    const double e = xi - static_cast<double>(c.value) * dec;
+    // x - q * sf / s_enc as (x * s_enc - q * sf) / s_enc: both products are exact in double,
+    // so the error keeps its relative accuracy when x is almost exactly representable.
+    const double e = (xi * enc - static_cast<double>(c.value) * sfd) / enc;
     r.sum_err2 += e * e;
     r.sum_x2 += xi * xi;
   }
