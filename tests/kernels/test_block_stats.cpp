@@ -266,12 +266,13 @@ TEST(BlockStats, MxBlocksMatchThePerElementReference) {
 TEST(BlockStats, Nvfp4BlocksMatchThePerElementReference) {
   int i = 0;
   for (const std::vector<float>& b : crafted_blocks(16)) {
-    // The block's own tensor scale, a 1000x too large one (E4M3 scale saturates) and a tiny
+    // The block's own tensor scale, a 1000x too large one (E4M3 scale saturates), one giving
+    // an E4M3-subnormal block scale (1e-5: 448e-5 is about 2.3 * 2^-9) and a tiny
     // one (the E4M3 scale flushes to zero).
     float amax = 0;
     for (float v : b) amax = std::isfinite(v) ? std::max(amax, std::fabs(v)) : amax;
     const float own = fpscope::nvfp4_tensor_scale(amax);
-    for (float s_enc : {own, own * 1000.0f, own * 1e-6f, 1.0f}) {
+    for (float s_enc : {own, own * 1000.0f, own * 1e-5f, own * 1e-6f, 1.0f}) {
       if (!std::isfinite(s_enc)) continue;  // the contract: a finite tensor scale
       const std::string what =
           "nvfp4 block " + std::to_string(i) + " s_enc " + std::to_string(s_enc);
