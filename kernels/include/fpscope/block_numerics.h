@@ -53,7 +53,8 @@ FPSCOPE_HD inline double u2d(uint64_t u) {
   return d;
 #endif
 }
-// 2^e as a double (-1022 <= e <= 1023), from its bits.
+// 2^e as a double (-1022 <= e <= 1023), from its IEEE binary64 bits (bias 1023, 52 mantissa
+// bits; FP64 is not a table row).
 FPSCOPE_HD inline double pow2d(int e) {
   return u2d(static_cast<uint64_t>(e + 1023) << 52);
 }
@@ -173,10 +174,10 @@ FPSCOPE_HD inline float decode_code(uint32_t code) {
 }
 
 // ---- E8M0 ------------------------------------------------------------------------------------
-inline constexpr uint32_t kE8M0NanCode = 0xffu;
-inline constexpr uint32_t kE8M0MaxCode = max_finite_code(kE8M0);  // 0xfe: 2^127
-inline constexpr int kE8M0Bias = exponent_bias(kE8M0);            // 127
-inline constexpr int kE8M0MinExp = min_normal_exp(kE8M0);         // -127
+inline constexpr uint32_t kE8M0NanCode = (1u << storage_bits(kE8M0)) - 1u;  // all ones
+inline constexpr uint32_t kE8M0MaxCode = max_finite_code(kE8M0);            // 0xfe: 2^127
+inline constexpr int kE8M0Bias = exponent_bias(kE8M0);                      // 127
+inline constexpr int kE8M0MinExp = min_normal_exp(kE8M0);                   // -127
 static_assert(kE8M0MaxCode == 0xfeu && kE8M0Bias == 127 && kE8M0MinExp == -127);
 
 enum class E8M0Round : uint8_t {
@@ -198,7 +199,7 @@ FPSCOPE_HD inline uint32_t e8m0_from_float(float x, E8M0Round mode, bool satfini
 // Value of an E8M0 code: 2^(code - 127), NaN for 0xFF. 2^-127 is an FP32 subnormal, built from
 // its bits.
 FPSCOPE_HD inline float e8m0_value(uint32_t code) {
-  code &= 0xffu;
+  code &= kE8M0NanCode;
   if (code == kE8M0NanCode) return detail::u2f(kFp32QuietNanBits);
   if (code == 0) return detail::u2f(fp32_pow2_bits(kFp32MinNormalExp) / 2);
   return detail::u2f(code << kFp32ManBits);

@@ -9,10 +9,13 @@
 // Usable from host and device code (CUDA __host__ __device__), C++17, no libm.
 //
 // How to add a format (docs/design.md "How to add one"):
-//  - Only described (a what-if: FP4, MX, NVFP4): no new Format value. Build a FormatSpec with
-//    format = kUnlistedFormat (block_scaled() for block formats); valid_spec() must hold, and
-//    tests/kernels/test_formats.cpp checks its derived constants against the format's spec sheet.
-//    kernels/include/fpscope/histogram.h then gives its what-if counts from any trace.
+//  - Only described (a what-if: FP6, FP4, MX, NVFP4): no new Format value. Add an inline
+//    constexpr FormatSpec below the table with format = kUnlistedFormat (block_scaled() for
+//    block formats, listed in kBlockFormats); valid_spec() must hold (static_assert below), and
+//    tests/kernels (test_formats.cpp, test_block_casts.cpp) check its derived constants against
+//    the format's spec sheet. Its casts are block_numerics.h's cast_sat<row> / encode_sat /
+//    decode_code (signed formats with subnormals; tested code by code against CUDA's host
+//    conversions where CUDA has them). histogram.h gives its what-if counts from any trace.
 //  - Stored (a tensor dtype the probe reads): append a Format value and its kFormats row (row i
 //    is Format i; kNumFormats + 1). The number is written in traces: a new value of an existing
 //    enumeration is a trace-format change (traces/FORMAT.md section 7, "Enumerations" in 5).
@@ -76,9 +79,9 @@ struct FormatSpec {
   const FormatSpec* block_scale = nullptr;  // block-scaled (block_size > 0): the scale's format
 };
 
-// The table (row i describes Format i). Formats not listed here are described with the same
-// struct (see block_scaled() and the E2M1 / E8M0 / MX rows in tests/kernels/test_formats.cpp);
-// listing one is a new Format value plus a row.
+// The table (row i describes Format i). Formats not stored in traces are described with the
+// same struct below the table (kE3M2, kE2M3, kE2M1, kE8M0 and the block formats, see
+// block_scaled()); listing one here is a new Format value plus a row.
 inline constexpr FormatSpec kFormats[kNumFormats] = {
     {Format::FP32, "fp32", 8, 23, SpecialEncoding::IEEE, 0, false, true, true, nullptr},
     {Format::BF16, "bf16", 8, 7, SpecialEncoding::IEEE, 0, true, true, true, nullptr},
