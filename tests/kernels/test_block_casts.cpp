@@ -225,7 +225,8 @@ TEST(BlockCasts, E8M0DecodeEveryCodeMatchesCuda) {
 // ---- encode: inputs --------------------------------------------------------------------------
 // Every BF16-representable float, the neighbourhood (+-4 FP32 ulps) of every value of the
 // format and of every midpoint between neighbours (0 and the smallest subnormal, max and
-// max + one quantum: the saturation tie), the specials, and random FP32 patterns.
+// max + one quantum: the saturation tie), the specials, a strided sweep of all FP32 patterns and
+// random ones.
 std::vector<float> encode_inputs(Kind k) {
   std::vector<float> in;
   for (uint32_t b = 0; b < 65536; ++b) in.push_back(from_bits(b << 16));
@@ -264,6 +265,11 @@ std::vector<float> encode_inputs(Kind k) {
                             std::ldexp(1.0f, 64),
                             std::ldexp(1.0f, 100)};
   in.insert(in.end(), std::begin(specials), std::end(specials));
+  // Every 4099th FP32 pattern (a prime stride: all low-bit residues occur), both signs.
+  for (uint64_t b = 0; b < 0x7f800000u; b += 4099) {
+    in.push_back(from_bits(static_cast<uint32_t>(b)));
+    in.push_back(-from_bits(static_cast<uint32_t>(b)));
+  }
   std::mt19937 rng(19);
   for (int i = 0; i < 400000; ++i) in.push_back(from_bits(static_cast<uint32_t>(rng())));
   // Random values inside the format's range, where every FP32 bit matters for the rounding.
