@@ -9,10 +9,13 @@
 // Usable from host and device code (CUDA __host__ __device__), C++17, no libm.
 //
 // How to add a format (docs/design.md "How to add one"):
-//  - Only described (a what-if: FP4, MX, NVFP4): no new Format value. Build a FormatSpec with
-//    format = kUnlistedFormat (block_scaled() for block formats); valid_spec() must hold, and
-//    tests/kernels/test_formats.cpp checks its derived constants against the format's spec sheet.
-//    kernels/include/fpscope/histogram.h then gives its what-if counts from any trace.
+//  - Only described (a what-if: FP6, FP4, MX, NVFP4): no new Format value. Add an inline
+//    constexpr FormatSpec below the table with format = kUnlistedFormat (block_scaled() for
+//    block formats, listed in kBlockFormats); valid_spec() must hold (static_assert below), and
+//    tests/kernels (test_formats.cpp, test_block_casts.cpp) check its derived constants against
+//    the format's spec sheet. Its casts are block_numerics.h's cast_sat<row> / encode_sat /
+//    decode_code (signed formats with subnormals; tested code by code against CUDA's host
+//    conversions where CUDA has them). histogram.h gives its what-if counts from any trace.
 //  - Stored (a tensor dtype the probe reads): append a Format value and its kFormats row (row i
 //    is Format i; kNumFormats + 1). The number is written in traces: a new value of an existing
 //    enumeration is a trace-format change (traces/FORMAT.md section 7, "Enumerations" in 5).
@@ -76,9 +79,9 @@ struct FormatSpec {
   const FormatSpec* block_scale = nullptr;  // block-scaled (block_size > 0): the scale's format
 };
 
-// The table (row i describes Format i). Formats not listed here are described with the same
-// struct (see block_scaled() and the E2M1 / E8M0 / MX rows in tests/kernels/test_formats.cpp);
-// listing one is a new Format value plus a row.
+// The table (row i describes Format i). Formats not stored in traces are described with the
+// same struct below the table (kE3M2, kE2M3, kE2M1, kE8M0 and the block formats, see
+// block_scaled()); listing one here is a new Format value plus a row.
 inline constexpr FormatSpec kFormats[kNumFormats] = {
     {Format::FP32, "fp32", 8, 23, SpecialEncoding::IEEE, 0, false, true, true, nullptr},
     {Format::BF16, "bf16", 8, 7, SpecialEncoding::IEEE, 0, true, true, true, nullptr},
@@ -223,6 +226,35 @@ constexpr FormatSpec block_scaled(const FormatSpec& element, const char* name, i
 FPSCOPE_HD constexpr bool is_block_scaled(const FormatSpec& s) {
   return s.block_size > 0;
 }
+
+// The element and scale formats of OCP MX v1.0 (section 5: FP8 E4M3/E5M2 = the E4M3/E5M2 rows,
+// FP6 E3M2/E2M3, FP4 E2M1, scale E8M0) and NVFP4 (E2M1 elements, an E4M3 block scale used
+// unsigned, an FP32 per-tensor scale): described rows, not stored in traces (no Format value).
+// FP6 and FP4 have no Inf and no NaN (every code is a number; casts saturate, block_numerics.h);
+// E8M0 is an unsigned power of two 2^-127 .. 2^127 with NaN = 0xFF and no zero.
+inline constexpr FormatSpec kE3M2 = {
+    kUnlistedFormat, "e3m2", 3, 2, SpecialEncoding::AllFinite, 0, false, true, true, nullptr};
+inline constexpr FormatSpec kE2M3 = {
+    kUnlistedFormat, "e2m3", 2, 3, SpecialEncoding::AllFinite, 0, false, true, true, nullptr};
+inline constexpr FormatSpec kE2M1 = {
+    kUnlistedFormat, "e2m1", 2, 1, SpecialEncoding::AllFinite, 0, false, true, true, nullptr};
+inline constexpr FormatSpec kE8M0 = {
+    kUnlistedFormat, "e8m0", 8,     0,      SpecialEncoding::FiniteNanOnlyMax, 0,
+    false,           false,  false, nullptr};
+// The block-scaled formats (OCP MX v1.0 section 5 table 1; NVIDIA NVFP4). NVFP4's E4M3 scale is
+// the E4M3 row: 8 bits stored, the sign bit always clear (scales are computed from |x|).
+inline constexpr FormatSpec kMxfp8E4M3 =
+    block_scaled(kFormats[static_cast<int>(Format::E4M3)], "mxfp8_e4m3", 32, kE8M0);
+inline constexpr FormatSpec kMxfp8E5M2 =
+    block_scaled(kFormats[static_cast<int>(Format::E5M2)], "mxfp8_e5m2", 32, kE8M0);
+inline constexpr FormatSpec kMxfp6E3M2 = block_scaled(kE3M2, "mxfp6_e3m2", 32, kE8M0);
+inline constexpr FormatSpec kMxfp6E2M3 = block_scaled(kE2M3, "mxfp6_e2m3", 32, kE8M0);
+inline constexpr FormatSpec kMxfp4 = block_scaled(kE2M1, "mxfp4", 32, kE8M0);
+inline constexpr FormatSpec kNvfp4 =
+    block_scaled(kE2M1, "nvfp4", 16, kFormats[static_cast<int>(Format::E4M3)]);
+inline constexpr int kNumBlockFormats = 6;
+inline constexpr const FormatSpec* kBlockFormats[kNumBlockFormats] = {
+    &kMxfp8E4M3, &kMxfp8E5M2, &kMxfp6E3M2, &kMxfp6E2M3, &kMxfp4, &kNvfp4};
 // Bits of one block: its elements and their scale (a plain format's block is one element).
 constexpr int block_storage_bits(const FormatSpec& s) {
   return is_block_scaled(s) ? s.block_size * storage_bits(s) + storage_bits(*s.block_scale)
@@ -257,6 +289,10 @@ constexpr bool table_is_consistent() {
 }  // namespace detail
 static_assert(detail::table_is_consistent(),
               "kFormats: row i is Format i, every row valid, targets = rows marked cast_target");
+static_assert(valid_spec(kE3M2) && valid_spec(kE2M3) && valid_spec(kE2M1) && valid_spec(kE8M0) &&
+                  valid_spec(kMxfp8E4M3) && valid_spec(kMxfp8E5M2) && valid_spec(kMxfp6E3M2) &&
+                  valid_spec(kMxfp6E2M3) && valid_spec(kMxfp4) && valid_spec(kNvfp4),
+              "described element, scale and block-scaled rows");
 
 // ---- FP32 layout (derived from the FP32 row) ---------------------------------------------------
 inline constexpr int kFp32ExpBits = spec(Format::FP32).exp_bits;                    // 8
