@@ -31,7 +31,9 @@ def run(cmd, env):
         sys.exit("failed: %s\n%s" % (" ".join(cmd), r.stderr))
     train = [float(line.split()[-1]) for line in r.stdout.splitlines()
              if line.startswith("train seconds")][0]
-    return train, wall
+    cpu = [float(line.split()[-1]) for line in r.stdout.splitlines()
+           if line.startswith("train cpu seconds")]
+    return train, wall, (cpu[0] if cpu else None)
 
 
 def main():
@@ -64,7 +66,7 @@ def main():
     run(sample, base_env)  # warm the page cache
     for _ in range(args.repeats):
         for name, cmd, env in configs:
-            t, w = run(cmd, env)
+            t, w, _ = run(cmd, env)
             times[name].append(t)
             walls[name].append(w)
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -102,17 +104,25 @@ def bench_transformer(args):
                ("probe + integration", dict(probed, PYTHONPATH=hooks_dir)),
                ("probe, no integration", probed)]
     times = {name: [] for name, _ in configs}
+    cpus = {name: [] for name, _ in configs}
     run(prog, base_env)  # warm the page cache
     for _ in range(args.repeats):
         for name, env in configs:
-            times[name].append(run(prog, env)[0])
+            t, _, c = run(prog, env)
+            times[name].append(t)
+            cpus[name].append(c)
     med = {k: statistics.median(v) for k, v in times.items()}
+    medc = {k: statistics.median(v) for k, v in cpus.items()}
     print("transformer (d_model 256, 4 layers, seq 128, batch 8, AdamW), steps=%d repeats=%d, "
-          "default sampling (median training-loop seconds)" % (args.steps, args.repeats))
+          "default sampling (median training-loop seconds: wall, and CPU of every thread)"
+          % (args.steps, args.repeats))
     for name, _ in configs:
-        print("  %-24s %8.3f s  %+6.1f%%" % (name, med[name], 100 * (med[name] / med["plain"] - 1)))
-    print("probe + integration overhead: %+.1f%%  (target <= 5%%)"
-          % (100 * (med["probe + integration"] / med["plain"] - 1)))
+        print("  %-24s wall %8.3f s  %+6.1f%%   cpu %8.3f s  %+6.1f%%"
+              % (name, med[name], 100 * (med[name] / med["plain"] - 1), medc[name],
+                 100 * (medc[name] / medc["plain"] - 1)))
+    print("probe + integration overhead: wall %+.1f%%, cpu %+.1f%%  (target <= 5%%)"
+          % (100 * (med["probe + integration"] / med["plain"] - 1),
+             100 * (medc["probe + integration"] / medc["plain"] - 1)))
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)
