@@ -67,15 +67,17 @@ OperandDesc operand(Role role, Format dtype, bool trans, bool row_major, int64_t
 // GEMMs of the step read too (a weight in the forward and the input-gradient GEMM, an activation
 // in the forward and the weight-gradient GEMM, the output gradient in both backward GEMMs).
 // An entry is reused only for the same view, the same scales and the same contents (fingerprint,
-// ~1/3 of the statistics' cost per element); results are identical to recomputing them. Only the
-// operands a call reads (A, B) are kept and looked up: C and D are the output buffer, just
-// written (D) or about to be (C), so they never match, and an output read as is by a later GEMM
-// is rare (an activation or a residual comes between): fingerprinting them cost ~40 % of all
-// fingerprinting on a TransformerEncoder for no hit (docs/benchmarks/probe.md). The ring must span
-// a whole step of a model's operands: an activation is read by its layer's forward GEMM and again
-// by the weight-gradient GEMM at the end of the backward pass, a weight by the forward and the
-// input-gradient GEMM (a 4-layer MLP measures ~40 operands a step). 64 entries of 8 KiB each:
-// 512 KiB per thread that calls BLAS, allocated as they are first used.
+// ~1/10 of the statistics' cost); results are identical to recomputing them. Only the operands a
+// call reads (A, B) are kept and looked up: C and D are the output buffer, just written (D) or
+// about to be (C), so they never match, and an output read as is by a later GEMM is rare (an
+// activation or a residual comes between); on a TransformerEncoder they were 40 % of the
+// fingerprinted elements for no hit. The ring must span a whole step of a model's reads: an
+// activation is read by its layer's forward GEMM and again by the weight-gradient GEMM at the end
+// of the backward pass, a weight by the forward and the input-gradient GEMM; a 4-layer MLP reads
+// ~30 operands a step, a 4-layer TransformerEncoder ~150 plus 64 per batched attention GEMM (the
+// slices of PyTorch's CPU bmm). 256 entries of 8 KiB each: 2 MiB per thread that calls BLAS,
+// allocated as they are first used (with 64, the weights were gone by the backward pass: 3x
+// fewer weight hits, docs/benchmarks/probe.md).
 struct RecentStats {
   const void* data = nullptr;
   uint64_t rows = 0, cols = 0, ld = 0;
