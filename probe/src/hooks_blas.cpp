@@ -160,6 +160,7 @@ struct PendingRun {
   // Writes the run's observations (caller holds mu); nothing when the recorder is gone.
   void complete() {
     if (run.active() && ticket.any && rec != nullptr && Recorder::get() == rec) {
+      rec->end_batch(&ticket, run.count());  // the tensors, with the batch in their signature
       for (int i = 0; i < kMaxOperands; ++i) {
         if (!ticket.sampled[i]) continue;
         if (have[i] && !lost[i]) {
@@ -317,6 +318,7 @@ Call make_call(const char* op, int layout, Format ab, char ta, char tb, int m, i
   GemmDesc& d = call.desc;
   d.op = op;
   d.layout = layout;
+  d.batch_open = true;  // batch_run.h: later calls may merge into this one
   d.sig.transa = ta;
   d.sig.transb = tb;
   d.sig.m = m;

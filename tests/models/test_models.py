@@ -221,7 +221,8 @@ class Models(unittest.TestCase):
 
     def test_batched_matmul_is_one_op(self):
         """PyTorch's CPU bmm runs one sgemm per batch-and-head (4 x 2 here): one tensor, one
-        observation per step over all of them, as a strided-batched GEMM on the GPU."""
+        observation per step over all of them, its GEMM signature's batch the number of calls, as
+        a strided-batched GEMM on the GPU."""
         t, _ = self.run_program("transformer.py", "encoder.layers.1.linear2")
         ids = [x["id"] for x in t["tensors"]]  # observations refer to tensors by position
         for layer in (0, 1):
@@ -234,6 +235,12 @@ class Models(unittest.TestCase):
             for name in (path + "#1.D", path + "#2.D"):  # 8 matrices of 8 x 8 each
                 counts = [o[2] for o in t["observations"] if ids[o[0]] == name and o[1] == 1]
                 self.assertEqual(counts, [4 * 2 * 8 * 8], name)
+            by_id = {x["id"]: x for x in t["tensors"]}
+            for role in ("A", "B", "D"):  # 8 calls merged; the projections are single calls
+                self.assertEqual(by_id["%s#1.%s" % (path, role)]["batch"], 4 * 2)
+                self.assertEqual(by_id["%s#2.%s" % (path, role)]["batch"], 4 * 2)
+                self.assertEqual(by_id["%s.%s" % (path, role)]["batch"], 1)
+                self.assertEqual(by_id["%s#3.%s" % (path, role)]["batch"], 1)
 
     def test_multihead_attention(self):
         self.run_program("mha.py", "head", expect_fwd=["query", "attn", "head"],
