@@ -7,6 +7,7 @@ TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), de
 
 Usage: bench_probe.py --probe build/lib/libfpscope_probe.so [--steps 60] [--repeats 5]
        bench_probe.py --probe build/lib/libfpscope_probe.so --model transformer [--steps 30]
+                      [--every-step]
 Prints the median training-loop time of each configuration and the ratios; the configurations
 are interleaved (plain, probe default, probe every step, hooks, plain, ...) so that drift on a
 shared machine hits all of them alike."""
@@ -42,6 +43,8 @@ def main():
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--model", choices=["mlp", "transformer"], default="mlp")
+    ap.add_argument("--every-step", action="store_true",
+                    help="transformer: also the probe + integration with FPSCOPE_EVERY=1")
     args = ap.parse_args()
     if args.model == "transformer":
         return bench_transformer(args)
@@ -103,6 +106,9 @@ def bench_transformer(args):
     configs = [("plain", base_env),
                ("probe + integration", dict(probed, PYTHONPATH=hooks_dir)),
                ("probe, no integration", probed)]
+    if args.every_step:  # what one sampled step costs
+        configs.append(("probe + integration, every step",
+                        dict(probed, PYTHONPATH=hooks_dir, FPSCOPE_EVERY="1")))
     times = {name: [] for name, _ in configs}
     cpus = {name: [] for name, _ in configs}
     run(prog, base_env)  # warm the page cache
@@ -117,7 +123,7 @@ def bench_transformer(args):
           "default sampling (median training-loop seconds: wall, and CPU of every thread)"
           % (args.steps, args.repeats))
     for name, _ in configs:
-        print("  %-24s wall %8.3f s  %+6.1f%%   cpu %8.3f s  %+6.1f%%"
+        print("  %-32s wall %8.3f s  %+6.1f%%   cpu %8.3f s  %+6.1f%%"
               % (name, med[name], 100 * (med[name] / med["plain"] - 1), medc[name],
                  100 * (medc[name] / medc["plain"] - 1)))
     print("probe + integration overhead: wall %+.1f%%, cpu %+.1f%%  (target <= 5%%)"
