@@ -7,7 +7,7 @@ TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), de
 
 Usage: bench_probe.py --probe build/lib/libfpscope_probe.so [--steps 60] [--repeats 5]
        bench_probe.py --probe build/lib/libfpscope_probe.so --model transformer [--steps 30]
-                      [--every-step]
+                      [--every-step] [--baseline-probe OLD/libfpscope_probe.so]
 Prints the median training-loop time of each configuration and the ratios; the configurations
 are interleaved (plain, probe default, probe every step, hooks, plain, ...) so that drift on a
 shared machine hits all of them alike."""
@@ -43,6 +43,8 @@ def main():
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--model", choices=["mlp", "transformer"], default="mlp")
+    ap.add_argument("--baseline-probe", default="",
+                    help="transformer: also this other build of the probe (before / after)")
     ap.add_argument("--every-step", action="store_true",
                     help="transformer: also the probe + integration with FPSCOPE_EVERY=1")
     args = ap.parse_args()
@@ -106,6 +108,10 @@ def bench_transformer(args):
     configs = [("plain", base_env),
                ("probe + integration", dict(probed, PYTHONPATH=hooks_dir)),
                ("probe, no integration", probed)]
+    if args.baseline_probe:  # before / after a change of the probe, in one interleaved run
+        configs.append(("baseline probe + integration",
+                        dict(probed, PYTHONPATH=hooks_dir,
+                             LD_PRELOAD=os.path.abspath(args.baseline_probe))))
     if args.every_step:  # what one sampled step costs
         configs.append(("probe + integration, every step",
                         dict(probed, PYTHONPATH=hooks_dir, FPSCOPE_EVERY="1")))
