@@ -7,6 +7,7 @@ PKGS=(
   libimgui-dev libstb-dev libglfw3-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libzstd-dev libsqlite3-dev sqlite3
   xvfb xauth libgl1-mesa-dri
+  chromium cmark-gfm  # tests/report_browser: the HTML report in a browser, the Markdown as GFM
   python3-torch python3-numpy libopenblas-dev
 )
 missing=()

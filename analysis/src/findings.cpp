@@ -166,9 +166,9 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
 
   // The finding families on their results, then one ranking.
   const FindingOptions& fo = opt.findings;
-  families::nonfinite_findings(a.risks, risk_opt, fo, &a.findings);
+  families::nonfinite_findings(a.risks, risk_opt, a.loss_scale, fo, &a.findings);
   families::additive_mask_findings(a.risks, fo, &a.findings);
-  families::range_findings(a.risks, risk_opt, fo, &a.findings);
+  families::range_findings(a.risks, risk_opt, a.loss_scale, fo, &a.findings);
   families::precision_findings(a.risks, risk_opt, fo, &a.findings);
   families::loss_scale_findings(a.loss_scale, fo, &a.findings);
   families::weight_findings(a.weights, fo, &a.findings);

@@ -16,17 +16,32 @@ namespace fpscope::analysis::families {
 // first < 0.
 std::string steps_phrase(int64_t first, int64_t last);
 
+// Context rules of the loss scaler (finding_options.h "probing"), shared by the families and
+// the causes (causes.cpp), so a finding's level and its cause agree.
+// The scaler backs off and grows back: skipped steps are it doing its job.
+bool scaler_probing(const LossScaleAnalysis& ls, const FindingOptions& opt);
+// r's FP16 overflow is one a probing scaler removes by backing off: r.amax divided by the run's
+// smallest loss scale (> 1) fits FP16. The trace does not say which GEMMs run in the backward
+// pass; a forward tensor that overflowed FP16 in a real FP16 run would have made every step
+// skip (no probing scaler), so under a probing scaler the overflow is of loss-scaled values.
+bool loss_scaled_overflow(const TensorRisk& r, const LossScaleAnalysis& ls,
+                          const FindingOptions& opt);
+
 // findings_tensor.cpp, from the risk rows (risk.skipped_steps: the loss scaler's skipped steps).
-// Nonfinite: NaN/Inf in a tensor's data (only at skipped steps: nonfinite_in_skipped), except
-// the tensors of an additive mask (is_additive_mask).
+// Nonfinite: NaN/Inf in a tensor's data (only at skipped steps: nonfinite_in_skipped, or
+// nonfinite_in_probing under a probing scaler), except the tensors of an additive mask
+// (is_additive_mask).
 void nonfinite_findings(const std::vector<TensorRisk>& risks, const RiskOptions& risk,
-                        const FindingOptions& opt, std::vector<Finding>* out);
+                        const LossScaleAnalysis& ls, const FindingOptions& opt,
+                        std::vector<Finding>* out);
 // AdditiveMask: one per mask C (is_additive_mask), covering the D outputs of its GEMM.
 void additive_mask_findings(const std::vector<TensorRisk>& risks, const FindingOptions& opt,
                             std::vector<Finding>* out);
-// Overflow and Underflow of each target format (FP8 only when its counts were scaled).
+// Overflow and Underflow of each target format (FP8 only when its counts were scaled); FP16
+// overflow that loss_scaled_overflow() clears is overflow_loss_scaled.
 void range_findings(const std::vector<TensorRisk>& risks, const RiskOptions& risk,
-                    const FindingOptions& opt, std::vector<Finding>* out);
+                    const LossScaleAnalysis& ls, const FindingOptions& opt,
+                    std::vector<Finding>* out);
 // Sqnr: a cast's SQNR below nominal by more than risk.sqnr_margin_db (FP8 only when scaled).
 void precision_findings(const std::vector<TensorRisk>& risks, const RiskOptions& risk,
                         const FindingOptions& opt, std::vector<Finding>* out);

@@ -50,9 +50,10 @@ std::string scale_note(const FormatRisk& fr) {
 }
 
 Finding overflow_finding(const TensorRisk& r, Format fmt_, const FormatRisk& fr,
-                         const FindingOptions& opt) {
+                         const LossScaleAnalysis& ls, const FindingOptions& opt) {
   Finding f = about(r, FindingKind::Overflow, fmt_);
-  f.severity = opt.overflow;
+  const bool loss_scaled = fmt_ == Format::FP16 && loss_scaled_overflow(r, ls, opt);
+  f.severity = loss_scaled ? opt.overflow_loss_scaled : opt.overflow;
   f.score = level_score(f.severity, fraction_magnitude(fr.overflow_frac, opt));
   f.first_step = fr.first_overflow_step;
   f.last_step = static_cast<int64_t>(r.last_step);
@@ -63,7 +64,16 @@ Finding overflow_finding(const TensorRisk& r, Format fmt_, const FormatRisk& fr,
                            shape(r), fr.overflow, fr.eligible, scale_note(fr), fr.overflow_steps,
                            plural(r.steps, "step"), trend_name(fr.trend));
   const bool bf16_safe = r.formats[target_index(Format::BF16)].overflow == 0;
-  if (fmt_ == Format::FP16) {
+  if (loss_scaled) {
+    const double unscaled = r.amax / ls.min_scale;
+    f.evidence += fmt::format(
+        "; loss-scaled: amax / smallest loss scale {} = {}, so a scale at or below {} fits FP16",
+        fmt_num(ls.min_scale), fmt_num(unscaled), fmt_num(max_finite(Format::FP16) / unscaled));
+    f.recommendation =
+        "Nothing to do while the loss scaler probes: if this GEMM ran in FP16, the scaler would "
+        "back off to a scale that fits (see the evidence). Start the scaler lower to skip fewer "
+        "steps.";
+  } else if (fmt_ == Format::FP16) {
     f.recommendation = fmt::format(
         "{}; or lower the loss scale / scale this tensor down. E4M3 (max {}) would need "
         "per-tensor scaling.",
@@ -113,17 +123,27 @@ Finding underflow_finding(const TensorRisk& r, Format fmt_, const FormatRisk& fr
 
 }  // namespace
 
+bool loss_scaled_overflow(const TensorRisk& r, const LossScaleAnalysis& ls,
+                          const FindingOptions& opt) {
+  return scaler_probing(ls, opt) && ls.min_scale > 1.0 &&
+         static_cast<double>(r.amax) / ls.min_scale <= max_finite(Format::FP16);
+}
+
 // NaN/Inf confined to the steps the loss scaler skipped is what dynamic loss scaling expects
 // when the scale overshoots (the scaler then backs off): worth a warning, not the critical
 // finding of NaN/Inf that reaches the weights.
 void nonfinite_findings(const std::vector<TensorRisk>& risks, const RiskOptions& risk,
-                        const FindingOptions& opt, std::vector<Finding>* out) {
+                        const LossScaleAnalysis& ls, const FindingOptions& opt,
+                        std::vector<Finding>* out) {
+  const bool probing = scaler_probing(ls, opt);
   for (const auto& r : risks) {
     const uint64_t nonfinite = r.nan + r.pos_inf + r.neg_inf;
     if (nonfinite == 0 || is_additive_mask(r)) continue;
     const bool only_skipped = nonfinite_only_in_skipped(r, risk.skipped_steps);
     Finding f = about(r, FindingKind::Nonfinite, r.dtype);
-    f.severity = only_skipped ? opt.nonfinite_in_skipped : opt.nonfinite;
+    f.severity = !only_skipped ? opt.nonfinite
+                 : probing     ? opt.nonfinite_in_probing
+                               : opt.nonfinite_in_skipped;
     f.score = level_score(f.severity, fraction_magnitude(fraction(nonfinite, r.elements), opt));
     f.first_step = r.first_nonfinite_step;
     f.title = only_skipped
@@ -177,13 +197,14 @@ void additive_mask_findings(const std::vector<TensorRisk>& risks, const FindingO
 }
 
 void range_findings(const std::vector<TensorRisk>& risks, const RiskOptions& risk,
-                    const FindingOptions& opt, std::vector<Finding>* out) {
+                    const LossScaleAnalysis& ls, const FindingOptions& opt,
+                    std::vector<Finding>* out) {
   for (const auto& r : risks) {
     for (int i = 0; i < kNumTargets; ++i) {
       const Format fmt_ = kTargets[i];
       const FormatRisk& fr = r.formats[i];
       if (capped(fmt_, fr)) continue;
-      if (fr.overflow > 0) out->push_back(overflow_finding(r, fmt_, fr, opt));
+      if (fr.overflow > 0) out->push_back(overflow_finding(r, fmt_, fr, ls, opt));
       if (fr.underflow > 0 && fr.underflow_frac >= risk.underflow_warn)
         out->push_back(underflow_finding(r, fmt_, fr, risk, opt));
     }

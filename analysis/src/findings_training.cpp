@@ -30,14 +30,19 @@ Finding collapse_finding(const LossScaleAnalysis& ls, const FindingOptions& opt)
 
 Finding skipped_finding(const LossScaleAnalysis& ls, const FindingOptions& opt) {
   const double frac = fraction(ls.skipped.size(), ls.series.size());
+  const bool probing = scaler_probing(ls, opt);
   Finding f;
   f.kind = FindingKind::SkippedSteps;
-  f.severity = frac >= opt.skipped_steps_warn ? Severity::Warning : Severity::Info;
+  f.severity = probing                          ? opt.skipped_steps_probing
+               : frac >= opt.skipped_steps_warn ? Severity::Warning
+                                                : Severity::Info;
   f.score = level_score(f.severity, fraction_magnitude(frac, opt));
   f.first_step = static_cast<int64_t>(ls.skipped.front().step);
   f.last_step = static_cast<int64_t>(ls.skipped.back().step);
-  f.title = fmt::format("{} optimizer steps skipped for Inf/NaN gradients ({} of steps)",
-                        ls.skipped.size(), fmt_pct(frac));
+  f.title = fmt::format(
+      "{} optimizer steps skipped for Inf/NaN gradients ({} of steps){}", ls.skipped.size(),
+      fmt_pct(frac),
+      probing ? ": dynamic loss scaling probing (the scale backs off and grows back)" : "");
   std::string ev;
   size_t shown = 0;
   for (const auto& s : ls.skipped) {
@@ -111,6 +116,11 @@ Finding weight_loss_finding(const WeightLoss& w, double worst, const FindingOpti
 }
 
 }  // namespace
+
+bool scaler_probing(const LossScaleAnalysis& ls, const FindingOptions& opt) {
+  return ls.present && !ls.collapsed && ls.growths >= 1 && ls.growths + 1 >= ls.backoffs &&
+         fraction(ls.skipped.size(), ls.series.size()) < opt.probing_skipped_max;
+}
 
 void loss_scale_findings(const LossScaleAnalysis& ls, const FindingOptions& opt,
                          std::vector<Finding>* out) {

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "fpscope/analysis/summary.h"
+#include "fpscope/analysis/text_escape.h"
 #include "report_model.h"
 
 namespace fpscope::analysis {
@@ -76,7 +77,8 @@ std::string markdown_summary(const trace::TraceModel& model, const RunAnalysis& 
     if (sel.step_end >= 0 && first > sel.step_end) return false;
     return true;
   };
-  std::string m = fmt::format("**fpscope**: `{}`, {}{}\n\n", t.path, run_steps_text(t, a),
+  // Names, paths and the titles that quote them are someone else's text: md_text().
+  std::string m = fmt::format("**fpscope**: {}, {}{}\n\n", md_text(t.path), run_steps_text(t, a),
                               t.truncated ? " (trace truncated)" : "");
   if (sel.step_begin >= 0 || sel.step_end >= 0)
     m += fmt::format("Steps {}..{}\n\n", sel.step_begin >= 0 ? std::to_string(sel.step_begin) : "",
@@ -85,8 +87,8 @@ std::string markdown_summary(const trace::TraceModel& model, const RunAnalysis& 
   for (const auto& f : a.findings) {
     if (!in_sel(f.tensor) || (!sel.tensors.empty() && f.tensor < 0) || !in_steps(f.first_step))
       continue;
-    m += fmt::format("- **[{}]** {}  \n  {}  \n  -> {}\n", severity_name(f.severity), f.title,
-                     f.evidence, f.recommendation);
+    m += fmt::format("- **[{}]** {}  \n  {}  \n  -> {}\n", severity_name(f.severity),
+                     md_text(f.title), md_text(f.evidence), md_text(f.recommendation));
     ++n;
   }
   if (n == 0) m += "- no findings for this selection\n";
@@ -96,7 +98,7 @@ std::string markdown_summary(const trace::TraceModel& model, const RunAnalysis& 
     const int i16 = target_index(Format::FP16), ib = target_index(Format::BF16);
     for (const auto& r : a.risks) {
       if (!in_sel(r.tensor)) continue;
-      m += fmt::format("| `{}` | {} | {} | {} | {} | {} | {} / {} | {} |\n", r.id,
+      m += fmt::format("| {} | {} | {} | {} | {} | {} | {} / {} | {} |\n", md_text(r.id),
                        spec(r.dtype).name, detail::shape_str(r), r.observations, fmt_num(r.amax),
                        detail::nonfinite_str(r), fmt_pct(r.formats[i16].overflow_frac),
                        fmt_pct(r.formats[i16].underflow_frac),

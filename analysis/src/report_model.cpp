@@ -1,6 +1,7 @@
 #include "report_model.h"
 #include "fpscope/version.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -129,7 +130,7 @@ void list_findings(const trace::Trace& t, const ReportOptions& opt, ReportFindin
   for (size_t i = 0; i < parts.size(); ++i)
     what += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];
   r->left_note = fmt::format(
-      "... {} more {} not listed here ({}): `fpscope summary {}{} --json` lists every finding "
+      "... {} more {} not listed here ({}): fpscope summary {}{} --json lists every finding "
       "(.findings).",
       left, left == 1 ? "finding" : "findings", what, t.path,
       opt.baseline ? " --baseline " + opt.baseline->trace().path : std::string());
@@ -204,6 +205,8 @@ ReportModel build_report_model(const trace::TraceModel& model, const RunAnalysis
     m.baseline = std::move(b);
   }
   list_findings(t, opt, &m.findings);
+  m.causes = build_causes(a, m.findings.all);
+  m.causes_first = std::min(m.causes.causes.size(), kCausesBeforeFold);
 
   if (a.loss_scale.present)
     m.loss_scale = ReportPlot{"loss_scale.svg", "loss scale", svg_loss_scale(a)};

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "fpscope/analysis/causes.h"
 #include "fpscope/analysis/findings.h"
 #include "fpscope/analysis/report.h"
 #include "fpscope/trace_model.h"
@@ -65,12 +66,19 @@ struct ReportBaseline {
   std::vector<CrossRunDrift> tensors;
 };
 
+// Causes shown before the fold (the rest: HTML <details>, Markdown appendix).
+inline constexpr size_t kCausesBeforeFold = 10;
+
 // Pointers and references are views into the RunAnalysis the model was built from: the model is
 // valid while that analysis lives. Optional sections are absent when the report omits them.
 struct ReportModel {
   std::string title;
   std::vector<std::pair<std::string, std::string>> facts;  // run info: (name, value) rows
   ReportFindings findings;
+  // The verdict and the findings.all grouped by cause (indices into findings.all): the first
+  // max_causes_first causes are the first screen, the rest go below the fold.
+  RunCauses causes;
+  size_t causes_first = 0;
   std::optional<ReportPlot> loss_scale;  // present when the trace has loss-scale records
   std::vector<ReportTensorPlots> tensor_plots;
   ReportTensorTable tensor_table;

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "fpscope/analysis/causes.h"
 #include "fpscope/analysis/text_escape.h"
 #include "json_utf8.h"
 
@@ -222,7 +223,8 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   json fs = json::array();
   for (const auto& f : a.findings) fs.push_back(finding_json(f));
   j["findings"] = std::move(fs);
-  detail::make_utf8(j);  // names are bytes: one replacement rule (text_escape.h)
+  add_causes_json(a, &j);  // "verdict" and "causes" (causes.h)
+  detail::make_utf8(j);    // names are bytes: one replacement rule (text_escape.h)
   return j;
 }
 
@@ -288,7 +290,7 @@ std::string run_steps_text(const trace::Trace& t, const RunAnalysis& a) {
 }
 
 std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_rows, int width) {
-  std::string o;
+  std::string o = causes_text(a, width);  // the verdict and the causes first (causes.h)
   // Every line goes through emit(): wrapped to `width` (0: unlimited), continuation lines
   // indented under the value column.
   // printable(): names, paths and texts are bytes from someone else's program; an ESC, CR or

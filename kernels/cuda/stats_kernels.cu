@@ -1,11 +1,33 @@
 // CUDA statistics kernels. Structure (kept small on purpose: it cannot run in CI):
 //   init_slot_kernel    1 thread: scales and min/max identities (after a cudaMemsetAsync)
-//   tensor_stats_kernel grid-stride over the elements, then a block reduction into the slot.
-//                       Every step is a stats_reduce.h function (accumulate_thread, warp_reduce,
+//   tensor_stats_kernel one wave of resident blocks; each warp takes chunks of kChunkElems
+//                       elements grid-stride, then a block reduction into the slot. Every step is
+//                       a stats_reduce.h function (make_target_bounds, process_warp, warp_reduce,
 //                       merge_warp_partials, merge_partial_into_slot, flush_block_hist) that the
 //                       CPU model (kernels/src/stats_sim.cpp) runs too; this file adds only the
-//                       device policies (atomics, lane exchange by shuffles) and the barriers.
+//                       device policies (atomics, warp reductions and shuffles) and the barriers.
 //   finalize_slot_kernel 1 thread: min/max of an all-non-finite tensor.
+//
+// Design and expected cost (stats_reduce.h has the details). The kernel must stream at DRAM
+// speed (H200: ~4.2 TB/s, ~1e12 FP32 elements/s, i.e. ~4 elements per SM per clock, ~32 issue
+// slots per element of which at most half integer):
+//  - memory-level parallelism: each lane loads its 16 elements of a chunk with 16-byte loads
+//    (64 B in flight per lane for FP32) before using any; the grid is exactly what fits resident
+//    (occupancy query), so there is no tail wave;
+//  - the histogram: one 32-bit copy per warp in shared memory (32 KiB per block), one shared
+//    atomic per element without contention between warps (FPSCOPE_STATS_HIST_PER_WARP=0: one
+//    copy per block, 4 KiB, for comparison);
+//  - no FP64 in the per-element target work: counts are integer compares against per-launch
+//    x-space thresholds, and only where the chunk's range makes them possible; the cast error
+//    is 2 integer ops + 1 FP32 op where every |y| is a normal of the target (5 + 1 otherwise);
+//    d^2 is summed in FP32 (prescaled) and folded into double once per chunk. The input's own
+//    sum and sum_sq stay double per element (one F2F, one DADD, one DFMA: 1/4 of the conversion
+//    pipe at full speed);
+//  - min/max by integer order keys, amax by the chunk's warp-reduced range.
+// Per element: ~14 ops for the input's own statistics and histogram, ~6 per target whose chunk
+// holds only normals of it, ~12-15 per target with subnormals/overflows: about 40 ops (FP32 data
+// within every target's range) to 65 (data spanning 2^-45..2^42, every target under- and
+// overflowing) per element.
 #include <cuda_runtime.h>
 
 #include <cstring>
@@ -16,11 +38,25 @@
 #include "fpscope/stats_reduce.h"
 #include "fpscope/update_loss.h"
 
+// Compile-time alternatives, for measuring (the defaults are the shipped choice):
+//   FPSCOPE_STATS_HIST_PER_WARP=0: one histogram per block instead of one per warp;
+//   FPSCOPE_STATS_MIN_BLOCKS=n: __launch_bounds__ minimum of n resident blocks per SM (register
+//   cap 65536 / (256 n)); 0 (default) lets ptxas use what the kernel needs without spilling
+//   (~127 registers: 2 blocks, 16 warps per SM, 32 KiB of loads in flight per SM).
+#ifndef FPSCOPE_STATS_HIST_PER_WARP
+#define FPSCOPE_STATS_HIST_PER_WARP 1
+#endif
+#ifndef FPSCOPE_STATS_MIN_BLOCKS
+#define FPSCOPE_STATS_MIN_BLOCKS 0
+#endif
+
 namespace fpscope {
 namespace {
 
 using ull = unsigned long long;
 static_assert(sizeof(uint64_t) == sizeof(ull), "64-bit counters");
+
+constexpr unsigned kHistCopies = FPSCOPE_STATS_HIST_PER_WARP ? kStatsWarps : 1;
 
 struct DeviceAtomics {
   __device__ void add(uint32_t* p, uint32_t v) { atomicAdd(p, v); }
@@ -28,24 +64,25 @@ struct DeviceAtomics {
     if (v) atomicAdd(reinterpret_cast<ull*>(p), static_cast<ull>(v));
   }
   __device__ void add(double* p, double v) { atomicAdd(p, v); }
-  // Non-negative floats order like their bit patterns as signed ints.
-  __device__ void max_nonneg(float* p, float v) {
-    atomicMax(reinterpret_cast<int*>(p), __float_as_int(v));
+  // Non-negative floats order like their bit patterns.
+  __device__ void max_bits(float* p, uint32_t bits) {
+    atomicMax(reinterpret_cast<unsigned*>(p), bits);
   }
-  __device__ void min(float* p, float v) {
-    int* ip = reinterpret_cast<int*>(p);
-    int old = *ip;
-    while (v < __int_as_float(old)) {
-      const int seen = atomicCAS(ip, old, __float_as_int(v));
+  // min/max of a float slot by order key (order_key: -0 < +0, as the host pass orders them).
+  __device__ void min_key(float* p, int32_t key) {
+    auto* ip = reinterpret_cast<unsigned*>(p);
+    unsigned old = *ip;
+    while (key < order_key(old)) {
+      const unsigned seen = atomicCAS(ip, old, static_cast<unsigned>(order_key(key)));
       if (seen == old) break;
       old = seen;
     }
   }
-  __device__ void max(float* p, float v) {
-    int* ip = reinterpret_cast<int*>(p);
-    int old = *ip;
-    while (v > __int_as_float(old)) {
-      const int seen = atomicCAS(ip, old, __float_as_int(v));
+  __device__ void max_key(float* p, int32_t key) {
+    auto* ip = reinterpret_cast<unsigned*>(p);
+    unsigned old = *ip;
+    while (key > order_key(old)) {
+      const unsigned seen = atomicCAS(ip, old, static_cast<unsigned>(order_key(key)));
       if (seen == old) break;
       old = seen;
     }
@@ -65,13 +102,26 @@ __device__ T shfl_down_words(const T& v, unsigned off) {
   return r;
 }
 
-// stats_reduce.h's lane exchange on the device: the calling thread is one lane.
-struct ShuffleLanes {
-  StatsScalars& own;
-  StatsScalars received;
-  __device__ void shuffle_down(unsigned off) { received = shfl_down_words(own, off); }
+// stats_reduce.h's warp W on the device: the calling thread is one lane.
+struct DeviceWarp {
+  LaneState& own;
   template <class Fn>
   __device__ void for_each_lane(Fn f) {
+    f(threadIdx.x % kWarpSize, own);
+  }
+  __device__ uint32_t reduce_max(uint32_t LaneState::*m) {
+    return __reduce_max_sync(0xffffffffu, own.*m);
+  }
+  __device__ uint32_t reduce_min(uint32_t LaneState::*m) {
+    return __reduce_min_sync(0xffffffffu, own.*m);
+  }
+};
+struct ShuffleLanes {
+  StatsPartial& own;
+  StatsPartial received;
+  __device__ void shuffle_down(unsigned off) { received = shfl_down_words(own, off); }
+  template <class Fn>
+  __device__ void for_each_partial(Fn f) {
     f(threadIdx.x % kWarpSize, own, received);
   }
 };
@@ -84,34 +134,59 @@ __global__ void finalize_slot_kernel(TensorStats* slot) {
 }
 
 template <Format F, class T>
-__global__ void __launch_bounds__(kStatsThreads)
-    tensor_stats_kernel(const T* __restrict__ data, StatsProblem p, ScaleSet sc,
+__global__ void __launch_bounds__(kStatsThreads, FPSCOPE_STATS_MIN_BLOCKS)
+    tensor_stats_kernel(const T* __restrict__ data, StatsProblem p, ScaleSet sc, bool vec,
                         TensorStats* slot) {
-  __shared__ uint32_t hist[kHistBins];
-  // Raw storage: __shared__ variables cannot have StatsScalars' member initializers.
-  __shared__ alignas(StatsScalars) unsigned char warp_raw[sizeof(StatsScalars) * kStatsWarps];
-  auto* warp_part = reinterpret_cast<StatsScalars*>(warp_raw);
+  __shared__ uint32_t hist[kHistCopies * kHistBins];
+  // Raw storage: __shared__ variables cannot have member initializers.
+  __shared__ alignas(StatsPartial) unsigned char warp_raw[sizeof(StatsPartial) * kStatsWarps];
+  __shared__ alignas(LaunchBounds) unsigned char bounds_raw[sizeof(LaunchBounds)];
+  auto* warp_part = reinterpret_cast<StatsPartial*>(warp_raw);
+  auto& lb = *reinterpret_cast<LaunchBounds*>(bounds_raw);
   DeviceAtomics at;
-  clear_block_hist(hist, threadIdx.x, blockDim.x);
+  const unsigned warp = threadIdx.x / kWarpSize;
+  clear_block_hist(hist, kHistCopies, threadIdx.x, blockDim.x);
+  if (threadIdx.x < kNumTargets) lb.t[threadIdx.x] = make_target_bounds(threadIdx.x, sc);
   __syncthreads();
 
-  StatsScalars s;
-  accumulate_thread<F>(data, p, static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
-                       static_cast<uint64_t>(gridDim.x) * blockDim.x, sc, s, hist, at);
-  ShuffleLanes lanes{s, StatsScalars{}};
+  uint32_t* my_hist = hist + (kHistCopies > 1 ? warp * kHistBins : 0);
+  LaneState ls;
+  DeviceWarp w{ls};
+  process_warp<F>(w, data, p, vec, static_cast<uint64_t>(blockIdx.x) * kStatsWarps + warp,
+                  static_cast<uint64_t>(gridDim.x) * kStatsWarps, sc, lb, my_hist, at);
+  finish_thread_hist(my_hist, ls.acc, at);
+  StatsPartial part = to_partial(ls.acc);
+  ShuffleLanes lanes{part, StatsPartial{}};
   warp_reduce(lanes);
-  if (threadIdx.x % kWarpSize == 0) warp_part[threadIdx.x / kWarpSize] = s;
-  __syncthreads();  // warp partials and the block's histogram are complete
+  if (threadIdx.x % kWarpSize == 0) warp_part[warp] = part;
+  __syncthreads();  // warp partials and the block's histograms are complete
   if (threadIdx.x == 0)
-    merge_partial_into_slot(slot, merge_warp_partials(warp_part, blockDim.x / kWarpSize), at);
-  flush_block_hist(slot, hist, threadIdx.x, blockDim.x, at);
+    merge_partial_into_slot(slot, merge_warp_partials(warp_part, kStatsWarps), sc, at);
+  flush_block_hist(slot, hist, kHistCopies, threadIdx.x, blockDim.x, at);
+}
+
+// Resident blocks of the kernel on the current device (at least 1).
+template <class K>
+unsigned resident_blocks(K kernel) {
+  int dev = 0, sms = 0, per_sm = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kStatsThreads, 0) !=
+          cudaSuccess ||
+      sms * per_sm < 1) {
+    cudaGetLastError();  // a failed query only costs the grid size
+    return kStatsMaxBlocks;
+  }
+  return static_cast<unsigned>(sms * per_sm);
 }
 
 template <Format F, class T>
 cudaError_t launch_typed(const void* data, const StatsProblem& p, const ScaleSet& sc,
                          TensorStats* slot, cudaStream_t stream) {
-  tensor_stats_kernel<F, T>
-      <<<stats_blocks(p.n), kStatsThreads, 0, stream>>>(static_cast<const T*>(data), p, sc, slot);
+  auto kernel = tensor_stats_kernel<F, T>;
+  const bool vec = reinterpret_cast<uintptr_t>(data) % 16 == 0;
+  kernel<<<stats_chunk_blocks(p.n, resident_blocks(kernel)), kStatsThreads, 0, stream>>>(
+      static_cast<const T*>(data), p, sc, vec, slot);
   return cudaGetLastError();
 }
 

@@ -1,9 +1,11 @@
 // CPU model of tensor_stats_kernel (see stats_sim.h): the kernel's own steps (stats_reduce.h),
-// run block by block, thread by thread, with sequential atomics and a 32-lane array for the warp
-// shuffles. Only the barriers' ordering is written here again (and in stats_kernels.cu).
+// run block by block, warp by warp (its 32 lanes in order, chunk by chunk), with sequential
+// atomics and 32-lane arrays for the warp reductions and shuffles. Only the barriers' ordering is
+// written here again (and in stats_kernels.cu).
 #include "fpscope/stats_sim.h"
 
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "fpscope/numerics.h"
@@ -17,45 +19,67 @@ struct HostAtomics {
   void add(uint32_t* p, uint32_t v) { *p += v; }
   void add(uint64_t* p, uint64_t v) { *p += v; }
   void add(double* p, double v) { *p += v; }
-  void max_nonneg(float* p, float v) {
-    // atomicMax on the int bits of non-negative floats.
-    int32_t a, b;
-    std::memcpy(&a, p, 4);
-    std::memcpy(&b, &v, 4);
-    if (b > a) *p = v;
+  void max_bits(float* p, uint32_t bits) {
+    if (bits > detail::f2u(*p)) *p = detail::u2f(bits);
   }
-  void min(float* p, float v) {
-    if (v < *p) *p = v;
+  void min_key(float* p, int32_t key) {
+    if (key < order_key(detail::f2u(*p))) *p = detail::u2f(static_cast<uint32_t>(order_key(key)));
   }
-  void max(float* p, float v) {
-    if (v > *p) *p = v;
+  void max_key(float* p, int32_t key) {
+    if (key > order_key(detail::f2u(*p))) *p = detail::u2f(static_cast<uint32_t>(order_key(key)));
+  }
+};
+
+// stats_reduce.h's warp W in the model: the kWarpSize lanes of one warp, run in lane order.
+struct HostWarp {
+  LaneState lane[kWarpSize];
+  template <class Fn>
+  void for_each_lane(Fn f) {
+    for (unsigned l = 0; l < kWarpSize; ++l) f(l, lane[l]);
+  }
+  uint32_t reduce_max(uint32_t LaneState::*m) const {
+    uint32_t r = 0;
+    for (const LaneState& l : lane) r = l.*m > r ? l.*m : r;
+    return r;
+  }
+  uint32_t reduce_min(uint32_t LaneState::*m) const {
+    uint32_t r = ~0u;
+    for (const LaneState& l : lane) r = l.*m < r ? l.*m : r;
+    return r;
   }
 };
 
 template <Format F, class T>
 void run_blocks(const T* data, const StatsProblem& p, const ScaleSet& sc, unsigned grid,
                 TensorStats* slot) {
-  std::vector<uint32_t> hist(kHistBins);  // the block's __shared__ histogram
-  std::vector<HostWarpLanes> warps(kStatsWarps);
-  StatsScalars warp_part[kStatsWarps];  // the block's __shared__ warp partials
+  constexpr unsigned kCopies = kStatsWarps;         // the device's per-warp histograms
+  std::vector<uint32_t> hist(kCopies * kHistBins);  // the block's __shared__ histograms
+  auto warp = std::make_unique<HostWarp>();
+  auto lanes = std::make_unique<HostWarpLanes>();
+  StatsPartial warp_part[kStatsWarps];  // the block's __shared__ warp partials
+  LaunchBounds lb;                      // the block's __shared__ bounds
+  for (int i = 0; i < kNumTargets; ++i) lb.t[i] = make_target_bounds(i, sc);
   HostAtomics at;
-  const uint64_t stride = static_cast<uint64_t>(grid) * kStatsThreads;
+  // Host memory: scalar loads only (the values are the same).
+  const bool vec = false;
   for (unsigned blk = 0; blk < grid; ++blk) {
-    clear_block_hist(hist.data(), 0, 1);
+    clear_block_hist(hist.data(), kCopies, 0, 1);
     // __syncthreads()
-    for (unsigned t = 0; t < kStatsThreads; ++t) {
-      StatsScalars& s = warps[t / kWarpSize].lane[t % kWarpSize];
-      s = StatsScalars{};
-      accumulate_thread<F>(data, p, static_cast<uint64_t>(blk) * kStatsThreads + t, stride, sc, s,
-                           hist.data(), at);
-    }
     for (unsigned w = 0; w < kStatsWarps; ++w) {
-      warp_reduce(warps[w]);
-      warp_part[w] = warps[w].lane[0];
+      uint32_t* h = hist.data() + w * kHistBins;
+      for (LaneState& l : warp->lane) l.acc = ThreadAcc{};
+      process_warp<F>(*warp, data, p, vec, uint64_t{blk} * kStatsWarps + w,
+                      uint64_t{grid} * kStatsWarps, sc, lb, h, at);
+      for (unsigned l = 0; l < kWarpSize; ++l) {
+        finish_thread_hist(h, warp->lane[l].acc, at);
+        lanes->lane[l] = to_partial(warp->lane[l].acc);
+      }
+      warp_reduce(*lanes);
+      warp_part[w] = lanes->lane[0];
     }
     // __syncthreads()
-    merge_partial_into_slot(slot, merge_warp_partials(warp_part, kStatsWarps), at);
-    flush_block_hist(slot, hist.data(), 0, 1, at);
+    merge_partial_into_slot(slot, merge_warp_partials(warp_part, kStatsWarps), sc, at);
+    flush_block_hist(slot, hist.data(), kCopies, 0, 1, at);
   }
 }
 
@@ -70,7 +94,7 @@ void simulate_tensor_stats_kernel(const void* data, Format dtype, uint64_t rows,
   init_slot_scalars(*slot, sc.scale);  // init_slot_kernel
   const StatsProblem p = make_stats_problem(rows, cols, ld, batch, batch_stride);
   if (p.n > 0 && data != nullptr) {
-    const unsigned g = grid == 0 ? stats_blocks(p.n) : grid;
+    const unsigned g = grid == 0 ? stats_chunk_blocks(p.n, kStatsMaxBlocks) : grid;
     switch (dtype) {
       case Format::FP32:
         run_blocks<Format::FP32>(static_cast<const uint32_t*>(data), p, sc, g, slot);

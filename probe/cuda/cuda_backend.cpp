@@ -173,8 +173,26 @@ class CudaBackend final : public Backend {
   }
 
   Poll poll(int device, int slot) override {
+    // The probe's drain thread has no current device of its own: the runtime would initialize
+    // device 0's primary context for it (a context on a device the program may not use). It
+    // makes the slot's device current first; the device already has a context (the slot was
+    // created in it). Program threads are never switched: cudaEventQuery succeeds for an event of
+    // another device than the current one (CUDA C++ Programming Guide, "Stream and Event
+    // Behavior").
+    thread_local int t_bound = -1;
+    if (on_drain_thread() && t_bound != device && cudaSetDevice(device) == cudaSuccess)
+      t_bound = device;
+    // Relaxed capture interaction for the query: in the default global mode an event query made
+    // while any thread captures a stream in global mode (torch.cuda.graph does) is a
+    // "potentially unsafe API call" that invalidates that capture; the relaxed mode is not
+    // prohibited from them (CUDA runtime API, cudaThreadExchangeStreamCaptureMode). Our events are
+    // never recorded inside a capture (enqueues skip capturing streams), so the query itself is
+    // legal. Push-pop, as that documentation recommends.
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    const bool exchanged = cudaThreadExchangeStreamCaptureMode(&mode) == cudaSuccess;
     const cudaError_t e =
         cudaEventQuery(devs_[static_cast<size_t>(device)].events[static_cast<size_t>(slot)]);
+    if (exchanged) (void)cudaThreadExchangeStreamCaptureMode(&mode);
     if (e == cudaSuccess) return Poll::Ready;
     if (e == cudaErrorNotReady) return Poll::Pending;
     (void)cudaGetLastError();

@@ -7,7 +7,8 @@
 //    not one contiguous block; both reset the slot first), cudaMemcpyAsync into the pinned slot
 //    and cudaEventRecord, all on the job's stream. Nothing else is touched: no synchronization, no
 //    allocation.
-//  - poll: cudaEventQuery (cudaErrorNotReady -> Pending; any other error -> Failed).
+//  - poll: cudaEventQuery (cudaErrorNotReady -> Pending; any other error -> Failed), in relaxed
+//    stream-capture mode; on the drain thread after making the slot's device current.
 //  - Watches (device_watch.h): each slot also has a device + pinned UpdateLoss. create_watch:
 //    a non-blocking stream, two events, and cudaMallocAsync'd FP32 snapshot (+ scratch for
 //    BF16/FP16) on that stream; a device without memory pools is refused. enqueue_watch: event on

@@ -11,11 +11,14 @@
 namespace fpscope::cuda {
 namespace {
 
-int device_of(void* stream) {
+// The GEMM's device is the calling thread's current device: a cuBLAS handle works on the device
+// that was current at cublasCreate and cuBLASLt on the current context, so the caller keeps it
+// current (cuBLAS documentation, "cuBLAS context" / multi-GPU usage). Never asked of the stream:
+// cudaStreamGetDevice on a stream under capture, made through the probe's own runtime,
+// invalidated a torch.cuda.graph capture on an H200 (tests/gpu/capture_check.py, 2026-12-04:
+// cudaErrorStreamCaptureInvalidated with the stream query, a clean capture without it).
+int device_of() {
   int dev = -1;
-  if (stream != nullptr &&
-      cudaStreamGetDevice(static_cast<cudaStream_t>(stream), &dev) == cudaSuccess)
-    return dev;
   if (cudaGetDevice(&dev) != cudaSuccess) {
     (void)cudaGetLastError();  // do not leave our error in this runtime's sticky state
     return -1;
@@ -88,7 +91,7 @@ GemmState gemm_begin(const GemmCall& call) {
   probe::Recorder* rec = probe::Recorder::get();
   if (rec == nullptr) return st;
   on_gemm_issued();  // CUPTI: starts the subscriber; a pending optimizer step boundary lands here
-  const int device = device_of(call.stream);
+  const int device = device_of();
   const probe::GemmTicket t = rec->begin_gemm(to_desc(call, device));
   if (!t.any) return st;
   int sampled = 0;

@@ -8,7 +8,12 @@ namespace fpscope::cuda {
 namespace {
 constexpr int kTicketShift = 20;  // ticket = device << 20 | slot (slots per device < 2^20)
 static_assert(kMaxCudaSlots < (1 << kTicketShift), "FPSCOPE_CUDA_SLOTS' cap breaks the tickets");
+thread_local bool t_drain_thread = false;
 }  // namespace
+
+bool on_drain_thread() {
+  return t_drain_thread;
+}
 
 Pipeline::Pipeline(Backend* backend, Sink* sink, Options options)
     : backend_(backend), sink_(sink), options_(options) {}
@@ -226,6 +231,7 @@ void Pipeline::start_drain_thread(std::chrono::microseconds period) {
   if (thread_.joinable()) return;
   stop_ = false;
   thread_ = std::thread([this, period] {
+    t_drain_thread = true;
     std::unique_lock<std::mutex> l(thread_mu_);
     while (!stop_) {
       l.unlock();

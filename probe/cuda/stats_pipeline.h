@@ -178,6 +178,8 @@ class Pipeline {
   // Drains until nothing is in flight or `timeout` passes; true when nothing is left.
   bool flush(std::chrono::milliseconds timeout);
 
+  // The drain thread is the probe's own: a backend may bind it to a slot's device
+  // (on_drain_thread()), which it must never do to a program's thread.
   void start_drain_thread(std::chrono::microseconds period);
   void stop_drain_thread();
 
@@ -209,5 +211,8 @@ class Pipeline {
   std::condition_variable thread_cv_;
   bool stop_ = false;
 };
+
+// True on a Pipeline's drain thread (start_drain_thread), false on every other thread.
+bool on_drain_thread();
 
 }  // namespace fpscope::cuda

@@ -5,9 +5,12 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include "fpscope/analysis/analysis.h"
+#include "fpscope/analysis/causes.h"
+#include "fpscope/analysis/text_escape.h"
 #include "trace_builder.h"
 
 using namespace fpscope;
@@ -200,9 +203,10 @@ TEST(Report, BugTicketSummaryForSelection) {
   Selection sel;
   sel.tensors = {0};  // gemm#0.D
   const std::string s = markdown_summary(m, a, sel);
-  EXPECT_NE(s.find("fp16 would overflow gemm#0.D"), std::string::npos);
-  EXPECT_NE(s.find("| `gemm#0.D` |"), std::string::npos);
-  EXPECT_EQ(s.find("| `gemm#0.A` |"), std::string::npos);
+  // Ids are md_text-escapes ("#" -> "\\#"): rendered, they read gemm#0.D.
+  EXPECT_NE(s.find("fp16 would overflow gemm\\#0.D"), std::string::npos);
+  EXPECT_NE(s.find("| gemm\\#0.D |"), std::string::npos);
+  EXPECT_EQ(s.find("| gemm\\#0.A |"), std::string::npos);
   sel.tensors = {1};  // the clean tensor
   EXPECT_NE(markdown_summary(m, a, sel).find("no findings for this selection"), std::string::npos);
 }
@@ -333,4 +337,228 @@ TEST(Report, HostileNamesAreEscaped) {
       << md;
   ASSERT_FALSE(plots.empty());
   for (const auto& [name, svg] : plots) EXPECT_EQ(svg.find('\x1b'), std::string::npos) << name;
+}
+
+namespace {
+
+// gemm#0.D: steps 0..3 as in make() (FP16 overflow from step 2, amax 7e4), NaN at step 1.
+// Loss scale over 8 steps: step 0 grows 1024 -> 2048 when `grows` (else stays), step 1 is
+// skipped and backs off to half, then constant. With the growth the scaler probes (1 growth,
+// 1 backoff, 1 of 8 steps skipped < 25%); the smallest scale is 1024, 7e4 / 1024 = 68 fits FP16.
+Builder scaler_run(bool grows) {
+  Builder b;
+  b.t.path = "scaler.fpst";
+  const uint32_t d = b.tensor("gemm#0.D", trace::Role::D, 10, 10);
+  for (uint64_t s = 0; s < 4; ++s) {
+    const bool big = s >= 2;
+    auto& o = b.obs(d, s, s, 100, big ? 7e4f : 1000.0f, 1e6);
+    o.stats.fmt[fi(Format::FP16)].overflow = big ? 5 : 0;
+    o.stats.fmt[fi(Format::FP16)].sum_err2 = 1e-2;
+    o.stats.fmt[fi(Format::BF16)].sum_err2 = 1.0;
+    if (s == 1) {
+      o.stats.count += 4;
+      o.stats.nan = 4;
+    }
+    b.hist(4 * (127 + 9), 100);
+  }
+  const double s1 = grows ? 2048 : 1024;
+  b.loss_scale(0, 1024, false, s1);
+  b.loss_scale(1, s1, true, s1 / 2);
+  for (uint64_t s = 2; s < 8; ++s) b.loss_scale(s, s1 / 2, false, s1 / 2);
+  return b;
+}
+
+const Cause* cause_of_kind(const RunCauses& rc, CauseKind k) {
+  for (const auto& c : rc.causes)
+    if (c.kind == k) return &c;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(Causes, TensorListNamesTheFirstFewThenHowManyMore) {
+  EXPECT_EQ(tensor_list({"a"}), "a");
+  EXPECT_EQ(tensor_list({"a", "b"}), "a and b");
+  EXPECT_EQ(tensor_list({"a", "b", "c"}), "a, b and c");
+  EXPECT_EQ(tensor_list({"a", "b", "c", "d", "e"}), "a, b, c and 2 more");
+}
+
+TEST(Causes, OneCausePerKindAndFormatWithEveryFindingOnce) {
+  // Three tensors overflow FP16 (amax 7e4, 8e4, 9e4), no loss scaler: one range_overflow cause
+  // for the three findings, which decides "at risk in fp16".
+  Builder b;
+  for (int i = 0; i < 3; ++i) {
+    const uint32_t t = b.tensor(fmt::format("gemm#{}.D", i));
+    auto& o = b.obs(t, 0, static_cast<uint64_t>(i), 100, 7e4f + 1e4f * static_cast<float>(i), 1e6);
+    o.stats.fmt[fi(Format::FP16)].overflow = 3;
+    o.stats.fmt[fi(Format::FP16)].sum_err2 = 1e-2;
+    o.stats.fmt[fi(Format::BF16)].sum_err2 = 1.0;
+  }
+  const trace::TraceModel m(b.t);
+  AnalysisOptions ao;
+  ao.run_whatif = false;
+  const auto a = analyze(m, ao);
+  const RunCauses rc = build_causes(a, a.findings);
+  std::vector<int> seen(a.findings.size(), 0);
+  for (const auto& c : rc.causes)
+    for (size_t i : c.findings) ++seen.at(i);
+  for (int n : seen) EXPECT_EQ(n, 1);
+  const Cause* c = cause_of_kind(rc, CauseKind::RangeOverflow);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->findings.size(), 3u);
+  EXPECT_EQ(c->tensors.size(), 3u);
+  EXPECT_EQ(c->format, Format::FP16);
+  EXPECT_TRUE(c->decides_verdict);
+  EXPECT_EQ(c->severity, Severity::Error);
+  EXPECT_NE(c->title.find("FP16 would overflow 3 tensors (gemm#"), std::string::npos) << c->title;
+  EXPECT_NE(c->title.find("at step 0; amax up to 90000 (FP16 max 65504)"), std::string::npos)
+      << c->title;
+  EXPECT_EQ(rc.verdict.state, VerdictState::AtRisk);
+  EXPECT_EQ(rc.verdict.headline, "at risk in fp16");
+  EXPECT_EQ(rc.causes.front().kind, CauseKind::RangeOverflow);
+  EXPECT_LE(rc.verdict.why.size(), 3u);
+  EXPECT_EQ(rc.verdict.next_action, "For " + tensor_list(c->tensors) + ": " + c->recommendation);
+}
+
+// The same FP16 overflow in a run that stores its tensors in BF16 (a BF16 autocast run): FP16 is a
+// cast this run does not make, so the cause is a what-if and the run is healthy. Seen on a GPT-2-
+// small BF16 run on an H200, whose first verdict was "at risk in fp16".
+TEST(Causes, ABf16RunsFp16CastsAreWhatIfsThatDoNotMoveTheVerdict) {
+  Builder b;
+  for (int i = 0; i < 3; ++i) {
+    const uint32_t t = b.tensor(fmt::format("gemm#{}.D", i), trace::Role::D, 10, 10, Format::BF16);
+    auto& o = b.obs(t, 0, static_cast<uint64_t>(i), 100, 7e4f + 1e4f * static_cast<float>(i), 1e6);
+    o.stats.fmt[fi(Format::FP16)].overflow = 3;
+    o.stats.fmt[fi(Format::FP16)].sum_err2 = 1e-2;
+  }
+  const trace::TraceModel m(b.t);
+  AnalysisOptions ao;
+  ao.run_whatif = false;
+  const auto a = analyze(m, ao);
+  const RunCauses rc = build_causes(a, a.findings);
+  const Cause* c = cause_of_kind(rc, CauseKind::RangeOverflow);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->format, Format::FP16);
+  EXPECT_EQ(c->severity, Severity::Error);  // the finding keeps its level
+  EXPECT_TRUE(c->what_if);
+  EXPECT_FALSE(c->decides_verdict);
+  EXPECT_EQ(rc.verdict.state, VerdictState::Healthy);
+  const std::string why = fmt::format("{}", fmt::join(rc.verdict.why, " "));
+  EXPECT_NE(why.find("FP16 casts this run does not make"), std::string::npos) << why;
+  const auto j = summary_json(b.t, a);
+  EXPECT_EQ(j["causes"][0]["what_if"], true);
+}
+
+TEST(Causes, AProbingLossScalerMakesItsOverflowAndSkipsInfoAndTheRunHealthy) {
+  AnalysisOptions ao;
+  ao.run_whatif = false;
+  ao.run_drift = false;
+  {
+    const auto b = scaler_run(true);
+    const trace::TraceModel m(b.t);
+    const auto a = analyze(m, ao);
+    ASSERT_EQ(a.loss_scale.growths, 1u);
+    ASSERT_EQ(a.loss_scale.backoffs, 1u);
+    for (const auto& f : a.findings) EXPECT_EQ(f.severity, Severity::Info) << f.title;
+    const RunCauses rc = build_causes(a, a.findings);
+    EXPECT_EQ(rc.verdict.state, VerdictState::Healthy);
+    EXPECT_EQ(rc.verdict.headline, "healthy");
+    ASSERT_TRUE(cause_of_kind(rc, CauseKind::LossScaledOverflow));
+    EXPECT_NE(cause_of_kind(rc, CauseKind::LossScaledOverflow)->title.find("loss-scaled"),
+              std::string::npos);
+    ASSERT_TRUE(cause_of_kind(rc, CauseKind::NonfiniteInSkipped));
+    ASSERT_TRUE(cause_of_kind(rc, CauseKind::LossScaler));
+    EXPECT_FALSE(cause_of_kind(rc, CauseKind::RangeOverflow));
+    // The scaler's story comes first in a healthy run.
+    EXPECT_EQ(rc.causes.front().kind, CauseKind::LossScaler);
+    EXPECT_NE(rc.verdict.why[1].find("skipped 1 of 8 steps and grew back"), std::string::npos);
+  }
+  {
+    // No growth: the scale only falls, the scaler does not probe: the overflow is an error, the
+    // NaN a warning, and the run at risk in fp16.
+    const auto b = scaler_run(false);
+    const trace::TraceModel m(b.t);
+    const auto a = analyze(m, ao);
+    const RunCauses rc = build_causes(a, a.findings);
+    const Cause* ovf = cause_of_kind(rc, CauseKind::RangeOverflow);
+    ASSERT_TRUE(ovf);
+    EXPECT_EQ(ovf->severity, Severity::Error);
+    const Cause* nan = cause_of_kind(rc, CauseKind::NonfiniteInSkipped);
+    ASSERT_TRUE(nan);
+    EXPECT_EQ(nan->severity, Severity::Warning);
+    EXPECT_EQ(rc.verdict.state, VerdictState::AtRisk);
+    EXPECT_EQ(rc.verdict.headline, "at risk in fp16");
+  }
+}
+
+TEST(Causes, ACollapsedLossScaleIsBrokenAndItsCauseComesFirst) {
+  Builder b;
+  const uint32_t d = b.tensor("gemm#0.D");
+  double s = 65536;
+  for (uint64_t st = 0; st < 4; ++st) {
+    auto& o = b.obs(d, st, st, 100, 1.0f, 50.0);
+    o.stats.count += 4;
+    o.stats.nan = 4;
+    b.loss_scale(st, s, true, s / 2);
+    s /= 2;
+  }
+  const trace::TraceModel m(b.t);
+  AnalysisOptions ao;
+  ao.run_whatif = false;
+  const auto a = analyze(m, ao);
+  ASSERT_TRUE(a.loss_scale.collapsed);
+  const RunCauses rc = build_causes(a, a.findings);
+  EXPECT_EQ(rc.verdict.state, VerdictState::Broken);
+  EXPECT_EQ(rc.verdict.headline, "broken");
+  ASSERT_FALSE(rc.causes.empty());
+  EXPECT_EQ(rc.causes.front().kind, CauseKind::LossScaler);
+  EXPECT_TRUE(rc.causes.front().decides_verdict);
+  EXPECT_EQ(rc.verdict.why.front().rfind("Loss scale collapsed", 0), 0u) << rc.verdict.why.front();
+}
+
+TEST(Report, VerdictAndCausesFirstEverythingElseBelowTheFold) {
+  const auto b = make();
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  const std::string h = render_html(m, a, ReportOptions{});
+  const size_t v = h.find("id=\"verdict\""), c = h.find("id=\"causes\""),
+               run = h.find("<h2>Run</h2>"), all = h.find("<details id=\"findings\">");
+  ASSERT_NE(v, std::string::npos);
+  EXPECT_LT(v, c);
+  EXPECT_LT(c, run);
+  EXPECT_LT(run, all);
+  EXPECT_NE(h.find("<summary>Per-tensor table"), std::string::npos);
+  const std::string md = render_markdown(m, a, ReportOptions{}, "x_files", nullptr);
+  const size_t mv = md.find("**Verdict: "), mc = md.find("### Causes ("), mrun = md.find("### Run"),
+               app = md.find("## Appendix"), mall = md.find("### All findings");
+  ASSERT_NE(mv, std::string::npos);
+  EXPECT_LT(mv, mc);
+  EXPECT_LT(mc, mrun);
+  EXPECT_LT(mrun, app);
+  EXPECT_LT(app, mall);
+  EXPECT_NE(md.find("| # | severity | cause | first step |"), std::string::npos);
+  // No raw HTML in the Markdown: every '<' is an escaped one.
+  for (size_t p = md.find('<'); p != std::string::npos; p = md.find('<', p + 1))
+    EXPECT_TRUE(p > 0 && md[p - 1] == '\\') << md.substr(p, 40);
+}
+
+TEST(Report, HostileNamesAreEscapedInHtmlAndMarkdown) {
+  Builder b;
+  b.t.path = "evil<b>|.fpst";
+  const std::string evil = "<script>x</script>|*a*";
+  const uint32_t t = b.tensor(evil);
+  auto& o = b.obs(t, 0, 0, 100, 7e4f, 1e6);
+  o.stats.fmt[fi(Format::FP16)].overflow = 3;
+  const trace::TraceModel m(b.t);
+  AnalysisOptions ao;
+  ao.run_whatif = false;
+  const auto a = analyze(m, ao);
+  const std::string h = render_html(m, a, ReportOptions{});
+  EXPECT_EQ(h.find("<script>"), std::string::npos);
+  EXPECT_EQ(h.find("evil<b>"), std::string::npos);
+  EXPECT_NE(h.find(html_text(evil)), std::string::npos);
+  const std::string md = render_markdown(m, a, ReportOptions{}, "x_files", nullptr);
+  EXPECT_EQ(md.find("<script>"), std::string::npos);
+  EXPECT_EQ(md.find("evil<b>"), std::string::npos);
+  EXPECT_NE(md.find(md_text(evil)), std::string::npos);
 }

@@ -7,11 +7,12 @@
 # configured or built then. PYTHON=... picks the interpreter with a CUDA-enabled PyTorch;
 # FPSCOPE_CUDA_ARCHS=... the GPU architectures to build for (default: native, this machine's).
 #
-# Records samples/cuda_mlp (FP16, planted overflow, NVTX-named GEMMs and steps) and a PyTorch AMP
-# run (GradScaler, FP16) under `fpscope record`, checks the traces against values the programs
-# computed (GEMM count and names, planted overflow step, loss-scale series == scaler.get_scale()
-# per step, amax == torch), checks that cuda_mlp prints the same bits with and without the probe,
-# and prints the probe's overhead. Exit 0 pass, 1 fail, 77 no GPU (skipped).
+# Records samples/cuda_mlp (FP16, planted overflow, NVTX-named GEMMs and steps), a PyTorch AMP
+# run (GradScaler, FP16) and a torch.cuda.graph capture (capture_check.py) under `fpscope record`,
+# checks the traces against values the programs computed (GEMM count and names, planted overflow
+# step, loss-scale series == scaler.get_scale() per step, amax == torch), checks that cuda_mlp and
+# the capture print the same bits with and without the probe, and prints the probe's overhead
+# (cuda_mlp; a GPT-2-small-shaped BF16 run, gpt_small.py). Exit 0 pass, 1 fail, 77 no GPU (skipped).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -95,6 +96,17 @@ fi
 "$fpscope" summary "$out/amp.fpst" --json >"$out/amp.json"
 "$PY" "$here/check_traces.py" amp "$out/amp.json" "$out/amp.expect.json"
 
+# 2b. Stream capture while recording: torch.cuda.graph (global capture mode) of a forward and
+# backward, replayed, at every step sampled; the capture must stay valid and the output equal.
+"$PY" "$here/capture_check.py" >"$out/cap.plain.txt" 2>/dev/null ||
+  { echo "FAIL: capture_check.py fails without the probe"; exit 1; }
+"$fpscope" record -o "$out/cap.fpst" --every 1 -- "$PY" "$here/capture_check.py" \
+  >"$out/cap.probed.txt" 2>"$out/cap.err" ||
+  { cat "$out/cap.err"; echo "FAIL: the probe broke a CUDA graph capture (log above)"; exit 1; }
+cmp "$out/cap.plain.txt" "$out/cap.probed.txt" ||
+  { echo "FAIL: the probe changed capture_check.py's output"; exit 1; }
+echo "ok: torch.cuda.graph capture and replays unaffected by the probe (output bit-identical)"
+
 # 3. Overhead at FPSCOPE_EVERY=10 and 1 (one run each, after a warm-up).
 "$mlp" --dtype bf16 --steps 200 >/dev/null
 base=$(secs "$mlp" --dtype bf16 --steps 200 --batch 4096)
@@ -102,4 +114,11 @@ ev10=$(secs "$fpscope" record -o "$out/ovh.fpst" --every 10 -- "$mlp" --dtype bf
 ev1=$(secs "$fpscope" record -o "$out/ovh1.fpst" --every 1 -- "$mlp" --dtype bf16 --steps 200 --batch 4096)
 echo "overhead cuda_mlp bf16 200 steps batch 4096: plain ${base}s, every=10 ${ev10}s" \
   "($(ratio "$ev10" "$base")x), every=1 ${ev1}s ($(ratio "$ev1" "$base")x)"
+# 4. A GPT-2-small-shaped BF16 run (torch.nn modules, 50 timed steps): ms per step plain and
+# recorded at the default sampling (every 10) with the Python integration.
+plain_ms=$("$PY" "$here/gpt_small.py" 2>/dev/null | awk '/^gpt_small:/ { print $5 }')
+probe_ms=$("$fpscope" record -o "$out/gpt.fpst" --every 10 -- "$PY" "$here/gpt_small.py" \
+  2>/dev/null | awk '/^gpt_small:/ { print $5 }')
+echo "overhead gpt_small bf16 (12x768, batch 8x1024): plain ${plain_ms} ms/step," \
+  "every=10 ${probe_ms} ms/step ($(ratio "$probe_ms" "$plain_ms")x)"
 echo "PASS"

@@ -21,7 +21,7 @@ if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   echo "SKIP: $src is not a git work tree: cannot list the tracked files"
   exit $skip
 fi
-mapfile -t files < <(git ls-files -- '*.h' '*.hpp' '*.cpp' '*.cc' '*.cu' '*.cuh')
+mapfile -t files < <(git ls-files -- '*.h' '*.hpp' '*.cpp' '*.cc' '*.cu' '*.cuh' | sort -u)  # unmerged: 3 entries
 if [ "${#files[@]}" -eq 0 ]; then
   echo "FAIL: git ls-files found no C++ files in $src"
   exit 1

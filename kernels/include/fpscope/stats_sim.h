@@ -1,7 +1,8 @@
 // A CPU model of the CUDA statistics kernel (kernels/cuda/stats_kernels.cu): the same grid /
-// block / warp decomposition, the same per-thread element order, per-element code
-// (numerics.h), warp tree merge (StatsScalars::merge_scalars in shuffle order) and slot protocol
-// (stats_reduce.h) with sequential stand-ins for the atomics. Tests compare it with
+// block / warp / chunk decomposition, the same per-lane element order, the same per-chunk fast
+// or generic path (stats_reduce.h, per-element code numerics.h), warp tree merge
+// (StatsPartial::merge in shuffle order) and slot protocol, with sequential stand-ins for the
+// atomics and warp reductions. Tests compare it with
 // compute_stats: the kernel's reduction logic is exercised without a GPU.
 #pragma once
 
@@ -12,7 +13,8 @@
 
 namespace fpscope {
 
-// As launch_tensor_stats_batched; grid = 0 picks the kernel's own grid size (stats_blocks).
+// As launch_tensor_stats_batched; grid = 0 picks stats_chunk_blocks(n, kStatsMaxBlocks)
+// (the device launches what fits resident, which changes only the order of the sums).
 void simulate_tensor_stats_kernel(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                                   uint64_t ld, uint64_t batch, uint64_t batch_stride,
                                   const float scales[kNumTargets], TensorStats* slot,

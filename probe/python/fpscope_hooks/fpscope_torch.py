@@ -425,6 +425,19 @@ class _PinnedRing:
 _ring = None
 
 
+def _capturing():
+    """True while this thread's current CUDA stream is being captured into a graph
+    (torch.cuda.graph). Then no event may be queried (an unsafe call in the default global capture
+    mode invalidates the capture: CUDA runtime API, cudaStreamBeginCapture and
+    cudaThreadExchangeStreamCaptureMode) and no copy may be enqueued (it would become a node of the
+    program's graph and write into our slot at every replay)."""
+    cuda = getattr(_torch, "cuda", None)
+    if cuda is None or not cuda.is_initialized():
+        return False
+    f = getattr(cuda, "is_current_stream_capturing", None)
+    return bool(f()) if f is not None else False
+
+
 def _record_loss(t):
     """Keeps the value of the scalar `t` (detached) for the step it belongs to."""
     global _ring
@@ -432,6 +445,8 @@ def _record_loss(t):
     if dev == "cpu":
         _pending.append(float(t.item()))
     elif dev == "cuda":
+        if _capturing():
+            return  # a graph's loss is rewritten by every replay: not a value of this step
         if _ring is None:
             _ring = _PinnedRing()
         i = _ring.take()
@@ -452,6 +467,7 @@ def _flush_losses(before, after, final):
     """Records the pending losses: CPU values for the step that just ended (`before`, when the
     probe moved on to `after`; else the current step), device values once their copy is done."""
     keep = []
+    capturing = not final and any(not isinstance(p, float) for p in _pending) and _capturing()
     for p in _pending:
         if isinstance(p, float):
             if after > before:
@@ -462,7 +478,7 @@ def _flush_losses(before, after, final):
         step, i, ev = p
         if final:
             ev.synchronize()  # at exit: the program's work is done
-        elif not ev.query():
+        elif capturing or not ev.query():
             keep.append(p)
             continue
         _fp.loss(float(_ring.buf[i]), step=step)

@@ -29,7 +29,12 @@ struct FindingOptions {
   Severity nonfinite_in_skipped = Severity::Warning;  // ... only at steps the scaler skipped
   // -Inf of an additive mask (risk.h is_additive_mask), and the D output it covers: by design.
   Severity additive_mask = Severity::Info;
+  // ... only at skipped steps of a probing scaler (scaler_probing below): the scaler's job.
+  Severity nonfinite_in_probing = Severity::Info;
   Severity overflow = Severity::Error;  // a target format's overflow (FP8: only when scaled)
+  // FP16 overflow of a loss-scaled tensor under a probing scaler whose amax divided by the run's
+  // smallest loss scale fits FP16: backing off (which the scaler does) removes it.
+  Severity overflow_loss_scaled = Severity::Info;
   Severity sqnr = Severity::Warning;    // SQNR below nominal - RiskOptions::sqnr_margin_db
   Severity subnormal = Severity::Info;  // risk rows only: subnormal >= RiskOptions::subnormal_info
   // Risk rows only: FP8 counts taken unscaled are at most this level (real FP8 recipes scale;
@@ -59,6 +64,13 @@ struct FindingOptions {
   // underflow_error.
   double fp8_saturation_warn = 1e-3;
   double skipped_steps_warn = 0.01;  // skipped / loss-scale records: Warning at or above, else Info
+  // A dynamic loss scaler is "probing" (doing its job) when its trace has records, it did not
+  // collapse, it grew at least once and at least as often as it backed off minus one (the scale
+  // oscillates around a level instead of falling), and it skipped fewer than this fraction of
+  // the steps. Then skipped steps are skipped_steps_probing, NaN/Inf confined to them
+  // nonfinite_in_probing, and FP16 overflow it can back off from overflow_loss_scaled.
+  double probing_skipped_max = 0.25;
+  Severity skipped_steps_probing = Severity::Info;
   // master_weight_loss: reported when max(BF16 stagnant, BF16 lost mass) >= master_loss_report;
   // Warning when stagnant >= master_stagnant_warn or lost mass >= master_lost_mass_warn.
   double master_loss_report = 0.01;
