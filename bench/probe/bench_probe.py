@@ -7,6 +7,7 @@ TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), de
 
 Usage: bench_probe.py --probe build/lib/libfpscope_probe.so [--steps 60] [--repeats 5]
        bench_probe.py --probe build/lib/libfpscope_probe.so --model transformer [--steps 30]
+                      [--every-step] [--baseline-probe OLD/libfpscope_probe.so]
 Prints the median training-loop time of each configuration and the ratios; the configurations
 are interleaved (plain, probe default, probe every step, hooks, plain, ...) so that drift on a
 shared machine hits all of them alike."""
@@ -31,7 +32,9 @@ def run(cmd, env):
         sys.exit("failed: %s\n%s" % (" ".join(cmd), r.stderr))
     train = [float(line.split()[-1]) for line in r.stdout.splitlines()
              if line.startswith("train seconds")][0]
-    return train, wall
+    cpu = [float(line.split()[-1]) for line in r.stdout.splitlines()
+           if line.startswith("train cpu seconds")]
+    return train, wall, (cpu[0] if cpu else None)
 
 
 def main():
@@ -40,6 +43,10 @@ def main():
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--model", choices=["mlp", "transformer"], default="mlp")
+    ap.add_argument("--baseline-probe", default="",
+                    help="transformer: also this other build of the probe (before / after)")
+    ap.add_argument("--every-step", action="store_true",
+                    help="transformer: also the probe + integration with FPSCOPE_EVERY=1")
     args = ap.parse_args()
     if args.model == "transformer":
         return bench_transformer(args)
@@ -64,7 +71,7 @@ def main():
     run(sample, base_env)  # warm the page cache
     for _ in range(args.repeats):
         for name, cmd, env in configs:
-            t, w = run(cmd, env)
+            t, w, _ = run(cmd, env)
             times[name].append(t)
             walls[name].append(w)
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -101,18 +108,33 @@ def bench_transformer(args):
     configs = [("plain", base_env),
                ("probe + integration", dict(probed, PYTHONPATH=hooks_dir)),
                ("probe, no integration", probed)]
+    if args.baseline_probe:  # before / after a change of the probe, in one interleaved run
+        configs.append(("baseline probe + integration",
+                        dict(probed, PYTHONPATH=hooks_dir,
+                             LD_PRELOAD=os.path.abspath(args.baseline_probe))))
+    if args.every_step:  # what one sampled step costs
+        configs.append(("probe + integration, every step",
+                        dict(probed, PYTHONPATH=hooks_dir, FPSCOPE_EVERY="1")))
     times = {name: [] for name, _ in configs}
+    cpus = {name: [] for name, _ in configs}
     run(prog, base_env)  # warm the page cache
     for _ in range(args.repeats):
         for name, env in configs:
-            times[name].append(run(prog, env)[0])
+            t, _, c = run(prog, env)
+            times[name].append(t)
+            cpus[name].append(c)
     med = {k: statistics.median(v) for k, v in times.items()}
+    medc = {k: statistics.median(v) for k, v in cpus.items()}
     print("transformer (d_model 256, 4 layers, seq 128, batch 8, AdamW), steps=%d repeats=%d, "
-          "default sampling (median training-loop seconds)" % (args.steps, args.repeats))
+          "default sampling (median training-loop seconds: wall, and CPU of every thread)"
+          % (args.steps, args.repeats))
     for name, _ in configs:
-        print("  %-24s %8.3f s  %+6.1f%%" % (name, med[name], 100 * (med[name] / med["plain"] - 1)))
-    print("probe + integration overhead: %+.1f%%  (target <= 5%%)"
-          % (100 * (med["probe + integration"] / med["plain"] - 1)))
+        print("  %-32s wall %8.3f s  %+6.1f%%   cpu %8.3f s  %+6.1f%%"
+              % (name, med[name], 100 * (med[name] / med["plain"] - 1), medc[name],
+                 100 * (medc[name] / medc["plain"] - 1)))
+    print("probe + integration overhead: wall %+.1f%%, cpu %+.1f%%  (target <= 5%%)"
+          % (100 * (med["probe + integration"] / med["plain"] - 1),
+             100 * (medc["probe + integration"] / medc["plain"] - 1)))
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)

@@ -3,7 +3,9 @@
 TransformerEncoder with a causal mask, batch_first, Linear head) trained with AdamW: the workload
 of the probe's real-program overhead benchmark (bench_probe.py --model transformer). Ordinary
 torch code, no fpscope import. --quiet prints only `train seconds S` (the training loop's wall
-time, the first step excluded as warm-up)."""
+time, the first step excluded as warm-up) and `train cpu seconds S` (the process's CPU time over
+the same loop, every thread: less sensitive than wall time to other processes on a shared
+machine)."""
 import argparse
 import time
 
@@ -44,10 +46,10 @@ model = CausalLM()
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 loss_fn = nn.CrossEntropyLoss()
 data = torch.randint(0, args.vocab, (args.batch, args.seq + 1))
-t0 = None
+t0 = c0 = None
 for step in range(args.steps):
     if step == 1:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
     logits = model(data[:, :-1])
     loss = loss_fn(logits.reshape(-1, args.vocab), data[:, 1:].reshape(-1))
     opt.zero_grad()
@@ -56,3 +58,4 @@ for step in range(args.steps):
     if not args.quiet:
         print("loss", step, repr(loss.item()))
 print("train seconds %.6f" % (time.perf_counter() - t0))
+print("train cpu seconds %.6f" % (time.process_time() - c0))

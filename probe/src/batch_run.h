@@ -11,7 +11,9 @@
 // ticket at the first call, compute every call's statistics as it runs (no call waits: the
 // buffers may change as soon as it returns) and merge them (TensorStats::merge) into the
 // ticket's observation, completed when the run ends: at the thread's next GEMM that does not
-// continue it, at fpscope_flush(), or at exit.
+// continue it, at fpscope_flush(), or at exit. Its tensors are defined then too
+// (Recorder::end_batch), with GEMM signature batch = the number of calls, as the GPU's batched
+// GEMMs have it.
 #pragma once
 
 #include <cstdint>

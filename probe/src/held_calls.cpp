@@ -21,6 +21,11 @@ HeldCalls::Held* HeldCalls::find(uint64_t seq) {
   return &held_[seq - base_];
 }
 
+void HeldCalls::set_batch(uint64_t seq, int64_t batch) {
+  Held* h = find(seq);
+  if (h != nullptr && h->seq == seq) h->desc.sig.batch = batch;
+}
+
 bool HeldCalls::keep(uint64_t seq, int i, const TensorStats& s) {
   Held* h = find(seq);
   if (h == nullptr) return false;

@@ -53,6 +53,8 @@ class HeldCalls {
   std::optional<StatsTarget> take_late(uint64_t seq, int i);
   // Operand `i` of call `seq` (held or released) will never have statistics.
   void abandon(uint64_t seq, int i);
+  // Call `seq`, if still held, is one op of `batch` calls (Recorder::end_batch).
+  void set_batch(uint64_t seq, int64_t batch);
 
   void hold_record(HeldRecord r) { records_.push_back(std::move(r)); }
   HeldRecord& record(size_t index) { return records_[index]; }

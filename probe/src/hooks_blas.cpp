@@ -67,11 +67,17 @@ OperandDesc operand(Role role, Format dtype, bool trans, bool row_major, int64_t
 // GEMMs of the step read too (a weight in the forward and the input-gradient GEMM, an activation
 // in the forward and the weight-gradient GEMM, the output gradient in both backward GEMMs).
 // An entry is reused only for the same view, the same scales and the same contents (fingerprint,
-// ~1/10 of the statistics' cost); results are identical to recomputing them. The ring must span a
-// whole step of a model's operands: an activation is read by its layer's forward GEMM and again
-// by the weight-gradient GEMM at the end of the backward pass, a weight by the forward and the
-// input-gradient GEMM (a 4-layer MLP measures ~40 operands a step). 64 entries of 8 KiB each:
-// 512 KiB per thread that calls BLAS, allocated as they are first used.
+// ~1/10 of the statistics' cost); results are identical to recomputing them. Only the operands a
+// call reads (A, B) are kept and looked up: C and D are the output buffer, just written (D) or
+// about to be (C), so they never match, and an output read as is by a later GEMM is rare (an
+// activation or a residual comes between); on a TransformerEncoder they were 40 % of the
+// fingerprinted elements for no hit. The ring must span a whole step of a model's reads: an
+// activation is read by its layer's forward GEMM and again by the weight-gradient GEMM at the end
+// of the backward pass, a weight by the forward and the input-gradient GEMM; a 4-layer MLP reads
+// ~30 operands a step, a 4-layer TransformerEncoder ~150 plus 64 per batched attention GEMM (the
+// slices of PyTorch's CPU bmm). 256 entries of 8 KiB each: 2 MiB per thread that calls BLAS,
+// allocated as they are first used (with 64, the weights were gone by the backward pass: 3x
+// fewer weight hits, docs/benchmarks/probe.md).
 struct RecentStats {
   const void* data = nullptr;
   uint64_t rows = 0, cols = 0, ld = 0;
@@ -80,7 +86,7 @@ struct RecentStats {
   uint64_t fingerprint = 0;
   std::unique_ptr<TensorStats> stats;
 };
-constexpr int kRecent = 64;
+constexpr int kRecent = 256;
 
 // The statistics of operand `i` of a ticketed call (valid until this thread's next compute()).
 const TensorStats& compute(Recorder* rec, const GemmTicket& t, const GemmDesc& d, int i,
@@ -93,6 +99,12 @@ const TensorStats& compute(Recorder* rec, const GemmTicket& t, const GemmDesc& d
   const float amax =
       rec->fp8_needs_amax() ? compute_amax(data, o.dtype, o.rows, o.cols, o.ld) : 0.0f;
   rec->stats_scales(t, i, amax, opt.scale);
+  if (o.role != Role::A && o.role != Role::B) {
+    thread_local std::unique_ptr<TensorStats> output;  // 8 KiB, off the stack
+    if (!output) output = std::make_unique<TensorStats>();
+    compute_stats(data, o.dtype, o.rows, o.cols, o.ld, opt, output.get());
+    return *output;
+  }
   const uint64_t fp = content_fingerprint(data, o.dtype, o.rows, o.cols, o.ld);
   for (RecentStats& r : recent) {
     if (r.stats && r.data == data && r.rows == o.rows && r.cols == o.cols && r.ld == o.ld &&
@@ -148,6 +160,7 @@ struct PendingRun {
   // Writes the run's observations (caller holds mu); nothing when the recorder is gone.
   void complete() {
     if (run.active() && ticket.any && rec != nullptr && Recorder::get() == rec) {
+      rec->end_batch(&ticket, run.count());  // the tensors, with the batch in their signature
       for (int i = 0; i < kMaxOperands; ++i) {
         if (!ticket.sampled[i]) continue;
         if (have[i] && !lost[i]) {
@@ -305,6 +318,7 @@ Call make_call(const char* op, int layout, Format ab, char ta, char tb, int m, i
   GemmDesc& d = call.desc;
   d.op = op;
   d.layout = layout;
+  d.batch_open = true;  // batch_run.h: later calls may merge into this one
   d.sig.transa = ta;
   d.sig.transb = tb;
   d.sig.m = m;

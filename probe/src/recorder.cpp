@@ -2,8 +2,8 @@
 // parts: step_labeler.h (which step and name each call gets), held_calls.h (what waits for the
 // labeler), tensor_table.h (tensor identities), output_claim.h (which process writes a path),
 // weight_watch.h (host master weights), step_hooks.h, trace_metadata.h.
-// Size: ~630 lines after the split of issue 14; what is left is the wiring, which reads best in one
-// place.
+// Size: ~660 lines after the split of issue 14 and the deferred definitions of batched host calls
+// (issue 15); what is left is the wiring, which reads best in one place.
 #include "recorder.h"
 
 #include <pthread.h>
@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -79,6 +80,12 @@ struct Recorder::Impl final : StepLabeler::Listener {
   } feeding;  // the call being fed to the labeler (call_held)
 
   TensorTable tensors;
+  // Tensors of a batch_open call not defined yet, by seq: defined by end_batch() (recorder.h).
+  struct Undefined {
+    std::string label, scope;
+    GemmDesc desc;
+  };
+  std::unordered_map<uint64_t, Undefined> undefined;
   // "<path>.dgrad" / ".wgrad" for the backward GEMMs of a module, and "gemm#k.dgrad" /
   // "gemm#k.wgrad" for unscoped ones (numpy, --no-python-hooks), by the buffers they read.
   GradNamer grads{true};
@@ -138,11 +145,13 @@ struct Recorder::Impl final : StepLabeler::Listener {
     g_recorder.store(nullptr, std::memory_order_release);
     labeler.drop_held();
     held.clear();
+    undefined.clear();
   }
 
-  // Fills ticket tensors for a labelled call; returns whether anything is sampled.
+  // Fills ticket tensors for a labelled call; returns whether anything is sampled. `defer`: a
+  // tensor not defined yet is left kUnresolved for end_batch() to define.
   bool resolve(const std::string& labelled, const std::string& scope, const GemmDesc& d, uint64_t s,
-               GemmTicket* t) {
+               GemmTicket* t, bool defer = false) {
     t->step = s;
     t->any = false;
     const std::string lab = grads.name(labelled, scope, d, s);  // every call, sampled or not
@@ -151,8 +160,14 @@ struct Recorder::Impl final : StepLabeler::Listener {
       const OperandDesc& o = d.operands[i];
       if (!measured(cfg, o)) continue;
       t->sampled[i] = true;
-      t->tensor[i] = tensors.gemm_operand(*writer, lab, scope, d, o);
       t->any = true;
+      if (!defer) {
+        t->tensor[i] = tensors.gemm_operand(*writer, lab, scope, d, o);
+      } else if (const std::optional<uint32_t> known = tensors.find_gemm_operand(lab, d, o)) {
+        t->tensor[i] = *known;
+      } else {
+        undefined.insert_or_assign(t->seq, Undefined{lab, scope, d});
+      }
     }
     return t->any;
   }
@@ -281,6 +296,7 @@ void atfork_child() {
   const bool own_trace = !impl->closed && impl->cfg.output.find("%p") != std::string::npos;
   impl->labeler.after_fork(own_trace);
   impl->held.clear();
+  impl->undefined.clear();
   impl->tensors.clear();
   impl->fp8.clear();
   impl->watches.forget_snapshots();
@@ -319,7 +335,7 @@ GemmTicket Recorder::Impl::begin_gemm_locked(const GemmDesc& d) {
   const StepLabeler::Label l = m.labeler.feed(call_signature(d, scope), scope, t.seq, m);
   t.step = l.step;
   if (!l.held) {
-    m.resolve(l.name, scope, d, l.step, &t);
+    m.resolve(l.name, scope, d, l.step, &t, d.batch_open);
     return t;
   }
   // Held: every operand is measured until the sampling is known; complete() keeps the statistics.
@@ -345,6 +361,25 @@ void Recorder::complete(const GemmTicket& t, int i, const TensorStats& stats) {
   } else {
     return;
   }
+  m.check_writer();
+}
+
+void Recorder::end_batch(GemmTicket* t, uint64_t count) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (m.closed || !m.writer) return;
+  const auto it = m.undefined.find(t->seq);
+  if (it == m.undefined.end()) {
+    m.held.set_batch(t->seq, static_cast<int64_t>(count));
+    return;
+  }
+  Impl::Undefined u = std::move(it->second);
+  m.undefined.erase(it);
+  u.desc.sig.batch = static_cast<int64_t>(count);
+  for (int i = 0; i < u.desc.num_operands; ++i)
+    if (t->sampled[i] && t->tensor[i] == kUnresolved)
+      t->tensor[i] =
+          m.tensors.gemm_operand(*m.writer, u.label, u.scope, u.desc, u.desc.operands[i]);
   m.check_writer();
 }
 

@@ -59,6 +59,10 @@ struct GemmDesc {
   int num_operands = 0;
   int32_t device = -1;  // -1 = host
   uint64_t stream = 0;  // 0 = host
+  // The host hooks: further calls may merge into this one as one batched op (batch_run.h), whose
+  // GEMM signature has batch = the number of calls. Tensors this call would define are defined by
+  // end_batch() instead, once that number is known.
+  bool batch_open = false;
 };
 
 // What begin_gemm() decided. `sampled[i]`: compute stats of operands[i] and complete() them.
@@ -84,6 +88,11 @@ class Recorder {
   void complete(const GemmTicket& ticket, int i, const TensorStats& stats);
   // The statistics of operand `i` will never come (e.g. a device slot was lost): forget it.
   void abandon(const GemmTicket& ticket, int i);
+  // For a call begun with desc.batch_open: it and the `count` - 1 calls after it are one op.
+  // Defines the tensors begin_gemm() left undefined, with GEMM signature batch = count, and fills
+  // them into *ticket; call before complete(). A held call gets the count in its signature if it
+  // is still held (one released before its batch ended keeps batch 1).
+  void end_batch(GemmTicket* ticket, uint64_t count);
 
   // ---- FP8 scaling (FPSCOPE_FP8_SCALING) ----
   // Whether stats_scales() needs the operand's own amax ("current" scaling).

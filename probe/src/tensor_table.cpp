@@ -4,9 +4,9 @@
 
 namespace fpscope::probe {
 
-uint32_t TensorTable::gemm_operand(trace::TraceWriter& w, const std::string& label,
-                                   const std::string& scope, const GemmDesc& d,
-                                   const OperandDesc& o) {
+// (label, role, dtype, shape, op): the GEMM signature (batch included) is not part of it.
+std::string TensorTable::gemm_key(const std::string& label, const GemmDesc& d,
+                                  const OperandDesc& o) {
   std::string key = label;
   key += '\x1f';
   key += static_cast<char>('0' + static_cast<int>(o.role));
@@ -15,6 +15,20 @@ uint32_t TensorTable::gemm_operand(trace::TraceWriter& w, const std::string& lab
   key += 'x';
   key += std::to_string(o.cols);
   key += d.op;
+  return key;
+}
+
+std::optional<uint32_t> TensorTable::find_gemm_operand(const std::string& label, const GemmDesc& d,
+                                                       const OperandDesc& o) const {
+  auto it = index_.find(gemm_key(label, d, o));
+  if (it == index_.end()) return std::nullopt;
+  return it->second;
+}
+
+uint32_t TensorTable::gemm_operand(trace::TraceWriter& w, const std::string& label,
+                                   const std::string& scope, const GemmDesc& d,
+                                   const OperandDesc& o) {
+  std::string key = gemm_key(label, d, o);
   auto it = index_.find(key);
   if (it != index_.end()) return it->second;
   trace::TensorInfo info;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -18,12 +19,16 @@ class TensorTable {
   // Operand `o` of call `d` named `label` (scope: the tensor's name, "" when none).
   uint32_t gemm_operand(trace::TraceWriter& w, const std::string& label, const std::string& scope,
                         const GemmDesc& d, const OperandDesc& o);
+  // The same tensor if it is defined already, else nothing (and nothing is written).
+  std::optional<uint32_t> find_gemm_operand(const std::string& label, const GemmDesc& d,
+                                            const OperandDesc& o) const;
   // A watched tensor (role Weight, op "watch"); device -1 = host.
   uint32_t watched(trace::TraceWriter& w, const std::string& name, uint64_t count, Format dtype,
                    int32_t device);
   void clear() { index_.clear(); }  // a new trace (a forked child's)
 
  private:
+  static std::string gemm_key(const std::string& label, const GemmDesc& d, const OperandDesc& o);
   std::unordered_map<std::string, uint32_t> index_;
 };
 

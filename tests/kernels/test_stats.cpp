@@ -478,6 +478,40 @@ TEST(Fingerprint, EveryBitOfEveryElementCounts) {
   h[1000] = 8;
   EXPECT_NE(fpscope::content_fingerprint(h.data(), Format::BF16, h.size(), 1, h.size()), hb);
 }
+
+// A strided view whose columns fill the 32 vector lanes, a group of 8 and the scalar chain (70
+// rows: 35 words), and a contiguous one of several 32-word groups: every bit of every element
+// counts, the padding does not, and columns are not interchangeable.
+TEST(Fingerprint, EveryLaneAndColumnCounts) {
+  constexpr uint64_t kRows = 70, kCols = 4, kLd = 75;
+  std::vector<float> v(kLd * kCols);
+  std::mt19937 rng(5);
+  for (auto& x : v) x = static_cast<float>(rng()) / 1e6f;
+  for (const uint64_t rows : {kRows, kLd}) {  // kLd: contiguous (ld == rows)
+    const uint64_t base = fpscope::content_fingerprint(v.data(), Format::FP32, rows, kCols, kLd);
+    int same = 0;
+    for (uint64_t j = 0; j < kCols; ++j) {
+      for (uint64_t i = 0; i < rows; ++i) {
+        for (int b = 0; b < 32; b += 7) {
+          std::vector<float> w = v;
+          uint32_t u;
+          std::memcpy(&u, &w[j * kLd + i], 4);
+          u ^= 1u << b;
+          std::memcpy(&w[j * kLd + i], &u, 4);
+          same += fpscope::content_fingerprint(w.data(), Format::FP32, rows, kCols, kLd) == base;
+        }
+      }
+    }
+    EXPECT_EQ(same, 0) << rows;
+  }
+  const uint64_t s0 = fpscope::content_fingerprint(v.data(), Format::FP32, kRows, kCols, kLd);
+  std::vector<float> w = v;
+  for (uint64_t j = 0; j < kCols; ++j) w[j * kLd + kRows] = 1.0f;  // padding
+  EXPECT_EQ(fpscope::content_fingerprint(w.data(), Format::FP32, kRows, kCols, kLd), s0);
+  std::vector<float> sw = v;
+  std::swap_ranges(sw.begin(), sw.begin() + kRows, sw.begin() + kLd);  // columns 0 and 1
+  EXPECT_NE(fpscope::content_fingerprint(sw.data(), Format::FP32, kRows, kCols, kLd), s0);
+}
 }  // namespace
 
 // Counts read from a trace need not be consistent: finite_count() must saturate, not wrap.

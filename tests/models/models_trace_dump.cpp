@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
                             {"transa", std::string(1, ti.gemm.transa)},
                             {"m", ti.gemm.m},
                             {"n", ti.gemm.n},
-                            {"k", ti.gemm.k}});
+                            {"k", ti.gemm.k},
+                            {"batch", ti.gemm.batch}});
   j["observations"] = nlohmann::json::array();
   for (const ObservationRecord& o : t.observations)
     j["observations"].push_back({o.tensor, o.step, o.stats.count});

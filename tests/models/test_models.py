@@ -6,7 +6,10 @@ give, for each program:
   - one step per optimizer step: step marks 0..N-1 from the "framework" source, GEMMs in each;
   - at least 80% of the GEMM tensors named by a module path the program printed (and every name
     that is not gemm#k is one), with the expected paths present, forward and backward;
-  - the loss recorded for each step equal, bit for bit, to the values the program printed.
+  - the loss recorded for each step equal, bit for bit, to the values the program printed;
+  - no critical (or error) finding in `fpscope summary` of that healthy run;
+  - the input-gradient and weight-gradient GEMMs of one layer, chosen by hand per program,
+    named "<layer>.dgrad" / "<layer>.wgrad" with the shapes only the right one can have.
 Each program prints "module <path>" for its named_modules() (the root as its class name),
 "loss <optimizer step> <repr(value backward() was called on)>", and "optimizer_steps N".
 Reuses the helpers of tests/probe/test_python_e2e.py (probe environment, plain runs).
@@ -76,6 +79,42 @@ def scope_of(tensor_id):
     return base, False
 
 
+def findings(trace):
+    r = subprocess.run([ARGS.fpscope, "summary", trace, "--json"], capture_output=True, text=True)
+    assert r.returncode in (0, 1), r.stderr
+    return json.loads(r.stdout)["findings"]
+
+
+def check_grads(test, t, layer):
+    """The backward GEMMs of nn.Linear `layer` (y = x W^T + b: forward A = W (op T), B = x), by
+    the shapes only the right one can have: dgrad dX (in x tokens) = W^T dY sums over the
+    forward's outputs (k = the forward's m) and has x's shape; wgrad dW (stored in x out) = X dY^T
+    sums over the tokens (k = the forward's n) and has W's shape. Both ran in "<layer>.bwd".
+    Several definitions of one id (a sequence length that changes between steps) are checked
+    against the forward definition of the same token count."""
+    by_id = collections.defaultdict(list)
+    for x in t["tensors"]:
+        by_id[x["id"]].append(x)
+    for key in (".A", ".B", ".D", ".dgrad.D", ".wgrad.D"):
+        test.assertIn(layer + key, by_id, sorted(by_id))
+    (fwd_a,) = by_id[layer + ".A"]  # the weight: one shape
+    test.assertEqual(fwd_a["transa"], "T")
+    fwd = {b["cols"]: (b, d) for b, d in zip(by_id[layer + ".B"], by_id[layer + ".D"])}
+    for b, d in fwd.values():
+        test.assertEqual((b["n"], d["n"]), (b["cols"], b["cols"]))
+    for g in by_id[layer + ".dgrad.D"]:
+        b, d = fwd[g["cols"]]
+        test.assertEqual((g["rows"], g["cols"], g["k"]), (b["rows"], b["cols"], d["m"]), g)
+        test.assertEqual(g["name"], layer + ".bwd")
+    for g in by_id[layer + ".wgrad.D"]:
+        test.assertEqual((g["rows"], g["cols"]), (fwd_a["rows"], fwd_a["cols"]), g)
+        test.assertIn(g["k"], fwd, g)  # summed over one step's tokens
+        test.assertEqual(g["name"], layer + ".bwd")
+    # Not interchangeable: dgrad and wgrad differ in shape (else this check could not fail).
+    test.assertNotIn((fwd_a["rows"], fwd_a["cols"]),
+                     [(g["rows"], g["cols"]) for g in by_id[layer + ".dgrad.D"]])
+
+
 class Models(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -84,7 +123,9 @@ class Models(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def run_program(self, name, expect_fwd=(), expect_bwd=(), env_extra=None):
+    def run_program(self, name, grads_of, expect_fwd=(), expect_bwd=(), env_extra=None):
+        """grads_of: a Linear layer (not the first: it has an input gradient) whose backward GEMMs
+        are checked by check_grads()."""
         cmd = [PY, os.path.join(HERE, name)]
         plain = e2e.plain_run(cmd)
         self.assertEqual(plain.returncode, 0, plain.stderr)
@@ -123,6 +164,11 @@ class Models(unittest.TestCase):
             got[rec_loss["step"]].append(rec_loss["value"])
         self.assertEqual(dict(got), dict(losses))
 
+        check_grads(self, t, grads_of)
+        if ARGS.fpscope:  # a healthy FP32 run: nothing critical, whatever the program
+            found = findings(trace)
+            self.assertEqual([(f["severity"], f["kind"], f["title"]) for f in found
+                              if f["severity"] in ("critical", "error")], [], name)
         text = summary(trace)
         if ARGS.fpscope:
             self.assertIn("source framework", text)
@@ -137,7 +183,7 @@ class Models(unittest.TestCase):
         return t, plain.stdout
 
     def test_transformer_encoder_causal_adamw(self):
-        self.run_program("transformer.py",
+        self.run_program("transformer.py", "encoder.layers.0.linear2",
                          expect_fwd=["encoder.layers.0.linear1", "encoder.layers.1.linear2",
                                      "encoder.layers.0.self_attn", "out"],
                          expect_bwd=["encoder.layers.0.linear1", "encoder.layers.1.self_attn",
@@ -175,8 +221,9 @@ class Models(unittest.TestCase):
 
     def test_batched_matmul_is_one_op(self):
         """PyTorch's CPU bmm runs one sgemm per batch-and-head (4 x 2 here): one tensor, one
-        observation per step over all of them, as a strided-batched GEMM on the GPU."""
-        t, _ = self.run_program("transformer.py")
+        observation per step over all of them, its GEMM signature's batch the number of calls, as
+        a strided-batched GEMM on the GPU."""
+        t, _ = self.run_program("transformer.py", "encoder.layers.1.linear2")
         ids = [x["id"] for x in t["tensors"]]  # observations refer to tensors by position
         for layer in (0, 1):
             path = "encoder.layers.%d.self_attn" % layer
@@ -188,24 +235,30 @@ class Models(unittest.TestCase):
             for name in (path + "#1.D", path + "#2.D"):  # 8 matrices of 8 x 8 each
                 counts = [o[2] for o in t["observations"] if ids[o[0]] == name and o[1] == 1]
                 self.assertEqual(counts, [4 * 2 * 8 * 8], name)
+            by_id = {x["id"]: x for x in t["tensors"]}
+            for role in ("A", "B", "D"):  # 8 calls merged; the projections are single calls
+                self.assertEqual(by_id["%s#1.%s" % (path, role)]["batch"], 4 * 2)
+                self.assertEqual(by_id["%s#2.%s" % (path, role)]["batch"], 4 * 2)
+                self.assertEqual(by_id["%s.%s" % (path, role)]["batch"], 1)
+                self.assertEqual(by_id["%s#3.%s" % (path, role)]["batch"], 1)
 
     def test_multihead_attention(self):
-        self.run_program("mha.py", expect_fwd=["query", "attn", "head"],
+        self.run_program("mha.py", "head", expect_fwd=["query", "attn", "head"],
                          expect_bwd=["attn", "head"])
 
     def test_lstm_and_gru(self):
         # (torch 2.x runs nn.LSTM through oneDNN on the CPU, without BLAS: no "lstm" GEMM there)
-        self.run_program("rnn.py", expect_fwd=["gru", "head"], expect_bwd=["head"])
+        self.run_program("rnn.py", "head", expect_fwd=["gru", "head"], expect_bwd=["head"])
 
     def test_conv_and_pooling(self):
-        self.run_program("conv.py", expect_fwd=["7", "9"], expect_bwd=["7", "9"])
+        self.run_program("conv.py", "9", expect_fwd=["7", "9"], expect_bwd=["7", "9"])
 
     def test_embedding_model(self):
-        self.run_program("embedding.py", expect_fwd=["hidden", "classify"],
+        self.run_program("embedding.py", "classify", expect_fwd=["hidden", "classify"],
                          expect_bwd=["hidden", "classify"])
 
     def test_identical_stacked_layers_named_apart(self):
-        t, _ = self.run_program("stacked.py",
+        t, _ = self.run_program("stacked.py", "blocks.0.fc",
                                 expect_fwd=["blocks.%d.fc" % i for i in range(4)] + ["out"],
                                 expect_bwd=["blocks.%d.fc" % i for i in range(4)])
         d = [x["id"] for x in t["tensors"] if x["role"] == "D"]
@@ -213,12 +266,14 @@ class Models(unittest.TestCase):
             self.assertIn("blocks.%d.fc.D" % i, d)
 
     def test_gradient_accumulation_is_one_step(self):
-        t, out = self.run_program("grad_accum.py", expect_fwd=["0", "2"], expect_bwd=["0", "2"])
+        t, out = self.run_program("grad_accum.py", "2", expect_fwd=["0", "2"],
+                                expect_bwd=["0", "2"])
         _, losses, n = printed(out)
         self.assertTrue(all(len(losses[s]) == 3 for s in range(n)), losses)
 
     def test_eval_pass_belongs_to_its_step(self):
-        t, out = self.run_program("eval_every.py", expect_fwd=["0", "3"], expect_bwd=["0", "3"])
+        t, out = self.run_program("eval_every.py", "3", expect_fwd=["0", "3"],
+                                expect_bwd=["0", "3"])
         # Evaluation after optimizer steps 2, 5, 8 (the last): forward GEMMs only, in that step.
         per_step = collections.Counter(o[1] for o in t["observations"])
         counts = [per_step[s] for s in range(9)]
@@ -227,15 +282,15 @@ class Models(unittest.TestCase):
             self.assertEqual(counts[s] > base, s % 3 == 2, counts)
 
     def test_sequence_length_changes_between_steps(self):
-        self.run_program("varlen.py", expect_fwd=["proj", "rnn", "tag"],
+        self.run_program("varlen.py", "tag", expect_fwd=["proj", "rnn", "tag"],
                          expect_bwd=["proj", "tag"])
 
     def test_set_num_threads_2(self):
-        self.run_program("threads.py", expect_fwd=["0", "2", "4"], expect_bwd=["0", "2", "4"],
+        self.run_program("threads.py", "4", expect_fwd=["0", "2", "4"], expect_bwd=["0", "2", "4"],
                          env_extra={"OMP_NUM_THREADS": "2"})
 
     def test_dataloader_two_workers(self):
-        self.run_program("dataloader.py", expect_fwd=["0", "2"], expect_bwd=["0", "2"])
+        self.run_program("dataloader.py", "2", expect_fwd=["0", "2"], expect_bwd=["0", "2"])
 
     def test_cuda_amp_losses_read_without_synchronizing(self):
         """On a GPU: steps, names (cuBLAS GEMMs) and the losses, copied to pinned memory and read
@@ -244,7 +299,8 @@ class Models(unittest.TestCase):
                             capture_output=True)
         if ok.returncode != 0:
             self.skipTest("no CUDA device for this torch")
-        t, out = self.run_program("cuda_amp.py", expect_fwd=["inp", "out"], expect_bwd=["out"])
+        t, out = self.run_program("cuda_amp.py", "out", expect_fwd=["inp", "out"],
+                                expect_bwd=["out"])
         self.assertEqual(len(t["loss_scales"]), printed(out)[2], t["loss_scales"])
 
 
