@@ -29,6 +29,7 @@ std::string read_small(const char* path) {
 bool written_by_earlier_image(int fd) {
   const std::string me = process_start_id();
   unsigned char h[20];
+  // pread fails on a write-only descriptor: no check (such a file cannot be read back anyway).
   if (me.empty() || ::pread(fd, h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return false;
   static const unsigned char kMagic[8] = {0x89, 'F', 'P', 'S', 'T', '\r', '\n', 0x1A};
   if (std::memcmp(h, kMagic, 8) != 0) return false;
@@ -73,7 +74,9 @@ OutputClaim::Outcome OutputClaim::try_claim(const std::string& p) {
   if (fd_ >= 0 && claimed_ == p) return Outcome::Claimed;
   // O_NOFOLLOW: never through a link; O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead
   // of blocking the program in open() forever.
-  const int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+  constexpr int kFlags = O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  int fd = ::open(p.c_str(), O_RDWR | kFlags, 0644);  // read: the earlier-image check
+  if (fd < 0 && errno == EACCES) fd = ::open(p.c_str(), O_WRONLY | kFlags, 0644);  // write-only
   if (fd < 0) {
     if (errno == ELOOP) return Outcome::Symlink;
     if (errno == ENXIO || errno == EISDIR) return Outcome::NotWritable;
