@@ -690,6 +690,45 @@ class FpscopePyHostileNames(unittest.TestCase):
         self.assertEqual(without["results"], with_probe["results"])
 
 
+POOL_TERMINATE = r"""
+import json, multiprocessing as mp, os, time
+import numpy as np
+
+def work(i):
+    a = np.full((8, 8), float(i + 1), dtype=np.float32)
+    (a @ a).sum()
+    time.sleep(0.2)  # both workers take tasks
+    return os.getpid()
+
+if __name__ == "__main__":
+    pool = mp.get_context("fork").Pool(2)
+    pids = sorted(set(pool.map(work, range(4), chunksize=1)))
+    time.sleep(0.5)  # the workers wait for tasks: ended by SIGTERM
+    pool.terminate()
+    pool.join()
+    print(json.dumps({"workers": pids}))
+"""
+
+
+class PoolTerminate(unittest.TestCase):
+    """Issue 17: pool workers ended by SIGTERM (Pool.terminate()) left traces without a footer.
+    SIGTERM now closes the trace as on a normal exit, then ends the worker as before."""
+
+    def test_workers_ended_by_sigterm_have_closed_traces(self):
+        with tempfile.TemporaryDirectory() as d:
+            rec = record(os.path.join(d, "t-%p.fpst"), [PY, "-c", POOL_TERMINATE],
+                         ["--every", "1"], QUIET)
+            self.assertEqual(rec.returncode, 0, rec.stderr)
+            workers = json.loads(rec.stdout)["workers"]
+            self.assertGreaterEqual(len(workers), 1)
+            for pid in workers:
+                t = dump(os.path.join(d, "t-%d.fpst" % pid))
+                self.assertTrue(t["clean_close"], pid)  # was False: no footer
+                self.assertFalse(t["truncated"], pid)
+                self.assertEqual(t["metadata"]["pid"], pid)
+                self.assertGreater(len(t["observations"]), 0, pid)
+
+
 class StepDetection(unittest.TestCase):
     """Steps of unmodified torch programs from the GEMM period: one step per iteration."""
 
