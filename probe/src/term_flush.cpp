@@ -19,6 +19,7 @@ std::mutex g_mu;                       // arming
 std::atomic<pid_t> g_armed_pid{0};     // the process whose flusher thread exists
 std::atomic<int> g_wake_fd{-1};        // write end of the flusher's pipe
 std::atomic<bool> g_requested{false};  // a SIGTERM is being handled
+std::atomic<bool> g_flushed{false};    // ... and its trace is closed
 
 void default_and_raise() {
   struct sigaction dfl {};
@@ -50,7 +51,10 @@ void* flusher(void* arg) {
   char c = 0;
   while (::read(fd, &c, 1) < 0 && errno == EINTR) {
   }
-  Recorder::shutdown_before_exit();  // the footer, as at exit
+  // The footer, as at exit. shutdown() itself, not shutdown_before_exit(): it waits for a close
+  // another thread (exit, _exit) has begun, so that the re-raise never cuts that close short.
+  Recorder::shutdown();
+  g_flushed.store(true);
   default_and_raise();
   return nullptr;
 }
@@ -89,6 +93,7 @@ void arm_sigterm_flush() {
   const int previous = g_wake_fd.exchange(p[1]);
   if (previous >= 0) ::close(previous);  // a forked child's copy of its parent's pipe
   g_requested.store(false);
+  g_flushed.store(false);
   g_armed_pid.store(me);
   struct sigaction sa {};
   sa.sa_handler = on_sigterm;
@@ -96,6 +101,12 @@ void arm_sigterm_flush() {
   sa.sa_flags = SA_RESTART;
   ::sigaction(SIGTERM, &sa, nullptr);
   FPSCOPE_LOG(Debug, "SIGTERM closes the trace before the process ends");
+}
+
+void wait_for_sigterm_flush() {
+  if (g_armed_pid.load() != ::getpid() || !g_requested.load()) return;
+  // Bounded: a flush that hangs (a stuck file system) must not keep the process alive forever.
+  for (int i = 0; i < 30000 && !g_flushed.load(); ++i) ::usleep(1000);
 }
 
 }  // namespace fpscope::probe
