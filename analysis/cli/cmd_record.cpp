@@ -119,7 +119,8 @@ class GroupWitness {
     const char c = 'c';
     if (::write(ask_, &c, 1) != 1) return;
     pollfd p{ack_, POLLIN, 0};
-    if (::poll(&p, 1, 1000) == 1) (void)!::read(ack_, &p, 1);
+    char done = 0;
+    if (::poll(&p, 1, 1000) == 1) (void)!::read(ack_, &done, 1);
   }
   void stop() {
     if (pid_ <= 0) return;
