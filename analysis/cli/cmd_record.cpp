@@ -1,7 +1,10 @@
 #include "cmd_record.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,13 +38,143 @@ struct RecordOptions {
   std::vector<std::string> command;
 };
 
-volatile sig_atomic_t g_child = 0;
+// ---- signals (issue 17) -------------------------------------------------------------------
+// CMD runs in fpscope's process group, so job control, Ctrl-C, `kill -- -PGID` and supervisors
+// that signal the group (or every process: systemd) reach it directly. A signal sent to fpscope
+// alone (kill PID, subprocess.terminate(), a container's stop) must be forwarded; one sent to the
+// whole group must not be (CMD would get it twice: a program that traps the first and cleans up is
+// interrupted again). The two look the same from here (same si_code and si_pid), so a witness
+// process tells them apart: a fork of fpscope in the same group that blocks these signals, so that
+// one sent to the group stays pending there, visible in /proc/<witness>/status. A signal is
+// forwarded unless it came from the kernel (the terminal signals the whole foreground group),
+// or it is pending in the witness (it was sent to the group); and always when CMD left fpscope's
+// group (setsid/setpgid: then nothing sent to the group reaches it).
+constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+constexpr int kNumForwarded = 4;
 
-// Forwards signals sent to fpscope itself. A signal the terminal sends to the whole foreground
-// process group (Ctrl-C) already reached CMD: si_code > 0 (SI_KERNEL), not forwarded twice.
-void forward(int sig, siginfo_t* info, void*) {
-  const pid_t child = static_cast<pid_t>(g_child);
-  if (child > 0 && (info == nullptr || info->si_code <= 0)) ::kill(child, sig);
+volatile sig_atomic_t g_received[kNumForwarded] = {};  // 1: sent by a process, 2: by the kernel
+
+void on_signal(int sig, siginfo_t* info, void*) {
+  for (int i = 0; i < kNumForwarded; ++i)
+    if (kForwarded[i] == sig)
+      g_received[i] = (info != nullptr && info->si_code > 0) ? 2 : (g_received[i] == 2 ? 2 : 1);
+}
+
+class GroupWitness {
+ public:
+  // Forks the witness (before CMD: it must not inherit CMD's pipes). Without one (fork failed),
+  // every signal a process sent is forwarded, as before issue 17.
+  void start() {
+    int to[2], from[2];
+    if (::pipe2(to, O_CLOEXEC) != 0) return;
+    if (::pipe2(from, O_CLOEXEC) != 0) {
+      ::close(to[0]);
+      ::close(to[1]);
+      return;
+    }
+    // A grandchild (the middle process exits at once): CMD stays fpscope's only child, and the
+    // witness is no zombie of ours when it ends.
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) != 0) report[0] = report[1] = -1;
+    const pid_t middle = ::fork();
+    if (middle == 0) {
+      const pid_t w = ::fork();
+      if (w == 0) run(to[0], from[1], to[1], from[0], report[1]);
+      (void)!::write(report[1], &w, sizeof w);
+      ::_exit(0);
+    }
+    ::close(to[0]);
+    ::close(from[1]);
+    if (report[1] >= 0) ::close(report[1]);
+    pid_t pid = -1;
+    if (middle > 0) {
+      while (::waitpid(middle, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      if (report[0] < 0 || ::read(report[0], &pid, sizeof pid) != sizeof pid) pid = -1;
+    }
+    if (report[0] >= 0) ::close(report[0]);
+    if (pid <= 0) {
+      ::close(to[1]);
+      ::close(from[0]);
+      return;
+    }
+    pid_ = pid;
+    ask_ = to[1];
+    ack_ = from[0];
+  }
+  // Whether `sig` was sent to fpscope's process group (it is pending in the witness).
+  bool saw(int sig) const {
+    if (pid_ <= 0) return false;
+    std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    unsigned long long pending = 0;
+    while (std::getline(f, line))
+      if (line.rfind("ShdPnd:", 0) == 0 || line.rfind("SigPnd:", 0) == 0)
+        pending |= std::strtoull(line.c_str() + 7, nullptr, 16);
+    return (pending >> (sig - 1)) & 1u;
+  }
+  // Consumes what the witness holds, so that the next signal is judged on its own.
+  void clear() const {
+    if (pid_ <= 0) return;
+    const char c = 'c';
+    if (::write(ask_, &c, 1) != 1) return;
+    pollfd p{ack_, POLLIN, 0};
+    char done = 0;
+    if (::poll(&p, 1, 1000) == 1) (void)!::read(ack_, &done, 1);
+  }
+  void stop() {
+    if (pid_ <= 0) return;
+    ::close(ask_);  // EOF: the witness exits (not our child: nothing to reap)
+    ::close(ack_);
+    pid_ = 0;
+  }
+
+ private:
+  [[noreturn]] static void run(int ask, int ack, int unused1, int unused2, int unused3) {
+    ::close(unused1);
+    ::close(unused2);
+    ::close(unused3);
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : kForwarded) sigaddset(&set, s);
+    ::sigprocmask(SIG_BLOCK, &set, nullptr);
+    ::prctl(PR_SET_NAME, "fpscope-witnes", 0, 0, 0);
+    const int null = ::open("/dev/null", O_RDWR);  // holds none of fpscope's output open
+    for (int fd = 0; fd < 3 && null >= 0; ++fd) ::dup2(null, fd);
+    char c = 0;
+    for (;;) {
+      const ssize_t n = ::read(ask, &c, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) ::_exit(0);  // fpscope is gone
+      const timespec zero{0, 0};
+      while (::sigtimedwait(&set, nullptr, &zero) > 0) {
+      }
+      (void)!::write(ack, &c, 1);
+    }
+  }
+  pid_t pid_ = 0;
+  int ask_ = -1;
+  int ack_ = -1;
+};
+
+// Forwards what was received since the last call and must reach `child` (see above).
+void forward_received(pid_t child, const GroupWitness& witness) {
+  bool any = false;
+  bool by_process[kNumForwarded] = {};
+  for (int i = 0; i < kNumForwarded; ++i) {
+    const sig_atomic_t r = g_received[i];
+    g_received[i] = 0;
+    by_process[i] = r == 1;
+    any = any || r != 0;
+  }
+  if (!any) return;
+  const bool same_group = ::getpgid(child) == ::getpgrp();
+  // A group signal reaches every member before kill(2) returns; a sender may signal fpscope first
+  // and the group right after (timeout(1) does): give that a moment to land.
+  if (same_group) ::usleep(20 * 1000);
+  for (int i = 0; i < kNumForwarded; ++i)
+    if (by_process[i] && !(same_group && witness.saw(kForwarded[i]))) ::kill(child, kForwarded[i]);
+  witness.clear();
 }
 
 std::string self_dir() {
@@ -56,6 +190,15 @@ std::string find_probe() {
   return (std::filesystem::path(self_dir()) / ".." / "lib" / "libfpscope_probe.so")
       .lexically_normal()
       .string();
+}
+
+// Whether a live process holds the probe's lock on `path` (flock, probe/src/output_claim.h).
+bool locked_by_live_process(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool locked = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // releases our lock, if we got it
+  return locked;
 }
 
 // One line about a trace: where, how much, and whether it was cut short.
@@ -141,11 +284,21 @@ int run_record(const RecordOptions& o) {
     output = (std::filesystem::current_path() / output).lexically_normal().string();
   const bool has_pid = output.find("%p") != std::string::npos;
   // A stale trace from an earlier run must not be mistaken for this run's (regular files only:
-  // never unlink /dev/full or a FIFO).
+  // never unlink /dev/full, a FIFO or a symbolic link). A trace that a live process is writing
+  // (it holds the probe's lock, probe/src/output_claim.h) is left alone: CMD records beside it.
+  bool live_elsewhere = false;
   struct stat st {};
   if (output.find('%') == std::string::npos && ::lstat(output.c_str(), &st) == 0 &&
-      S_ISREG(st.st_mode))
-    ::unlink(output.c_str());
+      S_ISREG(st.st_mode)) {
+    live_elsewhere = locked_by_live_process(output);
+    if (live_elsewhere)
+      std::fprintf(stderr,
+                   "[fpscope] %s is being written by another live process: left as is; this "
+                   "run records beside it (<stem>.<pid><ext>)\n",
+                   output.c_str());
+    else
+      ::unlink(output.c_str());
+  }
 
   std::string preload = probe;
   if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && old[0] != '\0')
@@ -166,39 +319,74 @@ int run_record(const RecordOptions& o) {
   argv.push_back(nullptr);
 
   struct sigaction sa {};
-  sa.sa_sigaction = forward;
-  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sa.sa_sigaction = on_signal;
+  sa.sa_flags = SA_SIGINFO;  // no SA_RESTART: waitpid returns, the loop below forwards
   sigemptyset(&sa.sa_mask);
-  const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-  struct sigaction old[4];
-  for (int i = 0; i < 4; ++i) ::sigaction(sigs[i], &sa, &old[i]);
+  struct sigaction old[kNumForwarded];
+  for (int i = 0; i < kNumForwarded; ++i) ::sigaction(kForwarded[i], &sa, &old[i]);
+  // Race-free waiting: these signals and SIGCHLD are blocked except inside sigsuspend().
+  struct sigaction chld {
+  }, old_chld{};
+  chld.sa_handler = [](int) {};
+  sigemptyset(&chld.sa_mask);
+  ::sigaction(SIGCHLD, &chld, &old_chld);
+  sigset_t waiting, orig_mask;
+  sigemptyset(&waiting);
+  for (int s : kForwarded) sigaddset(&waiting, s);
+  sigaddset(&waiting, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &waiting, &orig_mask);
+  GroupWitness witness;
+  witness.start();
 
   const std::filesystem::file_time_type started = std::filesystem::file_time_type::clock::now();
   std::fflush(nullptr);
   const pid_t pid = ::fork();
+  auto restore_signals = [&] {
+    witness.stop();
+    for (int i = 0; i < kNumForwarded; ++i) ::sigaction(kForwarded[i], &old[i], nullptr);
+    ::sigaction(SIGCHLD, &old_chld, nullptr);
+    ::sigprocmask(SIG_SETMASK, &orig_mask, nullptr);
+  };
   if (pid < 0) {
-    std::fprintf(stderr, "fpscope record: fork failed: %s\n", std::strerror(errno));
+    const int e = errno;
+    restore_signals();
+    std::fprintf(stderr, "fpscope record: fork failed: %s\n", std::strerror(e));
     return 2;
   }
   if (pid == 0) {
-    for (int i = 0; i < 4; ++i) ::sigaction(sigs[i], &old[i], nullptr);
+    for (int i = 0; i < kNumForwarded; ++i) ::sigaction(kForwarded[i], &old[i], nullptr);
+    ::sigaction(SIGCHLD, &old_chld, nullptr);
+    ::sigprocmask(SIG_SETMASK, &orig_mask, nullptr);
     ::execvp(argv[0], argv.data());
     const int e = errno;
     std::fprintf(stderr, "fpscope record: cannot run '%s': %s\n", argv[0], std::strerror(e));
     ::_exit(e == ENOENT ? 127 : 126);
   }
-  g_child = pid;
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  for (;;) {
+    forward_received(pid, witness);
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) break;
+    if (r == 0) ::sigsuspend(&orig_mask);  // returns after a handler ran (SIGCHLD included)
   }
-  g_child = 0;
-  for (int i = 0; i < 4; ++i) ::sigaction(sigs[i], &old[i], nullptr);
+  restore_signals();
   const int code =
       WIFEXITED(status) ? WEXITSTATUS(status) : (WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1);
 
   // The probe's own expansion (run_env.h): the same rank and host rules, so the same file.
   const std::string where = fpscope::trace::expand_output_path(output, static_cast<long>(pid));
-  if (::access(where.c_str(), F_OK) != 0) {
+  struct stat wst {};
+  const bool there = ::lstat(where.c_str(), &wst) == 0;
+  if (live_elsewhere) {
+    // not this run's trace: its own is among the siblings below
+  } else if (there && (S_ISLNK(wst.st_mode) || S_ISFIFO(wst.st_mode) || S_ISSOCK(wst.st_mode) ||
+                       S_ISDIR(wst.st_mode))) {
+    // Never read either (a FIFO would block): the probe did not write there (probe/src/
+    // output_claim.h); with a link, its trace is among the siblings below.
+    std::fprintf(stderr, "[fpscope] no trace at %s (%s)\n", where.c_str(),
+                 S_ISLNK(wst.st_mode) ? "a symbolic link, never followed"
+                                      : "not a regular file, never written");
+  } else if (!there) {
     std::fprintf(stderr, "[fpscope] no trace at %s%s\n", where.c_str(),
                  has_pid ? " (%p is the pid of each recording process)" : "");
   } else {

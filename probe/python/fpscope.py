@@ -38,6 +38,21 @@ _user_steps = False
 _step_listeners = []
 
 
+def _c_string(value):
+    """Names and texts as the probe receives them, the same with or without the probe: str(value)
+    encoded as UTF-8; surrogate escapes (bytes from os.fsdecode, sys.argv) become their original
+    bytes again, any other unencodable character "?". Never raises: a debugging aid must not stop
+    the run (the analysis shows bytes that are not UTF-8 as U+FFFD)."""
+    try:
+        text = str(value)
+    except Exception:  # noqa: BLE001 - an object whose __str__ fails
+        text = "<%s>" % type(value).__name__
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
 def _find_probe():
     """The probe's exported API, or None. Looks in the global symbol scope first (LD_PRELOAD),
     then for a libfpscope_probe.so already mapped into the process (loaded RTLD_LOCAL, e.g. by
@@ -161,8 +176,9 @@ def loss(value, step=None):
 
 
 def scope_push(name):
+    name = _c_string(name)  # with or without the probe: the same checks, never an exception
     if _lib is not None:
-        _lib.fpscope_scope_push(str(name).encode())
+        _lib.fpscope_scope_push(name)
 
 
 def scope_pop():
@@ -257,13 +273,13 @@ def watch(name, tensor):
         if not hasattr(_lib, "fpscope_watch_device"):
             _warn("watch(%r): this probe cannot watch CUDA tensors; not watched" % (name,))
             return False
-        rc = _lib.fpscope_watch_device(str(name).encode(), ptr, count, _DTYPES[dtype], index,
+        rc = _lib.fpscope_watch_device(_c_string(name), ptr, count, _DTYPES[dtype], index,
                                        _cuda_stream(tensor, index))
         if rc != 0:
             _warn("watch(%r): %s; not watched"
                   % (name, _DEVICE_REFUSALS.get(rc, "the probe refused it")))
             return False
-    elif _lib.fpscope_watch(str(name).encode(), ptr, count, _DTYPES[dtype]) != 0:
+    elif _lib.fpscope_watch(_c_string(name), ptr, count, _DTYPES[dtype]) != 0:
         _warn("watch(%r): the probe refused it; not watched" % (name,))
         return False
     _watched[name] = tensor
@@ -271,15 +287,17 @@ def watch(name, tensor):
 
 
 def unwatch(name):
+    encoded = _c_string(name)
     if _lib is not None:
-        _lib.fpscope_unwatch(str(name).encode())
+        _lib.fpscope_unwatch(encoded)
     _watched.pop(name, None)
 
 
 def event(text):
     """A free-text annotation at the current step."""
+    text = _c_string(text)
     if _lib is not None:
-        _lib.fpscope_event(str(text).encode())
+        _lib.fpscope_event(text)
 
 
 def flush():

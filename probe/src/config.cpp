@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../cuda/settings.h"
 #include "op_names.h"
 
 namespace fpscope::probe {
@@ -178,8 +179,9 @@ Config load_config() {
       c.flush_ms = static_cast<uint32_t>(u);
   }
   if (const char* v = env("FPSCOPE_FLUSH_BYTES")) {
-    if (!parse_u64(v, &u) || u < 4096)
-      bad("FPSCOPE_FLUSH_BYTES", v, "an integer >= 4096", "1048576");
+    // The writer holds up to this many bytes in memory: 1 GiB is far past any useful chunk.
+    if (!parse_u64(v, &u) || u < 4096 || u > kMaxFlushBytes)
+      bad("FPSCOPE_FLUSH_BYTES", v, "an integer in 4096..1073741824", "1048576");
     else
       c.flush_bytes = u;
   }
@@ -270,6 +272,12 @@ Config load_config() {
     else
       c.stats_threads = static_cast<unsigned>(u);
   }
+  // The CUDA path's settings (probe/cuda/settings.h) are checked here too, on every host: a bad
+  // value in a launch script warns on the CPU machine it is tried on, not first on the GPU one.
+  // Parsed once: the CUDA path reads the same cached values, no second warning.
+  (void)cuda::cuda_slots_setting();
+  (void)cuda::cuda_graphs_setting();
+  (void)cuda::drain_ms_setting();
   return c;
 }
 
@@ -298,7 +306,10 @@ std::string config_json(const Config& c) {
                       {"history", c.fp8_history},
                       {"margin", c.fp8_margin},
                       {"amax_algo", c.fp8_algo == AmaxAlgo::Max ? "max" : "most_recent"}};
-  return j.dump();
+  // Settings are bytes from the environment (a path, op names): an invalid UTF-8 byte becomes
+  // U+FFFD, the rule of the metadata dump (trace_metadata.cpp); the throwing default would abort
+  // the traced program.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace fpscope::probe

@@ -15,6 +15,8 @@
 
 namespace fpscope::probe {
 
+inline constexpr uint64_t kMaxFlushBytes = uint64_t{1} << 30;  // FPSCOPE_FLUSH_BYTES
+
 enum class StepMode { Auto, Api, Period, None };
 
 struct Config {
@@ -48,7 +50,8 @@ struct Config {
 // Reads the environment (warnings for bad values go through log()).
 Config load_config();
 
-// The config as a JSON object (trace metadata).
+// The config as a JSON object (trace metadata). Never throws: bytes that are not UTF-8 (from
+// FPSCOPE_OUTPUT, FPSCOPE_OPS) are written as U+FFFD, as in the rest of the metadata.
 std::string config_json(const Config& c);
 
 }  // namespace fpscope::probe

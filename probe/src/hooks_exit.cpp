@@ -4,12 +4,14 @@
 // function. No <unistd.h> here: our definitions must not clash with its declarations.
 #include "recorder.h"
 #include "resolve.h"
+#include "term_flush.h"
 
 #define FPSCOPE_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
 using exit_fn = void (*)(int);
 [[noreturn]] void leave(const char* name, int status) {
+  fpscope::probe::wait_for_sigterm_flush();  // a SIGTERM's flush closes the trace: let it finish
   fpscope::probe::Recorder::shutdown_before_exit();
   auto real = reinterpret_cast<exit_fn>(fpscope::probe::resolve_real(name));
   if (real != nullptr) real(status);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fpscope/run_env.h"
+#include "output_claim.h"
 
 namespace fpscope::probe {
 namespace {
@@ -26,6 +27,8 @@ std::string trace_metadata(const Config& cfg, long pid) {
   j["probe"] = "libfpscope_probe";
   j["probe_version"] = FPSCOPE_VERSION;
   j["pid"] = pid;
+  // Tells a later image of this process (after exec) that this trace is its own: not truncated.
+  if (const std::string start = process_start_id(); !start.empty()) j["process_start"] = start;
   const trace::RunEnv env = trace::current_run_env(pid);
   if (!env.host.empty()) j["host"] = env.host;
   if (env.rank) j["rank"] = *env.rank;

@@ -9,7 +9,11 @@
 //   gemm_prog local                 sgemm_ from a library loaded RTLD_LOCAL (like Python)
 //   gemm_prog none                  no BLAS at all
 //   gemm_prog exit CODE             one step of GEMMs, then exit(CODE)
+//   gemm_prog trap                  counts SIGTERMs: prints "ready", exits 10 + count 1 s after the
+//                                   first
+//   gemm_prog exec STEPS            basic GEMMs, then exec()s itself as `basic - STEPS` (no dump)
 #include <dlfcn.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,8 +44,10 @@ void api(const char* name) {  // calls fpscope_<name>() when the probe is loaded
   if (auto* fn = reinterpret_cast<void (*)()>(dlsym(RTLD_DEFAULT, name))) fn();
 }
 
+volatile sig_atomic_t g_terms = 0;
+
 void dump(const std::string& dir, const std::string& name, const void* data, size_t bytes) {
-  if (dir.empty()) return;
+  if (dir.empty() || dir == "-") return;
   FILE* f = std::fopen((dir + "/" + name + ".bin").c_str(), "wb");
   if (f == nullptr || std::fwrite(data, 1, bytes, f) != bytes) std::abort();
   std::fclose(f);
@@ -219,6 +225,30 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (mode == "none") return 0;
+  if (mode == "trap" && argc == 2) {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { g_terms = g_terms + 1; };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    std::printf("ready\n");
+    std::fflush(stdout);
+    while (g_terms == 0) pause();
+    const timespec second{1, 0};
+    timespec left = second;
+    while (nanosleep(&left, &left) != 0) {  // a second signal interrupts: sleep the rest
+    }
+    return 10 + g_terms;
+  }
+  if (mode == "exec" && argc == 3) {
+    Basic g;
+    const int steps = std::atoi(argv[2]);
+    for (int s = 0; s < steps; ++s) g.step();
+    std::fflush(nullptr);
+    char basic[] = "basic", none[] = "-";
+    char* args[] = {argv[0], basic, none, argv[2], nullptr};
+    execv(argv[0], args);
+    return 3;
+  }
   if (mode == "exit" && argc == 3) {
     Basic g;
     g.step();
@@ -226,6 +256,6 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr,
                "usage: gemm_prog basic DIR STEPS | threads T CALLS | fork STEPS | hang DIR STEPS | "
-               "local LIB | none | exit CODE\n");
+               "local LIB | none | exit CODE | trap | exec STEPS\n");
   return 2;
 }

@@ -2,10 +2,14 @@
 // The programs (gemm_prog) dump the exact operands they used; expected statistics are computed
 // here, independently of the probe, with CUDA's own host conversion functions (cuda_fp16.h,
 // cuda_bf16.h) as the reference casts.
+// Size: ~650 lines; the hostile-input tests of issue 17 (output paths, signals, exec) share the
+// spawn/record helpers at the top, which reads best in one file.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -479,6 +483,171 @@ TEST(ProbeE2E, BadSettingsWarnOnceEachAndUseDefaults) {
   const Trace t = load(dir / "t.fpst");
   EXPECT_NE(t.metadata_json.find("\"every\":10"), std::string::npos) << t.metadata_json;
   for (const auto& o : t.observations) EXPECT_EQ(o.step % 10, 0u);
+}
+
+// ---- issue 17: hostile settings, output paths, signals and exec --------------------------------
+
+// Waits up to `seconds` for `pid`; kills it (SIGKILL) and returns -1 when it does not end.
+int wait_code_within(pid_t pid, int seconds) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill(pid, SIGKILL);
+  wait_code(pid);
+  return -1;
+}
+
+bool wait_ready(const std::string& out) {
+  for (int i = 0; i < 200 && slurp(out) != "ready\n"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return slurp(out) == "ready\n";
+}
+
+// The pid of the only child of `parent` (record's CMD).
+pid_t child_of(pid_t parent) {
+  const std::string p = std::to_string(parent);
+  return static_cast<pid_t>(std::stol(slurp("/proc/" + p + "/task/" + p + "/children")));
+}
+
+TEST(ProbeE2E, NonUtf8OutputAndOpsLeaveTheProgramAlone) {
+  TempDir dir;
+  const std::string trace = dir / "t\xff.fpst";
+  const Result r = run(
+      dir, record(trace, {"--every", "1", "--ops", "sgemm,cblas_sgemm,\xfe"}, {"exit", "7"}), kEnv);
+  EXPECT_EQ(r.code, 7) << r.err;  // was 134: type_error.316 thrown out of the config dump
+  const Trace t = load(trace);
+  EXPECT_GT(t.observations.size(), 0u);
+  EXPECT_NE(t.metadata_json.find("t\xef\xbf\xbd.fpst"), std::string::npos) << t.metadata_json;
+  EXPECT_NE(t.metadata_json.find("\"\xef\xbf\xbd\""), std::string::npos) << t.metadata_json;
+}
+
+TEST(ProbeE2E, CudaSettingsAreValidatedOnACpuHost) {
+  TempDir dir;
+  std::map<std::string, std::string> env = kEnv;
+  env["FPSCOPE_CUDA_SLOTS"] = "lots";
+  env["FPSCOPE_CUDA_DRAIN_MS"] = "-5";
+  env["FPSCOPE_FLUSH_BYTES"] = "18446744073709551615";
+  const Result r = run(dir, record(dir / "t.fpst", {}, {"exit", "0"}), env);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* v : {"FPSCOPE_CUDA_SLOTS=lots", "FPSCOPE_CUDA_DRAIN_MS=-5",
+                        "FPSCOPE_FLUSH_BYTES='18446744073709551615'"}) {
+    const size_t at = r.err.find(v);
+    EXPECT_NE(at, std::string::npos) << v << "\n" << r.err;
+    EXPECT_EQ(r.err.find(v, at + 1), std::string::npos) << "warned twice: " << v;
+  }
+}
+
+TEST(ProbeE2E, SymlinkAtTheOutputIsNeverFollowed) {
+  TempDir dir;
+  { std::ofstream(dir / "victim") << "keep"; }
+  fs::create_symlink(dir / "victim", dir / "t.fpst");
+  const Result r = run(dir, record(dir / "t.fpst", {"--every", "1"}, {"exit", "0"}), kEnv);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(dir / "victim"), "keep");
+  EXPECT_TRUE(fs::is_symlink(dir / "t.fpst"));
+  EXPECT_NE(r.err.find("is a symbolic link, never followed"), std::string::npos) << r.err;
+  size_t siblings = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("t.", 0) != 0 || n == "t.fpst") continue;
+    ++siblings;
+    EXPECT_GT(load(e.path()).observations.size(), 0u) << n;
+  }
+  EXPECT_EQ(siblings, 1u);
+}
+
+TEST(ProbeE2E, FifoAtTheOutputNeverBlocks) {
+  TempDir dir;
+  ASSERT_EQ(mkfifo((dir / "t.fpst").c_str(), 0600), 0);
+  const pid_t rec =
+      spawn(record(dir / "t.fpst", {"--every", "1"}, {"exit", "5"}), kEnv, dir / "o", dir / "e");
+  EXPECT_EQ(wait_code_within(rec, 20), 5) << slurp(dir / "e");  // -1: blocked in open()
+  EXPECT_NE(slurp(dir / "e").find("is not a regular file"), std::string::npos) << slurp(dir / "e");
+  EXPECT_TRUE(fs::is_fifo(dir / "t.fpst"));
+}
+
+TEST(ProbeE2E, RecordLeavesALiveTraceAlone) {
+  TempDir dir;
+  const std::string trace = dir / "t.fpst";
+  // Another live process's trace: the probe's lock on it (here held by the test).
+  const int fd = open(trace.c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "live", 4), 4);
+  ASSERT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+  const Result r = run(dir, record(trace, {"--every", "1"}, {"exit", "0"}), kEnv);
+  close(fd);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(trace), "live");  // was deleted by `fpscope record`
+  EXPECT_NE(r.err.find("being written by another live process"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("[fpscope] also "), std::string::npos) << r.err;
+}
+
+// CMD in fpscope's own process group (as a job-control shell or a supervisor starts it): a
+// SIGTERM sent to the whole group reaches CMD once, not a second time forwarded by record.
+TEST(ProbeE2E, GroupSignalReachesTheProgramOnce) {
+  TempDir dir;
+  const pid_t rec = fork();
+  if (rec == 0) {
+    setpgid(0, 0);
+    for (const auto& [k, v] : kEnv) setenv(k.c_str(), v.c_str(), 1);
+    const int fo = open((dir / "o").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fo, 1);
+    const auto argv = record(dir / "t.fpst", {}, {"trap"});
+    std::vector<char*> a;
+    for (const auto& x : argv) a.push_back(const_cast<char*>(x.c_str()));
+    a.push_back(nullptr);
+    execv(a[0], a.data());
+    _exit(127);
+  }
+  setpgid(rec, rec);  // either side may run first
+  ASSERT_TRUE(wait_ready(dir / "o"));
+  ASSERT_EQ(kill(-rec, SIGTERM), 0);
+  EXPECT_EQ(wait_code_within(rec, 20), 11);  // 12: CMD got it twice
+}
+
+TEST(ProbeE2E, SignalToRecordAloneIsForwardedOnce) {
+  TempDir dir;
+  const pid_t rec = spawn(record(dir / "t.fpst", {}, {"trap"}), kEnv, dir / "o", dir / "e");
+  ASSERT_TRUE(wait_ready(dir / "o"));
+  ASSERT_EQ(kill(rec, SIGTERM), 0);
+  EXPECT_EQ(wait_code_within(rec, 20), 11) << slurp(dir / "e");
+}
+
+// Pool workers ended by SIGTERM: the trace is closed as at exit (footer), then the signal ends
+// the program as it would have.
+TEST(ProbeE2E, SigtermToTheProgramClosesTheTrace) {
+  TempDir dir;
+  const std::string trace = dir / "t.fpst";
+  const pid_t rec =
+      spawn(record(trace, {"--every", "1"}, {"hang", dir.path(), "2"}), kEnv, dir / "o", dir / "e");
+  ASSERT_TRUE(wait_ready(dir / "o"));
+  ASSERT_EQ(kill(child_of(rec), SIGTERM), 0);
+  EXPECT_EQ(wait_code_within(rec, 20), 128 + SIGTERM);
+  const Trace t = load(trace);
+  EXPECT_TRUE(t.clean_close);  // was false: no footer
+  check_basic(dir, t, 2);
+}
+
+// GEMMs recorded before exec() are kept: the new image records beside the earlier one's trace.
+TEST(ProbeE2E, ExecKeepsTheEarlierImagesTrace) {
+  TempDir dir;
+  const std::string trace = dir / "t.fpst";
+  const Result r = run(dir, record(trace, {"--every", "1"}, {"exec", "3"}), kEnv);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Trace before = load(trace);
+  EXPECT_TRUE(before.clean_close);
+  EXPECT_EQ(count_role(before, Role::D), 3u * 4u);  // was 0 or the new image's GEMMs
+  std::vector<std::string> siblings;
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    if (e.path().extension() == ".fpst" && e.path() != fs::path(trace))
+      siblings.push_back(e.path());
+  ASSERT_EQ(siblings.size(), 1u);
+  const Trace after = load(siblings[0]);
+  EXPECT_TRUE(after.clean_close);
+  EXPECT_EQ(count_role(after, Role::D), 3u * 4u);
 }
 
 }  // namespace

@@ -111,7 +111,8 @@ class Env : public ::testing::Test {
   void TearDown() override {
     for (const char* n :
          {"FPSCOPE_EVERY", "FPSCOPE_FORMATS", "FPSCOPE_OPS", "FPSCOPE_LOG", "FPSCOPE_DISABLE",
-          "FPSCOPE_ENABLE", "FPSCOPE_STEPS", "RANK", "FPSCOPE_FLUSH_MS", "FPSCOPE_PERIOD_WINDOW"})
+          "FPSCOPE_ENABLE", "FPSCOPE_STEPS", "RANK", "FPSCOPE_FLUSH_MS", "FPSCOPE_PERIOD_WINDOW",
+          "FPSCOPE_FLUSH_BYTES", "FPSCOPE_OUTPUT"})
       unsetenv(n);
   }
 };
@@ -173,6 +174,36 @@ TEST_F(Env, BadValuesFallBackToDefaults) {
     EXPECT_NE(at, std::string::npos) << n << "\n" << err;
     EXPECT_EQ(err.find(line, at + 1), std::string::npos) << "warned twice: " << n;
   }
+}
+
+// Issue 17: UINT64_MAX parsed without overflow, so it was accepted silently.
+TEST_F(Env, FlushBytesOutOfRangeWarns) {
+  for (const char* v : {"18446744073709551615", "1073741825", "18446744073709551616", "4095"}) {
+    setenv("FPSCOPE_FLUSH_BYTES", v, 1);
+    testing::internal::CaptureStderr();
+    const Config c = load_config();
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(c.flush_bytes, 1u << 20) << v;
+    EXPECT_NE(err.find(std::string("[fpscope] warning: FPSCOPE_FLUSH_BYTES='") + v + "'"),
+              std::string::npos)
+        << err;
+  }
+  setenv("FPSCOPE_FLUSH_BYTES", "1073741824", 1);
+  EXPECT_EQ(load_config().flush_bytes, uint64_t{1} << 30);
+}
+
+// Issue 17: nlohmann's default dump throws on a byte that is not UTF-8 (type_error.316), which
+// aborted the traced program. The byte becomes U+FFFD, as in the rest of the metadata.
+TEST_F(Env, ConfigJsonOfInvalidUtf8IsReplacedNotThrown) {
+  setenv("FPSCOPE_OUTPUT", "/tmp/run\xff.fpst", 1);
+  setenv("FPSCOPE_OPS", "D,sgemm\xfe", 1);
+  testing::internal::CaptureStderr();
+  const Config c = load_config();
+  (void)testing::internal::GetCapturedStderr();
+  std::string j;
+  ASSERT_NO_THROW(j = config_json(c));
+  EXPECT_NE(j.find("\"output\":\"/tmp/run\xef\xbf\xbd.fpst\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"ops\":[\"sgemm\xef\xbf\xbd\"]"), std::string::npos) << j;
 }
 
 }  // namespace

@@ -648,6 +648,87 @@ class CudaWatchWithoutGpu(unittest.TestCase):
         self.assertNotIn("[fpscope]", plain.stderr)
 
 
+HOSTILE_NAMES = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import fpscope
+out = []
+for name in ("ok", "bad\udcff", "lone\ud800"):
+    try:
+        with fpscope.scope(name):
+            pass
+        fpscope.event(name)
+        fpscope.unwatch(name)
+        out.append("fine")
+    except Exception as e:  # noqa: BLE001
+        out.append(type(e).__name__)
+print(json.dumps({"active": fpscope.active(), "results": out}))
+"""
+
+
+class FpscopePyHostileNames(unittest.TestCase):
+    """Issue 17: a surrogate-escaped name (bytes from os.fsdecode or sys.argv) raised
+    UnicodeEncodeError with the probe loaded, and was a silent no-op without it. Both now behave
+    the same and never raise; the original bytes reach the probe (U+FFFD when shown)."""
+
+    def test_surrogates_never_raise_with_or_without_the_probe(self):
+        cmd = [PY, "-c", HOSTILE_NAMES, os.path.join(ARGS.root, "probe/python")]
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "h.fpst")
+            rec = record(trace, cmd, ["--every", "1"], QUIET)
+            self.assertEqual(rec.returncode, 0, rec.stderr)
+            t = dump(trace)
+        with_probe = json.loads(rec.stdout)
+        self.assertTrue(with_probe["active"])
+        self.assertEqual(with_probe["results"], ["fine", "fine", "fine"])
+        texts = [e["text"] for e in t["events"]]
+        self.assertEqual(texts, ["ok", "bad\ufffd", "lone?"])
+        plain = plain_run(cmd)
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        without = json.loads(plain.stdout)
+        self.assertFalse(without["active"])
+        self.assertEqual(without["results"], with_probe["results"])
+
+
+POOL_TERMINATE = r"""
+import json, multiprocessing as mp, os, time
+import numpy as np
+
+def work(i):
+    a = np.full((8, 8), float(i + 1), dtype=np.float32)
+    (a @ a).sum()
+    time.sleep(0.2)  # both workers take tasks
+    return os.getpid()
+
+if __name__ == "__main__":
+    pool = mp.get_context("fork").Pool(2)
+    pids = sorted(set(pool.map(work, range(4), chunksize=1)))
+    time.sleep(0.5)  # the workers wait for tasks: ended by SIGTERM
+    pool.terminate()
+    pool.join()
+    print(json.dumps({"workers": pids}))
+"""
+
+
+class PoolTerminate(unittest.TestCase):
+    """Issue 17: pool workers ended by SIGTERM (Pool.terminate()) left traces without a footer.
+    SIGTERM now closes the trace as on a normal exit, then ends the worker as before."""
+
+    def test_workers_ended_by_sigterm_have_closed_traces(self):
+        with tempfile.TemporaryDirectory() as d:
+            rec = record(os.path.join(d, "t-%p.fpst"), [PY, "-c", POOL_TERMINATE],
+                         ["--every", "1"], QUIET)
+            self.assertEqual(rec.returncode, 0, rec.stderr)
+            workers = json.loads(rec.stdout)["workers"]
+            self.assertGreaterEqual(len(workers), 1)
+            for pid in workers:
+                t = dump(os.path.join(d, "t-%d.fpst" % pid))
+                self.assertTrue(t["clean_close"], pid)  # was False: no footer
+                self.assertFalse(t["truncated"], pid)
+                self.assertEqual(t["metadata"]["pid"], pid)
+                self.assertGreater(len(t["observations"]), 0, pid)
+
+
 class StepDetection(unittest.TestCase):
     """Steps of unmodified torch programs from the GEMM period: one step per iteration."""
 

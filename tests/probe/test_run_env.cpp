@@ -1,11 +1,17 @@
 // The run environment (traces/include/fpscope/run_env.h): the rank rule and the `%p %r %h`
 // expansion the probe and `fpscope record` share; and the output claiming of the probe
 // (probe/src/output_claim.h): sibling paths and the lock that refuses a second claimant.
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -121,6 +127,93 @@ TEST(OutputClaim, StaleCheck) {
   const fpscope::probe::PathSnapshot seen = fpscope::probe::PathSnapshot::take(p);
   EXPECT_TRUE(seen.missing_or_unchanged(p));  // the very file seen at start: stale
   fs::remove(p);
+}
+
+// Issue 17: the claim opened the path with O_CREAT and no O_NOFOLLOW, so the trace writer then
+// truncated a symlink's target.
+TEST(OutputClaim, SymlinkIsNeverFollowed) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("fpscope_link_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  { std::ofstream(dir / "victim") << "keep"; }
+  fs::create_symlink(dir / "victim", dir / "run.fpst");
+  fpscope::probe::OutputClaim c;
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(c.claim_or_sibling((dir / "run.fpst").string(), 7), (dir / "run.7.fpst").string());
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("is a symbolic link, never followed"), std::string::npos) << err;
+  std::ifstream f(dir / "victim");
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(f)), {}), "keep");
+  EXPECT_TRUE(fs::is_symlink(dir / "run.fpst"));
+  fs::remove_all(dir);
+}
+
+// Issue 17: open(O_WRONLY) of a FIFO without a reader blocked the program forever.
+TEST(OutputClaim, FifoNeverBlocks) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("fpscope_fifo_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string p = (dir / "run.fpst").string();
+  ASSERT_EQ(mkfifo(p.c_str(), 0600), 0);
+  fpscope::probe::OutputClaim c;
+  testing::internal::CaptureStderr();
+  auto got = std::async(std::launch::async, [&] { return c.claim_or_sibling(p, 7); });
+  const bool done = got.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  if (!done) {  // unblock the claim so that the test ends
+    const int fd = open(p.c_str(), O_RDONLY | O_NONBLOCK);
+    got.wait();
+    close(fd);
+  }
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(done) << "claiming a FIFO blocked";
+  EXPECT_EQ(got.get(), "");  // never written: recording disabled
+  EXPECT_NE(err.find("is not a regular file"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(dir / "run.7.fpst"));
+  fs::remove_all(dir);
+}
+
+// A trace header (traces/FORMAT.md section 3) with the given metadata.
+void write_trace_header(const std::string& path, const std::string& meta) {
+  std::string h(
+      "\x89"
+      "FPST\r\n\x1a",
+      8);
+  const uint16_t ver[2] = {1, 1};
+  const uint32_t flags = 0, len = static_cast<uint32_t>(meta.size()), crc = 0;
+  h.append(reinterpret_cast<const char*>(ver), 4);
+  h.append(reinterpret_cast<const char*>(&flags), 4);
+  h.append(reinterpret_cast<const char*>(&len), 4);
+  h += meta;
+  h.append(reinterpret_cast<const char*>(&crc), 4);
+  std::ofstream(path, std::ios::binary) << h;
+}
+
+// Issue 17: after exec() the new image truncated the trace its earlier image wrote.
+TEST(OutputClaim, EarlierImageOfThisProcessIsNotTruncated) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("fpscope_exec_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const long pid = static_cast<long>(getpid());
+  const std::string start = fpscope::probe::process_start_id();
+  ASSERT_NE(start, "");
+  const std::string mine =
+      "{\"pid\":" + std::to_string(pid) + ",\"process_start\":\"" + start + "\"}";
+  const std::string p = (dir / "run.fpst").string(), sib = fpscope::probe::sibling_path(p, pid);
+  write_trace_header(p, mine);
+  const auto size = fs::file_size(p);
+  fpscope::probe::OutputClaim a, b;
+  EXPECT_EQ(a.try_claim(p), fpscope::probe::OutputClaim::Outcome::EarlierImage);
+  EXPECT_EQ(a.claim_or_sibling(p, pid), sib);
+  EXPECT_EQ(fs::file_size(p), size);
+  // A second exec: the sibling is an earlier image's too.
+  a.forget_after_fork();  // drop the claim without creating a trace in the sibling
+  write_trace_header(sib, mine);
+  EXPECT_EQ(b.claim_or_sibling(p, pid), fpscope::probe::sibling_path(sib, 2));
+  // The same pid from another process start (pid reuse): a stale trace, claimed.
+  fpscope::probe::OutputClaim c;
+  write_trace_header(p, "{\"pid\":" + std::to_string(pid) + ",\"process_start\":\"x:1\"}");
+  EXPECT_TRUE(c.claim(p));
+  fs::remove_all(dir);
 }
 
 }  // namespace

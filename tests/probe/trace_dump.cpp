@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
   for (const char* k :
        {"tensors", "observations", "steps", "loss_scales", "weight_updates", "events"})
     if (!j.contains(k)) j[k] = nlohmann::json::array();
-  std::cout << j.dump() << "\n";
+  // Names and texts are bytes from the traced program: not UTF-8 ones become U+FFFD, as everywhere.
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return 0;
 }
