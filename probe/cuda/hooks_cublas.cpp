@@ -412,6 +412,47 @@ FPSCOPE_TYPED_HOOK(Sgemm_v2_64, cublasSgemm_v2_64, int64_t, float, CUDA_R_32F)
 FPSCOPE_TYPED_HOOK(Hgemm, cublasHgemm, int, __half, CUDA_R_16F)
 FPSCOPE_TYPED_HOOK(Hgemm_64, cublasHgemm_64, int64_t, __half, CUDA_R_16F)
 
+// ---- cublasSgemmStridedBatched / cublasHgemmStridedBatched and _64 -----------------------------
+// PyTorch's FP32 / FP16 bmm and baddbmm (at::cuda::blas::bgemm). T, CudaT as above.
+#define FPSCOPE_TYPED_STRIDED_HOOK(Id, Symbol, I, T, CudaT)                                       \
+  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                               \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
+      const T* alpha, const T* A, I lda, long long sa, const T* B, I ldb, long long sb,           \
+      const T* beta, T* C, I ldc, long long sc, I batch) {                                        \
+    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                                   \
+    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                      \
+    const ClassicArgs args{.ta = ta,                                                              \
+                           .tb = tb,                                                              \
+                           .m = m,                                                                \
+                           .n = n,                                                                \
+                           .k = k,                                                                \
+                           .alpha = alpha,                                                        \
+                           .A = A,                                                                \
+                           .at = CudaT,                                                           \
+                           .lda = lda,                                                            \
+                           .B = B,                                                                \
+                           .bt = CudaT,                                                           \
+                           .ldb = ldb,                                                            \
+                           .beta = beta,                                                          \
+                           .C = C,                                                                \
+                           .ct = CudaT,                                                           \
+                           .ldc = ldc,                                                            \
+                           .scalars = scalar_kind_of_type(CudaT),                                 \
+                           .batch = batch,                                                        \
+                           .sa = sa,                                                              \
+                           .sb = sb,                                                              \
+                           .sc = sc};                                                             \
+    return run_recorded(Hook::Id, handle, args, [&] {                                             \
+      return fn(handle, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch); \
+    });                                                                                           \
+  }
+FPSCOPE_TYPED_STRIDED_HOOK(SgemmStridedBatched, cublasSgemmStridedBatched, int, float, CUDA_R_32F)
+FPSCOPE_TYPED_STRIDED_HOOK(SgemmStridedBatched_64, cublasSgemmStridedBatched_64, int64_t, float,
+                           CUDA_R_32F)
+FPSCOPE_TYPED_STRIDED_HOOK(HgemmStridedBatched, cublasHgemmStridedBatched, int, __half, CUDA_R_16F)
+FPSCOPE_TYPED_STRIDED_HOOK(HgemmStridedBatched_64, cublasHgemmStridedBatched_64, int64_t, __half,
+                           CUDA_R_16F)
+
 // ---- cublasLtMatmul -----------------------------------------------------------------------------
 FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul(
     cublasLtHandle_t lt, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
