@@ -89,11 +89,30 @@ class CudaBackend final : public Backend {
     if (e != cudaSuccess) {
       *error = cuda_error("creating result slots on the device", e);
       (void)cudaGetLastError();
+      release_partial(&d);  // the pipeline never retries a failed device: nothing may leak
       return false;
     }
     d.ready = true;
     register_exit_drain();  // the runtime may have registered exit work while creating these
     return true;
+  }
+
+  // Frees what a failed ensure_device created (on the device current there), nulls the pointers.
+  static void release_partial(DeviceSlots* d) {
+    for (cudaEvent_t& ev : d->events)
+      if (ev != nullptr) (void)cudaEventDestroy(ev);
+    d->events.clear();
+    if (d->d_stats != nullptr) (void)cudaFree(d->d_stats);
+    if (d->d_update != nullptr) (void)cudaFree(d->d_update);
+    if (d->h_stats != nullptr) (void)cudaFreeHost(d->h_stats);
+    if (d->h_scalars != nullptr) (void)cudaFreeHost(d->h_scalars);
+    if (d->h_update != nullptr) (void)cudaFreeHost(d->h_update);
+    d->d_stats = nullptr;
+    d->d_update = nullptr;
+    d->h_stats = nullptr;
+    d->h_scalars = nullptr;
+    d->h_update = nullptr;
+    (void)cudaGetLastError();
   }
 
   bool stream_capturing(void* stream) override {

@@ -193,6 +193,10 @@ void shutdown() {
   say(c.skipped_capture, "stream was capturing a CUDA graph (FPSCOPE_CUDA_GRAPHS=1 records them)");
   say(c.skipped_ring_full, "all result slots in flight (raise FPSCOPE_CUDA_SLOTS)");
   say(c.failed, "device work failed");
+  if (c.failed_devices != 0)
+    rec->event(trace::EventLevel::Warning, "cuda: result slots could not be set up on " +
+                                               std::to_string(c.failed_devices) +
+                                               " device(s): no statistics from them (not retried)");
   say(g_unsupported.load(), "operand type or layout not readable by the stats kernels");
   const WatchCounters w = device_watch_counters();
   if (w.skipped != 0)

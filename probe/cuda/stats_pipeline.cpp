@@ -28,9 +28,19 @@ int Pipeline::acquire(int device, std::string* error) {
   if (d >= device_ready_.size()) {
     device_ready_.resize(d + 1, false);
     free_.resize(d + 1);
+    device_failed_.resize(d + 1);
+  }
+  if (!device_failed_[d].empty()) {
+    *error = device_failed_[d];
+    return -2;
   }
   if (!device_ready_[d]) {
-    if (!backend_->ensure_device(device, error)) return -2;
+    if (!backend_->ensure_device(device, error)) {
+      device_failed_[d] =
+          error->empty() ? "device " + std::to_string(device) + " set-up failed" : *error;
+      ++counters_.failed_devices;
+      return -2;
+    }
     // A backend offering more slots than the tickets can name gets only as many as they can.
     const int n = std::min(backend_->slots_per_device(), (1 << kTicketShift) - 1);
     free_[d].clear();

@@ -144,6 +144,7 @@ struct Counters {
   uint64_t skipped_capture = 0;
   uint64_t failed = 0;  // backend refused or the device work failed
   uint64_t in_flight = 0;
+  uint64_t failed_devices = 0;  // devices whose result slots could not be set up (tried once)
 };
 
 enum class Submit { Ok, RingFull, Capturing, Failed };
@@ -203,6 +204,9 @@ class Pipeline {
   mutable std::mutex mu_;
   std::vector<std::vector<int>> free_;  // per device: free slot stack (empty until first use)
   std::vector<bool> device_ready_;
+  // Per device: why its set-up failed (empty: not failed). A failed device is never retried:
+  // every later submission fails at once with this message.
+  std::vector<std::string> device_failed_;
   std::vector<InFlight> in_flight_;  // submission order
   Counters counters_;
   std::mutex drain_mu_;

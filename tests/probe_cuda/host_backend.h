@@ -33,6 +33,7 @@ class HostBackend : public Backend {
   int slots_per_device() const override { return slots_; }
   bool ensure_device(int device, std::string* error) override {
     std::lock_guard<std::mutex> l(mu_);
+    ++ensure_attempts[device];
     if (broken_devices.count(device) != 0) {
       *error = "device " + std::to_string(device) + " is broken";
       return false;
@@ -192,7 +193,8 @@ class HostBackend : public Backend {
 
   std::set<void*> capturing;
   std::set<int> broken_devices;
-  std::map<int, int> ensure_calls;
+  std::map<int, int> ensure_calls;     // successful set-ups per device
+  std::map<int, int> ensure_attempts;  // every ensure_device call per device
   bool fail_enqueue = false;
   bool fail_on_run = false;
   bool fail_create_watch = false;

@@ -234,6 +234,17 @@ TEST(StatsPipeline, DeviceWhoseResourcesFailIsReportedNotRetriedForever) {
             Submit::Failed);
   EXPECT_NE(err.find("device 1"), std::string::npos) << err;
   EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 1, 1, 1, /*device=*/0), meta(1)), Submit::Ok);
+  // Issue 16 item 5: the failed device is set up once, never again (each retry leaked and cost
+  // a failing allocation per operand); later submissions fail at once with the first message.
+  for (uint64_t i = 2; i < 6; ++i) {
+    std::string again;
+    EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 1, 1, 1, /*device=*/1), meta(i), &again),
+              Submit::Failed);
+    EXPECT_EQ(again, err);
+  }
+  EXPECT_EQ(be.ensure_attempts[1], 1);
+  EXPECT_EQ(p.counters().failed_devices, 1u);
+  EXPECT_EQ(p.counters().failed, 5u);
 }
 
 TEST(StatsPipeline, DrainThreadDeliversEverythingExactlyOnceUnderConcurrency) {
