@@ -156,8 +156,18 @@ int Pipeline::open_scalars(int device, void* stream, const ObsMeta& meta, Submit
 
 bool Pipeline::copy_scalar(int ticket, const ScalarCopy& copy) {
   if (ticket < 0) return false;
+  const int device = ticket >> kTicketShift;
+  const int slot = ticket & ((1 << kTicketShift) - 1);
   std::string err;
-  return backend_->enqueue_scalar(ticket & ((1 << kTicketShift) - 1), copy, &err);
+  if (backend_->enqueue_scalar(slot, copy, &err)) return true;
+  // The slot would keep an earlier group's value at this index: the group must not be delivered.
+  // It stays in flight until its event passes (copies already enqueued still write the slot).
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find_if(in_flight_.begin(), in_flight_.end(), [&](const InFlight& f) {
+    return f.scalars && f.open && f.device == device && f.slot == slot;
+  });
+  if (it != in_flight_.end()) it->copy_failed = true;
+  return false;
 }
 
 void Pipeline::close_scalars(int ticket, void* stream) {
@@ -193,8 +203,9 @@ size_t Pipeline::drain() {
     if (f.open) continue;
     const Poll p = backend_->poll(f.device, f.slot);
     if (p == Poll::Pending) continue;
+    const bool ok = p == Poll::Ready && !f.copy_failed;
     // The slot stays ours until released below: reading it outside mu_ is safe.
-    if (p == Poll::Ready) {
+    if (ok) {
       if (f.scalars) {
         sink_->on_scalars(f.meta, backend_->scalars(f.device, f.slot));
       } else if (f.update) {
@@ -213,7 +224,7 @@ size_t Pipeline::drain() {
     });
     if (it != in_flight_.end()) in_flight_.erase(it);
     release(f.device, f.slot);
-    if (p == Poll::Ready) {
+    if (ok) {
       ++counters_.delivered;
       ++delivered;
     } else {

@@ -189,8 +189,9 @@ class Pipeline {
  private:
   struct InFlight {
     bool scalars = false;
-    bool update = false;  // a watch's UpdateLoss
-    bool open = false;    // scalar group not closed yet: not pollable
+    bool update = false;       // a watch's UpdateLoss
+    bool open = false;         // scalar group not closed yet: not pollable
+    bool copy_failed = false;  // a copy of the group was refused: dropped once its event passed
     int device = 0;
     int slot = -1;
     ObsMeta meta;

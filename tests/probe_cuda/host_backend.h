@@ -67,8 +67,12 @@ class HostBackend : public Backend {
     });
     return true;
   }
-  bool enqueue_scalar(int slot, const ScalarCopy& c, std::string*) override {
+  bool enqueue_scalar(int slot, const ScalarCopy& c, std::string* error) override {
     std::lock_guard<std::mutex> l(mu_);
+    if (fail_scalar_copy) {
+      *error = "scalar copy refused";
+      return false;
+    }
     const size_t i = idx(c.device, slot);
     queues_[c.stream].push_back([this, i, c] {
       scalars_[i * kScalarsPerSlot + static_cast<size_t>(c.index)] =
@@ -196,6 +200,7 @@ class HostBackend : public Backend {
   std::map<int, int> ensure_calls;     // successful set-ups per device
   std::map<int, int> ensure_attempts;  // every ensure_device call per device
   bool fail_enqueue = false;
+  bool fail_scalar_copy = false;  // enqueue_scalar refuses
   bool fail_on_run = false;
   bool fail_create_watch = false;
   uint64_t polls = 0;

@@ -201,6 +201,43 @@ TEST(StatsPipeline, ScalarGroupIsDeliveredOnceAfterClose) {
   EXPECT_EQ(p.counters().in_flight, 0u);
 }
 
+// Issue 16 item 9: a loss-scale group one of whose copies failed is dropped (reported failed once
+// the group's event has passed), never delivered with the slot's previous contents.
+TEST(StatsPipeline, ScalarGroupWithAFailedCopyIsDroppedNotDeliveredStale) {
+  HostBackend be(1);  // one slot: the second group reuses the first one's memory
+  RecordingSink sink;
+  Pipeline p(&be, &sink, {});
+  const float first[3] = {1024.0f, 2048.0f, 0.0f};
+  auto group = [&](uint64_t seq, const float* v, bool fail_second) {
+    const int t = p.open_scalars(0, stream(3), meta(seq));
+    ASSERT_GE(t, 0);
+    for (int i = 0; i < 3; ++i) {
+      be.fail_scalar_copy = fail_second && i == 1;
+      ScalarCopy c;
+      c.stream = stream(3);
+      c.src = &v[i];
+      c.index = i;
+      EXPECT_EQ(p.copy_scalar(t, c), !(fail_second && i == 1));
+    }
+    be.fail_scalar_copy = false;
+    p.close_scalars(t, stream(3));
+    be.run_all();
+    p.drain();
+  };
+  group(0, first, false);
+  ASSERT_EQ(sink.got.size(), 1u);
+  const float second[3] = {4096.0f, 8192.0f, 1.0f};
+  group(1, second, true);
+  EXPECT_EQ(sink.got.size(), 1u);  // nothing delivered: index 1 would still hold 2048
+  ASSERT_EQ(sink.failed.size(), 1u);
+  EXPECT_EQ(sink.failed[0].seq, 1u);
+  EXPECT_EQ(p.counters().failed, 1u);
+  EXPECT_EQ(p.counters().in_flight, 0u);
+  group(2, second, false);  // the slot came back
+  ASSERT_EQ(sink.got.size(), 2u);
+  EXPECT_EQ(sink.got[1].s[1], 8192.0f);
+}
+
 TEST(StatsPipeline, FailuresReleaseSlotsAndAreReported) {
   HostBackend be(2);
   RecordingSink sink;
