@@ -59,7 +59,7 @@ void Pipeline::release(int device, int slot) {
 
 Submit Pipeline::submit_stats(const StatsJob& job, const ObsMeta& meta, std::string* error) {
   std::string err;
-  if (!options_.allow_capture && backend_->stream_capturing(job.stream)) {
+  if (backend_->stream_capturing(job.stream)) {
     std::lock_guard<std::mutex> lock(mu_);
     ++counters_.skipped_capture;
     return Submit::Capturing;
@@ -102,7 +102,7 @@ bool Pipeline::prepare_device(int device, std::string* error) {
 
 Submit Pipeline::submit_watch(const WatchJob& job, const ObsMeta& meta, std::string* error) {
   std::string err;
-  if (!options_.allow_capture && backend_->stream_capturing(job.stream)) return Submit::Capturing;
+  if (backend_->stream_capturing(job.stream)) return Submit::Capturing;
   std::lock_guard<std::mutex> lock(mu_);
   int slot = -1;
   if (job.measure) {
@@ -130,7 +130,7 @@ int Pipeline::open_scalars(int device, void* stream, const ObsMeta& meta, Submit
   auto say = [&](Submit s) {
     if (why != nullptr) *why = s;
   };
-  if (!options_.allow_capture && backend_->stream_capturing(stream)) {
+  if (backend_->stream_capturing(stream)) {
     std::lock_guard<std::mutex> lock(mu_);
     ++counters_.skipped_capture;
     say(Submit::Capturing);

@@ -151,9 +151,10 @@ enum class Submit { Ok, RingFull, Capturing, Failed };
 
 class Pipeline {
  public:
-  struct Options {
-    bool allow_capture = false;  // FPSCOPE_CUDA_GRAPHS=1
-  };
+  // Work on a stream being captured into a CUDA graph is always skipped and counted: a captured
+  // stats launch would write into its result slot at every replay, long after the slot was
+  // delivered and reused (issue 16 item 3; FPSCOPE_CUDA_GRAPHS=1, which allowed it, is gone).
+  struct Options {};
   Pipeline(Backend* backend, Sink* sink, Options options);
   ~Pipeline();  // stops the drain thread (does not wait for in-flight work)
   Pipeline(const Pipeline&) = delete;

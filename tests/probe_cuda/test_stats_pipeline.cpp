@@ -145,7 +145,7 @@ TEST(StatsPipeline, StreamsCompleteIndependentlyAndInOrderWithinAStream) {
   EXPECT_EQ(order, (std::vector<uint64_t>{1, 3, 0, 2, 4, 5}));
 }
 
-TEST(StatsPipeline, CapturingStreamIsSkippedUnlessGraphsAreAllowed) {
+TEST(StatsPipeline, CapturingStreamIsAlwaysSkippedAndCounted) {
   HostBackend be(4);
   be.capturing.insert(stream(7));
   RecordingSink sink;
@@ -159,11 +159,6 @@ TEST(StatsPipeline, CapturingStreamIsSkippedUnlessGraphsAreAllowed) {
     EXPECT_EQ(c.skipped_capture, 2u);
     EXPECT_EQ(c.submitted, 1u);
   }
-  Pipeline::Options graphs;
-  graphs.allow_capture = true;
-  Pipeline p(&be, &sink, graphs);
-  EXPECT_EQ(p.submit_stats(job_on(stream(7), x, 1, 1, 1), meta(3)), Submit::Ok);
-  EXPECT_EQ(p.counters().skipped_capture, 0u);
 }
 
 TEST(StatsPipeline, ScalarGroupIsDeliveredOnceAfterClose) {
