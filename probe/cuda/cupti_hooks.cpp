@@ -18,6 +18,7 @@
 #include "../src/recorder.h"
 #include "device_runtime.h"
 #include "kernel_match.h"
+#include "settings.h"
 
 namespace fpscope::cuda {
 namespace {
@@ -262,7 +263,19 @@ void subscribe(const char* who) {
 }  // namespace
 
 void start_cupti(const char* who) {
-  std::call_once(g.once, [who] { subscribe(who); });
+  std::call_once(g.once, [who] {
+    // FPSCOPE_CUPTI=0: never subscribe (CUPTI allows one subscriber: torch.profiler/Kineto or
+    // Nsight keep theirs). Said once, in the log and in the trace.
+    if (!cupti_setting()) {
+      FPSCOPE_LOG(Info,
+                  "FPSCOPE_CUPTI=0: CUPTI not used (no loss-scale kernels, no kernel step "
+                  "marks)");
+      if (probe::Recorder* rec = probe::Recorder::get())
+        rec->event(trace::EventLevel::Info, "cuda: CUPTI off (FPSCOPE_CUPTI=0)");
+      return;
+    }
+    subscribe(who);
+  });
 }
 
 void on_gemm_issued() {

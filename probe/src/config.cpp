@@ -299,6 +299,7 @@ Config load_config() {
   (void)cuda::cuda_slots_setting();
   (void)cuda::cuda_graphs_setting();
   (void)cuda::drain_ms_setting();
+  (void)cuda::cupti_setting();
   return c;
 }
 
