@@ -86,6 +86,7 @@ std::vector<std::pair<std::string, std::string>> run_facts(const trace::Trace& t
   f.emplace_back("steps", run_steps_text(t, a));
   f.emplace_back("observations", fmt::format("{} ({} GEMM calls, {} tensors)",
                                              t.observations.size(), a.gemm_calls, a.risks.size()));
+  if (const std::string w = warnings_text(t); !w.empty()) f.emplace_back("warnings", w);
   f.emplace_back("truncated", t.truncated ? fmt::format("yes: {} ({} bytes dropped)",
                                                         t.truncation_reason, t.dropped_bytes)
                                           : "no");
