@@ -12,7 +12,7 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "fpscope/formats.h"
 #include "recorder.h"
@@ -21,11 +21,15 @@ namespace fpscope::probe {
 
 // F's value nearest to x (NaN: x itself). F = FP32: x.
 float emulate_round(Format f, float x);
+// The same through the vectorizable paths the copies use (BF16 on the bit pattern); equal to
+// emulate_round for every input (tests/probe: every BF16-relevant pattern).
+float emulate_round_fast(Format f, float x);
 
 // A copy of operand view o of src (column-major: o.cols columns of o.ld floats, the first o.rows
-// of each used), each used element rounded to f; the gaps between columns are left zero. The
-// copy has the view's layout: it can be passed to the BLAS in place of src with the same ld.
-std::vector<float> emulate_rounded_copy(Format f, const float* src, const OperandDesc& o);
+// of each used), each used element rounded to f; the gaps between columns are left unset (the
+// BLAS never reads them). The copy has the view's layout: it can be passed to the BLAS in place
+// of src with the same ld. Throws std::bad_alloc.
+std::unique_ptr<float[]> emulate_rounded_copy(Format f, const float* src, const OperandDesc& o);
 // Rounds the used elements of view o of p to f, in place.
 void emulate_round_in_place(Format f, float* p, const OperandDesc& o);
 

@@ -387,7 +387,7 @@ fpscope::Format emulate_format() {
 template <typename Plain, typename Gemm>
 void emulated(fpscope::Format f, const Call& call, const float* a, const float* b, float beta,
               float* c, Plain&& plain, Gemm&& gemm) {
-  std::vector<float> ra, rb;
+  std::unique_ptr<float[]> ra, rb;
   try {
     ra = emulate_rounded_copy(f, a, call.desc.operands[0]);
     rb = emulate_rounded_copy(f, b, call.desc.operands[1]);
@@ -399,7 +399,7 @@ void emulated(fpscope::Format f, const Call& call, const float* a, const float* 
   }
   const OperandDesc& d = call.desc.operands[call.desc.num_operands - 1];
   if (beta != 0.0f) emulate_round_in_place(f, c, d);  // C is D's storage, kept in f
-  gemm(ra.data(), rb.data());
+  gemm(ra.get(), rb.get());
   emulate_round_in_place(f, c, d);
 }
 }  // namespace

@@ -2,6 +2,8 @@
 // configuration parsing (output paths: test_run_env.cpp; step labels: test_step_labeler.cpp).
 #include <stdlib.h>
 
+#include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config.h"
+#include "emulate.h"
 #include "period.h"
 
 using namespace fpscope::probe;
@@ -228,4 +231,33 @@ TEST_F(Env, ConfigJsonOfInvalidUtf8IsReplacedNotThrown) {
   EXPECT_NE(j.find("\"ops\":[\"sgemm\xef\xbf\xbd\"]"), std::string::npos) << j;
 }
 
+}  // namespace
+
+namespace {
+// Issue 18: the vectorized rounding of emulated GEMM operands equals the format table's cast for
+// every high half and the low halves around each rounding boundary (ties, just below and above),
+// NaN patterns kept as they are.
+TEST(Emulate, FastRoundingEqualsTheFormatTableCast) {
+  for (fpscope::Format f : {fpscope::Format::BF16, fpscope::Format::FP16}) {
+    for (uint32_t hi = 0; hi < 0x10000u; ++hi) {
+      for (uint32_t lo : {0x0000u, 0x0001u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu, 0x1000u, 0x2000u}) {
+        const uint32_t u = hi << 16 | lo;
+        float x;
+        std::memcpy(&x, &u, 4);
+        const float a = fpscope::probe::emulate_round(f, x);
+        const float b = fpscope::probe::emulate_round_fast(f, x);
+        uint32_t ua, ub;
+        std::memcpy(&ua, &a, 4);
+        std::memcpy(&ub, &b, 4);
+        ASSERT_EQ(ua, ub) << std::hex << "pattern 0x" << u << " format " << static_cast<int>(f);
+      }
+    }
+  }
+  // By hand: 1 + 2^-8 is a BF16 tie and rounds to even (1); 1 + 3*2^-9 rounds up to 1 + 2^-7.
+  EXPECT_EQ(fpscope::probe::emulate_round_fast(fpscope::Format::BF16, 1.0f + 0x1p-8f), 1.0f);
+  EXPECT_EQ(fpscope::probe::emulate_round_fast(fpscope::Format::BF16, 1.0f + 0x3p-9f),
+            1.0f + 0x1p-7f);
+  EXPECT_EQ(fpscope::probe::emulate_round_fast(fpscope::Format::FP16, 70000.0f),
+            std::numeric_limits<float>::infinity());
+}
 }  // namespace
