@@ -34,6 +34,7 @@ struct RecordOptions {
   std::string formats;
   std::string ops;
   std::string log;
+  std::string watch;
   bool no_python_hooks = false;
   std::vector<std::string> command;
 };
@@ -312,6 +313,7 @@ int run_record(const RecordOptions& o) {
   set("FPSCOPE_FORMATS", o.formats);
   set("FPSCOPE_OPS", o.ops);
   set("FPSCOPE_LOG", o.log);
+  set("FPSCOPE_WATCH", o.watch);
   if (!o.no_python_hooks) inject_python_hooks(probe);
 
   std::vector<char*> argv;
@@ -413,6 +415,10 @@ void register_record_command(CLI::App& app) {
                   "Formats of interest: bf16,fp16,e4m3,e5m2 (FPSCOPE_FORMATS)");
   sub->add_option("--ops", opts->ops, "Roles (A,B,C,D) and ops to record (FPSCOPE_OPS)");
   sub->add_option("--log", opts->log, "Probe log level: off|error|warn|info|debug (FPSCOPE_LOG)");
+  sub->add_option("--watch", opts->watch,
+                  "Master weights the PyTorch integration watches: all (default, within "
+                  "FPSCOPE_WATCH_BUDGET), none, or comma-separated name patterns such as "
+                  "'encoder.*.weight' (FPSCOPE_WATCH)");
   sub->add_flag("--no-python-hooks", opts->no_python_hooks,
                 "Do not load the PyTorch integration (steps from optimizer steps, tensor names "
                 "from module paths, losses) through PYTHONPATH");

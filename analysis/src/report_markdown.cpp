@@ -118,7 +118,10 @@ void weights(const detail::ReportModel& m, const std::string& dir, Plots* plots,
     const WeightLoss& w = *wp;
     md += fmt::format(
         "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", md_text(w.name), detail::master_str(w),
-        w.updates, fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass), fmt_pct(w.fp16_stagnant),
+        w.updates,
+        stagnant_text(w.bf16_stagnant, w.bf16_stagnant_lo, w.bf16_stagnant_hi, w.sampled),
+        fmt_pct(w.bf16_lost_mass),
+        stagnant_text(w.fp16_stagnant, w.fp16_stagnant_lo, w.fp16_stagnant_hi, w.sampled),
         fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp), fmt_pct(w.below_fp16_half_ulp));
   }
   for (const auto& p : m.weight_plots) plot(p, dir, plots, md);
