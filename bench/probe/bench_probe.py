@@ -3,7 +3,9 @@
 in the same run, the overhead of computing the same statistics with PyTorch hooks in Python.
 With --model transformer: the overhead of the probe with and without its PyTorch integration
 (as `fpscope record` loads it: probe/python/fpscope_hooks on PYTHONPATH) on a causal
-TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), default sampling.
+TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), default sampling;
+"no watch" is the integration without its auto-watch of the optimizer's parameters
+(FPSCOPE_WATCH=none), the default watches every parameter.
 
 Usage: bench_probe.py --probe build/lib/libfpscope_probe.so [--steps 60] [--repeats 5]
        bench_probe.py --probe build/lib/libfpscope_probe.so --model transformer [--steps 30]
@@ -107,6 +109,8 @@ def bench_transformer(args):
     probed = dict(base_env, LD_PRELOAD=probe, FPSCOPE_OUTPUT=os.path.join(tmp, "t-%p.fpst"))
     configs = [("plain", base_env),
                ("probe + integration", dict(probed, PYTHONPATH=hooks_dir)),
+               ("probe + integration, no watch", dict(probed, PYTHONPATH=hooks_dir,
+                                                      FPSCOPE_WATCH="none")),
                ("probe, no integration", probed)]
     if args.baseline_probe:  # before / after a change of the probe, in one interleaved run
         configs.append(("baseline probe + integration",
