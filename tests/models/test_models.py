@@ -426,6 +426,30 @@ class AutoWatch(unittest.TestCase):
             if not w["sampled"]:
                 self.assertEqual(w["bf16"]["stagnant"], full[n]["bf16"]["stagnant"], n)
 
+    def test_water_filling_and_settings(self):
+        sys.path.insert(0, os.path.join(ARGS.root, "probe", "python", "fpscope_hooks"))
+        import fpscope_autowatch as aw
+        self.assertEqual(aw.water_fill([5, 100, 30], 1000), [5, 100, 30])  # all fit: whole
+        self.assertEqual(aw.water_fill([5, 100, 30], 65), [5, 30, 30])  # c = 30: 5 + 30 + 30
+        self.assertEqual(aw.water_fill([5, 100, 30], 50), [5, 22, 22])  # c = floor(45 / 2)
+        self.assertEqual(aw.water_fill([5, 100, 30], 2), [0, 0, 0])  # c = 0: nothing fits
+        self.assertEqual(aw.water_fill([], 10), [])
+        self.assertEqual(aw.parse_setting(None)[:2], ("all", []))
+        self.assertEqual(aw.parse_setting(" none ")[:2], ("none", []))
+        self.assertEqual(aw.parse_setting("a.*, b")[:2], ("pattern", ["a.*", "b"]))
+        mode, _, warning = aw.parse_setting(" , ")
+        self.assertEqual(mode, "all")
+        self.assertIn("FPSCOPE_WATCH", warning)
+
+    def test_bad_watch_setting_warns_once_and_watches_all(self):
+        cmd = [PY, os.path.join(HERE, "mlp_sgd.py")]
+        trace = os.path.join(self.dir, "bad.fpst")
+        rec = record(trace, cmd, ["--watch", ","])
+        self.assertEqual(rec.returncode, 0, rec.stderr)
+        self.assertEqual(len(e2e.warnings_of(rec.stderr)), 1, rec.stderr)
+        self.assertIn("FPSCOPE_WATCH", rec.stderr)
+        self.assertEqual(sorted(self.watched(dump(trace))), sorted(params_printed(rec.stdout)))
+
     def test_budget_exhausted_parameters_are_listed(self):
         trace, t, _ = self.record("mlp_sgd.py", env_extra={"FPSCOPE_WATCH_BUDGET": "0"})
         self.assertEqual(self.watched(t), {})
