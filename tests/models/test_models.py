@@ -426,6 +426,26 @@ class AutoWatch(unittest.TestCase):
             if not w["sampled"]:
                 self.assertEqual(w["bf16"]["stagnant"], full[n]["bf16"]["stagnant"], n)
 
+    def test_sweep_frees_each_model_and_watches_the_next(self):
+        """A released optimizer ends its parameters' watches and lets them go: each deleted model
+        is freed as without fpscope, and the next model's parameters (new objects, perhaps at
+        reused ids) are watched under names of their own."""
+        plain = e2e.plain_run([PY, os.path.join(HERE, "sweep.py")])
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        self.assertEqual([line for line in plain.stdout.splitlines() if line.startswith("freed")],
+                         ["freed 0 True", "freed 1 True", "freed 2 True"])
+        _, t, out = self.record("sweep.py")
+        self.assertEqual(out, plain.stdout)  # freed too, under the probe
+        base = ["0.bias", "0.weight", "2.bias", "2.weight"]
+        self.assertEqual(sorted(self.watched(t)),
+                         sorted(base + [n + "#1" for n in base] + [n + "#2" for n in base]))
+        for name, recs in self.watched(t).items():
+            # Each model's updates while its optimizer lives, none after: the watch ended when the
+            # optimizer was collected (else stale records, changed 0, would follow every step).
+            trial = int(name.split("#")[1]) if "#" in name else 0
+            self.assertEqual([r["step"] for r in recs], [4 * trial + k for k in range(3)], name)
+            self.assertTrue(all(r["changed"] > 0 for r in recs), name)
+
     def test_water_filling_and_settings(self):
         sys.path.insert(0, os.path.join(ARGS.root, "probe", "python", "fpscope_hooks"))
         import fpscope_autowatch as aw

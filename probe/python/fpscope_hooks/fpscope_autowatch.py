@@ -11,7 +11,7 @@ Contract:
   - Names: the parameter's path in a root module (a module called with no module forward in
     progress: fpscope_torch's roots) from named_parameters() (`encoder.layers.0.linear1.weight`);
     a parameter of no root seen so far is `param#k` (k counts such parameters from 0). A name
-    another parameter has already is prefixed with its root's class name, then suffixed `#n`.
+    another parameter had already (a second model with the same paths) is suffixed `#1`, `#2`...
   - Budget: each host watch keeps two FP32 copies of the positions it follows (8 bytes each); the
     probe's FPSCOPE_WATCH_BUDGET is shared across the parameters of the optimizer seen first
     ("water-filling": every parameter gets min(its size, c) positions, c as large as the budget
@@ -22,10 +22,15 @@ Contract:
     watched by the program itself (same memory), or for which no budget is left. Each gets an
     event `watch: left out <name>: <reason>` in the trace, which the analysis lists.
   - CUDA parameters go through the device watch (whole tensors, device memory).
+  - Lifetime: the watch holds a view of each parameter's storage (p.detach(): the memory the probe
+    reads stays valid even if the program rebinds p.data) only while the optimizer lives: when it
+    is collected, its parameters are unwatched and released, so a program that builds one model
+    after another (a sweep) frees each as it would without fpscope.
 """
 
 import fnmatch
 import os
+import weakref
 
 BYTES_PER_ELEMENT = 8  # two FP32 copies per followed position (probe/src/weight_watch.h)
 LEFT_OUT_PREFIX = "watch: left out "
@@ -74,7 +79,8 @@ class AutoWatch:
         self.seen = set()  # id() of parameters watched or left out
         self.names = set()  # names given
         self.anonymous = 0
-        self.sizes = {}  # id(optimizer) -> number of its parameters at its last step
+        # optimizer -> number of its parameters at its last step (weak: ids are reused)
+        self.sizes = weakref.WeakKeyDictionary()
 
     def wanted(self, name):
         if self.mode == "all":
@@ -84,17 +90,15 @@ class AutoWatch:
         return any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
 
     def _name_map(self):
-        """id(param) -> (path, root class name), the first root that has it."""
+        """id(param) -> path, in the first root that has it."""
         out = {}
         for root in self.roots():
             for path, p in root.named_parameters():
-                out.setdefault(id(p), (path, type(root).__name__))
+                out.setdefault(id(p), path)
         return out
 
-    def _unique(self, path, root_name):
+    def _unique(self, path):
         name = path
-        if name in self.names and root_name:
-            name = "%s.%s" % (root_name, path)
         base, n = name, 1
         while name in self.names:
             name = "%s#%d" % (base, n)
@@ -110,9 +114,9 @@ class AutoWatch:
             return
         groups = getattr(opt, "param_groups", None) or []
         count = sum(len(g.get("params", ())) for g in groups)
-        if self.sizes.get(id(opt)) == count:
+        if self.sizes.get(opt) == count:
             return  # nothing new since its last step (cheap: no per-parameter work)
-        self.sizes[id(opt)] = count
+        self.sizes[opt] = count
         new = []
         for g in groups:
             for p in g.get("params", ()):
@@ -131,11 +135,11 @@ class AutoWatch:
                 pass
         host, device = [], []  # [(name, param, count)]
         for p in new:
-            path, root = names.get(id(p), (None, ""))
+            path = names.get(id(p))
             if path is None:
                 path = "param#%d" % self.anonymous
                 self.anonymous += 1
-            name = self._unique(path, root)
+            name = self._unique(path)
             if not self.wanted(name):
                 continue
             if id(p) in user or int(p.data_ptr()) in user_ptrs:
@@ -149,8 +153,10 @@ class AutoWatch:
                 self._left_out(name, "dtype %s (watched: float32, bfloat16, float16)" % dtype)
                 continue
             (device if self.fp._cuda_index(p) is not None else host).append((name, p, n))
+        watched = []
         for name, p, _ in device:
-            self.fp.watch(name, p)
+            if self.fp.watch(name, p.detach()):
+                watched.append(name)
         if host:
             capacity = self.fp._watch_budget_left() // BYTES_PER_ELEMENT
             plan = water_fill([n for _, _, n in host], capacity)
@@ -158,4 +164,18 @@ class AutoWatch:
                 if k == 0:
                     self._left_out(name, "no FPSCOPE_WATCH_BUDGET left")
                     continue
-                self.fp.watch(name, p, sample=k)
+                if self.fp.watch(name, p.detach(), sample=k):
+                    watched.append(name)
+        done = weakref.finalize(opt, self._release, watched, [id(p) for p in new])
+        done.atexit = False  # at exit the probe closes the trace itself
+
+    def _release(self, names, ids):
+        """The optimizer is gone: its parameters' watches end and their memory is released; their
+        ids may be reused, and every optimizer left looks at its parameters again."""
+        try:
+            for name in names:
+                self.fp.unwatch(name)
+            self.seen.difference_update(ids)
+            self.sizes.clear()
+        except Exception:  # noqa: BLE001 - a finalizer must not raise into the program
+            pass
