@@ -35,6 +35,7 @@ struct RecordOptions {
   std::string ops;
   std::string log;
   std::string watch;
+  std::string emulate;  // "", off, bf16, fp16
   bool no_python_hooks = false;
   std::vector<std::string> command;
 };
@@ -314,6 +315,12 @@ int run_record(const RecordOptions& o) {
   set("FPSCOPE_OPS", o.ops);
   set("FPSCOPE_LOG", o.log);
   set("FPSCOPE_WATCH", o.watch);
+  set("FPSCOPE_EMULATE", o.emulate);
+  if (!o.emulate.empty() && o.emulate != "off")
+    std::fprintf(stderr,
+                 "[fpscope] emulating %s: every host GEMM runs on operands rounded to %s, so the "
+                 "program's results differ from its own precision's (--emulate)\n",
+                 o.emulate.c_str(), o.emulate.c_str());
   if (!o.no_python_hooks) inject_python_hooks(probe);
 
   std::vector<char*> argv;
@@ -419,6 +426,11 @@ void register_record_command(CLI::App& app) {
                   "Master weights the PyTorch integration watches: all (default, within "
                   "FPSCOPE_WATCH_BUDGET), none, or comma-separated name patterns such as "
                   "'encoder.*.weight' (FPSCOPE_WATCH)");
+  sub->add_option("--emulate", opts->emulate,
+                  "Run every host (CPU BLAS) GEMM in this precision: operands and output rounded "
+                  "to it, the program trains on the rounded results (FPSCOPE_EMULATE; default "
+                  "off; stamped in the trace)")
+      ->check(CLI::IsMember({"off", "bf16", "fp16"}));
   sub->add_flag("--no-python-hooks", opts->no_python_hooks,
                 "Do not load the PyTorch integration (steps from optimizer steps, tensor names "
                 "from module paths, losses) through PYTHONPATH");

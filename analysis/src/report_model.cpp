@@ -69,6 +69,10 @@ FindingCap finding_cap(const Finding& f) {
 std::vector<std::pair<std::string, std::string>> run_facts(const trace::Trace& t,
                                                            const RunAnalysis& a) {
   std::vector<std::pair<std::string, std::string>> f;
+  if (!a.meta.emulate.empty())  // first: an emulated run must never pass for the program's own
+    f.emplace_back("EMULATED", fmt::format("{}: every host GEMM ran on operands rounded to {} "
+                                           "(fpscope record --emulate)",
+                                           a.meta.emulate, a.meta.emulate));
   f.emplace_back("trace", t.path);
   f.emplace_back("format", fmt::format("{}.{}", t.version_major, t.version_minor));
   if (!a.meta.command_line.empty())
@@ -82,6 +86,7 @@ std::vector<std::pair<std::string, std::string>> run_facts(const trace::Trace& t
   f.emplace_back("steps", run_steps_text(t, a));
   f.emplace_back("observations", fmt::format("{} ({} GEMM calls, {} tensors)",
                                              t.observations.size(), a.gemm_calls, a.risks.size()));
+  if (const std::string w = warnings_text(t); !w.empty()) f.emplace_back("warnings", w);
   f.emplace_back("truncated", t.truncated ? fmt::format("yes: {} ({} bytes dropped)",
                                                         t.truncation_reason, t.dropped_bytes)
                                           : "no");

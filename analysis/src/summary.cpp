@@ -67,6 +67,7 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   tr["host"] = a.meta.host.empty() ? json(nullptr) : json(a.meta.host);
   tr["probe"] = a.meta.probe.empty() ? json(nullptr) : json(a.meta.probe);
   tr["probe_version"] = a.meta.probe_version.empty() ? json(nullptr) : json(a.meta.probe_version);
+  tr["emulate"] = a.meta.emulate.empty() ? json(nullptr) : json(a.meta.emulate);
   j["trace"] = std::move(tr);
   j["baseline"] = baseline ? json(baseline->path) : json(nullptr);
 
@@ -235,6 +236,15 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   json fs = json::array();
   for (const auto& f : a.findings) fs.push_back(finding_json(f));
   j["findings"] = std::move(fs);
+  json warnings = json::array();
+  for (const auto* e : warning_events(t)) {
+    json w;
+    w["step"] = e->step;
+    w["level"] = e->level == trace::EventLevel::Error ? "error" : "warning";
+    w["text"] = e->text;
+    warnings.push_back(std::move(w));
+  }
+  j["warnings"] = std::move(warnings);
   add_causes_json(a, &j);  // "verdict" and "causes" (causes.h)
   detail::make_utf8(j);    // names are bytes: one replacement rule (text_escape.h)
   return j;
@@ -301,8 +311,37 @@ std::string run_steps_text(const trace::Trace& t, const RunAnalysis& a) {
   return steps_line(t, a);
 }
 
+std::vector<const trace::EventRecord*> warning_events(const trace::Trace& t) {
+  std::vector<const trace::EventRecord*> out;
+  for (const auto& e : t.events)
+    if (e.level >= trace::EventLevel::Warning) out.push_back(&e);
+  return out;
+}
+
+std::string warnings_text(const trace::Trace& t, size_t shown) {
+  const auto ws = warning_events(t);
+  if (ws.empty()) return "";
+  std::vector<std::string> distinct;
+  for (const auto* e : ws)
+    if (std::find(distinct.begin(), distinct.end(), e->text) == distinct.end())
+      distinct.push_back(e->text);
+  std::string s = plural(ws.size(), "warning") + ": ";
+  for (size_t i = 0; i < distinct.size() && i < shown; ++i) s += (i ? "; " : "") + distinct[i];
+  if (distinct.size() > shown)
+    s += fmt::format(" (and {} more: summary --json .warnings)", distinct.size() - shown);
+  return s;
+}
+
 std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_rows, int width) {
-  std::string o = causes_text(a, width);  // the verdict and the causes first (causes.h)
+  std::string o;
+  if (!a.meta.emulate.empty())  // an emulated run must never pass for the program's own
+    o += "emulated   " +
+         wrap_text(printable(fmt::format("{}: every host GEMM ran on operands rounded to {} "
+                                         "(fpscope record --emulate); this is not the program's "
+                                         "own precision",
+                                         a.meta.emulate, a.meta.emulate)),
+                   width > 11 ? width - 11 : 0, 11);
+  o += causes_text(a, width);  // the verdict and the causes first (causes.h)
   // Every line goes through emit(): wrapped to `width` (0: unlimited), continuation lines
   // indented under the value column.
   // printable(): names, paths and texts are bytes from someone else's program; an ESC, CR or
@@ -332,6 +371,9 @@ std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_ro
   emit("steps      " + steps_line(t, a));
   emit(fmt::format("gemms      {} calls, {} observations, {} tensors", a.gemm_calls,
                    t.observations.size(), a.risks.size()));
+  // What went wrong while recording (skipped observations, CUPTI held by a profiler, ...): a
+  // summary that hid it would pass an incomplete trace for a complete one.
+  if (const std::string w = warnings_text(t); !w.empty()) emit("warnings   " + w);
 
   // Tensor table, worst first. Wide layout (one row per tensor, every format side by side) when
   // it fits `width` (0 = unlimited); else the tensor on one line and its formats two per line

@@ -276,6 +276,43 @@ TEST(Export, CsvJsonlPerfettoParse) {
   EXPECT_EQ(counters, 8 * 2 + 4);  // amax + overflow per observation, 4 loss-scale records
 }
 
+// What went wrong while recording (the probe's warning events) is in every summary and report,
+// never only in the trace: an incomplete trace must not pass for a complete one.
+TEST(Summary, WarningEventsAreShownInTextJsonAndReport) {
+  auto b = make();
+  auto ev = [&](trace::EventLevel l, std::string text, uint64_t step) {
+    trace::EventRecord e;
+    e.level = l;
+    e.text = std::move(text);
+    e.step = step;
+    b.t.events.push_back(e);
+  };
+  ev(trace::EventLevel::Info, "loss 2.5", 0);
+  ev(trace::EventLevel::Warning,
+     "cuda: 12 GEMM operand observations skipped: all result slots in flight", 1);
+  ev(trace::EventLevel::Error, "cuda: CUPTI unavailable: \x1b[2J", 2);
+  ev(trace::EventLevel::Warning, "third", 3);
+  const trace::TraceModel m(b.t);
+  const auto a = analyze(m);
+  EXPECT_EQ(warnings_text(b.t),
+            "3 warnings: cuda: 12 GEMM operand observations skipped: all result slots in flight; "
+            "cuda: CUPTI unavailable: \x1b[2J (and 1 more: summary --json .warnings)");
+  const std::string txt = summary_text(b.t, a);
+  EXPECT_NE(txt.find("\nwarnings   3 warnings: cuda: 12 GEMM"), std::string::npos) << txt;
+  const auto j = summary_json(b.t, a);
+  ASSERT_EQ(j["warnings"].size(), 3u);
+  EXPECT_EQ(j["warnings"][1]["level"], "error");
+  EXPECT_EQ(j["warnings"][1]["step"], 2);
+  EXPECT_EQ(j["warnings"][2]["text"], "third");
+  EXPECT_NE(render_html(m, a, ReportOptions{})
+                .find("<tr><th>warnings</th><td style=\"text-align:left\">3 warnings: "),
+            std::string::npos);
+  b.t.events.clear();
+  EXPECT_EQ(warnings_text(b.t), "");
+  EXPECT_EQ(summary_text(b.t, analyze(trace::TraceModel(b.t))).find("warnings   "),
+            std::string::npos);
+}
+
 // Issue 17: steps 0, 1 and 2^64-1 (a trace from a program that counts down from -1). The step span
 // 2^64-1 used to wrap `s1 - s0 + 1` to 0 heatmap columns (SIGSEGV); the axis labels went through
 // a double that does not convert back to 2^64-1.

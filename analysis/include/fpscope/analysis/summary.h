@@ -30,4 +30,12 @@ std::string summary_text(const trace::Trace& trace, const RunAnalysis& a, int ma
 // "61 steps (0..60), 7 sampled (every 10); source gemm_period": what the run's steps were.
 std::string run_steps_text(const trace::Trace& trace, const RunAnalysis& a);
 
+// The trace's warning and error events (EVENT records of level >= Warning: what the probe said
+// went wrong while recording, e.g. "cuda: 12 GEMM operand observations skipped: all result slots
+// in flight", and the program's own fpscope.event warnings), in trace order.
+std::vector<const trace::EventRecord*> warning_events(const trace::Trace& trace);
+// "3 warnings: <first>; <second> (and 1 more: summary --json .warnings)", the first `shown`
+// distinct texts (raw bytes: the caller escapes for its output); "" when there are none.
+std::string warnings_text(const trace::Trace& trace, size_t shown = 2);
+
 }  // namespace fpscope::analysis
