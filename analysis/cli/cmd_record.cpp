@@ -34,6 +34,7 @@ struct RecordOptions {
   std::string formats;
   std::string ops;
   std::string log;
+  std::string watch;
   std::string emulate;  // "", off, bf16, fp16
   bool no_python_hooks = false;
   std::vector<std::string> command;
@@ -313,6 +314,7 @@ int run_record(const RecordOptions& o) {
   set("FPSCOPE_FORMATS", o.formats);
   set("FPSCOPE_OPS", o.ops);
   set("FPSCOPE_LOG", o.log);
+  set("FPSCOPE_WATCH", o.watch);
   set("FPSCOPE_EMULATE", o.emulate);
   if (!o.emulate.empty() && o.emulate != "off")
     std::fprintf(stderr,
@@ -420,6 +422,10 @@ void register_record_command(CLI::App& app) {
                   "Formats of interest: bf16,fp16,e4m3,e5m2 (FPSCOPE_FORMATS)");
   sub->add_option("--ops", opts->ops, "Roles (A,B,C,D) and ops to record (FPSCOPE_OPS)");
   sub->add_option("--log", opts->log, "Probe log level: off|error|warn|info|debug (FPSCOPE_LOG)");
+  sub->add_option("--watch", opts->watch,
+                  "Master weights the PyTorch integration watches: all (default, within "
+                  "FPSCOPE_WATCH_BUDGET), none, or comma-separated name patterns such as "
+                  "'encoder.*.weight' (FPSCOPE_WATCH)");
   sub->add_option("--emulate", opts->emulate,
                   "Run every host (CPU BLAS) GEMM in this precision: operands and output rounded "
                   "to it, the program trains on the rounded results (FPSCOPE_EMULATE; default "

@@ -109,6 +109,11 @@ Finding weight_loss_finding(const WeightLoss& w, double worst, const FindingOpti
       "of updates below half a BF16 ulp",
       w.updates, w.changed, fmt_pct(w.fp16_stagnant), fmt_pct(w.fp16_lost_mass),
       fmt_pct(w.below_bf16_half_ulp));
+  if (w.sampled)  // the probe's watch budget: estimates from a uniform sample of positions
+    f.evidence += fmt::format(
+        "; sampled {} of {} positions: BF16 stagnant 95% interval {}-{}, lost mass a point "
+        "estimate",
+        w.watched, w.elements, fmt_pct(w.bf16_stagnant_lo), fmt_pct(w.bf16_stagnant_hi));
   f.recommendation =
       "Keep master weights in FP32 (or use stochastic rounding / Kahan-compensated BF16 "
       "updates) if you plan low-precision optimizer state.";

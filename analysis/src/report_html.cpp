@@ -162,8 +162,19 @@ void tensor_table(const detail::ReportTensorTable& tt, std::string& h) {
   h += "</details>\n";
 }
 
+void weights_left_out(const detail::ReportModel& m, std::string& h) {
+  if (m.weights_left_out.empty()) return;
+  h += fmt::format("<p>{} parameters were not watched:</p>\n<ul>\n", m.weights_left_out.size());
+  for (const auto& l : m.weights_left_out)
+    h += fmt::format("<li>{}: {}</li>\n", html_text(l.name), html_text(l.reason));
+  h += "</ul>\n";
+}
+
 void weights(const detail::ReportModel& m, std::string& h) {
-  if (m.weights.empty()) return;
+  if (m.weights.empty()) {
+    if (!m.weights_left_out.empty()) h += "<h2>Watched master weights</h2>\n";
+    return weights_left_out(m, h);
+  }
   h += "<h2>Watched master weights</h2>\n<div "
        "class=\"wide\"><table>\n<tr><th>weight</th><th>master</th>"
        "<th>updates</th><th>bf16 stagnant</th><th>bf16 lost mass</th><th>fp16 stagnant</th>"
@@ -173,12 +184,15 @@ void weights(const detail::ReportModel& m, std::string& h) {
     h += fmt::format(
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
         "td><td>{}</td><td>{}</td></tr>\n",
-        html_text(w.name), detail::master_str(w), w.updates, fmt_pct(w.bf16_stagnant),
-        fmt_pct(w.bf16_lost_mass), fmt_pct(w.fp16_stagnant), fmt_pct(w.fp16_lost_mass),
-        fmt_pct(w.below_bf16_half_ulp), fmt_pct(w.below_fp16_half_ulp));
+        html_text(w.name), detail::master_str(w), w.updates,
+        stagnant_text(w.bf16_stagnant, w.bf16_stagnant_lo, w.bf16_stagnant_hi, w.sampled),
+        fmt_pct(w.bf16_lost_mass),
+        stagnant_text(w.fp16_stagnant, w.fp16_stagnant_lo, w.fp16_stagnant_hi, w.sampled),
+        fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp), fmt_pct(w.below_fp16_half_ulp));
   }
   h += "</table></div>\n";
   for (const auto& p : m.weight_plots) h += p.svg;
+  weights_left_out(m, h);
 }
 
 void whatif(const detail::ReportWhatIf& s, std::string& h) {

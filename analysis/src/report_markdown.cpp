@@ -108,8 +108,18 @@ void tensor_table(const detail::ReportTensorTable& tt, std::string& md) {
     md += fmt::format("\n... {} more tensors (fpscope summary --json: .tensors).\n", tt.left);
 }
 
+void weights_left_out(const detail::ReportModel& m, std::string& md) {
+  if (m.weights_left_out.empty()) return;
+  md += fmt::format("\n{} parameters were not watched:\n\n", m.weights_left_out.size());
+  for (const auto& l : m.weights_left_out)
+    md += fmt::format("- {}: {}\n", md_text(l.name), md_text(l.reason));
+}
+
 void weights(const detail::ReportModel& m, const std::string& dir, Plots* plots, std::string& md) {
-  if (m.weights.empty()) return;
+  if (m.weights.empty()) {
+    if (!m.weights_left_out.empty()) md += "\n### Watched master weights\n";
+    return weights_left_out(m, md);
+  }
   md +=
       "\n### Watched master weights\n\n| weight | master | updates | bf16 stagnant | bf16 lost "
       "mass | fp16 stagnant | fp16 lost mass | below BF16 half-ulp | below FP16 half-ulp |\n"
@@ -118,10 +128,14 @@ void weights(const detail::ReportModel& m, const std::string& dir, Plots* plots,
     const WeightLoss& w = *wp;
     md += fmt::format(
         "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", md_text(w.name), detail::master_str(w),
-        w.updates, fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass), fmt_pct(w.fp16_stagnant),
+        w.updates,
+        stagnant_text(w.bf16_stagnant, w.bf16_stagnant_lo, w.bf16_stagnant_hi, w.sampled),
+        fmt_pct(w.bf16_lost_mass),
+        stagnant_text(w.fp16_stagnant, w.fp16_stagnant_lo, w.fp16_stagnant_hi, w.sampled),
         fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp), fmt_pct(w.below_fp16_half_ulp));
   }
   for (const auto& p : m.weight_plots) plot(p, dir, plots, md);
+  weights_left_out(m, md);
 }
 
 void whatif(const detail::ReportWhatIf& s, std::string& md) {

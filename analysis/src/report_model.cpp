@@ -235,6 +235,7 @@ ReportModel build_report_model(const trace::TraceModel& model, const RunAnalysis
     m.weight_plots.push_back({fmt::format("weight{}_update_ratio.svg", w.tensor),
                               "update/weight ratio", svg_weight_ratio(w)});
   }
+  m.weights_left_out = left_out_weights(t);
   if (!a.whatif.empty()) m.whatif = whatif_section(a, opt);
   if (!a.drift.empty()) m.drift = drift_section(a, opt);
   m.generator = "fpscope " FPSCOPE_VERSION;

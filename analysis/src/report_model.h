@@ -82,12 +82,13 @@ struct ReportModel {
   std::optional<ReportPlot> loss_scale;  // present when the trace has loss-scale records
   std::vector<ReportTensorPlots> tensor_plots;
   ReportTensorTable tensor_table;
-  std::vector<const WeightLoss*> weights;  // watched master weights (table rows)
-  std::vector<ReportPlot> weight_plots;    // one update/weight ratio plot per watched weight
-  std::optional<ReportWhatIf> whatif;      // present when the FP8 what-if has results
-  std::optional<ReportDrift> drift;        // present when some tensor has change points
-  std::optional<ReportBaseline> baseline;  // present with ReportOptions::baseline
-  std::string generator;                   // "fpscope <version>"
+  std::vector<const WeightLoss*> weights;       // watched master weights (table rows)
+  std::vector<ReportPlot> weight_plots;         // one update/weight ratio plot per watched weight
+  std::vector<LeftOutWeight> weights_left_out;  // parameters not watched, and why
+  std::optional<ReportWhatIf> whatif;           // present when the FP8 what-if has results
+  std::optional<ReportDrift> drift;             // present when some tensor has change points
+  std::optional<ReportBaseline> baseline;       // present with ReportOptions::baseline
+  std::string generator;                        // "fpscope <version>"
 };
 
 ReportModel build_report_model(const trace::TraceModel& model, const RunAnalysis& a,

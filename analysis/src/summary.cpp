@@ -162,11 +162,19 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
     json x;
     x["name"] = w.name;
     x["updates"] = w.updates;
-    x["bf16"] = {{"stagnant", w.bf16_stagnant}, {"lost_mass", w.bf16_lost_mass}};
-    x["fp16"] = {{"stagnant", w.fp16_stagnant}, {"lost_mass", w.fp16_lost_mass}};
+    x["bf16"] = {{"stagnant", w.bf16_stagnant},
+                 {"stagnant_lo", w.bf16_stagnant_lo},
+                 {"stagnant_hi", w.bf16_stagnant_hi},
+                 {"lost_mass", w.bf16_lost_mass}};
+    x["fp16"] = {{"stagnant", w.fp16_stagnant},
+                 {"stagnant_lo", w.fp16_stagnant_lo},
+                 {"stagnant_hi", w.fp16_stagnant_hi},
+                 {"lost_mass", w.fp16_lost_mass}};
     x["master_dtype"] = spec(w.master_dtype).name;
     x["not_fp32"] = w.not_fp32;
     x["elements"] = w.elements;
+    x["watched"] = w.watched;
+    x["sampled"] = w.sampled;
     x["changed"] = w.changed;
     x["below_bf16_half_ulp"] = w.below_bf16_half_ulp;
     x["below_fp16_half_ulp"] = w.below_fp16_half_ulp;
@@ -176,6 +184,10 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
     ws.push_back(std::move(x));
   }
   j["weights"] = std::move(ws);
+  json left = json::array();
+  for (const auto& l : left_out_weights(t))
+    left.push_back({{"name", l.name}, {"reason", l.reason}, {"step", l.step}});
+  j["weights_left_out"] = std::move(left);
 
   json wi = json::array();
   for (const auto& w : a.whatif) {
@@ -448,11 +460,21 @@ std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_ro
       std::string name = w.name;
       if (name.size() > 20) name = name.substr(0, 19) + "~";
       emit(fmt::format(
-          "           {:<20} {:>7} {:>9} {:>9} {:>9} {:>9}{}", name, w.updates,
+          "           {:<20} {:>7} {:>9} {:>9} {:>9} {:>9}{}{}", name, w.updates,
           fmt_pct(w.bf16_stagnant), fmt_pct(w.bf16_lost_mass), fmt_pct(w.fp16_stagnant),
           fmt_pct(w.fp16_lost_mass),
-          w.not_fp32 ? fmt::format("  NOT FP32 ({})", spec(w.master_dtype).name) : std::string()));
+          w.not_fp32 ? fmt::format("  NOT FP32 ({})", spec(w.master_dtype).name) : std::string(),
+          w.sampled ? fmt::format("  sampled {} of {}: bf16 stag {}-{}", w.watched, w.elements,
+                                  fmt_pct(w.bf16_stagnant_lo), fmt_pct(w.bf16_stagnant_hi))
+                    : std::string()));
     }
+  }
+  if (const auto left = left_out_weights(t); !left.empty()) {
+    std::string names;
+    for (size_t i = 0; i < left.size() && i < 3; ++i)
+      names += fmt::format("{}{} ({})", i ? "; " : "", left[i].name, left[i].reason);
+    emit(fmt::format("           left out {} parameters: {}{}", left.size(), names,
+                     left.size() > 3 ? "; ... (--json: weights_left_out)" : ""));
   }
   if (a.options.run_whatif && !a.whatif.empty()) {
     uint64_t sat = 0, unf = 0;

@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Probe overhead on the PyTorch CPU sample (4-layer 512-wide MLP, batch 256, one thread), and,
-in the same run, the overhead of computing the same statistics with PyTorch hooks in Python.
+in the same run, the overhead of computing the same statistics with PyTorch hooks in Python, and
+of the probe with its PyTorch integration, with and without the auto-watch of every parameter.
 With --model transformer: the overhead of the probe with and without its PyTorch integration
 (as `fpscope record` loads it: probe/python/fpscope_hooks on PYTHONPATH) on a causal
-TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), default sampling.
+TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), default sampling;
+"no watch" is the integration without its auto-watch of the optimizer's parameters
+(FPSCOPE_WATCH=none), the default watches every parameter.
 
 Usage: bench_probe.py --probe build/lib/libfpscope_probe.so [--steps 60] [--repeats 5]
        bench_probe.py --probe build/lib/libfpscope_probe.so --model transformer [--steps 30]
@@ -64,8 +67,13 @@ def main():
             e["FPSCOPE_EVERY"] = str(every)
         return e
 
+    hooks_dir = os.path.join(os.path.dirname(os.path.abspath(args.probe)), "python",
+                             "fpscope_hooks")
+    integration = dict(probe_env(None), PYTHONPATH=hooks_dir)  # as `fpscope record` runs it
     configs = [("plain", sample, base_env), ("probe, default sampling", sample, probe_env(None)),
-               ("probe, every step", sample, probe_env(1)), ("python hooks, every step", hooks, base_env)]
+               ("probe, every step", sample, probe_env(1)), ("python hooks, every step", hooks, base_env),
+               ("probe + integration", sample, integration),
+               ("probe + integration, no watch", sample, dict(integration, FPSCOPE_WATCH="none"))]
     times = {name: [] for name, _, _ in configs}
     walls = {name: [] for name, _, _ in configs}
     run(sample, base_env)  # warm the page cache
@@ -79,16 +87,19 @@ def main():
     print("steps=%d batch=256 width=512 threads=1 repeats=%d (median; training loop / whole process)"
           % (args.steps, args.repeats))
     for name, _, _ in configs:
-        print("  %-26s %8.3f s  %8.3f s" % (name, med[name], medw[name]))
+        print("  %-30s %8.3f s  %8.3f s" % (name, med[name], medw[name]))
     base = med["plain"]
     ov = {k: med[k] / base - 1.0 for k in med}
     print("overhead vs plain (training loop):")
     for name, _, _ in configs[1:]:
-        print("  %-26s %+7.1f%%" % (name, 100 * ov[name]))
+        print("  %-30s %+7.1f%%" % (name, 100 * ov[name]))
     print("probe every step / python hooks overhead ratio: %.3f  (target <= 0.1)"
           % (ov["probe, every step"] / ov["python hooks, every step"]))
     print("probe default sampling overhead: %+.1f%%  (target <= 5%%)"
           % (100 * ov["probe, default sampling"]))
+    print("probe + integration (auto-watch of every parameter) overhead: %+.1f%%, without the "
+          "watch %+.1f%%  (target <= 5%%)"
+          % (100 * ov["probe + integration"], 100 * ov["probe + integration, no watch"]))
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)
@@ -107,6 +118,8 @@ def bench_transformer(args):
     probed = dict(base_env, LD_PRELOAD=probe, FPSCOPE_OUTPUT=os.path.join(tmp, "t-%p.fpst"))
     configs = [("plain", base_env),
                ("probe + integration", dict(probed, PYTHONPATH=hooks_dir)),
+               ("probe + integration, no watch", dict(probed, PYTHONPATH=hooks_dir,
+                                                      FPSCOPE_WATCH="none")),
                ("probe, no integration", probed)]
     if args.baseline_probe:  # before / after a change of the probe, in one interleaved run
         configs.append(("baseline probe + integration",

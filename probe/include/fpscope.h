@@ -59,6 +59,15 @@ void fpscope_loss_scale(double scale, int found_inf);
  * `ptr` must stay valid until fpscope_unwatch(name). Returns 0 on success, -1 on a bad argument. */
 int fpscope_watch(const char* name, const void* ptr, uint64_t count, int dtype);
 
+/* The same following `sample` positions of the tensor (0: all), a fixed uniform sample, so that
+ * the records estimate the whole tensor's fractions; the probe follows fewer when its watch budget
+ * (FPSCOPE_WATCH_BUDGET, 8 bytes per position) or FPSCOPE_WATCH_MAX_ELEMENTS requires, and none
+ * (an event "watch: left out <name>: ...") when no budget is left. fpscope_watch is this with 0. */
+int fpscope_watch_sampled(const char* name, const void* ptr, uint64_t count, int dtype,
+                          uint64_t sample);
+/* Bytes of FPSCOPE_WATCH_BUDGET that host watches do not hold now (0 when not recording). */
+uint64_t fpscope_watch_budget_left(void);
+
 /* The same for a tensor in CUDA device memory on device `device`, updated by work on `stream`
  * (a cudaStream_t as an integer; 0: the legacy default stream): at watch time the probe allocates
  * an FP32 snapshot on that device; at each sampled step boundary it enqueues, on its own stream

@@ -96,6 +96,12 @@ def _load():
     lib.fpscope_loss_scale.argtypes = [ctypes.c_double, ctypes.c_int]
     lib.fpscope_watch.restype = ctypes.c_int
     lib.fpscope_watch.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int]
+    if hasattr(lib, "fpscope_watch_sampled"):  # probes before the watch budget lack these
+        lib.fpscope_watch_sampled.restype = ctypes.c_int
+        lib.fpscope_watch_sampled.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64,
+                                              ctypes.c_int, ctypes.c_uint64]
+        lib.fpscope_watch_budget_left.restype = ctypes.c_uint64
+        lib.fpscope_watch_budget_left.argtypes = []
     if hasattr(lib, "fpscope_watch_device"):  # probes before the device watch lack it
         lib.fpscope_watch_device.restype = ctypes.c_int
         lib.fpscope_watch_device.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64,
@@ -250,10 +256,21 @@ _DEVICE_REFUSALS = {
 }
 
 
-def watch(name, tensor):
+def _watch_budget_left():
+    """Bytes of the probe's watch budget (FPSCOPE_WATCH_BUDGET) that host watches leave free."""
+    if _lib is None:
+        return 0
+    if not hasattr(_lib, "fpscope_watch_budget_left"):
+        return 1 << 62  # an older probe: no budget (it refuses what is too large itself)
+    return int(_lib.fpscope_watch_budget_left())
+
+
+def watch(name, tensor, sample=None):
     """Watches master weights (a torch tensor, CPU or CUDA, or a numpy array, of
     float32/bfloat16/float16): the probe records how much of each update would be lost to
-    BF16/FP16 rounding. A CUDA tensor is measured on its device (an FP32 snapshot there, the
+    BF16/FP16 rounding. A CPU tensor is followed whole, or at `sample` positions (a fixed uniform
+    sample: the records then estimate the tensor's fractions), or at fewer when the probe's watch
+    budget (FPSCOPE_WATCH_BUDGET) requires. A CUDA tensor is measured on its device (an FP32 snapshot there, the
     update-loss kernel at sampled step boundaries, ordered after the tensor device's current torch
     stream). The tensor is kept alive until unwatch(name); it must not be reallocated in between.
     Returns True when watched; a tensor that cannot be watched gets one warning on stderr and
@@ -278,6 +295,11 @@ def watch(name, tensor):
         if rc != 0:
             _warn("watch(%r): %s; not watched"
                   % (name, _DEVICE_REFUSALS.get(rc, "the probe refused it")))
+            return False
+    elif hasattr(_lib, "fpscope_watch_sampled"):
+        if _lib.fpscope_watch_sampled(_c_string(name), ptr, count, _DTYPES[dtype],
+                                      int(sample or 0)) != 0:
+            _warn("watch(%r): the probe refused it; not watched" % (name,))
             return False
     elif _lib.fpscope_watch(_c_string(name), ptr, count, _DTYPES[dtype]) != 0:
         _warn("watch(%r): the probe refused it; not watched" % (name,))

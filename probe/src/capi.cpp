@@ -124,6 +124,31 @@ FPSCOPE_EXPORT int fpscope_watch(const char* name, const void* ptr, uint64_t cou
   return rc;
 }
 
+FPSCOPE_EXPORT int fpscope_watch_sampled(const char* name, const void* ptr, uint64_t count,
+                                         int dtype, uint64_t sample) {
+  if (name == nullptr || name[0] == '\0' || ptr == nullptr || count == 0) return -1;
+  if (dtype != FPSCOPE_DTYPE_FP32 && dtype != FPSCOPE_DTYPE_BF16 && dtype != FPSCOPE_DTYPE_FP16)
+    return -1;
+  HookGuard guard;
+  int rc = 0;
+  guarded("fpscope_watch_sampled", [&] {
+    rc = -1;
+    if (Recorder* r = Recorder::get())
+      r->watch(name, ptr, count, static_cast<Format>(dtype), sample);
+    rc = 0;
+  });
+  return rc;
+}
+
+FPSCOPE_EXPORT uint64_t fpscope_watch_budget_left(void) {
+  HookGuard guard;
+  uint64_t left = 0;
+  guarded("fpscope_watch_budget_left", [&] {
+    if (Recorder* r = Recorder::get()) left = r->watch_budget_left();
+  });
+  return left;
+}
+
 FPSCOPE_EXPORT int fpscope_watch_device(const char* name, const void* ptr, uint64_t count,
                                         int dtype, int device, uint64_t stream) {
   if (name == nullptr || name[0] == '\0' || ptr == nullptr || count == 0 || device < 0) return -1;

@@ -32,6 +32,24 @@ bool parse_u64(const char* s, uint64_t* out) {
   return true;
 }
 
+// A byte size: digits, optionally followed by one of k, M, G, T (binary multiples: 256M = 256 MiB).
+bool parse_size(const char* s, uint64_t* out) {
+  if (s == nullptr || *s < '0' || *s > '9') return false;
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(s, &end, 10);
+  if (errno != 0 || end == s) return false;
+  int shift = 0;
+  if (*end != '\0') {
+    const char c = *end++;
+    shift = c == 'k' || c == 'K' ? 10 : c == 'M' ? 20 : c == 'G' ? 30 : c == 'T' ? 40 : -1;
+    if (shift < 0 || *end != '\0') return false;
+  }
+  if (shift > 0 && v > (~0ull >> shift)) return false;
+  *out = static_cast<uint64_t>(v) << shift;
+  return true;
+}
+
 // Boolean: 1/0, true/false, yes/no, on/off.
 bool parse_bool(const char* s, bool* out) {
   static const char* yes[] = {"1", "true", "yes", "on", "TRUE", "True", "YES", "ON"};
@@ -237,6 +255,13 @@ Config load_config() {
     else
       c.watch_max_elements = u;
   }
+  if (const char* v = env("FPSCOPE_WATCH_BUDGET")) {
+    // Bytes (suffix k, M or G: KiB, MiB, GiB); 0 turns host watches off.
+    if (!parse_size(v, &u) || u > (uint64_t{1} << 40))
+      bad("FPSCOPE_WATCH_BUDGET", v, "a size in 0..1T (bytes, or with a k/M/G suffix)", "256M");
+    else
+      c.watch_budget = u;
+  }
   if (const char* v = env("FPSCOPE_FP8_SCALING")) {
     // none | current[:margin] | delayed[:history[:margin[:max|most_recent]]]
     std::vector<std::string> parts;
@@ -325,6 +350,7 @@ std::string config_json(const Config& c) {
   j["emulate"] = c.emulate == Format::FP32 ? "off" : spec(c.emulate).name;
   j["stats_threads"] = c.stats_threads;
   j["watch_max_elements"] = c.watch_max_elements;
+  j["watch_budget"] = c.watch_budget;
   j["fp8_scaling"] = {{"policy", scaling_policy_name(c.fp8_policy)},
                       {"history", c.fp8_history},
                       {"margin", c.fp8_margin},

@@ -33,7 +33,11 @@ struct Config {
   StepMode steps = StepMode::Auto;
   uint32_t period_window = 4096;  // calls held back at most while detecting the step period
   unsigned stats_threads = 1;
-  uint64_t watch_max_elements = uint64_t{1} << 26;  // larger watched tensors are refused
+  // Positions one watch follows at most (host: a sample of a larger tensor; device watches of
+  // larger tensors are refused).
+  uint64_t watch_max_elements = uint64_t{1} << 26;
+  // Host memory all host watches may hold (8 bytes per followed position; weight_watch.h).
+  uint64_t watch_budget = uint64_t{256} << 20;
   // FP8 scaling of the E4M3/E5M2 statistics (FPSCOPE_FP8_SCALING): the scale each observation's
   // FP8 casts use, per tensor (kernels/scaling.h, the same helper the analysis replays).
   ScalingPolicy fp8_policy = ScalingPolicy::None;

@@ -477,7 +477,7 @@ void Recorder::event(trace::EventLevel level, const std::string& text) {
 bool Recorder::Impl::define_watch_locked(const std::string& name, uint64_t count, Format dtype,
                                          int32_t device, uint32_t* tensor) {
   if (!ensure_writer()) return false;
-  if (count > cfg.watch_max_elements) {
+  if (device >= 0 && count > cfg.watch_max_elements) {  // the device watch copies whole tensors
     const std::string why = "watch('" + name + "'): " + std::to_string(count) +
                             " elements is over FPSCOPE_WATCH_MAX_ELEMENTS (" +
                             std::to_string(cfg.watch_max_elements) + "); not watched";
@@ -493,12 +493,29 @@ bool Recorder::Impl::define_watch_locked(const std::string& name, uint64_t count
   return true;
 }
 
-void Recorder::watch(const std::string& name, const void* ptr, uint64_t count, Format dtype) {
+void Recorder::watch(const std::string& name, const void* ptr, uint64_t count, Format dtype,
+                     uint64_t sample) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
+  if (!m.ensure_writer()) return;
+  // A budget instead of a cliff (weight_watch.h): the positions the budget left allows.
+  const uint64_t used = m.watches.bytes_except(name);
+  const uint64_t left = m.cfg.watch_budget > used ? m.cfg.watch_budget - used : 0;
+  const uint64_t watched = watch_sample_size(count, sample, left, m.cfg.watch_max_elements);
+  if (watched == 0) {
+    m.event_locked(trace::EventLevel::Info,
+                   "watch: left out " + name + ": no FPSCOPE_WATCH_BUDGET left");
+    return;
+  }
   uint32_t tensor = 0;
   if (!m.define_watch_locked(name, count, dtype, -1, &tensor)) return;
-  m.watches.add(name, HostWatch(tensor, ptr, count, dtype));
+  m.watches.add(name, HostWatch(tensor, ptr, count, dtype, watched));
+}
+
+uint64_t Recorder::watch_budget_left() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const uint64_t used = impl_->watches.bytes();
+  return impl_->cfg.watch_budget > used ? impl_->cfg.watch_budget - used : 0;
 }
 
 void Recorder::unwatch(const std::string& name) {
@@ -519,7 +536,8 @@ void Recorder::weight_update_at(uint64_t step, uint32_t tensor, Format master_dt
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   if (m.closed || !m.writer) return;
-  m.writer->weight_update(weight_update_record(step, tensor, master_dtype, elements, loss));
+  m.writer->weight_update(
+      weight_update_record(step, tensor, master_dtype, elements, elements, loss));
   m.check_writer();
 }
 

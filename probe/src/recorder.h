@@ -121,14 +121,19 @@ class Recorder {
                      trace::LossScaleSource source);
   void event(trace::EventLevel level, const std::string& text);
   // Master weights: sampled at each step boundary (see docs/design.md "Master-weight update loss").
-  // dtype: FP32, BF16 or FP16. The memory must stay valid until unwatch().
-  void watch(const std::string& name, const void* ptr, uint64_t count, Format dtype);
+  // dtype: FP32, BF16 or FP16. The memory must stay valid until unwatch(). Follows `sample`
+  // positions (0: all), at most FPSCOPE_WATCH_MAX_ELEMENTS and what FPSCOPE_WATCH_BUDGET has left
+  // (weight_watch.h); with no budget left, an event "watch: left out <name>: ..." instead.
+  void watch(const std::string& name, const void* ptr, uint64_t count, Format dtype,
+             uint64_t sample = 0);
+  // Bytes of FPSCOPE_WATCH_BUDGET the host watches do not hold.
+  uint64_t watch_budget_left() const;
   void unwatch(const std::string& name);
   // A watch whose snapshots live elsewhere (the device watch, probe/cuda/device_watch.h): what
   // watch() does before its first snapshot. False (nothing defined) when recording is off or
-  // count is over FPSCOPE_WATCH_MAX_ELEMENTS (one warning on stderr and in the trace, as watch());
-  // else *tensor is the watch's tensor (role Weight, op "watch", `device`) and a BF16/FP16 dtype
-  // gets the "master weights are not FP32" warning event.
+  // count is over FPSCOPE_WATCH_MAX_ELEMENTS (device watches copy whole tensors) (one warning on
+  // stderr and in the trace, as watch()); else *tensor is the watch's tensor (role Weight, op
+  // "watch", `device`) and a BF16/FP16 dtype gets the "master weights are not FP32" warning event.
   bool define_watch(const std::string& name, uint64_t count, Format dtype, int32_t device,
                     uint32_t* tensor);
   // Writes the weight-update record of `tensor` for `step` (the step that made the update),

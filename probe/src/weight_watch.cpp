@@ -22,15 +22,58 @@ void widen(const void* src, Format dtype, uint64_t n, float* dst) {
   }
 }
 
+float widen_one(const void* src, Format dtype, uint64_t i) {
+  if (dtype == Format::FP32) return static_cast<const float*>(src)[i];
+  const uint16_t h = static_cast<const uint16_t*>(src)[i];
+  return dtype == Format::BF16 ? decode_storage_t<Format::BF16>(h)
+                               : decode_storage_t<Format::FP16>(h);
+}
+
+// splitmix64's finalizer: a fixed hash, so a watch follows the same positions in every run.
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Widens the followed positions to FP32.
+void gather(const void* src, Format dtype, uint64_t count, uint64_t watched, float* dst) {
+  if (watched == count) {
+    widen(src, dtype, count, dst);
+    return;
+  }
+  for (uint64_t j = 0; j < watched; ++j)
+    dst[j] = widen_one(src, dtype, sample_position(j, watched, count));
+}
+
 }  // namespace
 
+uint64_t sample_position(uint64_t j, uint64_t watched, uint64_t count) {
+  __extension__ typedef unsigned __int128 u128;  // j * count may pass 2^64
+  const auto lo = static_cast<uint64_t>(u128{j} * count / watched);
+  const auto hi = static_cast<uint64_t>(u128{j + 1} * count / watched);
+  return lo + mix(j) % (hi - lo);  // hi > lo: watched <= count
+}
+
+uint64_t watch_sample_size(uint64_t count, uint64_t requested, uint64_t budget_left,
+                           uint64_t max_elements) {
+  uint64_t n = count;
+  if (requested != 0 && requested < n) n = requested;
+  if (max_elements < n) n = max_elements;
+  const uint64_t fits = budget_left / kWatchBytesPerElement;
+  return fits < n ? fits : n;
+}
+
 trace::WeightUpdateRecord weight_update_record(uint64_t step, uint32_t tensor, Format dtype,
-                                               uint64_t elements, const UpdateLoss& loss) {
+                                               uint64_t elements, uint64_t watched,
+                                               const UpdateLoss& loss) {
   trace::WeightUpdateRecord rec;
   rec.step = step;
   rec.tensor = tensor;
   rec.master_dtype = dtype;
   rec.elements = elements;
+  rec.watched = watched;
   rec.bf16 = loss.bf16;
   rec.fp16 = loss.fp16;
   rec.changed = loss.changed;
@@ -41,19 +84,19 @@ trace::WeightUpdateRecord weight_update_record(uint64_t step, uint32_t tensor, F
 }
 
 void HostWatch::snapshot() {
-  prev_.resize(count_);
-  widen(ptr_, dtype_, count_, prev_.data());
+  prev_.resize(watched_);
+  gather(ptr_, dtype_, count_, watched_, prev_.data());
   have_prev_ = true;
 }
 
 bool HostWatch::take_update(uint64_t step, trace::WeightUpdateRecord* out) {
   if (!have_prev_) return false;
-  cur_.resize(count_);
-  widen(ptr_, dtype_, count_, cur_.data());
+  cur_.resize(watched_);
+  gather(ptr_, dtype_, count_, watched_, cur_.data());
   UpdateLoss loss;
-  compute_update_loss(prev_.data(), cur_.data(), count_, &loss.bf16, &loss.fp16, &loss.changed,
+  compute_update_loss(prev_.data(), cur_.data(), watched_, &loss.bf16, &loss.fp16, &loss.changed,
                       loss.ratio_hist);
-  *out = weight_update_record(step, tensor_, dtype_, count_, loss);
+  *out = weight_update_record(step, tensor_, dtype_, count_, watched_, loss);
   have_prev_ = false;
   return true;
 }
@@ -61,6 +104,17 @@ bool HostWatch::take_update(uint64_t step, trace::WeightUpdateRecord* out) {
 void HostWatches::add(const std::string& name, HostWatch w) {
   w.snapshot();
   watches_[name] = std::move(w);
+}
+
+uint64_t HostWatches::bytes() const {
+  uint64_t b = 0;
+  for (const auto& [name, w] : watches_) b += w.bytes();
+  return b;
+}
+
+uint64_t HostWatches::bytes_except(const std::string& name) const {
+  const auto it = watches_.find(name);
+  return bytes() - (it == watches_.end() ? 0 : it->second.bytes());
 }
 
 void HostWatches::boundary(uint64_t ending, bool next_sampled,

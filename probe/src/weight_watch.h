@@ -3,6 +3,13 @@
 // it made, as the trace's weight-update record. The device watch (probe/cuda/device_watch.h)
 // computes the same update on the GPU; Recorder::weight_update_at() writes it with
 // weight_update_record() too.
+//
+// Budget instead of a cliff (issue 21): a host watch follows `watched` <= `count` positions, a
+// fixed, deterministic, stratified uniform sample (position j is drawn from the j-th of `watched`
+// equal strata by a hash of j), so the per-element fractions and sums it records estimate the
+// whole tensor's without bias; watched == count watches every element. Each followed position
+// costs kWatchBytesPerElement (two FP32 copies); HostWatches counts them against
+// FPSCOPE_WATCH_BUDGET (config.h).
 #pragma once
 
 #include <cstdint>
@@ -17,17 +24,34 @@
 
 namespace fpscope::probe {
 
-// The weight-update record of `tensor` for `step` (the step that made the update).
+inline constexpr uint64_t kWatchBytesPerElement = 2 * sizeof(float);
+
+// The weight-update record of `tensor` for `step` (the step that made the update); `watched`:
+// the positions followed (format 1.2's field; `elements` when the whole tensor is watched).
 trace::WeightUpdateRecord weight_update_record(uint64_t step, uint32_t tensor, Format dtype,
-                                               uint64_t elements, const UpdateLoss& loss);
+                                               uint64_t elements, uint64_t watched,
+                                               const UpdateLoss& loss);
+
+// The j-th followed position of a sample of `watched` out of `count` (j < watched <= count):
+// in [floor(j*count/watched), floor((j+1)*count/watched)), chosen by a hash of j. Increasing in j.
+uint64_t sample_position(uint64_t j, uint64_t watched, uint64_t count);
+
+// How many positions a watch of `count` elements follows given `requested` (0: as many as
+// allowed), the budget bytes left and FPSCOPE_WATCH_MAX_ELEMENTS: the least of them; 0 when not
+// even one position fits.
+uint64_t watch_sample_size(uint64_t count, uint64_t requested, uint64_t budget_left,
+                           uint64_t max_elements);
 
 class HostWatch {
  public:
   HostWatch() = default;
-  // `ptr`: `count` elements of `dtype` (FP32, BF16 or FP16), valid while watched.
-  HostWatch(uint32_t tensor, const void* ptr, uint64_t count, Format dtype)
-      : tensor_(tensor), ptr_(ptr), count_(count), dtype_(dtype) {}
+  // `ptr`: `count` elements of `dtype` (FP32, BF16 or FP16), valid while watched; `watched`
+  // positions of them followed (1..count).
+  HostWatch(uint32_t tensor, const void* ptr, uint64_t count, Format dtype, uint64_t watched)
+      : tensor_(tensor), ptr_(ptr), count_(count), watched_(watched), dtype_(dtype) {}
   uint32_t tensor() const { return tensor_; }
+  uint64_t watched() const { return watched_; }
+  uint64_t bytes() const { return watched_ * kWatchBytesPerElement; }
   // Copies the weights now (widened to FP32: BF16 and FP16 widen exactly).
   void snapshot();
   // The update since the snapshot, for `step`, and the snapshot is gone; false when none was
@@ -40,6 +64,7 @@ class HostWatch {
   uint32_t tensor_ = 0;
   const void* ptr_ = nullptr;
   uint64_t count_ = 0;
+  uint64_t watched_ = 0;
   Format dtype_ = Format::FP32;
   bool have_prev_ = false;
   std::vector<float> prev_;
@@ -53,6 +78,10 @@ class HostWatches {
   // boundary records the update of the current step.
   void add(const std::string& name, HostWatch w);
   void remove(const std::string& name) { watches_.erase(name); }
+  // Budget bytes the watches hold (kWatchBytesPerElement per followed position).
+  uint64_t bytes() const;
+  // The same without the watch named `name` (it is being replaced).
+  uint64_t bytes_except(const std::string& name) const;
   // At the boundary between step `ending` and the next one: the update each watch received
   // during `ending` (if it was snapshotted at its start) goes to `write`; snapshots are taken
   // again if the next step is sampled.

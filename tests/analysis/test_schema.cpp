@@ -153,6 +153,9 @@ Builder full_trace() {
     u.ratio_hist = {{-14, 10}, {-8, 40}};
     b.t.weight_updates.push_back(u);
   }
+  // A parameter the auto-watch left out (weights_left_out[]).
+  b.t.events.push_back(trace::EventRecord{0, 5, trace::EventLevel::Info,
+                                          "watch: left out fc.bias: no FPSCOPE_WATCH_BUDGET left"});
   return b;
 }
 

@@ -1,5 +1,6 @@
 // Dumps what the model tests check of a trace as JSON (via the one reader, read_trace): step
-// marks, LOSS records, tensor definitions and each observation's tensor, step and element count.
+// marks, LOSS records, tensor definitions, weight updates, event texts and each observation's
+// tensor, step and element count.
 // Usage: models_trace_dump FILE  -> JSON on stdout; exit 2 when nothing could be read.
 #include <cstdio>
 #include <iostream>
@@ -47,6 +48,17 @@ int main(int argc, char** argv) {
                             {"n", ti.gemm.n},
                             {"k", ti.gemm.k},
                             {"batch", ti.gemm.batch}});
+  j["weight_updates"] = nlohmann::json::array();
+  for (const WeightUpdateRecord& w : t.weight_updates)
+    j["weight_updates"].push_back({{"tensor", w.tensor},
+                                   {"step", w.step},
+                                   {"dtype", std::string(fpscope::spec(w.master_dtype).name)},
+                                   {"elements", w.elements},
+                                   {"watched", w.watched},
+                                   {"changed", w.changed},
+                                   {"bf16_stagnant", w.bf16.stagnant}});
+  j["events"] = nlohmann::json::array();
+  for (const EventRecord& e : t.events) j["events"].push_back(e.text);
   j["observations"] = nlohmann::json::array();
   for (const ObservationRecord& o : t.observations)
     j["observations"].push_back({o.tensor, o.step, o.stats.count});

@@ -1,5 +1,6 @@
 """A tiny causal language model: nn.TransformerEncoder (batch_first, causal mask) and AdamW.
-Ordinary torch.nn code: no fpscope import. Prints its module paths and the loss of each step."""
+Ordinary torch.nn code: no fpscope import. Prints its module paths, its parameters and the loss of
+each step."""
 import torch
 import torch.nn as nn
 
@@ -26,6 +27,8 @@ class TinyLM(nn.Module):
 model = TinyLM()
 for name, _ in model.named_modules():
     print("module", name or type(model).__name__)
+for name, p in model.named_parameters():
+    print("param", name, p.numel(), str(p.dtype).replace("torch.", ""))
 opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
 loss_fn = nn.CrossEntropyLoss()
 data = torch.randint(0, VOCAB, (BATCH, SEQ + 1))

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "emulate.h"
 #include "period.h"
+#include "weight_watch.h"
 
 using namespace fpscope::probe;
 
@@ -117,7 +118,7 @@ class Env : public ::testing::Test {
     for (const char* n :
          {"FPSCOPE_EVERY", "FPSCOPE_FORMATS", "FPSCOPE_OPS", "FPSCOPE_LOG", "FPSCOPE_DISABLE",
           "FPSCOPE_ENABLE", "FPSCOPE_STEPS", "RANK", "FPSCOPE_FLUSH_MS", "FPSCOPE_PERIOD_WINDOW",
-          "FPSCOPE_FLUSH_BYTES", "FPSCOPE_OUTPUT", "FPSCOPE_EMULATE"})
+          "FPSCOPE_FLUSH_BYTES", "FPSCOPE_OUTPUT", "FPSCOPE_WATCH_BUDGET", "FPSCOPE_EMULATE"})
       unsetenv(n);
   }
 };
@@ -231,6 +232,30 @@ TEST_F(Env, ConfigJsonOfInvalidUtf8IsReplacedNotThrown) {
   EXPECT_NE(j.find("\"ops\":[\"sgemm\xef\xbf\xbd\"]"), std::string::npos) << j;
 }
 
+TEST_F(Env, WatchBudgetSizesAndBadValues) {
+  EXPECT_EQ(load_config().watch_budget, uint64_t{256} << 20);  // the default
+  for (const auto& [v, want] :
+       std::vector<std::pair<const char*, uint64_t>>{{"0", 0},
+                                                     {"4096", 4096},
+                                                     {"16k", 16384},
+                                                     {"256M", uint64_t{256} << 20},
+                                                     {"2G", uint64_t{2} << 30},
+                                                     {"1T", uint64_t{1} << 40}}) {
+    setenv("FPSCOPE_WATCH_BUDGET", v, 1);
+    EXPECT_EQ(load_config().watch_budget, want) << v;
+  }
+  for (const char* v : {"-1", "12x", "2T", "16kk", "M", "99999999999999999999"}) {
+    setenv("FPSCOPE_WATCH_BUDGET", v, 1);
+    testing::internal::CaptureStderr();
+    const Config c = load_config();
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(c.watch_budget, uint64_t{256} << 20) << v;
+    EXPECT_NE(err.find(std::string("[fpscope] warning: FPSCOPE_WATCH_BUDGET='") + v + "'"),
+              std::string::npos)
+        << v << ": " << err;
+  }
+}
+
 }  // namespace
 
 namespace {
@@ -261,3 +286,66 @@ TEST(Emulate, FastRoundingEqualsTheFormatTableCast) {
             std::numeric_limits<float>::infinity());
 }
 }  // namespace
+
+// ---- the watch budget (weight_watch.h, issue 21) ----------------------------------------------
+
+TEST(WatchSample, PositionsAreOnePerStratumIncreasingAndFixed) {
+  for (const uint64_t count : {uint64_t{1}, uint64_t{7}, uint64_t{1000}, uint64_t{1} << 40}) {
+    for (const uint64_t watched : {uint64_t{1}, uint64_t{3}, uint64_t{7}, uint64_t{1000}}) {
+      if (watched > count) continue;
+      uint64_t prev = 0;
+      for (uint64_t j = 0; j < watched; ++j) {
+        const uint64_t p = fpscope::probe::sample_position(j, watched, count);
+        const long double lo = static_cast<long double>(j) * count / watched;
+        const long double hi = static_cast<long double>(j + 1) * count / watched;
+        EXPECT_GE(static_cast<long double>(p) + 1, lo);  // floor(j*count/watched) <= p
+        EXPECT_LT(static_cast<long double>(p), hi);
+        if (j > 0) {
+          EXPECT_GT(p, prev);
+        }
+        prev = p;
+        EXPECT_EQ(p, fpscope::probe::sample_position(j, watched, count));
+      }
+    }
+  }
+  // watched == count: every position, in order
+  for (uint64_t j = 0; j < 50; ++j) EXPECT_EQ(fpscope::probe::sample_position(j, 50, 50), j);
+}
+
+TEST(WatchSample, SizeIsTheLeastOfRequestMaximumAndBudget) {
+  using fpscope::probe::watch_sample_size;
+  EXPECT_EQ(watch_sample_size(1000, 0, 1 << 20, 1 << 26), 1000u);     // whole
+  EXPECT_EQ(watch_sample_size(1000, 100, 1 << 20, 1 << 26), 100u);    // requested
+  EXPECT_EQ(watch_sample_size(1000, 5000, 1 << 20, 1 << 26), 1000u);  // at most count
+  EXPECT_EQ(watch_sample_size(1000, 0, 8 * 300 + 7, 1 << 26), 300u);  // 8 bytes a position
+  EXPECT_EQ(watch_sample_size(1000, 0, 1 << 20, 250), 250u);          // max elements
+  EXPECT_EQ(watch_sample_size(1000, 0, 7, 1 << 26), 0u);              // no room: left out
+}
+
+TEST(WatchSample, SampledWatchMeasuresExactlyItsPositions) {
+  // A tensor whose update makes every even position stagnant in BF16 (a tiny update of a weight
+  // of 1) and every odd one not: the sampled record's counts are those of its own positions.
+  const uint64_t n = 10000, k = 997;
+  std::vector<float> w(n);
+  for (uint64_t i = 0; i < n; ++i) w[i] = 1.0f;
+  fpscope::probe::HostWatch whole(0, w.data(), n, fpscope::Format::FP32, n);
+  fpscope::probe::HostWatch sampled(0, w.data(), n, fpscope::Format::FP32, k);
+  whole.snapshot();
+  sampled.snapshot();
+  for (uint64_t i = 0; i < n; ++i) w[i] += i % 2 ? 0.25f : 1e-4f;
+  fpscope::trace::WeightUpdateRecord a, b;
+  ASSERT_TRUE(whole.take_update(3, &a));
+  ASSERT_TRUE(sampled.take_update(3, &b));
+  EXPECT_EQ(a.elements, n);
+  EXPECT_EQ(a.watched, n);
+  EXPECT_EQ(a.changed, n);
+  EXPECT_EQ(a.bf16.stagnant, n / 2);
+  EXPECT_EQ(b.elements, n);
+  EXPECT_EQ(b.watched, k);
+  EXPECT_EQ(b.changed, k);
+  uint64_t even = 0;
+  for (uint64_t j = 0; j < k; ++j) even += fpscope::probe::sample_position(j, k, n) % 2 == 0;
+  EXPECT_EQ(b.bf16.stagnant, even);
+  EXPECT_NEAR(static_cast<double>(even) / k, 0.5, 0.06);  // not aliased with the parity
+  EXPECT_FALSE(sampled.take_update(4, &b));               // the snapshot is used up
+}

@@ -211,6 +211,7 @@ TEST(Fixture, AllKindsFixtureHoldsWhatItClaims) {
   EXPECT_EQ(t.events[5].text, "step 5 done");
   EXPECT_EQ(t.weight_updates[3].master_dtype, Format::BF16);
   EXPECT_EQ(t.weight_updates[2].ratio_hist[1].second, 82u);
+  for (const auto& u : t.weight_updates) EXPECT_EQ(u.watched, u.elements);  // whole tensors
   EXPECT_TRUE(t.loss_scales[1].found_inf);
   size_t zstd = 0, plain = 0;
   for (const FixtureChunk& c : in.lay.chunks) {

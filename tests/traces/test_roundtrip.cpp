@@ -145,6 +145,7 @@ Written write_everything(const std::string& path, bool zstd, const std::string& 
       u.fp16 = {7, 1e-9, 2.0 + static_cast<double>(i)};
       for (int b = kRatioLog2Min; b <= kRatioLog2Max; b += 3)
         u.ratio_hist.emplace_back(static_cast<int16_t>(b), static_cast<uint64_t>(b * b) + i);
+      u.watched = i % 2 ? u.elements : 1000 + i;  // 1.2: a sampled watch, or the whole tensor
       tw->weight_update(u);
       w.updates.push_back(u);
       EventRecord e{i / 16, 9 * i, static_cast<EventLevel>(i % 3),
@@ -201,6 +202,7 @@ void check_everything(const Written& w, const Trace& t) {
     EXPECT_EQ(a.fp16.lost_abs, b.fp16.lost_abs);
     EXPECT_EQ(a.fp16.delta_abs, b.fp16.delta_abs);
     EXPECT_EQ(a.ratio_hist, b.ratio_hist);
+    EXPECT_EQ(a.watched, b.watched);
   }
   ASSERT_EQ(t.events.size(), w.events.size());
   for (size_t i = 0; i < w.events.size(); ++i) {
@@ -332,7 +334,7 @@ TEST(RoundTrip, LossRecordsAndFrameworkStepSource) {
       ReadError rerr;
       ASSERT_TRUE(read_trace(path, &t, &rerr, ReadOptions{threads})) << rerr.message;
       EXPECT_TRUE(t.clean_close) << t.truncation_reason;
-      EXPECT_EQ(t.version_minor, 1);
+      EXPECT_EQ(t.version_minor, kFormatMinor);
       EXPECT_EQ(t.unknown_records, 0u);
       EXPECT_EQ(t.step_source, StepSource::Framework);
       ASSERT_EQ(t.steps.size(), 400u);

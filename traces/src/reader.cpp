@@ -345,6 +345,14 @@ const char* decode_weight_update(Cursor& r, uint64_t tensors_defined, WeightUpda
       return "malformed weight-update histogram";
     w->ratio_hist.emplace_back(static_cast<int16_t>(bin), count);
   }
+  w->watched = w->elements;  // before 1.2: the whole tensor
+  if (r.left() > 0) {
+    const uint64_t watched = r.varint();
+    if (!r.ok) return "truncated weight-update record";
+    if (watched == 0 || watched > w->elements)
+      return "weight update watching 0 or too many elements";
+    w->watched = watched;
+  }
   return nullptr;
 }
 

@@ -282,6 +282,7 @@ class Writer final : public TraceWriter {
       b.svarint(bin);
       b.varint(count);
     }
+    b.varint(r.watched != 0 ? r.watched : r.elements);  // 1.2
     append_sink(kTagWeightUpdate, b, r.step);
   }
 

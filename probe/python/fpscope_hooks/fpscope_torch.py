@@ -28,11 +28,13 @@ Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers
   - GradScaler: update() of a scaler whose scale lives on the CPU records the scale in effect and
     found_inf with fpscope_loss_scale (CUDA scalers: the probe's loss-scale kernel hook records
     them without synchronizing; reading them here would synchronize).
+  - Master weights: when an optimizer's step begins, its parameters not seen before are watched
+    (fpscope_autowatch.py: FPSCOPE_WATCH, names by module path, the watch budget).
   - The program's results stay bit-identical: hooks return None (never change inputs, outputs or
     gradients), nothing is synchronized, no RNG is drawn. Any exception inside the integration
     turns it off with ONE warning on stderr and never reaches the program.
 
-Size: ~630 lines: steps, names, losses and the GradScaler share the activation state and the
+Size: ~650 lines: steps, names, losses and the GradScaler share the activation state and the
 error barrier that turns the whole integration off; split per concern if it grows.
 """
 
@@ -61,6 +63,7 @@ _MAX_PENDING = 4096
 _root_names = weakref.WeakKeyDictionary()  # root module -> {id(module): path}
 _trainable = weakref.WeakKeyDictionary()  # root module -> has parameters requiring grad
 _scaled = {}  # id(scaled loss) -> (weakref to it, the unscaled loss), GradScaler.scale()
+_autowatch = None  # fpscope_autowatch.AutoWatch
 
 
 def _warn_off(e):
@@ -93,9 +96,20 @@ def _load_fpscope():
     return mod
 
 
+def _load_autowatch(fp):
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fpscope_autowatch.py")
+    spec = importlib.util.spec_from_file_location("fpscope_autowatch", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    aw = mod.AutoWatch(fp, lambda: list(_root_names.keys()))
+    if aw.warning:
+        sys.stderr.write("[fpscope] warning: %s\n" % aw.warning)
+    return aw
+
+
 def activate(torch):
     """Installs the integration; a no-op without a recording probe in this process."""
-    global _torch, _fp, _compiling
+    global _torch, _fp, _compiling, _autowatch
     fp = _load_fpscope()
     if not fp.active() or not hasattr(fp._lib, "fpscope_loss"):
         return False
@@ -105,6 +119,7 @@ def activate(torch):
     if _compiling is None:
         _compiling = getattr(getattr(torch, "_dynamo", None), "is_compiling", None)
     try:
+        _autowatch = _load_autowatch(fp)
         _install_module_hooks(torch)
         _install_optimizer_hooks(torch)
         _install_backward_wrapper(torch)
@@ -271,11 +286,16 @@ def _install_module_hooks(torch):
 
 
 # ---- steps -----------------------------------------------------------------------------------
-def _opt_pre(*_):
+def _opt_pre(opt=None, *_):
     global _opt_depth
     if not _off:
         with _lock:
             _opt_depth += 1
+        if opt is not None and _autowatch is not None:
+            try:
+                _autowatch.on_optimizer_step(opt)  # before its update: the first one measured
+            except Exception as e:  # noqa: BLE001
+                _warn_off(e)
 
 
 def _opt_post(*_):
@@ -357,7 +377,7 @@ def _wrap_step(cls):
     def step_wrapper(self, *args, **kwargs):
         if _off:
             return orig(self, *args, **kwargs)
-        _opt_pre()
+        _opt_pre(self)
         ok = False
         try:
             result = orig(self, *args, **kwargs)

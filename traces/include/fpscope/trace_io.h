@@ -26,7 +26,8 @@
 namespace fpscope::trace {
 
 inline constexpr uint16_t kFormatMajor = 1;
-inline constexpr uint16_t kFormatMinor = 1;  // 1.1: LOSS records, refined step sources
+inline constexpr uint16_t kFormatMinor = 2;  // 1.1: LOSS records, refined step sources;
+                                             // 1.2: WEIGHT_UPDATE `watched`
 
 struct WriterOptions {
   uint64_t flush_bytes = 1 << 20;  // flush a chunk when this much is pending

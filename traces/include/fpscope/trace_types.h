@@ -302,11 +302,14 @@ struct WeightUpdateRecord {
   uint32_t tensor = 0;                 // TensorInfo::index (role Weight, op "watch")
   Format master_dtype = Format::FP32;  // not FP32: master weights are not FP32 (flagged)
   uint64_t elements = 0;
-  uint64_t changed = 0;  // elements with delta != 0
+  uint64_t changed = 0;  // elements with delta != 0 (of the watched positions)
   UpdateLossCounts bf16;
   UpdateLossCounts fp16;
   // Sparse histogram of floor(log2(|delta| / |w_prev|)) over changed elements with w_prev != 0.
   std::vector<std::pair<int16_t, uint64_t>> ratio_hist;
+  // Format 1.2: the positions the counts are over, a uniform sample of `elements` (FORMAT.md 5.5);
+  // equal to `elements` for a whole-tensor watch and in older traces (read back so).
+  uint64_t watched = 0;
 };
 
 // The value of one scalar that backward() was called on (the Python integration) or that

@@ -10,6 +10,15 @@
 //  - below_fp16_half_ulp: the same for FP16 (10 mantissa bits): floor(log2 r) <= -13, r < 2^-12.
 //  - not_fp32: some record's master_dtype is not FP32 (the master weights themselves are
 //    low precision: the "precision allocation trap").
+//  - sampled: the records follow `watched` < `elements` positions, a uniform sample (format 1.2,
+//    the probe's watch budget): the fractions above are estimates. stagnant_lo/hi is their 95%
+//    interval: Wilson's score interval for a binomial proportion with n = min(watched, changed)
+//    draws (conservative: all updates of one position count as one draw) and the finite-population
+//    correction sqrt(1 - watched/elements). Lost mass is a ratio estimate given without an
+//    interval (per-element update sizes are not recorded). A whole watch has lo = hi = the value.
+//  - left_out_weights(): the parameters the probe or the PyTorch integration did not watch and why,
+//    from the trace's events "watch: left out <name>: <reason>" and the probe's "watch('<name>'):
+//    ...; not watched" warnings.
 #pragma once
 
 #include <cstdint>
@@ -36,9 +45,13 @@ struct WeightLoss {
   bool not_fp32 = false;
   uint64_t updates = 0;
   uint64_t elements = 0;  // of the last record
+  uint64_t watched = 0;   // positions followed, of the last record (= elements: the whole tensor)
+  bool sampled = false;   // watched < elements: the fractions are sample estimates
   uint64_t changed = 0;   // sum over updates
   double bf16_stagnant = 0.0, bf16_lost_mass = 0.0;
   double fp16_stagnant = 0.0, fp16_lost_mass = 0.0;
+  double bf16_stagnant_lo = 0.0, bf16_stagnant_hi = 0.0;  // 95% interval (sampled), else = value
+  double fp16_stagnant_lo = 0.0, fp16_stagnant_hi = 0.0;
   std::vector<WeightLossPoint> series;
   std::vector<std::pair<int16_t, uint64_t>> ratio_hist;  // sorted by bin
   double below_bf16_half_ulp = 0.0;
@@ -53,5 +66,22 @@ inline constexpr int kFp16HalfUlpLog2 = -(spec(Format::FP16).man_bits + 2);  // 
 
 // One entry per tensor that has weight-update records, in tensor index order.
 std::vector<WeightLoss> analyze_weights(const trace::Trace& trace);
+
+// The 95% interval of a stagnant fraction p estimated from `n` draws of a sample of `watched` out
+// of `elements` positions (see the contract above); {p, p} when watched >= elements.
+std::pair<double, double> stagnant_interval(double p, uint64_t n, uint64_t watched,
+                                            uint64_t elements);
+
+// A stagnant fraction as the tables print it: "12.3%", or "12.3% (10.1-14.6%)" with its 95%
+// interval when sampled.
+std::string stagnant_text(double p, double lo, double hi, bool sampled);
+
+struct LeftOutWeight {
+  std::string name;
+  std::string reason;
+  uint64_t step = 0;
+};
+// In trace order, one per name (the first reason).
+std::vector<LeftOutWeight> left_out_weights(const trace::Trace& trace);
 
 }  // namespace fpscope::analysis
