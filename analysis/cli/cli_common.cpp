@@ -206,4 +206,29 @@ void Progress::run() {
   }
 }
 
+std::vector<std::string> trace_paths(const std::vector<std::string>& args) {
+  std::vector<std::string> paths;
+  std::string err;
+  if (!analysis::expand_trace_args(args, &paths, &err)) fail(err);
+  return paths;
+}
+
+analysis::RankSet load_rank_set(const std::vector<std::string>& paths,
+                                const analysis::AnalysisOptions& opt, Progress* progress) {
+  std::vector<analysis::RankSummary> ranks;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    trace::Trace t;  // one trace in memory at a time
+    load_trace(paths[i], &t, progress);
+    if (progress)
+      progress->phase(fmt::format("analysing {} ({} of {})", paths[i], i + 1, paths.size()));
+    const trace::TraceModel model(t);
+    const auto a = analysis::analyze(model, opt);
+    ranks.push_back(analysis::summarize_rank(model, a, analysis::identify_rank(t, paths[i], i)));
+  }
+  analysis::RankSet set;
+  std::string err;
+  if (!analysis::build_rank_set(std::move(ranks), opt.findings, &set, &err)) fail(err);
+  return set;
+}
+
 }  // namespace fpscope::cli
