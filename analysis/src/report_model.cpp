@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "fpscope/analysis/drift.h"
+#include "fpscope/analysis/ranks.h"
 #include "fpscope/analysis/summary.h"
 
 namespace fpscope::analysis::detail {
@@ -232,6 +233,15 @@ ReportModel build_report_model(const trace::TraceModel& model, const RunAnalysis
   }
   if (!a.whatif.empty()) m.whatif = whatif_section(a, opt);
   if (!a.drift.empty()) m.drift = drift_section(a, opt);
+  if (opt.ranks) {
+    ReportRanks r;
+    r.set = opt.ranks;
+    r.focus_rank = opt.focus_rank;
+    RunAnalysis cross;
+    for (const auto& f : opt.ranks->findings) cross.findings.push_back(f.finding);
+    r.causes = build_causes(cross, cross.findings);
+    m.ranks = std::move(r);
+  }
   m.generator = "fpscope " FPSCOPE_VERSION;
   return m;
 }

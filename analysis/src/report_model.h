@@ -67,6 +67,13 @@ struct ReportBaseline {
 };
 
 // Causes shown before the fold (the rest: HTML <details>, Markdown appendix).
+// A rank set's cross-rank part (ReportOptions::ranks).
+struct ReportRanks {
+  const RankSet* set = nullptr;
+  int64_t focus_rank = -1;
+  RunCauses causes;  // of the cross-rank findings
+};
+
 inline constexpr size_t kCausesBeforeFold = 10;
 
 // Pointers and references are views into the RunAnalysis the model was built from: the model is
@@ -87,6 +94,7 @@ struct ReportModel {
   std::optional<ReportWhatIf> whatif;      // present when the FP8 what-if has results
   std::optional<ReportDrift> drift;        // present when some tensor has change points
   std::optional<ReportBaseline> baseline;  // present with ReportOptions::baseline
+  std::optional<ReportRanks> ranks;        // present with ReportOptions::ranks
   std::string generator;                   // "fpscope <version>"
 };
 

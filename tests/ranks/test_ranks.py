@@ -99,6 +99,15 @@ def check_run(c, fpscope, root, world, fault_step, fault_rank):
     c.eq(f"{tag} scale: rank_skew ranks", {tuple(f["ranks"]) for f in skew}, {(fault_rank,)})
     c.eq(f"{tag} scale: rank_skew first step", min(f["first_step"] for f in skew), fault_step)
     c.eq(f"{tag} scale: no desync", of_kind(s, "rank_desync"), [])
+    md = os.path.join(root, f"scale{world}.md")
+    r = subprocess.run([fpscope, "report", out, "-o", md], capture_output=True, text=True)
+    c.eq(f"{tag} scale: report exit", r.returncode, 0)
+    text = open(md).read() if r.returncode == 0 else ""
+    c.eq(f"{tag} scale: report details the first rank",
+         f"## fpscope report: {world} ranks (rank {fault_rank} in detail)" in text, True)
+    c.eq(f"{tag} scale: report ranks section", f"## Ranks: {world} traces of one run" in text, True)
+    c.eq(f"{tag} scale: report names the fault",
+         f"fp16 overflow appears first on rank {fault_rank} at step {fault_step}" in text, True)
 
     # --- one replica's weight perturbed
     out = os.path.join(root, f"perturb{world}")
