@@ -66,15 +66,23 @@ void register_report_command(CLI::App& app) {
     o->file = paths.front();
     analysis::ReportOptions ro;
     // Several traces: the rank set first (one trace in memory at a time), then the focus rank's
-    // trace again: the first rank the top cross-rank finding names, else the lowest rank.
+    // trace again: the first rank of the earliest first fault, else of the top cross-rank
+    // finding, else the lowest rank.
     analysis::RankSet set;
     if (paths.size() > 1) {
       if (!o->baseline.empty()) fail("--baseline compares one trace with another: give one trace");
       set = load_rank_set(paths, o->analysis, &progress);
+      // The earliest first fault (NaN/Inf or overflow) says which rank broke first.
+      const analysis::RankFinding* lead = set.findings.empty() ? nullptr : &set.findings.front();
+      for (const auto& f : set.findings)
+        if (f.finding.kind == analysis::FindingKind::RankFirstFault &&
+            (lead->finding.kind != analysis::FindingKind::RankFirstFault ||
+             f.finding.first_step < lead->finding.first_step))
+          lead = &f;
       const analysis::RankSummary* focus = &set.ranks.front();
-      if (!set.findings.empty() && !set.findings.front().ranks.empty())
+      if (lead && !lead->ranks.empty())
         for (const auto& r : set.ranks)
-          if (r.identity.rank == set.findings.front().ranks.front()) focus = &r;
+          if (r.identity.rank == lead->ranks.front()) focus = &r;
       o->file = focus->identity.path;
       ro.ranks = &set;
       ro.focus_rank = focus->identity.rank;

@@ -147,11 +147,15 @@ void first_fault(const std::vector<RankSummary>& ranks, const std::vector<Aligne
   g.tensor_id = on[r0].op;
   g.first_step = static_cast<int64_t>(first);
   g.last_step = later.empty() ? g.first_step : static_cast<int64_t>(later.back().first);
-  g.title = fmt::format("{} appears first on {} at step {} ({})", what, ranks_phrase(first_ranks),
-                        first, on[r0].op);
+  const bool all = first_ranks.size() == ranks.size();
+  g.title = all ? fmt::format("{} appears on every rank at step {} ({})", what, first, on[r0].op)
+                : fmt::format("{} appears first on {} at step {} ({})", what,
+                              ranks_phrase(first_ranks), first, on[r0].op);
   g.evidence = fmt::format(
       "first op on rank {}: {} at step {}; {}{}", ranks[r0].identity.rank, on[r0].op, first,
-      later.empty() ? std::string("no other rank") : "then " + spread,
+      all             ? std::string("every rank at once")
+      : later.empty() ? std::string("no other rank")
+                      : "then " + spread,
       never ? fmt::format("; {} never", never == 1 ? "1 rank" : fmt::format("{} ranks", never))
             : std::string());
   g.recommendation =
