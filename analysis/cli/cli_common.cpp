@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <vector>
 
 #include <fmt/format.h>
@@ -215,16 +216,36 @@ std::vector<std::string> trace_paths(const std::vector<std::string>& args) {
 
 analysis::RankSet load_rank_set(const std::vector<std::string>& paths,
                                 const analysis::AnalysisOptions& opt, Progress* progress) {
-  std::vector<analysis::RankSummary> ranks;
-  for (size_t i = 0; i < paths.size(); ++i) {
-    trace::Trace t;  // one trace in memory at a time
-    load_trace(paths[i], &t, progress);
-    if (progress)
-      progress->phase(fmt::format("analysing {} ({} of {})", paths[i], i + 1, paths.size()));
-    const trace::TraceModel model(t);
-    const auto a = analysis::analyze(model, opt);
-    ranks.push_back(analysis::summarize_rank(model, a, analysis::identify_rank(t, paths[i], i)));
-  }
+  // A few traces at a time (each worker holds one trace while it reduces it), results kept in
+  // path order: memory is `workers` traces plus the bounded summaries; output deterministic.
+  const size_t workers = std::min<size_t>(
+      {paths.size(), std::max(1u, std::thread::hardware_concurrency()), size_t{4}});
+  std::vector<analysis::RankSummary> ranks(paths.size());
+  std::vector<std::exception_ptr> errors(paths.size());
+  std::atomic<size_t> next{0}, done{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < paths.size();) {
+      try {
+        trace::Trace t;
+        load_trace(paths[i], &t, progress && workers == 1 ? progress : nullptr);
+        const trace::TraceModel model(t);
+        const auto a = analysis::analyze(model, opt);
+        ranks[i] = analysis::summarize_rank(model, a, analysis::identify_rank(t, paths[i], i));
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+      const size_t d = ++done;
+      if (progress)
+        progress->phase(fmt::format("analysing {} traces", paths.size()),
+                        static_cast<double>(d) / static_cast<double>(paths.size()));
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+  work();
+  for (auto& th : pool) th.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);  // the first failing path's one-line error
   analysis::RankSet set;
   std::string err;
   if (!analysis::build_rank_set(std::move(ranks), opt.findings, &set, &err)) fail(err);

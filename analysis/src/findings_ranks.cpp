@@ -170,13 +170,6 @@ void first_fault(const std::vector<RankSummary>& ranks, const std::vector<Aligne
   out->push_back(std::move(f));
 }
 
-// Median of v (v not empty; sorts it).
-double median(std::vector<double>& v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // Per tensor: steps where a rank's amax is >= rank_skew_ratio x the median of the others'.
 void skew(const std::vector<RankSummary>& ranks, const std::vector<Aligned>& al,
           const FindingOptions& opt, std::vector<RankFinding>* out) {
@@ -191,13 +184,18 @@ void skew(const std::vector<RankSummary>& ranks, const std::vector<Aligned>& al,
       size_t present = 0;
       for (const auto* c : cells) present += c != nullptr;
       if (present < 2) return;
-      for (size_t r = 0; r < cells.size(); ++r) {
-        if (!cells[r] || !std::isfinite(cells[r]->amax)) continue;
-        std::vector<double> others;
-        for (size_t q = 0; q < cells.size(); ++q)
-          if (q != r && cells[q] && std::isfinite(cells[q]->amax)) others.push_back(cells[q]->amax);
-        if (others.empty()) continue;
-        const double ref = median(others);
+      // The finite amaxes sorted once; each rank's reference is the median of the others
+      // (the sorted list without its own entry): O(n log n) per step, not O(n^2 log n).
+      std::vector<std::pair<double, size_t>> sorted;
+      for (size_t r = 0; r < cells.size(); ++r)
+        if (cells[r] && std::isfinite(cells[r]->amax)) sorted.emplace_back(cells[r]->amax, r);
+      if (sorted.size() < 2) return;
+      std::sort(sorted.begin(), sorted.end());
+      const size_t m = sorted.size() - 1;  // the others' count
+      for (size_t p = 0; p < sorted.size(); ++p) {
+        const size_t r = sorted[p].second;
+        auto other = [&](size_t i) { return sorted[i < p ? i : i + 1].first; };
+        const double ref = m % 2 ? other(m / 2) : 0.5 * (other(m / 2 - 1) + other(m / 2));
         if (!(ref > 0.0)) continue;
         const double ratio = cells[r]->amax / ref;
         if (ratio < opt.rank_skew_ratio) continue;
