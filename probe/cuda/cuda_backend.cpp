@@ -20,13 +20,41 @@ std::string cuda_error(const char* what, cudaError_t e) {
   return std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
 }
 
-// Restores the calling thread's current device (ensure_device may switch to create resources).
-struct DeviceRestore {
-  int prev = -1;
-  DeviceRestore() { (void)cudaGetDevice(&prev); }
-  ~DeviceRestore() {
-    if (prev >= 0) (void)cudaSetDevice(prev);
+// Makes `target` the calling thread's current device for a scope and restores the caller's, but
+// only when they differ: cudaSetDevice initializes the primary context of the device it is given
+// (CUDA runtime API, cudaSetDevice), so an unconditional "restore" on a thread that never chose a
+// device (cudaGetDevice then answers 0) would create a context on device 0, which the program may
+// not use. ok(): the target is current.
+class ScopedDevice {
+ public:
+  explicit ScopedDevice(int target) {
+    if (cudaGetDevice(&prev_) != cudaSuccess) {
+      (void)cudaGetLastError();
+      prev_ = -1;
+    }
+    if (prev_ == target) {
+      ok_ = true;
+      return;
+    }
+    const cudaError_t e = cudaSetDevice(target);
+    ok_ = switched_ = e == cudaSuccess;
+    if (!ok_) {
+      error_ = e;
+      (void)cudaGetLastError();
+    }
   }
+  ~ScopedDevice() {
+    if (switched_ && prev_ >= 0) (void)cudaSetDevice(prev_);
+  }
+  ScopedDevice(const ScopedDevice&) = delete;
+  ScopedDevice& operator=(const ScopedDevice&) = delete;
+  bool ok() const { return ok_; }
+  cudaError_t error() const { return error_; }
+
+ private:
+  int prev_ = -1;
+  bool ok_ = false, switched_ = false;
+  cudaError_t error_ = cudaSuccess;
 };
 
 struct DeviceSlots {
@@ -67,8 +95,8 @@ class CudaBackend final : public Backend {
     }
     DeviceSlots& d = devs_[static_cast<size_t>(device)];
     if (d.ready) return true;
-    DeviceRestore restore;
-    cudaError_t e = cudaSetDevice(device);
+    const ScopedDevice on(device);
+    cudaError_t e = on.ok() ? cudaSuccess : on.error();
     const auto n = static_cast<size_t>(slots_);
     if (e == cudaSuccess)
       e = cudaMalloc(reinterpret_cast<void**>(&d.d_stats), n * sizeof(TensorStats));
@@ -89,11 +117,30 @@ class CudaBackend final : public Backend {
     if (e != cudaSuccess) {
       *error = cuda_error("creating result slots on the device", e);
       (void)cudaGetLastError();
+      release_partial(&d);  // the pipeline never retries a failed device: nothing may leak
       return false;
     }
     d.ready = true;
     register_exit_drain();  // the runtime may have registered exit work while creating these
     return true;
+  }
+
+  // Frees what a failed ensure_device created (on the device current there), nulls the pointers.
+  static void release_partial(DeviceSlots* d) {
+    for (cudaEvent_t& ev : d->events)
+      if (ev != nullptr) (void)cudaEventDestroy(ev);
+    d->events.clear();
+    if (d->d_stats != nullptr) (void)cudaFree(d->d_stats);
+    if (d->d_update != nullptr) (void)cudaFree(d->d_update);
+    if (d->h_stats != nullptr) (void)cudaFreeHost(d->h_stats);
+    if (d->h_scalars != nullptr) (void)cudaFreeHost(d->h_scalars);
+    if (d->h_update != nullptr) (void)cudaFreeHost(d->h_update);
+    d->d_stats = nullptr;
+    d->d_update = nullptr;
+    d->h_stats = nullptr;
+    d->h_scalars = nullptr;
+    d->h_update = nullptr;
+    (void)cudaGetLastError();
   }
 
   bool stream_capturing(void* stream) override {
@@ -210,8 +257,8 @@ class CudaBackend final : public Backend {
   int create_watch(int device, uint64_t count, Format dtype, std::string* error) override {
     std::lock_guard<std::mutex> lock(mu_);
     int pools = 0;
-    DeviceRestore restore;
-    cudaError_t e = cudaSetDevice(device);
+    const ScopedDevice on(device);
+    cudaError_t e = on.ok() ? cudaSuccess : on.error();
     if (e == cudaSuccess)
       e = cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device);
     if (e == cudaSuccess && pools == 0) {
@@ -250,8 +297,7 @@ class CudaBackend final : public Backend {
     if (watch < 0 || static_cast<size_t>(watch) >= watches_.size()) return;
     WatchRes& w = watches_[static_cast<size_t>(watch)];
     if (!w.live) return;
-    DeviceRestore restore;
-    (void)cudaSetDevice(w.device);
+    const ScopedDevice on(w.device);
     release(w);
     w = WatchRes{};
   }
@@ -268,6 +314,14 @@ class CudaBackend final : public Backend {
       w = watches_[static_cast<size_t>(job.watch)];
     }
     auto app = static_cast<cudaStream_t>(job.stream);
+    // The watch's device is current while its work is enqueued (issue 16 item 6): its kernels
+    // launch on the current device, and a null stream is the current device's legacy stream. A
+    // boundary may fire on a thread whose current device is another one.
+    const ScopedDevice on(job.device);
+    if (!on.ok()) {
+      *error = cuda_error("making the watched tensor's device current", on.error());
+      return false;
+    }
     // Fork: the watch's stream waits for the program's work on its stream so far (the update).
     cudaError_t e = cudaEventRecord(w.after_app, app);
     if (e == cudaSuccess) e = cudaStreamWaitEvent(w.stream, w.after_app, 0);

@@ -128,8 +128,7 @@ Pipeline* pipeline() {
     }
     auto* rt = new Runtime;  // lives until exit: the drain thread and hooks may use it late
     rt->backend = std::move(backend);
-    Pipeline::Options opts;
-    opts.allow_capture = cuda_graphs_setting();
+    const Pipeline::Options opts;
     rt->pipeline = std::make_unique<Pipeline>(rt->backend.get(), &rt->sink, opts);
     rt->pipeline->start_drain_thread(std::chrono::microseconds(500));
     pthread_atfork(nullptr, nullptr, on_fork_child);
@@ -190,9 +189,13 @@ void shutdown() {
     rec->event(trace::EventLevel::Warning,
                "cuda: " + std::to_string(n) + " GEMM operand observations skipped: " + what);
   };
-  say(c.skipped_capture, "stream was capturing a CUDA graph (FPSCOPE_CUDA_GRAPHS=1 records them)");
+  say(c.skipped_capture, "stream was capturing a CUDA graph");
   say(c.skipped_ring_full, "all result slots in flight (raise FPSCOPE_CUDA_SLOTS)");
   say(c.failed, "device work failed");
+  if (c.failed_devices != 0)
+    rec->event(trace::EventLevel::Warning, "cuda: result slots could not be set up on " +
+                                               std::to_string(c.failed_devices) +
+                                               " device(s): no statistics from them (not retried)");
   say(g_unsupported.load(), "operand type or layout not readable by the stats kernels");
   const WatchCounters w = device_watch_counters();
   if (w.skipped != 0)

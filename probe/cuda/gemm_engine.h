@@ -8,7 +8,7 @@
 //    of C on the call's stream before the GEMM runs. gemm_end() enqueues A, B (and C when it does
 //    not alias D) and D after it, on the same stream, or abandons the ticket when the call failed.
 //  - Nothing here synchronizes a stream or the device, or allocates device memory after a
-//    device's first use; a capturing stream is skipped and counted (FPSCOPE_CUDA_GRAPHS=1 allows).
+//    device's first use; a capturing stream is skipped and counted.
 //  - Operands the stats kernels cannot read (int8, FP64, device pointer arrays of
 //    cublasGemmBatchedEx) are recorded in the signature but get no statistics (counted).
 #pragma once

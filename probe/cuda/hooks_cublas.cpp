@@ -190,6 +190,12 @@ DeviceOperand operand(trace::Role role, const void* data, cudaDataType type, uin
                        .pointer_array = a.pointer_array};
 }
 
+// True when the GEMM reads C: beta read on the host and nonzero. NaN (device pointer mode: not
+// readable without a synchronization) is "not known", so false.
+bool c_known_read(double beta) {
+  return !std::isnan(beta) && beta != 0.0;
+}
+
 // Classic-API GEMM: C (read when beta != 0) and D are the same buffer.
 void fill_classic(GemmCall* c, bool host, const ClassicArgs& a) {
   c->sig.transa = op_char(a.ta);
@@ -213,7 +219,10 @@ void fill_classic(GemmCall* c, bool host, const ClassicArgs& a) {
       operand(trace::Role::A, a.A, a.at, a_n ? um : uk, a_n ? uk : um, a.lda, a, a.sa);
   c->operands[i++] =
       operand(trace::Role::B, a.B, a.bt, b_n ? uk : un, b_n ? un : uk, a.ldb, a, a.sb);
-  if (!(c->sig.beta == 0.0))  // NaN (unknown, device pointer mode) counts as "C is read"
+  // C is measured only when known to be read (beta != 0 read on the host). With beta in device
+  // memory (device pointer mode, NaN here) it may be 0, and then cuBLAS does not read C, which
+  // need not hold valid values: measuring it could report NaN/Inf the GEMM never saw (#16 item 9).
+  if (c_known_read(c->sig.beta))
     c->operands[i++] = operand(trace::Role::C, a.C, a.ct, um, un, a.ldc, a, a.sc);
   c->operands[i++] = operand(trace::Role::D, a.C, a.ct, um, un, a.ldc, a, a.sc);
   c->num_operands = i;
@@ -412,6 +421,47 @@ FPSCOPE_TYPED_HOOK(Sgemm_v2_64, cublasSgemm_v2_64, int64_t, float, CUDA_R_32F)
 FPSCOPE_TYPED_HOOK(Hgemm, cublasHgemm, int, __half, CUDA_R_16F)
 FPSCOPE_TYPED_HOOK(Hgemm_64, cublasHgemm_64, int64_t, __half, CUDA_R_16F)
 
+// ---- cublasSgemmStridedBatched / cublasHgemmStridedBatched and _64 -----------------------------
+// PyTorch's FP32 / FP16 bmm and baddbmm (at::cuda::blas::bgemm). T, CudaT as above.
+#define FPSCOPE_TYPED_STRIDED_HOOK(Id, Symbol, I, T, CudaT)                                       \
+  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                               \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
+      const T* alpha, const T* A, I lda, long long sa, const T* B, I ldb, long long sb,           \
+      const T* beta, T* C, I ldc, long long sc, I batch) {                                        \
+    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                                   \
+    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                      \
+    const ClassicArgs args{.ta = ta,                                                              \
+                           .tb = tb,                                                              \
+                           .m = m,                                                                \
+                           .n = n,                                                                \
+                           .k = k,                                                                \
+                           .alpha = alpha,                                                        \
+                           .A = A,                                                                \
+                           .at = CudaT,                                                           \
+                           .lda = lda,                                                            \
+                           .B = B,                                                                \
+                           .bt = CudaT,                                                           \
+                           .ldb = ldb,                                                            \
+                           .beta = beta,                                                          \
+                           .C = C,                                                                \
+                           .ct = CudaT,                                                           \
+                           .ldc = ldc,                                                            \
+                           .scalars = scalar_kind_of_type(CudaT),                                 \
+                           .batch = batch,                                                        \
+                           .sa = sa,                                                              \
+                           .sb = sb,                                                              \
+                           .sc = sc};                                                             \
+    return run_recorded(Hook::Id, handle, args, [&] {                                             \
+      return fn(handle, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch); \
+    });                                                                                           \
+  }
+FPSCOPE_TYPED_STRIDED_HOOK(SgemmStridedBatched, cublasSgemmStridedBatched, int, float, CUDA_R_32F)
+FPSCOPE_TYPED_STRIDED_HOOK(SgemmStridedBatched_64, cublasSgemmStridedBatched_64, int64_t, float,
+                           CUDA_R_32F)
+FPSCOPE_TYPED_STRIDED_HOOK(HgemmStridedBatched, cublasHgemmStridedBatched, int, __half, CUDA_R_16F)
+FPSCOPE_TYPED_STRIDED_HOOK(HgemmStridedBatched_64, cublasHgemmStridedBatched_64, int64_t, __half,
+                           CUDA_R_16F)
+
 // ---- cublasLtMatmul -----------------------------------------------------------------------------
 FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul(
     cublasLtHandle_t lt, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
@@ -466,7 +516,7 @@ FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul(
   int i = 0;
   gc.operands[i++] = lt_operand(fpscope::trace::Role::A, A, mm.a);
   gc.operands[i++] = lt_operand(fpscope::trace::Role::B, B, mm.b);
-  if (!(gc.sig.beta == 0.0) && C != nullptr)
+  if (c_known_read(gc.sig.beta) && C != nullptr)  // as fill_classic: only when known to be read
     gc.operands[i++] = lt_operand(fpscope::trace::Role::C, C, mm.c);
   gc.operands[i++] = lt_operand(fpscope::trace::Role::D, D, mm.d);
   gc.num_operands = i;

@@ -4,7 +4,8 @@
 // value in force. A value that is malformed or out of range gives ONE warning on stderr
 // ("[fpscope] ...") naming the variable, the value and what is used instead; it never fails.
 //  - FPSCOPE_CUDA_SLOTS   (default 256): result slots per device, clamped to [1, kMaxCudaSlots].
-//  - FPSCOPE_CUDA_GRAPHS  (default off): 0/1, true/false, on/off, yes/no (any case).
+//  - FPSCOPE_CUDA_GRAPHS  removed: 0/false/off/no accepted silently, anything else warns (captured
+//    GEMMs are always skipped and counted).
 //  - FPSCOPE_CUDA_DRAIN_MS (default 2000): milliseconds, 0 allowed (do not wait), <= 600000.
 //  - FPSCOPE_STEP_RANGE   (default "step"): NVTX range message that marks a step (nvtx_inject.h).
 #pragma once
@@ -23,7 +24,7 @@ inline constexpr long kMaxDrainMs = 600000;
 inline constexpr const char* kDefaultStepRange = "step";
 
 int parse_cuda_slots(const char* value);
-bool parse_cuda_graphs(const char* value);
+bool parse_cuda_graphs(const char* value);  // always false: the option is gone (warns if set)
 long parse_drain_ms(const char* value);
 std::string parse_step_range(const char* value);
 

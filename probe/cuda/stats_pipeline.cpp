@@ -28,9 +28,19 @@ int Pipeline::acquire(int device, std::string* error) {
   if (d >= device_ready_.size()) {
     device_ready_.resize(d + 1, false);
     free_.resize(d + 1);
+    device_failed_.resize(d + 1);
+  }
+  if (!device_failed_[d].empty()) {
+    *error = device_failed_[d];
+    return -2;
   }
   if (!device_ready_[d]) {
-    if (!backend_->ensure_device(device, error)) return -2;
+    if (!backend_->ensure_device(device, error)) {
+      device_failed_[d] =
+          error->empty() ? "device " + std::to_string(device) + " set-up failed" : *error;
+      ++counters_.failed_devices;
+      return -2;
+    }
     // A backend offering more slots than the tickets can name gets only as many as they can.
     const int n = std::min(backend_->slots_per_device(), (1 << kTicketShift) - 1);
     free_[d].clear();
@@ -49,7 +59,7 @@ void Pipeline::release(int device, int slot) {
 
 Submit Pipeline::submit_stats(const StatsJob& job, const ObsMeta& meta, std::string* error) {
   std::string err;
-  if (!options_.allow_capture && backend_->stream_capturing(job.stream)) {
+  if (backend_->stream_capturing(job.stream)) {
     std::lock_guard<std::mutex> lock(mu_);
     ++counters_.skipped_capture;
     return Submit::Capturing;
@@ -92,7 +102,7 @@ bool Pipeline::prepare_device(int device, std::string* error) {
 
 Submit Pipeline::submit_watch(const WatchJob& job, const ObsMeta& meta, std::string* error) {
   std::string err;
-  if (!options_.allow_capture && backend_->stream_capturing(job.stream)) return Submit::Capturing;
+  if (backend_->stream_capturing(job.stream)) return Submit::Capturing;
   std::lock_guard<std::mutex> lock(mu_);
   int slot = -1;
   if (job.measure) {
@@ -120,7 +130,7 @@ int Pipeline::open_scalars(int device, void* stream, const ObsMeta& meta, Submit
   auto say = [&](Submit s) {
     if (why != nullptr) *why = s;
   };
-  if (!options_.allow_capture && backend_->stream_capturing(stream)) {
+  if (backend_->stream_capturing(stream)) {
     std::lock_guard<std::mutex> lock(mu_);
     ++counters_.skipped_capture;
     say(Submit::Capturing);
@@ -146,8 +156,18 @@ int Pipeline::open_scalars(int device, void* stream, const ObsMeta& meta, Submit
 
 bool Pipeline::copy_scalar(int ticket, const ScalarCopy& copy) {
   if (ticket < 0) return false;
+  const int device = ticket >> kTicketShift;
+  const int slot = ticket & ((1 << kTicketShift) - 1);
   std::string err;
-  return backend_->enqueue_scalar(ticket & ((1 << kTicketShift) - 1), copy, &err);
+  if (backend_->enqueue_scalar(slot, copy, &err)) return true;
+  // The slot would keep an earlier group's value at this index: the group must not be delivered.
+  // It stays in flight until its event passes (copies already enqueued still write the slot).
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find_if(in_flight_.begin(), in_flight_.end(), [&](const InFlight& f) {
+    return f.scalars && f.open && f.device == device && f.slot == slot;
+  });
+  if (it != in_flight_.end()) it->copy_failed = true;
+  return false;
 }
 
 void Pipeline::close_scalars(int ticket, void* stream) {
@@ -183,8 +203,9 @@ size_t Pipeline::drain() {
     if (f.open) continue;
     const Poll p = backend_->poll(f.device, f.slot);
     if (p == Poll::Pending) continue;
+    const bool ok = p == Poll::Ready && !f.copy_failed;
     // The slot stays ours until released below: reading it outside mu_ is safe.
-    if (p == Poll::Ready) {
+    if (ok) {
       if (f.scalars) {
         sink_->on_scalars(f.meta, backend_->scalars(f.device, f.slot));
       } else if (f.update) {
@@ -203,7 +224,7 @@ size_t Pipeline::drain() {
     });
     if (it != in_flight_.end()) in_flight_.erase(it);
     release(f.device, f.slot);
-    if (p == Poll::Ready) {
+    if (ok) {
       ++counters_.delivered;
       ++delivered;
     } else {

@@ -144,15 +144,17 @@ struct Counters {
   uint64_t skipped_capture = 0;
   uint64_t failed = 0;  // backend refused or the device work failed
   uint64_t in_flight = 0;
+  uint64_t failed_devices = 0;  // devices whose result slots could not be set up (tried once)
 };
 
 enum class Submit { Ok, RingFull, Capturing, Failed };
 
 class Pipeline {
  public:
-  struct Options {
-    bool allow_capture = false;  // FPSCOPE_CUDA_GRAPHS=1
-  };
+  // Work on a stream being captured into a CUDA graph is always skipped and counted: a captured
+  // stats launch would write into its result slot at every replay, long after the slot was
+  // delivered and reused (issue 16 item 3; FPSCOPE_CUDA_GRAPHS=1, which allowed it, is gone).
+  struct Options {};
   Pipeline(Backend* backend, Sink* sink, Options options);
   ~Pipeline();  // stops the drain thread (does not wait for in-flight work)
   Pipeline(const Pipeline&) = delete;
@@ -188,8 +190,9 @@ class Pipeline {
  private:
   struct InFlight {
     bool scalars = false;
-    bool update = false;  // a watch's UpdateLoss
-    bool open = false;    // scalar group not closed yet: not pollable
+    bool update = false;       // a watch's UpdateLoss
+    bool open = false;         // scalar group not closed yet: not pollable
+    bool copy_failed = false;  // a copy of the group was refused: dropped once its event passed
     int device = 0;
     int slot = -1;
     ObsMeta meta;
@@ -203,6 +206,9 @@ class Pipeline {
   mutable std::mutex mu_;
   std::vector<std::vector<int>> free_;  // per device: free slot stack (empty until first use)
   std::vector<bool> device_ready_;
+  // Per device: why its set-up failed (empty: not failed). A failed device is never retried:
+  // every later submission fails at once with this message.
+  std::vector<std::string> device_failed_;
   std::vector<InFlight> in_flight_;  // submission order
   Counters counters_;
   std::mutex drain_mu_;

@@ -33,6 +33,7 @@ class HostBackend : public Backend {
   int slots_per_device() const override { return slots_; }
   bool ensure_device(int device, std::string* error) override {
     std::lock_guard<std::mutex> l(mu_);
+    ++ensure_attempts[device];
     if (broken_devices.count(device) != 0) {
       *error = "device " + std::to_string(device) + " is broken";
       return false;
@@ -66,8 +67,12 @@ class HostBackend : public Backend {
     });
     return true;
   }
-  bool enqueue_scalar(int slot, const ScalarCopy& c, std::string*) override {
+  bool enqueue_scalar(int slot, const ScalarCopy& c, std::string* error) override {
     std::lock_guard<std::mutex> l(mu_);
+    if (fail_scalar_copy) {
+      *error = "scalar copy refused";
+      return false;
+    }
     const size_t i = idx(c.device, slot);
     queues_[c.stream].push_back([this, i, c] {
       scalars_[i * kScalarsPerSlot + static_cast<size_t>(c.index)] =
@@ -192,8 +197,10 @@ class HostBackend : public Backend {
 
   std::set<void*> capturing;
   std::set<int> broken_devices;
-  std::map<int, int> ensure_calls;
+  std::map<int, int> ensure_calls;     // successful set-ups per device
+  std::map<int, int> ensure_attempts;  // every ensure_device call per device
   bool fail_enqueue = false;
+  bool fail_scalar_copy = false;  // enqueue_scalar refuses
   bool fail_on_run = false;
   bool fail_create_watch = false;
   uint64_t polls = 0;

@@ -23,7 +23,11 @@ struct Result {
 };
 
 Result record(const std::string& env) {
-  const std::string path = std::string(FPSCOPE_TEST_TMP) + "/device-watch.fpst";
+  // One file per test: CTest runs the tests of this file in parallel (-j), and a shared path let
+  // one test delete or overwrite the other's trace.
+  const std::string path = std::string(FPSCOPE_TEST_TMP) + "/device-watch-" +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                           ".fpst";
   std::remove(path.c_str());
   Result r;
   r.run = proc::run("FPSCOPE_OUTPUT=" + path + " FPSCOPE_STEPS=api FPSCOPE_CUDA_SLOTS=64 " + env,

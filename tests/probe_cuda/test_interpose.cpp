@@ -67,6 +67,10 @@ const char* const kHooks[] = {"cublasGemmEx",
                               "cublasSgemm_v2_64",
                               "cublasHgemm",
                               "cublasHgemm_64",
+                              "cublasSgemmStridedBatched",
+                              "cublasSgemmStridedBatched_64",
+                              "cublasHgemmStridedBatched",
+                              "cublasHgemmStridedBatched_64",
                               "cublasLtMatmul"};
 
 TEST(Interpose, ProbeSeesEveryHookedCallAndPassesStatusThrough) {
