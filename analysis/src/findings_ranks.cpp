@@ -263,20 +263,27 @@ void desync(const std::vector<RankSummary>& ranks, const std::vector<Aligned>& a
             const FindingOptions& opt, std::vector<RankFinding>* out) {
   for (const auto& a : al) {
     if (a.role == trace::Role::D) continue;
-    bool all = true;
-    for (const auto* t : a.per_rank) all &= t != nullptr;
-    if (!all || ranks.size() < 2) continue;
+    // The ranks that run this op (pipeline stages hold different ops; tensor-parallel shards
+    // differ from the first step and are never taken for replicas).
+    size_t holders = 0;
+    for (const auto* t : a.per_rank) holders += t != nullptr;
+    if (holders < 2) continue;
     bool replicated = a.role == trace::Role::Weight, decided = replicated, found = false;
     for_each_step(a, [&](uint64_t step, const std::vector<const RankCell*>& cells) {
       if (found) return;
       std::vector<std::pair<size_t, const RankCell*>> keys;
+      bool zeros = true;  // every value zero on every rank: proves nothing (zeroed buffers)
       for (size_t r = 0; r < cells.size(); ++r)
-        if (cells[r]) keys.emplace_back(r, cells[r]);
+        if (cells[r]) {
+          keys.emplace_back(r, cells[r]);
+          zeros &= cells[r]->sum_sq == 0.0 && cells[r]->nonfinite == 0;
+        }
       if (keys.size() < 2) return;
       const auto odd =
           minority(keys, [](const RankCell* x, const RankCell* y) { return x->same_values(*y); });
       if (!decided) {
-        if (keys.size() < cells.size()) return;  // classify on a step every rank holds
+        // Classify on the first step every holder has, with some nonzero value.
+        if (keys.size() < holders || zeros) return;
         decided = true;
         replicated = odd.empty();
         return;
@@ -303,9 +310,9 @@ void desync(const std::vector<RankSummary>& ranks, const std::vector<Aligned>& a
       g.title = fmt::format("replicas out of sync: {} differs on {} from step {}", a.id,
                             ranks_phrase(f.ranks), step);
       g.evidence = fmt::format(
-          "{} held identical values on all {} ranks before step {}; at step {} rank {} has "
-          "amax {:.9g}, mean {:.9g} against {:.9g}, {:.9g} on the others",
-          a.id, cells.size(), step, step, ranks[odd.front()].identity.rank, bad.amax,
+          "{} held identical values on all {} ranks running it before step {}; at step {} rank {} "
+          "has amax {:.9g}, mean {:.9g} against {:.9g}, {:.9g} on the others",
+          a.id, holders, step, step, ranks[odd.front()].identity.rank, bad.amax,
           bad.count ? bad.sum / static_cast<double>(bad.count) : 0.0, ref.amax,
           ref.count ? ref.sum / static_cast<double>(ref.count) : 0.0);
       g.recommendation = fmt::format(

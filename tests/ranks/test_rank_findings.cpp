@@ -102,6 +102,24 @@ TEST(RankDesync, MajorityNamesTheOddReplica) {
   EXPECT_EQ(de[0].finding.severity, Severity::Critical);
 }
 
+TEST(RankDesync, ZeroedBuffersAndPipelineStages) {
+  std::vector<RankSummary> rs;
+  for (int r = 0; r < 3; ++r) {
+    // g.C: a zeroed accumulator at step 0 (identical, proves nothing), the rank's data after.
+    std::vector<RankCell> g = {cell(0, 0.0f, 0.0), cell(1, 1.0f, 2.0 + r), cell(2, 1.0f, 3.0 + r)};
+    rs.push_back(rank(r, {tensor("g.C", trace::Role::C, g)}));
+  }
+  // w.A only on ranks 1 and 2 (a pipeline stage), replicated, then rank 2 differs at step 2.
+  for (int r = 1; r < 3; ++r)
+    rs[static_cast<size_t>(r)].tensors.push_back(tensor(
+        "w.A", trace::Role::A, {cell(0, 1.0f, 5.0), cell(1, 1.0f, 6.0), cell(2, 1.0f, 7.0 + r)}));
+  const auto de = of_kind(rank_findings_of(rs, {}), FindingKind::RankDesync);
+  ASSERT_EQ(de.size(), 1u);
+  EXPECT_EQ(de[0].finding.tensor_id, "w.A");
+  EXPECT_EQ(de[0].ranks, std::vector<int64_t>{2});
+  EXPECT_EQ(de[0].finding.first_step, 2);
+}
+
 TEST(RankDesync, NoMajorityNamesThoseUnlikeTheLowestRank) {
   std::vector<RankSummary> rs;
   for (int r = 0; r < 2; ++r)
