@@ -265,6 +265,7 @@ void ranks(const detail::ReportRanks& r, std::string& h) {
                      x.steps ? fmt::format("{}..{}", x.first_step, x.last_step) : std::string("-"),
                      x.findings, html_text(x.verdict), html_text(x.identity.path));
   h += "</table></div>\n";
+  for (const auto& p : r.heatmaps) h += p.svg;
   h += fmt::format("<p>The rest of this report is rank {}'s own.</p>\n", r.focus_rank);
 }
 

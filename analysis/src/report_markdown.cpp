@@ -166,7 +166,7 @@ void baseline(const detail::ReportBaseline& b, std::string& md) {
 }
 
 // A rank set: the cross-rank verdict, findings and ranks, before the focus rank's own report.
-void ranks(const detail::ReportRanks& r, std::string& md) {
+void ranks(const detail::ReportRanks& r, const std::string& dir, Plots* plots, std::string& md) {
   const RankSet& set = *r.set;
   const Verdict& v = r.causes.verdict;
   md += fmt::format("\n## Ranks: {} traces of one run\n\n**Verdict across ranks: {}.**",
@@ -193,6 +193,7 @@ void ranks(const detail::ReportRanks& r, std::string& md) {
                       x.identity.rank == r.focus_rank ? " (below)" : "",
                       x.steps ? fmt::format("{}..{}", x.first_step, x.last_step) : std::string("-"),
                       x.findings, md_text(x.verdict), md_text(x.identity.path));
+  for (const auto& p : r.heatmaps) plot(p, dir, plots, md);
   md += fmt::format("\nThe rest of this report is rank {}'s own.\n", r.focus_rank);
 }
 
@@ -204,7 +205,7 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
   const detail::ReportModel m = detail::build_report_model(model, a, opt);
   std::string md;
   head(m, md);
-  if (m.ranks) ranks(*m.ranks, md);
+  if (m.ranks) ranks(*m.ranks, plot_dir_rel, plots, md);
   causes(m, md);
   facts(m, md);
   md += "\n---\n\n## Appendix\n";

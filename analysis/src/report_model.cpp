@@ -240,6 +240,15 @@ ReportModel build_report_model(const trace::TraceModel& model, const RunAnalysis
     RunAnalysis cross;
     for (const auto& f : opt.ranks->findings) cross.findings.push_back(f.finding);
     r.causes = build_causes(cross, cross.findings);
+    std::vector<std::string> shown;
+    for (const auto& f : opt.ranks->findings) {
+      const std::string& id = f.finding.tensor_id;
+      if (id.empty() || std::find(shown.begin(), shown.end(), id) != shown.end()) continue;
+      shown.push_back(id);
+      r.heatmaps.push_back({fmt::format("ranks_heatmap{}.svg", shown.size()),
+                            "amax per rank and step: " + id, svg_rank_heatmap(*opt.ranks, id)});
+      if (shown.size() == 3) break;
+    }
     m.ranks = std::move(r);
   }
   m.generator = "fpscope " FPSCOPE_VERSION;

@@ -71,7 +71,8 @@ struct ReportBaseline {
 struct ReportRanks {
   const RankSet* set = nullptr;
   int64_t focus_rank = -1;
-  RunCauses causes;  // of the cross-rank findings
+  RunCauses causes;                  // of the cross-rank findings
+  std::vector<ReportPlot> heatmaps;  // ranks x steps, the top findings' tensors (at most 3)
 };
 
 inline constexpr size_t kCausesBeforeFold = 10;

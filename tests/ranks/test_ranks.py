@@ -106,6 +106,9 @@ def check_run(c, fpscope, root, world, fault_step, fault_rank):
     c.eq(f"{tag} scale: report details the first rank",
          f"## fpscope report: {world} ranks (rank {fault_rank} in detail)" in text, True)
     c.eq(f"{tag} scale: report ranks section", f"## Ranks: {world} traces of one run" in text, True)
+    heat = os.path.join(root, f"scale{world}_files", "ranks_heatmap1.svg")
+    c.eq(f"{tag} scale: report has a ranks x steps heatmap",
+         os.path.exists(heat) and f"rank {world - 1}</text>" in open(heat).read(), True)
     c.eq(f"{tag} scale: report names the fault",
          f"fp16 overflow appears first on rank {fault_rank} at step {fault_step}" in text, True)
 

@@ -122,6 +122,10 @@ std::vector<RankFinding> rank_findings_of(const std::vector<RankSummary>& ranks,
 bool expand_trace_args(const std::vector<std::string>& args, std::vector<std::string>* paths,
                        std::string* error);
 
+// The ranks x steps heatmap of `tensor_id` (ranks_svg.cpp): log2 amax per rank and step, NaN/Inf
+// red, FP16 overflow marked; deterministic SVG.
+std::string svg_rank_heatmap(const RankSet& set, const std::string& tensor_id);
+
 // summary --json of a rank set (docs/summary-json.md, "Rank sets"): the cross-rank verdict,
 // causes and findings, and each rank's own summary JSON unchanged.
 nlohmann::ordered_json rank_set_json(const RankSet& set);
