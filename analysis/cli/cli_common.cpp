@@ -223,8 +223,9 @@ analysis::RankSet load_rank_set(const std::vector<std::string>& paths,
   std::vector<analysis::RankSummary> ranks(paths.size());
   std::vector<std::exception_ptr> errors(paths.size());
   std::atomic<size_t> next{0}, done{0};
+  std::atomic<bool> failed{false};  // the first error stops the others taking more traces
   auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < paths.size();) {
+    for (size_t i; !failed.load() && (i = next.fetch_add(1)) < paths.size();) {
       try {
         trace::Trace t;
         load_trace(paths[i], &t, progress && workers == 1 ? progress : nullptr);
@@ -233,6 +234,7 @@ analysis::RankSet load_rank_set(const std::vector<std::string>& paths,
         ranks[i] = analysis::summarize_rank(model, a, analysis::identify_rank(t, paths[i], i));
       } catch (...) {
         errors[i] = std::current_exception();
+        failed = true;
       }
       const size_t d = ++done;
       if (progress)

@@ -125,6 +125,24 @@ def check_run(c, fpscope, root, world, fault_step, fault_rank):
     c.eq(f"{tag} perturb: verdict", s["verdict"]["state"], "broken")
 
 
+def check_errors(c, fpscope, root):
+    """One-line errors, exit 2: two traces of one rank; a pattern that matches nothing."""
+    import shutil
+    healthy = os.path.join(root, "healthy2")
+    dup = os.path.join(root, "dup")
+    os.makedirs(dup, exist_ok=True)
+    for name in ("run-0.fpst", "run-1.fpst"):
+        shutil.copy(os.path.join(healthy, name), dup)
+    shutil.copy(os.path.join(healthy, "run-0.fpst"), os.path.join(dup, "again-0.fpst"))
+    r = subprocess.run([fpscope, "summary", dup], capture_output=True, text=True)
+    c.eq("duplicate rank: exit", r.returncode, 2)
+    c.eq("duplicate rank: message", "both traces are rank 0 (from the metadata)" in r.stderr, True)
+    r = subprocess.run([fpscope, "summary", os.path.join(dup, "none-*.fpst")], capture_output=True,
+                       text=True)
+    c.eq("empty glob: exit", r.returncode, 2)
+    c.eq("empty glob: message", "no file matches this pattern" in r.stderr, True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fpscope", required=True)
@@ -138,6 +156,7 @@ def main():
         root = args.keep or tmp
         check_run(c, args.fpscope, root, 2, fault_step=3, fault_rank=1)
         check_run(c, args.fpscope, root, 4, fault_step=2, fault_rank=2)
+        check_errors(c, args.fpscope, root)
     print(f"{c.failures} failures")
     return 1 if c.failures else 0
 
