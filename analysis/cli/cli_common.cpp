@@ -215,7 +215,8 @@ std::vector<std::string> trace_paths(const std::vector<std::string>& args) {
 }
 
 analysis::RankSet load_rank_set(const std::vector<std::string>& paths,
-                                const analysis::AnalysisOptions& opt, Progress* progress) {
+                                const analysis::AnalysisOptions& opt, Progress* progress,
+                                const analysis::RankOptions& rank_opt) {
   // A few traces at a time (each worker holds one trace while it reduces it), results kept in
   // path order: memory is `workers` traces plus the bounded summaries; output deterministic.
   const size_t workers = std::min<size_t>(
@@ -231,7 +232,8 @@ analysis::RankSet load_rank_set(const std::vector<std::string>& paths,
         load_trace(paths[i], &t, progress && workers == 1 ? progress : nullptr);
         const trace::TraceModel model(t);
         const auto a = analysis::analyze(model, opt);
-        ranks[i] = analysis::summarize_rank(model, a, analysis::identify_rank(t, paths[i], i));
+        ranks[i] =
+            analysis::summarize_rank(model, a, analysis::identify_rank(t, paths[i], i), rank_opt);
       } catch (...) {
         errors[i] = std::current_exception();
         failed = true;

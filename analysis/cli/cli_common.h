@@ -41,7 +41,8 @@ std::vector<std::string> trace_paths(const std::vector<std::string>& args);
 // its bounded RankSummary and dropped), matched by rank and compared. fail()s on an unreadable
 // trace or two traces of one rank.
 analysis::RankSet load_rank_set(const std::vector<std::string>& paths,
-                                const analysis::AnalysisOptions& opt, Progress* progress);
+                                const analysis::AnalysisOptions& opt, Progress* progress,
+                                const analysis::RankOptions& rank_opt = {});
 
 // Looks up a tensor by id or name; fail()s "<file>: no tensor '<x>'" when absent, with a hint
 // naming a steady-state tensor id (not a warm-up gemm#w<k> or extra gemm#x<j> one).

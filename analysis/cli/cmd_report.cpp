@@ -71,7 +71,9 @@ void register_report_command(CLI::App& app) {
     analysis::RankSet set;
     if (paths.size() > 1) {
       if (!o->baseline.empty()) fail("--baseline compares one trace with another: give one trace");
-      set = load_rank_set(paths, o->analysis, &progress);
+      analysis::RankOptions rank_opt;
+      rank_opt.keep_summary_json = false;  // the report shows one row per rank
+      set = load_rank_set(paths, o->analysis, &progress, rank_opt);
       // The earliest first fault (NaN/Inf or overflow) says which rank broke first.
       const analysis::RankFinding* lead = set.findings.empty() ? nullptr : &set.findings.front();
       for (const auto& f : set.findings)

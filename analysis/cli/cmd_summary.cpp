@@ -28,7 +28,9 @@ void register_summary_command(CLI::App& app) {
   auto summarize_ranks = [](const Opts& opts, const std::vector<std::string>& paths) {
     if (!opts.baseline.empty()) fail("--baseline compares one trace with another: give one trace");
     Progress progress("summary");
-    analysis::RankSet set = load_rank_set(paths, opts.analysis, &progress);
+    analysis::RankOptions ro;
+    ro.keep_summary_json = opts.json;  // the text prints one line per rank
+    analysis::RankSet set = load_rank_set(paths, opts.analysis, &progress, ro);
     if (!opts.tensor.empty())
       std::erase_if(set.findings, [&](const auto& f) {
         return !f.finding.tensor_id.empty() && f.finding.tensor_id != opts.tensor;

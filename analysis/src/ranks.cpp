@@ -127,7 +127,7 @@ RankSummary summarize_rank(const trace::TraceModel& model, const RunAnalysis& a,
                            const RankIdentity& id, const RankOptions& opt) {
   RankSummary s;
   s.identity = id;
-  s.summary = summary_json(model.trace(), a);
+  if (opt.keep_summary_json) s.summary = summary_json(model.trace(), a);
   s.verdict = build_causes(a, a.findings).verdict.headline;
   s.findings = a.findings.size();
   s.first_step = a.first_step;

@@ -79,11 +79,12 @@ struct RankLossScale {
 
 struct RankOptions {
   uint64_t max_cells = uint64_t{1} << 22;  // per trace; later cells are dropped (and counted)
+  bool keep_summary_json = true;  // RankSummary::summary (summary --json); the text needs none
 };
 
 struct RankSummary {
   RankIdentity identity;
-  nlohmann::ordered_json summary;  // summary_json() of this trace alone
+  nlohmann::ordered_json summary;  // summary_json() of this trace alone (keep_summary_json)
   std::string verdict;             // its verdict headline ("healthy", "at risk in fp16", ...)
   uint64_t findings = 0;           // its own findings
   uint64_t first_step = 0, last_step = 0, steps = 0;
