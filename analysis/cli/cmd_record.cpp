@@ -34,6 +34,7 @@ struct RecordOptions {
   std::string formats;
   std::string ops;
   std::string log;
+  std::string emulate;  // "", off, bf16, fp16
   bool no_python_hooks = false;
   std::vector<std::string> command;
 };
@@ -312,6 +313,12 @@ int run_record(const RecordOptions& o) {
   set("FPSCOPE_FORMATS", o.formats);
   set("FPSCOPE_OPS", o.ops);
   set("FPSCOPE_LOG", o.log);
+  set("FPSCOPE_EMULATE", o.emulate);
+  if (!o.emulate.empty() && o.emulate != "off")
+    std::fprintf(stderr,
+                 "[fpscope] emulating %s: every host GEMM runs on operands rounded to %s, so the "
+                 "program's results differ from its own precision's (--emulate)\n",
+                 o.emulate.c_str(), o.emulate.c_str());
   if (!o.no_python_hooks) inject_python_hooks(probe);
 
   std::vector<char*> argv;
@@ -413,6 +420,11 @@ void register_record_command(CLI::App& app) {
                   "Formats of interest: bf16,fp16,e4m3,e5m2 (FPSCOPE_FORMATS)");
   sub->add_option("--ops", opts->ops, "Roles (A,B,C,D) and ops to record (FPSCOPE_OPS)");
   sub->add_option("--log", opts->log, "Probe log level: off|error|warn|info|debug (FPSCOPE_LOG)");
+  sub->add_option("--emulate", opts->emulate,
+                  "Run every host (CPU BLAS) GEMM in this precision: operands and output rounded "
+                  "to it, the program trains on the rounded results (FPSCOPE_EMULATE; default "
+                  "off; stamped in the trace)")
+      ->check(CLI::IsMember({"off", "bf16", "fp16"}));
   sub->add_flag("--no-python-hooks", opts->no_python_hooks,
                 "Do not load the PyTorch integration (steps from optimizer steps, tensor names "
                 "from module paths, losses) through PYTHONPATH");

@@ -95,8 +95,11 @@ RunMeta parse_run_meta(const std::string& metadata_json) {
   m.probe_version = str(j, "probe_version");
   m.pid = integer(j, "pid");
   m.rank = integer(j, "rank");
-  if (const auto it = j.find("config"); it != j.end() && it->is_object())
+  if (const auto it = j.find("config"); it != j.end() && it->is_object()) {
     m.sample_every = integer(*it, "every");
+    m.emulate = str(*it, "emulate");
+    if (m.emulate == "off") m.emulate.clear();
+  }
   return m;
 }
 

@@ -67,6 +67,7 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   tr["host"] = a.meta.host.empty() ? json(nullptr) : json(a.meta.host);
   tr["probe"] = a.meta.probe.empty() ? json(nullptr) : json(a.meta.probe);
   tr["probe_version"] = a.meta.probe_version.empty() ? json(nullptr) : json(a.meta.probe_version);
+  tr["emulate"] = a.meta.emulate.empty() ? json(nullptr) : json(a.meta.emulate);
   j["trace"] = std::move(tr);
   j["baseline"] = baseline ? json(baseline->path) : json(nullptr);
 
@@ -290,7 +291,15 @@ std::string run_steps_text(const trace::Trace& t, const RunAnalysis& a) {
 }
 
 std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_rows, int width) {
-  std::string o = causes_text(a, width);  // the verdict and the causes first (causes.h)
+  std::string o;
+  if (!a.meta.emulate.empty())  // an emulated run must never pass for the program's own
+    o += "emulated   " +
+         wrap_text(printable(fmt::format("{}: every host GEMM ran on operands rounded to {} "
+                                         "(fpscope record --emulate); this is not the program's "
+                                         "own precision",
+                                         a.meta.emulate, a.meta.emulate)),
+                   width > 11 ? width - 11 : 0, 11);
+  o += causes_text(a, width);  // the verdict and the causes first (causes.h)
   // Every line goes through emit(): wrapped to `width` (0: unlimited), continuation lines
   // indented under the value column.
   // printable(): names, paths and texts are bytes from someone else's program; an ESC, CR or

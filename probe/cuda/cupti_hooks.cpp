@@ -18,6 +18,7 @@
 #include "../src/recorder.h"
 #include "device_runtime.h"
 #include "kernel_match.h"
+#include "settings.h"
 
 namespace fpscope::cuda {
 namespace {
@@ -64,6 +65,7 @@ struct DrvLaunchKernelExParams {
 };
 
 struct Launch {
+  const void* handle = nullptr;  // the launched function (CUfunction / runtime stub), or null
   const char* name = nullptr;
   void* stream = nullptr;
   void** args = nullptr;
@@ -78,6 +80,7 @@ bool read_launch(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, const CUpti
       case CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000:
       case CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_ptsz_v7000: {
         auto* p = static_cast<const cudaLaunchKernel_v7000_params*>(d->functionParams);
+        out->handle = p->func;
         out->stream = p->stream;
         out->args = p->args;
         return true;
@@ -85,6 +88,7 @@ bool read_launch(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, const CUpti
       case CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_v11060:
       case CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_ptsz_v11060: {
         auto* p = static_cast<const cudaLaunchKernelExC_v11060_params*>(d->functionParams);
+        out->handle = p->func;
         out->stream = p->config != nullptr ? p->config->stream : nullptr;
         out->args = p->args;
         return true;
@@ -97,6 +101,7 @@ bool read_launch(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, const CUpti
     case CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel:
     case CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel_ptsz: {
       auto* p = static_cast<const DrvLaunchKernelParams*>(d->functionParams);
+      out->handle = p->f;
       out->stream = p->hStream;
       out->args = p->kernelParams;
       return true;
@@ -104,6 +109,7 @@ bool read_launch(CUpti_CallbackDomain domain, CUpti_CallbackId cbid, const CUpti
     case CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx:
     case CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx_ptsz: {
       auto* p = static_cast<const DrvLaunchKernelExParams*>(d->functionParams);
+      out->handle = p->f;
       out->stream = p->config != nullptr ? p->config->hStream : nullptr;
       out->args = p->kernelParams;
       return true;
@@ -158,7 +164,10 @@ void CUPTIAPI callback(void*, CUpti_CallbackDomain domain, CUpti_CallbackId cbid
   if (domain == CUPTI_CB_DOMAIN_RUNTIME_API)
     t_in_runtime_launch = known && d->callbackSite == CUPTI_API_ENTER;
   if (!known || l.name == nullptr) return;
-  switch (classify_kernel(l.name, g.optimizer_pattern)) {
+  thread_local KernelClassCache t_kinds;
+  const KernelKind kind =
+      t_kinds.get(l.handle, [&] { return classify_kernel(l.name, g.optimizer_pattern); });
+  switch (kind) {
     case KernelKind::LossScaleUpdate: {
       probe::HookGuard guard;  // our copies must not be seen as application work
       on_loss_scale_kernel(d, l);
@@ -262,7 +271,19 @@ void subscribe(const char* who) {
 }  // namespace
 
 void start_cupti(const char* who) {
-  std::call_once(g.once, [who] { subscribe(who); });
+  std::call_once(g.once, [who] {
+    // FPSCOPE_CUPTI=0: never subscribe (CUPTI allows one subscriber: torch.profiler/Kineto or
+    // Nsight keep theirs). Said once, in the log and in the trace.
+    if (!cupti_setting()) {
+      FPSCOPE_LOG(Info,
+                  "FPSCOPE_CUPTI=0: CUPTI not used (no loss-scale kernels, no kernel step "
+                  "marks)");
+      if (probe::Recorder* rec = probe::Recorder::get())
+        rec->event(trace::EventLevel::Info, "cuda: CUPTI off (FPSCOPE_CUPTI=0)");
+      return;
+    }
+    subscribe(who);
+  });
 }
 
 void on_gemm_issued() {

@@ -14,8 +14,10 @@
 //    (FPSCOPE_OPTIMIZER_PATTERN; default kDefaultOptimizerPattern).
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace fpscope::cuda {
 
@@ -28,6 +30,28 @@ inline constexpr const char* kDefaultOptimizerPattern =
     "FusedAdamMathFunctor|FusedSgdMathFunctor|FusedAdagradMathFunctor|fused_adam|fused_adamw";
 
 KernelKind classify_kernel(std::string_view name, std::string_view optimizer_pattern);
+
+// Each launched function classified once (issue 16 item 7): CUPTI calls the launch callback for
+// every kernel launch, and classify_kernel is string work, while a function handle (the driver's
+// CUfunction, the runtime's host stub) names one kernel for the life of the process. One cache
+// per thread (nothing shared on the launch path); past kMaxEntries distinct handles it stops
+// adding and classifies the rest each time (bounded memory with JIT-heavy programs).
+class KernelClassCache {
+ public:
+  static constexpr size_t kMaxEntries = 1 << 16;
+  template <typename Classify>
+  KernelKind get(const void* handle, Classify&& classify) {
+    if (handle == nullptr) return classify();
+    if (const auto it = map_.find(handle); it != map_.end()) return it->second;
+    const KernelKind k = classify();
+    if (map_.size() < kMaxEntries) map_.emplace(handle, k);
+    return k;
+  }
+  size_t size() const { return map_.size(); }
+
+ private:
+  std::unordered_map<const void*, KernelKind> map_;
+};
 
 // Argument positions of the accepted amp_update_scale_cuda_kernel signature.
 inline constexpr int kAmpScaleArg = 0;     // float* current_scale

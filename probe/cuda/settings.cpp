@@ -59,6 +59,16 @@ bool parse_cuda_graphs(const char* v) {
   return false;
 }
 
+bool parse_cupti(const char* v) {
+  if (unset(v)) return true;
+  for (const char* t : {"1", "true", "on", "yes"})
+    if (strcasecmp(v, t) == 0) return true;
+  for (const char* f : {"0", "false", "off", "no"})
+    if (strcasecmp(v, f) == 0) return false;
+  FPSCOPE_LOG(Warn, "FPSCOPE_CUPTI=%s is not one of 0/1, true/false, on/off, yes/no: using 1", v);
+  return true;
+}
+
 long parse_drain_ms(const char* v) {
   if (unset(v)) return kDefaultDrainMs;
   long x = 0;
@@ -85,6 +95,10 @@ int cuda_slots_setting() {
 }
 bool cuda_graphs_setting() {
   static const bool v = parse_cuda_graphs(std::getenv("FPSCOPE_CUDA_GRAPHS"));
+  return v;
+}
+bool cupti_setting() {
+  static const bool v = parse_cupti(std::getenv("FPSCOPE_CUPTI"));
   return v;
 }
 long drain_ms_setting() {

@@ -7,6 +7,9 @@
 //  - FPSCOPE_CUDA_GRAPHS  removed: 0/false/off/no accepted silently, anything else warns (captured
 //    GEMMs are always skipped and counted).
 //  - FPSCOPE_CUDA_DRAIN_MS (default 2000): milliseconds, 0 allowed (do not wait), <= 600000.
+//  - FPSCOPE_CUPTI       (default on): 0/false/off/no keeps the probe off CUPTI entirely (a
+//  profiler
+//    then keeps its subscription; loss-scale kernels and kernel step marks are not recorded).
 //  - FPSCOPE_STEP_RANGE   (default "step"): NVTX range message that marks a step (nvtx_inject.h).
 #pragma once
 
@@ -26,12 +29,14 @@ inline constexpr const char* kDefaultStepRange = "step";
 int parse_cuda_slots(const char* value);
 bool parse_cuda_graphs(const char* value);  // always false: the option is gone (warns if set)
 long parse_drain_ms(const char* value);
+bool parse_cupti(const char* value);  // FPSCOPE_CUPTI: true unless 0/false/off/no
 std::string parse_step_range(const char* value);
 
 // Parsed on first use from the environment (thread-safe, read once).
 int cuda_slots_setting();
 bool cuda_graphs_setting();
 long drain_ms_setting();
+bool cupti_setting();
 const std::string& step_range_setting();
 
 }  // namespace fpscope::cuda

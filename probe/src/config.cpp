@@ -43,6 +43,13 @@ bool parse_bool(const char* s, bool* out) {
   return false;
 }
 
+std::string lower(const char* s) {
+  std::string out(s);
+  for (char& ch : out)
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  return out;
+}
+
 std::vector<std::string> split(const char* s) {
   std::vector<std::string> out;
   std::string cur;
@@ -191,6 +198,20 @@ Config load_config() {
     else
       c.zstd = b;
   }
+  if (const char* v = env("FPSCOPE_EMULATE")) {
+    const std::string s = lower(v);
+    if (s == "off" || s == "fp32" || s == "0")
+      c.emulate = Format::FP32;
+    else if (s == "bf16")
+      c.emulate = Format::BF16;
+    else if (s == "fp16")
+      c.emulate = Format::FP16;
+    else if (s == "e4m3" || s == "e5m2")
+      bad("FPSCOPE_EMULATE", v,
+          "bf16 or fp16 (FP8 emulation needs a scaling policy: not supported yet)", "off");
+    else
+      bad("FPSCOPE_EMULATE", v, "one of off, bf16, fp16", "off");
+  }
   if (const char* v = env("FPSCOPE_STEPS")) {
     const std::string s = v;
     if (s == "auto")
@@ -278,6 +299,7 @@ Config load_config() {
   (void)cuda::cuda_slots_setting();
   (void)cuda::cuda_graphs_setting();
   (void)cuda::drain_ms_setting();
+  (void)cuda::cupti_setting();
   return c;
 }
 
@@ -300,6 +322,7 @@ std::string config_json(const Config& c) {
   j["flush_ms"] = c.flush_ms;
   j["flush_bytes"] = c.flush_bytes;
   j["zstd"] = c.zstd;
+  j["emulate"] = c.emulate == Format::FP32 ? "off" : spec(c.emulate).name;
   j["stats_threads"] = c.stats_threads;
   j["watch_max_elements"] = c.watch_max_elements;
   j["fp8_scaling"] = {{"policy", scaling_policy_name(c.fp8_policy)},

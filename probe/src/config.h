@@ -40,6 +40,9 @@ struct Config {
   int fp8_history = 1024;
   int fp8_margin = 0;
   AmaxAlgo fp8_algo = AmaxAlgo::Max;
+  // FPSCOPE_EMULATE (emulate.h): host GEMMs run on operands rounded to this format (BF16, FP16);
+  // FP32 = off, the default.
+  Format emulate = Format::FP32;
 
   bool op_enabled(const char* op) const;
   bool role_enabled(trace::Role r) const {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "batch_run.h"
+#include "emulate.h"
 
 #include "fpscope/host_stats.h"
 #include "log.h"
@@ -375,6 +376,34 @@ std::atomic<cblas_sbgemm_fn> g_cblas_sbgemm{nullptr};
 
 using namespace fpscope::probe;  // NOLINT: hooks are extern "C"
 
+// Emulated precision (emulate.h): the format in force, FP32 when off or the probe is not recording.
+namespace {
+fpscope::Format emulate_format() {
+  const Recorder* rec = Recorder::get();
+  return rec != nullptr ? rec->emulate() : fpscope::Format::FP32;
+}
+// Runs `gemm` on A and B rounded to f (C rounded first when beta != 0), then rounds D. Out of
+// memory for the copies: the call runs unemulated (`plain`), with one error in the log.
+template <typename Plain, typename Gemm>
+void emulated(fpscope::Format f, const Call& call, const float* a, const float* b, float beta,
+              float* c, Plain&& plain, Gemm&& gemm) {
+  std::vector<float> ra, rb;
+  try {
+    ra = emulate_rounded_copy(f, a, call.desc.operands[0]);
+    rb = emulate_rounded_copy(f, b, call.desc.operands[1]);
+  } catch (const std::bad_alloc&) {
+    static std::atomic<bool> once{false};
+    if (!once.exchange(true))
+      log(LogLevel::Error, "emulation: out of memory for rounded operands; calls run in FP32");
+    return plain();
+  }
+  const OperandDesc& d = call.desc.operands[call.desc.num_operands - 1];
+  if (beta != 0.0f) emulate_round_in_place(f, c, d);  // C is D's storage, kept in f
+  gemm(ra.data(), rb.data());
+  emulate_round_in_place(f, c, d);
+}
+}  // namespace
+
 // Fortran BLAS: every argument by reference; gfortran appends the lengths of the two character
 // arguments, which are forwarded as received (C callers that omit them pass garbage that the
 // BLAS ignores, exactly as without the probe).
@@ -389,6 +418,13 @@ FPSCOPE_EXPORT void sgemm_(const char* ta, const char* tb, const int* m, const i
   const Call call =
       make_call(kOpSgemm, 0, fpscope::Format::FP32, upper_trans(*ta), upper_trans(*tb), *m, *n, *k,
                 *alpha, a, *lda, b, *ldb, *beta, c, *ldc);
+  if (const fpscope::Format f = emulate_format(); f != fpscope::Format::FP32) {
+    return run(call, [&] {
+      emulated(f, call, a, b, *beta, c, call_real, [&](const float* ra, const float* rb) {
+        real(ta, tb, m, n, k, alpha, ra, lda, rb, ldb, beta, c, ldc, la, lb);
+      });
+    });
+  }
   run(call, call_real);
 }
 
@@ -447,6 +483,13 @@ FPSCOPE_EXPORT void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, 
   if (HookGuard::active() || (order != kRowMajor && order != kColMajor)) return call_real();
   const Call call = make_call(kOpCblasSgemm, order, fpscope::Format::FP32, cblas_trans_char(ta),
                               cblas_trans_char(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (const fpscope::Format f = emulate_format(); f != fpscope::Format::FP32) {
+    return run(call, [&] {
+      emulated(f, call, a, b, beta, c, call_real, [&](const float* ra, const float* rb) {
+        real(order, ta, tb, m, n, k, alpha, ra, lda, rb, ldb, beta, c, ldc);
+      });
+    });
+  }
   run(call, call_real);
 }
 

@@ -526,6 +526,10 @@ void Recorder::weight_update_at(uint64_t step, uint32_t tensor, Format master_dt
 uint64_t Recorder::now_ns() const {
   return impl_->now();
 }
+Format Recorder::emulate() const {
+  return impl_->cfg.emulate;
+}
+
 unsigned Recorder::stats_threads() const {
   return impl_->cfg.stats_threads;
 }

@@ -153,6 +153,8 @@ class Recorder {
   void flush();
   // FPSCOPE_STATS_THREADS: threads for host statistics (StatsOptions::threads).
   unsigned stats_threads() const;
+  // FPSCOPE_EMULATE: the format host GEMMs run in (emulate.h); FP32 = off.
+  Format emulate() const;
 
   // Flushes and closes the trace (atexit); afterwards get() returns nullptr.
   static void shutdown();

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "config.h"
 #include "period.h"
 
@@ -112,7 +114,7 @@ class Env : public ::testing::Test {
     for (const char* n :
          {"FPSCOPE_EVERY", "FPSCOPE_FORMATS", "FPSCOPE_OPS", "FPSCOPE_LOG", "FPSCOPE_DISABLE",
           "FPSCOPE_ENABLE", "FPSCOPE_STEPS", "RANK", "FPSCOPE_FLUSH_MS", "FPSCOPE_PERIOD_WINDOW",
-          "FPSCOPE_FLUSH_BYTES", "FPSCOPE_OUTPUT"})
+          "FPSCOPE_FLUSH_BYTES", "FPSCOPE_OUTPUT", "FPSCOPE_EMULATE"})
       unsetenv(n);
   }
 };
@@ -173,6 +175,26 @@ TEST_F(Env, BadValuesFallBackToDefaults) {
     const size_t at = err.find(line);
     EXPECT_NE(at, std::string::npos) << n << "\n" << err;
     EXPECT_EQ(err.find(line, at + 1), std::string::npos) << "warned twice: " << n;
+  }
+}
+
+// Issue 18: emulation is opt-in, BF16/FP16 only (FP8 needs a scaling policy), in the config JSON.
+TEST_F(Env, EmulateIsOffUnlessAskedAndOnlyBf16OrFp16) {
+  EXPECT_EQ(load_config().emulate, fpscope::Format::FP32);
+  EXPECT_EQ(nlohmann::json::parse(config_json(load_config()))["emulate"], "off");
+  setenv("FPSCOPE_EMULATE", "BF16", 1);
+  EXPECT_EQ(load_config().emulate, fpscope::Format::BF16);
+  setenv("FPSCOPE_EMULATE", "fp16", 1);
+  EXPECT_EQ(load_config().emulate, fpscope::Format::FP16);
+  EXPECT_EQ(nlohmann::json::parse(config_json(load_config()))["emulate"], "fp16");
+  for (const char* v : {"e4m3", "bf17"}) {
+    setenv("FPSCOPE_EMULATE", v, 1);
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(load_config().emulate, fpscope::Format::FP32) << v;
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find(std::string("[fpscope] warning: FPSCOPE_EMULATE='") + v + "'"),
+              std::string::npos)
+        << err;
   }
 }
 

@@ -45,3 +45,32 @@ TEST(KernelMatch, UnscaleOptimizerAndOthers) {
 
 }  // namespace
 }  // namespace fpscope::cuda
+
+namespace fpscope::cuda {
+namespace {
+
+// Issue 16 item 7: one classification per launched function, not per launch.
+TEST(KernelClassCache, ClassifiesEachHandleOnceAndNullHandlesEveryTime) {
+  KernelClassCache cache;
+  int calls = 0;
+  const int f1 = 0, f2 = 0;
+  auto amp = [&] {
+    ++calls;
+    return classify_kernel("_ZN2at6native28amp_update_scale_cuda_kernelEPfPiPKfddi",
+                           kDefaultOptimizerPattern);
+  };
+  auto other = [&] {
+    ++calls;
+    return classify_kernel("void gemm_kernel<float>()", kDefaultOptimizerPattern);
+  };
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(cache.get(&f1, amp), KernelKind::LossScaleUpdate);
+  EXPECT_EQ(calls, 1);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(cache.get(&f2, other), KernelKind::Other);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(cache.size(), 2u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(cache.get(nullptr, amp), KernelKind::LossScaleUpdate);
+  EXPECT_EQ(calls, 5);  // no handle: nothing to key on
+}
+
+}  // namespace
+}  // namespace fpscope::cuda

@@ -70,6 +70,17 @@ TEST(CudaSettings, GraphsOptionIsGoneAndSaysSo) {
   EXPECT_NE(err.find("FPSCOPE_CUDA_GRAPHS=enabled: "), std::string::npos) << err;
 }
 
+TEST(CudaSettings, CuptiOptOut) {
+  EXPECT_TRUE(parse_cupti(nullptr));
+  EXPECT_TRUE(parse_cupti(""));
+  for (const char* t : {"1", "true", "ON", "yes"}) EXPECT_TRUE(parse_cupti(t)) << t;
+  for (const char* f : {"0", "false", "Off", "no"}) EXPECT_FALSE(parse_cupti(f)) << f;
+  ::testing::internal::CaptureStderr();
+  EXPECT_TRUE(parse_cupti("maybe"));
+  EXPECT_NE(::testing::internal::GetCapturedStderr().find("FPSCOPE_CUPTI=maybe "),
+            std::string::npos);
+}
+
 TEST(CudaSettings, DrainMs) {
   EXPECT_EQ(parse_drain_ms(nullptr), 2000);
   EXPECT_EQ(parse_drain_ms("0"), 0);  // do not wait at exit

@@ -58,6 +58,7 @@ struct RunMeta {
   std::string probe;          // probe name, e.g. "libfpscope_probe"
   std::string probe_version;  // e.g. "0.1.0"
   int64_t sample_every = -1;  // config.every: every N-th step recorded (-1 unknown)
+  std::string emulate;        // config.emulate: "bf16"/"fp16" when emulated, else empty
   int64_t pid = -1;
   int64_t rank = -1;
 };
