@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <vector>
 
 #include <fmt/format.h>
@@ -204,6 +205,55 @@ void Progress::run() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stop_) draw_locked(s);
   }
+}
+
+std::vector<std::string> trace_paths(const std::vector<std::string>& args) {
+  std::vector<std::string> paths;
+  std::string err;
+  if (!analysis::expand_trace_args(args, &paths, &err)) fail(err);
+  return paths;
+}
+
+analysis::RankSet load_rank_set(const std::vector<std::string>& paths,
+                                const analysis::AnalysisOptions& opt, Progress* progress,
+                                const analysis::RankOptions& rank_opt) {
+  // A few traces at a time (each worker holds one trace while it reduces it), results kept in
+  // path order: memory is `workers` traces plus the bounded summaries; output deterministic.
+  const size_t workers = std::min<size_t>(
+      {paths.size(), std::max(1u, std::thread::hardware_concurrency()), size_t{4}});
+  std::vector<analysis::RankSummary> ranks(paths.size());
+  std::vector<std::exception_ptr> errors(paths.size());
+  std::atomic<size_t> next{0}, done{0};
+  std::atomic<bool> failed{false};  // the first error stops the others taking more traces
+  auto work = [&] {
+    for (size_t i; !failed.load() && (i = next.fetch_add(1)) < paths.size();) {
+      try {
+        trace::Trace t;
+        load_trace(paths[i], &t, progress && workers == 1 ? progress : nullptr);
+        const trace::TraceModel model(t);
+        const auto a = analysis::analyze(model, opt);
+        ranks[i] =
+            analysis::summarize_rank(model, a, analysis::identify_rank(t, paths[i], i), rank_opt);
+      } catch (...) {
+        errors[i] = std::current_exception();
+        failed = true;
+      }
+      const size_t d = ++done;
+      if (progress)
+        progress->phase(fmt::format("analysing {} traces", paths.size()),
+                        static_cast<double>(d) / static_cast<double>(paths.size()));
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+  work();
+  for (auto& th : pool) th.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);  // the first failing path's one-line error
+  analysis::RankSet set;
+  std::string err;
+  if (!analysis::build_rank_set(std::move(ranks), opt.findings, &set, &err)) fail(err);
+  return set;
 }
 
 }  // namespace fpscope::cli

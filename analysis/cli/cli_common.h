@@ -7,10 +7,12 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "fpscope/analysis/findings.h"
+#include "fpscope/analysis/ranks.h"
 #include "fpscope/trace_io.h"
 
 namespace fpscope::cli {
@@ -30,6 +32,17 @@ class Progress;
 // bar, the file is first read through once in 4 MiB pieces ("reading", bar = bytes read; it
 // also brings the file into the page cache for the reader's mmap), then decoded ("decoding").
 void load_trace(const std::string& path, trace::Trace* out, Progress* progress = nullptr);
+
+// The trace paths of FILE arguments (paths, globs, directories: expand_trace_args); fail()s with
+// its message when an argument matches nothing.
+std::vector<std::string> trace_paths(const std::vector<std::string>& args);
+
+// The traces of one multi-rank run, read one at a time (each is analysed with `opt`, reduced to
+// its bounded RankSummary and dropped), matched by rank and compared. fail()s on an unreadable
+// trace or two traces of one rank.
+analysis::RankSet load_rank_set(const std::vector<std::string>& paths,
+                                const analysis::AnalysisOptions& opt, Progress* progress,
+                                const analysis::RankOptions& rank_opt = {});
 
 // Looks up a tensor by id or name; fail()s "<file>: no tensor '<x>'" when absent, with a hint
 // naming a steady-state tensor id (not a warm-up gemm#w<k> or extra gemm#x<j> one).

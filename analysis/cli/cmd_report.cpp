@@ -7,12 +7,14 @@
 
 #include "cli_common.h"
 #include "fpscope/analysis/findings.h"
+#include "fpscope/analysis/ranks.h"
 #include "fpscope/analysis/report.h"
 
 namespace fpscope::cli {
 
 void register_report_command(CLI::App& app) {
   struct Opts {
+    std::vector<std::string> files;
     std::string file;
     std::string out = "report.html";
     std::string format;
@@ -25,7 +27,10 @@ void register_report_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
       "report", "Findings ranked by severity with evidence, recommendations and plots");
-  cmd->add_option("FILE", o->file, "Trace file (.fpst)")->required();
+  cmd->add_option("FILE", o->files,
+                  "Trace file (.fpst); several traces of one multi-rank run (paths, a glob, a "
+                  "directory): a Ranks section, then the report of the first rank to fail")
+      ->required();
   cmd->add_option("-o,--output", o->out,
                   "Report path: .html (one self-contained file, inline SVG) or .md (plots in "
                   "<name>_files/ beside it); - writes to stdout (HTML, or --format md without "
@@ -44,7 +49,8 @@ void register_report_command(CLI::App& app) {
       "  fpscope report run.fpst -o report.html\n"
       "  fpscope report run.fpst -o issue.md          # + issue_files/*.svg for the ticket\n"
       "  fpscope report run.fpst -o - --format md     # Markdown on stdout, no plots\n"
-      "  fpscope report fp16.fpst --baseline bf16.fpst -o cmp.html");
+      "  fpscope report fp16.fpst --baseline bf16.fpst -o cmp.html\n"
+      "  fpscope report 'runs/run-*.fpst' -o ranks.html   # every rank of a run");
   cmd->callback([o]() {
     analysis::ReportFormat rf = analysis::ReportFormat::Html;
     if (o->out == "-") {
@@ -56,9 +62,38 @@ void register_report_command(CLI::App& app) {
       fail(fmt::format("{}: --format {} does not match the file's extension", o->out, o->format));
     }
     Progress progress("report");
+    const std::vector<std::string> paths = trace_paths(o->files);
+    o->file = paths.front();
+    analysis::ReportOptions ro;
+    // Several traces: the rank set first (one trace in memory at a time), then the focus rank's
+    // trace again: the first rank of the earliest first fault, else of the top cross-rank
+    // finding, else the lowest rank.
+    analysis::RankSet set;
+    if (paths.size() > 1) {
+      if (!o->baseline.empty()) fail("--baseline compares one trace with another: give one trace");
+      analysis::RankOptions rank_opt;
+      rank_opt.keep_summary_json = false;  // the report shows one row per rank
+      set = load_rank_set(paths, o->analysis, &progress, rank_opt);
+      // The earliest first fault (NaN/Inf or overflow) says which rank broke first.
+      const analysis::RankFinding* lead = set.findings.empty() ? nullptr : &set.findings.front();
+      for (const auto& f : set.findings)
+        if (f.finding.kind == analysis::FindingKind::RankFirstFault &&
+            (lead->finding.kind != analysis::FindingKind::RankFirstFault ||
+             f.finding.first_step < lead->finding.first_step))
+          lead = &f;
+      const analysis::RankSummary* focus = &set.ranks.front();
+      if (lead && !lead->ranks.empty())
+        for (const auto& r : set.ranks)
+          if (r.identity.rank == lead->ranks.front()) focus = &r;
+      o->file = focus->identity.path;
+      ro.ranks = &set;
+      ro.focus_rank = focus->identity.rank;
+      if (o->title.empty())
+        o->title = fmt::format("fpscope report: {} ranks (rank {} in detail)", set.ranks.size(),
+                               focus->identity.rank);
+    }
     trace::Trace t, base;
     load_trace(o->file, &t, &progress);
-    analysis::ReportOptions ro;
     ro.title = o->title;
     ro.max_findings = o->max_findings;
     ro.max_tensor_plots = o->plots;

@@ -6,12 +6,14 @@
 
 #include "cli_common.h"
 #include "fpscope/analysis/findings.h"
+#include "fpscope/analysis/ranks.h"
 #include "fpscope/analysis/summary.h"
 
 namespace fpscope::cli {
 
 void register_summary_command(CLI::App& app) {
   struct Opts {
+    std::vector<std::string> files;
     std::string file;
     bool json = false;
     bool wide = false;
@@ -22,9 +24,33 @@ void register_summary_command(CLI::App& app) {
     analysis::AnalysisOptions analysis;
   };
   auto o = std::make_shared<Opts>();
+  // Several traces: one run of many ranks (ranks.h).
+  auto summarize_ranks = [](const Opts& opts, const std::vector<std::string>& paths) {
+    if (!opts.baseline.empty()) fail("--baseline compares one trace with another: give one trace");
+    Progress progress("summary");
+    analysis::RankOptions ro;
+    ro.keep_summary_json = opts.json;  // the text prints one line per rank
+    analysis::RankSet set = load_rank_set(paths, opts.analysis, &progress, ro);
+    if (!opts.tensor.empty())
+      std::erase_if(set.findings, [&](const auto& f) {
+        return !f.finding.tensor_id.empty() && f.finding.tensor_id != opts.tensor;
+      });
+    int width = opts.wide ? 0 : opts.width;
+    if (width < 0) {
+      width = terminal_columns(STDOUT_FILENO);
+      if (width == 0) width = 80;
+    }
+    const std::string out = opts.json ? analysis::rank_set_json(set).dump(2) + "\n"
+                                      : analysis::rank_set_text(set, width);
+    progress.done();
+    fmt::print("{}", out);
+  };
   auto* cmd = app.add_subcommand(
       "summary", "Run facts, per-tensor format risk (worst first), loss scale, watched weights");
-  cmd->add_option("FILE", o->file, "Trace file (.fpst)")->required();
+  cmd->add_option("FILE", o->files,
+                  "Trace file (.fpst); several traces of one multi-rank run (paths, a glob, a "
+                  "directory) are matched by rank and summarized as one run")
+      ->required();
   cmd->add_flag("--json", o->json, "Print the stable JSON summary (docs/summary-json.md)");
   cmd->add_option("--rows", o->rows, "Rows of the tensor table (human output)")
       ->capture_default_str();
@@ -45,8 +71,16 @@ void register_summary_command(CLI::App& app) {
       "  fpscope summary run.fpst\n"
       "  fpscope summary run.fpst --json | jq '.tensors[0]'\n"
       "  fpscope summary run.fpst --tensor gemm#3.D\n"
-      "  fpscope summary fp16.fpst --baseline bf16.fpst --json | jq '.findings'");
-  cmd->callback([o]() {
+      "  fpscope summary fp16.fpst --baseline bf16.fpst --json | jq '.findings'\n"
+      "  fpscope summary 'runs/run-*.fpst'            # every rank of a run: cross-rank findings\n"
+      "  fpscope summary runs/ --json | jq '.findings'");
+  cmd->callback([o, summarize_ranks]() {
+    const std::vector<std::string> paths = trace_paths(o->files);
+    if (paths.size() > 1) {
+      summarize_ranks(*o, paths);
+      return;
+    }
+    o->file = paths.front();
     trace::Trace t, base;
     Progress progress("summary");
     load_trace(o->file, &t, &progress);

@@ -42,6 +42,10 @@ const char* cause_kind_name(CauseKind k) {
       return "drift";
     case CauseKind::BaselineDrift:
       return "baseline_drift";
+    case CauseKind::ReplicaDesync:
+      return "replica_desync";
+    case CauseKind::RankSkew:
+      return "rank_skew";
   }
   return "unknown";
 }
@@ -80,6 +84,8 @@ Bearing bearing(CauseKind k, const Cause& c, const std::vector<Finding>& fs) {
     case CauseKind::NonfiniteProduced:
     case CauseKind::LossScaler:
     case CauseKind::NonfiniteInSkipped:
+    case CauseKind::ReplicaDesync:
+    case CauseKind::RankSkew:
       return Bearing::Happened;
     case CauseKind::RangeOverflow:
     case CauseKind::Underflow:
@@ -148,6 +154,14 @@ CauseKind cause_kind(const Finding& f, const RunAnalysis& a, const std::vector<u
       return CauseKind::BaselineDrift;
     case FindingKind::AdditiveMask:
       return CauseKind::IntendedInfinity;
+    case FindingKind::RankFirstFault:
+      return f.format ? CauseKind::RangeOverflow : CauseKind::NonfiniteProduced;
+    case FindingKind::RankSkew:
+      return CauseKind::RankSkew;
+    case FindingKind::RankDesync:
+      return CauseKind::ReplicaDesync;
+    case FindingKind::RankLossScale:
+      return CauseKind::LossScaler;
   }
   return CauseKind::Drift;
 }
@@ -274,6 +288,16 @@ void describe(const RunAnalysis& a, const std::vector<Finding>& fs, Cause* c) {
     case CauseKind::BaselineDrift:
       c->title = with_steps(
           fmt::format("{} ({}) drift from the baseline run", plural(n, "tensor"), list), *c);
+      break;
+    case CauseKind::ReplicaDesync:
+      c->title = with_steps(fmt::format("replicas out of sync: {} ({}) differ between ranks",
+                                        plural(n, "tensor"), list),
+                            *c);
+      break;
+    case CauseKind::RankSkew:
+      c->title = with_steps(fmt::format("a rank's amax far above its replicas' in {} ({})",
+                                        plural(n, "tensor"), list),
+                            *c);
       break;
   }
 }

@@ -42,6 +42,14 @@ const char* kind_name(FindingKind k) {
       return "baseline_drift";
     case FindingKind::AdditiveMask:
       return "additive_mask";
+    case FindingKind::RankFirstFault:
+      return "rank_first_fault";
+    case FindingKind::RankSkew:
+      return "rank_skew";
+    case FindingKind::RankDesync:
+      return "rank_desync";
+    case FindingKind::RankLossScale:
+      return "rank_loss_scale";
   }
   return "unknown";
 }

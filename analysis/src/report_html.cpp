@@ -5,6 +5,7 @@
 // through html_text().
 #include <fmt/format.h>
 
+#include "fpscope/analysis/ranks.h"
 #include "fpscope/analysis/report.h"
 #include "fpscope/analysis/text_escape.h"
 #include "report_model.h"
@@ -248,6 +249,40 @@ void baseline(const detail::ReportBaseline& b, std::string& h) {
   h += "</table></div>\n</details>\n";
 }
 
+// A rank set: the cross-rank verdict, findings and ranks, before the focus rank's own report.
+void ranks(const detail::ReportRanks& r, std::string& h) {
+  const RankSet& set = *r.set;
+  h += fmt::format("<h2 id=\"ranks\">Ranks: {} traces of one run</h2>\n", set.ranks.size());
+  verdict(r.causes.verdict, h);
+  if (!set.findings.empty()) {
+    h += "<div class=\"wide\"><table id=\"rank-findings\">\n<tr><th>severity</th><th>kind</th>"
+         "<th>tensor</th><th>ranks</th><th>first step</th><th>finding</th></tr>\n";
+    for (const auto& f : set.findings) {
+      std::string rs;
+      for (int64_t x : f.ranks) rs += (rs.empty() ? "" : ", ") + std::to_string(x);
+      h += fmt::format(
+          "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:"
+          "left\"><b>{}</b><br>{}<br><i>{}</i></td></tr>\n",
+          severity_name(f.finding.severity), kind_name(f.finding.kind),
+          html_text(f.finding.tensor_id), rs,
+          f.finding.first_step >= 0 ? std::to_string(f.finding.first_step) : std::string("-"),
+          html_text(f.finding.title), html_text(f.finding.evidence),
+          html_text(f.finding.recommendation));
+    }
+    h += "</table></div>\n";
+  }
+  h += "<div class=\"wide\"><table id=\"rank-table\">\n<tr><th>rank</th><th>steps</th>"
+       "<th>findings</th><th>verdict</th><th>trace</th></tr>\n";
+  for (const auto& x : set.ranks)
+    h += fmt::format("<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                     x.identity.rank, x.identity.rank == r.focus_rank ? " (below)" : "",
+                     x.steps ? fmt::format("{}..{}", x.first_step, x.last_step) : std::string("-"),
+                     x.findings, html_text(x.verdict), html_text(x.identity.path));
+  h += "</table></div>\n";
+  for (const auto& p : r.heatmaps) h += p.svg;
+  h += fmt::format("<p>The rest of this report is rank {}'s own.</p>\n", r.focus_rank);
+}
+
 }  // namespace
 
 std::string render_html(const trace::TraceModel& model, const RunAnalysis& a,
@@ -255,6 +290,7 @@ std::string render_html(const trace::TraceModel& model, const RunAnalysis& a,
   const detail::ReportModel m = detail::build_report_model(model, a, opt);
   std::string h;
   head(m, h);
+  if (m.ranks) ranks(*m.ranks, h);
   verdict(m.causes.verdict, h);
   causes(m, h);
   facts(m, h);

@@ -6,6 +6,7 @@
 // plain escaped text, not code spans (a backtick in a name would end the span).
 #include <fmt/format.h>
 
+#include "fpscope/analysis/ranks.h"
 #include "fpscope/analysis/report.h"
 #include "fpscope/analysis/text_escape.h"
 #include "report_model.h"
@@ -178,6 +179,38 @@ void baseline(const detail::ReportBaseline& b, std::string& md) {
                       fmt_num(d.other_amax), fmt_num(d.amax_ratio), detail::first_beyond_str(d));
 }
 
+// A rank set: the cross-rank verdict, findings and ranks, before the focus rank's own report.
+void ranks(const detail::ReportRanks& r, const std::string& dir, Plots* plots, std::string& md) {
+  const RankSet& set = *r.set;
+  const Verdict& v = r.causes.verdict;
+  md += fmt::format("\n## Ranks: {} traces of one run\n\n**Verdict across ranks: {}.**",
+                    set.ranks.size(), md_text(v.headline));
+  for (const auto& w : v.why) md += " " + md_text(w);
+  md += fmt::format("\n\n**Next action:** {}\n", md_text(v.next_action));
+  if (!set.findings.empty()) {
+    md +=
+        "\n| severity | kind | tensor | ranks | first step | finding "
+        "|\n|---|---|---|---|--:|---|\n";
+    for (const auto& f : set.findings) {
+      std::string rs;
+      for (int64_t x : f.ranks) rs += (rs.empty() ? "" : ", ") + std::to_string(x);
+      md += fmt::format(
+          "| {} | {} | {} | {} | {} | **{}** {} _{}_ |\n", severity_name(f.finding.severity),
+          kind_name(f.finding.kind), md_text(f.finding.tensor_id), rs,
+          f.finding.first_step >= 0 ? std::to_string(f.finding.first_step) : std::string("-"),
+          md_text(f.finding.title), md_text(f.finding.evidence), md_text(f.finding.recommendation));
+    }
+  }
+  md += "\n| rank | steps | findings | verdict | trace |\n|--:|---|--:|---|---|\n";
+  for (const auto& x : set.ranks)
+    md += fmt::format("| {}{} | {} | {} | {} | {} |\n", x.identity.rank,
+                      x.identity.rank == r.focus_rank ? " (below)" : "",
+                      x.steps ? fmt::format("{}..{}", x.first_step, x.last_step) : std::string("-"),
+                      x.findings, md_text(x.verdict), md_text(x.identity.path));
+  for (const auto& p : r.heatmaps) plot(p, dir, plots, md);
+  md += fmt::format("\nThe rest of this report is rank {}'s own.\n", r.focus_rank);
+}
+
 }  // namespace
 
 std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a,
@@ -186,6 +219,7 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
   const detail::ReportModel m = detail::build_report_model(model, a, opt);
   std::string md;
   head(m, md);
+  if (m.ranks) ranks(*m.ranks, plot_dir_rel, plots, md);
   causes(m, md);
   facts(m, md);
   md += "\n---\n\n## Appendix\n";

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "fpscope/analysis/drift.h"
+#include "fpscope/analysis/ranks.h"
 #include "fpscope/analysis/summary.h"
 
 namespace fpscope::analysis::detail {
@@ -238,6 +239,24 @@ ReportModel build_report_model(const trace::TraceModel& model, const RunAnalysis
   m.weights_left_out = left_out_weights(t);
   if (!a.whatif.empty()) m.whatif = whatif_section(a, opt);
   if (!a.drift.empty()) m.drift = drift_section(a, opt);
+  if (opt.ranks) {
+    ReportRanks r;
+    r.set = opt.ranks;
+    r.focus_rank = opt.focus_rank;
+    RunAnalysis cross;
+    for (const auto& f : opt.ranks->findings) cross.findings.push_back(f.finding);
+    r.causes = build_causes(cross, cross.findings);
+    std::vector<std::string> shown;
+    for (const auto& f : opt.ranks->findings) {
+      const std::string& id = f.finding.tensor_id;
+      if (id.empty() || std::find(shown.begin(), shown.end(), id) != shown.end()) continue;
+      shown.push_back(id);
+      r.heatmaps.push_back({fmt::format("ranks_heatmap{}.svg", shown.size()),
+                            "amax per rank and step: " + id, svg_rank_heatmap(*opt.ranks, id)});
+      if (shown.size() == 3) break;
+    }
+    m.ranks = std::move(r);
+  }
   m.generator = "fpscope " FPSCOPE_VERSION;
   return m;
 }

@@ -67,6 +67,14 @@ struct ReportBaseline {
 };
 
 // Causes shown before the fold (the rest: HTML <details>, Markdown appendix).
+// A rank set's cross-rank part (ReportOptions::ranks).
+struct ReportRanks {
+  const RankSet* set = nullptr;
+  int64_t focus_rank = -1;
+  RunCauses causes;                  // of the cross-rank findings
+  std::vector<ReportPlot> heatmaps;  // ranks x steps, the top findings' tensors (at most 3)
+};
+
 inline constexpr size_t kCausesBeforeFold = 10;
 
 // Pointers and references are views into the RunAnalysis the model was built from: the model is
@@ -88,6 +96,7 @@ struct ReportModel {
   std::optional<ReportWhatIf> whatif;           // present when the FP8 what-if has results
   std::optional<ReportDrift> drift;             // present when some tensor has change points
   std::optional<ReportBaseline> baseline;       // present with ReportOptions::baseline
+  std::optional<ReportRanks> ranks;             // present with ReportOptions::ranks
   std::string generator;                        // "fpscope <version>"
 };
 

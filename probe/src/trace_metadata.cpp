@@ -3,7 +3,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <iterator>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +15,29 @@
 
 namespace fpscope::probe {
 namespace {
+
+// The launcher variables that place a rank in its job, recorded as written (strings, like "rank")
+// so that `fpscope summary` can match and group the traces of one run: the first variable of
+// each list that is set and non-empty wins (the rank's own rule, run_env.h).
+struct RankField {
+  const char* key;
+  std::initializer_list<const char*> variables;
+};
+const RankField kRankFields[] = {
+    {"world_size", {"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS"}},
+    {"local_rank", {"LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"}},
+    {"local_world_size", {"LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"}},
+    {"group_rank", {"GROUP_RANK", "SLURM_NODEID"}},
+};
+
+void add_rank_fields(nlohmann::json* j) {
+  for (const auto& f : kRankFields)
+    for (const char* v : f.variables)
+      if (const char* s = std::getenv(v); s && *s) {
+        (*j)[f.key] = std::string(s);
+        break;
+      }
+}
 
 std::string read_cmdline() {
   std::ifstream f("/proc/self/cmdline", std::ios::binary);
@@ -32,6 +57,7 @@ std::string trace_metadata(const Config& cfg, long pid) {
   const trace::RunEnv env = trace::current_run_env(pid);
   if (!env.host.empty()) j["host"] = env.host;
   if (env.rank) j["rank"] = *env.rank;
+  add_rank_fields(&j);
   auto argv = nlohmann::json::array();
   const std::string cl = read_cmdline();
   for (size_t b = 0; b < cl.size();) {

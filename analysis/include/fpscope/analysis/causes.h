@@ -44,8 +44,10 @@ enum class CauseKind : uint8_t {
   IntendedInfinity,    // "intended_infinity": additive masks (-Inf by design)
   Drift,               // "drift": change points within the run (a hint)
   BaselineDrift,       // "baseline_drift": drift against a baseline run
+  ReplicaDesync,       // "replica_desync": data-parallel replicas' weights differ (rank sets)
+  RankSkew,            // "rank_skew": a rank's amax far from its replicas' (rank sets)
 };
-inline constexpr int kNumCauseKinds = 13;
+inline constexpr int kNumCauseKinds = 15;
 const char* cause_kind_name(CauseKind k);
 
 struct Cause {

@@ -77,6 +77,18 @@ struct FindingOptions {
   double master_stagnant_warn = 0.5;
   double master_lost_mass_warn = 0.1;
 
+  // --- Cross-rank findings (findings_ranks.cpp; a rank set of data-parallel replicas).
+  Severity rank_first_nonfinite = Severity::Critical;  // NaN/Inf, first on some rank
+  Severity rank_first_overflow = Severity::Warning;    // a BF16/FP16 overflow starting on a rank
+                                                       // before the others
+  Severity rank_skew = Severity::Warning;
+  // rank_skew: a rank's amax of an op at a step at least this many times the median of the
+  // other ranks' (the same op on other data shards differs by a few x at most).
+  double rank_skew_ratio = 64.0;
+  double rank_skew_full_decades = 8.0;        // log10 of the ratio scored 999 (linear)
+  Severity rank_desync = Severity::Critical;  // replicas' weights differ: training is broken
+  Severity rank_loss_scale = Severity::Error;
+
   // --- Evidence text: skipped steps / change points listed before "; ... N more".
   size_t evidence_list_max = 5;
 };

@@ -55,8 +55,13 @@ enum class FindingKind : uint8_t {
   Drift,              // "drift": change points within the run
   BaselineDrift,      // "baseline_drift": drift against a baseline run
   AdditiveMask,       // "additive_mask": -Inf of an additive (attention) mask, by design
+  // Cross-rank kinds (a rank set: ranks.h, findings_ranks.cpp); tensor -1, the id names it.
+  RankFirstFault,  // "rank_first_fault": the first rank (step, op) with NaN/Inf or an overflow
+  RankSkew,        // "rank_skew": a rank's amax far from its replicas' on the same op and step
+  RankDesync,      // "rank_desync": replicated operands (weights) differ between replicas
+  RankLossScale,   // "rank_loss_scale": the ranks' loss scalers disagree
 };
-inline constexpr int kNumFindingKinds = 13;
+inline constexpr int kNumFindingKinds = 17;
 
 // "nonfinite", "overflow", ... (the comments above): the one spelling of each kind.
 const char* kind_name(FindingKind k);

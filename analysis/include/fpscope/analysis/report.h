@@ -17,6 +17,8 @@
 
 namespace fpscope::analysis {
 
+struct RankSet;
+
 enum class ReportFormat : uint8_t { Html = 0, Markdown = 1 };
 
 // ".html"/".htm" -> Html, ".md"/".markdown" -> Markdown; false for anything else.
@@ -32,6 +34,10 @@ struct ReportOptions {
   int max_drift_rows = 30;      // rows of the change-point table
   int max_tensor_rows = 50;     // rows of the per-tensor table (worst first), HTML and Markdown
   int max_tensor_plots = 6;     // tensors (worst first) that get amax/SQNR/heatmap plots
+  // A rank set's report (ranks.h): the report of one rank (`focus_rank`, whose trace `model` is)
+  // with a "Ranks" section: the cross-rank verdict, findings and one row per rank.
+  const RankSet* ranks = nullptr;
+  int64_t focus_rank = -1;
 };
 
 // One SVG document per plot, deterministic. Exposed so the GUI can export the same pictures.
