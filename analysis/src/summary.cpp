@@ -236,15 +236,21 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   json fs = json::array();
   for (const auto& f : a.findings) fs.push_back(finding_json(f));
   j["findings"] = std::move(fs);
+  // At most kMaxWarningsJson of them (a hostile trace can hold millions), with the total.
+  constexpr uint64_t kMaxWarningsJson = 1000;
   json warnings = json::array();
-  for (const auto* e : warning_events(t)) {
+  uint64_t n_warnings = 0;
+  for (const auto& e : t.events) {
+    if (e.level < trace::EventLevel::Warning) continue;
+    if (n_warnings++ >= kMaxWarningsJson) continue;
     json w;
-    w["step"] = e->step;
-    w["level"] = e->level == trace::EventLevel::Error ? "error" : "warning";
-    w["text"] = e->text;
+    w["step"] = e.step;
+    w["level"] = e.level == trace::EventLevel::Error ? "error" : "warning";
+    w["text"] = e.text;
     warnings.push_back(std::move(w));
   }
   j["warnings"] = std::move(warnings);
+  j["warnings_total"] = n_warnings;
   add_causes_json(a, &j);  // "verdict" and "causes" (causes.h)
   detail::make_utf8(j);    // names are bytes: one replacement rule (text_escape.h)
   return j;
@@ -311,24 +317,28 @@ std::string run_steps_text(const trace::Trace& t, const RunAnalysis& a) {
   return steps_line(t, a);
 }
 
-std::vector<const trace::EventRecord*> warning_events(const trace::Trace& t) {
-  std::vector<const trace::EventRecord*> out;
-  for (const auto& e : t.events)
-    if (e.level >= trace::EventLevel::Warning) out.push_back(&e);
-  return out;
-}
-
 std::string warnings_text(const trace::Trace& t, size_t shown) {
-  const auto ws = warning_events(t);
-  if (ws.empty()) return "";
-  std::vector<std::string> distinct;
-  for (const auto* e : ws)
-    if (std::find(distinct.begin(), distinct.end(), e->text) == distinct.end())
-      distinct.push_back(e->text);
-  std::string s = plural(ws.size(), "warning") + ": ";
-  for (size_t i = 0; i < distinct.size() && i < shown; ++i) s += (i ? "; " : "") + distinct[i];
-  if (distinct.size() > shown)
-    s += fmt::format(" (and {} more: summary --json .warnings)", distinct.size() - shown);
+  // Linear in the events, at most `shown` + 1 distinct texts kept: a trace may hold millions of
+  // events (a hostile one does), and this line must cost nothing next to reading it.
+  uint64_t n = 0;
+  std::vector<const std::string*> distinct;
+  bool more = false;
+  for (const auto& e : t.events) {
+    if (e.level < trace::EventLevel::Warning) continue;
+    ++n;
+    if (more) continue;
+    bool seen = false;
+    for (const auto* d : distinct) seen = seen || *d == e.text;
+    if (seen) continue;
+    if (distinct.size() < shown)
+      distinct.push_back(&e.text);
+    else
+      more = true;
+  }
+  if (n == 0) return "";
+  std::string s = plural(n, "warning") + ": ";
+  for (size_t i = 0; i < distinct.size(); ++i) s += (i ? "; " : "") + *distinct[i];
+  if (more) s += " (and more: summary --json .warnings)";
   return s;
 }
 

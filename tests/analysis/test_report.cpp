@@ -296,7 +296,7 @@ TEST(Summary, WarningEventsAreShownInTextJsonAndReport) {
   const auto a = analyze(m);
   EXPECT_EQ(warnings_text(b.t),
             "3 warnings: cuda: 12 GEMM operand observations skipped: all result slots in flight; "
-            "cuda: CUPTI unavailable: \x1b[2J (and 1 more: summary --json .warnings)");
+            "cuda: CUPTI unavailable: \x1b[2J (and more: summary --json .warnings)");
   const std::string txt = summary_text(b.t, a);
   EXPECT_NE(txt.find("\nwarnings   3 warnings: cuda: 12 GEMM"), std::string::npos) << txt;
   const auto j = summary_json(b.t, a);
@@ -304,6 +304,13 @@ TEST(Summary, WarningEventsAreShownInTextJsonAndReport) {
   EXPECT_EQ(j["warnings"][1]["level"], "error");
   EXPECT_EQ(j["warnings"][1]["step"], 2);
   EXPECT_EQ(j["warnings"][2]["text"], "third");
+  EXPECT_EQ(j["warnings_total"], 3);
+  // Bounded: a trace with many warnings lists the first 1000 and counts them all.
+  for (uint64_t i = 0; i < 5000; ++i) ev(trace::EventLevel::Warning, "same", i);
+  const auto big = summary_json(b.t, a);
+  EXPECT_EQ(big["warnings"].size(), 1000u);
+  EXPECT_EQ(big["warnings_total"], 5003);
+  b.t.events.resize(4);
   EXPECT_NE(render_html(m, a, ReportOptions{})
                 .find("<tr><th>warnings</th><td style=\"text-align:left\">3 warnings: "),
             std::string::npos);

@@ -32,10 +32,10 @@ std::string run_steps_text(const trace::Trace& trace, const RunAnalysis& a);
 
 // The trace's warning and error events (EVENT records of level >= Warning: what the probe said
 // went wrong while recording, e.g. "cuda: 12 GEMM operand observations skipped: all result slots
-// in flight", and the program's own fpscope.event warnings), in trace order.
-std::vector<const trace::EventRecord*> warning_events(const trace::Trace& trace);
-// "3 warnings: <first>; <second> (and 1 more: summary --json .warnings)", the first `shown`
-// distinct texts (raw bytes: the caller escapes for its output); "" when there are none.
+// in flight", and the program's own fpscope.event warnings) as one line:
+// "3 warnings: <first>; <second> (and more: summary --json .warnings)", the first `shown`
+// distinct texts (raw bytes: the caller escapes for its output); "" when there are none. Linear
+// in the events, bounded memory.
 std::string warnings_text(const trace::Trace& trace, size_t shown = 2);
 
 }  // namespace fpscope::analysis
