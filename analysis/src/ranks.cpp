@@ -50,24 +50,9 @@ bool has_glob_chars(const std::string& s) {
 
 using json = nlohmann::ordered_json;
 
-json step_or_null(int64_t s) {
-  return s >= 0 ? json(s) : json(nullptr);
-}
-
 json finding_json(const RankFinding& rf) {
-  const Finding& f = rf.finding;
-  json j;
-  j["severity"] = severity_name(f.severity);
-  j["score"] = f.score;
-  j["kind"] = kind_name(f.kind);
-  j["tensor"] = f.tensor_id.empty() ? json(nullptr) : json(f.tensor_id);
-  j["format"] = f.format ? json(spec(*f.format).name) : json(nullptr);
-  j["first_step"] = step_or_null(f.first_step);
-  j["last_step"] = step_or_null(f.last_step);
+  json j = analysis::finding_json(rf.finding);  // summary.h: the one writer of a finding
   j["ranks"] = rf.ranks;
-  j["title"] = f.title;
-  j["evidence"] = f.evidence;
-  j["recommendation"] = f.recommendation;
   return j;
 }
 

@@ -22,7 +22,9 @@ json step_or_null(int64_t s) {
   return s >= 0 ? json(s) : json(nullptr);
 }
 
-json finding_json(const Finding& f) {
+}  // namespace
+
+nlohmann::ordered_json finding_json(const Finding& f) {
   json j;
   j["severity"] = severity_name(f.severity);
   j["score"] = f.score;
@@ -36,8 +38,6 @@ json finding_json(const Finding& f) {
   j["recommendation"] = f.recommendation;
   return j;
 }
-
-}  // namespace
 
 nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
                                     const trace::Trace* baseline) {

@@ -387,6 +387,32 @@ FPSCOPE_STRIDED_HOOK(GemmStridedBatchedEx_64, cublasGemmStridedBatchedEx_64, int
 FPSCOPE_BATCHED_HOOK(GemmBatchedEx, cublasGemmBatchedEx, int)
 FPSCOPE_BATCHED_HOOK(GemmBatchedEx_64, cublasGemmBatchedEx_64, int64_t)
 
+// The arguments of the typed classic calls (cublasSgemm_v2, cublasHgemm and their strided-batched
+// twins): A, B and C all of cudaDataType t, alpha/beta of the same type. One place, so that the
+// plain and the strided hooks cannot describe the same GEMM differently.
+template <typename I, typename T>
+ClassicArgs typed_args(cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k, const T* alpha,
+                       const T* A, I lda, const T* B, I ldb, const T* beta, T* C, I ldc,
+                       cudaDataType t) {
+  return ClassicArgs{.ta = ta,
+                     .tb = tb,
+                     .m = m,
+                     .n = n,
+                     .k = k,
+                     .alpha = alpha,
+                     .A = A,
+                     .at = t,
+                     .lda = lda,
+                     .B = B,
+                     .bt = t,
+                     .ldb = ldb,
+                     .beta = beta,
+                     .C = C,
+                     .ct = t,
+                     .ldc = ldc,
+                     .scalars = scalar_kind_of_type(t)};
+}
+
 // ---- cublasSgemm_v2 / cublasHgemm and _64 -------------------------------------------------------
 // T is the element and scalar type (float, __half); CudaT its cudaDataType.
 #define FPSCOPE_TYPED_HOOK(Id, Symbol, I, T, CudaT)                                       \
@@ -395,23 +421,8 @@ FPSCOPE_BATCHED_HOOK(GemmBatchedEx_64, cublasGemmBatchedEx_64, int64_t)
       const T* alpha, const T* A, I lda, const T* B, I ldb, const T* beta, T* C, I ldc) { \
     auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                           \
     if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                              \
-    const ClassicArgs args{.ta = ta,                                                      \
-                           .tb = tb,                                                      \
-                           .m = m,                                                        \
-                           .n = n,                                                        \
-                           .k = k,                                                        \
-                           .alpha = alpha,                                                \
-                           .A = A,                                                        \
-                           .at = CudaT,                                                   \
-                           .lda = lda,                                                    \
-                           .B = B,                                                        \
-                           .bt = CudaT,                                                   \
-                           .ldb = ldb,                                                    \
-                           .beta = beta,                                                  \
-                           .C = C,                                                        \
-                           .ct = CudaT,                                                   \
-                           .ldc = ldc,                                                    \
-                           .scalars = scalar_kind_of_type(CudaT)};                        \
+    const ClassicArgs args =                                                              \
+        typed_args(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, CudaT);          \
     return run_recorded(Hook::Id, handle, args, [&] {                                     \
       return fn(handle, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);            \
     });                                                                                   \
@@ -430,27 +441,11 @@ FPSCOPE_TYPED_HOOK(Hgemm_64, cublasHgemm_64, int64_t, __half, CUDA_R_16F)
       const T* beta, T* C, I ldc, long long sc, I batch) {                                        \
     auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                                   \
     if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                      \
-    const ClassicArgs args{.ta = ta,                                                              \
-                           .tb = tb,                                                              \
-                           .m = m,                                                                \
-                           .n = n,                                                                \
-                           .k = k,                                                                \
-                           .alpha = alpha,                                                        \
-                           .A = A,                                                                \
-                           .at = CudaT,                                                           \
-                           .lda = lda,                                                            \
-                           .B = B,                                                                \
-                           .bt = CudaT,                                                           \
-                           .ldb = ldb,                                                            \
-                           .beta = beta,                                                          \
-                           .C = C,                                                                \
-                           .ct = CudaT,                                                           \
-                           .ldc = ldc,                                                            \
-                           .scalars = scalar_kind_of_type(CudaT),                                 \
-                           .batch = batch,                                                        \
-                           .sa = sa,                                                              \
-                           .sb = sb,                                                              \
-                           .sc = sc};                                                             \
+    ClassicArgs args = typed_args(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, CudaT);   \
+    args.batch = batch;                                                                           \
+    args.sa = sa;                                                                                 \
+    args.sb = sb;                                                                                 \
+    args.sc = sc;                                                                                 \
     return run_recorded(Hook::Id, handle, args, [&] {                                             \
       return fn(handle, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch); \
     });                                                                                           \

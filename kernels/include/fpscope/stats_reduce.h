@@ -1,3 +1,5 @@
+// (Size: ~660 lines, kept whole on purpose: the device kernel and its CPU model must read the same
+// steps in one place; splitting by step would split that one source of truth.)
 // The CUDA statistics kernel's steps (kernels/cuda/stats_kernels.cu), written once for the
 // device and for the CPU model of the kernel (kernels/src/stats_sim.cpp) that tests run: element
 // addressing, the per-launch x-space thresholds, a warp's pass over one chunk, the warp tree

@@ -1,4 +1,6 @@
 """fpscope's PyTorch integration: what a recorded PyTorch program gets with no change to its code.
+(~670 lines: steps, names, losses and the scaler share one hook state; the auto-watch already
+lives in fpscope_autowatch.py, the next part to move out would be the loss ring.)
 sitecustomize.py (beside this file) calls activate(torch) once `import torch` has completed.
 
 Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers where not):

@@ -27,6 +27,10 @@ nlohmann::ordered_json summary_json(const trace::Trace& trace, const RunAnalysis
 std::string summary_text(const trace::Trace& trace, const RunAnalysis& a, int max_rows = 40,
                          int width = 0);
 
+// One finding as summary --json writes it (docs/summary-json.md "findings[]"): the one writer,
+// also used for the cross-rank findings of a rank set (ranks.cpp adds their "ranks").
+nlohmann::ordered_json finding_json(const Finding& f);
+
 // "61 steps (0..60), 7 sampled (every 10); source gemm_period": what the run's steps were.
 std::string run_steps_text(const trace::Trace& trace, const RunAnalysis& a);
 
