@@ -29,10 +29,15 @@ using SubscribeV2Fn = CUptiResult (*)(CUpti_SubscriberHandle*, CUpti_CallbackFun
 using EnableCallbackFn = CUptiResult (*)(uint32_t, CUpti_SubscriberHandle, CUpti_CallbackDomain,
                                          CUpti_CallbackId);
 using ResultStringFn = CUptiResult (*)(CUptiResult, const char**);
+using UnsubscribeFn = CUptiResult (*)(CUpti_SubscriberHandle);
 
 struct State {
   std::once_flag once;
   std::atomic<bool> subscribed{false};
+  std::atomic<bool> handed_over{false};  // another subscriber asked for CUPTI and got it
+  std::mutex sub_mu;                     // the subscriber handle and its library
+  void* lib = nullptr;
+  CUpti_SubscriberHandle sub = nullptr;
   std::string optimizer_pattern = kDefaultOptimizerPattern;
   std::atomic<bool> optimizer_step_pending{false};
   std::atomic<uint64_t> loss_scale{0}, unknown_abi{0}, unscale{0}, optimizer{0};
@@ -209,6 +214,7 @@ void* open_cupti() {
 void subscribe(const char* who) {
   if (const char* pat = std::getenv("FPSCOPE_OPTIMIZER_PATTERN"); pat != nullptr)
     g.optimizer_pattern = pat;
+  std::lock_guard<std::mutex> lock(g.sub_mu);
   void* lib = open_cupti();
   if (lib == nullptr) {
     FPSCOPE_LOG(Warn,
@@ -264,8 +270,60 @@ void subscribe(const char* who) {
     enabled += enable(1, sub, CUPTI_CB_DOMAIN_RUNTIME_API, id) == CUPTI_SUCCESS ? 1 : 0;
   for (CUpti_CallbackId id : driver_ids)
     enabled += enable(1, sub, CUPTI_CB_DOMAIN_DRIVER_API, id) == CUPTI_SUCCESS ? 1 : 0;
+  g.lib = lib;
+  g.sub = sub;
   g.subscribed = enabled > 0;
   FPSCOPE_LOG(Info, "CUPTI subscribed (%s), %d launch callbacks enabled", who, enabled);
+}
+
+// Another CUPTI client (torch.profiler's Kineto, a tool loaded later) asks for the one subscriber
+// slot: the probe gives its own up first, so that the profiler works (issue 16 item 7: never
+// break the profiler). Said once, in the log and in the trace, with what is lost from here on.
+void hand_over(const char* api) {
+  std::lock_guard<std::mutex> lock(g.sub_mu);
+  if (g.sub == nullptr || g.lib == nullptr) return;
+  auto unsubscribe = reinterpret_cast<UnsubscribeFn>(dlsym(g.lib, "cuptiUnsubscribe"));
+  if (unsubscribe == nullptr || unsubscribe(g.sub) != CUPTI_SUCCESS) {
+    FPSCOPE_LOG(Warn, "another tool called %s and fpscope could not release CUPTI", api);
+    return;
+  }
+  g.sub = nullptr;
+  g.subscribed = false;
+  g.handed_over = true;
+  FPSCOPE_LOG(Warn,
+              "another tool (e.g. torch.profiler) called %s: fpscope released CUPTI to it; from "
+              "here on no loss-scale kernels and no kernel step marks are recorded (cuBLAS hooks "
+              "stay active)",
+              api);
+  if (probe::Recorder* rec = probe::Recorder::get())
+    rec->event(trace::EventLevel::Warning,
+               std::string("cuda: CUPTI released to another subscriber (") + api +
+                   "): loss-scale kernels and kernel step marks not recorded from here on");
+}
+
+// The real cuptiSubscribe[_v2] of CUPTI `version` ("libcupti.so.13"), for the interposers below:
+// the next definition after the probe in the lookup order, of that version node (else any).
+template <class Fn>
+Fn next_cupti(const char* name, const char* version) {
+  void* f = dlvsym(RTLD_NEXT, name, version);
+  if (f == nullptr) f = dlsym(RTLD_NEXT, name);
+  return reinterpret_cast<Fn>(f);
+}
+
+CUptiResult interposed_subscribe(const char* version, CUpti_SubscriberHandle* subscriber,
+                                 CUpti_CallbackFunc callback, void* userdata) {
+  auto real = next_cupti<SubscribeFn>("cuptiSubscribe", version);
+  if (real == nullptr) return CUPTI_ERROR_NOT_INITIALIZED;
+  hand_over("cuptiSubscribe");
+  return real(subscriber, callback, userdata);
+}
+CUptiResult interposed_subscribe_v2(const char* version, CUpti_SubscriberHandle* subscriber,
+                                    CUpti_CallbackFunc callback, void* userdata,
+                                    CUpti_SubscriberParams* params) {
+  auto real = next_cupti<SubscribeV2Fn>("cuptiSubscribe_v2", version);
+  if (real == nullptr) return CUPTI_ERROR_NOT_INITIALIZED;
+  hand_over("cuptiSubscribe_v2");
+  return real(subscriber, callback, userdata, params);
 }
 
 }  // namespace
@@ -304,10 +362,34 @@ CuptiCounters cupti_counters() {
   c.unscale_kernels = g.unscale.load();
   c.optimizer_kernels = g.optimizer.load();
   c.subscribed = g.subscribed.load();
+  c.handed_over = g.handed_over.load();
   return c;
 }
 
 }  // namespace fpscope::cuda
+
+// cuptiSubscribe / cuptiSubscribe_v2 of the program's other CUPTI clients land here (LD_PRELOAD
+// interposition; the probe's own subscribe calls the library's through dlsym on its handle). One
+// definition per CUPTI version node, bound like the cuBLAS hooks (hooks_cublas.cpp): the default
+// (@@) one also takes unversioned references; each forwards to its own version's function. The
+// nodes are in probe/cuda/exports.map.
+#define FPSCOPE_CUPTI_INTERPOSER(Major, Binding)                                                  \
+  extern "C" __attribute__((visibility("default"))) CUptiResult fpscope_cuptiSubscribe_v##Major(  \
+      CUpti_SubscriberHandle* s, CUpti_CallbackFunc f, void* u) {                                 \
+    return fpscope::cuda::interposed_subscribe("libcupti.so." #Major, s, f, u);                   \
+  }                                                                                               \
+  extern "C" __attribute__((visibility("default")))                                               \
+  CUptiResult fpscope_cuptiSubscribe_v2_v##Major(CUpti_SubscriberHandle* s, CUpti_CallbackFunc f, \
+                                                 void* u, CUpti_SubscriberParams* p) {            \
+    return fpscope::cuda::interposed_subscribe_v2("libcupti.so." #Major, s, f, u, p);             \
+  }                                                                                               \
+  __asm__(".symver fpscope_cuptiSubscribe_v" #Major ", cuptiSubscribe" Binding                    \
+          "libcupti.so." #Major);                                                                 \
+  __asm__(".symver fpscope_cuptiSubscribe_v2_v" #Major ", cuptiSubscribe_v2" Binding              \
+          "libcupti.so." #Major);
+FPSCOPE_CUPTI_INTERPOSER(13, "@@")
+FPSCOPE_CUPTI_INTERPOSER(12, "@")
+#undef FPSCOPE_CUPTI_INTERPOSER
 
 // CUDA_INJECTION64_PATH entry point: the driver calls it from cuInit. Only CUPTI is available in
 // this mode when the library was not also preloaded (the cuBLAS hooks interpose through LD_PRELOAD

@@ -9,6 +9,11 @@
 //    launch callbacks above. When another tool holds CUPTI
 //    (CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) it logs ONE warning naming that tool and the
 //    probe keeps its cuBLAS hooks; loss scales and kernel step marks are then unavailable.
+//  - CUPTI has one subscriber slot (CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED): when another
+//    client of the process calls cuptiSubscribe[_v2] later (torch.profiler's Kineto starts at
+//    profile time), the probe's interposer unsubscribes the probe first and forwards the call, so
+//    the profiler works; one warning and a trace event say so, and loss-scale kernels and kernel
+//    step marks stop being recorded (the Python integration's steps are unaffected).
 //  - Loss-scale update kernel: a copy of *current_scale is enqueued on the kernel's stream BEFORE
 //    the launch (API enter) and copies of the updated scale and found_inf after it (API exit), into
 //    a pinned slot; the drain thread records {scale, found_inf, next_scale} (LossScaleSource::
@@ -33,6 +38,7 @@ struct CuptiCounters {
   uint64_t unscale_kernels = 0;
   uint64_t optimizer_kernels = 0;
   bool subscribed = false;
+  bool handed_over = false;  // released to another subscriber (a profiler started later)
 };
 CuptiCounters cupti_counters();
 

@@ -8,7 +8,8 @@
 # FPSCOPE_CUDA_ARCHS=... the GPU architectures to build for (default: native, this machine's).
 #
 # Records samples/cuda_mlp (FP16, planted overflow, NVTX-named GEMMs and steps), a PyTorch AMP
-# run (GradScaler, FP16) and a torch.cuda.graph capture (capture_check.py) under `fpscope record`,
+# run (GradScaler, FP16), a torch.cuda.graph capture (capture_check.py) and torch.profiler next to
+# the probe, started after it and before it (profiler_check.py) under `fpscope record`,
 # checks the traces against values the programs computed (GEMM count and names, planted overflow
 # step, loss-scale series == scaler.get_scale() per step, amax == torch), checks that cuda_mlp and
 # the capture print the same bits with and without the probe, and prints the probe's overhead
@@ -106,6 +107,26 @@ fi
 cmp "$out/cap.plain.txt" "$out/cap.probed.txt" ||
   { echo "FAIL: the probe changed capture_check.py's output"; exit 1; }
 echo "ok: torch.cuda.graph capture and replays unaffected by the probe (output bit-identical)"
+
+# 2c. A profiler next to the probe (issue 16 item 7): torch.profiler started after the probe took
+# CUPTI (the probe must hand it over) and before (the probe must leave it). The profiler must see
+# the program's kernels as it does without the probe, and the output must stay the same.
+for mode in late first; do
+  flag=""
+  [ "$mode" = first ] && flag="--profile-first"
+  "$PY" "$here/profiler_check.py" $flag >"$out/prof.$mode.plain.txt" 2>/dev/null ||
+    { echo "FAIL: profiler_check.py $flag fails without the probe"; exit 1; }
+  "$fpscope" record -o "$out/prof.$mode.fpst" --every 1 -- "$PY" "$here/profiler_check.py" $flag \
+    >"$out/prof.$mode.probed.txt" 2>"$out/prof.$mode.err" ||
+    { cat "$out/prof.$mode.err"; echo "FAIL: profiler_check.py $flag fails under the probe"; exit 1; }
+  cmp <(grep ^loss "$out/prof.$mode.plain.txt") <(grep ^loss "$out/prof.$mode.probed.txt") ||
+    { echo "FAIL: the probe changed profiler_check.py $flag's losses"; exit 1; }
+  want=$(awk '/^profiler_kernels/ { print $2, $4 }' "$out/prof.$mode.plain.txt")
+  got=$(awk '/^profiler_kernels/ { print $2, $4 }' "$out/prof.$mode.probed.txt")
+  [ "$want" = "$got" ] ||
+    { echo "FAIL: torch.profiler ($mode) saw kernels/GEMMs '$got' under the probe, '$want' without"; exit 1; }
+  echo "ok: torch.profiler started $mode: the same $want kernels/GEMMs with and without the probe"
+done
 
 # 3. Overhead at FPSCOPE_EVERY=10 and 1 (one run each, after a warm-up).
 "$mlp" --dtype bf16 --steps 200 >/dev/null

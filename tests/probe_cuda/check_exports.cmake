@@ -1,6 +1,6 @@
 # probe_cuda_exports: the CUDA part's exports of the library under test, as
 # `nm -D --with-symbol-versions --defined-only` prints them (name@@node, name@node), restricted to
-# the nodes probe/cuda owns (libcublas*, FPSCOPE_CUDA_1), equal the reviewed list cuda_exports.txt.
+# the nodes probe/cuda owns (libcublas*, libcupti*, FPSCOPE_CUDA_1), equal the reviewed list cuda_exports.txt.
 # That list is kept by hand on purpose: it checks what the build generates from
 # probe/cuda/cublas_hooks.def (a new hook adds its lines there).
 #   cmake -DNM=<nm> -DLIB=<library> -DEXPECTED=<cuda_exports.txt> -P check_exports.cmake
@@ -12,7 +12,7 @@ endif()
 string(REPLACE "\n" ";" lines "${out}")
 set(actual "")
 foreach(line IN LISTS lines)
-  if(line MATCHES "^[0-9a-fA-F]+ [A-Za-z] ([A-Za-z0-9_]+@@?(libcublas[A-Za-z]*\\.so\\.[0-9]+|FPSCOPE_CUDA_1))$")
+  if(line MATCHES "^[0-9a-fA-F]+ [A-Za-z] ([A-Za-z0-9_]+@@?(libcublas[A-Za-z]*\\.so\\.[0-9]+|libcupti\\.so\\.[0-9]+|FPSCOPE_CUDA_1))$")
     list(APPEND actual "${CMAKE_MATCH_1}")
   endif()
 endforeach()

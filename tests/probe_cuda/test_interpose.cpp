@@ -217,4 +217,48 @@ TEST(PassThrough, LtMatmulAndGemmExWithNullHandlesRunTheProbesCudaPath) {
   EXPECT_EQ(off, 1);
 }
 
+// CUPTI has one subscriber slot. A profiler that subscribes after the probe (torch.profiler starts
+// at profile time, after the first cuBLAS call) must get it: on an H200, torch.profiler saw 0 CUDA
+// kernels under the probe before the probe gave its subscriber up (tests/gpu/profiler_check.py).
+// The stand-in libcupti enforces the rule as CUPTI's documentation states it (fake_cupti.c).
+TEST(Cupti, ProfilerSubscribingAfterTheProbeGetsCuptiAndTheTraceSaysWhatIsLost) {
+  const std::string trace = FPSCOPE_TEST_TMP "/cupti-late.fpst";
+  std::remove(trace.c_str());
+  const std::string cmd = std::string(FPSCOPE_CUPTI_PROFILER) + " late";
+  const pt::Output base = pt::run("", cmd);
+  ASSERT_EQ(base.exit_code, 0) << base.out << base.err;
+  const std::string env = "FPSCOPE_OUTPUT=" + trace +
+                          " FPSCOPE_LOG=info FPSCOPE_CUPTI_LIB=" FPSCOPE_FAKE_CUPTI
+                          " LD_PRELOAD=" FPSCOPE_PROBE_LIB;
+  const pt::Output probed = pt::run(env, cmd);
+  EXPECT_NE(probed.err.find("CUPTI subscribed (InitializeInjection)"), std::string::npos)
+      << "the probe held CUPTI first: " << probed.err;
+  EXPECT_EQ(probed.exit_code, 0) << probed.out << probed.err;
+  EXPECT_NE(probed.out.find("profiler_subscribe 0\n"), std::string::npos) << probed.out;
+  EXPECT_NE(probed.out.find("holder <not provided>\n"), std::string::npos) << probed.out;
+  EXPECT_NE(probed.err.find("fpscope released CUPTI to it"), std::string::npos) << probed.err;
+  trace::Trace t;
+  trace::ReadError err;
+  ASSERT_TRUE(trace::read_trace(trace, &t, &err)) << err.message;
+  int released = 0;
+  for (const auto& e : t.events)
+    released += e.text.rfind("cuda: CUPTI released to another subscriber (cuptiSubscribe)", 0) == 0;
+  EXPECT_EQ(released, 1);
+}
+
+// The other order: a profiler already holds CUPTI; the probe leaves it there and says so.
+TEST(Cupti, ProbeStartingAfterAProfilerLeavesItsSubscriber) {
+  const std::string trace = FPSCOPE_TEST_TMP "/cupti-first.fpst";
+  const std::string cmd = std::string(FPSCOPE_CUPTI_PROFILER) + " first";
+  const std::string env = "FPSCOPE_OUTPUT=" + trace +
+                          " FPSCOPE_LOG=info FPSCOPE_CUPTI_LIB=" FPSCOPE_FAKE_CUPTI
+                          " LD_PRELOAD=" FPSCOPE_PROBE_LIB;
+  const pt::Output probed = pt::run(env, cmd);
+  EXPECT_EQ(probed.exit_code, 0) << probed.out << probed.err;
+  EXPECT_NE(probed.out.find("profiler_subscribe 0\n"), std::string::npos) << probed.out;
+  EXPECT_NE(probed.err.find("CUPTI is held by another tool (CUPTI for <not provided>)"),
+            std::string::npos)
+      << probed.err;
+}
+
 }  // namespace
