@@ -302,11 +302,22 @@ void hand_over(const char* api) {
 }
 
 // The real cuptiSubscribe[_v2] of CUPTI `version` ("libcupti.so.13"), for the interposers below:
-// the next definition after the probe in the lookup order, of that version node (else any).
+// the next definition after the probe in the global lookup order, of that version node (else
+// any); else the one in the libcupti already loaded under that name. The second way is the usual
+// one: PyTorch's libcupti is a dependency of libtorch_cpu.so, which Python loads RTLD_LOCAL, so
+// RTLD_NEXT cannot see it (found on an H200: the profiler's call failed with
+// CUPTI_ERROR_NOT_INITIALIZED until this fallback).
 template <class Fn>
 Fn next_cupti(const char* name, const char* version) {
   void* f = dlvsym(RTLD_NEXT, name, version);
   if (f == nullptr) f = dlsym(RTLD_NEXT, name);
+  if (f == nullptr) {
+    if (void* lib = dlopen(version, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD)) {
+      f = dlvsym(lib, name, version);
+      if (f == nullptr) f = dlsym(lib, name);
+      dlclose(lib);  // only drops the reference NOLOAD took: the library stays loaded
+    }
+  }
   return reinterpret_cast<Fn>(f);
 }
 

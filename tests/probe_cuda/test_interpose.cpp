@@ -217,6 +217,13 @@ TEST(PassThrough, LtMatmulAndGemmExWithNullHandlesRunTheProbesCudaPath) {
   EXPECT_EQ(off, 1);
 }
 
+// FPSCOPE_CUPTI_PROFILER is "<program> <client library>": the mode goes between them.
+std::string mode_command(const std::string& mode) {
+  const std::string pc = FPSCOPE_CUPTI_PROFILER;
+  const size_t sp = pc.find(' ');
+  return pc.substr(0, sp) + " " + mode + pc.substr(sp);
+}
+
 // CUPTI has one subscriber slot. A profiler that subscribes after the probe (torch.profiler starts
 // at profile time, after the first cuBLAS call) must get it: on an H200, torch.profiler saw 0 CUDA
 // kernels under the probe before the probe gave its subscriber up (tests/gpu/profiler_check.py).
@@ -224,7 +231,7 @@ TEST(PassThrough, LtMatmulAndGemmExWithNullHandlesRunTheProbesCudaPath) {
 TEST(Cupti, ProfilerSubscribingAfterTheProbeGetsCuptiAndTheTraceSaysWhatIsLost) {
   const std::string trace = FPSCOPE_TEST_TMP "/cupti-late.fpst";
   std::remove(trace.c_str());
-  const std::string cmd = std::string(FPSCOPE_CUPTI_PROFILER) + " late";
+  const std::string cmd = mode_command("late");
   const pt::Output base = pt::run("", cmd);
   ASSERT_EQ(base.exit_code, 0) << base.out << base.err;
   const std::string env = "FPSCOPE_OUTPUT=" + trace +
@@ -249,7 +256,7 @@ TEST(Cupti, ProfilerSubscribingAfterTheProbeGetsCuptiAndTheTraceSaysWhatIsLost) 
 // The other order: a profiler already holds CUPTI; the probe leaves it there and says so.
 TEST(Cupti, ProbeStartingAfterAProfilerLeavesItsSubscriber) {
   const std::string trace = FPSCOPE_TEST_TMP "/cupti-first.fpst";
-  const std::string cmd = std::string(FPSCOPE_CUPTI_PROFILER) + " first";
+  const std::string cmd = mode_command("first");
   const std::string env = "FPSCOPE_OUTPUT=" + trace +
                           " FPSCOPE_LOG=info FPSCOPE_CUPTI_LIB=" FPSCOPE_FAKE_CUPTI
                           " LD_PRELOAD=" FPSCOPE_PROBE_LIB;
