@@ -2,6 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -57,14 +58,38 @@ class ScopedDevice {
   cudaError_t error_ = cudaSuccess;
 };
 
-struct DeviceSlots {
-  bool ready = false;
+// One block of result slots. A device's ring is one chunk at first (FPSCOPE_CUDA_SLOTS slots) and
+// grows by whole chunks (add_slots: each as large as the ring so far, i.e. doubling). Chunks are
+// never freed or moved, so a slot's storage stays where it was while the drain reads it.
+struct SlotChunk {
+  int first = 0;  // the chunk's first slot number
+  int count = 0;
   TensorStats* d_stats = nullptr;  // device
   TensorStats* h_stats = nullptr;  // pinned
   float* h_scalars = nullptr;      // pinned, kScalarsPerSlot per slot
   UpdateLoss* d_update = nullptr;  // device, a watch's update loss per slot
   UpdateLoss* h_update = nullptr;  // pinned
   std::vector<cudaEvent_t> events;
+};
+
+inline constexpr int kMaxChunks = 16;  // doubling from 1 slot reaches 2^15 > kMaxGrownCudaSlots
+
+struct DeviceSlots {
+  bool ready = false;
+  SlotChunk chunks[kMaxChunks];
+  // Chunks in use. Written (release) after the chunk is complete, under the backend's mutex; a
+  // slot number only reaches another thread through the pipeline's lock after that.
+  std::atomic<int> n_chunks{0};
+  int total = 0;  // slots over all chunks (under the backend's mutex)
+
+  // The chunk holding `slot` and the slot's index in it.
+  const SlotChunk& at(int slot, size_t* i) const {
+    const int n = n_chunks.load(std::memory_order_acquire);
+    int c = 0;
+    while (c + 1 < n && slot >= chunks[c + 1].first) ++c;
+    *i = static_cast<size_t>(slot - chunks[c].first);
+    return chunks[c];
+  }
 };
 
 // One master-weight watch: stream-ordered allocations (cudaMallocAsync on its own stream), so that
@@ -96,50 +121,98 @@ class CudaBackend final : public Backend {
     DeviceSlots& d = devs_[static_cast<size_t>(device)];
     if (d.ready) return true;
     const ScopedDevice on(device);
-    cudaError_t e = on.ok() ? cudaSuccess : on.error();
-    const auto n = static_cast<size_t>(slots_);
-    if (e == cudaSuccess)
-      e = cudaMalloc(reinterpret_cast<void**>(&d.d_stats), n * sizeof(TensorStats));
-    if (e == cudaSuccess)
-      e = cudaHostAlloc(reinterpret_cast<void**>(&d.h_stats), n * sizeof(TensorStats),
-                        cudaHostAllocPortable);
-    if (e == cudaSuccess)
-      e = cudaHostAlloc(reinterpret_cast<void**>(&d.h_scalars), n * kScalarsPerSlot * sizeof(float),
-                        cudaHostAllocPortable);
-    if (e == cudaSuccess)
-      e = cudaMalloc(reinterpret_cast<void**>(&d.d_update), n * sizeof(UpdateLoss));
-    if (e == cudaSuccess)
-      e = cudaHostAlloc(reinterpret_cast<void**>(&d.h_update), n * sizeof(UpdateLoss),
-                        cudaHostAllocPortable);
-    d.events.assign(n, nullptr);
-    for (size_t i = 0; e == cudaSuccess && i < n; ++i)
-      e = cudaEventCreateWithFlags(&d.events[i], cudaEventDisableTiming);
+    const cudaError_t e = on.ok() ? alloc_chunk(&d, slots_) : on.error();
     if (e != cudaSuccess) {
       *error = cuda_error("creating result slots on the device", e);
       (void)cudaGetLastError();
-      release_partial(&d);  // the pipeline never retries a failed device: nothing may leak
-      return false;
+      return false;  // alloc_chunk released what it made: the pipeline never retries
     }
     d.ready = true;
     register_exit_drain();  // the runtime may have registered exit work while creating these
     return true;
   }
 
-  // Frees what a failed ensure_device created (on the device current there), nulls the pointers.
-  static void release_partial(DeviceSlots* d) {
-    for (cudaEvent_t& ev : d->events)
+  // Called by the pipeline's drain thread only (the probe's own thread: it may make the device
+  // current, and it never captures). Relaxed capture interaction, as for its event queries: in
+  // the default global mode an allocation while another thread captures in global mode is a
+  // "potentially unsafe API call" (CUDA runtime API, cudaThreadExchangeStreamCaptureMode).
+  int add_slots(int device, int count, std::string* error) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (device < 0 || static_cast<size_t>(device) >= devs_.size() || count <= 0) {
+      *error = "no such device or slot count";
+      return -1;
+    }
+    DeviceSlots& d = devs_[static_cast<size_t>(device)];
+    if (!d.ready || d.n_chunks.load(std::memory_order_relaxed) >= kMaxChunks) {
+      *error = "the device's result ring cannot grow further";
+      return -1;
+    }
+    if (!on_drain_thread() || cudaSetDevice(device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      *error = "result slots can only be added on the drain thread";
+      return -1;
+    }
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    const bool exchanged = cudaThreadExchangeStreamCaptureMode(&mode) == cudaSuccess;
+    const int first = d.total;
+    const cudaError_t e = alloc_chunk(&d, count);
+    if (exchanged) (void)cudaThreadExchangeStreamCaptureMode(&mode);
+    if (e != cudaSuccess) {
+      *error = cuda_error("adding result slots on the device", e);
+      (void)cudaGetLastError();
+      return -1;
+    }
+    return first;
+  }
+
+  // Allocates the next chunk of `count` slots on the current device and publishes it; on failure
+  // releases what it made and leaves the ring as it was. Caller holds mu_.
+  static cudaError_t alloc_chunk(DeviceSlots* d, int count) {
+    const int k = d->n_chunks.load(std::memory_order_relaxed);
+    SlotChunk& c = d->chunks[k];
+    const auto n = static_cast<size_t>(count);
+    cudaError_t e = cudaMalloc(reinterpret_cast<void**>(&c.d_stats), n * sizeof(TensorStats));
+    if (e == cudaSuccess)
+      e = cudaHostAlloc(reinterpret_cast<void**>(&c.h_stats), n * sizeof(TensorStats),
+                        cudaHostAllocPortable);
+    if (e == cudaSuccess)
+      e = cudaHostAlloc(reinterpret_cast<void**>(&c.h_scalars), n * kScalarsPerSlot * sizeof(float),
+                        cudaHostAllocPortable);
+    if (e == cudaSuccess)
+      e = cudaMalloc(reinterpret_cast<void**>(&c.d_update), n * sizeof(UpdateLoss));
+    if (e == cudaSuccess)
+      e = cudaHostAlloc(reinterpret_cast<void**>(&c.h_update), n * sizeof(UpdateLoss),
+                        cudaHostAllocPortable);
+    c.events.assign(n, nullptr);
+    for (size_t i = 0; e == cudaSuccess && i < n; ++i)
+      e = cudaEventCreateWithFlags(&c.events[i], cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      release_partial(&c);  // nothing may leak: a failed device is never retried
+      return e;
+    }
+    c.first = d->total;
+    c.count = count;
+    d->total += count;
+    d->n_chunks.store(k + 1, std::memory_order_release);
+    return cudaSuccess;
+  }
+
+  // Frees what a failed alloc_chunk created (on the device current there), nulls the pointers.
+  static void release_partial(SlotChunk* c) {
+    for (cudaEvent_t& ev : c->events)
       if (ev != nullptr) (void)cudaEventDestroy(ev);
-    d->events.clear();
-    if (d->d_stats != nullptr) (void)cudaFree(d->d_stats);
-    if (d->d_update != nullptr) (void)cudaFree(d->d_update);
-    if (d->h_stats != nullptr) (void)cudaFreeHost(d->h_stats);
-    if (d->h_scalars != nullptr) (void)cudaFreeHost(d->h_scalars);
-    if (d->h_update != nullptr) (void)cudaFreeHost(d->h_update);
-    d->d_stats = nullptr;
-    d->d_update = nullptr;
-    d->h_stats = nullptr;
-    d->h_scalars = nullptr;
-    d->h_update = nullptr;
+    c->events.clear();
+    if (c->d_stats != nullptr) (void)cudaFree(c->d_stats);
+    if (c->d_update != nullptr) (void)cudaFree(c->d_update);
+    if (c->h_stats != nullptr) (void)cudaFreeHost(c->h_stats);
+    if (c->h_scalars != nullptr) (void)cudaFreeHost(c->h_scalars);
+    if (c->h_update != nullptr) (void)cudaFreeHost(c->h_update);
+    c->d_stats = nullptr;
+    c->d_update = nullptr;
+    c->h_stats = nullptr;
+    c->h_scalars = nullptr;
+    c->h_update = nullptr;
     (void)cudaGetLastError();
   }
 
@@ -159,9 +232,10 @@ class CudaBackend final : public Backend {
     *error = "built without the CUDA stats kernels";
     return false;
 #else
-    DeviceSlots& d = devs_[static_cast<size_t>(job.device)];
+    size_t i = 0;
+    const SlotChunk& d = devs_[static_cast<size_t>(job.device)].at(slot, &i);
     auto stream = static_cast<cudaStream_t>(job.stream);
-    TensorStats* dst = d.d_stats + slot;
+    TensorStats* dst = d.d_stats + i;
     // The launchers reset the slot themselves. One matrix, or a batch stored as one contiguous
     // block (stride == ld * cols: one matrix of batch * cols columns), or the same matrix every
     // time (stride 0: measured once); any other stride goes through the batched launcher, which
@@ -182,9 +256,8 @@ class CudaBackend final : public Backend {
       return false;
     }
     if (e == cudaSuccess)
-      e = cudaMemcpyAsync(d.h_stats + slot, dst, sizeof(TensorStats), cudaMemcpyDeviceToHost,
-                          stream);
-    if (e == cudaSuccess) e = cudaEventRecord(d.events[static_cast<size_t>(slot)], stream);
+      e = cudaMemcpyAsync(d.h_stats + i, dst, sizeof(TensorStats), cudaMemcpyDeviceToHost, stream);
+    if (e == cudaSuccess) e = cudaEventRecord(d.events[i], stream);
     if (e != cudaSuccess) {
       *error = cuda_error("enqueueing tensor statistics", e);
       (void)cudaGetLastError();
@@ -195,8 +268,9 @@ class CudaBackend final : public Backend {
   }
 
   bool enqueue_scalar(int slot, const ScalarCopy& c, std::string* error) override {
-    DeviceSlots& d = devs_[static_cast<size_t>(c.device)];
-    float* dst = d.h_scalars + static_cast<size_t>(slot) * kScalarsPerSlot + c.index;
+    size_t i = 0;
+    const SlotChunk& d = devs_[static_cast<size_t>(c.device)].at(slot, &i);
+    float* dst = d.h_scalars + i * kScalarsPerSlot + c.index;
     const cudaError_t e = cudaMemcpyAsync(dst, c.src, sizeof(float), cudaMemcpyDeviceToHost,
                                           static_cast<cudaStream_t>(c.stream));
     if (e != cudaSuccess) {
@@ -208,9 +282,9 @@ class CudaBackend final : public Backend {
   }
 
   bool enqueue_event(int device, int slot, void* stream, std::string* error) override {
-    DeviceSlots& d = devs_[static_cast<size_t>(device)];
-    const cudaError_t e =
-        cudaEventRecord(d.events[static_cast<size_t>(slot)], static_cast<cudaStream_t>(stream));
+    size_t i = 0;
+    const SlotChunk& d = devs_[static_cast<size_t>(device)].at(slot, &i);
+    const cudaError_t e = cudaEventRecord(d.events[i], static_cast<cudaStream_t>(stream));
     if (e != cudaSuccess) {
       *error = cuda_error("recording a slot event", e);
       (void)cudaGetLastError();
@@ -237,8 +311,8 @@ class CudaBackend final : public Backend {
     // legal. Push-pop, as that documentation recommends.
     cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
     const bool exchanged = cudaThreadExchangeStreamCaptureMode(&mode) == cudaSuccess;
-    const cudaError_t e =
-        cudaEventQuery(devs_[static_cast<size_t>(device)].events[static_cast<size_t>(slot)]);
+    size_t i = 0;
+    const cudaError_t e = cudaEventQuery(devs_[static_cast<size_t>(device)].at(slot, &i).events[i]);
     if (exchanged) (void)cudaThreadExchangeStreamCaptureMode(&mode);
     if (e == cudaSuccess) return Poll::Ready;
     if (e == cudaErrorNotReady) return Poll::Pending;
@@ -247,11 +321,12 @@ class CudaBackend final : public Backend {
   }
 
   const TensorStats& stats(int device, int slot) const override {
-    return devs_[static_cast<size_t>(device)].h_stats[slot];
+    size_t i = 0;
+    return devs_[static_cast<size_t>(device)].at(slot, &i).h_stats[i];
   }
   const float* scalars(int device, int slot) const override {
-    return devs_[static_cast<size_t>(device)].h_scalars +
-           static_cast<size_t>(slot) * kScalarsPerSlot;
+    size_t i = 0;
+    return devs_[static_cast<size_t>(device)].at(slot, &i).h_scalars + i * kScalarsPerSlot;
   }
 
   int create_watch(int device, uint64_t count, Format dtype, std::string* error) override {
@@ -336,12 +411,13 @@ class CudaBackend final : public Backend {
     }
     if (e == cudaSuccess && job.measure) {
 #if FPSCOPE_HAVE_STATS_KERNELS
-      DeviceSlots& d = devs_[static_cast<size_t>(job.device)];
-      e = launch_update_loss(w.snapshot, cur, job.count, d.d_update + slot, w.stream);
+      size_t i = 0;
+      const SlotChunk& d = devs_[static_cast<size_t>(job.device)].at(slot, &i);
+      e = launch_update_loss(w.snapshot, cur, job.count, d.d_update + i, w.stream);
       if (e == cudaSuccess)
-        e = cudaMemcpyAsync(d.h_update + slot, d.d_update + slot, sizeof(UpdateLoss),
+        e = cudaMemcpyAsync(d.h_update + i, d.d_update + i, sizeof(UpdateLoss),
                             cudaMemcpyDeviceToHost, w.stream);
-      if (e == cudaSuccess) e = cudaEventRecord(d.events[static_cast<size_t>(slot)], w.stream);
+      if (e == cudaSuccess) e = cudaEventRecord(d.events[i], w.stream);
 #else
       e = cudaErrorNotSupported;
 #endif
@@ -361,7 +437,8 @@ class CudaBackend final : public Backend {
   }
 
   const UpdateLoss& update_loss(int device, int slot) const override {
-    return devs_[static_cast<size_t>(device)].h_update[slot];
+    size_t i = 0;
+    return devs_[static_cast<size_t>(device)].at(slot, &i).h_update[i];
   }
 
  private:

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
@@ -128,7 +129,8 @@ Pipeline* pipeline() {
     }
     auto* rt = new Runtime;  // lives until exit: the drain thread and hooks may use it late
     rt->backend = std::move(backend);
-    const Pipeline::Options opts;
+    Pipeline::Options opts;
+    opts.max_slots = std::max(kMaxGrownCudaSlots, cuda_slots_setting());
     rt->pipeline = std::make_unique<Pipeline>(rt->backend.get(), &rt->sink, opts);
     rt->pipeline->start_drain_thread(std::chrono::microseconds(500));
     pthread_atfork(nullptr, nullptr, on_fork_child);
@@ -197,6 +199,13 @@ void shutdown() {
                                                std::to_string(c.failed_devices) +
                                                " device(s): no statistics from them (not retried)");
   say(g_unsupported.load(), "operand type or layout not readable by the stats kernels");
+  if (c.slots_added != 0)
+    rec->event(trace::EventLevel::Info, "cuda: result ring grew to " + std::to_string(c.max_slots) +
+                                            " slots (a step needed more than FPSCOPE_CUDA_SLOTS)");
+  if (c.grow_failed != 0)
+    rec->event(trace::EventLevel::Warning,
+               "cuda: the result ring could not grow on " + std::to_string(c.grow_failed) +
+                   " device(s) (device or pinned memory): observations beyond it were skipped");
   const WatchCounters w = device_watch_counters();
   if (w.skipped != 0)
     rec->event(trace::EventLevel::Warning,

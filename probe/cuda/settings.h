@@ -3,7 +3,8 @@
 // Contract: each parser takes the raw environment value (nullptr or "" = unset) and returns the
 // value in force. A value that is malformed or out of range gives ONE warning on stderr
 // ("[fpscope] ...") naming the variable, the value and what is used instead; it never fails.
-//  - FPSCOPE_CUDA_SLOTS   (default 256): result slots per device, clamped to [1, kMaxCudaSlots].
+//  - FPSCOPE_CUDA_SLOTS   (default 256): result slots per device at first, clamped to
+//    [1, kMaxCudaSlots]; the ring grows to kMaxGrownCudaSlots when a step needs more.
 //  - FPSCOPE_CUDA_GRAPHS  removed: 0/false/off/no accepted silently, anything else warns (captured
 //    GEMMs are always skipped and counted).
 //  - FPSCOPE_CUDA_DRAIN_MS (default 2000): milliseconds, 0 allowed (do not wait), <= 600000.
@@ -22,6 +23,10 @@ inline constexpr int kDefaultCudaSlots = 256;
 // device: 16384 slots are ~140 MiB of each. Also far below the 2^20 of the pipeline's ticket
 // encoding (stats_pipeline.cpp).
 inline constexpr int kMaxCudaSlots = 16384;
+// The ring starts at FPSCOPE_CUDA_SLOTS and doubles (on the drain thread) while a step needs more,
+// up to this many slots per device (~35 MiB of device and of pinned memory) or the start, if
+// larger.
+inline constexpr int kMaxGrownCudaSlots = 4096;
 inline constexpr long kDefaultDrainMs = 2000;
 inline constexpr long kMaxDrainMs = 600000;
 inline constexpr const char* kDefaultStepRange = "step";

@@ -29,6 +29,9 @@ int Pipeline::acquire(int device, std::string* error) {
     device_ready_.resize(d + 1, false);
     free_.resize(d + 1);
     device_failed_.resize(d + 1);
+    total_.resize(d + 1, 0);
+    grow_wanted_.resize(d + 1, 0);
+    grow_failed_.resize(d + 1, 0);
   }
   if (!device_failed_[d].empty()) {
     *error = device_failed_[d];
@@ -45,11 +48,19 @@ int Pipeline::acquire(int device, std::string* error) {
     const int n = std::min(backend_->slots_per_device(), (1 << kTicketShift) - 1);
     free_[d].clear();
     for (int s = n - 1; s >= 0; --s) free_[d].push_back(s);
+    total_[d] = n;
+    counters_.max_slots = std::max<uint64_t>(counters_.max_slots, static_cast<uint64_t>(n));
     device_ready_[d] = true;
   }
-  if (free_[d].empty()) return -1;
-  const int slot = free_[d].back();
-  free_[d].pop_back();
+  int slot = -1;
+  if (!free_[d].empty()) {
+    slot = free_[d].back();
+    free_[d].pop_back();
+  }
+  // Low water: a quarter of the ring free (or less) asks the drain thread for more.
+  if (free_[d].size() <= static_cast<size_t>(total_[d] / 4) && !grow_failed_[d] &&
+      total_[d] < options_.max_slots)
+    grow_wanted_[d] = 1;
   return slot;
 }
 
@@ -234,6 +245,38 @@ size_t Pipeline::drain() {
   return delivered;
 }
 
+size_t Pipeline::grow_rings() {
+  size_t added = 0;
+  for (int device = 0;; ++device) {
+    int have = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (static_cast<size_t>(device) >= grow_wanted_.size()) break;
+      if (!grow_wanted_[static_cast<size_t>(device)]) continue;
+      have = total_[static_cast<size_t>(device)];
+    }
+    // Outside mu_: the allocation may take milliseconds and submissions go on meanwhile.
+    const int want = std::min(have, std::min(options_.max_slots, (1 << kTicketShift) - 1) - have);
+    std::string err;
+    const int first = want > 0 ? backend_->add_slots(device, want, &err) : -1;
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto d = static_cast<size_t>(device);
+    grow_wanted_[d] = 0;
+    if (want <= 0) continue;  // at the cap: nothing to add, nothing failed
+    if (first < 0) {
+      grow_failed_[d] = 1;
+      ++counters_.grow_failed;
+      continue;
+    }
+    for (int s = first + want - 1; s >= first; --s) free_[d].push_back(s);
+    total_[d] += want;
+    counters_.slots_added += static_cast<uint64_t>(want);
+    counters_.max_slots = std::max<uint64_t>(counters_.max_slots, static_cast<uint64_t>(total_[d]));
+    added += static_cast<size_t>(want);
+  }
+  return added;
+}
+
 bool Pipeline::flush(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
@@ -257,6 +300,7 @@ void Pipeline::start_drain_thread(std::chrono::microseconds period) {
     while (!stop_) {
       l.unlock();
       drain();
+      grow_rings();
       l.lock();
       thread_cv_.wait_for(l, period, [this] { return stop_; });
     }

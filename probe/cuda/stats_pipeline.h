@@ -82,6 +82,15 @@ class Backend {
   virtual int slots_per_device() const = 0;
   // Creates the device's slots, pinned buffers and events (first use). Idempotent.
   virtual bool ensure_device(int device, std::string* error) = 0;
+  // Adds `count` slots to a ready device's ring, numbered after the existing ones; returns the
+  // first new slot number, or -1 with *error (the ring is unchanged). Called by the pipeline's
+  // drain thread only (Pipeline::grow_rings). Slots that exist keep their storage.
+  virtual int add_slots(int device, int count, std::string* error) {
+    (void)device;
+    (void)count;
+    *error = "this backend's rings do not grow";
+    return -1;
+  }
   // True when `stream` is being captured into a CUDA graph (work must not be enqueued).
   virtual bool stream_capturing(void* stream) = 0;
   // Zeroes the slot, enqueues the stats kernel(s) on job.stream, the copy of the result into the
@@ -145,6 +154,9 @@ struct Counters {
   uint64_t failed = 0;  // backend refused or the device work failed
   uint64_t in_flight = 0;
   uint64_t failed_devices = 0;  // devices whose result slots could not be set up (tried once)
+  uint64_t slots_added = 0;     // slots the rings grew by (grow_rings), all devices
+  uint64_t grow_failed = 0;     // rings that could not grow (not retried)
+  uint64_t max_slots = 0;       // the largest ring, in slots
 };
 
 enum class Submit { Ok, RingFull, Capturing, Failed };
@@ -154,7 +166,9 @@ class Pipeline {
   // Work on a stream being captured into a CUDA graph is always skipped and counted: a captured
   // stats launch would write into its result slot at every replay, long after the slot was
   // delivered and reused (issue 16 item 3; FPSCOPE_CUDA_GRAPHS=1, which allowed it, is gone).
-  struct Options {};
+  struct Options {
+    int max_slots = 4096;  // per device, for grow_rings (the ring never shrinks)
+  };
   Pipeline(Backend* backend, Sink* sink, Options options);
   ~Pipeline();  // stops the drain thread (does not wait for in-flight work)
   Pipeline(const Pipeline&) = delete;
@@ -177,6 +191,12 @@ class Pipeline {
 
   // Delivers everything finished now; returns how many were delivered.
   size_t drain();
+  // Ring growth (issue 16 item 9: a step with more operands than slots skipped most of them at
+  // --every 1). A device whose free slots fall below a quarter of its ring is marked; this doubles
+  // each marked ring through Backend::add_slots, up to max_slots (Options). The drain thread calls
+  // it after each drain: submissions never allocate. A ring that fails to grow stays as it is and
+  // is not tried again (counted). Returns the slots added.
+  size_t grow_rings();
   // Drains until nothing is in flight or `timeout` passes; true when nothing is left.
   bool flush(std::chrono::milliseconds timeout);
 
@@ -209,6 +229,9 @@ class Pipeline {
   // Per device: why its set-up failed (empty: not failed). A failed device is never retried:
   // every later submission fails at once with this message.
   std::vector<std::string> device_failed_;
+  std::vector<int> total_;           // per device: slots in its ring
+  std::vector<char> grow_wanted_;    // per device: free slots ran low (grow_rings acts on it)
+  std::vector<char> grow_failed_;    // per device: growth failed once, never tried again
   std::vector<InFlight> in_flight_;  // submission order
   Counters counters_;
   std::mutex drain_mu_;

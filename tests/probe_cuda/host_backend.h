@@ -24,13 +24,31 @@ namespace fpscope::cuda::testing {
 
 class HostBackend : public Backend {
  public:
-  explicit HostBackend(int slots, int devices = 2) : slots_(slots) {
-    stats_.resize(static_cast<size_t>(devices * slots));
-    updates_.resize(static_cast<size_t>(devices * slots));
-    scalars_.resize(static_cast<size_t>(devices * slots * kScalarsPerSlot));
-    state_.assign(static_cast<size_t>(devices * slots), State::Idle);
+  // `slots` per device at first; add_slots grows a device's ring up to `max_slots` (default: no
+  // growth). Storage for max_slots is made up front, so slots never move.
+  explicit HostBackend(int slots, int devices = 2, int max_slots = 0)
+      : slots_(slots), max_slots_(max_slots > slots ? max_slots : slots) {
+    stats_.resize(static_cast<size_t>(devices * max_slots_));
+    updates_.resize(static_cast<size_t>(devices * max_slots_));
+    scalars_.resize(static_cast<size_t>(devices * max_slots_ * kScalarsPerSlot));
+    state_.assign(static_cast<size_t>(devices * max_slots_), State::Idle);
+    total_.assign(static_cast<size_t>(devices), slots);
   }
   int slots_per_device() const override { return slots_; }
+  int add_slots(int device, int count, std::string* error) override {
+    std::lock_guard<std::mutex> l(mu_);
+    ++add_slots_calls;
+    int& total = total_[static_cast<size_t>(device)];
+    if (fail_add_slots || total + count > max_slots_) {
+      *error = "no memory for more slots";
+      return -1;
+    }
+    const int first = total;
+    total += count;
+    return first;
+  }
+  int add_slots_calls = 0;
+  bool fail_add_slots = false;
   bool ensure_device(int device, std::string* error) override {
     std::lock_guard<std::mutex> l(mu_);
     ++ensure_attempts[device];
@@ -209,8 +227,10 @@ class HostBackend : public Backend {
 
  private:
   enum class State { Idle, Recorded, Done, Failed };
-  size_t idx(int device, int slot) const { return static_cast<size_t>(device * slots_ + slot); }
+  size_t idx(int device, int slot) const { return static_cast<size_t>(device * max_slots_ + slot); }
   int slots_;
+  int max_slots_;
+  std::vector<int> total_;  // per device: slots in its ring
   std::mutex mu_;
   struct Watch {
     bool live = false;

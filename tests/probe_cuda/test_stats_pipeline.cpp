@@ -112,6 +112,63 @@ TEST(StatsPipeline, RingFullSkipsAndSlotsAreRecycled) {
   EXPECT_EQ(be.ensure_calls[0], 1);  // per-device resources created once, at first use
 }
 
+// Issue 16 item 9: a step with more operands than slots (GPT-2-small: 441 at --every 1, against
+// 256 slots) must not lose most of them. The ring doubles from the drain thread once a quarter or
+// less of it is free, every result still reaches its observation, and slots that existed keep
+// theirs.
+TEST(StatsPipeline, RingGrowsWhenAStepNeedsMoreSlotsAndEveryResultArrives) {
+  HostBackend be(4, 2, /*max_slots=*/16);
+  RecordingSink sink;
+  Pipeline::Options opt;
+  opt.max_slots = 16;
+  Pipeline p(&be, &sink, opt);
+  const float x[6] = {1, -2, 3, -4, 5, -6};
+  EXPECT_EQ(p.grow_rings(), 0u) << "nothing asked for slots yet";
+  // 3 of 4 in flight: one free slot is a quarter of the ring, the low-water mark.
+  for (uint64_t i = 0; i < 3; ++i)
+    ASSERT_EQ(p.submit_stats(job_on(stream(1), x, 2, 3, 2), meta(i)), Submit::Ok);
+  EXPECT_EQ(be.add_slots_calls, 0) << "submissions never allocate";
+  EXPECT_EQ(p.grow_rings(), 4u);
+  EXPECT_EQ(be.add_slots_calls, 1);
+  for (uint64_t i = 3; i < 8; ++i)  // 8 in flight: the grown ring holds them all
+    ASSERT_EQ(p.submit_stats(job_on(stream(1), x, 2, 3, 2), meta(i)), Submit::Ok) << i;
+  EXPECT_EQ(p.grow_rings(), 8u);  // full again: 16, the cap
+  for (uint64_t i = 8; i < 16; ++i)
+    ASSERT_EQ(p.submit_stats(job_on(stream(1), x, 2, 3, 2), meta(i)), Submit::Ok) << i;
+  EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 2, 3, 2), meta(99)), Submit::RingFull);
+  EXPECT_EQ(p.grow_rings(), 0u) << "at the cap";
+  EXPECT_EQ(be.add_slots_calls, 2);
+  EXPECT_EQ(be.run(stream(1)), 16);
+  EXPECT_EQ(p.drain(), 16u);
+  ASSERT_EQ(sink.got.size(), 16u);
+  for (uint64_t i = 0; i < 16; ++i) EXPECT_EQ(sink.got[i].meta.seq, i);
+  const Counters c = p.counters();
+  EXPECT_EQ(c.slots_added, 12u);
+  EXPECT_EQ(c.max_slots, 16u);
+  EXPECT_EQ(c.skipped_ring_full, 1u);
+  EXPECT_EQ(c.grow_failed, 0u);
+}
+
+TEST(StatsPipeline, RingThatCannotGrowKeepsWorkingAndIsNotRetried) {
+  HostBackend be(4, 2, 16);
+  be.fail_add_slots = true;
+  RecordingSink sink;
+  Pipeline p(&be, &sink, {});
+  const float x[6] = {1, -2, 3, -4, 5, -6};
+  for (uint64_t i = 0; i < 4; ++i)
+    ASSERT_EQ(p.submit_stats(job_on(stream(1), x, 2, 3, 2), meta(i)), Submit::Ok);
+  EXPECT_EQ(p.grow_rings(), 0u);
+  EXPECT_EQ(p.submit_stats(job_on(stream(1), x, 2, 3, 2), meta(4)), Submit::RingFull);
+  EXPECT_EQ(p.grow_rings(), 0u);
+  EXPECT_EQ(be.add_slots_calls, 1) << "a failed growth is not retried";
+  EXPECT_EQ(be.run(stream(1)), 4);
+  EXPECT_EQ(p.drain(), 4u);
+  const Counters c = p.counters();
+  EXPECT_EQ(c.grow_failed, 1u);
+  EXPECT_EQ(c.max_slots, 4u);
+  EXPECT_EQ(c.skipped_ring_full, 1u);
+}
+
 TEST(StatsPipeline, LeadingDimensionIsRespected) {
   HostBackend be(2);
   RecordingSink sink;
