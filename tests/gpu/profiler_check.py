@@ -21,6 +21,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--profile-first", action="store_true")
     p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--names", action="store_true", help="print each kernel name and count")
     a = p.parse_args()
     torch.manual_seed(0)
     dev = "cuda"
@@ -60,6 +61,10 @@ def main():
     gemm = [e for e in kernels if "gemm" in e.name.lower() or "sm90" in e.name.lower()
             or "cutlass" in e.name.lower()]
     print(f"profiler_kernels {len(kernels)} gemm_kernels {len(gemm)} fpscope_kernels {len(ours)}")
+    if a.names:
+        from collections import Counter
+        for name, n in sorted(Counter(e.name for e in kernels).items()):
+            print(f"kernel {n} {name[:150]}")
     for i, l in enumerate(losses):
         print(f"loss {i} {float(l).hex()}")
 
