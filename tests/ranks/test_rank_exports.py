@@ -105,6 +105,18 @@ def check_queries(c, tag, db, blocks, findings):
         c.eq(f"{tag} rank_first_fault: first step", first, f["first_step"])
         c.eq(f"{tag} rank_first_fault: ranks", sorted(r[0] for r in rows if r[1] == first), f["ranks"])
         c.eq(f"{tag} rank_first_fault: op", rows[0][2] if rows else None, f["tensor"])
+    # The page's variant for the first overflow: the same query on the format's overflow count.
+    # (No finding when every rank starts at the same step: then nothing to compare.)
+    for f in by_kind.get("rank_first_fault", []):
+        if f["format"] not in ("fp16", "bf16"):
+            continue
+        sql = blocks["query:rank_first_fault"].replace("nan + pos_inf + neg_inf",
+                                                       f"{f['format']}_overflow")
+        rows = query(db, sql)
+        first = min(r[1] for r in rows) if rows else None
+        c.eq(f"{tag} rank_first_fault ({f['format']} overflow): first step, ranks, op",
+             (first, sorted(r[0] for r in rows if r[1] == first), rows[0][2] if rows else None),
+             (f["first_step"], f["ranks"], f["tensor"]))
     # rank_skew: one finding per tensor
     rows = query(db, blocks["query:rank_skew"])
     want = {f["tensor"]: (f["ranks"], f["first_step"]) for f in by_kind.get("rank_skew", [])}
@@ -129,6 +141,22 @@ def check_queries(c, tag, db, blocks, findings):
         want = [(f["ranks"], f["first_step"]) for f in by_kind.get("rank_loss_scale", [])]
         got = [(sorted({r[0] for r in rows}), min(r[1] for r in rows))] if rows else []
         c.eq(f"{tag} rank_loss_scale: ranks, first step", got, want)
+
+
+def check_exported_queries(c, fpscope, tag, folder, summary, work):
+    """The page's queries on the rank-set SQLite and JSONL exports of `folder` (for
+    test_ranks.py's real DDP runs) against `summary` (its summary --json)."""
+    blocks = doc_blocks(DOC)
+    out = os.path.join(work, os.path.basename(folder) + ".sqlite")
+    run(fpscope, "export", folder, "--format", "sqlite", "-o", out)
+    db = sqlite3.connect(out)
+    db.executescript(blocks["view:sqlite"])
+    check_queries(c, f"{tag} [sql: rank-set sqlite]", db, blocks, summary["findings"])
+    jdir = os.path.join(work, os.path.basename(folder) + "-jsonl")
+    os.makedirs(jdir, exist_ok=True)
+    run(fpscope, "export", folder, "--format", "jsonl", "-o", os.path.join(jdir, "run.jsonl"))
+    check_queries(c, f"{tag} [sql: jsonl in sqlite]", load_jsonl_db(blocks, jdir), blocks,
+                  summary["findings"])
 
 
 def load_jsonl_db(blocks, folder):
