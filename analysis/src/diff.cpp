@@ -262,16 +262,18 @@ DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
   return d;
 }
 
-std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
-                      size_t max_list) {
+namespace {
+
+std::string diff_text_of(const DiffResult& d, const std::string& base_path,
+                         const std::string& new_path, size_t max_list) {
   // Terminal text: every line through printable() (escape sequences in names, issue 17); a
   // newline inside a name would split its line, so the names are escaped where they go in.
   std::vector<std::string> only_base, only_new;
   for (const auto& id : d.only_base) only_base.push_back(printable(id));
   for (const auto& id : d.only_new) only_new.push_back(printable(id));
   std::string o =
-      fmt::format("base {}\n     {}\nnew  {}\n     {}\n", printable(base.path),
-                  printable(facts_text(d.base)), printable(neu.path), printable(facts_text(d.neu)));
+      fmt::format("base {}\n     {}\nnew  {}\n     {}\n", printable(base_path),
+                  printable(facts_text(d.base)), printable(new_path), printable(facts_text(d.neu)));
   o += fmt::format("matched {}; only in base {}; only in new {}\n",
                    plural(d.drift.size(), "tensor"), d.only_base.size(), d.only_new.size());
   if (!only_base.empty()) o += "  only in base: " + id_list(only_base, max_list, "") + "\n";
@@ -296,26 +298,28 @@ std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace
   return o;
 }
 
-std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
-                          size_t max_list) {
+// `heading`: the title line ("## fpscope diff"); `sub`: the prefix of the section headings.
+std::string diff_markdown_of(const DiffResult& d, const std::string& base_path,
+                             const std::string& new_path, size_t max_list,
+                             const std::string& heading, const char* sub) {
   // Markdown: every foreign text through md_text (text_escape.h), names as escaped plain text.
   std::vector<std::string> only_base, only_new;
   for (const auto& id : d.only_base) only_base.push_back(md_text(id));
   for (const auto& id : d.only_new) only_new.push_back(md_text(id));
   std::string m = fmt::format(
-      "## fpscope diff\n\n- base: {}: {}\n- new: {}: {}\n- matched tensors: {} (only in "
+      "{}\n\n- base: {}: {}\n- new: {}: {}\n- matched tensors: {} (only in "
       "base: {}, only in new: {})\n",
-      md_text(base.path), md_text(facts_text(d.base)), md_text(neu.path),
+      heading, md_text(base_path), md_text(facts_text(d.base)), md_text(new_path),
       md_text(facts_text(d.neu)), d.drift.size(), d.only_base.size(), d.only_new.size());
   if (!only_base.empty()) m += "  - only in base: " + id_list(only_base, max_list, "") + "\n";
   if (!only_new.empty()) m += "  - only in new: " + id_list(only_new, max_list, "") + "\n";
   m += fmt::format("- loss scale: base {}; new {}\n", loss_scale_text(d.base),
                    loss_scale_text(d.neu));
-  m += fmt::format("\n### Regressions ({})\n\n", d.regressions.size());
+  m += fmt::format("\n{} Regressions ({})\n\n", sub, d.regressions.size());
   if (d.regressions.empty()) m += "None.\n";
   for (const auto& r : d.regressions) m += fmt::format("- **{}** {}\n", r.rule, md_text(r.message));
-  m += "\n### Matched tensors\n\n| tensor | amax base | amax new | ratio | first step beyond |\n"
-       "|---|--:|--:|--:|---|\n";
+  m += fmt::format("\n{} Matched tensors\n\n", sub);
+  m += "| tensor | amax base | amax new | ratio | first step beyond |\n|---|--:|--:|--:|---|\n";
   for (const auto& x : d.drift)
     m += fmt::format("| {} | {} | {} | {} | {} |\n", md_text(x.id), fmt_num(x.base_amax),
                      fmt_num(x.other_amax), fmt_num(x.amax_ratio),
@@ -323,6 +327,18 @@ std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const t
                          ? fmt::format("{} ({})", x.first_step_beyond, x.first_beyond_reason)
                          : "-");
   return m;
+}
+
+}  // namespace
+
+std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
+                      size_t max_list) {
+  return diff_text_of(d, base.path, neu.path, max_list);
+}
+
+std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
+                          size_t max_list) {
+  return diff_markdown_of(d, base.path, neu.path, max_list, "## fpscope diff", "###");
 }
 
 nlohmann::ordered_json diff_json(const DiffResult& d, const DiffRules& rules) {
@@ -346,6 +362,101 @@ nlohmann::ordered_json diff_json(const DiffResult& d, const DiffRules& rules) {
     regs.push_back({{"rule", x.rule}, {"tensor", x.tensor_id}, {"message", x.message}});
   j["regressions"] = std::move(regs);
   detail::make_utf8(j);  // names are bytes: one replacement rule (text_escape.h)
+  return j;
+}
+
+namespace {
+
+// "amax, overflow": the distinct rules that fired (regressions are sorted by rule).
+std::string rules_fired(const DiffResult& d) {
+  std::string s;
+  for (size_t i = 0; i < d.regressions.size(); ++i)
+    if (i == 0 || d.regressions[i].rule != d.regressions[i - 1].rule)
+      s += (s.empty() ? "" : ", ") + d.regressions[i].rule;
+  return s.empty() ? "-" : s;
+}
+
+// The rank-set headline: the ranks compared, then how many regressed and which.
+std::string rank_set_headline(const std::vector<RankDiff>& ranks) {
+  size_t total = 0;
+  std::vector<int64_t> bad;
+  for (const auto& r : ranks) {
+    total += r.diff.regressions.size();
+    if (!r.diff.regressions.empty()) bad.push_back(r.rank);
+  }
+  if (bad.empty()) return "no regressions on any rank";
+  std::string list;
+  for (size_t i = 0; i < bad.size(); ++i) list += fmt::format("{}{}", i ? ", " : "", bad[i]);
+  return fmt::format("{} of {} regressed ({} {}), {} in all", plural(bad.size(), "rank"),
+                     ranks.size(), bad.size() == 1 ? "rank" : "ranks", list,
+                     plural(total, "regression"));
+}
+
+std::string rank_range(const std::vector<RankDiff>& ranks) {
+  return ranks.empty() ? std::string("none")
+                       : fmt::format("{}..{}", ranks.front().rank, ranks.back().rank);
+}
+
+}  // namespace
+
+std::string rank_set_diff_text(const std::vector<RankDiff>& ranks, size_t max_list) {
+  std::string o = fmt::format("rank set   {} in each run ({}), matched by rank\n",
+                              plural(ranks.size(), "rank"), rank_range(ranks));
+  o += "RANK  REGRESSIONS  RULES\n";
+  for (const auto& r : ranks)
+    o += fmt::format("{:<5} {:<12} {}\n", r.rank, r.diff.regressions.size(), rules_fired(r.diff));
+  o += rank_set_headline(ranks) + "\n";
+  for (const auto& r : ranks) {
+    o += fmt::format("\nrank {}\n", r.rank);
+    const std::string body = diff_text_of(r.diff, r.diff.base.path, r.diff.neu.path, max_list);
+    size_t begin = 0;
+    while (begin < body.size()) {
+      const size_t end = body.find('\n', begin);
+      const size_t stop = end == std::string::npos ? body.size() : end + 1;
+      o += "  " + body.substr(begin, stop - begin);
+      begin = stop;
+    }
+  }
+  return o;
+}
+
+std::string rank_set_diff_markdown(const std::vector<RankDiff>& ranks, size_t max_list) {
+  std::string m = fmt::format(
+      "## fpscope diff: rank set\n\n- {} in each run ({}), matched by rank\n- {}\n\n"
+      "| rank | regressions | rules |\n|--:|--:|---|\n",
+      plural(ranks.size(), "rank"), rank_range(ranks), rank_set_headline(ranks));
+  for (const auto& r : ranks)
+    m += fmt::format("| {} | {} | {} |\n", r.rank, r.diff.regressions.size(), rules_fired(r.diff));
+  for (const auto& r : ranks)
+    m += "\n" + diff_markdown_of(r.diff, r.diff.base.path, r.diff.neu.path, max_list,
+                                 fmt::format("### rank {}", r.rank), "####");
+  return m;
+}
+
+nlohmann::ordered_json rank_set_diff_json(const std::vector<RankDiff>& ranks,
+                                          const DiffRules& rules) {
+  nlohmann::ordered_json j, ids = nlohmann::ordered_json::array();
+  for (const auto& r : ranks) ids.push_back(r.rank);
+  j["rank_set"] = {{"ranks", std::move(ids)}};
+  auto per_rank = nlohmann::ordered_json::array();
+  auto regs = nlohmann::ordered_json::array();
+  for (const auto& r : ranks) {
+    nlohmann::ordered_json d = diff_json(r.diff, rules);
+    if (j.find("rules") == j.end()) j["rules"] = d["rules"];
+    d.erase("rules");
+    for (const auto& x : d["regressions"])
+      regs.push_back({{"rank", r.rank},
+                      {"rule", x["rule"]},
+                      {"tensor", x["tensor"]},
+                      {"message", x["message"]}});
+    nlohmann::ordered_json e;
+    e["rank"] = r.rank;
+    for (auto& [k, v] : d.items()) e[k] = std::move(v);
+    per_rank.push_back(std::move(e));
+  }
+  if (j.find("rules") == j.end()) j["rules"] = diff_json(DiffResult{}, rules)["rules"];
+  j["regressions"] = std::move(regs);
+  j["ranks"] = std::move(per_rank);
   return j;
 }
 

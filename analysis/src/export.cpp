@@ -66,21 +66,23 @@ std::string sqnr_json(double v) {
   return std::isfinite(v) ? fmt::format("{}", v) : "null";
 }
 
-}  // namespace
-
-void export_csv(const trace::Trace& t, std::ostream& out) {
+// `rank`: the rank-set column, or nullptr for a single trace (no column).
+void csv_rows(const trace::Trace& t, const int64_t* rank, bool header, std::ostream& out) {
   const auto tt = tensor_texts(t, false);
-  std::string line =
-      "step,seq,time_ns,stream,tensor,id,name,op,role,dtype,rows,cols,count,nan,pos_inf,neg_inf,"
-      "zero,amax,min,max,sum,sum_sq";
+  const std::string lead = rank ? fmt::format("{},", *rank) : std::string();
+  std::string line = (rank ? "rank," : "") + std::string(
+                                                 "step,seq,time_ns,stream,tensor,id,name,op,role,"
+                                                 "dtype,rows,cols,count,nan,pos_inf,neg_inf,"
+                                                 "zero,amax,min,max,sum,sum_sq");
   for (int i = 0; i < kNumTargets; ++i)
     line +=
         fmt::format(",{0}_overflow,{0}_underflow,{0}_subnormal,{0}_sum_err2,{0}_scale,{0}_sqnr_db",
                     spec(kTargets[i]).name);
-  out << line << '\n';
+  if (header) out << line << '\n';
   fmt::memory_buffer buf;
   for (const auto& o : t.observations) {
     buf.clear();
+    buf.append(lead);
     const auto& x = text_of(tt, o.tensor);
     const auto& s = o.stats;
     fmt::format_to(std::back_inserter(buf),
@@ -98,15 +100,17 @@ void export_csv(const trace::Trace& t, std::ostream& out) {
   }
 }
 
-void export_jsonl(const trace::Trace& t, std::ostream& out) {
+void jsonl_rows(const trace::Trace& t, const int64_t* rank, std::ostream& out) {
   const auto tt = tensor_texts(t, true);
+  const std::string lead = rank ? fmt::format("{{\"rank\":{},", *rank) : std::string("{");
   fmt::memory_buffer buf;
   for (const auto& o : t.observations) {
     buf.clear();
+    buf.append(lead);
     const auto& x = text_of(tt, o.tensor);
     const auto& s = o.stats;
     fmt::format_to(std::back_inserter(buf),
-                   "{{\"step\":{},\"seq\":{},\"time_ns\":{},\"stream\":{},\"tensor\":{},\"id\":{},"
+                   "\"step\":{},\"seq\":{},\"time_ns\":{},\"stream\":{},\"tensor\":{},\"id\":{},"
                    "\"name\":{},\"op\":{},\"role\":\"{}\",\"dtype\":\"{}\",\"rows\":{},\"cols\":{},"
                    "\"count\":{},\"nan\":{},\"pos_inf\":{},\"neg_inf\":{},\"zero\":{},\"amax\":{},"
                    "\"min\":{},\"max\":{},\"sum\":{},\"sum_sq\":{},\"formats\":{{",
@@ -127,14 +131,46 @@ void export_jsonl(const trace::Trace& t, std::ostream& out) {
   }
 }
 
+}  // namespace
+
+void export_csv(const trace::Trace& t, std::ostream& out) {
+  csv_rows(t, nullptr, true, out);
+}
+
+void export_csv_rank(const trace::Trace& t, int64_t rank, bool header, std::ostream& out) {
+  csv_rows(t, &rank, header, out);
+}
+
+void export_jsonl(const trace::Trace& t, std::ostream& out) {
+  jsonl_rows(t, nullptr, out);
+}
+
+void export_jsonl_rank(const trace::Trace& t, int64_t rank, std::ostream& out) {
+  jsonl_rows(t, &rank, out);
+}
+
+void export_perfetto_begin(const std::string& title, std::ostream& out) {
+  out << "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"source\":\"fpscope\",\"trace\":"
+      << json_str(title) << "},\"traceEvents\":[\n";
+}
+
+void export_perfetto_end(std::ostream& out) {
+  out << "\n]}\n";
+}
+
 void export_perfetto(const trace::Trace& t, std::ostream& out) {
+  export_perfetto_begin(t.path, out);
+  export_perfetto_process(t, 1, "fpscope " + t.path, true, out);
+  export_perfetto_end(out);
+}
+
+void export_perfetto_process(const trace::Trace& t, int64_t pid, const std::string& name,
+                             bool first, std::ostream& out) {
   std::vector<std::string> ids;
   for (const auto& i : t.tensors) ids.push_back(i.id);
   auto ts = [](uint64_t ns) { return fmt::format("{:.3f}", static_cast<double>(ns) / 1000.0); };
-  out << "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"source\":\"fpscope\",\"trace\":"
-      << json_str(t.path) << "},\"traceEvents\":[\n";
-  out << "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":1,\"tid\":0,\"args\":{\"name\":"
-      << json_str("fpscope " + t.path) << "}}";
+  out << (first ? "" : ",\n") << "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":" << pid
+      << ",\"tid\":0,\"args\":{\"name\":" << json_str(name) << "}}";
   fmt::memory_buffer buf;
   for (const auto& o : t.observations) {
     buf.clear();
@@ -146,12 +182,12 @@ void export_perfetto(const trace::Trace& t, std::ostream& out) {
     const std::string when = ts(o.time_ns);
     fmt::format_to(
         std::back_inserter(buf),
-        ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{\"amax\":"
+        ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":{},\"tid\":0,\"args\":{{\"amax\":"
         "{}}}}}",
-        id, when, json_num(o.stats.amax));
+        id, when, pid, json_num(o.stats.amax));
     fmt::format_to(std::back_inserter(buf),
-                   ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{", ov,
-                   when);
+                   ",\n{{\"name\":{},\"ph\":\"C\",\"ts\":{},\"pid\":{},\"tid\":0,\"args\":{{", ov,
+                   when, pid);
     const uint64_t el = o.stats.nonzero_finite_count();
     for (int i = 0; i < kNumTargets; ++i)
       fmt::format_to(std::back_inserter(buf), "{}\"{}\":{}", i ? "," : "", spec(kTargets[i]).name,
@@ -161,23 +197,22 @@ void export_perfetto(const trace::Trace& t, std::ostream& out) {
   }
   for (const auto& r : t.loss_scales) {
     out << fmt::format(
-        ",\n{{\"name\":\"loss_scale\",\"ph\":\"C\",\"ts\":{},\"pid\":1,\"tid\":0,\"args\":{{"
+        ",\n{{\"name\":\"loss_scale\",\"ph\":\"C\",\"ts\":{},\"pid\":{},\"tid\":0,\"args\":{{"
         "\"scale\":{}}}}}",
-        ts(r.time_ns), std::isfinite(r.scale) ? r.scale : 0.0);
+        ts(r.time_ns), pid, std::isfinite(r.scale) ? r.scale : 0.0);
     if (r.found_inf)
       out << fmt::format(
-          ",\n{{\"name\":\"skipped step {}\",\"ph\":\"i\",\"s\":\"g\",\"ts\":{},\"pid\":1,"
+          ",\n{{\"name\":\"skipped step {}\",\"ph\":\"i\",\"s\":\"g\",\"ts\":{},\"pid\":{},"
           "\"tid\":0}}",
-          r.step, ts(r.time_ns));
+          r.step, ts(r.time_ns), pid);
   }
   for (const auto& m : t.steps)
     out << fmt::format(
-        ",\n{{\"name\":\"step {}\",\"ph\":\"i\",\"s\":\"p\",\"ts\":{},\"pid\":1,\"tid\":0}}",
-        m.step, ts(m.time_ns));
+        ",\n{{\"name\":\"step {}\",\"ph\":\"i\",\"s\":\"p\",\"ts\":{},\"pid\":{},\"tid\":0}}",
+        m.step, ts(m.time_ns), pid);
   for (const auto& e : t.events)
-    out << fmt::format(",\n{{\"name\":{},\"ph\":\"i\",\"s\":\"p\",\"ts\":{},\"pid\":1,\"tid\":0}}",
-                       json_str(e.text), ts(e.time_ns));
-  out << "\n]}\n";
+    out << fmt::format(",\n{{\"name\":{},\"ph\":\"i\",\"s\":\"p\",\"ts\":{},\"pid\":{},\"tid\":0}}",
+                       json_str(e.text), ts(e.time_ns), pid);
 }
 
 }  // namespace fpscope::analysis

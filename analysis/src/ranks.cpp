@@ -15,6 +15,7 @@
 #include "fpscope/analysis/causes.h"
 #include "fpscope/analysis/summary.h"
 #include "fpscope/analysis/text_escape.h"
+#include "fpscope/trace_file.h"
 
 namespace fpscope::analysis {
 namespace {
@@ -63,6 +64,22 @@ RunAnalysis as_analysis(const RankSet& set) {
   return a;
 }
 
+// Two traces of one rank (sorted neighbours).
+std::string duplicate_rank_error(const RankIdentity& a, const RankIdentity& b) {
+  return fmt::format(
+      "{} and {}: both traces are rank {} (from the {}): one run has one trace per rank", a.path,
+      b.path, b.rank, rank_source_name(b.source));
+}
+
+// "0 (run-0.fpst), 2 (run-2.fpst)": ranks with their files, the first `max` of them.
+std::string ranks_with_files(const std::vector<const RankIdentity*>& ids, size_t max = 8) {
+  std::string s;
+  for (size_t i = 0; i < ids.size() && i < max; ++i)
+    s += fmt::format("{}{} ({})", i ? ", " : "", ids[i]->rank, printable(ids[i]->path));
+  if (ids.size() > max) s += fmt::format(", ... {} more", ids.size() - max);
+  return s;
+}
+
 }  // namespace
 
 const char* rank_source_name(RankSource s) {
@@ -86,10 +103,15 @@ bool RankCell::same_values(const RankCell& o) const {
 }
 
 RankIdentity identify_rank(const trace::Trace& trace, const std::string& path, size_t order) {
+  return identify_rank_from_metadata(trace.metadata_json, path, order);
+}
+
+RankIdentity identify_rank_from_metadata(const std::string& metadata_json, const std::string& path,
+                                         size_t order) {
   RankIdentity id;
   id.path = path;
   id.rank = static_cast<int64_t>(order);
-  const auto j = nlohmann::json::parse(trace.metadata_json, nullptr, /*allow_exceptions=*/false);
+  const auto j = nlohmann::json::parse(metadata_json, nullptr, /*allow_exceptions=*/false);
   if (j.is_object()) {
     id.world_size = meta_int(j, "world_size");
     id.local_rank = meta_int(j, "local_rank");
@@ -196,11 +218,7 @@ bool build_rank_set(std::vector<RankSummary> ranks, const FindingOptions& opt, R
   });
   for (size_t i = 1; i < ranks.size(); ++i)
     if (ranks[i].identity.rank == ranks[i - 1].identity.rank) {
-      *error = fmt::format(
-          "{} and {}: both traces are rank {} (from the {}): one run has one "
-          "trace per rank",
-          ranks[i - 1].identity.path, ranks[i].identity.path, ranks[i].identity.rank,
-          rank_source_name(ranks[i].identity.source));
+      *error = duplicate_rank_error(ranks[i - 1].identity, ranks[i].identity);
       return false;
     }
   out->findings = rank_findings_of(ranks, opt);
@@ -243,6 +261,62 @@ bool expand_trace_args(const std::vector<std::string>& args, std::vector<std::st
     std::sort(found.begin(), found.end());
     for (const auto& p : found) add(p);
   }
+  return true;
+}
+
+bool identify_rank_paths(const std::vector<std::string>& paths, std::vector<RankIdentity>* out,
+                         std::string* error) {
+  out->clear();
+  for (size_t i = 0; i < paths.size(); ++i) {
+    trace::ReadError err;
+    const auto f = trace::TraceFile::open(paths[i], &err);
+    if (!f) {
+      *error = err.message;
+      return false;
+    }
+    out->push_back(identify_rank_from_metadata(f->metadata_json(), paths[i], i));
+  }
+  std::stable_sort(out->begin(), out->end(),
+                   [](const RankIdentity& x, const RankIdentity& y) { return x.rank < y.rank; });
+  for (size_t i = 1; i < out->size(); ++i)
+    if ((*out)[i].rank == (*out)[i - 1].rank) {
+      *error = duplicate_rank_error((*out)[i - 1], (*out)[i]);
+      return false;
+    }
+  return true;
+}
+
+bool match_rank_sets(const std::vector<RankIdentity>& base, const std::vector<RankIdentity>& neu,
+                     std::string* error) {
+  // Both sorted by rank: one merge walk finds the ranks only one side has.
+  std::vector<const RankIdentity*> only_base, only_new;
+  std::vector<std::pair<const RankIdentity*, const RankIdentity*>> both;
+  for (size_t i = 0, j = 0; i < base.size() || j < neu.size();) {
+    if (j == neu.size() || (i < base.size() && base[i].rank < neu[j].rank))
+      only_base.push_back(&base[i++]);
+    else if (i == base.size() || neu[j].rank < base[i].rank)
+      only_new.push_back(&neu[j++]);
+    else
+      both.emplace_back(&base[i++], &neu[j++]);
+  }
+  if (!only_base.empty() || !only_new.empty()) {
+    std::string s = fmt::format(
+        "the rank sets differ: BASE has {} trace{}, NEW {}; a rank-set diff compares the same "
+        "ranks of two runs",
+        base.size(), base.size() == 1 ? "" : "s", neu.size());
+    if (!only_base.empty()) s += "; only in BASE: rank " + ranks_with_files(only_base);
+    if (!only_new.empty()) s += "; only in NEW: rank " + ranks_with_files(only_new);
+    *error = s;
+    return false;
+  }
+  for (const auto& [b, n] : both)
+    if (b->world_size >= 0 && n->world_size >= 0 && b->world_size != n->world_size) {
+      *error = fmt::format(
+          "the rank sets differ: {} was recorded with world size {}, {} with world size {}; a "
+          "rank-set diff compares the same ranks of two runs of one size",
+          printable(b->path), b->world_size, printable(n->path), n->world_size);
+      return false;
+    }
   return true;
 }
 

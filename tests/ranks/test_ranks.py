@@ -9,7 +9,9 @@ For 2 and 4 ranks, ddp_train.py is started by launch.py under `fpscope record -o
     rank and step S, the rank_skew findings name that rank only, from step S;
   - a weight perturbed on one replica at step S: rank_desync names that rank and step S, and
     nothing else is out of sync.
-A directory, a glob and the explicit paths give the same JSON. Exit 77 without torch.
+A directory, a glob and the explicit paths give the same JSON. On each run, the SQL of
+docs/ranks.md on the rank-set exports returns what the findings report (test_rank_exports.py).
+Exit 77 without torch.
 
   test_ranks.py --fpscope build/bin/fpscope [--keep DIR]
 """
@@ -23,6 +25,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = "/usr/bin/python3"
+sys.path.insert(0, HERE)
+from test_rank_exports import check_exported_queries  # noqa: E402  (docs/ranks.md's SQL)
 
 
 def have_torch():
@@ -83,6 +87,7 @@ def check_run(c, fpscope, root, world, fault_step, fault_rank):
              r["summary"] == summary(fpscope, p), True)
     c.eq(f"{tag} glob == directory", summary(fpscope, os.path.join(out, "run-*.fpst")), s)
     c.eq(f"{tag} paths == directory", summary(fpscope, *reversed(paths)), s)
+    check_exported_queries(c, fpscope, f"{tag} healthy", out, s, root)
 
     # --- planted scale on one rank
     out = os.path.join(root, f"scale{world}")
@@ -99,6 +104,7 @@ def check_run(c, fpscope, root, world, fault_step, fault_rank):
     c.eq(f"{tag} scale: rank_skew ranks", {tuple(f["ranks"]) for f in skew}, {(fault_rank,)})
     c.eq(f"{tag} scale: rank_skew first step", min(f["first_step"] for f in skew), fault_step)
     c.eq(f"{tag} scale: no desync", of_kind(s, "rank_desync"), [])
+    check_exported_queries(c, fpscope, f"{tag} scale", out, s, root)
     md = os.path.join(root, f"scale{world}.md")
     r = subprocess.run([fpscope, "report", out, "-o", md], capture_output=True, text=True)
     c.eq(f"{tag} scale: report exit", r.returncode, 0)
@@ -123,6 +129,7 @@ def check_run(c, fpscope, root, world, fault_step, fault_rank):
         c.eq(f"{tag} perturb: desync step", de[0]["first_step"], fault_step)
         c.eq(f"{tag} perturb: severity", de[0]["severity"], "critical")
     c.eq(f"{tag} perturb: verdict", s["verdict"]["state"], "broken")
+    check_exported_queries(c, fpscope, f"{tag} perturb", out, s, root)
 
 
 def check_errors(c, fpscope, root):

@@ -83,4 +83,23 @@ std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const t
                           size_t max_list = 50);
 nlohmann::ordered_json diff_json(const DiffResult& d, const DiffRules& rules);
 
+// Rank sets (ranks.h): two runs of many ranks compared rank by rank, the traces matched by rank
+// id (match_rank_sets refuses sets of other ranks or world sizes). One DiffResult per rank, in
+// ascending rank; each is the single-trace diff of that rank's two traces, its RunFacts naming
+// both files. The run regresses when any rank does.
+struct RankDiff {
+  int64_t rank = 0;
+  DiffResult diff;
+};
+// Text: one line per rank (its regressions and the rules that fired), the total, then each rank's
+// diff_text as a section "rank N" indented by two spaces.
+std::string rank_set_diff_text(const std::vector<RankDiff>& ranks, size_t max_list = 10);
+// Markdown: the same table, then each rank's diff_markdown under "### rank N" (its headings one
+// level down).
+std::string rank_set_diff_markdown(const std::vector<RankDiff>& ranks, size_t max_list = 50);
+// {"rank_set": {"ranks": [int]}, "rules": {...}, "regressions": [{"rank", "rule", "tensor",
+//  "message"}], "ranks": [{"rank": int, then diff_json's keys but "rules"}]}
+nlohmann::ordered_json rank_set_diff_json(const std::vector<RankDiff>& ranks,
+                                          const DiffRules& rules);
+
 }  // namespace fpscope::analysis

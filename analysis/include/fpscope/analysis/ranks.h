@@ -45,6 +45,22 @@ struct RankIdentity {
 
 // The rank of `trace` (read from `path`) by the rule above; `order` is its position.
 RankIdentity identify_rank(const trace::Trace& trace, const std::string& path, size_t order);
+// The same rule on a trace's metadata JSON (its header) alone.
+RankIdentity identify_rank_from_metadata(const std::string& metadata_json, const std::string& path,
+                                         size_t order);
+
+// The ranks of `paths` (order = position in `paths`) from their headers only (trace_file.h: no
+// record is decoded), sorted by rank. False with *error on an unreadable trace (the reader's
+// one-line message, which names the file) or on two traces of one rank (naming both files).
+bool identify_rank_paths(const std::vector<std::string>& paths, std::vector<RankIdentity>* out,
+                         std::string* error);
+
+// Two rank sets compared rank by rank (`fpscope diff` of two runs' traces), each sorted by rank
+// (identify_rank_paths): true when they hold the same rank ids and no rank's world_size (where
+// both traces record one) differs. Otherwise false with *error saying how they differ and naming
+// the files: the ranks only one set has, or the two traces whose world sizes differ.
+bool match_rank_sets(const std::vector<RankIdentity>& base, const std::vector<RankIdentity>& neu,
+                     std::string* error);
 
 // One tensor at one step on one rank: its observations of the step merged.
 struct RankCell {
