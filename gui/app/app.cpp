@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <system_error>
+#include <tuple>
 
 namespace fpscope::gui {
 
@@ -28,16 +29,21 @@ App::App(AppOptions opt) : opt_(std::move(opt)) {
   std::error_code ec;
   dialog_dir_ = std::filesystem::current_path(ec).string();
   for (const auto& p : opt_.traces) open(p);
+  initial_ = runs_.size();
+  // One trace, or --runs: nothing to decide, the first trace to load is the primary (as always).
+  ranks_decided_ = initial_ < 2 || opt_.rank_mode == RankSetMode::Runs;
 }
 
 App::~App() {
   for (auto& r : runs_)
     if (r.loading.valid()) r.loading.wait();
   if (report_job_.valid()) report_job_.wait();
+  if (rankset_job_.valid()) rankset_job_.wait();
   tdata_.wait_all();
   whatif_.wait_all();
   heat_job_.wait_all();
   if (heat_tex_) glDeleteTextures(1, &heat_tex_);
+  if (rank_tex_) glDeleteTextures(1, &rank_tex_);
 }
 
 void App::open(const std::string& path) {
@@ -51,6 +57,7 @@ bool App::idle() const {
   for (const auto& r : runs_)
     if (r.loading.valid()) return false;
   if (report_job_.valid()) return false;
+  if (!ranks_decided_ || rankset_job_.valid()) return false;
   if (sel_ >= 0 && !tdata_.current()) return false;
   if (sel_ >= 0 && (!whatif_.current() || !(wcfg_requested_ == wcfg_))) return false;
   // The heatmap asked for a raster of the current tensor data: wait until it is on screen.
@@ -108,11 +115,20 @@ void App::poll() {
     const bool had_primary = primary() != nullptr;
     r.run = r.loading.get();
     new_run = true;
-    if (r.run->ok && !had_primary) {
+    // Several traces that may be one run's ranks: the primary waits for the decision.
+    if (r.run->ok && !had_primary && ranks_decided_) {
       primary_ = i;
       on_primary_changed();
     }
   }
+  if (!ranks_decided_) {
+    bool all = true;
+    for (size_t i = 0; i < initial_; ++i) all = all && runs_[i].run != nullptr;
+    if (all) decide_rank_set();
+  }
+  if (rankset_job_.valid() &&
+      rankset_job_.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+    on_rank_set(rankset_job_.get());
   if (new_run && sel_ >= 0 && primary()) request_tensor_data();  // overlays of the new run
   if (tdata_.poll()) request_whatif();
   whatif_.poll();
@@ -138,11 +154,14 @@ void App::on_primary_changed() {
                     ts.empty() ? 1.0 : static_cast<double>(ts.back()) + 1.0);
   xview_.reset();
   int64_t want = -1;
-  if (!opt_.select.empty() && !primary_init_) {
-    want = r->model->find_tensor(opt_.select);
+  const std::string ask = !pending_select_.empty() ? pending_select_
+                          : primary_init_          ? std::string()
+                                                   : opt_.select;
+  if (!ask.empty()) {
+    want = r->model->find_tensor(ask);
     for (uint32_t t = 0; want < 0 && t < r->model->num_tensors(); ++t)
-      if (r->model->tensor(t).name == opt_.select) want = t;
-    if (want < 0) {
+      if (r->model->tensor(t).name == ask) want = t;
+    if (want < 0 && pending_select_.empty()) {
       toast_ = "--select: no tensor '" + opt_.select + "' in " + r->label;
       toast_until_ = ImGui::GetTime() + 10.0;
     }
@@ -157,7 +176,9 @@ void App::on_primary_changed() {
   }
   select_tensor(want);
   // First step: the one asked for, else where the selected tensor first went wrong.
-  int64_t step = primary_init_ ? -1 : opt_.step;
+  int64_t step = pending_step_ >= 0 ? pending_step_ : primary_init_ ? -1 : opt_.step;
+  pending_select_.clear();
+  pending_step_ = -1;
   if (step < 0 && want >= 0) {
     for (const auto& row : r->analysis.risks) {
       if (row.tensor != static_cast<uint32_t>(want)) continue;
@@ -179,6 +200,105 @@ void App::on_primary_changed() {
   primary_init_ = true;
 }
 
+void App::decide_rank_set() {
+  ranks_decided_ = true;
+  std::vector<size_t> slots;
+  std::vector<analysis::RankIdentity> ids;
+  for (size_t i = 0; i < initial_; ++i) {
+    const auto& r = runs_[i];
+    if (!r.run || !r.run->ok) continue;
+    slots.push_back(i);
+    ids.push_back(analysis::identify_rank(*r.run->trace, r.path, i));
+  }
+  const bool set = is_rank_set(ids, opt_.rank_mode);
+  // The primary: the first trace on the command line that loaded, or the lowest rank.
+  size_t first = slots.empty() ? 0 : slots.front();
+  if (set) {
+    size_t best = 0;
+    for (size_t k = 0; k < ids.size(); ++k) {
+      runs_[slots[k]].rank = ids[k].rank;
+      if (ids[k].rank < ids[best].rank) best = k;
+    }
+    first = slots[best];
+    std::vector<std::shared_ptr<const Run>> runs;
+    for (size_t i : slots) runs.push_back(runs_[i].run);
+    // The rank set from the loaded runs (analysis/ranks.h): each reduced to its RankSummary.
+    rankset_job_ = std::async(std::launch::async, [runs, ids]() {
+      std::vector<analysis::RankSummary> sums;
+      analysis::RankOptions ro;
+      ro.keep_summary_json = false;
+      for (size_t k = 0; k < runs.size(); ++k)
+        sums.push_back(analysis::summarize_rank(*runs[k]->model, runs[k]->analysis, ids[k], ro));
+      auto out = std::make_shared<analysis::RankSet>();
+      std::string err;
+      if (!analysis::build_rank_set(std::move(sums), analysis::FindingOptions{}, out.get(), &err)) {
+        out->ranks.clear();
+        out->findings.clear();
+        analysis::RankFinding f;
+        f.finding.title = err;  // a duplicate rank: shown, then the traces are runs
+        out->findings.push_back(std::move(f));
+      }
+      return std::shared_ptr<const analysis::RankSet>(std::move(out));
+    });
+  }
+  if (!slots.empty()) {
+    primary_ = first;
+    on_primary_changed();
+  }
+}
+
+void App::on_rank_set(std::shared_ptr<const analysis::RankSet> set) {
+  if (!set || set->ranks.empty()) {
+    // build_rank_set failed (two traces claim one rank, with --ranks): separate runs after all.
+    rankset_error_ = set && !set->findings.empty() ? set->findings.front().finding.title : "";
+    for (auto& r : runs_) r.rank = -1;
+    toast_ = "not a rank set: " + rankset_error_;
+    toast_until_ = ImGui::GetTime() + 10.0;
+    if (primary()) request_tensor_data();
+    return;
+  }
+  rankset_ = std::move(set);
+  request_tensor_data();  // the other ranks are no longer drift overlays
+  // Unless the user chose a tensor or step: where the first rank broke (rank, tensor, step), the
+  // earliest of the first-fault findings; one that spares some ranks before one on every rank,
+  // FP8 overflows (unscaled FP8 overflows anywhere) last.
+  if (!opt_.select.empty() || opt_.step >= 0) return;
+  const analysis::RankFinding* pick = nullptr;
+  auto key = [&](const analysis::RankFinding& rf) {
+    const Format f = rf.finding.format.value_or(Format::FP32);
+    return std::tuple(f == Format::E4M3 || f == Format::E5M2,
+                      rf.ranks.size() == rankset_->ranks.size(), rf.finding.first_step);
+  };
+  for (const auto& rf : rankset_->findings)
+    if (rf.finding.kind == analysis::FindingKind::RankFirstFault && !rf.ranks.empty() &&
+        (!pick || key(rf) < key(*pick)))
+      pick = &rf;
+  if (pick) {
+    pending_select_ = pick->finding.tensor_id;
+    select_rank(pick->ranks.front(), pick->finding.first_step);
+  }
+}
+
+void App::select_rank(int64_t rank, int64_t step) {
+  size_t slot = runs_.size();
+  for (size_t i = 0; i < runs_.size(); ++i)
+    if (in_rank_set(i) && runs_[i].rank == rank && runs_[i].run && runs_[i].run->ok) slot = i;
+  if (slot == runs_.size()) return;
+  const Run* p = primary();
+  if (pending_select_.empty() && p && sel_ >= 0)
+    pending_select_ = p->model->tensor(static_cast<uint32_t>(sel_)).id;
+  pending_step_ = step >= 0 ? step : static_cast<int64_t>(cur_step());
+  const XView keep = xview_;
+  const bool had = p != nullptr;
+  primary_ = slot;
+  on_primary_changed();
+  if (had) {  // the same run: keep the zoom (the ranks' step ranges may differ a little)
+    xview_.x0 = keep.x0;
+    xview_.x1 = keep.x1;
+    set_step_index(step_index_);
+  }
+}
+
 void App::select_tensor(int64_t tensor) {
   if (tensor == sel_) return;
   sel_ = tensor;
@@ -196,7 +316,8 @@ void App::request_tensor_data() {
   std::shared_ptr<const Run> base = runs_[primary_].run;
   std::vector<std::pair<size_t, std::shared_ptr<const Run>>> others;
   for (size_t i = 0; i < runs_.size(); ++i)
-    if (i != primary_ && runs_[i].run && runs_[i].run->ok) others.emplace_back(i, runs_[i].run);
+    if (i != primary_ && runs_[i].run && runs_[i].run->ok && !in_rank_set(i))
+      others.emplace_back(i, runs_[i].run);
   const auto t = static_cast<uint32_t>(sel_);
   whatif_.reset();
   tdata_.request([base, others, t] {
@@ -356,13 +477,27 @@ void App::frame(float w, float h) {
   ImGui::SameLine();
   detail_panel(ImVec2(0, top_h));
   timeline_panel(ImVec2(0, timeline_h));
-  heatmap_panel(ImVec2(left_w, bottom_h));
+  if (rankset_) {
+    // A rank set: the ranks x steps heatmap above the exponent heatmap, one row per rank (at
+    // least 6 px, at most 18 px), at most 45% of the column.
+    ImGui::BeginGroup();
+    const auto nr = static_cast<float>(rankset_->ranks.size());
+    const float ranks_h = std::floor(std::min(
+        bottom_h * 0.45f, 2.0f * ImGui::GetFrameHeightWithSpacing() + pad + 30.0f +
+                              nr * std::clamp((bottom_h * 0.45f - 90.0f) / nr, 6.0f, 18.0f)));
+    ranks_panel(ImVec2(left_w, ranks_h));
+    heatmap_panel(ImVec2(left_w, bottom_h - ranks_h - st.ItemSpacing.y));
+    ImGui::EndGroup();
+  } else {
+    heatmap_panel(ImVec2(left_w, bottom_h));
+  }
   ImGui::SameLine();
   ImGui::BeginGroup();
-  // Master weights: half the column, or two lines when the trace watches none.
+  // Master weights: half the column (the parameter list beside the selected one's plots), or
+  // two lines when the trace watches none.
   const float weights_h = primary()->analysis.weights.empty()
                               ? 2.0f * line + pad
-                              : std::floor((bottom_h - st.ItemSpacing.y) * 0.40f);
+                              : std::floor((bottom_h - st.ItemSpacing.y) * 0.50f);
   drift_panel(ImVec2(0, bottom_h - weights_h - st.ItemSpacing.y));
   weights_panel(ImVec2(0, weights_h));
   ImGui::EndGroup();
@@ -386,6 +521,17 @@ void App::keyboard() {
   if (io.KeyCtrl && ImGui::IsKeyPressed('Q', false)) quit_ = true;
   if (io.WantTextInput || !primary()) return;
   if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Space), false)) playing_ = !playing_;
+  if (rankset_ && (ImGui::IsKeyPressed('[', false) || ImGui::IsKeyPressed(']', false))) {
+    const auto& rs = rankset_->ranks;
+    const int64_t cur = runs_[primary_].rank;
+    size_t k = 0;
+    while (k < rs.size() && rs[k].identity.rank != cur) ++k;
+    if (k < rs.size()) {
+      const bool next = ImGui::IsKeyPressed(']', false);
+      if (next && k + 1 < rs.size()) select_rank(rs[k + 1].identity.rank, -1);
+      if (!next && k > 0) select_rank(rs[k - 1].identity.rank, -1);
+    }
+  }
   if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_RightArrow))) set_step_index(step_index_ + 1);
   if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_LeftArrow))) set_step_index(step_index_ - 1);
   if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Home), false)) set_step_index(0);
@@ -439,6 +585,7 @@ void App::menu_bar() {
     ImGui::TextUnformatted(
         "Space: play/pause   Left/Right: step   Home/End: first/last step\n"
         "Up/Down: previous/next tensor in the table\n"
+        "[ / ]: previous/next rank (a rank set); click a ranks-heatmap cell: that rank and step\n"
         "Plots: wheel zooms the steps, drag pans, double-click shows the whole run,\n"
         "       click goes to that step; Ctrl+wheel zooms the heatmap's magnitude axis.\n"
         "Filter: words match id/name/op/role/dtype; 'sev:warning' keeps warnings and worse;\n"
@@ -464,8 +611,10 @@ void App::runs_bar() {
     run_labels_ = run_labels(paths);
   }
   std::string chips;
+  if (rankset_) rank_selector();
   for (size_t i = 0; i < runs_.size(); ++i) {
     const auto& r = runs_[i];
+    if (in_rank_set(i)) continue;  // in the rank selector
     ImGui::PushID(static_cast<int>(i));
     const std::string& name = run_labels_[i];
     chips += (chips.empty() ? "" : "|") + name;
@@ -520,6 +669,36 @@ void App::runs_bar() {
     region("banner");
     ImGui::PopID();
   }
+}
+
+void App::rank_selector() {
+  // The rank whose trace the table, detail, timeline, heatmap, drift and weights panels show.
+  const auto& ranks = rankset_->ranks;
+  const int64_t cur = runs_[primary_].rank;
+  std::string all;
+  for (const auto& r : ranks) all += (all.empty() ? "" : "|") + std::to_string(r.identity.rank);
+  fact("ranks", all);
+  fact("rank", std::to_string(cur));
+  ImGui::AlignTextToFramePadding();
+  ImGui::Text("Rank set: %zu ranks", ranks.size());
+  ImGui::SameLine();
+  const std::string label = "rank " + std::to_string(cur);
+  ImGui::SetNextItemWidth(ImGui::CalcTextSize("rank 0000").x + ImGui::GetFrameHeight() + 12.0f);
+  if (ImGui::BeginCombo("##rank", label.c_str())) {
+    for (const auto& r : ranks) {
+      const std::string l = "rank " + std::to_string(r.identity.rank) + "  " +
+                            std::filesystem::path(r.identity.path).filename().string() + "  (" +
+                            r.verdict + ")";
+      if (ImGui::Selectable(l.c_str(), r.identity.rank == cur)) select_rank(r.identity.rank, -1);
+    }
+    ImGui::EndCombo();
+  }
+  region("rank_selector");
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip(
+        "Which rank's trace the panels show (also: click a row of the ranks heatmap; "
+        "[ and ] step through the ranks)");
+  ImGui::SameLine(0, 18);
 }
 
 void App::status_bar() {
@@ -652,7 +831,8 @@ void App::export_report(const std::string& path) {
   std::shared_ptr<const Run> run = runs_[primary_].run;
   std::shared_ptr<const Run> base;
   for (size_t i = 0; i < runs_.size(); ++i)
-    if (i != primary_ && runs_[i].run && runs_[i].run->ok && !base) base = runs_[i].run;
+    if (i != primary_ && runs_[i].run && runs_[i].run->ok && !in_rank_set(i) && !base)
+      base = runs_[i].run;
   toast_ = "Writing " + path + " ...";
   toast_until_ = ImGui::GetTime() + 60.0;
   report_job_ = std::async(std::launch::async, [run, base, path]() -> std::string {

@@ -44,8 +44,11 @@ void App::drift_panel(ImVec2 size) {
     std::string label;
     bool dashed;
   };
-  std::vector<Series> series{
-      {&td->drift, "Run " + std::string(1, static_cast<char>('A' + primary_)), false}};
+  std::vector<Series> series{{&td->drift,
+                              in_rank_set(primary_)
+                                  ? "rank " + std::to_string(runs_[primary_].rank)
+                                  : "Run " + std::string(1, static_cast<char>('A' + primary_)),
+                              false}};
   for (const auto& o : td->others)
     series.push_back({&o.drift, "Run " + std::string(1, static_cast<char>('A' + o.run)), true});
   for (const auto& s : series)

@@ -7,7 +7,9 @@
 #include <limits>
 
 #include "app.h"
+#include "fpscope/analysis/weights.h"
 #include "fpscope/gui/layout.h"
+#include "fpscope/gui/weights_view.h"
 #include "panels_common.h"
 
 namespace fpscope::gui {
@@ -32,66 +34,92 @@ void App::weights_panel(ImVec2 size) {
     region("weights");
     return;
   }
+  if (weight_order_for_ != p || weight_order_.size() != ws.size()) {
+    weight_order_ = weight_order(ws);  // by lost mass (bf16), the worst first
+    weight_order_for_ = p;
+    weight_sel_ = static_cast<int>(weight_order_.front());
+  }
   weight_sel_ = std::clamp(weight_sel_, 0, static_cast<int>(ws.size()) - 1);
   const auto& w = ws[static_cast<size_t>(weight_sel_)];
   ImGui::SameLine();
-  ImGui::SetNextItemWidth(160);
-  if (ImGui::BeginCombo("##weight", w.name.c_str())) {
-    for (size_t i = 0; i < ws.size(); ++i)
-      if (ImGui::Selectable(ws[i].name.c_str(), static_cast<int>(i) == weight_sel_))
-        weight_sel_ = static_cast<int>(i);
-    ImGui::EndCombo();
-  }
-  ImGui::SameLine();
-  ImGui::Text("stagnant over the run: ");
-  ImGui::SameLine(0, 0);
-  ImGui::TextColored(v4(format_color(Format::BF16)), "bf16 %s", pct(w.bf16_stagnant).c_str());
-  ImGui::SameLine();
-  ImGui::TextColored(v4(format_color(Format::FP16)), "fp16 %s", pct(w.fp16_stagnant).c_str());
+  bool any_sampled = false;
+  for (const auto& x : ws) any_sampled = any_sampled || x.sampled;
+  ImGui::TextDisabled("%zu watched, by lost update mass%s", ws.size(),
+                      any_sampled ? "; sampled watches: estimate (95% interval)" : "");
   if (w.not_fp32) {
     ImGui::SameLine();
-    ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "master weights are %s, not fp32!",
-                       spec(w.master_dtype).name);
+    ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "%s: master weights are %s, not fp32!",
+                       w.name.c_str(), spec(w.master_dtype).name);
   }
+  std::string order;
+  for (size_t i : weight_order_) order += (order.empty() ? "" : "|") + ws[i].name;
+  fact("weights_order", order);
+  fact("weight_selected", w.name);
   const ImVec2 avail = ImGui::GetContentRegionAvail();
-  const float half = std::floor(avail.x * 0.5f);
-  // Left: stagnant fraction per update over steps.
+  const float table_w = std::floor(avail.x * 0.46f);
+  const float plot_w = std::floor((avail.x - table_w - 16.0f) * 0.5f);
+  weights_table(ws, ImVec2(table_w, avail.y));
+  ImGui::SameLine(0, 8);
+  // Middle: stagnant fraction per update over steps, with its 95% band when sampled, and the
+  // lost update mass dashed.
   if (w_cache_for_ != &w || w_cache_run_ != p) {
     w_x_.clear();
-    w_yb_.clear();
-    w_yf_.clear();
     w_steps_.clear();
     for (const auto& pt : w.series) {
       w_x_.push_back(static_cast<double>(pt.step));
       w_steps_.push_back(pt.step);
-      w_yb_.push_back(pt.bf16_stagnant);
-      w_yf_.push_back(pt.fp16_stagnant);
     }
+    w_curve_[0] = weight_curve(w, Format::BF16);
+    w_curve_[1] = weight_curve(w, Format::FP16);
     w_cache_for_ = &w;
     w_cache_run_ = p;
   }
   double clicked = -1;
   PlotOpts po;
   po.clicked_x = &clicked;
-  po.y_label = "stagnant fraction of the update";
+  po.y_label = "stagnant, lost (--)";
   po.x_label = "step";
-  po.left_margin = 48.0f;
-  const Plot pl = begin_plot("##stag", ImVec2(half - 4, avail.y), &xview_, 0.0, 1.0, YFmt::Pct, po);
-  plot_series(pl, w_x_, w_yb_, col32(format_color(Format::BF16)), {1.8f});
-  plot_series(pl, w_x_, w_yf_, col32(format_color(Format::FP16)), {1.8f});
+  po.left_margin = 44.0f;
+  const Plot pl = begin_plot("##stag", ImVec2(plot_w, avail.y), &xview_, 0.0, 1.0, YFmt::Pct, po);
+  ImDrawList* dl = ImGui::GetWindowDrawList();
+  for (int f = 0; f < 2; ++f) {
+    const WeightCurve& c = w_curve_[f];
+    const Rgb col = format_color(f == 0 ? Format::BF16 : Format::FP16);
+    if (w.sampled) {  // the 95% band: one quad per pair of neighbouring updates in view
+      for (size_t i = 0; i + 1 < c.step.size(); ++i) {
+        if (c.step[i + 1] < pl.x0 || c.step[i] > pl.x1) continue;
+        const ImVec2 q[4] = {ImVec2(pl.px(c.step[i]), pl.py(c.hi[i])),
+                             ImVec2(pl.px(c.step[i + 1]), pl.py(c.hi[i + 1])),
+                             ImVec2(pl.px(c.step[i + 1]), pl.py(c.lo[i + 1])),
+                             ImVec2(pl.px(c.step[i]), pl.py(c.lo[i]))};
+        dl->AddConvexPolyFilled(q, 4, col32(col, 0.22f));
+      }
+    }
+    plot_series(pl, c.step, c.stagnant, col32(col), {1.8f});
+    SeriesStyle dashed;
+    dashed.thickness = 1.2f;
+    dashed.dashed = true;
+    plot_series(pl, c.step, c.lost_mass, col32(col, 0.8f), dashed);
+  }
   vline(pl, static_cast<double>(cur_step()), kCurStep, 1.5f);
   end_plot(pl);
   regions_["weights_plot"] = ImVec4(pl.r.Min.x, pl.r.Min.y, pl.r.GetWidth(), pl.r.GetHeight());
   if (pl.hovered && pl.r.Contains(pl.mouse) && !w.series.empty()) {
     const int64_t i = nearest(w_steps_, pl.x_at(pl.mouse.x));
-    const auto& pt = w.series[static_cast<size_t>(i)];
+    const auto k = static_cast<size_t>(i);
+    const auto& pt = w.series[k];
+    auto stag = [&](int f) {
+      const WeightCurve& c = w_curve_[f];
+      return analysis::stagnant_text(c.stagnant[k], c.lo[k], c.hi[k], w.sampled);
+    };
     ImGui::SetTooltip(
-        "update at step %llu (%llu elements changed)\nbf16: %s stagnant, %s of the update mass "
-        "lost\n"
-        "fp16: %s stagnant, %s lost",
+        "update at step %llu (%llu of %llu %s positions changed)\nbf16: %s stagnant, %s of the "
+        "update mass lost\nfp16: %s stagnant, %s lost%s",
         static_cast<unsigned long long>(pt.step), static_cast<unsigned long long>(pt.changed),
-        pct(pt.bf16_stagnant).c_str(), pct(pt.bf16_lost_mass).c_str(),
-        pct(pt.fp16_stagnant).c_str(), pct(pt.fp16_lost_mass).c_str());
+        static_cast<unsigned long long>(w.watched), w.sampled ? "sampled" : "watched",
+        stag(0).c_str(), pct(pt.bf16_lost_mass).c_str(), stag(1).c_str(),
+        pct(pt.fp16_lost_mass).c_str(),
+        w.sampled ? "\n(stagnant: estimate and 95% interval from the sample)" : "");
   }
   if (clicked >= 0) {
     const int64_t i = nearest(p->timeline_steps, clicked);
@@ -119,13 +147,12 @@ void App::weights_panel(ImVec2 size) {
     ratio_view_init_ = true;
   }
   PlotOpts ph_o;
-  ph_o.y_label = "fraction of updates";
+  ph_o.y_label = "of updates";
   ph_o.x_label = "log2 |dw|/|w|";
   ph_o.left_margin = 48.0f;
   const double ytop = std::min(1.0, std::max(0.05, fmax * 1.15));
   const Plot ph =
       begin_plot("##ratio", ImVec2(0, avail.y), &ratio_view_, 0.0, ytop, YFmt::Pct, ph_o);
-  ImDrawList* dl = ImGui::GetWindowDrawList();
   for (const auto& [b, c] : w.ratio_hist) {
     const double frac = total ? static_cast<double>(c) / static_cast<double>(total) : 0;
     dl->AddRectFilled(ImVec2(ph.px(b) + 1, ph.py(frac)), ImVec2(ph.px(b + 1) - 1, ph.py(0)),
@@ -160,6 +187,57 @@ void App::weights_panel(ImVec2 size) {
   }
   ImGui::EndChild();
   region("weights");
+}
+
+// The watched parameters, worst first: lost update mass and stagnant fraction per format, with
+// the sampling error of a sampled watch. Click a row to plot it.
+void App::weights_table(const std::vector<analysis::WeightLoss>& ws, ImVec2 size) {
+  const ImGuiTableFlags flags = ImGuiTableFlags_ScrollY | ImGuiTableFlags_RowBg |
+                                ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_SizingFixedFit;
+  if (!ImGui::BeginTable("weights_table", 3, flags, size)) return;
+  ImGui::TableSetupScrollFreeze(0, 1);
+  ImGui::TableSetupColumn("parameter", ImGuiTableColumnFlags_WidthStretch);
+  ImGui::TableSetupColumn("bf16 lost");
+  ImGui::TableSetupColumn("bf16 stagnant");
+  ImGui::TableHeadersRow();
+  for (size_t i : weight_order_) {
+    const auto& x = ws[i];
+    ImGui::TableNextRow();
+    ImGui::TableNextColumn();
+    ImGui::PushID(static_cast<int>(i));
+    const std::string label =
+        x.name + (x.not_fp32 ? "  [" + std::string(spec(x.master_dtype).name) + " master!]" : "");
+    if (ImGui::Selectable(label.c_str(), static_cast<int>(i) == weight_sel_,
+                          ImGuiSelectableFlags_SpanAllColumns))
+      weight_sel_ = static_cast<int>(i);
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip(
+          "%s: %llu updates, %s %llu of %llu elements\nbf16: stagnant %s, lost mass %s\nfp16: "
+          "stagnant %s, lost mass %s%s",
+          x.name.c_str(), static_cast<unsigned long long>(x.updates),
+          x.sampled ? "a uniform sample of" : "all", static_cast<unsigned long long>(x.watched),
+          static_cast<unsigned long long>(x.elements),
+          analysis::stagnant_text(x.bf16_stagnant, x.bf16_stagnant_lo, x.bf16_stagnant_hi,
+                                  x.sampled)
+              .c_str(),
+          pct(x.bf16_lost_mass).c_str(),
+          analysis::stagnant_text(x.fp16_stagnant, x.fp16_stagnant_lo, x.fp16_stagnant_hi,
+                                  x.sampled)
+              .c_str(),
+          pct(x.fp16_lost_mass).c_str(),
+          x.sampled ? "\n(sampled: estimates, stagnant with its 95% interval; lost mass is a "
+                      "ratio estimate)"
+                    : "");
+    ImGui::PopID();
+    ImGui::TableNextColumn();
+    ImGui::TextUnformatted(pct(x.bf16_lost_mass).c_str());
+    ImGui::TableNextColumn();
+    ImGui::TextUnformatted(
+        analysis::stagnant_text(x.bf16_stagnant, x.bf16_stagnant_lo, x.bf16_stagnant_hi, x.sampled)
+            .c_str());
+  }
+  ImGui::EndTable();
+  region("weights_table");
 }
 
 }  // namespace fpscope::gui
