@@ -262,6 +262,11 @@ void App::on_rank_set(std::shared_ptr<const analysis::RankSet> set) {
   // Unless the user chose a tensor or step: where the first rank broke (rank, tensor, step), the
   // earliest of the first-fault findings; one that spares some ranks before one on every rank,
   // FP8 overflows (unscaled FP8 overflows anywhere) last.
+  if (opt_.rank >= 0) {  // --rank: that rank, with --select / --step or the defaults
+    pending_select_ = opt_.select;
+    select_rank(opt_.rank, opt_.step, /*keep=*/false);
+    return;
+  }
   if (!opt_.select.empty() || opt_.step >= 0) return;
   const analysis::RankFinding* pick = nullptr;
   auto key = [&](const analysis::RankFinding& rf) {
@@ -279,22 +284,27 @@ void App::on_rank_set(std::shared_ptr<const analysis::RankSet> set) {
   }
 }
 
-void App::select_rank(int64_t rank, int64_t step) {
+void App::select_rank(int64_t rank, int64_t step, bool keep) {
   size_t slot = runs_.size();
   for (size_t i = 0; i < runs_.size(); ++i)
     if (in_rank_set(i) && runs_[i].rank == rank && runs_[i].run && runs_[i].run->ok) slot = i;
-  if (slot == runs_.size()) return;
+  if (slot == runs_.size()) {
+    pending_select_.clear();
+    toast_ = "no rank " + std::to_string(rank) + " in this rank set";
+    toast_until_ = ImGui::GetTime() + 10.0;
+    return;
+  }
   const Run* p = primary();
-  if (pending_select_.empty() && p && sel_ >= 0)
+  if (keep && pending_select_.empty() && p && sel_ >= 0)
     pending_select_ = p->model->tensor(static_cast<uint32_t>(sel_)).id;
-  pending_step_ = step >= 0 ? step : static_cast<int64_t>(cur_step());
-  const XView keep = xview_;
+  pending_step_ = step >= 0 || !keep ? step : static_cast<int64_t>(cur_step());
+  const XView zoom = xview_;
   const bool had = p != nullptr;
   primary_ = slot;
   on_primary_changed();
   if (had) {  // the same run: keep the zoom (the ranks' step ranges may differ a little)
-    xview_.x0 = keep.x0;
-    xview_.x1 = keep.x1;
+    xview_.x0 = zoom.x0;
+    xview_.x1 = zoom.x1;
     set_step_index(step_index_);
   }
 }

@@ -28,6 +28,7 @@ struct AppOptions {
   // Several traces: one run's ranks (a rank set: rank selector and ranks x steps heatmap) or
   // separate runs (overlaid in the drift panel). Auto: rank_view.h's is_rank_set rule.
   RankSetMode rank_mode = RankSetMode::Auto;
+  int64_t rank = -1;  // a rank set: the rank to show first (default: where the first rank broke)
 };
 
 // The data of the selected tensor, computed off the UI thread.
@@ -84,9 +85,10 @@ class App {
   // The initial traces are loaded: decide rank set or runs (is_rank_set) and pick the primary.
   void decide_rank_set();
   void on_rank_set(std::shared_ptr<const analysis::RankSet> set);
-  // Shows rank `rank`'s trace in every panel, keeping the selected tensor (by id) and going to
-  // `step` (-1: keep the current one) and the step axis' zoom.
-  void select_rank(int64_t rank, int64_t step);
+  // Shows rank `rank`'s trace in every panel at `step`, keeping the step axis' zoom. keep: the
+  // selected tensor (by id) stays and step -1 keeps the current step; else pending_select_ and
+  // step -1 fall back to on_primary_changed's defaults (the worst tensor, its first failure).
+  void select_rank(int64_t rank, int64_t step, bool keep = true);
   bool in_rank_set(size_t slot) const { return rankset_ && runs_[slot].rank >= 0; }
   void select_tensor(int64_t tensor);
   void set_step_index(int64_t i);

@@ -1,6 +1,6 @@
 // fpscope-gui: replay a recorded run and see where precision breaks (docs/gui.md).
 //
-//   fpscope-gui [TRACE|DIR|GLOB ...] [--ranks|--runs] [--select ID] [--step K] [--play]
+//   fpscope-gui [TRACE|DIR|GLOB ...] [--ranks|--runs] [--rank R] [--select ID] [--step K] [--play]
 //   fpscope-gui TRACE --screenshot out.png [--frames N] [--size WxH] [--regions out.json]
 //               [--frame-times out.json] [--bench-interact]
 //
@@ -252,6 +252,8 @@ int main(int argc, char** argv) {
                  "tensor id (or name) to select first (default: the worst)");
   cli.add_option("--step", opt.step,
                  "step to show first (default: where the selection first fails)");
+  cli.add_option("--rank", opt.rank,
+                 "a rank set: the rank to show first (default: the rank that broke first)");
   cli.add_flag("--play", opt.play, "start replaying");
   cli.add_option("--play-speed", speed, "replay speed in steps per second");
   cli.add_option("--font-size", opt.font_size, "font size in pixels (default 15)");

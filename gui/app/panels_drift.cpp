@@ -54,7 +54,9 @@ void App::drift_panel(ImVec2 size) {
   for (const auto& s : series)
     legend_item(IM_COL32(210, 210, 210, 255), s.label.c_str(),
                 s.dashed ? Swatch::Dashed : Swatch::Line);
-  if (td->others.empty() && runs_.size() > 1) {
+  size_t other_runs = 0;  // runs to compare with (the ranks of a rank set are not)
+  for (size_t i = 0; i < runs_.size(); ++i) other_runs += i != primary_ && !in_rank_set(i);
+  if (td->others.empty() && other_runs > 0) {
     ImGui::TextDisabled("(no match in the other runs)");
     ImGui::SameLine();
   }

@@ -169,7 +169,13 @@ void App::weights_panel(ImVec2 size) {
     std::snprintf(lab, sizeof lab, "%s half-ulp", spec(f).name);
     const float tw = ImGui::CalcTextSize(lab).x;
     const float xx = ph.px(edge);
-    dl->AddText(ImVec2(f == Format::BF16 ? xx + 4 : xx - tw - 4, ph.r.Min.y + 2), c, lab);
+    // Moved to the other side of its line when it would leave the plot (a narrow panel).
+    float lx = f == Format::BF16 ? xx + 4 : xx - tw - 4;
+    if (lx < ph.r.Min.x) lx = xx + 4;
+    if (lx + tw > ph.r.Max.x) lx = xx - tw - 4;
+    dl->AddText(
+        ImVec2(lx, ph.r.Min.y + 2 + (f == Format::FP16 ? ImGui::GetTextLineHeight() : 0.0f)), c,
+        lab);
   }
   end_plot(ph);
   if (ph.hovered && ph.r.Contains(ph.mouse)) {

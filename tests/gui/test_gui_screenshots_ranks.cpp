@@ -98,6 +98,16 @@ TEST_F(GuiRanks, RankSetOpensAtThePlantedRankAndItsRowIsHotFromTheFaultOn) {
     EXPECT_GE(t, 0.0);
     EXPECT_LT(t, 0.25) << "rank " << r << " before the fault";
   }
+
+  // --rank with --select / --step: that rank, tensor and step (the path a click on a cell takes);
+  // the heatmap's story does not change with the rank shown.
+  const Shot r0 = take("rank0", {(dir_ / "set").string()},
+                       {"--rank", "0", "--select", "gemm#0.D", "--step", "60"});
+  ASSERT_EQ(r0.rc, 0) << r0.log;
+  EXPECT_EQ(r0.fact("rank"), "0");
+  EXPECT_EQ(r0.fact("selected"), "gemm#0.D");
+  EXPECT_EQ(r0.fact("step"), "60");
+  EXPECT_EQ(r0.fact("ranks_first_ranks"), "2");
 }
 
 TEST_F(GuiRanks, RunsFlagAndASingleRankKeepTheRunsView) {
