@@ -127,7 +127,11 @@ void App::ranks_panel(ImVec2 size) {
   dl->PopClipRect();  // begin_plot clips to the data area; the labels go in the margin
   dl->PushClipRect(pl.frame.Min, pl.frame.Max, true);
   for (size_t r = 0; r < h.rows(); ++r) {
-    if (r % every != 0 && static_cast<int64_t>(r) != cur_row) continue;
+    const auto ri = static_cast<int64_t>(r);
+    // Every k-th label, and the shown rank's, which the others near it make room for.
+    if (ri != cur_row &&
+        (r % every != 0 || (cur_row >= 0 && std::abs(ri - cur_row) < static_cast<int64_t>(every))))
+      continue;
     char lab[32];
     std::snprintf(lab, sizeof lab, "rank %lld", static_cast<long long>(h.ranks[r]));
     const float ty = (row_y0(r) + row_y1(r)) * 0.5f - lh * 0.5f;
