@@ -213,6 +213,8 @@ class App {
   int weight_sel_ = 0;  // index into the primary's analysis.weights
   const Run* weight_order_for_ = nullptr;
   std::vector<size_t> weight_order_;  // weight_order(): by lost mass
+  const Run* left_out_for_ = nullptr;
+  std::vector<analysis::LeftOutWeight> left_out_;  // analysis::left_out_weights of the primary
   XView ratio_view_;
   bool ratio_view_init_ = false;
 

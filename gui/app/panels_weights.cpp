@@ -24,11 +24,31 @@ void App::weights_panel(ImVec2 size) {
                     ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoScrollWithMouse);
   ImGui::TextUnformatted("Master weights");
   const auto& ws = p->analysis.weights;
+  // Parameters the probe or the integration did not watch, and why (the trace's events).
+  if (left_out_for_ != p) {
+    left_out_ = analysis::left_out_weights(*p->trace);
+    left_out_for_ = p;
+  }
+  if (!left_out_.empty()) {
+    ImGui::SameLine();
+    ImGui::TextColored(ImVec4(1.0f, 0.78f, 0.3f, 1.0f), "%zu left out", left_out_.size());
+    std::string names, tip;
+    for (const auto& l : left_out_) {
+      names += (names.empty() ? "" : "|") + l.name;
+      if (tip.size() < 4000) tip += l.name + ": " + l.reason + "\n";
+    }
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("not watched (the estimates below do not cover them):\n%s", tip.c_str());
+    fact("weights_left_out", names);
+  }
   if (ws.empty()) {
     ImGui::SameLine();
     ImGui::TextDisabled(
-        "none watched in this trace: fpscope.watch(name, tensor) shows how much of each update");
-    ImGui::TextDisabled("BF16/FP16 master copies would lose (stagnant updates, lost update mass).");
+        "none watched in this trace: the PyTorch integration watches the optimizer's parameters "
+        "(--watch), or fpscope.watch(name, tensor)");
+    ImGui::TextDisabled(
+        "shows how much of each update BF16/FP16 master copies would lose (stagnant updates, "
+        "lost update mass).");
     fact("weights_message", "none watched in this trace");
     ImGui::EndChild();
     region("weights");

@@ -160,6 +160,11 @@ TEST_F(GuiRanks, WeightPanelListsParametersByLostMassWithTheSampledBand) {
   ASSERT_EQ(s.rc, 0) << s.log;
   EXPECT_EQ(s.fact("weights_order"), order);
   EXPECT_EQ(s.fact("weight_selected"), "encoder.big.weight");  // the worst, selected first
+  // The parameter left out of the watch, as the analysis library reads the trace's events.
+  const auto left = analysis::left_out_weights(t);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(s.fact("weights_left_out"), left[0].name);
+  EXPECT_EQ(left[0].name, "encoder.embedding.weight");
   EXPECT_FALSE(s.has("ranks_plot"));
   // The sampled parameter's curve carries its 95% band: BF16's colour at 22% over the plot
   // background, a band of some height around the curve.
