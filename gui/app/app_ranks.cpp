@@ -72,7 +72,7 @@ void App::on_rank_set(std::shared_ptr<const analysis::RankSet> set) {
   request_tensor_data();  // the other ranks are no longer drift overlays
   // Unless the user chose a tensor or step: where the first rank broke (rank, tensor, step), the
   // earliest of the first-fault findings; one that spares some ranks before one on every rank,
-  // FP8 overflows (unscaled FP8 overflows anywhere) last.
+  // FP8 overflows (unscaled FP8 overflows anywhere) last. Else the top finding naming ranks.
   if (opt_.rank >= 0) {  // --rank: that rank, with --select / --step or the defaults
     pending_select_ = opt_.select;
     select_rank(opt_.rank, opt_.step, /*keep=*/false);
@@ -89,6 +89,10 @@ void App::on_rank_set(std::shared_ptr<const analysis::RankSet> set) {
     if (rf.finding.kind == analysis::FindingKind::RankFirstFault && !rf.ranks.empty() &&
         (!pick || key(rf) < key(*pick)))
       pick = &rf;
+  // No rank broke: the most severe cross-rank finding that names a tensor and ranks (replicas out
+  // of sync, a skewed rank), which the findings come ranked by.
+  for (const auto& rf : rankset_->findings)
+    if (!pick && !rf.ranks.empty() && !rf.finding.tensor_id.empty()) pick = &rf;
   if (pick) {
     pending_select_ = pick->finding.tensor_id;
     select_rank(pick->ranks.front(), pick->finding.first_step);

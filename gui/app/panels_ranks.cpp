@@ -77,7 +77,20 @@ void App::ranks_panel(ImVec2 size) {
       h.metric == RankMetric::Amax ? fmt_g(h.hi, 3).c_str() : "");
   ImGui::SameLine(0, 12);
   legend_item(IM_COL32(255, 255, 255, 230), "current rank / step", Swatch::Box);
-  ImGui::NewLine();
+  // The most severe cross-rank finding about this tensor (replicas out of sync, a skewed rank).
+  bool line_open = true;  // legend_item leaves the line open
+  for (const auto& rf : rankset_->findings) {
+    if (rf.finding.tensor_id != tensor || rf.finding.kind == analysis::FindingKind::RankFirstFault)
+      continue;
+    ImGui::SameLine(0, 18);
+    ImGui::TextColored(ImVec4(1.0f, 0.78f, 0.3f, 1.0f), "%s", rf.finding.title.c_str());
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("%s\n%s", rf.finding.evidence.c_str(), rf.finding.recommendation.c_str());
+    fact("ranks_finding", analysis::kind_name(rf.finding.kind));
+    line_open = false;
+    break;
+  }
+  if (line_open) ImGui::NewLine();
 
   double clicked = -1;
   PlotOpts po;

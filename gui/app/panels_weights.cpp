@@ -193,6 +193,7 @@ void App::weights_panel(ImVec2 size) {
     float lx = f == Format::BF16 ? xx + 4 : xx - tw - 4;
     if (lx < ph.r.Min.x) lx = xx + 4;
     if (lx + tw > ph.r.Max.x) lx = xx - tw - 4;
+    lx = std::max(lx, ph.r.Min.x + 2);  // a line left of the view: its label at the edge
     dl->AddText(
         ImVec2(lx, ph.r.Min.y + 2 + (f == Format::FP16 ? ImGui::GetTextLineHeight() : 0.0f)), c,
         lab);

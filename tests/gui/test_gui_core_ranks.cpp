@@ -120,6 +120,10 @@ TEST(RankHeat, CellsByHandAndTheFirstBrokenRank) {
   EXPECT_EQ(ok.first_step, -1);
   EXPECT_TRUE(ok.first_ranks.empty());
   EXPECT_EQ(build_rank_heat(set, "nope", RankMetric::Amax).cols(), 0u);
+  // All amax 1 (log2 0): the ramp is 2 octaves about it, [-1, 1]; the cells sit mid-ramp.
+  EXPECT_DOUBLE_EQ(ok.lo, -1.0);
+  EXPECT_DOUBLE_EQ(ok.hi, 1.0);
+  EXPECT_EQ(rank_cell_color(ok, 0.0, CellState::Ok), heat_color(0.5f));
 }
 
 TEST(RankHeat, RasterColoursAndWorstOfAColumn) {

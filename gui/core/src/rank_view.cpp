@@ -103,6 +103,13 @@ RankHeat build_rank_heat(const analysis::RankSet& set, const std::string& tensor
       }
     }
   }
+  // Amax: a ramp at least kMinAmaxOctaves wide, centred on the data, so that the noise between
+  // healthy replicas (a fraction of an octave) does not fill the whole ramp.
+  if (metric == RankMetric::Amax && any && h.hi - h.lo < kMinAmaxOctaves) {
+    const double mid = 0.5 * (h.lo + h.hi);
+    h.lo = mid - 0.5 * kMinAmaxOctaves;
+    h.hi = mid + 0.5 * kMinAmaxOctaves;
+  }
   for (size_t c = 0; c < nc && h.first_step < 0; ++c)
     for (size_t r = 0; r < h.ranks.size(); ++r) {
       const CellState s = h.state[r * nc + c];

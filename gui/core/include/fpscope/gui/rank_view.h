@@ -15,6 +15,9 @@
 //    (NonFinite); NaN where the rank has no cell at that step. A cell is broken when it holds a
 //    NaN/Inf element or an element that overflows `format`. `first_step` is the earliest step with
 //    a broken cell and `first_ranks` every rank broken at that step (-1 / empty: none broke).
+//    lo/hi, the colour ramp's range: that of the present cells' finite values; for Amax at least
+//    kMinAmaxOctaves wide (widened about its middle), so that the noise between healthy replicas
+//    (a fraction of an octave) does not span the whole ramp.
 //  - rank_raster(): the heat as RGBA (ImGui packing, pack()), `width` columns spanning steps
 //    [x0, x1) by rows; a column covering several steps shows the worst of them (broken first,
 //    then the highest value). Colours: rank_cell_color().
@@ -38,6 +41,8 @@ const char* rank_metric_name(RankMetric m);  // "amax", "overflow fraction", "Na
 
 enum class CellState : uint8_t { Missing, Ok, Overflow, NonFinite };
 
+inline constexpr double kMinAmaxOctaves = 2.0;
+
 struct RankHeat {
   std::string tensor_id;
   RankMetric metric = RankMetric::Amax;
@@ -46,7 +51,7 @@ struct RankHeat {
   std::vector<uint64_t> steps;  // column -> step
   std::vector<double> value;    // ranks.size() x steps.size(), row-major
   std::vector<CellState> state;
-  double lo = 0.0, hi = 0.0;  // finite value range of the present cells (lo == hi: one value)
+  double lo = 0.0, hi = 0.0;  // the colour ramp's range (see the contract)
   int64_t first_step = -1;
   std::vector<int64_t> first_ranks;
 
