@@ -70,29 +70,26 @@ void App::on_rank_set(std::shared_ptr<const analysis::RankSet> set) {
   }
   rankset_ = std::move(set);
   request_tensor_data();  // the other ranks are no longer drift overlays
-  // Unless the user chose a tensor or step: where the first rank broke (rank, tensor, step), the
-  // earliest of the first-fault findings; one that spares some ranks before one on every rank,
-  // FP8 overflows (unscaled FP8 overflows anywhere) last. Else the top finding naming ranks.
+  // Unless the user chose a rank, tensor or step: where the first rank broke or drifted.
   if (opt_.rank >= 0) {  // --rank: that rank, with --select / --step or the defaults
     pending_select_ = opt_.select;
     select_rank(opt_.rank, opt_.step, /*keep=*/false);
     return;
   }
   if (!opt_.select.empty() || opt_.step >= 0) return;
+  // The finding to open at: one that names some ranks but not all (the rank that broke or
+  // drifted first) before one on every rank; FP8 overflows (unscaled FP8 overflows anywhere)
+  // last; then the earliest step; at one step, a first fault before the skew it causes.
   const analysis::RankFinding* pick = nullptr;
   auto key = [&](const analysis::RankFinding& rf) {
     const Format f = rf.finding.format.value_or(Format::FP32);
     return std::tuple(f == Format::E4M3 || f == Format::E5M2,
-                      rf.ranks.size() == rankset_->ranks.size(), rf.finding.first_step);
+                      rf.ranks.size() == rankset_->ranks.size(), rf.finding.first_step,
+                      rf.finding.kind != analysis::FindingKind::RankFirstFault);
   };
   for (const auto& rf : rankset_->findings)
-    if (rf.finding.kind == analysis::FindingKind::RankFirstFault && !rf.ranks.empty() &&
-        (!pick || key(rf) < key(*pick)))
+    if (!rf.ranks.empty() && !rf.finding.tensor_id.empty() && (!pick || key(rf) < key(*pick)))
       pick = &rf;
-  // No rank broke: the most severe cross-rank finding that names a tensor and ranks (replicas out
-  // of sync, a skewed rank), which the findings come ranked by.
-  for (const auto& rf : rankset_->findings)
-    if (!pick && !rf.ranks.empty() && !rf.finding.tensor_id.empty()) pick = &rf;
   if (pick) {
     pending_select_ = pick->finding.tensor_id;
     select_rank(pick->ranks.front(), pick->finding.first_step);

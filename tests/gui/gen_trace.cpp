@@ -19,7 +19,9 @@
 // writes them; each rank draws its own activations (seed + rank) and the same weights (a shared
 // generator, as data-parallel replicas hold). --fault-rank F plants, on rank F only, a scaled-up
 // input from step steps/3 on: "layer0.out" (gemm#0.D) grows by 3e4, so it overflows FP16 there
-// first, before any other tensor on any rank breaks.
+// first, before any other tensor on any rank breaks. --desync-rank D: on rank D only, from step
+// steps/3 on, "layer0.weight" (gemm#0.B) holds its replicas' values plus 1e-3 (a replica out of
+// sync: the values differ, nothing overflows).
 // --watch-extra: two more watched parameters: "encoder.big.weight", 1,048,576 elements of which a
 // uniform sample of 2048 positions is followed (watched < elements, format 1.2) with updates 2e-3
 // of the weights (x N(0,1): about 2/3 stagnate in BF16), and "head.bias", 256 elements watched
@@ -27,7 +29,7 @@
 // w1, head.bias.
 //
 // Usage: fpscope_gui_gen_trace OUT.fpst [--steps S] [--layers L] [--elements E] [--rank R
-//          --world-size W [--fault-rank F]] [--watch-extra 1]
+//          --world-size W [--fault-rank F] [--desync-rank D]] [--watch-extra 1]
 //   records = steps * (3 * layers + 2) tensor observations (+ weight updates, loss scales).
 #include <algorithm>
 #include <cmath>
@@ -50,7 +52,7 @@ namespace {
 int usage() {
   std::fprintf(stderr,
                "usage: fpscope_gui_gen_trace OUT.fpst [--steps S] [--layers L] [--elements E] "
-               "[--rank R --world-size W [--fault-rank F]] [--watch-extra 1]\n");
+               "[--rank R --world-size W [--fault-rank F] [--desync-rank D]] [--watch-extra 1]\n");
   return 2;
 }
 
@@ -78,15 +80,15 @@ int main(int argc, char** argv) {
   const std::string out = argv[1];
   int steps = 120, layers = 3;
   uint64_t elements = 4096;
-  long rank = -1, world = -1, fault_rank = -1;
+  long rank = -1, world = -1, fault_rank = -1, desync_rank = -1;
   bool watch_extra = false;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) return usage();
     const long v = std::strtol(argv[++i], nullptr, 10);
-    if (a == "--rank" || a == "--fault-rank") {
+    if (a == "--rank" || a == "--fault-rank" || a == "--desync-rank") {
       if (v < 0) return usage();
-      (a == "--rank" ? rank : fault_rank) = v;
+      (a == "--rank" ? rank : a == "--fault-rank" ? fault_rank : desync_rank) = v;
       continue;
     }
     if (v <= 0) return usage();
@@ -214,6 +216,8 @@ int main(int argc, char** argv) {
       const bool planted = ti == 2 && rank >= 0 && rank == fault_rank && s >= fault_step;
       const float sigma = static_cast<float>(t.sigma) * (planted ? 3e4f : 1.0f);
       for (auto& v : data) v = sigma * normal(g);
+      if (ti == 1 && rank >= 0 && rank == desync_rank && s >= fault_step)
+        for (auto& v : data) v += 1e-3f;
       if (t.index == layer1_out && s == nan_step) {
         data[7] = std::nanf("");
         data[11] = INFINITY;

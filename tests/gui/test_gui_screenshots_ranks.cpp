@@ -43,6 +43,7 @@ constexpr int kFaultStep = kSteps / 3;
 class GuiRanks : public GuiScreenshot {
  protected:
   // Writes ranks 0..n-1 into dir_/set/run-<r>.fpst.
+  // fault_rank -1: none.
   void make_set(int n, int fault_rank, const std::string& extra = "") {
     fs::create_directories(dir_ / "set");
     for (int r = 0; r < n; ++r) {
@@ -108,6 +109,20 @@ TEST_F(GuiRanks, RankSetOpensAtThePlantedRankAndItsRowIsHotFromTheFaultOn) {
   EXPECT_EQ(r0.fact("selected"), "gemm#0.D");
   EXPECT_EQ(r0.fact("step"), "60");
   EXPECT_EQ(r0.fact("ranks_first_ranks"), "2");
+}
+
+TEST_F(GuiRanks, ADesyncedReplicaOpensAtItsFindingWithNoRankBroken) {
+  // No rank breaks alone (no fault planted; the generator's NaN at step 84 is on every rank);
+  // rank 3's layer0.weight (gemm#0.B) differs from its replicas from step 40: rank_desync, which
+  // the viewer opens at rather than the NaN every rank shares.
+  make_set(4, 9, " --desync-rank 3");  // fault rank 9: no such rank, nothing planted
+  const Shot s = take("desync", {(dir_ / "set").string()});
+  ASSERT_EQ(s.rc, 0) << s.log;
+  EXPECT_EQ(s.fact("rank"), "3");
+  EXPECT_EQ(s.fact("selected"), "gemm#0.B");
+  EXPECT_EQ(s.fact("step"), std::to_string(kFaultStep));
+  EXPECT_EQ(s.fact("ranks_finding"), "rank_desync");
+  EXPECT_EQ(s.fact("ranks_first_step"), "-1");  // the weight itself never overflows
 }
 
 TEST_F(GuiRanks, RunsFlagAndASingleRankKeepTheRunsView) {
