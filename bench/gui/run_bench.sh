@@ -16,13 +16,17 @@
 #   interact  --bench-interact: every frame replays 3 steps and zooms or pans the step axis, so
 #             every step-indexed panel changes and a new heat raster is computed (off the UI
 #             thread) as fast as the last one lands
+#   ranks     only with FPSCOPE_BENCH_RANKS=N (N >= 2): a rank set of N generated rank traces
+#             (gen_trace --rank r --world-size N --fault-rank 1, FPSCOPE_BENCH_RANK_STEPS steps
+#             each, default 2000, 3 layers) opened as a directory, with --bench-interact: the
+#             ranks x steps raster is recomputed every frame on top of the interact work
 # Each prints the median, p90 and max frame time (frame start to frame start, the rendering
 # finished with glFinish), the medians of its parts (ui: building the ImGui frame on the UI
 # thread; draw: llvmpipe rasterising it; swap: presenting to Xvfb) and the process CPU time per
 # frame (all threads), which unlike wall time does not grow when other processes load the machine.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-build="${1:-$root/build}"
+build="$(cd "${1:-$root/build}" && pwd)"  # absolute: the trace is generated from $work
 steps="${2:-20000}"
 frames="${3:-300}"
 gui="$build/bin/fpscope-gui"
@@ -50,4 +54,19 @@ for mode in static interact; do
   xvfb-run -a -s "-screen 0 1600x1000x24" "$gui" "$trace" --size 1600x1000 --frames "$frames" \
     --timeout 300 --screenshot "$work/$mode.png" --frame-times "$work/$mode.json" "${extra[@]}"
 done
+ranks="${FPSCOPE_BENCH_RANKS:-0}"
+if [ "$ranks" -ge 2 ]; then
+  rank_steps="${FPSCOPE_BENCH_RANK_STEPS:-2000}"
+  mkdir -p "$work/ranks"
+  echo "generating $ranks rank traces of $rank_steps steps ..."
+  for ((r = 0; r < ranks; r++)); do
+    "$gen" "$work/ranks/run-$r.fpst" --steps "$rank_steps" --rank "$r" --world-size "$ranks" \
+      --fault-rank 1 --watch-extra 1 > /dev/null
+  done
+  echo "load average before ranks: $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '%-9s ' ranks
+  xvfb-run -a -s "-screen 0 1600x1000x24" "$gui" "$work/ranks" --size 1600x1000 \
+    --frames "$frames" --timeout 300 --screenshot "$work/ranks.png" \
+    --frame-times "$work/ranks.json" --bench-interact
+fi
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,7 +1,6 @@
 // fpscope-gui's application frame: the runs bar, the tensor browser wiring, selection and replay
-// state, and the layout of the panels (the panels themselves: panels_*.cpp). Size: ~680 lines, the
-// frame is one ImGui immediate-mode function whose parts share the selection state; split further
-// along the panels when a new panel is added.
+// state, and the layout of the panels (the panels themselves: panels_*.cpp; rank sets:
+// app_ranks.cpp; dialogs and exports: app_dialogs.cpp).
 #include "app.h"
 
 #include <GL/gl.h>
@@ -12,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <system_error>
+#include <tuple>
 
 namespace fpscope::gui {
 
@@ -28,16 +28,21 @@ App::App(AppOptions opt) : opt_(std::move(opt)) {
   std::error_code ec;
   dialog_dir_ = std::filesystem::current_path(ec).string();
   for (const auto& p : opt_.traces) open(p);
+  initial_ = runs_.size();
+  // One trace, or --runs: nothing to decide, the first trace to load is the primary (as always).
+  ranks_decided_ = initial_ < 2 || opt_.rank_mode == RankSetMode::Runs;
 }
 
 App::~App() {
   for (auto& r : runs_)
     if (r.loading.valid()) r.loading.wait();
   if (report_job_.valid()) report_job_.wait();
+  if (rankset_job_.valid()) rankset_job_.wait();
   tdata_.wait_all();
   whatif_.wait_all();
   heat_job_.wait_all();
   if (heat_tex_) glDeleteTextures(1, &heat_tex_);
+  if (rank_tex_) glDeleteTextures(1, &rank_tex_);
 }
 
 void App::open(const std::string& path) {
@@ -51,6 +56,7 @@ bool App::idle() const {
   for (const auto& r : runs_)
     if (r.loading.valid()) return false;
   if (report_job_.valid()) return false;
+  if (!ranks_decided_ || rankset_job_.valid()) return false;
   if (sel_ >= 0 && !tdata_.current()) return false;
   if (sel_ >= 0 && (!whatif_.current() || !(wcfg_requested_ == wcfg_))) return false;
   // The heatmap asked for a raster of the current tensor data: wait until it is on screen.
@@ -108,11 +114,20 @@ void App::poll() {
     const bool had_primary = primary() != nullptr;
     r.run = r.loading.get();
     new_run = true;
-    if (r.run->ok && !had_primary) {
+    // Several traces that may be one run's ranks: the primary waits for the decision.
+    if (r.run->ok && !had_primary && ranks_decided_) {
       primary_ = i;
       on_primary_changed();
     }
   }
+  if (!ranks_decided_) {
+    bool all = true;
+    for (size_t i = 0; i < initial_; ++i) all = all && runs_[i].run != nullptr;
+    if (all) decide_rank_set();
+  }
+  if (rankset_job_.valid() &&
+      rankset_job_.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+    on_rank_set(rankset_job_.get());
   if (new_run && sel_ >= 0 && primary()) request_tensor_data();  // overlays of the new run
   if (tdata_.poll()) request_whatif();
   whatif_.poll();
@@ -138,11 +153,14 @@ void App::on_primary_changed() {
                     ts.empty() ? 1.0 : static_cast<double>(ts.back()) + 1.0);
   xview_.reset();
   int64_t want = -1;
-  if (!opt_.select.empty() && !primary_init_) {
-    want = r->model->find_tensor(opt_.select);
+  const std::string ask = !pending_select_.empty() ? pending_select_
+                          : primary_init_          ? std::string()
+                                                   : opt_.select;
+  if (!ask.empty()) {
+    want = r->model->find_tensor(ask);
     for (uint32_t t = 0; want < 0 && t < r->model->num_tensors(); ++t)
-      if (r->model->tensor(t).name == opt_.select) want = t;
-    if (want < 0) {
+      if (r->model->tensor(t).name == ask) want = t;
+    if (want < 0 && pending_select_.empty()) {
       toast_ = "--select: no tensor '" + opt_.select + "' in " + r->label;
       toast_until_ = ImGui::GetTime() + 10.0;
     }
@@ -157,7 +175,9 @@ void App::on_primary_changed() {
   }
   select_tensor(want);
   // First step: the one asked for, else where the selected tensor first went wrong.
-  int64_t step = primary_init_ ? -1 : opt_.step;
+  int64_t step = pending_step_ >= 0 ? pending_step_ : primary_init_ ? -1 : opt_.step;
+  pending_select_.clear();
+  pending_step_ = -1;
   if (step < 0 && want >= 0) {
     for (const auto& row : r->analysis.risks) {
       if (row.tensor != static_cast<uint32_t>(want)) continue;
@@ -196,7 +216,8 @@ void App::request_tensor_data() {
   std::shared_ptr<const Run> base = runs_[primary_].run;
   std::vector<std::pair<size_t, std::shared_ptr<const Run>>> others;
   for (size_t i = 0; i < runs_.size(); ++i)
-    if (i != primary_ && runs_[i].run && runs_[i].run->ok) others.emplace_back(i, runs_[i].run);
+    if (i != primary_ && runs_[i].run && runs_[i].run->ok && !in_rank_set(i))
+      others.emplace_back(i, runs_[i].run);
   const auto t = static_cast<uint32_t>(sel_);
   whatif_.reset();
   tdata_.request([base, others, t] {
@@ -356,13 +377,27 @@ void App::frame(float w, float h) {
   ImGui::SameLine();
   detail_panel(ImVec2(0, top_h));
   timeline_panel(ImVec2(0, timeline_h));
-  heatmap_panel(ImVec2(left_w, bottom_h));
+  if (rankset_) {
+    // A rank set: the ranks x steps heatmap above the exponent heatmap, one row per rank (at
+    // least 6 px, at most 18 px), at most 45% of the column.
+    ImGui::BeginGroup();
+    const auto nr = static_cast<float>(rankset_->ranks.size());
+    const float ranks_h = std::floor(std::min(
+        bottom_h * 0.45f, 2.0f * ImGui::GetFrameHeightWithSpacing() + pad + 30.0f +
+                              nr * std::clamp((bottom_h * 0.45f - 90.0f) / nr, 6.0f, 18.0f)));
+    ranks_panel(ImVec2(left_w, ranks_h));
+    heatmap_panel(ImVec2(left_w, bottom_h - ranks_h - st.ItemSpacing.y));
+    ImGui::EndGroup();
+  } else {
+    heatmap_panel(ImVec2(left_w, bottom_h));
+  }
   ImGui::SameLine();
   ImGui::BeginGroup();
-  // Master weights: half the column, or two lines when the trace watches none.
+  // Master weights: half the column (the parameter list beside the selected one's plots), or
+  // two lines when the trace watches none.
   const float weights_h = primary()->analysis.weights.empty()
                               ? 2.0f * line + pad
-                              : std::floor((bottom_h - st.ItemSpacing.y) * 0.40f);
+                              : std::floor((bottom_h - st.ItemSpacing.y) * 0.50f);
   drift_panel(ImVec2(0, bottom_h - weights_h - st.ItemSpacing.y));
   weights_panel(ImVec2(0, weights_h));
   ImGui::EndGroup();
@@ -386,6 +421,17 @@ void App::keyboard() {
   if (io.KeyCtrl && ImGui::IsKeyPressed('Q', false)) quit_ = true;
   if (io.WantTextInput || !primary()) return;
   if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Space), false)) playing_ = !playing_;
+  if (rankset_ && (ImGui::IsKeyPressed('[', false) || ImGui::IsKeyPressed(']', false))) {
+    const auto& rs = rankset_->ranks;
+    const int64_t cur = runs_[primary_].rank;
+    size_t k = 0;
+    while (k < rs.size() && rs[k].identity.rank != cur) ++k;
+    if (k < rs.size()) {
+      const bool next = ImGui::IsKeyPressed(']', false);
+      if (next && k + 1 < rs.size()) select_rank(rs[k + 1].identity.rank, -1);
+      if (!next && k > 0) select_rank(rs[k - 1].identity.rank, -1);
+    }
+  }
   if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_RightArrow))) set_step_index(step_index_ + 1);
   if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_LeftArrow))) set_step_index(step_index_ - 1);
   if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Home), false)) set_step_index(0);
@@ -439,6 +485,7 @@ void App::menu_bar() {
     ImGui::TextUnformatted(
         "Space: play/pause   Left/Right: step   Home/End: first/last step\n"
         "Up/Down: previous/next tensor in the table\n"
+        "[ / ]: previous/next rank (a rank set); click a ranks-heatmap cell: that rank and step\n"
         "Plots: wheel zooms the steps, drag pans, double-click shows the whole run,\n"
         "       click goes to that step; Ctrl+wheel zooms the heatmap's magnitude axis.\n"
         "Filter: words match id/name/op/role/dtype; 'sev:warning' keeps warnings and worse;\n"
@@ -464,8 +511,10 @@ void App::runs_bar() {
     run_labels_ = run_labels(paths);
   }
   std::string chips;
+  if (rankset_) rank_selector();
   for (size_t i = 0; i < runs_.size(); ++i) {
     const auto& r = runs_[i];
+    if (in_rank_set(i)) continue;  // in the rank selector
     ImGui::PushID(static_cast<int>(i));
     const std::string& name = run_labels_[i];
     chips += (chips.empty() ? "" : "|") + name;
@@ -549,138 +598,6 @@ void App::status_bar() {
   }
   ImGui::SameLine(ImGui::GetWindowWidth() - 110);
   ImGui::TextDisabled("%.1f ms/frame", 1000.0 / std::max(1.0f, ImGui::GetIO().Framerate));
-}
-
-// ---- dialogs and exports -----------------------------------------------------------------------
-
-void App::dialogs() {
-  if (open_dialog_) {
-    ImGui::OpenPopup("Open trace");
-    open_dialog_ = false;
-    if (dialog_path_.empty()) dialog_path_ = dialog_dir_ + "/";
-  }
-  ImGui::SetNextWindowSize(ImVec2(720, 460), ImGuiCond_Appearing);
-  if (ImGui::BeginPopupModal("Open trace", nullptr, ImGuiWindowFlags_NoSavedSettings)) {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    ImGui::TextDisabled("%s", dialog_dir_.c_str());
-    if (ImGui::Button("Up")) {
-      dialog_dir_ = fs::path(dialog_dir_).parent_path().string();
-      if (dialog_dir_.empty()) dialog_dir_ = "/";
-    }
-    ImGui::SameLine();
-    ImGui::TextDisabled("(folders and .fpst files; double-click to open)");
-    ImGui::BeginChild("files", ImVec2(0, -ImGui::GetFrameHeightWithSpacing() * 2), true);
-    std::vector<fs::directory_entry> entries;
-    for (fs::directory_iterator it(dialog_dir_, fs::directory_options::skip_permission_denied, ec),
-         end;
-         !ec && it != end; it.increment(ec)) {
-      const bool dir = it->is_directory(ec);
-      const auto name = it->path().filename().string();
-      if (name.empty() || name[0] == '.') continue;
-      if (dir || it->path().extension() == ".fpst") entries.push_back(*it);
-    }
-    std::sort(entries.begin(), entries.end(), [&](const auto& a, const auto& b) {
-      const bool da = a.is_directory(ec), db = b.is_directory(ec);
-      return da != db ? da : a.path().filename() < b.path().filename();
-    });
-    for (const auto& e : entries) {
-      const bool dir = e.is_directory(ec);
-      const std::string label = e.path().filename().string() + (dir ? "/" : "");
-      if (ImGui::Selectable(label.c_str(), dialog_path_ == e.path().string(),
-                            ImGuiSelectableFlags_AllowDoubleClick)) {
-        dialog_path_ = e.path().string();
-        if (ImGui::IsMouseDoubleClicked(ImGuiMouseButton_Left)) {
-          if (dir) {
-            dialog_dir_ = e.path().string();
-          } else {
-            open(dialog_path_);
-            ImGui::CloseCurrentPopup();
-          }
-        }
-      }
-    }
-    if (entries.empty())
-      ImGui::TextDisabled(ec ? "cannot list this folder" : "no folders or .fpst files here");
-    ImGui::EndChild();
-    ImGui::SetNextItemWidth(-190);
-    const bool enter =
-        ImGui::InputText("##path", &dialog_path_, ImGuiInputTextFlags_EnterReturnsTrue);
-    ImGui::SameLine();
-    if (ImGui::Button("Open", ImVec2(80, 0)) || enter) {
-      if (fs::is_directory(dialog_path_, ec)) {
-        dialog_dir_ = dialog_path_;
-      } else {
-        open(dialog_path_);  // errors show in the window
-        ImGui::CloseCurrentPopup();
-      }
-    }
-    ImGui::SameLine();
-    if (ImGui::Button("Cancel", ImVec2(80, 0))) ImGui::CloseCurrentPopup();
-    ImGui::EndPopup();
-  }
-
-  auto path_popup = [&](const char* title, bool* flag, std::string* path, const char* hint,
-                        auto&& on_ok) {
-    if (*flag) {
-      ImGui::OpenPopup(title);
-      *flag = false;
-    }
-    ImGui::SetNextWindowSize(ImVec2(640, 0), ImGuiCond_Appearing);
-    if (ImGui::BeginPopupModal(title, nullptr, ImGuiWindowFlags_NoSavedSettings)) {
-      ImGui::TextDisabled("%s", hint);
-      ImGui::SetNextItemWidth(-1);
-      const bool enter = ImGui::InputText("##p", path, ImGuiInputTextFlags_EnterReturnsTrue);
-      if (ImGui::Button("Write", ImVec2(90, 0)) || enter) {
-        on_ok(*path);
-        ImGui::CloseCurrentPopup();
-      }
-      ImGui::SameLine();
-      if (ImGui::Button("Cancel", ImVec2(90, 0))) ImGui::CloseCurrentPopup();
-      ImGui::EndPopup();
-    }
-  };
-  path_popup("Write report", &report_dialog_, &report_path_,
-             "Report path (.html: one self-contained file; .md: Markdown plus <stem>_files/)",
-             [&](const std::string& p) { export_report(p); });
-  path_popup("Save PNG", &png_dialog_, &png_path_, "PNG path (the whole window, as shown)",
-             [&](const std::string& p) { png_request_ = p; });
-}
-
-void App::export_report(const std::string& path) {
-  if (!primary() || report_job_.valid()) return;
-  std::shared_ptr<const Run> run = runs_[primary_].run;
-  std::shared_ptr<const Run> base;
-  for (size_t i = 0; i < runs_.size(); ++i)
-    if (i != primary_ && runs_[i].run && runs_[i].run->ok && !base) base = runs_[i].run;
-  toast_ = "Writing " + path + " ...";
-  toast_until_ = ImGui::GetTime() + 60.0;
-  report_job_ = std::async(std::launch::async, [run, base, path]() -> std::string {
-    analysis::ReportOptions ro;
-    if (base) ro.baseline = base->model.get();
-    std::string err;
-    try {
-      if (!analysis::write_report(*run->model, run->analysis, path, ro, &err)) return err;
-    } catch (const std::exception& e) {
-      return path + ": " + e.what();
-    }
-    return "Report written: " + path;
-  });
-}
-
-void App::copy_summary() {
-  const Run* p = primary();
-  if (!p) return;
-  analysis::Selection sel;
-  if (sel_ >= 0) sel.tensors.push_back(static_cast<uint32_t>(sel_));
-  sel.step_begin = static_cast<int64_t>(std::max(0.0, std::floor(xview_.x0)));
-  sel.step_end = static_cast<int64_t>(std::max(0.0, std::ceil(xview_.x1)));
-  last_summary_ = analysis::markdown_summary(*p->model, p->analysis, sel);
-  ImGui::SetClipboardText(last_summary_.c_str());
-  toast_ = "Copied the Markdown summary (" + std::to_string(last_summary_.size()) +
-           " chars) of the selection, steps " + std::to_string(sel.step_begin) + ".." +
-           std::to_string(sel.step_end) + ", to the clipboard";
-  toast_until_ = ImGui::GetTime() + 6.0;
 }
 
 }  // namespace fpscope::gui

@@ -11,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "fpscope/gui/rank_view.h"
 #include "fpscope/gui/tensor_view.h"
 #include "fpscope/gui/view_model.h"
+#include "fpscope/gui/weights_view.h"
 #include "plot.h"
 
 namespace fpscope::gui {
@@ -23,6 +25,10 @@ struct AppOptions {
   int64_t step = -1;   // step to show first; default: the first overflow of the selection
   bool play = false;   // start playing
   float font_size = 15.0f;
+  // Several traces: one run's ranks (a rank set: rank selector and ranks x steps heatmap) or
+  // separate runs (overlaid in the drift panel). Auto: rank_view.h's is_rank_set rule.
+  RankSetMode rank_mode = RankSetMode::Auto;
+  int64_t rank = -1;  // a rank set: the rank to show first (default: where the first rank broke)
 };
 
 // The data of the selected tensor, computed off the UI thread.
@@ -70,11 +76,20 @@ class App {
     std::string path;
     std::future<std::shared_ptr<const Run>> loading;
     std::shared_ptr<const Run> run;
+    int64_t rank = -1;  // member of the rank set: its rank; -1: a run of its own
   };
 
   void poll();
   const Run* primary() const;
   void on_primary_changed();
+  // The initial traces are loaded: decide rank set or runs (is_rank_set) and pick the primary.
+  void decide_rank_set();
+  void on_rank_set(std::shared_ptr<const analysis::RankSet> set);
+  // Shows rank `rank`'s trace in every panel at `step`, keeping the step axis' zoom. keep: the
+  // selected tensor (by id) stays and step -1 keeps the current step; else pending_select_ and
+  // step -1 fall back to on_primary_changed's defaults (the worst tensor, its first failure).
+  void select_rank(int64_t rank, int64_t step, bool keep = true);
+  bool in_rank_set(size_t slot) const { return rankset_ && runs_[slot].rank >= 0; }
   void select_tensor(int64_t tensor);
   void set_step_index(int64_t i);
   uint64_t cur_step() const;
@@ -91,6 +106,9 @@ class App {
   void heatmap_panel(ImVec2 size);
   void drift_panel(ImVec2 size);
   void weights_panel(ImVec2 size);
+  void weights_table(const std::vector<analysis::WeightLoss>& ws, ImVec2 size);
+  void ranks_panel(ImVec2 size);
+  void rank_selector();
   void status_bar();
   void dialogs();
   void keyboard();
@@ -108,6 +126,35 @@ class App {
   std::vector<RunSlot> runs_;
   size_t primary_ = 0;
   bool primary_init_ = false;
+  // What on_primary_changed selects instead of its defaults (a rank switch keeps the tensor).
+  std::string pending_select_;
+  int64_t pending_step_ = -1;
+
+  // rank set (rank_view.h): decided once the initial traces are loaded
+  bool ranks_decided_ = false;
+  size_t initial_ = 0;  // how many of runs_ came from the command line
+  std::future<std::shared_ptr<const analysis::RankSet>> rankset_job_;
+  std::shared_ptr<const analysis::RankSet> rankset_;
+  std::string rankset_error_;
+  RankMetric rank_metric_ = RankMetric::Amax;
+  int rank_format_ = 1;  // into kTargets (FP16)
+  RankHeat rank_heat_;
+  struct RankHeatKey {
+    const analysis::RankSet* set = nullptr;
+    std::string tensor;
+    RankMetric metric = RankMetric::Amax;
+    int format = 0;
+    bool operator==(const RankHeatKey&) const = default;
+  };
+  RankHeatKey rank_heat_for_;
+  unsigned int rank_tex_ = 0;
+  struct RankTexKey {
+    RankHeatKey heat;
+    double x0 = 0, x1 = 0;
+    int width = 0;
+    bool operator==(const RankTexKey&) const = default;
+  };
+  RankTexKey rank_tex_for_;
 
   // selection and replay
   int64_t sel_ = -1;
@@ -157,12 +204,17 @@ class App {
   std::vector<std::vector<double>> drift_x_, drift_y_;
   const Run* w_cache_run_ = nullptr;
   const analysis::WeightLoss* w_cache_for_ = nullptr;
-  std::vector<double> w_x_, w_yb_, w_yf_;
+  std::vector<double> w_x_;
+  WeightCurve w_curve_[2];  // bf16, fp16
   std::vector<uint64_t> w_steps_;
 
   // drift / weights
   bool drift_fmt_[kNumTargets] = {true, true, true, true};
-  int weight_sel_ = 0;
+  int weight_sel_ = 0;  // index into the primary's analysis.weights
+  const Run* weight_order_for_ = nullptr;
+  std::vector<size_t> weight_order_;  // weight_order(): by lost mass
+  const Run* left_out_for_ = nullptr;
+  std::vector<analysis::LeftOutWeight> left_out_;  // analysis::left_out_weights of the primary
   XView ratio_view_;
   bool ratio_view_init_ = false;
 

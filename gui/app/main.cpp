@@ -1,8 +1,13 @@
 // fpscope-gui: replay a recorded run and see where precision breaks (docs/gui.md).
 //
-//   fpscope-gui [TRACE ...] [--select ID] [--step K] [--play]
+//   fpscope-gui [TRACE|DIR|GLOB ...] [--ranks|--runs] [--rank R] [--select ID] [--step K] [--play]
 //   fpscope-gui TRACE --screenshot out.png [--frames N] [--size WxH] [--regions out.json]
 //               [--frame-times out.json] [--bench-interact]
+//
+// Several traces are one run's ranks (a rank set: rank selector, ranks x steps heatmap) or
+// separate runs (overlaid in the drift panel): --ranks / --runs say which; by default they are a
+// rank set when each carries its rank in the metadata, all of one world size, no rank twice
+// (gui/core rank_view.h is_rank_set).
 //
 // Exit codes: 0 ok; 1 the PNG could not be written; 2 bad arguments or no OpenGL window
 // (no display); 3 screenshot written but some trace could not be opened (its error is shown in
@@ -28,6 +33,7 @@
 #include <vector>
 
 #include "app.h"
+#include "fpscope/analysis/ranks.h"
 #include "plot.h"
 
 namespace {
@@ -227,11 +233,27 @@ int main(int argc, char** argv) {
   double timeout = 120.0;
   float speed = 0;
   CLI::App cli{"fpscope-gui: replay a recorded run and see where precision breaks"};
-  cli.add_option("traces", opt.traces, "trace files (.fpst) to open; the first is the primary run");
+  std::vector<std::string> args;
+  cli.add_option(
+      "traces", args,
+      "trace files (.fpst), directories (their *.fpst) or globs ('run-*.fpst'); the first "
+      "is the primary run");
+  bool as_ranks = false, as_runs = false;
+  auto* ranks_flag = cli.add_flag(
+      "--ranks", as_ranks,
+      "the traces are the ranks of one run (one per rank, e.g. recorded with -o 'run-%r.fpst'): "
+      "a rank selector and a ranks x steps heatmap. Default: so when every trace carries its rank "
+      "(RANK/WORLD_SIZE...) in its metadata, all with one world size and no rank twice");
+  cli.add_flag("--runs", as_runs,
+               "the traces are separate runs compared with each other (drift panel overlays), "
+               "even when they are ranks of one run")
+      ->excludes(ranks_flag);
   cli.add_option("--select", opt.select,
                  "tensor id (or name) to select first (default: the worst)");
   cli.add_option("--step", opt.step,
                  "step to show first (default: where the selection first fails)");
+  cli.add_option("--rank", opt.rank,
+                 "a rank set: the rank to show first (default: the rank that broke first)");
   cli.add_flag("--play", opt.play, "start replaying");
   cli.add_option("--play-speed", speed, "replay speed in steps per second");
   cli.add_option("--font-size", opt.font_size, "font size in pixels (default 15)");
@@ -252,6 +274,16 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return cli.exit(e) == 0 ? 0 : 2;
   }
+  if (!args.empty()) {
+    std::string err;
+    if (!fpscope::analysis::expand_trace_args(args, &opt.traces, &err)) {
+      std::fprintf(stderr, "fpscope-gui: %s\n", err.c_str());
+      return 2;
+    }
+  }
+  opt.rank_mode = as_ranks  ? fpscope::gui::RankSetMode::Ranks
+                  : as_runs ? fpscope::gui::RankSetMode::Runs
+                            : fpscope::gui::RankSetMode::Auto;
   int width = 1600, height = 1000;
   if (std::sscanf(size.c_str(), "%dx%d", &width, &height) != 2 || width < 320 || height < 240) {
     std::fprintf(stderr, "fpscope-gui: --size %s: expected WxH, at least 320x240\n", size.c_str());

@@ -15,7 +15,21 @@
 // elements): SGD updates whose learning rate decays 1e-2 -> 1e-6, so BF16/FP16 master copies
 // stagnate more and more.
 //
-// Usage: fpscope_gui_gen_trace OUT.fpst [--steps S] [--layers L] [--elements E]
+// Rank sets (--rank R --world-size W): the metadata carries "rank" and "world_size" as the probe
+// writes them; each rank draws its own activations (seed + rank) and the same weights (a shared
+// generator, as data-parallel replicas hold). --fault-rank F plants, on rank F only, a scaled-up
+// input from step steps/3 on: "layer0.out" (gemm#0.D) grows by 3e4, so it overflows FP16 there
+// first, before any other tensor on any rank breaks. --desync-rank D: on rank D only, from step
+// steps/3 on, "layer0.weight" (gemm#0.B) holds its replicas' values plus 1e-3 (a replica out of
+// sync: the values differ, nothing overflows).
+// --watch-extra: two more watched parameters: "encoder.big.weight", 1,048,576 elements of which a
+// uniform sample of 2048 positions is followed (watched < elements, format 1.2) with updates 2e-3
+// of the weights (x N(0,1): about 2/3 stagnate in BF16), and "head.bias", 256 elements watched
+// whole, with updates of 1e-1 of the weights (nothing lost). By lost BF16 mass: encoder.big.weight,
+// w1, head.bias.
+//
+// Usage: fpscope_gui_gen_trace OUT.fpst [--steps S] [--layers L] [--elements E] [--rank R
+//          --world-size W [--fault-rank F] [--desync-rank D]] [--watch-extra 1]
 //   records = steps * (3 * layers + 2) tensor observations (+ weight updates, loss scales).
 #include <algorithm>
 #include <cmath>
@@ -24,6 +38,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fpscope/host_stats.h"
@@ -36,7 +51,8 @@ namespace {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: fpscope_gui_gen_trace OUT.fpst [--steps S] [--layers L] [--elements E]\n");
+               "usage: fpscope_gui_gen_trace OUT.fpst [--steps S] [--layers L] [--elements E] "
+               "[--rank R --world-size W [--fault-rank F] [--desync-rank D]] [--watch-extra 1]\n");
   return 2;
 }
 
@@ -64,11 +80,26 @@ int main(int argc, char** argv) {
   const std::string out = argv[1];
   int steps = 120, layers = 3;
   uint64_t elements = 4096;
+  long rank = -1, world = -1, fault_rank = -1, desync_rank = -1;
+  bool watch_extra = false;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) return usage();
     const long v = std::strtol(argv[++i], nullptr, 10);
+    if (a == "--rank" || a == "--fault-rank" || a == "--desync-rank") {
+      if (v < 0) return usage();
+      (a == "--rank" ? rank : a == "--fault-rank" ? fault_rank : desync_rank) = v;
+      continue;
+    }
     if (v <= 0) return usage();
+    if (a == "--world-size") {
+      world = v;
+      continue;
+    }
+    if (a == "--watch-extra") {
+      watch_extra = true;
+      continue;
+    }
     if (a == "--steps") {
       steps = static_cast<int>(v);
     } else if (a == "--layers") {
@@ -82,7 +113,12 @@ int main(int argc, char** argv) {
   std::string err;
   trace::WriterOptions wo;
   wo.max_pending_bytes = 256u << 20;
-  auto w = trace::TraceWriter::open(out, R"({"generator":"fpscope_gui_gen_trace"})", wo, &err);
+  std::string meta = R"({"generator":"fpscope_gui_gen_trace")";
+  if (rank >= 0)
+    meta += R"(,"rank":")" + std::to_string(rank) + R"(","world_size":")" +
+            std::to_string(world > 0 ? world : rank + 1) + "\"";
+  meta += "}";
+  auto w = trace::TraceWriter::open(out, meta, wo, &err);
   if (!w) {
     std::fprintf(stderr, "%s\n", err.c_str());
     return 1;
@@ -114,12 +150,44 @@ int main(int argc, char** argv) {
   winfo.rows = 4096;
   winfo.cols = 1;
   const uint32_t watched = w->define_tensor(winfo);
+  // --watch-extra: (tensor, elements, sampled positions, update size relative to the weight).
+  struct Extra {
+    uint32_t index;
+    uint64_t elements;
+    size_t positions;
+    float rel;
+    std::vector<float> prev, cur;
+  };
+  std::vector<Extra> extras;
+  if (watch_extra) {
+    for (const auto& [name, el, pos, rel] : {std::tuple<const char*, uint64_t, size_t, float>{
+                                                 "encoder.big.weight", 1u << 20, 2048, 2e-3f},
+                                             {"head.bias", 256, 256, 1e-1f}}) {
+      trace::TensorInfo info = winfo;
+      info.id = info.name = name;
+      info.rows = el;
+      extras.push_back({w->define_tensor(info), el, pos, rel, {}, {}});
+    }
+  }
 
-  std::mt19937_64 rng(12345);
+  std::mt19937_64 rng(12345 + static_cast<uint64_t>(std::max(0L, rank)) * 7919u);
+  // Replicated weights: the same on every rank (a generator of their own when ranks are asked).
+  std::mt19937_64 weight_rng(4242);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> data(n);
   std::vector<float> wprev(4096), wcur(4096);
   for (auto& v : wprev) v = 0.02f * normal(rng);
+  for (auto& e : extras) {
+    e.prev.resize(e.positions);
+    for (auto& v : e.prev) v = 0.05f * normal(rng);
+    e.cur = e.prev;
+  }
+  const int fault_step = steps / 3;
+  if (watch_extra) {  // what the integration writes for a parameter over the watch budget
+    trace::EventRecord ev;
+    ev.text = "watch: left out encoder.embedding.weight: no FPSCOPE_WATCH_BUDGET left";
+    w->event(ev);
+  }
   const int nan_step = steps * 7 / 10;
   double scale = 65536.0;
   int clean = 0;
@@ -142,8 +210,14 @@ int main(int argc, char** argv) {
       compute_stats(data.data(), Format::FP32, rows, cols, rows, opt, &o.stats);
       w->observe(o);
     };
-    for (const auto& t : tensors) {
-      for (auto& v : data) v = static_cast<float>(t.sigma) * normal(rng);
+    for (size_t ti = 0; ti < tensors.size(); ++ti) {
+      const auto& t = tensors[ti];
+      auto& g = rank >= 0 && ti % 3 == 1 ? weight_rng : rng;  // ti % 3 == 1: the B operands
+      const bool planted = ti == 2 && rank >= 0 && rank == fault_rank && s >= fault_step;
+      const float sigma = static_cast<float>(t.sigma) * (planted ? 3e4f : 1.0f);
+      for (auto& v : data) v = sigma * normal(g);
+      if (ti == 1 && rank >= 0 && rank == desync_rank && s >= fault_step)
+        for (auto& v : data) v += 1e-3f;
       if (t.index == layer1_out && s == nan_step) {
         data[7] = std::nanf("");
         data[11] = INFINITY;
@@ -190,6 +264,21 @@ int main(int argc, char** argv) {
         if (hist[b]) u.ratio_hist.emplace_back(static_cast<int16_t>(b + kRatioLog2Min), hist[b]);
       w->weight_update(u);
       wprev = wcur;
+      for (auto& e : extras) {
+        for (size_t i = 0; i < e.positions; ++i)
+          e.cur[i] = e.prev[i] + e.rel * std::abs(e.prev[i]) * normal(rng);
+        trace::WeightUpdateRecord x;
+        x.step = step;
+        x.tensor = e.index;
+        x.elements = e.elements;
+        x.watched = e.positions;
+        compute_update_loss(e.prev.data(), e.cur.data(), e.positions, &x.bf16, &x.fp16, &x.changed,
+                            hist);
+        for (int b = 0; b < kRatioBins; ++b)
+          if (hist[b]) x.ratio_hist.emplace_back(static_cast<int16_t>(b + kRatioLog2Min), hist[b]);
+        w->weight_update(x);
+        e.prev = e.cur;
+      }
     }
   }
   if (!w->close()) {
