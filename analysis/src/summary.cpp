@@ -68,7 +68,8 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   tr["probe"] = a.meta.probe.empty() ? json(nullptr) : json(a.meta.probe);
   tr["probe_version"] = a.meta.probe_version.empty() ? json(nullptr) : json(a.meta.probe_version);
   tr["emulate"] = a.meta.emulate.empty() ? json(nullptr) : json(a.meta.emulate);
-  tr["emulate_skip"] = a.meta.emulate_skip.empty() ? json(nullptr) : json(a.meta.emulate_skip);
+  if (!a.meta.emulate.empty())  // only in emulated runs: the other outputs stay as they were
+    tr["emulate_skip"] = a.meta.emulate_skip.empty() ? json(nullptr) : json(a.meta.emulate_skip);
   j["trace"] = std::move(tr);
   j["baseline"] = baseline ? json(baseline->path) : json(nullptr);
 
