@@ -2,7 +2,7 @@
 
 #include <fnmatch.h>
 
-#include <cmath>
+#include <bit>
 #include <cstring>
 
 #include "fpscope/numerics.h"
@@ -92,14 +92,19 @@ void emulate_round_in_place(Format f, float* p, const OperandDesc& o) {
 }
 
 namespace {
-// Saturating: an overflow (including +-Inf) gives +-max; NaN stays NaN (branch-free: vectorizes).
+// Saturating: an overflow (including +-Inf) gives +-max; NaN stays NaN. On bit patterns with
+// selects only (no copysign, no bool members): the loop vectorizes.
 template <Format F>
 inline float fp8_qdq(float x, float scale, float inv) {
+  constexpr uint32_t kMaxBits = std::bit_cast<uint32_t>(max_finite(kFormats[static_cast<int>(F)]));
   const float y = x * scale;
-  const CastResult r = cast_scaled_t<F>(y);
-  const float sat = std::copysign(max_finite(spec(F)), y);
-  const float q = r.overflow ? sat : r.value;
-  return (y != y ? y : q) * inv;
+  const detail::TargetStep t = detail::cast_step<F>(y);
+  const uint32_t u = std::bit_cast<uint32_t>(y);
+  const uint32_t sat = (u & kFp32SignMask) | kMaxBits;
+  const uint32_t q = (u & kFp32AbsMask) > kFp32InfBits ? u
+                     : t.overflow != 0                 ? sat
+                                                       : std::bit_cast<uint32_t>(t.value);
+  return std::bit_cast<float>(q) * inv;
 }
 template <Format F>
 void fp8_view(float scale, const float* src, float* dst, const OperandDesc& o) {
