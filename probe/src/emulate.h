@@ -59,6 +59,10 @@ float emulate_fp8(Format f, float scale, float inv_scale, float x);
 std::unique_ptr<float[]> emulate_fp8_copy(Format f, float scale, const float* src,
                                           const OperandDesc& o);
 
+// Largest finite |x| over the used elements of view o of src (0 when there is none): the same
+// value as compute_amax (host_stats.h), on bit patterns in one vectorized pass.
+float emulate_amax(const float* src, const OperandDesc& o);
+
 // What one emulated call does (Emulator::plan).
 struct EmulatePlan {
   bool skip = false;                            // FP32, untouched (a skip pattern matched)

@@ -397,8 +397,8 @@ void emulated(const Call& call, const float* a, const float* b, float beta, floa
   float amax[2] = {0.0f, 0.0f};
   uint64_t step = 0;
   if (em.fp8()) {
-    amax[0] = compute_amax(a, fpscope::Format::FP32, oa.rows, oa.cols, oa.ld);
-    amax[1] = compute_amax(b, fpscope::Format::FP32, ob.rows, ob.cols, ob.ld);
+    amax[0] = emulate_amax(a, oa);
+    amax[1] = emulate_amax(b, ob);
     const Recorder* rec = Recorder::get();
     step = rec != nullptr ? rec->current_step() : 0;
   }

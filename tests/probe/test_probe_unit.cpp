@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "emulate.h"
+#include "fpscope/host_stats.h"
 #include "period.h"
 #include "weight_watch.h"
 
@@ -376,6 +377,11 @@ TEST(Emulate, Fp8CastIsSaturatingRoundToNearestEven) {
   EXPECT_EQ(q[1], 448.0f);
   EXPECT_EQ(q[3], 0.3125f);  // 0.3 between 0.28125 and 0.3125 (quantum 2^-5): nearer 0.3125
   EXPECT_EQ(q[4], 0.0f);
+  // The amax of the used elements (src[2] is a gap), Inf and NaN left out, as compute_amax.
+  EXPECT_EQ(emulate_amax(src, o), 1000.0f);
+  const float odd[5] = {-3.0f, std::numeric_limits<float>::infinity(), 99.0f, std::nanf(""), -5.0f};
+  EXPECT_EQ(emulate_amax(odd, o), 5.0f);
+  EXPECT_EQ(emulate_amax(odd, o), fpscope::compute_amax(odd, Format::FP32, 2, 2, 3));
 }
 
 GemmDesc two_operand_call(const void* a, const void* b, uint64_t m, uint64_t k, uint64_t n) {
