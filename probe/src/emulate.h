@@ -1,21 +1,22 @@
-// Emulated precision of host GEMMs (`fpscope record --emulate FMT`, FPSCOPE_EMULATE; issue 18).
+// Emulated precision of host GEMMs (`fpscope record --emulate SPEC`, FPSCOPE_EMULATE; issue 18).
 //
-// Contract: with a format F set, every hooked FP32 host GEMM (sgemm_, cblas_sgemm) runs the real
-// BLAS on A and B rounded to F (round to nearest even, the format table's casts: numerics.h
-// cast_scaled, the same bits as CUDA's __float2bfloat16_rn / __float2half_rn), with C rounded to F
-// first when beta != 0 (C is D's storage: a recipe keeps it in F), and D rounded to F after the
-// call; the program receives the rounded D and trains on. NaN stays NaN (its payload kept);
-// values beyond F's range become +-Inf as F's own cast does. The statistics are of the program's
-// values (A, B, C before rounding; D after it), so the cast columns say what the emulation did.
-// Opt-in, never on by default, stamped in the trace's config ("emulate", "emulate_skip").
+// Contract: with SPEC bf16 or fp16 (format F), every hooked FP32 host GEMM (sgemm_, cblas_sgemm)
+// runs the real BLAS on A and B rounded to F (round to nearest even, the format table's casts:
+// numerics.h cast_scaled, the same bits as CUDA's __float2bfloat16_rn / __float2half_rn), with C
+// rounded to F first when beta != 0 (C is D's storage: a recipe keeps it in F), and D rounded to F
+// after the call; the program receives the rounded D and trains on. NaN stays NaN (its payload
+// kept); values beyond F's range become +-Inf as F's own cast does. The statistics are of the
+// program's values (A, B, C before rounding; D after it), so the cast columns say what the
+// emulation did. Opt-in, never on by default, stamped in the trace's config ("emulate",
+// "emulate_skip").
 //
 // FP8 (e4m3, e5m2, hybrid = E4M3 forward and E5M2 for gradients): each operand x is scaled by a
-// per-tensor scale s (the policy's: current = from its own amax, delayed = from the amax history
-// of the same operand of earlier steps; kernels/scaling.h, FPSCOPE_FP8_SCALING's policies), cast
-// with a saturating RNE cast (the format table's cast_scaled; NaN stays NaN, +-Inf and values
-// beyond the format's range become +-max, as CUDA's __NV_SATFINITE casts that TE uses) and
-// dequantized, q * fl(1 / s) in FP32 (TE's scale_inv), before the real SGEMM; D (and C when
-// beta != 0) is rounded to BF16, the recipe's output format.
+// per-tensor scale s (the policy's: current = from its own amax (largest finite |x|), delayed =
+// from the amax history of the same operand of earlier steps; kernels/scaling.h,
+// FPSCOPE_FP8_SCALING's policies), cast with a saturating RNE cast (the format table's cast_scaled;
+// NaN stays NaN, +-Inf and values beyond the format's range become +-max, as CUDA's __NV_SATFINITE
+// casts that TE uses) and dequantized, q * fl(1 / s) in FP32 (TE's scale_inv), before the real
+// SGEMM; D (and C when beta != 0) is rounded to BF16, the recipe's output format.
 //
 // Skip (FPSCOPE_EMULATE_SKIP): a call whose scope (the PyTorch integration's module path, or any
 // fpscope_scope_push name: what the call is named by when it is made) matches a pattern, or whose
