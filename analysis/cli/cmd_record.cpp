@@ -35,10 +35,42 @@ struct RecordOptions {
   std::string ops;
   std::string log;
   std::string watch;
-  std::string emulate;  // "", off, bf16, fp16
+  std::string emulate;       // "", or a SPEC (emulate_spec_error)
+  std::string emulate_skip;  // "", or comma-separated name patterns
   bool no_python_hooks = false;
   std::vector<std::string> command;
 };
+
+// Why `spec` is not an --emulate SPEC ("" when it is): off | bf16 | fp16 |
+// (e4m3|e5m2|hybrid)[:current[:MARGIN] | :delayed[:HISTORY[:MARGIN[:max|most_recent]]]], the
+// probe's grammar (probe/src/config.h parse_emulate_spec; the probe checks it again).
+std::string emulate_spec_error(const std::string& spec) {
+  std::vector<std::string> p;
+  size_t at = 0;
+  for (size_t c; (c = spec.find(':', at)) != std::string::npos; at = c + 1)
+    p.push_back(spec.substr(at, c - at));
+  p.push_back(spec.substr(at));
+  auto number = [](const std::string& s, unsigned long lo, unsigned long hi) {
+    if (s.empty() || s.size() > 8 || s.find_first_not_of("0123456789") != std::string::npos)
+      return false;
+    const unsigned long v = std::stoul(s);
+    return v >= lo && v <= hi;
+  };
+  const std::string usage =
+      "off, bf16, fp16, or e4m3|e5m2|hybrid with an optional :current[:MARGIN] or "
+      ":delayed[:HISTORY[:MARGIN[:max|most_recent]]]";
+  const bool fp8 = p[0] == "e4m3" || p[0] == "e5m2" || p[0] == "hybrid";
+  if (p.size() == 1 && (fp8 || p[0] == "off" || p[0] == "bf16" || p[0] == "fp16")) return "";
+  if (!fp8) return usage;
+  bool ok = false;
+  if (p[1] == "current")
+    ok = p.size() == 2 || (p.size() == 3 && number(p[2], 0, 64));
+  else if (p[1] == "delayed")
+    ok = p.size() <= 5 && (p.size() < 3 || number(p[2], 1, 1 << 20)) &&
+         (p.size() < 4 || number(p[3], 0, 64)) &&
+         (p.size() < 5 || p[4] == "max" || p[4] == "most_recent");
+  return ok ? "" : usage;
+}
 
 // ---- signals (issue 17) -------------------------------------------------------------------
 // CMD runs in fpscope's process group, so job control, Ctrl-C, `kill -- -PGID` and supervisors
@@ -316,11 +348,13 @@ int run_record(const RecordOptions& o) {
   set("FPSCOPE_LOG", o.log);
   set("FPSCOPE_WATCH", o.watch);
   set("FPSCOPE_EMULATE", o.emulate);
+  set("FPSCOPE_EMULATE_SKIP", o.emulate_skip);
   if (!o.emulate.empty() && o.emulate != "off")
     std::fprintf(stderr,
-                 "[fpscope] emulating %s: every host GEMM runs on operands rounded to %s, so the "
-                 "program's results differ from its own precision's (--emulate)\n",
-                 o.emulate.c_str(), o.emulate.c_str());
+                 "[fpscope] emulating %s: every host GEMM runs on operands rounded to %s%s%s, so "
+                 "the program's results differ from its own precision's (--emulate)\n",
+                 o.emulate.c_str(), o.emulate.c_str(),
+                 o.emulate_skip.empty() ? "" : ", except ops named ", o.emulate_skip.c_str());
   if (!o.no_python_hooks) inject_python_hooks(probe);
 
   std::vector<char*> argv;
@@ -427,10 +461,16 @@ void register_record_command(CLI::App& app) {
                   "FPSCOPE_WATCH_BUDGET), none, or comma-separated name patterns such as "
                   "'encoder.*.weight' (FPSCOPE_WATCH)");
   sub->add_option("--emulate", opts->emulate,
-                  "Run every host (CPU BLAS) GEMM in this precision: operands and output rounded "
-                  "to it, the program trains on the rounded results (FPSCOPE_EMULATE; default "
+                  "Run every host (CPU BLAS) GEMM in this precision: off, bf16, fp16 (operands "
+                  "and output rounded), e4m3, e5m2, hybrid (FP8 with per-tensor scaling, "
+                  "':current' (default) or ':delayed[:HISTORY[:MARGIN[:max|most_recent]]]', "
+                  "BF16 output); the program trains on the results (FPSCOPE_EMULATE; default "
                   "off; stamped in the trace)")
-      ->check(CLI::IsMember({"off", "bf16", "fp16"}));
+      ->check(CLI::Validator(emulate_spec_error, "SPEC", "emulate spec"));
+  sub->add_option("--emulate-skip", opts->emulate_skip,
+                  "Ops kept in FP32 under --emulate: comma-separated shell patterns of names "
+                  "(module paths of the PyTorch integration; <path> covers its backward "
+                  "<path>.bwd too), e.g. '0,fc_out' (FPSCOPE_EMULATE_SKIP)");
   sub->add_flag("--no-python-hooks", opts->no_python_hooks,
                 "Do not load the PyTorch integration (steps from optimizer steps, tensor names "
                 "from module paths, losses) through PYTHONPATH");

@@ -70,6 +70,25 @@ std::string fmt_bounds(uint64_t lo, uint64_t hi) {
   return lo == hi ? fmt::format("{}", lo) : fmt::format("{} to {}", lo, hi);
 }
 
+std::string emulation_description(const RunMeta& m) {
+  if (m.emulate.empty()) return "";
+  const std::string mode = m.emulate.substr(0, m.emulate.find(':'));
+  std::string what;
+  if (mode == "e4m3" || mode == "e5m2" || mode == "hybrid") {
+    const std::string fmt = mode == "hybrid" ? "E4M3 (forward) and E5M2 (gradients)"
+                            : mode == "e4m3" ? "E4M3"
+                                             : "E5M2";
+    const std::string policy =
+        m.emulate.find(":delayed") != std::string::npos ? "delayed" : "current";
+    what = "every host GEMM ran on operands cast to " + fmt + " with per-tensor " + policy +
+           " scaling and dequantized, its output rounded to BF16";
+  } else {
+    what = "every host GEMM ran on operands rounded to " + m.emulate;
+  }
+  if (!m.emulate_skip.empty()) what += ", except ops named " + m.emulate_skip + " (kept in FP32)";
+  return m.emulate + ": " + what;
+}
+
 RunMeta parse_run_meta(const std::string& metadata_json) {
   RunMeta m;
   const auto j = nlohmann::json::parse(metadata_json, nullptr, /*allow_exceptions=*/false);
@@ -99,6 +118,10 @@ RunMeta parse_run_meta(const std::string& metadata_json) {
     m.sample_every = integer(*it, "every");
     m.emulate = str(*it, "emulate");
     if (m.emulate == "off") m.emulate.clear();
+    if (const auto sk = it->find("emulate_skip"); sk != it->end() && sk->is_array())
+      for (const auto& p : *sk)
+        if (p.is_string())
+          m.emulate_skip += (m.emulate_skip.empty() ? "" : ",") + p.get<std::string>();
   }
   return m;
 }

@@ -71,9 +71,7 @@ std::vector<std::pair<std::string, std::string>> run_facts(const trace::Trace& t
                                                            const RunAnalysis& a) {
   std::vector<std::pair<std::string, std::string>> f;
   if (!a.meta.emulate.empty())  // first: an emulated run must never pass for the program's own
-    f.emplace_back("EMULATED", fmt::format("{}: every host GEMM ran on operands rounded to {} "
-                                           "(fpscope record --emulate)",
-                                           a.meta.emulate, a.meta.emulate));
+    f.emplace_back("EMULATED", emulation_description(a.meta) + " (fpscope record --emulate)");
   f.emplace_back("trace", t.path);
   f.emplace_back("format", fmt::format("{}.{}", t.version_major, t.version_minor));
   if (!a.meta.command_line.empty())

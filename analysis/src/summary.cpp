@@ -68,6 +68,8 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   tr["probe"] = a.meta.probe.empty() ? json(nullptr) : json(a.meta.probe);
   tr["probe_version"] = a.meta.probe_version.empty() ? json(nullptr) : json(a.meta.probe_version);
   tr["emulate"] = a.meta.emulate.empty() ? json(nullptr) : json(a.meta.emulate);
+  if (!a.meta.emulate.empty())  // only in emulated runs: the other outputs stay as they were
+    tr["emulate_skip"] = a.meta.emulate_skip.empty() ? json(nullptr) : json(a.meta.emulate_skip);
   j["trace"] = std::move(tr);
   j["baseline"] = baseline ? json(baseline->path) : json(nullptr);
 
@@ -345,12 +347,11 @@ std::string warnings_text(const trace::Trace& t, size_t shown) {
 std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_rows, int width) {
   std::string o;
   if (!a.meta.emulate.empty())  // an emulated run must never pass for the program's own
-    o += "emulated   " +
-         wrap_text(printable(fmt::format("{}: every host GEMM ran on operands rounded to {} "
-                                         "(fpscope record --emulate); this is not the program's "
-                                         "own precision",
-                                         a.meta.emulate, a.meta.emulate)),
-                   width > 11 ? width - 11 : 0, 11);
+    o +=
+        "emulated   " +
+        wrap_text(printable(emulation_description(a.meta) +
+                            " (fpscope record --emulate); this is not the program's own precision"),
+                  width > 11 ? width - 11 : 0, 11);
   o += causes_text(a, width);  // the verdict and the causes first (causes.h)
   // Every line goes through emit(): wrapped to `width` (0: unlimited), continuation lines
   // indented under the value column.

@@ -94,7 +94,130 @@ bool known_op(const std::string& name) {
   return false;
 }
 
+std::vector<std::string> colon_parts(const std::string& v) {
+  std::vector<std::string> parts;
+  std::string cur;
+  for (const char ch : v) {
+    if (ch == ':') {
+      parts.push_back(cur);
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  parts.push_back(cur);
+  return parts;
+}
+
+// A scaling policy from parts[first..]: none (when `allow_none`) | current[:margin] |
+// delayed[:history[:margin[:max|most_recent]]] (FPSCOPE_FP8_SCALING's grammar). Writes the
+// outputs only when the whole is valid.
+bool parse_scaling(const std::vector<std::string>& all, size_t first, bool allow_none,
+                   ScalingPolicy* policy, int* history, int* margin, AmaxAlgo* algo) {
+  const std::vector<std::string> parts(all.begin() + static_cast<std::ptrdiff_t>(first), all.end());
+  if (parts.empty()) return false;
+  ScalingPolicy p = *policy;
+  int h = *history, m = *margin;
+  AmaxAlgo a = *algo;
+  bool ok = true;
+  auto num = [&](size_t i, uint64_t lo, uint64_t hi, int* out) {
+    uint64_t n = 0;
+    if (i >= parts.size()) return;
+    if (!parse_u64(parts[i].c_str(), &n) || n < lo || n > hi) {
+      ok = false;
+      return;
+    }
+    *out = static_cast<int>(n);
+  };
+  if (allow_none && parts[0] == "none" && parts.size() == 1) {
+    p = ScalingPolicy::None;
+  } else if (parts[0] == "current" && parts.size() <= 2) {
+    p = ScalingPolicy::Current;
+    num(1, 0, 64, &m);
+  } else if (parts[0] == "delayed" && parts.size() <= 4) {
+    p = ScalingPolicy::Delayed;
+    num(1, 1, 1 << 20, &h);
+    num(2, 0, 64, &m);
+    if (parts.size() == 4) {
+      if (parts[3] == "max")
+        a = AmaxAlgo::Max;
+      else if (parts[3] == "most_recent")
+        a = AmaxAlgo::MostRecent;
+      else
+        ok = false;
+    }
+  } else {
+    ok = false;
+  }
+  if (!ok) return false;
+  *policy = p;
+  *history = h;
+  *margin = m;
+  *algo = a;
+  return true;
+}
+
+// The format the recorder reports for a mode (Recorder::emulate(): FP32 = off).
+Format emulate_gate(EmulateMode m) {
+  switch (m) {
+    case EmulateMode::BF16:
+      return Format::BF16;
+    case EmulateMode::FP16:
+      return Format::FP16;
+    case EmulateMode::E4M3:
+    case EmulateMode::Hybrid:
+      return Format::E4M3;
+    case EmulateMode::E5M2:
+      return Format::E5M2;
+    case EmulateMode::Off:
+      break;
+  }
+  return Format::FP32;
+}
+
+EmulateSettings g_loaded_emulation;  // written by load_config() before the recorder exists
+
 }  // namespace
+
+bool parse_emulate_spec(const std::string& spec, EmulateSettings* out) {
+  const std::vector<std::string> parts = colon_parts(lower(spec.c_str()));
+  EmulateSettings e;
+  e.skip = out->skip;
+  const std::string& m = parts[0];
+  if (m == "off" || m == "fp32" || m == "0")
+    e.mode = EmulateMode::Off;
+  else if (m == "bf16")
+    e.mode = EmulateMode::BF16;
+  else if (m == "fp16")
+    e.mode = EmulateMode::FP16;
+  else if (m == "e4m3")
+    e.mode = EmulateMode::E4M3;
+  else if (m == "e5m2")
+    e.mode = EmulateMode::E5M2;
+  else if (m == "hybrid")
+    e.mode = EmulateMode::Hybrid;
+  else
+    return false;
+  if (parts.size() > 1 &&
+      (!e.fp8() || !parse_scaling(parts, 1, false, &e.policy, &e.history, &e.margin, &e.algo)))
+    return false;  // a policy for a format that needs none, or a bad one
+  *out = e;
+  return true;
+}
+
+std::string emulate_spec_name(const EmulateSettings& s) {
+  static const char* names[] = {"off", "bf16", "fp16", "e4m3", "e5m2", "hybrid"};
+  std::string n = names[static_cast<int>(s.mode)];
+  if (!s.fp8()) return n;
+  if (s.policy == ScalingPolicy::Current)
+    return n + ":current" + (s.margin != 0 ? ":" + std::to_string(s.margin) : std::string());
+  return n + ":delayed:" + std::to_string(s.history) + ":" + std::to_string(s.margin) + ":" +
+         (s.algo == AmaxAlgo::Max ? "max" : "most_recent");
+}
+
+const EmulateSettings& loaded_emulation() {
+  return g_loaded_emulation;
+}
 
 bool Config::op_enabled(const char* op) const {
   if (ops.empty()) return true;
@@ -217,18 +340,21 @@ Config load_config() {
       c.zstd = b;
   }
   if (const char* v = env("FPSCOPE_EMULATE")) {
-    const std::string s = lower(v);
-    if (s == "off" || s == "fp32" || s == "0")
-      c.emulate = Format::FP32;
-    else if (s == "bf16")
-      c.emulate = Format::BF16;
-    else if (s == "fp16")
-      c.emulate = Format::FP16;
-    else if (s == "e4m3" || s == "e5m2")
+    EmulateSettings e;
+    if (parse_emulate_spec(v, &e)) {
+      c.emulation = e;
+      c.emulate = emulate_gate(e.mode);
+    } else {
       bad("FPSCOPE_EMULATE", v,
-          "bf16 or fp16 (FP8 emulation needs a scaling policy: not supported yet)", "off");
-    else
-      bad("FPSCOPE_EMULATE", v, "one of off, bf16, fp16", "off");
+          "off, bf16, fp16 or e4m3|e5m2|hybrid[:current[:MARGIN]|:delayed[:HISTORY[:MARGIN[:max|"
+          "most_recent]]]]",
+          "off");
+    }
+  }
+  if (const char* v = env("FPSCOPE_EMULATE_SKIP")) {
+    c.emulation.skip = split(v);
+    if (c.emulation.skip.empty())
+      bad("FPSCOPE_EMULATE_SKIP", v, "comma-separated name patterns", "none skipped");
   }
   if (const char* v = env("FPSCOPE_STEPS")) {
     const std::string s = v;
@@ -264,51 +390,8 @@ Config load_config() {
   }
   if (const char* v = env("FPSCOPE_FP8_SCALING")) {
     // none | current[:margin] | delayed[:history[:margin[:max|most_recent]]]
-    std::vector<std::string> parts;
-    std::string cur;
-    for (const char* p = v;; ++p) {
-      if (*p == ':' || *p == '\0') {
-        parts.push_back(cur);
-        cur.clear();
-        if (*p == '\0') break;
-      } else {
-        cur += *p;
-      }
-    }
-    Config t = c;
-    bool ok = !parts.empty();
-    auto num = [&](size_t i, uint64_t lo, uint64_t hi, int* out) {
-      uint64_t n = 0;
-      if (i >= parts.size()) return;
-      if (!parse_u64(parts[i].c_str(), &n) || n < lo || n > hi) {
-        ok = false;
-        return;
-      }
-      *out = static_cast<int>(n);
-    };
-    if (ok && parts[0] == "none" && parts.size() == 1) {
-      t.fp8_policy = ScalingPolicy::None;
-    } else if (ok && parts[0] == "current" && parts.size() <= 2) {
-      t.fp8_policy = ScalingPolicy::Current;
-      num(1, 0, 64, &t.fp8_margin);
-    } else if (ok && parts[0] == "delayed" && parts.size() <= 4) {
-      t.fp8_policy = ScalingPolicy::Delayed;
-      num(1, 1, 1 << 20, &t.fp8_history);
-      num(2, 0, 64, &t.fp8_margin);
-      if (parts.size() == 4) {
-        if (parts[3] == "max")
-          t.fp8_algo = AmaxAlgo::Max;
-        else if (parts[3] == "most_recent")
-          t.fp8_algo = AmaxAlgo::MostRecent;
-        else
-          ok = false;
-      }
-    } else {
-      ok = false;
-    }
-    if (ok)
-      c = t;
-    else
+    if (!parse_scaling(colon_parts(v), 0, true, &c.fp8_policy, &c.fp8_history, &c.fp8_margin,
+                       &c.fp8_algo))
       bad("FPSCOPE_FP8_SCALING", v,
           "none, current[:MARGIN] or delayed[:HISTORY[:MARGIN[:max|most_recent]]]", "none");
   }
@@ -325,6 +408,7 @@ Config load_config() {
   (void)cuda::cuda_graphs_setting();
   (void)cuda::drain_ms_setting();
   (void)cuda::cupti_setting();
+  g_loaded_emulation = c.emulation;
   return c;
 }
 
@@ -347,7 +431,8 @@ std::string config_json(const Config& c) {
   j["flush_ms"] = c.flush_ms;
   j["flush_bytes"] = c.flush_bytes;
   j["zstd"] = c.zstd;
-  j["emulate"] = c.emulate == Format::FP32 ? "off" : spec(c.emulate).name;
+  j["emulate"] = emulate_spec_name(c.emulation);
+  j["emulate_skip"] = c.emulation.skip;
   j["stats_threads"] = c.stats_threads;
   j["watch_max_elements"] = c.watch_max_elements;
   j["watch_budget"] = c.watch_budget;

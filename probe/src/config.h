@@ -19,6 +19,29 @@ inline constexpr uint64_t kMaxFlushBytes = uint64_t{1} << 30;  // FPSCOPE_FLUSH_
 
 enum class StepMode { Auto, Api, Period, None };
 
+// FPSCOPE_EMULATE / FPSCOPE_EMULATE_SKIP (emulate.h): the precision host GEMMs run in.
+enum class EmulateMode : uint8_t { Off, BF16, FP16, E4M3, E5M2, Hybrid };
+struct EmulateSettings {
+  EmulateMode mode = EmulateMode::Off;
+  // FP8 modes: the per-tensor scaling policy (Current or Delayed) and its parameters, with
+  // FPSCOPE_FP8_SCALING's meaning (kernels/scaling.h).
+  ScalingPolicy policy = ScalingPolicy::Current;
+  int history = 1024;
+  int margin = 0;
+  AmaxAlgo algo = AmaxAlgo::Max;
+  // Shell patterns (fnmatch, case-sensitive, as FPSCOPE_WATCH's) of op names kept in FP32.
+  std::vector<std::string> skip;
+  bool fp8() const {
+    return mode == EmulateMode::E4M3 || mode == EmulateMode::E5M2 || mode == EmulateMode::Hybrid;
+  }
+};
+// SPEC: off | bf16 | fp16 | (e4m3|e5m2|hybrid)[:current[:MARGIN] | :delayed[:HISTORY[:MARGIN[:max|
+// most_recent]]]] (FP8 default: current), case-insensitive. False for anything else.
+bool parse_emulate_spec(const std::string& spec, EmulateSettings* out);
+// The canonical SPEC of s ("off", "bf16", "e4m3:current", "hybrid:delayed:1024:0:max"): what the
+// trace's config stamps ("emulate").
+std::string emulate_spec_name(const EmulateSettings& s);
+
 struct Config {
   bool enabled = true;
   std::string output = "fpscope-%p.fpst";                // %p pid, %r rank, %h host, %% a literal %
@@ -44,9 +67,10 @@ struct Config {
   int fp8_history = 1024;
   int fp8_margin = 0;
   AmaxAlgo fp8_algo = AmaxAlgo::Max;
-  // FPSCOPE_EMULATE (emulate.h): host GEMMs run on operands rounded to this format (BF16, FP16);
-  // FP32 = off, the default.
+  // FPSCOPE_EMULATE (emulate.h): host GEMMs run on operands rounded to this format (BF16, FP16;
+  // E4M3 for e4m3 and hybrid, E5M2 for e5m2); FP32 = off, the default. `emulation` has the rest.
   Format emulate = Format::FP32;
+  EmulateSettings emulation;
 
   bool op_enabled(const char* op) const;
   bool role_enabled(trace::Role r) const {
@@ -56,6 +80,9 @@ struct Config {
 
 // Reads the environment (warnings for bad values go through log()).
 Config load_config();
+// The emulation settings of the last load_config() (the recorder's, loaded before Recorder::get()
+// returns it): what the host hooks emulate once the recorder says emulation is on.
+const EmulateSettings& loaded_emulation();
 
 // The config as a JSON object (trace metadata). Never throws: bytes that are not UTF-8 (from
 // FPSCOPE_OUTPUT, FPSCOPE_OPS) are written as U+FFFD, as in the rest of the metadata.

@@ -1,5 +1,8 @@
 #include "emulate.h"
 
+#include <fnmatch.h>
+
+#include <bit>
 #include <cstring>
 
 #include "fpscope/numerics.h"
@@ -86,6 +89,149 @@ std::unique_ptr<float[]> emulate_rounded_copy(Format f, const float* src, const 
 
 void emulate_round_in_place(Format f, float* p, const OperandDesc& o) {
   round_view(f, p, p, o);
+}
+
+namespace {
+// Saturating: an overflow (including +-Inf) gives +-max; NaN stays NaN. On bit patterns with
+// selects only (no copysign, no bool members): the loop vectorizes.
+template <Format F>
+inline float fp8_qdq(float x, float scale, float inv) {
+  constexpr uint32_t kMaxBits = std::bit_cast<uint32_t>(max_finite(kFormats[static_cast<int>(F)]));
+  const float y = x * scale;
+  const detail::TargetStep t = detail::cast_step<F>(y);
+  const uint32_t u = std::bit_cast<uint32_t>(y);
+  const uint32_t sat = (u & kFp32SignMask) | kMaxBits;
+  const uint32_t q = (u & kFp32AbsMask) > kFp32InfBits ? u
+                     : t.overflow != 0                 ? sat
+                                                       : std::bit_cast<uint32_t>(t.value);
+  return std::bit_cast<float>(q) * inv;
+}
+template <Format F>
+void fp8_view(float scale, const float* src, float* dst, const OperandDesc& o) {
+  const float inv = 1.0f / scale;
+  for (uint64_t j = 0; j < o.cols; ++j) {
+    const float* __restrict s = src + j * o.ld;
+    float* __restrict d = dst + j * o.ld;
+    for (uint64_t i = 0; i < o.rows; ++i) d[i] = fp8_qdq<F>(s[i], scale, inv);
+  }
+}
+}  // namespace
+
+namespace {
+// Finite |x| patterns order as their values do; Inf and NaN count as 0. One column: a plain
+// reduction on signed patterns (GCC vectorizes that one; not an unsigned one, nor a maximum
+// carried across the column loop).
+int32_t amax_bits(const float* s, uint64_t n) {
+  int32_t m = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    const int32_t a = std::bit_cast<int32_t>(s[i]) & 0x7fffffff;
+    const int32_t f = a < 0x7f800000 ? a : 0;
+    m = f > m ? f : m;
+  }
+  return m;
+}
+}  // namespace
+
+float emulate_amax(const float* src, const OperandDesc& o) {
+  int32_t m = 0;
+  for (uint64_t j = 0; j < o.cols; ++j) {
+    const int32_t c = amax_bits(src + j * o.ld, o.rows);
+    m = c > m ? c : m;
+  }
+  return std::bit_cast<float>(m);
+}
+
+float emulate_fp8(Format f, float scale, float inv_scale, float x) {
+  return f == Format::E5M2 ? fp8_qdq<Format::E5M2>(x, scale, inv_scale)
+                           : fp8_qdq<Format::E4M3>(x, scale, inv_scale);
+}
+
+std::unique_ptr<float[]> emulate_fp8_copy(Format f, float scale, const float* src,
+                                          const OperandDesc& o) {
+  std::unique_ptr<float[]> out(new float[stored(o) > 0 ? stored(o) : 1]);
+  if (f == Format::E5M2)
+    fp8_view<Format::E5M2>(scale, src, out.get(), o);
+  else
+    fp8_view<Format::E4M3>(scale, src, out.get(), o);
+  return out;
+}
+
+// ---- Emulator ----
+
+namespace {
+bool ends_with(const std::string& s, const std::string& t) {
+  return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
+}
+constexpr size_t kMaxForwardReads = 1 << 16;  // steps that never end: forget, not grow
+}  // namespace
+
+Emulator::Emulator(const EmulateSettings& s) : s_(s) {}
+
+bool Emulator::skipped(const std::string& scope) const {
+  if (s_.skip.empty() || scope.empty()) return false;
+  const std::string path = ends_with(scope, ".bwd") ? scope.substr(0, scope.size() - 4) : scope;
+  for (const std::string& p : s_.skip)
+    if (fnmatch(p.c_str(), path.c_str(), 0) == 0 || fnmatch(p.c_str(), scope.c_str(), 0) == 0)
+      return true;
+  return false;
+}
+
+float Emulator::scale_for(const std::string& key, Format f, float amax) {
+  if (s_.policy == ScalingPolicy::Current) return Fp8Scaler::current_scale(f, amax, s_.margin);
+  auto it = scalers_.find(key);
+  if (it == scalers_.end())
+    it = scalers_.emplace(key, Fp8Scaler(f, ScalingPolicy::Delayed, s_.history, s_.margin, s_.algo))
+             .first;
+  const float sc = it->second.scale();
+  it->second.observe(amax);
+  return sc;
+}
+
+EmulatePlan Emulator::plan(const GemmDesc& d, const std::string& scope, uint64_t step,
+                           const float amax[2]) {
+  EmulatePlan p;
+  switch (s_.mode) {
+    case EmulateMode::BF16:
+    case EmulateMode::FP16: {
+      const Format f = s_.mode == EmulateMode::BF16 ? Format::BF16 : Format::FP16;
+      p.in[0] = p.in[1] = p.out = f;
+      return p;
+    }
+    case EmulateMode::Off:
+      p.skip = true;
+      return p;
+    default:
+      break;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (step != step_) {
+    step_ = step;
+    calls_.clear();
+    forward_reads_.clear();
+  }
+  const std::string base = scope.empty() ? std::string("gemm") : scope;
+  const std::string name = base + "#" + std::to_string(calls_[base]++);
+  bool backward = false;
+  if (s_.mode == EmulateMode::Hybrid) {
+    const std::string g = grads_.name(name, scope, d, step);
+    backward = ends_with(scope, ".bwd") || ends_with(g, ".dgrad") || ends_with(g, ".wgrad") ||
+               g.find(".dgrad#") != std::string::npos || g.find(".wgrad#") != std::string::npos;
+    if (!backward && forward_reads_.size() < kMaxForwardReads)
+      for (int i = 0; i < 2; ++i) forward_reads_.insert(d.operands[i].data);
+  }
+  p.out = Format::BF16;
+  for (int i = 0; i < 2; ++i) {
+    Format f = s_.mode == EmulateMode::E5M2 ? Format::E5M2 : Format::E4M3;
+    if (backward && forward_reads_.count(d.operands[i].data) == 0) f = Format::E5M2;
+    p.in[i] = f;
+    p.scale[i] = scale_for(name + (i == 0 ? ".A." : ".B.") + spec(f).name, f, amax[i]);
+  }
+  return p;
+}
+
+Emulator& process_emulator() {
+  static Emulator* e = new Emulator(loaded_emulation());  // never destroyed: threads exit late
+  return *e;
 }
 
 }  // namespace fpscope::probe

@@ -1,20 +1,40 @@
-// Emulated precision of host GEMMs (`fpscope record --emulate FMT`, FPSCOPE_EMULATE; issue 18).
+// Emulated precision of host GEMMs (`fpscope record --emulate SPEC`, FPSCOPE_EMULATE; issue 18).
 //
-// Contract: with a format F set, every hooked FP32 host GEMM (sgemm_, cblas_sgemm) runs the real
-// BLAS on A and B rounded to F (round to nearest even, the format table's casts: numerics.h
-// cast_scaled, the same bits as CUDA's __float2bfloat16_rn / __float2half_rn), with C rounded to F
-// first when beta != 0 (C is D's storage: a recipe keeps it in F), and D rounded to F after the
-// call; the program receives the rounded D and trains on. NaN stays NaN (its payload kept);
-// values beyond F's range become +-Inf as F's own cast does. The statistics are of the program's
-// values (A, B, C before rounding; D after it), so the cast columns say what the emulation did.
-// Only BF16 and FP16 (the formats that need no scaling policy); opt-in, never on by default,
-// stamped in the trace's config ("emulate").
+// Contract: with SPEC bf16 or fp16 (format F), every hooked FP32 host GEMM (sgemm_, cblas_sgemm)
+// runs the real BLAS on A and B rounded to F (round to nearest even, the format table's casts:
+// numerics.h cast_scaled, the same bits as CUDA's __float2bfloat16_rn / __float2half_rn), with C
+// rounded to F first when beta != 0 (C is D's storage: a recipe keeps it in F), and D rounded to F
+// after the call; the program receives the rounded D and trains on. NaN stays NaN (its payload
+// kept); values beyond F's range become +-Inf as F's own cast does. The statistics are of the
+// program's values (A, B, C before rounding; D after it), so the cast columns say what the
+// emulation did. Opt-in, never on by default, stamped in the trace's config ("emulate",
+// "emulate_skip").
+//
+// FP8 (e4m3, e5m2, hybrid = E4M3 forward and E5M2 for gradients): each operand x is scaled by a
+// per-tensor scale s (the policy's: current = from its own amax (largest finite |x|), delayed =
+// from the amax history of the same operand of earlier steps; kernels/scaling.h,
+// FPSCOPE_FP8_SCALING's policies), cast with a saturating RNE cast (the format table's cast_scaled;
+// NaN stays NaN, +-Inf and values beyond the format's range become +-max, as CUDA's __NV_SATFINITE
+// casts that TE uses) and dequantized, q * fl(1 / s) in FP32 (TE's scale_inv), before the real
+// SGEMM; D (and C when beta != 0) is rounded to BF16, the recipe's output format.
+//
+// Skip (FPSCOPE_EMULATE_SKIP): a call whose scope (the PyTorch integration's module path, or any
+// fpscope_scope_push name: what the call is named by when it is made) matches a pattern, or whose
+// scope is "<path>.bwd" with <path> matching, runs in FP32. Calls without a scope (gemm#k: their
+// ordinal is known only once steps are) never match.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
 
+#include "config.h"
 #include "fpscope/formats.h"
+#include "fpscope/scaling.h"
+#include "grad_names.h"
 #include "recorder.h"
 
 namespace fpscope::probe {
@@ -32,5 +52,57 @@ float emulate_round_fast(Format f, float x);
 std::unique_ptr<float[]> emulate_rounded_copy(Format f, const float* src, const OperandDesc& o);
 // Rounds the used elements of view o of p to f, in place.
 void emulate_round_in_place(Format f, float* p, const OperandDesc& o);
+
+// FP8 quantize-dequantize of one value: sat_cast(f, fl(x * scale)) * inv_scale (f: E4M3, E5M2).
+float emulate_fp8(Format f, float scale, float inv_scale, float x);
+// The same for each used element of view o of src, into a copy with the view's layout (as
+// emulate_rounded_copy). inv_scale = fl(1 / scale). Throws std::bad_alloc.
+std::unique_ptr<float[]> emulate_fp8_copy(Format f, float scale, const float* src,
+                                          const OperandDesc& o);
+
+// Largest finite |x| over the used elements of view o of src (0 when there is none): the same
+// value as compute_amax (host_stats.h), on bit patterns in one vectorized pass.
+float emulate_amax(const float* src, const OperandDesc& o);
+
+// What one emulated call does (Emulator::plan).
+struct EmulatePlan {
+  bool skip = false;                            // FP32, untouched (a skip pattern matched)
+  Format in[2] = {Format::FP32, Format::FP32};  // A, B
+  float scale[2] = {1.0f, 1.0f};                // FP8 scales (1 for BF16/FP16)
+  Format out = Format::FP32;                    // C (beta != 0) and D
+};
+
+// The emulation of one process. Thread-safe (one lock; the per-element work is the caller's).
+class Emulator {
+ public:
+  explicit Emulator(const EmulateSettings& s);
+  const EmulateSettings& settings() const { return s_; }
+  // Whether `scope` (a call's innermost scope) is kept in FP32.
+  bool skipped(const std::string& scope) const;
+  // Whether plan() needs the operands' amaxes and the step (FP8).
+  bool fp8() const { return s_.fp8(); }
+  // The plan of a call that is not skipped: `d` with its operands' data (the call's A and B),
+  // `scope`, the step it is in, and amax[i] = max |x| over A's and B's used elements (FP8 only).
+  // Delayed scaling: one amax history per (scope or "gemm", its j-th call of the step, operand,
+  // format); the scale is the history's before this call, then this call's amax enters it.
+  // Hybrid: a backward call (scope "<path>.bwd", or without scopes named .dgrad/.wgrad by the
+  // operand matching of grad_names.h) casts the operand that no forward GEMM of the step read (the
+  // output gradient) to E5M2, the other (weight or input) to E4M3; forward calls are all E4M3.
+  EmulatePlan plan(const GemmDesc& d, const std::string& scope, uint64_t step, const float amax[2]);
+
+ private:
+  float scale_for(const std::string& key, Format f, float amax);
+  EmulateSettings s_;
+  std::mutex mu_;
+  uint64_t step_ = UINT64_MAX;
+  std::unordered_map<std::string, uint32_t> calls_;  // per scope, this step
+  std::unordered_set<const void*> forward_reads_;    // A and B of this step's forward calls
+  GradNamer grads_{true};
+  std::unordered_map<std::string, Fp8Scaler> scalers_;  // delayed: per key and format
+};
+
+// The process's emulator (loaded_emulation()), made on first use; only while the recorder says
+// emulation is on.
+Emulator& process_emulator();
 
 }  // namespace fpscope::probe

@@ -382,15 +382,38 @@ fpscope::Format emulate_format() {
   const Recorder* rec = Recorder::get();
   return rec != nullptr ? rec->emulate() : fpscope::Format::FP32;
 }
-// Runs `gemm` on A and B rounded to f (C rounded first when beta != 0), then rounds D. Out of
-// memory for the copies: the call runs unemulated (`plain`), with one error in the log.
+// Runs `gemm` on A and B as the process's emulator plans (emulate.h: rounded to F, or FP8
+// quantized and dequantized; C rounded first when beta != 0), then rounds D. A skipped call runs
+// `plain`. Out of memory for the copies: the call runs unemulated (`plain`), with one error in
+// the log.
 template <typename Plain, typename Gemm>
-void emulated(fpscope::Format f, const Call& call, const float* a, const float* b, float beta,
-              float* c, Plain&& plain, Gemm&& gemm) {
+void emulated(const Call& call, const float* a, const float* b, float beta, float* c, Plain&& plain,
+              Gemm&& gemm) {
+  Emulator& em = process_emulator();
+  const std::string scope = Recorder::current_scope();
+  if (em.skipped(scope)) return plain();
+  const OperandDesc& oa = call.desc.operands[0];
+  const OperandDesc& ob = call.desc.operands[1];
+  float amax[2] = {0.0f, 0.0f};
+  uint64_t step = 0;
+  if (em.fp8()) {
+    amax[0] = emulate_amax(a, oa);
+    amax[1] = emulate_amax(b, ob);
+    const Recorder* rec = Recorder::get();
+    step = rec != nullptr ? rec->current_step() : 0;
+  }
+  const EmulatePlan p = em.plan(call.desc, scope, step, amax);
+  if (p.skip) return plain();
+  auto copy = [&](int i, const float* src) {
+    const OperandDesc& o = call.desc.operands[i];
+    const bool fp8 = p.in[i] == fpscope::Format::E4M3 || p.in[i] == fpscope::Format::E5M2;
+    return fp8 ? emulate_fp8_copy(p.in[i], p.scale[i], src, o)
+               : emulate_rounded_copy(p.in[i], src, o);
+  };
   std::unique_ptr<float[]> ra, rb;
   try {
-    ra = emulate_rounded_copy(f, a, call.desc.operands[0]);
-    rb = emulate_rounded_copy(f, b, call.desc.operands[1]);
+    ra = copy(0, a);
+    rb = copy(1, b);
   } catch (const std::bad_alloc&) {
     static std::atomic<bool> once{false};
     if (!once.exchange(true))
@@ -398,9 +421,9 @@ void emulated(fpscope::Format f, const Call& call, const float* a, const float* 
     return plain();
   }
   const OperandDesc& d = call.desc.operands[call.desc.num_operands - 1];
-  if (beta != 0.0f) emulate_round_in_place(f, c, d);  // C is D's storage, kept in f
+  if (beta != 0.0f) emulate_round_in_place(p.out, c, d);  // C is D's storage, kept in `out`
   gemm(ra.get(), rb.get());
-  emulate_round_in_place(f, c, d);
+  emulate_round_in_place(p.out, c, d);
 }
 }  // namespace
 
@@ -418,9 +441,9 @@ FPSCOPE_EXPORT void sgemm_(const char* ta, const char* tb, const int* m, const i
   const Call call =
       make_call(kOpSgemm, 0, fpscope::Format::FP32, upper_trans(*ta), upper_trans(*tb), *m, *n, *k,
                 *alpha, a, *lda, b, *ldb, *beta, c, *ldc);
-  if (const fpscope::Format f = emulate_format(); f != fpscope::Format::FP32) {
+  if (emulate_format() != fpscope::Format::FP32) {
     return run(call, [&] {
-      emulated(f, call, a, b, *beta, c, call_real, [&](const float* ra, const float* rb) {
+      emulated(call, a, b, *beta, c, call_real, [&](const float* ra, const float* rb) {
         real(ta, tb, m, n, k, alpha, ra, lda, rb, ldb, beta, c, ldc, la, lb);
       });
     });
@@ -483,9 +506,9 @@ FPSCOPE_EXPORT void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, 
   if (HookGuard::active() || (order != kRowMajor && order != kColMajor)) return call_real();
   const Call call = make_call(kOpCblasSgemm, order, fpscope::Format::FP32, cblas_trans_char(ta),
                               cblas_trans_char(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  if (const fpscope::Format f = emulate_format(); f != fpscope::Format::FP32) {
+  if (emulate_format() != fpscope::Format::FP32) {
     return run(call, [&] {
-      emulated(f, call, a, b, beta, c, call_real, [&](const float* ra, const float* rb) {
+      emulated(call, a, b, beta, c, call_real, [&](const float* ra, const float* rb) {
         real(order, ta, tb, m, n, k, alpha, ra, lda, rb, ldb, beta, c, ldc);
       });
     });

@@ -4,7 +4,14 @@ For BF16 and FP16: emulate_check.py's products (mm, addmm with beta = 1, a bmm t
 as one sgemm per batch) recorded under --emulate must print exactly the bits that the same
 products computed on PyTorch's casts print without the probe; the same program recorded without
 --emulate must print the FP32 bits (so the comparison can fail); the trace says it was emulated
-(summary --json trace.emulate, the summary's first line); an FP8 or unknown format is refused.
+(summary --json trace.emulate, the summary's first line); an unknown SPEC is refused.
+
+--emulate-skip and FP8 (emulate_recipes_check.py, whose expected values are computed without the
+probe: PyTorch's BF16 cast, an FP8 rounding over the enumerated codes in numpy, the scales from the
+amaxes): a 2-layer model with layer 0 skipped (its forward and weight gradient FP32 bits, layer
+2's the BF16 bits), E4M3 with current and with delayed scaling over three steps, and the hybrid
+recipe's forward output and weight gradient (E5M2 output gradient). Each must also differ from the
+program's own FP32 bits, so that the comparison can fail.
 
   test_emulate.py --fpscope BIN --probe LIB --root SRC
 """
@@ -21,6 +28,47 @@ PY = "/usr/bin/python3"
 def run(cmd, env=None):
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     return r.returncode, r.stdout, r.stderr
+
+
+def recipes(a, env, tmp, fails):
+    prog = os.path.join(a.root, "tests", "probe", "emulate_recipes_check.py")
+    cases = (("skip", "bf16", ["--emulate-skip", "0"], "bf16", "0"),
+             ("mm", "e4m3", [], "e4m3:current", None),
+             ("mm", "e4m3:delayed", [], "e4m3:delayed:1024:0:max", None),
+             ("hybrid", "hybrid", [], "hybrid:current", None))
+    for case, spec, extra, stamped, skip in cases:
+        what = f"{case} --emulate {spec} {' '.join(extra)}".strip()
+        rc, plain, err = run([PY, prog, "plain", case], env)
+        assert rc == 0, err
+        rc, expected, err = run([PY, prog, "expected", case, spec], env)
+        assert rc == 0, err
+        if expected == plain:
+            fails.append(f"{what}: the emulation changes nothing: the test cannot fail")
+        trace = os.path.join(tmp, f"{case}-{spec.replace(':', '_')}.fpst")
+        rc, got, err = run([a.fpscope, "record", "-o", trace, "--emulate", spec, *extra, "--",
+                            PY, prog, "plain", case], env)
+        if rc != 0:
+            fails.append(f"{what}: record exited {rc}: {err}")
+            continue
+        for line_g, line_e, line_p in zip(got.splitlines(), expected.splitlines(),
+                                          plain.splitlines()):
+            if line_g != line_e:
+                same = " (the FP32 bits)" if line_g == line_p else ""
+                fails.append(f"{what}: {line_g.split()[0]} differs from the expected bits{same}")
+        if case == "skip":  # layer 0 is FP32: its output gradient is emulated, so w0.grad is not
+            y_g, y_p = got.splitlines()[0], plain.splitlines()[0]
+            if y_g == y_p:
+                fails.append(f"{what}: y is the FP32 bits: layer 2 was not emulated")
+        rc, js, err = run([a.fpscope, "summary", trace, "--json"])
+        tr = json.loads(js)["trace"]
+        if tr.get("emulate") != stamped or tr.get("emulate_skip") != skip:
+            fails.append(f"{what}: summary --json trace.emulate = {tr.get('emulate')}, "
+                         f"emulate_skip = {tr.get('emulate_skip')}")
+        rc, txt, err = run([a.fpscope, "summary", trace, "--wide"])
+        first = txt.splitlines()[0] if txt else ""
+        if not first.startswith(f"emulated   {stamped}: ") or (skip and f"except ops named {skip}"
+                                                                 not in first):
+            fails.append(f"{what}: summary's first line: {first[:160]!r}")
 
 
 def main():
@@ -72,7 +120,8 @@ def main():
         rc, js, _ = run([a.fpscope, "summary", trace, "--json"])
         if json.loads(js)["trace"].get("emulate") is not None:
             fails.append("a plain recording says it was emulated")
-        for bad in ("e4m3", "bf17"):
+        recipes(a, env, tmp, fails)
+        for bad in ("bf17", "bf16:delayed", "e4m3:sometimes", "e4m3:delayed:0"):
             rc, _, err = run([a.fpscope, "record", "--emulate", bad, "--", "true"], env)
             if rc != 2 or "--emulate" not in err:
                 fails.append(f"--emulate {bad}: exit {rc}, {err!r}")

@@ -2,6 +2,7 @@
 // configuration parsing (output paths: test_run_env.cpp; step labels: test_step_labeler.cpp).
 #include <stdlib.h>
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include "config.h"
 #include "emulate.h"
+#include "fpscope/host_stats.h"
 #include "period.h"
 #include "weight_watch.h"
 
@@ -118,7 +120,8 @@ class Env : public ::testing::Test {
     for (const char* n :
          {"FPSCOPE_EVERY", "FPSCOPE_FORMATS", "FPSCOPE_OPS", "FPSCOPE_LOG", "FPSCOPE_DISABLE",
           "FPSCOPE_ENABLE", "FPSCOPE_STEPS", "RANK", "FPSCOPE_FLUSH_MS", "FPSCOPE_PERIOD_WINDOW",
-          "FPSCOPE_FLUSH_BYTES", "FPSCOPE_OUTPUT", "FPSCOPE_WATCH_BUDGET", "FPSCOPE_EMULATE"})
+          "FPSCOPE_FLUSH_BYTES", "FPSCOPE_OUTPUT", "FPSCOPE_WATCH_BUDGET", "FPSCOPE_EMULATE",
+          "FPSCOPE_EMULATE_SKIP", "FPSCOPE_FP8_SCALING"})
       unsetenv(n);
   }
 };
@@ -182,16 +185,44 @@ TEST_F(Env, BadValuesFallBackToDefaults) {
   }
 }
 
-// Issue 18: emulation is opt-in, BF16/FP16 only (FP8 needs a scaling policy), in the config JSON.
-TEST_F(Env, EmulateIsOffUnlessAskedAndOnlyBf16OrFp16) {
+// Issue 18: emulation is opt-in; SPECs bf16, fp16 and the FP8 ones with a scaling policy (current
+// by default, delayed with FPSCOPE_FP8_SCALING's parameters), stamped canonically in the config.
+TEST_F(Env, EmulateIsOffUnlessAskedAndParsesItsSpec) {
   EXPECT_EQ(load_config().emulate, fpscope::Format::FP32);
   EXPECT_EQ(nlohmann::json::parse(config_json(load_config()))["emulate"], "off");
+  EXPECT_TRUE(nlohmann::json::parse(config_json(load_config()))["emulate_skip"].empty());
   setenv("FPSCOPE_EMULATE", "BF16", 1);
   EXPECT_EQ(load_config().emulate, fpscope::Format::BF16);
   setenv("FPSCOPE_EMULATE", "fp16", 1);
   EXPECT_EQ(load_config().emulate, fpscope::Format::FP16);
   EXPECT_EQ(nlohmann::json::parse(config_json(load_config()))["emulate"], "fp16");
-  for (const char* v : {"e4m3", "bf17"}) {
+  setenv("FPSCOPE_EMULATE", "e4m3", 1);
+  Config c = load_config();
+  EXPECT_EQ(c.emulate, fpscope::Format::E4M3);
+  EXPECT_EQ(c.emulation.mode, EmulateMode::E4M3);
+  EXPECT_EQ(c.emulation.policy, fpscope::ScalingPolicy::Current);
+  EXPECT_EQ(nlohmann::json::parse(config_json(c))["emulate"], "e4m3:current");
+  setenv("FPSCOPE_EMULATE", "e5m2:current:2", 1);
+  c = load_config();
+  EXPECT_EQ(c.emulate, fpscope::Format::E5M2);
+  EXPECT_EQ(c.emulation.margin, 2);
+  EXPECT_EQ(emulate_spec_name(c.emulation), "e5m2:current:2");
+  setenv("FPSCOPE_EMULATE", "Hybrid:delayed:16:1:most_recent", 1);
+  setenv("FPSCOPE_FP8_SCALING", "delayed:99", 1);  // the statistics' policy: not the emulation's
+  c = load_config();
+  EXPECT_EQ(c.emulate, fpscope::Format::E4M3);
+  EXPECT_EQ(c.emulation.mode, EmulateMode::Hybrid);
+  EXPECT_EQ(c.emulation.policy, fpscope::ScalingPolicy::Delayed);
+  EXPECT_EQ(c.emulation.history, 16);
+  EXPECT_EQ(c.emulation.margin, 1);
+  EXPECT_EQ(c.emulation.algo, fpscope::AmaxAlgo::MostRecent);
+  EXPECT_EQ(c.fp8_history, 99);
+  EXPECT_EQ(loaded_emulation().history, 16);  // what the hooks read
+  EXPECT_EQ(nlohmann::json::parse(config_json(c))["emulate"], "hybrid:delayed:16:1:most_recent");
+  setenv("FPSCOPE_EMULATE", "e4m3:delayed", 1);
+  EXPECT_EQ(emulate_spec_name(load_config().emulation), "e4m3:delayed:1024:0:max");
+  for (const char* v : {"bf17", "bf16:current", "e4m3:none", "e4m3:delayed:0", "e5m2:current:65",
+                        "hybrid:delayed:8:0:min", "e4m3:"}) {
     setenv("FPSCOPE_EMULATE", v, 1);
     testing::internal::CaptureStderr();
     EXPECT_EQ(load_config().emulate, fpscope::Format::FP32) << v;
@@ -200,6 +231,12 @@ TEST_F(Env, EmulateIsOffUnlessAskedAndOnlyBf16OrFp16) {
               std::string::npos)
         << err;
   }
+  setenv("FPSCOPE_EMULATE", "bf16", 1);
+  setenv("FPSCOPE_EMULATE_SKIP", " 0, layers.*.fc2 ,,", 1);
+  c = load_config();
+  EXPECT_EQ(c.emulation.skip, (std::vector<std::string>{"0", "layers.*.fc2"}));
+  EXPECT_EQ(nlohmann::json::parse(config_json(c))["emulate_skip"],
+            nlohmann::json::parse(R"(["0", "layers.*.fc2"])"));
 }
 
 // Issue 17: UINT64_MAX parsed without overflow, so it was accepted silently.
@@ -284,6 +321,147 @@ TEST(Emulate, FastRoundingEqualsTheFormatTableCast) {
             1.0f + 0x1p-7f);
   EXPECT_EQ(fpscope::probe::emulate_round_fast(fpscope::Format::FP16, 70000.0f),
             std::numeric_limits<float>::infinity());
+}
+
+// FP8 quantize-dequantize against the formats' definitions (not the format table): every finite
+// code is kept, the midpoint of two neighbours goes to the even code, the values beyond the
+// largest finite one saturate (Inf too), NaN stays NaN; the scale multiplies before the cast.
+float fp8_code_value(int code, int man_bits, int bias) {
+  const int e = code >> man_bits, m = code & ((1 << man_bits) - 1);
+  const float frac = static_cast<float>(m) / static_cast<float>(1 << man_bits);
+  return e == 0 ? std::ldexp(frac, 1 - bias) : std::ldexp(1.0f + frac, e - bias);
+}
+
+TEST(Emulate, Fp8CastIsSaturatingRoundToNearestEven) {
+  using fpscope::Format;
+  struct F {
+    Format f;
+    int man_bits, bias, finite_codes;
+    float max;
+  };
+  for (const F& t : {F{Format::E4M3, 3, 7, 0x7f, 448.0f}, F{Format::E5M2, 2, 15, 0x7c, 57344.0f}}) {
+    for (int c = 0; c < t.finite_codes; ++c) {
+      const float v = fp8_code_value(c, t.man_bits, t.bias);
+      EXPECT_EQ(emulate_fp8(t.f, 1.0f, 1.0f, v), v) << c;
+      EXPECT_EQ(emulate_fp8(t.f, 1.0f, 1.0f, -v), -v) << c;
+      if (c + 1 < t.finite_codes) {
+        const float next = fp8_code_value(c + 1, t.man_bits, t.bias);
+        const float mid = (v + next) / 2;  // exact: one more bit
+        EXPECT_EQ(emulate_fp8(t.f, 1.0f, 1.0f, mid), c % 2 == 0 ? v : next) << c;
+        EXPECT_EQ(emulate_fp8(t.f, 1.0f, 1.0f, std::nextafter(mid, 0.0f)), v) << c;
+        EXPECT_EQ(emulate_fp8(t.f, 1.0f, 1.0f, std::nextafter(mid, next)), next) << c;
+      }
+    }
+    EXPECT_EQ(fp8_code_value(t.finite_codes - 1, t.man_bits, t.bias), t.max);
+    const float inf = std::numeric_limits<float>::infinity();
+    for (const float big : {t.max * 1.5f, t.max * 1000.0f, inf}) {
+      EXPECT_EQ(emulate_fp8(t.f, 1.0f, 1.0f, big), t.max);
+      EXPECT_EQ(emulate_fp8(t.f, 1.0f, 1.0f, -big), -t.max);
+    }
+    EXPECT_TRUE(std::isnan(emulate_fp8(t.f, 1.0f, 1.0f, std::nanf(""))));
+    // Scaled: 3 * 100 = 300 -> E4M3 288 (quantum 32 in [256, 448]: 288 and 320, 300 nearer 288),
+    // back by fl(1/100).
+    if (t.f == Format::E4M3) {
+      EXPECT_EQ(emulate_fp8(t.f, 100.0f, 1.0f / 100.0f, 3.0f),
+                288.0f * (1.0f / 100.0f));  // q * fl(1 / s), not q / s
+    }
+  }
+  // The copy: used elements of a strided view only.
+  OperandDesc o;
+  o.rows = 2;
+  o.cols = 2;
+  o.ld = 3;
+  const float src[5] = {1.0f, 1000.0f, -7.0f, 0.3f, -0.0f};
+  const auto q = emulate_fp8_copy(Format::E4M3, 1.0f, src, o);
+  EXPECT_EQ(q[0], 1.0f);
+  EXPECT_EQ(q[1], 448.0f);
+  EXPECT_EQ(q[3], 0.3125f);  // 0.3 between 0.28125 and 0.3125 (quantum 2^-5): nearer 0.3125
+  EXPECT_EQ(q[4], 0.0f);
+  // The amax of the used elements (src[2] is a gap), Inf and NaN left out, as compute_amax.
+  EXPECT_EQ(emulate_amax(src, o), 1000.0f);
+  const float odd[5] = {-3.0f, std::numeric_limits<float>::infinity(), 99.0f, std::nanf(""), -5.0f};
+  EXPECT_EQ(emulate_amax(odd, o), 5.0f);
+  EXPECT_EQ(emulate_amax(odd, o), fpscope::compute_amax(odd, Format::FP32, 2, 2, 3));
+}
+
+GemmDesc two_operand_call(const void* a, const void* b, uint64_t m, uint64_t k, uint64_t n) {
+  GemmDesc d;
+  d.op = "sgemm";
+  d.num_operands = 3;
+  d.operands[0].role = fpscope::trace::Role::A;
+  d.operands[0].rows = m;
+  d.operands[0].cols = k;
+  d.operands[0].ld = m;
+  d.operands[0].data = a;
+  d.operands[1].role = fpscope::trace::Role::B;
+  d.operands[1].rows = k;
+  d.operands[1].cols = n;
+  d.operands[1].ld = k;
+  d.operands[1].data = b;
+  d.operands[2].role = fpscope::trace::Role::D;
+  d.operands[2].rows = m;
+  d.operands[2].cols = n;
+  d.operands[2].ld = m;
+  return d;
+}
+
+TEST(Emulate, SkipMatchesModulePathsAndTheirBackward) {
+  EmulateSettings s;
+  s.mode = EmulateMode::BF16;
+  s.skip = {"0", "layers.*.fc2", "*.bwd_only"};
+  const Emulator e(s);
+  EXPECT_TRUE(e.skipped("0"));
+  EXPECT_TRUE(e.skipped("0.bwd"));
+  EXPECT_TRUE(e.skipped("layers.3.fc2"));
+  EXPECT_TRUE(e.skipped("layers.3.fc2.bwd"));
+  EXPECT_FALSE(e.skipped("01"));
+  EXPECT_FALSE(e.skipped("layers.3.fc1"));
+  EXPECT_FALSE(e.skipped(""));
+  EmulateSettings b;
+  b.mode = EmulateMode::BF16;
+  b.skip = {"*.bwd"};  // the full scope matches too: every backward GEMM in FP32
+  const Emulator eb(b);
+  EXPECT_TRUE(eb.skipped("fc.bwd"));
+  EXPECT_FALSE(eb.skipped("fc"));
+}
+
+// Hybrid: forward E4M3; in a backward call the operand no forward call of the step read (the
+// output gradient) is E5M2. Current scales from the amax; delayed from the earlier steps' only.
+TEST(Emulate, HybridFormatsAndScales) {
+  using fpscope::Format;
+  EmulateSettings s;
+  s.mode = EmulateMode::Hybrid;
+  Emulator e(s);
+  float w[6], x[6], g[6];
+  const float am[2] = {2.0f, 7.0f};
+  const EmulatePlan f = e.plan(two_operand_call(w, x, 2, 3, 2), "fc", 0, am);
+  EXPECT_FALSE(f.skip);
+  EXPECT_EQ(f.in[0], Format::E4M3);
+  EXPECT_EQ(f.in[1], Format::E4M3);
+  EXPECT_EQ(f.out, Format::BF16);
+  EXPECT_EQ(f.scale[0], 448.0f / 2.0f);
+  EXPECT_EQ(f.scale[1], 448.0f / 7.0f);
+  const EmulatePlan wg = e.plan(two_operand_call(g, x, 2, 2, 3), "fc.bwd", 0, am);
+  EXPECT_EQ(wg.in[0], Format::E5M2);
+  EXPECT_EQ(wg.in[1], Format::E4M3);
+  EXPECT_EQ(wg.scale[0], 57344.0f / 2.0f);
+  const EmulatePlan dg = e.plan(two_operand_call(w, g, 2, 2, 3), "fc.bwd", 0, am);
+  EXPECT_EQ(dg.in[0], Format::E4M3);
+  EXPECT_EQ(dg.in[1], Format::E5M2);
+
+  EmulateSettings d;
+  d.mode = EmulateMode::E4M3;
+  d.policy = fpscope::ScalingPolicy::Delayed;
+  Emulator ed(d);
+  const float a1[2] = {4.0f, 8.0f}, a2[2] = {2.0f, 1.0f}, a3[2] = {1.0f, 1.0f};
+  EXPECT_EQ(ed.plan(two_operand_call(w, x, 2, 3, 2), "", 0, a1).scale[0], 1.0f);  // no history
+  EXPECT_EQ(ed.plan(two_operand_call(w, x, 2, 3, 2), "", 0, a1).scale[0], 1.0f);  // gemm#1
+  const EmulatePlan p1 = ed.plan(two_operand_call(w, x, 2, 3, 2), "", 1, a2);
+  EXPECT_EQ(p1.scale[0], 448.0f / 4.0f);
+  EXPECT_EQ(p1.scale[1], 448.0f / 8.0f);
+  EXPECT_EQ(p1.in[1], Format::E4M3);
+  const EmulatePlan p2 = ed.plan(two_operand_call(w, x, 2, 3, 2), "", 2, a3);
+  EXPECT_EQ(p2.scale[0], 448.0f / 4.0f);  // the window's max
 }
 }  // namespace
 

@@ -58,11 +58,15 @@ struct RunMeta {
   std::string probe;          // probe name, e.g. "libfpscope_probe"
   std::string probe_version;  // e.g. "0.1.0"
   int64_t sample_every = -1;  // config.every: every N-th step recorded (-1 unknown)
-  std::string emulate;        // config.emulate: "bf16"/"fp16" when emulated, else empty
+  std::string emulate;        // config.emulate: its SPEC ("bf16", "e4m3:current"...) or empty
+  std::string emulate_skip;   // config.emulate_skip joined with ",": ops kept in FP32, or empty
   int64_t pid = -1;
   int64_t rank = -1;
 };
 RunMeta parse_run_meta(const std::string& metadata_json);
+// What an emulated run did, for the run facts: "bf16: every host GEMM ran on operands rounded to
+// bf16, except ops named 0,out (kept in FP32)"; empty when not emulated.
+std::string emulation_description(const RunMeta& m);
 // The command line as one shell-like string (arguments with spaces or quotes are quoted).
 std::string join_command_line(const std::vector<std::string>& argv);
 
