@@ -542,9 +542,8 @@ void App::runs_bar() {
   // An emulated run (fpscope record --emulate) must never pass for the program's own precision.
   if (const Run* p = primary(); p && !p->analysis.meta.emulate.empty()) {
     ImGui::SameLine(0, 18);
-    ImGui::TextColored(ImVec4(1.0f, 0.78f, 0.3f, 1.0f),
-                       "EMULATED %s: every host GEMM ran on operands rounded to %s",
-                       p->analysis.meta.emulate.c_str(), p->analysis.meta.emulate.c_str());
+    ImGui::TextColored(ImVec4(1.0f, 0.78f, 0.3f, 1.0f), "EMULATED %s",
+                       analysis::emulation_description(p->analysis.meta).c_str());
   }
   if (const Run* p = primary(); p && p->trace->truncated) {
     ImGui::SameLine(0, 18);
