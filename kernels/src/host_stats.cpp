@@ -9,8 +9,11 @@
 //  - large 8/16-bit tensors count codes instead and run the same loops once per distinct code,
 //    weighted by its count;
 //  - large tensors are split across threads, each filling its own accumulator, merged at the end.
-// Size: ~770 lines, kept whole on purpose: the per-block specializations, their ISA clones and the
-// fold of 8/16-bit codes are one hot loop nest whose pieces only make sense together.
+//  - with block-scaled formats on (StatsOptions::block_formats), each piece of the view goes
+//    through the plain loops and then, still in L1, through the block-format loops (one read).
+// Size: ~1100 lines, kept whole on purpose: the per-block specializations, their ISA clones, the
+// fold of 8/16-bit codes and the block-format pieces are one hot loop nest whose pieces only make
+// sense together (the block pass reads the pieces the plain pass has just read).
 #include "fpscope/host_stats.h"
 
 #if defined(__x86_64__) || defined(__i386__)
