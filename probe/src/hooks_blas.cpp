@@ -80,9 +80,11 @@ OperandDesc operand(Role role, Format dtype, bool trans, bool row_major, int64_t
 // activation is read by its layer's forward GEMM and again by the weight-gradient GEMM at the end
 // of the backward pass, a weight by the forward and the input-gradient GEMM; a 4-layer MLP reads
 // ~30 operands a step, a 4-layer TransformerEncoder ~150 plus 64 per batched attention GEMM (the
-// slices of PyTorch's CPU bmm). 256 entries of 8 KiB each: 2 MiB per thread that calls BLAS,
-// allocated as they are first used (with 64, the weights were gone by the backward pass: 3x
-// fewer weight hits, docs/benchmarks/probe.md).
+// slices of PyTorch's CPU bmm). 256 entries of ~21 KiB each (the histogram and the block-format
+// scale histograms): ~5 MiB per thread that calls BLAS, allocated as they are first used (with
+// 64, the weights were gone by the backward pass: 3x fewer weight hits, docs/benchmarks/probe.md).
+// The key includes the block axis: one buffer read as A in one GEMM and B in another has other
+// blocks.
 struct RecentStats {
   const void* data = nullptr;
   uint64_t rows = 0, cols = 0, ld = 0;
