@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -39,6 +40,84 @@ nlohmann::ordered_json finding_json(const Finding& f) {
   return j;
 }
 
+namespace {
+
+// Block-scaled formats (trace format 1.3): per tensor, the sum over its observations that carry
+// a block section (stats.h BlockStatsSet; docs/metrics.md "Block-scaled formats").
+struct BlockTotals {
+  uint64_t observations = 0;
+  uint32_t mask = 0;
+  int axis = -1;  // -1: none yet, 2: mixed
+  BlockFormatCounts fmt[kNumBlockFormats];
+  std::map<int, uint64_t> scale_hist[kNumBlockFormats];  // bin -> blocks
+};
+
+std::vector<BlockTotals> block_totals(const trace::Trace& t) {
+  std::vector<BlockTotals> out(t.tensors.size());
+  for (const trace::BlockStatsRecord& b : t.block_stats) {
+    if (b.observation >= t.observations.size()) continue;
+    const uint32_t ti = t.observations[b.observation].tensor;
+    if (ti >= out.size()) continue;
+    BlockTotals& x = out[ti];
+    ++x.observations;
+    x.mask |= b.mask;
+    const int axis = static_cast<int>(b.axis);
+    x.axis = x.axis == -1 || x.axis == axis ? axis : 2;
+    for (int f = 0; f < kNumBlockFormats; ++f) {
+      BlockFormatCounts& c = x.fmt[f];
+      const BlockFormatCounts& o = b.fmt[f];
+      c.blocks += o.blocks;
+      c.elements += o.elements;
+      c.flushed += o.flushed;
+      c.saturated += o.saturated;
+      c.zero_blocks += o.zero_blocks;
+      c.scale_underflow += o.scale_underflow;
+      c.scale_overflow += o.scale_overflow;
+      c.nan_scale += o.nan_scale;
+      c.sum_err2 += o.sum_err2;
+      c.sum_x2 += o.sum_x2;
+      for (const auto& [bin, k] : b.scale_hist[f]) x.scale_hist[f][bin] += k;
+    }
+  }
+  return out;
+}
+
+json block_json(const BlockTotals& b) {
+  json j;
+  j["observations"] = b.observations;
+  j["axis"] = b.axis == 0 ? json("rows") : b.axis == 1 ? json("cols") : json("mixed");
+  for (int f = 0; f < kNumBlockFormats; ++f) {
+    if (!(b.mask >> f & 1u)) continue;
+    const BlockFormatCounts& c = b.fmt[f];
+    json y;
+    y["blocks"] = c.blocks;
+    y["elements"] = c.elements;
+    y["flushed"] = c.flushed;
+    y["saturated"] = c.saturated;
+    y["zero_blocks"] = c.zero_blocks;
+    y["scale_underflow"] = c.scale_underflow;
+    y["scale_overflow"] = c.scale_overflow;
+    y["nan_scale"] = c.nan_scale;
+    const double e = static_cast<double>(c.elements);
+    y["flushed_frac"] = c.elements ? num(static_cast<double>(c.flushed) / e) : json(nullptr);
+    y["saturated_frac"] = c.elements ? num(static_cast<double>(c.saturated) / e) : json(nullptr);
+    y["sum_err2"] = num(c.sum_err2);
+    y["sum_x2"] = num(c.sum_x2);
+    y["sqnr_db"] = c.sum_err2 > 0 && c.sum_x2 > 0 ? num(10.0 * std::log10(c.sum_x2 / c.sum_err2))
+                                                  : json(nullptr);
+    // Block-scale exponents: floor(log2 scale) -> blocks ("nan": NaN scales; NVFP4's zero
+    // scales and MX's 2^-127 under "-127").
+    json h = json::object();
+    for (const auto& [bin, k] : b.scale_hist[f])
+      h[bin == kBlockScaleBins - 1 ? std::string("nan") : std::to_string(bin - 127)] = k;
+    y["scale_exponents"] = std::move(h);
+    j[kBlockFormats[f]->name] = std::move(y);
+  }
+  return j;
+}
+
+}  // namespace
+
 nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
                                     const trace::Trace* baseline) {
   json j;
@@ -73,6 +152,7 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   j["trace"] = std::move(tr);
   j["baseline"] = baseline ? json(baseline->path) : json(nullptr);
 
+  const std::vector<BlockTotals> blocks = block_totals(t);
   json tensors = json::array();
   for (const auto& r : a.risks) {
     json x;
@@ -118,6 +198,9 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
     x["severity_format"] =
         r.severity == Severity::None ? json(nullptr) : json(spec(r.severity_format).name);
     x["severity_reason"] = r.severity_reason;
+    // Only for traces that carry block sections (format 1.3, FPSCOPE_FORMATS).
+    if (r.tensor < blocks.size() && blocks[r.tensor].observations > 0)
+      x["block_formats"] = block_json(blocks[r.tensor]);
     tensors.push_back(std::move(x));
   }
   j["tensors"] = std::move(tensors);

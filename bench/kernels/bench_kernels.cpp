@@ -83,7 +83,11 @@ std::vector<uint32_t>& buffer(size_t bytes, fpscope::Format f) {
   return buf;
 }
 
-void BM_Stats(benchmark::State& state, fpscope::Format f) {
+// block_formats: StatsOptions::block_formats (0: the plain pass); blocks run along the buffer
+// (one column, axis rows) with NVFP4's tensor amax given, as the probe passes it when FP8
+// current scaling computed it (else compute_stats adds a compute_amax pass: *_blocks_amax).
+void BM_Stats(benchmark::State& state, fpscope::Format f, uint32_t block_formats = 0,
+              bool find_amax = false) {
   const size_t bytes = static_cast<size_t>(state.range(0));
   auto& buf = buffer(bytes, f);
   const auto* floats = reinterpret_cast<const float*>(buf.data());
@@ -91,6 +95,9 @@ void BM_Stats(benchmark::State& state, fpscope::Format f) {
   const uint64_t elems = f == fpscope::Format::FP32 ? nfloat : nfloat * 2;
   auto stats = std::make_unique<fpscope::TensorStats>();
   fpscope::StatsOptions opt;
+  opt.block_formats = block_formats;
+  if (block_formats != 0 && !find_amax)
+    opt.tensor_amax = fpscope::compute_amax(buf.data(), f, elems, 1, elems);
   double t_stats = 0, t_sum = 0, t_vsum = 0, t_esum = 0;
   for (auto _ : state) {
     auto t0 = Clock::now();
@@ -131,6 +138,14 @@ void sizes(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK_CAPTURE(BM_Stats, fp32, fpscope::Format::FP32)->Apply(sizes);
 BENCHMARK_CAPTURE(BM_Stats, bf16, fpscope::Format::BF16)->Apply(sizes);
+// Issue 19: every block-scaled format on (MXFP8 E4M3/E5M2, MXFP6 E3M2/E2M3, MXFP4, NVFP4).
+BENCHMARK_CAPTURE(BM_Stats, fp32_blocks, fpscope::Format::FP32, fpscope::kAllBlockFormats)
+    ->Apply(sizes);
+BENCHMARK_CAPTURE(BM_Stats, fp32_blocks_amax, fpscope::Format::FP32, fpscope::kAllBlockFormats,
+                  true)
+    ->Apply(sizes);
+BENCHMARK_CAPTURE(BM_Stats, bf16_blocks, fpscope::Format::BF16, fpscope::kAllBlockFormats)
+    ->Apply(sizes);
 
 }  // namespace
 

@@ -33,6 +33,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "fpscope/block_numerics.h"
 #include "fpscope/numerics.h"
 #include "fpscope/stats_cuda.h"
 #include "fpscope/stats_reduce.h"
@@ -245,7 +246,135 @@ __global__ void __launch_bounds__(kStatsThreads)
     dst[k] = decode_storage_t<F>(src[k]);
 }
 
+// ---- block-scaled formats (block_numerics.h, the host pass's math) ---------------------------
+// One thread per group of 32 consecutive elements of a line (MX: one block, NVFP4: two),
+// grid-stride over every line of every matrix of the batch; each block's statistics are
+// block_stats_of's, exactly as the host's scalar path computes them. Runs after
+// tensor_stats_kernel on the same stream: NVFP4's tensor scale comes from the slot's amax.
+// Counts are summed per thread, then per warp (shuffles), then one atomic per warp and field.
+struct BlockLane {
+  uint64_t v[kNumBlockFormats][8];
+  double d[kNumBlockFormats][2];
+};
+
+__device__ void add_block(BlockLane& l, int f, const BlockStats& b, int n) {
+  l.v[f][0] += 1;
+  l.v[f][1] += b.nan_scale ? 0u : static_cast<uint32_t>(n);
+  l.v[f][2] += b.flushed;
+  l.v[f][3] += b.saturated;
+  l.v[f][4] += b.zero_block;
+  l.v[f][5] += b.scale_underflow;
+  l.v[f][6] += b.scale_overflow;
+  l.v[f][7] += b.nan_scale;
+  l.d[f][0] += b.sum_err2;
+  l.d[f][1] += b.sum_x2;
+}
+
+template <Format F, class T>
+__global__ void __launch_bounds__(kStatsThreads)
+    block_stats_kernel(const T* __restrict__ data, uint64_t rows, uint64_t cols, uint64_t ld,
+                       uint64_t batch, uint64_t batch_stride, uint32_t mask, BlockAxis axis,
+                       TensorStats* slot) {
+  const bool rows_axis = axis == BlockAxis::Rows;
+  const uint64_t lines = rows_axis ? cols : rows, len = rows_axis ? rows : cols;
+  const uint64_t groups = (len + 31) / 32, total = batch * lines * groups;
+  const float s_enc = nvfp4_tensor_scale(slot->amax);
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    slot->blocks.mask = mask;
+    slot->blocks.axis = axis;
+    slot->blocks.nvfp4_tensor_scale = (mask >> (kNumBlockFormats - 1) & 1u) ? s_enc : 1.0f;
+  }
+  BlockLane acc = {};
+  const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
+  for (uint64_t g = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
+       g += stride) {
+    const uint64_t b = g / (lines * groups), r = g % (lines * groups);
+    const uint64_t line = r / groups, k0 = (r % groups) * 32;
+    const int n = static_cast<int>(len - k0 < 32 ? len - k0 : 32);
+    float x[32];
+    const T* base = data + b * batch_stride;
+    for (int k = 0; k < n; ++k) {
+      const uint64_t i = rows_axis ? k0 + k : line, j = rows_axis ? line : k0 + k;
+      if constexpr (F == Format::FP32)
+        x[k] = __uint_as_float(base[i + j * ld]);
+      else
+        x[k] = decode_storage_t<F>(base[i + j * ld]);
+    }
+    for (int f = 0; f < kNumBlockFormats; ++f) {
+      if (!(mask >> f & 1u)) continue;
+      const int bs = block_size_of(f);
+      for (int k = 0; k < n; k += bs) {
+        const int m = n - k < bs ? n - k : bs;
+        const BlockStats st = block_stats_of(f, x + k, m, s_enc);
+        add_block(acc, f, st, m);
+        atomicAdd(reinterpret_cast<ull*>(&slot->blocks.scale_hist[f][block_scale_bin(st.scale)]),
+                  1ull);
+      }
+    }
+  }
+  for (unsigned off = kWarpSize / 2; off > 0; off /= 2) {
+    const BlockLane o = shfl_down_words(acc, off);
+    for (int f = 0; f < kNumBlockFormats; ++f) {
+      for (int k = 0; k < 8; ++k) acc.v[f][k] += o.v[f][k];
+      acc.d[f][0] += o.d[f][0];
+      acc.d[f][1] += o.d[f][1];
+    }
+  }
+  if (threadIdx.x % kWarpSize != 0) return;
+  DeviceAtomics at;
+  for (int f = 0; f < kNumBlockFormats; ++f) {
+    if (!(mask >> f & 1u)) continue;
+    BlockFormatCounts& c = slot->blocks.fmt[f];
+    uint64_t* dst[8] = {&c.blocks,      &c.elements,        &c.flushed,        &c.saturated,
+                        &c.zero_blocks, &c.scale_underflow, &c.scale_overflow, &c.nan_scale};
+    for (int k = 0; k < 8; ++k) at.add(dst[k], acc.v[f][k]);
+    at.add(&c.sum_err2, acc.d[f][0]);
+    at.add(&c.sum_x2, acc.d[f][1]);
+  }
+}
+
+template <Format F, class T>
+cudaError_t launch_blocks_typed(const void* data, uint64_t rows, uint64_t cols, uint64_t ld,
+                                uint64_t batch, uint64_t batch_stride, uint32_t mask,
+                                BlockAxis axis, TensorStats* d_slot, cudaStream_t stream) {
+  const uint64_t lines = axis == BlockAxis::Rows ? cols : rows;
+  const uint64_t len = axis == BlockAxis::Rows ? rows : cols;
+  const uint64_t total = batch * lines * ((len + 31) / 32);
+  const uint64_t want = (total + kStatsThreads - 1) / kStatsThreads;
+  const unsigned grid = static_cast<unsigned>(want < 4096 ? want : 4096);
+  block_stats_kernel<F, T><<<grid, kStatsThreads, 0, stream>>>(
+      static_cast<const T*>(data), rows, cols, ld, batch, batch_stride, mask, axis, d_slot);
+  return cudaGetLastError();
+}
+
 }  // namespace
+
+cudaError_t launch_block_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
+                               uint64_t ld, uint64_t batch, uint64_t batch_stride, uint32_t mask,
+                               BlockAxis axis, TensorStats* d_slot, cudaStream_t stream) {
+  mask &= kAllBlockFormats;
+  if (mask == 0 || data == nullptr || rows == 0 || cols == 0 || batch == 0) return cudaSuccess;
+  if (cols == 1) ld = rows;
+  switch (dtype) {
+    case Format::FP32:
+      return launch_blocks_typed<Format::FP32, uint32_t>(data, rows, cols, ld, batch, batch_stride,
+                                                         mask, axis, d_slot, stream);
+    case Format::BF16:
+      return launch_blocks_typed<Format::BF16, uint16_t>(data, rows, cols, ld, batch, batch_stride,
+                                                         mask, axis, d_slot, stream);
+    case Format::FP16:
+      return launch_blocks_typed<Format::FP16, uint16_t>(data, rows, cols, ld, batch, batch_stride,
+                                                         mask, axis, d_slot, stream);
+    case Format::E4M3:
+      return launch_blocks_typed<Format::E4M3, uint8_t>(data, rows, cols, ld, batch, batch_stride,
+                                                        mask, axis, d_slot, stream);
+    case Format::E5M2:
+      return launch_blocks_typed<Format::E5M2, uint8_t>(data, rows, cols, ld, batch, batch_stride,
+                                                        mask, axis, d_slot, stream);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
 
 cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t rows,
                                         uint64_t cols, uint64_t ld, uint64_t batch,

@@ -9,8 +9,11 @@
 //  - large 8/16-bit tensors count codes instead and run the same loops once per distinct code,
 //    weighted by its count;
 //  - large tensors are split across threads, each filling its own accumulator, merged at the end.
-// Size: ~770 lines, kept whole on purpose: the per-block specializations, their ISA clones and the
-// fold of 8/16-bit codes are one hot loop nest whose pieces only make sense together.
+//  - with block-scaled formats on (StatsOptions::block_formats), each piece of the view goes
+//    through the plain loops and then, still in L1, through the block-format loops (one read).
+// Size: ~1100 lines, kept whole on purpose: the per-block specializations, their ISA clones, the
+// fold of 8/16-bit codes and the block-format pieces are one hot loop nest whose pieces only make
+// sense together (the block pass reads the pieces the plain pass has just read).
 #include "fpscope/host_stats.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -26,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "fpscope/block_numerics.h"
 #include "fpscope/numerics.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
@@ -92,6 +96,7 @@ struct Acc {
   uint32_t hist[4][kHistBins] = {};  // flushed to hist64 before they can wrap
   uint64_t hist64[kHistBins] = {};
   uint64_t since_flush = 0;
+  BlockStatsSet blocks;  // block-scaled formats (BlockCfg), when measured
 };
 
 // Float bits -> int32 key with the same order as the floats (-0 just below +0); an involution.
@@ -413,6 +418,219 @@ void flush_hist(Acc& acc) {
   acc.since_flush = 0;
 }
 
+// ---- block-scaled formats (kBlockFormats) -----------------------------------------------------
+// A "line" is a run of consecutive elements that blocks tile from its start (a stored column, or
+// a row gathered from a panel of stored columns). Each piece of at most kBlock elements of a
+// line is handled here right after the plain statistics saw it (still in L1): one loop over its
+// 16-element halves (amax, zeros, sum x^2), then per format one vectorized loop over its full
+// blocks with the block's multiplier into the element domain (MX: 2^-shared_exp, exact; NVFP4:
+// s_enc / sf) and counts kept in per-lane arrays. A piece holding NaN/Inf, a line's partial last
+// block and NVFP4 blocks whose scale is 0 go block by block through block_numerics.h's
+// block_stats_of (the same math, scalar). Squared errors are summed in FP32 lanes within the
+// piece, relative to its largest block's error unit, then in double: each block's sum_err2 is
+// within ~1e-5 (relative) of block_stats_of's, and a block more than 2^126 below the piece's
+// largest one adds 0 there (less than 2^-250 of that block's sum x^2).
+struct BlockCfg {
+  uint32_t mask = 0;
+  BlockAxis axis = BlockAxis::Rows;
+  float nvfp4_scale = 1.0f;
+};
+constexpr int kMxBlock = 32, kNvBlock = 16;
+constexpr size_t kMaxHalves = kBlock / kNvBlock;
+static_assert(kBlock % kMxBlock == 0, "pieces of a line start at block boundaries");
+
+// Per 16-element half of a piece: largest |x| pattern (NaN/Inf patterns included), zeros and
+// sum of x^2 (double).
+FPSCOPE_CLONES void half_block_info(const float* __restrict x, size_t nh, int32_t* __restrict amax,
+                                    uint32_t* __restrict zeros, double* __restrict x2) {
+  for (size_t h = 0; h < nh; ++h) {
+    const float* xh = x + h * kNvBlock;
+    int32_t m = 0;
+    uint32_t z = 0;
+    double s = 0;
+#pragma omp simd reduction(max : m) reduction(+ : z, s)
+    for (int l = 0; l < kNvBlock; ++l) {
+      const auto a = static_cast<int32_t>(detail::f2u(xh[l]) & kFp32AbsMask);
+      m = a > m ? a : m;
+      z += static_cast<uint32_t>(a - 1) >> 31;
+      const auto xd = static_cast<double>(xh[l]);
+      s += xd * xd;
+    }
+    amax[h] = m;
+    zeros[h] = z;
+    x2[h] = s;
+  }
+}
+
+// nb full blocks of B elements of element format E: block b's elements are cast as
+// cast_sat<E>(x * p[b]) (cast_sat's thresholds on |y|'s pattern, as numerics.h's targets do), its
+// error (y - cast) * u[b] squared and summed in FP32 lanes. Adds #(cast is 0) (zeros included),
+// #saturated and the error sum.
+template <const FormatSpec& E, int B>
+FPSCOPE_CLONES void blocks_fast(const float* __restrict x, const float* __restrict p,
+                                const float* __restrict u, size_t nb, uint64_t* low, uint64_t* sat,
+                                double* err) {
+  using P = detail::SatCastParams<E>;
+  uint32_t c_low[B] = {}, c_sat[B] = {};
+  float ef[B] = {};
+  for (size_t b = 0; b < nb; ++b) {
+    const float pb = p[b], ub = u[b];
+    const float* xb = x + b * B;
+#pragma omp simd
+    for (int l = 0; l < B; ++l) {
+      const float y = detail::mul_rn(xb[l], pb);
+      const auto a = static_cast<int32_t>(detail::f2u(y) & kFp32AbsMask);
+      c_low[l] += static_cast<uint32_t>(a - (P::kUnderflowMaxBits + 1)) >> 31;
+      c_sat[l] += static_cast<uint32_t>(P::kMaxOdd ? a >= P::kOverflowBits : a > P::kOverflowBits);
+      const int32_t r = a > P::kMaxBits ? P::kMaxBits : detail::round_abs_bits_spec<E>(a);
+      const float d = detail::sub_rn(detail::u2f(static_cast<uint32_t>(a)),
+                                     detail::u2f(static_cast<uint32_t>(r))) *
+                      ub;
+      ef[l] += d * d;
+    }
+  }
+  uint64_t tl = 0, ts = 0;
+  double te = 0;
+  for (int l = 0; l < B; ++l) {
+    tl += c_low[l];
+    ts += c_sat[l];
+    te += static_cast<double>(ef[l]);
+  }
+  *low += tl;
+  *sat += ts;
+  *err += te;
+}
+
+// Scalar path: block by block with block_stats_of.
+inline void blocks_slow(int f, const float* x, size_t n, float nvfp4_scale, BlockStatsSet& bs) {
+  const auto bsz = static_cast<size_t>(block_size_of(f));
+  for (size_t i = 0; i < n; i += bsz) {
+    const int m = static_cast<int>(std::min(bsz, n - i));
+    accumulate_block(bs, f, block_stats_of(f, x + i, m, nvfp4_scale), m);
+  }
+}
+
+struct PieceInfo {
+  size_t nh;  // full halves
+  int32_t amax[kMaxHalves];
+  uint32_t zeros[kMaxHalves];
+  double x2[kMaxHalves];
+};
+
+// MX format F (kBlockFormats[F], element spec B) over the full blocks of a clean piece.
+template <int F, const FormatSpec& B>
+void mx_piece(const float* x, const PieceInfo& pi, BlockStatsSet& bs) {
+  const size_t nb = pi.nh / 2;
+  if (nb == 0) return;
+  alignas(64) float p[kBlock / kMxBlock], u[kBlock / kMxBlock];
+  int exps[kBlock / kMxBlock];
+  BlockFormatCounts& c = bs.fmt[F];
+  int top = INT_MIN;
+  uint64_t zeros = 0;
+  for (size_t b = 0; b < nb; ++b) {
+    const int32_t amax = std::max(pi.amax[2 * b], pi.amax[2 * b + 1]);
+    const MxScale s = mx_scale<B>(detail::u2f(static_cast<uint32_t>(amax)));
+    exps[b] = s.exp;
+    top = std::max(top, s.exp);
+    p[b] = detail::u2f(fp32_pow2_bits(-s.exp));  // -127 <= s.exp <= 125: a normal float
+    c.zero_blocks += amax == 0;
+    c.scale_underflow += s.underflow;
+    ++bs.scale_hist[F][s.code];
+    zeros += pi.zeros[2 * b] + pi.zeros[2 * b + 1];
+    c.sum_x2 += pi.x2[2 * b] + pi.x2[2 * b + 1];
+  }
+  for (size_t b = 0; b < nb; ++b) {
+    const int k = exps[b] - top;  // error unit relative to the piece's largest: 2^k
+    u[b] = k < kFp32MinNormalExp ? 0.0f : detail::u2f(fp32_pow2_bits(k));
+  }
+  uint64_t low = 0;
+  double err = 0;
+  blocks_fast<B, kMxBlock>(x, p, u, nb, &low, &c.saturated, &err);
+  c.blocks += nb;
+  c.elements += nb * kMxBlock;
+  c.flushed += low - zeros;
+  c.sum_err2 += err * std::ldexp(1.0, 2 * top);
+}
+
+// NVFP4 over the full blocks of a clean piece; blocks with a zero or saturated scale (or a
+// multiplier that is not finite) go through the scalar path.
+void nvfp4_piece(const float* x, const PieceInfo& pi, float s_enc, BlockStatsSet& bs) {
+  constexpr int F = kNumBlockFormats - 1;
+  const size_t nb = pi.nh;
+  if (nb == 0) return;
+  alignas(64) float p[kMaxHalves], u[kMaxHalves];
+  double unit[kMaxHalves];
+  BlockFormatCounts& c = bs.fmt[F];
+  double top = 0;
+  uint64_t zeros = 0, slow_elems = 0, fast = 0;
+  for (size_t b = 0; b < nb; ++b) {
+    const float amax = detail::u2f(static_cast<uint32_t>(pi.amax[b]));
+    const float want = detail::mul_rn(detail::div_rn(amax, max_finite(kE2M1)), s_enc);
+    const SatCast sc = cast_sat<kE4M3>(want);
+    const float inv = sc.value == 0.0f ? 0.0f : detail::div_rn(s_enc, sc.value);
+    // Saturated scales leave |x * inv| unbounded (its error would overflow the FP32 lanes).
+    if (sc.value == 0.0f || sc.saturated || !(inv <= FLT_MAX)) {
+      accumulate_block(bs, F, nvfp4_block_stats(x + b * kNvBlock, kNvBlock, s_enc), kNvBlock);
+      p[b] = 0.0f;  // the fast loop sees zeros here: taken out of its counts below
+      unit[b] = 0.0;
+      slow_elems += kNvBlock;
+      continue;
+    }
+    ++fast;
+    p[b] = inv;
+    unit[b] = static_cast<double>(sc.value) / static_cast<double>(s_enc);
+    top = std::max(top, unit[b]);
+    ++bs.scale_hist[F][block_scale_bin(sc.value)];
+    zeros += pi.zeros[b];
+    c.sum_x2 += pi.x2[b];
+  }
+  for (size_t b = 0; b < nb; ++b) u[b] = top > 0 ? static_cast<float>(unit[b] / top) : 0.0f;
+  uint64_t low = 0;
+  double err = 0;
+  blocks_fast<kE2M1, kNvBlock>(x, p, u, nb, &low, &c.saturated, &err);
+  c.blocks += fast;
+  c.elements += fast * kNvBlock;
+  c.flushed += low - zeros - slow_elems;
+  c.sum_err2 += err * top * top;
+}
+
+// One piece (n <= kBlock elements of a line, starting at a block boundary of the line).
+void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, BlockStatsSet& bs) {
+  PieceInfo pi;
+  pi.nh = n / kNvBlock;
+  half_block_info(x, pi.nh, pi.amax, pi.zeros, pi.x2);
+  bool clean = true;
+  for (size_t h = 0; h < pi.nh; ++h) clean &= pi.amax[h] < kFp32InfBitsI32;
+  for (int f = 0; f < kNumBlockFormats; ++f) {
+    if (!(bc.mask >> f & 1u)) continue;
+    const auto bsz = static_cast<size_t>(block_size_of(f));
+    const size_t full = clean ? n / bsz * bsz : 0;  // elements the fast path takes
+    switch (clean ? f : -1) {
+      case 0:
+        mx_piece<0, kMxfp8E4M3>(x, pi, bs);
+        break;
+      case 1:
+        mx_piece<1, kMxfp8E5M2>(x, pi, bs);
+        break;
+      case 2:
+        mx_piece<2, kMxfp6E3M2>(x, pi, bs);
+        break;
+      case 3:
+        mx_piece<3, kMxfp6E2M3>(x, pi, bs);
+        break;
+      case 4:
+        mx_piece<4, kMxfp4>(x, pi, bs);
+        break;
+      case 5:
+        nvfp4_piece(x, pi, bc.nvfp4_scale, bs);
+        break;
+      default:
+        break;
+    }
+    if (full < n) blocks_slow(f, x + full, n - full, bc.nvfp4_scale, bs);
+  }
+}
+
 void process_floats(const float* x, size_t n, const ScaleSet& sc, Acc& acc) {
   while (n > 0) {
     const size_t m = std::min(n, kBlock);
@@ -465,6 +683,60 @@ void process_view(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64
     }
   }
   if (fill > 0) process_floats(buf, fill, sc, acc);
+}
+
+// The same with the block-scaled formats, each piece of the data read once: blocks along the
+// stored columns (Rows: each column is a line, in pieces of kBlock starting at its first row)
+// or along the stored rows (Cols: panels of 32 columns gathered row by row into a tile whose
+// rows are the lines, so a full panel's tile is one piece of whole blocks).
+template <Format F, class T>
+void process_view_blocks(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64_t ld,
+                         const ScaleSet& sc, const BlockCfg& bc, Acc& acc) {
+  alignas(64) float buf[kBlock];
+  auto load = [&](const T* src, size_t n, float* dst) {
+    if constexpr (F == Format::FP32)
+      std::memcpy(dst, src, n * sizeof(float));
+    else
+      decode_block<F, T>(src, n, dst);
+  };
+  if (bc.axis == BlockAxis::Rows) {
+    for (uint64_t j = c0; j < c1; ++j) {
+      const T* col = base + j * ld;
+      for (uint64_t i = 0; i < rows; i += kBlock) {
+        const auto m = static_cast<size_t>(std::min<uint64_t>(rows - i, kBlock));
+        const float* x = buf;
+        if constexpr (F == Format::FP32)
+          x = reinterpret_cast<const float*>(col + i);  // in place
+        else
+          load(col + i, m, buf);
+        process_floats(x, m, sc, acc);
+        block_formats_piece(x, m, bc, acc.blocks);
+      }
+    }
+    return;
+  }
+  constexpr uint64_t kTileRows = kBlock / kMxBlock;
+  for (uint64_t j0 = c0; j0 < c1; j0 += kMxBlock) {
+    const auto pw = static_cast<size_t>(std::min<uint64_t>(kMxBlock, c1 - j0));
+    for (uint64_t i0 = 0; i0 < rows; i0 += kTileRows) {
+      const auto tr = static_cast<size_t>(std::min<uint64_t>(kTileRows, rows - i0));
+      for (size_t c = 0; c < pw; ++c) {
+        const T* col = base + (j0 + c) * ld + i0;
+        for (size_t r = 0; r < tr; ++r) {
+          if constexpr (F == Format::FP32)
+            buf[r * pw + c] = detail::u2f(col[r]);
+          else
+            buf[r * pw + c] = decode_storage_t<F>(col[r]);
+        }
+      }
+      process_floats(buf, tr * pw, sc, acc);
+      if (pw == static_cast<size_t>(kMxBlock)) {
+        block_formats_piece(buf, tr * pw, bc, acc.blocks);
+      } else {
+        for (size_t r = 0; r < tr; ++r) block_formats_piece(buf + r * pw, pw, bc, acc.blocks);
+      }
+    }
+  }
 }
 
 // ---- 8- and 16-bit storage: count codes, fold each distinct code once ----------------------
@@ -575,6 +847,11 @@ void finish(Acc& acc, const ScaleSet& sc, TensorStats* out) {
     out->fmt[f].sum_err2 = acc.err2[f] * sc.inv2[f];
   }
   for (int b = 0; b < kHistBins; ++b) out->hist[b] = acc.hist64[b];
+  const BlockStatsSet& bs = acc.blocks;
+  for (int f = 0; f < kNumBlockFormats; ++f) {
+    out->blocks.fmt[f] = bs.fmt[f];
+    std::memcpy(out->blocks.scale_hist[f], bs.scale_hist[f], sizeof bs.scale_hist[f]);
+  }
   out->hist[0] -= acc.zero;  // zeros landed in bin 0
   for (int b = kHistFirstNonFiniteBin; b < kHistBins; ++b)
     out->hist[b] = 0;  // NaN / Inf (exponent all ones)
@@ -584,7 +861,8 @@ void finish(Acc& acc, const ScaleSet& sc, TensorStats* out) {
 // vectorized loops.
 template <Format F, class T>
 void process_part(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64_t ld, bool codes,
-                  const ScaleSet& sc, Acc& acc) {
+                  const ScaleSet& sc, const BlockCfg& bc, Acc& acc) {
+  if (bc.mask != 0) return process_view_blocks<F, T>(base, rows, c0, c1, ld, sc, bc, acc);
   if constexpr (sizeof(T) <= 2) {
     if (codes) return process_view_codes<F, T>(base, rows, c0, c1, ld, sc, acc);
   }
@@ -593,15 +871,16 @@ void process_part(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64
 
 template <Format F, class T>
 void run_typed(const void* data, uint64_t rows, uint64_t cols, uint64_t ld, const ScaleSet& sc,
-               unsigned threads, TensorStats* out) {
+               const BlockCfg& bc, unsigned threads, TensorStats* out) {
   const auto* base = static_cast<const T*>(data);
   const uint64_t total = rows * cols;
-  const bool codes = sizeof(T) <= 2 && total >= kMinElementsForCodes<T>;
+  // Block formats need the elements in their order: no code counting.
+  const bool codes = sizeof(T) <= 2 && total >= kMinElementsForCodes<T> && bc.mask == 0;
   unsigned nt = threads == 0 ? 1 : threads;
   nt = static_cast<unsigned>(std::min<uint64_t>(nt, std::max<uint64_t>(1, total / kMinPerThread)));
   if (nt <= 1) {
     auto acc = std::make_unique<Acc>();
-    process_part<F, T>(base, rows, 0, cols, ld, codes, sc, *acc);
+    process_part<F, T>(base, rows, 0, cols, ld, codes, sc, bc, *acc);
     finish(*acc, sc, out);
     return;
   }
@@ -610,16 +889,21 @@ void run_typed(const void* data, uint64_t rows, uint64_t cols, uint64_t ld, cons
   std::vector<std::thread> pool;
   const bool by_cols = cols >= nt;
   const uint64_t extent = by_cols ? cols : rows;
+  // With block formats, a split along the block axis falls on a block boundary (kBlock: a
+  // multiple of every block size, as the Rows pieces assume).
+  const bool along_blocks = bc.mask != 0 && (by_cols == (bc.axis == BlockAxis::Cols));
+  const uint64_t align = along_blocks ? (by_cols ? kMxBlock : kBlock) : 1;
+  auto split = [&](unsigned t) { return t == nt ? extent : extent * t / nt / align * align; };
   for (unsigned t = 0; t < nt; ++t) {
-    const uint64_t b = extent * t / nt, e = extent * (t + 1) / nt;
+    const uint64_t b = split(t), e = split(t + 1);
     accs[t] = std::make_unique<Acc>();
     Acc* acc = accs[t].get();
     auto work = [=] {
       FpEnvironment fp_env;  // each thread: FTZ/DAZ off
       if (by_cols)
-        process_part<F, T>(base, rows, b, e, ld, codes, sc, *acc);
+        process_part<F, T>(base, rows, b, e, ld, codes, sc, bc, *acc);
       else
-        process_part<F, T>(base + b, e - b, 0, cols, ld, codes, sc, *acc);
+        process_part<F, T>(base + b, e - b, 0, cols, ld, codes, sc, bc, *acc);
     };
     if (t + 1 == nt)
       work();  // the calling thread takes the last part
@@ -631,9 +915,25 @@ void run_typed(const void* data, uint64_t rows, uint64_t cols, uint64_t ld, cons
   for (unsigned t = 1; t < nt; ++t) {
     auto part = std::make_unique<TensorStats>();
     for (int f = 0; f < kNumTargets; ++f) part->fmt[f].scale = out->fmt[f].scale;
+    part->blocks.mask = out->blocks.mask;
+    part->blocks.axis = out->blocks.axis;
+    part->blocks.nvfp4_tensor_scale = out->blocks.nvfp4_tensor_scale;
     finish(*accs[t], sc, part.get());
     out->merge(*part);
   }
+}
+
+BlockCfg block_cfg(const void* data, Format dtype, uint64_t rows, uint64_t cols, uint64_t ld,
+                   const StatsOptions& opt) {
+  BlockCfg bc;
+  bc.mask = opt.block_formats & kAllBlockFormats;
+  bc.axis = opt.block_axis;
+  if (bc.mask >> (kNumBlockFormats - 1) & 1u) {
+    const float amax =
+        opt.tensor_amax >= 0.0f ? opt.tensor_amax : compute_amax(data, dtype, rows, cols, ld);
+    bc.nvfp4_scale = nvfp4_tensor_scale(amax);
+  }
+  return bc;
 }
 
 }  // namespace
@@ -645,21 +945,25 @@ void compute_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
   if (rows == 0 || cols == 0 || data == nullptr) return;
   if (cols == 1) ld = rows;
   const ScaleSet sc = make_scale_set(opt.scale);
+  const BlockCfg bc = block_cfg(data, dtype, rows, cols, ld, opt);
+  out->blocks.mask = bc.mask;
+  out->blocks.axis = bc.axis;
+  out->blocks.nvfp4_tensor_scale = bc.nvfp4_scale;
   switch (dtype) {
     case Format::FP32:
-      run_typed<Format::FP32, uint32_t>(data, rows, cols, ld, sc, opt.threads, out);
+      run_typed<Format::FP32, uint32_t>(data, rows, cols, ld, sc, bc, opt.threads, out);
       break;
     case Format::BF16:
-      run_typed<Format::BF16, uint16_t>(data, rows, cols, ld, sc, opt.threads, out);
+      run_typed<Format::BF16, uint16_t>(data, rows, cols, ld, sc, bc, opt.threads, out);
       break;
     case Format::FP16:
-      run_typed<Format::FP16, uint16_t>(data, rows, cols, ld, sc, opt.threads, out);
+      run_typed<Format::FP16, uint16_t>(data, rows, cols, ld, sc, bc, opt.threads, out);
       break;
     case Format::E4M3:
-      run_typed<Format::E4M3, uint8_t>(data, rows, cols, ld, sc, opt.threads, out);
+      run_typed<Format::E4M3, uint8_t>(data, rows, cols, ld, sc, bc, opt.threads, out);
       break;
     case Format::E5M2:
-      run_typed<Format::E5M2, uint8_t>(data, rows, cols, ld, sc, opt.threads, out);
+      run_typed<Format::E5M2, uint8_t>(data, rows, cols, ld, sc, bc, opt.threads, out);
       break;
   }
 }
@@ -782,6 +1086,32 @@ void compute_stats_reference(const void* data, Format dtype, uint64_t rows, uint
       std::memcpy(&bits, p + (i + j * ld) * static_cast<uint64_t>(esize),
                   static_cast<size_t>(esize));  // little-endian host
       accumulate_element(*out, decode_storage(dtype, bits), sc);
+    }
+  }
+  // Block formats: each line (a stored column for Rows, a stored row for Cols) in blocks.
+  const BlockCfg bc = block_cfg(data, dtype, rows, cols, cols == 1 ? rows : ld, opt);
+  out->blocks.mask = bc.mask;
+  out->blocks.axis = bc.axis;
+  out->blocks.nvfp4_tensor_scale = bc.nvfp4_scale;
+  if (bc.mask == 0) return;
+  const bool rows_axis = bc.axis == BlockAxis::Rows;
+  const uint64_t lines = rows_axis ? cols : rows, len = rows_axis ? rows : cols;
+  std::vector<float> line(static_cast<size_t>(len));
+  for (uint64_t l = 0; l < lines; ++l) {
+    for (uint64_t k = 0; k < len; ++k) {
+      const uint64_t i = rows_axis ? k : l, j = rows_axis ? l : k;
+      uint32_t bits = 0;
+      std::memcpy(&bits, p + (i + j * ld) * static_cast<uint64_t>(esize),
+                  static_cast<size_t>(esize));
+      line[k] = decode_storage(dtype, bits);
+    }
+    for (int f = 0; f < kNumBlockFormats; ++f) {
+      if (!(bc.mask >> f & 1u)) continue;
+      const auto bsz = static_cast<uint64_t>(block_size_of(f));
+      for (uint64_t k = 0; k < len; k += bsz) {
+        const int m = static_cast<int>(std::min(bsz, len - k));
+        accumulate_block(out->blocks, f, block_stats_of(f, line.data() + k, m, bc.nvfp4_scale), m);
+      }
     }
   }
 }

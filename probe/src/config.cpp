@@ -271,11 +271,27 @@ Config load_config() {
       c.every = u;
   }
   if (const char* v = env("FPSCOPE_FORMATS")) {
+    // Per-tensor targets (bf16, fp16, e4m3, e5m2) and block-scaled formats (mxfp8_e4m3, ...,
+    // nvfp4; `blocks`: all six); `all` is both. A list that names no block format turns the
+    // block statistics off.
     bool f[kNumTargets] = {};
+    uint32_t blocks = 0;
     bool ok = true;
     for (const auto& name : split(v)) {
       if (name == "all") {
         for (bool& x : f) x = true;
+        blocks = kAllBlockFormats;
+        continue;
+      }
+      if (name == "blocks") {
+        blocks = kAllBlockFormats;
+        continue;
+      }
+      int block = -1;
+      for (int i = 0; i < kNumBlockFormats; ++i)
+        if (name == kBlockFormats[i]->name) block = i;
+      if (block >= 0) {
+        blocks |= 1u << block;
         continue;
       }
       Format fmt{};
@@ -286,12 +302,17 @@ Config load_config() {
       }
       f[idx] = true;
     }
-    bool any = false;
+    bool any = blocks != 0;
     for (bool x : f) any = any || x;
-    if (!ok || !any)
-      bad("FPSCOPE_FORMATS", v, "a comma list of bf16, fp16, e4m3, e5m2 (or all)", "all");
-    else
+    if (!ok || !any) {
+      bad("FPSCOPE_FORMATS", v,
+          "a comma list of bf16, fp16, e4m3, e5m2, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, "
+          "mxfp6_e2m3, mxfp4, nvfp4 (or blocks, all)",
+          "all");
+    } else {
       std::memcpy(c.formats, f, sizeof f);
+      c.block_formats = blocks;
+    }
   }
   if (const char* v = env("FPSCOPE_OPS")) {
     bool roles[4] = {};
@@ -419,7 +440,11 @@ std::string config_json(const Config& c) {
   auto formats = nlohmann::json::array();
   for (int i = 0; i < kNumTargets; ++i)
     if (c.formats[i]) formats.push_back(spec(kTargets[i]).name);
+  auto block_formats = nlohmann::json::array();
+  for (int i = 0; i < kNumBlockFormats; ++i)
+    if (c.block_formats >> i & 1u) block_formats.push_back(kBlockFormats[i]->name);
   j["formats"] = formats;
+  j["block_formats"] = block_formats;
   auto roles = nlohmann::json::array();
   for (int i = 0; i < 4; ++i)
     if (c.roles[i]) roles.push_back(std::string(1, static_cast<char>('A' + i)));

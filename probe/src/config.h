@@ -10,6 +10,7 @@
 
 #include "fpscope/formats.h"
 #include "fpscope/scaling.h"
+#include "fpscope/stats.h"
 #include "fpscope/trace_types.h"
 #include "log.h"
 
@@ -47,8 +48,10 @@ struct Config {
   std::string output = "fpscope-%p.fpst";                // %p pid, %r rank, %h host, %% a literal %
   uint64_t every = 10;                                   // record every N-th step (1 = every step)
   bool formats[kNumTargets] = {true, true, true, true};  // kTargets order
-  bool roles[4] = {true, true, true, true};              // A, B, C, D
-  std::vector<std::string> ops;                          // empty = every op
+  // Block-scaled formats measured per operand (bit f: kBlockFormats[f]; FPSCOPE_FORMATS).
+  uint32_t block_formats = kAllBlockFormats;
+  bool roles[4] = {true, true, true, true};  // A, B, C, D
+  std::vector<std::string> ops;              // empty = every op
   LogLevel log = LogLevel::Warn;
   uint32_t flush_ms = 100;
   uint64_t flush_bytes = 1 << 20;

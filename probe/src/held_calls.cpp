@@ -37,6 +37,16 @@ bool HeldCalls::keep(uint64_t seq, int i, const TensorStats& s) {
     c.hist.clear();
     for (int b = 0; b < kHistBins; ++b)
       if (s.hist[b] != 0) c.hist.emplace_back(static_cast<uint16_t>(b), s.hist[b]);
+    c.blocks = trace::BlockStatsRecord{};
+    c.blocks.mask = s.blocks.mask;
+    c.blocks.axis = s.blocks.axis;
+    c.blocks.nvfp4_tensor_scale = s.blocks.nvfp4_tensor_scale;
+    for (int f = 0; f < kNumBlockFormats && s.blocks.mask != 0; ++f) {
+      c.blocks.fmt[f] = s.blocks.fmt[f];
+      for (int b = 0; b < kBlockScaleBins; ++b)
+        if (s.blocks.scale_hist[f][b] != 0)
+          c.blocks.scale_hist[f].emplace_back(static_cast<uint8_t>(b), s.blocks.scale_hist[f][b]);
+    }
   }
   return true;
 }
@@ -52,6 +62,7 @@ void HeldCalls::release(size_t index, const uint32_t tensor[kMaxOperands], uint6
       static_cast<StatsScalars&>(*expanded_) = h.stats[k].scalars;
       std::memset(expanded_->hist, 0, sizeof expanded_->hist);
       for (const auto& [b, c] : h.stats[k].hist) expanded_->hist[b] = c;
+      h.stats[k].blocks.expand_into(&expanded_->blocks);
       emit(StatsTarget{tensor[k], step, h.seq, h.desc.stream, h.time_ns}, *expanded_);
     } else if (h.pending[k]) {
       late.tensor[k] = tensor[k];

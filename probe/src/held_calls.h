@@ -71,6 +71,7 @@ class HeldCalls {
   struct CompactStats {
     StatsScalars scalars;
     std::vector<std::pair<uint16_t, uint64_t>> hist;
+    trace::BlockStatsRecord blocks;  // block-scaled formats, sparse (mask 0: none)
   };
   struct Held {
     uint64_t seq = 0;

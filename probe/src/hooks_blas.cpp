@@ -61,6 +61,10 @@ OperandDesc operand(Role role, Format dtype, bool trans, bool row_major, int64_t
   o.rows = valid ? static_cast<uint64_t>(sr) : 0;  // invalid: not measured (the BLAS will refuse)
   o.cols = valid ? static_cast<uint64_t>(sc) : 0;
   o.ld = valid ? static_cast<uint64_t>(ld) : 0;
+  // Blocks along k: op(A)'s columns, op(B)'s rows; along a row of C/D (its columns). Stored
+  // rows are op()'s rows unless exactly one of trans / row-major swaps them.
+  const bool along_op_cols = role != Role::B;
+  o.block_axis = along_op_cols == (trans != row_major) ? BlockAxis::Rows : BlockAxis::Cols;
   return o;
 }
 
@@ -76,13 +80,16 @@ OperandDesc operand(Role role, Format dtype, bool trans, bool row_major, int64_t
 // activation is read by its layer's forward GEMM and again by the weight-gradient GEMM at the end
 // of the backward pass, a weight by the forward and the input-gradient GEMM; a 4-layer MLP reads
 // ~30 operands a step, a 4-layer TransformerEncoder ~150 plus 64 per batched attention GEMM (the
-// slices of PyTorch's CPU bmm). 256 entries of 8 KiB each: 2 MiB per thread that calls BLAS,
-// allocated as they are first used (with 64, the weights were gone by the backward pass: 3x
-// fewer weight hits, docs/benchmarks/probe.md).
+// slices of PyTorch's CPU bmm). 256 entries of ~21 KiB each (the histogram and the block-format
+// scale histograms): ~5 MiB per thread that calls BLAS, allocated as they are first used (with
+// 64, the weights were gone by the backward pass: 3x fewer weight hits, docs/benchmarks/probe.md).
+// The key includes the block axis: one buffer read as A in one GEMM and B in another has other
+// blocks.
 struct RecentStats {
   const void* data = nullptr;
   uint64_t rows = 0, cols = 0, ld = 0;
   Format dtype = Format::FP32;
+  BlockAxis block_axis = BlockAxis::Rows;
   float scale[kNumTargets] = {};
   uint64_t fingerprint = 0;
   std::unique_ptr<TensorStats> stats;
@@ -98,8 +105,11 @@ const TensorStats& compute(Recorder* rec, const GemmTicket& t, const GemmDesc& d
   opt.threads = rec->stats_threads();
   const OperandDesc& o = d.operands[i];
   const float amax =
-      rec->fp8_needs_amax() ? compute_amax(data, o.dtype, o.rows, o.cols, o.ld) : 0.0f;
-  rec->stats_scales(t, i, amax, opt.scale);
+      rec->fp8_needs_amax() ? compute_amax(data, o.dtype, o.rows, o.cols, o.ld) : -1.0f;
+  rec->stats_scales(t, i, amax < 0.0f ? 0.0f : amax, opt.scale);
+  opt.block_formats = rec->block_formats();
+  opt.block_axis = o.block_axis;
+  opt.tensor_amax = amax;  // < 0: compute_stats finds it when NVFP4 is on
   if (o.role != Role::A && o.role != Role::B) {
     thread_local std::unique_ptr<TensorStats> output;  // 8 KiB, off the stack
     if (!output) output = std::make_unique<TensorStats>();
@@ -109,7 +119,7 @@ const TensorStats& compute(Recorder* rec, const GemmTicket& t, const GemmDesc& d
   const uint64_t fp = content_fingerprint(data, o.dtype, o.rows, o.cols, o.ld);
   for (RecentStats& r : recent) {
     if (r.stats && r.data == data && r.rows == o.rows && r.cols == o.cols && r.ld == o.ld &&
-        r.dtype == o.dtype && r.fingerprint == fp &&
+        r.dtype == o.dtype && r.block_axis == o.block_axis && r.fingerprint == fp &&
         std::memcmp(r.scale, opt.scale, sizeof opt.scale) == 0)
       return *r.stats;
   }
@@ -123,6 +133,7 @@ const TensorStats& compute(Recorder* rec, const GemmTicket& t, const GemmDesc& d
   r.cols = o.cols;
   r.ld = o.ld;
   r.dtype = o.dtype;
+  r.block_axis = o.block_axis;
   std::memcpy(r.scale, opt.scale, sizeof opt.scale);
   r.fingerprint = fp;
   return *r.stats;

@@ -552,6 +552,10 @@ unsigned Recorder::stats_threads() const {
   return impl_->cfg.stats_threads;
 }
 
+uint32_t Recorder::block_formats() const {
+  return impl_->cfg.block_formats;
+}
+
 namespace {
 std::atomic<void (*)()> g_flush_hooks[4];
 }  // namespace

@@ -42,6 +42,9 @@ struct OperandDesc {
   uint64_t rows = 0;
   uint64_t cols = 0;
   uint64_t ld = 0;
+  // Which way block-scaled formats' blocks run in the stored view: along the GEMM's reduction
+  // dimension k for A and B, along the rows of C and D (docs/metrics.md "Block-scaled formats").
+  BlockAxis block_axis = BlockAxis::Rows;
   // Where it is stored (an identity only, never read by the recorder: backward GEMMs are named
   // after the forward GEMM whose buffers they read, grad_names.h); nullptr when unknown.
   const void* data = nullptr;
@@ -158,6 +161,8 @@ class Recorder {
   void flush();
   // FPSCOPE_STATS_THREADS: threads for host statistics (StatsOptions::threads).
   unsigned stats_threads() const;
+  // FPSCOPE_FORMATS: the block-scaled formats measured per operand (StatsOptions::block_formats).
+  uint32_t block_formats() const;
   // FPSCOPE_EMULATE: the format host GEMMs run in (emulate.h); FP32 = off.
   Format emulate() const;
 

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -151,6 +152,70 @@ static void check_one(const char* what, Format dtype, const std::vector<float>& 
   CK(cudaFree(d_slot));
 }
 
+// Block-scaled formats: launch_block_stats after launch_tensor_stats against compute_stats with
+// every block format on, along `axis`. Counts and scale histograms must be equal (the same
+// block_numerics.h math per block); sums within the host's FP32-lane bound.
+static void check_blocks(const char* what, Format dtype, const std::vector<float>& src,
+                         uint64_t rows, uint64_t cols, uint64_t ld, BlockAxis axis) {
+  const size_t n = src.size();
+  const size_t esz = dtype == Format::FP32 ? 4 : 2;
+  std::vector<unsigned char> host_bytes(n * esz);
+  for (size_t i = 0; i < n; ++i) {
+    if (dtype == Format::FP32) {
+      std::memcpy(&host_bytes[i * 4], &src[i], 4);
+    } else {
+      __nv_bfloat16 b = __float2bfloat16_rn(src[i]);
+      std::memcpy(&host_bytes[i * 2], &b, 2);
+    }
+  }
+  void* d_data = nullptr;
+  TensorStats* d_slot = nullptr;
+  CK(cudaMalloc(&d_data, host_bytes.size()));
+  CK(cudaMalloc(&d_slot, sizeof(TensorStats)));
+  CK(cudaMemcpy(d_data, host_bytes.data(), host_bytes.size(), cudaMemcpyHostToDevice));
+  const float unit[4] = {1, 1, 1, 1};
+  CK(launch_tensor_stats(d_data, dtype, rows, cols, ld, unit, d_slot, 0));
+  CK(launch_block_stats(d_data, dtype, rows, cols, ld, 1, 0, kAllBlockFormats, axis, d_slot, 0));
+  auto dev = std::make_unique<TensorStats>();
+  CK(cudaMemcpy(dev.get(), d_slot, sizeof(TensorStats), cudaMemcpyDeviceToHost));
+  StatsOptions opt;
+  opt.block_formats = kAllBlockFormats;
+  opt.block_axis = axis;
+  auto host = std::make_unique<TensorStats>();
+  compute_stats(host_bytes.data(), dtype, rows, cols, ld, opt, host.get());
+  const int before = g_fail;
+  const BlockStatsSet &d = dev->blocks, &h = host->blocks;
+  expect_eq_u(what, "blocks.mask", d.mask, h.mask);
+  expect_eq_u(what, "blocks.axis", static_cast<uint64_t>(d.axis), static_cast<uint64_t>(h.axis));
+  expect_eq_f(what, "blocks.nvfp4_tensor_scale", d.nvfp4_tensor_scale, h.nvfp4_tensor_scale);
+  for (int f = 0; f < kNumBlockFormats; ++f) {
+    char field[96];
+    const BlockFormatCounts &a = d.fmt[f], &b = h.fmt[f];
+    const uint64_t av[8] = {a.blocks,      a.elements,        a.flushed,        a.saturated,
+                            a.zero_blocks, a.scale_underflow, a.scale_overflow, a.nan_scale};
+    const uint64_t bv[8] = {b.blocks,      b.elements,        b.flushed,        b.saturated,
+                            b.zero_blocks, b.scale_underflow, b.scale_overflow, b.nan_scale};
+    for (int k = 0; k < 8; ++k) {
+      std::snprintf(field, sizeof field, "%s.count%d", kBlockFormats[f]->name, k);
+      expect_eq_u(what, field, av[k], bv[k]);
+    }
+    std::snprintf(field, sizeof field, "%s.sum_err2", kBlockFormats[f]->name);
+    expect_close(what, field, a.sum_err2, b.sum_err2, 1e-4);
+    std::snprintf(field, sizeof field, "%s.sum_x2", kBlockFormats[f]->name);
+    expect_close(what, field, a.sum_x2, b.sum_x2, 1e-9);
+    for (int bin = 0; bin < kBlockScaleBins; ++bin) {
+      std::snprintf(field, sizeof field, "%s.scale_hist[%d]", kBlockFormats[f]->name, bin);
+      expect_eq_u(what, field, d.scale_hist[f][bin], h.scale_hist[f][bin]);
+    }
+  }
+  std::printf("%s %s (rows %llu cols %llu ld %llu, block axis %s)\n",
+              g_fail == before ? "ok:  " : "FAIL:", what, (unsigned long long)rows,
+              (unsigned long long)cols, (unsigned long long)ld,
+              axis == BlockAxis::Rows ? "rows" : "cols");
+  CK(cudaFree(d_data));
+  CK(cudaFree(d_slot));
+}
+
 __global__ void plain_sum(const float4* p, size_t n4, float* out) {
   float acc = 0.f;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4;
@@ -208,6 +273,16 @@ int main() {
     check_one("fp16 contiguous", Format::FP16, v, 1 << 22, 1, 1 << 22, unit);
     auto w = make_data(12345, 2);
     check_one("fp32 12345 (tail)", Format::FP32, w, 12345, 1, 12345, unit);
+    // Block formats (issue 19): both axes, padding, partial blocks, NaN/Inf/zero/subnormal
+    // elements from make_data, BF16 storage.
+    check_blocks("blocks fp32 1000x4000 ld 1048 rows", Format::FP32, v, 1000, 4000, 1048,
+                 BlockAxis::Rows);
+    check_blocks("blocks fp32 1000x4000 ld 1048 cols", Format::FP32, v, 1000, 4000, 1048,
+                 BlockAxis::Cols);
+    check_blocks("blocks bf16 contiguous rows", Format::BF16, v, 1 << 22, 1, 1 << 22,
+                 BlockAxis::Rows);
+    check_blocks("blocks fp32 12345 x 1 cols", Format::FP32, w, 12345, 1, 12345, BlockAxis::Cols);
+    check_blocks("blocks fp32 111x100 cols", Format::FP32, w, 111, 100, 123, BlockAxis::Cols);
   }
   // Bandwidth over 1 GiB.
   const size_t bytes = size_t(1) << 30;

@@ -157,6 +157,30 @@ TEST_F(Env, GoodValues) {
   EXPECT_EQ(c.steps, StepMode::Api);
 }
 
+// Issue 19: FPSCOPE_FORMATS names the block-scaled formats too; a list without them turns the
+// block statistics off, `blocks` and `all` (the default) turn all six on.
+TEST_F(Env, FormatsSelectBlockFormats) {
+  EXPECT_EQ(load_config().block_formats, fpscope::kAllBlockFormats);  // unset: all
+  setenv("FPSCOPE_FORMATS", "fp16,mxfp4, nvfp4", 1);
+  Config c = load_config();
+  EXPECT_EQ(c.block_formats, (1u << 4) | (1u << 5));
+  EXPECT_TRUE(c.formats[fpscope::target_index(fpscope::Format::FP16)]);
+  EXPECT_FALSE(c.formats[fpscope::target_index(fpscope::Format::BF16)]);
+  setenv("FPSCOPE_FORMATS", "bf16,fp16,e4m3,e5m2", 1);
+  EXPECT_EQ(load_config().block_formats, 0u);
+  setenv("FPSCOPE_FORMATS", "blocks", 1);
+  c = load_config();
+  EXPECT_EQ(c.block_formats, fpscope::kAllBlockFormats);
+  for (bool f : c.formats) EXPECT_FALSE(f);
+  setenv("FPSCOPE_FORMATS", "mxfp8_e5m2,mxfp6_e2m3", 1);
+  EXPECT_EQ(load_config().block_formats, (1u << 1) | (1u << 3));
+  setenv("FPSCOPE_FORMATS", "all", 1);
+  EXPECT_EQ(load_config().block_formats, fpscope::kAllBlockFormats);
+  const auto j = nlohmann::json::parse(config_json(load_config()));
+  EXPECT_EQ(j["block_formats"].size(), 6u);
+  EXPECT_EQ(j["block_formats"][5], "nvfp4");
+}
+
 TEST_F(Env, BadValuesFallBackToDefaults) {
   setenv("FPSCOPE_EVERY", "-1", 1);
   setenv("FPSCOPE_FORMATS", "fp7", 1);

@@ -66,7 +66,15 @@ const char* step_source_name(StepSource s) {
 }
 
 TensorStats Trace::full_stats(const ObservationRecord& rec) const {
-  return expand_stats(rec, hist_bins, hist_counts);
+  const BlockStatsRecord* b = nullptr;
+  if (!block_stats.empty() && &rec >= observations.data() &&
+      &rec < observations.data() + observations.size())
+    b = blocks_of(static_cast<size_t>(&rec - observations.data()));
+  return expand_stats(rec, hist_bins, hist_counts, b);
+}
+
+const BlockStatsRecord* Trace::blocks_of(size_t obs) const {
+  return find_blocks(block_stats, obs);
 }
 
 namespace detail {
@@ -420,7 +428,8 @@ namespace {
 // Sizes of every vector of a Trace, to roll back a chunk that turned out malformed. `hist` is
 // passed in: with a histogram thread the pool is that thread's until it is joined.
 struct Marks {
-  size_t tensors, observations, hist, steps, loss_scales, weight_updates, events, losses;
+  size_t tensors, observations, hist, steps, loss_scales, weight_updates, events, losses,
+      block_stats;
   uint64_t unknown_records;
   Marks(const Trace& t, size_t hist_entries, uint64_t unknown)
       : tensors(t.tensors.size()),
@@ -431,6 +440,7 @@ struct Marks {
         weight_updates(t.weight_updates.size()),
         events(t.events.size()),
         losses(t.losses.size()),
+        block_stats(t.block_stats.size()),
         unknown_records(unknown) {}
   void restore(Trace* t, bool hist_too) const {
     t->tensors.resize(tensors);
@@ -444,6 +454,7 @@ struct Marks {
     t->weight_updates.resize(weight_updates);
     t->events.resize(events);
     t->losses.resize(losses);
+    t->block_stats.resize(block_stats);
   }
 };
 
@@ -613,6 +624,7 @@ bool read_impl(const std::string& path, Trace* out, ReadError* err, const ReadOp
   // ---- chunks ----
   // Heap: the decoder carries two 1024-entry histogram buffers.
   auto dec = std::make_unique<RecordDecoder<Trace>>(out, 0);
+  dec->set_format_minor(hdr.minor);
   const bool threaded = opt.threads > 1 || (opt.threads == 0 && size >= kThreadedBytes &&
                                             std::thread::hardware_concurrency() > 1);
   std::unique_ptr<HistThread> hist;

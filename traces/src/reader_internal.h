@@ -195,6 +195,53 @@ inline const char* decode_histogram(Cursor& r, uint64_t n, uint16_t* bins, uint6
   return nullptr;
 }
 
+// The block-format section of observation `obs` in a reader's pool (sorted by observation).
+inline const BlockStatsRecord* find_blocks(const std::vector<BlockStatsRecord>& pool, size_t obs) {
+  auto it = std::lower_bound(
+      pool.begin(), pool.end(), obs,
+      [](const BlockStatsRecord& b, size_t k) { return static_cast<size_t>(b.observation) < k; });
+  return it != pool.end() && it->observation == obs ? &*it : nullptr;
+}
+
+// Decodes a 1.3 block-format section (FORMAT.md 5.2) into *b. nullptr or why not.
+inline const char* decode_block_section(Cursor& r, BlockStatsRecord* b) {
+  const uint8_t axis = r.u8();
+  if (axis > static_cast<uint8_t>(BlockAxis::Cols)) return "observation with an unknown block axis";
+  b->axis = static_cast<BlockAxis>(axis);
+  b->nvfp4_tensor_scale = r.f32();
+  const uint64_t mask = r.varint();
+  if (!r.ok) return "truncated block-format section";
+  for (int f = 0; f < 64 && (mask >> f) != 0; ++f) {
+    if (!(mask >> f & 1u)) continue;
+    const uint64_t len = r.varint();
+    if (!r.ok || len > r.left()) return "truncated block-format section";
+    Cursor e{r.p, r.p + len};
+    r.p += len;
+    if (f >= kNumBlockFormats) continue;  // a later minor's format: skipped by its length
+    b->mask |= 1u << f;
+    BlockFormatCounts& c = b->fmt[f];
+    for (uint64_t* v : {&c.blocks, &c.elements, &c.flushed, &c.saturated, &c.zero_blocks,
+                        &c.scale_underflow, &c.scale_overflow, &c.nan_scale})
+      *v = e.varint();
+    c.sum_err2 = e.f64();
+    c.sum_x2 = e.f64();
+    const uint64_t n = e.varint();
+    if (!e.ok || n > static_cast<uint64_t>(kBlockScaleBins) || n > e.left() / 2)
+      return "malformed block-format entry";
+    uint64_t bin = 0;
+    b->scale_hist[f].reserve(static_cast<size_t>(n));
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t delta = e.varint();
+      const uint64_t count = e.varint();
+      if (!e.ok || (i > 0 && delta == 0) || delta >= static_cast<uint64_t>(kBlockScaleBins) - bin)
+        return "malformed block-scale histogram";
+      bin += delta;
+      b->scale_hist[f].emplace_back(static_cast<uint8_t>(bin), count);
+    }
+  }
+  return nullptr;
+}
+
 // Decodes one RECORDS payload into `Out` (Trace or ChunkRecords: the same member names). Record
 // order and tensor numbering continue from what `out` already holds plus `tensors_before`.
 // With defer_histograms(jobs), observation histograms are checked for size only and queued in
@@ -206,6 +253,12 @@ class RecordDecoder {
       : out_(out), base_(tensors_before), hist_total_(out->hist_bins.size()) {}
 
   void defer_histograms(std::vector<HistJob>* jobs) { jobs_ = jobs; }
+  // Files before format 1.3 carry no block-format sections (their observations' extra bytes,
+  // if any, are ignored as a later minor's).
+  void set_format_minor(uint16_t minor) {
+    block_sections_ = minor >= 3;
+    block_sections_strict_ = minor == 3;
+  }
   // Histogram entries assigned so far (the pool's size once every job is decoded).
   uint64_t hist_total() const { return hist_total_; }
   void set_hist_total(uint64_t n) { hist_total_ = n; }
@@ -337,11 +390,30 @@ class RecordDecoder {
     if (!bad && nbins > r.left() / 2) bad = "observation histogram longer than its record";
     if (!bad && hist_total_ + nbins > std::numeric_limits<uint32_t>::max())
       bad = "histogram pool exceeds 2^32 entries";
+    const uint8_t* const hist_at = r.p;
     if (!bad && !jobs_) bad = decode_histogram(r, nbins, bins_, counts_);
+    // Format 1.3: a block-format section may follow the histogram (with deferred histograms,
+    // the histogram is walked over here to find it).
+    if (!bad && block_sections_) {
+      if (jobs_) {
+        for (uint64_t i = 0; i < 2 * nbins; ++i) r.varint();
+        if (!r.ok) bad = "malformed observation histogram";
+      }
+      if (!bad && r.left() > 0) {
+        BlockStatsRecord& b = out_->block_stats.emplace_back();
+        b.observation = static_cast<uint32_t>(obs.size() - 1);
+        bad = decode_block_section(r, &b);
+        if (bad) out_->block_stats.pop_back();
+        // A later minor's file: bytes after the histogram that are not a 1.3 section are that
+        // minor's own fields (the file is still read; the observation has no block section).
+        if (bad && !block_sections_strict_) bad = nullptr;
+      }
+    }
     if (bad) {
       obs.pop_back();
       return bad;
     }
+    r.p = jobs_ ? hist_at : r.p;  // the job decodes the histogram from its start
     o.tensor = static_cast<uint32_t>(tensor);
     o.hist_begin = static_cast<uint32_t>(hist_total_);
     o.hist_len = static_cast<uint32_t>(nbins);
@@ -361,6 +433,8 @@ class RecordDecoder {
   uint64_t base_;
   uint64_t hist_total_;
   std::vector<HistJob>* jobs_ = nullptr;
+  bool block_sections_ = true;
+  bool block_sections_strict_ = true;
   uint16_t bins_[kHistBins];
   uint64_t counts_[kHistBins];
 };
@@ -374,8 +448,10 @@ const char* scan_records(const uint8_t* p, size_t n, std::vector<TensorInfo>* te
 // An observation's full statistics from its scalars and its slice of a sparse histogram (the
 // one expansion behind Trace::full_stats and ChunkRecords::full_stats).
 template <class Bins, class Counts>
-TensorStats expand_stats(const ObservationRecord& rec, const Bins& bins, const Counts& counts) {
+TensorStats expand_stats(const ObservationRecord& rec, const Bins& bins, const Counts& counts,
+                         const BlockStatsRecord* blocks) {
   TensorStats s;
+  if (blocks) blocks->expand_into(&s.blocks);
   static_cast<StatsScalars&>(s) = rec.stats;
   const size_t end = static_cast<size_t>(rec.hist_begin) + rec.hist_len;
   if (end <= bins.size() && end <= counts.size()) {

@@ -28,12 +28,21 @@ void ChunkRecords::clear() {
   weight_updates.clear();
   events.clear();
   losses.clear();
+  block_stats.clear();
   order.clear();
   unknown_records = 0;
 }
 
 TensorStats ChunkRecords::full_stats(const ObservationRecord& rec) const {
-  return expand_stats(rec, hist_bins, hist_counts);
+  const BlockStatsRecord* b = nullptr;
+  if (!block_stats.empty() && &rec >= observations.data() &&
+      &rec < observations.data() + observations.size())
+    b = blocks_of(static_cast<size_t>(&rec - observations.data()));
+  return expand_stats(rec, hist_bins, hist_counts, b);
+}
+
+const BlockStatsRecord* ChunkRecords::blocks_of(size_t obs) const {
+  return find_blocks(block_stats, obs);
 }
 
 uint64_t ChunkRecords::step_of(RecordKind kind, uint32_t index) const {
@@ -424,6 +433,7 @@ bool TraceFile::read_chunk(uint32_t k, ChunkRecords* out, std::string* why) {
       return false;
     }
     auto dec = std::make_unique<RecordDecoder<ChunkRecords>>(out, m.tensors_before[k]);
+    dec->set_format_minor(m.hdr.minor);
     ChunkSummary sum;
     if (const char* bad_why = dec->decode(payload, plen, &sum)) {
       out->clear();
@@ -477,7 +487,8 @@ bool TraceFile::read_steps(uint64_t step_lo, uint64_t step_hi, Trace* out, std::
       tensors_through = buf.tensors_before + buf.tensors.size();
       out->unknown_records += buf.unknown_records;
       auto in = [&](uint64_t s) { return s >= step_lo && s <= step_hi; };
-      for (const ObservationRecord& o : buf.observations) {
+      for (size_t oi = 0; oi < buf.observations.size(); ++oi) {
+        const ObservationRecord& o = buf.observations[oi];
         if (!in(o.step)) continue;
         // The Trace's uint32_t indices (observations, histogram pool) as read_trace() keeps them.
         if (out->observations.size() >= kMaxObservations ||
@@ -487,6 +498,10 @@ bool TraceFile::read_steps(uint64_t step_lo, uint64_t step_hi, Trace* out, std::
                    "histogram entries (the reader's limit)";
           ok = false;
           break;
+        }
+        if (const BlockStatsRecord* b = buf.blocks_of(oi)) {
+          BlockStatsRecord& nb = out->block_stats.emplace_back(*b);
+          nb.observation = static_cast<uint32_t>(out->observations.size());
         }
         ObservationRecord& r = out->observations.emplace_back(o);
         r.hist_begin = static_cast<uint32_t>(out->hist_bins.size());

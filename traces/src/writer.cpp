@@ -33,9 +33,14 @@ using namespace detail;
 using Clock = std::chrono::steady_clock;
 
 // Worst-case encoded size of an observation body (see FORMAT.md "OBSERVATION").
+// Format 1.3's block-format section: axis, tensor scale, mask, then per format its length and
+// eight counts, two sums and a sparse scale histogram.
+constexpr size_t kMaxBlockEntry =
+    8 * kMaxVarint + 2 * 8 + kMaxVarint + kBlockScaleBins * (2 + kMaxVarint);
 constexpr size_t kMaxObsBody = 10 * kMaxVarint + 3 * 4 + 2 * 8 + kMaxVarint +
                                kNumTargets * (1 + 3 * kMaxVarint + 8 + 4) + kMaxVarint +
-                               kHistBins * (2 + kMaxVarint);
+                               kHistBins * (2 + kMaxVarint) + 1 + 4 + kMaxVarint +
+                               kNumBlockFormats * (kMaxVarint + kMaxBlockEntry);
 constexpr size_t kMaxRecordHead = 1 + kMaxVarint;
 
 std::string errno_message(const std::string& path, const char* what, int err) {
@@ -164,6 +169,42 @@ class Writer final : public TraceWriter {
     return index;
   }
 
+  // FORMAT.md 5.2, format 1.3: the block-format section after the histogram.
+  static uint8_t* put_block_section(uint8_t* p, const BlockStatsSet& bs) {
+    p = put_u8(p, static_cast<uint8_t>(bs.axis));
+    p = put_f32(p, bs.nvfp4_tensor_scale);
+    const uint32_t mask = bs.mask & kAllBlockFormats;
+    p = put_varint(p, mask);
+    for (int f = 0; f < kNumBlockFormats; ++f) {
+      if (!(mask >> f & 1u)) continue;
+      uint8_t* const len_at = p;
+      p += 3;  // entry length: a three-byte padded varint (< 2^21)
+      uint8_t* const body = p;
+      const BlockFormatCounts& c = bs.fmt[f];
+      for (uint64_t v : {c.blocks, c.elements, c.flushed, c.saturated, c.zero_blocks,
+                         c.scale_underflow, c.scale_overflow, c.nan_scale})
+        p = put_varint(p, v);
+      p = put_f64(p, c.sum_err2);
+      p = put_f64(p, c.sum_x2);
+      uint32_t n = 0;
+      for (int b = 0; b < kBlockScaleBins; ++b) n += bs.scale_hist[f][b] != 0;
+      p = put_varint(p, n);
+      int prev = 0;
+      for (int b = 0; b < kBlockScaleBins; ++b) {
+        const uint64_t k = bs.scale_hist[f][b];
+        if (k == 0) continue;
+        p = put_varint(p, static_cast<uint64_t>(b - prev));
+        p = put_varint(p, k);
+        prev = b;
+      }
+      const auto len = static_cast<uint32_t>(p - body);
+      len_at[0] = static_cast<uint8_t>((len & 0x7F) | 0x80);
+      len_at[1] = static_cast<uint8_t>(((len >> 7) & 0x7F) | 0x80);
+      len_at[2] = static_cast<uint8_t>(len >> 14);
+    }
+    return p;
+  }
+
   void observe_impl(const Observation& o) {
     if (refuse()) return;
     uint8_t* const start = tls_scratch;
@@ -208,6 +249,7 @@ class Writer final : public TraceWriter {
     }
     nbins_at[0] = static_cast<uint8_t>((nbins & 0x7F) | 0x80);
     nbins_at[1] = static_cast<uint8_t>(nbins >> 7);
+    if (s.blocks.mask != 0) p = put_block_section(p, s.blocks);
     const size_t len = static_cast<size_t>(p - start);
 
     std::unique_lock lk(sh_->mu);

@@ -33,6 +33,7 @@
 
 #include "fpscope/formats.h"
 #include "fpscope/numerics.h"
+#include "fpscope/stats.h"
 
 namespace fpscope {
 
@@ -349,5 +350,54 @@ FPSCOPE_HD inline BlockStats nvfp4_block_stats(const float* x, int n, float tens
   }
   return r;
 }
+
+// ---- one source of truth for the statistics pass (host_stats.cpp, stats_kernels.cu) ---------
+// Block format f of kBlockFormats (0..5) over one block of n <= block size elements.
+FPSCOPE_HD inline BlockStats block_stats_of(int f, const float* x, int n, float nvfp4_scale) {
+  switch (f) {
+    case 0:
+      return mx_block_stats<kMxfp8E4M3>(x, n);
+    case 1:
+      return mx_block_stats<kMxfp8E5M2>(x, n);
+    case 2:
+      return mx_block_stats<kMxfp6E3M2>(x, n);
+    case 3:
+      return mx_block_stats<kMxfp6E2M3>(x, n);
+    case 4:
+      return mx_block_stats<kMxfp4>(x, n);
+    default:
+      return nvfp4_block_stats(x, n, nvfp4_scale);
+  }
+}
+
+// The block-scale histogram bin of a block scale value (stats.h kBlockScaleBins): its FP32
+// biased exponent (E8M0 2^-127 and a zero NVFP4 scale: 0; NaN: 255).
+FPSCOPE_HD inline int block_scale_bin(float scale) {
+  return fp32_biased_exponent(detail::f2u(scale) & kFp32AbsMask);
+}
+
+// Folds one block (n elements) of format f into a statistics set.
+FPSCOPE_HD inline void accumulate_block(BlockStatsSet& s, int f, const BlockStats& b, int n) {
+  BlockFormatCounts& c = s.fmt[f];
+  c.blocks += 1;
+  c.elements += b.nan_scale ? 0u : static_cast<uint32_t>(n);
+  c.flushed += b.flushed;
+  c.saturated += b.saturated;
+  c.zero_blocks += b.zero_block;
+  c.scale_underflow += b.scale_underflow;
+  c.scale_overflow += b.scale_overflow;
+  c.nan_scale += b.nan_scale;
+  c.sum_err2 += b.sum_err2;
+  c.sum_x2 += b.sum_x2;
+  s.scale_hist[f][block_scale_bin(b.scale)] += 1;
+}
+
+// Element count of one block of format f.
+FPSCOPE_HD inline int block_size_of(int f) {
+  return f == kNumBlockFormats - 1 ? kNvfp4.block_size : kMxfp4.block_size;
+}
+static_assert(kBlockFormats[kNumBlockFormats - 1] == &kNvfp4 && kNvfp4.block_size == 16 &&
+                  kMxfp8E4M3.block_size == 32 && kMxfp6E2M3.block_size == 32,
+              "block_size_of and block_stats_of follow kBlockFormats' order");
 
 }  // namespace fpscope

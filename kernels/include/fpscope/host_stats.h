@@ -17,6 +17,15 @@ struct StatsOptions {
   // Threads the pass may use (1: the calling thread only). Extra threads are only started for
   // tensors large enough to gain from them.
   unsigned threads = 1;
+  // Block-scaled formats (stats.h BlockStatsSet, docs/metrics.md "Block-scaled formats"): bit f
+  // measures kBlockFormats[f] (kAllBlockFormats: all six); 0 (the default) measures none and
+  // leaves the pass as it was. Blocks run along block_axis, restarting at each line (a stored
+  // column for Rows, a stored row for Cols); a line's last block may be partial.
+  uint32_t block_formats = 0;
+  BlockAxis block_axis = BlockAxis::Rows;
+  // NVFP4's per-tensor scale is 6 * 448 / (the tensor's finite amax). < 0: unknown, and
+  // compute_stats finds it first (compute_amax: one extra read-only pass) when NVFP4 is on.
+  float tensor_amax = -1.0f;
 };
 
 // Statistics of the column-major 2-D view of `data`: element (i, j) at index i + j * ld, for
@@ -39,7 +48,8 @@ uint64_t content_fingerprint(const void* data, Format dtype, uint64_t rows, uint
                              uint64_t ld);
 
 // The same statistics computed element by element with numerics.h's accumulate_element (no
-// vectorization, no threads): the reference the fast pass is tested against.
+// vectorization, no threads), and the block formats block by block with block_numerics.h's
+// block_stats_of: the reference the fast pass is tested against.
 void compute_stats_reference(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                              uint64_t ld, const StatsOptions& opt, TensorStats* out);
 

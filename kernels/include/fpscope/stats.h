@@ -92,13 +92,71 @@ struct StatsScalars {
   }
 };
 
+// ---- block-scaled formats (kBlockFormats: MXFP8 E4M3/E5M2, MXFP6 E3M2/E2M3, MXFP4, NVFP4) ----
+// Definitions: docs/metrics.md "Block-scaled formats"; per-block math: block_numerics.h.
+inline constexpr uint32_t kAllBlockFormats = (1u << kNumBlockFormats) - 1u;
+// Block-scale histogram bins: the FP32 biased exponent of the scale's value, i.e.
+// floor(log2 scale) + 127 (MX: the E8M0 code itself); bin 0 also holds NVFP4's zero scales,
+// bin 255 NaN scales.
+inline constexpr int kBlockScaleBins = 256;
+
+// Which way blocks run in the column-major view (element (i, j) at i + j * ld).
+enum class BlockAxis : uint8_t {
+  Rows = 0,  // along i: consecutive elements of one stored column (contiguous in memory)
+  Cols = 1,  // along j: one element of each of block_size consecutive stored columns
+};
+
+struct BlockFormatCounts {
+  uint64_t blocks = 0;           // blocks seen (a view's last, partial block per line included)
+  uint64_t elements = 0;         // elements of the blocks with a finite scale
+  uint64_t flushed = 0;          // x != 0 whose block-scaled cast is 0
+  uint64_t saturated = 0;        // x whose cast clamps to +-max of the element format
+  uint64_t zero_blocks = 0;      // blocks of +-0 only
+  uint64_t scale_underflow = 0;  // see block_numerics.h BlockStats
+  uint64_t scale_overflow = 0;
+  uint64_t nan_scale = 0;  // blocks holding NaN/Inf (their elements are not counted)
+  double sum_err2 = 0.0;   // sum (x - decoded)^2 over `elements`
+  double sum_x2 = 0.0;     // sum x^2 over `elements` (SQNR = sum_x2 / sum_err2)
+};
+
+struct BlockStatsSet {
+  uint32_t mask = 0;  // bit f: kBlockFormats[f] was measured (0: none)
+  BlockAxis axis = BlockAxis::Rows;
+  float nvfp4_tensor_scale = 1;  // NVFP4's FP32 per-tensor encode scale s_enc
+  BlockFormatCounts fmt[kNumBlockFormats];
+  uint64_t scale_hist[kNumBlockFormats][kBlockScaleBins] = {};
+
+  FPSCOPE_HD void merge(const BlockStatsSet& o) {
+    mask |= o.mask;
+    for (int f = 0; f < kNumBlockFormats; ++f) {
+      BlockFormatCounts& a = fmt[f];
+      const BlockFormatCounts& b = o.fmt[f];
+      a.blocks += b.blocks;
+      a.elements += b.elements;
+      a.flushed += b.flushed;
+      a.saturated += b.saturated;
+      a.zero_blocks += b.zero_blocks;
+      a.scale_underflow += b.scale_underflow;
+      a.scale_overflow += b.scale_overflow;
+      a.nan_scale += b.nan_scale;
+      a.sum_err2 += b.sum_err2;
+      a.sum_x2 += b.sum_x2;
+      for (int i = 0; i < kBlockScaleBins; ++i) scale_hist[f][i] += o.scale_hist[f][i];
+    }
+  }
+};
+
 struct TensorStats : StatsScalars {
   uint64_t hist[kHistBins] = {};
+  // Block-scaled formats (format 1.3): blocks.mask == 0 when they were not measured.
+  BlockStatsSet blocks;
 
-  // Folds `o` into *this. Both must have been computed with the same per-format scales.
+  // Folds `o` into *this. Both must have been computed with the same per-format scales (and
+  // the same block axis and NVFP4 tensor scale).
   FPSCOPE_HD void merge(const TensorStats& o) {
     merge_scalars(o);
     for (int b = 0; b < kHistBins; ++b) hist[b] += o.hist[b];
+    blocks.merge(o.blocks);
   }
 };
 

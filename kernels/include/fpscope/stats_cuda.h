@@ -35,6 +35,16 @@ cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t
                                         uint64_t batch_stride, const float scales[kNumTargets],
                                         TensorStats* d_slot, cudaStream_t stream);
 
+// Block-scaled formats (stats.h BlockStatsSet; bit f of `mask`: kBlockFormats[f]) of the same
+// view (batched like launch_tensor_stats_batched) into d_slot->blocks, blocks along `axis`, with
+// block_numerics.h's per-block math (the host pass's). Enqueue it right after
+// launch_tensor_stats(_batched) on the same stream and slot: it adds to the reset slot and takes
+// NVFP4's tensor scale from the slot's amax. A separate read of the data (not fused into the
+// statistics kernel yet). Nothing is enqueued for mask 0.
+cudaError_t launch_block_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
+                               uint64_t ld, uint64_t batch, uint64_t batch_stride, uint32_t mask,
+                               BlockAxis axis, TensorStats* d_slot, cudaStream_t stream);
+
 // Master-weight update loss of n FP32 elements between two device copies of the weights (same
 // math as compute_update_loss) into *d_slot (reset first).
 cudaError_t launch_update_loss(const float* d_w_prev, const float* d_w_cur, uint64_t n,

@@ -75,6 +75,7 @@ struct ChunkRecords {
   std::vector<WeightUpdateRecord> weight_updates;
   std::vector<EventRecord> events;
   std::vector<LossRecord> losses;
+  std::vector<BlockStatsRecord> block_stats;  // format 1.3, as Trace::block_stats
   // Every record in file order: its kind and its index in the vector of that kind.
   std::vector<std::pair<RecordKind, uint32_t>> order;
   uint64_t unknown_records = 0;  // a later minor's record kinds, skipped
@@ -82,6 +83,8 @@ struct ChunkRecords {
   void clear();
   // Re-densifies one of this chunk's observations.
   TensorStats full_stats(const ObservationRecord& rec) const;
+  // The block-format section of observations[obs], or nullptr.
+  const BlockStatsRecord* blocks_of(size_t obs) const;
   // The step of a step-bearing record (kind != Tensor).
   uint64_t step_of(RecordKind kind, uint32_t index) const;
 };

@@ -26,8 +26,9 @@
 namespace fpscope::trace {
 
 inline constexpr uint16_t kFormatMajor = 1;
-inline constexpr uint16_t kFormatMinor = 2;  // 1.1: LOSS records, refined step sources;
-                                             // 1.2: WEIGHT_UPDATE `watched`
+inline constexpr uint16_t kFormatMinor = 3;  // 1.1: LOSS records, refined step sources;
+                                             // 1.2: WEIGHT_UPDATE `watched`;
+                                             // 1.3: OBSERVATION block-format section
 
 struct WriterOptions {
   uint64_t flush_bytes = 1 << 20;  // flush a chunk when this much is pending
@@ -85,6 +86,9 @@ struct Trace {
   std::vector<WeightUpdateRecord> weight_updates;
   std::vector<EventRecord> events;
   std::vector<LossRecord> losses;  // format 1.1; in file order
+  // Format 1.3: the block-format sections of observations, in observation order (only those
+  // that have one; BlockStatsRecord::observation indexes `observations`).
+  std::vector<BlockStatsRecord> block_stats;
 
   bool truncated = false;    // stopped at a torn/corrupt chunk or a missing footer
   bool clean_close = false;  // footer present and consistent
@@ -94,8 +98,11 @@ struct Trace {
   uint64_t unknown_records = 0;   // skipped record kinds (a newer minor's) inside known chunks
   std::string truncation_reason;  // empty when not truncated
 
-  // Re-densifies one observation's histogram into a full accumulator.
+  // Re-densifies one observation's histogram (and block-format section) into a full
+  // accumulator.
   TensorStats full_stats(const ObservationRecord& rec) const;
+  // The block-format section of observations[obs], or nullptr when it has none.
+  const BlockStatsRecord* blocks_of(size_t obs) const;
 };
 
 // ExpansionLimit: the file's zstd chunks decompress to more than ReadOptions allow (a

@@ -279,6 +279,29 @@ class HistCounts {
   std::vector<std::pair<size_t, uint64_t>> high_;  // (index, exact count), sorted by index
 };
 
+// Format 1.3: an observation's block-scaled-format statistics (stats.h BlockStatsSet) as the
+// reader keeps them: the counts, and each format's block-scale histogram sparse.
+struct BlockStatsRecord {
+  uint32_t observation = 0;  // index of its observation in the reader's vector
+  uint32_t mask = 0;         // bit f: kBlockFormats[f] measured
+  BlockAxis axis = BlockAxis::Rows;
+  float nvfp4_tensor_scale = 1.0f;
+  BlockFormatCounts fmt[kNumBlockFormats];
+  std::vector<std::pair<uint8_t, uint64_t>> scale_hist[kNumBlockFormats];  // (bin, count)
+
+  // The dense form (into a TensorStats' `blocks`).
+  void expand_into(BlockStatsSet* out) const {
+    *out = BlockStatsSet{};
+    out->mask = mask;
+    out->axis = axis;
+    out->nvfp4_tensor_scale = nvfp4_tensor_scale;
+    for (int f = 0; f < kNumBlockFormats; ++f) {
+      out->fmt[f] = fmt[f];
+      for (const auto& [bin, count] : scale_hist[f]) out->scale_hist[f][bin] += count;
+    }
+  }
+};
+
 struct StepMark {
   uint64_t step = 0;  // the step that begins here
   StepSource source = StepSource::None;
