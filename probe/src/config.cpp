@@ -272,8 +272,8 @@ Config load_config() {
   }
   if (const char* v = env("FPSCOPE_FORMATS")) {
     // Per-tensor targets (bf16, fp16, e4m3, e5m2) and block-scaled formats (mxfp8_e4m3, ...,
-    // nvfp4; `blocks`: all six); `all` is both. A list that names no block format turns the
-    // block statistics off.
+    // nvfp4; `blocks`: all six); `all` is both. Block statistics only when named (the default is
+    // the per-tensor four: Config::block_formats says why).
     bool f[kNumTargets] = {};
     uint32_t blocks = 0;
     bool ok = true;

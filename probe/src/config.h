@@ -49,7 +49,10 @@ struct Config {
   uint64_t every = 10;                                   // record every N-th step (1 = every step)
   bool formats[kNumTargets] = {true, true, true, true};  // kTargets order
   // Block-scaled formats measured per operand (bit f: kBlockFormats[f]; FPSCOPE_FORMATS).
-  uint32_t block_formats = kAllBlockFormats;
+  // Off unless named: with all six the host pass runs at 0.12-0.23x of a plain sum instead of
+  // 0.4-0.65x, which would more than double a sampled step's cost for every user (issue 15/21's
+  // 5% overhead) before the fused MX pass exists (docs/benchmarks.md).
+  uint32_t block_formats = 0;
   bool roles[4] = {true, true, true, true};  // A, B, C, D
   std::vector<std::string> ops;              // empty = every op
   LogLevel log = LogLevel::Warn;

@@ -123,7 +123,7 @@ def main():
         trace = os.path.join(d, "numpy.fpst")
         env = dict(os.environ, FPSCOPE_PROBE=args.probe, FPSCOPE_EVERY="1")
         env.pop("LD_PRELOAD", None)
-        env.pop("FPSCOPE_FORMATS", None)  # the default: every block format
+        env["FPSCOPE_FORMATS"] = "all"  # every per-tensor and block format (blocks: opt-in)
         r = subprocess.run([args.fpscope, "record", "-o", trace, "--",
                             "/usr/bin/python3", os.path.join(args.root, "samples/numpy/train.py"),
                             "--steps", "4"], capture_output=True, text=True, env=env, timeout=300)
@@ -132,16 +132,22 @@ def main():
                            text=True, timeout=300)
         assert s.returncode in (0, 1), s.stderr
         summary = json.loads(s.stdout)
-        # FPSCOPE_FORMATS without block formats: no block numbers at all.
-        off = os.path.join(d, "off.fpst")
-        r = subprocess.run([args.fpscope, "record", "-o", off, "--",
-                            "/usr/bin/python3", os.path.join(args.root, "samples/numpy/train.py"),
-                            "--steps", "2"], capture_output=True, text=True,
-                           env=dict(env, FPSCOPE_FORMATS="bf16,fp16,e4m3,e5m2"), timeout=300)
-        assert r.returncode == 0, r.stdout + r.stderr
-        s = subprocess.run([args.fpscope, "summary", "--json", off], capture_output=True,
-                           text=True, timeout=300)
-        assert all("block_formats" not in t for t in json.loads(s.stdout)["tensors"]), s.stdout
+        # The default (FPSCOPE_FORMATS unset) and a list without block formats: no block
+        # numbers at all.
+        for k, formats in enumerate((None, "bf16,fp16,e4m3,e5m2")):
+            off = os.path.join(d, f"off{k}.fpst")
+            off_env = dict(env)
+            off_env.pop("FPSCOPE_FORMATS")
+            if formats is not None:
+                off_env["FPSCOPE_FORMATS"] = formats
+            r = subprocess.run([args.fpscope, "record", "-o", off, "--", "/usr/bin/python3",
+                                os.path.join(args.root, "samples/numpy/train.py"), "--steps", "2"],
+                               capture_output=True, text=True, env=off_env, timeout=300)
+            assert r.returncode == 0, r.stdout + r.stderr
+            s = subprocess.run([args.fpscope, "summary", "--json", off], capture_output=True,
+                               text=True, timeout=300)
+            off_tensors = json.loads(s.stdout)["tensors"]
+            assert off_tensors and all("block_formats" not in t for t in off_tensors), formats
     xs = [t for t in summary["tensors"]
           if t["role"] == "A" and t["shape"] == [32, 512] and "block_formats" in t
           and t["block_formats"]["axis"] == "rows"]

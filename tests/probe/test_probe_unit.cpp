@@ -157,10 +157,10 @@ TEST_F(Env, GoodValues) {
   EXPECT_EQ(c.steps, StepMode::Api);
 }
 
-// Issue 19: FPSCOPE_FORMATS names the block-scaled formats too; a list without them turns the
-// block statistics off, `blocks` and `all` (the default) turn all six on.
+// Issue 19: FPSCOPE_FORMATS names the block-scaled formats too; they are off unless named
+// (their cost, Config::block_formats), `blocks` and `all` turn all six on.
 TEST_F(Env, FormatsSelectBlockFormats) {
-  EXPECT_EQ(load_config().block_formats, fpscope::kAllBlockFormats);  // unset: all
+  EXPECT_EQ(load_config().block_formats, 0u);  // unset: the per-tensor four only
   setenv("FPSCOPE_FORMATS", "fp16,mxfp4, nvfp4", 1);
   Config c = load_config();
   EXPECT_EQ(c.block_formats, (1u << 4) | (1u << 5));
