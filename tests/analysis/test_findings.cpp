@@ -646,12 +646,25 @@ TEST(AdditiveMaskFindings, BetaZeroIsNotAMask) {
 
 TEST(FindingKinds, OneNameEachAndItParsesBack) {
   // The names docs/summary-json.md lists for "kind", in FindingKind order.
-  const char* const documented[] = {
-      "nonfinite",           "overflow",         "underflow",       "sqnr",
-      "loss_scale_collapse", "skipped_steps",    "master_not_fp32", "master_weight_loss",
-      "fp8_saturation",      "fp8_underflow",    "drift",           "baseline_drift",
-      "additive_mask",       "rank_first_fault", "rank_skew",       "rank_desync",
-      "rank_loss_scale"};
+  const char* const documented[] = {"nonfinite",
+                                    "overflow",
+                                    "underflow",
+                                    "sqnr",
+                                    "loss_scale_collapse",
+                                    "skipped_steps",
+                                    "master_not_fp32",
+                                    "master_weight_loss",
+                                    "fp8_saturation",
+                                    "fp8_underflow",
+                                    "drift",
+                                    "baseline_drift",
+                                    "additive_mask",
+                                    "rank_first_fault",
+                                    "rank_skew",
+                                    "rank_desync",
+                                    "rank_loss_scale",
+                                    "optimizer_state_low_precision",
+                                    "fp16_master_stagnant"};
   ASSERT_EQ(std::size(documented), static_cast<size_t>(kNumFindingKinds));
   for (int i = 0; i < kNumFindingKinds; ++i) {
     const auto k = static_cast<FindingKind>(i);
