@@ -480,6 +480,28 @@ class AutoWatch(unittest.TestCase):
         for n, w in small.items():  # small tensors whole, with an exact interval
             if not w["sampled"]:
                 self.assertEqual(w["bf16"]["stagnant"], full[n]["bf16"]["stagnant"], n)
+        # The report's per-layer table: every parameter, its dtype, what was watched, the
+        # stagnant fractions with their interval when sampled (the sampling error), lost mass.
+        md = os.path.join(self.dir, "report.md")
+        r = subprocess.run([ARGS.fpscope, "report", small_trace, "-o", md], capture_output=True,
+                           text=True)
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        with open(md) as f:
+            text = f.read()
+        rows = {}
+        for line in text.splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) == 10 and cells[0] in small:
+                rows[cells[0]] = cells
+        self.assertEqual(sorted(rows), sorted(small))
+        for n, w in small.items():
+            cells = rows[n]
+            self.assertEqual(cells[1], "fp32", n)
+            self.assertEqual(cells[3], "%d of %d" % (w["watched"], w["elements"])
+                             if w["sampled"] else "all", n)
+            self.assertEqual(cells[4].endswith("%)"), w["sampled"], cells)  # "12.3% (10.1-14.6%)"
+            self.assertTrue(cells[5].endswith("%"), cells)  # bf16 lost mass
+        self.assertIn("each stagnant fraction is an estimate with its 95% interval", text)
 
     def test_sweep_frees_each_model_and_watches_the_next(self):
         """A released optimizer ends its parameters' watches and lets them go: each deleted model
