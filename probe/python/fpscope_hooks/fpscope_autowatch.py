@@ -197,8 +197,10 @@ class AutoWatch:
         for g in groups:
             for p in g.get("params", ()):
                 entries = state.get(p) if hasattr(state, "get") else None
+                if not isinstance(entries, dict):
+                    continue  # no state for p, or an optimizer's own kind of state: not checked
                 low = []
-                for key, v in sorted((entries or {}).items(), key=lambda kv: str(kv[0])):
+                for key, v in sorted(entries.items(), key=lambda kv: str(kv[0])):
                     dtype = str(getattr(v, "dtype", ""))
                     if dtype in LOW_PRECISION and getattr(v, "dim", lambda: 0)() >= 1:
                         low.append("%s %s" % (key, dtype.replace("torch.", "")))
