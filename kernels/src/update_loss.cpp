@@ -59,8 +59,7 @@ struct BlockTerms {
   alignas(64) uint32_t bin[kBlock];      // ratio bin, kNoBin when none
 };
 
-// The 16 partial sums of x[0..n) (n a multiple of kLanes; lane k holds the elements
-// i % 16 == k), folded lane 0 first.
+// The sum of 16 partial sums (lane k: the block's elements i % 16 == k), lane 0 first.
 __attribute__((always_inline)) inline double fold(const Doubles8& lo, const Doubles8& hi) {
   double s = 0;
   for (int k = 0; k < 8; ++k) s += lo[k];
@@ -68,9 +67,17 @@ __attribute__((always_inline)) inline double fold(const Doubles8& lo, const Doub
   return s;
 }
 
-// acc += |v| (by reference: 64-byte vectors by value change the ABI between ISA clones).
+typedef uint64_t Bits8 __attribute__((vector_size(64)));
+
+// acc += |v|: the sign bits cleared (by reference: 64-byte vectors by value change the ABI
+// between ISA clones).
 __attribute__((always_inline)) inline void add_abs(Doubles8& acc, const Doubles8& v) {
-  acc += v < 0 ? -v : v;
+  Bits8 b;
+  __builtin_memcpy(&b, &v, sizeof b);
+  b &= ~(uint64_t{1} << 63);
+  Doubles8 a;
+  __builtin_memcpy(&a, &b, sizeof a);
+  acc += a;
 }
 
 // n <= kBlock elements into `out` (added).
