@@ -89,7 +89,8 @@ FPSCOPE_CLONES void block_pass(const float* __restrict prev, const float* __rest
 #pragma omp simd reduction(+ : changed, stagnant_bf16, stagnant_fp16)
   for (size_t i = 0; i < n; ++i) {
     const float p = prev[i], c = cur[i];
-    const uint32_t finite = (abs_bits(p) < kFp32InfBits) & (abs_bits(c) < kFp32InfBits);
+    const uint32_t finite = static_cast<uint32_t>(abs_bits(p) < kFp32InfBits) &
+                            static_cast<uint32_t>(abs_bits(c) < kFp32InfBits);
     const float delta = detail::sub_rn(c, p);
     const uint32_t ch = finite & (delta != 0.0f);
     const float ab = applied<Format::BF16>(p, delta);
