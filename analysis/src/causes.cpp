@@ -95,7 +95,10 @@ Bearing bearing(CauseKind k, const Cause& c, const std::vector<Finding>& fs) {
       // Master weights that are not FP32 are the run's; a BF16 copy that would lose updates is a
       // what-if.
       for (size_t i : c.findings)
-        if (fs[i].kind == FindingKind::MasterNotFp32) return Bearing::Happened;
+        if (fs[i].kind == FindingKind::MasterNotFp32 ||
+            fs[i].kind == FindingKind::OptimizerStateLowPrecision ||
+            fs[i].kind == FindingKind::Fp16MasterStagnant)
+          return Bearing::Happened;
       return Bearing::Hint;
     default:
       return Bearing::Hint;
@@ -143,6 +146,8 @@ CauseKind cause_kind(const Finding& f, const RunAnalysis& a, const std::vector<u
       return CauseKind::LossScaler;
     case FindingKind::MasterNotFp32:
     case FindingKind::MasterWeightLoss:
+    case FindingKind::OptimizerStateLowPrecision:
+    case FindingKind::Fp16MasterStagnant:
       return CauseKind::MasterWeights;
     case FindingKind::Fp8Saturation:
       return CauseKind::Fp8Saturation;

@@ -50,6 +50,10 @@ const char* kind_name(FindingKind k) {
       return "rank_desync";
     case FindingKind::RankLossScale:
       return "rank_loss_scale";
+    case FindingKind::OptimizerStateLowPrecision:
+      return "optimizer_state_low_precision";
+    case FindingKind::Fp16MasterStagnant:
+      return "fp16_master_stagnant";
   }
   return "unknown";
 }
@@ -180,6 +184,7 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
   families::precision_findings(a.risks, risk_opt, fo, &a.findings);
   families::loss_scale_findings(a.loss_scale, fo, &a.findings);
   families::weight_findings(a.weights, fo, &a.findings);
+  families::optimizer_state_findings(model.trace(), a.weights, fo, &a.findings);
   families::whatif_findings(a.whatif, opt, &a.findings);
   families::drift_findings(model, a, &a.findings);
   rank_findings(&a.findings);

@@ -46,11 +46,16 @@ void range_findings(const std::vector<TensorRisk>& risks, const RiskOptions& ris
 void precision_findings(const std::vector<TensorRisk>& risks, const RiskOptions& risk,
                         const FindingOptions& opt, std::vector<Finding>* out);
 
-// findings_training.cpp: LossScaleCollapse, SkippedSteps; MasterNotFp32, MasterWeightLoss.
+// findings_training.cpp: LossScaleCollapse, SkippedSteps; MasterNotFp32, MasterWeightLoss,
+// Fp16MasterStagnant (from the weight-update records); OptimizerStateLowPrecision (from the
+// PyTorch integration's "optimizer state: <name>: <optimizer>: <key> <dtype>, ..." events, one
+// finding per parameter, in trace order; linked to the parameter's watch when it has one).
 void loss_scale_findings(const LossScaleAnalysis& ls, const FindingOptions& opt,
                          std::vector<Finding>* out);
 void weight_findings(const std::vector<WeightLoss>& weights, const FindingOptions& opt,
                      std::vector<Finding>* out);
+void optimizer_state_findings(const trace::Trace& trace, const std::vector<WeightLoss>& weights,
+                              const FindingOptions& opt, std::vector<Finding>* out);
 
 // findings_fp8.cpp: one Fp8Saturation or Fp8Underflow finding per (tensor, FP8 format).
 void whatif_findings(const std::vector<WhatIfTensor>& whatif, const AnalysisOptions& opt,

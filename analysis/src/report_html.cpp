@@ -178,20 +178,23 @@ void weights(const detail::ReportModel& m, std::string& h) {
   }
   h += "<h2>Watched master weights</h2>\n<div "
        "class=\"wide\"><table>\n<tr><th>weight</th><th>master</th>"
-       "<th>updates</th><th>bf16 stagnant</th><th>bf16 lost mass</th><th>fp16 stagnant</th>"
+       "<th>updates</th><th>watched</th><th>bf16 stagnant</th><th>bf16 lost mass</th><th>fp16 "
+       "stagnant</th>"
        "<th>fp16 lost mass</th><th>below BF16 half-ulp</th><th>below FP16 half-ulp</th></tr>\n";
   for (const WeightLoss* wp : m.weights) {
     const WeightLoss& w = *wp;
     h += fmt::format(
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
         "td><td>{}</td><td>{}</td></tr>\n",
-        html_text(w.name), detail::master_str(w), w.updates,
+        html_text(w.name), detail::master_str(w), w.updates, detail::watched_str(w),
         stagnant_text(w.bf16_stagnant, w.bf16_stagnant_lo, w.bf16_stagnant_hi, w.sampled),
         fmt_pct(w.bf16_lost_mass),
         stagnant_text(w.fp16_stagnant, w.fp16_stagnant_lo, w.fp16_stagnant_hi, w.sampled),
         fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp), fmt_pct(w.below_fp16_half_ulp));
   }
   h += "</table></div>\n";
+  if (const std::string note = detail::sampled_note(m.weights); !note.empty())
+    h += "<p>" + html_text(note) + "</p>\n";
   for (const auto& p : m.weight_plots) h += p.svg;
   weights_left_out(m, h);
 }

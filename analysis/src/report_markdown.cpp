@@ -122,19 +122,21 @@ void weights(const detail::ReportModel& m, const std::string& dir, Plots* plots,
     return weights_left_out(m, md);
   }
   md +=
-      "\n### Watched master weights\n\n| weight | master | updates | bf16 stagnant | bf16 lost "
-      "mass | fp16 stagnant | fp16 lost mass | below BF16 half-ulp | below FP16 half-ulp |\n"
-      "|---|---|--:|--:|--:|--:|--:|--:|--:|\n";
+      "\n### Watched master weights\n\n| weight | master | updates | watched | bf16 stagnant | "
+      "bf16 lost mass | fp16 stagnant | fp16 lost mass | below BF16 half-ulp | below FP16 "
+      "half-ulp |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
   for (const WeightLoss* wp : m.weights) {
     const WeightLoss& w = *wp;
     md += fmt::format(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", md_text(w.name), detail::master_str(w),
-        w.updates,
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", md_text(w.name),
+        detail::master_str(w), w.updates, detail::watched_str(w),
         stagnant_text(w.bf16_stagnant, w.bf16_stagnant_lo, w.bf16_stagnant_hi, w.sampled),
         fmt_pct(w.bf16_lost_mass),
         stagnant_text(w.fp16_stagnant, w.fp16_stagnant_lo, w.fp16_stagnant_hi, w.sampled),
         fmt_pct(w.fp16_lost_mass), fmt_pct(w.below_bf16_half_ulp), fmt_pct(w.below_fp16_half_ulp));
   }
+  if (const std::string note = detail::sampled_note(m.weights); !note.empty())
+    md += "\n" + note + "\n";
   for (const auto& p : m.weight_plots) plot(p, dir, plots, md);
   weights_left_out(m, md);
 }

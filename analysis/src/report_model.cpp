@@ -55,6 +55,19 @@ std::string master_str(const WeightLoss& w) {
   return fmt::format("{}{}", spec(w.master_dtype).name, w.not_fp32 ? " (not FP32)" : "");
 }
 
+std::string watched_str(const WeightLoss& w) {
+  return w.sampled ? fmt::format("{} of {}", w.watched, w.elements) : "all";
+}
+
+std::string sampled_note(const std::vector<const WeightLoss*>& weights) {
+  for (const WeightLoss* w : weights)
+    if (w->sampled)
+      return "Sampled watches (watched: positions followed of the tensor's elements, the probe's "
+             "FPSCOPE_WATCH_BUDGET): each stagnant fraction is an estimate with its 95% interval "
+             "in parentheses (the sampling error); lost mass is a point estimate.";
+  return "";
+}
+
 namespace {
 
 // The only place the report looks at a finding's kind: which listing cap it counts against.

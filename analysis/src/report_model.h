@@ -113,5 +113,8 @@ const char* counts_name(const WhatIfTensor& w);            // "exact", "from his
 std::string change_value(const ChangePoint& c, double v);  // amax as a number, SQNR in dB
 std::string first_beyond_str(const CrossRunDrift& d);      // "12 (reason)" or "-"
 std::string master_str(const WeightLoss& w);               // "FP32", "BF16 (not FP32)"
+std::string watched_str(const WeightLoss& w);              // "all", "2048 of 65536"
+// The note under the weights table when a watch is sampled ("" when none is).
+std::string sampled_note(const std::vector<const WeightLoss*>& weights);
 
 }  // namespace fpscope::analysis::detail

@@ -7,16 +7,23 @@
 // Buffers: 1 MiB, 64 MiB, 1 GiB of FP32 or BF16 data (the sums read the same bytes as floats).
 // For BF16 also ratio_elem: against the plain float sum of the buffer's BF16 values (each widened
 // and added in order), i.e. per element instead of per byte.
+// BM_UpdateLoss (the auto-watch's cost, issue 21): the host update-loss pass over n watched FP32
+// elements (0.56 Mi: the bundled sample's parameters; 3.2 Mi: the TransformerEncoder bench's;
+// 32 Mi: the default FPSCOPE_WATCH_BUDGET's most), training-like updates (1e-4 .. 1e-2 of the
+// weight), interleaved with the straightforward scalar loop it replaced (update_loss_step and
+// accumulate_update_loss per element): ns_elem, ns_elem_scalar, speedup.
 #include <benchmark/benchmark.h>
 #include <sched.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <random>
 #include <vector>
 
 #include "fpscope/host_stats.h"
+#include "fpscope/update_loss.h"
 
 namespace {
 
@@ -128,6 +135,58 @@ void BM_Stats(benchmark::State& state, fpscope::Format f, uint32_t block_formats
   state.counters["ratio_vsum"] = t_vsum / t_stats;
   state.SetLabel(fpscope::host_stats_isa());
 }
+
+// The scalar loop of the first implementation (the reference of tests/kernels/test_update_loss).
+__attribute__((noinline)) void scalar_update_loss(const float* prev, const float* cur, size_t n,
+                                                  fpscope::UpdateLoss* out) {
+  for (size_t i = 0; i < n; ++i) {
+    const fpscope::UpdateLossStep s = fpscope::update_loss_step(prev[i], cur[i]);
+    if (!s.changed) continue;
+    ++out->changed;
+    fpscope::accumulate_update_loss(out->bf16, s, 0);
+    fpscope::accumulate_update_loss(out->fp16, s, 1);
+    if (s.ratio_bin >= 0) ++out->ratio_hist[s.ratio_bin];
+  }
+}
+
+void BM_UpdateLoss(benchmark::State& state) {
+  const auto n = static_cast<size_t>(state.range(0));
+  std::vector<float> prev(n), cur(n);
+  std::mt19937 g(21);
+  std::normal_distribution<float> w(0.0f, 0.05f);
+  std::uniform_real_distribution<float> rel(-4.0f, -2.0f);
+  for (size_t i = 0; i < n; ++i) {
+    prev[i] = w(g);
+    cur[i] = prev[i] - prev[i] * std::pow(10.0f, rel(g));
+  }
+  double t_fast = 0, t_scalar = 0;
+  for (auto _ : state) {
+    fpscope::UpdateLoss fast, scalar;
+    auto t0 = Clock::now();
+    fpscope::add_update_loss(prev.data(), cur.data(), n, &fast);
+    benchmark::DoNotOptimize(&fast);
+    auto t1 = Clock::now();
+    scalar_update_loss(prev.data(), cur.data(), n, &scalar);
+    benchmark::DoNotOptimize(&scalar);
+    auto t2 = Clock::now();
+    const double tf = std::chrono::duration<double>(t1 - t0).count();
+    t_fast += tf;
+    t_scalar += std::chrono::duration<double>(t2 - t1).count();
+    state.SetIterationTime(tf);
+    if (fast.changed != scalar.changed || fast.bf16.stagnant != scalar.bf16.stagnant)
+      state.SkipWithError("the vectorized pass and the scalar loop disagree");
+  }
+  const double elems = static_cast<double>(n) * static_cast<double>(state.iterations());
+  state.counters["ns_elem"] = t_fast / elems * 1e9;
+  state.counters["ns_elem_scalar"] = t_scalar / elems * 1e9;
+  state.counters["speedup"] = t_scalar / t_fast;
+}
+BENCHMARK(BM_UpdateLoss)
+    ->Arg(560000)
+    ->Arg(3200000)
+    ->Arg(32 << 20)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 void sizes(benchmark::internal::Benchmark* b) {
   b->Arg(1 << 20)

@@ -9,6 +9,7 @@ TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), de
 (FPSCOPE_WATCH=none), the default watches every parameter.
 
 Usage: bench_probe.py --probe build/lib/libfpscope_probe.so [--steps 60] [--repeats 5]
+                      [--baseline-probe OLD/libfpscope_probe.so]
        bench_probe.py --probe build/lib/libfpscope_probe.so --model transformer [--steps 30]
                       [--every-step] [--baseline-probe OLD/libfpscope_probe.so]
 Prints the median training-loop time of each configuration and the ratios; the configurations
@@ -40,6 +41,13 @@ def run(cmd, env):
     return train, wall, (cpu[0] if cpu else None)
 
 
+def baseline_hooks(baseline_probe, default):
+    """The Python integration built with the baseline probe (its python/fpscope_hooks), else
+    `default`."""
+    own = os.path.join(os.path.dirname(os.path.abspath(baseline_probe)), "python", "fpscope_hooks")
+    return own if os.path.isfile(os.path.join(own, "sitecustomize.py")) else default
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--probe", required=True)
@@ -47,7 +55,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--model", choices=["mlp", "transformer"], default="mlp")
     ap.add_argument("--baseline-probe", default="",
-                    help="transformer: also this other build of the probe (before / after)")
+                    help="also this other build of the probe with the integration, auto-watch "
+                         "on (before / after)")
     ap.add_argument("--every-step", action="store_true",
                     help="transformer: also the probe + integration with FPSCOPE_EVERY=1")
     args = ap.parse_args()
@@ -74,6 +83,10 @@ def main():
                ("probe, every step", sample, probe_env(1)), ("python hooks, every step", hooks, base_env),
                ("probe + integration", sample, integration),
                ("probe + integration, no watch", sample, dict(integration, FPSCOPE_WATCH="none"))]
+    if args.baseline_probe:  # before / after a change of the probe, in one interleaved run
+        configs.append(("baseline probe + integration", sample,
+                        dict(integration, LD_PRELOAD=os.path.abspath(args.baseline_probe),
+                             PYTHONPATH=baseline_hooks(args.baseline_probe, hooks_dir))))
     times = {name: [] for name, _, _ in configs}
     walls = {name: [] for name, _, _ in configs}
     run(sample, base_env)  # warm the page cache
@@ -100,6 +113,9 @@ def main():
     print("probe + integration (auto-watch of every parameter) overhead: %+.1f%%, without the "
           "watch %+.1f%%  (target <= 5%%)"
           % (100 * ov["probe + integration"], 100 * ov["probe + integration, no watch"]))
+    if args.baseline_probe:
+        print("baseline probe + integration (auto-watch) overhead: %+.1f%%"
+              % (100 * ov["baseline probe + integration"]))
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)
@@ -123,7 +139,7 @@ def bench_transformer(args):
                ("probe, no integration", probed)]
     if args.baseline_probe:  # before / after a change of the probe, in one interleaved run
         configs.append(("baseline probe + integration",
-                        dict(probed, PYTHONPATH=hooks_dir,
+                        dict(probed, PYTHONPATH=baseline_hooks(args.baseline_probe, hooks_dir),
                              LD_PRELOAD=os.path.abspath(args.baseline_probe))))
     if args.every_step:  # what one sampled step costs
         configs.append(("probe + integration, every step",

@@ -1,5 +1,6 @@
 #include "weight_watch.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -37,15 +38,34 @@ uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Widens the followed positions to FP32.
-void gather(const void* src, Format dtype, uint64_t count, uint64_t watched, float* dst) {
+// Widens followed positions [j0, j0 + n) of a sample of `watched` out of `count` to FP32: the
+// positions of sample_position, stepped without its 128-bit divisions (floor(j * count /
+// watched) = j * q + floor(j * r / watched) with count = q * watched + r, the remainder carried).
+void gather(const void* src, Format dtype, uint64_t count, uint64_t watched, uint64_t j0,
+            uint64_t n, float* dst) {
   if (watched == count) {
-    widen(src, dtype, count, dst);
+    widen(dtype == Format::FP32 ? static_cast<const void*>(static_cast<const float*>(src) + j0)
+                                : static_cast<const void*>(static_cast<const uint16_t*>(src) + j0),
+          dtype, n, dst);
     return;
   }
-  for (uint64_t j = 0; j < watched; ++j)
-    dst[j] = widen_one(src, dtype, sample_position(j, watched, count));
+  __extension__ typedef unsigned __int128 u128;
+  const uint64_t q = count / watched, r = count % watched;
+  uint64_t lo = static_cast<uint64_t>(u128{j0} * count / watched);
+  uint64_t carry = static_cast<uint64_t>(u128{j0} * r % watched);  // (j * r) mod watched
+  for (uint64_t k = 0; k < n; ++k) {
+    carry += r;  // r < watched: at most one wrap
+    const uint64_t wrap = carry >= watched ? 1 : 0;
+    carry -= wrap * watched;
+    const uint64_t hi = lo + q + wrap;
+    dst[k] = widen_one(src, dtype, lo + mix(j0 + k) % (hi - lo));
+    lo = hi;
+  }
 }
+
+// Positions gathered at a time when the update is measured: a multiple of the update-loss
+// pass's block (512), so the sums come out as from one call over the whole sample.
+constexpr uint64_t kGatherBlock = 4096;
 
 }  // namespace
 
@@ -85,17 +105,26 @@ trace::WeightUpdateRecord weight_update_record(uint64_t step, uint32_t tensor, F
 
 void HostWatch::snapshot() {
   prev_.resize(watched_);
-  gather(ptr_, dtype_, count_, watched_, prev_.data());
+  gather(ptr_, dtype_, count_, watched_, 0, watched_, prev_.data());
   have_prev_ = true;
 }
 
 bool HostWatch::take_update(uint64_t step, trace::WeightUpdateRecord* out) {
   if (!have_prev_) return false;
-  cur_.resize(watched_);
-  gather(ptr_, dtype_, count_, watched_, cur_.data());
   UpdateLoss loss;
-  compute_update_loss(prev_.data(), cur_.data(), watched_, &loss.bf16, &loss.fp16, &loss.changed,
-                      loss.ratio_hist);
+  if (dtype_ == Format::FP32 && watched_ == count_) {
+    // The current weights are read in place: no second copy.
+    add_update_loss(prev_.data(), static_cast<const float*>(ptr_), watched_, &loss);
+  } else {
+    // Gathered and widened a block at a time, into a buffer that stays in cache.
+    std::vector<float>& cur = cur_;
+    cur.resize(kGatherBlock);
+    for (uint64_t j = 0; j < watched_; j += kGatherBlock) {
+      const uint64_t n = std::min(kGatherBlock, watched_ - j);
+      gather(ptr_, dtype_, count_, watched_, j, n, cur.data());
+      add_update_loss(prev_.data() + j, cur.data(), n, &loss);
+    }
+  }
   *out = weight_update_record(step, tensor_, dtype_, count_, watched_, loss);
   have_prev_ = false;
   return true;

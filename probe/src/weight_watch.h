@@ -68,7 +68,7 @@ class HostWatch {
   Format dtype_ = Format::FP32;
   bool have_prev_ = false;
   std::vector<float> prev_;
-  std::vector<float> cur_;
+  std::vector<float> cur_;  // a block of the current weights, when they are not read in place
 };
 
 // The host watches of a recorder, by name.

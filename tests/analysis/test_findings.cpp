@@ -249,6 +249,83 @@ TEST(WeightsJson, RatioDistributionAndHalfUlpFractions) {
   EXPECT_NE(html.find("below FP16 half-ulp"), std::string::npos);
 }
 
+// An FP16 watched parameter: 4 updates of 100 positions; `changed` per update.
+Builder fp16_master(uint64_t changed) {
+  Builder b;
+  const uint32_t w = b.tensor("fc.weight", trace::Role::Weight, 10, 10, Format::FP16, "fc.weight");
+  for (uint64_t s = 0; s < 4; ++s) {
+    trace::WeightUpdateRecord u;
+    u.step = s;
+    u.tensor = w;
+    u.master_dtype = Format::FP16;
+    u.elements = u.watched = 100;
+    u.changed = changed;
+    b.t.weight_updates.push_back(u);
+  }
+  return b;
+}
+
+TEST(MasterWeightFindings, Fp16MasterStagnantFromUnchangedElements) {
+  // 95 of 100 changed per update: 5% unchanged (>= master_loss_report, 1%): the finding, an error
+  // beside master_not_fp32; 100 of 100: none.
+  const Builder some = fp16_master(95);  // TraceModel keeps a reference: builders outlive it
+  const trace::TraceModel m(some.t);
+  const auto a = analyze(m);
+  const auto fs = of_kind(a, "fp16_master_stagnant");
+  ASSERT_EQ(fs.size(), 1u);
+  EXPECT_EQ(fs[0]->tensor_id, "fc.weight");
+  EXPECT_EQ(fs[0]->severity, Severity::Error);
+  EXPECT_EQ(fs[0]->format, Format::FP16);
+  EXPECT_EQ(fs[0]->first_step, 0);
+  EXPECT_NE(fs[0]->title.find("5% of element updates rounded away"), std::string::npos)
+      << fs[0]->title;
+  EXPECT_NE(fs[0]->evidence.find("4 updates of 100 positions"), std::string::npos);
+  EXPECT_NE(fs[0]->recommendation.find("Kahan"), std::string::npos);
+  EXPECT_EQ(of_kind(a, "master_not_fp32").size(), 1u);
+  const Builder none = fp16_master(100);
+  const trace::TraceModel all(none.t);
+  EXPECT_TRUE(of_kind(analyze(all), "fp16_master_stagnant").empty());
+  // At and just below the threshold.
+  Builder below = fp16_master(99);
+  below.t.weight_updates[0].changed = 100;
+  below.t.weight_updates[1].changed = 100;
+  below.t.weight_updates[2].changed = 100;
+  below.t.weight_updates[3].changed = 96;  // 4 of 400: 1%, at the threshold
+  EXPECT_EQ(of_kind(analyze(trace::TraceModel(below.t)), "fp16_master_stagnant").size(), 1u);
+  below.t.weight_updates[3].changed = 97;  // 3 of 400: 0.75%
+  EXPECT_TRUE(of_kind(analyze(trace::TraceModel(below.t)), "fp16_master_stagnant").empty());
+}
+
+TEST(MasterWeightFindings, OptimizerStateEventsOnePerParameter) {
+  Builder b = fp16_master(100);
+  auto event = [&](uint64_t step, const std::string& text) {
+    trace::EventRecord e;
+    e.step = step;
+    e.text = text;
+    b.t.events.push_back(e);
+  };
+  event(0, "optimizer state: fc.weight: AdamW: exp_avg float16, exp_avg_sq float16");
+  event(0, "optimizer state: enc.layers.0.bias: AdamW: exp_avg bfloat16, exp_avg_sq bfloat16");
+  event(1, "optimizer state: fc.weight: AdamW: exp_avg float16");  // a name seen: ignored
+  event(1, "optimizer state: no entries");                         // malformed: ignored
+  event(1, "watch: left out x: no FPSCOPE_WATCH_BUDGET left");     // another kind of event
+  const auto a = analyze(trace::TraceModel(b.t));
+  const auto fs = of_kind(a, "optimizer_state_low_precision");
+  ASSERT_EQ(fs.size(), 2u);
+  const Finding* fc = fs[0]->tensor_id == "fc.weight" ? fs[0] : fs[1];
+  const Finding* enc = fc == fs[0] ? fs[1] : fs[0];
+  EXPECT_EQ(fc->severity, Severity::Warning);
+  EXPECT_EQ(fc->format, Format::FP16);
+  EXPECT_EQ(fc->tensor, static_cast<int64_t>(a.weights[0].tensor));  // linked to its watch
+  EXPECT_EQ(fc->title, "Optimizer state of fc.weight is fp16 (AdamW: exp_avg, exp_avg_sq)");
+  EXPECT_NE(fc->evidence.find("the parameter itself is fp16"), std::string::npos);
+  EXPECT_EQ(enc->tensor_id, "enc.layers.0.bias");
+  EXPECT_EQ(enc->tensor, -1);  // not watched
+  EXPECT_EQ(enc->format, Format::BF16);
+  EXPECT_EQ(enc->evidence, "AdamW state after step 0: exp_avg bfloat16, exp_avg_sq bfloat16");
+  EXPECT_NE(enc->recommendation.find("FP32"), std::string::npos);
+}
+
 // Step marks 0..60 (every step), observations every 10 steps (7), metadata with every = 10.
 Builder sampled() {
   Builder b;
@@ -646,12 +723,25 @@ TEST(AdditiveMaskFindings, BetaZeroIsNotAMask) {
 
 TEST(FindingKinds, OneNameEachAndItParsesBack) {
   // The names docs/summary-json.md lists for "kind", in FindingKind order.
-  const char* const documented[] = {
-      "nonfinite",           "overflow",         "underflow",       "sqnr",
-      "loss_scale_collapse", "skipped_steps",    "master_not_fp32", "master_weight_loss",
-      "fp8_saturation",      "fp8_underflow",    "drift",           "baseline_drift",
-      "additive_mask",       "rank_first_fault", "rank_skew",       "rank_desync",
-      "rank_loss_scale"};
+  const char* const documented[] = {"nonfinite",
+                                    "overflow",
+                                    "underflow",
+                                    "sqnr",
+                                    "loss_scale_collapse",
+                                    "skipped_steps",
+                                    "master_not_fp32",
+                                    "master_weight_loss",
+                                    "fp8_saturation",
+                                    "fp8_underflow",
+                                    "drift",
+                                    "baseline_drift",
+                                    "additive_mask",
+                                    "rank_first_fault",
+                                    "rank_skew",
+                                    "rank_desync",
+                                    "rank_loss_scale",
+                                    "optimizer_state_low_precision",
+                                    "fp16_master_stagnant"};
   ASSERT_EQ(std::size(documented), static_cast<size_t>(kNumFindingKinds));
   for (int i = 0; i < kNumFindingKinds; ++i) {
     const auto k = static_cast<FindingKind>(i);

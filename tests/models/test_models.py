@@ -366,6 +366,9 @@ class AutoWatch(unittest.TestCase):
                 self.assertGreater(r["changed"], 0, pname)
         kinds = {f["kind"] for f in findings(trace)}
         self.assertNotIn("master_not_fp32", kinds)
+        # FP32 weights and FP32 optimizer state (AdamW's moments, SGD's momentum): neither trap.
+        self.assertNotIn("optimizer_state_low_precision", kinds)
+        self.assertNotIn("fp16_master_stagnant", kinds)
         return trace, t
 
     def test_transformer_encoder_adamw_every_parameter(self):
@@ -381,9 +384,61 @@ class AutoWatch(unittest.TestCase):
         params = params_printed(plain.stdout)
         self.assertEqual(sorted(self.watched(t)), sorted(params))
         self.assertTrue(all(r["dtype"] == "bf16" for r in t["weight_updates"]))
-        trap = [f for f in findings(trace) if f["kind"] == "master_not_fp32"]
+        fs = findings(trace)
+        trap = [f for f in fs if f["kind"] == "master_not_fp32"]
         self.assertEqual(sorted(f["tensor"] for f in trap), sorted(params))
         self.assertTrue(all(f["severity"] == "error" for f in trap), trap)
+        # AdamW makes its moments like the parameters: BF16 state, one finding per parameter.
+        state = [f for f in fs if f["kind"] == "optimizer_state_low_precision"]
+        self.assertEqual(sorted(f["tensor"] for f in state), sorted(params))
+        for f in state:
+            self.assertEqual((f["severity"], f["format"]), ("warning", "bf16"), f)
+            self.assertIn("AdamW state after step 0: exp_avg bfloat16, exp_avg_sq bfloat16",
+                          f["evidence"])
+            self.assertIn("Kahan", f["recommendation"])
+        self.assertNotIn("fp16_master_stagnant", {f["kind"] for f in fs})  # BF16, not FP16
+        # Ranked with the others: after the errors (master_not_fp32), before nothing worse.
+        kinds = [f["kind"] for f in fs]
+        self.assertLess(max(i for i, k in enumerate(kinds) if k == "master_not_fp32"),
+                        min(i for i, k in enumerate(kinds) if k == "optimizer_state_low_precision"))
+
+    def test_fp16_master_copy_drops_updates(self):
+        """FP16-stored weights updated by plain SGD: each step leaves many elements unchanged
+        (updates below half an FP16 ulp). The watch's per-step `changed` equals the program's own
+        count, and every parameter with >= 1% unchanged gets fp16_master_stagnant."""
+        plain = e2e.plain_run([PY, os.path.join(HERE, "fp16_master.py")])
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        trace, t, out = self.record("fp16_master.py")
+        self.assertEqual(out, plain.stdout)  # bit-identical with and without the probe
+        params = params_printed(plain.stdout)
+        self.assertTrue(all(d == "float16" for _, d in params.values()), params)
+        unchanged = {}  # (step, name) -> elements the step left unchanged, counted by torch
+        for line in plain.stdout.splitlines():
+            w = line.split()
+            if w and w[0] == "unchanged":
+                unchanged[(int(w[1]), w[2])] = int(w[3])
+        watched = self.watched(t)
+        self.assertEqual(sorted(watched), sorted(params))
+        fraction = {}
+        for name, recs in watched.items():
+            self.assertTrue(recs, name)
+            for r in recs:
+                self.assertEqual(r["dtype"], "fp16", name)
+                self.assertEqual(r["changed"], params[name][0] - unchanged[(r["step"], name)],
+                                 (name, r["step"]))
+            fraction[name] = 1 - sum(r["changed"] for r in recs) / (len(recs) * params[name][0])
+        fs = findings(trace)
+        stagnant = {f["tensor"]: f for f in fs if f["kind"] == "fp16_master_stagnant"}
+        self.assertEqual(sorted(stagnant), sorted(n for n, v in fraction.items() if v >= 0.01))
+        self.assertGreaterEqual(len(stagnant), 3, fraction)
+        for name, f in stagnant.items():
+            self.assertEqual((f["severity"], f["format"]), ("error", "fp16"), f)
+            # fmt_pct's three significant digits
+            self.assertIn("%.3g%% of element updates" % (100 * fraction[name]), f["title"])
+            self.assertIn("FP32 master weights", f["recommendation"])
+        kinds = {f["kind"] for f in fs}
+        self.assertIn("master_not_fp32", kinds)
+        self.assertNotIn("optimizer_state_low_precision", kinds)  # plain SGD keeps no state
 
     def test_watch_none_and_a_pattern(self):
         _, t, _ = self.record("mlp_sgd.py", ["--watch", "none"])
@@ -425,6 +480,28 @@ class AutoWatch(unittest.TestCase):
         for n, w in small.items():  # small tensors whole, with an exact interval
             if not w["sampled"]:
                 self.assertEqual(w["bf16"]["stagnant"], full[n]["bf16"]["stagnant"], n)
+        # The report's per-layer table: every parameter, its dtype, what was watched, the
+        # stagnant fractions with their interval when sampled (the sampling error), lost mass.
+        md = os.path.join(self.dir, "report.md")
+        r = subprocess.run([ARGS.fpscope, "report", small_trace, "-o", md], capture_output=True,
+                           text=True)
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        with open(md) as f:
+            text = f.read()
+        rows = {}
+        for line in text.splitlines():
+            cells = [c.strip().replace("\\_", "_") for c in line.strip("|").split("|")]
+            if len(cells) == 10 and cells[0] in small:  # (Markdown escapes the names' "_")
+                rows[cells[0]] = cells
+        self.assertEqual(sorted(rows), sorted(small))
+        for n, w in small.items():
+            cells = rows[n]
+            self.assertEqual(cells[1], "fp32", n)
+            self.assertEqual(cells[3], "%d of %d" % (w["watched"], w["elements"])
+                             if w["sampled"] else "all", n)
+            self.assertEqual(cells[4].endswith("%)"), w["sampled"], cells)  # "12.3% (10.1-14.6%)"
+            self.assertTrue(cells[5].endswith("%"), cells)  # bf16 lost mass
+        self.assertIn("each stagnant fraction is an estimate with its 95% interval", text)
 
     def test_sweep_frees_each_model_and_watches_the_next(self):
         """A released optimizer ends its parameters' watches and lets them go: each deleted model

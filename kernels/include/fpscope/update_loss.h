@@ -95,9 +95,16 @@ struct UpdateLoss {
 };
 
 // Host pass over n watched elements (w_prev: the earlier step, w_cur: the later one, FP32).
-// Resets and fills *bf16, *fp16, *changed and ratio_hist[kRatioBins].
+// Resets and fills *bf16, *fp16, *changed and ratio_hist[kRatioBins]. The counts and the histogram
+// are exactly those of update_loss_step + accumulate_update_loss over the elements; the sums are
+// the same terms added in a fixed order (16 interleaved partial sums per block of 1024 elements),
+// the same on every machine, within a few ulps of a left-to-right sum.
 void compute_update_loss(const float* w_prev, const float* w_cur, uint64_t n,
                          UpdateLossCounts* bf16, UpdateLossCounts* fp16, uint64_t* changed,
                          uint64_t ratio_hist[kRatioBins]);
+
+// The same pass, added to *out (not reset): a watch that gathers its positions block by block
+// adds each block.
+void add_update_loss(const float* w_prev, const float* w_cur, uint64_t n, UpdateLoss* out);
 
 }  // namespace fpscope

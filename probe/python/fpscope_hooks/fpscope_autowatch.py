@@ -22,6 +22,13 @@ Contract:
     watched by the program itself (same memory), or for which no budget is left. Each gets an
     event `watch: left out <name>: <reason>` in the trace, which the analysis lists.
   - CUDA parameters go through the device watch (whole tensors, device memory).
+  - Optimizer state: after an optimizer's step, the first time its state holds tensors (Adam's
+    exp_avg / exp_avg_sq, SGD's momentum_buffer, ...: floating-point tensors of at least one
+    dimension), each parameter whose state has a bfloat16/float16 tensor gets one event
+    `optimizer state: <name>: <optimizer class>: <key> <dtype>, ...` (its low-precision entries;
+    names as above, also with FPSCOPE_WATCH=none); the analysis turns them into the
+    optimizer_state_low_precision finding. Checked again only when the optimizer's parameter count
+    changes (cheap per step, as on_optimizer_step).
   - Lifetime: the watch holds a view of each parameter's storage (p.detach(): the memory the probe
     reads stays valid even if the program rebinds p.data) only while the optimizer lives: when it
     is collected, its parameters are unwatched and released, so a program that builds one model
@@ -34,6 +41,8 @@ import weakref
 
 BYTES_PER_ELEMENT = 8  # two FP32 copies per followed position (probe/src/weight_watch.h)
 LEFT_OUT_PREFIX = "watch: left out "
+STATE_PREFIX = "optimizer state: "  # analysis/src/findings_training.cpp parses it
+LOW_PRECISION = ("torch.bfloat16", "torch.float16")
 
 
 def parse_setting(value):
@@ -81,6 +90,9 @@ class AutoWatch:
         self.anonymous = 0
         # optimizer -> number of its parameters at its last step (weak: ids are reused)
         self.sizes = weakref.WeakKeyDictionary()
+        # optimizer -> number of its parameters when its state was last checked
+        self.state_checked = weakref.WeakKeyDictionary()
+        self.given = {}  # id(param) -> the name on_optimizer_step gave it
 
     def wanted(self, name):
         if self.mode == "all":
@@ -140,6 +152,7 @@ class AutoWatch:
                 path = "param#%d" % self.anonymous
                 self.anonymous += 1
             name = self._unique(path)
+            self.given[id(p)] = name
             if not self.wanted(name):
                 continue
             if id(p) in user or int(p.data_ptr()) in user_ptrs:
@@ -169,6 +182,37 @@ class AutoWatch:
         done = weakref.finalize(opt, self._release, watched, [id(p) for p in new])
         done.atexit = False  # at exit the probe closes the trace itself
 
+    def after_optimizer_step(self, opt):
+        """The optimizer's step ended: its state, once it exists, checked for BF16/FP16 tensors."""
+        groups = getattr(opt, "param_groups", None) or []
+        count = sum(len(g.get("params", ())) for g in groups)
+        if self.state_checked.get(opt) == count:
+            return
+        state = getattr(opt, "state", None)
+        if not state:
+            return  # no state yet (or none at all: plain SGD): look again after the next step
+        self.state_checked[opt] = count
+        names = None
+        kind = type(opt).__name__
+        for g in groups:
+            for p in g.get("params", ()):
+                entries = state.get(p) if hasattr(state, "get") else None
+                if not isinstance(entries, dict):
+                    continue  # no state for p, or an optimizer's own kind of state: not checked
+                low = []
+                for key, v in sorted(entries.items(), key=lambda kv: str(kv[0])):
+                    dtype = str(getattr(v, "dtype", ""))
+                    if dtype in LOW_PRECISION and getattr(v, "dim", lambda: 0)() >= 1:
+                        low.append("%s %s" % (key, dtype.replace("torch.", "")))
+                if not low:
+                    continue
+                name = self.given.get(id(p))
+                if name is None:
+                    if names is None:
+                        names = self._name_map()
+                    name = names.get(id(p), "param#?")
+                self.fp.event(STATE_PREFIX + "%s: %s: %s" % (name, kind, ", ".join(low)))
+
     def _release(self, names, ids):
         """The optimizer is gone: its parameters' watches end and their memory is released; their
         ids may be reused, and every optimizer left looks at its parameters again."""
@@ -176,6 +220,8 @@ class AutoWatch:
             for name in names:
                 self.fp.unwatch(name)
             self.seen.difference_update(ids)
+            for i in ids:
+                self.given.pop(i, None)
             self.sizes.clear()
         except Exception:  # noqa: BLE001 - a finalizer must not raise into the program
             pass

@@ -31,7 +31,8 @@ Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers
     found_inf with fpscope_loss_scale (CUDA scalers: the probe's loss-scale kernel hook records
     them without synchronizing; reading them here would synchronize).
   - Master weights: when an optimizer's step begins, its parameters not seen before are watched
-    (fpscope_autowatch.py: FPSCOPE_WATCH, names by module path, the watch budget).
+    (fpscope_autowatch.py: FPSCOPE_WATCH, names by module path, the watch budget); when it ends,
+    optimizer state kept in BF16/FP16 is an event (fpscope_autowatch.py "Optimizer state").
   - The program's results stay bit-identical: hooks return None (never change inputs, outputs or
     gradients), nothing is synchronized, no RNG is drawn. Any exception inside the integration
     turns it off with ONE warning on stderr and never reaches the program.
@@ -300,7 +301,7 @@ def _opt_pre(opt=None, *_):
                 _warn_off(e)
 
 
-def _opt_post(*_):
+def _opt_post(opt=None, *_):
     global _opt_depth
     if _off:
         return
@@ -308,6 +309,8 @@ def _opt_post(*_):
         with _lock:
             _opt_depth = max(0, _opt_depth - 1)
             outer = _opt_depth == 0
+        if opt is not None and _autowatch is not None:
+            _autowatch.after_optimizer_step(opt)  # its state exists now: low-precision moments
         if outer:
             _iteration_ended()
     except Exception as e:  # noqa: BLE001
@@ -387,7 +390,7 @@ def _wrap_step(cls):
             return result
         finally:
             if ok:
-                _opt_post()
+                _opt_post(self)
             else:
                 _opt_pre_undo()
 

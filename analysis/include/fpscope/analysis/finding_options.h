@@ -45,6 +45,11 @@ struct FindingOptions {
   // Error findings of realistic overflow fractions (magnitude 900 = fraction ~0.2).
   int loss_scale_collapse_magnitude = 900;
   Severity master_not_fp32 = Severity::Error;
+  // Optimizer state (Adam moments, momentum) in BF16/FP16: the probe's PyTorch integration sees it.
+  Severity optimizer_state_low_precision = Severity::Warning;
+  // FP16 master weights (the parameter's own dtype) whose elements a step left unchanged:
+  // reported when the unchanged fraction >= master_loss_report.
+  Severity fp16_master_stagnant = Severity::Error;
   Severity drift = Severity::Info;  // within-run change points: a hint, not a defect
   Severity baseline_drift = Severity::Warning;
 

@@ -60,8 +60,11 @@ enum class FindingKind : uint8_t {
   RankSkew,        // "rank_skew": a rank's amax far from its replicas' on the same op and step
   RankDesync,      // "rank_desync": replicated operands (weights) differ between replicas
   RankLossScale,   // "rank_loss_scale": the ranks' loss scalers disagree
+  // Master weights and optimizer state (issue 21; after the cross-rank kinds: values unchanged).
+  OptimizerStateLowPrecision,  // "optimizer_state_low_precision": Adam moments etc. in BF16/FP16
+  Fp16MasterStagnant,          // "fp16_master_stagnant": FP16 master weights drop updates
 };
-inline constexpr int kNumFindingKinds = 17;
+inline constexpr int kNumFindingKinds = 19;
 
 // "nonfinite", "overflow", ... (the comments above): the one spelling of each kind.
 const char* kind_name(FindingKind k);
