@@ -452,10 +452,11 @@ void register_record_command(CLI::App& app) {
   sub->add_option("-o,--output", opts->output,
                   "Trace file; %p pid, %r rank, %h host (default: fpscope.fpst)");
   sub->add_option("--every", opts->every, "Record every N-th step (FPSCOPE_EVERY)");
-  sub->add_option("--formats", opts->formats,
-                  "Formats of interest: bf16,fp16,e4m3,e5m2; block-scaled formats mxfp8_e4m3,mxfp8_e5m2,"
-                  "mxfp6_e3m2,mxfp6_e2m3,mxfp4,nvfp4 are measured only when named (blocks: all six; "
-                  "all: everything) (FPSCOPE_FORMATS)");
+  sub->add_option(
+      "--formats", opts->formats,
+      "Formats of interest: bf16,fp16,e4m3,e5m2; block-scaled formats mxfp8_e4m3,mxfp8_e5m2,"
+      "mxfp6_e3m2,mxfp6_e2m3,mxfp4,nvfp4 are measured only when named (blocks: all six; "
+      "all: everything) (FPSCOPE_FORMATS)");
   sub->add_option("--ops", opts->ops, "Roles (A,B,C,D) and ops to record (FPSCOPE_OPS)");
   sub->add_option("--log", opts->log, "Probe log level: off|error|warn|info|debug (FPSCOPE_LOG)");
   sub->add_option("--watch", opts->watch,

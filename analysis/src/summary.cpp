@@ -1,3 +1,6 @@
+// `fpscope summary`: the one writer of the summary JSON (docs/summary-json.md) and of its text
+// form, from one RunAnalysis. Size: ~620 lines: JSON and text share the per-tensor helpers; the
+// next section (block-format columns in the text) moves the text form into summary_text.cpp.
 #include "fpscope/analysis/summary.h"
 
 #include <algorithm>

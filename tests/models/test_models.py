@@ -1,5 +1,8 @@
 #!/usr/bin/python3
-"""Ordinary torch.nn training programs (tests/models/*.py: no fpscope import, no change for the
+"""(Size: ~810 lines: one record-and-check harness shared by one test per model program; the next
+family of programs goes into its own file beside it.)
+
+Ordinary torch.nn training programs (tests/models/*.py: no fpscope import, no change for the
 probe) recorded by `fpscope record`, whose PyTorch integration (probe/python/fpscope_hooks) must
 give, for each program:
   - the program's output bit-identical with and without the probe (every digit of every loss);
