@@ -19,12 +19,12 @@
 namespace fpscope::cuda {
 
 inline constexpr int kDefaultCudaSlots = 256;
-// Each slot holds one TensorStats on the device and one in pinned host memory (~8.6 KiB each), per
-// device: 16384 slots are ~140 MiB of each. Also far below the 2^20 of the pipeline's ticket
-// encoding (stats_pipeline.cpp).
+// Each slot holds one TensorStats on the device and one in pinned host memory (~21 KiB each since
+// the block-format statistics of format 1.3), per device: 16384 slots are ~330 MiB of each. Also
+// far below the 2^20 of the pipeline's ticket encoding (stats_pipeline.cpp).
 inline constexpr int kMaxCudaSlots = 16384;
 // The ring starts at FPSCOPE_CUDA_SLOTS and doubles (on the drain thread) while a step needs more,
-// up to this many slots per device (~35 MiB of device and of pinned memory) or the start, if
+// up to this many slots per device (~83 MiB of device and of pinned memory) or the start, if
 // larger.
 inline constexpr int kMaxGrownCudaSlots = 4096;
 inline constexpr long kDefaultDrainMs = 2000;
