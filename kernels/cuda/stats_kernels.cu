@@ -347,6 +347,26 @@ cudaError_t launch_blocks_typed(const void* data, uint64_t rows, uint64_t cols, 
   return cudaGetLastError();
 }
 
+// The one dtype -> (format, storage type) dispatch of the stored operand formats: calls
+// fn(std::integral_constant<Format, F>{}, Storage{}); cudaErrorInvalidValue for other dtypes.
+template <class Fn>
+cudaError_t with_storage(Format dtype, Fn&& fn) {
+  switch (dtype) {
+    case Format::FP32:
+      return fn(std::integral_constant<Format, Format::FP32>{}, uint32_t{});
+    case Format::BF16:
+      return fn(std::integral_constant<Format, Format::BF16>{}, uint16_t{});
+    case Format::FP16:
+      return fn(std::integral_constant<Format, Format::FP16>{}, uint16_t{});
+    case Format::E4M3:
+      return fn(std::integral_constant<Format, Format::E4M3>{}, uint8_t{});
+    case Format::E5M2:
+      return fn(std::integral_constant<Format, Format::E5M2>{}, uint8_t{});
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
 }  // namespace
 
 cudaError_t launch_block_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
@@ -355,25 +375,10 @@ cudaError_t launch_block_stats(const void* data, Format dtype, uint64_t rows, ui
   mask &= kAllBlockFormats;
   if (mask == 0 || data == nullptr || rows == 0 || cols == 0 || batch == 0) return cudaSuccess;
   if (cols == 1) ld = rows;
-  switch (dtype) {
-    case Format::FP32:
-      return launch_blocks_typed<Format::FP32, uint32_t>(data, rows, cols, ld, batch, batch_stride,
-                                                         mask, axis, d_slot, stream);
-    case Format::BF16:
-      return launch_blocks_typed<Format::BF16, uint16_t>(data, rows, cols, ld, batch, batch_stride,
-                                                         mask, axis, d_slot, stream);
-    case Format::FP16:
-      return launch_blocks_typed<Format::FP16, uint16_t>(data, rows, cols, ld, batch, batch_stride,
-                                                         mask, axis, d_slot, stream);
-    case Format::E4M3:
-      return launch_blocks_typed<Format::E4M3, uint8_t>(data, rows, cols, ld, batch, batch_stride,
-                                                        mask, axis, d_slot, stream);
-    case Format::E5M2:
-      return launch_blocks_typed<Format::E5M2, uint8_t>(data, rows, cols, ld, batch, batch_stride,
-                                                        mask, axis, d_slot, stream);
-    default:
-      return cudaErrorInvalidValue;
-  }
+  return with_storage(dtype, [&](auto fmt, auto storage) {
+    return launch_blocks_typed<decltype(fmt)::value, decltype(storage)>(
+        data, rows, cols, ld, batch, batch_stride, mask, axis, d_slot, stream);
+  });
 }
 
 cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t rows,
@@ -387,25 +392,9 @@ cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t
   if ((e = cudaGetLastError()) != cudaSuccess) return e;
   const StatsProblem p = make_stats_problem(rows, cols, ld, batch, batch_stride);
   if (p.n > 0 && data != nullptr) {
-    switch (dtype) {
-      case Format::FP32:
-        e = launch_typed<Format::FP32, uint32_t>(data, p, sc, d_slot, stream);
-        break;
-      case Format::BF16:
-        e = launch_typed<Format::BF16, uint16_t>(data, p, sc, d_slot, stream);
-        break;
-      case Format::FP16:
-        e = launch_typed<Format::FP16, uint16_t>(data, p, sc, d_slot, stream);
-        break;
-      case Format::E4M3:
-        e = launch_typed<Format::E4M3, uint8_t>(data, p, sc, d_slot, stream);
-        break;
-      case Format::E5M2:
-        e = launch_typed<Format::E5M2, uint8_t>(data, p, sc, d_slot, stream);
-        break;
-      default:
-        return cudaErrorInvalidValue;
-    }
+    e = with_storage(dtype, [&](auto fmt, auto storage) {
+      return launch_typed<decltype(fmt)::value, decltype(storage)>(data, p, sc, d_slot, stream);
+    });
     if (e != cudaSuccess) return e;
   }
   finalize_slot_kernel<<<1, 1, 0, stream>>>(d_slot);

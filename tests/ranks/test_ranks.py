@@ -26,24 +26,12 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = "/usr/bin/python3"
 sys.path.insert(0, HERE)
-from test_rank_exports import check_exported_queries  # noqa: E402  (docs/ranks.md's SQL)
+from test_rank_exports import Checker, check_exported_queries  # noqa: E402  (one checker; docs/ranks.md's SQL)
 
 
 def have_torch():
     return subprocess.run([PY, "-c", "import torch.distributed as d; assert d.is_available()"],
                           capture_output=True).returncode == 0
-
-
-class Checker:
-    def __init__(self):
-        self.failures = 0
-
-    def eq(self, what, got, want):
-        if got != want:
-            self.failures += 1
-            print(f"FAIL {what}: got {got!r}, want {want!r}")
-        else:
-            print(f"ok   {what}")
 
 
 def record(fpscope, out, ranks, *args):
