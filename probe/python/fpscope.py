@@ -123,6 +123,9 @@ def _load():
         lib.fpscope_loss.argtypes = [ctypes.c_double]
         lib.fpscope_loss_at.restype = None
         lib.fpscope_loss_at.argtypes = [ctypes.c_uint64, ctypes.c_double]
+    if hasattr(lib, "fpscope_scopes_wanted"):  # probes before the lean naming lack it
+        lib.fpscope_scopes_wanted.restype = ctypes.c_int
+        lib.fpscope_scopes_wanted.argtypes = [ctypes.c_uint64]
     _lib = lib
     return lib
 
@@ -152,6 +155,14 @@ def current_step():
     if _lib is not None and hasattr(_lib, "fpscope_current_step"):
         return int(_lib.fpscope_current_step())
     return 0
+
+
+def _scopes_wanted(step):
+    """Whether the probe names the calls of `step` by their scope (a sampled step, or emulation);
+    True with a probe that cannot tell."""
+    if _lib is not None and hasattr(_lib, "fpscope_scopes_wanted"):
+        return _lib.fpscope_scopes_wanted(int(step)) != 0
+    return True
 
 
 def _framework_step():

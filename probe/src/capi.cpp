@@ -80,6 +80,15 @@ FPSCOPE_EXPORT uint64_t fpscope_current_step(void) {
   return step;
 }
 
+FPSCOPE_EXPORT int fpscope_scopes_wanted(uint64_t step) {
+  HookGuard guard;
+  int wanted = 1;
+  guarded("fpscope_scopes_wanted", [&] {
+    if (Recorder* r = Recorder::get()) wanted = r->scopes_wanted(step) ? 1 : 0;
+  });
+  return wanted;
+}
+
 FPSCOPE_EXPORT void fpscope_loss(double value) {
   HookGuard guard;
   guarded("fpscope_loss", [&] {

@@ -39,13 +39,23 @@ std::string GradNamer::name(const std::string& label, const std::string& scope, 
     return label;
   const Buffer ba{a->data, a->rows, a->cols, a->ld};
   const Buffer bb{b->data, b->rows, b->cols, b->ld};
+  // What this call writes is no longer the operand a remembered forward GEMM read there (a freed
+  // buffer reused by the allocator): never matched again.
+  for (Forward& f : forward_) {
+    if (f.weight.data == out->data) f.weight.data = nullptr;
+    if (f.input.data == out->data) f.input.data = nullptr;
+  }
   if (scope.empty() && !unscoped_) return label;
   const bool backward_candidate = scope.empty() || ends_with(scope, ".bwd");
   if (backward_candidate) {
-    // The latest forward GEMM of the step this call reads an operand of.
+    // "<path>.bwd": only forward GEMMs made inside module <path> (or one of its submodules).
+    const std::string path = scope.empty() ? std::string() : scope.substr(0, scope.size() - 4);
+    const std::string under = path + ".";
+    // The latest such forward GEMM of the step this call reads an operand of.
     for (auto f = forward_.rbegin(); f != forward_.rend(); ++f) {
-      const bool reads_weight = ba == f->weight || bb == f->weight;
-      const bool reads_input = ba == f->input || bb == f->input;
+      if (!path.empty() && f->scope != path && f->scope.rfind(under, 0) != 0) continue;
+      const bool reads_weight = f->weight.data != nullptr && (ba == f->weight || bb == f->weight);
+      const bool reads_input = f->input.data != nullptr && (ba == f->input || bb == f->input);
       const char* kind = nullptr;
       if (reads_weight && out->rows == f->input.rows && out->cols == f->input.cols)
         kind = ".dgrad";
@@ -60,7 +70,7 @@ std::string GradNamer::name(const std::string& label, const std::string& scope, 
   }
   const bool row_major = d.layout == kCblasRowMajor && std::string(d.op).rfind("cblas", 0) == 0;
   if (forward_.size() >= kMaxForward) forward_.erase(forward_.begin());  // steps that never end
-  forward_.push_back(Forward{label, row_major ? bb : ba, row_major ? ba : bb});
+  forward_.push_back(Forward{label, scope, row_major ? bb : ba, row_major ? ba : bb});
   return label;
 }
 

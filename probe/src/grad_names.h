@@ -10,7 +10,10 @@
 // for numpy): operand A of a column-major (Fortran, cuBLAS, CblasColMajor) call, B of a
 // CblasRowMajor call.
 // With module-path scopes (the PyTorch integration), only calls of a "<path>.bwd" scope are
-// backward candidates; without scopes every call is (when `unscoped`).
+// backward candidates, matched only to forward GEMMs made in <path> or its submodules (a buffer
+// address reused within the step must not name one module's backward after another's forward);
+// without scopes every call is (when `unscoped`). A buffer that a later GEMM writes (its D) is
+// no longer the forward's operand and is not matched again.
 // Operands without an address (OperandDesc::data == nullptr) are never matched. Not thread-safe
 // (the recorder's lock); calls are named in their labelled order.
 #pragma once
@@ -41,8 +44,8 @@ class GradNamer {
     bool operator==(const Buffer&) const = default;
   };
   struct Forward {
-    std::string label;
-    Buffer weight, input;
+    std::string label, scope;
+    Buffer weight, input;  // data nullptr: overwritten since (never matched)
   };
   bool unscoped_;
   uint64_t step_ = UINT64_MAX;

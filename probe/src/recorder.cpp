@@ -547,6 +547,9 @@ uint64_t Recorder::now_ns() const {
 Format Recorder::emulate() const {
   return impl_->cfg.emulate;
 }
+bool Recorder::scopes_wanted(uint64_t step) const {
+  return impl_->sampled(step) || impl_->cfg.emulate != Format::FP32;  // cfg: constant after init
+}
 
 unsigned Recorder::stats_threads() const {
   return impl_->cfg.stats_threads;

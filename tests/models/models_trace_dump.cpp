@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   for (const EventRecord& e : t.events) j["events"].push_back(e.text);
   j["observations"] = nlohmann::json::array();
   for (const ObservationRecord& o : t.observations)
-    j["observations"].push_back({o.tensor, o.step, o.stats.count});
+    j["observations"].push_back({o.tensor, o.step, o.stats.count, o.stats.amax});
   std::cout << j.dump() << "\n";
   return 0;
 }

@@ -91,4 +91,41 @@ TEST(GradNamer, SameShapeOtherBufferIsNoMatch) {
   EXPECT_EQ(n.name("gemm#1", "", unrelated, 0), "gemm#1");
 }
 
+// Seen on tests/models/transformer.py: a backward call of "self_attn.bwd" reading a buffer whose
+// address a linear1 forward GEMM also read (the allocator reuses freed memory within a step) was
+// named "linear1.wgrad#1", and which name it got changed from run to run. A "<path>.bwd" call
+// matches only forward GEMMs made in <path> or its submodules.
+TEST(GradNamer, BackwardScopeMatchesOnlyForwardsOfItsModule) {
+  GradNamer n(false);
+  const GemmDesc fwd =
+      gemm("sgemm", 0, op(Role::A, W, 16, 32), op(Role::B, X, 16, 5), op(Role::D, Y, 32, 5));
+  const GemmDesc wgrad =
+      gemm("sgemm", 0, op(Role::A, X, 16, 5), op(Role::B, DY, 32, 5), op(Role::D, DW, 16, 32));
+  EXPECT_EQ(n.name("layer.linear1", "layer.linear1", fwd, 0), "layer.linear1");
+  EXPECT_EQ(n.name("layer.attn.bwd", "layer.attn.bwd", wgrad, 0), "layer.attn.bwd");
+  // The module's own backward, and a parent's (its output hook fired last), still match.
+  EXPECT_EQ(n.name("layer.linear1.bwd", "layer.linear1.bwd", wgrad, 0), "layer.linear1.wgrad");
+  EXPECT_EQ(n.name("layer.bwd", "layer.bwd", wgrad, 0), "layer.linear1.wgrad#1");
+  // "layer.lin" is not a parent of "layer.linear1".
+  EXPECT_EQ(n.name("layer.lin.bwd", "layer.lin.bwd", wgrad, 0), "layer.lin.bwd");
+}
+
+// A buffer that a later GEMM writes no longer holds what the forward GEMM read there.
+TEST(GradNamer, BufferOverwrittenByALaterGemmIsNoMatch) {
+  GradNamer n(true);
+  float t[16 * 5];
+  const GemmDesc fwd =
+      gemm("sgemm", 0, op(Role::A, W, 16, 32), op(Role::B, X, 16, 5), op(Role::D, Y, 32, 5));
+  const GemmDesc writes_x =
+      gemm("sgemm", 0, op(Role::A, t, 16, 5), op(Role::B, t, 16, 5), op(Role::D, X, 16, 5));
+  const GemmDesc wgrad =
+      gemm("sgemm", 0, op(Role::A, X, 16, 5), op(Role::B, DY, 32, 5), op(Role::D, DW, 16, 32));
+  const GemmDesc dgrad =
+      gemm("sgemm", 0, op(Role::A, W, 16, 32), op(Role::B, DY, 32, 5), op(Role::D, DX, 16, 5));
+  EXPECT_EQ(n.name("gemm#0", "", fwd, 0), "gemm#0");
+  EXPECT_EQ(n.name("gemm#1", "", writes_x, 0), "gemm#1");
+  EXPECT_EQ(n.name("gemm#2", "", dgrad, 0), "gemm#0.dgrad");  // W was not overwritten
+  EXPECT_EQ(n.name("gemm#3", "", wgrad, 0), "gemm#3");        // X was
+}
+
 }  // namespace

@@ -52,7 +52,9 @@ _off = False
 _torch = None
 _fp = None  # the fpscope module (probe/python/fpscope.py)
 _compiling = None  # torch.compiler.is_compiling / torch._dynamo.is_compiling, when present
-_handles = []  # removable hook handles
+_handles = []  # removable hook handles (optimizer hooks)
+_module_handles = []  # the naming hooks (global module forward pre/post), while registered
+_gen = 0  # bumped at each registration of the naming hooks: older per-thread scope stacks are stale
 _tls = threading.local()
 _lock = threading.Lock()
 
@@ -77,9 +79,10 @@ def _warn_off(e):
     try:
         sys.stderr.write("[fpscope] warning: the PyTorch integration is off after an internal "
                          "error (%s: %s); the program is not affected\n" % (type(e).__name__, e))
-        for h in _handles:
+        for h in _handles + _module_handles:
             h.remove()
         _handles.clear()
+        _module_handles.clear()
         for _ in range(getattr(_tls, "pushed", 0)):
             _fp.scope_pop()
         _tls.pushed = 0
@@ -138,8 +141,12 @@ def activate(torch):
 # ---- per-thread scope state ----------------------------------------------------------------
 def _stack():
     s = getattr(_tls, "stack", None)
-    if s is None:
+    if s is None or _tls.gen != _gen:
+        if s is not None:  # the naming hooks went away meanwhile: pops nobody will pop
+            for _ in range(_tls.pushed):
+                _fp.scope_pop()
         s = _tls.stack = []  # [(module, {id(module): path} of its root, its name)]
+        _tls.gen = _gen
         _tls.pushed = 0  # scopes this thread pushed into the probe and not popped
         _tls.bwd = False  # a backward scope is pushed
         _tls.hooked = {}  # id(tensor) -> weakref: outputs given a backward-name hook
@@ -192,6 +199,8 @@ def _fwd_pre(module, inputs):
         if not s:  # a root
             if _due and module.training and _torch.is_grad_enabled() and _is_trainable(module):
                 _boundary()
+                if not _module_handles:  # a step the probe does not name: no scopes
+                    return None
             if _tls.bwd:  # forward after a backward on this thread (no backward() wrapper end)
                 _pop()
                 _tls.bwd = False
@@ -280,12 +289,42 @@ def _hook_outputs(output, name):
 
 
 def _install_module_hooks(torch):
+    global _gen
+    if _module_handles:
+        return
+    _gen += 1
     mm = torch.nn.modules.module
-    _handles.append(mm.register_module_forward_pre_hook(_fwd_pre))
+    _module_handles.append(mm.register_module_forward_pre_hook(_fwd_pre))
     try:
-        _handles.append(mm.register_module_forward_hook(_fwd_post, always_call=True))
+        _module_handles.append(mm.register_module_forward_hook(_fwd_post, always_call=True))
     except TypeError:  # torch < 2.1: no always_call (a raising forward is handled in _fwd_post)
-        _handles.append(mm.register_module_forward_hook(_fwd_post))
+        _module_handles.append(mm.register_module_forward_hook(_fwd_post))
+
+
+def _remove_module_hooks():
+    """Safe inside a module hook: torch iterates over a copy of the global hooks (1.13 to 2.x)."""
+    for h in _module_handles:
+        h.remove()
+    _module_handles.clear()
+
+
+def _lean():
+    """Whether the naming hooks may be off in steps the probe does not name: steps are the
+    framework's (ours), not the program's fpscope.step() calls, which may come at any point."""
+    return _claimed and not _fp._user_steps
+
+
+def _name_steps_around(ending):
+    """At the end of step `ending`: the naming hooks stay (or come) on when the probe names
+    `ending` (its boundary is marked at the next root forward, which needs the hook) or the step
+    after it; else they go now. Their per-module cost (the global hooks take every module call
+    off PyTorch's fast path) is then paid in about two steps of each FPSCOPE_EVERY."""
+    if not _lean():
+        return
+    if _fp._scopes_wanted(ending) or _fp._scopes_wanted(ending + 1):
+        _install_module_hooks(_torch)
+    else:
+        _remove_module_hooks()
 
 
 # ---- steps -----------------------------------------------------------------------------------
@@ -338,6 +377,7 @@ def _iteration_ended():
     if not _fp._user_steps:
         _due = True
     _clear_thread_scopes()
+    _name_steps_around(_fp.current_step())
 
 
 def _install_optimizer_hooks(torch):
@@ -416,11 +456,14 @@ def _boundary():
     _due = False
     before, after = _fp._framework_step()
     _flush_losses(before, after, final=False)
+    if after > before and _lean() and not _fp._scopes_wanted(after):
+        _remove_module_hooks()  # the new step is not named (_name_steps_around)
 
 
 def _on_user_step(before, after):
     if not _off:
         try:
+            _install_module_hooks(_torch)  # the program's steps: named throughout (_lean)
             _flush_losses(before, after, final=False)
         except Exception as e:  # noqa: BLE001
             _warn_off(e)
