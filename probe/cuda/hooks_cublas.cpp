@@ -30,6 +30,14 @@ namespace {
 
 constexpr int kHooks = static_cast<int>(Hook::Count);
 
+// The majors of the version nodes the hooks are bound to (cublas_hooks.def): each node has its
+// own entry (the Major template argument of the hook bodies below) and its own real functions.
+constexpr int kOldestMajor = 11, kDefaultMajor = 13;
+constexpr int kNodeMajors = kDefaultMajor - kOldestMajor + 1;
+constexpr int node_index(int major) {
+  return major - kOldestMajor;
+}
+
 std::atomic<uint64_t> g_calls[kHooks];
 
 // The library stem of each hook (cublas_hooks.def): where resolve_real looks first.
@@ -46,10 +54,10 @@ void* const kMissing = reinterpret_cast<void*>(uintptr_t{1});
 // Lazily resolved real function (thread-safe; racers resolve the same value, one of them stores
 // it and only that one logs a failure). nullptr when the process has no definition.
 template <typename Fn>
-Fn real(std::atomic<void*>& cache, const char* name, const char* hint) {
+Fn real(std::atomic<void*>& cache, const char* name, const char* hint, const char* version) {
   void* p = cache.load(std::memory_order_acquire);
   if (p == nullptr) {
-    void* found = probe::resolve_real(name, hint);
+    void* found = probe::resolve_real(name, hint, version);
     if (found == nullptr) found = kMissing;
     void* expected = nullptr;
     if (cache.compare_exchange_strong(expected, found, std::memory_order_acq_rel)) {
@@ -64,21 +72,25 @@ Fn real(std::atomic<void*>& cache, const char* name, const char* hint) {
   return p == kMissing ? nullptr : reinterpret_cast<Fn>(p);
 }
 
-// The real function behind hook `h`, typed like the hook (cuBLAS's C++ header overloads some
-// names, so the hook's own type is the one to use). One cache per hook: a later per-version entry
-// (cublas_hooks.def) would index it by version node as well.
-std::atomic<void*> g_real[kHooks];
+// The real function behind hook `h` for a caller bound to version node <library>.so.<major>,
+// typed like the hook (cuBLAS's C++ header overloads some names, so the hook's own type is the
+// one to use): resolved with that version (resolve.h), so that a process holding two cuBLAS
+// majors calls each one's own function. One cache per hook and node.
+std::atomic<void*> g_real[kHooks][kNodeMajors];
 template <typename Fn>
-Fn real_fn(Hook h) {
-  return real<Fn>(g_real[static_cast<int>(h)], hook_name(h), hook_library(h));
+Fn real_fn(Hook h, int major) {
+  const std::string version = std::string(hook_library(h)) + ".so." + std::to_string(major);
+  return real<Fn>(g_real[static_cast<int>(h)][node_index(major)], hook_name(h), hook_library(h),
+                  version.c_str());
 }
 
-// The real `fn` of a function the probe does not hook.
-#define REAL(fn, hint)                              \
-  ([]() {                                           \
-    static std::atomic<void*> cache{nullptr};       \
-    return real<decltype(&::fn)>(cache, #fn, hint); \
-  }())
+// The real `fn` of a function the probe does not hook, of version node <hint>.so.<major>.
+#define REAL(fn, hint, major)                                                       \
+  ([](int m) {                                                                      \
+    static std::atomic<void*> cache[kNodeMajors];                                   \
+    const std::string version = std::string(hint) + ".so." + std::to_string(m);     \
+    return real<decltype(&::fn)>(cache[node_index(m)], #fn, hint, version.c_str()); \
+  }(major))
 
 char op_char(int op) {
   return op == CUBLAS_OP_N ? 'N' : (op == CUBLAS_OP_T ? 'T' : 'C');
@@ -86,10 +98,10 @@ char op_char(int op) {
 
 // Stream and pointer mode of a classic cuBLAS handle; false (record nothing) when the handle is
 // unusable, e.g. null: the real function then reports the error itself.
-bool handle_context(cublasHandle_t h, void** stream, bool* host_scalars) {
+bool handle_context(cublasHandle_t h, int major, void** stream, bool* host_scalars) {
   if (h == nullptr) return false;
-  auto get_stream = REAL(cublasGetStream_v2, "libcublas");
-  auto get_mode = REAL(cublasGetPointerMode_v2, "libcublas");
+  auto get_stream = REAL(cublasGetStream_v2, "libcublas", major);
+  auto get_mode = REAL(cublasGetPointerMode_v2, "libcublas", major);
   if (get_stream == nullptr || get_mode == nullptr) return false;
   cudaStream_t s = nullptr;
   cublasPointerMode_t mode = CUBLAS_POINTER_MODE_HOST;
@@ -231,13 +243,14 @@ void fill_classic(GemmCall* c, bool host, const ClassicArgs& a) {
 // Counts the call, then records it around the real call when this is the outermost hook, the
 // recorder is on and the handle tells its stream and pointer mode.
 template <typename Call>
-cublasStatus_t run_recorded(Hook h, cublasHandle_t handle, const ClassicArgs& args, Call&& call) {
+cublasStatus_t run_recorded(Hook h, int major, cublasHandle_t handle, const ClassicArgs& args,
+                            Call&& call) {
   count_hook_call(h);
   probe::HookGuard guard;
   void* stream = nullptr;
   bool host = true;
   if (!guard.outermost() || probe::Recorder::get() == nullptr ||
-      !handle_context(handle, &stream, &host))
+      !handle_context(handle, major, &stream, &host))
     return call();
   GemmCall gc;
   gc.op = hook_name(h);
@@ -275,39 +288,68 @@ using namespace fpscope::cuda;  // NOLINT: the hooks below are the C ABI surface
 // Each family below is written once and defined for int (the row's function) and int64_t (its
 // _64 twin); the real function is resolved on the first call (real_fn) and a process without it
 // gets CUBLAS_STATUS_NOT_INITIALIZED.
+//
+// A family's body is hook_<Symbol><Major>, the hook of version node <library>.so.<Major>;
+// FPSCOPE_NODE_ENTRIES defines its exported entries: fpscopecu_<Symbol> for the DEFAULT node
+// (<Symbol>@@<library>.so.13, and references without a version) and fpscopecu_<Symbol>_v<Major>
+// for the older ones (bound at the end of this file). An entry for a node the symbol is not in
+// (a _64 twin in .11) is bound to no node and stays local (probe/exports.map's "local: *").
+#define FPSCOPE_NODE_ENTRIES(Symbol, Params, Args)                \
+  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol Params {       \
+    return hook_##Symbol<kDefaultMajor> Args;                     \
+  }                                                               \
+  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol##_v12 Params { \
+    return hook_##Symbol<12> Args;                                \
+  }                                                               \
+  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol##_v11 Params { \
+    return hook_##Symbol<11> Args;                                \
+  }
 
 // ---- cublasGemmEx / _64 -------------------------------------------------------------------------
-#define FPSCOPE_GEMM_EX_HOOK(Id, Symbol, I)                                                     \
-  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                             \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,         \
-      const void* alpha, const void* A, cudaDataType at, I lda, const void* B, cudaDataType bt, \
-      I ldb, const void* beta, void* C, cudaDataType ct, I ldc, cublasComputeType_t comp,       \
-      cublasGemmAlgo_t algo) {                                                                  \
-    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                                 \
-    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                    \
-    const ClassicArgs args{.ta = ta,                                                            \
-                           .tb = tb,                                                            \
-                           .m = m,                                                              \
-                           .n = n,                                                              \
-                           .k = k,                                                              \
-                           .alpha = alpha,                                                      \
-                           .A = A,                                                              \
-                           .at = at,                                                            \
-                           .lda = lda,                                                          \
-                           .B = B,                                                              \
-                           .bt = bt,                                                            \
-                           .ldb = ldb,                                                          \
-                           .beta = beta,                                                        \
-                           .C = C,                                                              \
-                           .ct = ct,                                                            \
-                           .ldc = ldc,                                                          \
-                           .scalars = scalar_kind_of_compute(comp),                             \
-                           .layout = static_cast<int>(comp)};                                   \
-    return run_recorded(Hook::Id, handle, args, [&] {                                           \
-      return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp, \
-                algo);                                                                          \
-    });                                                                                         \
-  }
+#define FPSCOPE_GEMM_EX_HOOK(Id, Symbol, I)                                                      \
+  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                              \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,          \
+      const void* alpha, const void* A, cudaDataType at, I lda, const void* B, cudaDataType bt,  \
+      I ldb, const void* beta, void* C, cudaDataType ct, I ldc, cublasComputeType_t comp,        \
+      cublasGemmAlgo_t algo);                                                                    \
+  template <int Major>                                                                           \
+  static cublasStatus_t hook_##Symbol(                                                           \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,          \
+      const void* alpha, const void* A, cudaDataType at, I lda, const void* B, cudaDataType bt,  \
+      I ldb, const void* beta, void* C, cudaDataType ct, I ldc, cublasComputeType_t comp,        \
+      cublasGemmAlgo_t algo) {                                                                   \
+    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id, Major);                           \
+    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                     \
+    const ClassicArgs args{.ta = ta,                                                             \
+                           .tb = tb,                                                             \
+                           .m = m,                                                               \
+                           .n = n,                                                               \
+                           .k = k,                                                               \
+                           .alpha = alpha,                                                       \
+                           .A = A,                                                               \
+                           .at = at,                                                             \
+                           .lda = lda,                                                           \
+                           .B = B,                                                               \
+                           .bt = bt,                                                             \
+                           .ldb = ldb,                                                           \
+                           .beta = beta,                                                         \
+                           .C = C,                                                               \
+                           .ct = ct,                                                             \
+                           .ldc = ldc,                                                           \
+                           .scalars = scalar_kind_of_compute(comp),                              \
+                           .layout = static_cast<int>(comp)};                                    \
+    return run_recorded(Hook::Id, Major, handle, args, [&] {                                     \
+      return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp,  \
+                algo);                                                                           \
+    });                                                                                          \
+  }                                                                                              \
+  FPSCOPE_NODE_ENTRIES(                                                                          \
+      Symbol,                                                                                    \
+      (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,         \
+       const void* alpha, const void* A, cudaDataType at, I lda, const void* B, cudaDataType bt, \
+       I ldb, const void* beta, void* C, cudaDataType ct, I ldc, cublasComputeType_t comp,       \
+       cublasGemmAlgo_t algo),                                                                   \
+      (handle, ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp, algo))
 FPSCOPE_GEMM_EX_HOOK(GemmEx, cublasGemmEx, int)
 FPSCOPE_GEMM_EX_HOOK(GemmEx_64, cublasGemmEx_64, int64_t)
 
@@ -317,8 +359,14 @@ FPSCOPE_GEMM_EX_HOOK(GemmEx_64, cublasGemmEx_64, int64_t)
       cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
       const void* alpha, const void* A, cudaDataType at, I lda, long long sa, const void* B,      \
       cudaDataType bt, I ldb, long long sb, const void* beta, void* C, cudaDataType ct, I ldc,    \
+      long long sc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo);                    \
+  template <int Major>                                                                            \
+  static cublasStatus_t hook_##Symbol(                                                            \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
+      const void* alpha, const void* A, cudaDataType at, I lda, long long sa, const void* B,      \
+      cudaDataType bt, I ldb, long long sb, const void* beta, void* C, cudaDataType ct, I ldc,    \
       long long sc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo) {                   \
-    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                                   \
+    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id, Major);                            \
     if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                      \
     const ClassicArgs args{.ta = ta,                                                              \
                            .tb = tb,                                                              \
@@ -342,48 +390,70 @@ FPSCOPE_GEMM_EX_HOOK(GemmEx_64, cublasGemmEx_64, int64_t)
                            .sa = sa,                                                              \
                            .sb = sb,                                                              \
                            .sc = sc};                                                             \
-    return run_recorded(Hook::Id, handle, args, [&] {                                             \
+    return run_recorded(Hook::Id, Major, handle, args, [&] {                                      \
       return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, sa, B, bt, ldb, sb, beta, C, ct, ldc, \
                 sc, batch, comp, algo);                                                           \
     });                                                                                           \
-  }
+  }                                                                                               \
+  FPSCOPE_NODE_ENTRIES(                                                                           \
+      Symbol,                                                                                     \
+      (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,          \
+       const void* alpha, const void* A, cudaDataType at, I lda, long long sa, const void* B,     \
+       cudaDataType bt, I ldb, long long sb, const void* beta, void* C, cudaDataType ct, I ldc,   \
+       long long sc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo),                   \
+      (handle, ta, tb, m, n, k, alpha, A, at, lda, sa, B, bt, ldb, sb, beta, C, ct, ldc, sc,      \
+       batch, comp, algo))
 FPSCOPE_STRIDED_HOOK(GemmStridedBatchedEx, cublasGemmStridedBatchedEx, int)
 FPSCOPE_STRIDED_HOOK(GemmStridedBatchedEx_64, cublasGemmStridedBatchedEx_64, int64_t)
 
 // ---- cublasGemmBatchedEx / _64 (device pointer arrays: signature only, no operand stats) --------
-#define FPSCOPE_BATCHED_HOOK(Id, Symbol, I)                                                       \
-  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                               \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
-      const void* alpha, const void* const Aarray[], cudaDataType at, I lda,                      \
-      const void* const Barray[], cudaDataType bt, I ldb, const void* beta, void* const Carray[], \
-      cudaDataType ct, I ldc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo) {         \
-    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                                   \
-    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                      \
-    const ClassicArgs args{.ta = ta,                                                              \
-                           .tb = tb,                                                              \
-                           .m = m,                                                                \
-                           .n = n,                                                                \
-                           .k = k,                                                                \
-                           .alpha = alpha,                                                        \
-                           .A = Aarray,                                                           \
-                           .at = at,                                                              \
-                           .lda = lda,                                                            \
-                           .B = Barray,                                                           \
-                           .bt = bt,                                                              \
-                           .ldb = ldb,                                                            \
-                           .beta = beta,                                                          \
-                           .C = Carray,                                                           \
-                           .ct = ct,                                                              \
-                           .ldc = ldc,                                                            \
-                           .scalars = scalar_kind_of_compute(comp),                               \
-                           .layout = static_cast<int>(comp),                                      \
-                           .batch = batch,                                                        \
-                           .pointer_array = true};                                                \
-    return run_recorded(Hook::Id, handle, args, [&] {                                             \
-      return fn(handle, ta, tb, m, n, k, alpha, Aarray, at, lda, Barray, bt, ldb, beta, Carray,   \
-                ct, ldc, batch, comp, algo);                                                      \
-    });                                                                                           \
-  }
+#define FPSCOPE_BATCHED_HOOK(Id, Symbol, I)                                                        \
+  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                                \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,            \
+      const void* alpha, const void* const Aarray[], cudaDataType at, I lda,                       \
+      const void* const Barray[], cudaDataType bt, I ldb, const void* beta, void* const Carray[],  \
+      cudaDataType ct, I ldc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo);           \
+  template <int Major>                                                                             \
+  static cublasStatus_t hook_##Symbol(                                                             \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,            \
+      const void* alpha, const void* const Aarray[], cudaDataType at, I lda,                       \
+      const void* const Barray[], cudaDataType bt, I ldb, const void* beta, void* const Carray[],  \
+      cudaDataType ct, I ldc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo) {          \
+    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id, Major);                             \
+    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                       \
+    const ClassicArgs args{.ta = ta,                                                               \
+                           .tb = tb,                                                               \
+                           .m = m,                                                                 \
+                           .n = n,                                                                 \
+                           .k = k,                                                                 \
+                           .alpha = alpha,                                                         \
+                           .A = Aarray,                                                            \
+                           .at = at,                                                               \
+                           .lda = lda,                                                             \
+                           .B = Barray,                                                            \
+                           .bt = bt,                                                               \
+                           .ldb = ldb,                                                             \
+                           .beta = beta,                                                           \
+                           .C = Carray,                                                            \
+                           .ct = ct,                                                               \
+                           .ldc = ldc,                                                             \
+                           .scalars = scalar_kind_of_compute(comp),                                \
+                           .layout = static_cast<int>(comp),                                       \
+                           .batch = batch,                                                         \
+                           .pointer_array = true};                                                 \
+    return run_recorded(Hook::Id, Major, handle, args, [&] {                                       \
+      return fn(handle, ta, tb, m, n, k, alpha, Aarray, at, lda, Barray, bt, ldb, beta, Carray,    \
+                ct, ldc, batch, comp, algo);                                                       \
+    });                                                                                            \
+  }                                                                                                \
+  FPSCOPE_NODE_ENTRIES(                                                                            \
+      Symbol,                                                                                      \
+      (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
+       const void* alpha, const void* const Aarray[], cudaDataType at, I lda,                      \
+       const void* const Barray[], cudaDataType bt, I ldb, const void* beta, void* const Carray[], \
+       cudaDataType ct, I ldc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo),          \
+      (handle, ta, tb, m, n, k, alpha, Aarray, at, lda, Barray, bt, ldb, beta, Carray, ct, ldc,    \
+       batch, comp, algo))
 FPSCOPE_BATCHED_HOOK(GemmBatchedEx, cublasGemmBatchedEx, int)
 FPSCOPE_BATCHED_HOOK(GemmBatchedEx_64, cublasGemmBatchedEx_64, int64_t)
 
@@ -418,15 +488,24 @@ ClassicArgs typed_args(cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k
 #define FPSCOPE_TYPED_HOOK(Id, Symbol, I, T, CudaT)                                       \
   FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                       \
       cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,   \
+      const T* alpha, const T* A, I lda, const T* B, I ldb, const T* beta, T* C, I ldc);  \
+  template <int Major>                                                                    \
+  static cublasStatus_t hook_##Symbol(                                                    \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,   \
       const T* alpha, const T* A, I lda, const T* B, I ldb, const T* beta, T* C, I ldc) { \
-    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                           \
+    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id, Major);                    \
     if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                              \
     const ClassicArgs args =                                                              \
         typed_args(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, CudaT);          \
-    return run_recorded(Hook::Id, handle, args, [&] {                                     \
+    return run_recorded(Hook::Id, Major, handle, args, [&] {                              \
       return fn(handle, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);            \
     });                                                                                   \
-  }
+  }                                                                                       \
+  FPSCOPE_NODE_ENTRIES(                                                                   \
+      Symbol,                                                                             \
+      (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,  \
+       const T* alpha, const T* A, I lda, const T* B, I ldb, const T* beta, T* C, I ldc), \
+      (handle, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc))
 FPSCOPE_TYPED_HOOK(Sgemm_v2, cublasSgemm_v2, int, float, CUDA_R_32F)
 FPSCOPE_TYPED_HOOK(Sgemm_v2_64, cublasSgemm_v2_64, int64_t, float, CUDA_R_32F)
 FPSCOPE_TYPED_HOOK(Hgemm, cublasHgemm, int, __half, CUDA_R_16F)
@@ -438,18 +517,29 @@ FPSCOPE_TYPED_HOOK(Hgemm_64, cublasHgemm_64, int64_t, __half, CUDA_R_16F)
   FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                               \
       cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
       const T* alpha, const T* A, I lda, long long sa, const T* B, I ldb, long long sb,           \
+      const T* beta, T* C, I ldc, long long sc, I batch);                                         \
+  template <int Major>                                                                            \
+  static cublasStatus_t hook_##Symbol(                                                            \
+      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
+      const T* alpha, const T* A, I lda, long long sa, const T* B, I ldb, long long sb,           \
       const T* beta, T* C, I ldc, long long sc, I batch) {                                        \
-    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id);                                   \
+    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id, Major);                            \
     if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                      \
     ClassicArgs args = typed_args(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, CudaT);   \
     args.batch = batch;                                                                           \
     args.sa = sa;                                                                                 \
     args.sb = sb;                                                                                 \
     args.sc = sc;                                                                                 \
-    return run_recorded(Hook::Id, handle, args, [&] {                                             \
+    return run_recorded(Hook::Id, Major, handle, args, [&] {                                      \
       return fn(handle, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch); \
     });                                                                                           \
-  }
+  }                                                                                               \
+  FPSCOPE_NODE_ENTRIES(                                                                           \
+      Symbol,                                                                                     \
+      (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,          \
+       const T* alpha, const T* A, I lda, long long sa, const T* B, I ldb, long long sb,          \
+       const T* beta, T* C, I ldc, long long sc, I batch),                                        \
+      (handle, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch))
 FPSCOPE_TYPED_STRIDED_HOOK(SgemmStridedBatched, cublasSgemmStridedBatched, int, float, CUDA_R_32F)
 FPSCOPE_TYPED_STRIDED_HOOK(SgemmStridedBatched_64, cublasSgemmStridedBatched_64, int64_t, float,
                            CUDA_R_32F)
@@ -458,13 +548,15 @@ FPSCOPE_TYPED_STRIDED_HOOK(HgemmStridedBatched_64, cublasHgemmStridedBatched_64,
                            CUDA_R_16F)
 
 // ---- cublasLtMatmul -----------------------------------------------------------------------------
-FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul(
-    cublasLtHandle_t lt, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
-    cublasLtMatrixLayout_t Adesc, const void* B, cublasLtMatrixLayout_t Bdesc, const void* beta,
-    const void* C, cublasLtMatrixLayout_t Cdesc, void* D, cublasLtMatrixLayout_t Ddesc,
-    const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspace_bytes,
-    cudaStream_t stream) {
-  auto fn = real_fn<decltype(&fpscopecu_cublasLtMatmul)>(Hook::LtMatmul);
+#define FPSCOPE_LT_MATMUL_PARAMS                                                                \
+  (cublasLtHandle_t lt, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,            \
+   cublasLtMatrixLayout_t Adesc, const void* B, cublasLtMatrixLayout_t Bdesc, const void* beta, \
+   const void* C, cublasLtMatrixLayout_t Cdesc, void* D, cublasLtMatrixLayout_t Ddesc,          \
+   const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspace_bytes, cudaStream_t stream)
+FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul FPSCOPE_LT_MATMUL_PARAMS;
+template <int Major>
+static cublasStatus_t hook_cublasLtMatmul FPSCOPE_LT_MATMUL_PARAMS {
+  auto fn = real_fn<decltype(&fpscopecu_cublasLtMatmul)>(Hook::LtMatmul, Major);
   if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   count_hook_call(Hook::LtMatmul);
   auto call = [&] {
@@ -476,7 +568,7 @@ FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul(
   // The Lt handle is not needed: descriptors are host objects and the stream is an argument. A
   // call with a null handle is recorded (its signature) like any failing call; cuBLASLt refuses it
   // and gemm_end drops its operands.
-  const LtApi* api = LtApi::from_process();
+  const LtApi* api = LtApi::from_process(Major);
   if (api == nullptr || desc == nullptr || Adesc == nullptr || Bdesc == nullptr ||
       Cdesc == nullptr || Ddesc == nullptr)
     return call();  // cuBLASLt rejects missing descriptors itself
@@ -520,16 +612,21 @@ FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul(
   gemm_end(gc, st, static_cast<int>(status));
   return status;
 }
+FPSCOPE_NODE_ENTRIES(cublasLtMatmul, FPSCOPE_LT_MATMUL_PARAMS,
+                     (lt, desc, alpha, A, Adesc, B, Bdesc, beta, C, Cdesc, D, Ddesc, algo,
+                      workspace, workspace_bytes, stream))
+#undef FPSCOPE_LT_MATMUL_PARAMS
 
 // ---- Version bindings, one per (symbol, version node) of cublas_hooks.def ----------------------
-// DEFAULT: fpscopecu_<Symbol> is <Symbol>@@<Library>.so.<Major>. OLDER: an alias of it,
-// fpscopecu_<Symbol>_v<Major>, is <Symbol>@<Library>.so.<Major>. A row without its hook
-// definition above fails to compile here ("fpscopecu_<Symbol> was not declared").
-#define FPSCOPE_BIND_DEFAULT(Major, Symbol, Library) \
+// DEFAULT: fpscopecu_<Symbol> is <Symbol>@@<Library>.so.<Major>. OLDER: the node's own entry
+// fpscopecu_<Symbol>_v<Major> (FPSCOPE_NODE_ENTRIES) is <Symbol>@<Library>.so.<Major>. A row
+// without its hook definition above fails to compile here ("fpscopecu_<Symbol> was not declared").
+#define FPSCOPE_BIND_DEFAULT(Major, Symbol, Library)                                  \
+  static_assert(Major == kDefaultMajor, "hook bodies take the DEFAULT node's major"); \
   __asm__(".symver fpscopecu_" #Symbol ", " #Symbol "@@" #Library ".so." #Major);
-#define FPSCOPE_BIND_OLDER(Major, Symbol, Library)                          \
-  FPSCOPE_EXPORT decltype(fpscopecu_##Symbol) fpscopecu_##Symbol##_v##Major \
-      __attribute__((alias("fpscopecu_" #Symbol)));                         \
+#define FPSCOPE_BIND_OLDER(Major, Symbol, Library)                                          \
+  static_assert(std::is_function_v<decltype(fpscopecu_##Symbol##_v##Major)>, #Symbol);      \
+  static_assert(Major >= kOldestMajor && Major < kDefaultMajor, "a node without an entry"); \
   __asm__(".symver fpscopecu_" #Symbol "_v" #Major ", " #Symbol "@" #Library ".so." #Major);
 #define FPSCOPE_BIND(Kind, Major, Symbol, Library) FPSCOPE_BIND_##Kind(Major, Symbol, Library)
 #define FPSCOPE_CUBLAS_SYMBOL(Id, Symbol, Library, Since)                                  \

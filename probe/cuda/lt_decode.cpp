@@ -2,6 +2,9 @@
 
 #include <library_types.h>
 
+#include <mutex>
+#include <string>
+
 #include "../src/resolve.h"
 
 namespace fpscope::cuda {
@@ -28,16 +31,20 @@ std::string fail(const char* what, const char* attr, cublasStatus_t st) {
 
 }  // namespace
 
-const LtApi* LtApi::from_process() {
-  static const LtApi api = [] {
-    LtApi a;
+const LtApi* LtApi::from_process(int major) {
+  constexpr int kOldest = 11, kNewest = 13;  // the nodes of probe/cuda/cublas_hooks.def
+  if (major < kOldest || major > kNewest) return nullptr;
+  static LtApi api[kNewest - kOldest + 1];
+  static std::once_flag once[kNewest - kOldest + 1];
+  LtApi& a = api[major - kOldest];
+  std::call_once(once[major - kOldest], [&a, major] {
+    const std::string version = "libcublasLt.so." + std::to_string(major);
     a.desc_get = reinterpret_cast<DescGet>(
-        probe::resolve_real("cublasLtMatmulDescGetAttribute", "cublasLt"));
+        probe::resolve_real("cublasLtMatmulDescGetAttribute", "cublasLt", version.c_str()));
     a.layout_get = reinterpret_cast<LayoutGet>(
-        probe::resolve_real("cublasLtMatrixLayoutGetAttribute", "cublasLt"));
-    return a;
-  }();
-  return api.desc_get != nullptr && api.layout_get != nullptr ? &api : nullptr;
+        probe::resolve_real("cublasLtMatrixLayoutGetAttribute", "cublasLt", version.c_str()));
+  });
+  return a.desc_get != nullptr && a.layout_get != nullptr ? &a : nullptr;
 }
 
 std::optional<Format> format_from_cuda(int t) {

@@ -30,8 +30,11 @@ struct LtApi {
   DescGet desc_get = nullptr;
   LayoutGet layout_get = nullptr;
 
-  // Resolved once from the process (resolve_real); nullptr when libcublasLt is not loaded.
-  static const LtApi* from_process();
+  // Resolved once per version node from the process (resolve_real with version
+  // "libcublasLt.so.<major>", else the default one: a hook bound to node .12 decodes descriptors
+  // with libcublasLt.so.12's getters); nullptr when libcublasLt is not loaded or `major` is not
+  // one of the hook table's nodes (11-13).
+  static const LtApi* from_process(int major);
 };
 
 // cudaDataType -> fpscope format; nullopt for types the stats kernels do not read (int8, FP64,

@@ -86,8 +86,14 @@ bool address_in_probe(const void* addr) {
   return info.dli_fbase == own_base();
 }
 
-void* resolve_real(const char* name, const char* lib_hint) {
-  void* fn = dlsym(RTLD_NEXT, name);
+namespace {
+// dlsym, or dlvsym when a version is asked for.
+void* lookup(void* handle, const char* name, const char* version) {
+  return version != nullptr ? dlvsym(handle, name, version) : dlsym(handle, name);
+}
+
+void* resolve_in(const char* name, const char* lib_hint, const char* version) {
+  void* fn = lookup(RTLD_NEXT, name, version);
   if (fn != nullptr && !address_in_probe(fn)) return found(fn, name, "through RTLD_NEXT");
   // Collect first: dlopen inside the dl_iterate_phdr callback would run under the loader's lock.
   std::vector<std::string> names;
@@ -103,7 +109,7 @@ void* resolve_real(const char* name, const char* lib_hint) {
         (void)dlerror();  // not the program's error to see
         continue;
       }
-      void* sym = dlsym(handle, name);
+      void* sym = lookup(handle, name, version);
       if (sym != nullptr && !address_in_probe(sym)) {
         sym = found(sym, name, "in a loaded object RTLD_NEXT cannot see");
         dlclose(handle);  // keep_mapped holds the defining object's own reference
@@ -112,7 +118,16 @@ void* resolve_real(const char* name, const char* lib_hint) {
       dlclose(handle);  // takes back the reference RTLD_NOLOAD took; the object stays loaded
     }
   }
+  (void)dlerror();  // a failed dlsym/dlvsym sets it: not the program's error to see
   return nullptr;
+}
+}  // namespace
+
+void* resolve_real(const char* name, const char* lib_hint, const char* version) {
+  if (version != nullptr && version[0] != '\0') {
+    if (void* fn = resolve_in(name, lib_hint, version)) return fn;
+  }
+  return resolve_in(name, lib_hint, nullptr);
 }
 
 }  // namespace fpscope::probe

@@ -15,15 +15,18 @@
 // says why this and not a closed, a per-symbol or an RTLD_NODELETE handle): the program may still
 // dlclose the object, it is not unmapped.
 //
-// Symbol versions: the default version of `name` is returned. A per-version lookup (dlvsym, for
-// the cuBLAS version nodes of probe/cuda/cublas_hooks.def) would be one more parameter here.
+// Symbol versions: with `version` ("libcublas.so.12"), the definition of that version
+// (dlvsym, in the same order), so that a hook bound to one version node of a library calls that
+// version's real function when the process holds two majors (probe/cuda/cublas_hooks.def); when
+// no loaded object defines `name` in that version (a library without symbol versions), the
+// default definition as without `version`.
 #pragma once
 
 #include <atomic>
 
 namespace fpscope::probe {
 
-void* resolve_real(const char* name, const char* lib_hint = nullptr);
+void* resolve_real(const char* name, const char* lib_hint = nullptr, const char* version = nullptr);
 bool address_in_probe(const void* addr);
 
 // Caches resolve_real(name) in `slot` (a null result is retried on the next call: the library

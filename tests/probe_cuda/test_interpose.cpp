@@ -129,6 +129,21 @@ TEST(Interpose, MissingRealFunctionFailsEveryCallAndIsLoggedOnce) {
   EXPECT_EQ(count("cannot find the real cublasLtMatmul"), 1u) << r.err;
 }
 
+// A process holding libcublas.so.12 and libcublas.so.13 (torch built for CUDA 12 plus an extension
+// built for CUDA 13), each called by a library linked against it: its references are
+// cublasSgemm_v2@libcublas.so.12 and @libcublas.so.13. The probe's hook for each version node
+// must call that version's real function (dlvsym); one shared entry resolved by name sent both
+// clients to whichever library the loader found first (issue 16 item 4). The stand-ins return
+// 1000 + their major.
+TEST(Interpose, TwoCublasMajorsInOneProcessEachReachTheirOwn) {
+  const Result base = run("", FPSCOPE_TWO_CUBLAS_MAJORS, false);
+  ASSERT_EQ(base.exit_code, 0) << base.out;
+  ASSERT_EQ(base.out, "12 1012 1012\n13 1013 1013\n");  // the loader's own routing
+  const Result probed = run(FPSCOPE_PROBE_LIB, FPSCOPE_TWO_CUBLAS_MAJORS, false);
+  ASSERT_EQ(probed.exit_code, 0) << probed.out;
+  EXPECT_EQ(probed.out, "12 1012 1012\n13 1013 1013\nseen cublasSgemm_v2 2\nseen cublasGemmEx 2\n");
+}
+
 // Same exit code, same stdout, same stderr apart from the probe's own "[fpscope]" lines.
 void expect_same_behaviour(const pt::Output& base, const pt::Output& probed) {
   EXPECT_EQ(probed.exit_code, base.exit_code);
