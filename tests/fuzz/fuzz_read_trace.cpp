@@ -67,8 +67,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         !(t2.hist_counts == t.hist_counts) || t2.hist_bins != t.hist_bins ||
         t2.dropped_bytes != t.dropped_bytes || t2.clean_close != t.clean_close ||
         t2.truncation_reason != t.truncation_reason || t2.events.size() != t.events.size() ||
-        t2.unknown_records != t.unknown_records)
+        t2.unknown_records != t.unknown_records || t2.block_stats.size() != t.block_stats.size())
       std::abort();
+    for (size_t i = 0; i < t.block_stats.size(); ++i) {  // format 1.3 block-format sections
+      const BlockStatsRecord &a = t.block_stats[i], &b = t2.block_stats[i];
+      if (a.observation != b.observation || a.mask != b.mask || a.axis != b.axis) std::abort();
+      for (int f = 0; f < fpscope::kNumBlockFormats; ++f)
+        if (a.fmt[f].blocks != b.fmt[f].blocks || a.fmt[f].elements != b.fmt[f].elements ||
+            a.scale_hist[f] != b.scale_hist[f])
+          std::abort();
+    }
     for (size_t i = 0; i < t.observations.size(); ++i)
       if (t2.observations[i].hist_begin != t.observations[i].hist_begin ||
           t2.observations[i].seq != t.observations[i].seq)
@@ -93,6 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!all && (why.empty() || !file->truncated())) std::abort();
     for (size_t i = 0; i < part.observations.size(); ++i)
       if (part.observations[i].seq != t.observations[i].seq) std::abort();
+    if (all && part.block_stats.size() != t.block_stats.size()) std::abort();
     if (!file->chunks().empty()) {
       const ChunkInfo& c = file->chunks()[file->chunks().size() / 2];
       size_t n = 0;
@@ -116,6 +125,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const ObservationRecord& o : t.observations) {
     if (o.tensor >= t.tensors.size()) std::abort();
     if (static_cast<size_t>(o.hist_begin) + o.hist_len > t.hist_bins.size()) std::abort();
+  }
+  // Block sections: each names an observation, in increasing order, with in-range scale bins, and
+  // blocks_of() finds it; full_stats() expands it into the observation's accumulator.
+  for (size_t i = 0; i < t.block_stats.size(); ++i) {
+    const BlockStatsRecord& b = t.block_stats[i];
+    if (b.observation >= t.observations.size()) std::abort();
+    if (i > 0 && b.observation <= t.block_stats[i - 1].observation) std::abort();
+    if (t.blocks_of(b.observation) != &b) std::abort();
+    for (int f = 0; f < fpscope::kNumBlockFormats; ++f)
+      for (const auto& [bin, count] : b.scale_hist[f])
+        if (bin >= fpscope::kBlockScaleBins) std::abort();
+    if (t.full_stats(t.observations[b.observation]).blocks.mask != b.mask) std::abort();
   }
   const TraceModel m(t);
   uint64_t n = 0;

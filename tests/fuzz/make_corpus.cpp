@@ -17,7 +17,32 @@
 using namespace fpscope;
 using namespace fpscope::trace;
 
-static bool write_trace(const std::string& path, bool zstd, int n_obs, int bins, bool all_kinds) {
+// A block-format section (format 1.3) for observation i: some formats of kBlockFormats, both
+// axes, sparse scale histograms, counts up to 2^64-1.
+static BlockStatsSet corpus_blocks(uint64_t i) {
+  BlockStatsSet b;
+  b.mask = i % 4 == 0 ? kAllBlockFormats : static_cast<uint32_t>((i * 5 + 1) & kAllBlockFormats);
+  b.axis = i % 2 ? BlockAxis::Cols : BlockAxis::Rows;
+  b.nvfp4_tensor_scale = 2688.0f / static_cast<float>(i + 1);
+  for (int f = 0; f < kNumBlockFormats; ++f) {
+    if (!(b.mask >> f & 1u)) continue;
+    BlockFormatCounts& c = b.fmt[f];
+    c.blocks = 64 + i;
+    c.elements = 32 * c.blocks;
+    c.flushed = i * 3 + static_cast<uint64_t>(f);
+    c.saturated = i % 4;
+    c.zero_blocks = f == 3 ? UINT64_MAX : i % 5;
+    c.scale_underflow = i % 3;
+    c.nan_scale = i % 7 == 0 ? 1 : 0;
+    c.sum_err2 = 1e-3 * static_cast<double>(i + 1);
+    c.sum_x2 = 4.0 * static_cast<double>(i + 1);
+    for (int k = 0; k < 3 + f; ++k) b.scale_hist[f][(120 + 2 * k + f) % kBlockScaleBins] += 1 + i;
+  }
+  return b;
+}
+
+static bool write_trace(const std::string& path, bool zstd, int n_obs, int bins, bool all_kinds,
+                        bool blocks = false) {
   WriterOptions opt;
   opt.zstd = zstd;
   opt.flush_bytes = 4096;
@@ -30,7 +55,9 @@ static bool write_trace(const std::string& path, bool zstd, int n_obs, int bins,
   w->define_tensor(test::make_tensor(0));
   w->define_tensor(test::make_tensor(4));
   for (int i = 0; i < n_obs; ++i) {
-    w->observe(test::make_obs(static_cast<uint32_t>(i % 2), static_cast<uint64_t>(i), bins));
+    Observation o = test::make_obs(static_cast<uint32_t>(i % 2), static_cast<uint64_t>(i), bins);
+    if (blocks && i % 3 != 2) o.stats.blocks = corpus_blocks(static_cast<uint64_t>(i));
+    w->observe(o);
     if (all_kinds && i % 8 == 0) {
       const uint64_t s = static_cast<uint64_t>(i / 8);
       w->step(StepMark{s, StepSource::GemmPeriod, s * 10, static_cast<uint64_t>(i)});
@@ -59,6 +86,8 @@ int main(int argc, char** argv) {
   bool ok = write_trace(d + "/all_kinds.fpst", false, 40, 6, true) &&
             write_trace(d + "/all_kinds_zstd.fpst", true, 40, 6, true) &&
             write_trace(d + "/multi_chunk.fpst", false, 60, 12, false) &&
+            write_trace(d + "/blocks.fpst", false, 40, 6, true, true) &&
+            write_trace(d + "/blocks_zstd.fpst", true, 60, 12, false, true) &&
             write_trace(d + "/empty.fpst", false, 0, 0, false);
   if (!ok) return 1;
   // A torn tail: the multi-chunk trace cut in the middle of its last RECORDS chunk.
