@@ -238,8 +238,8 @@ bool block_finding(const BlockTensor& x, uint32_t ti, const std::string& id, con
   } else {
     f.recommendation = fmt::format(
         "No measured block format holds this tensor (each loses {} or more of its elements, or "
-        "its SQNR is more than {:.0f} dB below its elements' nominal): keep it in BF16 or "
-        "per-tensor FP8{}.",
+        "its SQNR is more than {:.0f} dB below its elements' nominal): keep it in BF16 "
+        "(or per-tensor FP8 if its numbers above are better){}.",
         fmt_pct(opt.block_loss_info), opt.block_hold_sqnr_margin_db,
         x.mask == kAllBlockFormats ? ""
                                    : ", or measure the other block formats "

@@ -190,7 +190,8 @@ TEST(BlockFindings, ThresholdEdgesAndSaturation) {
     EXPECT_EQ(fs[0]->recommendation,
               "No measured block format holds this tensor (each loses 1% or more of its "
               "elements, or its SQNR is more than 10 dB below its elements' nominal): keep it in "
-              "BF16 or per-tensor FP8, or measure the other block formats "
+              "BF16 (or per-tensor FP8 if its numbers above are better), or measure the other "
+              "block formats "
               "(FPSCOPE_FORMATS=blocks).");
   }
   // Both flushed and saturated: both in the title. MXFP6 E2M3: 20 + 30 of 1000.
