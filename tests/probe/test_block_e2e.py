@@ -119,21 +119,22 @@ BITS = {"mxfp8_e4m3": (8, 3), "mxfp8_e5m2": (8, 2), "mxfp6_e3m2": (6, 2),
 ORDER = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "nvfp4"]
 
 
-def check_block_finding(summary, tensor, want, x):
+def check_block_finding(summary, tensor, want, x, e4m3_measured=True):
     """The block_loss finding of `tensor` (docs/metrics.md "Block-scaled formats", findings) from
     the numpy statistics `want` of one observation (the totals are multiples of it): the format
     it names (the most element bits among those losing >= 1% to flushing + saturation, ties: the
     larger loss), its title's percentages, its severity (warning at >= 10%), the per-tensor E4M3
-    comparison (unscaled: the probe's default) and the cheapest format that holds the tensor
-    (loss < 1% and SQNR >= 6.02 (mantissa bits + 1) + 5 - 10 dB; fewest bits, then higher SQNR).
-    Returns failure messages."""
+    comparison (unscaled: the probe's default; or "not measured") and the cheapest format that
+    holds the tensor (loss < 1% and SQNR >= 6.02 (mantissa bits + 1) + 5 - 10 dB; fewest bits,
+    then higher SQNR), among the formats in `want` (the measured ones). Returns failure
+    messages."""
     loss = {k: (w["flushed"] + w["saturated"]) / w["elements"] for k, w in want.items()}
     sqnr = {k: 10 * np.log10(w["sum_x2"] / w["sum_err2"]) for k, w in want.items()}
-    losing = [k for k in ORDER if loss[k] >= 0.01]
+    losing = [k for k in ORDER if k in want and loss[k] >= 0.01]
     assert losing, loss
     named = max(losing, key=lambda k: (BITS[k][0], loss[k]))
-    holding = [k for k in ORDER
-               if loss[k] < 0.01 and sqnr[k] >= 6.02 * (BITS[k][1] + 1) + 5 - 10]
+    holding = [k for k in ORDER if k in want
+               and loss[k] < 0.01 and sqnr[k] >= 6.02 * (BITS[k][1] + 1) + 5 - 10]
     cheapest = min(holding, key=lambda k: (BITS[k][0], -sqnr[k])) if holding else None
     w = want[named]
     disp = named.upper().replace("_", " ")
@@ -149,7 +150,8 @@ def check_block_finding(summary, tensor, want, x):
     a = np.abs(x.astype(np.float64))
     e4m3 = (f"Per-tensor E4M3 on the same observations (unscaled): flushes "
             f"{fmt_pct(((a > 0) & (a <= 2.0 ** -10)).sum() / a.size)}, overflows "
-            f"{fmt_pct((a > 464).sum() / a.size)}")
+            f"{fmt_pct((a > 464).sum() / a.size)}" if e4m3_measured
+            else "Per-tensor E4M3: not measured (FPSCOPE_FORMATS)")
     found = [f for f in summary["findings"] if f["kind"] == "block_loss" and f["tensor"] == tensor]
     if len(found) != 1:
         return [f"block_loss findings of {tensor}: {found}"]
@@ -213,6 +215,17 @@ def main():
                                text=True, timeout=300)
             off_tensors = json.loads(s.stdout)["tensors"]
             assert off_tensors and all("block_formats" not in t for t in off_tensors), formats
+        # Two block formats named, no per-tensor target: the finding picks among those two.
+        sub = os.path.join(d, "subset.fpst")
+        sub_env = dict(env, FPSCOPE_FORMATS="mxfp6_e3m2,mxfp4")
+        r = subprocess.run([args.fpscope, "record", "-o", sub, "--", "/usr/bin/python3",
+                            os.path.join(args.root, "samples/numpy/train.py"), "--steps", "2"],
+                           capture_output=True, text=True, env=sub_env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        s = subprocess.run([args.fpscope, "summary", "--json", sub], capture_output=True,
+                           text=True, timeout=300)
+        assert s.returncode in (0, 1), s.stderr
+        subset_summary = json.loads(s.stdout)
     xs = [t for t in summary["tensors"]
           if t["role"] == "A" and t["shape"] == [32, 512] and "block_formats" in t
           and t["block_formats"]["axis"] == "rows"]
@@ -243,6 +256,9 @@ def main():
     # The outlier column makes the narrow formats flush: a check that the data is the intended.
     assert want["mxfp4"]["flushed"] > want["mxfp8_e4m3"]["flushed"] > 0, want
     failures += check_block_finding(summary, xs[0]["id"], want, x)
+    failures += check_block_finding(subset_summary, xs[0]["id"],
+                                    {k: want[k] for k in ("mxfp6_e3m2", "mxfp4")}, x,
+                                    e4m3_measured=False)
     if failures:
         print("\n".join(failures))
         return 1
