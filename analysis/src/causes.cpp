@@ -46,6 +46,8 @@ const char* cause_kind_name(CauseKind k) {
       return "replica_desync";
     case CauseKind::RankSkew:
       return "rank_skew";
+    case CauseKind::BlockFormats:
+      return "block_formats";
   }
   return "unknown";
 }
@@ -167,6 +169,8 @@ CauseKind cause_kind(const Finding& f, const RunAnalysis& a, const std::vector<u
       return CauseKind::ReplicaDesync;
     case FindingKind::RankLossScale:
       return CauseKind::LossScaler;
+    case FindingKind::BlockLoss:
+      return CauseKind::BlockFormats;
   }
   return CauseKind::Drift;
 }
@@ -304,6 +308,12 @@ void describe(const RunAnalysis& a, const std::vector<Finding>& fs, Cause* c) {
                                         plural(n, "tensor"), list),
                             *c);
       break;
+    case CauseKind::BlockFormats:
+      c->title = fmt::format(
+          "block-scaled formats would flush or saturate elements of {} ({}) "
+          "inside their blocks",
+          plural(n, "tensor"), list);
+      break;
   }
 }
 
@@ -338,6 +348,9 @@ std::string hint_names(const std::vector<Cause>& hints) {
       case CauseKind::Drift:
       case CauseKind::BaselineDrift:
         add("drift hints");
+        break;
+      case CauseKind::BlockFormats:
+        add("the block-format what-if");
         break;
       default:
         add("notes");

@@ -54,6 +54,8 @@ const char* kind_name(FindingKind k) {
       return "optimizer_state_low_precision";
     case FindingKind::Fp16MasterStagnant:
       return "fp16_master_stagnant";
+    case FindingKind::BlockLoss:
+      return "block_loss";
   }
   return "unknown";
 }
@@ -186,6 +188,7 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
   families::weight_findings(a.weights, fo, &a.findings);
   families::optimizer_state_findings(model.trace(), a.weights, fo, &a.findings);
   families::whatif_findings(a.whatif, opt, &a.findings);
+  families::block_findings(model, a, &a.findings);
   families::drift_findings(model, a, &a.findings);
   rank_findings(&a.findings);
   report(1.0);

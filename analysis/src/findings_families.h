@@ -61,6 +61,13 @@ void optimizer_state_findings(const trace::Trace& trace, const std::vector<Weigh
 void whatif_findings(const std::vector<WhatIfTensor>& whatif, const AnalysisOptions& opt,
                      std::vector<Finding>* out);
 
+// findings_blocks.cpp: one BlockLoss finding per tensor whose observations carry block statistics
+// (trace format 1.3) and one of whose measured block formats flushes or saturates at least
+// opt.block_loss_info of its elements (a.options.findings; a.risks, a.whatif for the evidence).
+// Appends nothing for traces without block statistics.
+void block_findings(const trace::TraceModel& model, const RunAnalysis& a,
+                    std::vector<Finding>* out);
+
 // findings_drift.cpp: one Drift finding per tensor with change points (a.drift, a.risks,
 // a.options). Baseline drift: baseline_findings() in findings.h.
 void drift_findings(const trace::TraceModel& model, const RunAnalysis& a,

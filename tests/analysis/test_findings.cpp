@@ -741,7 +741,8 @@ TEST(FindingKinds, OneNameEachAndItParsesBack) {
                                     "rank_desync",
                                     "rank_loss_scale",
                                     "optimizer_state_low_precision",
-                                    "fp16_master_stagnant"};
+                                    "fp16_master_stagnant",
+                                    "block_loss"};
   ASSERT_EQ(std::size(documented), static_cast<size_t>(kNumFindingKinds));
   for (int i = 0; i < kNumFindingKinds; ++i) {
     const auto k = static_cast<FindingKind>(i);

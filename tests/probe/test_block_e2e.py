@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""End-to-end check of the block-scaled formats (issue 19 item 6): the bundled numpy sample
-(samples/numpy/train.py) recorded with `fpscope record`, and `fpscope summary --json`'s
-block_formats numbers for one tensor recomputed here in numpy.
+"""End-to-end check of the block-scaled formats (issue 19 items 3 and 6): the bundled numpy
+sample (samples/numpy/train.py) recorded with `fpscope record`, and `fpscope summary --json`'s
+block_formats numbers and block_loss finding for one tensor recomputed here in numpy.
 
 The tensor: the first GEMM's A operand, np.dot(x, w1) with x the sample's 512 x 32 float32 input
 (rng seed 7, column 0 scaled by 3e3: one outlier per block). x never changes during training, so
@@ -105,6 +105,73 @@ def nvfp4_stats(x):
     return out
 
 
+def fmt_pct(frac):
+    """analysis/src/common.cpp fmt_pct: "0%", 2 significant digits under 0.01%, else 3."""
+    if frac == 0:
+        return "0%"
+    p = frac * 100.0
+    return f"{p:.2g}%" if p < 0.01 else f"{p:.3g}%"
+
+
+# Element bits and mantissa bits of each block format's elements (docs/metrics.md table).
+BITS = {"mxfp8_e4m3": (8, 3), "mxfp8_e5m2": (8, 2), "mxfp6_e3m2": (6, 2),
+        "mxfp6_e2m3": (6, 3), "mxfp4": (4, 1), "nvfp4": (4, 1)}
+ORDER = ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "mxfp4", "nvfp4"]
+
+
+def check_block_finding(summary, tensor, want, x, e4m3_measured=True):
+    """The block_loss finding of `tensor` (docs/metrics.md "Block-scaled formats", findings) from
+    the numpy statistics `want` of one observation (the totals are multiples of it): the format
+    it names (the most element bits among those losing >= 1% to flushing + saturation, ties: the
+    larger loss), its title's percentages, its severity (warning at >= 10%), the per-tensor E4M3
+    comparison (unscaled: the probe's default; or "not measured") and the cheapest format that
+    holds the tensor (loss < 1% and SQNR >= 6.02 (mantissa bits + 1) + 5 - 10 dB; fewest bits,
+    then higher SQNR), among the formats in `want` (the measured ones). Returns failure
+    messages."""
+    loss = {k: (w["flushed"] + w["saturated"]) / w["elements"] for k, w in want.items()}
+    sqnr = {k: 10 * np.log10(w["sum_x2"] / w["sum_err2"]) for k, w in want.items()}
+    losing = [k for k in ORDER if k in want and loss[k] >= 0.01]
+    assert losing, loss
+    named = max(losing, key=lambda k: (BITS[k][0], loss[k]))
+    holding = [k for k in ORDER if k in want
+               and loss[k] < 0.01 and sqnr[k] >= 6.02 * (BITS[k][1] + 1) + 5 - 10]
+    cheapest = min(holding, key=lambda k: (BITS[k][0], -sqnr[k])) if holding else None
+    w = want[named]
+    disp = named.upper().replace("_", " ")
+    ff, sf = fmt_pct(w["flushed"] / w["elements"]), fmt_pct(w["saturated"] / w["elements"])
+    if w["saturated"] == 0:
+        title = f"{disp} would flush {ff} of {tensor} to zero inside its blocks"
+    elif w["flushed"] == 0:
+        title = f"{disp} would saturate {sf} of {tensor} inside its blocks"
+    else:
+        title = f"{disp} would flush {ff} of {tensor} to zero and saturate {sf} inside its blocks"
+    # Per-tensor E4M3, unscaled, non-saturating round-to-nearest-even: 464 (halfway from 448 to
+    # the NaN code 480) ties to 448; 2^-10 (half the smallest subnormal) ties to 0.
+    a = np.abs(x.astype(np.float64))
+    e4m3 = (f"Per-tensor E4M3 on the same observations (unscaled): flushes "
+            f"{fmt_pct(((a > 0) & (a <= 2.0 ** -10)).sum() / a.size)}, overflows "
+            f"{fmt_pct((a > 464).sum() / a.size)}" if e4m3_measured
+            else "Per-tensor E4M3: not measured (FPSCOPE_FORMATS)")
+    found = [f for f in summary["findings"] if f["kind"] == "block_loss" and f["tensor"] == tensor]
+    if len(found) != 1:
+        return [f"block_loss findings of {tensor}: {found}"]
+    f = found[0]
+    out = []
+    if f["title"] != title:
+        out.append(f"block_loss title: {f['title']!r}, numpy {title!r}")
+    sev = "warning" if loss[named] >= 0.1 else "info"
+    if f["severity"] != sev:
+        out.append(f"block_loss severity: {f['severity']}, numpy {sev}")
+    if e4m3 not in f["evidence"]:
+        out.append(f"block_loss evidence lacks {e4m3!r}: {f['evidence']!r}")
+    rec = (f"use {cheapest.upper().replace('_', ' ')}: the cheapest measured block format"
+           if cheapest else "No measured block format holds this tensor")
+    if rec not in f["recommendation"]:
+        out.append(f"block_loss recommendation lacks {rec!r}: {f['recommendation']!r}")
+    print(f"block_loss of {tensor}: {f['title']} ({f['severity']}); {rec}")
+    return out
+
+
 def sample_input():
     # samples/numpy/train.py's x, drawn the same way (the same generator calls in order).
     rng = np.random.default_rng(7)
@@ -148,6 +215,17 @@ def main():
                                text=True, timeout=300)
             off_tensors = json.loads(s.stdout)["tensors"]
             assert off_tensors and all("block_formats" not in t for t in off_tensors), formats
+        # Two block formats named, no per-tensor target: the finding picks among those two.
+        sub = os.path.join(d, "subset.fpst")
+        sub_env = dict(env, FPSCOPE_FORMATS="mxfp6_e3m2,mxfp4")
+        r = subprocess.run([args.fpscope, "record", "-o", sub, "--", "/usr/bin/python3",
+                            os.path.join(args.root, "samples/numpy/train.py"), "--steps", "2"],
+                           capture_output=True, text=True, env=sub_env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        s = subprocess.run([args.fpscope, "summary", "--json", sub], capture_output=True,
+                           text=True, timeout=300)
+        assert s.returncode in (0, 1), s.stderr
+        subset_summary = json.loads(s.stdout)
     xs = [t for t in summary["tensors"]
           if t["role"] == "A" and t["shape"] == [32, 512] and "block_formats" in t
           and t["block_formats"]["axis"] == "rows"]
@@ -177,6 +255,10 @@ def main():
               f"sqnr {g['sqnr_db']} dB (numpy: flushed {w['flushed'] / w['elements']:.4%})")
     # The outlier column makes the narrow formats flush: a check that the data is the intended.
     assert want["mxfp4"]["flushed"] > want["mxfp8_e4m3"]["flushed"] > 0, want
+    failures += check_block_finding(summary, xs[0]["id"], want, x)
+    failures += check_block_finding(subset_summary, xs[0]["id"],
+                                    {k: want[k] for k in ("mxfp6_e3m2", "mxfp4")}, x,
+                                    e4m3_measured=False)
     if failures:
         print("\n".join(failures))
         return 1

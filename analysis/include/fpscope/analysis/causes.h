@@ -46,8 +46,9 @@ enum class CauseKind : uint8_t {
   BaselineDrift,       // "baseline_drift": drift against a baseline run
   ReplicaDesync,       // "replica_desync": data-parallel replicas' weights differ (rank sets)
   RankSkew,            // "rank_skew": a rank's amax far from its replicas' (rank sets)
+  BlockFormats,        // "block_formats": block-scaled formats would flush/saturate (a what-if)
 };
-inline constexpr int kNumCauseKinds = 15;
+inline constexpr int kNumCauseKinds = 16;
 const char* cause_kind_name(CauseKind k);
 
 struct Cause {

@@ -94,6 +94,17 @@ struct FindingOptions {
   Severity rank_desync = Severity::Critical;  // replicas' weights differ: training is broken
   Severity rank_loss_scale = Severity::Error;
 
+  // --- Block-scaled formats (block_loss, findings_blocks.cpp; traces with block statistics).
+  // A block format's loss on a tensor = (flushed + saturated) / elements of its blocks with a
+  // finite scale: a finding at or above block_loss_info (Info), Warning at or above
+  // block_loss_warn (a hypothetical recipe: never above Warning). A format "holds" the tensor
+  // when its loss is below block_loss_info and the SQNR of its block-scaled cast is at least the
+  // element format's nominal SQNR (6.02 (mantissa bits + 1) + 5 dB) minus
+  // block_hold_sqnr_margin_db; the recommendation names the cheapest measured format that holds.
+  double block_loss_info = 0.01;
+  double block_loss_warn = 0.10;
+  double block_hold_sqnr_margin_db = 10.0;
+
   // --- Evidence text: skipped steps / change points listed before "; ... N more".
   size_t evidence_list_max = 5;
 };

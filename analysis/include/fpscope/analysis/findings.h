@@ -63,8 +63,10 @@ enum class FindingKind : uint8_t {
   // Master weights and optimizer state (issue 21; after the cross-rank kinds: values unchanged).
   OptimizerStateLowPrecision,  // "optimizer_state_low_precision": Adam moments etc. in BF16/FP16
   Fp16MasterStagnant,          // "fp16_master_stagnant": FP16 master weights drop updates
+  // Block-scaled formats (issue 19; traces with block statistics only, findings_blocks.cpp).
+  BlockLoss,  // "block_loss": MXFP8/MXFP6/MXFP4/NVFP4 would flush or saturate inside blocks
 };
-inline constexpr int kNumFindingKinds = 19;
+inline constexpr int kNumFindingKinds = 20;
 
 // "nonfinite", "overflow", ... (the comments above): the one spelling of each kind.
 const char* kind_name(FindingKind k);
