@@ -57,18 +57,8 @@ std::vector<BlockTensor> block_tensors(const trace::Trace& t) {
     const auto step = static_cast<int64_t>(o.step);
     for (int f = 0; f < kNumBlockFormats; ++f) {
       if (!(b.mask >> f & 1u)) continue;
-      BlockFormatCounts& c = x.fmt[f];
       const BlockFormatCounts& d = b.fmt[f];
-      c.blocks += d.blocks;
-      c.elements += d.elements;
-      c.flushed += d.flushed;
-      c.saturated += d.saturated;
-      c.zero_blocks += d.zero_blocks;
-      c.scale_underflow += d.scale_underflow;
-      c.scale_overflow += d.scale_overflow;
-      c.nan_scale += d.nan_scale;
-      c.sum_err2 += d.sum_err2;
-      c.sum_x2 += d.sum_x2;
+      x.fmt[f].add(d);
       if (d.flushed + d.saturated > 0) {
         if (x.first_loss_step[f] < 0 || step < x.first_loss_step[f]) x.first_loss_step[f] = step;
         x.last_loss_step[f] = std::max(x.last_loss_step[f], step);

@@ -67,18 +67,7 @@ std::vector<BlockTotals> block_totals(const trace::Trace& t) {
     const int axis = static_cast<int>(b.axis);
     x.axis = x.axis == -1 || x.axis == axis ? axis : 2;
     for (int f = 0; f < kNumBlockFormats; ++f) {
-      BlockFormatCounts& c = x.fmt[f];
-      const BlockFormatCounts& o = b.fmt[f];
-      c.blocks += o.blocks;
-      c.elements += o.elements;
-      c.flushed += o.flushed;
-      c.saturated += o.saturated;
-      c.zero_blocks += o.zero_blocks;
-      c.scale_underflow += o.scale_underflow;
-      c.scale_overflow += o.scale_overflow;
-      c.nan_scale += o.nan_scale;
-      c.sum_err2 += o.sum_err2;
-      c.sum_x2 += o.sum_x2;
+      x.fmt[f].add(b.fmt[f]);
       for (const auto& [bin, k] : b.scale_hist[f]) x.scale_hist[f][bin] += k;
     }
   }

@@ -117,6 +117,21 @@ struct BlockFormatCounts {
   uint64_t nan_scale = 0;  // blocks holding NaN/Inf (their elements are not counted)
   double sum_err2 = 0.0;   // sum (x - decoded)^2 over `elements`
   double sum_x2 = 0.0;     // sum x^2 over `elements` (SQNR = sum_x2 / sum_err2)
+
+  // Adds the counts of other blocks of the same format (the one field-wise sum: merges, and the
+  // per-tensor totals of summary and findings).
+  FPSCOPE_HD void add(const BlockFormatCounts& o) {
+    blocks += o.blocks;
+    elements += o.elements;
+    flushed += o.flushed;
+    saturated += o.saturated;
+    zero_blocks += o.zero_blocks;
+    scale_underflow += o.scale_underflow;
+    scale_overflow += o.scale_overflow;
+    nan_scale += o.nan_scale;
+    sum_err2 += o.sum_err2;
+    sum_x2 += o.sum_x2;
+  }
 };
 
 struct BlockStatsSet {
@@ -129,18 +144,7 @@ struct BlockStatsSet {
   FPSCOPE_HD void merge(const BlockStatsSet& o) {
     mask |= o.mask;
     for (int f = 0; f < kNumBlockFormats; ++f) {
-      BlockFormatCounts& a = fmt[f];
-      const BlockFormatCounts& b = o.fmt[f];
-      a.blocks += b.blocks;
-      a.elements += b.elements;
-      a.flushed += b.flushed;
-      a.saturated += b.saturated;
-      a.zero_blocks += b.zero_blocks;
-      a.scale_underflow += b.scale_underflow;
-      a.scale_overflow += b.scale_overflow;
-      a.nan_scale += b.nan_scale;
-      a.sum_err2 += b.sum_err2;
-      a.sum_x2 += b.sum_x2;
+      fmt[f].add(o.fmt[f]);
       for (int i = 0; i < kBlockScaleBins; ++i) scale_hist[f][i] += o.scale_hist[f][i];
     }
   }
