@@ -21,6 +21,10 @@ Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers
     (a root has no path). Backward GEMMs: a gradient hook on each module output (the innermost
     module's, when several modules return the same tensor) sets the scope "<path>.bwd" for the
     backward work that follows it on that thread, until the next such hook or the end of backward().
+    Once the steps are ours (not the program's fpscope.step()), the module hooks are registered
+    only around the steps the probe names (fpscope_scopes_wanted: sampled, or emulation): from
+    the end of the step before such a step to the first training forward after it
+    (_name_steps_around). Unnamed steps then mark their boundary at the next backward().
   - Loss: the value of each scalar that backward() is called on with an implicit gradient (the
     unscaled loss when it came from GradScaler.scale()), recorded with fpscope_loss[_at] for the
     step it belongs to. CPU: read at once (a CPU read is no synchronization). CUDA: copied with
