@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "block_totals.h"
 #include "fpscope/analysis/text_escape.h"
 #include "json_utf8.h"
 
@@ -137,6 +138,17 @@ std::string id_list(const std::vector<std::string>& ids, size_t max_list, const 
   return s;
 }
 
+// "0.5% -> 3.1% (SQNR 30.0 -> 25.0 dB)"
+std::string block_change_text(const BlockLossChange& c) {
+  return fmt::format("{} -> {} (SQNR {} -> {})", fmt_pct(c.base_loss), fmt_pct(c.new_loss),
+                     fmt_sqnr(c.base_sqnr_db, false), fmt_sqnr(c.new_sqnr_db));
+}
+
+// "+2.60 pp": the loss change in percentage points.
+std::string block_change_pp(const BlockLossChange& c) {
+  return fmt::format("{:+.2f} pp", (c.new_loss - c.base_loss) * 100.0);
+}
+
 nlohmann::ordered_json facts_json(const RunFacts& f) {
   nlohmann::ordered_json j;
   j["path"] = f.path;
@@ -232,6 +244,20 @@ DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
     if (!mb[i] && rb.count(i)) d.only_base.push_back(base.tensors[i].id);
   for (uint32_t i = 0; i < neu.tensors.size(); ++i)
     if (!mn[i] && rn.count(i)) d.only_new.push_back(neu.tensors[i].id);
+  // Block-scaled formats: each matched tensor's loss in the formats both runs measured on it.
+  if (!base.block_stats.empty() && !neu.block_stats.empty()) {
+    const std::vector<detail::BlockTotals> bb = detail::block_totals(base),
+                                           bn = detail::block_totals(neu);
+    for (const auto& x : d.drift) {
+      if (x.match.base >= bb.size() || x.match.other >= bn.size()) continue;
+      const detail::BlockTotals &b = bb[x.match.base], &n = bn[x.match.other];
+      for (int f = 0; f < kNumBlockFormats; ++f)
+        if (b.measured(f) && n.measured(f))
+          d.block_changes.push_back(
+              {x.id, f, detail::block_loss_frac(b.fmt[f]), detail::block_loss_frac(n.fmt[f]),
+               detail::block_sqnr_db(b.fmt[f]), detail::block_sqnr_db(n.fmt[f])});
+    }
+  }
   d.base = run_facts(base, base_a);
   d.neu = run_facts(neu, new_a);
   d.base_skipped = d.base.skipped;
@@ -295,6 +321,24 @@ std::string diff_text_of(const DiffResult& d, const std::string& base_path,
     o += fmt::format("  {}: {} at step {} (amax x{})\n", printable(x.id), x.first_beyond_reason,
                      x.first_step_beyond, fmt_num(x.amax_ratio));
   }
+  if (!d.block_changes.empty()) {
+    std::vector<const BlockLossChange*> changed;
+    for (const auto& c : d.block_changes)
+      if (c.new_loss != c.base_loss) changed.push_back(&c);
+    o += fmt::format(
+        "block formats: loss (flushed + saturated inside blocks) changed in {} of {} "
+        "tensor/format pairs both runs measured{}\n",
+        changed.size(), d.block_changes.size(), changed.empty() ? "" : ":");
+    for (size_t i = 0; i < changed.size(); ++i) {
+      if (i == max_list) {
+        o += fmt::format("  ... {} more (--json: block_formats)\n", changed.size() - max_list);
+        break;
+      }
+      o += fmt::format("  {} {}: {}\n", printable(changed[i]->tensor_id),
+                       detail::block_format_display_name(changed[i]->format),
+                       block_change_text(*changed[i]));
+    }
+  }
   return o;
 }
 
@@ -326,6 +370,25 @@ std::string diff_markdown_of(const DiffResult& d, const std::string& base_path,
                      x.first_step_beyond >= 0
                          ? fmt::format("{} ({})", x.first_step_beyond, x.first_beyond_reason)
                          : "-");
+  if (!d.block_changes.empty()) {
+    m += fmt::format(
+        "\n{} Block-scaled formats\n\nLoss: flushed + saturated inside blocks, of the elements; "
+        "only formats both runs measured on the tensor.\n\n| tensor | format | loss base | loss "
+        "new | change | SQNR base | SQNR new |\n|---|---|--:|--:|--:|--:|--:|\n",
+        sub);
+    for (size_t i = 0; i < d.block_changes.size(); ++i) {
+      if (i == max_list) {
+        m += fmt::format("\n... {} more rows (--json: block_formats).\n",
+                         d.block_changes.size() - max_list);
+        break;
+      }
+      const BlockLossChange& c = d.block_changes[i];
+      m += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", md_text(c.tensor_id),
+                       detail::block_format_display_name(c.format), fmt_pct(c.base_loss),
+                       fmt_pct(c.new_loss), block_change_pp(c), fmt_sqnr(c.base_sqnr_db),
+                       fmt_sqnr(c.new_sqnr_db));
+    }
+  }
   return m;
 }
 
@@ -361,6 +424,18 @@ nlohmann::ordered_json diff_json(const DiffResult& d, const DiffRules& rules) {
   for (const auto& x : d.regressions)
     regs.push_back({{"rule", x.rule}, {"tensor", x.tensor_id}, {"message", x.message}});
   j["regressions"] = std::move(regs);
+  if (!d.block_changes.empty()) {  // only when both traces carry block statistics
+    auto bl = nlohmann::ordered_json::array();
+    auto num = [](double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nullptr; };
+    for (const auto& c : d.block_changes)
+      bl.push_back({{"tensor", c.tensor_id},
+                    {"format", kBlockFormats[c.format]->name},
+                    {"base_loss", c.base_loss},
+                    {"new_loss", c.new_loss},
+                    {"base_sqnr_db", num(c.base_sqnr_db)},
+                    {"new_sqnr_db", num(c.new_sqnr_db)}});
+    j["block_formats"] = std::move(bl);
+  }
   detail::make_utf8(j);  // names are bytes: one replacement rule (text_escape.h)
   return j;
 }

@@ -6,70 +6,48 @@
 // with per-tensor E4M3 on the same observations, and recommends the cheapest measured block
 // format that holds the tensor (docs/metrics.md "Block-scaled formats": findings).
 #include <algorithm>
-#include <cctype>
 #include <cmath>
-#include <limits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "block_totals.h"
 #include "findings_families.h"
 
 namespace fpscope::analysis::families {
 
 namespace {
 
-// One tensor's block statistics summed over its observations that carry a block section, and
-// per-tensor E4M3 over the same observations.
-struct BlockTensor {
-  uint64_t observations = 0;
-  uint32_t mask = 0;
-  int axis = -1;  // -1 none yet, 0 rows, 1 cols, 2 mixed
-  BlockFormatCounts fmt[kNumBlockFormats];
-  int64_t first_loss_step[kNumBlockFormats];  // first step with flushed + saturated > 0, or -1
-  int64_t last_loss_step[kNumBlockFormats];
-  // Per-tensor E4M3 (the trace's own counts, at the scales it recorded them).
+using detail::block_format_display_name;
+using detail::block_loss_frac;
+using detail::block_sqnr_db;
+using detail::BlockTotals;
+
+// Per-tensor E4M3 (the trace's own counts, at the scales it recorded them) over the observations
+// of one tensor that carry a block section.
+struct E4m3Same {
   uint64_t finite = 0;
-  uint64_t e4m3_underflow = 0;
-  uint64_t e4m3_overflow = 0;
+  uint64_t underflow = 0;
+  uint64_t overflow = 0;
   double sum_sq = 0.0;
-  double e4m3_err2 = 0.0;
-  bool e4m3_scaled = false;
-  BlockTensor() {
-    for (int f = 0; f < kNumBlockFormats; ++f) first_loss_step[f] = last_loss_step[f] = -1;
-  }
+  double err2 = 0.0;
+  bool scaled = false;
 };
 
-std::vector<BlockTensor> block_tensors(const trace::Trace& t) {
-  std::vector<BlockTensor> out;
-  if (t.block_stats.empty()) return out;
-  out.resize(t.tensors.size());
+std::vector<E4m3Same> e4m3_same(const trace::Trace& t) {
+  std::vector<E4m3Same> out(t.tensors.size());
   const int e4 = target_index(Format::E4M3);
   for (const trace::BlockStatsRecord& b : t.block_stats) {
     if (b.observation >= t.observations.size()) continue;
     const trace::ObservationRecord& o = t.observations[b.observation];
     if (o.tensor >= out.size()) continue;
-    BlockTensor& x = out[o.tensor];
-    ++x.observations;
-    x.mask |= b.mask;
-    const int axis = static_cast<int>(b.axis);
-    x.axis = x.axis == -1 || x.axis == axis ? axis : 2;
-    const auto step = static_cast<int64_t>(o.step);
-    for (int f = 0; f < kNumBlockFormats; ++f) {
-      if (!(b.mask >> f & 1u)) continue;
-      const BlockFormatCounts& d = b.fmt[f];
-      x.fmt[f].add(d);
-      if (d.flushed + d.saturated > 0) {
-        if (x.first_loss_step[f] < 0 || step < x.first_loss_step[f]) x.first_loss_step[f] = step;
-        x.last_loss_step[f] = std::max(x.last_loss_step[f], step);
-      }
-    }
+    E4m3Same& x = out[o.tensor];
     x.finite += o.stats.finite_count();
-    x.e4m3_underflow += o.stats.fmt[e4].underflow;
-    x.e4m3_overflow += o.stats.fmt[e4].overflow;
+    x.underflow += o.stats.fmt[e4].underflow;
+    x.overflow += o.stats.fmt[e4].overflow;
     x.sum_sq += o.stats.sum_sq;
-    x.e4m3_err2 += o.stats.fmt[e4].sum_err2;
-    x.e4m3_scaled |= o.stats.fmt[e4].scale != 1.0f;
+    x.err2 += o.stats.fmt[e4].sum_err2;
+    x.scaled |= o.stats.fmt[e4].scale != 1.0f;
   }
   return out;
 }
@@ -88,25 +66,6 @@ bool e4m3_measured(const std::string& metadata_json) {
   return false;
 }
 
-// "MXFP8 E4M3" for "mxfp8_e4m3".
-std::string display_name(int f) {
-  std::string s = kBlockFormats[f]->name;
-  for (char& ch : s)
-    ch = ch == '_' ? ' ' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  return s;
-}
-
-double loss_frac(const BlockFormatCounts& c) {
-  return fraction(c.flushed + c.saturated, c.elements);
-}
-
-// SQNR of the block-scaled cast: NaN with no signal, +inf when exact.
-double block_sqnr(const BlockFormatCounts& c) {
-  if (!(c.sum_x2 > 0.0)) return std::numeric_limits<double>::quiet_NaN();
-  if (!(c.sum_err2 > 0.0)) return std::numeric_limits<double>::infinity();
-  return 10.0 * std::log10(c.sum_x2 / c.sum_err2);
-}
-
 // The element format's nominal SQNR (analysis/common.h nominal_sqnr_db's rule).
 double element_nominal_db(int f) {
   return 6.02 * (kBlockFormats[f]->man_bits + 1) + 5.0;
@@ -114,14 +73,14 @@ double element_nominal_db(int f) {
 
 bool holds(const BlockFormatCounts& c, int f, const FindingOptions& opt) {
   if (c.elements == 0) return false;
-  const double db = block_sqnr(c);
-  return loss_frac(c) < opt.block_loss_info &&
+  const double db = block_sqnr_db(c);
+  return block_loss_frac(c) < opt.block_loss_info &&
          !(db < element_nominal_db(f) - opt.block_hold_sqnr_margin_db);  // NaN: nothing to lose
 }
 
 // "3.1% (SQNR 27.4 dB)" of one format.
 std::string loss_phrase(const BlockFormatCounts& c) {
-  return fmt::format("{} (SQNR {})", fmt_pct(loss_frac(c)), fmt_sqnr(block_sqnr(c)));
+  return fmt::format("{} (SQNR {})", fmt_pct(block_loss_frac(c)), fmt_sqnr(block_sqnr_db(c)));
 }
 
 const WhatIfTensor* whatif_e4m3(const std::vector<WhatIfTensor>& w, uint32_t tensor) {
@@ -130,22 +89,24 @@ const WhatIfTensor* whatif_e4m3(const std::vector<WhatIfTensor>& w, uint32_t ten
   return nullptr;
 }
 
-bool block_finding(const BlockTensor& x, uint32_t ti, const std::string& id, const RunAnalysis& a,
-                   bool e4m3_known, Finding* out) {
+bool block_finding(const BlockTotals& x, const E4m3Same& e, uint32_t ti, const std::string& id,
+                   const RunAnalysis& a, bool e4m3_known, Finding* out) {
   const FindingOptions& opt = a.options.findings;
   // The widest (most element bits) measured format that loses at least block_loss_info; ties:
   // the larger loss, then kBlockFormats order.
   int named = -1;
   for (int f = 0; f < kNumBlockFormats; ++f) {
     const BlockFormatCounts& c = x.fmt[f];
-    if (!(x.mask >> f & 1u) || c.elements == 0 || loss_frac(c) < opt.block_loss_info) continue;
+    if (!(x.mask >> f & 1u) || c.elements == 0 || block_loss_frac(c) < opt.block_loss_info)
+      continue;
     if (named < 0) {
       named = f;
       continue;
     }
     const int bits = storage_bits(*kBlockFormats[f]);
     const int named_bits = storage_bits(*kBlockFormats[named]);
-    if (bits > named_bits || (bits == named_bits && loss_frac(c) > loss_frac(x.fmt[named])))
+    if (bits > named_bits ||
+        (bits == named_bits && block_loss_frac(c) > block_loss_frac(x.fmt[named])))
       named = f;
   }
   if (named < 0) return false;
@@ -161,13 +122,13 @@ bool block_finding(const BlockTensor& x, uint32_t ti, const std::string& id, con
     const int bits = storage_bits(*kBlockFormats[f]);
     const int best_bits = storage_bits(*kBlockFormats[cheapest]);
     if (bits < best_bits ||
-        (bits == best_bits && block_sqnr(x.fmt[f]) > block_sqnr(x.fmt[cheapest])))
+        (bits == best_bits && block_sqnr_db(x.fmt[f]) > block_sqnr_db(x.fmt[cheapest])))
       cheapest = f;
   }
 
   const BlockFormatCounts& c = x.fmt[named];
-  const std::string name = display_name(named);
-  const double loss = loss_frac(c);
+  const std::string name = block_format_display_name(named);
+  const double loss = block_loss_frac(c);
   const double ff = fraction(c.flushed, c.elements);
   const double sf = fraction(c.saturated, c.elements);
   Finding f;
@@ -196,7 +157,7 @@ bool block_finding(const BlockTensor& x, uint32_t ti, const std::string& id, con
       ": {} of {} elements flushed, {} saturated; SQNR {} (nominal of its elements "
       "{:.1f} dB); {} of {} blocks all zero, {} with a scale underflow, {} with a "
       "scale overflow",
-      c.flushed, c.elements, c.saturated, fmt_sqnr(block_sqnr(c)), element_nominal_db(named),
+      c.flushed, c.elements, c.saturated, fmt_sqnr(block_sqnr_db(c)), element_nominal_db(named),
       c.zero_blocks, c.blocks, c.scale_underflow, c.scale_overflow);
   if (c.nan_scale > 0) ev += fmt::format(", {} holding NaN/Inf (not counted)", c.nan_scale);
   if (!e4m3_known) {
@@ -204,9 +165,8 @@ bool block_finding(const BlockTensor& x, uint32_t ti, const std::string& id, con
   } else {
     ev += fmt::format(
         ". Per-tensor E4M3 on the same observations ({}): flushes {}, overflows {}, SQNR {}",
-        x.e4m3_scaled ? "at the recorded scales" : "unscaled",
-        fmt_pct(fraction(x.e4m3_underflow, x.finite)), fmt_pct(fraction(x.e4m3_overflow, x.finite)),
-        fmt_sqnr(sqnr_db(x.sum_sq, x.e4m3_err2, x.e4m3_overflow)));
+        e.scaled ? "at the recorded scales" : "unscaled", fmt_pct(fraction(e.underflow, e.finite)),
+        fmt_pct(fraction(e.overflow, e.finite)), fmt_sqnr(sqnr_db(e.sum_sq, e.err2, e.overflow)));
   }
   if (const WhatIfTensor* w = whatif_e4m3(a.whatif, ti))
     ev += fmt::format("; with delayed scaling (the FP8 what-if) flushes {}, saturates {}",
@@ -214,7 +174,7 @@ bool block_finding(const BlockTensor& x, uint32_t ti, const std::string& id, con
   std::string others;
   for (int g = 0; g < kNumBlockFormats; ++g)
     if (g != named && (x.mask >> g & 1u) && x.fmt[g].elements > 0)
-      others += fmt::format("{}{} {}", others.empty() ? "" : ", ", display_name(g),
+      others += fmt::format("{}{} {}", others.empty() ? "" : ", ", block_format_display_name(g),
                             loss_phrase(x.fmt[g]));
   if (!others.empty()) ev += ". Other block formats lose (flushed + saturated): " + others;
   f.evidence = std::move(ev);
@@ -223,8 +183,8 @@ bool block_finding(const BlockTensor& x, uint32_t ti, const std::string& id, con
     f.recommendation = fmt::format(
         "If this tensor is to be block-scaled, use {}: the cheapest measured block format that "
         "holds it ({} flushed or saturated, SQNR {}, {} bits per element).",
-        display_name(cheapest), fmt_pct(loss_frac(x.fmt[cheapest])),
-        fmt_sqnr(block_sqnr(x.fmt[cheapest])), bits_per_element(*kBlockFormats[cheapest]));
+        block_format_display_name(cheapest), fmt_pct(block_loss_frac(x.fmt[cheapest])),
+        fmt_sqnr(block_sqnr_db(x.fmt[cheapest])), bits_per_element(*kBlockFormats[cheapest]));
   } else {
     f.recommendation = fmt::format(
         "No measured block format holds this tensor (each loses {} or more of its elements, or "
@@ -244,13 +204,14 @@ bool block_finding(const BlockTensor& x, uint32_t ti, const std::string& id, con
 void block_findings(const trace::TraceModel& model, const RunAnalysis& a,
                     std::vector<Finding>* out) {
   const trace::Trace& t = model.trace();
-  const std::vector<BlockTensor> xs = block_tensors(t);
+  const std::vector<BlockTotals> xs = detail::block_totals(t);
   if (xs.empty()) return;
+  const std::vector<E4m3Same> es = e4m3_same(t);
   const bool e4m3_known = e4m3_measured(t.metadata_json);
   for (uint32_t ti = 0; ti < xs.size(); ++ti) {
     if (xs[ti].observations == 0) continue;
     Finding f;
-    if (block_finding(xs[ti], ti, model.tensor(ti).id, a, e4m3_known, &f))
+    if (block_finding(xs[ti], es[ti], ti, model.tensor(ti).id, a, e4m3_known, &f))
       out->push_back(std::move(f));
   }
 }

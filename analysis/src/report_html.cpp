@@ -163,6 +163,28 @@ void tensor_table(const detail::ReportTensorTable& tt, std::string& h) {
   h += "</details>\n";
 }
 
+void block_table(const detail::ReportBlocks& b, std::string& h) {
+  h += fmt::format(
+      "<details><summary>Block-scaled formats ({} tensors)</summary>\n<p>{}</p>\n<div "
+      "class=\"wide\"><table>\n<tr><th>tensor</th>",
+      b.rows.size() + b.left, html_text(detail::kBlockTableNote));
+  for (int f : b.formats)
+    h += fmt::format("<th>{0} loss</th><th>{0} SQNR</th>", detail::block_format_display_name(f));
+  h += "</tr>\n";
+  for (const auto& r : b.rows) {
+    h += fmt::format("<tr><td>{}</td>", html_text(r.id));
+    for (int f : b.formats)
+      h += fmt::format("<td>{}</td><td>{}</td>", detail::block_loss_str(r.totals, f),
+                       detail::block_sqnr_str(r.totals, f));
+    h += "</tr>\n";
+  }
+  h += "</table></div>\n";
+  if (b.left > 0)
+    h += fmt::format(
+        "<p>... {} more tensors (fpscope summary --json: .tensors[].block_formats).</p>\n", b.left);
+  h += "</details>\n";
+}
+
 void weights_left_out(const detail::ReportModel& m, std::string& h) {
   if (m.weights_left_out.empty()) return;
   h += fmt::format("<p>{} parameters were not watched:</p>\n<ul>\n", m.weights_left_out.size());
@@ -300,6 +322,7 @@ std::string render_html(const trace::TraceModel& model, const RunAnalysis& a,
   findings(m.findings, h);
   plots(m, h);
   tensor_table(m.tensor_table, h);
+  if (m.blocks) block_table(*m.blocks, h);
   weights(m, h);
   if (m.whatif) whatif(*m.whatif, h);
   if (m.drift) drift(*m.drift, h);

@@ -109,6 +109,25 @@ void tensor_table(const detail::ReportTensorTable& tt, std::string& md) {
     md += fmt::format("\n... {} more tensors (fpscope summary --json: .tensors).\n", tt.left);
 }
 
+void block_table(const detail::ReportBlocks& b, std::string& md) {
+  md += fmt::format("\n### Block-scaled formats\n\n{}\n\n| tensor |", detail::kBlockTableNote);
+  for (int f : b.formats)
+    md += fmt::format(" {0} loss | {0} SQNR |", detail::block_format_display_name(f));
+  md += "\n|---|";
+  for (size_t i = 0; i < b.formats.size(); ++i) md += "--:|--:|";
+  md += "\n";
+  for (const auto& r : b.rows) {
+    md += fmt::format("| {} |", md_text(r.id));
+    for (int f : b.formats)
+      md += fmt::format(" {} | {} |", detail::block_loss_str(r.totals, f),
+                        detail::block_sqnr_str(r.totals, f));
+    md += "\n";
+  }
+  if (b.left > 0)
+    md += fmt::format("\n... {} more tensors (fpscope summary --json: .tensors[].block_formats).\n",
+                      b.left);
+}
+
 void weights_left_out(const detail::ReportModel& m, std::string& md) {
   if (m.weights_left_out.empty()) return;
   md += fmt::format("\n{} parameters were not watched:\n\n", m.weights_left_out.size());
@@ -238,6 +257,7 @@ std::string render_markdown(const trace::TraceModel& model, const RunAnalysis& a
     plot(p.exponents, plot_dir_rel, plots, md);
   }
   tensor_table(m.tensor_table, md);
+  if (m.blocks) block_table(*m.blocks, md);
   weights(m, plot_dir_rel, plots, md);
   if (m.whatif) whatif(*m.whatif, md);
   if (m.drift) drift(*m.drift, md);

@@ -37,6 +37,14 @@ std::string first_saturate_str(const WhatIfTensor& w) {
   return w.first_saturate_step >= 0 ? std::to_string(w.first_saturate_step) : "-";
 }
 
+std::string block_loss_str(const BlockTotals& b, int f) {
+  return b.measured(f) ? fmt_pct(block_loss_frac(b.fmt[f])) : "-";
+}
+
+std::string block_sqnr_str(const BlockTotals& b, int f) {
+  return b.measured(f) ? sqnr_str(block_sqnr_db(b.fmt[f])) : "-";
+}
+
 const char* counts_name(const WhatIfTensor& w) {
   return w.histogram_steps == 0 ? "exact" : w.exact_steps == 0 ? "from histogram" : "mixed";
 }
@@ -163,6 +171,26 @@ std::vector<uint32_t> plot_tensors(const RunAnalysis& a, int n) {
   return v;
 }
 
+// The block-format table's rows: tensors with block statistics in risk order (worst first), at
+// most opt.max_tensor_rows; nullopt when the trace has none.
+std::optional<ReportBlocks> block_section(const trace::Trace& t, const RunAnalysis& a,
+                                          const ReportOptions& opt) {
+  std::vector<BlockTotals> totals = block_totals(t);
+  const uint32_t measured = measured_block_formats(totals);
+  if (measured == 0) return std::nullopt;
+  ReportBlocks s;
+  for (int f = 0; f < kNumBlockFormats; ++f)
+    if (measured >> f & 1u) s.formats.push_back(f);
+  for (const auto& r : a.risks) {
+    if (r.tensor >= totals.size() || totals[r.tensor].observations == 0) continue;
+    if (static_cast<int>(s.rows.size()) < opt.max_tensor_rows)
+      s.rows.push_back({r.id, std::move(totals[r.tensor])});
+    else
+      ++s.left;
+  }
+  return s;
+}
+
 // Rows of the FP8 what-if table: the tensor/format pairs that saturate or underflow at least
 // the warning fraction, at most opt.max_whatif_rows.
 ReportWhatIf whatif_section(const RunAnalysis& a, const ReportOptions& opt) {
@@ -241,6 +269,8 @@ ReportModel build_report_model(const trace::TraceModel& model, const RunAnalysis
     else
       ++m.tensor_table.left;
   }
+
+  m.blocks = block_section(t, a, opt);
 
   for (const auto& w : a.weights) {
     m.weights.push_back(&w);

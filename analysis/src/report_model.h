@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "block_totals.h"
 #include "fpscope/analysis/causes.h"
 #include "fpscope/analysis/findings.h"
 #include "fpscope/analysis/report.h"
@@ -42,6 +43,18 @@ struct ReportFindings {
 struct ReportTensorTable {
   std::vector<const TensorRisk*> rows;
   size_t left = 0;  // rows not shown
+};
+
+// The "Block-scaled formats" table (trace format 1.3): per tensor with block statistics, in the
+// tensor table's order, each measured format's loss and SQNR (block_totals.h).
+struct ReportBlockRow {
+  std::string id;
+  BlockTotals totals;
+};
+struct ReportBlocks {
+  std::vector<int> formats;          // kBlockFormats indices that some tensor measured
+  std::vector<ReportBlockRow> rows;  // at most ReportOptions::max_tensor_rows
+  size_t left = 0;                   // rows not shown
 };
 
 struct ReportWhatIf {
@@ -90,6 +103,7 @@ struct ReportModel {
   std::optional<ReportPlot> loss_scale;  // present when the trace has loss-scale records
   std::vector<ReportTensorPlots> tensor_plots;
   ReportTensorTable tensor_table;
+  std::optional<ReportBlocks> blocks;           // present when the trace has block statistics
   std::vector<const WeightLoss*> weights;       // watched master weights (table rows)
   std::vector<ReportPlot> weight_plots;         // one update/weight ratio plot per watched weight
   std::vector<LeftOutWeight> weights_left_out;  // parameters not watched, and why
@@ -109,6 +123,15 @@ std::string sqnr_str(double db);                                   // "n/a", "ex
 std::string shape_str(const TensorRisk& r);                        // "64x256"
 std::string nonfinite_str(const TensorRisk& r);                    // NaN + Inf count
 std::string first_saturate_str(const WhatIfTensor& w);             // step or "-"
+// A block format's loss ("3.1%") and SQNR ("25.0 dB") of one tensor; "-" when not measured.
+std::string block_loss_str(const BlockTotals& b, int f);
+std::string block_sqnr_str(const BlockTotals& b, int f);
+// The sentence under the table's heading that defines its numbers.
+inline constexpr const char* kBlockTableNote =
+    "Loss: the fraction of the tensor's elements that flush to zero or saturate inside their "
+    "blocks (flushed + saturated, over its observations with block statistics); SQNR of the "
+    "block-scaled cast; \"-\": not measured (FPSCOPE_FORMATS). Definitions: docs/metrics.md "
+    "\"Block-scaled formats\".";
 const char* counts_name(const WhatIfTensor& w);            // "exact", "from histogram", "mixed"
 std::string change_value(const ChangePoint& c, double v);  // amax as a number, SQNR in dB
 std::string first_beyond_str(const CrossRunDrift& d);      // "12 (reason)" or "-"

@@ -1,6 +1,6 @@
 // `fpscope summary`: the one writer of the summary JSON (docs/summary-json.md) and of its text
-// form, from one RunAnalysis. Size: ~620 lines: JSON and text share the per-tensor helpers; the
-// next section (block-format columns in the text) moves the text form into summary_text.cpp.
+// form, from one RunAnalysis. Size: ~670 lines: JSON and text share the per-tensor helpers; the
+// next section added to the text moves the text form into summary_text.cpp.
 #include "fpscope/analysis/summary.h"
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "block_totals.h"
 #include "fpscope/analysis/causes.h"
 #include "fpscope/analysis/text_escape.h"
 #include "json_utf8.h"
@@ -45,35 +46,9 @@ nlohmann::ordered_json finding_json(const Finding& f) {
 
 namespace {
 
-// Block-scaled formats (trace format 1.3): per tensor, the sum over its observations that carry
-// a block section (stats.h BlockStatsSet; docs/metrics.md "Block-scaled formats").
-struct BlockTotals {
-  uint64_t observations = 0;
-  uint32_t mask = 0;
-  int axis = -1;  // -1: none yet, 2: mixed
-  BlockFormatCounts fmt[kNumBlockFormats];
-  std::map<int, uint64_t> scale_hist[kNumBlockFormats];  // bin -> blocks
-};
+using detail::BlockTotals;
 
-std::vector<BlockTotals> block_totals(const trace::Trace& t) {
-  std::vector<BlockTotals> out(t.tensors.size());
-  for (const trace::BlockStatsRecord& b : t.block_stats) {
-    if (b.observation >= t.observations.size()) continue;
-    const uint32_t ti = t.observations[b.observation].tensor;
-    if (ti >= out.size()) continue;
-    BlockTotals& x = out[ti];
-    ++x.observations;
-    x.mask |= b.mask;
-    const int axis = static_cast<int>(b.axis);
-    x.axis = x.axis == -1 || x.axis == axis ? axis : 2;
-    for (int f = 0; f < kNumBlockFormats; ++f) {
-      x.fmt[f].add(b.fmt[f]);
-      for (const auto& [bin, k] : b.scale_hist[f]) x.scale_hist[f][bin] += k;
-    }
-  }
-  return out;
-}
-
+// Block-scaled formats (trace format 1.3): one tensor's totals (block_totals.h).
 json block_json(const BlockTotals& b) {
   json j;
   j["observations"] = b.observations;
@@ -95,8 +70,7 @@ json block_json(const BlockTotals& b) {
     y["saturated_frac"] = c.elements ? num(static_cast<double>(c.saturated) / e) : json(nullptr);
     y["sum_err2"] = num(c.sum_err2);
     y["sum_x2"] = num(c.sum_x2);
-    y["sqnr_db"] = c.sum_err2 > 0 && c.sum_x2 > 0 ? num(10.0 * std::log10(c.sum_x2 / c.sum_err2))
-                                                  : json(nullptr);
+    y["sqnr_db"] = num(detail::block_sqnr_db(c));  // null: no signal, or exact
     // Block-scale exponents: floor(log2 scale) -> blocks ("nan": NaN scales; NVFP4's zero
     // scales and MX's 2^-127 under "-127").
     json h = json::object();
@@ -144,7 +118,7 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
   j["trace"] = std::move(tr);
   j["baseline"] = baseline ? json(baseline->path) : json(nullptr);
 
-  const std::vector<BlockTotals> blocks = block_totals(t);
+  const std::vector<BlockTotals> blocks = detail::block_totals(t);
   json tensors = json::array();
   for (const auto& r : a.risks) {
     json x;
@@ -354,6 +328,66 @@ std::string cell(const FormatRisk& f) {
                      pct5(f.underflow_frac), pct5(f.subnormal_frac), sq5(f.sqnr_db));
 }
 
+std::string rtrim(std::string s) {
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+// Block-scaled formats (format 1.3): per tensor with block statistics, in the tensor table's
+// order (worst first, at most max_rows), each measured format's loss (flushed + saturated of its
+// elements, inside their blocks) and SQNR dB; "-" where the tensor did not measure that format.
+// As many formats side by side as fit `width` (0: all), the rest in further tables below.
+// "" when the trace has no block statistics.
+std::string block_table(const RunAnalysis& a, const std::vector<BlockTotals>& blocks, int max_rows,
+                        int width) {
+  const uint32_t measured = detail::measured_block_formats(blocks);
+  if (measured == 0) return "";
+  std::vector<int> formats;
+  for (int f = 0; f < kNumBlockFormats; ++f)
+    if (measured >> f & 1u) formats.push_back(f);
+  std::vector<const TensorRisk*> rows;
+  size_t left = 0;
+  for (const auto& r : a.risks) {
+    if (r.tensor >= blocks.size() || blocks[r.tensor].observations == 0) continue;
+    if (max_rows >= 0 && rows.size() == static_cast<size_t>(max_rows))
+      ++left;
+    else
+      rows.push_back(&r);
+  }
+  constexpr int kTensorCol = 22, kCell = 14;  // " | " + "LOSS  SQNR" cell of 11
+  const size_t per =
+      width <= 0 ? formats.size() : static_cast<size_t>(std::max(1, (width - kTensorCol) / kCell));
+  std::string o;
+  for (size_t g = 0; g < formats.size(); g += per) {
+    const size_t end = std::min(formats.size(), g + per);
+    std::string h = fmt::format("{:<22}", "TENSOR"), u = fmt::format("{:<22}", "");
+    for (size_t i = g; i < end; ++i) {
+      h += fmt::format(" | {:<11}", detail::block_format_display_name(formats[i]));
+      u += fmt::format(" | {:>5} {:>5}", "LOSS", "SQNR");
+    }
+    o += rtrim(h) + "\n" + u + "\n";
+    for (const TensorRisk* r : rows) {
+      std::string id = printable(r->id);  // escaped before cutting: the column width is kept
+      if (id.size() > 22) id = id.substr(0, 21) + "~";
+      std::string l = fmt::format("{:<22}", id);
+      const BlockTotals& b = blocks[r->tensor];
+      for (size_t i = g; i < end; ++i) {
+        const int f = formats[i];
+        l += b.measured(f) ? fmt::format(" | {:>5} {:>5}", pct5(detail::block_loss_frac(b.fmt[f])),
+                                         sq5(detail::block_sqnr_db(b.fmt[f])))
+                           : fmt::format(" | {:>5} {:>5}", "-", "-");
+      }
+      o += l + "\n";
+    }
+  }
+  if (left > 0)
+    o += wrap_text(fmt::format("... {} more tensors with block statistics (--rows N, or --json: "
+                               "tensors[].block_formats)",
+                               left),
+                   width, 4);
+  return o;
+}
+
 // The LOSS records (format 1.1) as two lines: per step, the sum of its values (one per backward
 // pass: gradient accumulation sums to the step's loss); none when the trace has none.
 std::vector<std::string> loss_lines(const trace::Trace& t) {
@@ -508,6 +542,17 @@ std::string summary_text(const trace::Trace& t, const RunAnalysis& a, int max_ro
       }
     }
     if (r.severity >= Severity::Warning) emit("         -> " + r.severity_reason, 12);
+  }
+
+  // Only for traces with block statistics: the others' text is unchanged.
+  if (const std::string bt = block_table(a, detail::block_totals(t), max_rows, width);
+      !bt.empty()) {
+    o += "\n";
+    emit(
+        "block formats: loss = flushed + saturated of the elements inside their blocks; SQNR "
+        "dB of the block-scaled cast",
+        2);
+    o += bt;
   }
 
   const auto& ls = a.loss_scale;

@@ -62,6 +62,18 @@ struct RunFacts {
   bool collapsed = false;
 };
 
+// A matched tensor's loss in one block-scaled format (trace format 1.3), present only when both
+// runs measured that format on that tensor (block_totals.h; docs/metrics.md "Block-scaled
+// formats"). Informational: no --fail-on rule reads it.
+struct BlockLossChange {
+  std::string tensor_id;
+  int format = 0;          // index into kBlockFormats
+  double base_loss = 0.0;  // (flushed + saturated) / elements, summed over the run
+  double new_loss = 0.0;
+  double base_sqnr_db = 0.0;  // SQNR of the block-scaled cast: NaN no signal, +inf exact
+  double new_sqnr_db = 0.0;
+};
+
 struct DiffResult {
   std::vector<Regression> regressions;  // sorted by rule, then tensor id
   std::vector<CrossRunDrift> drift;     // matched tensors
@@ -70,6 +82,9 @@ struct DiffResult {
   RunFacts base, neu;
   uint64_t base_skipped = 0;  // = base.skipped
   uint64_t new_skipped = 0;   // = neu.skipped
+  // Matched tensors' order (drift), then kBlockFormats order; empty unless both traces carry
+  // block statistics for some matched tensor (and then only the outputs below gain a section).
+  std::vector<BlockLossChange> block_changes;
 };
 
 DiffResult diff_runs(const trace::TraceModel& base, const RunAnalysis& base_a,
@@ -77,6 +92,8 @@ DiffResult diff_runs(const trace::TraceModel& base, const RunAnalysis& base_a,
                      const DiffRules& rules);
 
 // Outputs. Unmatched tensors are listed up to `max_list` each (then "... N more"); JSON lists all.
+// With block_changes: text lists the pairs whose loss changed (up to max_list), Markdown a
+// "Block-scaled formats" table (up to max_list rows), JSON all of them as "block_formats".
 std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
                       size_t max_list = 10);
 std::string diff_markdown(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,
