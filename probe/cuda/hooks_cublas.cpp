@@ -1,9 +1,12 @@
 // cuBLAS / cuBLASLt interposers: the definitions of the hooks that cublas_hooks.def lists (its
-// header has the recipe for adding one). Each exported hook is one function bound to every version
-// node its symbol exists in (cublas_hooks.def explains why): @@<lib>.so.13 (default) and @ aliases
-// for the older majors; the bindings are generated from the table at the end of this file. The
-// hooks count every call, record it through gemm_engine and return the real function's status
-// unchanged.
+// header has the recipe for adding one). Each hook body (hook_<Symbol><Major>) has one exported
+// entry per version node its symbol exists in (cublas_hooks.def explains why): fpscopecu_<Symbol>
+// is @@<lib>.so.13 (default), fpscopecu_<Symbol>_v<Major> is @<lib>.so.<Major>, and each resolves
+// the real functions of its own major; the bindings are generated from the table at the end of
+// this file. The hooks count every call, record it through gemm_engine and return the real
+// function's status unchanged.
+// (~650 lines: the one file that defines hooks, as compiler-rt's interceptors; the parameter lists
+// dominate. Split per family, e.g. the cuBLASLt hook, if another family is added.)
 #include <cublasLt.h>
 #include <cublas_api.h>
 #include <cuda_fp16.h>
