@@ -22,6 +22,7 @@
 #include "../src/op_names.h"
 #include "../src/recorder.h"
 #include "../src/resolve.h"
+#include "cublas_nodes.h"
 #include "gemm_engine.h"
 #include "lt_decode.h"
 #include "test_hooks.h"
@@ -32,14 +33,6 @@ namespace fpscope::cuda {
 namespace {
 
 constexpr int kHooks = static_cast<int>(Hook::Count);
-
-// The majors of the version nodes the hooks are bound to (cublas_hooks.def): each node has its
-// own entry (the Major template argument of the hook bodies below) and its own real functions.
-constexpr int kOldestMajor = 11, kDefaultMajor = 13;
-constexpr int kNodeMajors = kDefaultMajor - kOldestMajor + 1;
-constexpr int node_index(int major) {
-  return major - kOldestMajor;
-}
 
 std::atomic<uint64_t> g_calls[kHooks];
 
@@ -56,18 +49,22 @@ void* const kMissing = reinterpret_cast<void*>(uintptr_t{1});
 
 // Lazily resolved real function (thread-safe; racers resolve the same value, one of them stores
 // it and only that one logs a failure). nullptr when the process has no definition.
+// `major`: of version node <hint>.so.<major> (resolve.h: that version first, else the default).
 template <typename Fn>
-Fn real(std::atomic<void*>& cache, const char* name, const char* hint, const char* version) {
+Fn real(std::atomic<void*>& cache, const char* name, const char* hint, int major) {
   void* p = cache.load(std::memory_order_acquire);
-  if (p == nullptr) {
-    void* found = probe::resolve_real(name, hint, version);
+  if (p == nullptr) {  // first call: the version's name is built only here
+    const std::string version = cublas_node_name(hint, major);
+    void* found = probe::resolve_real(name, hint, version.c_str());
     if (found == nullptr) found = kMissing;
     void* expected = nullptr;
     if (cache.compare_exchange_strong(expected, found, std::memory_order_acq_rel)) {
       p = found;
       if (found == kMissing)
-        FPSCOPE_LOG(Error, "cannot find the real %s in this process: its calls return an error",
-                    name);
+        FPSCOPE_LOG(Error,
+                    "cannot find the real %s (version %s) in this process: its calls return an "
+                    "error",
+                    name, version.c_str());
     } else {
       p = expected;
     }
@@ -79,20 +76,18 @@ Fn real(std::atomic<void*>& cache, const char* name, const char* hint, const cha
 // typed like the hook (cuBLAS's C++ header overloads some names, so the hook's own type is the
 // one to use): resolved with that version (resolve.h), so that a process holding two cuBLAS
 // majors calls each one's own function. One cache per hook and node.
-std::atomic<void*> g_real[kHooks][kNodeMajors];
+std::atomic<void*> g_real[kHooks][kCublasNodeMajors];
 template <typename Fn>
 Fn real_fn(Hook h, int major) {
-  const std::string version = std::string(hook_library(h)) + ".so." + std::to_string(major);
-  return real<Fn>(g_real[static_cast<int>(h)][node_index(major)], hook_name(h), hook_library(h),
-                  version.c_str());
+  return real<Fn>(g_real[static_cast<int>(h)][cublas_node_index(major)], hook_name(h),
+                  hook_library(h), major);
 }
 
 // The real `fn` of a function the probe does not hook, of version node <hint>.so.<major>.
-#define REAL(fn, hint, major)                                                       \
-  ([](int m) {                                                                      \
-    static std::atomic<void*> cache[kNodeMajors];                                   \
-    const std::string version = std::string(hint) + ".so." + std::to_string(m);     \
-    return real<decltype(&::fn)>(cache[node_index(m)], #fn, hint, version.c_str()); \
+#define REAL(fn, hint, major)                                                \
+  ([](int m) {                                                               \
+    static std::atomic<void*> cache[kCublasNodeMajors];                      \
+    return real<decltype(&::fn)>(cache[cublas_node_index(m)], #fn, hint, m); \
   }(major))
 
 char op_char(int op) {
@@ -297,9 +292,11 @@ using namespace fpscope::cuda;  // NOLINT: the hooks below are the C ABI surface
 // (<Symbol>@@<library>.so.13, and references without a version) and fpscopecu_<Symbol>_v<Major>
 // for the older ones (bound at the end of this file). An entry for a node the symbol is not in
 // (a _64 twin in .11) is bound to no node and stays local (probe/exports.map's "local: *").
+static_assert(kDefaultCublasMajor == 13 && kOldestCublasMajor == 11,
+              "FPSCOPE_NODE_ENTRIES defines the entries of majors 13 (default), 12 and 11");
 #define FPSCOPE_NODE_ENTRIES(Symbol, Params, Args)                \
   FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol Params {       \
-    return hook_##Symbol<kDefaultMajor> Args;                     \
+    return hook_##Symbol<kDefaultCublasMajor> Args;               \
   }                                                               \
   FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol##_v12 Params { \
     return hook_##Symbol<12> Args;                                \
@@ -624,12 +621,12 @@ FPSCOPE_NODE_ENTRIES(cublasLtMatmul, FPSCOPE_LT_MATMUL_PARAMS,
 // DEFAULT: fpscopecu_<Symbol> is <Symbol>@@<Library>.so.<Major>. OLDER: the node's own entry
 // fpscopecu_<Symbol>_v<Major> (FPSCOPE_NODE_ENTRIES) is <Symbol>@<Library>.so.<Major>. A row
 // without its hook definition above fails to compile here ("fpscopecu_<Symbol> was not declared").
-#define FPSCOPE_BIND_DEFAULT(Major, Symbol, Library)                                  \
-  static_assert(Major == kDefaultMajor, "hook bodies take the DEFAULT node's major"); \
+#define FPSCOPE_BIND_DEFAULT(Major, Symbol, Library)                                   \
+  static_assert(Major == kDefaultCublasMajor, "the DEFAULT node is cublas_nodes.h's"); \
   __asm__(".symver fpscopecu_" #Symbol ", " #Symbol "@@" #Library ".so." #Major);
-#define FPSCOPE_BIND_OLDER(Major, Symbol, Library)                                          \
-  static_assert(std::is_function_v<decltype(fpscopecu_##Symbol##_v##Major)>, #Symbol);      \
-  static_assert(Major >= kOldestMajor && Major < kDefaultMajor, "a node without an entry"); \
+#define FPSCOPE_BIND_OLDER(Major, Symbol, Library)                                        \
+  static_assert(std::is_function_v<decltype(fpscopecu_##Symbol##_v##Major)>, #Symbol);    \
+  static_assert(is_cublas_node_major(Major) && Major != kDefaultCublasMajor, "no entry"); \
   __asm__(".symver fpscopecu_" #Symbol "_v" #Major ", " #Symbol "@" #Library ".so." #Major);
 #define FPSCOPE_BIND(Kind, Major, Symbol, Library) FPSCOPE_BIND_##Kind(Major, Symbol, Library)
 #define FPSCOPE_CUBLAS_SYMBOL(Id, Symbol, Library, Since)                                  \

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../src/resolve.h"
+#include "cublas_nodes.h"
 
 namespace fpscope::cuda {
 namespace {
@@ -32,13 +33,12 @@ std::string fail(const char* what, const char* attr, cublasStatus_t st) {
 }  // namespace
 
 const LtApi* LtApi::from_process(int major) {
-  constexpr int kOldest = 11, kNewest = 13;  // the nodes of probe/cuda/cublas_hooks.def
-  if (major < kOldest || major > kNewest) return nullptr;
-  static LtApi api[kNewest - kOldest + 1];
-  static std::once_flag once[kNewest - kOldest + 1];
-  LtApi& a = api[major - kOldest];
-  std::call_once(once[major - kOldest], [&a, major] {
-    const std::string version = "libcublasLt.so." + std::to_string(major);
+  if (!is_cublas_node_major(major)) return nullptr;
+  static LtApi api[kCublasNodeMajors];
+  static std::once_flag once[kCublasNodeMajors];
+  LtApi& a = api[cublas_node_index(major)];
+  std::call_once(once[cublas_node_index(major)], [&a, major] {
+    const std::string version = cublas_node_name("libcublasLt", major);
     a.desc_get = reinterpret_cast<DescGet>(
         probe::resolve_real("cublasLtMatmulDescGetAttribute", "cublasLt", version.c_str()));
     a.layout_get = reinterpret_cast<LayoutGet>(

@@ -38,9 +38,10 @@ void fpscope_framework_claim_steps(void);
 /* The current step (0 before the first boundary; provisional while the GEMM period is detected). */
 uint64_t fpscope_current_step(void);
 
-/* 1 when the probe uses scope names (fpscope_scope_push) for the calls of `step`: the step is
- * sampled (FPSCOPE_EVERY), or emulation reads the scope of every call. A framework integration may
- * push no scopes during the other steps; their calls are not recorded by name. 1 when disabled. */
+/* 1 when the probe uses scope names (fpscope_scope_push) for the calls of `step`. 0 only while the
+ * steps come from a framework (fpscope_framework_step), emulation is off and FPSCOPE_EVERY does
+ * not sample `step`: the framework integration may then push no scopes, since those calls are
+ * not recorded. 1 when disabled. */
 int fpscope_scopes_wanted(uint64_t step);
 
 /* Records a loss value (the scalar a backward pass started from) for the current step, or for an

@@ -10,7 +10,8 @@
 // for numpy): operand A of a column-major (Fortran, cuBLAS, CblasColMajor) call, B of a
 // CblasRowMajor call.
 // With module-path scopes (the PyTorch integration), only calls of a "<path>.bwd" scope are
-// backward candidates, matched only to forward GEMMs made in <path> or its submodules (a buffer
+// backward candidates, matched only to forward GEMMs made in <path> or its submodules (a root's
+// scope is its class name, so its ".bwd" matches only the root's own GEMMs) (a buffer
 // address reused within the step must not name one module's backward after another's forward);
 // without scopes every call is (when `unscoped`). A buffer that a later GEMM writes (its D) is
 // no longer the forward's operand and is not matched again.

@@ -154,8 +154,8 @@ struct Recorder::Impl final : StepLabeler::Listener {
                GemmTicket* t, bool defer = false) {
     t->step = s;
     t->any = false;
-    const std::string lab = grads.name(labelled, scope, d, s);  // every call, sampled or not
-    if (!sampled(s)) return false;
+    if (!sampled(s)) return false;  // a step is sampled whole: its GradNamer state too
+    const std::string lab = grads.name(labelled, scope, d, s);
     for (int i = 0; i < d.num_operands; ++i) {
       const OperandDesc& o = d.operands[i];
       if (!measured(cfg, o)) continue;
@@ -548,7 +548,13 @@ Format Recorder::emulate() const {
   return impl_->cfg.emulate;
 }
 bool Recorder::scopes_wanted(uint64_t step) const {
-  return impl_->sampled(step) || impl_->cfg.emulate != Format::FP32;  // cfg: constant after init
+  if (impl_->cfg.emulate != Format::FP32) return true;  // cfg: constant after init
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  // Only the framework's own steps are the integration's to leave unnamed: under the GEMM period
+  // the scope is part of every call's signature, and other sources' boundaries (NVTX, the API)
+  // do not fall where the integration turns its hooks on and off.
+  if (impl_->labeler.source() != trace::StepSource::Framework) return true;
+  return impl_->sampled(step);
 }
 
 unsigned Recorder::stats_threads() const {

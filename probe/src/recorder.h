@@ -110,9 +110,10 @@ class Recorder {
   // Ends the current step and begins the next one, if `source` is the step source in force.
   void mark_step(trace::StepSource source);
   uint64_t current_step() const;
-  // Whether the calls of `step` use the scope names (fpscope_scope_push): FPSCOPE_EVERY samples
-  // it, or emulation is on (its skip patterns, delayed scaling and hybrid E5M2 read the scope of
-  // every call). A framework integration may leave the other steps unnamed (it costs per call).
+  // Whether the calls of `step` use the scope names (fpscope_scope_push): always, unless the steps
+  // are the framework's (StepSource::Framework in force) and emulation is off (its skip patterns,
+  // delayed scaling and hybrid E5M2 read the scope of every call); then when FPSCOPE_EVERY
+  // samples `step`. A framework integration may leave the other steps unnamed (it costs per call).
   bool scopes_wanted(uint64_t step) const;
 
   // ---- names (thread-local) ----

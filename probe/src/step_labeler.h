@@ -114,6 +114,8 @@ class StepLabeler {
   void drop_held();
 
   uint64_t step() const { return step_; }
+  // The explicit step source in force (None while none is: period detection, FPSCOPE_STEPS=none).
+  trace::StepSource source() const { return explicit_ ? source_ : trace::StepSource::None; }
   // Whether steps are unknown (calls are being held, or will be).
   bool detecting() const { return phase_ == Phase::Detect; }
 

@@ -5,7 +5,8 @@ overhead: its global module hooks take every module call off PyTorch's fast path
 For ordinary torch.nn programs (tests/models/*.py) recorded at `--every K`, against the same
 program recorded at `--every 1` (every step named, as tests/models/test_models.py checks):
   - the output is bit-identical to the plain run;
-  - the step marks are 0..N-1 and the losses are the printed ones, in both traces;
+  - the step marks are 0..N-1 and the losses are the printed ones, in both traces (none for a
+    program without backward(): autograd_grad.py);
   - every sampled step (s % K == 0) has exactly the observations the every-1 trace has for that
     step: the same module paths (forward and backward), element counts and amax (so its boundary
     sits where it did, and nothing went unnamed);
@@ -46,19 +47,19 @@ class SampledNaming(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def record(self, name, every):
+    def record(self, name, every, env=None):
         trace = os.path.join(self.dir, "%s.%d.fpst" % (name, every))
         state = trace + ".hooks"
         cmd = [e2e.PY, os.path.join(HERE, "hook_state.py"), os.path.join(HERE, name)]
         rec = e2e.record(trace, cmd, ["--every", str(every)],
-                         dict(e2e.QUIET, HOOK_STATE_OUT=state), hooks=True)
+                         dict(e2e.QUIET, HOOK_STATE_OUT=state, **(env or {})), hooks=True)
         self.assertEqual(rec.returncode, 0, rec.stderr)
         self.assertEqual(e2e.warnings_of(rec.stderr), [], rec.stderr)
         with open(state) as f:
             hooks = [int(c) for c in f.read().split(",") if c]
         return rec.stdout, tm.dump(trace), hooks
 
-    def check(self, name, every):
+    def check(self, name, every, losses_recorded=True):
         plain = e2e.plain_run([e2e.PY, os.path.join(HERE, name)])
         self.assertEqual(plain.returncode, 0, plain.stderr)
         _, losses, n = tm.printed(plain.stdout)
@@ -71,7 +72,7 @@ class SampledNaming(unittest.TestCase):
             got = collections.defaultdict(list)
             for rec_loss in t["losses"]:
                 got[rec_loss["step"]].append(rec_loss["value"])
-            self.assertEqual(dict(got), dict(losses))
+            self.assertEqual(dict(got), dict(losses) if losses_recorded else {})
         # Hooks on in every step at --every 1; at --every K only in the sampled ones. One
         # "loss <step>" line per backward() call gives each state its step.
         steps = [int(line.split()[1]) for line in plain.stdout.splitlines()
@@ -101,6 +102,23 @@ class SampledNaming(unittest.TestCase):
 
     def test_dataloader_two_workers(self):
         self.check("dataloader.py", 2)
+
+    def test_steps_not_from_the_framework_keep_every_step_named(self):
+        """FPSCOPE_STEPS=period refuses the integration's steps: the scope is part of every call's
+        signature for the period search, so the hooks must stay on in every iteration (the probe
+        says so: fpscope_scopes_wanted)."""
+        plain = e2e.plain_run([e2e.PY, os.path.join(HERE, "mlp_sgd.py")])
+        out, t, hooks = self.record("mlp_sgd.py", 3, env={"FPSCOPE_STEPS": "period"})
+        self.assertEqual(out, plain.stdout)
+        self.assertNotEqual(t["step_source"], "framework")
+        self.assertTrue(hooks)
+        self.assertEqual(hooks, [1] * len(hooks))
+
+    def test_gradients_from_autograd_grad(self):
+        """No backward() at all: with the module hooks off, torch.autograd.grad marks the due
+        boundary (else every step after the first unnamed one would be one step). Its losses are
+        not recorded (only backward()'s are)."""
+        self.check("autograd_grad.py", 3, losses_recorded=False)
 
 
 def main():

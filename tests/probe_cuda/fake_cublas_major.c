@@ -1,5 +1,5 @@
-/* A stand-in libcublas.so.<FAKE_MAJOR> (12 or 13) and libcublasLt.so.<FAKE_MAJOR>, built twice
-   with the version node cuBLAS itself uses (libcublas.so.<major>: fake_cublas_major.map), for the
+/* A stand-in libcublas.so.<FAKE_MAJOR> (12 or 13), built twice with the version node cuBLAS itself
+   uses (libcublas.so.<major>: fake_cublas12.map, fake_cublas13.map), for the
    test of a process holding two cuBLAS majors (torch built for CUDA 12 plus an extension built
    for CUDA 13): each GEMM returns a status that says which major ran it, 1000 + major. The handle
    queries fail, so the probe records nothing and just passes the call through. */

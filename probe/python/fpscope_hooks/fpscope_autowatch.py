@@ -10,7 +10,8 @@ Contract:
     warning and the default.
   - Names: the parameter's path in a root module (a module called with no module forward in
     progress: fpscope_torch's roots) from named_parameters() (`encoder.layers.0.linear1.weight`);
-    a parameter of no root seen so far is `param#k` (k counts such parameters from 0). A name
+    a parameter of no root seen so far is `param#k` (k counts such parameters from 0), given in a
+    step the integration names (in the others it waits: its root may not have been seen). A name
     another parameter had already (a second model with the same paths) is suffixed `#1`, `#2`...
   - Budget: each host watch keeps two FP32 copies of the positions it follows (8 bytes each); the
     probe's FPSCOPE_WATCH_BUDGET is shared across the parameters of the optimizer seen first
@@ -79,11 +80,15 @@ def water_fill(sizes, capacity):
 
 
 class AutoWatch:
-    def __init__(self, fp, roots, environ=None):
-        """fp: the fpscope module; roots(): the root modules seen, in the order first seen."""
+    def __init__(self, fp, roots, environ=None, named_now=None):
+        """fp: the fpscope module; roots(): the root modules seen, in the order first seen;
+        named_now(): whether the integration names modules in this step (its hooks are on only
+        around sampled steps): a parameter of no known root is then deferred to a step that does
+        (watches are measured at sampled steps only, so nothing is lost)."""
         env = os.environ if environ is None else environ
         self.fp = fp
         self.roots = roots
+        self.named_now = named_now if named_now is not None else (lambda: True)
         self.mode, self.patterns, self.warning = parse_setting(env.get("FPSCOPE_WATCH"))
         self.seen = set()  # id() of parameters watched or left out
         self.names = set()  # names given
@@ -133,11 +138,17 @@ class AutoWatch:
         for g in groups:
             for p in g.get("params", ()):
                 if id(p) not in self.seen:
-                    self.seen.add(id(p))
                     new.append(p)
         if not new:
             return
         names = self._name_map()
+        if not self.named_now() and any(id(p) not in names for p in new):
+            new = [p for p in new if id(p) in names]  # the others wait for a named step
+            self.sizes.pop(opt, None)  # look again at its next step
+        for p in new:
+            self.seen.add(id(p))
+        if not new:
+            return
         user = {id(t) for t in self.fp._watched.values()}
         user_ptrs = set()
         for t in self.fp._watched.values():

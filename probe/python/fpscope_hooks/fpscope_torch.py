@@ -111,7 +111,7 @@ def _load_autowatch(fp):
     spec = importlib.util.spec_from_file_location("fpscope_autowatch", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    aw = mod.AutoWatch(fp, lambda: list(_root_names.keys()))
+    aw = mod.AutoWatch(fp, lambda: list(_root_names.keys()), named_now=lambda: bool(_module_handles))
     if aw.warning:
         sys.stderr.write("[fpscope] warning: %s\n" % aw.warning)
     return aw
@@ -204,6 +204,7 @@ def _fwd_pre(module, inputs):
             if _due and module.training and _torch.is_grad_enabled() and _is_trainable(module):
                 _boundary()
                 if not _module_handles:  # a step the probe does not name: no scopes
+                    _names_of(module)  # but its paths, for the auto-watch's names
                     return None
             if _tls.bwd:  # forward after a backward on this thread (no backward() wrapper end)
                 _pop()
@@ -292,39 +293,39 @@ def _hook_outputs(output, name):
         hooked[id(t)] = weakref.ref(t)
 
 
+_hooks_lock = threading.Lock()  # registration and removal of the naming hooks
+
+
 def _install_module_hooks(torch):
     global _gen
-    if _module_handles:
-        return
-    _gen += 1
-    mm = torch.nn.modules.module
-    _module_handles.append(mm.register_module_forward_pre_hook(_fwd_pre))
-    try:
-        _module_handles.append(mm.register_module_forward_hook(_fwd_post, always_call=True))
-    except TypeError:  # torch < 2.1: no always_call (a raising forward is handled in _fwd_post)
-        _module_handles.append(mm.register_module_forward_hook(_fwd_post))
+    with _hooks_lock:
+        if _module_handles:
+            return
+        _gen += 1
+        mm = torch.nn.modules.module
+        _module_handles.append(mm.register_module_forward_pre_hook(_fwd_pre))
+        try:
+            _module_handles.append(mm.register_module_forward_hook(_fwd_post, always_call=True))
+        except TypeError:  # torch < 2.1: no always_call (a raising forward: see _fwd_post)
+            _module_handles.append(mm.register_module_forward_hook(_fwd_post))
 
 
 def _remove_module_hooks():
-    """Safe inside a module hook: torch iterates over a copy of the global hooks (1.13 to 2.x)."""
-    for h in _module_handles:
-        h.remove()
-    _module_handles.clear()
-
-
-def _lean():
-    """Whether the naming hooks may be off in steps the probe does not name: steps are the
-    framework's (ours), not the program's fpscope.step() calls, which may come at any point."""
-    return _claimed and not _fp._user_steps
+    """Safe inside a module hook: torch iterates over a copy of the global hooks (1.13 to 2.x).
+    A thread inside a forward meanwhile keeps its pushed scopes until the hooks come back (the
+    generation number then drops them): its calls are in a step the probe does not name."""
+    with _hooks_lock:
+        for h in _module_handles:
+            h.remove()
+        _module_handles.clear()
 
 
 def _name_steps_around(ending):
     """At the end of step `ending`: the naming hooks stay (or come) on when the probe names
     `ending` (its boundary is marked at the next root forward, which needs the hook) or the step
     after it; else they go now. Their per-module cost (the global hooks take every module call
-    off PyTorch's fast path) is then paid in about two steps of each FPSCOPE_EVERY."""
-    if not _lean():
-        return
+    off PyTorch's fast path) is then paid in about two steps of each FPSCOPE_EVERY. The probe
+    decides (fpscope_scopes_wanted): only its framework steps without emulation may be unnamed."""
     if _fp._scopes_wanted(ending) or _fp._scopes_wanted(ending + 1):
         _install_module_hooks(_torch)
     else:
@@ -460,7 +461,7 @@ def _boundary():
     _due = False
     before, after = _fp._framework_step()
     _flush_losses(before, after, final=False)
-    if after > before and _lean() and not _fp._scopes_wanted(after):
+    if after > before and not _fp._scopes_wanted(after):
         _remove_module_hooks()  # the new step is not named (_name_steps_around)
 
 
@@ -599,6 +600,27 @@ def _install_backward_wrapper(torch):
     backward.__wrapped__ = orig
     backward.__doc__ = orig.__doc__
     autograd.backward = backward
+
+    # torch.autograd.grad: no loss to record (the program takes the gradients itself), but the
+    # due boundary, as backward() marks it: in a step the probe does not name, the module hooks
+    # that would mark it at the next training forward are off (_name_steps_around).
+    orig_grad = getattr(autograd, "grad", None)
+    if orig_grad is None or getattr(orig_grad, "_fpscope_wrapped", False):
+        return
+
+    def grad(*args, **kwargs):
+        if not _off and _due and getattr(_tls, "bwd_depth", 0) == 0:
+            try:
+                _boundary()
+            except Exception as e:  # noqa: BLE001
+                _warn_off(e)
+        return orig_grad(*args, **kwargs)
+
+    grad._fpscope_wrapped = True
+    grad.__wrapped__ = orig_grad
+    grad.__doc__ = orig_grad.__doc__
+    grad.__name__ = getattr(orig_grad, "__name__", "grad")
+    autograd.grad = grad
 
 
 def _before_backward(tensors, grad_tensors, kwargs):
