@@ -61,4 +61,21 @@ std::string block_format_display_name(int f) {
   return s;
 }
 
+BlockTableRows block_table_rows(const std::vector<TensorRisk>& risks,
+                                const std::vector<BlockTotals>& totals, int max_rows) {
+  BlockTableRows t;
+  const uint32_t measured = measured_block_formats(totals);
+  if (measured == 0) return t;
+  for (int f = 0; f < kNumBlockFormats; ++f)
+    if (measured >> f & 1u) t.formats.push_back(f);
+  for (const TensorRisk& r : risks) {
+    if (r.tensor >= totals.size() || totals[r.tensor].observations == 0) continue;
+    if (max_rows >= 0 && t.rows.size() == static_cast<size_t>(max_rows))
+      ++t.left;
+    else
+      t.rows.push_back(&r);
+  }
+  return t;
+}
+
 }  // namespace fpscope::analysis::detail

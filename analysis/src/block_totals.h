@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "fpscope/analysis/risk.h"
 #include "fpscope/stats.h"
 #include "fpscope/trace_io.h"
 
@@ -49,5 +50,16 @@ double block_loss_frac(const BlockFormatCounts& c);
 double block_sqnr_db(const BlockFormatCounts& c);
 // "MXFP8 E4M3" for kBlockFormats[f] ("mxfp8_e4m3").
 std::string block_format_display_name(int f);
+
+// What a block-format table shows (summary text, report): the measured formats (kBlockFormats
+// order) and the tensors with block statistics in `risks` order (worst first), at most max_rows
+// (< 0: all); `left` counts the others. Empty formats when nothing was measured.
+struct BlockTableRows {
+  std::vector<int> formats;
+  std::vector<const TensorRisk*> rows;
+  size_t left = 0;
+};
+BlockTableRows block_table_rows(const std::vector<TensorRisk>& risks,
+                                const std::vector<BlockTotals>& totals, int max_rows);
 
 }  // namespace fpscope::analysis::detail

@@ -35,8 +35,12 @@ double sqnr_db(double sum_sq, double sum_err2, uint64_t overflow) {
   return 10.0 * std::log10(sum_sq / sum_err2);
 }
 
+double nominal_sqnr_db_bits(int man_bits) {
+  return 6.02 * (man_bits + 1) + 5.0;
+}
+
 double nominal_sqnr_db(Format f) {
-  return 6.02 * (spec(f).man_bits + 1) + 5.0;
+  return nominal_sqnr_db_bits(spec(f).man_bits);
 }
 
 std::string fmt_num(double v) {
@@ -122,6 +126,11 @@ RunMeta parse_run_meta(const std::string& metadata_json) {
       for (const auto& p : *sk)
         if (p.is_string())
           m.emulate_skip += (m.emulate_skip.empty() ? "" : ",") + p.get<std::string>();
+    if (const auto fs = it->find("formats"); fs != it->end() && fs->is_array()) {
+      m.formats_known = true;
+      for (const auto& f : *fs)
+        if (f.is_string()) m.formats.push_back(f.get<std::string>());
+    }
   }
   return m;
 }

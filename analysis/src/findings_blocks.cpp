@@ -9,7 +9,6 @@
 #include <cmath>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "block_totals.h"
 #include "findings_families.h"
@@ -54,21 +53,14 @@ std::vector<E4m3Same> e4m3_same(const trace::Trace& t) {
 
 // False only when the trace's metadata lists the probe's per-tensor formats (config.formats) and
 // E4M3 is not among them: its counts are then zeros, not measurements.
-bool e4m3_measured(const std::string& metadata_json) {
-  const auto j = nlohmann::json::parse(metadata_json, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return true;
-  const auto c = j.find("config");
-  if (c == j.end() || !c->is_object()) return true;
-  const auto f = c->find("formats");
-  if (f == c->end() || !f->is_array()) return true;
-  for (const auto& n : *f)
-    if (n.is_string() && n.get<std::string>() == spec(Format::E4M3).name) return true;
-  return false;
+bool e4m3_measured(const RunMeta& m) {
+  return !m.formats_known ||
+         std::find(m.formats.begin(), m.formats.end(), spec(Format::E4M3).name) != m.formats.end();
 }
 
-// The element format's nominal SQNR (analysis/common.h nominal_sqnr_db's rule).
+// The element format's nominal SQNR (common.h's rule).
 double element_nominal_db(int f) {
-  return 6.02 * (kBlockFormats[f]->man_bits + 1) + 5.0;
+  return nominal_sqnr_db_bits(kBlockFormats[f]->man_bits);
 }
 
 bool holds(const BlockFormatCounts& c, int f, const FindingOptions& opt) {
@@ -207,7 +199,7 @@ void block_findings(const trace::TraceModel& model, const RunAnalysis& a,
   const std::vector<BlockTotals> xs = detail::block_totals(t);
   if (xs.empty()) return;
   const std::vector<E4m3Same> es = e4m3_same(t);
-  const bool e4m3_known = e4m3_measured(t.metadata_json);
+  const bool e4m3_known = e4m3_measured(a.meta);
   for (uint32_t ti = 0; ti < xs.size(); ++ti) {
     if (xs[ti].observations == 0) continue;
     Finding f;

@@ -176,18 +176,12 @@ std::vector<uint32_t> plot_tensors(const RunAnalysis& a, int n) {
 std::optional<ReportBlocks> block_section(const trace::Trace& t, const RunAnalysis& a,
                                           const ReportOptions& opt) {
   std::vector<BlockTotals> totals = block_totals(t);
-  const uint32_t measured = measured_block_formats(totals);
-  if (measured == 0) return std::nullopt;
+  const BlockTableRows table = block_table_rows(a.risks, totals, std::max(0, opt.max_tensor_rows));
+  if (table.formats.empty()) return std::nullopt;
   ReportBlocks s;
-  for (int f = 0; f < kNumBlockFormats; ++f)
-    if (measured >> f & 1u) s.formats.push_back(f);
-  for (const auto& r : a.risks) {
-    if (r.tensor >= totals.size() || totals[r.tensor].observations == 0) continue;
-    if (static_cast<int>(s.rows.size()) < opt.max_tensor_rows)
-      s.rows.push_back({r.id, std::move(totals[r.tensor])});
-    else
-      ++s.left;
-  }
+  s.formats = table.formats;
+  s.left = table.left;
+  for (const TensorRisk* r : table.rows) s.rows.push_back({r->id, std::move(totals[r->tensor])});
   return s;
 }
 

@@ -340,20 +340,11 @@ std::string rtrim(std::string s) {
 // "" when the trace has no block statistics.
 std::string block_table(const RunAnalysis& a, const std::vector<BlockTotals>& blocks, int max_rows,
                         int width) {
-  const uint32_t measured = detail::measured_block_formats(blocks);
-  if (measured == 0) return "";
-  std::vector<int> formats;
-  for (int f = 0; f < kNumBlockFormats; ++f)
-    if (measured >> f & 1u) formats.push_back(f);
-  std::vector<const TensorRisk*> rows;
-  size_t left = 0;
-  for (const auto& r : a.risks) {
-    if (r.tensor >= blocks.size() || blocks[r.tensor].observations == 0) continue;
-    if (max_rows >= 0 && rows.size() == static_cast<size_t>(max_rows))
-      ++left;
-    else
-      rows.push_back(&r);
-  }
+  const detail::BlockTableRows table = detail::block_table_rows(a.risks, blocks, max_rows);
+  if (table.formats.empty()) return "";
+  const std::vector<int>& formats = table.formats;
+  const std::vector<const TensorRisk*>& rows = table.rows;
+  const size_t left = table.left;
   constexpr int kTensorCol = 22, kCell = 14;  // " | " + "LOSS  SQNR" cell of 11
   const size_t per =
       width <= 0 ? formats.size() : static_cast<size_t>(std::max(1, (width - kTensorCol) / kCell));

@@ -38,6 +38,8 @@ inline double fraction(uint64_t num, uint64_t den) {
 // The SQNR a well-scaled tensor gets from round-to-nearest in format f (about 6.02 dB per
 // significant bit): 6.02 * (man_bits + 1) + 5 dB. Used as the reference for "SQNR degraded".
 double nominal_sqnr_db(Format f);
+// The same rule for an element format of `man_bits` explicit mantissa bits (block formats).
+double nominal_sqnr_db_bits(int man_bits);
 
 // Short number formatting shared by the text outputs: integers below 1e6 exactly ("65504"), else
 // 4 significant digits ("0.0123", "1.5e+08"); fractions as percentages ("12.3%").
@@ -60,6 +62,10 @@ struct RunMeta {
   int64_t sample_every = -1;  // config.every: every N-th step recorded (-1 unknown)
   std::string emulate;        // config.emulate: its SPEC ("bf16", "e4m3:current"...) or empty
   std::string emulate_skip;   // config.emulate_skip joined with ",": ops kept in FP32, or empty
+  // config.formats: the per-tensor target formats the probe measured ("bf16", "e4m3"...);
+  // formats_known false when the metadata does not say (then every target counts as measured).
+  std::vector<std::string> formats;
+  bool formats_known = false;
   int64_t pid = -1;
   int64_t rank = -1;
 };
