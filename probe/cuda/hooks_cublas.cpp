@@ -5,8 +5,9 @@
 // the real functions of its own major; the bindings are generated from the table at the end of
 // this file. The hooks count every call, record it through gemm_engine and return the real
 // function's status unchanged.
-// (~650 lines: the one file that defines hooks, as compiler-rt's interceptors; the parameter lists
-// dominate. Split per family, e.g. the cuBLASLt hook, if another family is added.)
+// (~600 lines: the one file that defines hooks, as compiler-rt's interceptors; each family's
+// parameter list is written once, FPSCOPE_HOOK_BODY. Split per family, e.g. the cuBLASLt hook,
+// when another family is added.)
 #include <cublasLt.h>
 #include <cublas_api.h>
 #include <cuda_fp16.h>
@@ -294,6 +295,13 @@ using namespace fpscope::cuda;  // NOLINT: the hooks below are the C ABI surface
 // (a _64 twin in .11) is bound to no node and stays local (probe/exports.map's "local: *").
 static_assert(kDefaultCublasMajor == 13 && kOldestCublasMajor == 11,
               "FPSCOPE_NODE_ENTRIES defines the entries of majors 13 (default), 12 and 11");
+// A family's hook body and its entries, the parameter list written once: Params the parenthesized
+// parameter list, Args the same names as call arguments, then the body (which names its own
+// type, decltype(&hook_<Symbol><Major>): the real function's).
+#define FPSCOPE_HOOK_BODY(Symbol, Params, Args, ...)                                           \
+  template <int Major>                                                                         \
+  static cublasStatus_t hook_##Symbol Params{__VA_ARGS__} FPSCOPE_NODE_ENTRIES(Symbol, Params, \
+                                                                               Args)
 #define FPSCOPE_NODE_ENTRIES(Symbol, Params, Args)                \
   FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol Params {       \
     return hook_##Symbol<kDefaultCublasMajor> Args;               \
@@ -306,154 +314,118 @@ static_assert(kDefaultCublasMajor == 13 && kOldestCublasMajor == 11,
   }
 
 // ---- cublasGemmEx / _64 -------------------------------------------------------------------------
-#define FPSCOPE_GEMM_EX_HOOK(Id, Symbol, I)                                                      \
-  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                              \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,          \
-      const void* alpha, const void* A, cudaDataType at, I lda, const void* B, cudaDataType bt,  \
-      I ldb, const void* beta, void* C, cudaDataType ct, I ldc, cublasComputeType_t comp,        \
-      cublasGemmAlgo_t algo);                                                                    \
-  template <int Major>                                                                           \
-  static cublasStatus_t hook_##Symbol(                                                           \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,          \
-      const void* alpha, const void* A, cudaDataType at, I lda, const void* B, cudaDataType bt,  \
-      I ldb, const void* beta, void* C, cudaDataType ct, I ldc, cublasComputeType_t comp,        \
-      cublasGemmAlgo_t algo) {                                                                   \
-    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id, Major);                           \
-    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                     \
-    const ClassicArgs args{.ta = ta,                                                             \
-                           .tb = tb,                                                             \
-                           .m = m,                                                               \
-                           .n = n,                                                               \
-                           .k = k,                                                               \
-                           .alpha = alpha,                                                       \
-                           .A = A,                                                               \
-                           .at = at,                                                             \
-                           .lda = lda,                                                           \
-                           .B = B,                                                               \
-                           .bt = bt,                                                             \
-                           .ldb = ldb,                                                           \
-                           .beta = beta,                                                         \
-                           .C = C,                                                               \
-                           .ct = ct,                                                             \
-                           .ldc = ldc,                                                           \
-                           .scalars = scalar_kind_of_compute(comp),                              \
-                           .layout = static_cast<int>(comp)};                                    \
-    return run_recorded(Hook::Id, Major, handle, args, [&] {                                     \
-      return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp,  \
-                algo);                                                                           \
-    });                                                                                          \
-  }                                                                                              \
-  FPSCOPE_NODE_ENTRIES(                                                                          \
-      Symbol,                                                                                    \
-      (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,         \
-       const void* alpha, const void* A, cudaDataType at, I lda, const void* B, cudaDataType bt, \
-       I ldb, const void* beta, void* C, cudaDataType ct, I ldc, cublasComputeType_t comp,       \
-       cublasGemmAlgo_t algo),                                                                   \
-      (handle, ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp, algo))
+#define FPSCOPE_GEMM_EX_HOOK(Id, Symbol, I)                                                       \
+  FPSCOPE_HOOK_BODY(                                                                              \
+      Symbol,                                                                                     \
+      (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,          \
+       const void* alpha, const void* A, cudaDataType at, I lda, const void* B, cudaDataType bt,  \
+       I ldb, const void* beta, void* C, cudaDataType ct, I ldc, cublasComputeType_t comp,        \
+       cublasGemmAlgo_t algo),                                                                    \
+      (handle, ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp, algo),     \
+      auto fn = real_fn<decltype(&hook_##Symbol<Major>)>(Hook::Id, Major);                        \
+      if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                    \
+      const ClassicArgs args{.ta = ta,                                                            \
+                             .tb = tb,                                                            \
+                             .m = m,                                                              \
+                             .n = n,                                                              \
+                             .k = k,                                                              \
+                             .alpha = alpha,                                                      \
+                             .A = A,                                                              \
+                             .at = at,                                                            \
+                             .lda = lda,                                                          \
+                             .B = B,                                                              \
+                             .bt = bt,                                                            \
+                             .ldb = ldb,                                                          \
+                             .beta = beta,                                                        \
+                             .C = C,                                                              \
+                             .ct = ct,                                                            \
+                             .ldc = ldc,                                                          \
+                             .scalars = scalar_kind_of_compute(comp),                             \
+                             .layout = static_cast<int>(comp)};                                   \
+      return run_recorded(Hook::Id, Major, handle, args, [&] {                                    \
+        return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc, comp, \
+                  algo);                                                                          \
+      });)
 FPSCOPE_GEMM_EX_HOOK(GemmEx, cublasGemmEx, int)
 FPSCOPE_GEMM_EX_HOOK(GemmEx_64, cublasGemmEx_64, int64_t)
 
 // ---- cublasGemmStridedBatchedEx / _64 -----------------------------------------------------------
-#define FPSCOPE_STRIDED_HOOK(Id, Symbol, I)                                                       \
-  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                               \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
-      const void* alpha, const void* A, cudaDataType at, I lda, long long sa, const void* B,      \
-      cudaDataType bt, I ldb, long long sb, const void* beta, void* C, cudaDataType ct, I ldc,    \
-      long long sc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo);                    \
-  template <int Major>                                                                            \
-  static cublasStatus_t hook_##Symbol(                                                            \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
-      const void* alpha, const void* A, cudaDataType at, I lda, long long sa, const void* B,      \
-      cudaDataType bt, I ldb, long long sb, const void* beta, void* C, cudaDataType ct, I ldc,    \
-      long long sc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo) {                   \
-    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id, Major);                            \
-    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                      \
-    const ClassicArgs args{.ta = ta,                                                              \
-                           .tb = tb,                                                              \
-                           .m = m,                                                                \
-                           .n = n,                                                                \
-                           .k = k,                                                                \
-                           .alpha = alpha,                                                        \
-                           .A = A,                                                                \
-                           .at = at,                                                              \
-                           .lda = lda,                                                            \
-                           .B = B,                                                                \
-                           .bt = bt,                                                              \
-                           .ldb = ldb,                                                            \
-                           .beta = beta,                                                          \
-                           .C = C,                                                                \
-                           .ct = ct,                                                              \
-                           .ldc = ldc,                                                            \
-                           .scalars = scalar_kind_of_compute(comp),                               \
-                           .layout = static_cast<int>(comp),                                      \
-                           .batch = batch,                                                        \
-                           .sa = sa,                                                              \
-                           .sb = sb,                                                              \
-                           .sc = sc};                                                             \
-    return run_recorded(Hook::Id, Major, handle, args, [&] {                                      \
-      return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, sa, B, bt, ldb, sb, beta, C, ct, ldc, \
-                sc, batch, comp, algo);                                                           \
-    });                                                                                           \
-  }                                                                                               \
-  FPSCOPE_NODE_ENTRIES(                                                                           \
-      Symbol,                                                                                     \
-      (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,          \
-       const void* alpha, const void* A, cudaDataType at, I lda, long long sa, const void* B,     \
-       cudaDataType bt, I ldb, long long sb, const void* beta, void* C, cudaDataType ct, I ldc,   \
-       long long sc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo),                   \
-      (handle, ta, tb, m, n, k, alpha, A, at, lda, sa, B, bt, ldb, sb, beta, C, ct, ldc, sc,      \
-       batch, comp, algo))
+#define FPSCOPE_STRIDED_HOOK(Id, Symbol, I)                                                     \
+  FPSCOPE_HOOK_BODY(                                                                            \
+      Symbol,                                                                                   \
+      (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,        \
+       const void* alpha, const void* A, cudaDataType at, I lda, long long sa, const void* B,   \
+       cudaDataType bt, I ldb, long long sb, const void* beta, void* C, cudaDataType ct, I ldc, \
+       long long sc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo),                 \
+      (handle, ta, tb, m, n, k, alpha, A, at, lda, sa, B, bt, ldb, sb, beta, C, ct, ldc, sc,    \
+       batch, comp, algo),                                                                      \
+      auto fn = real_fn<decltype(&hook_##Symbol<Major>)>(Hook::Id, Major);                      \
+      if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                  \
+      const ClassicArgs args{.ta = ta,                                                          \
+                             .tb = tb,                                                          \
+                             .m = m,                                                            \
+                             .n = n,                                                            \
+                             .k = k,                                                            \
+                             .alpha = alpha,                                                    \
+                             .A = A,                                                            \
+                             .at = at,                                                          \
+                             .lda = lda,                                                        \
+                             .B = B,                                                            \
+                             .bt = bt,                                                          \
+                             .ldb = ldb,                                                        \
+                             .beta = beta,                                                      \
+                             .C = C,                                                            \
+                             .ct = ct,                                                          \
+                             .ldc = ldc,                                                        \
+                             .scalars = scalar_kind_of_compute(comp),                           \
+                             .layout = static_cast<int>(comp),                                  \
+                             .batch = batch,                                                    \
+                             .sa = sa,                                                          \
+                             .sb = sb,                                                          \
+                             .sc = sc};                                                         \
+      return run_recorded(Hook::Id, Major, handle, args, [&] {                                  \
+        return fn(handle, ta, tb, m, n, k, alpha, A, at, lda, sa, B, bt, ldb, sb, beta, C, ct,  \
+                  ldc, sc, batch, comp, algo);                                                  \
+      });)
 FPSCOPE_STRIDED_HOOK(GemmStridedBatchedEx, cublasGemmStridedBatchedEx, int)
 FPSCOPE_STRIDED_HOOK(GemmStridedBatchedEx_64, cublasGemmStridedBatchedEx_64, int64_t)
 
 // ---- cublasGemmBatchedEx / _64 (device pointer arrays: signature only, no operand stats) --------
 #define FPSCOPE_BATCHED_HOOK(Id, Symbol, I)                                                        \
-  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                                \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,            \
-      const void* alpha, const void* const Aarray[], cudaDataType at, I lda,                       \
-      const void* const Barray[], cudaDataType bt, I ldb, const void* beta, void* const Carray[],  \
-      cudaDataType ct, I ldc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo);           \
-  template <int Major>                                                                             \
-  static cublasStatus_t hook_##Symbol(                                                             \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,            \
-      const void* alpha, const void* const Aarray[], cudaDataType at, I lda,                       \
-      const void* const Barray[], cudaDataType bt, I ldb, const void* beta, void* const Carray[],  \
-      cudaDataType ct, I ldc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo) {          \
-    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id, Major);                             \
-    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                       \
-    const ClassicArgs args{.ta = ta,                                                               \
-                           .tb = tb,                                                               \
-                           .m = m,                                                                 \
-                           .n = n,                                                                 \
-                           .k = k,                                                                 \
-                           .alpha = alpha,                                                         \
-                           .A = Aarray,                                                            \
-                           .at = at,                                                               \
-                           .lda = lda,                                                             \
-                           .B = Barray,                                                            \
-                           .bt = bt,                                                               \
-                           .ldb = ldb,                                                             \
-                           .beta = beta,                                                           \
-                           .C = Carray,                                                            \
-                           .ct = ct,                                                               \
-                           .ldc = ldc,                                                             \
-                           .scalars = scalar_kind_of_compute(comp),                                \
-                           .layout = static_cast<int>(comp),                                       \
-                           .batch = batch,                                                         \
-                           .pointer_array = true};                                                 \
-    return run_recorded(Hook::Id, Major, handle, args, [&] {                                       \
-      return fn(handle, ta, tb, m, n, k, alpha, Aarray, at, lda, Barray, bt, ldb, beta, Carray,    \
-                ct, ldc, batch, comp, algo);                                                       \
-    });                                                                                            \
-  }                                                                                                \
-  FPSCOPE_NODE_ENTRIES(                                                                            \
+  FPSCOPE_HOOK_BODY(                                                                               \
       Symbol,                                                                                      \
       (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
        const void* alpha, const void* const Aarray[], cudaDataType at, I lda,                      \
        const void* const Barray[], cudaDataType bt, I ldb, const void* beta, void* const Carray[], \
        cudaDataType ct, I ldc, I batch, cublasComputeType_t comp, cublasGemmAlgo_t algo),          \
       (handle, ta, tb, m, n, k, alpha, Aarray, at, lda, Barray, bt, ldb, beta, Carray, ct, ldc,    \
-       batch, comp, algo))
+       batch, comp, algo),                                                                         \
+      auto fn = real_fn<decltype(&hook_##Symbol<Major>)>(Hook::Id, Major);                         \
+      if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                     \
+      const ClassicArgs args{.ta = ta,                                                             \
+                             .tb = tb,                                                             \
+                             .m = m,                                                               \
+                             .n = n,                                                               \
+                             .k = k,                                                               \
+                             .alpha = alpha,                                                       \
+                             .A = Aarray,                                                          \
+                             .at = at,                                                             \
+                             .lda = lda,                                                           \
+                             .B = Barray,                                                          \
+                             .bt = bt,                                                             \
+                             .ldb = ldb,                                                           \
+                             .beta = beta,                                                         \
+                             .C = Carray,                                                          \
+                             .ct = ct,                                                             \
+                             .ldc = ldc,                                                           \
+                             .scalars = scalar_kind_of_compute(comp),                              \
+                             .layout = static_cast<int>(comp),                                     \
+                             .batch = batch,                                                       \
+                             .pointer_array = true};                                               \
+      return run_recorded(Hook::Id, Major, handle, args, [&] {                                     \
+        return fn(handle, ta, tb, m, n, k, alpha, Aarray, at, lda, Barray, bt, ldb, beta, Carray,  \
+                  ct, ldc, batch, comp, algo);                                                     \
+      });)
 FPSCOPE_BATCHED_HOOK(GemmBatchedEx, cublasGemmBatchedEx, int)
 FPSCOPE_BATCHED_HOOK(GemmBatchedEx_64, cublasGemmBatchedEx_64, int64_t)
 
@@ -486,26 +458,18 @@ ClassicArgs typed_args(cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k
 // ---- cublasSgemm_v2 / cublasHgemm and _64 -------------------------------------------------------
 // T is the element and scalar type (float, __half); CudaT its cudaDataType.
 #define FPSCOPE_TYPED_HOOK(Id, Symbol, I, T, CudaT)                                       \
-  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                       \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,   \
-      const T* alpha, const T* A, I lda, const T* B, I ldb, const T* beta, T* C, I ldc);  \
-  template <int Major>                                                                    \
-  static cublasStatus_t hook_##Symbol(                                                    \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,   \
-      const T* alpha, const T* A, I lda, const T* B, I ldb, const T* beta, T* C, I ldc) { \
-    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id, Major);                    \
-    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                              \
-    const ClassicArgs args =                                                              \
-        typed_args(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, CudaT);          \
-    return run_recorded(Hook::Id, Major, handle, args, [&] {                              \
-      return fn(handle, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);            \
-    });                                                                                   \
-  }                                                                                       \
-  FPSCOPE_NODE_ENTRIES(                                                                   \
+  FPSCOPE_HOOK_BODY(                                                                      \
       Symbol,                                                                             \
       (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,  \
        const T* alpha, const T* A, I lda, const T* B, I ldb, const T* beta, T* C, I ldc), \
-      (handle, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc))
+      (handle, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc),                     \
+      auto fn = real_fn<decltype(&hook_##Symbol<Major>)>(Hook::Id, Major);                \
+      if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                            \
+      const ClassicArgs args =                                                            \
+          typed_args(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, CudaT);        \
+      return run_recorded(Hook::Id, Major, handle, args, [&] {                            \
+        return fn(handle, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);          \
+      });)
 FPSCOPE_TYPED_HOOK(Sgemm_v2, cublasSgemm_v2, int, float, CUDA_R_32F)
 FPSCOPE_TYPED_HOOK(Sgemm_v2_64, cublasSgemm_v2_64, int64_t, float, CUDA_R_32F)
 FPSCOPE_TYPED_HOOK(Hgemm, cublasHgemm, int, __half, CUDA_R_16F)
@@ -514,32 +478,20 @@ FPSCOPE_TYPED_HOOK(Hgemm_64, cublasHgemm_64, int64_t, __half, CUDA_R_16F)
 // ---- cublasSgemmStridedBatched / cublasHgemmStridedBatched and _64 -----------------------------
 // PyTorch's FP32 / FP16 bmm and baddbmm (at::cuda::blas::bgemm). T, CudaT as above.
 #define FPSCOPE_TYPED_STRIDED_HOOK(Id, Symbol, I, T, CudaT)                                       \
-  FPSCOPE_EXPORT cublasStatus_t fpscopecu_##Symbol(                                               \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
-      const T* alpha, const T* A, I lda, long long sa, const T* B, I ldb, long long sb,           \
-      const T* beta, T* C, I ldc, long long sc, I batch);                                         \
-  template <int Major>                                                                            \
-  static cublasStatus_t hook_##Symbol(                                                            \
-      cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,           \
-      const T* alpha, const T* A, I lda, long long sa, const T* B, I ldb, long long sb,           \
-      const T* beta, T* C, I ldc, long long sc, I batch) {                                        \
-    auto fn = real_fn<decltype(&fpscopecu_##Symbol)>(Hook::Id, Major);                            \
-    if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                      \
-    ClassicArgs args = typed_args(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, CudaT);   \
-    args.batch = batch;                                                                           \
-    args.sa = sa;                                                                                 \
-    args.sb = sb;                                                                                 \
-    args.sc = sc;                                                                                 \
-    return run_recorded(Hook::Id, Major, handle, args, [&] {                                      \
-      return fn(handle, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch); \
-    });                                                                                           \
-  }                                                                                               \
-  FPSCOPE_NODE_ENTRIES(                                                                           \
+  FPSCOPE_HOOK_BODY(                                                                              \
       Symbol,                                                                                     \
       (cublasHandle_t handle, cublasOperation_t ta, cublasOperation_t tb, I m, I n, I k,          \
        const T* alpha, const T* A, I lda, long long sa, const T* B, I ldb, long long sb,          \
        const T* beta, T* C, I ldc, long long sc, I batch),                                        \
-      (handle, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch))
+      (handle, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch),          \
+      auto fn = real_fn<decltype(&hook_##Symbol<Major>)>(Hook::Id, Major);                        \
+      if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;                                    \
+      ClassicArgs args = typed_args(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, CudaT); \
+      args.batch = batch; args.sa = sa; args.sb = sb; args.sc = sc;                               \
+      return run_recorded(Hook::Id, Major, handle, args, [&] {                                    \
+        return fn(handle, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc,       \
+                  batch);                                                                         \
+      });)
 FPSCOPE_TYPED_STRIDED_HOOK(SgemmStridedBatched, cublasSgemmStridedBatched, int, float, CUDA_R_32F)
 FPSCOPE_TYPED_STRIDED_HOOK(SgemmStridedBatched_64, cublasSgemmStridedBatched_64, int64_t, float,
                            CUDA_R_32F)
@@ -553,10 +505,9 @@ FPSCOPE_TYPED_STRIDED_HOOK(HgemmStridedBatched_64, cublasHgemmStridedBatched_64,
    cublasLtMatrixLayout_t Adesc, const void* B, cublasLtMatrixLayout_t Bdesc, const void* beta, \
    const void* C, cublasLtMatrixLayout_t Cdesc, void* D, cublasLtMatrixLayout_t Ddesc,          \
    const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspace_bytes, cudaStream_t stream)
-FPSCOPE_EXPORT cublasStatus_t fpscopecu_cublasLtMatmul FPSCOPE_LT_MATMUL_PARAMS;
 template <int Major>
 static cublasStatus_t hook_cublasLtMatmul FPSCOPE_LT_MATMUL_PARAMS {
-  auto fn = real_fn<decltype(&fpscopecu_cublasLtMatmul)>(Hook::LtMatmul, Major);
+  auto fn = real_fn<decltype(&hook_cublasLtMatmul<Major>)>(Hook::LtMatmul, Major);
   if (fn == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   count_hook_call(Hook::LtMatmul);
   auto call = [&] {
