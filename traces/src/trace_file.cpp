@@ -59,6 +59,8 @@ uint64_t ChunkRecords::step_of(RecordKind kind, uint32_t index) const {
       return events[index].step;
     case RecordKind::Loss:
       return losses[index].step;
+    case RecordKind::Sketch:
+      return observations[sketches[index].observation].step;
     case RecordKind::Tensor:
       break;
   }

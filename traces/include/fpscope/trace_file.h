@@ -48,6 +48,7 @@ enum class RecordKind : uint8_t {
   WeightUpdate = 5,
   Event = 6,
   Loss = 7,
+  Sketch = 8,  // VALUE_SKETCH (1.4): belongs to the observation just before it
 };
 
 struct ChunkInfo {
@@ -76,6 +77,7 @@ struct ChunkRecords {
   std::vector<EventRecord> events;
   std::vector<LossRecord> losses;
   std::vector<BlockStatsRecord> block_stats;  // format 1.3, as Trace::block_stats
+  std::vector<SketchRecord> sketches;          // format 1.4, as Trace::sketches
   // Every record in file order: its kind and its index in the vector of that kind.
   std::vector<std::pair<RecordKind, uint32_t>> order;
   uint64_t unknown_records = 0;  // a later minor's record kinds, skipped
@@ -85,6 +87,8 @@ struct ChunkRecords {
   TensorStats full_stats(const ObservationRecord& rec) const;
   // The block-format section of observations[obs], or nullptr.
   const BlockStatsRecord* blocks_of(size_t obs) const;
+  // The value sketch of observations[obs], or nullptr.
+  const SketchRecord* sketch_of(size_t obs) const;
   // The step of a step-bearing record (kind != Tensor).
   uint64_t step_of(RecordKind kind, uint32_t index) const;
 };

@@ -26,9 +26,10 @@
 namespace fpscope::trace {
 
 inline constexpr uint16_t kFormatMajor = 1;
-inline constexpr uint16_t kFormatMinor = 3;  // 1.1: LOSS records, refined step sources;
+inline constexpr uint16_t kFormatMinor = 4;  // 1.1: LOSS records, refined step sources;
                                              // 1.2: WEIGHT_UPDATE `watched`;
-                                             // 1.3: OBSERVATION block-format section
+                                             // 1.3: OBSERVATION block-format section;
+                                             // 1.4: VALUE_SKETCH records
 
 struct WriterOptions {
   uint64_t flush_bytes = 1 << 20;  // flush a chunk when this much is pending
@@ -89,6 +90,9 @@ struct Trace {
   // Format 1.3: the block-format sections of observations, in observation order (only those
   // that have one; BlockStatsRecord::observation indexes `observations`).
   std::vector<BlockStatsRecord> block_stats;
+  // Format 1.4: the value sketches of observations, in observation order (only those that have
+  // one; SketchRecord::observation indexes `observations`).
+  std::vector<SketchRecord> sketches;
 
   bool truncated = false;    // stopped at a torn/corrupt chunk or a missing footer
   bool clean_close = false;  // footer present and consistent
@@ -103,6 +107,8 @@ struct Trace {
   TensorStats full_stats(const ObservationRecord& rec) const;
   // The block-format section of observations[obs], or nullptr when it has none.
   const BlockStatsRecord* blocks_of(size_t obs) const;
+  // The value sketch of observations[obs], or nullptr when it has none.
+  const SketchRecord* sketch_of(size_t obs) const;
 };
 
 // ExpansionLimit: the file's zstd chunks decompress to more than ReadOptions allow (a

@@ -97,6 +97,9 @@ struct Observation {
   uint64_t stream = 0;   // 0 for host
   uint64_t time_ns = 0;  // since the trace started
   TensorStats stats;
+  // Format 1.4: the value sketch's buckets (kernels value_sketch.h), written as a VALUE_SKETCH
+  // record right after the observation; empty: none.
+  std::vector<float> sketch;
 };
 
 // Reader side: the scalar statistics plus a slice of the trace's sparse histogram pool.
@@ -277,6 +280,13 @@ class HistCounts {
 
   std::vector<uint32_t, DefaultInitAllocator<uint32_t>> low_;
   std::vector<std::pair<size_t, uint64_t>> high_;  // (index, exact count), sorted by index
+};
+
+// Format 1.4: an observation's value sketch (VALUE_SKETCH record; kernels value_sketch.h), as the
+// reader keeps it.
+struct SketchRecord {
+  uint32_t observation = 0;  // index of its observation in the reader's vector
+  std::vector<float> v;      // the buckets (the writer: kSketchBuckets of them)
 };
 
 // Format 1.3: an observation's block-scaled-format statistics (stats.h BlockStatsSet) as the
