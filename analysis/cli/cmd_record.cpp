@@ -23,23 +23,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cmd_record.h"
 #include "fpscope/run_env.h"
 #include "fpscope/trace_io.h"
-
-namespace {
-
-struct RecordOptions {
-  std::string output = "fpscope.fpst";
-  std::string every;
-  std::string formats;
-  std::string ops;
-  std::string log;
-  std::string watch;
-  std::string emulate;       // "", or a SPEC (emulate_spec_error)
-  std::string emulate_skip;  // "", or comma-separated name patterns
-  bool no_python_hooks = false;
-  std::vector<std::string> command;
-};
 
 // Why `spec` is not an --emulate SPEC ("" when it is): off | bf16 | fp16 |
 // (e4m3|e5m2|hybrid)[:current[:MARGIN] | :delayed[:HISTORY[:MARGIN[:max|most_recent]]]], the
@@ -71,6 +57,8 @@ std::string emulate_spec_error(const std::string& spec) {
          (p.size() < 5 || p[4] == "max" || p[4] == "most_recent");
   return ok ? "" : usage;
 }
+
+namespace {
 
 // ---- signals (issue 17) -------------------------------------------------------------------
 // CMD runs in fpscope's process group, so job control, Ctrl-C, `kill -- -PGID` and supervisors
@@ -299,6 +287,8 @@ void set(const char* name, const std::string& value) {
   if (!value.empty()) ::setenv(name, value.c_str(), 1);
 }
 
+}  // namespace
+
 int run_record(const RecordOptions& o) {
   if (o.command.empty()) {
     std::fprintf(stderr,
@@ -349,6 +339,7 @@ int run_record(const RecordOptions& o) {
   set("FPSCOPE_WATCH", o.watch);
   set("FPSCOPE_EMULATE", o.emulate);
   set("FPSCOPE_EMULATE_SKIP", o.emulate_skip);
+  if (o.sketch) ::setenv("FPSCOPE_SKETCH", "1", 1);
   if (!o.emulate.empty() && o.emulate != "off")
     std::fprintf(stderr,
                  "[fpscope] emulating %s: every host GEMM runs on operands rounded to %s%s%s, so "
@@ -443,8 +434,6 @@ int run_record(const RecordOptions& o) {
   return code;
 }
 
-}  // namespace
-
 void register_record_command(CLI::App& app) {
   auto opts = std::make_shared<RecordOptions>();
   CLI::App* sub = app.add_subcommand(
@@ -474,6 +463,10 @@ void register_record_command(CLI::App& app) {
                   "Ops kept in FP32 under --emulate: comma-separated shell patterns of names "
                   "(module paths of the PyTorch integration; <path> covers its backward "
                   "<path>.bwd too), e.g. '0,fc_out' (FPSCOPE_EMULATE_SKIP)");
+  sub->add_flag("--sketch", opts->sketch,
+                "Give each observation a value sketch, from which `fpscope compare` and `fpscope "
+                "diff` estimate how far two runs' tensors differ (FPSCOPE_SKETCH=1; on by "
+                "default under --emulate)");
   sub->add_flag("--no-python-hooks", opts->no_python_hooks,
                 "Do not load the PyTorch integration (steps from optimizer steps, tensor names "
                 "from module paths, losses) through PYTHONPATH");

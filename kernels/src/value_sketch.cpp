@@ -51,21 +51,22 @@ void compute_sketch(const void* data, Format dtype, uint64_t rows, uint64_t cols
   switch (dtype) {
     case Format::FP32: {
       const auto* p = static_cast<const float*>(data);
-      sketch_view(rows, cols, ld, [p](uint64_t k) { return p[k]; }, out->v);
+      sketch_view(
+          rows, cols, ld, [p](uint64_t k) { return p[k]; }, out->v);
       return;
     }
     case Format::BF16:
     case Format::FP16: {
       const auto* p = static_cast<const uint16_t*>(data);
-      sketch_view(rows, cols, ld, [p, dtype](uint64_t k) { return decode_storage(dtype, p[k]); },
-                  out->v);
+      sketch_view(
+          rows, cols, ld, [p, dtype](uint64_t k) { return decode_storage(dtype, p[k]); }, out->v);
       return;
     }
     case Format::E4M3:
     case Format::E5M2: {
       const auto* p = static_cast<const uint8_t*>(data);
-      sketch_view(rows, cols, ld, [p, dtype](uint64_t k) { return decode_storage(dtype, p[k]); },
-                  out->v);
+      sketch_view(
+          rows, cols, ld, [p, dtype](uint64_t k) { return decode_storage(dtype, p[k]); }, out->v);
       return;
     }
   }

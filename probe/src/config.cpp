@@ -372,6 +372,13 @@ Config load_config() {
           "off");
     }
   }
+  c.sketch = c.emulation.mode != EmulateMode::Off;
+  if (const char* v = env("FPSCOPE_SKETCH")) {
+    if (!parse_bool(v, &b))
+      bad("FPSCOPE_SKETCH", v, "a boolean (1/0)", c.sketch ? "1 (under FPSCOPE_EMULATE)" : "0");
+    else
+      c.sketch = b;
+  }
   if (const char* v = env("FPSCOPE_EMULATE_SKIP")) {
     c.emulation.skip = split(v);
     if (c.emulation.skip.empty())
@@ -458,6 +465,7 @@ std::string config_json(const Config& c) {
   j["zstd"] = c.zstd;
   j["emulate"] = emulate_spec_name(c.emulation);
   j["emulate_skip"] = c.emulation.skip;
+  j["sketch"] = c.sketch;
   j["stats_threads"] = c.stats_threads;
   j["watch_max_elements"] = c.watch_max_elements;
   j["watch_budget"] = c.watch_budget;

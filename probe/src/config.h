@@ -77,6 +77,10 @@ struct Config {
   // E4M3 for e4m3 and hybrid, E5M2 for e5m2); FP32 = off, the default. `emulation` has the rest.
   Format emulate = Format::FP32;
   EmulateSettings emulation;
+  // FPSCOPE_SKETCH: each observation carries a value sketch (kernels value_sketch.h), from which
+  // `fpscope compare`/`diff` estimate how far two runs' tensors differ. Default: on under
+  // emulation (a run meant to be compared), else off (it costs a second pass over each operand).
+  bool sketch = false;
 
   bool op_enabled(const char* op) const;
   bool role_enabled(trace::Role r) const {

@@ -26,7 +26,7 @@ void HeldCalls::set_batch(uint64_t seq, int64_t batch) {
   if (h != nullptr && h->seq == seq) h->desc.sig.batch = batch;
 }
 
-bool HeldCalls::keep(uint64_t seq, int i, const TensorStats& s) {
+bool HeldCalls::keep(uint64_t seq, int i, const TensorStats& s, std::span<const float> sketch) {
   Held* h = find(seq);
   if (h == nullptr) return false;
   if (h->seq == seq && h->pending[i]) {
@@ -37,6 +37,7 @@ bool HeldCalls::keep(uint64_t seq, int i, const TensorStats& s) {
     c.hist.clear();
     for (int b = 0; b < kHistBins; ++b)
       if (s.hist[b] != 0) c.hist.emplace_back(static_cast<uint16_t>(b), s.hist[b]);
+    c.sketch.assign(sketch.begin(), sketch.end());
     c.blocks = trace::BlockStatsRecord{};
     c.blocks.mask = s.blocks.mask;
     c.blocks.axis = s.blocks.axis;
@@ -52,7 +53,7 @@ bool HeldCalls::keep(uint64_t seq, int i, const TensorStats& s) {
 }
 
 void HeldCalls::release(size_t index, const uint32_t tensor[kMaxOperands], uint64_t step,
-                        const std::function<void(const StatsTarget&, const TensorStats&)>& emit) {
+                        const Emit& emit) {
   const Held& h = held_[index];
   Late late;
   for (int k = 0; k < h.desc.num_operands; ++k) {
@@ -63,7 +64,8 @@ void HeldCalls::release(size_t index, const uint32_t tensor[kMaxOperands], uint6
       std::memset(expanded_->hist, 0, sizeof expanded_->hist);
       for (const auto& [b, c] : h.stats[k].hist) expanded_->hist[b] = c;
       h.stats[k].blocks.expand_into(&expanded_->blocks);
-      emit(StatsTarget{tensor[k], step, h.seq, h.desc.stream, h.time_ns}, *expanded_);
+      emit(StatsTarget{tensor[k], step, h.seq, h.desc.stream, h.time_ns}, *expanded_,
+           h.stats[k].sketch);
     } else if (h.pending[k]) {
       late.tensor[k] = tensor[k];
       ++late.pending;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -43,12 +44,14 @@ class HeldCalls {
   uint64_t time_ns(size_t index) const { return held_[index].time_ns; }
   const GemmDesc& desc(size_t index) const { return held_[index].desc; }
 
-  // Statistics of operand `i` of call `seq`: true when the call is held (kept until released).
-  bool keep(uint64_t seq, int i, const TensorStats& stats);
+  // Statistics (and the value sketch, empty when none) of operand `i` of call `seq`: true when
+  // the call is held (kept until released).
+  bool keep(uint64_t seq, int i, const TensorStats& stats, std::span<const float> sketch);
   // Held call `index` is labelled: `tensor` per operand (kUnresolved: not sampled) in `step`.
   // emit() gets the statistics already here; the awaited ones will go through take_late().
-  void release(size_t index, const uint32_t tensor[kMaxOperands], uint64_t step,
-               const std::function<void(const StatsTarget&, const TensorStats&)>& emit);
+  using Emit =
+      std::function<void(const StatsTarget&, const TensorStats&, std::span<const float> sketch)>;
+  void release(size_t index, const uint32_t tensor[kMaxOperands], uint64_t step, const Emit& emit);
   // Where statistics of operand `i` of released call `seq` go, if they are awaited.
   std::optional<StatsTarget> take_late(uint64_t seq, int i);
   // Operand `i` of call `seq` (held or released) will never have statistics.
@@ -72,6 +75,7 @@ class HeldCalls {
     StatsScalars scalars;
     std::vector<std::pair<uint16_t, uint64_t>> hist;
     trace::BlockStatsRecord blocks;  // block-scaled formats, sparse (mask 0: none)
+    std::vector<float> sketch;       // the value sketch (empty: none)
   };
   struct Held {
     uint64_t seq = 0;

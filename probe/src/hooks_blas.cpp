@@ -22,6 +22,7 @@
 #include "emulate.h"
 
 #include "fpscope/host_stats.h"
+#include "fpscope/value_sketch.h"
 #include "log.h"
 #include "op_names.h"
 #include "recorder.h"
@@ -93,12 +94,27 @@ struct RecentStats {
   float scale[kNumTargets] = {};
   uint64_t fingerprint = 0;
   std::unique_ptr<TensorStats> stats;
+  std::unique_ptr<ValueSketch> sketch;  // when FPSCOPE_SKETCH (a function of the values too)
 };
 constexpr int kRecent = 256;
 
+// What compute() measured: the statistics, and the value sketch (nullptr when sketches are off).
+struct Measured {
+  const TensorStats& stats;
+  const ValueSketch* sketch;
+};
+
+// The sketch of the operand into *slot (allocated on first use), or nullptr when sketches are off.
+const ValueSketch* sketch_into(Recorder* rec, const OperandDesc& o, const void* data,
+                               std::unique_ptr<ValueSketch>& slot) {
+  if (!rec->sketch()) return nullptr;
+  if (!slot) slot = std::make_unique<ValueSketch>();  // 2 KiB, off the stack
+  compute_sketch(data, o.dtype, o.rows, o.cols, o.ld, slot.get());
+  return slot.get();
+}
+
 // The statistics of operand `i` of a ticketed call (valid until this thread's next compute()).
-const TensorStats& compute(Recorder* rec, const GemmTicket& t, const GemmDesc& d, int i,
-                           const void* data) {
+Measured compute(Recorder* rec, const GemmTicket& t, const GemmDesc& d, int i, const void* data) {
   thread_local RecentStats recent[kRecent];
   thread_local int next_slot = 0;
   StatsOptions opt;
@@ -112,22 +128,26 @@ const TensorStats& compute(Recorder* rec, const GemmTicket& t, const GemmDesc& d
   opt.tensor_amax = amax;  // < 0: compute_stats finds it when NVFP4 is on
   if (o.role != Role::A && o.role != Role::B) {
     thread_local std::unique_ptr<TensorStats> output;  // 8 KiB, off the stack
+    thread_local std::unique_ptr<ValueSketch> output_sketch;
     if (!output) output = std::make_unique<TensorStats>();
     compute_stats(data, o.dtype, o.rows, o.cols, o.ld, opt, output.get());
-    return *output;
+    return {*output, sketch_into(rec, o, data, output_sketch)};
   }
   const uint64_t fp = content_fingerprint(data, o.dtype, o.rows, o.cols, o.ld);
   for (RecentStats& r : recent) {
     if (r.stats && r.data == data && r.rows == o.rows && r.cols == o.cols && r.ld == o.ld &&
         r.dtype == o.dtype && r.block_axis == o.block_axis && r.fingerprint == fp &&
-        std::memcmp(r.scale, opt.scale, sizeof opt.scale) == 0)
-      return *r.stats;
+        std::memcmp(r.scale, opt.scale, sizeof opt.scale) == 0 &&
+        (!rec->sketch() || (r.sketch && r.sketch->present)))
+      return {*r.stats, rec->sketch() ? r.sketch.get() : nullptr};
   }
   RecentStats& r = recent[next_slot];
   next_slot = (next_slot + 1) % kRecent;
   if (!r.stats) r.stats = std::make_unique<TensorStats>();  // 8 KiB each, off the stack
   r.data = nullptr;                                         // invalid until filled
+  if (r.sketch) r.sketch->present = false;
   compute_stats(data, o.dtype, o.rows, o.cols, o.ld, opt, r.stats.get());
+  const ValueSketch* sketch = sketch_into(rec, o, data, r.sketch);
   r.data = data;
   r.rows = o.rows;
   r.cols = o.cols;
@@ -136,7 +156,7 @@ const TensorStats& compute(Recorder* rec, const GemmTicket& t, const GemmDesc& d
   r.block_axis = o.block_axis;
   std::memcpy(r.scale, opt.scale, sizeof opt.scale);
   r.fingerprint = fp;
-  return *r.stats;
+  return {*r.stats, sketch};
 }
 
 // The batched op this thread is issuing (batch_run.h): one ticket, its first call's, and the
@@ -147,6 +167,8 @@ struct PendingRun {
   BatchRun run;
   GemmTicket ticket;
   std::unique_ptr<TensorStats> acc[kMaxOperands];
+  std::unique_ptr<ValueSketch> sketch[kMaxOperands];  // FPSCOPE_SKETCH: the parts' sketches
+  uint64_t parts[kMaxOperands] = {};                  // calls merged into acc[i] so far
   bool have[kMaxOperands] = {};
   bool lost[kMaxOperands] = {};
 
@@ -160,14 +182,24 @@ struct PendingRun {
       lost[i] = true;
       return;
     }
-    const TensorStats& st = compute(rec, ticket, d, i, data);
+    const Measured m = compute(rec, ticket, d, i, data);
     if (!acc[i]) acc[i] = std::make_unique<TensorStats>();
     if (have[i]) {
-      acc[i]->merge(st);
+      acc[i]->merge(m.stats);
     } else {
-      *acc[i] = st;
+      *acc[i] = m.stats;
       have[i] = true;
+      parts[i] = 0;
+      if (sketch[i]) sketch[i]->present = false;
     }
+    if (m.sketch != nullptr) {
+      if (!sketch[i]) sketch[i] = std::make_unique<ValueSketch>();
+      if (parts[i] == 0)
+        *sketch[i] = *m.sketch;
+      else
+        sketch[i]->add(*m.sketch, parts[i]);
+    }
+    ++parts[i];
   }
   // Writes the run's observations (caller holds mu); nothing when the recorder is gone.
   void complete() {
@@ -176,7 +208,10 @@ struct PendingRun {
       for (int i = 0; i < kMaxOperands; ++i) {
         if (!ticket.sampled[i]) continue;
         if (have[i] && !lost[i]) {
-          rec->complete(ticket, i, *acc[i]);
+          std::vector<float> sk;
+          if (sketch[i] && sketch[i]->present)
+            sk.assign(sketch[i]->v, sketch[i]->v + kSketchBuckets);
+          rec->complete(ticket, i, *acc[i], sk);
         } else {
           rec->abandon(ticket, i);
         }

@@ -172,7 +172,7 @@ struct Recorder::Impl final : StepLabeler::Listener {
     return t->any;
   }
 
-  void emit(const StatsTarget& to, const TensorStats& stats) {
+  void emit(const StatsTarget& to, const TensorStats& stats, std::span<const float> sketch) {
     fp8.observe(to.tensor, stats.amax);
     trace::Observation obs;
     obs.tensor = to.tensor;
@@ -181,6 +181,7 @@ struct Recorder::Impl final : StepLabeler::Listener {
     obs.stream = to.stream;
     obs.time_ns = to.time_ns;
     obs.stats = stats;
+    obs.sketch.assign(sketch.begin(), sketch.end());
     writer->observe(obs);
   }
 
@@ -216,7 +217,8 @@ struct Recorder::Impl final : StepLabeler::Listener {
     t.seq = held.seq(index);
     resolve(name, scope, held.desc(index), step, &t);
     held.release(index, t.tensor, step,
-                 [this](const StatsTarget& to, const TensorStats& stats) { emit(to, stats); });
+                 [this](const StatsTarget& to, const TensorStats& stats,
+                        std::span<const float> sketch) { emit(to, stats, sketch); });
   }
 
   void record_released(size_t index, uint64_t step) override {
@@ -347,17 +349,18 @@ GemmTicket Recorder::Impl::begin_gemm_locked(const GemmDesc& d) {
   return t;
 }
 
-void Recorder::complete(const GemmTicket& t, int i, const TensorStats& stats) {
+void Recorder::complete(const GemmTicket& t, int i, const TensorStats& stats,
+                        std::span<const float> sketch) {
   if (i < 0 || i >= kMaxOperands || !t.sampled[i]) return;
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   if (m.closed || !m.writer) return;
   if (t.tensor[i] != kUnresolved) {
-    m.emit(StatsTarget{t.tensor[i], t.step, t.seq, t.stream, t.time_ns}, stats);
-  } else if (m.held.keep(t.seq, i, stats)) {
+    m.emit(StatsTarget{t.tensor[i], t.step, t.seq, t.stream, t.time_ns}, stats, sketch);
+  } else if (m.held.keep(t.seq, i, stats, sketch)) {
     return;  // held: written when the labeler releases it
   } else if (const std::optional<StatsTarget> to = m.held.take_late(t.seq, i)) {
-    m.emit(*to, stats);
+    m.emit(*to, stats, sketch);
   } else {
     return;
   }
@@ -559,6 +562,10 @@ bool Recorder::scopes_wanted(uint64_t step) const {
 
 unsigned Recorder::stats_threads() const {
   return impl_->cfg.stats_threads;
+}
+
+bool Recorder::sketch() const {
+  return impl_->cfg.sketch;
 }
 
 uint32_t Recorder::block_formats() const {

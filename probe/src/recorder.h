@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "fpscope/stats.h"
@@ -87,8 +88,10 @@ class Recorder {
 
   // ---- GEMMs ----
   GemmTicket begin_gemm(const GemmDesc& desc);
-  // Records the statistics of operand `i` of the ticketed call (any thread, any time later).
-  void complete(const GemmTicket& ticket, int i, const TensorStats& stats);
+  // Records the statistics of operand `i` of the ticketed call (any thread, any time later), and
+  // its value sketch when there is one (FPSCOPE_SKETCH; kernels value_sketch.h).
+  void complete(const GemmTicket& ticket, int i, const TensorStats& stats,
+                std::span<const float> sketch = {});
   // The statistics of operand `i` will never come (e.g. a device slot was lost): forget it.
   void abandon(const GemmTicket& ticket, int i);
   // For a call begun with desc.batch_open: it and the `count` - 1 calls after it are one op.
@@ -168,6 +171,8 @@ class Recorder {
   unsigned stats_threads() const;
   // FPSCOPE_FORMATS: the block-scaled formats measured per operand (StatsOptions::block_formats).
   uint32_t block_formats() const;
+  // FPSCOPE_SKETCH: whether each observation carries a value sketch (kernels value_sketch.h).
+  bool sketch() const;
   // FPSCOPE_EMULATE: the format host GEMMs run in (emulate.h); FP32 = off.
   Format emulate() const;
 

@@ -77,7 +77,7 @@ struct ChunkRecords {
   std::vector<EventRecord> events;
   std::vector<LossRecord> losses;
   std::vector<BlockStatsRecord> block_stats;  // format 1.3, as Trace::block_stats
-  std::vector<SketchRecord> sketches;          // format 1.4, as Trace::sketches
+  std::vector<SketchRecord> sketches;         // format 1.4, as Trace::sketches
   // Every record in file order: its kind and its index in the vector of that kind.
   std::vector<std::pair<RecordKind, uint32_t>> order;
   uint64_t unknown_records = 0;  // a later minor's record kinds, skipped
