@@ -24,6 +24,7 @@
 
 #include "fpscope/host_stats.h"
 #include "fpscope/update_loss.h"
+#include "fpscope/value_sketch.h"
 
 namespace {
 
@@ -135,6 +136,37 @@ void BM_Stats(benchmark::State& state, fpscope::Format f, uint32_t block_formats
   state.counters["ratio_vsum"] = t_vsum / t_stats;
   state.SetLabel(fpscope::host_stats_isa());
 }
+
+// The value sketch (FPSCOPE_SKETCH, issue 18) side by side with the statistics pass over the same
+// FP32 data: ratio_stats = stats time / sketch time (the sketch's added cost per operand is
+// 1 / ratio_stats of the pass it rides along).
+void BM_Sketch(benchmark::State& state) {
+  const size_t bytes = static_cast<size_t>(state.range(0));
+  auto& buf = buffer(bytes, fpscope::Format::FP32);
+  const uint64_t elems = bytes / 4;
+  auto stats = std::make_unique<fpscope::TensorStats>();
+  auto sketch = std::make_unique<fpscope::ValueSketch>();
+  const fpscope::StatsOptions opt;
+  double t_stats = 0, t_sketch = 0;
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    fpscope::compute_stats(buf.data(), fpscope::Format::FP32, elems, 1, elems, opt, stats.get());
+    benchmark::DoNotOptimize(stats.get());
+    auto t1 = Clock::now();
+    fpscope::compute_sketch(buf.data(), fpscope::Format::FP32, elems, 1, elems, sketch.get());
+    benchmark::DoNotOptimize(sketch.get());
+    auto t2 = Clock::now();
+    t_stats += std::chrono::duration<double>(t1 - t0).count();
+    const double ts = std::chrono::duration<double>(t2 - t1).count();
+    t_sketch += ts;
+    state.SetIterationTime(ts);
+  }
+  const double n = static_cast<double>(elems) * static_cast<double>(state.iterations());
+  state.counters["ns_per_elem"] = t_sketch * 1e9 / n;
+  state.counters["ns_per_elem_stats"] = t_stats * 1e9 / n;
+  state.counters["ratio_stats"] = t_stats / t_sketch;
+}
+BENCHMARK(BM_Sketch)->Arg(1 << 22)->Arg(64 << 20)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // The scalar loop of the first implementation (the reference of tests/kernels/test_update_loss).
 __attribute__((noinline)) void scalar_update_loss(const float* prev, const float* cur, size_t n,

@@ -112,8 +112,32 @@ TEST(ValueSketch, IsLinearAndDeterministic) {
   int nonzero = 0;
   for (double v : se.v) nonzero += v != 0.0;
   EXPECT_EQ(nonzero, 1);
-  const uint64_t h = sketch_hash(5 + 3 * rows);
-  EXPECT_EQ(se.v[sketch_bucket(h)], sketch_negative(h) ? -2.5 : 2.5);
+  const SketchSlot slot = sketch_slot(5 + 3 * rows);
+  EXPECT_EQ(se.v[slot.bucket], slot.negative ? -2.5 : 2.5);
+}
+
+// The pass equals the definition (sketch_slot) applied element by element in position order, bit
+// for bit: columns that start and end inside runs of 256, padding between columns.
+TEST(ValueSketch, EqualsTheDefinitionElementByElement) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  const uint64_t rows = 37, cols = 29, ld = 41;
+  std::vector<float> x(ld * cols);
+  for (float& v : x) v = n(rng);
+  double ref[kSketchBuckets] = {};
+  for (uint64_t j = 0; j < cols; ++j)
+    for (uint64_t i = 0; i < rows; ++i) {
+      const SketchSlot s = sketch_slot(i + j * rows);
+      const double d = x[i + j * ld];
+      ref[s.bucket] += s.negative ? -d : d;
+    }
+  ValueSketch got;
+  compute_sketch(x.data(), Format::FP32, rows, cols, ld, &got);
+  for (uint32_t b = 0; b < kSketchBuckets; ++b) EXPECT_EQ(got.v[b], ref[b]) << "bucket " << b;
+  // One run's 256 positions fill the 256 buckets once each.
+  bool seen[kSketchBuckets] = {};
+  for (uint64_t p = 512; p < 768; ++p) seen[sketch_slot(p).bucket] = true;
+  for (bool s : seen) EXPECT_TRUE(s);
 }
 
 TEST(ValueSketch, LayoutAndNonFiniteElementsDoNotMatter) {

@@ -2,14 +2,23 @@
 // distance between two runs' versions of the same tensor can be estimated without the tensors
 // (issue 18 item 2; docs/metrics.md "Cross-run difference").
 //
-// It is a count sketch (AMS "tug of war" with hashed buckets): element x_p at logical position p
-// adds sign(p) * x_p to bucket(p), both from one 64-bit hash of p. It is linear, so the sketch of
-// a difference is the difference of the sketches, and for two versions x, y of one tensor
+// It is a count sketch: element x_p at logical position p adds sign(p) * x_p to bucket(p). It is
+// linear, so the sketch of a difference is the difference of the sketches, and for two versions
+// x, y of one tensor
 //     sum_j (sketch(x)_j - sketch(y)_j)^2
-// is an unbiased estimate of ||x - y||^2 whose relative standard deviation is at most
-// sqrt(2 / kSketchBuckets) = 8.8 % (of the norm: about half that, 4.4 %), whatever the values:
-// a difference concentrated on a few rows (an embedding's gradient) is estimated as well as one
-// spread over the whole tensor, which a fixed sample of positions would miss.
+// is an unbiased estimate of ||x - y||^2, with a relative standard deviation of about
+// sqrt(2 / kSketchBuckets) = 8.8 % (of the norm: about half that, 4.4 %) when no few buckets hold
+// most of the difference: a difference concentrated on a few rows (an embedding's gradient) is
+// estimated as well as one spread over the whole tensor, which a fixed sample of positions would
+// miss (tests/kernels/test_value_sketch.cpp measures both).
+//
+// Where p goes (sketch_slot): positions come in runs of 256 (r = p / 256, k = p % 256). A hash of
+// r gives the run an offset c (8 bits) and a sign s; bucket(p) = perm[k] XOR c and sign(p) =
+// sign_k XOR s, with perm a fixed permutation of 0..255 and sign_k fixed random signs. Two
+// positions of one run never share a bucket; positions of different runs share one with
+// probability 1/256, and then carry independent run signs, so their cross term averages out. One
+// hash per 256 elements and no two updates of a run to the same bucket keep the pass at ~1 ns
+// per element (a hash per element: ~7 ns; docs/benchmarks.md "Value sketches").
 //
 // Contract:
 //  - Positions are logical: element (i, j) of the column-major view (i < rows, j < cols) is
@@ -40,14 +49,13 @@ FPSCOPE_HD inline uint64_t sketch_hash(uint64_t p) {
   p = (p ^ (p >> 27)) * 0x94D049BB133111EBull;
   return p ^ (p >> 31);
 }
-// Bucket (top 8 bits) and sign (the next bit) of position p.
-FPSCOPE_HD inline uint32_t sketch_bucket(uint64_t h) {
-  return static_cast<uint32_t>(h >> 56);
-}
-FPSCOPE_HD inline bool sketch_negative(uint64_t h) {
-  return ((h >> 55) & 1u) != 0;
-}
-static_assert(kSketchBuckets == 256, "sketch_bucket takes 8 bits of the hash");
+
+// Where position p goes (the definition above; the pass is tested against it).
+struct SketchSlot {
+  uint32_t bucket = 0;
+  bool negative = false;
+};
+SketchSlot sketch_slot(uint64_t p);
 
 struct ValueSketch {
   bool present = false;  // false: not measured (the bucket values are meaningless)
