@@ -229,12 +229,18 @@ CompareReport compare_report(const std::vector<CompareInput>& in, const CompareO
           v[k] = d.rel_diff_series[i];
         }
       }
+    bool any = false;  // some step measurable: else the table would be all n/a
     for (auto& [s, v] : rows) {
+      for (double x : v) any = any || !std::isnan(x);
       LossRow row;
       row.step = s;
       row.value.assign(n, kNaN);
       row.rel_diff = std::move(v);
       r.loss_rows.push_back(std::move(row));
+    }
+    if (!any) {
+      r.loss_rows.clear();
+      r.fallback_tensor.clear();
     }
   }
   return r;
@@ -260,7 +266,7 @@ std::string compare_markdown(const CompareReport& r, const CompareOptions& opt) 
     if (!f.sketches)
       m += fmt::format(
           "\n{} was recorded without value sketches: no per-tensor difference; "
-          "record with FPSCOPE_SKETCH=1 or --emulate.\n",
+          "record with `FPSCOPE_SKETCH=1` or `--emulate`.\n",
           md_text(f.label));
   // (b)
   const auto rows = sampled_rows(r.loss_rows.size(), opt.max_loss_rows);
@@ -290,7 +296,7 @@ std::string compare_markdown(const CompareReport& r, const CompareOptions& opt) 
   } else {
     m += "\n### Loss\n\nNo loss recorded in any run";
     if (r.fallback_tensor.empty()) {
-      m += ".\n";
+      m += ", and no value sketches to compare the last GEMM output with instead.\n";
     } else {
       m += fmt::format(
           ": instead, the value difference of the reference's last GEMM output, {}, "

@@ -9,7 +9,8 @@
 //  (b) the loss curves side by side: per step, each run's loss (the mean of the step's LOSS
 //      records) and each other run's relative difference (other - ref) / |ref|. With no loss in
 //      any run: the value difference of the reference's last GEMM output (the role-D tensor of
-//      the reference's last observation) per step instead;
+//      the reference's last observation) per step instead (no rows when no step of it is
+//      measurable: no sketches);
 //  (c) per other run: the matched tensors ranked by how early they diverge (drift.h
 //      rank_by_divergence), the top `top_tensors`;
 //  (d) per other run: at its first-diverging tensor (the first of (c) whose values differ by
