@@ -108,6 +108,8 @@ TEST(CrossRunDifference, SketchEstimateMatchesExactRelativeDifference) {
     within10 += err <= 0.10;
     worst = std::max(worst, err);
   }
+  RecordProperty("within_10pct", within10);  // --gtest_output=xml shows them
+  RecordProperty("worst_rel_error_permille", static_cast<int>(worst * 1000));
   EXPECT_GE(within10, 190) << "worst relative error " << worst;
   EXPECT_LE(worst, 0.25);
   // Against the thresholds: the first steps are those of the estimated series.
