@@ -1,3 +1,5 @@
+// Over 600 lines: the rules, the three outputs (text, Markdown, JSON) and their rank-set forms of
+// one command; the next addition should move the rank-set outputs to their own file.
 #include "fpscope/analysis/diff.h"
 
 #include <algorithm>
