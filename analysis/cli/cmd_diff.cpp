@@ -91,10 +91,13 @@ void register_diff_command(CLI::App& app) {
                   "per-rank traces")
       ->required();
   cmd->add_option("NEW", o->neu, "New trace; or a run of many ranks, as BASE")->required();
-  cmd->add_option("--fail-on", o->fail_on,
-                  "Rules that fail the diff, comma separated: overflow, sqnr[=dB] (default 6), "
-                  "skipped, amax[=factor] (default 10), truncated (NEW truncated or with fewer "
-                  "steps than BASE), all, none. Default: all");
+  cmd->add_option(
+      "--fail-on", o->fail_on,
+      "Rules that fail the diff, comma separated: overflow, sqnr[=dB] (default 6), "
+      "skipped, amax[=factor] (default 10), truncated (NEW truncated or with fewer "
+      "steps than BASE), all, none; also divergence[=fraction] (default 0.1: a tensor's "
+      "values differ from BASE by more than 10 % at some step; needs value sketches "
+      "in both traces; not part of all). Default: all");
   cmd->add_option("-o,--output", o->out,
                   "Also write the diff as Markdown (.md); - writes the Markdown to stdout instead "
                   "of the text");

@@ -1,4 +1,4 @@
-// fpscope: the command-line front end (summary, report, diff, export, record).
+// fpscope: the command-line front end (summary, report, diff, compare, export, record).
 #include <cstring>
 #include <exception>
 #include <string>
@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cli_common.h"
+#include "cmd_compare.h"
 #include "cmd_record.h"
 #include "fpscope/version.h"
 
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   fpscope::cli::register_summary_command(app);
   fpscope::cli::register_report_command(app);
   fpscope::cli::register_diff_command(app);
+  fpscope::cli::register_compare_command(app);
   fpscope::cli::register_export_command(app);
   // Set after the subcommands exist: CLI11 copies a parent's footer into subcommands created
   // after it, and these examples belong to `fpscope --help` only.
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
       "  fpscope summary run.fpst\n"
       "  fpscope report run.fpst -o report.html\n"
       "  fpscope diff base.fpst new.fpst --fail-on overflow,sqnr=3\n"
+      "  fpscope compare fp32.fpst bf16.fpst -o compare.md\n"
       "  fpscope export run.fpst --format sqlite -o run.sqlite\n"
       "Exit codes: 0 ok, 1 regression (diff), 2 error.");
 

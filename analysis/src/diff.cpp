@@ -1,3 +1,5 @@
+// Over 600 lines: the rules, the three outputs (text, Markdown, JSON) and their rank-set forms of
+// one command; the next addition should move the rank-set outputs to their own file.
 #include "fpscope/analysis/diff.h"
 
 #include <algorithm>
@@ -53,6 +55,9 @@ bool parse_fail_on(const std::string& spec_str, DiffRules* rules, std::string* e
     } else if (name == "sqnr") {
       r.sqnr = true;
       if (!value.empty()) r.sqnr_drop_db = v;
+    } else if (name == "divergence") {
+      r.divergence = true;
+      if (!value.empty()) r.divergence_max = v;
     } else if (name == "amax") {
       r.amax = true;
       if (!value.empty()) {
@@ -66,7 +71,7 @@ bool parse_fail_on(const std::string& spec_str, DiffRules* rules, std::string* e
       if (error)
         *error = fmt::format(
             "--fail-on: unknown rule '{}' (rules: overflow, sqnr[=dB], skipped, amax[=factor], "
-            "truncated, all, none)",
+            "truncated, divergence[=fraction], all, none)",
             name);
       return false;
     }
@@ -244,6 +249,18 @@ DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
     if (!mb[i] && rb.count(i)) d.only_base.push_back(base.tensors[i].id);
   for (uint32_t i = 0; i < neu.tensors.size(); ++i)
     if (!mn[i] && rn.count(i)) d.only_new.push_back(neu.tensors[i].id);
+  d.sketches = !base.sketches.empty() && !neu.sketches.empty();
+  if (rules.divergence && d.sketches)
+    for (const auto& x : d.drift) {
+      const int64_t at = first_step_above(x.steps, x.rel_diff_series, rules.divergence_max);
+      if (at < 0) continue;
+      const auto it = std::find(x.steps.begin(), x.steps.end(), static_cast<uint64_t>(at));
+      d.regressions.push_back(
+          {"divergence", x.id,
+           fmt::format("{}: values differ from base by {} at step {} (limit {}; max {})", x.id,
+                       fmt_rel_diff(x.rel_diff_series[static_cast<size_t>(it - x.steps.begin())]),
+                       at, fmt_rel_diff(rules.divergence_max), fmt_rel_diff(x.max_rel_diff))});
+    }
   // Block-scaled formats: each matched tensor's loss in the formats both runs measured on it.
   if (!base.block_stats.empty() && !neu.block_stats.empty()) {
     const std::vector<detail::BlockTotals> bb = detail::block_totals(base),
@@ -290,6 +307,52 @@ DiffResult diff_runs(const trace::TraceModel& base_m, const RunAnalysis& base_a,
 
 namespace {
 
+std::string step_or_dash(int64_t s) {
+  return s >= 0 ? fmt::format("{}", s) : std::string("-");
+}
+
+// The tensors whose values differ by more than 1 % at some step, earliest first.
+std::string value_difference_text(const DiffResult& d, size_t max_list) {
+  std::vector<size_t> over;
+  for (size_t i : rank_by_divergence(d.drift))
+    if (d.drift[i].first_step_rel_1pct >= 0) over.push_back(i);
+  std::string o = fmt::format(
+      "value difference (sketches): {} of {} matched tensors differ by more than 1%{}\n",
+      over.size(), d.drift.size(), over.empty() ? "" : ":");
+  for (size_t n = 0; n < over.size(); ++n) {
+    if (n == max_list) {
+      o += fmt::format("  ... {} more (--json: value_difference)\n", over.size() - max_list);
+      break;
+    }
+    const CrossRunDrift& x = d.drift[over[n]];
+    o += fmt::format("  {}: > 1% from step {}, > 10% from step {}, max {}\n", printable(x.id),
+                     x.first_step_rel_1pct, step_or_dash(x.first_step_rel_10pct),
+                     fmt_rel_diff(x.max_rel_diff));
+  }
+  return o;
+}
+
+std::string value_difference_markdown(const DiffResult& d, size_t max_list, const char* sub) {
+  const std::vector<size_t> ranked = rank_by_divergence(d.drift);
+  std::string m = fmt::format(
+      "\n{} Value difference\n\n||new - base|| / ||base|| per step, estimated from the value "
+      "sketches (docs/metrics.md \"Cross-run difference\"); earliest divergence first.\n\n"
+      "| tensor | first step > 1% | first step > 10% | max rel diff |\n|---|--:|--:|--:|\n",
+      sub);
+  for (size_t n = 0; n < ranked.size(); ++n) {
+    if (n == max_list) {
+      m +=
+          fmt::format("\n... {} more rows (--json: value_difference).\n", ranked.size() - max_list);
+      break;
+    }
+    const CrossRunDrift& x = d.drift[ranked[n]];
+    m += fmt::format("| {} | {} | {} | {} |\n", md_text(x.id), step_or_dash(x.first_step_rel_1pct),
+                     step_or_dash(x.first_step_rel_10pct), fmt_rel_diff(x.max_rel_diff));
+  }
+  if (ranked.empty()) m += "| (no matched tensor has sketches in both runs) | | | |\n";
+  return m;
+}
+
 std::string diff_text_of(const DiffResult& d, const std::string& base_path,
                          const std::string& new_path, size_t max_list) {
   // Terminal text: every line through printable() (escape sequences in names, issue 17); a
@@ -321,6 +384,7 @@ std::string diff_text_of(const DiffResult& d, const std::string& base_path,
     o += fmt::format("  {}: {} at step {} (amax x{})\n", printable(x.id), x.first_beyond_reason,
                      x.first_step_beyond, fmt_num(x.amax_ratio));
   }
+  if (d.sketches) o += value_difference_text(d, max_list);
   if (!d.block_changes.empty()) {
     std::vector<const BlockLossChange*> changed;
     for (const auto& c : d.block_changes)
@@ -370,6 +434,7 @@ std::string diff_markdown_of(const DiffResult& d, const std::string& base_path,
                      x.first_step_beyond >= 0
                          ? fmt::format("{} ({})", x.first_step_beyond, x.first_beyond_reason)
                          : "-");
+  if (d.sketches) m += value_difference_markdown(d, max_list, sub);
   if (!d.block_changes.empty()) {
     m += fmt::format(
         "\n{} Block-scaled formats\n\nLoss: flushed + saturated inside blocks, of the elements; "
@@ -419,6 +484,7 @@ nlohmann::ordered_json diff_json(const DiffResult& d, const DiffRules& rules) {
   r["skipped"] = rules.skipped;
   r["amax"] = rules.amax ? nlohmann::ordered_json(rules.amax_growth) : nullptr;
   r["truncated"] = rules.truncated;
+  if (rules.divergence) r["divergence"] = rules.divergence_max;  // off: key absent, as before
   j["rules"] = std::move(r);
   auto regs = nlohmann::ordered_json::array();
   for (const auto& x : d.regressions)
@@ -435,6 +501,18 @@ nlohmann::ordered_json diff_json(const DiffResult& d, const DiffRules& rules) {
                     {"base_sqnr_db", num(c.base_sqnr_db)},
                     {"new_sqnr_db", num(c.new_sqnr_db)}});
     j["block_formats"] = std::move(bl);
+  }
+  if (d.sketches) {  // only when both traces carry value sketches
+    auto vd = nlohmann::ordered_json::array();
+    auto step = [](int64_t s) { return s >= 0 ? nlohmann::ordered_json(s) : nullptr; };
+    for (const auto& x : d.drift)
+      vd.push_back(
+          {{"tensor", x.id},
+           {"first_step_rel_1pct", step(x.first_step_rel_1pct)},
+           {"first_step_rel_10pct", step(x.first_step_rel_10pct)},
+           {"max_rel_diff",
+            std::isfinite(x.max_rel_diff) ? nlohmann::ordered_json(x.max_rel_diff) : nullptr}});
+    j["value_difference"] = std::move(vd);
   }
   detail::make_utf8(j);  // names are bytes: one replacement rule (text_escape.h)
   return j;

@@ -4,11 +4,13 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <span>
 #include <tuple>
 
 #include <fmt/format.h>
 
 #include "fpscope/analysis/common.h"
+#include "fpscope/value_sketch.h"
 #include "index.h"
 
 namespace fpscope::analysis {
@@ -83,7 +85,81 @@ struct Totals {
   std::array<uint64_t, kNumTargets> overflow{};
 };
 
+// Value difference per common step (drift.h, "Value difference"). sb/so: the tensor's series in
+// each run, sorted by (step, seq); steps: the common steps, ascending.
+std::vector<double> rel_diff_per_step(const trace::Trace& base, std::span<const uint32_t> sb,
+                                      const trace::Trace& other, std::span<const uint32_t> so,
+                                      const std::vector<uint64_t>& steps) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> out(steps.size(), nan);
+  if (base.sketches.empty() || other.sketches.empty()) return out;
+  size_t i = 0, j = 0;
+  for (size_t s = 0; s < steps.size(); ++s) {
+    const uint64_t step = steps[s];
+    while (i < sb.size() && base.observations[sb[i]].step < step) ++i;
+    while (j < so.size() && other.observations[so[j]].step < step) ++j;
+    double dist2 = 0.0, norm2 = 0.0;
+    bool ok = true, any = false;
+    for (; i < sb.size() && j < so.size() && base.observations[sb[i]].step == step &&
+           other.observations[so[j]].step == step;
+         ++i, ++j) {
+      const auto* a = find_sketch(base, sb[i]);
+      const auto* b = find_sketch(other, so[j]);
+      if (!a || !b || a->v.size() != b->v.size() || a->v.empty()) {
+        ok = false;
+        continue;
+      }
+      any = true;
+      dist2 += sketch_distance2(b->v.data(), a->v.data(), static_cast<uint32_t>(a->v.size()));
+      norm2 += base.observations[sb[i]].stats.sum_sq;
+    }
+    if (!ok || !any) continue;
+    out[s] = norm2 > 0.0   ? std::sqrt(dist2 / norm2)
+             : dist2 > 0.0 ? std::numeric_limits<double>::infinity()
+                           : 0.0;
+  }
+  return out;
+}
+
 }  // namespace
+
+const trace::SketchRecord* find_sketch(const trace::Trace& t, size_t obs) {
+  auto it =
+      std::lower_bound(t.sketches.begin(), t.sketches.end(), obs,
+                       [](const trace::SketchRecord& r, size_t o) { return r.observation < o; });
+  return it != t.sketches.end() && it->observation == obs ? &*it : nullptr;
+}
+
+int64_t first_step_above(const std::vector<uint64_t>& steps, const std::vector<double>& rel,
+                         double threshold) {
+  for (size_t i = 0; i < steps.size() && i < rel.size(); ++i)
+    if (rel[i] > threshold) return static_cast<int64_t>(steps[i]);  // false for NaN
+  return -1;
+}
+
+std::vector<size_t> rank_by_divergence(const std::vector<CrossRunDrift>& drift) {
+  std::vector<size_t> idx;
+  for (size_t i = 0; i < drift.size(); ++i)
+    if (drift[i].has_rel_diff()) idx.push_back(i);
+  // -1 (never) sorts after every step.
+  auto key = [](int64_t s) { return s < 0 ? std::numeric_limits<uint64_t>::max() : uint64_t(s); };
+  std::sort(idx.begin(), idx.end(), [&](size_t x, size_t y) {
+    const CrossRunDrift &a = drift[x], &b = drift[y];
+    if (key(a.first_step_rel_1pct) != key(b.first_step_rel_1pct))
+      return key(a.first_step_rel_1pct) < key(b.first_step_rel_1pct);
+    if (key(a.first_step_rel_10pct) != key(b.first_step_rel_10pct))
+      return key(a.first_step_rel_10pct) < key(b.first_step_rel_10pct);
+    if (a.max_rel_diff != b.max_rel_diff) return a.max_rel_diff > b.max_rel_diff;
+    return a.match.base < b.match.base;
+  });
+  return idx;
+}
+
+std::string fmt_rel_diff(double rel) {
+  if (std::isnan(rel)) return "n/a";
+  if (std::isinf(rel)) return "inf";
+  return fmt_pct(rel);
+}
 
 DriftSeries drift_series(const trace::TraceModel& model, uint32_t tensor, const DriftOptions& opt) {
   if (tensor >= model.num_tensors()) return series_from_steps(tensor, {}, opt);
@@ -211,6 +287,12 @@ std::vector<CrossRunDrift> compare_runs(const trace::TraceModel& base_m,
         ++j;
       }
     }
+    d.rel_diff_series =
+        rel_diff_per_step(base, base_m.series(m.base), other, other_m.series(m.other), d.steps);
+    d.first_step_rel_1pct = first_step_above(d.steps, d.rel_diff_series, 0.01);
+    d.first_step_rel_10pct = first_step_above(d.steps, d.rel_diff_series, 0.10);
+    for (double r : d.rel_diff_series)
+      if (!std::isnan(r) && !(r <= d.max_rel_diff)) d.max_rel_diff = r;
     out.push_back(std::move(d));
   }
   return out;

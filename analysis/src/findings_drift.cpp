@@ -142,6 +142,12 @@ std::vector<Finding> baseline_findings(const trace::TraceModel& base,
     }
     f.evidence = fmt::format("amax {} -> {} (x{}); SQNR change: {}", fmt_num(d.base_amax),
                              fmt_num(d.other_amax), fmt_num(d.amax_ratio), sq.empty() ? "n/a" : sq);
+    if (d.has_rel_diff())  // both runs recorded value sketches (docs/metrics.md)
+      f.evidence += fmt::format(
+          "; value difference: max {}, > 1% from step {}, > 10% from step {}",
+          fmt_rel_diff(d.max_rel_diff),
+          d.first_step_rel_1pct >= 0 ? fmt::format("{}", d.first_step_rel_1pct) : "-",
+          d.first_step_rel_10pct >= 0 ? fmt::format("{}", d.first_step_rel_10pct) : "-");
     f.recommendation =
         "Compare the two runs' recipes for this op (dtype, loss scale, FP8 scaling); the first "
         "divergent step is where to look.";

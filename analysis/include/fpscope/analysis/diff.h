@@ -10,6 +10,10 @@
 //   truncated      NEW is truncated (the run crashed or its trace was cut: everything after the
 //                  tear is missing, so "no regressions" would mean nothing), or NEW went through
 //                  fewer steps than BASE (run_steps: step marks, observations, loss-scale records).
+// Off by default (not part of "all"):
+//   divergence     a matched tensor's value difference (drift.h rel_diff, from the value sketches;
+//                  only when both traces carry them) exceeded divergence_max (0.1 = 10 %) at some
+//                  common step.
 // --fail-on takes a comma list of rule names, optionally with a threshold: "sqnr=3,amax=4",
 // "all", or "none" (report only, exit 0).
 #pragma once
@@ -34,6 +38,8 @@ struct DiffRules {
   bool amax = true;
   double amax_growth = 10.0;
   bool truncated = true;
+  bool divergence = false;
+  double divergence_max = 0.10;
 };
 
 // Parses a --fail-on value. Returns false with *error on an unknown rule or a bad threshold.
@@ -85,6 +91,10 @@ struct DiffResult {
   // Matched tensors' order (drift), then kBlockFormats order; empty unless both traces carry
   // block statistics for some matched tensor (and then only the outputs below gain a section).
   std::vector<BlockLossChange> block_changes;
+  // Both traces carry value sketches (format 1.4): the outputs below gain the per-tensor value
+  // difference (drift's rel_diff fields; docs/metrics.md "Cross-run difference"). Informational
+  // unless the divergence rule is on.
+  bool sketches = false;
 };
 
 DiffResult diff_runs(const trace::TraceModel& base, const RunAnalysis& base_a,
@@ -92,6 +102,9 @@ DiffResult diff_runs(const trace::TraceModel& base, const RunAnalysis& base_a,
                      const DiffRules& rules);
 
 // Outputs. Unmatched tensors are listed up to `max_list` each (then "... N more"); JSON lists all.
+// With sketches: text lists the tensors whose values differ by more than 1 % (earliest first, up
+// to max_list), Markdown a "Value difference" table (up to max_list rows, same order), JSON all
+// matched tensors as "value_difference".
 // With block_changes: text lists the pairs whose loss changed (up to max_list), Markdown a
 // "Block-scaled formats" table (up to max_list rows), JSON all of them as "block_formats".
 std::string diff_text(const DiffResult& d, const trace::Trace& base, const trace::Trace& neu,

@@ -12,10 +12,21 @@
 // all steps); sqnr_delta_db = other SQNR - base SQNR per format; first_step_beyond = first common
 // step where the per-step amax ratio is > amax_ratio or < 1/amax_ratio, or some format's per-step
 // SQNR fell by more than sqnr_drop_db.
+//
+// Value difference (docs/metrics.md "Cross-run difference"), from the value sketches (trace
+// format 1.4, value_sketch.h) when both runs recorded them: per common step,
+//     rel_diff = sqrt(sum_k dist2_k / sum_k base_sum_sq_k)
+// over the k-th observation of the tensor in that step in both runs (matched by order within the
+// step; when the counts differ, the common prefix), dist2_k = sketch_distance2 of the two sketches
+// (an unbiased estimate of ||x_k - y_k||^2, ~4.4 % relative standard deviation on the norm) and
+// base_sum_sq_k = the base observation's stats.sum_sq (exact). NaN when a pair lacks a sketch on
+// either side (or the two sketches differ in length); when the base norm is 0: 0 if the estimated
+// distance is 0 too, else +inf (the other run has values where the base has none).
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -79,7 +90,32 @@ struct CrossRunDrift {
   std::string first_beyond_reason;        // e.g. "amax ratio 3.2" or "fp16 SQNR -7.1 dB"
   std::vector<uint64_t> steps;            // common steps
   std::vector<double> amax_ratio_series;  // per common step
+  // Value difference (see the top of this file): one entry per common step (aligned with
+  // `steps`), NaN where not measurable; all NaN for traces without sketches.
+  std::vector<double> rel_diff_series;
+  int64_t first_step_rel_1pct = -1;   // first common step with rel_diff > 0.01; -1 none
+  int64_t first_step_rel_10pct = -1;  // ... > 0.10; -1 none
+  double max_rel_diff = std::numeric_limits<double>::quiet_NaN();  // NaN: no step measurable
+  // Whether some common step had a measurable rel_diff (= !isnan(max_rel_diff)).
+  bool has_rel_diff() const { return max_rel_diff == max_rel_diff; }
 };
+
+// The value sketch of trace.observations[obs], or nullptr: binary search over trace.sketches
+// (observation order). Stands in for Trace::sketch_of until the reader defines it.
+const trace::SketchRecord* find_sketch(const trace::Trace& trace, size_t obs);
+
+// Indices into `drift` of the tensors with a measurable value difference, earliest divergence
+// first: first step > 1 % ascending (none last), then first step > 10 % ascending (none last),
+// then max_rel_diff descending, then base tensor index.
+std::vector<size_t> rank_by_divergence(const std::vector<CrossRunDrift>& drift);
+
+// A relative difference for text: "n/a" (NaN), "inf" (+inf), else fmt_pct ("3.2%").
+std::string fmt_rel_diff(double rel);
+
+// Per-step relative difference from a crafted series (what compare_runs does per tensor): the
+// first entry > threshold, or -1. NaN entries never count; +inf does.
+int64_t first_step_above(const std::vector<uint64_t>& steps, const std::vector<double>& rel,
+                         double threshold);
 
 std::vector<CrossRunDrift> compare_runs(const trace::TraceModel& base,
                                         const trace::TraceModel& other,
