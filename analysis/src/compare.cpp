@@ -183,7 +183,7 @@ CompareReport compare_report(const std::vector<CompareInput>& in, const CompareO
     const std::vector<size_t> ranked = rank_by_divergence(o.drift);
     o.measurable = ranked.size();
     for (size_t i : ranked) o.diverging += o.drift[i].first_step_rel_1pct >= 0;
-    for (size_t n = 0; n < ranked.size() && n < opt.top_tensors; ++n) {
+    for (size_t n = 0; n < ranked.size(); ++n) {
       const CrossRunDrift& d = o.drift[ranked[n]];
       const auto& info = ref.tensor(d.match.base);
       RankedTensor t;
@@ -326,16 +326,15 @@ std::string compare_markdown(const CompareReport& r, const CompareOptions& opt) 
                            : "no matched tensor has sketches in both runs at a common step");
       continue;
     }
+    const size_t top = std::min(o.ranked.size(), opt.top_tensors);
     m += fmt::format(
         "{} of {} matched tensors differ by more than 1% at some step; earliest "
         "first{}.\n\n",
         o.diverging, o.measurable,
-        o.ranked.size() < o.measurable
-            ? fmt::format(" (top {} of {})", o.ranked.size(), o.measurable)
-            : std::string());
+        top < o.measurable ? fmt::format(" (top {} of {})", top, o.measurable) : std::string());
     m += "| # | tensor | role | first step > 1% | first step > 10% | max rel diff | last step | "
          "rel diff there |\n|--:|---|---|--:|--:|--:|--:|--:|\n";
-    for (size_t i = 0; i < o.ranked.size(); ++i) {
+    for (size_t i = 0; i < top; ++i) {
       const RankedTensor& t = o.ranked[i];
       const CrossRunDrift& d = o.drift[t.drift];
       m +=
@@ -401,6 +400,8 @@ nlohmann::ordered_json compare_json(const CompareReport& r) {
     json ts = json::array();
     for (const auto& t : o.ranked) {
       const CrossRunDrift& d = o.drift[t.drift];
+      json series = json::array();
+      for (double v : d.rel_diff_series) series.push_back(num_or_null(v));
       ts.push_back({{"tensor", d.id},
                     {"name", t.name},
                     {"role", t.role},
@@ -408,7 +409,9 @@ nlohmann::ordered_json compare_json(const CompareReport& r) {
                     {"first_step_rel_10pct", step_or_null(d.first_step_rel_10pct)},
                     {"max_rel_diff", num_or_null(d.max_rel_diff)},
                     {"last_step", t.last_step},
-                    {"last_rel_diff", num_or_null(t.last_rel_diff)}});
+                    {"last_rel_diff", num_or_null(t.last_rel_diff)},
+                    {"steps", d.steps},
+                    {"rel_diff", series}});
     }
     x["tensors"] = std::move(ts);
     const DivergenceEvidence& e = o.first;

@@ -12,7 +12,8 @@
 //      the reference's last observation) per step instead (no rows when no step of it is
 //      measurable: no sketches);
 //  (c) per other run: the matched tensors ranked by how early they diverge (drift.h
-//      rank_by_divergence), the top `top_tensors`;
+//      rank_by_divergence); Markdown shows the top `top_tensors`, JSON every one with its
+//      per-step series (steps, rel_diff);
 //  (d) per other run: at its first-diverging tensor (the first of (c) whose values differ by
 //      more than 1 % at some step) and that step, the other run's overflow/underflow counts in
 //      the format it emulates (bf16 -> BF16, fp16 -> FP16, e4m3/hybrid -> E4M3, e5m2 -> E5M2;
@@ -85,7 +86,7 @@ struct RankedTensor {
 struct CompareRunResult {
   size_t run = 0;                    // index into the inputs (>= 1)
   std::vector<CrossRunDrift> drift;  // compare_runs(ref, run): every matched tensor
-  std::vector<RankedTensor> ranked;  // rank_by_divergence(drift), the first top_tensors
+  std::vector<RankedTensor> ranked;  // rank_by_divergence(drift): every measurable tensor
   size_t measurable = 0;             // matched tensors with a measurable rel diff
   size_t diverging = 0;              // ... that differ by more than 1 % at some step
   DivergenceEvidence first;
