@@ -575,8 +575,8 @@ std::string footer_mismatch(const Footer& f, const Trace& t, uint64_t unknown_re
       f.kinds[kTagLossScale] != t.loss_scales.size() ||
       f.kinds[kTagWeightUpdate] != t.weight_updates.size() ||
       f.kinds[kTagEvent] != t.events.size() || f.kinds[kTagLoss] != t.losses.size() ||
-      f.kinds[kTagSketch] != t.sketches.size() ||
-      f.hist_entries != t.hist_bins.size() || f.later_kinds != unknown_records)
+      f.kinds[kTagSketch] != t.sketches.size() || f.hist_entries != t.hist_bins.size() ||
+      f.later_kinds != unknown_records)
     return "footer totals do not match the records read";
   if (f.index.size() != chunks.size())
     return "footer index lists " + std::to_string(f.index.size()) + " chunks, the file has " +

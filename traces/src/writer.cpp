@@ -277,7 +277,7 @@ class Writer final : public TraceWriter {
       uint8_t* q = begin_record(kTagSketch, body);
       std::memcpy(q, k_head, k_len);
       std::memcpy(q + k_len, o.sketch.data(), 4 * buckets);  // f32 little endian (codec.h)
-      count_record(kTagSketch, o.step, o.step);                // its observation's step
+      count_record(kTagSketch, o.step, o.step);              // its observation's step
     }
     settle(lk, first);
   }
