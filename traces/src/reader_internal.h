@@ -268,7 +268,8 @@ class RecordDecoder {
   // unknown record.
   void set_format_minor(uint16_t minor) {
     block_sections_ = minor >= 3;
-    block_sections_strict_ = minor == 3;
+    // Minors up to this reader's append nothing after the section: a malformed one is malformed.
+    block_sections_strict_ = minor <= kFormatMinor;
     known_ = known_tags(minor);
   }
   // Histogram entries assigned so far (the pool's size once every job is decoded).
