@@ -1,7 +1,7 @@
 // read_trace: mmap the file, validate the header, then walk the chunks in order, checking every
 // length against what is left and every CRC before decoding; stop at the first bad chunk. Also the
 // parts TraceFile shares (reader_internal.h): mapping, header, footer, payloads, field decoders.
-// Size: ~750 lines: the chunk walk and every record decoder, kept together so that one file shows
+// Size: ~780 lines: the chunk walk and every record decoder, kept together so that one file shows
 // every length check the reader makes on hostile input (expansion limits: expansion.cpp).
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 // TraceWriter: producers encode records into a shared chunk buffer (short critical section, no
 // I/O); one writer thread frames, optionally compresses, checksums and writes whole chunks.
-// Size: ~680 lines: the producer side and the writer thread share the chunk buffer's locking
+// Size: ~750 lines: the producer side and the writer thread share the chunk buffer's locking
 // protocol, which is easier to check in one file.
 #include <errno.h>
 #include <fcntl.h>
