@@ -67,8 +67,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         !(t2.hist_counts == t.hist_counts) || t2.hist_bins != t.hist_bins ||
         t2.dropped_bytes != t.dropped_bytes || t2.clean_close != t.clean_close ||
         t2.truncation_reason != t.truncation_reason || t2.events.size() != t.events.size() ||
-        t2.unknown_records != t.unknown_records || t2.block_stats.size() != t.block_stats.size())
+        t2.unknown_records != t.unknown_records || t2.block_stats.size() != t.block_stats.size() ||
+        t2.sketches.size() != t.sketches.size())
       std::abort();
+    for (size_t i = 0; i < t.sketches.size(); ++i)  // format 1.4 value sketches
+      if (t.sketches[i].observation != t2.sketches[i].observation ||
+          t.sketches[i].v.size() != t2.sketches[i].v.size())
+        std::abort();
     for (size_t i = 0; i < t.block_stats.size(); ++i) {  // format 1.3 block-format sections
       const BlockStatsRecord &a = t.block_stats[i], &b = t2.block_stats[i];
       if (a.observation != b.observation || a.mask != b.mask || a.axis != b.axis) std::abort();
@@ -102,6 +107,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 0; i < part.observations.size(); ++i)
       if (part.observations[i].seq != t.observations[i].seq) std::abort();
     if (all && part.block_stats.size() != t.block_stats.size()) std::abort();
+    if (all && part.sketches.size() != t.sketches.size()) std::abort();
+    for (const SketchRecord& s : part.sketches)
+      if (s.observation >= part.observations.size()) std::abort();
     if (!file->chunks().empty()) {
       const ChunkInfo& c = file->chunks()[file->chunks().size() / 2];
       size_t n = 0;
@@ -137,6 +145,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (const auto& [bin, count] : b.scale_hist[f])
         if (bin >= fpscope::kBlockScaleBins) std::abort();
     if (t.full_stats(t.observations[b.observation]).blocks.mask != b.mask) std::abort();
+  }
+  // Value sketches: each names an observation, in increasing order (at most one each), with 1..4096
+  // buckets, and sketch_of() finds it.
+  for (size_t i = 0; i < t.sketches.size(); ++i) {
+    const SketchRecord& s = t.sketches[i];
+    if (s.observation >= t.observations.size() || s.v.empty() || s.v.size() > 4096) std::abort();
+    if (i > 0 && s.observation <= t.sketches[i - 1].observation) std::abort();
+    if (t.sketch_of(s.observation) != &s) std::abort();
   }
   const TraceModel m(t);
   uint64_t n = 0;

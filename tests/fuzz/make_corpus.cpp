@@ -2,9 +2,12 @@
 // truncated), the every-kind fixture of the reader tests (plain and zstd chunks in one file, an
 // unknown chunk type, a rebuilt footer), footers that lie (index offset, record count, step range,
 // footer_offset, a missing FEND, a second footer) and the head of a real probe trace.
-// Usage: make_fuzz_corpus DIR   (the files in tests/fuzz/corpus/ came from it).
+// Value sketches (format 1.4): sketches.fpst (with block sections and every kind), sketches_zstd.
+// Usage: make_fuzz_corpus DIR   (the files in tests/fuzz/corpus/ came from it; those older than
+// format 1.4 were kept as they were written, minor 3 seeds).
 #include <unistd.h>
 
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -41,8 +44,21 @@ static BlockStatsSet corpus_blocks(uint64_t i) {
   return b;
 }
 
+// A value sketch (format 1.4) for observation i: none for every third, else 32 buckets (a small
+// corpus file) or one, holding -0.0, a NaN payload and values that depend on i.
+static std::vector<float> corpus_sketch(uint64_t i) {
+  if (i % 3 == 1) return {};
+  std::vector<float> v(i % 5 == 0 ? 1 : 32);
+  for (size_t j = 0; j < v.size(); ++j) v[j] = static_cast<float>(i) - 0.5f * static_cast<float>(j);
+  if (v.size() > 2) {
+    v[1] = -0.0f;
+    v[2] = std::bit_cast<float>(0x7FC00001u + static_cast<uint32_t>(i));
+  }
+  return v;
+}
+
 static bool write_trace(const std::string& path, bool zstd, int n_obs, int bins, bool all_kinds,
-                        bool blocks = false) {
+                        bool blocks = false, bool sketches = false) {
   WriterOptions opt;
   opt.zstd = zstd;
   opt.flush_bytes = 4096;
@@ -57,6 +73,7 @@ static bool write_trace(const std::string& path, bool zstd, int n_obs, int bins,
   for (int i = 0; i < n_obs; ++i) {
     Observation o = test::make_obs(static_cast<uint32_t>(i % 2), static_cast<uint64_t>(i), bins);
     if (blocks && i % 3 != 2) o.stats.blocks = corpus_blocks(static_cast<uint64_t>(i));
+    if (sketches) o.sketch = corpus_sketch(static_cast<uint64_t>(i));
     w->observe(o);
     if (all_kinds && i % 8 == 0) {
       const uint64_t s = static_cast<uint64_t>(i / 8);
@@ -88,6 +105,8 @@ int main(int argc, char** argv) {
             write_trace(d + "/multi_chunk.fpst", false, 60, 12, false) &&
             write_trace(d + "/blocks.fpst", false, 40, 6, true, true) &&
             write_trace(d + "/blocks_zstd.fpst", true, 60, 12, false, true) &&
+            write_trace(d + "/sketches.fpst", false, 40, 6, true, true, true) &&
+            write_trace(d + "/sketches_zstd.fpst", true, 40, 6, false, false, true) &&
             write_trace(d + "/empty.fpst", false, 0, 0, false);
   if (!ok) return 1;
   // A torn tail: the multi-chunk trace cut in the middle of its last RECORDS chunk.

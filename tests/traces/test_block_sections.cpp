@@ -1,8 +1,9 @@
 // Format 1.3's block-format section of OBSERVATION records (FORMAT.md 5.2): writer -> reader round
 // trips on both read paths (read_trace with and without the histogram thread, TraceFile), a
 // hand-encoded section read field by field, older files (1.2, no section) and a later minor's
-// unknown tail still read, a malformed 1.3 section makes its chunk malformed, and a file with
-// sections torn at every byte recovers a prefix of whole observations with their sections.
+// unknown tail still read, a malformed section of a 1.3 or 1.4 file makes its chunk malformed, and
+// a file with sections torn at every byte recovers a prefix of whole observations with their
+// sections.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -249,12 +250,15 @@ TEST(BlockSections, OlderFilesReadWithoutSections) {
   ASSERT_EQ(t.observations.size(), 1u);
 }
 
-TEST(BlockSections, MalformedSectionIsMalformedIn13AndIgnoredInLaterMinors) {
-  const Trace t = read_crafted("blocks_bad.fpst", 3, section_mxfp4(true));
-  EXPECT_TRUE(t.observations.empty());
-  EXPECT_TRUE(t.truncated);
-  EXPECT_NE(t.truncation_reason.find("block"), std::string::npos) << t.truncation_reason;
-  const Trace later = read_crafted("blocks_later.fpst", 4, {0xAA, 0xBB, 0xCC});
+TEST(BlockSections, MalformedSectionIsMalformedIn13And14AndIgnoredInLaterMinors) {
+  for (uint16_t minor : {uint16_t{3}, uint16_t{4}}) {  // 1.4 appends nothing to OBSERVATION
+    const Trace t = read_crafted("blocks_bad.fpst", minor, section_mxfp4(true));
+    EXPECT_TRUE(t.observations.empty());
+    EXPECT_TRUE(t.truncated);
+    EXPECT_NE(t.truncation_reason.find("block"), std::string::npos) << t.truncation_reason;
+  }
+  const Trace later =
+      read_crafted("blocks_later.fpst", kFormatMinor + 1, {0xAA, 0xBB, 0xCC});  // a later minor
   ASSERT_EQ(later.observations.size(), 1u);
   EXPECT_TRUE(later.block_stats.empty());
   EXPECT_FALSE(later.truncated) << later.truncation_reason;

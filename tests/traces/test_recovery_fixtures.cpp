@@ -52,6 +52,19 @@ constexpr uint64_t kAll = UINT64_MAX;
   for (size_t i = 0; i < t.tensors.size(); ++i)
     if (t.tensors[i].id != whole.tensors[i].id || t.tensors[i].index != i)
       return ::testing::AssertionFailure() << "tensor " << i << " differs";
+  // Value sketches: those of the observations read, no other.
+  for (size_t i = 0; i < t.sketches.size(); ++i)
+    if (i >= whole.sketches.size() || t.sketches[i].observation != whole.sketches[i].observation ||
+        t.sketches[i].observation >= t.observations.size() ||
+        t.sketches[i].v != whole.sketches[i].v)
+      return ::testing::AssertionFailure() << "sketch " << i << " differs";
+  size_t sketched = 0;
+  while (sketched < whole.sketches.size() &&
+         whole.sketches[sketched].observation < t.observations.size())
+    ++sketched;
+  if (t.sketches.size() != sketched)
+    return ::testing::AssertionFailure()
+           << t.sketches.size() << " sketches, the observations read have " << sketched;
   for (size_t i = 0; i < t.weight_updates.size(); ++i)
     if (t.weight_updates[i].changed != whole.weight_updates[i].changed ||
         t.weight_updates[i].ratio_hist != whole.weight_updates[i].ratio_hist)
@@ -66,14 +79,16 @@ constexpr uint64_t kAll = UINT64_MAX;
 }
 
 ::testing::AssertionResult kinds_are(const Trace& t, const uint64_t* k) {
-  const uint64_t got[7] = {0,
+  const uint64_t got[9] = {0,
                            t.tensors.size(),
                            t.observations.size(),
                            t.steps.size(),
                            t.loss_scales.size(),
                            t.weight_updates.size(),
-                           t.events.size()};
-  for (int i = 1; i < 7; ++i)
+                           t.events.size(),
+                           t.losses.size(),
+                           t.sketches.size()};
+  for (int i = 1; i < 9; ++i)
     if (got[i] != k[i])
       return ::testing::AssertionFailure()
              << "kind " << i << ": " << got[i] << " records, expected " << k[i];
@@ -129,7 +144,7 @@ constexpr uint64_t kAll = UINT64_MAX;
            << f->chunks().size() << " chunks indexed, expected " << x.records_chunks;
   uint64_t records = 0, want = 0;
   for (const ChunkInfo& c : f->chunks()) records += c.records;
-  for (int k = 1; k < 7; ++k) want += x.kinds[k];
+  for (int k = 1; k < 9; ++k) want += x.kinds[k];
   if (records != want) return ::testing::AssertionFailure() << records << " records indexed";
   if (f->dropped_bytes() != cut - x.good_end || f->truncated() != (cut != full_size))
     return ::testing::AssertionFailure() << "dropped/truncated: " << f->truncation_reason();
@@ -206,6 +221,10 @@ TEST(Fixture, AllKindsFixtureHoldsWhatItClaims) {
   EXPECT_EQ(t.loss_scales.size(), 8u);
   EXPECT_EQ(t.weight_updates.size(), 8u);
   EXPECT_EQ(t.events.size(), 8u);
+  ASSERT_EQ(t.sketches.size(), 48u);  // every other observation
+  ASSERT_NE(t.sketch_of(94), nullptr);
+  EXPECT_EQ(t.sketch_of(94)->v, (std::vector<float>{94.0f, -94.0f, 23.5f, 94.5f}));
+  EXPECT_EQ(t.sketch_of(95), nullptr);
   EXPECT_EQ(t.unknown_chunks, 1u);
   EXPECT_EQ(t.step_source, StepSource::Api);
   EXPECT_EQ(t.events[5].text, "step 5 done");

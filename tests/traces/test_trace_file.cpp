@@ -162,7 +162,7 @@ TEST(TraceFile, SeeksToAStepRangeWithoutDecodingTheRest) {
       &why))
       << why;
   EXPECT_EQ(seen_obs, 36u);
-  EXPECT_EQ(seen, 36u + 4 * 3);
+  EXPECT_EQ(seen, 36u + 18u + 4 * 3);  // observations, their sketches (every other), 4 kinds
   size_t calls = 0;
   ASSERT_TRUE(f->for_each_in_steps(
       0, kAll, [&](const ChunkRecords&, RecordKind, uint32_t) { return ++calls < 5; }, &why));

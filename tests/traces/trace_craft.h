@@ -169,6 +169,15 @@ inline Bytes event_body(uint64_t step, uint64_t time_ns, uint8_t level, const st
   put_str(b, text);
   return b;
 }
+// FORMAT.md 5.8 (format 1.4): K, then K f32 buckets; `k` overrides the count written (hostile
+// bodies), `tail` bytes are appended (a later minor's fields).
+inline Bytes sketch_body(const std::vector<float>& v, int64_t k = -1, const Bytes& tail = {}) {
+  Bytes b;
+  put_varint(b, k < 0 ? v.size() : static_cast<uint64_t>(k));
+  for (float x : v) put_f32(b, x);
+  b.insert(b.end(), tail.begin(), tail.end());
+  return b;
+}
 
 // One record of a RECORDS payload with what the footer needs to know about it.
 struct Rec {
@@ -196,16 +205,20 @@ inline Rec event_rec(uint64_t step, const std::string& text, uint8_t level = 1) 
 inline Rec loss_rec(uint64_t step, double scale, double next, bool inf = false) {
   return {4, loss_scale_body(step, scale, inf, next, 0, 0), true, step, 0};
 }
+// A VALUE_SKETCH record; `step`: its observation's (the footer's step range is unchanged by it).
+inline Rec sketch_rec(const Bytes& body, uint64_t step) {
+  return {8, body, true, step, 0};
+}
 
 // What a RECORDS chunk holds, for the footer.
 struct ChunkSum {
   uint64_t records = 0, hist_entries = 0;
-  uint64_t kinds[7] = {};
+  uint64_t kinds[9] = {};  // tags 1..8 (LOSS 1.1, VALUE_SKETCH 1.4)
   bool stepped = false;
   uint64_t first_step = 0, last_step = 0;
   void add(const Rec& r, uint64_t times = 1) {
     records += times;
-    if (r.tag < 7) kinds[r.tag] += times;
+    if (r.tag < 9) kinds[r.tag] += times;
     hist_entries += r.hist_entries * times;
     if (!r.stepped) return;
     first_step = stepped ? std::min(first_step, r.step) : r.step;
@@ -254,15 +267,20 @@ class File {
   void raw_chunk(uint8_t type, uint8_t flags, const Bytes& payload) {
     append_chunk(bytes_, type, flags, payload);
   }
+  // K = 6 totals (a 1.0 footer), or up to the highest later tag appended (7, 8).
   void footer() {
     Bytes p;
-    put_varint(p, 6);
-    uint64_t kinds[7] = {}, hist = 0;
+    uint64_t kinds[9] = {}, hist = 0;
+    int nk = 6;
     for (const auto& [at, s] : index_) {
-      for (int k = 1; k < 7; ++k) kinds[k] += s.kinds[k];
+      for (int k = 1; k < 9; ++k) {
+        kinds[k] += s.kinds[k];
+        if (s.kinds[k] > 0) nk = std::max(nk, k);
+      }
       hist += s.hist_entries;
     }
-    for (int k = 1; k < 7; ++k) put_varint(p, kinds[k]);
+    put_varint(p, static_cast<uint64_t>(nk));
+    for (int k = 1; k <= nk; ++k) put_varint(p, kinds[k]);
     put_varint(p, hist);
     put_varint(p, index_.size());
     for (const auto& [at, s] : index_) {

@@ -2,9 +2,9 @@
 //  - walk_layout(): FORMAT.md's chunk framing walked by hand (zstd payloads decompressed here),
 //    counting the records of each kind in each chunk: what a reader must return for any prefix.
 //  - all_kinds_fixture(): a trace holding EVERY record kind (tensor, observation, step, loss
-//    scale, weight update, event), metadata JSON as the probe writes it, several RECORDS chunks
-//    of which every other one is zstd-compressed, an unknown chunk type (a later minor's) and a
-//    footer rebuilt for the new offsets: the writer's output re-framed byte by byte.
+//    scale, weight update, event, value sketch), metadata JSON as the probe writes it, several
+//    RECORDS chunks of which every other one is zstd-compressed, an unknown chunk type (a later
+//    minor's) and a footer rebuilt for the new offsets: the writer's output re-framed byte by byte.
 //  - sample_trace_path(): a real probe trace, tests/traces/data/pytorch_cpu_sample.fpst: a copy of
 //    samples/pytorch_cpu/sample.fpst (train.py --steps 100 under the CPU probe; 22 RECORDS chunks
 //    and a footer, 105 KiB), kept here so that regenerating the sample does not move the test.
@@ -27,7 +27,7 @@ namespace fpscope::trace::test {
 struct FixtureChunk {
   size_t begin = 0, end = 0;  // [begin, end) of the whole chunk
   uint8_t type = 0, flags = 0;
-  uint64_t kinds[7] = {};  // records per tag (RECORDS chunks)
+  uint64_t kinds[9] = {};  // records per tag (RECORDS chunks; 7 LOSS, 8 VALUE_SKETCH)
   uint64_t records = 0;
   uint64_t first_step = UINT64_MAX, last_step = 0;  // step-bearing records
 };
@@ -82,7 +82,7 @@ inline FixtureLayout walk_layout(const std::vector<uint8_t>& f) {
         const uint8_t tag = p[r++];
         const uint64_t n = varint_at(p.data(), &r);
         ++c.records;
-        if (tag < 7) ++c.kinds[tag];
+        if (tag < 9) ++c.kinds[tag];
         if (tag >= 2 && tag <= 6) {  // step-bearing: the step is the first field but for tag 2
           size_t q = r;
           if (tag == 2) varint_at(p.data(), &q);  // tensor
@@ -102,7 +102,7 @@ inline FixtureLayout walk_layout(const std::vector<uint8_t>& f) {
 // What a reader must return for the prefix [0, cut) of the file `l` describes: the records of
 // every chunk that ends at or before the cut (the walk stops at the first that does not).
 struct Expected {
-  uint64_t kinds[7] = {};
+  uint64_t kinds[9] = {};
   size_t good_end = 0;  // end of the last complete chunk (header end when none)
   size_t records_chunks = 0;
   size_t unknown_chunks = 0;
@@ -112,7 +112,7 @@ inline Expected expected_for_cut(const FixtureLayout& l, size_t cut) {
   e.good_end = l.header_end;
   for (const FixtureChunk& c : l.chunks) {
     if (c.end > cut) break;
-    for (int k = 0; k < 7; ++k) e.kinds[k] += c.kinds[k];
+    for (int k = 0; k < 9; ++k) e.kinds[k] += c.kinds[k];
     if (c.type == 1 && (c.flags & ~1) == 0) {
       ++e.records_chunks;
     } else if (c.type != 2) {
@@ -134,8 +134,15 @@ inline std::string probe_like_metadata() {
          R"("start_time_unix_ns":1795575511405628733})";
 }
 
-// Writes the raw trace with the writer: 4 tensors, `steps` steps of 12 observations each plus a
-// step mark, a loss-scale record, a weight update and an event per step. Small chunks.
+// The value sketch of the fixture's observation i (even i only).
+inline std::vector<float> fixture_sketch(uint64_t i) {
+  const float x = static_cast<float>(i);
+  return {x, -x, 0.25f * x, x + 0.5f};
+}
+
+// Writes the raw trace with the writer: 4 tensors, `steps` steps of 12 observations each (every
+// other one with a 4-bucket value sketch, format 1.4) plus a step mark, a loss-scale record, a
+// weight update and an event per step. Small chunks.
 inline std::vector<uint8_t> write_all_kinds(const std::string& path, int steps, int nbins) {
   WriterOptions opt;
   opt.flush_bytes = 4096;
@@ -154,6 +161,7 @@ inline std::vector<uint8_t> write_all_kinds(const std::string& path, int steps, 
     for (int k = 0; k < 12; ++k, ++i) {
       Observation o = make_obs(static_cast<uint32_t>(i % 3), i, nbins);
       o.step = step;
+      if (i % 2 == 0) o.sketch = fixture_sketch(i);
       w->observe(o);
     }
     w->loss_scale(LossScaleRecord{step, 65536.0 / (1 + s % 3), s % 3 == 1, 32768.0,

@@ -35,9 +35,17 @@ enum RecordTag : uint8_t {
   kTagLossScale = 4,
   kTagWeightUpdate = 5,
   kTagEvent = 6,
-  kTagLoss = 7,  // format 1.1
+  kTagLoss = 7,    // format 1.1
+  kTagSketch = 8,  // format 1.4: VALUE_SKETCH
 };
-inline constexpr int kNumTags = 8;  // index 0 unused
+inline constexpr int kNumTags = 9;  // index 0 unused
+// The record tags a reader knows in a file of minor version `minor`: a tag the file's own minor
+// did not define is an unknown record there (FORMAT.md 5), as it would be for that minor's reader.
+inline constexpr int known_tags(uint16_t minor) {
+  return minor >= 4 ? kNumTags : kTagSketch;
+}
+// VALUE_SKETCH (FORMAT.md 5.8): at most this many buckets.
+inline constexpr uint64_t kMaxSketchBuckets = 4096;
 
 inline constexpr uint8_t kFooterEnd[4] = {'F', 'E', 'N', 'D'};
 

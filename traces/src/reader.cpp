@@ -1,7 +1,7 @@
 // read_trace: mmap the file, validate the header, then walk the chunks in order, checking every
 // length against what is left and every CRC before decoding; stop at the first bad chunk. Also the
 // parts TraceFile shares (reader_internal.h): mapping, header, footer, payloads, field decoders.
-// Size: ~750 lines: the chunk walk and every record decoder, kept together so that one file shows
+// Size: ~780 lines: the chunk walk and every record decoder, kept together so that one file shows
 // every length check the reader makes on hostile input (expansion limits: expansion.cpp).
 #include <errno.h>
 #include <fcntl.h>
@@ -74,7 +74,11 @@ TensorStats Trace::full_stats(const ObservationRecord& rec) const {
 }
 
 const BlockStatsRecord* Trace::blocks_of(size_t obs) const {
-  return find_blocks(block_stats, obs);
+  return find_of_observation(block_stats, obs);
+}
+
+const SketchRecord* Trace::sketch_of(size_t obs) const {
+  return find_of_observation(sketches, obs);
 }
 
 namespace detail {
@@ -158,14 +162,14 @@ bool parse_header(const std::string& path, const uint8_t* base, size_t size, Hea
   return true;
 }
 
-const char* parse_footer(const uint8_t* p, size_t n, uint64_t at, Footer* f) {
+const char* parse_footer(const uint8_t* p, size_t n, uint64_t at, int known, Footer* f) {
   *f = Footer();
   Cursor c{p, p + n};
   const uint64_t nk = c.varint();
   if (!c.ok || nk > c.left()) return "malformed footer (record-kind totals)";
   for (uint64_t k = 0; k < nk && c.ok; ++k) {
     const uint64_t v = c.varint();
-    if (k + 1 < kNumTags) {
+    if (k + 1 < static_cast<uint64_t>(known)) {
       f->kinds[k + 1] = v;
     } else if (f->later_kinds > kNoStep - v) {
       return "malformed footer (totals overflow)";
@@ -193,8 +197,8 @@ const char* parse_footer(const uint8_t* p, size_t n, uint64_t at, Footer* f) {
   return nullptr;
 }
 
-bool locate_footer(const uint8_t* base, size_t size, size_t header_end, Footer* f, uint64_t* at,
-                   std::string* why) {
+bool locate_footer(const uint8_t* base, size_t size, size_t header_end, int known, Footer* f,
+                   uint64_t* at, std::string* why) {
   if (size < header_end + kChunkHead + 12) {
     *why = "no footer (file too short)";
     return false;
@@ -221,7 +225,7 @@ bool locate_footer(const uint8_t* base, size_t size, size_t header_end, Footer* 
     *why = "footer checksum mismatch";
     return false;
   }
-  if (const char* bad = parse_footer(h + kChunkHead, len, off, f)) {
+  if (const char* bad = parse_footer(h + kChunkHead, len, off, known, f)) {
     *why = bad;
     return false;
   }
@@ -375,9 +379,13 @@ const char* decode_event(Cursor& r, EventRecord* e) {
   return nullptr;
 }
 
-const char* scan_records(const uint8_t* p, size_t n, std::vector<TensorInfo>* tensors,
+const char* scan_records(const uint8_t* p, size_t n, int known, std::vector<TensorInfo>* tensors,
                          ChunkSummary* sum, uint64_t* unknown_records) {
-  return for_each_record(p, n, sum, [&](uint8_t tag, Cursor& r) -> const char* {
+  return for_each_record(p, n, known, sum, [&](uint8_t tag, Cursor& r) -> const char* {
+    if (tag >= known) {
+      ++*unknown_records;
+      return nullptr;
+    }
     switch (tag) {
       case kTagTensor: {
         TensorInfo& ti = tensors->emplace_back();
@@ -403,7 +411,8 @@ const char* scan_records(const uint8_t* p, size_t n, std::vector<TensorInfo>* te
         sum->saw_step(step);
         break;
       }
-      case kTagLoss:  // not in the indexed step range (FORMAT.md 5.7)
+      case kTagLoss:    // not in the indexed step range (FORMAT.md 5.7)
+      case kTagSketch:  // its observation's step (FORMAT.md 5.8); checked when decoded
         break;
       case kTagStep:
       case kTagLossScale:
@@ -429,7 +438,7 @@ namespace {
 // passed in: with a histogram thread the pool is that thread's until it is joined.
 struct Marks {
   size_t tensors, observations, hist, steps, loss_scales, weight_updates, events, losses,
-      block_stats;
+      block_stats, sketches;
   uint64_t unknown_records;
   Marks(const Trace& t, size_t hist_entries, uint64_t unknown)
       : tensors(t.tensors.size()),
@@ -441,6 +450,7 @@ struct Marks {
         events(t.events.size()),
         losses(t.losses.size()),
         block_stats(t.block_stats.size()),
+        sketches(t.sketches.size()),
         unknown_records(unknown) {}
   void restore(Trace* t, bool hist_too) const {
     t->tensors.resize(tensors);
@@ -455,6 +465,7 @@ struct Marks {
     t->events.resize(events);
     t->losses.resize(losses);
     t->block_stats.resize(block_stats);
+    t->sketches.resize(sketches);
   }
 };
 
@@ -564,7 +575,8 @@ std::string footer_mismatch(const Footer& f, const Trace& t, uint64_t unknown_re
       f.kinds[kTagLossScale] != t.loss_scales.size() ||
       f.kinds[kTagWeightUpdate] != t.weight_updates.size() ||
       f.kinds[kTagEvent] != t.events.size() || f.kinds[kTagLoss] != t.losses.size() ||
-      f.hist_entries != t.hist_bins.size() || f.later_kinds != unknown_records)
+      f.kinds[kTagSketch] != t.sketches.size() || f.hist_entries != t.hist_bins.size() ||
+      f.later_kinds != unknown_records)
     return "footer totals do not match the records read";
   if (f.index.size() != chunks.size())
     return "footer index lists " + std::to_string(f.index.size()) + " chunks, the file has " +
@@ -605,7 +617,8 @@ bool read_impl(const std::string& path, Trace* out, ReadError* err, const ReadOp
   Footer hint;
   uint64_t hint_at = 0;
   std::string hint_why;
-  if (locate_footer(base, size, header_end, &hint, &hint_at, &hint_why)) {
+  const int tags_known = known_tags(hdr.minor);
+  if (locate_footer(base, size, header_end, tags_known, &hint, &hint_at, &hint_why)) {
     // Never reserve beyond what the file's bytes could encode: a tensor definition takes at
     // least 32 bytes, an observation 40, a histogram entry 2 (uncompressed; a compressed trace
     // whose totals exceed this just grows its vectors).
@@ -616,6 +629,9 @@ bool read_impl(const std::string& path, Trace* out, ReadError* err, const ReadOp
     const size_t nh = static_cast<size_t>(std::min<uint64_t>(hint.hist_entries, size / 2));
     out->hist_bins.reserve(nh);
     out->hist_counts.reserve(nh);
+    // At most one sketch per observation (none reserved in a trace without sketches).
+    out->sketches.reserve(
+        static_cast<size_t>(std::min<uint64_t>(hint.kinds[kTagSketch], size / 40)));
     // No MADV_HUGEPAGE: on the benchmark VM a fresh 2 MiB block is one the balloon's free-page
     // reporting gave back to the host, and touching it costs a host fault: 0.6-1.2 s of system
     // time for a 1M-record load against 0.2 s with 4 KiB pages (docs/benchmarks/traces.md).
@@ -680,7 +696,7 @@ bool read_impl(const std::string& path, Trace* out, ReadError* err, const ReadOp
       break;
     }
     if (type == kChunkFooter) {
-      if (const char* bad = parse_footer(payload, plen, pos, &footer)) {
+      if (const char* bad = parse_footer(payload, plen, pos, tags_known, &footer)) {
         reason = where() + ": " + bad;
         break;
       }

@@ -5,7 +5,9 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -56,8 +58,10 @@ struct FooterIndexEntry {
   uint64_t offset = 0, records = 0, first_step = 0, last_step = 0;
 };
 struct Footer {
-  uint64_t kinds[kNumTags] = {};  // totals of the record tags this reader knows (1..7)
-  uint64_t later_kinds = 0;       // totals of a later minor's tags (K > 7), summed
+  // Totals of the record tags this reader knows in the file (1..known_tags(minor) - 1); the
+  // totals of the other tags (a later minor's), summed in later_kinds.
+  uint64_t kinds[kNumTags] = {};
+  uint64_t later_kinds = 0;
   uint64_t hist_entries = 0;
   std::vector<FooterIndexEntry> index;
   // Saturates: hostile totals near 2^64 must not wrap around to the index's real count.
@@ -70,14 +74,17 @@ struct Footer {
   }
 };
 // Parses a FOOTER payload of the chunk at file offset `at`: every field, the index, and the
-// trailing footer_offset (must equal `at`) and FEND. Returns nullptr, or why it is malformed.
-const char* parse_footer(const uint8_t* p, size_t n, uint64_t at, Footer* f);
+// trailing footer_offset (must equal `at`) and FEND. `known`: known_tags(the file's minor), the
+// tags whose totals go to kinds[] (the others' to later_kinds). Returns nullptr, or why it is
+// malformed.
+const char* parse_footer(const uint8_t* p, size_t n, uint64_t at, int known, Footer* f);
 
 // Finds the footer from the end of the file (FORMAT.md 6): FEND, footer_offset inside the file,
-// a FOOTER chunk there whose length reaches exactly the end, its CRC, its payload. Returns true
-// with *f and *at when a valid, uncompressed footer closes the file; else false and *why.
-bool locate_footer(const uint8_t* base, size_t size, size_t header_end, Footer* f, uint64_t* at,
-                   std::string* why);
+// a FOOTER chunk there whose length reaches exactly the end, its CRC, its payload (`known` as
+// parse_footer's). Returns true with *f and *at when a valid, uncompressed footer closes the
+// file; else false and *why.
+bool locate_footer(const uint8_t* base, size_t size, size_t header_end, int known, Footer* f,
+                   uint64_t* at, std::string* why);
 
 // The decompression bound (FORMAT.md 4.4): the limit in force for one file.
 struct ExpansionBudget {
@@ -125,7 +132,7 @@ class PayloadReader {
 // What a chunk's records say about it, to cross-check the footer's index entry.
 struct ChunkSummary {
   uint64_t records = 0;  // every record, unknown tags included (the writer counts all it wrote)
-  uint64_t kinds[kNumTags] = {};  // records per known tag
+  uint64_t kinds[kNumTags] = {};  // records per tag known in the file (known_tags(minor))
   // Step range of the step-bearing records. `stepped` says there is one: every step value,
   // 2^64-1 included, is a valid step, so no step value can stand for "none".
   bool stepped = false;
@@ -144,11 +151,12 @@ struct ChunkSummary {
 };
 
 // The record framing of a RECORDS payload (FORMAT.md: tag, varint length, body), shared by the
-// full decoder and the light scan: counts records per tag into `sum` and calls
-// on_record(tag, body cursor) for each; stops at the first framing error or the first non-null
-// reason on_record returns.
+// full decoder and the light scan: counts records per tag known in the file (tags below `known`,
+// known_tags(minor)) into `sum` and calls on_record(tag, body cursor) for each; stops at the
+// first framing error or the first non-null reason on_record returns.
 template <class OnRecord>
-const char* for_each_record(const uint8_t* p, size_t n, ChunkSummary* sum, OnRecord&& on_record) {
+const char* for_each_record(const uint8_t* p, size_t n, int known, ChunkSummary* sum,
+                            OnRecord&& on_record) {
   Cursor c{p, p + n};
   while (c.left() > 0) {
     const uint8_t tag = c.u8();
@@ -157,7 +165,7 @@ const char* for_each_record(const uint8_t* p, size_t n, ChunkSummary* sum, OnRec
     Cursor r{c.p, c.p + len};
     c.p += len;
     ++sum->records;
-    if (tag < kNumTags) ++sum->kinds[tag];
+    if (tag < known) ++sum->kinds[tag];
     if (const char* bad = on_record(tag, r)) return bad;
   }
   return nullptr;
@@ -195,11 +203,13 @@ inline const char* decode_histogram(Cursor& r, uint64_t n, uint16_t* bins, uint6
   return nullptr;
 }
 
-// The block-format section of observation `obs` in a reader's pool (sorted by observation).
-inline const BlockStatsRecord* find_blocks(const std::vector<BlockStatsRecord>& pool, size_t obs) {
-  auto it = std::lower_bound(
-      pool.begin(), pool.end(), obs,
-      [](const BlockStatsRecord& b, size_t k) { return static_cast<size_t>(b.observation) < k; });
+// The record of observation `obs` in a reader's pool of per-observation records (block-format
+// sections, value sketches: sorted by observation, at most one each), or nullptr.
+template <class R>
+const R* find_of_observation(const std::vector<R>& pool, size_t obs) {
+  auto it = std::lower_bound(pool.begin(), pool.end(), obs, [](const R& b, size_t k) {
+    return static_cast<size_t>(b.observation) < k;
+  });
   return it != pool.end() && it->observation == obs ? &*it : nullptr;
 }
 
@@ -254,10 +264,13 @@ class RecordDecoder {
 
   void defer_histograms(std::vector<HistJob>* jobs) { jobs_ = jobs; }
   // Files before format 1.3 carry no block-format sections (their observations' extra bytes,
-  // if any, are ignored as a later minor's).
+  // if any, are ignored as a later minor's); in files before 1.4, tag 8 (VALUE_SKETCH) is an
+  // unknown record.
   void set_format_minor(uint16_t minor) {
     block_sections_ = minor >= 3;
-    block_sections_strict_ = minor == 3;
+    // Minors up to this reader's append nothing after the section: a malformed one is malformed.
+    block_sections_strict_ = minor <= kFormatMinor;
+    known_ = known_tags(minor);
   }
   // Histogram entries assigned so far (the pool's size once every job is decoded).
   uint64_t hist_total() const { return hist_total_; }
@@ -265,7 +278,14 @@ class RecordDecoder {
 
   // Returns nullptr or why the payload is malformed (the caller rolls `out` back).
   const char* decode(const uint8_t* p, size_t n, ChunkSummary* sum) {
-    return for_each_record(p, n, sum, [&](uint8_t tag, Cursor& r) -> const char* {
+    prev_tag_ = 0;  // a VALUE_SKETCH's observation is in the same payload
+    return for_each_record(p, n, known_, sum, [&](uint8_t tag, Cursor& r) -> const char* {
+      const uint8_t prev = prev_tag_;
+      prev_tag_ = tag;
+      if (tag >= known_) {
+        ++unknown_records;  // a later minor's record kind: skipped using its length
+        return nullptr;
+      }
       const char* bad = nullptr;
       switch (tag) {
         case kTagTensor: {
@@ -330,6 +350,9 @@ class RecordDecoder {
           }
           break;
         }
+        case kTagSketch:
+          bad = sketch(r, prev);
+          break;
         default:
           ++unknown_records;  // a later minor's record kind: skipped using its length
           break;
@@ -429,12 +452,32 @@ class RecordDecoder {
     return nullptr;
   }
 
+  // FORMAT.md 5.8: the value sketch of the observation just before it (`prev`: that record's
+  // tag). Its step is the observation's, already in the chunk's range.
+  const char* sketch(Cursor& r, uint8_t prev) {
+    if (prev == kTagSketch) return "a second value sketch for one observation";
+    if (prev != kTagObservation) return "value sketch without an observation just before it";
+    const uint64_t k = r.varint();
+    if (!r.ok) return "truncated value sketch";
+    if (k == 0 || k > kMaxSketchBuckets) return "value sketch with 0 or more than 4096 buckets";
+    if (k > r.left() / 4) return "truncated value sketch";
+    // Bytes after the K buckets are a later minor's fields: ignored.
+    SketchRecord& s = out_->sketches.emplace_back();
+    s.observation = static_cast<uint32_t>(out_->observations.size() - 1);
+    s.v.resize(static_cast<size_t>(k));
+    std::memcpy(s.v.data(), r.p, static_cast<size_t>(4 * k));  // f32 little endian (codec.h)
+    note(RecordKind::Sketch, out_->sketches.size());
+    return nullptr;
+  }
+
   Out* out_;
   uint64_t base_;
   uint64_t hist_total_;
   std::vector<HistJob>* jobs_ = nullptr;
   bool block_sections_ = true;
   bool block_sections_strict_ = true;
+  int known_ = kNumTags;
+  uint8_t prev_tag_ = 0;  // the tag of the record before the current one in this payload
   uint16_t bins_[kHistBins];
   uint64_t counts_[kHistBins];
 };
@@ -442,7 +485,8 @@ class RecordDecoder {
 // The light pass TraceFile makes over a chunk it has not decoded: record framing, every tensor
 // definition decoded (appended to *tensors), the tensor index and step of every other known
 // record. Histograms and other fields are checked when the chunk is decoded (read_chunk).
-const char* scan_records(const uint8_t* p, size_t n, std::vector<TensorInfo>* tensors,
+// `known`: known_tags(the file's minor).
+const char* scan_records(const uint8_t* p, size_t n, int known, std::vector<TensorInfo>* tensors,
                          ChunkSummary* sum, uint64_t* unknown_records);
 
 // An observation's full statistics from its scalars and its slice of a sparse histogram (the

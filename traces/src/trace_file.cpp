@@ -29,6 +29,7 @@ void ChunkRecords::clear() {
   events.clear();
   losses.clear();
   block_stats.clear();
+  sketches.clear();
   order.clear();
   unknown_records = 0;
 }
@@ -42,7 +43,11 @@ TensorStats ChunkRecords::full_stats(const ObservationRecord& rec) const {
 }
 
 const BlockStatsRecord* ChunkRecords::blocks_of(size_t obs) const {
-  return find_blocks(block_stats, obs);
+  return find_of_observation(block_stats, obs);
+}
+
+const SketchRecord* ChunkRecords::sketch_of(size_t obs) const {
+  return find_of_observation(sketches, obs);
 }
 
 uint64_t ChunkRecords::step_of(RecordKind kind, uint32_t index) const {
@@ -114,7 +119,7 @@ struct TraceFile::Impl {
                    std::vector<TensorInfo>* defined, uint64_t* unknown) {
     // scan_records numbers tensors from 0: give it the table so far, then split the new ones.
     const size_t before = tensors.size();
-    const char* bad_why = scan_records(payload, n, &tensors, sum, unknown);
+    const char* bad_why = scan_records(payload, n, known_tags(hdr.minor), &tensors, sum, unknown);
     defined->assign(std::make_move_iterator(tensors.begin() + static_cast<std::ptrdiff_t>(before)),
                     std::make_move_iterator(tensors.end()));
     tensors.resize(before);
@@ -127,7 +132,7 @@ struct TraceFile::Impl {
     const size_t size = map.size;
     uint64_t at = 0;
     std::string why;
-    if (!locate_footer(base, size, hdr.end, &footer, &at, &why)) {
+    if (!locate_footer(base, size, hdr.end, known_tags(hdr.minor), &footer, &at, &why)) {
       footer_note = why;
       return false;
     }
@@ -232,7 +237,7 @@ struct TraceFile::Impl {
         break;
       }
       if (type == kChunkFooter) {
-        if (const char* bad_why = parse_footer(payload, plen, pos, &f)) {
+        if (const char* bad_why = parse_footer(payload, plen, pos, known_tags(hdr.minor), &f)) {
           reason = where(pos) + ": " + bad_why;
           break;
         }
@@ -504,6 +509,10 @@ bool TraceFile::read_steps(uint64_t step_lo, uint64_t step_hi, Trace* out, std::
         if (const BlockStatsRecord* b = buf.blocks_of(oi)) {
           BlockStatsRecord& nb = out->block_stats.emplace_back(*b);
           nb.observation = static_cast<uint32_t>(out->observations.size());
+        }
+        if (const SketchRecord* sk = buf.sketch_of(oi)) {  // format 1.4: with its observation
+          SketchRecord& ns = out->sketches.emplace_back(*sk);
+          ns.observation = static_cast<uint32_t>(out->observations.size());
         }
         ObservationRecord& r = out->observations.emplace_back(o);
         r.hist_begin = static_cast<uint32_t>(out->hist_bins.size());

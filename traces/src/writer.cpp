@@ -1,6 +1,6 @@
 // TraceWriter: producers encode records into a shared chunk buffer (short critical section, no
 // I/O); one writer thread frames, optionally compresses, checksums and writes whole chunks.
-// Size: ~680 lines: the producer side and the writer thread share the chunk buffer's locking
+// Size: ~750 lines: the producer side and the writer thread share the chunk buffer's locking
 // protocol, which is easier to check in one file.
 #include <errno.h>
 #include <fcntl.h>
@@ -206,7 +206,10 @@ class Writer final : public TraceWriter {
   }
 
   void observe_impl(const Observation& o) {
-    if (refuse()) return;
+    if (refuse()) {
+      if (!o.sketch.empty()) dropped_.fetch_add(1, std::memory_order_relaxed);  // its sketch
+      return;
+    }
     uint8_t* const start = tls_scratch;
     uint8_t* p = start;
     const TensorStats& s = o.stats;
@@ -251,15 +254,32 @@ class Writer final : public TraceWriter {
     nbins_at[1] = static_cast<uint8_t>(nbins >> 7);
     if (s.blocks.mask != 0) p = put_block_section(p, s.blocks);
     const size_t len = static_cast<size_t>(p - start);
+    // Format 1.4: the value sketch, a VALUE_SKETCH record right after the observation (FORMAT.md
+    // 5.8). A sketch of more buckets than the format allows is not written (counted as dropped).
+    const size_t buckets = o.sketch.size();
+    const bool sketch = buckets > 0 && buckets <= kMaxSketchBuckets;
+    uint8_t k_head[kMaxVarint];
+    const size_t k_len = sketch ? static_cast<size_t>(put_varint(k_head, buckets) - k_head) : 0;
 
     std::unique_lock lk(sh_->mu);
     if (failed_.load(std::memory_order_relaxed)) {
-      dropped_.fetch_add(1, std::memory_order_relaxed);
+      dropped_.fetch_add(o.sketch.empty() ? 1 : 2, std::memory_order_relaxed);
       return;
     }
+    if (buckets > kMaxSketchBuckets) dropped_.fetch_add(1, std::memory_order_relaxed);
     std::memcpy(begin_record(kTagObservation, len), start, len);
     sh_->current.hist_entries += nbins;
-    end_record(lk, kTagObservation, len, o.step, o.step);
+    const bool first = count_record(kTagObservation, o.step, o.step);
+    if (sketch) {
+      // Both records go into the buffer under this one lock, before the buffer may be sealed:
+      // another thread's record can never come between them, nor a chunk boundary.
+      const size_t body = k_len + 4 * buckets;
+      uint8_t* q = begin_record(kTagSketch, body);
+      std::memcpy(q, k_head, k_len);
+      std::memcpy(q + k_len, o.sketch.data(), 4 * buckets);  // f32 little endian (codec.h)
+      count_record(kTagSketch, o.step, o.step);              // its observation's step
+    }
+    settle(lk, first);
   }
 
   void step_impl(const StepMark& m) {
@@ -474,9 +494,15 @@ class Writer final : public TraceWriter {
   // Under sh_->mu, after begin_record: bookkeeping, sealing, back-pressure.
   void end_record(std::unique_lock<std::mutex>& lk, uint8_t tag, size_t, uint64_t step_lo,
                   uint64_t step_hi) {
-    Shared& s = *sh_;
-    Buffer& b = s.current;
-    if (b.records == 0) b.since = Clock::now();
+    settle(lk, count_record(tag, step_lo, step_hi));
+  }
+
+  // Under sh_->mu, after begin_record: the record's bookkeeping in the current buffer. True when
+  // it is the buffer's first record.
+  bool count_record(uint8_t tag, uint64_t step_lo, uint64_t step_hi) {
+    Buffer& b = sh_->current;
+    const bool first = b.records == 0;
+    if (first) b.since = Clock::now();
     ++b.records;
     ++b.kinds[tag];
     // TENSOR has no step; LOSS has one but stays out of the indexed range (FORMAT.md 5.7).
@@ -485,6 +511,14 @@ class Writer final : public TraceWriter {
       b.first_step = std::min(b.first_step, step_lo);
       b.last_step = std::max(b.last_step, step_hi);
     }
+    return first;
+  }
+
+  // Under sh_->mu, after the records of one call are counted (`first`: the buffer was empty
+  // before them): sealing, back-pressure.
+  void settle(std::unique_lock<std::mutex>& lk, bool first) {
+    Shared& s = *sh_;
+    Buffer& b = s.current;
     if (b.used >= opt_.flush_bytes) {
       s.sealed.push_back(std::move(b));
       if (!s.spare.empty()) {
@@ -495,7 +529,7 @@ class Writer final : public TraceWriter {
       }
       s.current.reset();
       s.wake_writer.notify_one();
-    } else if (b.records == 1) {
+    } else if (first) {
       s.wake_writer.notify_one();  // starts the writer's flush_ms timer
     }
     // Back-pressure: never let a stalled disk grow memory without bound.
