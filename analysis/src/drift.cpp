@@ -103,8 +103,8 @@ std::vector<double> rel_diff_per_step(const trace::Trace& base, std::span<const 
     for (; i < sb.size() && j < so.size() && base.observations[sb[i]].step == step &&
            other.observations[so[j]].step == step;
          ++i, ++j) {
-      const auto* a = find_sketch(base, sb[i]);
-      const auto* b = find_sketch(other, so[j]);
+      const auto* a = base.sketch_of(sb[i]);
+      const auto* b = other.sketch_of(so[j]);
       if (!a || !b || a->v.size() != b->v.size() || a->v.empty()) {
         ok = false;
         continue;
@@ -122,13 +122,6 @@ std::vector<double> rel_diff_per_step(const trace::Trace& base, std::span<const 
 }
 
 }  // namespace
-
-const trace::SketchRecord* find_sketch(const trace::Trace& t, size_t obs) {
-  auto it =
-      std::lower_bound(t.sketches.begin(), t.sketches.end(), obs,
-                       [](const trace::SketchRecord& r, size_t o) { return r.observation < o; });
-  return it != t.sketches.end() && it->observation == obs ? &*it : nullptr;
-}
 
 int64_t first_step_above(const std::vector<uint64_t>& steps, const std::vector<double>& rel,
                          double threshold) {

@@ -170,7 +170,7 @@ TEST(CrossRunDifference, StepMergingAndEdgeCases) {
   EXPECT_EQ(d.first_step_rel_10pct, 5);
   EXPECT_TRUE(std::isinf(d.max_rel_diff));
   EXPECT_TRUE(d.has_rel_diff());
-  EXPECT_EQ(find_sketch(other.t, 10), nullptr);  // the unsketched observation of step 3
+  EXPECT_EQ(other.t.sketch_of(10), nullptr);  // the unsketched observation of step 3
 }
 
 // Traces without sketches: the value-difference fields are NaN / -1 and the rest unchanged.

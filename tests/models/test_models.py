@@ -140,7 +140,7 @@ class Models(unittest.TestCase):
         modules, losses, n = printed(plain.stdout)
         t = dump(trace)
         self.assertTrue(t["clean_close"])
-        self.assertEqual(t["version"], "1.3")  # the current trace format (traces/FORMAT.md)
+        self.assertEqual(t["version"], "1.4")  # the current trace format (traces/FORMAT.md)
 
         # Steps: one per optimizer step, from the framework, each with GEMMs.
         self.assertEqual(t["step_source"], "framework")

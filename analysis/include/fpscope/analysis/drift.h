@@ -100,9 +100,6 @@ struct CrossRunDrift {
   bool has_rel_diff() const { return max_rel_diff == max_rel_diff; }
 };
 
-// The value sketch of trace.observations[obs], or nullptr: binary search over trace.sketches
-// (observation order). Stands in for Trace::sketch_of until the reader defines it.
-const trace::SketchRecord* find_sketch(const trace::Trace& trace, size_t obs);
 
 // Indices into `drift` of the tensors with a measurable value difference, earliest divergence
 // first: first step > 1 % ascending (none last), then first step > 10 % ascending (none last),
