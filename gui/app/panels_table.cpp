@@ -20,12 +20,15 @@ struct ColDesc {
   int target;   // kTargets index of a per-format column, -1 otherwise
   float width;  // minimum content width; widened to fit the header
   const char* help;
+  int block = -1;  // kBlockFormats index of a block-format column, -1 otherwise
+  // The format group a column belongs to (-1: none): targets first, then block formats.
+  int group() const { return target >= 0 ? target : (block >= 0 ? kNumTargets + block : -1); }
 };
 
 // FP16 first: it is the format most runs are asked about; then BF16, E4M3, E5M2.
 constexpr Format kOrder[kNumTargets] = {Format::FP16, Format::BF16, Format::E4M3, Format::E5M2};
 
-const std::vector<ColDesc>& columns() {
+const std::vector<ColDesc>& base_columns() {
   static const std::vector<ColDesc> c = [] {
     std::vector<ColDesc> v = {
         {"Sev", Col::Severity, -1, 58, "worst problem the analysis found (sortable by its score)"},
@@ -53,10 +56,29 @@ const std::vector<ColDesc>& columns() {
   return c;
 }
 
+// The columns of a run: the base columns, then a loss and an SQNR column per block format the
+// trace measured (none when it has no block statistics). Rebuilt only when the formats change.
+const std::vector<ColDesc>& columns(const std::vector<int>& block_formats) {
+  static std::vector<int> for_formats{-1};
+  static std::vector<ColDesc> v;
+  if (for_formats != block_formats) {
+    for_formats = block_formats;
+    v = base_columns();
+    for (int f : block_formats) {
+      v.push_back({"loss", Col::BlockLoss, -1, 44,
+                   "loss: fraction of the elements that the block-scaled cast flushes to zero or "
+                   "saturates, over the run",
+                   f});
+      v.push_back({"SQNR", Col::BlockSqnr, -1, 40,
+                   "SQNR of the block-scaled cast over the run, dB (higher is better)", f});
+    }
+  }
+  return v;
+}
+
 // First column of each format group (the group label row draws the format name there).
-bool group_start(size_t i) {
-  const auto& c = columns();
-  return c[i].target >= 0 && (i == 0 || c[i - 1].target != c[i].target);
+bool group_start(const std::vector<ColDesc>& c, size_t i) {
+  return c[i].group() >= 0 && (i == 0 || c[i - 1].group() != c[i].group());
 }
 
 std::string pct(double f) {
@@ -70,6 +92,52 @@ std::string pct(double f) {
 void cell_bg(analysis::Severity s) {
   if (s != analysis::Severity::None)
     ImGui::TableSetBgColor(ImGuiTableBgTarget_CellBg, pack(severity_color(s)));
+}
+
+// A block-format cell: the run's loss (coloured with the block_loss finding's thresholds) or
+// SQNR; "-" where the tensor has no measurement in that format.
+void block_cell(const BlockColumns& blocks, const analysis::TensorRisk& r, Col col, int f,
+                const analysis::FindingOptions& opt) {
+  const BlockCell* b = blocks.cell(r.tensor, f);
+  if (!b) {
+    ImGui::TextDisabled("-");
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("%s: not measured on this tensor", block_format_label(f).c_str());
+    return;
+  }
+  const BlockFormatCounts& c = b->counts;
+  if (col == Col::BlockLoss) {
+    const double v = block_loss(c);
+    cell_bg(block_loss_severity(v, opt));
+    if (v == 0.0) {
+      ImGui::TextDisabled("0");
+    } else {
+      ImGui::TextUnformatted(pct(v).c_str());
+    }
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip(
+          "%s: %llu flushed + %llu saturated of %llu elements (%.6g)\n%llu blocks, %llu all "
+          "zero, %llu NaN/Inf; scale underflow %llu, overflow %llu",
+          block_format_label(f).c_str(), static_cast<unsigned long long>(c.flushed),
+          static_cast<unsigned long long>(c.saturated), static_cast<unsigned long long>(c.elements),
+          v, static_cast<unsigned long long>(c.blocks),
+          static_cast<unsigned long long>(c.zero_blocks),
+          static_cast<unsigned long long>(c.nan_scale),
+          static_cast<unsigned long long>(c.scale_underflow),
+          static_cast<unsigned long long>(c.scale_overflow));
+    return;
+  }
+  const SqnrShown q = shown_sqnr(block_sqnr(c), 0.0);  // block casts saturate: always defined
+  const std::string s = sqnr_text(q);
+  if (q.kind == SqnrKind::NoSignal) {
+    ImGui::TextDisabled("%s", s.c_str());
+  } else {
+    ImGui::TextUnformatted(s.c_str());
+  }
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip("%s: SQNR %s%s over %llu elements", block_format_label(f).c_str(), s.c_str(),
+                      q.kind == SqnrKind::Value ? " dB" : "",
+                      static_cast<unsigned long long>(c.elements));
 }
 
 }  // namespace
@@ -91,7 +159,11 @@ void App::table_panel(ImVec2 size) {
   }
   ImGui::NewLine();
 
-  const auto& cols = columns();
+  const auto& cols = columns(p->blocks.formats);
+  // A trace with block columns has another column count: a table of its own (ImGui keeps the
+  // widths, order and sort per table id).
+  std::string table_id = "tensor_table";
+  for (int f : p->blocks.formats) table_id += "_" + std::to_string(f);
   const ImGuiTableFlags flags = ImGuiTableFlags_Sortable | ImGuiTableFlags_SortMulti |
                                 ImGuiTableFlags_ScrollX | ImGuiTableFlags_ScrollY |
                                 ImGuiTableFlags_BordersInnerH | ImGuiTableFlags_BordersInnerV |
@@ -111,7 +183,7 @@ void App::table_panel(ImVec2 size) {
     }
     tensor_col_w_ = std::clamp(tensor_col_w_, 150.0f, 300.0f);
   }
-  if (ImGui::BeginTable("tensor_table", static_cast<int>(cols.size()), flags)) {
+  if (ImGui::BeginTable(table_id.c_str(), static_cast<int>(cols.size()), flags)) {
     ImGui::TableSetupScrollFreeze(2, 2);
     for (size_t i = 0; i < cols.size(); ++i) {
       ImGuiTableColumnFlags cf = ImGuiTableColumnFlags_WidthFixed;
@@ -123,21 +195,38 @@ void App::table_panel(ImVec2 size) {
                                ImGui::CalcTextSize(cols[i].name).x + arrow);
       ImGui::TableSetupColumn(cols[i].name, cf, w, static_cast<ImGuiID>(i));
     }
-    // Row 1: the format groups, each name in its format colour over its four columns, with a
-    // rule in that colour under them. Row 2: the sortable column titles with tooltips.
+    // Row 1: the format groups, each name in its format colour over its columns (four per cast
+    // target, two per block format), with a rule in that colour under them. Row 2: the sortable
+    // column titles with tooltips.
     ImGui::TableNextRow(ImGuiTableRowFlags_Headers);
     for (int i = 0; i < static_cast<int>(cols.size()); ++i) {
       const auto& d = cols[static_cast<size_t>(i)];
-      if (d.target < 0 || !ImGui::TableSetColumnIndex(i)) continue;
-      const Format f = kTargets[d.target];
-      const ImU32 fc = col32(format_color(f));
-      if (group_start(static_cast<size_t>(i))) {
+      if (d.group() < 0 || !ImGui::TableSetColumnIndex(i)) continue;
+      const ImU32 fc = d.block >= 0 ? col32(block_format_color(d.block))
+                                    : col32(format_color(kTargets[d.target]));
+      if (group_start(cols, static_cast<size_t>(i))) {
         ImGui::PushStyleColor(ImGuiCol_Text, fc);
-        ImGui::TextUnformatted(spec(f).name);
+        if (d.block >= 0) {
+          const std::string name = block_format_label(d.block);
+          ImGui::TextUnformatted(name.c_str());
+          const FormatSpec& bs = *kBlockFormats[d.block];
+          if (ImGui::IsItemHovered())
+            ImGui::SetTooltip(
+                "%s (%s elements, blocks of %d, %s scale): what a block-scaled cast would lose\n"
+                "(flushed + saturated elements) and its SQNR; recorded by the probe (format 1.3)",
+                name.c_str(), bs.name, bs.block_size, bs.block_scale->name);
+          regions_["block_group:" + name] =
+              ImVec4(ImGui::GetItemRectMin().x, ImGui::GetItemRectMin().y,
+                     ImGui::GetItemRectSize().x, ImGui::GetItemRectSize().y);
+        } else {
+          const Format f = kTargets[d.target];
+          ImGui::TextUnformatted(spec(f).name);
+          if (ImGui::IsItemHovered())
+            ImGui::SetTooltip(
+                "%s: overflow, underflow, subnormal fractions and SQNR of a cast to %s",
+                spec(f).name, spec(f).name);
+        }
         ImGui::PopStyleColor();
-        if (ImGui::IsItemHovered())
-          ImGui::SetTooltip("%s: overflow, underflow, subnormal fractions and SQNR of a cast to %s",
-                            spec(f).name, spec(f).name);
       } else {
         ImGui::Dummy(ImVec2(1, ImGui::GetTextLineHeight()));
       }
@@ -155,7 +244,9 @@ void App::table_panel(ImVec2 size) {
       ImGui::TableHeader(d.name);
       header_bottom = std::max(header_bottom, ImGui::GetItemRectMax().y + st.CellPadding.y);
       if (ImGui::IsItemHovered()) {
-        if (d.target >= 0) {
+        if (d.block >= 0) {
+          ImGui::SetTooltip("%s %s\n%s", block_format_label(d.block).c_str(), d.name, d.help);
+        } else if (d.target >= 0) {
           ImGui::SetTooltip("%s %s\n%s", spec(kTargets[d.target]).name, d.name, d.help);
         } else {
           ImGui::SetTooltip("%s", d.help);
@@ -167,8 +258,8 @@ void App::table_panel(ImVec2 size) {
       for (int i = 0; i < ss->SpecsCount; ++i) {
         const auto& s = ss->Specs[i];
         const auto& d = cols[static_cast<size_t>(s.ColumnUserID)];
-        sort_.push_back(
-            {d.col, std::max(0, d.target), s.SortDirection == ImGuiSortDirection_Descending});
+        sort_.push_back({d.col, d.block >= 0 ? d.block : std::max(0, d.target),
+                         s.SortDirection == ImGuiSortDirection_Descending});
       }
       ss->SpecsDirty = false;
       rows_dirty_ = true;
@@ -235,6 +326,12 @@ void App::table_panel(ImVec2 size) {
               break;
             case Col::Amax:
               ImGui::Text("%.4g", static_cast<double>(r.amax));
+              break;
+            case Col::BlockLoss:
+            case Col::BlockSqnr:
+              block_cell(p->blocks, r, d.col, d.block, p->analysis.options.findings);
+              if (d.col == Col::BlockLoss)
+                cell_rect("cell:" + r.id + ":" + block_format_label(d.block) + ".loss");
               break;
             case Col::NonFinite: {
               const uint64_t nf = r.nan + r.pos_inf + r.neg_inf;
