@@ -1,6 +1,6 @@
-// The exponent heatmap's block-format strip (trace format 1.3): the block-scale distribution of
-// one block-scaled format at the current step, and how many octaves of the tensor's range one
-// block covers there (block_view.h).
+// Block-scaled formats (trace format 1.3) in the viewer's panels: the tensor table's block cells,
+// and the exponent heatmap's strip (the block-scale distribution of one block-scaled format at the
+// current step, and how many octaves of the tensor's range one block covers there; block_view.h).
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -13,6 +13,55 @@
 namespace fpscope::gui {
 
 using namespace panels;
+
+namespace panels {
+
+void block_table_cell(const BlockColumns& blocks, const analysis::TensorRisk& r, Col col, int f,
+                      const analysis::FindingOptions& opt) {
+  const BlockCell* b = blocks.cell(r.tensor, f);
+  if (!b) {
+    ImGui::TextDisabled("-");
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip("%s: not measured on this tensor", block_format_label(f).c_str());
+    return;
+  }
+  const BlockFormatCounts& c = b->counts;
+  if (col == Col::BlockLoss) {
+    const double v = block_loss(c);
+    if (const analysis::Severity sev = block_loss_severity(v, opt); sev != analysis::Severity::None)
+      ImGui::TableSetBgColor(ImGuiTableBgTarget_CellBg, pack(severity_color(sev)));
+    if (v == 0.0) {
+      ImGui::TextDisabled("0");
+    } else {
+      ImGui::TextUnformatted(table_pct(v).c_str());
+    }
+    if (ImGui::IsItemHovered())
+      ImGui::SetTooltip(
+          "%s: %llu flushed + %llu saturated of %llu elements (%.6g)\n%llu blocks, %llu all "
+          "zero, %llu NaN/Inf; scale underflow %llu, overflow %llu",
+          block_format_label(f).c_str(), static_cast<unsigned long long>(c.flushed),
+          static_cast<unsigned long long>(c.saturated), static_cast<unsigned long long>(c.elements),
+          v, static_cast<unsigned long long>(c.blocks),
+          static_cast<unsigned long long>(c.zero_blocks),
+          static_cast<unsigned long long>(c.nan_scale),
+          static_cast<unsigned long long>(c.scale_underflow),
+          static_cast<unsigned long long>(c.scale_overflow));
+    return;
+  }
+  const SqnrShown q = shown_sqnr(block_sqnr(c), 0.0);  // block casts saturate: always defined
+  const std::string s = sqnr_text(q);
+  if (q.kind == SqnrKind::NoSignal) {
+    ImGui::TextDisabled("%s", s.c_str());
+  } else {
+    ImGui::TextUnformatted(s.c_str());
+  }
+  if (ImGui::IsItemHovered())
+    ImGui::SetTooltip("%s: SQNR %s%s over %llu elements", block_format_label(f).c_str(), s.c_str(),
+                      q.kind == SqnrKind::Value ? " dB" : "",
+                      static_cast<unsigned long long>(c.elements));
+}
+
+}  // namespace panels
 
 int App::block_scale_strip(const TensorSteps& st, float height) {
   const BlockSteps& b = st.blocks;

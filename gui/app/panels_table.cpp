@@ -1,5 +1,7 @@
 // Tensor browser (sortable, filterable, severity-coloured table) and the selected tensor's
 // details with the live what-if readout.
+// Size: ~630 lines: the table's column model, its two header rows and its cells belong together
+// (the block-format cells live in panels_blocks.cpp).
 #include <imgui.h>
 #include <imgui_internal.h>
 #include <imgui_stdlib.h>
@@ -9,6 +11,7 @@
 #include <cstdio>
 
 #include "app.h"
+#include "panels_common.h"
 
 namespace fpscope::gui {
 
@@ -81,63 +84,9 @@ bool group_start(const std::vector<ColDesc>& c, size_t i) {
   return c[i].group() >= 0 && (i == 0 || c[i - 1].group() != c[i].group());
 }
 
-std::string pct(double f) {
-  if (!(f > 0)) return "0";
-  char b[32];
-  if (f < 1e-4) return "<.01%";
-  std::snprintf(b, sizeof b, f < 0.1 ? "%.2f%%" : "%.1f%%", f * 100.0);
-  return b;
-}
-
 void cell_bg(analysis::Severity s) {
   if (s != analysis::Severity::None)
     ImGui::TableSetBgColor(ImGuiTableBgTarget_CellBg, pack(severity_color(s)));
-}
-
-// A block-format cell: the run's loss (coloured with the block_loss finding's thresholds) or
-// SQNR; "-" where the tensor has no measurement in that format.
-void block_cell(const BlockColumns& blocks, const analysis::TensorRisk& r, Col col, int f,
-                const analysis::FindingOptions& opt) {
-  const BlockCell* b = blocks.cell(r.tensor, f);
-  if (!b) {
-    ImGui::TextDisabled("-");
-    if (ImGui::IsItemHovered())
-      ImGui::SetTooltip("%s: not measured on this tensor", block_format_label(f).c_str());
-    return;
-  }
-  const BlockFormatCounts& c = b->counts;
-  if (col == Col::BlockLoss) {
-    const double v = block_loss(c);
-    cell_bg(block_loss_severity(v, opt));
-    if (v == 0.0) {
-      ImGui::TextDisabled("0");
-    } else {
-      ImGui::TextUnformatted(pct(v).c_str());
-    }
-    if (ImGui::IsItemHovered())
-      ImGui::SetTooltip(
-          "%s: %llu flushed + %llu saturated of %llu elements (%.6g)\n%llu blocks, %llu all "
-          "zero, %llu NaN/Inf; scale underflow %llu, overflow %llu",
-          block_format_label(f).c_str(), static_cast<unsigned long long>(c.flushed),
-          static_cast<unsigned long long>(c.saturated), static_cast<unsigned long long>(c.elements),
-          v, static_cast<unsigned long long>(c.blocks),
-          static_cast<unsigned long long>(c.zero_blocks),
-          static_cast<unsigned long long>(c.nan_scale),
-          static_cast<unsigned long long>(c.scale_underflow),
-          static_cast<unsigned long long>(c.scale_overflow));
-    return;
-  }
-  const SqnrShown q = shown_sqnr(block_sqnr(c), 0.0);  // block casts saturate: always defined
-  const std::string s = sqnr_text(q);
-  if (q.kind == SqnrKind::NoSignal) {
-    ImGui::TextDisabled("%s", s.c_str());
-  } else {
-    ImGui::TextUnformatted(s.c_str());
-  }
-  if (ImGui::IsItemHovered())
-    ImGui::SetTooltip("%s: SQNR %s%s over %llu elements", block_format_label(f).c_str(), s.c_str(),
-                      q.kind == SqnrKind::Value ? " dB" : "",
-                      static_cast<unsigned long long>(c.elements));
 }
 
 }  // namespace
@@ -163,7 +112,12 @@ void App::table_panel(ImVec2 size) {
   // A trace with block columns has another column count: a table of its own (ImGui keeps the
   // widths, order and sort per table id).
   std::string table_id = "tensor_table";
-  for (int f : p->blocks.formats) table_id += "_" + std::to_string(f);
+  std::string block_names;  // for the tests (facts): the block-format column groups
+  for (int f : p->blocks.formats) {
+    table_id += "_" + std::to_string(f);
+    block_names += (block_names.empty() ? "" : ", ") + block_format_label(f);
+  }
+  fact("table_block_formats", block_names);
   const ImGuiTableFlags flags = ImGuiTableFlags_Sortable | ImGuiTableFlags_SortMulti |
                                 ImGuiTableFlags_ScrollX | ImGuiTableFlags_ScrollY |
                                 ImGuiTableFlags_BordersInnerH | ImGuiTableFlags_BordersInnerV |
@@ -329,7 +283,7 @@ void App::table_panel(ImVec2 size) {
               break;
             case Col::BlockLoss:
             case Col::BlockSqnr:
-              block_cell(p->blocks, r, d.col, d.block, p->analysis.options.findings);
+              panels::block_table_cell(p->blocks, r, d.col, d.block, p->analysis.options.findings);
               if (d.col == Col::BlockLoss)
                 cell_rect("cell:" + r.id + ":" + block_format_label(d.block) + ".loss");
               break;
@@ -360,7 +314,8 @@ void App::table_panel(ImVec2 size) {
                 if (ImGui::IsItemHovered()) {
                   if (q.kind == SqnrKind::Undefined) {
                     ImGui::SetTooltip("%s: %s (%s of the elements overflow)", spec(f.format).name,
-                                      kSqnrUndefinedHelp, pct(f.overflow_frac).c_str());
+                                      kSqnrUndefinedHelp,
+                                      panels::table_pct(f.overflow_frac).c_str());
                   } else {
                     ImGui::SetTooltip("%s: SQNR %s dB (nominal %.1f dB)%s%s", spec(f.format).name,
                                       s.c_str(), analysis::nominal_sqnr_db(f.format),
@@ -375,7 +330,7 @@ void App::table_panel(ImVec2 size) {
               if (v == 0.0) {
                 ImGui::TextDisabled("0");
               } else {
-                ImGui::TextUnformatted(pct(v).c_str());
+                ImGui::TextUnformatted(panels::table_pct(v).c_str());
               }
               if (ImGui::IsItemHovered()) {
                 const uint64_t n = d.col == Col::Overflow    ? f.overflow
@@ -490,9 +445,10 @@ void App::detail_panel(ImVec2 size) {
       const auto i = static_cast<size_t>(di);
       const double ovf = ds.overflow_frac[static_cast<size_t>(t)][i];
       ImGui::TableSetColumnIndex(1);
-      ImGui::TextUnformatted(pct(ovf).c_str());
+      ImGui::TextUnformatted(panels::table_pct(ovf).c_str());
       ImGui::TableSetColumnIndex(2);
-      ImGui::TextUnformatted(pct(ds.underflow_frac[static_cast<size_t>(t)][i]).c_str());
+      ImGui::TextUnformatted(
+          panels::table_pct(ds.underflow_frac[static_cast<size_t>(t)][i]).c_str());
       ImGui::TableSetColumnIndex(3);
       const SqnrShown q = shown_sqnr(ds.sqnr_db[static_cast<size_t>(t)][i], ovf);
       if (q.kind == SqnrKind::Undefined) {
@@ -620,12 +576,12 @@ void App::whatif_controls(const TensorData* td, int64_t si, uint64_t step) {
       char b[96];
       if (lo == hi) {
         std::snprintf(b, sizeof b, "%s  (%llu)",
-                      pct(n > 0 ? static_cast<double>(lo) / n : 0).c_str(),
+                      panels::table_pct(n > 0 ? static_cast<double>(lo) / n : 0).c_str(),
                       static_cast<unsigned long long>(lo));
       } else {
         std::snprintf(b, sizeof b, "%s..%s  (%llu..%llu)",
-                      pct(n > 0 ? static_cast<double>(lo) / n : 0).c_str(),
-                      pct(n > 0 ? static_cast<double>(hi) / n : 0).c_str(),
+                      panels::table_pct(n > 0 ? static_cast<double>(lo) / n : 0).c_str(),
+                      panels::table_pct(n > 0 ? static_cast<double>(hi) / n : 0).c_str(),
                       static_cast<unsigned long long>(lo), static_cast<unsigned long long>(hi));
       }
       return std::string(b);
@@ -665,11 +621,12 @@ void App::whatif_controls(const TensorData* td, int64_t si, uint64_t step) {
     if (ImGui::IsItemHovered() && ws->seed_steps > 0)
       ImGui::SetTooltip("%llu seed step(s) not replayed: no amax in the history yet",
                         static_cast<unsigned long long>(ws->seed_steps));
-    ImGui::TextColored(grey, "ovf %s..%s  unf %s..%s of elements",
-                       pct(n > 0 ? static_cast<double>(ws->total.overflow_lo) / n : 0).c_str(),
-                       pct(n > 0 ? static_cast<double>(ws->total.overflow_hi) / n : 0).c_str(),
-                       pct(n > 0 ? static_cast<double>(ws->total.underflow_lo) / n : 0).c_str(),
-                       pct(n > 0 ? static_cast<double>(ws->total.underflow_hi) / n : 0).c_str());
+    ImGui::TextColored(
+        grey, "ovf %s..%s  unf %s..%s of elements",
+        panels::table_pct(n > 0 ? static_cast<double>(ws->total.overflow_lo) / n : 0).c_str(),
+        panels::table_pct(n > 0 ? static_cast<double>(ws->total.overflow_hi) / n : 0).c_str(),
+        panels::table_pct(n > 0 ? static_cast<double>(ws->total.underflow_lo) / n : 0).c_str(),
+        panels::table_pct(n > 0 ? static_cast<double>(ws->total.underflow_hi) / n : 0).c_str());
   } else {
     ImGui::TextDisabled("run: computing...");
   }
