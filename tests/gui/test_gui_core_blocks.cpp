@@ -200,6 +200,9 @@ TEST(BlockSteps, MergedPerStepWithScaleHistograms) {
   ASSERT_EQ(ts.size(), 3u);
   const BlockSteps& b = ts.blocks;
   EXPECT_EQ(b.mask, (1u << kMx8E4) | (1u << kMx6E2));
+  EXPECT_EQ(b.slots, 2);  // only the two measured formats are stored
+  EXPECT_EQ(b.counts.size(), 3u * 2u);
+  EXPECT_EQ(b.hist_off.size(), 3u * 2u + 1u);
   EXPECT_TRUE(b.measured(0, kMx8E4));
   EXPECT_FALSE(b.measured(0, kMx6E2));
   EXPECT_FALSE(b.measured(1, kMx8E4));  // step 6: no block section

@@ -74,14 +74,14 @@ Rgb block_format_color(int f) {
 }
 
 std::span<const uint8_t> BlockSteps::scale_bins(size_t i, int f) const {
-  const size_t k = i * kNumBlockFormats + static_cast<size_t>(f);
-  if (k + 1 >= hist_off.size()) return {};
+  if (!measured(i, f)) return {};
+  const size_t k = i * static_cast<size_t>(slots) + static_cast<size_t>(slot[f]);
   return {hist_bins.data() + hist_off[k], hist_off[k + 1] - hist_off[k]};
 }
 
 std::span<const uint64_t> BlockSteps::scale_counts(size_t i, int f) const {
-  const size_t k = i * kNumBlockFormats + static_cast<size_t>(f);
-  if (k + 1 >= hist_off.size()) return {};
+  if (!measured(i, f)) return {};
+  const size_t k = i * static_cast<size_t>(slots) + static_cast<size_t>(slot[f]);
   return {hist_counts.data() + hist_off[k], hist_off[k + 1] - hist_off[k]};
 }
 
@@ -89,12 +89,21 @@ BlockSteps build_block_steps(const trace::Trace& t, std::span<const uint32_t> se
                              std::span<const uint64_t> steps) {
   BlockSteps b;
   if (t.block_stats.empty() || steps.empty()) return b;
-  const size_t n = steps.size();
+  // First the formats this tensor was measured in (their slots), then the steps.
+  for (uint32_t obs : series)
+    if (const trace::BlockStatsRecord* r = t.blocks_of(obs)) b.mask |= r->mask & kAllBlockFormats;
+  if (b.mask == 0) return b;
+  for (int f = 0; f < kNumBlockFormats; ++f)
+    if (b.mask >> f & 1u) b.slot[f] = b.slots++;
+  const size_t n = steps.size(), slots = static_cast<size_t>(b.slots);
   b.step_mask.assign(n, 0);
-  b.counts.assign(n * kNumBlockFormats, BlockFormatCounts{});
-  b.hist_off.reserve(n * kNumBlockFormats + 1);
+  b.counts.assign(n * slots, BlockFormatCounts{});
+  b.hist_off.reserve(n * slots + 1);
   b.hist_off.push_back(0);
   std::array<uint64_t, kBlockScaleBins> dense[kNumBlockFormats] = {};
+  int lo[kNumBlockFormats], hi[kNumBlockFormats];  // touched bins of the current step
+  std::fill(lo, lo + kNumBlockFormats, kBlockScaleBins);
+  std::fill(hi, hi + kNumBlockFormats, -1);
   size_t k = 0;  // into series
   for (size_t i = 0; i < n; ++i) {
     for (; k < series.size() && series[k] < t.observations.size() &&
@@ -102,26 +111,31 @@ BlockSteps build_block_steps(const trace::Trace& t, std::span<const uint32_t> se
          ++k) {
       const trace::BlockStatsRecord* r = t.blocks_of(series[k]);
       if (!r) continue;
-      b.step_mask[i] |= r->mask;
+      b.step_mask[i] |= r->mask & kAllBlockFormats;
       for (int f = 0; f < kNumBlockFormats; ++f) {
         if (!(r->mask >> f & 1u)) continue;
-        b.counts[i * kNumBlockFormats + static_cast<size_t>(f)].add(r->fmt[f]);
-        for (const auto& [bin, c] : r->scale_hist[f]) dense[f][bin] += c;
+        b.counts[i * slots + static_cast<size_t>(b.slot[f])].add(r->fmt[f]);
+        for (const auto& [bin, c] : r->scale_hist[f]) {
+          dense[f][bin] += c;
+          lo[f] = std::min<int>(lo[f], bin);
+          hi[f] = std::max<int>(hi[f], bin);
+        }
       }
     }
-    b.mask |= b.step_mask[i];
     for (int f = 0; f < kNumBlockFormats; ++f) {
-      for (int bin = 0; bin < kBlockScaleBins; ++bin) {
+      if (b.slot[f] < 0) continue;
+      for (int bin = lo[f]; bin <= hi[f]; ++bin) {
         uint64_t& c = dense[f][static_cast<size_t>(bin)];
         if (c == 0) continue;
         b.hist_bins.push_back(static_cast<uint8_t>(bin));
         b.hist_counts.push_back(c);
         c = 0;
       }
+      lo[f] = kBlockScaleBins;
+      hi[f] = -1;
       b.hist_off.push_back(static_cast<uint32_t>(b.hist_bins.size()));
     }
   }
-  if (b.mask == 0) return BlockSteps{};
   return b;
 }
 

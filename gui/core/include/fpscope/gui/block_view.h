@@ -59,18 +59,26 @@ Rgb block_format_color(int f);
 struct BlockSteps {
   uint32_t mask = 0;                // formats measured at some step (bit f)
   std::vector<uint32_t> step_mask;  // per step: formats measured at that step
-  // Per step and format (index i * kNumBlockFormats + f): the counts summed over the step's
-  // observations that measured f, and the sparse scale histogram (bins ascending).
+  // Only the formats of `mask` are stored, each in its slot (slot[f], -1 for the others), so a
+  // tensor measured in one format costs one entry per step. Per step and slot (index
+  // i * slots + slot[f]): the counts summed over the step's observations that measured f, and
+  // the sparse scale histogram (bins ascending).
+  int slots = 0;
+  int slot[kNumBlockFormats] = {-1, -1, -1, -1, -1, -1};
   std::vector<BlockFormatCounts> counts;
-  std::vector<uint32_t> hist_off;  // steps * kNumBlockFormats + 1 offsets into bins/counts
+  std::vector<uint32_t> hist_off;  // steps * slots + 1 offsets into hist_bins / hist_counts
   std::vector<uint8_t> hist_bins;  // FP32 biased exponent of the scale (stats.h kBlockScaleBins)
   std::vector<uint64_t> hist_counts;
 
   bool empty() const { return mask == 0; }
-  bool measured(size_t i, int f) const { return i < step_mask.size() && (step_mask[i] >> f & 1u); }
-  const BlockFormatCounts& at(size_t i, int f) const {
-    return counts[i * kNumBlockFormats + static_cast<size_t>(f)];
+  bool measured(size_t i, int f) const {
+    return f >= 0 && f < kNumBlockFormats && i < step_mask.size() && (step_mask[i] >> f & 1u);
   }
+  // measured(i, f) must hold.
+  const BlockFormatCounts& at(size_t i, int f) const {
+    return counts[i * static_cast<size_t>(slots) + static_cast<size_t>(slot[f])];
+  }
+  // Empty unless measured(i, f).
   std::span<const uint8_t> scale_bins(size_t i, int f) const;
   std::span<const uint64_t> scale_counts(size_t i, int f) const;
 };
