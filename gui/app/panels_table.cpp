@@ -145,8 +145,11 @@ void App::table_panel(ImVec2 size) {
         cf |= ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_PreferSortDescending;
       if (cols[i].col >= Col::Amax) cf |= ImGuiTableColumnFlags_PreferSortDescending;
       if (i == 1) cf |= ImGuiTableColumnFlags_NoHide;
-      const float w = std::max(i == 1 ? tensor_col_w_ : cols[i].width,
-                               ImGui::CalcTextSize(cols[i].name).x + arrow);
+      float w = std::max(i == 1 ? tensor_col_w_ : cols[i].width,
+                         ImGui::CalcTextSize(cols[i].name).x + arrow);
+      // A block format's name ("MXFP8 E4M3") sits in its group's first cell: room for it.
+      if (cols[i].block >= 0 && group_start(cols, i))
+        w = std::max(w, ImGui::CalcTextSize(block_format_label(cols[i].block).c_str()).x + 2.0f);
       ImGui::TableSetupColumn(cols[i].name, cf, w, static_cast<ImGuiID>(i));
     }
     // Row 1: the format groups, each name in its format colour over its columns (four per cast
