@@ -1,6 +1,6 @@
 // Tensor browser (sortable, filterable, severity-coloured table) and the selected tensor's
 // details with the live what-if readout.
-// Size: ~630 lines: the table's column model, its two header rows and its cells belong together
+// Size: ~640 lines: the table's column model, its two header rows and its cells belong together
 // (the block-format cells live in panels_blocks.cpp).
 #include <imgui.h>
 #include <imgui_internal.h>
