@@ -310,7 +310,7 @@ void App::frame(float w, float h) {
   poll();
   if (!(wcfg_ == wcfg_requested_) && tdata_.current()) request_whatif();
   if (rows_dirty_ && primary()) {
-    rows_ = filter_sort(primary()->analysis.risks, filter_, sort_);
+    rows_ = filter_sort(primary()->analysis.risks, filter_, sort_, &primary()->blocks);
     rows_dirty_ = false;
   }
   keyboard();

@@ -104,6 +104,10 @@ class App {
   void whatif_controls(const TensorData* td, int64_t si, uint64_t step);
   void timeline_panel(ImVec2 size);
   void heatmap_panel(ImVec2 size);
+  // The heatmap's strip for block-scaled formats (panels_blocks.cpp): the chosen format's
+  // block-scale distribution at the current step and how much of the tensor's range one block
+  // covers. Returns the format shown (-1: the tensor has no block statistics).
+  int block_scale_strip(const TensorSteps& st, float height);
   void drift_panel(ImVec2 size);
   void weights_panel(ImVec2 size);
   void weights_table(const std::vector<analysis::WeightLoss>& ws, ImVec2 size);
@@ -202,6 +206,7 @@ class App {
   double ls_lo_ = 0, ls_hi_ = 1;
   uint64_t drift_cache_gen_ = 0;  // tdata_ generation: [series * kNumTargets + format]
   std::vector<std::vector<double>> drift_x_, drift_y_;
+  BlockSeries drift_block_[kNumBlockFormats];  // the primary's selected tensor (block_series)
   const Run* w_cache_run_ = nullptr;
   const analysis::WeightLoss* w_cache_for_ = nullptr;
   std::vector<double> w_x_;
@@ -210,6 +215,8 @@ class App {
 
   // drift / weights
   bool drift_fmt_[kNumTargets] = {true, true, true, true};
+  bool drift_block_on_[kNumBlockFormats] = {true, true, true, true, true, true};
+  int block_fmt_ = -1;  // the histogram panel's block format (kBlockFormats index; -1: first)
   int weight_sel_ = 0;  // index into the primary's analysis.weights
   const Run* weight_order_for_ = nullptr;
   std::vector<size_t> weight_order_;  // weight_order(): by lost mass

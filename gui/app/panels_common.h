@@ -55,6 +55,21 @@ inline std::string pct(double f) {
   return b;
 }
 
+// The tensor table's fractions: "0", "<.01%", "3.25%", "12.5%".
+inline std::string table_pct(double f) {
+  if (!(f > 0)) return "0";
+  char b[32];
+  if (f < 1e-4) return "<.01%";
+  std::snprintf(b, sizeof b, f < 0.1 ? "%.2f%%" : "%.1f%%", f * 100.0);
+  return b;
+}
+
+// One block-format cell of the tensor table (panels_blocks.cpp): the run's loss of tensor r in
+// kBlockFormats[f] (col BlockLoss, coloured with the block_loss finding's thresholds) or its
+// SQNR (BlockSqnr); "-" where the tensor has no measurement in that format.
+void block_table_cell(const BlockColumns& blocks, const analysis::TensorRisk& r, Col col, int f,
+                      const analysis::FindingOptions& opt);
+
 // "65504", "448", "3.39e+38", "2^-14": how a format threshold is written on the heatmap.
 inline std::string threshold_text(double v) {
   int e = 0;

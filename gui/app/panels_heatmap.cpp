@@ -1,8 +1,11 @@
 // The exponent heatmap of the selected tensor: per-step log2 magnitude histogram, format bands,
-// amax line and the what-if scale.
+// amax line and the what-if scale; with block statistics (format 1.3) a bracket at the current
+// step for the octaves one block covers below amax, and the block-scale strip under the plot
+// (panels_blocks.cpp).
 #include <GL/gl.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -139,7 +142,13 @@ void App::heatmap_panel(ImVec2 size) {
   const int row_hi =
       std::clamp(static_cast<int>(std::ceil(coord_bin(heat_y1_))) - 1, row_lo, kHistBins - 1);
   const ImVec2 avail = ImGui::GetContentRegionAvail();
-  const Plot pl = begin_plot("##heat", avail, &xview_, heat_y0_, heat_y1_, YFmt::Pow2, po);
+  // Block formats: the strip under the plot (at most a third of the panel).
+  const float strip_h =
+      st.blocks.empty() ? 0.0f : std::min(std::floor(fh * 7.0f), std::floor(avail.y / 3.0f));
+  const Plot pl = begin_plot(
+      "##heat",
+      ImVec2(avail.x, strip_h > 0 ? avail.y - strip_h - ImGui::GetStyle().ItemSpacing.y : avail.y),
+      &xview_, heat_y0_, heat_y1_, YFmt::Pow2, po);
   if (pl.hovered && ImGui::GetIO().KeyCtrl && ImGui::GetIO().MouseWheel != 0.0f) {
     const double at = pl.y_at(pl.mouse.y), f = std::pow(0.85, ImGui::GetIO().MouseWheel);
     heat_y0_ = std::max(kOctaveMin, at - (at - heat_y0_) * f);
@@ -215,6 +224,23 @@ void App::heatmap_panel(ImVec2 size) {
     }
   }
   vline(pl, static_cast<double>(cur_step()), kCurStep, 1.5f);
+  if (!st.blocks.empty() && (block_fmt_ < 0 || !(st.blocks.mask >> block_fmt_ & 1u)))
+    block_fmt_ = std::countr_zero(st.blocks.mask);  // the first measured format
+  // One block of the strip's format at the current step: a bracket from amax down by the
+  // element format's range (what one shared scale can hold below the block's largest |x|).
+  if (!st.blocks.empty() && block_fmt_ >= 0 && cur_i < st.size() && st.amax[cur_i] > 0 &&
+      st.index_of(cur_step()) >= 0 && st.blocks.measured(cur_i, block_fmt_)) {
+    const double top = octave_coord(st.amax[cur_i]);
+    const double bot = top - block_range_octaves(block_fmt_);
+    const float bx = pl.px(static_cast<double>(cur_step())) + 7.0f;
+    const ImU32 c = col32(block_format_color(block_fmt_));
+    dl->AddLine(ImVec2(bx, pl.py(top)), ImVec2(bx, pl.py(bot)), c, 2.0f);
+    dl->AddLine(ImVec2(bx - 4, pl.py(top)), ImVec2(bx + 4, pl.py(top)), c, 2.0f);
+    dl->AddLine(ImVec2(bx - 4, pl.py(bot)), ImVec2(bx + 4, pl.py(bot)), c, 2.0f);
+    dl->AddText(ImVec2(bx + 6, pl.py(bot) - fh), c, "1 block");
+    regions_["block_bracket"] =
+        ImVec4(bx - 4, pl.py(top), 8, std::max(1.0f, pl.py(bot) - pl.py(top)));
+  }
   end_plot(pl);
 
   // Right-margin labels, spread so that none overlaps, each joined to its line; thresholds off
@@ -270,6 +296,7 @@ void App::heatmap_panel(ImVec2 size) {
     const int64_t i = nearest(primary()->timeline_steps, clicked);
     if (i >= 0) set_step_index(i);
   }
+  if (strip_h > 0) block_scale_strip(st, strip_h);
   ImGui::EndChild();
   region("heatmap");
   regions_["heatmap_plot"] = ImVec4(pl.r.Min.x, pl.r.Min.y, pl.r.GetWidth(), pl.r.GetHeight());

@@ -1,5 +1,7 @@
 // Tensor browser (sortable, filterable, severity-coloured table) and the selected tensor's
 // details with the live what-if readout.
+// Size: ~640 lines: the table's column model, its two header rows and its cells belong together
+// (the block-format cells live in panels_blocks.cpp).
 #include <imgui.h>
 #include <imgui_internal.h>
 #include <imgui_stdlib.h>
@@ -9,6 +11,7 @@
 #include <cstdio>
 
 #include "app.h"
+#include "panels_common.h"
 
 namespace fpscope::gui {
 
@@ -20,12 +23,15 @@ struct ColDesc {
   int target;   // kTargets index of a per-format column, -1 otherwise
   float width;  // minimum content width; widened to fit the header
   const char* help;
+  int block = -1;  // kBlockFormats index of a block-format column, -1 otherwise
+  // The format group a column belongs to (-1: none): targets first, then block formats.
+  int group() const { return target >= 0 ? target : (block >= 0 ? kNumTargets + block : -1); }
 };
 
 // FP16 first: it is the format most runs are asked about; then BF16, E4M3, E5M2.
 constexpr Format kOrder[kNumTargets] = {Format::FP16, Format::BF16, Format::E4M3, Format::E5M2};
 
-const std::vector<ColDesc>& columns() {
+const std::vector<ColDesc>& base_columns() {
   static const std::vector<ColDesc> c = [] {
     std::vector<ColDesc> v = {
         {"Sev", Col::Severity, -1, 58, "worst problem the analysis found (sortable by its score)"},
@@ -53,18 +59,29 @@ const std::vector<ColDesc>& columns() {
   return c;
 }
 
-// First column of each format group (the group label row draws the format name there).
-bool group_start(size_t i) {
-  const auto& c = columns();
-  return c[i].target >= 0 && (i == 0 || c[i - 1].target != c[i].target);
+// The columns of a run: the base columns, then a loss and an SQNR column per block format the
+// trace measured (none when it has no block statistics). Rebuilt only when the formats change.
+const std::vector<ColDesc>& columns(const std::vector<int>& block_formats) {
+  static std::vector<int> for_formats{-1};
+  static std::vector<ColDesc> v;
+  if (for_formats != block_formats) {
+    for_formats = block_formats;
+    v = base_columns();
+    for (int f : block_formats) {
+      v.push_back({"loss", Col::BlockLoss, -1, 44,
+                   "loss: fraction of the elements that the block-scaled cast flushes to zero or "
+                   "saturates, over the run",
+                   f});
+      v.push_back({"SQNR", Col::BlockSqnr, -1, 40,
+                   "SQNR of the block-scaled cast over the run, dB (higher is better)", f});
+    }
+  }
+  return v;
 }
 
-std::string pct(double f) {
-  if (!(f > 0)) return "0";
-  char b[32];
-  if (f < 1e-4) return "<.01%";
-  std::snprintf(b, sizeof b, f < 0.1 ? "%.2f%%" : "%.1f%%", f * 100.0);
-  return b;
+// First column of each format group (the group label row draws the format name there).
+bool group_start(const std::vector<ColDesc>& c, size_t i) {
+  return c[i].group() >= 0 && (i == 0 || c[i - 1].group() != c[i].group());
 }
 
 void cell_bg(analysis::Severity s) {
@@ -91,7 +108,16 @@ void App::table_panel(ImVec2 size) {
   }
   ImGui::NewLine();
 
-  const auto& cols = columns();
+  const auto& cols = columns(p->blocks.formats);
+  // A trace with block columns has another column count: a table of its own (ImGui keeps the
+  // widths, order and sort per table id).
+  std::string table_id = "tensor_table";
+  std::string block_names;  // for the tests (facts): the block-format column groups
+  for (int f : p->blocks.formats) {
+    table_id += "_" + std::to_string(f);
+    block_names += (block_names.empty() ? "" : ", ") + block_format_label(f);
+  }
+  fact("table_block_formats", block_names);
   const ImGuiTableFlags flags = ImGuiTableFlags_Sortable | ImGuiTableFlags_SortMulti |
                                 ImGuiTableFlags_ScrollX | ImGuiTableFlags_ScrollY |
                                 ImGuiTableFlags_BordersInnerH | ImGuiTableFlags_BordersInnerV |
@@ -111,7 +137,7 @@ void App::table_panel(ImVec2 size) {
     }
     tensor_col_w_ = std::clamp(tensor_col_w_, 150.0f, 300.0f);
   }
-  if (ImGui::BeginTable("tensor_table", static_cast<int>(cols.size()), flags)) {
+  if (ImGui::BeginTable(table_id.c_str(), static_cast<int>(cols.size()), flags)) {
     ImGui::TableSetupScrollFreeze(2, 2);
     for (size_t i = 0; i < cols.size(); ++i) {
       ImGuiTableColumnFlags cf = ImGuiTableColumnFlags_WidthFixed;
@@ -119,25 +145,45 @@ void App::table_panel(ImVec2 size) {
         cf |= ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_PreferSortDescending;
       if (cols[i].col >= Col::Amax) cf |= ImGuiTableColumnFlags_PreferSortDescending;
       if (i == 1) cf |= ImGuiTableColumnFlags_NoHide;
-      const float w = std::max(i == 1 ? tensor_col_w_ : cols[i].width,
-                               ImGui::CalcTextSize(cols[i].name).x + arrow);
+      float w = std::max(i == 1 ? tensor_col_w_ : cols[i].width,
+                         ImGui::CalcTextSize(cols[i].name).x + arrow);
+      // A block format's name ("MXFP8 E4M3") sits in its group's first cell: room for it.
+      if (cols[i].block >= 0 && group_start(cols, i))
+        w = std::max(w, ImGui::CalcTextSize(block_format_label(cols[i].block).c_str()).x + 2.0f);
       ImGui::TableSetupColumn(cols[i].name, cf, w, static_cast<ImGuiID>(i));
     }
-    // Row 1: the format groups, each name in its format colour over its four columns, with a
-    // rule in that colour under them. Row 2: the sortable column titles with tooltips.
+    // Row 1: the format groups, each name in its format colour over its columns (four per cast
+    // target, two per block format), with a rule in that colour under them. Row 2: the sortable
+    // column titles with tooltips.
     ImGui::TableNextRow(ImGuiTableRowFlags_Headers);
     for (int i = 0; i < static_cast<int>(cols.size()); ++i) {
       const auto& d = cols[static_cast<size_t>(i)];
-      if (d.target < 0 || !ImGui::TableSetColumnIndex(i)) continue;
-      const Format f = kTargets[d.target];
-      const ImU32 fc = col32(format_color(f));
-      if (group_start(static_cast<size_t>(i))) {
+      if (d.group() < 0 || !ImGui::TableSetColumnIndex(i)) continue;
+      const ImU32 fc = d.block >= 0 ? col32(block_format_color(d.block))
+                                    : col32(format_color(kTargets[d.target]));
+      if (group_start(cols, static_cast<size_t>(i))) {
         ImGui::PushStyleColor(ImGuiCol_Text, fc);
-        ImGui::TextUnformatted(spec(f).name);
+        if (d.block >= 0) {
+          const std::string name = block_format_label(d.block);
+          ImGui::TextUnformatted(name.c_str());
+          const FormatSpec& bs = *kBlockFormats[d.block];
+          if (ImGui::IsItemHovered())
+            ImGui::SetTooltip(
+                "%s (%s elements, blocks of %d, %s scale): what a block-scaled cast would lose\n"
+                "(flushed + saturated elements) and its SQNR; recorded by the probe (format 1.3)",
+                name.c_str(), bs.name, bs.block_size, bs.block_scale->name);
+          regions_["block_group:" + name] =
+              ImVec4(ImGui::GetItemRectMin().x, ImGui::GetItemRectMin().y,
+                     ImGui::GetItemRectSize().x, ImGui::GetItemRectSize().y);
+        } else {
+          const Format f = kTargets[d.target];
+          ImGui::TextUnformatted(spec(f).name);
+          if (ImGui::IsItemHovered())
+            ImGui::SetTooltip(
+                "%s: overflow, underflow, subnormal fractions and SQNR of a cast to %s",
+                spec(f).name, spec(f).name);
+        }
         ImGui::PopStyleColor();
-        if (ImGui::IsItemHovered())
-          ImGui::SetTooltip("%s: overflow, underflow, subnormal fractions and SQNR of a cast to %s",
-                            spec(f).name, spec(f).name);
       } else {
         ImGui::Dummy(ImVec2(1, ImGui::GetTextLineHeight()));
       }
@@ -155,7 +201,9 @@ void App::table_panel(ImVec2 size) {
       ImGui::TableHeader(d.name);
       header_bottom = std::max(header_bottom, ImGui::GetItemRectMax().y + st.CellPadding.y);
       if (ImGui::IsItemHovered()) {
-        if (d.target >= 0) {
+        if (d.block >= 0) {
+          ImGui::SetTooltip("%s %s\n%s", block_format_label(d.block).c_str(), d.name, d.help);
+        } else if (d.target >= 0) {
           ImGui::SetTooltip("%s %s\n%s", spec(kTargets[d.target]).name, d.name, d.help);
         } else {
           ImGui::SetTooltip("%s", d.help);
@@ -167,8 +215,8 @@ void App::table_panel(ImVec2 size) {
       for (int i = 0; i < ss->SpecsCount; ++i) {
         const auto& s = ss->Specs[i];
         const auto& d = cols[static_cast<size_t>(s.ColumnUserID)];
-        sort_.push_back(
-            {d.col, std::max(0, d.target), s.SortDirection == ImGuiSortDirection_Descending});
+        sort_.push_back({d.col, d.block >= 0 ? d.block : std::max(0, d.target),
+                         s.SortDirection == ImGuiSortDirection_Descending});
       }
       ss->SpecsDirty = false;
       rows_dirty_ = true;
@@ -236,6 +284,12 @@ void App::table_panel(ImVec2 size) {
             case Col::Amax:
               ImGui::Text("%.4g", static_cast<double>(r.amax));
               break;
+            case Col::BlockLoss:
+            case Col::BlockSqnr:
+              panels::block_table_cell(p->blocks, r, d.col, d.block, p->analysis.options.findings);
+              if (d.col == Col::BlockLoss)
+                cell_rect("cell:" + r.id + ":" + block_format_label(d.block) + ".loss");
+              break;
             case Col::NonFinite: {
               const uint64_t nf = r.nan + r.pos_inf + r.neg_inf;
               if (nf > 0) cell_bg(analysis::Severity::Critical);
@@ -263,7 +317,8 @@ void App::table_panel(ImVec2 size) {
                 if (ImGui::IsItemHovered()) {
                   if (q.kind == SqnrKind::Undefined) {
                     ImGui::SetTooltip("%s: %s (%s of the elements overflow)", spec(f.format).name,
-                                      kSqnrUndefinedHelp, pct(f.overflow_frac).c_str());
+                                      kSqnrUndefinedHelp,
+                                      panels::table_pct(f.overflow_frac).c_str());
                   } else {
                     ImGui::SetTooltip("%s: SQNR %s dB (nominal %.1f dB)%s%s", spec(f.format).name,
                                       s.c_str(), analysis::nominal_sqnr_db(f.format),
@@ -278,7 +333,7 @@ void App::table_panel(ImVec2 size) {
               if (v == 0.0) {
                 ImGui::TextDisabled("0");
               } else {
-                ImGui::TextUnformatted(pct(v).c_str());
+                ImGui::TextUnformatted(panels::table_pct(v).c_str());
               }
               if (ImGui::IsItemHovered()) {
                 const uint64_t n = d.col == Col::Overflow    ? f.overflow
@@ -393,9 +448,10 @@ void App::detail_panel(ImVec2 size) {
       const auto i = static_cast<size_t>(di);
       const double ovf = ds.overflow_frac[static_cast<size_t>(t)][i];
       ImGui::TableSetColumnIndex(1);
-      ImGui::TextUnformatted(pct(ovf).c_str());
+      ImGui::TextUnformatted(panels::table_pct(ovf).c_str());
       ImGui::TableSetColumnIndex(2);
-      ImGui::TextUnformatted(pct(ds.underflow_frac[static_cast<size_t>(t)][i]).c_str());
+      ImGui::TextUnformatted(
+          panels::table_pct(ds.underflow_frac[static_cast<size_t>(t)][i]).c_str());
       ImGui::TableSetColumnIndex(3);
       const SqnrShown q = shown_sqnr(ds.sqnr_db[static_cast<size_t>(t)][i], ovf);
       if (q.kind == SqnrKind::Undefined) {
@@ -523,12 +579,12 @@ void App::whatif_controls(const TensorData* td, int64_t si, uint64_t step) {
       char b[96];
       if (lo == hi) {
         std::snprintf(b, sizeof b, "%s  (%llu)",
-                      pct(n > 0 ? static_cast<double>(lo) / n : 0).c_str(),
+                      panels::table_pct(n > 0 ? static_cast<double>(lo) / n : 0).c_str(),
                       static_cast<unsigned long long>(lo));
       } else {
         std::snprintf(b, sizeof b, "%s..%s  (%llu..%llu)",
-                      pct(n > 0 ? static_cast<double>(lo) / n : 0).c_str(),
-                      pct(n > 0 ? static_cast<double>(hi) / n : 0).c_str(),
+                      panels::table_pct(n > 0 ? static_cast<double>(lo) / n : 0).c_str(),
+                      panels::table_pct(n > 0 ? static_cast<double>(hi) / n : 0).c_str(),
                       static_cast<unsigned long long>(lo), static_cast<unsigned long long>(hi));
       }
       return std::string(b);
@@ -568,11 +624,12 @@ void App::whatif_controls(const TensorData* td, int64_t si, uint64_t step) {
     if (ImGui::IsItemHovered() && ws->seed_steps > 0)
       ImGui::SetTooltip("%llu seed step(s) not replayed: no amax in the history yet",
                         static_cast<unsigned long long>(ws->seed_steps));
-    ImGui::TextColored(grey, "ovf %s..%s  unf %s..%s of elements",
-                       pct(n > 0 ? static_cast<double>(ws->total.overflow_lo) / n : 0).c_str(),
-                       pct(n > 0 ? static_cast<double>(ws->total.overflow_hi) / n : 0).c_str(),
-                       pct(n > 0 ? static_cast<double>(ws->total.underflow_lo) / n : 0).c_str(),
-                       pct(n > 0 ? static_cast<double>(ws->total.underflow_hi) / n : 0).c_str());
+    ImGui::TextColored(
+        grey, "ovf %s..%s  unf %s..%s of elements",
+        panels::table_pct(n > 0 ? static_cast<double>(ws->total.overflow_lo) / n : 0).c_str(),
+        panels::table_pct(n > 0 ? static_cast<double>(ws->total.overflow_hi) / n : 0).c_str(),
+        panels::table_pct(n > 0 ? static_cast<double>(ws->total.underflow_lo) / n : 0).c_str(),
+        panels::table_pct(n > 0 ? static_cast<double>(ws->total.underflow_hi) / n : 0).c_str());
   } else {
     ImGui::TextDisabled("run: computing...");
   }

@@ -28,8 +28,11 @@
 // whole, with updates of 1e-1 of the weights (nothing lost). By lost BF16 mass: encoder.big.weight,
 // w1, head.bias.
 //
+// --blocks MASK: the statistics pass also measures the block-scaled formats of bit f of MASK
+// (kBlockFormats[f]; 63: all six), so every observation carries a block section (format 1.3).
+//
 // Usage: fpscope_gui_gen_trace OUT.fpst [--steps S] [--layers L] [--elements E] [--rank R
-//          --world-size W [--fault-rank F] [--desync-rank D]] [--watch-extra 1]
+//          --world-size W [--fault-rank F] [--desync-rank D]] [--watch-extra 1] [--blocks MASK]
 //   records = steps * (3 * layers + 2) tensor observations (+ weight updates, loss scales).
 #include <algorithm>
 #include <cmath>
@@ -52,7 +55,8 @@ namespace {
 int usage() {
   std::fprintf(stderr,
                "usage: fpscope_gui_gen_trace OUT.fpst [--steps S] [--layers L] [--elements E] "
-               "[--rank R --world-size W [--fault-rank F] [--desync-rank D]] [--watch-extra 1]\n");
+               "[--rank R --world-size W [--fault-rank F] [--desync-rank D]] [--watch-extra 1] "
+               "[--blocks MASK]\n");
   return 2;
 }
 
@@ -82,6 +86,7 @@ int main(int argc, char** argv) {
   uint64_t elements = 4096;
   long rank = -1, world = -1, fault_rank = -1, desync_rank = -1;
   bool watch_extra = false;
+  uint32_t block_mask = 0;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) return usage();
@@ -94,6 +99,11 @@ int main(int argc, char** argv) {
     if (v <= 0) return usage();
     if (a == "--world-size") {
       world = v;
+      continue;
+    }
+    if (a == "--blocks") {
+      if (v > static_cast<long>(kAllBlockFormats)) return usage();
+      block_mask = static_cast<uint32_t>(v);
       continue;
     }
     if (a == "--watch-extra") {
@@ -193,6 +203,7 @@ int main(int argc, char** argv) {
   int clean = 0;
   uint64_t seq = 0, time_ns = 0;
   StatsOptions opt;
+  opt.block_formats = block_mask;
   for (int s = 0; s < steps; ++s) {
     const auto step = static_cast<uint64_t>(s);
     trace::StepMark mark;

@@ -65,7 +65,16 @@ TensorSteps build_tensor_steps(const trace::TraceModel& model, uint32_t tensor) 
   }
   if (!ts.steps.empty()) flush();
   ts.step_x.assign(ts.steps.begin(), ts.steps.end());
+  ts.blocks = build_block_steps(model.trace(), series, ts.steps);
   return ts;
+}
+
+BlockCoverage step_block_coverage(const TensorSteps& ts, size_t i, int f) {
+  BlockCoverage c;
+  c.block_octaves = block_range_octaves(f);
+  const bool has = i < ts.size() && !ts.step_bins(i).empty();
+  c.tensor_octaves = tensor_range_octaves(has ? ts.amax[i] : 0.0f, has ? ts.step_bins(i)[0] : -1);
+  return c;
 }
 
 double octave_coord(double v) {

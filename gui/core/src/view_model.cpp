@@ -27,6 +27,7 @@ std::shared_ptr<const Run> load_run(const std::string& path) {
     run->model = std::make_unique<trace::TraceModel>(*run->trace);
     const auto t1 = std::chrono::steady_clock::now();
     run->analysis = analysis::analyze(*run->model);
+    run->blocks = block_columns(*run->trace);
     const auto t2 = std::chrono::steady_clock::now();
     run->load_seconds = std::chrono::duration<double>(t1 - t0).count();
     run->analysis_seconds = std::chrono::duration<double>(t2 - t1).count();
@@ -177,7 +178,12 @@ int cmp_str(std::string_view a, std::string_view b) {
   return c < 0 ? -1 : (c > 0 ? 1 : 0);
 }
 
-double col_value(const analysis::TensorRisk& r, Col c, int t) {
+double col_value(const analysis::TensorRisk& r, Col c, int t, const BlockColumns* blocks) {
+  if (c == Col::BlockLoss || c == Col::BlockSqnr) {
+    const BlockCell* b = blocks ? blocks->cell(r.tensor, t) : nullptr;
+    if (!b) return std::numeric_limits<double>::quiet_NaN();
+    return c == Col::BlockLoss ? block_loss(b->counts) : block_sqnr(b->counts);  // NaN: no signal
+  }
   const auto& f = r.formats[static_cast<size_t>(std::clamp(t, 0, kNumTargets - 1))];
   switch (c) {
     case Col::Severity:
@@ -201,7 +207,8 @@ double col_value(const analysis::TensorRisk& r, Col c, int t) {
   }
 }
 
-int compare(const analysis::TensorRisk& a, const analysis::TensorRisk& b, const SortSpec& s) {
+int compare(const analysis::TensorRisk& a, const analysis::TensorRisk& b, const SortSpec& s,
+            const BlockColumns* blocks) {
   switch (s.col) {
     case Col::Id:
       return cmp_str(a.id, b.id);
@@ -212,7 +219,8 @@ int compare(const analysis::TensorRisk& a, const analysis::TensorRisk& b, const 
     case Col::Dtype:
       return cmp_str(spec(a.dtype).name, spec(b.dtype).name);
     default:
-      return cmp_double(col_value(a, s.col, s.target), col_value(b, s.col, s.target));
+      return cmp_double(col_value(a, s.col, s.target, blocks),
+                        col_value(b, s.col, s.target, blocks));
   }
 }
 
@@ -236,14 +244,15 @@ bool matches_filter(const analysis::TensorRisk& r, std::string_view filter) {
 }
 
 std::vector<uint32_t> filter_sort(const std::vector<analysis::TensorRisk>& rows,
-                                  std::string_view filter, const std::vector<SortSpec>& sort) {
+                                  std::string_view filter, const std::vector<SortSpec>& sort,
+                                  const BlockColumns* blocks) {
   std::vector<uint32_t> idx;
   idx.reserve(rows.size());
   for (uint32_t i = 0; i < rows.size(); ++i)
     if (matches_filter(rows[i], filter)) idx.push_back(i);
   std::stable_sort(idx.begin(), idx.end(), [&](uint32_t ia, uint32_t ib) {
     for (const auto& s : sort) {
-      int c = compare(rows[ia], rows[ib], s);
+      int c = compare(rows[ia], rows[ib], s, blocks);
       if (c == 2 || c == -2) return c == -2;  // NaN last, whatever the direction
       if (s.descending) c = -c;
       if (c != 0) return c < 0;

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "fpscope/gui/block_view.h"
 #include "fpscope/histogram.h"
 #include "fpscope/scaling.h"
 #include "fpscope/trace_model.h"
@@ -41,6 +42,7 @@ struct TensorSteps {
   std::vector<uint16_t> bins;       // sparse per-step histograms, bins ascending in each step
   std::vector<uint64_t> counts;
   int bin_lo = 0, bin_hi = -1;  // populated bin range over all steps (empty when hi < lo)
+  BlockSteps blocks;            // block-scaled formats per step (empty: the trace has none)
 
   size_t size() const { return steps.size(); }
   std::span<const uint16_t> step_bins(size_t i) const {
@@ -56,6 +58,11 @@ struct TensorSteps {
 };
 
 TensorSteps build_tensor_steps(const trace::TraceModel& model, uint32_t tensor);
+
+// Block coverage (block_view.h) of format f at step index i: one block's octaves against the
+// tensor's range at that step (its amax and lowest populated histogram bin); tensor_octaves NaN
+// when i is out of range or the step has no nonzero finite element.
+BlockCoverage step_block_coverage(const TensorSteps& ts, size_t i, int f);
 
 // Octave coordinates of the histogram's lowest and highest bin edges (-127 and 129).
 inline constexpr double kOctaveMin = hist_bin_octave(0);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fpscope/analysis/analysis.h"
+#include "fpscope/gui/block_view.h"
 #include "fpscope/trace_io.h"
 #include "fpscope/trace_model.h"
 
@@ -29,6 +30,7 @@ struct Run {
   std::unique_ptr<trace::Trace> trace;
   std::unique_ptr<trace::TraceModel> model;  // refers to *trace
   analysis::RunAnalysis analysis;
+  BlockColumns blocks;  // block-scaled formats per tensor (empty formats: the trace has none)
   // Steps the timeline walks through: steps with observations or loss-scale records, ascending.
   std::vector<uint64_t> timeline_steps;
   double load_seconds = 0.0;
@@ -78,10 +80,12 @@ enum class Col : int {
   Underflow,
   Subnormal,
   Sqnr,
+  BlockLoss,  // per block format (SortSpec::target: index into kBlockFormats), BlockColumns
+  BlockSqnr,
 };
 struct SortSpec {
   Col col = Col::Severity;
-  int target = 0;  // index into kTargets for the per-format columns
+  int target = 0;  // index into kTargets (kBlockFormats for the block columns)
   bool descending = true;
 };
 
@@ -91,9 +95,11 @@ struct SortSpec {
 bool matches_filter(const analysis::TensorRisk& r, std::string_view filter);
 // Indices into `rows` that pass the filter, ordered by the sort specs (first spec first; ties by
 // the analysis's own order, i.e. stable). SQNR sorts by shown_sqnr(); undefined and NaN SQNRs sort
-// after every number either way.
+// after every number either way. The block columns sort by block_loss / block_sqnr of `blocks`
+// (exact = +inf); a tensor without a measurement in that format sorts after every number too.
 std::vector<uint32_t> filter_sort(const std::vector<analysis::TensorRisk>& rows,
-                                  std::string_view filter, const std::vector<SortSpec>& sort);
+                                  std::string_view filter, const std::vector<SortSpec>& sort,
+                                  const BlockColumns* blocks = nullptr);
 
 // Severity of ONE metric of one format (overflow, underflow, subnormal or SQNR column), judged
 // by the analysis library's format_severity on a copy of the risk with the other metrics
