@@ -57,11 +57,26 @@ struct ReportBlocks {
   size_t left = 0;                   // rows not shown
 };
 
+// The what-if's format comparison (format_choice.h; traces with block statistics): per-tensor
+// E4M3 current and delayed, then the measured block formats (kBlockFormats order).
+struct ReportFormatChoices {
+  std::string note;                       // format_choice_note()
+  std::vector<int> columns;               // kFormatCandidates indices
+  std::vector<const FormatChoice*> rows;  // the most demanding recommendation first
+  size_t left = 0;
+};
+
 struct ReportWhatIf {
   std::string policy;  // "history 1024, margin 0, max"
   std::vector<const WhatIfTensor*> rows;
   size_t left = 0;
+  std::optional<ReportFormatChoices> choices;  // present when a.format_choices is not empty
 };
+
+// The sentence under the format comparison's heading that defines its numbers.
+std::string format_choice_note(const FindingOptions& opt);
+// "0% / ~27.1 dB" of one cell, "-" when not measured.
+std::string format_choice_cell(const FormatResult& r);
 
 struct ReportChangePoint {
   std::string tensor_id;
