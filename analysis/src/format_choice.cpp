@@ -247,7 +247,7 @@ std::string format_choice_clause(const FormatChoice& ch, const FindingOptions& o
                            format_sqnr_str(m));
   if (r == kCandidateBf16)
     return fmt::format(
-        "keep it in BF16: no compared format holds it (loss at most {}, SQNR within {:.0f} dB of "
+        "keep it in BF16 (no compared format holds it: loss at most {}, SQNR within {:.0f} dB of "
         "its nominal){}",
         fmt_pct(opt.format_hold_loss), opt.block_hold_sqnr_margin_db, mx8_note);
   const FormatResult& x = ch.result[r];

@@ -234,7 +234,7 @@ TEST(FormatChoice, Bf16WhenNothingHolds) {
   EXPECT_EQ(c.recommended, kCandidateBf16);
   const Finding* f = finding(a, FindingKind::Fp8Underflow, "nothing.holds");
   ASSERT_NE(f, nullptr);
-  EXPECT_NE(f->recommendation.find("keep it in BF16: no compared format holds it (loss at most "
+  EXPECT_NE(f->recommendation.find("keep it in BF16 (no compared format holds it: loss at most "
                                    "0.1%, SQNR within 10 dB of its nominal); MXFP8 E4M3 measured "
                                    "on it loses 2% (SQNR 30.0 dB)"),
             std::string::npos)

@@ -90,7 +90,7 @@ std::vector<FormatChoice> format_choices(const trace::TraceModel& model,
 std::string format_loss_str(const FormatResult& r);
 std::string format_sqnr_str(const FormatResult& r);
 // What the comparison says for one tensor, as a clause after "...: " ("use NVFP4: the cheapest
-// compared format that holds it (...)", "keep it in BF16: no compared format holds it (...)"),
+// compared format that holds it (...)", "keep it in BF16 (no compared format holds it: ...)"),
 // naming MXFP8 E4M3's measured loss when it was measured, else how to measure it.
 std::string format_choice_clause(const FormatChoice& ch, const FindingOptions& opt);
 // The choice of one tensor in `choices` (format_choices' result, tensor index order), or nullptr.
