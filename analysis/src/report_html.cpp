@@ -224,12 +224,13 @@ void weights(const detail::ReportModel& m, std::string& h) {
 void format_choices(const detail::ReportFormatChoices& s, std::string& h) {
   h += fmt::format(
       "<h4>Format comparison</h4>\n<p>{}</p>\n<div class=\"wide\"><table>\n<tr><th>"
-      "tensor</th>",
+      "tensor</th><th>covers</th>",
       html_text(s.note));
   for (int c : s.columns) h += fmt::format("<th>{}</th>", kFormatCandidates[c].display);
   h += "<th>recommended</th></tr>\n";
   for (const FormatChoice* ch : s.rows) {
-    h += fmt::format("<tr><td>{}</td>", html_text(ch->id));
+    h += fmt::format("<tr><td>{}</td><td>{}</td>", html_text(ch->id),
+                     html_text(detail::format_choice_covers(*ch)));
     for (int c : s.columns)
       h += fmt::format("<td>{}</td>", html_text(detail::format_choice_cell(ch->result[c])));
     h += fmt::format("<td>{}</td></tr>\n", kFormatCandidates[ch->recommended].display);

@@ -161,15 +161,15 @@ void weights(const detail::ReportModel& m, const std::string& dir, Plots* plots,
 }
 
 void format_choices(const detail::ReportFormatChoices& s, std::string& md) {
-  md += fmt::format("\n#### Format comparison\n\n{}\n\n| tensor |", md_text(s.note));
-  std::string rule = "|---|";
+  md += fmt::format("\n#### Format comparison\n\n{}\n\n| tensor | covers |", md_text(s.note));
+  std::string rule = "|---|---|";
   for (int c : s.columns) {
     md += fmt::format(" {} |", kFormatCandidates[c].display);
     rule += "--:|";
   }
   md += " recommended |\n" + rule + "---|\n";
   for (const FormatChoice* ch : s.rows) {
-    md += fmt::format("| {} |", md_text(ch->id));
+    md += fmt::format("| {} | {} |", md_text(ch->id), detail::format_choice_covers(*ch));
     for (int c : s.columns) md += fmt::format(" {} |", detail::format_choice_cell(ch->result[c]));
     md += fmt::format(" {} |\n", kFormatCandidates[ch->recommended].display);
   }

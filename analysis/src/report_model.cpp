@@ -86,7 +86,8 @@ std::string format_choice_note(const FindingOptions& opt) {
       "Per tensor, loss / SQNR of each format: loss = elements that flush or saturate. Block "
       "formats over the tensor's observations with block statistics, E4M3 current scaling over "
       "the same observations, E4M3 delayed scaling over those at steps the what-if replayed (its "
-      "seed steps have no delayed scale); \"~\": SQNR estimated from the exponent histogram; "
+      "seed steps have no delayed scale): \"covers\"; \"~\": SQNR estimated from the exponent "
+      "histogram; "
       "\"-\": not measured. Recommended: the cheapest format (bits per element with the scale: "
       "{}) whose loss is at most {} and whose SQNR is within {:.0f} dB of its nominal, else BF16. "
       "Definitions: docs/metrics.md \"Format comparison\".",
@@ -96,6 +97,20 @@ std::string format_choice_note(const FindingOptions& opt) {
 std::string format_choice_cell(const FormatResult& r) {
   if (!r.measured) return "-";
   return format_loss_str(r) + " / " + format_sqnr_str(r);
+}
+
+std::string format_choice_covers(const FormatChoice& ch) {
+  const auto steps = [](const FormatResult& r) {
+    return r.first_step == r.last_step ? fmt::format("step {}", r.first_step)
+                                       : fmt::format("steps {}..{}", r.first_step, r.last_step);
+  };
+  int cur = 0, del = 0;
+  for (int c = 0; c < kNumFormatCandidates; ++c)
+    if (kFormatCandidates[c].per_tensor_e4m3) (kFormatCandidates[c].delayed ? del : cur) = c;
+  const FormatResult& a = ch.result[cur];
+  const FormatResult& d = ch.result[del];
+  return fmt::format("{} obs, {}; delayed {}", a.observations, steps(a),
+                     d.measured ? steps(d) : "none");
 }
 
 namespace {

@@ -77,6 +77,9 @@ struct ReportWhatIf {
 std::string format_choice_note(const FindingOptions& opt);
 // "0% / ~27.1 dB" of one cell, "-" when not measured.
 std::string format_choice_cell(const FormatResult& r);
+// What a row's columns cover: "4 obs, steps 0..3; delayed 1..3" (E4M3 current's observations,
+// the same as the block formats'; E4M3 delayed's steps, or "delayed none").
+std::string format_choice_covers(const FormatChoice& ch);
 
 struct ReportChangePoint {
   std::string tensor_id;

@@ -333,12 +333,14 @@ TEST(FormatChoice, ReportAndSummaryJson) {
   const auto a = analyze(m);
   const std::string md = render_markdown(m, a, ReportOptions{}, "x_files", nullptr);
   EXPECT_NE(md.find("#### Format comparison"), std::string::npos) << md;
-  EXPECT_NE(md.find("| tensor | E4M3 current | E4M3 delayed | MXFP8 E4M3 | MXFP8 E5M2 | MXFP6 "
-                    "E3M2 | MXFP6 E2M3 | MXFP4 | NVFP4 | recommended |"),
-            std::string::npos)
+  EXPECT_NE(
+      md.find("| tensor | covers | E4M3 current | E4M3 delayed | MXFP8 E4M3 | MXFP8 E5M2 | MXFP6 "
+              "E3M2 | MXFP6 E2M3 | MXFP4 | NVFP4 | recommended |"),
+      std::string::npos)
       << md;
   // The more demanding recommendation first.
-  const size_t wide = md.find("| wide.range | 10% / ~"), all = md.find("| all.hold | 0% / ~");
+  const size_t wide = md.find("| wide.range | 2 obs, steps 0..1; delayed step 1 | 10% / ~");
+  const size_t all = md.find("| all.hold | 2 obs, steps 0..1; delayed step 1 | 0% / ~");
   ASSERT_NE(wide, std::string::npos) << md;
   ASSERT_NE(all, std::string::npos) << md;
   EXPECT_LT(wide, all);
