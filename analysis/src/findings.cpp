@@ -172,6 +172,7 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
   report(0.25);
   if (opt.run_whatif)
     a.whatif = fp8_whatif(model, opt.whatif, [&](double f) { report(0.25 + 0.45 * f); });
+  if (opt.run_whatif) a.format_choices = format_choices(model, a.whatif, opt.whatif, opt.findings);
   report(0.7);
   if (opt.run_drift)
     a.drift = run_drift(model, opt.drift, [&](double f) { report(0.7 + 0.25 * f); });
@@ -187,7 +188,7 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
   families::loss_scale_findings(a.loss_scale, fo, &a.findings);
   families::weight_findings(a.weights, fo, &a.findings);
   families::optimizer_state_findings(model.trace(), a.weights, fo, &a.findings);
-  families::whatif_findings(a.whatif, opt, &a.findings);
+  families::whatif_findings(a.whatif, a.format_choices, opt, &a.findings);
   families::block_findings(model, a, &a.findings);
   families::drift_findings(model, a, &a.findings);
   rank_findings(&a.findings);

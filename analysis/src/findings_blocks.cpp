@@ -4,7 +4,8 @@
 // NVFP4) flushes or saturates at least FindingOptions::block_loss_info of the tensor's elements
 // inside their blocks. The finding names the widest such format (most element bits), compares it
 // with per-tensor E4M3 on the same observations, and recommends the cheapest measured block
-// format that holds the tensor (docs/metrics.md "Block-scaled formats": findings).
+// format that holds the tensor (format_choice.h's rule and cost order; docs/metrics.md
+// "Block-scaled formats": findings).
 #include <algorithm>
 #include <cmath>
 
@@ -63,11 +64,10 @@ double element_nominal_db(int f) {
   return nominal_sqnr_db_bits(kBlockFormats[f]->man_bits);
 }
 
+// format_choice.h's rule, the same as the FP8 what-if's format comparison.
 bool holds(const BlockFormatCounts& c, int f, const FindingOptions& opt) {
   if (c.elements == 0) return false;
-  const double db = block_sqnr_db(c);
-  return block_loss_frac(c) < opt.block_loss_info &&
-         !(db < element_nominal_db(f) - opt.block_hold_sqnr_margin_db);  // NaN: nothing to lose
+  return format_holds(block_loss_frac(c), block_sqnr_db(c), element_nominal_db(f), opt);
 }
 
 // "3.1% (SQNR 27.4 dB)" of one format.
@@ -102,20 +102,15 @@ bool block_finding(const BlockTotals& x, const E4m3Same& e, uint32_t ti, const s
       named = f;
   }
   if (named < 0) return false;
-  // The cheapest (fewest element bits) measured format that holds the tensor; ties: the higher
-  // SQNR (NaN: no signal, lowest), then kBlockFormats order.
+  // The cheapest measured block format that holds the tensor, in the one cost order
+  // (kFormatCandidates: bits per element with the scale).
   int cheapest = -1;
-  for (int f = 0; f < kNumBlockFormats; ++f) {
-    if (!(x.mask >> f & 1u) || !holds(x.fmt[f], f, opt)) continue;
-    if (cheapest < 0) {
+  for (const FormatCandidate& k : kFormatCandidates) {
+    const int f = k.block_format;
+    if (f >= 0 && (x.mask >> f & 1u) && holds(x.fmt[f], f, opt)) {
       cheapest = f;
-      continue;
+      break;
     }
-    const int bits = storage_bits(*kBlockFormats[f]);
-    const int best_bits = storage_bits(*kBlockFormats[cheapest]);
-    if (bits < best_bits ||
-        (bits == best_bits && block_sqnr_db(x.fmt[f]) > block_sqnr_db(x.fmt[cheapest])))
-      cheapest = f;
   }
 
   const BlockFormatCounts& c = x.fmt[named];
@@ -179,10 +174,10 @@ bool block_finding(const BlockTotals& x, const E4m3Same& e, uint32_t ti, const s
         fmt_sqnr(block_sqnr_db(x.fmt[cheapest])), bits_per_element(*kBlockFormats[cheapest]));
   } else {
     f.recommendation = fmt::format(
-        "No measured block format holds this tensor (each loses {} or more of its elements, or "
-        "its SQNR is more than {:.0f} dB below its elements' nominal): keep it in BF16 "
+        "No measured block format holds this tensor (each loses more than {} of its elements, "
+        "or its SQNR is more than {:.0f} dB below its elements' nominal): keep it in BF16 "
         "(or per-tensor FP8 if its numbers above are better){}.",
-        fmt_pct(opt.block_loss_info), opt.block_hold_sqnr_margin_db,
+        fmt_pct(opt.format_hold_loss), opt.block_hold_sqnr_margin_db,
         x.mask == kAllBlockFormats ? ""
                                    : ", or measure the other block formats "
                                      "(FPSCOPE_FORMATS=blocks)");

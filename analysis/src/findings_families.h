@@ -57,8 +57,11 @@ void weight_findings(const std::vector<WeightLoss>& weights, const FindingOption
 void optimizer_state_findings(const trace::Trace& trace, const std::vector<WeightLoss>& weights,
                               const FindingOptions& opt, std::vector<Finding>* out);
 
-// findings_fp8.cpp: one Fp8Saturation or Fp8Underflow finding per (tensor, FP8 format).
-void whatif_findings(const std::vector<WhatIfTensor>& whatif, const AnalysisOptions& opt,
+// findings_fp8.cpp: one Fp8Saturation or Fp8Underflow finding per (tensor, FP8 format). With
+// `choices` (the format comparison: traces with block statistics) the evidence lists the compared
+// formats and the recommendation follows the comparison.
+void whatif_findings(const std::vector<WhatIfTensor>& whatif,
+                     const std::vector<FormatChoice>& choices, const AnalysisOptions& opt,
                      std::vector<Finding>* out);
 
 // findings_blocks.cpp: one BlockLoss finding per tensor whose observations carry block statistics

@@ -221,6 +221,26 @@ void weights(const detail::ReportModel& m, std::string& h) {
   weights_left_out(m, h);
 }
 
+void format_choices(const detail::ReportFormatChoices& s, std::string& h) {
+  h += fmt::format(
+      "<h4>Format comparison</h4>\n<p>{}</p>\n<div class=\"wide\"><table>\n<tr><th>"
+      "tensor</th><th>covers</th>",
+      html_text(s.note));
+  for (int c : s.columns) h += fmt::format("<th>{}</th>", kFormatCandidates[c].display);
+  h += "<th>recommended</th></tr>\n";
+  for (const FormatChoice* ch : s.rows) {
+    h += fmt::format("<tr><td>{}</td><td>{}</td>", html_text(ch->id),
+                     html_text(detail::format_choice_covers(*ch)));
+    for (int c : s.columns)
+      h += fmt::format("<td>{}</td>", html_text(detail::format_choice_cell(ch->result[c])));
+    h += fmt::format("<td>{}</td></tr>\n", kFormatCandidates[ch->recommended].display);
+  }
+  h += "</table></div>\n";
+  if (s.left > 0)
+    h += fmt::format(
+        "<p>... {} more rows (fpscope summary --json: .tensors[].format_choice).</p>\n", s.left);
+}
+
 void whatif(const detail::ReportWhatIf& s, std::string& h) {
   h += fmt::format(
       "<details><summary>FP8 what-if (delayed scaling: {})</summary>\n<div "
@@ -241,6 +261,7 @@ void whatif(const detail::ReportWhatIf& s, std::string& h) {
   h += "</table></div>\n";
   if (s.left > 0)
     h += fmt::format("<p>... {} more rows (fpscope summary --json: .fp8_whatif).</p>\n", s.left);
+  if (s.choices) format_choices(*s.choices, h);
   h += "</details>\n";
 }
 

@@ -160,6 +160,24 @@ void weights(const detail::ReportModel& m, const std::string& dir, Plots* plots,
   weights_left_out(m, md);
 }
 
+void format_choices(const detail::ReportFormatChoices& s, std::string& md) {
+  md += fmt::format("\n#### Format comparison\n\n{}\n\n| tensor | covers |", md_text(s.note));
+  std::string rule = "|---|---|";
+  for (int c : s.columns) {
+    md += fmt::format(" {} |", kFormatCandidates[c].display);
+    rule += "--:|";
+  }
+  md += " recommended |\n" + rule + "---|\n";
+  for (const FormatChoice* ch : s.rows) {
+    md += fmt::format("| {} | {} |", md_text(ch->id), detail::format_choice_covers(*ch));
+    for (int c : s.columns) md += fmt::format(" {} |", detail::format_choice_cell(ch->result[c]));
+    md += fmt::format(" {} |\n", kFormatCandidates[ch->recommended].display);
+  }
+  if (s.left > 0)
+    md += fmt::format("\n... {} more rows (fpscope summary --json: .tensors[].format_choice).\n",
+                      s.left);
+}
+
 void whatif(const detail::ReportWhatIf& s, std::string& md) {
   md += fmt::format(
       "\n### FP8 what-if (delayed scaling: {})\n\n| tensor | format | replayed steps | "
@@ -176,6 +194,7 @@ void whatif(const detail::ReportWhatIf& s, std::string& md) {
   if (s.rows.empty()) md += "| (none saturates or underflows) | | | | | | | |\n";
   if (s.left > 0)
     md += fmt::format("\n... {} more rows (fpscope summary --json: .fp8_whatif).\n", s.left);
+  if (s.choices) format_choices(*s.choices, md);
 }
 
 void drift(const detail::ReportDrift& s, std::string& md) {

@@ -76,6 +76,43 @@ std::string sampled_note(const std::vector<const WeightLoss*>& weights) {
   return "";
 }
 
+std::string format_choice_note(const FindingOptions& opt) {
+  std::string order;
+  for (const FormatCandidate& k : kFormatCandidates)
+    if (!k.per_tensor_e4m3 || k.delayed)
+      order += fmt::format("{}{} {}", order.empty() ? "" : " < ",
+                           k.per_tensor_e4m3 ? "E4M3" : k.display, fmt_num(k.bits));
+  return fmt::format(
+      "Per tensor, loss / SQNR of each format: loss = elements that flush or saturate. Block "
+      "formats over the tensor's observations with block statistics, E4M3 current scaling over "
+      "the same observations, E4M3 delayed scaling over those at steps the what-if replayed (its "
+      "seed steps have no delayed scale): \"covers\"; \"~\": SQNR estimated from the exponent "
+      "histogram; "
+      "\"-\": not measured. Recommended: the cheapest format (bits per element with the scale: "
+      "{}) whose loss is at most {} and whose SQNR is within {:.0f} dB of its nominal, else BF16. "
+      "Definitions: docs/metrics.md \"Format comparison\".",
+      order, fmt_pct(opt.format_hold_loss), opt.block_hold_sqnr_margin_db);
+}
+
+std::string format_choice_cell(const FormatResult& r) {
+  if (!r.measured) return "-";
+  return format_loss_str(r) + " / " + format_sqnr_str(r);
+}
+
+std::string format_choice_covers(const FormatChoice& ch) {
+  const auto steps = [](const FormatResult& r) {
+    return r.first_step == r.last_step ? fmt::format("step {}", r.first_step)
+                                       : fmt::format("steps {}..{}", r.first_step, r.last_step);
+  };
+  int cur = 0, del = 0;
+  for (int c = 0; c < kNumFormatCandidates; ++c)
+    if (kFormatCandidates[c].per_tensor_e4m3) (kFormatCandidates[c].delayed ? del : cur) = c;
+  const FormatResult& a = ch.result[cur];
+  const FormatResult& d = ch.result[del];
+  return fmt::format("{} obs, {}; delayed {}", a.observations, steps(a),
+                     d.measured ? steps(d) : "none");
+}
+
 namespace {
 
 // The only place the report looks at a finding's kind: which listing cap it counts against.
@@ -185,6 +222,43 @@ std::optional<ReportBlocks> block_section(const trace::Trace& t, const RunAnalys
   return s;
 }
 
+// The comparison's rows: the most demanding recommendation first (BF16, then the costlier
+// formats), ties in the per-tensor table's order (worst first); at most opt.max_whatif_rows.
+ReportFormatChoices format_choice_section(const RunAnalysis& a, const ReportOptions& opt) {
+  ReportFormatChoices s;
+  s.note = format_choice_note(a.options.findings);
+  int e4_cur = -1, e4_del = -1;
+  for (int c = 0; c < kNumFormatCandidates; ++c)
+    if (kFormatCandidates[c].per_tensor_e4m3) (kFormatCandidates[c].delayed ? e4_del : e4_cur) = c;
+  s.columns = {e4_cur, e4_del};
+  for (int f = 0; f < kNumBlockFormats; ++f) {
+    int c = 0;
+    while (kFormatCandidates[c].block_format != f) ++c;
+    for (const FormatChoice& ch : a.format_choices)
+      if (ch.result[c].measured) {
+        s.columns.push_back(c);
+        break;
+      }
+  }
+  std::vector<size_t> rank(a.format_choices.size(), a.risks.size());
+  for (size_t i = 0; i < a.risks.size(); ++i)
+    if (const FormatChoice* ch = format_choice_of(a.format_choices, a.risks[i].tensor))
+      rank[static_cast<size_t>(ch - a.format_choices.data())] = i;
+  std::vector<size_t> order(a.format_choices.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+    const int rx = a.format_choices[x].recommended, ry = a.format_choices[y].recommended;
+    return rx != ry ? rx > ry : rank[x] < rank[y];
+  });
+  for (size_t i : order) {
+    if (static_cast<int>(s.rows.size()) == opt.max_whatif_rows)
+      ++s.left;
+    else
+      s.rows.push_back(&a.format_choices[i]);
+  }
+  return s;
+}
+
 // Rows of the FP8 what-if table: the tensor/format pairs that saturate or underflow at least
 // the warning fraction, at most opt.max_whatif_rows.
 ReportWhatIf whatif_section(const RunAnalysis& a, const ReportOptions& opt) {
@@ -199,6 +273,7 @@ ReportWhatIf whatif_section(const RunAnalysis& a, const ReportOptions& opt) {
     else
       s.rows.push_back(&w);
   }
+  if (!a.format_choices.empty()) s.choices = format_choice_section(a, opt);
   return s;
 }
 

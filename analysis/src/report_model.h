@@ -57,11 +57,29 @@ struct ReportBlocks {
   size_t left = 0;                   // rows not shown
 };
 
+// The what-if's format comparison (format_choice.h; traces with block statistics): per-tensor
+// E4M3 current and delayed, then the measured block formats (kBlockFormats order).
+struct ReportFormatChoices {
+  std::string note;                       // format_choice_note()
+  std::vector<int> columns;               // kFormatCandidates indices
+  std::vector<const FormatChoice*> rows;  // the most demanding recommendation first
+  size_t left = 0;
+};
+
 struct ReportWhatIf {
   std::string policy;  // "history 1024, margin 0, max"
   std::vector<const WhatIfTensor*> rows;
   size_t left = 0;
+  std::optional<ReportFormatChoices> choices;  // present when a.format_choices is not empty
 };
+
+// The sentence under the format comparison's heading that defines its numbers.
+std::string format_choice_note(const FindingOptions& opt);
+// "0% / ~27.1 dB" of one cell, "-" when not measured.
+std::string format_choice_cell(const FormatResult& r);
+// What a row's columns cover: "4 obs, steps 0..3; delayed 1..3" (E4M3 current's observations,
+// the same as the block formats'; E4M3 delayed's steps, or "delayed none").
+std::string format_choice_covers(const FormatChoice& ch);
 
 struct ReportChangePoint {
   std::string tensor_id;

@@ -47,6 +47,33 @@ namespace {
 
 using detail::BlockTotals;
 
+// The FP8 what-if's format comparison of one tensor (format_choice.h): the measured formats and
+// the recommendation.
+json format_choice_json(const FormatChoice& ch) {
+  json fs = json::object();
+  for (int c = 0; c < kCandidateBf16; ++c) {
+    const FormatResult& r = ch.result[c];
+    if (!r.measured) continue;
+    json y;
+    y["elements"] = r.elements;
+    y["lost"] = {r.lost_lo, r.lost_hi};
+    y["loss_frac"] = num(r.loss_lo);
+    y["loss_frac_hi"] = num(r.loss_hi);
+    y["sqnr_db"] = num(r.sqnr_db);  // null: undefined (no signal, an overflow) or exact
+    y["sqnr_estimated"] = r.histogram_observations > 0;
+    y["holds"] = r.holds;
+    y["bits_per_element"] = kFormatCandidates[c].bits;
+    y["observations"] = r.observations;
+    y["first_step"] = step_or_null(r.first_step);
+    y["last_step"] = step_or_null(r.last_step);
+    fs[kFormatCandidates[c].key] = std::move(y);
+  }
+  json j;
+  j["formats"] = std::move(fs);
+  j["recommended"] = kFormatCandidates[ch.recommended].key;
+  return j;
+}
+
 // Block-scaled formats (trace format 1.3): one tensor's totals (block_totals.h).
 json block_json(const BlockTotals& b) {
   json j;
@@ -166,6 +193,9 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
     // Only for traces that carry block sections (format 1.3, FPSCOPE_FORMATS).
     if (r.tensor < blocks.size() && blocks[r.tensor].observations > 0)
       x["block_formats"] = block_json(blocks[r.tensor]);
+    // Only for traces that carry block sections, like block_formats (the FP8 what-if ran).
+    if (const FormatChoice* ch = format_choice_of(a.format_choices, r.tensor))
+      x["format_choice"] = format_choice_json(*ch);
     tensors.push_back(std::move(x));
   }
   j["tensors"] = std::move(tensors);

@@ -1,7 +1,8 @@
 // block_loss findings (findings_blocks.cpp) on hand-built traces with block statistics (trace
 // format 1.3): the fractions in the titles, the named format (the widest that loses), the
-// comparison with per-tensor E4M3, the cheapest format that holds the tensor (loss below
-// block_loss_info and SQNR within block_hold_sqnr_margin_db of its elements' nominal), the
+// comparison with per-tensor E4M3, the cheapest format that holds the tensor (format_choice.h's
+// rule: loss at most format_hold_loss and SQNR within block_hold_sqnr_margin_db of its elements'
+// nominal; the cost order of kFormatCandidates), the
 // thresholds' edges, and nothing for traces without block statistics.
 #include <cmath>
 #include <string>
@@ -54,12 +55,12 @@ std::vector<const Finding*> block_loss(const RunAnalysis& a) {
 // Two steps of 1000 nonzero elements of enc.linear1.wgrad, per-tensor E4M3 unscaled flushing 480
 // of each (48%), and per step (x 2 in the totals), MXFP6 E2M3 not measured:
 //   MXFP8 E4M3  31 flushed              -> 62/2000  = 3.1%  loses (>= 1%), SQNR 25 dB
-//   MXFP8 E5M2   5 flushed              -> 10/2000  = 0.5%  holds: 22 dB >= 23.06 - 10
+//   MXFP8 E5M2   1 flushed              -> 2/2000   = 0.1%  holds: <= 0.1%, 22 dB >= 23.06 - 10
 //   MXFP6 E3M2   8 flushed + 2 saturated -> 20/2000 = 1%    loses: exactly at block_loss_info
 //   MXFP4      300 flushed              -> 600/2000 = 30%   loses
-//   NVFP4        4 flushed              -> 8/2000   = 0.4%  holds: 15 dB >= 17.04 - 10
+//   NVFP4        1 flushed              -> 2/2000   = 0.1%  holds: 15 dB >= 17.04 - 10
 // The widest losing format is MXFP8 E4M3 (8 bits; E5M2 holds); the cheapest holding is NVFP4
-// (4 bits; MXFP4 loses).
+// (4.5 bits per element; MXFP4, 4.25, loses).
 Builder wgrad(double nvfp4_sqnr_db = 15.0) {
   Builder b;
   const uint32_t t = b.tensor("enc.linear1.wgrad", trace::Role::D, 25, 40);
@@ -71,10 +72,10 @@ Builder wgrad(double nvfp4_sqnr_db = 15.0) {
     auto& r = blocks(b);
     r.mask = (1u << kMx8E4) | (1u << kMx8E5) | (1u << kMx6E3) | (1u << kMx4) | (1u << kNv4);
     r.fmt[kMx8E4] = counts(1000, 31, 0, 25.0);
-    r.fmt[kMx8E5] = counts(1000, 5, 0, 22.0);
+    r.fmt[kMx8E5] = counts(1000, 1, 0, 22.0);
     r.fmt[kMx6E3] = counts(1000, 8, 2, 20.0);
     r.fmt[kMx4] = counts(1000, 300, 0, 9.0);
-    r.fmt[kNv4] = counts(1000, 4, 0, nvfp4_sqnr_db);
+    r.fmt[kNv4] = counts(1000, 1, 0, nvfp4_sqnr_db);
   }
   return b;
 }
@@ -105,14 +106,14 @@ TEST(BlockFindings, NamesTheWidestLosingFormatAndTheCheapestHolding) {
                             "overflows 0%, SQNR 10.0 dB"),
             std::string::npos)
       << f.evidence;
-  EXPECT_NE(f.evidence.find("MXFP8 E5M2 0.5% (SQNR 22.0 dB), MXFP6 E3M2 1% (SQNR 20.0 dB), "
-                            "MXFP4 30% (SQNR 9.0 dB), NVFP4 0.4% (SQNR 15.0 dB)"),
+  EXPECT_NE(f.evidence.find("MXFP8 E5M2 0.1% (SQNR 22.0 dB), MXFP6 E3M2 1% (SQNR 20.0 dB), "
+                            "MXFP4 30% (SQNR 9.0 dB), NVFP4 0.1% (SQNR 15.0 dB)"),
             std::string::npos)
       << f.evidence;
   EXPECT_EQ(f.evidence.find("E2M3"), std::string::npos) << "not measured, not listed";
   EXPECT_EQ(f.recommendation,
             "If this tensor is to be block-scaled, use NVFP4: the cheapest measured block format "
-            "that holds it (0.4% flushed or saturated, SQNR 15.0 dB, 4.5 bits per element).");
+            "that holds it (0.1% flushed or saturated, SQNR 15.0 dB, 4.5 bits per element).");
 
   // One cause for the block findings: a what-if hint, never the verdict.
   const RunCauses rc = build_causes(a, a.findings);
@@ -129,7 +130,7 @@ TEST(BlockFindings, NamesTheWidestLosingFormatAndTheCheapestHolding) {
 
 TEST(BlockFindings, HoldingNeedsTheSqnrToo) {
   // NVFP4 at 7 dB is under 17.04 - 10 = 7.04: it no longer holds; nor do MXFP4 (30%) and MXFP6
-  // E3M2 (1%): the cheapest holding is MXFP8 E5M2 (0.5%, 22 dB).
+  // E3M2 (1%): the cheapest holding is MXFP8 E5M2 (0.1%, 22 dB).
   const auto b = wgrad(7.0);
   const trace::TraceModel m(b.t);
   const auto a_m = analyze(m);
@@ -137,7 +138,7 @@ TEST(BlockFindings, HoldingNeedsTheSqnrToo) {
   ASSERT_EQ(fs.size(), 1u);
   EXPECT_EQ(fs[0]->recommendation,
             "If this tensor is to be block-scaled, use MXFP8 E5M2: the cheapest measured block "
-            "format that holds it (0.5% flushed or saturated, SQNR 22.0 dB, 8.25 bits per "
+            "format that holds it (0.1% flushed or saturated, SQNR 22.0 dB, 8.25 bits per "
             "element).");
   // Just above the edge it holds again.
   const auto b2 = wgrad(7.05);
@@ -188,7 +189,7 @@ TEST(BlockFindings, ThresholdEdgesAndSaturation) {
     EXPECT_NE(fs[0]->evidence.find("7 with a scale overflow"), std::string::npos)
         << fs[0]->evidence;
     EXPECT_EQ(fs[0]->recommendation,
-              "No measured block format holds this tensor (each loses 1% or more of its "
+              "No measured block format holds this tensor (each loses more than 0.1% of its "
               "elements, or its SQNR is more than 10 dB below its elements' nominal): keep it in "
               "BF16 (or per-tensor FP8 if its numbers above are better), or measure the other "
               "block formats "

@@ -7,6 +7,7 @@
 #include "fpscope/analysis/export.h"
 #include "fpscope/analysis/finding_options.h"
 #include "fpscope/analysis/findings.h"
+#include "fpscope/analysis/format_choice.h"
 #include "fpscope/analysis/loss_scale.h"
 #include "fpscope/analysis/palette.h"
 #include "fpscope/analysis/report.h"

@@ -98,12 +98,16 @@ struct FindingOptions {
   // A block format's loss on a tensor = (flushed + saturated) / elements of its blocks with a
   // finite scale: a finding at or above block_loss_info (Info), Warning at or above
   // block_loss_warn (a hypothetical recipe: never above Warning). A format "holds" the tensor
-  // when its loss is below block_loss_info and the SQNR of its block-scaled cast is at least the
-  // element format's nominal SQNR (6.02 (mantissa bits + 1) + 5 dB) minus
-  // block_hold_sqnr_margin_db; the recommendation names the cheapest measured format that holds.
+  // when its loss is at most format_hold_loss and the SQNR of its cast is at least the element
+  // format's nominal SQNR (6.02 (mantissa bits + 1) + 5 dB) minus block_hold_sqnr_margin_db (the
+  // one rule of format_choice.h, for block and per-tensor FP8 formats alike: the FP8 what-if's
+  // format comparison and the block_loss recommendation); the recommendation names the cheapest
+  // measured format that holds. format_hold_loss is fp8_saturation_warn's 0.1%: a recommended
+  // format must not lose what the what-if warns about.
   double block_loss_info = 0.01;
   double block_loss_warn = 0.10;
   double block_hold_sqnr_margin_db = 10.0;
+  double format_hold_loss = 1e-3;
 
   // --- Evidence text: skipped steps / change points listed before "; ... N more".
   size_t evidence_list_max = 5;

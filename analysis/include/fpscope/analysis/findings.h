@@ -31,6 +31,7 @@
 #include "fpscope/analysis/common.h"
 #include "fpscope/analysis/drift.h"
 #include "fpscope/analysis/finding_options.h"
+#include "fpscope/analysis/format_choice.h"
 #include "fpscope/analysis/loss_scale.h"
 #include "fpscope/analysis/risk.h"
 #include "fpscope/analysis/weights.h"
@@ -116,6 +117,8 @@ struct RunAnalysis {
   LossScaleAnalysis loss_scale;
   std::vector<WeightLoss> weights;
   std::vector<WhatIfTensor> whatif;
+  // The what-if's format comparison: only for traces with block statistics (format_choice.h).
+  std::vector<FormatChoice> format_choices;
   std::vector<TensorDrift> drift;  // tensors with change points, in tensor index order
   std::vector<Finding> findings;   // ranked
   uint64_t steps = 0;              // distinct steps holding observations or loss-scale records
