@@ -218,7 +218,7 @@ CompareReport compare_report(const std::vector<CompareInput>& in, const CompareO
       r.loss_rows.push_back(std::move(row));
     }
   } else if (const int64_t t = last_output_tensor(ref); t >= 0) {
-    r.fallback_tensor = display_name(ref.tensor(static_cast<uint32_t>(t)));
+    r.fallback_tensor = ref.tensor(static_cast<uint32_t>(t)).id;
     std::map<uint64_t, std::vector<double>> rows;
     for (size_t k = 1; k < n; ++k)
       for (const auto& d : r.others[k - 1].drift) {
@@ -337,10 +337,9 @@ std::string compare_markdown(const CompareReport& r, const CompareOptions& opt) 
     for (size_t i = 0; i < top; ++i) {
       const RankedTensor& t = o.ranked[i];
       const CrossRunDrift& d = o.drift[t.drift];
-      m +=
-          fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", i + 1, md_text(t.name), t.role,
-                      step_or_dash(d.first_step_rel_1pct), step_or_dash(d.first_step_rel_10pct),
-                      fmt_rel_diff(d.max_rel_diff), t.last_step, fmt_rel_diff(t.last_rel_diff));
+      m += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", i + 1, md_text(d.id), t.role,
+                       step_or_dash(d.first_step_rel_1pct), step_or_dash(d.first_step_rel_10pct),
+                       fmt_rel_diff(d.max_rel_diff), t.last_step, fmt_rel_diff(t.last_rel_diff));
     }
     const DivergenceEvidence& e = o.first;
     if (!e.present) {
@@ -352,7 +351,7 @@ std::string compare_markdown(const CompareReport& r, const CompareOptions& opt) 
         "\nFirst divergence: {} at step {} ({}). There, in {} ({}): run {}: overflow {}, underflow "
         "{}, "
         "NaN/Inf {}; reference {}: overflow {}, underflow {}, NaN/Inf {}.\n",
-        md_text(o.ranked.front().name), e.step, fmt_rel_diff(e.rel_diff), fmt_name,
+        md_text(o.drift[e.drift].id), e.step, fmt_rel_diff(e.rel_diff), fmt_name,
         e.target_emulated ? "the format the run emulates"
                           : "the format with the most out-of-range values",
         md_text(f.label), count_of(e.overflow, e.count), count_of(e.underflow, e.count),

@@ -95,7 +95,7 @@ struct CompareRunResult {
 struct CompareReport {
   std::vector<CompareRunFacts> runs;
   bool losses = false;             // some run recorded a loss; false: loss_rows hold the fallback
-  std::string fallback_tensor;     // the fallback's tensor (name, else id); "" when none
+  std::string fallback_tensor;     // the fallback's tensor id; "" when none
   std::vector<LossRow> loss_rows;  // every step, ascending
   std::vector<CompareRunResult> others;  // runs[1..], in order
 };
