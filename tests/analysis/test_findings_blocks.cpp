@@ -129,16 +129,16 @@ TEST(BlockFindings, NamesTheWidestLosingFormatAndTheCheapestHolding) {
 }
 
 TEST(BlockFindings, HoldingNeedsTheSqnrToo) {
-  // NVFP4 at 7 dB is under 17.04 - 10 = 7.04: it no longer holds; nor do MXFP4 (30%) and MXFP6
-  // E3M2 (1%): the cheapest holding is MXFP8 E5M2 (0.1%, 22 dB).
+  // NVFP4 at 7 dB is under 17.04 - 10 = 7.04: it no longer holds; nor does MXFP4 (30%): the
+  // cheapest holding is MXFP6 E3M2 (1%, exactly at format_hold_loss; 20 dB >= 23.1 - 10).
   const auto b = wgrad(7.0);
   const trace::TraceModel m(b.t);
   const auto a_m = analyze(m);
   const auto fs = block_loss(a_m);
   ASSERT_EQ(fs.size(), 1u);
   EXPECT_EQ(fs[0]->recommendation,
-            "If this tensor is to be block-scaled, use MXFP8 E5M2: the cheapest measured block "
-            "format that holds it (0.1% flushed or saturated, SQNR 22.0 dB, 8.25 bits per "
+            "If this tensor is to be block-scaled, use MXFP6 E3M2: the cheapest measured block "
+            "format that holds it (1% flushed or saturated, SQNR 20.0 dB, 6.25 bits per "
             "element).");
   // Just above the edge it holds again.
   const auto b2 = wgrad(7.05);
@@ -189,7 +189,7 @@ TEST(BlockFindings, ThresholdEdgesAndSaturation) {
     EXPECT_NE(fs[0]->evidence.find("7 with a scale overflow"), std::string::npos)
         << fs[0]->evidence;
     EXPECT_EQ(fs[0]->recommendation,
-              "No measured block format holds this tensor (each loses more than 0.1% of its "
+              "No measured block format holds this tensor (each loses more than 1% of its "
               "elements, or its SQNR is more than 10 dB below its elements' nominal): keep it in "
               "BF16 (or per-tensor FP8 if its numbers above are better), or measure the other "
               "block formats "

@@ -100,7 +100,6 @@ struct CrossRunDrift {
   bool has_rel_diff() const { return max_rel_diff == max_rel_diff; }
 };
 
-
 // Indices into `drift` of the tensors with a measurable value difference, earliest divergence
 // first: first step > 1 % ascending (none last), then first step > 10 % ascending (none last),
 // then max_rel_diff descending, then base tensor index.

@@ -102,12 +102,15 @@ struct FindingOptions {
   // format's nominal SQNR (6.02 (mantissa bits + 1) + 5 dB) minus block_hold_sqnr_margin_db (the
   // one rule of format_choice.h, for block and per-tensor FP8 formats alike: the FP8 what-if's
   // format comparison and the block_loss recommendation); the recommendation names the cheapest
-  // measured format that holds. format_hold_loss is fp8_saturation_warn's 0.1%: a recommended
-  // format must not lose what the what-if warns about.
+  // measured format that holds. format_hold_loss is block_loss_info's 1%: a format holds when
+  // its loss would not even be a finding. Not the what-if's 0.1% saturation warning: OCP MX's
+  // scale (floor(log2 block amax) - emax) saturates the largest element of many blocks by design
+  // (~0.3% of a Gaussian tensor's elements in MXFP8), so at 0.1% no MX format would ever hold a
+  // real tensor and every recommendation would read "keep BF16".
   double block_loss_info = 0.01;
   double block_loss_warn = 0.10;
   double block_hold_sqnr_margin_db = 10.0;
-  double format_hold_loss = 1e-3;
+  double format_hold_loss = 0.01;
 
   // --- Evidence text: skipped steps / change points listed before "; ... N more".
   size_t evidence_list_max = 5;
