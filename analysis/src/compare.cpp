@@ -58,7 +58,7 @@ int64_t last_output_tensor(const trace::TraceModel& m) {
 
 // The observations of `tensor` in `step`, merged (counts only: what (d) shows).
 struct StepCounts {
-  uint64_t count = 0, nonfinite = 0;
+  uint64_t count = 0, nonfinite = 0, zero = 0;
   std::array<uint64_t, kNumTargets> overflow{}, underflow{};
 };
 StepCounts step_counts(const trace::TraceModel& m, uint32_t tensor, uint64_t step) {
@@ -67,6 +67,7 @@ StepCounts step_counts(const trace::TraceModel& m, uint32_t tensor, uint64_t ste
     const auto& s = m.trace().observations[o].stats;
     c.count += s.count;
     c.nonfinite += s.nan + s.pos_inf + s.neg_inf;
+    c.zero += s.zero;
     for (int f = 0; f < kNumTargets; ++f) {
       c.overflow[f] += s.fmt[f].overflow;
       c.underflow[f] += s.fmt[f].underflow;
@@ -104,6 +105,8 @@ DivergenceEvidence evidence(const trace::TraceModel& ref, const trace::TraceMode
   e.ref_nonfinite = b.nonfinite;
   e.ref_overflow = b.overflow[e.target];
   e.ref_underflow = b.underflow[e.target];
+  e.zero = c.zero;
+  e.ref_zero = b.zero;
   return e;
 }
 
@@ -347,16 +350,19 @@ std::string compare_markdown(const CompareReport& r, const CompareOptions& opt) 
       continue;
     }
     const std::string fmt_name = spec(kTargets[e.target]).name;
+    // The reference's counts say what the cast does to the values; an emulated run's own values
+    // are already cast, so what it flushed shows as zeros, not as underflow.
     m += fmt::format(
-        "\nFirst divergence: {} at step {} ({}). There, in {} ({}): run {}: overflow {}, underflow "
-        "{}, "
-        "NaN/Inf {}; reference {}: overflow {}, underflow {}, NaN/Inf {}.\n",
-        md_text(o.drift[e.drift].id), e.step, fmt_rel_diff(e.rel_diff), fmt_name,
+        "\nFirst divergence: {} at step {} ({}). There, the reference's ({}) values cast to {} "
+        "({}) "
+        "would underflow {} and overflow {}; the {} run's values: zeros {} against the "
+        "reference's {}, NaN/Inf {} (reference {}), and in {} underflow {}, overflow {}.\n",
+        md_text(o.drift[e.drift].id), e.step, fmt_rel_diff(e.rel_diff), md_text(ref), fmt_name,
         e.target_emulated ? "the format the run emulates"
                           : "the format with the most out-of-range values",
-        md_text(f.label), count_of(e.overflow, e.count), count_of(e.underflow, e.count),
-        e.nonfinite, md_text(ref), count_of(e.ref_overflow, e.ref_count),
-        count_of(e.ref_underflow, e.ref_count), e.ref_nonfinite);
+        count_of(e.ref_underflow, e.ref_count), count_of(e.ref_overflow, e.ref_count),
+        md_text(f.label), count_of(e.zero, e.count), count_of(e.ref_zero, e.ref_count), e.nonfinite,
+        e.ref_nonfinite, fmt_name, count_of(e.underflow, e.count), count_of(e.overflow, e.count));
   }
   return m;
 }
@@ -424,7 +430,9 @@ nlohmann::ordered_json compare_json(const CompareReport& r) {
                                {"overflow", e.overflow},
                                {"underflow", e.underflow},
                                {"nonfinite", e.nonfinite},
+                               {"zero", e.zero},
                                {"ref_count", e.ref_count},
+                               {"ref_zero", e.ref_zero},
                                {"ref_overflow", e.ref_overflow},
                                {"ref_underflow", e.ref_underflow},
                                {"ref_nonfinite", e.ref_nonfinite}};

@@ -71,6 +71,9 @@ struct DivergenceEvidence {
   bool target_emulated = true;  // false: chosen as the format with the most out-of-range values
   uint64_t count = 0, overflow = 0, underflow = 0, nonfinite = 0;  // this run, at (tensor, step)
   uint64_t ref_count = 0, ref_overflow = 0, ref_underflow = 0, ref_nonfinite = 0;
+  // Zeros in the data: an emulated run's values are already cast, so what its cast flushed shows
+  // as zeros (its own underflow count is ~0), and the reference's counts say what the cast does.
+  uint64_t zero = 0, ref_zero = 0;
   double rel_diff = 0.0;  // at that step
 };
 
