@@ -163,7 +163,7 @@ std::unique_ptr<float[]> emulate_block_copy(int f, const float* src, const Opera
   const auto bs = static_cast<uint64_t>(block_size_of(f));
   const float s_enc = f == kNumBlockFormats - 1 ? nvfp4_tensor_scale(emulate_amax(src, o)) : 1.0f;
   float* dst = out.get();
-  if (o.block_axis == BlockAxis::Rows) {  // blocks within a stored column: in place
+  if (o.block_axis == BlockAxis::Rows) {  // blocks within a stored column: contiguous
     for (uint64_t j = 0; j < o.cols; ++j)
       for (uint64_t i = 0; i < o.rows; i += bs) {
         const uint64_t at = i + j * o.ld;

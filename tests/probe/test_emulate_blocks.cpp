@@ -68,11 +68,16 @@ TEST(EmulateBlocks, SpecsParseCaseInsensitivelyAndStampTheTableName) {
   unsetenv("FPSCOPE_EMULATE");
 }
 
-TEST(EmulateBlocks, PlanIsTheBlockFormatWithBf16Output) {
+TEST(EmulateBlocks, PlanIsTheBlockFormatWithBf16OutputAndSkipsApply) {
   for (int f = 0; f < fpscope::kNumBlockFormats; ++f) {
     EmulateSettings s;
     s.mode = static_cast<EmulateMode>(static_cast<int>(EmulateMode::Mxfp8E4M3) + f);
+    s.skip = {"lm_head"};
     Emulator e(s);
+    // --emulate-skip as for the other modes: the op and its backward stay FP32.
+    EXPECT_TRUE(e.skipped("lm_head"));
+    EXPECT_TRUE(e.skipped("lm_head.bwd"));
+    EXPECT_FALSE(e.skipped("layers.0.fc1"));
     EXPECT_FALSE(e.fp8());
     fpscope::probe::GemmDesc d;
     const float amax[2] = {0.0f, 0.0f};
