@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -24,13 +25,17 @@
 #include <CLI/CLI.hpp>
 
 #include "cmd_record.h"
+#include "fpscope/formats.h"
 #include "fpscope/run_env.h"
 #include "fpscope/trace_io.h"
 
 // Why `spec` is not an --emulate SPEC ("" when it is): off | bf16 | fp16 |
-// (e4m3|e5m2|hybrid)[:current[:MARGIN] | :delayed[:HISTORY[:MARGIN[:max|most_recent]]]], the
-// probe's grammar (probe/src/config.h parse_emulate_spec; the probe checks it again).
-std::string emulate_spec_error(const std::string& spec) {
+// (e4m3|e5m2|hybrid)[:current[:MARGIN] | :delayed[:HISTORY[:MARGIN[:max|most_recent]]]] | mxfp8 |
+// mxfp8_e4m3 | mxfp8_e5m2 | mxfp6_e3m2 | mxfp6_e2m3 | mxfp4 | nvfp4, case-insensitive: the probe's
+// grammar (probe/src/config.h parse_emulate_spec; the probe checks it again).
+std::string emulate_spec_error(const std::string& spec_as_given) {
+  std::string spec = spec_as_given;
+  for (char& ch : spec) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   std::vector<std::string> p;
   size_t at = 0;
   for (size_t c; (c = spec.find(':', at)) != std::string::npos; at = c + 1)
@@ -43,10 +48,14 @@ std::string emulate_spec_error(const std::string& spec) {
     return v >= lo && v <= hi;
   };
   const std::string usage =
-      "off, bf16, fp16, or e4m3|e5m2|hybrid with an optional :current[:MARGIN] or "
-      ":delayed[:HISTORY[:MARGIN[:max|most_recent]]]";
+      "off, bf16, fp16, e4m3|e5m2|hybrid with an optional :current[:MARGIN] or "
+      ":delayed[:HISTORY[:MARGIN[:max|most_recent]]], or a block-scaled format: mxfp8 "
+      "(mxfp8_e4m3), mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, nvfp4";
   const bool fp8 = p[0] == "e4m3" || p[0] == "e5m2" || p[0] == "hybrid";
-  if (p.size() == 1 && (fp8 || p[0] == "off" || p[0] == "bf16" || p[0] == "fp16")) return "";
+  bool block = p[0] == "mxfp8";
+  for (const fpscope::FormatSpec* f : fpscope::kBlockFormats) block = block || p[0] == f->name;
+  if (p.size() == 1 && (fp8 || block || p[0] == "off" || p[0] == "bf16" || p[0] == "fp16"))
+    return "";
   if (!fp8) return usage;
   bool ok = false;
   if (p[1] == "current")
@@ -456,7 +465,9 @@ void register_record_command(CLI::App& app) {
                   "Run every host (CPU BLAS) GEMM in this precision: off, bf16, fp16 (operands "
                   "and output rounded), e4m3, e5m2, hybrid (FP8 with per-tensor scaling, "
                   "':current' (default) or ':delayed[:HISTORY[:MARGIN[:max|most_recent]]]', "
-                  "BF16 output); the program trains on the results (FPSCOPE_EMULATE; default "
+                  "BF16 output), or block-scaled mxfp8 (mxfp8_e4m3), mxfp8_e5m2, mxfp6_e3m2, "
+                  "mxfp6_e2m3, mxfp4, nvfp4 (blocks along k, BF16 output); the program trains "
+                  "on the results (FPSCOPE_EMULATE; default "
                   "off; stamped in the trace)")
       ->check(CLI::Validator(emulate_spec_error, "SPEC", "emulate spec"));
   sub->add_option("--emulate-skip", opts->emulate_skip,

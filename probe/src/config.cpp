@@ -168,11 +168,26 @@ Format emulate_gate(EmulateMode m) {
     case EmulateMode::Hybrid:
       return Format::E4M3;
     case EmulateMode::E5M2:
+    case EmulateMode::Mxfp8E5M2:
       return Format::E5M2;
+    case EmulateMode::Mxfp8E4M3:
+      return Format::E4M3;
+    case EmulateMode::Mxfp6E3M2:
+    case EmulateMode::Mxfp6E2M3:
+    case EmulateMode::Mxfp4:
+    case EmulateMode::Nvfp4:
+      return Format::BF16;  // no Format for FP6/FP4: the output's (only "not FP32" is read)
     case EmulateMode::Off:
       break;
   }
   return Format::FP32;
+}
+
+// kBlockFormats' index of the format named n (its table name, lower case); -1 if none.
+int block_format_named(const std::string& n) {
+  for (int i = 0; i < kNumBlockFormats; ++i)
+    if (n == kBlockFormats[i]->name) return i;
+  return -1;
 }
 
 EmulateSettings g_loaded_emulation;  // written by load_config() before the recorder exists
@@ -196,6 +211,10 @@ bool parse_emulate_spec(const std::string& spec, EmulateSettings* out) {
     e.mode = EmulateMode::E5M2;
   else if (m == "hybrid")
     e.mode = EmulateMode::Hybrid;
+  else if (m == "mxfp8")
+    e.mode = EmulateMode::Mxfp8E4M3;
+  else if (const int b = block_format_named(m); b >= 0)
+    e.mode = static_cast<EmulateMode>(static_cast<int>(EmulateMode::Mxfp8E4M3) + b);
   else
     return false;
   if (parts.size() > 1 &&
@@ -206,6 +225,7 @@ bool parse_emulate_spec(const std::string& spec, EmulateSettings* out) {
 }
 
 std::string emulate_spec_name(const EmulateSettings& s) {
+  if (const int b = emulate_block_format(s.mode); b >= 0) return kBlockFormats[b]->name;
   static const char* names[] = {"off", "bf16", "fp16", "e4m3", "e5m2", "hybrid"};
   std::string n = names[static_cast<int>(s.mode)];
   if (!s.fp8()) return n;
@@ -367,8 +387,8 @@ Config load_config() {
       c.emulate = emulate_gate(e.mode);
     } else {
       bad("FPSCOPE_EMULATE", v,
-          "off, bf16, fp16 or e4m3|e5m2|hybrid[:current[:MARGIN]|:delayed[:HISTORY[:MARGIN[:max|"
-          "most_recent]]]]",
+          "off, bf16, fp16, e4m3|e5m2|hybrid[:current[:MARGIN]|:delayed[:HISTORY[:MARGIN[:max|"
+          "most_recent]]]] or mxfp8|mxfp8_e5m2|mxfp6_e3m2|mxfp6_e2m3|mxfp4|nvfp4",
           "off");
     }
   }

@@ -21,7 +21,28 @@ inline constexpr uint64_t kMaxFlushBytes = uint64_t{1} << 30;  // FPSCOPE_FLUSH_
 enum class StepMode { Auto, Api, Period, None };
 
 // FPSCOPE_EMULATE / FPSCOPE_EMULATE_SKIP (emulate.h): the precision host GEMMs run in.
-enum class EmulateMode : uint8_t { Off, BF16, FP16, E4M3, E5M2, Hybrid };
+// The block-scaled modes follow kBlockFormats' order (formats.h): emulate_block_format.
+enum class EmulateMode : uint8_t {
+  Off,
+  BF16,
+  FP16,
+  E4M3,
+  E5M2,
+  Hybrid,
+  Mxfp8E4M3,
+  Mxfp8E5M2,
+  Mxfp6E3M2,
+  Mxfp6E2M3,
+  Mxfp4,
+  Nvfp4,
+};
+// kBlockFormats' index of a block-scaled mode's format; -1 for the others.
+inline int emulate_block_format(EmulateMode m) {
+  const int i = static_cast<int>(m) - static_cast<int>(EmulateMode::Mxfp8E4M3);
+  return i >= 0 && i < kNumBlockFormats ? i : -1;
+}
+static_assert(static_cast<int>(EmulateMode::Nvfp4) - static_cast<int>(EmulateMode::Mxfp8E4M3) ==
+              kNumBlockFormats - 1);
 struct EmulateSettings {
   EmulateMode mode = EmulateMode::Off;
   // FP8 modes: the per-tensor scaling policy (Current or Delayed) and its parameters, with
@@ -37,9 +58,12 @@ struct EmulateSettings {
   }
 };
 // SPEC: off | bf16 | fp16 | (e4m3|e5m2|hybrid)[:current[:MARGIN] | :delayed[:HISTORY[:MARGIN[:max|
-// most_recent]]]] (FP8 default: current), case-insensitive. False for anything else.
+// most_recent]]]] (FP8 default: current) | mxfp8 (= mxfp8_e4m3) | mxfp8_e5m2 | mxfp6_e3m2 |
+// mxfp6_e2m3 | mxfp4 | nvfp4 (block-scaled: no policy), case-insensitive. False for anything
+// else.
 bool parse_emulate_spec(const std::string& spec, EmulateSettings* out);
-// The canonical SPEC of s ("off", "bf16", "e4m3:current", "hybrid:delayed:1024:0:max"): what the
+// The canonical SPEC of s ("off", "bf16", "e4m3:current", "hybrid:delayed:1024:0:max",
+// "mxfp8_e4m3": block-scaled modes by their format table name): what the
 // trace's config stamps ("emulate").
 std::string emulate_spec_name(const EmulateSettings& s);
 
@@ -74,7 +98,9 @@ struct Config {
   int fp8_margin = 0;
   AmaxAlgo fp8_algo = AmaxAlgo::Max;
   // FPSCOPE_EMULATE (emulate.h): host GEMMs run on operands rounded to this format (BF16, FP16;
-  // E4M3 for e4m3 and hybrid, E5M2 for e5m2); FP32 = off, the default. `emulation` has the rest.
+  // E4M3 for e4m3 and hybrid, E5M2 for e5m2; the block-scaled modes: E4M3 or E5M2 for MXFP8, the
+  // BF16 output format for the FP6/FP4 ones, which have no Format); FP32 = off, the default.
+  // `emulation` has the rest.
   Format emulate = Format::FP32;
   EmulateSettings emulation;
   // FPSCOPE_SKETCH: each observation carries a value sketch (kernels value_sketch.h), from which

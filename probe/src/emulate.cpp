@@ -2,9 +2,11 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
+#include "fpscope/block_numerics.h"
 #include "fpscope/numerics.h"
 
 namespace fpscope::probe {
@@ -156,6 +158,43 @@ std::unique_ptr<float[]> emulate_fp8_copy(Format f, float scale, const float* sr
   return out;
 }
 
+std::unique_ptr<float[]> emulate_block_copy(int f, const float* src, const OperandDesc& o) {
+  std::unique_ptr<float[]> out(new float[stored(o) > 0 ? stored(o) : 1]);
+  const auto bs = static_cast<uint64_t>(block_size_of(f));
+  const float s_enc = f == kNumBlockFormats - 1 ? nvfp4_tensor_scale(emulate_amax(src, o)) : 1.0f;
+  float* dst = out.get();
+  if (o.block_axis == BlockAxis::Rows) {  // blocks within a stored column: contiguous
+    for (uint64_t j = 0; j < o.cols; ++j)
+      for (uint64_t i = 0; i < o.rows; i += bs) {
+        const uint64_t at = i + j * o.ld;
+        block_qdq_of(f, src + at, static_cast<int>(std::min(bs, o.rows - i)), s_enc, dst + at);
+      }
+    return out;
+  }
+  // Blocks across bs consecutive columns: gathered row by row (the bs column streams advance
+  // together).
+  constexpr int kMaxBlock = 32;
+  static_assert(kMxfp8E4M3.block_size == kMaxBlock && kNvfp4.block_size <= kMaxBlock);
+  float x[kMaxBlock], y[kMaxBlock];
+  for (uint64_t j0 = 0; j0 < o.cols; j0 += bs) {
+    const auto w = static_cast<int>(std::min(bs, o.cols - j0));
+    for (uint64_t i = 0; i < o.rows; ++i) {
+      for (int c = 0; c < w; ++c) x[c] = src[i + (j0 + c) * o.ld];
+      block_qdq_of(f, x, w, s_enc, y);
+      for (int c = 0; c < w; ++c) dst[i + (j0 + c) * o.ld] = y[c];
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<float[]> emulate_operand_copy(const EmulatePlan& p, int i, const float* src,
+                                              const OperandDesc& o) {
+  if (p.block >= 0) return emulate_block_copy(p.block, src, o);
+  if (p.in[i] == Format::E4M3 || p.in[i] == Format::E5M2)
+    return emulate_fp8_copy(p.in[i], p.scale[i], src, o);
+  return emulate_rounded_copy(p.in[i], src, o);
+}
+
 // ---- Emulator ----
 
 namespace {
@@ -201,6 +240,11 @@ EmulatePlan Emulator::plan(const GemmDesc& d, const std::string& scope, uint64_t
       p.skip = true;
       return p;
     default:
+      if (const int b = emulate_block_format(s_.mode); b >= 0) {
+        p.block = b;
+        p.out = Format::BF16;
+        return p;
+      }
       break;
   }
   std::lock_guard<std::mutex> lock(mu_);

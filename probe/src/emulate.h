@@ -18,6 +18,15 @@
 // casts that TE uses) and dequantized, q * fl(1 / s) in FP32 (TE's scale_inv), before the real
 // SGEMM; D (and C when beta != 0) is rounded to BF16, the recipe's output format.
 //
+// Block-scaled (mxfp8_e4m3 = mxfp8, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4: OCP MX v1.0; nvfp4):
+// A and B are quantized per block along the reduction dimension k, as the hardware consumes them
+// (op(A)'s rows, op(B)'s columns: OperandDesc::block_axis), 32 elements per block with an E8M0
+// scale (MX) or 16 with an E4M3 scale and the FP32 tensor scale s_enc = 6 * 448 / amax of the
+// operand (NVFP4; amax its largest finite |x|), a line's last block possibly shorter; then
+// dequantized to FP32 (block_numerics.h mx_block_qdq / nvfp4_block_qdq: the statistics' own
+// scales and casts) before the real SGEMM; D (and C when beta != 0) is rounded to BF16. A block
+// holding a NaN or an Inf has a NaN scale: its elements all become NaN (the format's rule).
+//
 // Skip (FPSCOPE_EMULATE_SKIP): a call whose scope (the PyTorch integration's module path, or any
 // fpscope_scope_push name: what the call is named by when it is made) matches a pattern, or whose
 // scope is "<path>.bwd" with <path> matching, runs in FP32. Calls without a scope (gemm#k: their
@@ -60,6 +69,11 @@ float emulate_fp8(Format f, float scale, float inv_scale, float x);
 std::unique_ptr<float[]> emulate_fp8_copy(Format f, float scale, const float* src,
                                           const OperandDesc& o);
 
+// The block-scaled quantize-dequantize of view o of src (block format f: kBlockFormats' index),
+// blocks along o.block_axis, into a copy with the view's layout (as emulate_rounded_copy). NVFP4's
+// tensor scale comes from the view's amax (emulate_amax). Throws std::bad_alloc.
+std::unique_ptr<float[]> emulate_block_copy(int f, const float* src, const OperandDesc& o);
+
 // Largest finite |x| over the used elements of view o of src (0 when there is none): the same
 // value as compute_amax (host_stats.h), on bit patterns in one vectorized pass.
 float emulate_amax(const float* src, const OperandDesc& o);
@@ -69,8 +83,14 @@ struct EmulatePlan {
   bool skip = false;                            // FP32, untouched (a skip pattern matched)
   Format in[2] = {Format::FP32, Format::FP32};  // A, B
   float scale[2] = {1.0f, 1.0f};                // FP8 scales (1 for BF16/FP16)
-  Format out = Format::FP32;                    // C (beta != 0) and D
+  int block = -1;  // block-scaled: kBlockFormats' index of A's and B's format (then `in` unused)
+  Format out = Format::FP32;  // C (beta != 0) and D
 };
+
+// The copy of operand i (0: A, 1: B) of src (view o) that plan p runs the GEMM on: block-scaled,
+// FP8 quantized-dequantized or rounded. Throws std::bad_alloc.
+std::unique_ptr<float[]> emulate_operand_copy(const EmulatePlan& p, int i, const float* src,
+                                              const OperandDesc& o);
 
 // The emulation of one process. Thread-safe (one lock; the per-element work is the caller's).
 class Emulator {

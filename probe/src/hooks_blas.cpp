@@ -428,10 +428,10 @@ fpscope::Format emulate_format() {
   const Recorder* rec = Recorder::get();
   return rec != nullptr ? rec->emulate() : fpscope::Format::FP32;
 }
-// Runs `gemm` on A and B as the process's emulator plans (emulate.h: rounded to F, or FP8
-// quantized and dequantized; C rounded first when beta != 0), then rounds D. A skipped call runs
-// `plain`. Out of memory for the copies: the call runs unemulated (`plain`), with one error in
-// the log.
+// Runs `gemm` on A and B as the process's emulator plans (emulate.h: rounded to F, or FP8 or
+// block-scaled quantized and dequantized; C rounded first when beta != 0), then rounds D. A skipped
+// call runs `plain`. Out of memory for the copies: the call runs unemulated (`plain`), with one
+// error in the log.
 template <typename Plain, typename Gemm>
 void emulated(const Call& call, const float* a, const float* b, float beta, float* c, Plain&& plain,
               Gemm&& gemm) {
@@ -451,10 +451,7 @@ void emulated(const Call& call, const float* a, const float* b, float beta, floa
   const EmulatePlan p = em.plan(call.desc, scope, step, amax);
   if (p.skip) return plain();
   auto copy = [&](int i, const float* src) {
-    const OperandDesc& o = call.desc.operands[i];
-    const bool fp8 = p.in[i] == fpscope::Format::E4M3 || p.in[i] == fpscope::Format::E5M2;
-    return fp8 ? emulate_fp8_copy(p.in[i], p.scale[i], src, o)
-               : emulate_rounded_copy(p.in[i], src, o);
+    return emulate_operand_copy(p, i, src, call.desc.operands[i]);
   };
   std::unique_ptr<float[]> ra, rb;
   try {

@@ -13,6 +13,12 @@ amaxes): a 2-layer model with layer 0 skipped (its forward and weight gradient F
 recipe's forward output and weight gradient (E5M2 output gradient). Each must also differ from the
 program's own FP32 bits, so that the comparison can fail.
 
+Block-scaled formats (emulate_blocks_check.py, expected values from an independent model of OCP MX
+v1.0 and NVFP4's block quantization in numpy): mm, addmm and a linear with a transposed input under
+every block SPEC (mxfp8 .. nvfp4, one in upper case) print exactly the model's bits, differ from
+FP32, and stamp the format table's name; a bad block SPEC is refused by record and, set directly
+as FPSCOPE_EMULATE, by the probe (one warning, the program's own FP32 results).
+
   test_emulate.py --fpscope BIN --probe LIB --root SRC
 """
 import argparse
@@ -71,6 +77,48 @@ def recipes(a, env, tmp, fails):
             fails.append(f"{what}: summary's first line: {first[:160]!r}")
 
 
+def blocks(a, env, tmp, fails):
+    prog = os.path.join(a.root, "tests", "probe", "emulate_blocks_check.py")
+    rc, plain, err = run([PY, prog, "plain"], env)
+    assert rc == 0, err
+    for spec, stamped in (("mxfp8", "mxfp8_e4m3"), ("mxfp8_e5m2", "mxfp8_e5m2"),
+                          ("mxfp6_e3m2", "mxfp6_e3m2"), ("mxfp6_e2m3", "mxfp6_e2m3"),
+                          ("MXFP4", "mxfp4"), ("nvfp4", "nvfp4")):
+        rc, expected, err = run([PY, prog, "expected", spec], env)
+        assert rc == 0, err
+        if expected == plain:
+            fails.append(f"{spec}: the block quantization changes nothing: the test cannot fail")
+        trace = os.path.join(tmp, f"block-{spec}.fpst")
+        rc, got, err = run([a.fpscope, "record", "-o", trace, "--emulate", spec, "--",
+                            PY, prog, "plain"], env)
+        if rc != 0:
+            fails.append(f"{spec}: record exited {rc}: {err}")
+            continue
+        if len(got.splitlines()) != 3:
+            fails.append(f"{spec}: the program printed {got!r}")
+        for line_g, line_e, line_p in zip(got.splitlines(), expected.splitlines(),
+                                          plain.splitlines()):
+            if line_g != line_e:
+                same = " (the FP32 bits)" if line_g == line_p else ""
+                fails.append(f"{spec}: {line_g.split()[0]} differs from the model's bits{same}")
+        rc, js, err = run([a.fpscope, "summary", trace, "--json"])
+        if json.loads(js)["trace"].get("emulate") != stamped:
+            fails.append(f"{spec}: summary --json trace.emulate = "
+                         f"{json.loads(js)['trace'].get('emulate')}")
+    for bad in ("mxfp8:current", "nvfp4:delayed", "mxfp5", "nvfp8"):
+        rc, _, err = run([a.fpscope, "record", "--emulate", bad, "--", "true"], env)
+        if rc != 2 or "--emulate" not in err:
+            fails.append(f"--emulate {bad}: exit {rc}, {err!r}")
+    # The probe's own check (FPSCOPE_EMULATE set directly): one warning, no emulation.
+    trace = os.path.join(tmp, "block-bad.fpst")
+    rc, got, err = run([a.fpscope, "record", "-o", trace, "--", PY, prog, "plain"],
+                       dict(env, FPSCOPE_EMULATE="nvfp4:current"))
+    warning = "warning: FPSCOPE_EMULATE='nvfp4:current'"
+    if rc != 0 or err.count(warning) != 1 or got != plain:
+        fails.append(f"FPSCOPE_EMULATE=nvfp4:current: exit {rc}, {err.count(warning)} warnings, "
+                     f"results {'FP32' if got == plain else 'changed'}: {err[-300:]!r}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fpscope", required=True)
@@ -121,6 +169,7 @@ def main():
         if json.loads(js)["trace"].get("emulate") is not None:
             fails.append("a plain recording says it was emulated")
         recipes(a, env, tmp, fails)
+        blocks(a, env, tmp, fails)
         for bad in ("bf17", "bf16:delayed", "e4m3:sometimes", "e4m3:delayed:0"):
             rc, _, err = run([a.fpscope, "record", "--emulate", bad, "--", "true"], env)
             if rc != 2 or "--emulate" not in err:

@@ -306,6 +306,17 @@ FPSCOPE_HD inline float nvfp4_tensor_scale(float tensor_amax) {
   return detail::f2u(s) >= kFp32InfBits ? detail::u2f(kFp32MaxFiniteBits) : s;
 }
 
+// NVFP4 block scale (E4M3, round to nearest even, saturating) of a block whose largest
+// magnitude is the finite amax: sf = E4M3_rne_sat(fl(fl(amax / 6) * s_enc)).
+FPSCOPE_HD inline SatCast nvfp4_block_scale(float amax, float tensor_scale) {
+  return cast_sat<kE4M3>(detail::mul_rn(detail::div_rn(amax, max_finite(kE2M1)), tensor_scale));
+}
+// The factor a block's elements are multiplied by before their E2M1 cast: fl(s_enc / sf); 0 for
+// a zero sf (every element decodes to 0).
+FPSCOPE_HD inline float nvfp4_element_factor(float sf, float tensor_scale) {
+  return sf == 0.0f ? 0.0f : detail::div_rn(tensor_scale, sf);
+}
+
 // NVFP4 block (E2M1 elements, E4M3 block scale, FP32 tensor scale s_enc): block scale
 // sf = E4M3_rne_sat(fl(fl(amax / 6) * s_enc)); elements q = cast_sat<E2M1>(fl(x * fl(s_enc /
 // sf))), decoded as q * sf / s_enc (in double).
@@ -324,15 +335,13 @@ FPSCOPE_HD inline BlockStats nvfp4_block_stats(const float* x, int n, float tens
     r.scale = decode_code<kE4M3>(r.scale_code);
     return r;
   }
-  const float want =
-      detail::mul_rn(detail::div_rn(detail::u2f(amax_bits), max_finite(kE2M1)), tensor_scale);
-  const SatCast sc = cast_sat<kE4M3>(want);
-  r.scale_code = encode_sat<kE4M3>(want);
+  const SatCast sc = nvfp4_block_scale(detail::u2f(amax_bits), tensor_scale);
+  r.scale_code = encode_sat<kE4M3>(sc.value);
   r.scale = sc.value;
   r.scale_overflow = sc.saturated;
   r.scale_underflow = static_cast<uint32_t>(amax_bits != 0 && sc.value == 0.0f);
   const bool zero_scale = sc.value == 0.0f;
-  const float inv = zero_scale ? 0.0f : detail::div_rn(tensor_scale, sc.value);
+  const float inv = nvfp4_element_factor(sc.value, tensor_scale);
   const auto enc = static_cast<double>(tensor_scale);
   const auto sfd = static_cast<double>(sc.value);
   for (int i = 0; i < n; ++i) {
@@ -349,6 +358,73 @@ FPSCOPE_HD inline BlockStats nvfp4_block_stats(const float* x, int n, float tens
     r.sum_x2 += xi * xi;
   }
   return r;
+}
+
+// ---- quantize-dequantize (the emulated precision: probe/src/emulate.h) ---------------------
+// One block of n <= block size elements x cast to a block-scaled format and decoded back to
+// FP32 into out (out may be x): what a GEMM that consumes the block-scaled operand sees, as FP32
+// values. The same scales and element casts as the statistics above.
+
+// x * 2^k exactly for x a decoded element and -127 <= k <= 127 (an FP32 subnormal result is
+// exact too: elements have at most 3 mantissa bits and the smallest is 2^-16).
+FPSCOPE_HD inline float mul_pow2_wide(float x, int k) {
+  return k < kFp32MinNormalExp ? mul_pow2(detail::mul_rn(x, 0.5f), k + 1) : mul_pow2(x, k);
+}
+
+// MX (B: kMxfp8E4M3 .. kMxfp4): out[i] = cast_sat<B>(x[i] / X) * X, X = 2^shared_exp of
+// mx_scale (exact: every step is a power-of-two scaling or the element cast). A block holding a
+// NaN or an Inf has a NaN scale: every out[i] is NaN (OCP MX v1.0 section 6.3).
+template <const FormatSpec& B>
+FPSCOPE_HD inline void mx_block_qdq(const float* x, int n, float* out) {
+  uint32_t amax_bits = 0;
+  for (int i = 0; i < n; ++i) {
+    const uint32_t a = detail::f2u(x[i]) & kFp32AbsMask;
+    amax_bits = a > amax_bits ? a : amax_bits;
+  }
+  const MxScale s = mx_scale<B>(detail::u2f(amax_bits));
+  for (int i = 0; i < n; ++i)
+    out[i] = s.nan ? detail::u2f(kFp32QuietNanBits)
+                   : mul_pow2_wide(cast_sat<B>(mul_pow2(x[i], -s.exp)).value, s.exp);
+}
+
+// NVFP4 with tensor scale s_enc (nvfp4_tensor_scale of the tensor's amax): sf from
+// nvfp4_block_scale, q = cast_sat<E2M1>(fl(x * nvfp4_element_factor)), out = fl(fl(q * sf) /
+// s_enc) (q * sf is exact: one rounding, to the FP32 value nearest q * sf / s_enc). A zero sf
+// gives x's signed zero; a block holding a NaN or an Inf (NaN E4M3 scale) gives NaN throughout.
+FPSCOPE_HD inline void nvfp4_block_qdq(const float* x, int n, float tensor_scale, float* out) {
+  uint32_t amax_bits = 0;
+  for (int i = 0; i < n; ++i) {
+    const uint32_t a = detail::f2u(x[i]) & kFp32AbsMask;
+    amax_bits = a > amax_bits ? a : amax_bits;
+  }
+  const bool nan = amax_bits >= kFp32InfBits;
+  const float sf = nan ? 0.0f : nvfp4_block_scale(detail::u2f(amax_bits), tensor_scale).value;
+  const float f = nvfp4_element_factor(sf, tensor_scale);
+  for (int i = 0; i < n; ++i) {
+    const float q = cast_sat<kE2M1>(detail::mul_rn(x[i], f)).value;
+    const float zero = detail::u2f(detail::f2u(x[i]) & kFp32SignMask);
+    out[i] = nan          ? detail::u2f(kFp32QuietNanBits)
+             : sf == 0.0f ? zero
+                          : detail::div_rn(detail::mul_rn(q, sf), tensor_scale);
+  }
+}
+
+// Block format f of kBlockFormats (0..5): the quantize-dequantize of one block.
+FPSCOPE_HD inline void block_qdq_of(int f, const float* x, int n, float nvfp4_scale, float* out) {
+  switch (f) {
+    case 0:
+      return mx_block_qdq<kMxfp8E4M3>(x, n, out);
+    case 1:
+      return mx_block_qdq<kMxfp8E5M2>(x, n, out);
+    case 2:
+      return mx_block_qdq<kMxfp6E3M2>(x, n, out);
+    case 3:
+      return mx_block_qdq<kMxfp6E2M3>(x, n, out);
+    case 4:
+      return mx_block_qdq<kMxfp4>(x, n, out);
+    default:
+      return nvfp4_block_qdq(x, n, nvfp4_scale, out);
+  }
 }
 
 // ---- one source of truth for the statistics pass (host_stats.cpp, stats_kernels.cu) ---------
