@@ -178,7 +178,14 @@ int cmp_str(std::string_view a, std::string_view b) {
   return c < 0 ? -1 : (c > 0 ? 1 : 0);
 }
 
-double col_value(const analysis::TensorRisk& r, Col c, int t, const BlockColumns* blocks) {
+double col_value(const analysis::TensorRisk& r, Col c, int t, const BlockColumns* blocks,
+                 const std::vector<int64_t>* div) {
+  if (c == Col::Divergence) {
+    // Minus the rank position: descending puts position 0 (the earliest divergence) first.
+    if (!div || r.tensor >= div->size() || (*div)[r.tensor] < 0)
+      return std::numeric_limits<double>::quiet_NaN();
+    return -static_cast<double>((*div)[r.tensor]);
+  }
   if (c == Col::BlockLoss || c == Col::BlockSqnr) {
     const BlockCell* b = blocks ? blocks->cell(r.tensor, t) : nullptr;
     if (!b) return std::numeric_limits<double>::quiet_NaN();
@@ -208,7 +215,7 @@ double col_value(const analysis::TensorRisk& r, Col c, int t, const BlockColumns
 }
 
 int compare(const analysis::TensorRisk& a, const analysis::TensorRisk& b, const SortSpec& s,
-            const BlockColumns* blocks) {
+            const BlockColumns* blocks, const std::vector<int64_t>* div) {
   switch (s.col) {
     case Col::Id:
       return cmp_str(a.id, b.id);
@@ -219,8 +226,8 @@ int compare(const analysis::TensorRisk& a, const analysis::TensorRisk& b, const 
     case Col::Dtype:
       return cmp_str(spec(a.dtype).name, spec(b.dtype).name);
     default:
-      return cmp_double(col_value(a, s.col, s.target, blocks),
-                        col_value(b, s.col, s.target, blocks));
+      return cmp_double(col_value(a, s.col, s.target, blocks, div),
+                        col_value(b, s.col, s.target, blocks, div));
   }
 }
 
@@ -245,14 +252,15 @@ bool matches_filter(const analysis::TensorRisk& r, std::string_view filter) {
 
 std::vector<uint32_t> filter_sort(const std::vector<analysis::TensorRisk>& rows,
                                   std::string_view filter, const std::vector<SortSpec>& sort,
-                                  const BlockColumns* blocks) {
+                                  const BlockColumns* blocks,
+                                  const std::vector<int64_t>* divergence_rank) {
   std::vector<uint32_t> idx;
   idx.reserve(rows.size());
   for (uint32_t i = 0; i < rows.size(); ++i)
     if (matches_filter(rows[i], filter)) idx.push_back(i);
   std::stable_sort(idx.begin(), idx.end(), [&](uint32_t ia, uint32_t ib) {
     for (const auto& s : sort) {
-      int c = compare(rows[ia], rows[ib], s, blocks);
+      int c = compare(rows[ia], rows[ib], s, blocks, divergence_rank);
       if (c == 2 || c == -2) return c == -2;  // NaN last, whatever the direction
       if (s.descending) c = -c;
       if (c != 0) return c < 0;
