@@ -60,13 +60,23 @@ const std::vector<ColDesc>& base_columns() {
 }
 
 // The columns of a run: the base columns, then a loss and an SQNR column per block format the
-// trace measured (none when it has no block statistics). Rebuilt only when the formats change.
-const std::vector<ColDesc>& columns(const std::vector<int>& block_formats) {
+// trace measured (none when it has no block statistics); with other runs whose value difference
+// is measurable, the divergence column right after the tensor's (visible without scrolling).
+// Rebuilt only when that changes.
+const std::vector<ColDesc>& columns(const std::vector<int>& block_formats, bool divergence) {
   static std::vector<int> for_formats{-1};
+  static bool for_divergence = false;
   static std::vector<ColDesc> v;
-  if (for_formats != block_formats) {
+  if (for_formats != block_formats || for_divergence != divergence) {
     for_formats = block_formats;
+    for_divergence = divergence;
     v = base_columns();
+    if (divergence)
+      v.insert(v.begin() + 2,
+               {"diverge", Col::Divergence, -1, 96,
+                "largest ||run - reference|| / ||reference|| over the other runs (value "
+                "sketches) and the first step above 1 %;\nsorts earliest divergence first "
+                "(first step > 1 %, then > 10 %, then the size)"});
     for (int f : block_formats) {
       v.push_back({"loss", Col::BlockLoss, -1, 44,
                    "loss: fraction of the elements that the block-scaled cast flushes to zero or "
@@ -89,6 +99,42 @@ void cell_bg(analysis::Severity s) {
     ImGui::TableSetBgColor(ImGuiTableBgTarget_CellBg, pack(severity_color(s)));
 }
 
+// The divergence cell: the largest difference over the other runs and the first step above 1 %
+// (coloured: above 10 % warning, above 1 % info); the tooltip has each run's numbers.
+void divergence_cell(const Comparison& c, uint32_t tensor) {
+  if (tensor >= c.combined.size() || !c.combined[tensor].has_rel_diff()) {
+    ImGui::TextDisabled("-");
+    return;
+  }
+  const analysis::CrossRunDrift& m = c.combined[tensor];
+  if (m.first_step_rel_10pct >= 0)
+    cell_bg(analysis::Severity::Warning);
+  else if (m.first_step_rel_1pct >= 0)
+    cell_bg(analysis::Severity::Info);
+  if (m.first_step_rel_1pct >= 0)
+    ImGui::Text("%s @%lld", analysis::fmt_rel_diff(m.max_rel_diff).c_str(),
+                static_cast<long long>(m.first_step_rel_1pct));
+  else
+    ImGui::TextUnformatted(analysis::fmt_rel_diff(m.max_rel_diff).c_str());
+  if (!ImGui::IsItemHovered()) return;
+  std::string tip = "difference to the reference (@: first step above 1 %)";
+  for (const auto& o : c.others) {
+    const analysis::CrossRunDrift* d = o.diff->find(tensor);
+    tip += std::string("\nRun ") + static_cast<char>('A' + o.run) + ": ";
+    if (!d || !d->has_rel_diff()) {
+      tip += "not measurable";
+      continue;
+    }
+    tip += "max " + analysis::fmt_rel_diff(d->max_rel_diff) + ", > 1 % from " +
+           (d->first_step_rel_1pct < 0 ? std::string("never")
+                                       : "step " + std::to_string(d->first_step_rel_1pct)) +
+           ", > 10 % from " +
+           (d->first_step_rel_10pct < 0 ? std::string("never")
+                                        : "step " + std::to_string(d->first_step_rel_10pct));
+  }
+  ImGui::SetTooltip("%s", tip.c_str());
+}
+
 }  // namespace
 
 void App::table_panel(ImVec2 size) {
@@ -108,10 +154,13 @@ void App::table_panel(ImVec2 size) {
   }
   ImGui::NewLine();
 
-  const auto& cols = columns(p->blocks.formats);
+  const Comparison* cmp = comparison();
+  const bool divergence = cmp && cmp->measurable();
+  const auto& cols = columns(p->blocks.formats, divergence);
   // A trace with block columns has another column count: a table of its own (ImGui keeps the
   // widths, order and sort per table id).
-  std::string table_id = "tensor_table";
+  std::string table_id = divergence ? "tensor_table_div" : "tensor_table";
+  fact("table_divergence", divergence ? "shown" : "");
   std::string block_names;  // for the tests (facts): the block-format column groups
   for (int f : p->blocks.formats) {
     table_id += "_" + std::to_string(f);
@@ -141,7 +190,8 @@ void App::table_panel(ImVec2 size) {
     ImGui::TableSetupScrollFreeze(2, 2);
     for (size_t i = 0; i < cols.size(); ++i) {
       ImGuiTableColumnFlags cf = ImGuiTableColumnFlags_WidthFixed;
-      if (i == 0)
+      // Default order: severity; with other runs to compare, the earliest divergence.
+      if (cols[i].col == (divergence ? Col::Divergence : Col::Severity))
         cf |= ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_PreferSortDescending;
       if (cols[i].col >= Col::Amax) cf |= ImGuiTableColumnFlags_PreferSortDescending;
       if (i == 1) cf |= ImGuiTableColumnFlags_NoHide;
@@ -289,6 +339,10 @@ void App::table_panel(ImVec2 size) {
               panels::block_table_cell(p->blocks, r, d.col, d.block, p->analysis.options.findings);
               if (d.col == Col::BlockLoss)
                 cell_rect("cell:" + r.id + ":" + block_format_label(d.block) + ".loss");
+              break;
+            case Col::Divergence:
+              divergence_cell(*cmp, r.tensor);
+              cell_rect("cell:" + r.id + ":diverge");
               break;
             case Col::NonFinite: {
               const uint64_t nf = r.nan + r.pos_inf + r.neg_inf;

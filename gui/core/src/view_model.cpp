@@ -28,6 +28,7 @@ std::shared_ptr<const Run> load_run(const std::string& path) {
     const auto t1 = std::chrono::steady_clock::now();
     run->analysis = analysis::analyze(*run->model);
     run->blocks = block_columns(*run->trace);
+    run->loss = loss_curve(*run->trace);
     const auto t2 = std::chrono::steady_clock::now();
     run->load_seconds = std::chrono::duration<double>(t1 - t0).count();
     run->analysis_seconds = std::chrono::duration<double>(t2 - t1).count();

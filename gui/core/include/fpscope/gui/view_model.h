@@ -14,6 +14,7 @@
 
 #include "fpscope/analysis/analysis.h"
 #include "fpscope/gui/block_view.h"
+#include "fpscope/gui/run_compare.h"
 #include "fpscope/trace_io.h"
 #include "fpscope/trace_model.h"
 
@@ -33,6 +34,7 @@ struct Run {
   BlockColumns blocks;  // block-scaled formats per tensor (empty formats: the trace has none)
   // Steps the timeline walks through: steps with observations or loss-scale records, ascending.
   std::vector<uint64_t> timeline_steps;
+  LossCurve loss;  // mean LOSS per step (the timeline overlays every run's)
   double load_seconds = 0.0;
   double analysis_seconds = 0.0;
 };
