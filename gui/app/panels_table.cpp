@@ -161,6 +161,7 @@ void App::table_panel(ImVec2 size) {
   // widths, order and sort per table id).
   std::string table_id = divergence ? "tensor_table_div" : "tensor_table";
   fact("table_divergence", divergence ? "shown" : "");
+  fact("table_first", rows_.empty() ? "" : p->analysis.risks[rows_.front()].id);
   std::string block_names;  // for the tests (facts): the block-format column groups
   for (int f : p->blocks.formats) {
     table_id += "_" + std::to_string(f);
