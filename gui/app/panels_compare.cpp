@@ -53,6 +53,46 @@ const Comparison* App::comparison() const {
   return cmp_wanted_ && cmp_.current() ? cmp_.value().get() : nullptr;
 }
 
+namespace panels {
+
+void divergence_cell(const Comparison& c, uint32_t tensor) {
+  if (tensor >= c.combined.size() || !c.combined[tensor].has_rel_diff()) {
+    ImGui::TextDisabled("-");
+    return;
+  }
+  const analysis::CrossRunDrift& m = c.combined[tensor];
+  if (m.first_step_rel_10pct >= 0)
+    ImGui::TableSetBgColor(ImGuiTableBgTarget_CellBg,
+                           pack(severity_color(analysis::Severity::Warning)));
+  else if (m.first_step_rel_1pct >= 0)
+    ImGui::TableSetBgColor(ImGuiTableBgTarget_CellBg,
+                           pack(severity_color(analysis::Severity::Info)));
+  if (m.first_step_rel_1pct >= 0)
+    ImGui::Text("%s @%lld", analysis::fmt_rel_diff(m.max_rel_diff).c_str(),
+                static_cast<long long>(m.first_step_rel_1pct));
+  else
+    ImGui::TextUnformatted(analysis::fmt_rel_diff(m.max_rel_diff).c_str());
+  if (!ImGui::IsItemHovered()) return;
+  std::string tip = "difference to the reference (@: first step above 1 %)";
+  for (const auto& o : c.others) {
+    const analysis::CrossRunDrift* d = o.diff->find(tensor);
+    tip += std::string("\nRun ") + static_cast<char>('A' + o.run) + ": ";
+    if (!d || !d->has_rel_diff()) {
+      tip += "not measurable";
+      continue;
+    }
+    tip += "max " + analysis::fmt_rel_diff(d->max_rel_diff) + ", > 1 % from " +
+           (d->first_step_rel_1pct < 0 ? std::string("never")
+                                       : "step " + std::to_string(d->first_step_rel_1pct)) +
+           ", > 10 % from " +
+           (d->first_step_rel_10pct < 0 ? std::string("never")
+                                        : "step " + std::to_string(d->first_step_rel_10pct));
+  }
+  ImGui::SetTooltip("%s", tip.c_str());
+}
+
+}  // namespace panels
+
 void App::difference_plot(uint32_t tensor, float height) {
   const Comparison* c = comparison();
   const std::string ref = run_name(primary_) + " (" + primary()->label + ")";

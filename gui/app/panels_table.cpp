@@ -1,6 +1,6 @@
 // Tensor browser (sortable, filterable, severity-coloured table) and the selected tensor's
 // details with the live what-if readout.
-// Size: ~640 lines: the table's column model, its two header rows and its cells belong together
+// Size: ~660 lines: the table's column model, its two header rows and its cells belong together
 // (the block-format cells live in panels_blocks.cpp).
 #include <imgui.h>
 #include <imgui_internal.h>
@@ -97,42 +97,6 @@ bool group_start(const std::vector<ColDesc>& c, size_t i) {
 void cell_bg(analysis::Severity s) {
   if (s != analysis::Severity::None)
     ImGui::TableSetBgColor(ImGuiTableBgTarget_CellBg, pack(severity_color(s)));
-}
-
-// The divergence cell: the largest difference over the other runs and the first step above 1 %
-// (coloured: above 10 % warning, above 1 % info); the tooltip has each run's numbers.
-void divergence_cell(const Comparison& c, uint32_t tensor) {
-  if (tensor >= c.combined.size() || !c.combined[tensor].has_rel_diff()) {
-    ImGui::TextDisabled("-");
-    return;
-  }
-  const analysis::CrossRunDrift& m = c.combined[tensor];
-  if (m.first_step_rel_10pct >= 0)
-    cell_bg(analysis::Severity::Warning);
-  else if (m.first_step_rel_1pct >= 0)
-    cell_bg(analysis::Severity::Info);
-  if (m.first_step_rel_1pct >= 0)
-    ImGui::Text("%s @%lld", analysis::fmt_rel_diff(m.max_rel_diff).c_str(),
-                static_cast<long long>(m.first_step_rel_1pct));
-  else
-    ImGui::TextUnformatted(analysis::fmt_rel_diff(m.max_rel_diff).c_str());
-  if (!ImGui::IsItemHovered()) return;
-  std::string tip = "difference to the reference (@: first step above 1 %)";
-  for (const auto& o : c.others) {
-    const analysis::CrossRunDrift* d = o.diff->find(tensor);
-    tip += std::string("\nRun ") + static_cast<char>('A' + o.run) + ": ";
-    if (!d || !d->has_rel_diff()) {
-      tip += "not measurable";
-      continue;
-    }
-    tip += "max " + analysis::fmt_rel_diff(d->max_rel_diff) + ", > 1 % from " +
-           (d->first_step_rel_1pct < 0 ? std::string("never")
-                                       : "step " + std::to_string(d->first_step_rel_1pct)) +
-           ", > 10 % from " +
-           (d->first_step_rel_10pct < 0 ? std::string("never")
-                                        : "step " + std::to_string(d->first_step_rel_10pct));
-  }
-  ImGui::SetTooltip("%s", tip.c_str());
 }
 
 }  // namespace
@@ -342,7 +306,7 @@ void App::table_panel(ImVec2 size) {
                 cell_rect("cell:" + r.id + ":" + block_format_label(d.block) + ".loss");
               break;
             case Col::Divergence:
-              divergence_cell(*cmp, r.tensor);
+              panels::divergence_cell(*cmp, r.tensor);
               cell_rect("cell:" + r.id + ":diverge");
               break;
             case Col::NonFinite: {
