@@ -607,7 +607,7 @@ void App::status_bar() {
   } else {
     ImGui::TextDisabled("fpscope-gui");
   }
-  const bool busy = tdata_.busy() || whatif_.busy() || report_job_.valid();
+  const bool busy = tdata_.busy() || whatif_.busy() || cmp_.busy() || report_job_.valid();
   if (busy) {
     ImGui::SameLine();
     ImGui::TextColored(ImVec4(0.6f, 0.8f, 1.0f, 1.0f), "  |  computing...");
