@@ -102,10 +102,12 @@ void App::difference_plot(uint32_t tensor, float height) {
     return;
   }
   if (!c->measurable()) {
-    ImGui::TextDisabled(
-        "No value difference to the reference %s: the traces carry no value sketches "
-        "(recorded without --sketch / --emulate)",
+    ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+    ImGui::TextWrapped(
+        "No value difference to the reference %s: the traces carry no value sketches (recorded "
+        "without --sketch / --emulate)",
         ref.c_str());
+    ImGui::PopStyleColor();
     fact("difference_message", "no value sketches");
     return;
   }

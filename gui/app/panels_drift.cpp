@@ -141,7 +141,8 @@ void App::drift_panel(ImVec2 size) {
     // Half the plots' room, leaving the SQNR plot at least its minimum (60 px).
     const float room = avail.y - bars_h - ImGui::GetStyle().ItemSpacing.y;
     diff_h = c && c->measurable() ? std::floor(std::min(room * 0.5f, room - 60.0f))
-                                  : ImGui::GetTextLineHeightWithSpacing();
+             : c                  ? 2.0f * ImGui::GetTextLineHeightWithSpacing()  // the note
+                                  : ImGui::GetTextLineHeightWithSpacing();                         // computing
   }
   double clicked = -1;
   PlotOpts po;
