@@ -30,8 +30,10 @@ App::App(AppOptions opt) : opt_(std::move(opt)) {
   dialog_dir_ = std::filesystem::current_path(ec).string();
   for (const auto& p : opt_.traces) open(p);
   initial_ = runs_.size();
-  // One trace, or --runs: nothing to decide, the first trace to load is the primary (as always).
-  ranks_decided_ = initial_ < 2 || opt_.rank_mode == RankSetMode::Runs;
+  // One trace: nothing to decide. Several (--runs too): the primary, which is also the reference
+  // the other runs are compared with, is the first on the command line that loads, not the
+  // first to finish loading (decide_rank_set, once all have loaded).
+  ranks_decided_ = initial_ < 2;
 }
 
 App::~App() {

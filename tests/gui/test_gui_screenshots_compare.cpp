@@ -104,3 +104,19 @@ TEST_F(GuiScreenshot, RunsWithoutSketchesSaySo) {
   EXPECT_FALSE(s.has("cell:gemm#0.D:diverge"));
   EXPECT_EQ(s.fact("timeline_loss_runs"), "");  // no LOSS records
 }
+
+TEST_F(GuiScreenshot, TheReferenceIsTheFirstRunOnTheCommandLineEvenWhenItLoadsLast) {
+  // The first trace has 25x the steps of the second (same tensors and shapes, so the sketches
+  // compare): it finishes loading last, and stays the reference.
+  const std::string big = (dir_ / "big.fpst").string();
+  ASSERT_EQ(std::system((quote(kGen) + " " + quote(big) +
+                         " --steps 1000 --layers 2 --elements 2048 --sketch 1 > /dev/null")
+                            .c_str()),
+            0);
+  const std::string small = gen(dir_, "small.fpst", "--sketch 1 --perturb 5");
+  const Shot s = take("order", {big, small}, {"--runs"});
+  ASSERT_EQ(s.rc, 0) << s.log;
+  EXPECT_EQ(s.fact("runs"), "big.fpst|small.fpst");
+  EXPECT_EQ(s.fact("difference_ref"), "Run A");
+  EXPECT_EQ(s.fact("difference_runs"), "Run B");
+}
