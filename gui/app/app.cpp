@@ -30,8 +30,10 @@ App::App(AppOptions opt) : opt_(std::move(opt)) {
   dialog_dir_ = std::filesystem::current_path(ec).string();
   for (const auto& p : opt_.traces) open(p);
   initial_ = runs_.size();
-  // One trace, or --runs: nothing to decide, the first trace to load is the primary (as always).
-  ranks_decided_ = initial_ < 2 || opt_.rank_mode == RankSetMode::Runs;
+  // One trace: nothing to decide. Several (--runs too): the primary, which is also the reference
+  // the other runs are compared with, is the first on the command line that loads, not the
+  // first to finish loading (decide_rank_set, once all have loaded).
+  ranks_decided_ = initial_ < 2;
 }
 
 App::~App() {
@@ -39,6 +41,7 @@ App::~App() {
     if (r.loading.valid()) r.loading.wait();
   if (report_job_.valid()) report_job_.wait();
   if (rankset_job_.valid()) rankset_job_.wait();
+  cmp_.wait_all();
   tdata_.wait_all();
   whatif_.wait_all();
   heat_job_.wait_all();
@@ -59,6 +62,7 @@ bool App::idle() const {
   if (report_job_.valid()) return false;
   if (!ranks_decided_ || rankset_job_.valid()) return false;
   if (sel_ >= 0 && !tdata_.current()) return false;
+  if (cmp_wanted_ && !cmp_.current()) return false;
   if (sel_ >= 0 && (!whatif_.current() || !(wcfg_requested_ == wcfg_))) return false;
   // The heatmap asked for a raster of the current tensor data: wait until it is on screen.
   if (sel_ >= 0 && heat_requested_.gen == tdata_.generation() && !(heat_shown_ == heat_requested_))
@@ -130,6 +134,8 @@ void App::poll() {
       rankset_job_.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
     on_rank_set(rankset_job_.get());
   if (new_run && sel_ >= 0 && primary()) request_tensor_data();  // overlays of the new run
+  if (new_run && primary() && ranks_decided_) request_comparison();
+  if (cmp_.poll()) rows_dirty_ = true;  // the divergence column and its sort
   if (tdata_.poll()) request_whatif();
   whatif_.poll();
   if (heat_job_.poll()) heat_upload();
@@ -148,6 +154,7 @@ void App::on_primary_changed() {
   whatif_.reset();
   heat_job_.reset();
   heat_requested_ = heat_shown_ = {};
+  request_comparison();
   if (!r) return;
   const auto& ts = r->timeline_steps;
   xview_.set_bounds(ts.empty() ? 0.0 : static_cast<double>(ts.front()),
@@ -310,7 +317,9 @@ void App::frame(float w, float h) {
   poll();
   if (!(wcfg_ == wcfg_requested_) && tdata_.current()) request_whatif();
   if (rows_dirty_ && primary()) {
-    rows_ = filter_sort(primary()->analysis.risks, filter_, sort_, &primary()->blocks);
+    const Comparison* c = comparison();
+    rows_ = filter_sort(primary()->analysis.risks, filter_, sort_, &primary()->blocks,
+                        c ? &c->rank : nullptr);
     rows_dirty_ = false;
   }
   keyboard();
@@ -362,9 +371,11 @@ void App::frame(float w, float h) {
   const float line = ImGui::GetTextLineHeightWithSpacing();
   const float pad = 2.0f * st.WindowPadding.y + 2.0f;  // a bordered child's vertical padding
   const float status_h = ImGui::GetFrameHeight() + st.ItemSpacing.y;
-  // Timeline: controls, legend, and the loss-scale track; without loss-scale records the track
-  // collapses to a thin strip of the selected tensor's events (the legend line says why).
-  const bool has_ls = !primary()->analysis.loss_scale.series.empty();
+  // Timeline: controls, legend, and the loss-scale track with the runs' loss curves; without
+  // loss-scale records or losses the track collapses to a thin strip of the selected tensor's
+  // events (the legend line says why).
+  bool has_ls = !primary()->analysis.loss_scale.series.empty();
+  for (const auto& r : runs_) has_ls = has_ls || (r.run && r.run->ok && !r.run->loss.empty());
   const float strip_h = ImGui::GetFontSize() * 2.0f + 14.0f;
   const float timeline_h =
       has_ls ? std::max(150.0f, avail.y * 0.17f)
@@ -396,9 +407,12 @@ void App::frame(float w, float h) {
   ImGui::BeginGroup();
   // Master weights: half the column (the parameter list beside the selected one's plots), or
   // two lines when the trace watches none.
-  const float weights_h = primary()->analysis.weights.empty()
-                              ? 2.0f * line + pad
-                              : std::floor((bottom_h - st.ItemSpacing.y) * 0.50f);
+  // With runs compared (a difference plot in the drift panel), the drift panel takes more.
+  const Comparison* cmp = comparison();
+  const float weights_h =
+      primary()->analysis.weights.empty()
+          ? 2.0f * line + pad
+          : std::floor((bottom_h - st.ItemSpacing.y) * (cmp && cmp->measurable() ? 0.34f : 0.50f));
   drift_panel(ImVec2(0, bottom_h - weights_h - st.ItemSpacing.y));
   weights_panel(ImVec2(0, weights_h));
   ImGui::EndGroup();
@@ -525,15 +539,23 @@ void App::runs_bar() {
       ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.45f, 1.0f), "[%s: failed]", name.c_str());
     } else {
       const bool prim = i == primary_;
+      // Several runs: each in its colour (loss curves, difference lines); the primary is the
+      // reference they are compared with.
+      const bool several = other_runs() > 0;
       const std::string label = std::string("Run ") + static_cast<char>('A' + i) + ": " + name +
-                                (prim ? "  (primary)" : "");
+                                (prim ? (several ? "  (primary, reference)" : "  (primary)") : "");
+      if (several)
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pack(run_color(i))));
       if (ImGui::Selectable(label.c_str(), prim, 0, ImGui::CalcTextSize(label.c_str())) && !prim) {
         primary_ = i;
         on_primary_changed();
       }
+      if (several) ImGui::PopStyleColor();
       if (ImGui::IsItemHovered())
-        ImGui::SetTooltip("%s\nclick to make it the primary run (the table follows it)",
-                          r.path.c_str());
+        ImGui::SetTooltip(
+            "%s\nclick to make it the primary run (the table follows it) and the reference the "
+            "other runs are compared with",
+            r.path.c_str());
     }
     ImGui::SameLine(0, 18);
     ImGui::PopID();
@@ -587,7 +609,7 @@ void App::status_bar() {
   } else {
     ImGui::TextDisabled("fpscope-gui");
   }
-  const bool busy = tdata_.busy() || whatif_.busy() || report_job_.valid();
+  const bool busy = tdata_.busy() || whatif_.busy() || cmp_.busy() || report_job_.valid();
   if (busy) {
     ImGui::SameLine();
     ImGui::TextColored(ImVec4(0.6f, 0.8f, 1.0f, 1.0f), "  |  computing...");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fpscope/gui/rank_view.h"
+#include "fpscope/gui/run_compare.h"
 #include "fpscope/gui/tensor_view.h"
 #include "fpscope/gui/view_model.h"
 #include "fpscope/gui/weights_view.h"
@@ -95,6 +96,17 @@ class App {
   uint64_t cur_step() const;
   void request_tensor_data();
   void request_whatif();
+  // The other runs against the reference (= the primary run): compare_runs per pair, once
+  // (diffs_), combined off the UI thread. Requested when a run arrives or the primary changes.
+  void request_comparison();
+  // The comparison, when it is current and there are other runs; null otherwise.
+  const Comparison* comparison() const;
+  // The other runs (not ranks of a rank set) that loaded: what the comparison covers.
+  size_t other_runs() const;
+  // The drift panel's "difference to <reference>" plot of the selected tensor (panels_drift.cpp).
+  void difference_plot(uint32_t tensor, float height);
+  // The timeline's loss curves, one per run in its colour (panels_timeline.cpp).
+  void loss_curves(const Plot& pl);
 
   // panels
   void menu_bar();
@@ -177,6 +189,9 @@ class App {
   float tensor_col_w_ = 0.0f;  // fitted once to the first run's ids and names
 
   // off-thread results
+  DiffCache diffs_;  // before cmp_: its jobs use it
+  Latest<Comparison> cmp_;
+  bool cmp_wanted_ = false;  // a comparison was requested (there are other runs)
   Latest<TensorData> tdata_;
   Latest<WhatIfSeries> whatif_;
   WhatIfConfig wcfg_;

@@ -70,6 +70,11 @@ inline std::string table_pct(double f) {
 void block_table_cell(const BlockColumns& blocks, const analysis::TensorRisk& r, Col col, int f,
                       const analysis::FindingOptions& opt);
 
+// The tensor table's divergence cell (panels_compare.cpp): the largest difference to the
+// reference over the other runs and the first step above 1 % (background: info above 1 %,
+// warning above 10 %); the tooltip has each run's numbers. "-": not measurable.
+void divergence_cell(const Comparison& c, uint32_t tensor);
+
 // "65504", "448", "3.39e+38", "2^-14": how a format threshold is written on the heatmap.
 inline std::string threshold_text(double v) {
   int e = 0;

@@ -132,14 +132,25 @@ void App::drift_panel(ImVec2 size) {
   const float fh = ImGui::GetFontSize();
   // With block formats the bar labels take two lines ("MXFP8" over "E4M3").
   const float bars_h = std::floor(fh * (bmask ? 4.7f : 3.7f));
-  const ImVec2 avail = ImGui::GetContentRegionAvail();
+  ImVec2 avail = ImGui::GetContentRegionAvail();
+  // Other runs (not ranks): the difference to the reference under the SQNR plot; one line when
+  // there is nothing to plot (no sketches, or still computing).
+  float diff_h = 0.0f;
+  if (this->other_runs() > 0) {
+    const Comparison* c = comparison();
+    // Half the plots' room, leaving the SQNR plot at least its minimum (60 px).
+    const float room = avail.y - bars_h - ImGui::GetStyle().ItemSpacing.y;
+    diff_h = c && c->measurable() ? std::floor(std::min(room * 0.5f, room - 60.0f))
+             : c                  ? 2.0f * ImGui::GetTextLineHeightWithSpacing()  // the note
+                                  : ImGui::GetTextLineHeightWithSpacing();                         // computing
+  }
   double clicked = -1;
   PlotOpts po;
   po.clicked_x = &clicked;
   po.left_margin = 52.0f;  // the ticks say "dB"; the legend line says higher is better
   po.x_label = "step";
-  const Plot pl = begin_plot("##drift", ImVec2(avail.x, std::max(60.0f, avail.y - bars_h)), &xview_,
-                             lo, hi, YFmt::Db, po);
+  const Plot pl = begin_plot("##drift", ImVec2(avail.x, std::max(60.0f, avail.y - bars_h - diff_h)),
+                             &xview_, lo, hi, YFmt::Db, po);
   for (size_t k = 0; k < series.size(); ++k) {
     for (int t = 0; t < kNumTargets; ++t) {
       if (!drift_fmt_[t]) continue;
@@ -213,6 +224,7 @@ void App::drift_panel(ImVec2 size) {
     const int64_t i = nearest(primary()->timeline_steps, clicked);
     if (i >= 0) set_step_index(i);
   }
+  if (diff_h > 0) difference_plot(td->tensor, diff_h);
   // Side-by-side bars for the current step: one group per format, one bar per run, each with
   // its value; n/a where the format overflows at this step.
   ImDrawList* dl = ImGui::GetWindowDrawList();

@@ -1,6 +1,6 @@
 // Tensor browser (sortable, filterable, severity-coloured table) and the selected tensor's
 // details with the live what-if readout.
-// Size: ~640 lines: the table's column model, its two header rows and its cells belong together
+// Size: ~660 lines: the table's column model, its two header rows and its cells belong together
 // (the block-format cells live in panels_blocks.cpp).
 #include <imgui.h>
 #include <imgui_internal.h>
@@ -60,13 +60,23 @@ const std::vector<ColDesc>& base_columns() {
 }
 
 // The columns of a run: the base columns, then a loss and an SQNR column per block format the
-// trace measured (none when it has no block statistics). Rebuilt only when the formats change.
-const std::vector<ColDesc>& columns(const std::vector<int>& block_formats) {
+// trace measured (none when it has no block statistics); with other runs whose value difference
+// is measurable, the divergence column right after the tensor's (visible without scrolling).
+// Rebuilt only when that changes.
+const std::vector<ColDesc>& columns(const std::vector<int>& block_formats, bool divergence) {
   static std::vector<int> for_formats{-1};
+  static bool for_divergence = false;
   static std::vector<ColDesc> v;
-  if (for_formats != block_formats) {
+  if (for_formats != block_formats || for_divergence != divergence) {
     for_formats = block_formats;
+    for_divergence = divergence;
     v = base_columns();
+    if (divergence)
+      v.insert(v.begin() + 2,
+               {"diverge", Col::Divergence, -1, 96,
+                "largest ||run - reference|| / ||reference|| over the other runs (value "
+                "sketches) and the first step above 1 %;\nsorts earliest divergence first "
+                "(first step > 1 %, then > 10 %, then the size)"});
     for (int f : block_formats) {
       v.push_back({"loss", Col::BlockLoss, -1, 44,
                    "loss: fraction of the elements that the block-scaled cast flushes to zero or "
@@ -108,10 +118,14 @@ void App::table_panel(ImVec2 size) {
   }
   ImGui::NewLine();
 
-  const auto& cols = columns(p->blocks.formats);
+  const Comparison* cmp = comparison();
+  const bool divergence = cmp && cmp->measurable();
+  const auto& cols = columns(p->blocks.formats, divergence);
   // A trace with block columns has another column count: a table of its own (ImGui keeps the
   // widths, order and sort per table id).
-  std::string table_id = "tensor_table";
+  std::string table_id = divergence ? "tensor_table_div" : "tensor_table";
+  fact("table_divergence", divergence ? "shown" : "");
+  fact("table_first", rows_.empty() ? "" : p->analysis.risks[rows_.front()].id);
   std::string block_names;  // for the tests (facts): the block-format column groups
   for (int f : p->blocks.formats) {
     table_id += "_" + std::to_string(f);
@@ -141,7 +155,8 @@ void App::table_panel(ImVec2 size) {
     ImGui::TableSetupScrollFreeze(2, 2);
     for (size_t i = 0; i < cols.size(); ++i) {
       ImGuiTableColumnFlags cf = ImGuiTableColumnFlags_WidthFixed;
-      if (i == 0)
+      // Default order: severity; with other runs to compare, the earliest divergence.
+      if (cols[i].col == (divergence ? Col::Divergence : Col::Severity))
         cf |= ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_PreferSortDescending;
       if (cols[i].col >= Col::Amax) cf |= ImGuiTableColumnFlags_PreferSortDescending;
       if (i == 1) cf |= ImGuiTableColumnFlags_NoHide;
@@ -289,6 +304,10 @@ void App::table_panel(ImVec2 size) {
               panels::block_table_cell(p->blocks, r, d.col, d.block, p->analysis.options.findings);
               if (d.col == Col::BlockLoss)
                 cell_rect("cell:" + r.id + ":" + block_format_label(d.block) + ".loss");
+              break;
+            case Col::Divergence:
+              panels::divergence_cell(*cmp, r.tensor);
+              cell_rect("cell:" + r.id + ":diverge");
               break;
             case Col::NonFinite: {
               const uint64_t nf = r.nan + r.pos_inf + r.neg_inf;

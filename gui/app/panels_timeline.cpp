@@ -80,6 +80,16 @@ void App::timeline_panel(ImVec2 size) {
               Swatch::Tick);
   legend_item(kNonFinite, ("NaN/Inf in " + sel_id).c_str(), Swatch::Tick);
   legend_item(kCurStep, "current step", Swatch::Tick);
+  // Loss curves (mean LOSS per step), one per run in its colour: the runs side by side.
+  std::string loss_runs;
+  for (size_t i = 0; i < runs_.size(); ++i) {
+    const auto& r = runs_[i].run;
+    if (!r || !r->ok || r->loss.empty() || (in_rank_set(i) && i != primary_)) continue;
+    const std::string name = std::string("Run ") + static_cast<char>('A' + i);
+    legend_item(col32(run_color(i)), ("loss " + name).c_str(), Swatch::Line);
+    loss_runs += (loss_runs.empty() ? "" : ",") + name;
+  }
+  fact("timeline_loss_runs", loss_runs);
   if (!has_ls) {
     ImGui::TextDisabled(
         "|  no loss-scale records in this trace (fpscope.loss_scale() or the AMP scaler kernel "
@@ -132,6 +142,7 @@ void App::timeline_panel(ImVec2 size) {
         pl.r.Max.y - h, kNonFinite);
   }
   if (has_ls) plot_series(pl, ls_x_, ls_y_, kLossScale, {2.0f, false, true});
+  loss_curves(pl);
   // Skipped steps: a triangle per pixel column that holds one; the full-height line too while
   // they are few enough to tell apart (else the track would turn red).
   {
@@ -175,6 +186,15 @@ void App::timeline_panel(ImVec2 size) {
         if (k.step == s && k.offender_tensor >= 0)
           tip += "\nfirst offender: " + k.offender_id + " (" + k.reason + ", seq " +
                  std::to_string(k.offender_seq) + ")";
+      for (size_t k = 0; k < runs_.size(); ++k) {
+        const auto& r = runs_[k].run;
+        if (!r || !r->ok || r->loss.empty() || (in_rank_set(k) && k != primary_)) continue;
+        const auto& lc = r->loss;
+        const auto j = std::lower_bound(lc.steps.begin(), lc.steps.end(), static_cast<double>(s));
+        if (j != lc.steps.end() && *j == static_cast<double>(s))
+          tip += std::string("\nloss Run ") + static_cast<char>('A' + k) + " " +
+                 fmt_g(lc.loss[static_cast<size_t>(j - lc.steps.begin())], 6);
+      }
       if (td) {
         const int64_t di = td->steps.index_of(s);
         if (di >= 0) {

@@ -58,6 +58,9 @@ std::string fmt_value(double v, YFmt f) {
     case YFmt::Pct:
       std::snprintf(buf, sizeof buf, "%.0f%%", v * 100.0);
       return buf;
+    case YFmt::Log10Pct:
+      std::snprintf(buf, sizeof buf, "%g%%", std::pow(10.0, v) * 100.0);
+      return buf;
     case YFmt::Plain:
       break;
   }
@@ -145,7 +148,7 @@ Plot begin_plot(const char* id, ImVec2 size, XView* view, double y0, double y1, 
   const ImU32 title = IM_COL32(160, 166, 178, 255);
   if (o.y_ticks) {
     const int ny = std::max(2, static_cast<int>(p.r.GetHeight() / (fh * 1.7f)));
-    const double ys = nice_step(p.y1 - p.y0, ny, yfmt == YFmt::Pow2);
+    const double ys = nice_step(p.y1 - p.y0, ny, yfmt == YFmt::Pow2 || yfmt == YFmt::Log10Pct);
     for (double y = std::ceil(p.y0 / ys) * ys; y <= p.y1 + 1e-9; y += ys) {
       const float yy = p.py(y);
       dl->AddLine(ImVec2(p.r.Min.x, yy), ImVec2(p.r.Max.x, yy), grid);

@@ -35,7 +35,9 @@ struct XView {
   void pan(double dx);
 };
 
-enum class YFmt { Plain, Pow2, Db, Pct };
+// Log10Pct: y holds log10 of a fraction (a log-scale axis), ticked at whole decades and labelled
+// as percentages ("0.1%", "1%", "10%").
+enum class YFmt { Plain, Pow2, Db, Pct, Log10Pct };
 
 // The data area's background colour (also what the heat raster is drawn on).
 inline constexpr ImU32 kPlotBackground = IM_COL32(18, 20, 26, 255);

@@ -31,8 +31,15 @@
 // --blocks MASK: the statistics pass also measures the block-scaled formats of bit f of MASK
 // (kBlockFormats[f]; 63: all six), so every observation carries a block section (format 1.3).
 //
+// --sketch 1: every observation carries its value sketch (format 1.4) and every step one LOSS
+// record (a decaying curve), as `fpscope record --sketch` of a training loop. --perturb P (in
+// thousandths): the same program with a drift planted from step S/3 on: layer 0's output scaled
+// by 1 + e, layer 1's by 1 + e/4, e = P/1000 * (steps since S/3 + 1), and the loss raised by e/2;
+// two traces made with and without --perturb differ there only (the same seeds), by ~e.
+//
 // Usage: fpscope_gui_gen_trace OUT.fpst [--steps S] [--layers L] [--elements E] [--rank R
 //          --world-size W [--fault-rank F] [--desync-rank D]] [--watch-extra 1] [--blocks MASK]
+//          [--sketch 1 [--perturb P]]
 //   records = steps * (3 * layers + 2) tensor observations (+ weight updates, loss scales).
 #include <algorithm>
 #include <cmath>
@@ -47,6 +54,7 @@
 #include "fpscope/host_stats.h"
 #include "fpscope/trace_io.h"
 #include "fpscope/update_loss.h"
+#include "fpscope/value_sketch.h"
 
 using namespace fpscope;
 
@@ -56,7 +64,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: fpscope_gui_gen_trace OUT.fpst [--steps S] [--layers L] [--elements E] "
                "[--rank R --world-size W [--fault-rank F] [--desync-rank D]] [--watch-extra 1] "
-               "[--blocks MASK]\n");
+               "[--blocks MASK] [--sketch 1 [--perturb P]]\n");
   return 2;
 }
 
@@ -87,6 +95,8 @@ int main(int argc, char** argv) {
   long rank = -1, world = -1, fault_rank = -1, desync_rank = -1;
   bool watch_extra = false;
   uint32_t block_mask = 0;
+  bool sketch = false;
+  long perturb = 0;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) return usage();
@@ -108,6 +118,14 @@ int main(int argc, char** argv) {
     }
     if (a == "--watch-extra") {
       watch_extra = true;
+      continue;
+    }
+    if (a == "--sketch") {
+      sketch = true;
+      continue;
+    }
+    if (a == "--perturb") {
+      perturb = v;
       continue;
     }
     if (a == "--steps") {
@@ -219,6 +237,11 @@ int main(int argc, char** argv) {
       o.seq = seq++;
       o.time_ns = (time_ns += 1000);
       compute_stats(data.data(), Format::FP32, rows, cols, rows, opt, &o.stats);
+      if (sketch) {
+        ValueSketch vs;
+        compute_sketch(data.data(), Format::FP32, rows, cols, rows, &vs);
+        o.sketch.assign(vs.v, vs.v + kSketchBuckets);
+      }
       w->observe(o);
     };
     for (size_t ti = 0; ti < tensors.size(); ++ti) {
@@ -229,6 +252,11 @@ int main(int argc, char** argv) {
       for (auto& v : data) v = sigma * normal(g);
       if (ti == 1 && rank >= 0 && rank == desync_rank && s >= fault_step)
         for (auto& v : data) v += 1e-3f;
+      // --perturb: layer 0's output (ti 2) by 1 + e, layer 1's (ti 5) by 1 + e/4.
+      const double e =
+          s >= fault_step ? static_cast<double>(perturb) / 1000.0 * (s - fault_step + 1) : 0.0;
+      if (e > 0 && (ti == 2 || ti == 5))
+        for (auto& v : data) v *= static_cast<float>(1.0 + (ti == 2 ? e : e / 4));
       if (t.index == layer1_out && s == nan_step) {
         data[7] = std::nanf("");
         data[11] = INFINITY;
@@ -259,6 +287,15 @@ int main(int argc, char** argv) {
     ls.next_scale = scale;
     ls.time_ns = time_ns;
     w->loss_scale(ls);
+    if (sketch) {
+      const double e =
+          s >= fault_step ? static_cast<double>(perturb) / 1000.0 * (s - fault_step + 1) : 0.0;
+      trace::LossRecord lr;
+      lr.step = step;
+      lr.value = 2.0 * std::exp(-2.5 * frac) + 0.2 + e / 2;
+      lr.time_ns = time_ns;
+      w->loss(lr);
+    }
 
     if (s > 0 && !found_inf) {
       const double lr = 1e-2 * std::pow(1e-4, frac);

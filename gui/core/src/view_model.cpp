@@ -28,6 +28,7 @@ std::shared_ptr<const Run> load_run(const std::string& path) {
     const auto t1 = std::chrono::steady_clock::now();
     run->analysis = analysis::analyze(*run->model);
     run->blocks = block_columns(*run->trace);
+    run->loss = loss_curve(*run->trace);
     const auto t2 = std::chrono::steady_clock::now();
     run->load_seconds = std::chrono::duration<double>(t1 - t0).count();
     run->analysis_seconds = std::chrono::duration<double>(t2 - t1).count();
@@ -178,7 +179,14 @@ int cmp_str(std::string_view a, std::string_view b) {
   return c < 0 ? -1 : (c > 0 ? 1 : 0);
 }
 
-double col_value(const analysis::TensorRisk& r, Col c, int t, const BlockColumns* blocks) {
+double col_value(const analysis::TensorRisk& r, Col c, int t, const BlockColumns* blocks,
+                 const std::vector<int64_t>* div) {
+  if (c == Col::Divergence) {
+    // Minus the rank position: descending puts position 0 (the earliest divergence) first.
+    if (!div || r.tensor >= div->size() || (*div)[r.tensor] < 0)
+      return std::numeric_limits<double>::quiet_NaN();
+    return -static_cast<double>((*div)[r.tensor]);
+  }
   if (c == Col::BlockLoss || c == Col::BlockSqnr) {
     const BlockCell* b = blocks ? blocks->cell(r.tensor, t) : nullptr;
     if (!b) return std::numeric_limits<double>::quiet_NaN();
@@ -208,7 +216,7 @@ double col_value(const analysis::TensorRisk& r, Col c, int t, const BlockColumns
 }
 
 int compare(const analysis::TensorRisk& a, const analysis::TensorRisk& b, const SortSpec& s,
-            const BlockColumns* blocks) {
+            const BlockColumns* blocks, const std::vector<int64_t>* div) {
   switch (s.col) {
     case Col::Id:
       return cmp_str(a.id, b.id);
@@ -219,8 +227,8 @@ int compare(const analysis::TensorRisk& a, const analysis::TensorRisk& b, const 
     case Col::Dtype:
       return cmp_str(spec(a.dtype).name, spec(b.dtype).name);
     default:
-      return cmp_double(col_value(a, s.col, s.target, blocks),
-                        col_value(b, s.col, s.target, blocks));
+      return cmp_double(col_value(a, s.col, s.target, blocks, div),
+                        col_value(b, s.col, s.target, blocks, div));
   }
 }
 
@@ -245,14 +253,15 @@ bool matches_filter(const analysis::TensorRisk& r, std::string_view filter) {
 
 std::vector<uint32_t> filter_sort(const std::vector<analysis::TensorRisk>& rows,
                                   std::string_view filter, const std::vector<SortSpec>& sort,
-                                  const BlockColumns* blocks) {
+                                  const BlockColumns* blocks,
+                                  const std::vector<int64_t>* divergence_rank) {
   std::vector<uint32_t> idx;
   idx.reserve(rows.size());
   for (uint32_t i = 0; i < rows.size(); ++i)
     if (matches_filter(rows[i], filter)) idx.push_back(i);
   std::stable_sort(idx.begin(), idx.end(), [&](uint32_t ia, uint32_t ib) {
     for (const auto& s : sort) {
-      int c = compare(rows[ia], rows[ib], s, blocks);
+      int c = compare(rows[ia], rows[ib], s, blocks, divergence_rank);
       if (c == 2 || c == -2) return c == -2;  // NaN last, whatever the direction
       if (s.descending) c = -c;
       if (c != 0) return c < 0;

@@ -14,6 +14,7 @@
 
 #include "fpscope/analysis/analysis.h"
 #include "fpscope/gui/block_view.h"
+#include "fpscope/gui/run_compare.h"
 #include "fpscope/trace_io.h"
 #include "fpscope/trace_model.h"
 
@@ -33,6 +34,7 @@ struct Run {
   BlockColumns blocks;  // block-scaled formats per tensor (empty formats: the trace has none)
   // Steps the timeline walks through: steps with observations or loss-scale records, ascending.
   std::vector<uint64_t> timeline_steps;
+  LossCurve loss;  // mean LOSS per step (the timeline overlays every run's)
   double load_seconds = 0.0;
   double analysis_seconds = 0.0;
 };
@@ -82,6 +84,9 @@ enum class Col : int {
   Sqnr,
   BlockLoss,  // per block format (SortSpec::target: index into kBlockFormats), BlockColumns
   BlockSqnr,
+  // Cross-run value difference against the reference run (run_compare.h): sorts in
+  // analysis::rank_by_divergence's order (descending: the earliest divergence first).
+  Divergence,
 };
 struct SortSpec {
   Col col = Col::Severity;
@@ -97,9 +102,13 @@ bool matches_filter(const analysis::TensorRisk& r, std::string_view filter);
 // the analysis's own order, i.e. stable). SQNR sorts by shown_sqnr(); undefined and NaN SQNRs sort
 // after every number either way. The block columns sort by block_loss / block_sqnr of `blocks`
 // (exact = +inf); a tensor without a measurement in that format sorts after every number too.
+// The divergence column sorts by `divergence_rank` (tensor -> position in rank_by_divergence's
+// order, -1: not measurable; Comparison::rank): descending = that order; tensors without a
+// measurable difference (or without the vector) after every other either way.
 std::vector<uint32_t> filter_sort(const std::vector<analysis::TensorRisk>& rows,
                                   std::string_view filter, const std::vector<SortSpec>& sort,
-                                  const BlockColumns* blocks = nullptr);
+                                  const BlockColumns* blocks = nullptr,
+                                  const std::vector<int64_t>* divergence_rank = nullptr);
 
 // Severity of ONE metric of one format (overflow, underflow, subnormal or SQNR column), judged
 // by the analysis library's format_severity on a copy of the risk with the other metrics
