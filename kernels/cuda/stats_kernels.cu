@@ -397,8 +397,8 @@ cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t
   const StatsProblem p = make_stats_problem(rows, cols, ld, batch, batch_stride);
   if (p.n > 0 && data != nullptr) {
     e = with_storage(dtype, [&](auto fmt, auto storage) {
-      return launch_typed<decltype(fmt)::value, decltype(storage)>(data, p, value_scale, sc,
-                                                                   d_slot, stream);
+      return launch_typed<decltype(fmt)::value, decltype(storage)>(data, p, value_scale, sc, d_slot,
+                                                                   stream);
     });
     if (e != cudaSuccess) return e;
   }

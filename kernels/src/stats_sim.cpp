@@ -89,8 +89,8 @@ void run_blocks(const T* data, const StatsProblem& problem, const ValueScale& vs
 
 void simulate_tensor_stats_kernel(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                                   uint64_t ld, uint64_t batch, uint64_t batch_stride,
-                                  const float scales[kNumTargets], TensorStats* slot,
-                                  unsigned grid, ValueScale value_scale) {
+                                  const float scales[kNumTargets], TensorStats* slot, unsigned grid,
+                                  ValueScale value_scale) {
   std::memset(static_cast<void*>(slot), 0, sizeof(TensorStats));  // cudaMemsetAsync
   const ScaleSet sc = make_scale_set(scales);
   init_slot_scalars(*slot, sc.scale);  // init_slot_kernel

@@ -63,8 +63,8 @@ void note_fp8_scaling(probe::Recorder* rec, const DeviceOperand& o, uint32_t ten
     std::lock_guard<std::mutex> lock(mu);
     if (!seen.insert(key).second) return;
   }
-  const std::string what = std::string("cuda: FP8 operand ") + trace::role_name(o.role) + " of tensor " +
-                           std::to_string(tensor) + ", cuBLASLt scale mode " +
+  const std::string what = std::string("cuda: FP8 operand ") + trace::role_name(o.role) +
+                           " of tensor " + std::to_string(tensor) + ", cuBLASLt scale mode " +
                            scale_mode_name(o.scale_mode);
   if (!measured) {
     rec->event(trace::EventLevel::Warning,

@@ -3,9 +3,9 @@
 //
 // Contract:
 //  - decode_layout/decode_matmul read every attribute they report; an attribute the loaded
-//    cuBLASLt does not know (older versions: BATCH_MODE, A/B/C/D_SCALE_MODE) keeps its documented default
-//    and is listed in `missing`; a failure to read a REQUIRED attribute (type, rows, cols, ld,
-//    compute type, transposes) returns false with a message naming the attribute.
+//    cuBLASLt does not know (older versions: BATCH_MODE, A/B/C/D_SCALE_MODE) keeps its documented
+//    default and is listed in `missing`; a failure to read a REQUIRED attribute (type, rows, cols,
+//    ld, compute type, transposes) returns false with a message naming the attribute.
 //  - No GPU and no cublasLt handle are needed: descriptors are host objects.
 //  - GEMM shape (column-major, as cuBLASLt defines it): D is m x n, op(A) is m x k, op(B) k x n.
 #pragma once
