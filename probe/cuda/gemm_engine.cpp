@@ -156,6 +156,26 @@ OperandReading reading_of(const DeviceOperand& o) {
   return r;
 }
 
+DeviceOperand lt_device_operand(const LtMatmul& mm, trace::Role role, const void* data) {
+  const LtLayout& l = role == trace::Role::A   ? mm.a
+                      : role == trace::Role::B ? mm.b
+                      : role == trace::Role::C ? mm.c
+                                               : mm.d;
+  const OperandScale sc = operand_scale(mm, role);
+  return DeviceOperand{.role = role,
+                       .data = data,
+                       .dtype = l.order == CUBLASLT_ORDER_COL ? l.dtype : std::nullopt,
+                       .rows = l.rows,
+                       .cols = l.cols,
+                       .ld = static_cast<uint64_t>(l.ld),
+                       .batch = static_cast<uint64_t>(l.batch_count > 0 ? l.batch_count : 1),
+                       .batch_stride = l.batch_stride,
+                       .pointer_array = l.batch_mode == 1,
+                       .scale = ValueScale{sc.ptr, sc.op},
+                       .scale_mode = sc.mode,
+                       .block_scaled = sc.block_scaled};
+}
+
 GemmState gemm_begin(const GemmCall& call) {
   GemmState st;
   probe::Recorder* rec = probe::Recorder::get();

@@ -26,6 +26,7 @@
 #include "fpscope/formats.h"
 #include "fpscope/trace_types.h"
 #include "fpscope/value_scale.h"
+#include "lt_decode.h"
 
 namespace fpscope::cuda {
 
@@ -55,6 +56,10 @@ struct OperandReading {
   ValueScale scale;
 };
 OperandReading reading_of(const DeviceOperand& o);
+
+// Operand `role` of a decoded cublasLtMatmul (data: its device address): only plain column-major
+// layouts are readable by the stats kernels; FP8 operands carry their scale (operand_scale).
+DeviceOperand lt_device_operand(const LtMatmul& mm, trace::Role role, const void* data);
 
 struct GemmCall {
   const char* op = "";

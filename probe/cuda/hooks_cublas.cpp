@@ -543,28 +543,12 @@ static cublasStatus_t hook_cublasLtMatmul FPSCOPE_LT_MATMUL_PARAMS {
   gc.sig.beta = read_scalar(beta, sk, host);
   gc.layout = static_cast<int>(mm.epilogue) << 8 | (mm.compute_type & 0xff);
   gc.c_aliases_d = C == D;
-  auto lt_operand = [&mm](fpscope::trace::Role r, const void* data, const LtLayout& l) {
-    // Only plain column-major layouts are readable by the stats kernels. FP8: the codes' scale.
-    const OperandScale sc = operand_scale(mm, r);
-    return DeviceOperand{.role = r,
-                         .data = data,
-                         .dtype = l.order == CUBLASLT_ORDER_COL ? l.dtype : std::nullopt,
-                         .rows = l.rows,
-                         .cols = l.cols,
-                         .ld = static_cast<uint64_t>(l.ld),
-                         .batch = static_cast<uint64_t>(l.batch_count > 0 ? l.batch_count : 1),
-                         .batch_stride = l.batch_stride,
-                         .pointer_array = l.batch_mode == 1,
-                         .scale = fpscope::ValueScale{sc.ptr, sc.op},
-                         .scale_mode = sc.mode,
-                         .block_scaled = sc.block_scaled};
-  };
   int i = 0;
-  gc.operands[i++] = lt_operand(fpscope::trace::Role::A, A, mm.a);
-  gc.operands[i++] = lt_operand(fpscope::trace::Role::B, B, mm.b);
+  gc.operands[i++] = lt_device_operand(mm, fpscope::trace::Role::A, A);
+  gc.operands[i++] = lt_device_operand(mm, fpscope::trace::Role::B, B);
   if (c_known_read(gc.sig.beta) && C != nullptr)  // as fill_classic: only when known to be read
-    gc.operands[i++] = lt_operand(fpscope::trace::Role::C, C, mm.c);
-  gc.operands[i++] = lt_operand(fpscope::trace::Role::D, D, mm.d);
+    gc.operands[i++] = lt_device_operand(mm, fpscope::trace::Role::C, C);
+  gc.operands[i++] = lt_device_operand(mm, fpscope::trace::Role::D, D);
   gc.num_operands = i;
   GemmState st = gemm_begin(gc);
   const cublasStatus_t status = call();
