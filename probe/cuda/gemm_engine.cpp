@@ -52,9 +52,11 @@ probe::GemmDesc to_desc(const GemmCall& c, int device) {
 }
 
 // One trace event per (tensor, role, scale mode) of an FP8 operand with a cuBLASLt scale or a
-// block scale mode: the trace says how its codes were read (or that they were not).
+// block scale mode: the trace says how its codes were read (or that they were not). Tensors not
+// resolved yet (step detection) wait for a call that names them.
 void note_fp8_scaling(probe::Recorder* rec, const DeviceOperand& o, uint32_t tensor,
                       bool measured) {
+  if (tensor == probe::kUnresolved) return;
   static std::mutex mu;
   static std::unordered_set<uint64_t> seen;
   const uint64_t key = uint64_t{tensor} << 16 | static_cast<uint64_t>(o.role) << 8 |
