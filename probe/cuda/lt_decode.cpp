@@ -103,6 +103,11 @@ OperandScale operand_scale(const LtMatmul& mm, trace::Role role) {
       break;
   }
   if (l->dtype != Format::E4M3 && l->dtype != Format::E5M2) return s;
+  if (role == trace::Role::D && mm.d_out_scale != nullptr) {
+    s.mode = mm.d_out_scale_mode;  // cuBLASLt quantized D per block and wrote the block scales
+    s.block_scaled = true;
+    return s;
+  }
   if (s.mode != CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F) {
     s.block_scaled = true;  // per block / per row vector: one factor would be silently wrong
     return s;
@@ -187,6 +192,8 @@ bool decode_matmul(const LtApi& api, cublasLtMatmulDesc_t desc, cublasLtMatrixLa
   opt(CUBLASLT_MATMUL_DESC_B_SCALE_MODE, "B_SCALE_MODE", &mm.b_scale_mode);
   opt(CUBLASLT_MATMUL_DESC_C_SCALE_MODE, "C_SCALE_MODE", &mm.c_scale_mode);
   opt(CUBLASLT_MATMUL_DESC_D_SCALE_MODE, "D_SCALE_MODE", &mm.d_scale_mode);
+  opt(CUBLASLT_MATMUL_DESC_D_OUT_SCALE_POINTER, "D_OUT_SCALE_POINTER", &mm.d_out_scale);
+  opt(CUBLASLT_MATMUL_DESC_D_OUT_SCALE_MODE, "D_OUT_SCALE_MODE", &mm.d_out_scale_mode);
 
   const cublasLtMatrixLayout_t layouts[4] = {a, b, c, d};
   LtLayout* dst[4] = {&mm.a, &mm.b, &mm.c, &mm.d};

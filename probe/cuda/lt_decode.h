@@ -72,6 +72,9 @@ struct LtMatmul {
   int32_t b_scale_mode = 0;
   int32_t c_scale_mode = 0;
   int32_t d_scale_mode = 0;
+  // Block-scaled outputs (CUDA 12.8+): cuBLASLt writes D's per-block scales here.
+  const void* d_out_scale = nullptr;
+  int32_t d_out_scale_mode = 0;
   LtLayout a, b, c, d;
   std::string missing;
 
@@ -92,6 +95,8 @@ struct OperandScale {
   ValueScaleOp op = ValueScaleOp::None;
   int32_t mode = 0;           // cublasLtMatmulMatrixScale_t of the operand
   bool block_scaled = false;  // FP8 with a mode other than SCALAR_32F: no single factor
+  // (D: also an FP8 D with a D_OUT_SCALE pointer, whose codes carry per-block output scales;
+  // `mode` is then D_OUT_SCALE_MODE)
 };
 OperandScale operand_scale(const LtMatmul& mm, trace::Role role);
 // "SCALAR_32F", "VEC16_UE4M3", "VEC32_UE8M0", "OUTER_VEC_32F", "VEC128_32F", "BLK128x128_32F",

@@ -285,6 +285,24 @@ TEST(LtDecode, BlockScaleModesAreSkippedNeverReadAsOneFactor) {
   // D (BF16, no mode): measured as stored.
   EXPECT_FALSE(reading_of(lt_device_operand(mm, trace::Role::D, nullptr)).skip_block_scaled);
 
+  // An FP8 D quantized per block by cuBLASLt (D_OUT_SCALE pointer and mode): skipped too.
+  {
+    Desc d2(CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    d2.set(CUBLASLT_MATMUL_DESC_D_OUT_SCALE_POINTER,
+           static_cast<const void*>(reinterpret_cast<const float*>(0x7000'5000)));
+    d2.set(CUBLASLT_MATMUL_DESC_D_OUT_SCALE_MODE,
+           int32_t{CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0});
+    Layout a2(CUDA_R_8F_E4M3, 64, 32, 64), b2(CUDA_R_8F_E4M3, 32, 16, 32);
+    Layout c2(CUDA_R_16BF, 64, 16, 64), d8(CUDA_R_8F_E4M3, 64, 16, 64);
+    LtMatmul m2;
+    ASSERT_TRUE(decode_matmul(api, d2.h, a2.h, b2.h, c2.h, d8.h, &m2, &err)) << err;
+    const DeviceOperand o = lt_device_operand(m2, trace::Role::D, nullptr);
+    EXPECT_TRUE(o.block_scaled);
+    EXPECT_EQ(o.scale_mode, CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0);
+    EXPECT_TRUE(reading_of(o).skip_block_scaled);
+    EXPECT_FALSE(reading_of(lt_device_operand(m2, trace::Role::A, nullptr)).skip_block_scaled);
+  }
+
   // NVFP4-style VEC16_UE4M3 and the FP32 block modes are block scaled too; the per-row vector
   // mode (OUTER_VEC_32F) has no single factor either.
   for (int32_t mode : {1, 3, 4, 5}) {
