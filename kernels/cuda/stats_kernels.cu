@@ -136,8 +136,11 @@ __global__ void finalize_slot_kernel(TensorStats* slot) {
 
 template <Format F, class T>
 __global__ void __launch_bounds__(kStatsThreads, FPSCOPE_STATS_MIN_BLOCKS)
-    tensor_stats_kernel(const T* __restrict__ data, StatsProblem p, ScaleSet sc, bool vec,
-                        TensorStats* slot) {
+    tensor_stats_kernel(const T* __restrict__ data, StatsProblem p, ValueScale vs, ScaleSet sc,
+                        bool vec, TensorStats* slot) {
+  // The codes' scale (cuBLASLt's FP8 scale pointer), read here on the device after whatever the
+  // stream ran before (the GEMM that used it): no host synchronization (value_scale.h).
+  p.vscale = resolve_value_scale(vs);
   __shared__ uint32_t hist[kHistCopies * kHistBins];
   // Raw storage: __shared__ variables cannot have member initializers.
   __shared__ alignas(StatsPartial) unsigned char warp_raw[sizeof(StatsPartial) * kStatsWarps];
@@ -182,12 +185,12 @@ unsigned resident_blocks(K kernel) {
 }
 
 template <Format F, class T>
-cudaError_t launch_typed(const void* data, const StatsProblem& p, const ScaleSet& sc,
-                         TensorStats* slot, cudaStream_t stream) {
+cudaError_t launch_typed(const void* data, const StatsProblem& p, const ValueScale& vs,
+                         const ScaleSet& sc, TensorStats* slot, cudaStream_t stream) {
   auto kernel = tensor_stats_kernel<F, T>;
   const bool vec = reinterpret_cast<uintptr_t>(data) % 16 == 0;
   kernel<<<stats_chunk_blocks(p.n, resident_blocks(kernel)), kStatsThreads, 0, stream>>>(
-      static_cast<const T*>(data), p, sc, vec, slot);
+      static_cast<const T*>(data), p, vs, sc, vec, slot);
   return cudaGetLastError();
 }
 
@@ -384,7 +387,8 @@ cudaError_t launch_block_stats(const void* data, Format dtype, uint64_t rows, ui
 cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t rows,
                                         uint64_t cols, uint64_t ld, uint64_t batch,
                                         uint64_t batch_stride, const float scales[kNumTargets],
-                                        TensorStats* d_slot, cudaStream_t stream) {
+                                        TensorStats* d_slot, cudaStream_t stream,
+                                        ValueScale value_scale) {
   cudaError_t e = cudaMemsetAsync(d_slot, 0, sizeof(TensorStats), stream);
   if (e != cudaSuccess) return e;
   const ScaleSet sc = make_scale_set(scales);
@@ -393,7 +397,8 @@ cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t
   const StatsProblem p = make_stats_problem(rows, cols, ld, batch, batch_stride);
   if (p.n > 0 && data != nullptr) {
     e = with_storage(dtype, [&](auto fmt, auto storage) {
-      return launch_typed<decltype(fmt)::value, decltype(storage)>(data, p, sc, d_slot, stream);
+      return launch_typed<decltype(fmt)::value, decltype(storage)>(data, p, value_scale, sc, d_slot,
+                                                                   stream);
     });
     if (e != cudaSuccess) return e;
   }
@@ -403,8 +408,9 @@ cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t
 
 cudaError_t launch_tensor_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                                 uint64_t ld, const float scales[kNumTargets], TensorStats* d_slot,
-                                cudaStream_t stream) {
-  return launch_tensor_stats_batched(data, dtype, rows, cols, ld, 1, 0, scales, d_slot, stream);
+                                cudaStream_t stream, ValueScale value_scale) {
+  return launch_tensor_stats_batched(data, dtype, rows, cols, ld, 1, 0, scales, d_slot, stream,
+                                     value_scale);
 }
 
 cudaError_t launch_update_loss(const float* d_w_prev, const float* d_w_cur, uint64_t n,

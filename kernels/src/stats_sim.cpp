@@ -50,8 +50,8 @@ struct HostWarp {
 };
 
 template <Format F, class T>
-void run_blocks(const T* data, const StatsProblem& p, const ScaleSet& sc, unsigned grid,
-                TensorStats* slot) {
+void run_blocks(const T* data, const StatsProblem& problem, const ValueScale& vs,
+                const ScaleSet& sc, unsigned grid, TensorStats* slot) {
   constexpr unsigned kCopies = kStatsWarps;         // the device's per-warp histograms
   std::vector<uint32_t> hist(kCopies * kHistBins);  // the block's __shared__ histograms
   auto warp = std::make_unique<HostWarp>();
@@ -63,6 +63,8 @@ void run_blocks(const T* data, const StatsProblem& p, const ScaleSet& sc, unsign
   // Host memory: scalar loads only (the values are the same).
   const bool vec = false;
   for (unsigned blk = 0; blk < grid; ++blk) {
+    StatsProblem p = problem;  // the kernel's by-value argument
+    p.vscale = resolve_value_scale(vs);
     clear_block_hist(hist.data(), kCopies, 0, 1);
     // __syncthreads()
     for (unsigned w = 0; w < kStatsWarps; ++w) {
@@ -87,8 +89,8 @@ void run_blocks(const T* data, const StatsProblem& p, const ScaleSet& sc, unsign
 
 void simulate_tensor_stats_kernel(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                                   uint64_t ld, uint64_t batch, uint64_t batch_stride,
-                                  const float scales[kNumTargets], TensorStats* slot,
-                                  unsigned grid) {
+                                  const float scales[kNumTargets], TensorStats* slot, unsigned grid,
+                                  ValueScale value_scale) {
   std::memset(static_cast<void*>(slot), 0, sizeof(TensorStats));  // cudaMemsetAsync
   const ScaleSet sc = make_scale_set(scales);
   init_slot_scalars(*slot, sc.scale);  // init_slot_kernel
@@ -97,19 +99,19 @@ void simulate_tensor_stats_kernel(const void* data, Format dtype, uint64_t rows,
     const unsigned g = grid == 0 ? stats_chunk_blocks(p.n, kStatsMaxBlocks) : grid;
     switch (dtype) {
       case Format::FP32:
-        run_blocks<Format::FP32>(static_cast<const uint32_t*>(data), p, sc, g, slot);
+        run_blocks<Format::FP32>(static_cast<const uint32_t*>(data), p, value_scale, sc, g, slot);
         break;
       case Format::BF16:
-        run_blocks<Format::BF16>(static_cast<const uint16_t*>(data), p, sc, g, slot);
+        run_blocks<Format::BF16>(static_cast<const uint16_t*>(data), p, value_scale, sc, g, slot);
         break;
       case Format::FP16:
-        run_blocks<Format::FP16>(static_cast<const uint16_t*>(data), p, sc, g, slot);
+        run_blocks<Format::FP16>(static_cast<const uint16_t*>(data), p, value_scale, sc, g, slot);
         break;
       case Format::E4M3:
-        run_blocks<Format::E4M3>(static_cast<const uint8_t*>(data), p, sc, g, slot);
+        run_blocks<Format::E4M3>(static_cast<const uint8_t*>(data), p, value_scale, sc, g, slot);
         break;
       case Format::E5M2:
-        run_blocks<Format::E5M2>(static_cast<const uint8_t*>(data), p, sc, g, slot);
+        run_blocks<Format::E5M2>(static_cast<const uint8_t*>(data), p, value_scale, sc, g, slot);
         break;
     }
   }

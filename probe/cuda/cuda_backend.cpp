@@ -246,11 +246,12 @@ class CudaBackend final : public Backend {
     if (one_block) {
       const uint64_t cols =
           job.batch <= 1 || job.batch_stride == 0 ? job.cols : job.cols * job.batch;
-      e = launch_tensor_stats(job.data, job.dtype, job.rows, cols, job.ld, job.scales, dst, stream);
+      e = launch_tensor_stats(job.data, job.dtype, job.rows, cols, job.ld, job.scales, dst, stream,
+                              job.value_scale);
     } else if (job.batch_stride > 0) {
       e = launch_tensor_stats_batched(job.data, job.dtype, job.rows, job.cols, job.ld, job.batch,
                                       static_cast<uint64_t>(job.batch_stride), job.scales, dst,
-                                      stream);
+                                      stream, job.value_scale);
     } else {
       *error = "negative batch stride";
       return false;

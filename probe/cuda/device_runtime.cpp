@@ -27,6 +27,7 @@ std::mutex g_calls_mu;
 std::unordered_map<uint64_t, CallEntry> g_calls;
 uint64_t g_next_cookie = 1;
 std::atomic<uint64_t> g_unsupported{0};
+std::atomic<uint64_t> g_block_scaled{0};
 
 // Recorder::loss_scale() stamps the CURRENT step; device results arrive later, so the step of the
 // kernel launch must be passed explicitly when the recorder offers it (loss_scale_at).
@@ -199,6 +200,8 @@ void shutdown() {
                                                std::to_string(c.failed_devices) +
                                                " device(s): no statistics from them (not retried)");
   say(g_unsupported.load(), "operand type or layout not readable by the stats kernels");
+  say(g_block_scaled.load(),
+      "block-scaled operand: not measured (FP8 with a cuBLASLt block scale mode)");
   if (c.slots_added != 0)
     rec->event(trace::EventLevel::Info, "cuda: result ring grew to " + std::to_string(c.max_slots) +
                                             " slots (a step needed more than FPSCOPE_CUDA_SLOTS)");
@@ -239,6 +242,12 @@ void count_unsupported_operand() {
 }
 uint64_t unsupported_operands() {
   return g_unsupported.load(std::memory_order_relaxed);
+}
+void count_block_scaled_operand() {
+  g_block_scaled.fetch_add(1, std::memory_order_relaxed);
+}
+uint64_t block_scaled_operands() {
+  return g_block_scaled.load(std::memory_order_relaxed);
 }
 
 }  // namespace fpscope::cuda

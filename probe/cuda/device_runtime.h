@@ -53,5 +53,8 @@ enum ScalarGroup : int { kLossScaleGroup = 1 };
 // Counters of GEMM operands that got no statistics for a reason other than the pipeline's.
 void count_unsupported_operand();
 uint64_t unsupported_operands();
+// FP8 operands with a block scale mode (cuBLASLt VEC16_UE4M3, VEC32_UE8M0, ...): not measured.
+void count_block_scaled_operand();
+uint64_t block_scaled_operands();
 
 }  // namespace fpscope::cuda

@@ -2,11 +2,16 @@
 
 #include <cuda_runtime_api.h>
 
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
 #include "../src/log.h"
 #include "../src/recorder.h"
 #include "cuda_backend.h"
 #include "cupti_hooks.h"
 #include "device_runtime.h"
+#include "lt_decode.h"
 
 namespace fpscope::cuda {
 namespace {
@@ -46,6 +51,50 @@ probe::GemmDesc to_desc(const GemmCall& c, int device) {
   return d;
 }
 
+// One trace event per (tensor, role, scale mode) of an FP8 operand with a cuBLASLt scale or a
+// block scale mode: the trace says how its codes were read (or that they were not). Tensors not
+// resolved yet (step detection) wait for a call that names them.
+void note_fp8_scaling(probe::Recorder* rec, const DeviceOperand& o, uint32_t tensor,
+                      bool measured) {
+  if (tensor == probe::kUnresolved) return;
+  static std::mutex mu;
+  static std::unordered_set<uint64_t> seen;
+  const uint64_t key = uint64_t{tensor} << 16 | static_cast<uint64_t>(o.role) << 8 |
+                       (static_cast<uint64_t>(o.scale_mode) & 0xff);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!seen.insert(key).second) return;
+  }
+  const std::string what = std::string("cuda: FP8 operand ") + trace::role_name(o.role) +
+                           " of tensor " + std::to_string(tensor) + ", cuBLASLt scale mode " +
+                           scale_mode_name(o.scale_mode);
+  if (!measured) {
+    rec->event(trace::EventLevel::Warning,
+               what + " (block scaled): block-scaled operand: not measured");
+  } else {
+    rec->event(trace::EventLevel::Info,
+               what + " (per tensor): measured as code " +
+                   (o.scale.op == ValueScaleOp::Divide ? "/ D scale" : "* scale") +
+                   ", the scale read on the device");
+  }
+}
+
+// FPSCOPE_FP8_SCALING's per-target scales for the statistics (Recorder::stats_scales, as on the
+// host path). "current" needs the operand's amax before the pass, which the device path would get
+// only by a second pass or a host synchronization: unsupported there (scales 1, said once).
+void fp8_target_scales(probe::Recorder* rec, const probe::GemmTicket& t, int i, float* out) {
+  if (rec->fp8_needs_amax()) {
+    static std::once_flag once;
+    std::call_once(once, [rec] {
+      rec->event(trace::EventLevel::Warning,
+                 "cuda: FPSCOPE_FP8_SCALING=current is not supported by the device statistics "
+                 "(it needs the operand's amax before the pass): E4M3/E5M2 statistics use scale 1");
+    });
+    return;
+  }
+  rec->stats_scales(t, i, 0.0f, out);  // none: 1; delayed: from the tensor's earlier amaxes
+}
+
 // Enqueues the stats of operand i (or abandons it). Called before the GEMM for C aliasing D.
 void submit_operand(const GemmCall& c, const GemmState& st, const probe::GemmTicket& t, int i,
                     int device) {
@@ -57,7 +106,20 @@ void submit_operand(const GemmCall& c, const GemmState& st, const probe::GemmTic
     abandon_operand(st.cookie, i);
     return;
   }
+  const OperandReading reading = reading_of(o);
+  probe::Recorder* rec = probe::Recorder::get();
+  if (reading.skip_block_scaled) {
+    count_block_scaled_operand();
+    if (rec != nullptr) note_fp8_scaling(rec, o, t.tensor[i], false);
+    abandon_operand(st.cookie, i);
+    return;
+  }
   StatsJob job;
+  job.value_scale = reading.scale;
+  if (rec != nullptr) {
+    fp8_target_scales(rec, t, i, job.scales);
+    if (reading.scale.ptr != nullptr) note_fp8_scaling(rec, o, t.tensor[i], true);
+  }
   job.device = device;
   job.stream = c.stream;
   job.data = o.data;
@@ -85,6 +147,36 @@ void submit_operand(const GemmCall& c, const GemmState& st, const probe::GemmTic
 }
 
 }  // namespace
+
+OperandReading reading_of(const DeviceOperand& o) {
+  OperandReading r;
+  if (o.block_scaled) {
+    r.skip_block_scaled = true;
+    return r;
+  }
+  if (o.scale.ptr != nullptr && o.scale.op != ValueScaleOp::None) r.scale = o.scale;
+  return r;
+}
+
+DeviceOperand lt_device_operand(const LtMatmul& mm, trace::Role role, const void* data) {
+  const LtLayout& l = role == trace::Role::A   ? mm.a
+                      : role == trace::Role::B ? mm.b
+                      : role == trace::Role::C ? mm.c
+                                               : mm.d;
+  const OperandScale sc = operand_scale(mm, role);
+  return DeviceOperand{.role = role,
+                       .data = data,
+                       .dtype = l.order == CUBLASLT_ORDER_COL ? l.dtype : std::nullopt,
+                       .rows = l.rows,
+                       .cols = l.cols,
+                       .ld = static_cast<uint64_t>(l.ld),
+                       .batch = static_cast<uint64_t>(l.batch_count > 0 ? l.batch_count : 1),
+                       .batch_stride = l.batch_stride,
+                       .pointer_array = l.batch_mode == 1,
+                       .scale = ValueScale{sc.ptr, sc.op},
+                       .scale_mode = sc.mode,
+                       .block_scaled = sc.block_scaled};
+}
 
 GemmState gemm_begin(const GemmCall& call) {
   GemmState st;

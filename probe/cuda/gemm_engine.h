@@ -11,6 +11,12 @@
 //    device's first use; a capturing stream is skipped and counted.
 //  - Operands the stats kernels cannot read (int8, FP64, device pointer arrays of
 //    cublasGemmBatchedEx) are recorded in the signature but get no statistics (counted).
+//  - FP8 (issue 16 item 8): an operand with a per-tensor cuBLASLt scale is measured as the values
+//    the GEMM used (the kernel reads the scale on the device); a block-scaled one is skipped and
+//    counted. The per-target scales of the E4M3/E5M2 statistics come from
+//    Recorder::stats_scales (FPSCOPE_FP8_SCALING) as on the host path, except "current" scaling,
+//    which needs the operand's amax before the pass: unsupported on the device (scale 1, one
+//    trace event says so).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +25,8 @@
 #include "../src/recorder.h"
 #include "fpscope/formats.h"
 #include "fpscope/trace_types.h"
+#include "fpscope/value_scale.h"
+#include "lt_decode.h"
 
 namespace fpscope::cuda {
 
@@ -32,7 +40,26 @@ struct DeviceOperand {
   uint64_t batch = 1;
   int64_t batch_stride = 0;    // elements
   bool pointer_array = false;  // data is a device array of per-batch pointers (not readable)
+  // cuBLASLt FP8 scaling (lt_decode.h operand_scale): the scale the kernel applies to the codes,
+  // the scale mode, and whether that mode has no single per-tensor factor (block scaled).
+  ValueScale scale;
+  int32_t scale_mode = 0;  // cublasLtMatmulMatrixScale_t; 0 (per-tensor) for classic cuBLAS
+  bool block_scaled = false;
 };
+
+// What submitting an operand enqueues, decided from the operand alone (tests check it without a
+// GPU): block-scaled operands are skipped ("block-scaled operand: not measured", counted, one
+// trace event per tensor and mode), never measured as if one factor applied; the others read their
+// codes through `scale` (none: as stored).
+struct OperandReading {
+  bool skip_block_scaled = false;
+  ValueScale scale;
+};
+OperandReading reading_of(const DeviceOperand& o);
+
+// Operand `role` of a decoded cublasLtMatmul (data: its device address): only plain column-major
+// layouts are readable by the stats kernels; FP8 operands carry their scale (operand_scale).
+DeviceOperand lt_device_operand(const LtMatmul& mm, trace::Role role, const void* data);
 
 struct GemmCall {
   const char* op = "";

@@ -198,7 +198,11 @@ DeviceOperand operand(trace::Role role, const void* data, cudaDataType type, uin
                        .ld = static_cast<uint64_t>(ld),
                        .batch = static_cast<uint64_t>(a.batch),
                        .batch_stride = stride,
-                       .pointer_array = a.pointer_array};
+                       .pointer_array = a.pointer_array,
+                       // Classic cuBLAS takes no scale pointers: codes are values.
+                       .scale = {},
+                       .scale_mode = 0,
+                       .block_scaled = false};
 }
 
 // True when the GEMM reads C: beta read on the host and nonzero. NaN (device pointer mode: not
@@ -539,24 +543,12 @@ static cublasStatus_t hook_cublasLtMatmul FPSCOPE_LT_MATMUL_PARAMS {
   gc.sig.beta = read_scalar(beta, sk, host);
   gc.layout = static_cast<int>(mm.epilogue) << 8 | (mm.compute_type & 0xff);
   gc.c_aliases_d = C == D;
-  auto lt_operand = [](fpscope::trace::Role r, const void* data, const LtLayout& l) {
-    // Only plain column-major layouts are readable by the stats kernels.
-    return DeviceOperand{.role = r,
-                         .data = data,
-                         .dtype = l.order == CUBLASLT_ORDER_COL ? l.dtype : std::nullopt,
-                         .rows = l.rows,
-                         .cols = l.cols,
-                         .ld = static_cast<uint64_t>(l.ld),
-                         .batch = static_cast<uint64_t>(l.batch_count > 0 ? l.batch_count : 1),
-                         .batch_stride = l.batch_stride,
-                         .pointer_array = l.batch_mode == 1};
-  };
   int i = 0;
-  gc.operands[i++] = lt_operand(fpscope::trace::Role::A, A, mm.a);
-  gc.operands[i++] = lt_operand(fpscope::trace::Role::B, B, mm.b);
+  gc.operands[i++] = lt_device_operand(mm, fpscope::trace::Role::A, A);
+  gc.operands[i++] = lt_device_operand(mm, fpscope::trace::Role::B, B);
   if (c_known_read(gc.sig.beta) && C != nullptr)  // as fill_classic: only when known to be read
-    gc.operands[i++] = lt_operand(fpscope::trace::Role::C, C, mm.c);
-  gc.operands[i++] = lt_operand(fpscope::trace::Role::D, D, mm.d);
+    gc.operands[i++] = lt_device_operand(mm, fpscope::trace::Role::C, C);
+  gc.operands[i++] = lt_device_operand(mm, fpscope::trace::Role::D, D);
   gc.num_operands = i;
   GemmState st = gemm_begin(gc);
   const cublasStatus_t status = call();

@@ -2,6 +2,7 @@
 
 #include <library_types.h>
 
+#include <iterator>
 #include <mutex>
 #include <string>
 
@@ -83,6 +84,49 @@ trace::GemmSignature LtMatmul::signature() const {
   return s;
 }
 
+OperandScale operand_scale(const LtMatmul& mm, trace::Role role) {
+  const void* ptr = nullptr;
+  const LtLayout* l = nullptr;
+  OperandScale s;
+  switch (role) {
+    case trace::Role::A:
+      ptr = mm.a_scale, l = &mm.a, s.mode = mm.a_scale_mode;
+      break;
+    case trace::Role::B:
+      ptr = mm.b_scale, l = &mm.b, s.mode = mm.b_scale_mode;
+      break;
+    case trace::Role::C:
+      ptr = mm.c_scale, l = &mm.c, s.mode = mm.c_scale_mode;
+      break;
+    default:
+      ptr = mm.d_scale, l = &mm.d, s.mode = mm.d_scale_mode;
+      break;
+  }
+  if (l->dtype != Format::E4M3 && l->dtype != Format::E5M2) return s;
+  if (role == trace::Role::D && mm.d_out_scale != nullptr) {
+    s.mode = mm.d_out_scale_mode;  // cuBLASLt quantized D per block and wrote the block scales
+    s.block_scaled = true;
+    return s;
+  }
+  if (s.mode != CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F) {
+    s.block_scaled = true;  // per block / per row vector: one factor would be silently wrong
+    return s;
+  }
+  if (ptr == nullptr) return s;  // scale 1: the codes are the values
+  s.ptr = static_cast<const float*>(ptr);
+  s.op = role == trace::Role::D ? ValueScaleOp::Divide : ValueScaleOp::Multiply;
+  return s;
+}
+
+std::string scale_mode_name(int32_t mode) {
+  // cublasLtMatmulMatrixScale_t's values (CUDA 13 cublasLt.h), by number: 12.8 headers lack the
+  // last two names.
+  static const char* const kNames[] = {"SCALAR_32F",    "VEC16_UE4M3", "VEC32_UE8M0",
+                                       "OUTER_VEC_32F", "VEC128_32F",  "BLK128x128_32F"};
+  if (mode >= 0 && mode < static_cast<int32_t>(std::size(kNames))) return kNames[mode];
+  return "mode " + std::to_string(mode);
+}
+
 bool decode_layout(const LtApi& api, cublasLtMatrixLayout_t layout, LtLayout* out,
                    std::string* error) {
   LtLayout l;
@@ -146,6 +190,10 @@ bool decode_matmul(const LtApi& api, cublasLtMatmulDesc_t desc, cublasLtMatrixLa
   opt(CUBLASLT_MATMUL_DESC_AMAX_D_POINTER, "AMAX_D_POINTER", &mm.amax_d);
   opt(CUBLASLT_MATMUL_DESC_A_SCALE_MODE, "A_SCALE_MODE", &mm.a_scale_mode);
   opt(CUBLASLT_MATMUL_DESC_B_SCALE_MODE, "B_SCALE_MODE", &mm.b_scale_mode);
+  opt(CUBLASLT_MATMUL_DESC_C_SCALE_MODE, "C_SCALE_MODE", &mm.c_scale_mode);
+  opt(CUBLASLT_MATMUL_DESC_D_SCALE_MODE, "D_SCALE_MODE", &mm.d_scale_mode);
+  opt(CUBLASLT_MATMUL_DESC_D_OUT_SCALE_POINTER, "D_OUT_SCALE_POINTER", &mm.d_out_scale);
+  opt(CUBLASLT_MATMUL_DESC_D_OUT_SCALE_MODE, "D_OUT_SCALE_MODE", &mm.d_out_scale_mode);
 
   const cublasLtMatrixLayout_t layouts[4] = {a, b, c, d};
   LtLayout* dst[4] = {&mm.a, &mm.b, &mm.c, &mm.d};

@@ -3,9 +3,9 @@
 //
 // Contract:
 //  - decode_layout/decode_matmul read every attribute they report; an attribute the loaded
-//    cuBLASLt does not know (older versions: BATCH_MODE, *_SCALE_MODE) keeps its documented default
-//    and is listed in `missing`; a failure to read a REQUIRED attribute (type, rows, cols, ld,
-//    compute type, transposes) returns false with a message naming the attribute.
+//    cuBLASLt does not know (older versions: BATCH_MODE, A/B/C/D_SCALE_MODE) keeps its documented
+//    default and is listed in `missing`; a failure to read a REQUIRED attribute (type, rows, cols,
+//    ld, compute type, transposes) returns false with a message naming the attribute.
 //  - No GPU and no cublasLt handle are needed: descriptors are host objects.
 //  - GEMM shape (column-major, as cuBLASLt defines it): D is m x n, op(A) is m x k, op(B) k x n.
 #pragma once
@@ -18,6 +18,7 @@
 
 #include "fpscope/formats.h"
 #include "fpscope/trace_types.h"
+#include "fpscope/value_scale.h"
 
 namespace fpscope::cuda {
 
@@ -69,6 +70,11 @@ struct LtMatmul {
   const void* amax_d = nullptr;
   int32_t a_scale_mode = 0;  // cublasLtMatmulMatrixScale_t (CUDA 12.8+), 0 = per-tensor scalar
   int32_t b_scale_mode = 0;
+  int32_t c_scale_mode = 0;
+  int32_t d_scale_mode = 0;
+  // Block-scaled outputs (CUDA 12.8+): cuBLASLt writes D's per-block scales here.
+  const void* d_out_scale = nullptr;
+  int32_t d_out_scale_mode = 0;
   LtLayout a, b, c, d;
   std::string missing;
 
@@ -78,6 +84,24 @@ struct LtMatmul {
   bool is_fp8() const;
   trace::GemmSignature signature() const;  // alpha/beta left at 1/0: read by the hook when host
 };
+
+// What an operand's codes mean (issue 16 item 8), from its scale pointer and scale mode. cuBLASLt
+// (cublasLt.h; cuBLAS documentation, cublasLtMatmul, FP8): D = scale_D * (alpha * scale_A *
+// scale_B * op(A) op(B) + beta * scale_C * C), scales absent = 1, so an A/B/C code stands for
+// code * scale and a D code for code / scale_D (value_scale.h). Only FP8 operands (E4M3/E5M2) are
+// scaled: cuBLASLt refuses a scale pointer on other types (CUBLAS_STATUS_INVALID_VALUE).
+struct OperandScale {
+  const float* ptr = nullptr;  // device FP32 scalar (per-tensor mode); nullptr: codes as stored
+  ValueScaleOp op = ValueScaleOp::None;
+  int32_t mode = 0;           // cublasLtMatmulMatrixScale_t of the operand
+  bool block_scaled = false;  // FP8 with a mode other than SCALAR_32F: no single factor
+  // (D: also an FP8 D with a D_OUT_SCALE pointer, whose codes carry per-block output scales;
+  // `mode` is then D_OUT_SCALE_MODE)
+};
+OperandScale operand_scale(const LtMatmul& mm, trace::Role role);
+// "SCALAR_32F", "VEC16_UE4M3", "VEC32_UE8M0", "OUTER_VEC_32F", "VEC128_32F", "BLK128x128_32F",
+// or "mode <n>" for a value this build does not name.
+std::string scale_mode_name(int32_t mode);
 
 bool decode_layout(const LtApi& api, cublasLtMatrixLayout_t layout, LtLayout* out,
                    std::string* error);

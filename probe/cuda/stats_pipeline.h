@@ -32,6 +32,7 @@
 #include "fpscope/formats.h"
 #include "fpscope/stats.h"
 #include "fpscope/update_loss.h"
+#include "fpscope/value_scale.h"
 
 namespace fpscope::cuda {
 
@@ -48,6 +49,9 @@ struct StatsJob {
   uint64_t batch = 1;
   int64_t batch_stride = 0;
   float scales[kNumTargets] = {1.0f, 1.0f, 1.0f, 1.0f};
+  // The codes' per-tensor scale in device memory (cuBLASLt FP8 scale pointer, value_scale.h): the
+  // kernel reads it on `stream` and measures the values the GEMM used. None: codes as stored.
+  ValueScale value_scale;
 };
 
 // Loss scaler state read after PyTorch's amp_update_scale kernel: device float scalars.

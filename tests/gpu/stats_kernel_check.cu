@@ -9,6 +9,7 @@
 //   - sum, sum_sq and each target's sum_err2 are floating-point sums reduced in a different
 //     order (atomics on the GPU), so they must agree within a relative 1e-6 (double sums) /
 //     1e-5 (stats.h's stated bound for sum_err2).
+// FP8 codes through a per-tensor scale read by the kernel from device memory (check_fp8_scaled).
 // Then the bandwidth: the median of 20 timed launches (CUDA events) over a 1 GiB FP32 tensor and
 // a 1 GiB BF16 tensor, next to a plain read-only sum kernel over the same bytes and a
 // device-to-device copy (bytes read + written), in one run. Prints one line per measurement.
@@ -152,6 +153,53 @@ static void check_one(const char* what, Format dtype, const std::vector<float>& 
   CK(cudaFree(d_slot));
 }
 
+// FP8 codes read through a per-tensor scale in device memory (issue 16 item 8, value_scale.h):
+// the scalar is written by a cudaMemcpyAsync on the launch's stream just before the launch (as a
+// program's scale update precedes its GEMM), the kernel reads it there; against compute_stats on
+// the values decode(code) * s (or / s) computed in double and rounded once to FP32.
+static void check_fp8_scaled(const char* what, Format dtype, float s, ValueScaleOp op,
+                             const float scales[4]) {
+  const uint64_t rows = 1000, cols = 700, ld = 1024;
+  std::vector<uint8_t> codes(ld * cols);
+  std::mt19937 rng(7);
+  for (auto& c : codes) c = static_cast<uint8_t>(rng());
+  std::vector<float> values;
+  for (uint64_t j = 0; j < cols; ++j)
+    for (uint64_t i = 0; i < rows; ++i) {
+      const double x = decode_storage(dtype, codes[j * ld + i]);
+      values.push_back(static_cast<float>(op == ValueScaleOp::Divide ? x / s : x * s));
+    }
+  cudaStream_t stream;
+  CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  void* d_codes = nullptr;
+  float* d_scale = nullptr;
+  TensorStats* d_slot = nullptr;
+  CK(cudaMalloc(&d_codes, codes.size()));
+  CK(cudaMalloc(&d_scale, sizeof(float)));
+  CK(cudaMalloc(&d_slot, sizeof(TensorStats)));
+  CK(cudaMemcpy(d_codes, codes.data(), codes.size(), cudaMemcpyHostToDevice));
+  const float stale = 1.0f;
+  CK(cudaMemcpy(d_scale, &stale, sizeof(float), cudaMemcpyHostToDevice));
+  CK(cudaMemcpyAsync(d_scale, &s, sizeof(float), cudaMemcpyHostToDevice, stream));
+  CK(launch_tensor_stats(d_codes, dtype, rows, cols, ld, scales, d_slot, stream,
+                         ValueScale{d_scale, op}));
+  TensorStats dev;
+  CK(cudaMemcpyAsync(&dev, d_slot, sizeof dev, cudaMemcpyDeviceToHost, stream));
+  CK(cudaStreamSynchronize(stream));
+  StatsOptions opt;
+  for (int i = 0; i < kNumTargets; ++i) opt.scale[i] = scales[i];
+  TensorStats host;
+  compute_stats(values.data(), Format::FP32, values.size(), 1, values.size(), opt, &host);
+  const int before = g_fail;
+  compare(what, dev, host);
+  std::printf("%s %s (scale %g, %s)\n", g_fail == before ? "ok:  " : "FAIL:", what, s,
+              op == ValueScaleOp::Divide ? "divide" : "multiply");
+  CK(cudaFree(d_codes));
+  CK(cudaFree(d_scale));
+  CK(cudaFree(d_slot));
+  CK(cudaStreamDestroy(stream));
+}
+
 // Block-scaled formats: launch_block_stats after launch_tensor_stats against compute_stats with
 // every block format on, along `axis`. Counts and scale histograms must be equal (the same
 // block_numerics.h math per block); sums within the host's FP32-lane bound.
@@ -283,6 +331,10 @@ int main() {
                  BlockAxis::Rows);
     check_blocks("blocks fp32 12345 x 1 cols", Format::FP32, w, 12345, 1, 12345, BlockAxis::Cols);
     check_blocks("blocks fp32 111x100 cols", Format::FP32, w, 111, 100, 123, BlockAxis::Cols);
+    // FP8 operands through their cuBLASLt scale (A/B: multiply, D: divide).
+    check_fp8_scaled("e4m3 * device scale", Format::E4M3, 0.0371f, ValueScaleOp::Multiply, odd);
+    check_fp8_scaled("e5m2 * device scale", Format::E5M2, 1.7e-6f, ValueScaleOp::Multiply, unit);
+    check_fp8_scaled("e4m3 / device D scale", Format::E4M3, 37.5f, ValueScaleOp::Divide, odd);
   }
   // Bandwidth over 1 GiB.
   const size_t bytes = size_t(1) << 30;

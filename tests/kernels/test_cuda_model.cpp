@@ -4,10 +4,12 @@
 // on hand-made lanes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "fpscope/host_stats.h"
@@ -364,3 +366,133 @@ TEST(CudaModel, SignedZerosOrderAsTheHostPass) {
 }
 
 }  // namespace
+
+// ---- the codes' scale (issue 16 item 8, value_scale.h) --------------------------------------
+
+// FP8 code -> value, written here from the OCP FP8 definition (independent of numerics.h).
+float fp8_value(Format f, uint8_t c) {
+  const bool e4 = f == Format::E4M3;
+  const int man_bits = e4 ? 3 : 2, bias = e4 ? 7 : 15, exp_max = e4 ? 15 : 31;
+  const int e = (c & 0x7f) >> man_bits, m = c & ((1 << man_bits) - 1);
+  const float sign = (c & 0x80) ? -1.0f : 1.0f;
+  if (e4 && e == exp_max && m == (1 << man_bits) - 1) return NAN;  // E4M3: S.1111.111 only
+  if (!e4 && e == exp_max) return m == 0 ? sign * INFINITY : NAN;
+  if (e == 0) return sign * std::ldexp(static_cast<float>(m), 1 - bias - man_bits);
+  return sign * std::ldexp(static_cast<float>((1 << man_bits) + m), e - bias - man_bits);
+}
+
+// Every code several times, in a shuffled order; `finite_in`: only codes that are finite numbers
+// of f (the kernel's fast path: a chunk without NaN/Inf).
+std::vector<uint8_t> fp8_codes(uint32_t seed, size_t n, const Format* finite_in = nullptr) {
+  std::vector<uint8_t> v;
+  for (uint32_t c = 0; v.size() < n; ++c)
+    if (finite_in == nullptr || std::isfinite(fp8_value(*finite_in, static_cast<uint8_t>(c))))
+      v.push_back(static_cast<uint8_t>(c));
+  std::shuffle(v.begin(), v.end(), std::mt19937(seed));
+  return v;
+}
+
+void check_fp8_scaled(bool finite);
+
+// The kernel (model) reading FP8 codes through a per-tensor scale measures what the host pass
+// measures on the values the codes stand for: code * s (A/B/C) or code / s (D), each computed
+// here in double and rounded once to FP32 (a product or quotient of two FP32 numbers rounded from
+// double is the correctly rounded FP32 result, as the kernel's one FP32 operation gives).
+TEST(CudaModel, Fp8CodesThroughTheirScaleAreTheValuesTheGemmUsed) {
+  for (const bool finite : {false, true}) {
+    SCOPED_TRACE(finite ? "finite codes, contiguous: fast path" : "every code, strided");
+    check_fp8_scaled(finite);
+  }
+}
+
+void check_fp8_scaled(bool finite) {
+  const uint64_t rows = finite ? 64 : 60, cols = 70, ld = 64;
+  const float targets[fpscope::kNumTargets] = {1.0f, 1.0f, 448.0f / 30.0f, 0.5f};
+  fpscope::StatsOptions opt;
+  std::copy(targets, targets + 4, opt.scale);
+  struct Case {
+    Format f;
+    float s;
+    fpscope::ValueScaleOp op;
+  };
+  // Non-power-of-two scales: products and quotients round; the tiny factors take the smallest
+  // codes into FP32 subnormals (and E4M3 / 9.3e-8 its largest past the E4M3/E5M2 targets' range).
+  for (const Case& c : {Case{Format::E4M3, 0.0371f, fpscope::ValueScaleOp::Multiply},
+                        Case{Format::E5M2, 3.1e-3f, fpscope::ValueScaleOp::Multiply},
+                        Case{Format::E4M3, 37.5f, fpscope::ValueScaleOp::Divide},
+                        Case{Format::E5M2, 1.7e-6f, fpscope::ValueScaleOp::Multiply},
+                        Case{Format::E4M3, 9.3e-8f, fpscope::ValueScaleOp::Divide}}) {
+    const auto codes = fp8_codes(21, ld * cols, finite ? &c.f : nullptr);
+    SCOPED_TRACE(std::string(fpscope::spec(c.f).name) + " scale " + std::to_string(c.s) +
+                 (c.op == fpscope::ValueScaleOp::Divide ? " divide" : " multiply"));
+    std::vector<float> values;  // the view's elements, column-major, scaled on the host
+    for (uint64_t j = 0; j < cols; ++j)
+      for (uint64_t i = 0; i < rows; ++i) {
+        const double x = fp8_value(c.f, codes[j * ld + i]);
+        values.push_back(static_cast<float>(c.op == fpscope::ValueScaleOp::Divide
+                                                ? x / static_cast<double>(c.s)
+                                                : x * static_cast<double>(c.s)));
+      }
+    auto host = std::make_unique<TensorStats>();
+    auto dev = std::make_unique<TensorStats>();
+    auto raw = std::make_unique<TensorStats>();
+    fpscope::compute_stats(values.data(), Format::FP32, values.size(), 1, values.size(), opt,
+                           host.get());
+    const float scale_in_memory = c.s;  // the "device" scalar: the model reads it itself
+    fpscope::simulate_tensor_stats_kernel(codes.data(), c.f, rows, cols, ld, 1, 0, targets,
+                                          dev.get(), 3, {&scale_in_memory, c.op});
+    expect_same(*dev, *host);
+    // Not the raw codes' statistics (the scale changed what is measured).
+    fpscope::simulate_tensor_stats_kernel(codes.data(), c.f, rows, cols, ld, 1, 0, targets,
+                                          raw.get(), 3);
+    EXPECT_NE(raw->amax, dev->amax);
+    EXPECT_NE(raw->sum_sq, dev->sum_sq);
+  }
+}
+
+TEST(CudaModel, ValueScaleIsReadAtTheLaunchNotCapturedAtTheCall) {
+  const auto codes = fp8_codes(22, 4096);
+  const float ones[fpscope::kNumTargets] = {1.0f, 1.0f, 1.0f, 1.0f};
+  auto a = std::make_unique<TensorStats>();
+  auto b = std::make_unique<TensorStats>();
+  auto raw = std::make_unique<TensorStats>();
+  float scalar = 1.0f;  // scale 1: the codes as stored, bit for bit
+  const fpscope::ValueScale vs{&scalar, fpscope::ValueScaleOp::Multiply};
+  fpscope::simulate_tensor_stats_kernel(codes.data(), Format::E4M3, 4096, 1, 4096, 1, 0, ones,
+                                        a.get(), 0, vs);
+  fpscope::simulate_tensor_stats_kernel(codes.data(), Format::E4M3, 4096, 1, 4096, 1, 0, ones,
+                                        raw.get());
+  EXPECT_EQ(std::memcmp(a.get(), raw.get(), sizeof(TensorStats)), 0);
+  scalar = 0.25f;  // the same ValueScale: what the pointer holds when the pass runs counts
+  fpscope::simulate_tensor_stats_kernel(codes.data(), Format::E4M3, 4096, 1, 4096, 1, 0, ones,
+                                        b.get(), 0, vs);
+  EXPECT_EQ(b->amax, raw->amax * 0.25f);  // a power of two: exact
+  EXPECT_DOUBLE_EQ(b->sum_sq, raw->sum_sq / 16.0);
+  EXPECT_EQ(b->nan, raw->nan);
+  // Op None ignores the pointer.
+  fpscope::simulate_tensor_stats_kernel(codes.data(), Format::E4M3, 4096, 1, 4096, 1, 0, ones,
+                                        a.get(), 0, {&scalar, fpscope::ValueScaleOp::None});
+  EXPECT_EQ(std::memcmp(a.get(), raw.get(), sizeof(TensorStats)), 0);
+}
+
+TEST(CudaModel, ValueScaleOnBatchedStridedFp8) {
+  // 2 matrices of 30 x 9, ld 32, 400 codes apart; D-style (divide) scale.
+  const uint64_t rows = 30, cols = 9, ld = 32, stride = 400, batch = 2;
+  const auto codes = fp8_codes(23, stride * batch);
+  const float s = 5.3f;
+  std::vector<float> values;
+  for (uint64_t m = 0; m < batch; ++m)
+    for (uint64_t j = 0; j < cols; ++j)
+      for (uint64_t i = 0; i < rows; ++i)
+        values.push_back(static_cast<float>(
+            static_cast<double>(fp8_value(Format::E5M2, codes[m * stride + j * ld + i])) / s));
+  fpscope::StatsOptions opt;
+  std::copy(kScales, kScales + 4, opt.scale);
+  auto host = std::make_unique<TensorStats>();
+  auto dev = std::make_unique<TensorStats>();
+  fpscope::compute_stats(values.data(), Format::FP32, values.size(), 1, values.size(), opt,
+                         host.get());
+  fpscope::simulate_tensor_stats_kernel(codes.data(), Format::E5M2, rows, cols, ld, batch, stride,
+                                        kScales, dev.get(), 2, {&s, fpscope::ValueScaleOp::Divide});
+  expect_same(*dev, *host);
+}

@@ -2,6 +2,7 @@
 #include <cublasLt.h>
 #include <gtest/gtest.h>
 
+#include "gemm_engine.h"
 #include "lt_decode.h"
 
 namespace fpscope::cuda {
@@ -183,6 +184,142 @@ TEST(LtDecode, FailingRequiredAttributeIsNamed) {
   std::string err;
   EXPECT_FALSE(decode_layout(api, l.h, &out, &err));
   EXPECT_NE(err.find("LD"), std::string::npos) << err;
+}
+
+// Issue 16 item 8, what the GPU path enqueues for FP8 operands (real descriptors, no GPU):
+// cuBLASLt computes D = scale_D * (alpha * scale_A * scale_B * op(A) op(B) + beta * scale_C * C)
+// (cuBLAS documentation, cublasLtMatmul, FP8; cublasLt.h A/B/C/D_SCALE_POINTER), so A/B codes are
+// read as code * scale and an FP8 D as code / scale_D (value_scale.h).
+TEST(LtDecode, Fp8PerTensorScalesBecomeTheKernelsValueScale) {
+  const LtApi api = real_api();
+  Desc d(CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  d.set(CUBLASLT_MATMUL_DESC_TRANSA, int32_t{CUBLAS_OP_T});
+  const float* sa = reinterpret_cast<const float*>(0x7000'1000);
+  const float* sb = reinterpret_cast<const float*>(0x7000'2000);
+  const float* sd = reinterpret_cast<const float*>(0x7000'3000);
+  d.set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(sa));
+  d.set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(sb));
+  d.set(CUBLASLT_MATMUL_DESC_D_SCALE_POINTER, static_cast<const void*>(sd));
+  Layout a(CUDA_R_8F_E4M3, 64, 32, 64);
+  Layout b(CUDA_R_8F_E5M2, 64, 16, 64);
+  Layout c(CUDA_R_16BF, 32, 16, 32);
+  Layout dd(CUDA_R_8F_E4M3, 32, 16, 32);
+  LtMatmul mm;
+  std::string err;
+  ASSERT_TRUE(decode_matmul(api, d.h, a.h, b.h, c.h, dd.h, &mm, &err)) << err;
+  EXPECT_EQ(mm.a_scale_mode, CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F);
+  EXPECT_EQ(mm.d_scale_mode, CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F);
+  EXPECT_EQ(mm.missing, "");
+
+  const void* data = reinterpret_cast<const void*>(0x9000'0000);
+  struct Want {
+    trace::Role role;
+    const float* ptr;
+    ValueScaleOp op;
+  };
+  for (const Want& w : {Want{trace::Role::A, sa, ValueScaleOp::Multiply},
+                        Want{trace::Role::B, sb, ValueScaleOp::Multiply},
+                        Want{trace::Role::C, nullptr, ValueScaleOp::None},  // BF16: as stored
+                        Want{trace::Role::D, sd, ValueScaleOp::Divide}}) {
+    SCOPED_TRACE(trace::role_name(w.role));
+    const DeviceOperand o = lt_device_operand(mm, w.role, data);
+    EXPECT_FALSE(o.block_scaled);
+    EXPECT_EQ(o.scale_mode, 0);
+    const OperandReading r = reading_of(o);
+    EXPECT_FALSE(r.skip_block_scaled);
+    EXPECT_EQ(r.scale.ptr, w.ptr);
+    if (w.ptr != nullptr) {
+      EXPECT_EQ(r.scale.op, w.op);
+    }
+  }
+  EXPECT_EQ(lt_device_operand(mm, trace::Role::D, data).dtype, Format::E4M3);
+}
+
+TEST(LtDecode, Fp8ScalePointerOnANonFp8OperandIsNotApplied) {
+  // A BF16 D with a D scale set: cuBLASLt refuses the combination (cublasLt.h, "unsupported
+  // matrix data ... combination"); the codes are measured as stored, never divided.
+  const LtApi api = real_api();
+  Desc d(CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  d.set(CUBLASLT_MATMUL_DESC_D_SCALE_POINTER,
+        static_cast<const void*>(reinterpret_cast<const float*>(0x7000'3000)));
+  Layout a(CUDA_R_8F_E4M3, 8, 8, 8), b(CUDA_R_8F_E4M3, 8, 8, 8);
+  Layout c(CUDA_R_16BF, 8, 8, 8), dd(CUDA_R_16BF, 8, 8, 8);
+  LtMatmul mm;
+  std::string err;
+  ASSERT_TRUE(decode_matmul(api, d.h, a.h, b.h, c.h, dd.h, &mm, &err)) << err;
+  const OperandReading r = reading_of(lt_device_operand(mm, trace::Role::D, nullptr));
+  EXPECT_EQ(r.scale.ptr, nullptr);
+  EXPECT_FALSE(r.skip_block_scaled);
+  // A without a scale pointer: scale 1, as stored.
+  EXPECT_EQ(reading_of(lt_device_operand(mm, trace::Role::A, nullptr)).scale.ptr, nullptr);
+}
+
+TEST(LtDecode, BlockScaleModesAreSkippedNeverReadAsOneFactor) {
+  // MXFP8: E4M3 A and B with VEC32_UE8M0 block scales (the scale pointers point at UE8M0 tensors,
+  // not at one float); D BF16.
+  const LtApi api = real_api();
+  Desc d(CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  d.set(CUBLASLT_MATMUL_DESC_TRANSA, int32_t{CUBLAS_OP_T});
+  d.set(CUBLASLT_MATMUL_DESC_A_SCALE_MODE, int32_t{CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0});
+  d.set(CUBLASLT_MATMUL_DESC_B_SCALE_MODE, int32_t{CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0});
+  d.set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+        static_cast<const void*>(reinterpret_cast<const float*>(0x7000'1000)));
+  d.set(CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+        static_cast<const void*>(reinterpret_cast<const float*>(0x7000'2000)));
+  Layout a(CUDA_R_8F_E4M3, 128, 64, 128), b(CUDA_R_8F_E4M3, 128, 32, 128);
+  Layout c(CUDA_R_16BF, 64, 32, 64), dd(CUDA_R_16BF, 64, 32, 64);
+  LtMatmul mm;
+  std::string err;
+  ASSERT_TRUE(decode_matmul(api, d.h, a.h, b.h, c.h, dd.h, &mm, &err)) << err;
+  EXPECT_EQ(mm.a_scale_mode, CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0);
+  EXPECT_EQ(mm.b_scale_mode, CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0);
+  for (trace::Role role : {trace::Role::A, trace::Role::B}) {
+    SCOPED_TRACE(trace::role_name(role));
+    const DeviceOperand o = lt_device_operand(mm, role, nullptr);
+    EXPECT_TRUE(o.block_scaled);
+    EXPECT_EQ(o.scale_mode, CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0);
+    const OperandReading r = reading_of(o);
+    EXPECT_TRUE(r.skip_block_scaled);
+    EXPECT_EQ(r.scale.ptr, nullptr);
+  }
+  // D (BF16, no mode): measured as stored.
+  EXPECT_FALSE(reading_of(lt_device_operand(mm, trace::Role::D, nullptr)).skip_block_scaled);
+
+  // An FP8 D quantized per block by cuBLASLt (D_OUT_SCALE pointer and mode): skipped too.
+  {
+    Desc d2(CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    d2.set(CUBLASLT_MATMUL_DESC_D_OUT_SCALE_POINTER,
+           static_cast<const void*>(reinterpret_cast<const float*>(0x7000'5000)));
+    d2.set(CUBLASLT_MATMUL_DESC_D_OUT_SCALE_MODE,
+           int32_t{CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0});
+    Layout a2(CUDA_R_8F_E4M3, 64, 32, 64), b2(CUDA_R_8F_E4M3, 32, 16, 32);
+    Layout c2(CUDA_R_16BF, 64, 16, 64), d8(CUDA_R_8F_E4M3, 64, 16, 64);
+    LtMatmul m2;
+    ASSERT_TRUE(decode_matmul(api, d2.h, a2.h, b2.h, c2.h, d8.h, &m2, &err)) << err;
+    const DeviceOperand o = lt_device_operand(m2, trace::Role::D, nullptr);
+    EXPECT_TRUE(o.block_scaled);
+    EXPECT_EQ(o.scale_mode, CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0);
+    EXPECT_TRUE(reading_of(o).skip_block_scaled);
+    EXPECT_FALSE(reading_of(lt_device_operand(m2, trace::Role::A, nullptr)).skip_block_scaled);
+  }
+
+  // NVFP4-style VEC16_UE4M3 and the FP32 block modes are block scaled too; the per-row vector
+  // mode (OUTER_VEC_32F) has no single factor either.
+  for (int32_t mode : {1, 3, 4, 5}) {
+    SCOPED_TRACE(scale_mode_name(mode));
+    mm.a_scale_mode = mode;
+    EXPECT_TRUE(reading_of(lt_device_operand(mm, trace::Role::A, nullptr)).skip_block_scaled);
+  }
+}
+
+TEST(LtDecode, ScaleModeNames) {
+  EXPECT_EQ(scale_mode_name(CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F), "SCALAR_32F");
+  EXPECT_EQ(scale_mode_name(CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3), "VEC16_UE4M3");
+  EXPECT_EQ(scale_mode_name(CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0), "VEC32_UE8M0");
+  EXPECT_EQ(scale_mode_name(CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F), "OUTER_VEC_32F");
+  EXPECT_EQ(scale_mode_name(CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F), "VEC128_32F");
+  EXPECT_EQ(scale_mode_name(CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F), "BLK128x128_32F");
+  EXPECT_EQ(scale_mode_name(42), "mode 42");
 }
 
 }  // namespace

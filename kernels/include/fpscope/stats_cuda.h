@@ -15,6 +15,7 @@
 #include "fpscope/formats.h"
 #include "fpscope/stats.h"
 #include "fpscope/update_loss.h"
+#include "fpscope/value_scale.h"
 
 namespace fpscope {
 
@@ -23,9 +24,12 @@ namespace fpscope {
 // first (cudaMemsetAsync + a 1-thread init kernel), then one grid-stride pass with a block
 // reduction merges into it with atomics, then a 1-thread kernel finalizes min/max.
 // Returns the first launch error (cudaGetLastError after each launch).
+// value_scale (value_scale.h): the codes' per-tensor FP32 scale in DEVICE memory (cuBLASLt's FP8
+// A/B/C scale: Multiply; D's: Divide), read by the kernel itself on `stream`; every element is
+// measured as the value it stands for. Default: the decoded elements as they are.
 cudaError_t launch_tensor_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                                 uint64_t ld, const float scales[kNumTargets], TensorStats* d_slot,
-                                cudaStream_t stream);
+                                cudaStream_t stream, ValueScale value_scale = {});
 
 // The same over `batch` matrices batch_stride ELEMENTS apart (strided-batched GEMM operands),
 // all into one slot. Use this rather than several launch_tensor_stats calls: each of those
@@ -33,7 +37,8 @@ cudaError_t launch_tensor_stats(const void* data, Format dtype, uint64_t rows, u
 cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t rows,
                                         uint64_t cols, uint64_t ld, uint64_t batch,
                                         uint64_t batch_stride, const float scales[kNumTargets],
-                                        TensorStats* d_slot, cudaStream_t stream);
+                                        TensorStats* d_slot, cudaStream_t stream,
+                                        ValueScale value_scale = {});
 
 // Block-scaled formats (stats.h BlockStatsSet; bit f of `mask`: kBlockFormats[f]) of the same
 // view (batched like launch_tensor_stats_batched) into d_slot->blocks, blocks along `axis`, with
@@ -41,6 +46,8 @@ cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t
 // launch_tensor_stats(_batched) on the same stream and slot: it adds to the reset slot and takes
 // NVFP4's tensor scale from the slot's amax. A separate read of the data (not fused into the
 // statistics kernel yet). Nothing is enqueued for mask 0.
+// It reads the codes as they are (no ValueScale): the probe does not enqueue it for operands with
+// a cuBLASLt scale (no caller on the device path today).
 cudaError_t launch_block_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                                uint64_t ld, uint64_t batch, uint64_t batch_stride, uint32_t mask,
                                BlockAxis axis, TensorStats* d_slot, cudaStream_t stream);

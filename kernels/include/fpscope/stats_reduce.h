@@ -52,6 +52,7 @@
 #include "fpscope/formats.h"
 #include "fpscope/numerics.h"
 #include "fpscope/stats.h"
+#include "fpscope/value_scale.h"
 
 namespace fpscope {
 
@@ -102,15 +103,18 @@ FPSCOPE_HD inline ViewIndex make_view_index(uint64_t rows, uint64_t cols, uint64
   return v;
 }
 
-// What one launch_tensor_stats_batched call reads: n elements (batch < 1 counts as 1).
+// What one launch_tensor_stats_batched call reads: n elements (batch < 1 counts as 1), each
+// measured as apply_value_scale(decoded element, vscale) (value_scale.h; the kernel and its model
+// fill vscale from the launch's ValueScale at the start of the pass: none by default).
 struct StatsProblem {
   ViewIndex view;
   uint64_t n;
+  ResolvedValueScale vscale;
 };
 FPSCOPE_HD inline StatsProblem make_stats_problem(uint64_t rows, uint64_t cols, uint64_t ld,
                                                   uint64_t batch, uint64_t batch_stride) {
   const uint64_t nb = batch < 1 ? 1 : batch;
-  return StatsProblem{make_view_index(rows, cols, ld, nb, batch_stride), rows * cols * nb};
+  return StatsProblem{make_view_index(rows, cols, ld, nb, batch_stride), rows * cols * nb, {}};
 }
 
 // ---- slot protocol ---------------------------------------------------------------------------
@@ -475,6 +479,7 @@ FPSCOPE_HD void lane_own_fast(ThreadAcc& acc, const uint32_t* u, uint32_t* hist,
 // Lane `lane`'s elements of chunk c into ls.u (absent elements beyond n: none are read, valid
 // says how many are there). Contiguous views read kLaneElems consecutive elements (vec: 16-byte
 // loads, the caller checked the alignment); others step through rows, columns and matrices.
+// Each element is decoded, then scaled by p.vscale (the codes' meaning, value_scale.h).
 template <Format F, class T>
 FPSCOPE_HD unsigned load_lane(const T* data, const StatsProblem& p, bool vec, uint64_t k0,
                               uint32_t* u) {
@@ -493,14 +498,16 @@ FPSCOPE_HD unsigned load_lane(const T* data, const StatsProblem& p, bool vec, ui
         reinterpret_cast<uint4*>(v)[q] = __ldg(src + q);
 #pragma unroll
       for (unsigned e = 0; e < kLaneElems; ++e)
-        u[e] = detail::f2u(decode_storage_t<F>(static_cast<uint32_t>(v[e])));
+        u[e] = detail::f2u(
+            apply_value_scale(decode_storage_t<F>(static_cast<uint32_t>(v[e])), p.vscale));
       return valid;
     }
 #else
     (void)vec;
 #endif
     for (unsigned e = 0; e < valid; ++e)
-      u[e] = detail::f2u(decode_storage_t<F>(static_cast<uint32_t>(data[k0 + e])));
+      u[e] = detail::f2u(
+          apply_value_scale(decode_storage_t<F>(static_cast<uint32_t>(data[k0 + e])), p.vscale));
     return valid;
   }
   const ViewIndex& v = p.view;
@@ -508,8 +515,9 @@ FPSCOPE_HD unsigned load_lane(const T* data, const StatsProblem& p, bool vec, ui
   const uint64_t r = k0 - m * v.per_matrix;
   uint64_t j = r / v.rows, i = r - j * v.rows;
   for (unsigned e = 0; e < valid; ++e) {
-    u[e] = detail::f2u(
-        decode_storage_t<F>(static_cast<uint32_t>(data[m * v.batch_stride + j * v.ld + i])));
+    u[e] = detail::f2u(apply_value_scale(
+        decode_storage_t<F>(static_cast<uint32_t>(data[m * v.batch_stride + j * v.ld + i])),
+        p.vscale));
     if (++i == v.rows) {
       i = 0;
       if (++j == v.cols) {

@@ -10,14 +10,16 @@
 
 #include "fpscope/formats.h"
 #include "fpscope/stats.h"
+#include "fpscope/value_scale.h"
 
 namespace fpscope {
 
 // As launch_tensor_stats_batched; grid = 0 picks stats_chunk_blocks(n, kStatsMaxBlocks)
 // (the device launches what fits resident, which changes only the order of the sums).
+// value_scale.ptr is a HOST address here, read once per modelled block as the kernel reads it.
 void simulate_tensor_stats_kernel(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                                   uint64_t ld, uint64_t batch, uint64_t batch_stride,
                                   const float scales[kNumTargets], TensorStats* slot,
-                                  unsigned grid = 0);
+                                  unsigned grid = 0, ValueScale value_scale = {});
 
 }  // namespace fpscope
