@@ -3,7 +3,11 @@ FPSCOPE_EMULATE=SPEC (and the PyTorch integration, as `fpscope record` runs it),
 single-threaded, CPU time (user + system of the child) per run and the ratio to the plain run.
 
   bench_emulate.py --probe build/lib/libfpscope_probe.so [--steps 30] [--repeats 3]
-                   [--specs bf16,e4m3,e4m3:delayed,hybrid] [--every 10]
+                   [--specs bf16,e4m3,e4m3:delayed,hybrid] [--every 10] [--no-sketch-too]
+
+Emulated runs carry value sketches by default (FPSCOPE_SKETCH, what `fpscope compare` reads);
+--no-sketch-too adds each SPEC with FPSCOPE_SKETCH=0 beside it ("SPEC-nosketch"), so the cost of
+the sketches is measured in the same interleaved run.
 """
 import argparse
 import os
@@ -32,15 +36,22 @@ def main():
     ap.add_argument("--specs", default="bf16,e4m3,e4m3:delayed,hybrid")
     ap.add_argument("--every", default="10")
     ap.add_argument("--out", default=os.devnull, help="trace path (default: /dev/null)")
+    ap.add_argument("--no-sketch-too", action="store_true",
+                    help="also run each SPEC with FPSCOPE_SKETCH=0")
     a = ap.parse_args()
     probe = os.path.abspath(a.probe)
     hooks = os.path.join(os.path.dirname(probe), "python", "fpscope_hooks")
     cmd = [sys.executable, os.path.join(HERE, "transformer_train.py"), "--quiet", "--steps",
            str(a.steps)]
     base = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    for k in ("LD_PRELOAD", "FPSCOPE_EMULATE", "FPSCOPE_EMULATE_SKIP"):
+    for k in ("LD_PRELOAD", "FPSCOPE_EMULATE", "FPSCOPE_EMULATE_SKIP", "FPSCOPE_SKETCH"):
         base.pop(k, None)
-    settings = [("plain", None)] + [(s, s) for s in a.specs.split(",") if s]
+    settings = [("plain", None)]
+    for s in a.specs.split(","):
+        if s:
+            settings.append((s, s))
+            if a.no_sketch_too:
+                settings.append((s + "-nosketch", s))
     times = {name: [] for name, _ in settings}
     for r in range(a.repeats):
         for name, spec in settings:
@@ -48,6 +59,8 @@ def main():
             if spec is not None:
                 env.update(LD_PRELOAD=probe, PYTHONPATH=hooks, FPSCOPE_EMULATE=spec,
                            FPSCOPE_EVERY=a.every, FPSCOPE_OUTPUT=a.out)
+                if name.endswith("-nosketch"):
+                    env["FPSCOPE_SKETCH"] = "0"
             cpu, wall = cpu_seconds(cmd, env)
             times[name].append(cpu)
             print(f"run {r} {name:14s} cpu {cpu:7.2f} s  wall {wall:7.2f} s", flush=True)
