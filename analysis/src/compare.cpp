@@ -5,11 +5,13 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "fpscope/analysis/common.h"
+#include "fpscope/analysis/findings.h"
 #include "fpscope/analysis/text_escape.h"
 #include "json_utf8.h"
 
@@ -110,6 +112,69 @@ DivergenceEvidence evidence(const trace::TraceModel& ref, const trace::TraceMode
   return e;
 }
 
+// The reference's FP8 what-if findings (computed once per report) held against one run.
+WhatIfAgreement whatif_agreement(const std::vector<Finding>& ref_findings, int target,
+                                 const CompareRunResult& r) {
+  WhatIfAgreement w;
+  if (target != static_cast<int>(target_index(Format::E4M3)) &&
+      target != static_cast<int>(target_index(Format::E5M2)))
+    return w;
+  w.applies = true;
+  w.target = target;
+  for (const Finding& f : ref_findings) {
+    if ((f.kind != FindingKind::Fp8Saturation && f.kind != FindingKind::Fp8Underflow) ||
+        !f.format || static_cast<int>(target_index(*f.format)) != target || f.tensor_id.empty())
+      continue;
+    if (std::find(w.flagged.begin(), w.flagged.end(), f.tensor_id) != w.flagged.end()) continue;
+    w.flagged.push_back(f.tensor_id);
+    if (f.first_step >= 0 && (w.first_flagged_step < 0 || f.first_step < w.first_flagged_step))
+      w.first_flagged_step = f.first_step;
+  }
+  for (const CrossRunDrift& d : r.drift) {
+    if (std::find(w.flagged.begin(), w.flagged.end(), d.id) == w.flagged.end()) continue;
+    if (!d.has_rel_diff()) continue;
+    ++w.flagged_measurable;
+    w.flagged_over_10pct += d.first_step_rel_10pct >= 0;
+  }
+  if (r.first.present) {
+    const std::string& id = r.drift[r.first.drift].id;
+    w.first_divergence_flagged =
+        std::find(w.flagged.begin(), w.flagged.end(), id) != w.flagged.end();
+  }
+  return w;
+}
+
+// (e) in Markdown: the what-if against the run's first divergence `first_id`.
+std::string whatif_text(const WhatIfAgreement& w, const std::string& first_id) {
+  if (!w.applies) return "";
+  const FormatSpec& f = spec(kTargets[w.target]);
+  const std::string rounding = fmt::format(
+      "{} keeps {} mantissa bits (up to 2^-{} relative error per element), so a run in it differs "
+      "wherever it merely rounds, which the what-if does not count",
+      f.name, f.man_bits, f.man_bits + 1);
+  if (w.flagged.empty())
+    return fmt::format(
+        "\nFP8 what-if: the reference's what-if (delayed scaling) flags no tensor in {}; {}.\n",
+        f.name, rounding);
+  std::string names;
+  for (size_t i = 0; i < w.flagged.size() && i < 3; ++i)
+    names += (i ? ", " : "") + md_text(w.flagged[i]);
+  if (w.flagged.size() > 3) names += fmt::format(" and {} more", w.flagged.size() - 3);
+  std::string s = fmt::format(
+      "\nFP8 what-if: the reference's what-if (delayed scaling) flags {} tensors in {} (from step "
+      "{}: {}); {} of the {} measured here differ by more than 10% in this run. ",
+      w.flagged.size(), f.name, w.first_flagged_step, names, w.flagged_over_10pct,
+      w.flagged_measurable);
+  if (w.first_divergence_flagged)
+    s += fmt::format("The first divergence, {}, is one of them.\n", md_text(first_id));
+  else
+    s += fmt::format(
+        "The first divergence, {}, is not one of them: the what-if flags where delayed scaling "
+        "saturates or flushes beyond its thresholds; {}.\n",
+        md_text(first_id), rounding);
+  return s;
+}
+
 // The row indices Markdown shows: all when few, else max_rows evenly spaced plus the last.
 std::vector<size_t> sampled_rows(size_t n, size_t max_rows) {
   std::vector<size_t> out;
@@ -179,6 +244,7 @@ CompareReport compare_report(const std::vector<CompareInput>& in, const CompareO
     r.runs.push_back(std::move(f));
   }
   const trace::TraceModel& ref = *in[0].model;
+  std::optional<std::vector<Finding>> ref_findings;
   for (size_t k = 1; k < in.size(); ++k) {
     CompareRunResult o;
     o.run = k;
@@ -198,6 +264,10 @@ CompareReport compare_report(const std::vector<CompareInput>& in, const CompareO
       o.ranked.push_back(std::move(t));
     }
     o.first = evidence(ref, *in[k].model, emulate[k], o);
+    if (emulated_target(emulate[k]) >= 0) {
+      if (!ref_findings) ref_findings = analyze(ref).findings;  // once: the what-if is not free
+      o.whatif = whatif_agreement(*ref_findings, emulated_target(emulate[k]), o);
+    }
     r.others.push_back(std::move(o));
   }
   // (b) loss curves, or the last GEMM output's value difference.
@@ -363,6 +433,7 @@ std::string compare_markdown(const CompareReport& r, const CompareOptions& opt) 
         count_of(e.ref_underflow, e.ref_count), count_of(e.ref_overflow, e.ref_count),
         md_text(f.label), count_of(e.zero, e.count), count_of(e.ref_zero, e.ref_count), e.nonfinite,
         e.ref_nonfinite, fmt_name, count_of(e.underflow, e.count), count_of(e.overflow, e.count));
+    m += whatif_text(o.whatif, o.drift[e.drift].id);
   }
   return m;
 }
@@ -439,6 +510,13 @@ nlohmann::ordered_json compare_json(const CompareReport& r) {
     } else {
       x["first_divergence"] = nullptr;
     }
+    if (o.whatif.applies)
+      x["fp8_whatif"] = {{"format", spec(kTargets[o.whatif.target]).name},
+                         {"flagged", o.whatif.flagged},
+                         {"first_flagged_step", step_or_null(o.whatif.first_flagged_step)},
+                         {"flagged_measurable", o.whatif.flagged_measurable},
+                         {"flagged_over_10pct", o.whatif.flagged_over_10pct},
+                         {"first_divergence_flagged", o.whatif.first_divergence_flagged}};
     others.push_back(std::move(x));
   }
   j["comparisons"] = std::move(others);

@@ -12,7 +12,14 @@ are deterministic, so this run gives the same numbers every time). It also check
   - the emulated runs really differ from FP32 (else the comparison could not fail), and the
     report's loss differences are the programs' own, (run - fp32) / |fp32|;
   - BF16 and FP16 stay within 1 % of FP32's loss on this healthy run (issue 18 item 5);
-  - the runs, traces and report files are where the command says, and a bad setting is refused.
+  - the runs, traces and report files are where the command says, and a bad setting is refused;
+  - FP16 without loss scaling (fp16_underflow.py, gradients around 1e-8..1e-6): the first
+    divergence is a gradient at step 0, every tensor diverging at that step is a backward one,
+    the evidence shows the reference's values underflowing FP16 and zeros in the run, while BF16
+    (FP32's exponent range) stays within 1 % everywhere;
+  - a TransformerEncoder with AdamW (tests/models/transformer.py) in BF16 stays within 1 % of
+    FP32's loss at every step, E4M3 with delayed scaling moves it more, and the report holds the
+    reference's FP8 what-if against the E4M3 run's first divergence (flagged, or why not).
 
   test_compare.py --fpscope BIN --root SRC
 """
@@ -26,6 +33,66 @@ import tempfile
 import numpy as np
 
 PY = "/usr/bin/python3"
+
+
+def compare(a, out, env, settings, prog_args):
+    r = subprocess.run([a.fpscope, "compare", "--emulate", settings, "--every", "1", "-o", out,
+                        "--", PY, *prog_args], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"compare {settings} {prog_args}: exit {r.returncode}: {r.stderr}")
+    return (json.load(open(os.path.join(out, "report.json"))),
+            open(os.path.join(out, "report.md")).read())
+
+
+def backward(tensor_id):
+    return ".dgrad." in tensor_id or ".wgrad." in tensor_id
+
+
+def underflow(a, tmp, env, fails):
+    prog = os.path.join(a.root, "tests", "compare", "fp16_underflow.py")
+    rep, _ = compare(a, os.path.join(tmp, "uf"), env, "fp32,fp16,bf16", [prog])
+    fp16 = next(c for c in rep["comparisons"] if c["run"] == "fp16")
+    first = fp16["first_divergence"]
+    if first is None or not backward(first["tensor"]) or first["step"] != 0:
+        fails.append(f"fp16 underflow: first divergence {first}, want a gradient at step 0")
+    else:
+        if first["format"] != "fp16" or first["ref_underflow"] == 0 or \
+                first["zero"] <= first["ref_zero"]:
+            fails.append(f"fp16 underflow: evidence {first}")
+        at_first = [t["tensor"] for t in fp16["tensors"] if t["first_step_rel_1pct"] == 0]
+        forward = [t for t in at_first if not backward(t)]
+        if forward:
+            fails.append(f"fp16 underflow: forward tensors diverge at step 0 too: {forward}")
+    bf16 = next(c for c in rep["comparisons"] if c["run"] == "bf16")
+    if bf16["diverging"] != 0:
+        fails.append(f"fp16 underflow: bf16 diverges in {bf16['diverging']} tensors")
+
+
+def transformer(a, tmp, env, fails):
+    prog = os.path.join(a.root, "tests", "models", "transformer.py")
+    rep, md = compare(a, os.path.join(tmp, "tf"), env, "fp32,bf16,e4m3:delayed", [prog])
+    rows = rep["loss"]["rows"]
+    if len(rows) != 20:
+        fails.append(f"transformer: {len(rows)} loss rows, want 20 (the program's steps)")
+    bf16 = max(abs(r["rel_diff"][0]) for r in rows)
+    e4m3 = max(abs(r["rel_diff"][1]) for r in rows)
+    if bf16 > 0.01:
+        fails.append(f"transformer: bf16 loss moved by {bf16:.3%} from FP32")
+    if not e4m3 > bf16:
+        fails.append(f"transformer: e4m3 moved the loss by {e4m3:.3%}, bf16 by {bf16:.3%}")
+    c = next(c for c in rep["comparisons"] if c["run"] == "e4m3:delayed")
+    w = c.get("fp8_whatif")
+    if not w or not w["flagged"] or c["first_divergence"] is None:
+        fails.append(f"transformer: no what-if agreement for e4m3: {w}")
+        return
+    said = ("is one of them" if w["first_divergence_flagged"] else "is not one of them: the "
+            "what-if flags where delayed scaling")
+    plain = md.replace("\\", "")  # Markdown escapes (\_, \#) off
+    if f"The first divergence, {c['first_divergence']['tensor']}" not in plain or said not in plain:
+        fails.append("transformer: the report does not hold the what-if against the first "
+                     "divergence")
+    if w["first_divergence_flagged"] != (c["first_divergence"]["tensor"] in w["flagged"]):
+        fails.append(f"transformer: first_divergence_flagged inconsistent: {w}")
 
 
 def main():
@@ -105,6 +172,8 @@ def main():
                              capture_output=True, text=True)
         if bad.returncode != 2 or "bf17" not in bad.stderr:
             fails.append(f"a bad setting: exit {bad.returncode}, {bad.stderr.strip()[:200]}")
+        underflow(a, tmp, env, fails)
+        transformer(a, tmp, env, fails)
     for f in fails:
         print("FAIL:", f)
     return 1 if fails else 0

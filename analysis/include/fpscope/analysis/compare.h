@@ -14,6 +14,7 @@
 //  (c) per other run: the matched tensors ranked by how early they diverge (drift.h
 //      rank_by_divergence); Markdown shows the top `top_tensors`, JSON every one with its
 //      per-step series (steps, rel_diff);
+//  (e) per FP8 run: the reference's FP8 what-if against where the run diverged (WhatIfAgreement);
 //  (d) per other run: at its first-diverging tensor (the first of (c) whose values differ by
 //      more than 1 % at some step) and that step, the other run's overflow/underflow counts in
 //      the format it emulates (bf16 -> BF16, fp16 -> FP16, e4m3/hybrid -> E4M3, e5m2 -> E5M2;
@@ -86,6 +87,21 @@ struct RankedTensor {
   double last_rel_diff = 0.0;  // the rel diff there (NaN: not measurable)
 };
 
+// For a run that emulates FP8 (e4m3, e5m2, hybrid): the reference's FP8 what-if (delayed
+// scaling; its fp8_saturation / fp8_underflow findings in the format the run uses) held against
+// where the run really diverged. A what-if predicts what one cast loses where scaling fails; a
+// run also differs wherever the format merely rounds (E4M3 keeps 3 mantissa bits), so a first
+// divergence that the what-if did not flag is explained, not hidden.
+struct WhatIfAgreement {
+  bool applies = false;              // the run emulates E4M3 or E5M2
+  int target = 0;                    // index into kTargets
+  std::vector<std::string> flagged;  // tensor ids the what-if flags, by severity (report order)
+  int64_t first_flagged_step = -1;   // the earliest first step among them
+  bool first_divergence_flagged = false;
+  size_t flagged_over_10pct = 0;  // flagged tensors that differ by > 10 % at some step here
+  size_t flagged_measurable = 0;  // flagged tensors with a measurable difference
+};
+
 struct CompareRunResult {
   size_t run = 0;                    // index into the inputs (>= 1)
   std::vector<CrossRunDrift> drift;  // compare_runs(ref, run): every matched tensor
@@ -93,6 +109,7 @@ struct CompareRunResult {
   size_t measurable = 0;             // matched tensors with a measurable rel diff
   size_t diverging = 0;              // ... that differ by more than 1 % at some step
   DivergenceEvidence first;
+  WhatIfAgreement whatif;  // FP8 runs: the reference's what-if against this run
 };
 
 struct CompareReport {
