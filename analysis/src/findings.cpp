@@ -198,8 +198,8 @@ RunAnalysis analyze(const trace::TraceModel& model, const AnalysisOptions& opt,
 
 void add_baseline_findings(const trace::TraceModel& base, const trace::TraceModel& run,
                            RunAnalysis* a) {
-  const auto drift = compare_runs(base, run, a->options.cross);
-  auto bf = baseline_findings(base, drift, a->options.findings);
+  a->baseline_drift = compare_runs(base, run, a->options.cross);
+  auto bf = baseline_findings(base, a->baseline_drift, a->options.findings);
   a->findings.insert(a->findings.end(), std::make_move_iterator(bf.begin()),
                      std::make_move_iterator(bf.end()));
   rank_findings(&a->findings);

@@ -143,6 +143,19 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
     tr["emulate_skip"] = a.meta.emulate_skip.empty() ? json(nullptr) : json(a.meta.emulate_skip);
   j["trace"] = std::move(tr);
   j["baseline"] = baseline ? json(baseline->path) : json(nullptr);
+  if (baseline != nullptr) {  // the value difference (value sketches), as `fpscope compare`'s
+    json vd = json::array();
+    for (size_t i : rank_by_divergence(a.baseline_drift)) {
+      const CrossRunDrift& d = a.baseline_drift[i];
+      auto step = [](int64_t s) { return s >= 0 ? json(s) : json(nullptr); };
+      vd.push_back({{"tensor", d.id},
+                    {"first_step_rel_1pct", step(d.first_step_rel_1pct)},
+                    {"first_step_rel_10pct", step(d.first_step_rel_10pct)},
+                    {"max_rel_diff", std::isfinite(d.max_rel_diff) ? json(d.max_rel_diff)
+                                                                   : json(nullptr)}});
+    }
+    j["baseline_value_difference"] = std::move(vd);
+  }
 
   const std::vector<BlockTotals> blocks = detail::block_totals(t);
   json tensors = json::array();
