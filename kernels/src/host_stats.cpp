@@ -97,6 +97,10 @@ struct Acc {
   uint64_t hist64[kHistBins] = {};
   uint64_t since_flush = 0;
   BlockStatsSet blocks;  // block-scaled formats (BlockCfg), when measured
+  // MX full blocks of clean pieces: histogram of their amax's biased exponent and how many are
+  // all zero (block_formats_piece; folded into `blocks` by fold_mx_blocks).
+  uint64_t mx_ehist[kBlockScaleBins] = {};
+  uint64_t mx_zero_blocks = 0;
 };
 
 // Float bits -> int32 key with the same order as the floats (-0 just below +0); an involution.
@@ -436,31 +440,9 @@ struct BlockCfg {
   float nvfp4_scale = 1.0f;
 };
 constexpr int kMxBlock = 32, kNvBlock = 16;
+constexpr uint32_t kMxMask = kAllBlockFormats >> 1;  // the five MX formats (NVFP4 is last)
 constexpr size_t kMaxHalves = kBlock / kNvBlock;
 static_assert(kBlock % kMxBlock == 0, "pieces of a line start at block boundaries");
-
-// Per 16-element half of a piece: largest |x| pattern (NaN/Inf patterns included), zeros and
-// sum of x^2 (double).
-FPSCOPE_CLONES void half_block_info(const float* __restrict x, size_t nh, int32_t* __restrict amax,
-                                    uint32_t* __restrict zeros, double* __restrict x2) {
-  for (size_t h = 0; h < nh; ++h) {
-    const float* xh = x + h * kNvBlock;
-    int32_t m = 0;
-    uint32_t z = 0;
-    double s = 0;
-#pragma omp simd reduction(max : m) reduction(+ : z, s)
-    for (int l = 0; l < kNvBlock; ++l) {
-      const auto a = static_cast<int32_t>(detail::f2u(xh[l]) & kFp32AbsMask);
-      m = a > m ? a : m;
-      z += static_cast<uint32_t>(a - 1) >> 31;
-      const auto xd = static_cast<double>(xh[l]);
-      s += xd * xd;
-    }
-    amax[h] = m;
-    zeros[h] = z;
-    x2[h] = s;
-  }
-}
 
 // nb full blocks of B elements of element format E: block b's elements are cast as
 // cast_sat<E>(x * p[b]) (cast_sat's thresholds on |y|'s pattern, as numerics.h's targets do), its
@@ -510,46 +492,97 @@ inline void blocks_slow(int f, const float* x, size_t n, float nvfp4_scale, Bloc
   }
 }
 
+// Per 16-element half of a piece: largest |x| pattern (NaN/Inf patterns included). Over the
+// piece: zeros and sum of x^2 (double) of the MX full blocks' elements and of a trailing half
+// (the NVFP4 block past the last full MX block, when the piece holds an odd number of halves).
 struct PieceInfo {
   size_t nh;  // full halves
+  size_t nb;  // full MX blocks (nh / 2)
   int32_t amax[kMaxHalves];
-  uint32_t zeros[kMaxHalves];
-  double x2[kMaxHalves];
+  uint64_t zeros_mx, zeros_odd;
+  double x2_mx, x2_odd;
 };
 
-// MX format F (kBlockFormats[F], element spec B) over the full blocks of a clean piece.
+FPSCOPE_CLONES void piece_info(const float* __restrict x, PieceInfo& pi) {
+  int32_t* __restrict amax = pi.amax;
+  for (size_t h = 0; h < pi.nh; ++h) {
+    const float* xh = x + h * kNvBlock;
+    int32_t m = 0;
+#pragma omp simd reduction(max : m)
+    for (int l = 0; l < kNvBlock; ++l) {
+      const auto a = static_cast<int32_t>(detail::f2u(xh[l]) & kFp32AbsMask);
+      m = a > m ? a : m;
+    }
+    amax[h] = m;
+  }
+  auto sums = [x](size_t i0, size_t i1, uint64_t* zeros, double* x2) {
+    uint32_t z = 0;  // i1 - i0 <= kBlock: cannot wrap
+    double s = 0;
+#pragma omp simd reduction(+ : z, s)
+    for (size_t i = i0; i < i1; ++i) {
+      const auto a = static_cast<int32_t>(detail::f2u(x[i]) & kFp32AbsMask);
+      z += static_cast<uint32_t>(a - 1) >> 31;
+      const auto xd = static_cast<double>(x[i]);
+      s += xd * xd;
+    }
+    *zeros = z;
+    *x2 = s;
+  };
+  sums(0, pi.nb * kMxBlock, &pi.zeros_mx, &pi.x2_mx);
+  sums(pi.nb * kMxBlock, pi.nh * kNvBlock, &pi.zeros_odd, &pi.x2_odd);
+}
+
+// MX format F (kBlockFormats[F], element spec B) over the full blocks of a clean piece: their
+// error counts and sums. mx_scale's exponent of a block depends only on its amax's biased
+// exponent E (max(E - 127 - emax, -127)): the per-block counts (blocks, zero blocks, scale
+// underflow, scale histogram) come from the histogram of E that block_formats_piece keeps for
+// all MX formats at once (fold_mx_blocks).
 template <int F, const FormatSpec& B>
-void mx_piece(const float* x, const PieceInfo& pi, BlockStatsSet& bs) {
-  const size_t nb = pi.nh / 2;
-  if (nb == 0) return;
+void mx_piece(const float* x, const PieceInfo& pi, const int32_t* ebias, int32_t etop,
+              BlockStatsSet& bs) {
+  const size_t nb = pi.nb;
   alignas(64) float p[kBlock / kMxBlock], u[kBlock / kMxBlock];
-  int exps[kBlock / kMxBlock];
+  constexpr int kEmax = max_exp(B);
+  const int top = std::max(etop - kFp32Bias - kEmax, kE8M0MinExp);
+  for (size_t b = 0; b < nb; ++b) {
+    const int e = std::max(ebias[b] - kFp32Bias - kEmax, kE8M0MinExp);         // mx_scale's exp
+    p[b] = detail::u2f(static_cast<uint32_t>(kFp32Bias - e) << kFp32ManBits);  // 2^-e, normal
+    const int k = e - top;  // error unit relative to the piece's largest: 2^k
+    u[b] = k < kFp32MinNormalExp
+               ? 0.0f
+               : detail::u2f(static_cast<uint32_t>(k + kFp32Bias) << kFp32ManBits);
+  }
   BlockFormatCounts& c = bs.fmt[F];
-  int top = INT_MIN;
-  uint64_t zeros = 0;
-  for (size_t b = 0; b < nb; ++b) {
-    const int32_t amax = std::max(pi.amax[2 * b], pi.amax[2 * b + 1]);
-    const MxScale s = mx_scale<B>(detail::u2f(static_cast<uint32_t>(amax)));
-    exps[b] = s.exp;
-    top = std::max(top, s.exp);
-    p[b] = detail::u2f(fp32_pow2_bits(-s.exp));  // -127 <= s.exp <= 125: a normal float
-    c.zero_blocks += amax == 0;
-    c.scale_underflow += s.underflow;
-    ++bs.scale_hist[F][s.code];
-    zeros += pi.zeros[2 * b] + pi.zeros[2 * b + 1];
-    c.sum_x2 += pi.x2[2 * b] + pi.x2[2 * b + 1];
-  }
-  for (size_t b = 0; b < nb; ++b) {
-    const int k = exps[b] - top;  // error unit relative to the piece's largest: 2^k
-    u[b] = k < kFp32MinNormalExp ? 0.0f : detail::u2f(fp32_pow2_bits(k));
-  }
   uint64_t low = 0;
   double err = 0;
   blocks_fast<B, kMxBlock>(x, p, u, nb, &low, &c.saturated, &err);
-  c.blocks += nb;
-  c.elements += nb * kMxBlock;
-  c.flushed += low - zeros;
+  c.flushed += low - pi.zeros_mx;
+  c.sum_x2 += pi.x2_mx;
   c.sum_err2 += err * std::ldexp(1.0, 2 * top);
+}
+
+// The MX block counts of a histogram of block amax biased exponents (E: 0..254, finite blocks)
+// and the number of all-zero blocks among them, for every MX format of mask: what mx_scale and
+// accumulate_block give each block (scale code max(E - emax, 0), its histogram bin; underflow
+// when 0 < amax and E < emax).
+void fold_mx_blocks(const uint64_t* ehist, uint64_t zero_blocks, uint32_t mask, BlockStatsSet& bs) {
+  for (int f = 0; f + 1 < kNumBlockFormats; ++f) {
+    if (!(mask >> f & 1u)) continue;
+    const int emax = max_exp(*kBlockFormats[f]);
+    BlockFormatCounts& c = bs.fmt[f];
+    uint64_t blocks = 0, under = 0;
+    for (int e = 0; e < kBlockScaleBins; ++e) {
+      const uint64_t n = ehist[e];
+      if (n == 0) continue;
+      blocks += n;
+      under += e < emax ? n : 0;
+      bs.scale_hist[f][std::max(e - emax, 0)] += n;
+    }
+    c.blocks += blocks;
+    c.elements += blocks * kMxBlock;
+    c.zero_blocks += zero_blocks;
+    c.scale_underflow += under - zero_blocks;  // zero blocks have E = 0 < emax: not underflows
+  }
 }
 
 // NVFP4 over the full blocks of a clean piece; blocks with a zero or saturated scale (or a
@@ -558,75 +591,86 @@ void nvfp4_piece(const float* x, const PieceInfo& pi, float s_enc, BlockStatsSet
   constexpr int F = kNumBlockFormats - 1;
   const size_t nb = pi.nh;
   if (nb == 0) return;
-  alignas(64) float p[kMaxHalves], u[kMaxHalves];
-  double unit[kMaxHalves];
-  BlockFormatCounts& c = bs.fmt[F];
-  double top = 0;
-  uint64_t zeros = 0, slow_elems = 0, fast = 0;
+  alignas(64) float p[kMaxHalves], u[kMaxHalves], sf[kMaxHalves];
+  alignas(64) uint32_t slow[kMaxHalves];
+  // The block scales (nvfp4_block_stats' steps, every block at once).
   for (size_t b = 0; b < nb; ++b) {
     const float amax = detail::u2f(static_cast<uint32_t>(pi.amax[b]));
     const float want = detail::mul_rn(detail::div_rn(amax, max_finite(kE2M1)), s_enc);
     const SatCast sc = cast_sat<kE4M3>(want);
     const float inv = sc.value == 0.0f ? 0.0f : detail::div_rn(s_enc, sc.value);
     // Saturated scales leave |x * inv| unbounded (its error would overflow the FP32 lanes).
-    if (sc.value == 0.0f || sc.saturated || !(inv <= FLT_MAX)) {
-      accumulate_block(bs, F, nvfp4_block_stats(x + b * kNvBlock, kNvBlock, s_enc), kNvBlock);
-      p[b] = 0.0f;  // the fast loop sees zeros here: taken out of its counts below
-      unit[b] = 0.0;
-      slow_elems += kNvBlock;
-      continue;
-    }
-    ++fast;
-    p[b] = inv;
-    unit[b] = static_cast<double>(sc.value) / static_cast<double>(s_enc);
-    top = std::max(top, unit[b]);
-    ++bs.scale_hist[F][block_scale_bin(sc.value)];
-    zeros += pi.zeros[b];
-    c.sum_x2 += pi.x2[b];
+    const bool s = sc.value == 0.0f || sc.saturated != 0 || !(inv <= FLT_MAX);
+    slow[b] = s;
+    sf[b] = s ? 0.0f : sc.value;
+    p[b] = s ? 0.0f : inv;  // the fast loop sees zeros in slow blocks: taken out of its counts
   }
-  for (size_t b = 0; b < nb; ++b) u[b] = top > 0 ? static_cast<float>(unit[b] / top) : 0.0f;
+  BlockFormatCounts& c = bs.fmt[F];
+  float top = 0;
+  uint64_t slow_zeros = 0, slow_blocks = 0;
+  double slow_x2 = 0;
+  for (size_t b = 0; b < nb; ++b) {
+    top = std::max(top, sf[b]);
+    if (slow[b]) {
+      const BlockStats r = nvfp4_block_stats(x + b * kNvBlock, kNvBlock, s_enc);
+      accumulate_block(bs, F, r, kNvBlock);
+      for (int l = 0; l < kNvBlock; ++l)
+        slow_zeros += (detail::f2u(x[b * kNvBlock + static_cast<size_t>(l)]) & kFp32AbsMask) == 0;
+      slow_x2 += r.sum_x2;
+      ++slow_blocks;
+    } else {
+      ++bs.scale_hist[F][block_scale_bin(sf[b])];
+    }
+  }
+  // Error unit of block b relative to the largest one: sf_b / sf_top (E4M3 values: their ratio
+  // is a short binary fraction, exact in FP32 up to a rounding of the quotient).
+  const float inv_top = top > 0 ? 1.0f / top : 0.0f;
+  for (size_t b = 0; b < nb; ++b) u[b] = sf[b] * inv_top;
   uint64_t low = 0;
   double err = 0;
   blocks_fast<kE2M1, kNvBlock>(x, p, u, nb, &low, &c.saturated, &err);
+  const uint64_t fast = nb - slow_blocks;
   c.blocks += fast;
   c.elements += fast * kNvBlock;
-  c.flushed += low - zeros - slow_elems;
-  c.sum_err2 += err * top * top;
+  c.flushed += low - (pi.zeros_mx + pi.zeros_odd - slow_zeros) - slow_blocks * kNvBlock;
+  // Slow blocks' x^2 was added by accumulate_block; the rest is the piece's minus theirs (each
+  // a sum of squares: the difference loses at most the slow blocks' share of accuracy).
+  c.sum_x2 += slow_blocks == 0 ? pi.x2_mx + pi.x2_odd : pi.x2_mx + pi.x2_odd - slow_x2;
+  const double unit = static_cast<double>(top) / static_cast<double>(s_enc);
+  c.sum_err2 += err * unit * unit;
 }
 
 // One piece (n <= kBlock elements of a line, starting at a block boundary of the line).
-void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, BlockStatsSet& bs) {
+void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, Acc& acc) {
+  BlockStatsSet& bs = acc.blocks;
   PieceInfo pi;
   pi.nh = n / kNvBlock;
-  half_block_info(x, pi.nh, pi.amax, pi.zeros, pi.x2);
-  bool clean = true;
-  for (size_t h = 0; h < pi.nh; ++h) clean &= pi.amax[h] < kFp32InfBitsI32;
+  pi.nb = n / kMxBlock;
+  piece_info(x, pi);
+  int32_t all = 0;
+  for (size_t h = 0; h < pi.nh; ++h) all = std::max(all, pi.amax[h]);
+  const bool clean = all < kFp32InfBitsI32;
+  if (clean && pi.nb > 0 && (bc.mask & kMxMask) != 0) {
+    int32_t ebias[kBlock / kMxBlock];
+    int32_t etop = 0;
+    for (size_t b = 0; b < pi.nb; ++b) {
+      const int32_t amax = std::max(pi.amax[2 * b], pi.amax[2 * b + 1]);
+      ebias[b] = amax >> kFp32ManBits;
+      etop = std::max(etop, ebias[b]);
+      ++acc.mx_ehist[ebias[b]];
+      acc.mx_zero_blocks += amax == 0;
+    }
+    if (bc.mask >> 0 & 1u) mx_piece<0, kMxfp8E4M3>(x, pi, ebias, etop, bs);
+    if (bc.mask >> 1 & 1u) mx_piece<1, kMxfp8E5M2>(x, pi, ebias, etop, bs);
+    if (bc.mask >> 2 & 1u) mx_piece<2, kMxfp6E3M2>(x, pi, ebias, etop, bs);
+    if (bc.mask >> 3 & 1u) mx_piece<3, kMxfp6E2M3>(x, pi, ebias, etop, bs);
+    if (bc.mask >> 4 & 1u) mx_piece<4, kMxfp4>(x, pi, ebias, etop, bs);
+  }
   for (int f = 0; f < kNumBlockFormats; ++f) {
     if (!(bc.mask >> f & 1u)) continue;
     const auto bsz = static_cast<size_t>(block_size_of(f));
     const size_t full = clean ? n / bsz * bsz : 0;  // elements the fast path takes
-    switch (clean ? f : -1) {
-      case 0:
-        mx_piece<0, kMxfp8E4M3>(x, pi, bs);
-        break;
-      case 1:
-        mx_piece<1, kMxfp8E5M2>(x, pi, bs);
-        break;
-      case 2:
-        mx_piece<2, kMxfp6E3M2>(x, pi, bs);
-        break;
-      case 3:
-        mx_piece<3, kMxfp6E2M3>(x, pi, bs);
-        break;
-      case 4:
-        mx_piece<4, kMxfp4>(x, pi, bs);
-        break;
-      case 5:
-        nvfp4_piece(x, pi, bc.nvfp4_scale, bs);
-        break;
-      default:
-        break;
-    }
+    if (clean && f == kNumBlockFormats - 1) nvfp4_piece(x, pi, bc.nvfp4_scale, bs);
     if (full < n) blocks_slow(f, x + full, n - full, bc.nvfp4_scale, bs);
   }
 }
@@ -690,8 +734,8 @@ void process_view(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64
 // or along the stored rows (Cols: panels of 32 columns gathered row by row into a tile whose
 // rows are the lines, so a full panel's tile is one piece of whole blocks).
 template <Format F, class T>
-void process_view_blocks(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64_t ld,
-                         const ScaleSet& sc, const BlockCfg& bc, Acc& acc) {
+void process_view_blocks_in(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64_t ld,
+                            const ScaleSet& sc, const BlockCfg& bc, Acc& acc) {
   alignas(64) float buf[kBlock];
   auto load = [&](const T* src, size_t n, float* dst) {
     if constexpr (F == Format::FP32)
@@ -710,7 +754,7 @@ void process_view_blocks(const T* base, uint64_t rows, uint64_t c0, uint64_t c1,
         else
           load(col + i, m, buf);
         process_floats(x, m, sc, acc);
-        block_formats_piece(x, m, bc, acc.blocks);
+        block_formats_piece(x, m, bc, acc);
       }
     }
     return;
@@ -731,12 +775,21 @@ void process_view_blocks(const T* base, uint64_t rows, uint64_t c0, uint64_t c1,
       }
       process_floats(buf, tr * pw, sc, acc);
       if (pw == static_cast<size_t>(kMxBlock)) {
-        block_formats_piece(buf, tr * pw, bc, acc.blocks);
+        block_formats_piece(buf, tr * pw, bc, acc);
       } else {
-        for (size_t r = 0; r < tr; ++r) block_formats_piece(buf + r * pw, pw, bc, acc.blocks);
+        for (size_t r = 0; r < tr; ++r) block_formats_piece(buf + r * pw, pw, bc, acc);
       }
     }
   }
+}
+
+template <Format F, class T>
+void process_view_blocks(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64_t ld,
+                         const ScaleSet& sc, const BlockCfg& bc, Acc& acc) {
+  process_view_blocks_in<F, T>(base, rows, c0, c1, ld, sc, bc, acc);
+  fold_mx_blocks(acc.mx_ehist, acc.mx_zero_blocks, bc.mask, acc.blocks);
+  std::memset(acc.mx_ehist, 0, sizeof acc.mx_ehist);
+  acc.mx_zero_blocks = 0;
 }
 
 // ---- 8- and 16-bit storage: count codes, fold each distinct code once ----------------------
