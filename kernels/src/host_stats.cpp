@@ -532,15 +532,15 @@ FPSCOPE_CLONES void piece_info(const float* __restrict x, PieceInfo& pi) {
   sums(pi.nb * kMxBlock, pi.nh * kNvBlock, &pi.zeros_odd, &pi.x2_odd);
 }
 
-// MX format F (kBlockFormats[F], element spec B) over the full blocks of a clean piece: their
-// error counts and sums. mx_scale's exponent of a block depends only on its amax's biased
-// exponent E (max(E - 127 - emax, -127)): the per-block counts (blocks, zero blocks, scale
-// underflow, scale histogram) come from the histogram of E that block_formats_piece keeps for
-// all MX formats at once (fold_mx_blocks).
+// MX format F (kBlockFormats[F], element spec B) over nb full blocks of a clean piece, block
+// b's amax of biased exponent ebias[b] (at most etop): adds #(cast is 0) (zeros included: the
+// caller takes them out), #saturated and the error sum. mx_scale's exponent of a block depends
+// only on that exponent E (max(E - 127 - emax, -127)): the per-block counts (blocks, zero blocks,
+// scale underflow, scale histogram) come from the histogram of E that block_formats_piece keeps
+// for all MX formats at once (fold_mx_blocks).
 template <int F, const FormatSpec& B>
-void mx_piece(const float* x, const PieceInfo& pi, const int32_t* ebias, int32_t etop,
-              BlockStatsSet& bs) {
-  const size_t nb = pi.nb;
+void mx_piece(const float* x, size_t nb, const int32_t* ebias, int32_t etop, BlockStatsSet& bs) {
+  if (nb == 0) return;
   alignas(64) float p[kBlock / kMxBlock], u[kBlock / kMxBlock];
   constexpr int kEmax = max_exp(B);
   const int top = std::max(etop - kFp32Bias - kEmax, kE8M0MinExp);
@@ -553,12 +553,93 @@ void mx_piece(const float* x, const PieceInfo& pi, const int32_t* ebias, int32_t
                : detail::u2f(static_cast<uint32_t>(k + kFp32Bias) << kFp32ManBits);
   }
   BlockFormatCounts& c = bs.fmt[F];
-  uint64_t low = 0;
   double err = 0;
-  blocks_fast<B, kMxBlock>(x, p, u, nb, &low, &c.saturated, &err);
-  c.flushed += low - pi.zeros_mx;
-  c.sum_x2 += pi.x2_mx;
+  blocks_fast<B, kMxBlock>(x, p, u, nb, &c.flushed, &c.saturated, &err);
   c.sum_err2 += err * std::ldexp(1.0, 2 * top);
+}
+
+// All five MX formats at once over the blocks idx[0..nf) of a clean piece whose amax has biased
+// exponent E in [kFusedMinE, kFusedMaxE] and is below 1.75 * 2^(E - 127). In the domain
+// z = x * 2^(127 - E) (exact: z is 0 or normal where it matters, below), format f's scaled value
+// is y = z * 2^emax_f, so its cast's thresholds are cast_sat's shifted down by emax_f exponents
+// (ZCast): one multiply for the five. No element saturates (|z| < 1.75 is below every MX
+// format's saturation threshold, the lowest being MXFP4's 1.75) and no scale clamps (E >= 15 =
+// the largest emax), so the loop has no clamp. A z that FP32 rounds to a subnormal or to 0 lies
+// below 2^-126, far under every format's flush threshold (MXFP8 E5M2's: 2^-32): it flushes as it
+// should, and its squared error is below FP32's range there as in blocks_fast. Squared errors are
+// summed relative to the largest block's unit 2^(etop - 127) as in mx_piece.
+constexpr int32_t kFusedMinE = 15, kFusedMaxE = 253;  // 2^(127 - E) must be a normal float
+constexpr int32_t kFusedMaxMantissa = 0x600000;       // 1.75: mantissa field of amax below this
+
+template <const FormatSpec& B>
+struct ZCast {
+  using P = detail::SatCastParams<B>;
+  static constexpr int32_t kDown = max_exp(B) << kFp32ManBits;
+  static constexpr int32_t kLowLimit = P::kUnderflowMaxBits + 1 - kDown;
+  static constexpr int32_t kMinNormal = P::kMinNormalBits - kDown;
+  static_assert(P::kUnderflowMaxBits - kDown > (int32_t{1} << kFp32ManBits),
+                "the shifted flush threshold is a normal FP32 value");
+};
+
+template <const FormatSpec& B>
+__attribute__((always_inline)) inline void z_step(int32_t a, int32_t ea, float u, uint32_t& low,
+                                                  float& ef) {
+  using Z = ZCast<B>;
+  low += static_cast<uint32_t>(a - Z::kLowLimit) >> 31;
+  const float m = detail::u2f(static_cast<uint32_t>(ea > Z::kMinNormal ? ea : Z::kMinNormal) +
+                              Z::P::kMagicExpOffset);
+  const float az = detail::u2f(static_cast<uint32_t>(a));
+  const float r = detail::sub_rn(detail::add_rn(az, m), m);
+  const float d = detail::sub_rn(az, r) * u;
+  ef += d * d;
+}
+
+static_assert(kBlockFormats[0] == &kMxfp8E4M3 && kBlockFormats[1] == &kMxfp8E5M2 &&
+                  kBlockFormats[2] == &kMxfp6E3M2 && kBlockFormats[3] == &kMxfp6E2M3 &&
+                  kBlockFormats[4] == &kMxfp4,
+              "mx_fused's formats in kBlockFormats' order");
+
+FPSCOPE_CLONES void mx_fused(const float* __restrict x, const uint32_t* __restrict idx, size_t nf,
+                             const int32_t* __restrict ebias, int32_t etop, uint64_t* low,
+                             double* err) {
+  constexpr int L = kNvBlock;  // lanes: a block is two rows of them
+  uint32_t l0[L] = {}, l1[L] = {}, l2[L] = {}, l3[L] = {}, l4[L] = {};
+  float e0[L] = {}, e1[L] = {}, e2[L] = {}, e3[L] = {}, e4[L] = {};
+  for (size_t k = 0; k < nf; ++k) {
+    const size_t b = idx[k];
+    const float pz = detail::u2f(static_cast<uint32_t>(2 * kFp32Bias - ebias[b]) << kFp32ManBits);
+    const int32_t ku = ebias[b] - etop;
+    const float u = ku < kFp32MinNormalExp
+                        ? 0.0f
+                        : detail::u2f(static_cast<uint32_t>(ku + kFp32Bias) << kFp32ManBits);
+    for (int h = 0; h < kMxBlock / L; ++h) {
+      const float* xb = x + b * kMxBlock + static_cast<size_t>(h * L);
+#pragma omp simd
+      for (int l = 0; l < L; ++l) {
+        const float z = detail::mul_rn(xb[l], pz);
+        const auto a = static_cast<int32_t>(detail::f2u(z) & kFp32AbsMask);
+        const int32_t ea = a & kFp32ExpMaskI32;
+        z_step<kMxfp8E4M3>(a, ea, u, l0[l], e0[l]);
+        z_step<kMxfp8E5M2>(a, ea, u, l1[l], e1[l]);
+        z_step<kMxfp6E3M2>(a, ea, u, l2[l], e2[l]);
+        z_step<kMxfp6E2M3>(a, ea, u, l3[l], e3[l]);
+        z_step<kMxfp4>(a, ea, u, l4[l], e4[l]);
+      }
+    }
+  }
+  uint64_t t[5] = {};
+  double te[5] = {};
+  for (int l = 0; l < L; ++l) {
+    t[0] += l0[l], t[1] += l1[l], t[2] += l2[l], t[3] += l3[l], t[4] += l4[l];
+    te[0] += static_cast<double>(e0[l]), te[1] += static_cast<double>(e1[l]);
+    te[2] += static_cast<double>(e2[l]), te[3] += static_cast<double>(e3[l]);
+    te[4] += static_cast<double>(e4[l]);
+  }
+  const double unit2 = std::ldexp(1.0, 2 * (etop - kFp32Bias));
+  for (int f = 0; f < 5; ++f) {
+    low[f] += t[f];
+    err[f] += te[f] * unit2;
+  }
 }
 
 // The MX block counts of a histogram of block amax biased exponents (E: 0..254, finite blocks)
@@ -660,11 +741,55 @@ void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, Acc& acc)
       ++acc.mx_ehist[ebias[b]];
       acc.mx_zero_blocks += amax == 0;
     }
-    if (bc.mask >> 0 & 1u) mx_piece<0, kMxfp8E4M3>(x, pi, ebias, etop, bs);
-    if (bc.mask >> 1 & 1u) mx_piece<1, kMxfp8E5M2>(x, pi, ebias, etop, bs);
-    if (bc.mask >> 2 & 1u) mx_piece<2, kMxfp6E3M2>(x, pi, ebias, etop, bs);
-    if (bc.mask >> 3 & 1u) mx_piece<3, kMxfp6E2M3>(x, pi, ebias, etop, bs);
-    if (bc.mask >> 4 & 1u) mx_piece<4, kMxfp4>(x, pi, ebias, etop, bs);
+    const float* xs = x;  // the blocks the per-format loops take, their amax exponents
+    const int32_t* es = ebias;
+    size_t ns = pi.nb;
+    int32_t stop = etop;
+    alignas(64) float rest[kBlock];
+    int32_t rest_e[kBlock / kMxBlock];
+    if ((bc.mask & kMxMask) == kMxMask) {
+      // Every MX format on: blocks that can neither saturate nor clamp go through mx_fused, the
+      // rest, gathered, through the per-format loops.
+      uint32_t idx[kBlock / kMxBlock];
+      size_t nf = 0;
+      int32_t ftop = 0;
+      ns = 0;
+      stop = 0;
+      for (size_t b = 0; b < pi.nb; ++b) {
+        const int32_t amax = std::max(pi.amax[2 * b], pi.amax[2 * b + 1]);
+        const int32_t e = ebias[b];
+        if (e >= kFusedMinE && e <= kFusedMaxE &&
+            (amax & static_cast<int32_t>(kFp32ManMask)) < kFusedMaxMantissa) {
+          idx[nf++] = static_cast<uint32_t>(b);
+          ftop = std::max(ftop, e);
+        } else {
+          std::memcpy(rest + ns * kMxBlock, x + b * kMxBlock, kMxBlock * sizeof(float));
+          rest_e[ns++] = e;
+          stop = std::max(stop, e);
+        }
+      }
+      xs = rest;
+      es = rest_e;
+      if (nf > 0) {
+        uint64_t low[5] = {};
+        double err[5] = {};
+        mx_fused(x, idx, nf, ebias, ftop, low, err);
+        for (int f = 0; f < 5; ++f) {
+          bs.fmt[f].flushed += low[f];
+          bs.fmt[f].sum_err2 += err[f];
+        }
+      }
+    }
+    if (bc.mask >> 0 & 1u) mx_piece<0, kMxfp8E4M3>(xs, ns, es, stop, bs);
+    if (bc.mask >> 1 & 1u) mx_piece<1, kMxfp8E5M2>(xs, ns, es, stop, bs);
+    if (bc.mask >> 2 & 1u) mx_piece<2, kMxfp6E3M2>(xs, ns, es, stop, bs);
+    if (bc.mask >> 3 & 1u) mx_piece<3, kMxfp6E2M3>(xs, ns, es, stop, bs);
+    if (bc.mask >> 4 & 1u) mx_piece<4, kMxfp4>(xs, ns, es, stop, bs);
+    for (int f = 0; f + 1 < kNumBlockFormats; ++f) {
+      if (!(bc.mask >> f & 1u)) continue;
+      bs.fmt[f].flushed -= pi.zeros_mx;  // the loops counted zeros as flushed
+      bs.fmt[f].sum_x2 += pi.x2_mx;
+    }
   }
   for (int f = 0; f < kNumBlockFormats; ++f) {
     if (!(bc.mask >> f & 1u)) continue;
