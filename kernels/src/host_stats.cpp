@@ -559,10 +559,10 @@ void mx_piece(const float* x, size_t nb, const int32_t* ebias, int32_t etop, Blo
 }
 
 // All five MX formats at once over the blocks idx[0..nf) of a clean piece whose amax has biased
-// exponent E in [kFusedMinE, kFusedMaxE] and is below 1.75 * 2^(E - 127). In the domain
-// z = x * 2^(127 - E) (exact: z is 0 or normal where it matters, below), format f's scaled value
-// is y = z * 2^emax_f, so its cast's thresholds are cast_sat's shifted down by emax_f exponents
-// (ZCast): one multiply for the five. No element saturates (|z| < 1.75 is below every MX
+// exponent E in [kFusedMinE, kFusedMaxE] (kSat = false: and is below 1.75 * 2^(E - 127)). In the
+// domain z = x * 2^(127 - E) (exact: z is 0 or normal where it matters, below), format f's scaled
+// value is y = z * 2^emax_f, so its cast's thresholds are cast_sat's shifted down by emax_f
+// exponents (ZCast): one multiply for the five. No element saturates (|z| < 1.75 is below every MX
 // format's saturation threshold, the lowest being MXFP4's 1.75) and no scale clamps (E >= 15 =
 // the largest emax), so the loop has no clamp. A z that FP32 rounds to a subnormal or to 0 lies
 // below 2^-126, far under every format's flush threshold (MXFP8 E5M2's: 2^-32): it flushes as it
@@ -577,19 +577,27 @@ struct ZCast {
   static constexpr int32_t kDown = max_exp(B) << kFp32ManBits;
   static constexpr int32_t kLowLimit = P::kUnderflowMaxBits + 1 - kDown;
   static constexpr int32_t kMinNormal = P::kMinNormalBits - kDown;
+  static constexpr int32_t kMax = P::kMaxBits - kDown;
+  static constexpr int32_t kOverflow = P::kOverflowBits - kDown;
   static_assert(P::kUnderflowMaxBits - kDown > (int32_t{1} << kFp32ManBits),
                 "the shifted flush threshold is a normal FP32 value");
 };
 
-template <const FormatSpec& B>
+// kSat: the block's amax may reach format B's saturation threshold: count and clamp as
+// cast_sat does (in the z domain: its max and threshold shifted down likewise).
+template <const FormatSpec& B, bool kSat>
 __attribute__((always_inline)) inline void z_step(int32_t a, int32_t ea, float u, uint32_t& low,
-                                                  float& ef) {
+                                                  uint32_t& sat, float& ef) {
   using Z = ZCast<B>;
   low += static_cast<uint32_t>(a - Z::kLowLimit) >> 31;
   const float m = detail::u2f(static_cast<uint32_t>(ea > Z::kMinNormal ? ea : Z::kMinNormal) +
                               Z::P::kMagicExpOffset);
   const float az = detail::u2f(static_cast<uint32_t>(a));
-  const float r = detail::sub_rn(detail::add_rn(az, m), m);
+  float r = detail::sub_rn(detail::add_rn(az, m), m);
+  if constexpr (kSat) {
+    sat += static_cast<uint32_t>(Z::P::kMaxOdd ? a >= Z::kOverflow : a > Z::kOverflow);
+    r = a > Z::kMax ? detail::u2f(static_cast<uint32_t>(Z::kMax)) : r;
+  }
   const float d = detail::sub_rn(az, r) * u;
   ef += d * d;
 }
@@ -599,11 +607,13 @@ static_assert(kBlockFormats[0] == &kMxfp8E4M3 && kBlockFormats[1] == &kMxfp8E5M2
                   kBlockFormats[4] == &kMxfp4,
               "mx_fused's formats in kBlockFormats' order");
 
+template <bool kSat>
 FPSCOPE_CLONES void mx_fused(const float* __restrict x, const uint32_t* __restrict idx, size_t nf,
                              const int32_t* __restrict ebias, int32_t etop, uint64_t* low,
-                             double* err) {
+                             uint64_t* sat, double* err) {
   constexpr int L = kNvBlock;  // lanes: a block is two rows of them
   uint32_t l0[L] = {}, l1[L] = {}, l2[L] = {}, l3[L] = {}, l4[L] = {};
+  uint32_t s0[L] = {}, s1[L] = {}, s2[L] = {}, s3[L] = {}, s4[L] = {};
   float e0[L] = {}, e1[L] = {}, e2[L] = {}, e3[L] = {}, e4[L] = {};
   for (size_t k = 0; k < nf; ++k) {
     const size_t b = idx[k];
@@ -619,18 +629,19 @@ FPSCOPE_CLONES void mx_fused(const float* __restrict x, const uint32_t* __restri
         const float z = detail::mul_rn(xb[l], pz);
         const auto a = static_cast<int32_t>(detail::f2u(z) & kFp32AbsMask);
         const int32_t ea = a & kFp32ExpMaskI32;
-        z_step<kMxfp8E4M3>(a, ea, u, l0[l], e0[l]);
-        z_step<kMxfp8E5M2>(a, ea, u, l1[l], e1[l]);
-        z_step<kMxfp6E3M2>(a, ea, u, l2[l], e2[l]);
-        z_step<kMxfp6E2M3>(a, ea, u, l3[l], e3[l]);
-        z_step<kMxfp4>(a, ea, u, l4[l], e4[l]);
+        z_step<kMxfp8E4M3, kSat>(a, ea, u, l0[l], s0[l], e0[l]);
+        z_step<kMxfp8E5M2, kSat>(a, ea, u, l1[l], s1[l], e1[l]);
+        z_step<kMxfp6E3M2, kSat>(a, ea, u, l2[l], s2[l], e2[l]);
+        z_step<kMxfp6E2M3, kSat>(a, ea, u, l3[l], s3[l], e3[l]);
+        z_step<kMxfp4, kSat>(a, ea, u, l4[l], s4[l], e4[l]);
       }
     }
   }
-  uint64_t t[5] = {};
+  uint64_t t[5] = {}, ts[5] = {};
   double te[5] = {};
   for (int l = 0; l < L; ++l) {
     t[0] += l0[l], t[1] += l1[l], t[2] += l2[l], t[3] += l3[l], t[4] += l4[l];
+    ts[0] += s0[l], ts[1] += s1[l], ts[2] += s2[l], ts[3] += s3[l], ts[4] += s4[l];
     te[0] += static_cast<double>(e0[l]), te[1] += static_cast<double>(e1[l]);
     te[2] += static_cast<double>(e2[l]), te[3] += static_cast<double>(e3[l]);
     te[4] += static_cast<double>(e4[l]);
@@ -638,6 +649,7 @@ FPSCOPE_CLONES void mx_fused(const float* __restrict x, const uint32_t* __restri
   const double unit2 = std::ldexp(1.0, 2 * (etop - kFp32Bias));
   for (int f = 0; f < 5; ++f) {
     low[f] += t[f];
+    sat[f] += ts[f];
     err[f] += te[f] * unit2;
   }
 }
@@ -748,19 +760,20 @@ void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, Acc& acc)
     alignas(64) float rest[kBlock];
     int32_t rest_e[kBlock / kMxBlock];
     if ((bc.mask & kMxMask) == kMxMask) {
-      // Every MX format on: blocks that can neither saturate nor clamp go through mx_fused, the
-      // rest, gathered, through the per-format loops.
-      uint32_t idx[kBlock / kMxBlock];
-      size_t nf = 0;
+      // Every MX format on: blocks whose scales cannot clamp go through mx_fused (those whose
+      // amax may saturate a format in its clamping variant), the rest, gathered, through the
+      // per-format loops.
+      uint32_t idx[2][kBlock / kMxBlock];  // fused, without and with saturation
+      size_t nf[2] = {0, 0};
       int32_t ftop = 0;
       ns = 0;
       stop = 0;
       for (size_t b = 0; b < pi.nb; ++b) {
         const int32_t amax = std::max(pi.amax[2 * b], pi.amax[2 * b + 1]);
         const int32_t e = ebias[b];
-        if (e >= kFusedMinE && e <= kFusedMaxE &&
-            (amax & static_cast<int32_t>(kFp32ManMask)) < kFusedMaxMantissa) {
-          idx[nf++] = static_cast<uint32_t>(b);
+        if (e >= kFusedMinE && e <= kFusedMaxE) {
+          const bool may_sat = (amax & static_cast<int32_t>(kFp32ManMask)) >= kFusedMaxMantissa;
+          idx[may_sat][nf[may_sat]++] = static_cast<uint32_t>(b);
           ftop = std::max(ftop, e);
         } else {
           std::memcpy(rest + ns * kMxBlock, x + b * kMxBlock, kMxBlock * sizeof(float));
@@ -770,14 +783,14 @@ void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, Acc& acc)
       }
       xs = rest;
       es = rest_e;
-      if (nf > 0) {
-        uint64_t low[5] = {};
-        double err[5] = {};
-        mx_fused(x, idx, nf, ebias, ftop, low, err);
-        for (int f = 0; f < 5; ++f) {
-          bs.fmt[f].flushed += low[f];
-          bs.fmt[f].sum_err2 += err[f];
-        }
+      uint64_t low[5] = {}, sat[5] = {};
+      double err[5] = {};
+      if (nf[0] > 0) mx_fused<false>(x, idx[0], nf[0], ebias, ftop, low, sat, err);
+      if (nf[1] > 0) mx_fused<true>(x, idx[1], nf[1], ebias, ftop, low, sat, err);
+      for (int f = 0; f < 5; ++f) {
+        bs.fmt[f].flushed += low[f];
+        bs.fmt[f].saturated += sat[f];
+        bs.fmt[f].sum_err2 += err[f];
       }
     }
     if (bc.mask >> 0 & 1u) mx_piece<0, kMxfp8E4M3>(xs, ns, es, stop, bs);
