@@ -562,12 +562,13 @@ void mx_piece(const float* x, size_t nb, const int32_t* ebias, int32_t etop, Blo
 // exponent E in [kFusedMinE, kFusedMaxE] (kSat = false: and is below 1.75 * 2^(E - 127)). In the
 // domain z = x * 2^(127 - E) (exact: z is 0 or normal where it matters, below), format f's scaled
 // value is y = z * 2^emax_f, so its cast's thresholds are cast_sat's shifted down by emax_f
-// exponents (ZCast): one multiply for the five. No element saturates (|z| < 1.75 is below every MX
-// format's saturation threshold, the lowest being MXFP4's 1.75) and no scale clamps (E >= 15 =
-// the largest emax), so the loop has no clamp. A z that FP32 rounds to a subnormal or to 0 lies
-// below 2^-126, far under every format's flush threshold (MXFP8 E5M2's: 2^-32): it flushes as it
-// should, and its squared error is below FP32's range there as in blocks_fast. Squared errors are
-// summed relative to the largest block's unit 2^(etop - 127) as in mx_piece.
+// exponents (ZCast): one multiply for the five. No scale clamps (E >= 15 = the largest emax);
+// without kSat no element saturates either (|z| < 1.75 is below every MX format's saturation
+// threshold, the lowest being MXFP4's 1.75), so that loop has no clamp. A z that FP32 rounds to a
+// subnormal or to 0 lies below 2^-126, far under every format's flush threshold (MXFP8 E5M2's:
+// 2^-32): it flushes as it should, and its squared error is below FP32's range there as in
+// blocks_fast. Squared errors are summed relative to the largest block's unit 2^(etop - 127) as in
+// mx_piece.
 constexpr int32_t kFusedMinE = 15, kFusedMaxE = 253;  // 2^(127 - E) must be a normal float
 constexpr int32_t kFusedMaxMantissa = 0x600000;       // 1.75: mantissa field of amax below this
 
