@@ -363,13 +363,22 @@ __attribute__((always_inline)) inline void block_targets(const float* __restrict
   block_target_auto<3, kWeighted>(x, w, n, info, sc, acc);
 }
 
-FPSCOPE_CLONES void block_scalars(const float* __restrict x, size_t n, const ScaleSet& sc,
-                                  Acc& acc) {
+// Sum of x^2 and zeros of the elements a call saw (block_formats_piece reuses them).
+struct OwnSums {
+  double x2 = 0;
+  uint64_t zeros = 0;
+};
+
+FPSCOPE_CLONES OwnSums block_scalars(const float* __restrict x, size_t n, const ScaleSet& sc,
+                                     Acc& acc) {
+  OwnSums own;
   while (n > 0) {
     const size_t m = std::min(n, kScalarBlock);
     // Optimistically clean: the unmasked loop's amax shows whether the block held NaN/Inf.
     const OwnBlock clean_stats = block_own_stats<true>(x, m);
     if (clean_stats.amax < kFp32InfBitsI32) {
+      own.x2 += clean_stats.sum_sq;
+      own.zeros += clean_stats.zero;
       const BlockInfo info = commit_own_stats(clean_stats, m, acc);
       block_targets(x, nullptr, m, info, sc, acc);
     } else {
@@ -386,6 +395,7 @@ FPSCOPE_CLONES void block_scalars(const float* __restrict x, size_t n, const Sca
     x += m;
     n -= m;
   }
+  return own;  // sums of the clean blocks only (a piece with NaN/Inf does not use them)
 }
 
 // Finite values x[i] standing for w[i] elements each (n <= kScalarBlock; the counts of the
@@ -503,7 +513,9 @@ struct PieceInfo {
   double x2_mx, x2_odd;
 };
 
-FPSCOPE_CLONES void piece_info(const float* __restrict x, PieceInfo& pi) {
+// own: the plain pass's sums over the same n elements, or null.
+FPSCOPE_CLONES void piece_info(const float* __restrict x, size_t n, const OwnSums* own,
+                               PieceInfo& pi) {
   int32_t* __restrict amax = pi.amax;
   for (size_t h = 0; h < pi.nh; ++h) {
     const float* xh = x + h * kNvBlock;
@@ -528,6 +540,13 @@ FPSCOPE_CLONES void piece_info(const float* __restrict x, PieceInfo& pi) {
     *zeros = z;
     *x2 = s;
   };
+  if (own != nullptr && n == pi.nb * kMxBlock) {  // whole MX blocks: the plain pass's sums
+    pi.x2_mx = own->x2;
+    pi.zeros_mx = own->zeros;
+    pi.x2_odd = 0;
+    pi.zeros_odd = 0;
+    return;
+  }
   sums(0, pi.nb * kMxBlock, &pi.zeros_mx, &pi.x2_mx);
   sums(pi.nb * kMxBlock, pi.nh * kNvBlock, &pi.zeros_odd, &pi.x2_odd);
 }
@@ -735,12 +754,13 @@ void nvfp4_piece(const float* x, const PieceInfo& pi, float s_enc, BlockStatsSet
 }
 
 // One piece (n <= kBlock elements of a line, starting at a block boundary of the line).
-void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, Acc& acc) {
+void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, const OwnSums* own,
+                         Acc& acc) {
   BlockStatsSet& bs = acc.blocks;
   PieceInfo pi;
   pi.nh = n / kNvBlock;
   pi.nb = n / kMxBlock;
-  piece_info(x, pi);
+  piece_info(x, n, own, pi);
   int32_t all = 0;
   for (size_t h = 0; h < pi.nh; ++h) all = std::max(all, pi.amax[h]);
   const bool clean = all < kFp32InfBitsI32;
@@ -814,15 +834,19 @@ void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, Acc& acc)
   }
 }
 
-void process_floats(const float* x, size_t n, const ScaleSet& sc, Acc& acc) {
+OwnSums process_floats(const float* x, size_t n, const ScaleSet& sc, Acc& acc) {
+  OwnSums own;
   while (n > 0) {
     const size_t m = std::min(n, kBlock);
-    block_scalars(x, m, sc, acc);
+    const OwnSums o = block_scalars(x, m, sc, acc);
+    own.x2 += o.x2;
+    own.zeros += o.zeros;
     block_hist(x, m, acc);
     if (acc.since_flush > (uint64_t{1} << 31)) flush_hist(acc);
     x += m;
     n -= m;
   }
+  return own;
 }
 
 template <Format F, class T>
@@ -892,8 +916,8 @@ void process_view_blocks_in(const T* base, uint64_t rows, uint64_t c0, uint64_t 
           x = reinterpret_cast<const float*>(col + i);  // in place
         else
           load(col + i, m, buf);
-        process_floats(x, m, sc, acc);
-        block_formats_piece(x, m, bc, acc);
+        const OwnSums own = process_floats(x, m, sc, acc);
+        block_formats_piece(x, m, bc, &own, acc);
       }
     }
     return;
@@ -912,11 +936,11 @@ void process_view_blocks_in(const T* base, uint64_t rows, uint64_t c0, uint64_t 
             buf[r * pw + c] = decode_storage_t<F>(col[r]);
         }
       }
-      process_floats(buf, tr * pw, sc, acc);
+      const OwnSums own = process_floats(buf, tr * pw, sc, acc);
       if (pw == static_cast<size_t>(kMxBlock)) {
-        block_formats_piece(buf, tr * pw, bc, acc);
+        block_formats_piece(buf, tr * pw, bc, &own, acc);
       } else {
-        for (size_t r = 0; r < tr; ++r) block_formats_piece(buf + r * pw, pw, bc, acc);
+        for (size_t r = 0; r < tr; ++r) block_formats_piece(buf + r * pw, pw, bc, nullptr, acc);
       }
     }
   }
