@@ -435,15 +435,25 @@ void flush_hist(Acc& acc) {
 // ---- block-scaled formats (kBlockFormats) -----------------------------------------------------
 // A "line" is a run of consecutive elements that blocks tile from its start (a stored column, or
 // a row gathered from a panel of stored columns). Each piece of at most kBlock elements of a
-// line is handled here right after the plain statistics saw it (still in L1): one loop over its
-// 16-element halves (amax, zeros, sum x^2), then per format one vectorized loop over its full
-// blocks with the block's multiplier into the element domain (MX: 2^-shared_exp, exact; NVFP4:
-// s_enc / sf) and counts kept in per-lane arrays. A piece holding NaN/Inf, a line's partial last
-// block and NVFP4 blocks whose scale is 0 go block by block through block_numerics.h's
-// block_stats_of (the same math, scalar). Squared errors are summed in FP32 lanes within the
-// piece, relative to its largest block's error unit, then in double: each block's sum_err2 is
-// within ~1e-5 (relative) of block_stats_of's, and a block more than 2^126 below the piece's
-// largest one adds 0 there (less than 2^-250 of that block's sum x^2).
+// line is handled here right after the plain statistics saw it (still in L1; a piece of whole
+// MX blocks takes its sum x^2 and zeros from the plain loop's): one loop for the amax of each
+// 16-element half, then
+//  - MX: the per-block counts (blocks, zero blocks, scale underflow, scale histogram) depend
+//    only on the biased exponent E of the block's amax: one histogram of E per part, folded into
+//    the five formats at the end (fold_mx_blocks). With all five on, the blocks whose scales
+//    cannot clamp go through one fused loop for the five (mx_fused: one multiply into the
+//    common domain x * 2^(127 - E), each format's cast_sat thresholds shifted by its emax; a
+//    variant without the saturation count and clamp for blocks whose amax is below every
+//    format's saturation threshold); the others, and every block when only some MX formats are
+//    on, through one loop per format (blocks_fast with the multiplier 2^-shared_exp, exact);
+//  - NVFP4: one loop over its blocks with the multiplier s_enc / sf.
+// Counts are exact (cast_sat's thresholds on |y|'s pattern) and kept in per-lane arrays. A piece
+// holding NaN/Inf, a line's partial last block and NVFP4 blocks whose scale is 0 or saturates go
+// block by block through block_numerics.h's block_stats_of (the same math, scalar). Squared
+// errors are summed in FP32 lanes within the piece, relative to its largest block's error unit,
+// then in double: each block's sum_err2 is within ~1e-5 (relative) of block_stats_of's, and a
+// block more than 2^126 below the piece's largest one adds 0 there (less than 2^-250 of that
+// block's sum x^2).
 struct BlockCfg {
   uint32_t mask = 0;
   BlockAxis axis = BlockAxis::Rows;
