@@ -620,8 +620,11 @@ __attribute__((always_inline)) inline void z_step(int32_t a, int32_t ea, float u
                                                   uint32_t& sat, float& ef) {
   using Z = ZCast<B>;
   low += static_cast<uint32_t>(a - Z::kLowLimit) >> 31;
-  const float m = detail::u2f(static_cast<uint32_t>(ea > Z::kMinNormal ? ea : Z::kMinNormal) +
-                              Z::P::kMagicExpOffset);
+  // max(ea, min normal) + offset as max(ea + offset, min normal + offset): ea + offset is the
+  // same for the formats with as many mantissa bits (computed once). |z| < 2: no overflow.
+  const uint32_t eo = static_cast<uint32_t>(ea) + Z::P::kMagicExpOffset;
+  constexpr uint32_t kMo = static_cast<uint32_t>(Z::kMinNormal) + Z::P::kMagicExpOffset;
+  const float m = detail::u2f(eo > kMo ? eo : kMo);
   const float az = detail::u2f(static_cast<uint32_t>(a));
   float r = detail::sub_rn(detail::add_rn(az, m), m);
   if constexpr (kSat) {
