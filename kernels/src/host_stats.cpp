@@ -692,22 +692,26 @@ FPSCOPE_CLONES void mx_fused(const float* __restrict x, const uint32_t* __restri
 // accumulate_block give each block (scale code max(E - emax, 0), its histogram bin; underflow
 // when 0 < amax and E < emax).
 void fold_mx_blocks(const uint64_t* ehist, uint64_t zero_blocks, uint32_t mask, BlockStatsSet& bs) {
+  if ((mask & kMxMask) == 0) return;
+  uint64_t blocks = 0, under[kNumBlockFormats - 1] = {};
+  int emax[kNumBlockFormats - 1];
+  for (int f = 0; f + 1 < kNumBlockFormats; ++f) emax[f] = max_exp(*kBlockFormats[f]);
+  for (int e = 0; e < kBlockScaleBins; ++e) {  // one scan: the histogram is mostly empty
+    const uint64_t n = ehist[e];
+    if (n == 0) continue;
+    blocks += n;
+    for (int f = 0; f + 1 < kNumBlockFormats; ++f) {
+      under[f] += e < emax[f] ? n : 0;
+      bs.scale_hist[f][std::max(e - emax[f], 0)] += (mask >> f & 1u) ? n : 0;
+    }
+  }
   for (int f = 0; f + 1 < kNumBlockFormats; ++f) {
     if (!(mask >> f & 1u)) continue;
-    const int emax = max_exp(*kBlockFormats[f]);
     BlockFormatCounts& c = bs.fmt[f];
-    uint64_t blocks = 0, under = 0;
-    for (int e = 0; e < kBlockScaleBins; ++e) {
-      const uint64_t n = ehist[e];
-      if (n == 0) continue;
-      blocks += n;
-      under += e < emax ? n : 0;
-      bs.scale_hist[f][std::max(e - emax, 0)] += n;
-    }
     c.blocks += blocks;
     c.elements += blocks * kMxBlock;
     c.zero_blocks += zero_blocks;
-    c.scale_underflow += under - zero_blocks;  // zero blocks have E = 0 < emax: not underflows
+    c.scale_underflow += under[f] - zero_blocks;  // zero blocks have E = 0 < emax: no underflow
   }
 }
 
