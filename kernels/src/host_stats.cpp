@@ -11,7 +11,7 @@
 //  - large tensors are split across threads, each filling its own accumulator, merged at the end.
 //  - with block-scaled formats on (StatsOptions::block_formats), each piece of the view goes
 //    through the plain loops and then, still in L1, through the block-format loops (one read).
-// Size: ~1100 lines, kept whole on purpose: the per-block specializations, their ISA clones, the
+// Size: ~1350 lines, kept whole on purpose: the per-block specializations, their ISA clones, the
 // fold of 8/16-bit codes and the block-format pieces are one hot loop nest whose pieces only make
 // sense together (the block pass reads the pieces the plain pass has just read).
 #include "fpscope/host_stats.h"
@@ -97,6 +97,10 @@ struct Acc {
   uint64_t hist64[kHistBins] = {};
   uint64_t since_flush = 0;
   BlockStatsSet blocks;  // block-scaled formats (BlockCfg), when measured
+  // MX full blocks of clean pieces: histogram of their amax's biased exponent and how many are
+  // all zero (block_formats_piece; folded into `blocks` by fold_mx_blocks).
+  uint64_t mx_ehist[kBlockScaleBins] = {};
+  uint64_t mx_zero_blocks = 0;
 };
 
 // Float bits -> int32 key with the same order as the floats (-0 just below +0); an involution.
@@ -359,13 +363,22 @@ __attribute__((always_inline)) inline void block_targets(const float* __restrict
   block_target_auto<3, kWeighted>(x, w, n, info, sc, acc);
 }
 
-FPSCOPE_CLONES void block_scalars(const float* __restrict x, size_t n, const ScaleSet& sc,
-                                  Acc& acc) {
+// Sum of x^2 and zeros of the elements a call saw (block_formats_piece reuses them).
+struct OwnSums {
+  double x2 = 0;
+  uint64_t zeros = 0;
+};
+
+FPSCOPE_CLONES OwnSums block_scalars(const float* __restrict x, size_t n, const ScaleSet& sc,
+                                     Acc& acc) {
+  OwnSums own;
   while (n > 0) {
     const size_t m = std::min(n, kScalarBlock);
     // Optimistically clean: the unmasked loop's amax shows whether the block held NaN/Inf.
     const OwnBlock clean_stats = block_own_stats<true>(x, m);
     if (clean_stats.amax < kFp32InfBitsI32) {
+      own.x2 += clean_stats.sum_sq;
+      own.zeros += clean_stats.zero;
       const BlockInfo info = commit_own_stats(clean_stats, m, acc);
       block_targets(x, nullptr, m, info, sc, acc);
     } else {
@@ -382,6 +395,7 @@ FPSCOPE_CLONES void block_scalars(const float* __restrict x, size_t n, const Sca
     x += m;
     n -= m;
   }
+  return own;  // sums of the clean blocks only (a piece with NaN/Inf does not use them)
 }
 
 // Finite values x[i] standing for w[i] elements each (n <= kScalarBlock; the counts of the
@@ -421,46 +435,34 @@ void flush_hist(Acc& acc) {
 // ---- block-scaled formats (kBlockFormats) -----------------------------------------------------
 // A "line" is a run of consecutive elements that blocks tile from its start (a stored column, or
 // a row gathered from a panel of stored columns). Each piece of at most kBlock elements of a
-// line is handled here right after the plain statistics saw it (still in L1): one loop over its
-// 16-element halves (amax, zeros, sum x^2), then per format one vectorized loop over its full
-// blocks with the block's multiplier into the element domain (MX: 2^-shared_exp, exact; NVFP4:
-// s_enc / sf) and counts kept in per-lane arrays. A piece holding NaN/Inf, a line's partial last
-// block and NVFP4 blocks whose scale is 0 go block by block through block_numerics.h's
-// block_stats_of (the same math, scalar). Squared errors are summed in FP32 lanes within the
-// piece, relative to its largest block's error unit, then in double: each block's sum_err2 is
-// within ~1e-5 (relative) of block_stats_of's, and a block more than 2^126 below the piece's
-// largest one adds 0 there (less than 2^-250 of that block's sum x^2).
+// line is handled here right after the plain statistics saw it (still in L1; a piece of whole
+// MX blocks takes its sum x^2 and zeros from the plain loop's): one loop for the amax of each
+// 16-element half, then
+//  - MX: the per-block counts (blocks, zero blocks, scale underflow, scale histogram) depend
+//    only on the biased exponent E of the block's amax: one histogram of E per part, folded into
+//    the five formats at the end (fold_mx_blocks). With all five on, the blocks whose scales
+//    cannot clamp go through one fused loop for the five (mx_fused: one multiply into the
+//    common domain x * 2^(127 - E), each format's cast_sat thresholds shifted by its emax; a
+//    variant without the saturation count and clamp for blocks whose amax is below every
+//    format's saturation threshold); the others, and every block when only some MX formats are
+//    on, through one loop per format (blocks_fast with the multiplier 2^-shared_exp, exact);
+//  - NVFP4: one loop over its blocks with the multiplier s_enc / sf.
+// Counts are exact (cast_sat's thresholds on |y|'s pattern) and kept in per-lane arrays. A piece
+// holding NaN/Inf, a line's partial last block and NVFP4 blocks whose scale is 0 or saturates go
+// block by block through block_numerics.h's block_stats_of (the same math, scalar). Squared
+// errors are summed in FP32 lanes within the piece, relative to its largest block's error unit,
+// then in double: each block's sum_err2 is within ~1e-5 (relative) of block_stats_of's, and a
+// block more than 2^126 below the piece's largest one adds 0 there (less than 2^-250 of that
+// block's sum x^2).
 struct BlockCfg {
   uint32_t mask = 0;
   BlockAxis axis = BlockAxis::Rows;
   float nvfp4_scale = 1.0f;
 };
 constexpr int kMxBlock = 32, kNvBlock = 16;
+constexpr uint32_t kMxMask = kAllBlockFormats >> 1;  // the five MX formats (NVFP4 is last)
 constexpr size_t kMaxHalves = kBlock / kNvBlock;
 static_assert(kBlock % kMxBlock == 0, "pieces of a line start at block boundaries");
-
-// Per 16-element half of a piece: largest |x| pattern (NaN/Inf patterns included), zeros and
-// sum of x^2 (double).
-FPSCOPE_CLONES void half_block_info(const float* __restrict x, size_t nh, int32_t* __restrict amax,
-                                    uint32_t* __restrict zeros, double* __restrict x2) {
-  for (size_t h = 0; h < nh; ++h) {
-    const float* xh = x + h * kNvBlock;
-    int32_t m = 0;
-    uint32_t z = 0;
-    double s = 0;
-#pragma omp simd reduction(max : m) reduction(+ : z, s)
-    for (int l = 0; l < kNvBlock; ++l) {
-      const auto a = static_cast<int32_t>(detail::f2u(xh[l]) & kFp32AbsMask);
-      m = a > m ? a : m;
-      z += static_cast<uint32_t>(a - 1) >> 31;
-      const auto xd = static_cast<double>(xh[l]);
-      s += xd * xd;
-    }
-    amax[h] = m;
-    zeros[h] = z;
-    x2[h] = s;
-  }
-}
 
 // nb full blocks of B elements of element format E: block b's elements are cast as
 // cast_sat<E>(x * p[b]) (cast_sat's thresholds on |y|'s pattern, as numerics.h's targets do), its
@@ -510,46 +512,207 @@ inline void blocks_slow(int f, const float* x, size_t n, float nvfp4_scale, Bloc
   }
 }
 
+// Per 16-element half of a piece: largest |x| pattern (NaN/Inf patterns included). Over the
+// piece: zeros and sum of x^2 (double) of the MX full blocks' elements and of a trailing half
+// (the NVFP4 block past the last full MX block, when the piece holds an odd number of halves).
 struct PieceInfo {
   size_t nh;  // full halves
+  size_t nb;  // full MX blocks (nh / 2)
   int32_t amax[kMaxHalves];
-  uint32_t zeros[kMaxHalves];
-  double x2[kMaxHalves];
+  uint64_t zeros_mx, zeros_odd;
+  double x2_mx, x2_odd;
 };
 
-// MX format F (kBlockFormats[F], element spec B) over the full blocks of a clean piece.
+// own: the plain pass's sums over the same n elements, or null.
+FPSCOPE_CLONES void piece_info(const float* __restrict x, size_t n, const OwnSums* own,
+                               PieceInfo& pi) {
+  int32_t* __restrict amax = pi.amax;
+  for (size_t h = 0; h < pi.nh; ++h) {
+    const float* xh = x + h * kNvBlock;
+    int32_t m = 0;
+#pragma omp simd reduction(max : m)
+    for (int l = 0; l < kNvBlock; ++l) {
+      const auto a = static_cast<int32_t>(detail::f2u(xh[l]) & kFp32AbsMask);
+      m = a > m ? a : m;
+    }
+    amax[h] = m;
+  }
+  auto sums = [x](size_t i0, size_t i1, uint64_t* zeros, double* x2) {
+    uint32_t z = 0;  // i1 - i0 <= kBlock: cannot wrap
+    double s = 0;
+#pragma omp simd reduction(+ : z, s)
+    for (size_t i = i0; i < i1; ++i) {
+      const auto a = static_cast<int32_t>(detail::f2u(x[i]) & kFp32AbsMask);
+      z += static_cast<uint32_t>(a - 1) >> 31;
+      const auto xd = static_cast<double>(x[i]);
+      s += xd * xd;
+    }
+    *zeros = z;
+    *x2 = s;
+  };
+  if (own != nullptr && n == pi.nb * kMxBlock) {  // whole MX blocks: the plain pass's sums
+    pi.x2_mx = own->x2;
+    pi.zeros_mx = own->zeros;
+    pi.x2_odd = 0;
+    pi.zeros_odd = 0;
+    return;
+  }
+  sums(0, pi.nb * kMxBlock, &pi.zeros_mx, &pi.x2_mx);
+  sums(pi.nb * kMxBlock, pi.nh * kNvBlock, &pi.zeros_odd, &pi.x2_odd);
+}
+
+// MX format F (kBlockFormats[F], element spec B) over nb full blocks of a clean piece, block
+// b's amax of biased exponent ebias[b] (at most etop): adds #(cast is 0) (zeros included: the
+// caller takes them out), #saturated and the error sum. mx_scale's exponent of a block depends
+// only on that exponent E (max(E - 127 - emax, -127)): the per-block counts (blocks, zero blocks,
+// scale underflow, scale histogram) come from the histogram of E that block_formats_piece keeps
+// for all MX formats at once (fold_mx_blocks).
 template <int F, const FormatSpec& B>
-void mx_piece(const float* x, const PieceInfo& pi, BlockStatsSet& bs) {
-  const size_t nb = pi.nh / 2;
+void mx_piece(const float* x, size_t nb, const int32_t* ebias, int32_t etop, BlockStatsSet& bs) {
   if (nb == 0) return;
   alignas(64) float p[kBlock / kMxBlock], u[kBlock / kMxBlock];
-  int exps[kBlock / kMxBlock];
+  constexpr int kEmax = max_exp(B);
+  const int top = std::max(etop - kFp32Bias - kEmax, kE8M0MinExp);
+  for (size_t b = 0; b < nb; ++b) {
+    const int e = std::max(ebias[b] - kFp32Bias - kEmax, kE8M0MinExp);         // mx_scale's exp
+    p[b] = detail::u2f(static_cast<uint32_t>(kFp32Bias - e) << kFp32ManBits);  // 2^-e, normal
+    const int k = e - top;  // error unit relative to the piece's largest: 2^k
+    u[b] = k < kFp32MinNormalExp
+               ? 0.0f
+               : detail::u2f(static_cast<uint32_t>(k + kFp32Bias) << kFp32ManBits);
+  }
   BlockFormatCounts& c = bs.fmt[F];
-  int top = INT_MIN;
-  uint64_t zeros = 0;
-  for (size_t b = 0; b < nb; ++b) {
-    const int32_t amax = std::max(pi.amax[2 * b], pi.amax[2 * b + 1]);
-    const MxScale s = mx_scale<B>(detail::u2f(static_cast<uint32_t>(amax)));
-    exps[b] = s.exp;
-    top = std::max(top, s.exp);
-    p[b] = detail::u2f(fp32_pow2_bits(-s.exp));  // -127 <= s.exp <= 125: a normal float
-    c.zero_blocks += amax == 0;
-    c.scale_underflow += s.underflow;
-    ++bs.scale_hist[F][s.code];
-    zeros += pi.zeros[2 * b] + pi.zeros[2 * b + 1];
-    c.sum_x2 += pi.x2[2 * b] + pi.x2[2 * b + 1];
-  }
-  for (size_t b = 0; b < nb; ++b) {
-    const int k = exps[b] - top;  // error unit relative to the piece's largest: 2^k
-    u[b] = k < kFp32MinNormalExp ? 0.0f : detail::u2f(fp32_pow2_bits(k));
-  }
-  uint64_t low = 0;
   double err = 0;
-  blocks_fast<B, kMxBlock>(x, p, u, nb, &low, &c.saturated, &err);
-  c.blocks += nb;
-  c.elements += nb * kMxBlock;
-  c.flushed += low - zeros;
+  blocks_fast<B, kMxBlock>(x, p, u, nb, &c.flushed, &c.saturated, &err);
   c.sum_err2 += err * std::ldexp(1.0, 2 * top);
+}
+
+// All five MX formats at once over the blocks idx[0..nf) of a clean piece whose amax has biased
+// exponent E in [kFusedMinE, kFusedMaxE] (kSat = false: and is below 1.75 * 2^(E - 127)). In the
+// domain z = x * 2^(127 - E) (exact: z is 0 or normal where it matters, below), format f's scaled
+// value is y = z * 2^emax_f, so its cast's thresholds are cast_sat's shifted down by emax_f
+// exponents (ZCast): one multiply for the five. No scale clamps (E >= 15 = the largest emax);
+// without kSat no element saturates either (|z| < 1.75 is below every MX format's saturation
+// threshold, the lowest being MXFP4's 1.75), so that loop has no clamp. A z that FP32 rounds to a
+// subnormal or to 0 lies below 2^-126, far under every format's flush threshold (MXFP8 E5M2's:
+// 2^-32): it flushes as it should, and its squared error is below FP32's range there as in
+// blocks_fast. Squared errors are summed relative to the largest block's unit 2^(etop - 127) as in
+// mx_piece.
+constexpr int32_t kFusedMinE = 15, kFusedMaxE = 253;  // 2^(127 - E) must be a normal float
+constexpr int32_t kFusedMaxMantissa = 0x600000;       // 1.75: mantissa field of amax below this
+
+template <const FormatSpec& B>
+struct ZCast {
+  using P = detail::SatCastParams<B>;
+  static constexpr int32_t kDown = max_exp(B) << kFp32ManBits;
+  static constexpr int32_t kLowLimit = P::kUnderflowMaxBits + 1 - kDown;
+  static constexpr int32_t kMinNormal = P::kMinNormalBits - kDown;
+  static constexpr int32_t kMax = P::kMaxBits - kDown;
+  static constexpr int32_t kOverflow = P::kOverflowBits - kDown;
+  static_assert(P::kUnderflowMaxBits - kDown > (int32_t{1} << kFp32ManBits),
+                "the shifted flush threshold is a normal FP32 value");
+};
+
+// kSat: the block's amax may reach format B's saturation threshold: count and clamp as
+// cast_sat does (in the z domain: its max and threshold shifted down likewise).
+template <const FormatSpec& B, bool kSat>
+__attribute__((always_inline)) inline void z_step(int32_t a, int32_t ea, float u, uint32_t& low,
+                                                  uint32_t& sat, float& ef) {
+  using Z = ZCast<B>;
+  low += static_cast<uint32_t>(a - Z::kLowLimit) >> 31;
+  // max(ea, min normal) + offset as max(ea + offset, min normal + offset): ea + offset is the
+  // same for the formats with as many mantissa bits (computed once). |z| < 2: no overflow.
+  const uint32_t eo = static_cast<uint32_t>(ea) + Z::P::kMagicExpOffset;
+  constexpr uint32_t kMo = static_cast<uint32_t>(Z::kMinNormal) + Z::P::kMagicExpOffset;
+  const float m = detail::u2f(eo > kMo ? eo : kMo);
+  const float az = detail::u2f(static_cast<uint32_t>(a));
+  float r = detail::sub_rn(detail::add_rn(az, m), m);
+  if constexpr (kSat) {
+    sat += static_cast<uint32_t>(Z::P::kMaxOdd ? a >= Z::kOverflow : a > Z::kOverflow);
+    r = a > Z::kMax ? detail::u2f(static_cast<uint32_t>(Z::kMax)) : r;
+  }
+  const float d = detail::sub_rn(az, r) * u;
+  ef += d * d;
+}
+
+static_assert(kBlockFormats[0] == &kMxfp8E4M3 && kBlockFormats[1] == &kMxfp8E5M2 &&
+                  kBlockFormats[2] == &kMxfp6E3M2 && kBlockFormats[3] == &kMxfp6E2M3 &&
+                  kBlockFormats[4] == &kMxfp4,
+              "mx_fused's formats in kBlockFormats' order");
+
+template <bool kSat>
+FPSCOPE_CLONES void mx_fused(const float* __restrict x, const uint32_t* __restrict idx, size_t nf,
+                             const int32_t* __restrict ebias, int32_t etop, uint64_t* low,
+                             uint64_t* sat, double* err) {
+  constexpr int L = kNvBlock;  // lanes: a block is two rows of them
+  uint32_t l0[L] = {}, l1[L] = {}, l2[L] = {}, l3[L] = {}, l4[L] = {};
+  uint32_t s0[L] = {}, s1[L] = {}, s2[L] = {}, s3[L] = {}, s4[L] = {};
+  float e0[L] = {}, e1[L] = {}, e2[L] = {}, e3[L] = {}, e4[L] = {};
+  for (size_t k = 0; k < nf; ++k) {
+    const size_t b = idx[k];
+    const float pz = detail::u2f(static_cast<uint32_t>(2 * kFp32Bias - ebias[b]) << kFp32ManBits);
+    const int32_t ku = ebias[b] - etop;
+    const float u = ku < kFp32MinNormalExp
+                        ? 0.0f
+                        : detail::u2f(static_cast<uint32_t>(ku + kFp32Bias) << kFp32ManBits);
+    for (int h = 0; h < kMxBlock / L; ++h) {
+      const float* xb = x + b * kMxBlock + static_cast<size_t>(h * L);
+#pragma omp simd
+      for (int l = 0; l < L; ++l) {
+        const float z = detail::mul_rn(xb[l], pz);
+        const auto a = static_cast<int32_t>(detail::f2u(z) & kFp32AbsMask);
+        const int32_t ea = a & kFp32ExpMaskI32;
+        z_step<kMxfp8E4M3, kSat>(a, ea, u, l0[l], s0[l], e0[l]);
+        z_step<kMxfp8E5M2, kSat>(a, ea, u, l1[l], s1[l], e1[l]);
+        z_step<kMxfp6E3M2, kSat>(a, ea, u, l2[l], s2[l], e2[l]);
+        z_step<kMxfp6E2M3, kSat>(a, ea, u, l3[l], s3[l], e3[l]);
+        z_step<kMxfp4, kSat>(a, ea, u, l4[l], s4[l], e4[l]);
+      }
+    }
+  }
+  uint64_t t[5] = {}, ts[5] = {};
+  double te[5] = {};
+  for (int l = 0; l < L; ++l) {
+    t[0] += l0[l], t[1] += l1[l], t[2] += l2[l], t[3] += l3[l], t[4] += l4[l];
+    ts[0] += s0[l], ts[1] += s1[l], ts[2] += s2[l], ts[3] += s3[l], ts[4] += s4[l];
+    te[0] += static_cast<double>(e0[l]), te[1] += static_cast<double>(e1[l]);
+    te[2] += static_cast<double>(e2[l]), te[3] += static_cast<double>(e3[l]);
+    te[4] += static_cast<double>(e4[l]);
+  }
+  const double unit2 = std::ldexp(1.0, 2 * (etop - kFp32Bias));
+  for (int f = 0; f < 5; ++f) {
+    low[f] += t[f];
+    sat[f] += ts[f];
+    err[f] += te[f] * unit2;
+  }
+}
+
+// The MX block counts of a histogram of block amax biased exponents (E: 0..254, finite blocks)
+// and the number of all-zero blocks among them, for every MX format of mask: what mx_scale and
+// accumulate_block give each block (scale code max(E - emax, 0), its histogram bin; underflow
+// when 0 < amax and E < emax).
+void fold_mx_blocks(const uint64_t* ehist, uint64_t zero_blocks, uint32_t mask, BlockStatsSet& bs) {
+  if ((mask & kMxMask) == 0) return;
+  uint64_t blocks = 0, under[kNumBlockFormats - 1] = {};
+  int emax[kNumBlockFormats - 1];
+  for (int f = 0; f + 1 < kNumBlockFormats; ++f) emax[f] = max_exp(*kBlockFormats[f]);
+  for (int e = 0; e < kBlockScaleBins; ++e) {  // one scan: the histogram is mostly empty
+    const uint64_t n = ehist[e];
+    if (n == 0) continue;
+    blocks += n;
+    for (int f = 0; f + 1 < kNumBlockFormats; ++f) {
+      under[f] += e < emax[f] ? n : 0;
+      bs.scale_hist[f][std::max(e - emax[f], 0)] += (mask >> f & 1u) ? n : 0;
+    }
+  }
+  for (int f = 0; f + 1 < kNumBlockFormats; ++f) {
+    if (!(mask >> f & 1u)) continue;
+    BlockFormatCounts& c = bs.fmt[f];
+    c.blocks += blocks;
+    c.elements += blocks * kMxBlock;
+    c.zero_blocks += zero_blocks;
+    c.scale_underflow += under[f] - zero_blocks;  // zero blocks have E = 0 < emax: no underflow
+  }
 }
 
 // NVFP4 over the full blocks of a clean piece; blocks with a zero or saturated scale (or a
@@ -558,88 +721,149 @@ void nvfp4_piece(const float* x, const PieceInfo& pi, float s_enc, BlockStatsSet
   constexpr int F = kNumBlockFormats - 1;
   const size_t nb = pi.nh;
   if (nb == 0) return;
-  alignas(64) float p[kMaxHalves], u[kMaxHalves];
-  double unit[kMaxHalves];
-  BlockFormatCounts& c = bs.fmt[F];
-  double top = 0;
-  uint64_t zeros = 0, slow_elems = 0, fast = 0;
+  alignas(64) float p[kMaxHalves], u[kMaxHalves], sf[kMaxHalves];
+  alignas(64) uint32_t slow[kMaxHalves];
+  // The block scales (nvfp4_block_stats' steps, every block at once).
   for (size_t b = 0; b < nb; ++b) {
     const float amax = detail::u2f(static_cast<uint32_t>(pi.amax[b]));
     const float want = detail::mul_rn(detail::div_rn(amax, max_finite(kE2M1)), s_enc);
     const SatCast sc = cast_sat<kE4M3>(want);
     const float inv = sc.value == 0.0f ? 0.0f : detail::div_rn(s_enc, sc.value);
     // Saturated scales leave |x * inv| unbounded (its error would overflow the FP32 lanes).
-    if (sc.value == 0.0f || sc.saturated || !(inv <= FLT_MAX)) {
-      accumulate_block(bs, F, nvfp4_block_stats(x + b * kNvBlock, kNvBlock, s_enc), kNvBlock);
-      p[b] = 0.0f;  // the fast loop sees zeros here: taken out of its counts below
-      unit[b] = 0.0;
-      slow_elems += kNvBlock;
-      continue;
-    }
-    ++fast;
-    p[b] = inv;
-    unit[b] = static_cast<double>(sc.value) / static_cast<double>(s_enc);
-    top = std::max(top, unit[b]);
-    ++bs.scale_hist[F][block_scale_bin(sc.value)];
-    zeros += pi.zeros[b];
-    c.sum_x2 += pi.x2[b];
+    const bool s = sc.value == 0.0f || sc.saturated != 0 || !(inv <= FLT_MAX);
+    slow[b] = s;
+    sf[b] = s ? 0.0f : sc.value;
+    p[b] = s ? 0.0f : inv;  // the fast loop sees zeros in slow blocks: taken out of its counts
   }
-  for (size_t b = 0; b < nb; ++b) u[b] = top > 0 ? static_cast<float>(unit[b] / top) : 0.0f;
+  BlockFormatCounts& c = bs.fmt[F];
+  float top = 0;
+  uint64_t slow_zeros = 0, slow_blocks = 0;
+  double slow_x2 = 0;
+  for (size_t b = 0; b < nb; ++b) {
+    top = std::max(top, sf[b]);
+    if (slow[b]) {
+      const BlockStats r = nvfp4_block_stats(x + b * kNvBlock, kNvBlock, s_enc);
+      accumulate_block(bs, F, r, kNvBlock);
+      for (int l = 0; l < kNvBlock; ++l)
+        slow_zeros += (detail::f2u(x[b * kNvBlock + static_cast<size_t>(l)]) & kFp32AbsMask) == 0;
+      slow_x2 += r.sum_x2;
+      ++slow_blocks;
+    } else {
+      ++bs.scale_hist[F][block_scale_bin(sf[b])];
+    }
+  }
+  // Error unit of block b relative to the largest one: sf_b / sf_top (E4M3 values: their ratio
+  // is a short binary fraction, exact in FP32 up to a rounding of the quotient).
+  const float inv_top = top > 0 ? 1.0f / top : 0.0f;
+  for (size_t b = 0; b < nb; ++b) u[b] = sf[b] * inv_top;
   uint64_t low = 0;
   double err = 0;
   blocks_fast<kE2M1, kNvBlock>(x, p, u, nb, &low, &c.saturated, &err);
+  const uint64_t fast = nb - slow_blocks;
   c.blocks += fast;
   c.elements += fast * kNvBlock;
-  c.flushed += low - zeros - slow_elems;
-  c.sum_err2 += err * top * top;
+  c.flushed += low - (pi.zeros_mx + pi.zeros_odd - slow_zeros) - slow_blocks * kNvBlock;
+  // Slow blocks' x^2 was added by accumulate_block; the rest is the piece's minus theirs (each
+  // a sum of squares: the difference loses at most the slow blocks' share of accuracy).
+  c.sum_x2 += slow_blocks == 0 ? pi.x2_mx + pi.x2_odd : pi.x2_mx + pi.x2_odd - slow_x2;
+  const double unit = static_cast<double>(top) / static_cast<double>(s_enc);
+  c.sum_err2 += err * unit * unit;
 }
 
 // One piece (n <= kBlock elements of a line, starting at a block boundary of the line).
-void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, BlockStatsSet& bs) {
+void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, const OwnSums* own,
+                         Acc& acc) {
+  BlockStatsSet& bs = acc.blocks;
   PieceInfo pi;
   pi.nh = n / kNvBlock;
-  half_block_info(x, pi.nh, pi.amax, pi.zeros, pi.x2);
-  bool clean = true;
-  for (size_t h = 0; h < pi.nh; ++h) clean &= pi.amax[h] < kFp32InfBitsI32;
+  pi.nb = n / kMxBlock;
+  piece_info(x, n, own, pi);
+  int32_t all = 0;
+  for (size_t h = 0; h < pi.nh; ++h) all = std::max(all, pi.amax[h]);
+  const bool clean = all < kFp32InfBitsI32;
+  if (clean && pi.nb > 0 && (bc.mask & kMxMask) != 0) {
+    int32_t ebias[kBlock / kMxBlock];
+    int32_t etop = 0;
+    for (size_t b = 0; b < pi.nb; ++b) {
+      const int32_t amax = std::max(pi.amax[2 * b], pi.amax[2 * b + 1]);
+      ebias[b] = amax >> kFp32ManBits;
+      etop = std::max(etop, ebias[b]);
+      ++acc.mx_ehist[ebias[b]];
+      acc.mx_zero_blocks += amax == 0;
+    }
+    const float* xs = x;  // the blocks the per-format loops take, their amax exponents
+    const int32_t* es = ebias;
+    size_t ns = pi.nb;
+    int32_t stop = etop;
+    alignas(64) float rest[kBlock];
+    int32_t rest_e[kBlock / kMxBlock];
+    if ((bc.mask & kMxMask) == kMxMask) {
+      // Every MX format on: blocks whose scales cannot clamp go through mx_fused (those whose
+      // amax may saturate a format in its clamping variant), the rest, gathered, through the
+      // per-format loops.
+      uint32_t idx[2][kBlock / kMxBlock];  // fused, without and with saturation
+      size_t nf[2] = {0, 0};
+      int32_t ftop = 0;
+      ns = 0;
+      stop = 0;
+      for (size_t b = 0; b < pi.nb; ++b) {
+        const int32_t amax = std::max(pi.amax[2 * b], pi.amax[2 * b + 1]);
+        const int32_t e = ebias[b];
+        if (e >= kFusedMinE && e <= kFusedMaxE) {
+          const bool may_sat = (amax & static_cast<int32_t>(kFp32ManMask)) >= kFusedMaxMantissa;
+          idx[may_sat][nf[may_sat]++] = static_cast<uint32_t>(b);
+          ftop = std::max(ftop, e);
+        } else {
+          std::memcpy(rest + ns * kMxBlock, x + b * kMxBlock, kMxBlock * sizeof(float));
+          rest_e[ns++] = e;
+          stop = std::max(stop, e);
+        }
+      }
+      xs = rest;
+      es = rest_e;
+      uint64_t low[5] = {}, sat[5] = {};
+      double err[5] = {};
+      if (nf[0] > 0) mx_fused<false>(x, idx[0], nf[0], ebias, ftop, low, sat, err);
+      if (nf[1] > 0) mx_fused<true>(x, idx[1], nf[1], ebias, ftop, low, sat, err);
+      for (int f = 0; f < 5; ++f) {
+        bs.fmt[f].flushed += low[f];
+        bs.fmt[f].saturated += sat[f];
+        bs.fmt[f].sum_err2 += err[f];
+      }
+    }
+    if (bc.mask >> 0 & 1u) mx_piece<0, kMxfp8E4M3>(xs, ns, es, stop, bs);
+    if (bc.mask >> 1 & 1u) mx_piece<1, kMxfp8E5M2>(xs, ns, es, stop, bs);
+    if (bc.mask >> 2 & 1u) mx_piece<2, kMxfp6E3M2>(xs, ns, es, stop, bs);
+    if (bc.mask >> 3 & 1u) mx_piece<3, kMxfp6E2M3>(xs, ns, es, stop, bs);
+    if (bc.mask >> 4 & 1u) mx_piece<4, kMxfp4>(xs, ns, es, stop, bs);
+    for (int f = 0; f + 1 < kNumBlockFormats; ++f) {
+      if (!(bc.mask >> f & 1u)) continue;
+      bs.fmt[f].flushed -= pi.zeros_mx;  // the loops counted zeros as flushed
+      bs.fmt[f].sum_x2 += pi.x2_mx;
+    }
+  }
   for (int f = 0; f < kNumBlockFormats; ++f) {
     if (!(bc.mask >> f & 1u)) continue;
     const auto bsz = static_cast<size_t>(block_size_of(f));
     const size_t full = clean ? n / bsz * bsz : 0;  // elements the fast path takes
-    switch (clean ? f : -1) {
-      case 0:
-        mx_piece<0, kMxfp8E4M3>(x, pi, bs);
-        break;
-      case 1:
-        mx_piece<1, kMxfp8E5M2>(x, pi, bs);
-        break;
-      case 2:
-        mx_piece<2, kMxfp6E3M2>(x, pi, bs);
-        break;
-      case 3:
-        mx_piece<3, kMxfp6E2M3>(x, pi, bs);
-        break;
-      case 4:
-        mx_piece<4, kMxfp4>(x, pi, bs);
-        break;
-      case 5:
-        nvfp4_piece(x, pi, bc.nvfp4_scale, bs);
-        break;
-      default:
-        break;
-    }
+    if (clean && f == kNumBlockFormats - 1) nvfp4_piece(x, pi, bc.nvfp4_scale, bs);
     if (full < n) blocks_slow(f, x + full, n - full, bc.nvfp4_scale, bs);
   }
 }
 
-void process_floats(const float* x, size_t n, const ScaleSet& sc, Acc& acc) {
+OwnSums process_floats(const float* x, size_t n, const ScaleSet& sc, Acc& acc) {
+  OwnSums own;
   while (n > 0) {
     const size_t m = std::min(n, kBlock);
-    block_scalars(x, m, sc, acc);
+    const OwnSums o = block_scalars(x, m, sc, acc);
+    own.x2 += o.x2;
+    own.zeros += o.zeros;
     block_hist(x, m, acc);
     if (acc.since_flush > (uint64_t{1} << 31)) flush_hist(acc);
     x += m;
     n -= m;
   }
+  return own;
 }
 
 template <Format F, class T>
@@ -690,8 +914,8 @@ void process_view(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64
 // or along the stored rows (Cols: panels of 32 columns gathered row by row into a tile whose
 // rows are the lines, so a full panel's tile is one piece of whole blocks).
 template <Format F, class T>
-void process_view_blocks(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64_t ld,
-                         const ScaleSet& sc, const BlockCfg& bc, Acc& acc) {
+void process_view_blocks_in(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64_t ld,
+                            const ScaleSet& sc, const BlockCfg& bc, Acc& acc) {
   alignas(64) float buf[kBlock];
   auto load = [&](const T* src, size_t n, float* dst) {
     if constexpr (F == Format::FP32)
@@ -709,8 +933,8 @@ void process_view_blocks(const T* base, uint64_t rows, uint64_t c0, uint64_t c1,
           x = reinterpret_cast<const float*>(col + i);  // in place
         else
           load(col + i, m, buf);
-        process_floats(x, m, sc, acc);
-        block_formats_piece(x, m, bc, acc.blocks);
+        const OwnSums own = process_floats(x, m, sc, acc);
+        block_formats_piece(x, m, bc, &own, acc);
       }
     }
     return;
@@ -729,14 +953,23 @@ void process_view_blocks(const T* base, uint64_t rows, uint64_t c0, uint64_t c1,
             buf[r * pw + c] = decode_storage_t<F>(col[r]);
         }
       }
-      process_floats(buf, tr * pw, sc, acc);
+      const OwnSums own = process_floats(buf, tr * pw, sc, acc);
       if (pw == static_cast<size_t>(kMxBlock)) {
-        block_formats_piece(buf, tr * pw, bc, acc.blocks);
+        block_formats_piece(buf, tr * pw, bc, &own, acc);
       } else {
-        for (size_t r = 0; r < tr; ++r) block_formats_piece(buf + r * pw, pw, bc, acc.blocks);
+        for (size_t r = 0; r < tr; ++r) block_formats_piece(buf + r * pw, pw, bc, nullptr, acc);
       }
     }
   }
+}
+
+template <Format F, class T>
+void process_view_blocks(const T* base, uint64_t rows, uint64_t c0, uint64_t c1, uint64_t ld,
+                         const ScaleSet& sc, const BlockCfg& bc, Acc& acc) {
+  process_view_blocks_in<F, T>(base, rows, c0, c1, ld, sc, bc, acc);
+  fold_mx_blocks(acc.mx_ehist, acc.mx_zero_blocks, bc.mask, acc.blocks);
+  std::memset(acc.mx_ehist, 0, sizeof acc.mx_ehist);
+  acc.mx_zero_blocks = 0;
 }
 
 // ---- 8- and 16-bit storage: count codes, fold each distinct code once ----------------------

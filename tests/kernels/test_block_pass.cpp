@@ -276,4 +276,70 @@ TEST(BlockPass, HandComputedTwoMxfp4Blocks) {
   EXPECT_NEAR(c.sum_err2, err2, 1e-6);
 }
 
+// Blocks at the host pass's fast-path boundaries (the fused MX loop takes blocks whose amax has
+// biased exponent 15..253 and a mantissa below 1.75; the others take the per-format loops):
+// amax exponents and mantissas on both sides of those limits, elements spread over 40 binades
+// below the amax with few significant bits (RNE ties of every element format, exact flush
+// thresholds 2^k), zeros, FP32 subnormals, signs; all six formats and a mask without MXFP8
+// E4M3 (no fused loop), against block_ref.h and compute_stats_reference.
+std::vector<std::vector<float>> boundary_lines(int nlines, size_t len, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const int kE[] = {1, 14, 15, 16, 60, 127, 140, 200, 252, 253, 254};
+  const uint32_t kMant[] = {0,         0x1u,      0x400000u, 0x5fffffu, 0x600000u,
+                            0x680000u, 0x700000u, 0x780000u, 0x7fffffu};
+  std::vector<std::vector<float>> lines(static_cast<size_t>(nlines));
+  for (auto& line : lines) {
+    while (line.size() < len) {
+      const int e = kE[rng() % std::size(kE)];
+      const uint32_t amax_bits = static_cast<uint32_t>(e) << 23 | kMant[rng() % std::size(kMant)];
+      std::vector<float> b(32);
+      for (float& v : b) {
+        const uint32_t kind = rng() % 8;
+        uint32_t bits = 0;
+        if (kind == 0) {
+          bits = 0;  // zero
+        } else if (kind == 1) {
+          bits = static_cast<uint32_t>(rng()) & 0x7fffffu;  // FP32 subnormal
+        } else {
+          // Few significant bits (ties at 1, 2 and 3 mantissa bits) or random ones, at 0..40
+          // binades below the amax's (exact powers of two among them: flush thresholds).
+          const int down = static_cast<int>(rng() % 41);
+          const int ev = e - down;
+          const uint32_t m = kind < 5 ? (static_cast<uint32_t>(rng()) & 0x1fu) << 18
+                                      : static_cast<uint32_t>(rng()) & 0x7fffffu;
+          bits = ev >= 1 ? static_cast<uint32_t>(ev) << 23 | m : m >> 9;
+          if (bits > amax_bits) bits = amax_bits;
+        }
+        v = from_bits(bits | (rng() % 2 ? 0x80000000u : 0u));
+      }
+      b[rng() % 32] = from_bits(amax_bits | (rng() % 2 ? 0x80000000u : 0u));
+      line.insert(line.end(), b.begin(), b.end());
+    }
+    line.resize(len);
+  }
+  return lines;
+}
+
+TEST(BlockPass, FastPathBoundaries) {
+  for (uint32_t mask : {fpscope::kAllBlockFormats, fpscope::kAllBlockFormats & ~1u}) {
+    for (BlockAxis axis : {BlockAxis::Rows, BlockAxis::Cols}) {
+      const auto lines = boundary_lines(6, 32 * 150 + 16, 40 + mask);
+      uint64_t rows = 0, cols = 0;
+      const std::vector<float> v = store(lines, axis, &rows, &cols, 0);
+      fpscope::StatsOptions opt;
+      opt.block_formats = mask;
+      opt.block_axis = axis;
+      auto s = std::make_unique<TensorStats>();
+      fpscope::compute_stats(v.data(), Format::FP32, rows, cols, rows, opt, s.get());
+      const Expected x = expected_of(lines, finite_amax(lines));
+      const std::string what =
+          "mask " + std::to_string(mask) + (axis == BlockAxis::Rows ? " rows" : " cols");
+      expect_matches(*s, x, mask, what);
+      auto r = std::make_unique<TensorStats>();
+      fpscope::compute_stats_reference(v.data(), Format::FP32, rows, cols, rows, opt, r.get());
+      expect_matches(*r, x, mask, what + " (reference pass)");
+    }
+  }
+}
+
 }  // namespace
