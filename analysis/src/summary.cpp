@@ -148,11 +148,11 @@ nlohmann::ordered_json summary_json(const trace::Trace& t, const RunAnalysis& a,
     for (size_t i : rank_by_divergence(a.baseline_drift)) {
       const CrossRunDrift& d = a.baseline_drift[i];
       auto step = [](int64_t s) { return s >= 0 ? json(s) : json(nullptr); };
-      vd.push_back({{"tensor", d.id},
-                    {"first_step_rel_1pct", step(d.first_step_rel_1pct)},
-                    {"first_step_rel_10pct", step(d.first_step_rel_10pct)},
-                    {"max_rel_diff", std::isfinite(d.max_rel_diff) ? json(d.max_rel_diff)
-                                                                   : json(nullptr)}});
+      vd.push_back(
+          {{"tensor", d.id},
+           {"first_step_rel_1pct", step(d.first_step_rel_1pct)},
+           {"first_step_rel_10pct", step(d.first_step_rel_10pct)},
+           {"max_rel_diff", std::isfinite(d.max_rel_diff) ? json(d.max_rel_diff) : json(nullptr)}});
     }
     j["baseline_value_difference"] = std::move(vd);
   }

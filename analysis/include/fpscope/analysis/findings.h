@@ -123,7 +123,7 @@ struct RunAnalysis {
   std::vector<Finding> findings;   // ranked
   // With a baseline (add_baseline_findings): compare_runs(base, this run), every matched tensor.
   std::vector<CrossRunDrift> baseline_drift;
-  uint64_t steps = 0;              // distinct steps holding observations or loss-scale records
+  uint64_t steps = 0;  // distinct steps holding observations or loss-scale records
   uint64_t first_step = 0;
   uint64_t last_step = 0;
   uint64_t sampled_steps = 0;  // distinct steps holding observations
