@@ -144,6 +144,47 @@ TEST(Interpose, TwoCublasMajorsInOneProcessEachReachTheirOwn) {
   EXPECT_EQ(probed.out, "12 1012 1012\n13 1013 1013\nseen cublasSgemm_v2 2\nseen cublasGemmEx 2\n");
 }
 
+// The same for cuBLASLt: the clients' references are cublasLtMatmul@libcublasLt.so.12 and .13.
+// Each node's hook must call its own library's cublasLtMatmul (the stand-ins return 1000 + major)
+// and decode the call's descriptors with that library's getters: each client's descriptors hold
+// its major, and each stand-in counts the getter reads it served and those of a descriptor of the
+// other major ("reads <major> <matmul desc> <layout> <foreign>").
+TEST(Interpose, TwoCublasLtMajorsInOneProcessEachReachTheirOwn) {
+  struct Reads {
+    int desc = -1, layout = -1, foreign = -1;
+  };
+  auto reads_of = [](const std::string& out, int major) {
+    const std::string key = "reads " + std::to_string(major) + " ";
+    Reads r;
+    const size_t at = out.find(key);
+    if (at != std::string::npos)
+      std::istringstream(out.substr(at + key.size())) >> r.desc >> r.layout >> r.foreign;
+    return r;
+  };
+  const Result base = run("", FPSCOPE_TWO_CUBLASLT_MAJORS, false);
+  ASSERT_EQ(base.exit_code, 0) << base.out;
+  // The loader's own routing, and no getter reads without the probe.
+  ASSERT_EQ(base.out, "12 1012\n13 1013\nreads 12 0 0 0\nreads 13 0 0 0\n");
+  const Result probed = run(FPSCOPE_PROBE_LIB, FPSCOPE_TWO_CUBLASLT_MAJORS, false);
+  ASSERT_EQ(probed.exit_code, 0) << probed.out;
+  EXPECT_EQ(probed.out.rfind("12 1012\n13 1013\n", 0), 0u) << probed.out;
+  EXPECT_NE(probed.out.find("seen cublasLtMatmul 2\n"), std::string::npos) << probed.out;
+  for (int major : {12, 13}) {
+    SCOPED_TRACE(major);
+    const Reads r = reads_of(probed.out, major);
+    EXPECT_EQ(r.foreign, 0) << probed.out;
+    if (!FPSCOPE_PROBE_DECODES_LT) {  // the stand-in probe records and decodes nothing
+      EXPECT_EQ(r.desc, 0) << probed.out;
+      EXPECT_EQ(r.layout, 0) << probed.out;
+      continue;
+    }
+    // The probe read the call's matmul descriptor and then layout A (whose read fails in the
+    // stand-in library, so nothing is recorded) through this major's library, never the other's.
+    EXPECT_GT(r.desc, 0) << probed.out;
+    EXPECT_EQ(r.layout, 1) << probed.out;
+  }
+}
+
 // Same exit code, same stdout, same stderr apart from the probe's own "[fpscope]" lines.
 void expect_same_behaviour(const pt::Output& base, const pt::Output& probed) {
   EXPECT_EQ(probed.exit_code, base.exit_code);
