@@ -256,6 +256,14 @@ class CudaBackend final : public Backend {
       *error = "negative batch stride";
       return false;
     }
+    // Block-scaled formats: after the statistics, into the same slot (NVFP4's tensor scale is
+    // the slot's amax by then). Each matrix of a batch has its own blocks (block_pass_of).
+    if (e == cudaSuccess && job.block_formats != 0) {
+      const BlockPass bp = block_pass_of(job);
+      e = launch_block_stats(job.data, job.dtype, job.rows, job.cols, job.ld, bp.batch,
+                             bp.batch_stride, job.block_formats, job.block_axis, dst, stream);
+    }
+    // The whole TensorStats, its block section included.
     if (e == cudaSuccess)
       e = cudaMemcpyAsync(d.h_stats + i, dst, sizeof(TensorStats), cudaMemcpyDeviceToHost, stream);
     if (e == cudaSuccess) e = cudaEventRecord(d.events[i], stream);

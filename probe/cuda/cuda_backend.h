@@ -4,9 +4,10 @@
 //  - FPSCOPE_CUDA_SLOTS (default 256) result slots: device TensorStats + pinned host TensorStats +
 //    kScalarsPerSlot pinned floats + one cudaEvent (timing disabled) each.
 //  - enqueue_stats: the kernels' launch_tensor_stats (launch_tensor_stats_batched when a batch is
-//    not one contiguous block; both reset the slot first), cudaMemcpyAsync into the pinned slot
-//    and cudaEventRecord, all on the job's stream. Nothing else is touched: no synchronization, no
-//    allocation.
+//    not one contiguous block; both reset the slot first), then launch_block_stats into the same
+//    slot when job.block_formats != 0, cudaMemcpyAsync of the whole TensorStats (its block
+//    section included) into the pinned slot and cudaEventRecord, all on the job's stream. Nothing
+//    else is touched: no synchronization, no allocation.
 //  - poll: cudaEventQuery (cudaErrorNotReady -> Pending; any other error -> Failed), in relaxed
 //    stream-capture mode; on the drain thread after making the slot's device current.
 //  - Watches (device_watch.h): each slot also has a device + pinned UpdateLoss. create_watch:

@@ -106,8 +106,8 @@ void submit_operand(const GemmCall& c, const GemmState& st, const probe::GemmTic
     abandon_operand(st.cookie, i);
     return;
   }
-  const OperandReading reading = reading_of(o);
   probe::Recorder* rec = probe::Recorder::get();
+  const OperandReading reading = reading_of(o, rec != nullptr ? rec->block_formats() : 0);
   if (reading.skip_block_scaled) {
     count_block_scaled_operand();
     if (rec != nullptr) note_fp8_scaling(rec, o, t.tensor[i], false);
@@ -129,6 +129,8 @@ void submit_operand(const GemmCall& c, const GemmState& st, const probe::GemmTic
   job.ld = o.ld;
   job.batch = o.batch;
   job.batch_stride = o.batch_stride;
+  job.block_formats = reading.block_formats;
+  job.block_axis = device_block_axis(c.sig, o.role);
   ObsMeta meta;
   meta.cookie = st.cookie;
   meta.operand = i;
@@ -148,14 +150,25 @@ void submit_operand(const GemmCall& c, const GemmState& st, const probe::GemmTic
 
 }  // namespace
 
-OperandReading reading_of(const DeviceOperand& o) {
+OperandReading reading_of(const DeviceOperand& o, uint32_t block_formats) {
   OperandReading r;
   if (o.block_scaled) {
     r.skip_block_scaled = true;
     return r;
   }
   if (o.scale.ptr != nullptr && o.scale.op != ValueScaleOp::None) r.scale = o.scale;
+  // The block kernel's dtypes (stats_cuda.h launch_block_stats); codes with a scale are values
+  // only after it, which the block kernel does not apply.
+  const bool readable = o.dtype == Format::FP32 || o.dtype == Format::BF16 ||
+                        o.dtype == Format::FP16 || o.dtype == Format::E4M3 ||
+                        o.dtype == Format::E5M2;
+  if (readable && r.scale.ptr == nullptr) r.block_formats = block_formats & kAllBlockFormats;
   return r;
+}
+
+BlockAxis device_block_axis(const trace::GemmSignature& sig, trace::Role role) {
+  const char t = role == trace::Role::A ? sig.transa : role == trace::Role::B ? sig.transb : 'N';
+  return probe::block_axis_of(role, t != 'N' && t != 'n');
 }
 
 DeviceOperand lt_device_operand(const LtMatmul& mm, trace::Role role, const void* data) {

@@ -17,6 +17,10 @@
 //    Recorder::stats_scales (FPSCOPE_FP8_SCALING) as on the host path, except "current" scaling,
 //    which needs the operand's amax before the pass: unsupported on the device (scale 1, one
 //    trace event says so).
+//  - Block-scaled formats (issue 19 item 2): each measured operand's job carries
+//    Recorder::block_formats() and the host hooks' block axis (device_block_axis); the backend
+//    measures them into the same result slot. Operands with a cuBLASLt scale (their codes are not
+//    values) or a dtype the block kernel does not read get no block section.
 #pragma once
 
 #include <cstdint>
@@ -51,11 +55,21 @@ struct DeviceOperand {
 // GPU): block-scaled operands are skipped ("block-scaled operand: not measured", counted, one
 // trace event per tensor and mode), never measured as if one factor applied; the others read their
 // codes through `scale` (none: as stored).
+// Block-scaled formats (FPSCOPE_FORMATS, Recorder::block_formats): `block_formats` is the mask
+// asked for, kept for operands whose codes the block pass reads as they are (a dtype the kernel
+// reads, no cuBLASLt scale: launch_block_stats applies none) and 0 for the others, which get no
+// block section.
 struct OperandReading {
   bool skip_block_scaled = false;
   ValueScale scale;
+  uint32_t block_formats = 0;
 };
-OperandReading reading_of(const DeviceOperand& o);
+OperandReading reading_of(const DeviceOperand& o, uint32_t block_formats = 0);
+
+// Which way operand `role`'s blocks run in its stored view, from the call's transposes
+// (sig.transa / sig.transb, 'N' or not, as both hooks fill them; cuBLAS and cuBLASLt operands are
+// column-major): the host hooks' rule, probe::block_axis_of.
+BlockAxis device_block_axis(const trace::GemmSignature& sig, trace::Role role);
 
 // Operand `role` of a decoded cublasLtMatmul (data: its device address): only plain column-major
 // layouts are readable by the stats kernels; FP8 operands carry their scale (operand_scale).

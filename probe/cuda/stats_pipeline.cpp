@@ -5,6 +5,16 @@
 #include "settings.h"
 
 namespace fpscope::cuda {
+
+BlockPass block_pass_of(const StatsJob& job) {
+  BlockPass p;
+  if (job.batch > 1 && job.batch_stride > 0) {
+    p.batch = job.batch;
+    p.batch_stride = static_cast<uint64_t>(job.batch_stride);
+  }
+  return p;
+}
+
 namespace {
 constexpr int kTicketShift = 20;  // ticket = device << 20 | slot (slots per device < 2^20)
 static_assert(kMaxCudaSlots < (1 << kTicketShift), "FPSCOPE_CUDA_SLOTS' cap breaks the tickets");

@@ -52,7 +52,21 @@ struct StatsJob {
   // The codes' per-tensor scale in device memory (cuBLASLt FP8 scale pointer, value_scale.h): the
   // kernel reads it on `stream` and measures the values the GEMM used. None: codes as stored.
   ValueScale value_scale;
+  // Block-scaled formats (bit f: kBlockFormats[f]; 0: none) measured after the statistics into
+  // the same slot (TensorStats::blocks), blocks along `block_axis` of each matrix of the batch.
+  // The submitter clears it for codes the block pass cannot read as they are (gemm_engine.h).
+  uint32_t block_formats = 0;
+  BlockAxis block_axis = BlockAxis::Rows;
 };
+
+// The matrices a job's block pass reads: every matrix of the batch on its own (a block never spans
+// two of them, whichever axis), except a stride-0 batch: one matrix, measured once as the tensor
+// statistics measure it. Jobs with a negative stride are refused before this (enqueue_stats).
+struct BlockPass {
+  uint64_t batch = 1;
+  uint64_t batch_stride = 0;  // elements
+};
+BlockPass block_pass_of(const StatsJob& job);
 
 // Loss scaler state read after PyTorch's amp_update_scale kernel: device float scalars.
 struct ScalarCopy {
@@ -97,8 +111,10 @@ class Backend {
   }
   // True when `stream` is being captured into a CUDA graph (work must not be enqueued).
   virtual bool stream_capturing(void* stream) = 0;
-  // Zeroes the slot, enqueues the stats kernel(s) on job.stream, the copy of the result into the
-  // slot's pinned memory and the slot's event.
+  // Zeroes the slot, enqueues the stats kernel(s) on job.stream, then (job.block_formats != 0)
+  // the block pass over block_pass_of(job) into the same slot (it takes NVFP4's tensor scale from
+  // the slot's amax), the copy of the whole TensorStats (blocks included) into the slot's pinned
+  // memory and the slot's event.
   virtual bool enqueue_stats(int slot, const StatsJob& job, std::string* error) = 0;
   // Enqueues a 4-byte copy into the slot's pinned scalar area (no event).
   virtual bool enqueue_scalar(int slot, const ScalarCopy& copy, std::string* error) = 0;

@@ -62,10 +62,7 @@ OperandDesc operand(Role role, Format dtype, bool trans, bool row_major, int64_t
   o.rows = valid ? static_cast<uint64_t>(sr) : 0;  // invalid: not measured (the BLAS will refuse)
   o.cols = valid ? static_cast<uint64_t>(sc) : 0;
   o.ld = valid ? static_cast<uint64_t>(ld) : 0;
-  // Blocks along k: op(A)'s columns, op(B)'s rows; along a row of C/D (its columns). Stored
-  // rows are op()'s rows unless exactly one of trans / row-major swaps them.
-  const bool along_op_cols = role != Role::B;
-  o.block_axis = along_op_cols == (trans != row_major) ? BlockAxis::Rows : BlockAxis::Cols;
+  o.block_axis = block_axis_of(role, trans != row_major);  // along k for A/B, a row of C/D
   return o;
 }
 

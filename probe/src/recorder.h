@@ -51,6 +51,16 @@ struct OperandDesc {
   const void* data = nullptr;
 };
 
+// The one rule for which way an operand's blocks run in its stored (column-major) view, shared by
+// the host hooks (hooks_blas.cpp) and the CUDA path (probe/cuda/gemm_engine.cpp): along the GEMM's
+// reduction dimension k for A (op(A)'s columns) and B (op(B)'s rows), along a row of C and D
+// (their columns). `stored_transposed`: the stored view's rows are op()'s columns (exactly one of
+// a transpose and a row-major layout swaps them).
+inline BlockAxis block_axis_of(trace::Role role, bool stored_transposed) {
+  const bool along_op_cols = role != trace::Role::B;
+  return along_op_cols == stored_transposed ? BlockAxis::Rows : BlockAxis::Cols;
+}
+
 inline constexpr int kMaxOperands = 4;  // A, B, C, D
 inline constexpr uint32_t kUnresolved = 0xffffffffu;
 

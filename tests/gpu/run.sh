@@ -87,6 +87,13 @@ echo "ok: cuda_mlp output bit-identical with and without the probe ($steps steps
 "$fpscope" summary "$out/mlp.fpst" --json >"$out/mlp.json"
 "$PY" "$here/check_traces.py" mlp "$out/mlp.json" $steps $plant "$out/mlp.plain.txt"
 
+# 1b. Block-scaled formats on the device path (issue 19 item 2): with FPSCOPE_FORMATS=all every
+# cuBLAS operand gets a block section from launch_block_stats, counted along the host hooks' axis.
+FPSCOPE_FORMATS=all "$fpscope" record -o "$out/mlp.blocks.fpst" --every 1 -- "$mlp" --dtype fp16 \
+  --steps 5 >/dev/null
+"$fpscope" summary "$out/mlp.blocks.fpst" --json >"$out/mlp.blocks.json"
+"$PY" "$here/check_blocks.py" "$out/mlp.blocks.json" --column-major-d
+
 # 2. PyTorch AMP (GradScaler, FP16).
 if ! "$PY" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   echo "FAIL: no CUDA-enabled PyTorch for $PY (set PYTHON=...)"

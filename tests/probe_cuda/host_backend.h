@@ -2,6 +2,7 @@
 // per-stream FIFO queues (like CUDA streams) and runs only when the test says so (run()), so tests
 // control completion order. "Stats" here is a trivial reduction (count, amax of FP32 data) done by
 // the test double itself: enough to check that the right result reaches the right observation.
+// A job with block formats also gets its block section, from compute_stats (block_pass).
 // Watches (create_watch/enqueue_watch) keep their snapshot in host memory; a WatchJob runs on the
 // program's stream queue (the device's fork/join onto the watch's stream orders it exactly so),
 // reads the weights when it RUNS, and computes the update loss with update_loss.h's per-element
@@ -16,6 +17,7 @@
 #include <set>
 #include <vector>
 
+#include "fpscope/host_stats.h"
 #include "fpscope/numerics.h"
 #include "fpscope/update_loss.h"
 #include "stats_pipeline.h"
@@ -80,10 +82,31 @@ class HostBackend : public Backend {
           ++s.count;
           s.amax = std::fmax(s.amax, std::fabs(v));
         }
+      if (job.block_formats != 0) block_pass(job, &s);
       stats_[i] = s;
       state_[i] = fail_on_run ? State::Failed : State::Done;
     });
     return true;
+  }
+  // The device's block pass (launch_block_stats) on the host: the matrices block_pass_of(job)
+  // names, each measured by compute_stats with the job's mask and axis (the one source of the
+  // per-block math), NVFP4's tensor scale from the slot's amax as the kernel takes it. FP32 data.
+  static void block_pass(const StatsJob& job, TensorStats* s) {
+    const BlockPass bp = block_pass_of(job);
+    StatsOptions opt;
+    opt.block_formats = job.block_formats;
+    opt.block_axis = job.block_axis;
+    opt.tensor_amax = s->amax;
+    TensorStats part;
+    for (uint64_t b = 0; b < bp.batch; ++b) {
+      const auto* x = static_cast<const float*>(job.data) + b * bp.batch_stride;
+      compute_stats(x, Format::FP32, job.rows, job.cols, job.ld, opt, &part);
+      if (b == 0) {
+        s->blocks.axis = part.blocks.axis;
+        s->blocks.nvfp4_tensor_scale = part.blocks.nvfp4_tensor_scale;
+      }
+      s->blocks.merge(part.blocks);
+    }
   }
   bool enqueue_scalar(int slot, const ScalarCopy& c, std::string* error) override {
     std::lock_guard<std::mutex> l(mu_);

@@ -312,6 +312,81 @@ TEST(LtDecode, BlockScaleModesAreSkippedNeverReadAsOneFactor) {
   }
 }
 
+// Block-scaled formats (issue 19 item 2): blocks run along k for A and B, along a row of C and D,
+// in the stored column-major view; the device path must give each operand the axis the host hooks
+// give it. Hand-made table: a non-transposed A (m x k) holds k along its columns; a transposed one
+// (stored k x m) along its rows; B the other way round; C and D (m x n) along their columns.
+TEST(LtDecode, BlockAxisOfEachOperandAndTransposeIsTheHostHooksOne) {
+  struct Row {
+    trace::Role role;
+    char trans;  // the operand's own transpose ('N' for C and D)
+    BlockAxis want;
+  };
+  const Row table[] = {
+      {trace::Role::A, 'N', BlockAxis::Cols}, {trace::Role::A, 'T', BlockAxis::Rows},
+      {trace::Role::A, 'C', BlockAxis::Rows}, {trace::Role::B, 'N', BlockAxis::Rows},
+      {trace::Role::B, 'T', BlockAxis::Cols}, {trace::Role::B, 'C', BlockAxis::Cols},
+      {trace::Role::C, 'N', BlockAxis::Cols}, {trace::Role::D, 'N', BlockAxis::Cols},
+  };
+  for (const Row& r : table) {
+    for (char other : {'N', 'T'}) {  // the other operand's transpose changes nothing
+      SCOPED_TRACE(std::string(trace::role_name(r.role)) + " trans " + r.trans + " other " + other);
+      trace::GemmSignature sig;
+      sig.transa = r.role == trace::Role::B ? other : r.trans;
+      sig.transb = r.role == trace::Role::B ? r.trans : other;
+      EXPECT_EQ(device_block_axis(sig, r.role), r.want);
+      // The host hooks (hooks_blas.cpp operand()): column-major BLAS, the same transpose.
+      EXPECT_EQ(probe::block_axis_of(r.role, r.trans != 'N'), r.want);
+    }
+    // Row-major CBLAS (trans != row_major): the stored view is the transpose, and so is the axis.
+    const BlockAxis flipped = r.want == BlockAxis::Rows ? BlockAxis::Cols : BlockAxis::Rows;
+    EXPECT_EQ(probe::block_axis_of(r.role, r.trans == 'N'), flipped);
+  }
+
+  // Through a real descriptor: TRANSA = T, TRANSB = N (the cuBLASLt hook's signature).
+  const LtApi api = real_api();
+  Desc d(CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  d.set(CUBLASLT_MATMUL_DESC_TRANSA, int32_t{CUBLAS_OP_T});
+  Layout a(CUDA_R_16BF, 64, 32, 64), b(CUDA_R_16BF, 64, 16, 64);
+  Layout c(CUDA_R_16BF, 32, 16, 32), dd(CUDA_R_16BF, 32, 16, 32);
+  LtMatmul mm;
+  std::string err;
+  ASSERT_TRUE(decode_matmul(api, d.h, a.h, b.h, c.h, dd.h, &mm, &err)) << err;
+  const trace::GemmSignature sig = mm.signature();
+  EXPECT_EQ(device_block_axis(sig, trace::Role::A), BlockAxis::Rows);  // stored k x m: k down
+  EXPECT_EQ(device_block_axis(sig, trace::Role::B), BlockAxis::Rows);  // stored k x n
+  EXPECT_EQ(device_block_axis(sig, trace::Role::D), BlockAxis::Cols);
+}
+
+// The block-format mask reaches only operands whose codes the block kernel reads as values.
+TEST(LtDecode, BlockFormatsOnlyForOperandsReadAsStored) {
+  const uint32_t all = kAllBlockFormats;
+  const LtApi api = real_api();
+  Desc d(CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  d.set(CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+        static_cast<const void*>(reinterpret_cast<const float*>(0x7000'1000)));
+  Layout a(CUDA_R_8F_E4M3, 64, 32, 64), b(CUDA_R_8F_E5M2, 32, 16, 32);  // B: FP8, no scale
+  Layout c(CUDA_R_16BF, 64, 16, 64), dd(CUDA_R_32F, 64, 16, 64);
+  LtMatmul mm;
+  std::string err;
+  ASSERT_TRUE(decode_matmul(api, d.h, a.h, b.h, c.h, dd.h, &mm, &err)) << err;
+  EXPECT_EQ(reading_of(lt_device_operand(mm, trace::Role::A, nullptr), all).block_formats, 0u)
+      << "a per-tensor scale: the block kernel would read codes, not values";
+  EXPECT_EQ(reading_of(lt_device_operand(mm, trace::Role::B, nullptr), all).block_formats, all);
+  EXPECT_EQ(reading_of(lt_device_operand(mm, trace::Role::C, nullptr), all).block_formats, all);
+  EXPECT_EQ(reading_of(lt_device_operand(mm, trace::Role::D, nullptr), 0b100001u).block_formats,
+            0b100001u);
+  EXPECT_EQ(reading_of(lt_device_operand(mm, trace::Role::D, nullptr)).block_formats, 0u)
+      << "none asked for";
+  mm.a_scale_mode = CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0;  // block scaled: not measured at all
+  const OperandReading blocked = reading_of(lt_device_operand(mm, trace::Role::A, nullptr), all);
+  EXPECT_TRUE(blocked.skip_block_scaled);
+  EXPECT_EQ(blocked.block_formats, 0u);
+  DeviceOperand unreadable = lt_device_operand(mm, trace::Role::C, nullptr);
+  unreadable.dtype = std::nullopt;  // int8, FP64, row order: no statistics, no blocks
+  EXPECT_EQ(reading_of(unreadable, all).block_formats, 0u);
+}
+
 TEST(LtDecode, ScaleModeNames) {
   EXPECT_EQ(scale_mode_name(CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F), "SCALAR_32F");
   EXPECT_EQ(scale_mode_name(CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3), "VEC16_UE4M3");

@@ -3,10 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "fpscope/formats.h"
+#include "fpscope/host_stats.h"
 #include "host_backend.h"
 #include "stats_pipeline.h"
 
@@ -21,6 +25,7 @@ struct Got {
   uint64_t count = 0;
   float amax = 0;
   float s[kScalarsPerSlot] = {};
+  BlockStatsSet blocks;  // the observation's block section (mask 0: none)
 };
 
 class RecordingSink : public Sink {
@@ -31,6 +36,7 @@ class RecordingSink : public Sink {
     g.meta = m;
     g.count = st.count;
     g.amax = st.amax;
+    g.blocks = st.blocks;
     got.push_back(g);
   }
   void on_scalars(const ObsMeta& m, const float* s) override {
@@ -373,6 +379,146 @@ TEST(StatsPipeline, DrainThreadDeliversEverythingExactlyOnceUnderConcurrency) {
   std::set<uint64_t> seqs;
   for (const Got& g : sink.got) seqs.insert(g.meta.seq);
   EXPECT_EQ(seqs.size(), sink.got.size());  // no duplicates
+}
+
+// ---- block-scaled formats (issue 19 item 2): the block section rides in the result slot ----
+
+constexpr int kMxfp8 = 0;                     // kBlockFormats[0]: MXFP8 E4M3, blocks of 32
+constexpr int kNvfp4 = kNumBlockFormats - 1;  // blocks of 16, with a per-tensor scale
+constexpr uint32_t kTwoFormats = 1u << kMxfp8 | 1u << kNvfp4;
+
+// Varied magnitudes (some flushed, some saturated in the narrow formats), deterministic.
+std::vector<float> block_data(size_t n) {
+  std::vector<float> x(n);
+  for (size_t i = 0; i < n; ++i)
+    x[i] = std::ldexp(static_cast<float>((i * 37) % 101) - 50.0f, static_cast<int>(i % 23) - 11);
+  return x;
+}
+
+// The element-by-element reference (compute_stats_reference) of one matrix, same mask and axis.
+BlockStatsSet reference_blocks(const float* x, uint64_t rows, uint64_t cols, uint64_t ld,
+                               uint32_t mask, BlockAxis axis, float tensor_amax) {
+  StatsOptions opt;
+  opt.block_formats = mask;
+  opt.block_axis = axis;
+  opt.tensor_amax = tensor_amax;
+  auto t = std::make_unique<TensorStats>();
+  compute_stats_reference(x, Format::FP32, rows, cols, ld, opt, t.get());
+  return t->blocks;
+}
+
+void expect_blocks_equal(const BlockStatsSet& got, const BlockStatsSet& want) {
+  EXPECT_EQ(got.mask, want.mask);
+  EXPECT_EQ(got.axis, want.axis);
+  EXPECT_EQ(got.nvfp4_tensor_scale, want.nvfp4_tensor_scale);
+  for (int f = 0; f < kNumBlockFormats; ++f) {
+    SCOPED_TRACE(kBlockFormats[f]->name);
+    const BlockFormatCounts &g = got.fmt[f], &w = want.fmt[f];
+    EXPECT_EQ(g.blocks, w.blocks);
+    EXPECT_EQ(g.elements, w.elements);
+    EXPECT_EQ(g.flushed, w.flushed);
+    EXPECT_EQ(g.saturated, w.saturated);
+    EXPECT_EQ(g.zero_blocks, w.zero_blocks);
+    EXPECT_EQ(g.scale_underflow, w.scale_underflow);
+    EXPECT_EQ(g.scale_overflow, w.scale_overflow);
+    EXPECT_EQ(g.nan_scale, w.nan_scale);
+    EXPECT_NEAR(g.sum_err2, w.sum_err2, 1e-5 * std::fabs(w.sum_err2));
+    EXPECT_NEAR(g.sum_x2, w.sum_x2, 1e-5 * std::fabs(w.sum_x2));
+    for (int b = 0; b < kBlockScaleBins; ++b)
+      EXPECT_EQ(got.scale_hist[f][b], want.scale_hist[f][b]);
+  }
+}
+
+// A job with block formats reaches its observation with a block section along its axis, equal to
+// the host pass over the same view; a job without them has none.
+TEST(StatsPipeline, BlockFormatsOfAJobArriveInItsObservation) {
+  HostBackend be(8);
+  RecordingSink sink;
+  Pipeline p(&be, &sink, {});
+  const uint64_t rows = 64, cols = 3, ld = 70;  // 70 x 3 stored, padding rows unread
+  const std::vector<float> x = block_data(ld * cols);
+  float amax = 0;
+  for (uint64_t c = 0; c < cols; ++c)
+    for (uint64_t r = 0; r < rows; ++r) amax = std::fmax(amax, std::fabs(x[r + c * ld]));
+  StatsJob rows_job = job_on(stream(1), x.data(), rows, cols, ld);
+  rows_job.block_formats = kTwoFormats;
+  rows_job.block_axis = BlockAxis::Rows;
+  StatsJob cols_job = rows_job;
+  cols_job.block_axis = BlockAxis::Cols;
+  const StatsJob plain = job_on(stream(1), x.data(), rows, cols, ld);
+  ASSERT_EQ(p.submit_stats(rows_job, meta(0)), Submit::Ok);
+  ASSERT_EQ(p.submit_stats(cols_job, meta(1)), Submit::Ok);
+  ASSERT_EQ(p.submit_stats(plain, meta(2)), Submit::Ok);
+  be.run_all();
+  ASSERT_EQ(p.drain(), 3u);
+  ASSERT_EQ(sink.got.size(), 3u);
+  const BlockStatsSet& by_rows = sink.got[0].blocks;
+  const BlockStatsSet& by_cols = sink.got[1].blocks;
+  // Hand-counted: along rows, each of the 3 stored columns holds 64 / 32 MXFP8 blocks and 64 / 16
+  // NVFP4 blocks; along columns, each of the 64 rows holds one (partial, 3-element) block.
+  EXPECT_EQ(by_rows.mask, kTwoFormats);
+  EXPECT_EQ(by_rows.axis, BlockAxis::Rows);
+  EXPECT_EQ(by_rows.fmt[kMxfp8].blocks, 3u * 2u);
+  EXPECT_EQ(by_rows.fmt[kNvfp4].blocks, 3u * 4u);
+  EXPECT_EQ(by_rows.fmt[1].blocks, 0u) << "formats outside the mask stay empty";
+  EXPECT_EQ(by_cols.axis, BlockAxis::Cols);
+  EXPECT_EQ(by_cols.fmt[kMxfp8].blocks, 64u);
+  EXPECT_EQ(by_cols.fmt[kNvfp4].blocks, 64u);
+  EXPECT_GT(by_rows.fmt[kMxfp8].flushed + by_rows.fmt[kMxfp8].saturated, 0u)
+      << "the data must exercise the block cast";
+  {
+    SCOPED_TRACE("rows");
+    expect_blocks_equal(
+        by_rows, reference_blocks(x.data(), rows, cols, ld, kTwoFormats, BlockAxis::Rows, amax));
+  }
+  {
+    SCOPED_TRACE("cols");
+    expect_blocks_equal(
+        by_cols, reference_blocks(x.data(), rows, cols, ld, kTwoFormats, BlockAxis::Cols, amax));
+  }
+  EXPECT_EQ(sink.got[2].blocks.mask, 0u);
+  EXPECT_EQ(sink.got[2].blocks.fmt[kMxfp8].blocks, 0u) << "no mask: no block section";
+}
+
+// A batch's blocks never span two matrices, even stored back to back (the tensor statistics read
+// such a batch as one wide matrix); a stride-0 batch is one matrix, measured once.
+TEST(StatsPipeline, BlockPassReadsEachMatrixOfABatchOnItsOwn) {
+  StatsJob j;
+  j.rows = 4;
+  j.cols = 40;
+  j.ld = 4;
+  j.batch = 2;
+  j.batch_stride = 4 * 40;
+  EXPECT_EQ(block_pass_of(j).batch, 2u);
+  EXPECT_EQ(block_pass_of(j).batch_stride, 160u);
+  j.batch_stride = 0;
+  EXPECT_EQ(block_pass_of(j).batch, 1u);
+  j.batch = 1;
+  j.batch_stride = 160;
+  EXPECT_EQ(block_pass_of(j).batch, 1u);
+
+  HostBackend be(4);
+  RecordingSink sink;
+  Pipeline p(&be, &sink, {});
+  const std::vector<float> x = block_data(2 * 4 * 40);
+  StatsJob contiguous = job_on(stream(1), x.data(), 4, 40, 4);
+  contiguous.batch = 2;
+  contiguous.batch_stride = 4 * 40;
+  contiguous.block_formats = 1u << kMxfp8;
+  contiguous.block_axis = BlockAxis::Cols;
+  StatsJob repeated = contiguous;
+  repeated.batch = 3;
+  repeated.batch_stride = 0;
+  ASSERT_EQ(p.submit_stats(contiguous, meta(0)), Submit::Ok);
+  ASSERT_EQ(p.submit_stats(repeated, meta(1)), Submit::Ok);
+  be.run_all();
+  ASSERT_EQ(p.drain(), 2u);
+  // Each 4 x 40 matrix: 4 rows of 40 = a block of 32 and one of 8 (a 4 x 80 matrix would give 3).
+  EXPECT_EQ(sink.got[0].blocks.fmt[kMxfp8].blocks, 2u * 4u * 2u);
+  EXPECT_EQ(sink.got[1].blocks.fmt[kMxfp8].blocks, 4u * 2u);
+  BlockStatsSet want = reference_blocks(x.data(), 4, 40, 4, 1u << kMxfp8, BlockAxis::Cols, -1.0f);
+  want.merge(reference_blocks(x.data() + 160, 4, 40, 4, 1u << kMxfp8, BlockAxis::Cols, -1.0f));
+  expect_blocks_equal(sink.got[0].blocks, want);
 }
 
 }  // namespace
