@@ -46,8 +46,8 @@ cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t
 // launch_tensor_stats(_batched) on the same stream and slot: it adds to the reset slot and takes
 // NVFP4's tensor scale from the slot's amax. A separate read of the data (not fused into the
 // statistics kernel yet). Nothing is enqueued for mask 0.
-// It reads the codes as they are (no ValueScale): the probe does not enqueue it for operands with
-// a cuBLASLt scale (no caller on the device path today).
+// It reads the codes as they are (no ValueScale): the probe's CUDA backend enqueues it only for
+// operands without a cuBLASLt scale (gemm_engine.h reading_of).
 cudaError_t launch_block_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                                uint64_t ld, uint64_t batch, uint64_t batch_stride, uint32_t mask,
                                BlockAxis axis, TensorStats* d_slot, cudaStream_t stream);
