@@ -117,6 +117,27 @@ void fp8_view(float scale, const float* src, float* dst, const OperandDesc& o) {
     for (uint64_t i = 0; i < o.rows; ++i) d[i] = fp8_qdq<F>(s[i], scale, inv);
   }
 }
+// fp8_view that also returns the view's amax (emulate_amax's value: the largest finite |x|
+// pattern, Inf and NaN as 0) from the same loads; one column per reduction, as amax_bits.
+template <Format F>
+float fp8_view_amax(float scale, const float* src, float* dst, const OperandDesc& o) {
+  const float inv = 1.0f / scale;
+  int32_t m = 0;
+  for (uint64_t j = 0; j < o.cols; ++j) {
+    const float* __restrict s = src + j * o.ld;
+    float* __restrict d = dst + j * o.ld;
+    int32_t c = 0;
+    for (uint64_t i = 0; i < o.rows; ++i) {
+      const float x = s[i];
+      d[i] = fp8_qdq<F>(x, scale, inv);
+      const int32_t a = std::bit_cast<int32_t>(x) & 0x7fffffff;
+      const int32_t f = a < 0x7f800000 ? a : 0;
+      c = f > c ? f : c;
+    }
+    m = c > m ? c : m;
+  }
+  return std::bit_cast<float>(m);
+}
 }  // namespace
 
 namespace {
@@ -148,28 +169,40 @@ float emulate_fp8(Format f, float scale, float inv_scale, float x) {
                            : fp8_qdq<Format::E4M3>(x, scale, inv_scale);
 }
 
+uint64_t emulate_stored(const OperandDesc& o) {
+  return stored(o);
+}
+
+void emulate_fp8_into(Format f, float scale, const float* src, const OperandDesc& o, float* dst,
+                      float* amax) {
+  const bool e5 = f == Format::E5M2;
+  if (amax != nullptr)
+    *amax = e5 ? fp8_view_amax<Format::E5M2>(scale, src, dst, o)
+               : fp8_view_amax<Format::E4M3>(scale, src, dst, o);
+  else if (e5)
+    fp8_view<Format::E5M2>(scale, src, dst, o);
+  else
+    fp8_view<Format::E4M3>(scale, src, dst, o);
+}
+
 std::unique_ptr<float[]> emulate_fp8_copy(Format f, float scale, const float* src,
                                           const OperandDesc& o) {
   std::unique_ptr<float[]> out(new float[stored(o) > 0 ? stored(o) : 1]);
-  if (f == Format::E5M2)
-    fp8_view<Format::E5M2>(scale, src, out.get(), o);
-  else
-    fp8_view<Format::E4M3>(scale, src, out.get(), o);
+  emulate_fp8_into(f, scale, src, o, out.get(), nullptr);
   return out;
 }
 
-std::unique_ptr<float[]> emulate_block_copy(int f, const float* src, const OperandDesc& o) {
-  std::unique_ptr<float[]> out(new float[stored(o) > 0 ? stored(o) : 1]);
+namespace {
+void block_into(int f, const float* src, const OperandDesc& o, float* dst) {
   const auto bs = static_cast<uint64_t>(block_size_of(f));
   const float s_enc = f == kNumBlockFormats - 1 ? nvfp4_tensor_scale(emulate_amax(src, o)) : 1.0f;
-  float* dst = out.get();
   if (o.block_axis == BlockAxis::Rows) {  // blocks within a stored column: contiguous
     for (uint64_t j = 0; j < o.cols; ++j)
       for (uint64_t i = 0; i < o.rows; i += bs) {
         const uint64_t at = i + j * o.ld;
         block_qdq_of(f, src + at, static_cast<int>(std::min(bs, o.rows - i)), s_enc, dst + at);
       }
-    return out;
+    return;
   }
   // Blocks across bs consecutive columns: gathered row by row (the bs column streams advance
   // together).
@@ -184,15 +217,32 @@ std::unique_ptr<float[]> emulate_block_copy(int f, const float* src, const Opera
       for (int c = 0; c < w; ++c) dst[i + (j0 + c) * o.ld] = y[c];
     }
   }
+}
+}  // namespace
+
+std::unique_ptr<float[]> emulate_block_copy(int f, const float* src, const OperandDesc& o) {
+  std::unique_ptr<float[]> out(new float[stored(o) > 0 ? stored(o) : 1]);
+  block_into(f, src, o, out.get());
   return out;
+}
+
+void emulate_operand_into(const EmulatePlan& p, int i, const float* src, const OperandDesc& o,
+                          float* dst, float* amax) {
+  if (p.block >= 0)
+    block_into(p.block, src, o, dst);
+  else if (p.in[i] == Format::E4M3 || p.in[i] == Format::E5M2)
+    emulate_fp8_into(p.in[i], p.scale[i], src, o, dst, amax);
+  else
+    round_view(p.in[i], src, dst, o);
+  if (amax != nullptr && (p.block >= 0 || (p.in[i] != Format::E4M3 && p.in[i] != Format::E5M2)))
+    *amax = emulate_amax(src, o);
 }
 
 std::unique_ptr<float[]> emulate_operand_copy(const EmulatePlan& p, int i, const float* src,
                                               const OperandDesc& o) {
-  if (p.block >= 0) return emulate_block_copy(p.block, src, o);
-  if (p.in[i] == Format::E4M3 || p.in[i] == Format::E5M2)
-    return emulate_fp8_copy(p.in[i], p.scale[i], src, o);
-  return emulate_rounded_copy(p.in[i], src, o);
+  std::unique_ptr<float[]> out(new float[stored(o) > 0 ? stored(o) : 1]);
+  emulate_operand_into(p, i, src, o, out.get(), nullptr);
+  return out;
 }
 
 // ---- Emulator ----
@@ -215,15 +265,26 @@ bool Emulator::skipped(const std::string& scope) const {
   return false;
 }
 
-float Emulator::scale_for(const std::string& key, Format f, float amax) {
-  if (s_.policy == ScalingPolicy::Current) return Fp8Scaler::current_scale(f, amax, s_.margin);
+float Emulator::scale_for(const std::string& key, Format f, const float* amax,
+                          Fp8Scaler** pending) {
+  if (s_.policy == ScalingPolicy::Current) return Fp8Scaler::current_scale(f, *amax, s_.margin);
   auto it = scalers_.find(key);
   if (it == scalers_.end())
     it = scalers_.emplace(key, Fp8Scaler(f, ScalingPolicy::Delayed, s_.history, s_.margin, s_.algo))
              .first;
   const float sc = it->second.scale();
-  it->second.observe(amax);
+  if (amax != nullptr)
+    it->second.observe(*amax);
+  else
+    *pending = &it->second;  // a node of the map: stays valid (entries are never erased)
   return sc;
+}
+
+void Emulator::observe(const EmulatePlan& p, const float amax[2]) {
+  if (p.observe[0] == nullptr && p.observe[1] == nullptr) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int i = 0; i < 2; ++i)
+    if (p.observe[i] != nullptr) p.observe[i]->observe(amax[i]);
 }
 
 EmulatePlan Emulator::plan(const GemmDesc& d, const std::string& scope, uint64_t step,
@@ -268,7 +329,8 @@ EmulatePlan Emulator::plan(const GemmDesc& d, const std::string& scope, uint64_t
     Format f = s_.mode == EmulateMode::E5M2 ? Format::E5M2 : Format::E4M3;
     if (backward && forward_reads_.count(d.operands[i].data) == 0) f = Format::E5M2;
     p.in[i] = f;
-    p.scale[i] = scale_for(name + (i == 0 ? ".A." : ".B.") + spec(f).name, f, amax[i]);
+    p.scale[i] = scale_for(name + (i == 0 ? ".A." : ".B.") + spec(f).name, f,
+                           amax != nullptr ? &amax[i] : nullptr, &p.observe[i]);
   }
   return p;
 }

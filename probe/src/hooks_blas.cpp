@@ -428,10 +428,37 @@ fpscope::Format emulate_format() {
   const Recorder* rec = Recorder::get();
   return rec != nullptr ? rec->emulate() : fpscope::Format::FP32;
 }
+// This thread's buffers for the operand copies, reused across calls (a fresh allocation per call
+// cost page faults and cold cache lines, as much as the rounding on a model of small GEMMs). One
+// over kKeepFloats is released after its call.
+struct Scratch {
+  static constexpr uint64_t kKeepFloats = uint64_t{16} << 20;  // 64 MiB per operand and thread
+  std::unique_ptr<float[]> p[2];
+  uint64_t n[2] = {0, 0};
+  float* get(int i, uint64_t want) {  // throws std::bad_alloc
+    if (want == 0) want = 1;
+    if (want > n[i]) {
+      p[i].reset();
+      n[i] = 0;
+      p[i].reset(new float[want]);
+      n[i] = want;
+    }
+    return p[i].get();
+  }
+  void trim() {
+    for (int i = 0; i < 2; ++i)
+      if (n[i] > kKeepFloats) {
+        p[i].reset();
+        n[i] = 0;
+      }
+  }
+};
+
 // Runs `gemm` on A and B as the process's emulator plans (emulate.h: rounded to F, or FP8 or
 // block-scaled quantized and dequantized; C rounded first when beta != 0), then rounds D. A skipped
 // call runs `plain`. Out of memory for the copies: the call runs unemulated (`plain`), with one
-// error in the log.
+// error in the log. Delayed scaling: the amaxes come from the quantizing pass itself (the scales
+// are the histories' before this call), not from a pass of their own.
 template <typename Plain, typename Gemm>
 void emulated(const Call& call, const float* a, const float* b, float beta, float* c, Plain&& plain,
               Gemm&& gemm) {
@@ -442,31 +469,43 @@ void emulated(const Call& call, const float* a, const float* b, float beta, floa
   const OperandDesc& ob = call.desc.operands[1];
   float amax[2] = {0.0f, 0.0f};
   uint64_t step = 0;
+  const bool after = em.amax_after();
   if (em.fp8()) {
-    amax[0] = emulate_amax(a, oa);
-    amax[1] = emulate_amax(b, ob);
+    if (!after) {
+      amax[0] = emulate_amax(a, oa);
+      amax[1] = emulate_amax(b, ob);
+    }
     const Recorder* rec = Recorder::get();
     step = rec != nullptr ? rec->current_step() : 0;
   }
-  const EmulatePlan p = em.plan(call.desc, scope, step, amax);
+  const EmulatePlan p = em.plan(call.desc, scope, step, after ? nullptr : amax);
   if (p.skip) return plain();
-  auto copy = [&](int i, const float* src) {
-    return emulate_operand_copy(p, i, src, call.desc.operands[i]);
-  };
-  std::unique_ptr<float[]> ra, rb;
+  thread_local Scratch scratch;
+  float* ra = nullptr;
+  float* rb = nullptr;
   try {
-    ra = copy(0, a);
-    rb = copy(1, b);
+    ra = scratch.get(0, emulate_stored(oa));
+    rb = scratch.get(1, emulate_stored(ob));
   } catch (const std::bad_alloc&) {
+    scratch.trim();
     static std::atomic<bool> once{false};
     if (!once.exchange(true))
       log(LogLevel::Error, "emulation: out of memory for rounded operands; calls run in FP32");
+    if (after) {  // the histories see this call as when it is emulated
+      amax[0] = emulate_amax(a, oa);
+      amax[1] = emulate_amax(b, ob);
+      em.observe(p, amax);
+    }
     return plain();
   }
+  emulate_operand_into(p, 0, a, oa, ra, after ? &amax[0] : nullptr);
+  emulate_operand_into(p, 1, b, ob, rb, after ? &amax[1] : nullptr);
+  if (after) em.observe(p, amax);
   const OperandDesc& d = call.desc.operands[call.desc.num_operands - 1];
   if (beta != 0.0f) emulate_round_in_place(p.out, c, d);  // C is D's storage, kept in `out`
-  gemm(ra.get(), rb.get());
+  gemm(ra, rb);
   emulate_round_in_place(p.out, c, d);
+  scratch.trim();
 }
 }  // namespace
 
