@@ -9,7 +9,31 @@
 #include "fpscope/block_numerics.h"
 #include "fpscope/numerics.h"
 
+// x86-64: the per-element loops are also built for AVX2 (8 lanes where the default build has
+// SSE2's 4, and a signed 32-bit max), chosen once by the CPU: on a model of small GEMMs the FP8
+// quantize-dequantize was as costly as the GEMM. Integer operations and single float operations
+// only, no FMA (-ffp-contract=off; target avx2 has none), so either path gives the same bits
+// (test_emulate_fast holds both against the scalar cast).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FPSCOPE_EMULATE_WIDE 1
+#define FPSCOPE_WIDE_FN [[gnu::target("avx2"), gnu::flatten]]
+#else
+#define FPSCOPE_EMULATE_WIDE 0
+#endif
+
 namespace fpscope::probe {
+
+namespace {
+#if FPSCOPE_EMULATE_WIDE
+bool wide() {
+  static const bool w = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return w;
+}
+#endif
+}  // namespace
 
 float emulate_round(Format f, float x) {
   if (f == Format::FP32 || x != x) return x;  // NaN keeps its payload
@@ -53,7 +77,7 @@ void round_column(float* d, uint64_t rows) {  // in place (no restrict: source a
   for (uint64_t i = 0; i < rows; ++i) d[i] = round_to<F>(d[i]);
 }
 
-void round_view(Format f, const float* src, float* dst, const OperandDesc& o) {
+void round_view_loop(Format f, const float* src, float* dst, const OperandDesc& o) {
   for (uint64_t j = 0; j < o.cols; ++j) {
     const float* s = src + j * o.ld;
     float* d = dst + j * o.ld;
@@ -74,6 +98,17 @@ void round_view(Format f, const float* src, float* dst, const OperandDesc& o) {
         for (uint64_t i = 0; i < o.rows; ++i) d[i] = emulate_round(f, s[i]);
     }
   }
+}
+#if FPSCOPE_EMULATE_WIDE
+FPSCOPE_WIDE_FN void round_view_wide(Format f, const float* src, float* dst, const OperandDesc& o) {
+  round_view_loop(f, src, dst, o);
+}
+#endif
+void round_view(Format f, const float* src, float* dst, const OperandDesc& o) {
+#if FPSCOPE_EMULATE_WIDE
+  if (wide()) return round_view_wide(f, src, dst, o);
+#endif
+  round_view_loop(f, src, dst, o);
 }
 }  // namespace
 
@@ -108,35 +143,45 @@ inline float fp8_qdq(float x, float scale, float inv) {
                                                        : std::bit_cast<uint32_t>(t.value);
   return std::bit_cast<float>(q) * inv;
 }
-template <Format F>
-void fp8_view(float scale, const float* src, float* dst, const OperandDesc& o) {
-  const float inv = 1.0f / scale;
-  for (uint64_t j = 0; j < o.cols; ++j) {
-    const float* __restrict s = src + j * o.ld;
-    float* __restrict d = dst + j * o.ld;
-    for (uint64_t i = 0; i < o.rows; ++i) d[i] = fp8_qdq<F>(s[i], scale, inv);
-  }
-}
-// fp8_view that also returns the view's amax (emulate_amax's value: the largest finite |x|
-// pattern, Inf and NaN as 0) from the same loads; one column per reduction, as amax_bits.
-template <Format F>
-float fp8_view_amax(float scale, const float* src, float* dst, const OperandDesc& o) {
+// Quantize-dequantize of view o into dst; with A, also the view's amax (emulate_amax's value: the
+// largest finite |x| pattern, Inf and NaN as 0) from the same loads, one column per reduction as
+// amax_bits (0 without A).
+template <Format F, bool A>
+float fp8_loop(float scale, const float* src, float* dst, const OperandDesc& o) {
   const float inv = 1.0f / scale;
   int32_t m = 0;
   for (uint64_t j = 0; j < o.cols; ++j) {
     const float* __restrict s = src + j * o.ld;
     float* __restrict d = dst + j * o.ld;
-    int32_t c = 0;
-    for (uint64_t i = 0; i < o.rows; ++i) {
-      const float x = s[i];
-      d[i] = fp8_qdq<F>(x, scale, inv);
-      const int32_t a = std::bit_cast<int32_t>(x) & 0x7fffffff;
-      const int32_t f = a < 0x7f800000 ? a : 0;
-      c = f > c ? f : c;
+    if constexpr (A) {
+      int32_t c = 0;
+      for (uint64_t i = 0; i < o.rows; ++i) {
+        const float x = s[i];
+        d[i] = fp8_qdq<F>(x, scale, inv);
+        const int32_t a = std::bit_cast<int32_t>(x) & 0x7fffffff;
+        const int32_t f = a < 0x7f800000 ? a : 0;
+        c = f > c ? f : c;
+      }
+      m = c > m ? c : m;
+    } else {
+      for (uint64_t i = 0; i < o.rows; ++i) d[i] = fp8_qdq<F>(s[i], scale, inv);
     }
-    m = c > m ? c : m;
   }
   return std::bit_cast<float>(m);
+}
+#if FPSCOPE_EMULATE_WIDE
+template <Format F, bool A>
+FPSCOPE_WIDE_FN float fp8_loop_wide(float scale, const float* src, float* dst,
+                                    const OperandDesc& o) {
+  return fp8_loop<F, A>(scale, src, dst, o);
+}
+#endif
+template <Format F, bool A>
+float fp8_view(float scale, const float* src, float* dst, const OperandDesc& o) {
+#if FPSCOPE_EMULATE_WIDE
+  if (wide()) return fp8_loop_wide<F, A>(scale, src, dst, o);
+#endif
+  return fp8_loop<F, A>(scale, src, dst, o);
 }
 }  // namespace
 
@@ -155,13 +200,27 @@ int32_t amax_bits(const float* s, uint64_t n) {
 }
 }  // namespace
 
-float emulate_amax(const float* src, const OperandDesc& o) {
+namespace {
+float amax_loop(const float* src, const OperandDesc& o) {
   int32_t m = 0;
   for (uint64_t j = 0; j < o.cols; ++j) {
     const int32_t c = amax_bits(src + j * o.ld, o.rows);
     m = c > m ? c : m;
   }
   return std::bit_cast<float>(m);
+}
+#if FPSCOPE_EMULATE_WIDE
+FPSCOPE_WIDE_FN float amax_loop_wide(const float* src, const OperandDesc& o) {
+  return amax_loop(src, o);
+}
+#endif
+}  // namespace
+
+float emulate_amax(const float* src, const OperandDesc& o) {
+#if FPSCOPE_EMULATE_WIDE
+  if (wide()) return amax_loop_wide(src, o);
+#endif
+  return amax_loop(src, o);
 }
 
 float emulate_fp8(Format f, float scale, float inv_scale, float x) {
@@ -177,12 +236,12 @@ void emulate_fp8_into(Format f, float scale, const float* src, const OperandDesc
                       float* amax) {
   const bool e5 = f == Format::E5M2;
   if (amax != nullptr)
-    *amax = e5 ? fp8_view_amax<Format::E5M2>(scale, src, dst, o)
-               : fp8_view_amax<Format::E4M3>(scale, src, dst, o);
+    *amax = e5 ? fp8_view<Format::E5M2, true>(scale, src, dst, o)
+               : fp8_view<Format::E4M3, true>(scale, src, dst, o);
   else if (e5)
-    fp8_view<Format::E5M2>(scale, src, dst, o);
+    fp8_view<Format::E5M2, false>(scale, src, dst, o);
   else
-    fp8_view<Format::E4M3>(scale, src, dst, o);
+    fp8_view<Format::E4M3, false>(scale, src, dst, o);
 }
 
 std::unique_ptr<float[]> emulate_fp8_copy(Format f, float scale, const float* src,
