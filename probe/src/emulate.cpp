@@ -3,6 +3,7 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstring>
 
@@ -24,16 +25,21 @@
 namespace fpscope::probe {
 
 namespace {
+std::atomic<bool> g_wide_allowed{true};
 #if FPSCOPE_EMULATE_WIDE
 bool wide() {
   static const bool w = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") != 0;
   }();
-  return w;
+  return w && g_wide_allowed.load(std::memory_order_relaxed);
 }
 #endif
 }  // namespace
+
+bool emulate_allow_wide_loops(bool allow) {
+  return g_wide_allowed.exchange(allow);
+}
 
 float emulate_round(Format f, float x) {
   if (f == Format::FP32 || x != x) return x;  // NaN keeps its payload

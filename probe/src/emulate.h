@@ -54,6 +54,11 @@ float emulate_round(Format f, float x);
 // emulate_round for every input (tests/probe: every BF16-relevant pattern).
 float emulate_round_fast(Format f, float x);
 
+// Whether the per-element loops may use their AVX2 builds where the CPU has AVX2 (default true;
+// the same bits either way): tests turn it off to check the default builds too. Returns the
+// previous setting.
+bool emulate_allow_wide_loops(bool allow);
+
 // A copy of operand view o of src (column-major: o.cols columns of o.ld floats, the first o.rows
 // of each used), each used element rounded to f; the gaps between columns are left unset (the
 // BLAS never reads them). The copy has the view's layout: it can be passed to the BLAS in place

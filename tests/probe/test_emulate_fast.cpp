@@ -95,17 +95,31 @@ void expect_fused_equals_plain(Format f, float scale, const float* src, const Op
   EXPECT_EQ(bits(amax), bits(fpscope::compute_amax(src, Format::FP32, o.rows, o.cols, o.ld)));
 }
 
+// Both builds of the loops: the AVX2 one (where the CPU has it) and the default one.
 TEST(EmulateFast, FusedFp8QuantizeAndAmaxEqualTheScalarCastOnEdgeAndRandomData) {
   const std::vector<float> data = edge_and_random_data(40000, 7);
   // Odd sizes (vector remainders), gaps between columns, one row, one column.
   const OperandDesc views[] = {view(199, 190, 11), view(1, 5000, 3), view(39999, 1, 0),
                                view(64, 625, 0)};
-  for (const Format f : {Format::E4M3, Format::E5M2})
-    for (const float scale : {1.0f, 448.0f / 3.7f, 1.0f / 1024.0f, 3.0e10f, 0.7f})
-      for (const OperandDesc& o : views) {
-        ASSERT_LE(emulate_stored(o), data.size());
-        expect_fused_equals_plain(f, scale, data.data(), o);
-      }
+  for (const bool wide : {true, false}) {
+    emulate_allow_wide_loops(wide);
+    for (const Format f : {Format::E4M3, Format::E5M2})
+      for (const float scale : {1.0f, 448.0f / 3.7f, 1.0f / 1024.0f, 3.0e10f, 0.7f})
+        for (const OperandDesc& o : views) {
+          ASSERT_LE(emulate_stored(o), data.size());
+          expect_fused_equals_plain(f, scale, data.data(), o);
+        }
+    // The BF16 and FP16 rounding loops against the per-element cast.
+    const OperandDesc o = views[0];
+    for (const Format f : {Format::BF16, Format::FP16}) {
+      const auto r = emulate_rounded_copy(f, data.data(), o);
+      for (uint64_t j = 0; j < o.cols; ++j)
+        for (uint64_t i = 0; i < o.rows; ++i)
+          ASSERT_EQ(bits(r[i + j * o.ld]), bits(emulate_round(f, data[i + j * o.ld])))
+              << "wide " << wide << " x=" << data[i + j * o.ld];
+    }
+  }
+  emulate_allow_wide_loops(true);
 }
 
 // Every 5th FP32 pattern (both signs) from below E4M3's and E5M2's subnormals to past their
@@ -124,14 +138,18 @@ TEST(EmulateFast, FusedFp8QuantizeEqualsTheScalarCastOverAPatternRange) {
   }
   const OperandDesc o = view(x.size(), 1, 0);
   std::vector<float> y(x.size());
-  for (const Format f : {Format::E4M3, Format::E5M2}) {
+  for (const int run : {0, 1, 2, 3}) {
+    emulate_allow_wide_loops(run < 2);  // the AVX2 build, then the default one
+    const Format f = run % 2 == 0 ? Format::E4M3 : Format::E5M2;
     float amax = -1.0f;
     emulate_fp8_into(f, 1.0f, x.data(), o, y.data(), &amax);
     for (size_t i = 0; i < x.size(); ++i)
-      ASSERT_EQ(bits(y[i]), bits(emulate_fp8(f, 1.0f, 1.0f, x[i]))) << std::hex << bits(x[i]);
+      ASSERT_EQ(bits(y[i]), bits(emulate_fp8(f, 1.0f, 1.0f, x[i])))
+          << "run " << run << std::hex << " x " << bits(x[i]);
     EXPECT_EQ(bits(amax), bits(emulate_amax(x.data(), o)));
     EXPECT_EQ(bits(amax), last);  // the largest |x| of the range
   }
+  emulate_allow_wide_loops(true);
 }
 
 // The copy into a caller's buffer (what the hook runs) equals the allocating copy for every plan
