@@ -453,6 +453,11 @@ struct Scratch {
       }
   }
 };
+// One per thread, whichever hook runs the call (emulated() is a template per hook).
+Scratch& thread_scratch() {
+  thread_local Scratch s;
+  return s;
+}
 
 // Runs `gemm` on A and B as the process's emulator plans (emulate.h: rounded to F, or FP8 or
 // block-scaled quantized and dequantized; C rounded first when beta != 0), then rounds D. A skipped
@@ -480,7 +485,7 @@ void emulated(const Call& call, const float* a, const float* b, float beta, floa
   }
   const EmulatePlan p = em.plan(call.desc, scope, step, after ? nullptr : amax);
   if (p.skip) return plain();
-  thread_local Scratch scratch;
+  Scratch& scratch = thread_scratch();
   float* ra = nullptr;
   float* rb = nullptr;
   try {
