@@ -310,6 +310,39 @@ std::unique_ptr<float[]> emulate_operand_copy(const EmulatePlan& p, int i, const
   return out;
 }
 
+namespace {
+struct Scratch {
+  static constexpr uint64_t kKeepFloats = uint64_t{16} << 20;  // 64 MiB
+  std::unique_ptr<float[]> p[2];
+  uint64_t n[2] = {0, 0};
+};
+Scratch& thread_scratch() {
+  thread_local Scratch s;
+  return s;
+}
+}  // namespace
+
+float* emulate_scratch(int i, uint64_t n) {
+  Scratch& s = thread_scratch();
+  if (n == 0) n = 1;
+  if (n > s.n[i]) {
+    s.p[i].reset();
+    s.n[i] = 0;
+    s.p[i].reset(new float[n]);
+    s.n[i] = n;
+  }
+  return s.p[i].get();
+}
+
+void emulate_scratch_trim() {
+  Scratch& s = thread_scratch();
+  for (int i = 0; i < 2; ++i)
+    if (s.n[i] > Scratch::kKeepFloats) {
+      s.p[i].reset();
+      s.n[i] = 0;
+    }
+}
+
 // ---- Emulator ----
 
 namespace {

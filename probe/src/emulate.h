@@ -89,6 +89,14 @@ std::unique_ptr<float[]> emulate_block_copy(int f, const float* src, const Opera
 // value as compute_amax (host_stats.h), on bit patterns in one vectorized pass.
 float emulate_amax(const float* src, const OperandDesc& o);
 
+// This thread's buffer for the copy of operand i (0: A, 1: B), at least n floats: reused across
+// calls (a fresh allocation per call cost page faults and cold cache lines, as much as the rounding
+// on a model of small GEMMs). Valid until the thread's next call with the same i, or
+// emulate_scratch_trim. Throws std::bad_alloc.
+float* emulate_scratch(int i, uint64_t n);
+// Releases this thread's buffers over 64 MiB each (after a call on a large operand).
+void emulate_scratch_trim();
+
 // What one emulated call does (Emulator::plan).
 struct EmulatePlan {
   bool skip = false;                            // FP32, untouched (a skip pattern matched)

@@ -428,36 +428,6 @@ fpscope::Format emulate_format() {
   const Recorder* rec = Recorder::get();
   return rec != nullptr ? rec->emulate() : fpscope::Format::FP32;
 }
-// This thread's buffers for the operand copies, reused across calls (a fresh allocation per call
-// cost page faults and cold cache lines, as much as the rounding on a model of small GEMMs). One
-// over kKeepFloats is released after its call.
-struct Scratch {
-  static constexpr uint64_t kKeepFloats = uint64_t{16} << 20;  // 64 MiB per operand and thread
-  std::unique_ptr<float[]> p[2];
-  uint64_t n[2] = {0, 0};
-  float* get(int i, uint64_t want) {  // throws std::bad_alloc
-    if (want == 0) want = 1;
-    if (want > n[i]) {
-      p[i].reset();
-      n[i] = 0;
-      p[i].reset(new float[want]);
-      n[i] = want;
-    }
-    return p[i].get();
-  }
-  void trim() {
-    for (int i = 0; i < 2; ++i)
-      if (n[i] > kKeepFloats) {
-        p[i].reset();
-        n[i] = 0;
-      }
-  }
-};
-// One per thread, whichever hook runs the call (emulated() is a template per hook).
-Scratch& thread_scratch() {
-  thread_local Scratch s;
-  return s;
-}
 
 // Runs `gemm` on A and B as the process's emulator plans (emulate.h: rounded to F, or FP8 or
 // block-scaled quantized and dequantized; C rounded first when beta != 0), then rounds D. A skipped
@@ -485,14 +455,13 @@ void emulated(const Call& call, const float* a, const float* b, float beta, floa
   }
   const EmulatePlan p = em.plan(call.desc, scope, step, after ? nullptr : amax);
   if (p.skip) return plain();
-  Scratch& scratch = thread_scratch();
   float* ra = nullptr;
   float* rb = nullptr;
   try {
-    ra = scratch.get(0, emulate_stored(oa));
-    rb = scratch.get(1, emulate_stored(ob));
+    ra = emulate_scratch(0, emulate_stored(oa));
+    rb = emulate_scratch(1, emulate_stored(ob));
   } catch (const std::bad_alloc&) {
-    scratch.trim();
+    emulate_scratch_trim();
     static std::atomic<bool> once{false};
     if (!once.exchange(true))
       log(LogLevel::Error, "emulation: out of memory for rounded operands; calls run in FP32");
@@ -510,7 +479,7 @@ void emulated(const Call& call, const float* a, const float* b, float beta, floa
   if (beta != 0.0f) emulate_round_in_place(p.out, c, d);  // C is D's storage, kept in `out`
   gemm(ra, rb);
   emulate_round_in_place(p.out, c, d);
-  scratch.trim();
+  emulate_scratch_trim();
 }
 }  // namespace
 

@@ -240,3 +240,25 @@ TEST(EmulateFast, DelayedPlanObservedAfterEqualsPlanWithAmaxes) {
 }
 
 }  // namespace
+
+namespace {
+// The copies' buffers: one per operand and thread, reused while large enough, grown when not,
+// released by trim only when over 64 MiB.
+TEST(EmulateFast, ScratchBuffersAreReusedPerOperandAndTrimmedWhenLarge) {
+  float* a = emulate_scratch(0, 1000);
+  float* b = emulate_scratch(1, 1000);
+  EXPECT_NE(a, b);
+  a[999] = 1.0f;  // writable to its size
+  EXPECT_EQ(emulate_scratch(0, 10), a);
+  EXPECT_EQ(emulate_scratch(0, 0), a);
+  emulate_scratch_trim();
+  EXPECT_EQ(emulate_scratch(0, 1000), a);  // small: kept
+  float* big = emulate_scratch(0, (uint64_t{16} << 20) + 1);
+  big[uint64_t{16} << 20] = 2.0f;
+  EXPECT_EQ(emulate_scratch(0, 1000), big);  // the larger buffer serves smaller copies
+  emulate_scratch_trim();                    // over 64 MiB: released
+  float* again = emulate_scratch(0, 1000);
+  again[999] = 3.0f;
+  EXPECT_EQ(emulate_scratch(1, 1000), b);  // operand 1's untouched
+}
+}  // namespace
