@@ -4,6 +4,10 @@ single-threaded, CPU time (user + system of the child) per run and the ratio to 
 
   bench_emulate.py --probe build/lib/libfpscope_probe.so [--steps 30] [--repeats 3]
                    [--specs bf16,e4m3,e4m3:delayed,hybrid] [--every 10] [--no-sketch-too]
+                   [--baseline-probe OTHER.so]
+
+--baseline-probe adds each SPEC run under another build of the probe ("SPEC-base", its
+python/fpscope_hooks beside it), interleaved with the others: before/after in one run.
 
 Emulated runs carry value sketches by default (FPSCOPE_SKETCH, what `fpscope compare` reads);
 --no-sketch-too adds each SPEC with FPSCOPE_SKETCH=0 beside it ("SPEC-nosketch"), so the cost of
@@ -38,9 +42,14 @@ def main():
     ap.add_argument("--out", default=os.devnull, help="trace path (default: /dev/null)")
     ap.add_argument("--no-sketch-too", action="store_true",
                     help="also run each SPEC with FPSCOPE_SKETCH=0")
+    ap.add_argument("--baseline-probe", default=None,
+                    help="also run each SPEC under this probe build (SPEC-base)")
     a = ap.parse_args()
     probe = os.path.abspath(a.probe)
-    hooks = os.path.join(os.path.dirname(probe), "python", "fpscope_hooks")
+    baseline = os.path.abspath(a.baseline_probe) if a.baseline_probe else None
+
+    def hooks_of(so):
+        return os.path.join(os.path.dirname(so), "python", "fpscope_hooks")
     cmd = [sys.executable, os.path.join(HERE, "transformer_train.py"), "--quiet", "--steps",
            str(a.steps)]
     base = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
@@ -50,16 +59,21 @@ def main():
     for s in a.specs.split(","):
         if s:
             settings.append((s, s))
+            if baseline is not None:
+                settings.append((s + "-base", s))
             if a.no_sketch_too:
                 settings.append((s + "-nosketch", s))
+                if baseline is not None:
+                    settings.append((s + "-nosketch-base", s))
     times = {name: [] for name, _ in settings}
     for r in range(a.repeats):
         for name, spec in settings:
             env = dict(base)
             if spec is not None:
-                env.update(LD_PRELOAD=probe, PYTHONPATH=hooks, FPSCOPE_EMULATE=spec,
+                so = baseline if name.endswith("-base") else probe
+                env.update(LD_PRELOAD=so, PYTHONPATH=hooks_of(so), FPSCOPE_EMULATE=spec,
                            FPSCOPE_EVERY=a.every, FPSCOPE_OUTPUT=a.out)
-                if name.endswith("-nosketch"):
+                if "-nosketch" in name:
                     env["FPSCOPE_SKETCH"] = "0"
             cpu, wall = cpu_seconds(cmd, env)
             times[name].append(cpu)

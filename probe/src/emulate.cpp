@@ -3,13 +3,43 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstring>
 
 #include "fpscope/block_numerics.h"
 #include "fpscope/numerics.h"
 
+// x86-64: the per-element loops are also built for AVX2 (8 lanes where the default build has
+// SSE2's 4, and a signed 32-bit max), chosen once by the CPU: on a model of small GEMMs the FP8
+// quantize-dequantize was as costly as the GEMM. Integer operations and single float operations
+// only, no FMA (-ffp-contract=off; target avx2 has none), so either path gives the same bits
+// (test_emulate_fast holds both against the scalar cast).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FPSCOPE_EMULATE_WIDE 1
+#define FPSCOPE_WIDE_FN [[gnu::target("avx2"), gnu::flatten]]
+#else
+#define FPSCOPE_EMULATE_WIDE 0
+#endif
+
 namespace fpscope::probe {
+
+namespace {
+std::atomic<bool> g_wide_allowed{true};
+#if FPSCOPE_EMULATE_WIDE
+bool wide() {
+  static const bool w = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return w && g_wide_allowed.load(std::memory_order_relaxed);
+}
+#endif
+}  // namespace
+
+bool emulate_allow_wide_loops(bool allow) {
+  return g_wide_allowed.exchange(allow);
+}
 
 float emulate_round(Format f, float x) {
   if (f == Format::FP32 || x != x) return x;  // NaN keeps its payload
@@ -53,7 +83,7 @@ void round_column(float* d, uint64_t rows) {  // in place (no restrict: source a
   for (uint64_t i = 0; i < rows; ++i) d[i] = round_to<F>(d[i]);
 }
 
-void round_view(Format f, const float* src, float* dst, const OperandDesc& o) {
+void round_view_loop(Format f, const float* src, float* dst, const OperandDesc& o) {
   for (uint64_t j = 0; j < o.cols; ++j) {
     const float* s = src + j * o.ld;
     float* d = dst + j * o.ld;
@@ -74,6 +104,17 @@ void round_view(Format f, const float* src, float* dst, const OperandDesc& o) {
         for (uint64_t i = 0; i < o.rows; ++i) d[i] = emulate_round(f, s[i]);
     }
   }
+}
+#if FPSCOPE_EMULATE_WIDE
+FPSCOPE_WIDE_FN void round_view_wide(Format f, const float* src, float* dst, const OperandDesc& o) {
+  round_view_loop(f, src, dst, o);
+}
+#endif
+void round_view(Format f, const float* src, float* dst, const OperandDesc& o) {
+#if FPSCOPE_EMULATE_WIDE
+  if (wide()) return round_view_wide(f, src, dst, o);
+#endif
+  round_view_loop(f, src, dst, o);
 }
 }  // namespace
 
@@ -108,14 +149,45 @@ inline float fp8_qdq(float x, float scale, float inv) {
                                                        : std::bit_cast<uint32_t>(t.value);
   return std::bit_cast<float>(q) * inv;
 }
-template <Format F>
-void fp8_view(float scale, const float* src, float* dst, const OperandDesc& o) {
+// Quantize-dequantize of view o into dst; with A, also the view's amax (emulate_amax's value: the
+// largest finite |x| pattern, Inf and NaN as 0) from the same loads, one column per reduction as
+// amax_bits (0 without A).
+template <Format F, bool A>
+float fp8_loop(float scale, const float* src, float* dst, const OperandDesc& o) {
   const float inv = 1.0f / scale;
+  int32_t m = 0;
   for (uint64_t j = 0; j < o.cols; ++j) {
     const float* __restrict s = src + j * o.ld;
     float* __restrict d = dst + j * o.ld;
-    for (uint64_t i = 0; i < o.rows; ++i) d[i] = fp8_qdq<F>(s[i], scale, inv);
+    if constexpr (A) {
+      int32_t c = 0;
+      for (uint64_t i = 0; i < o.rows; ++i) {
+        const float x = s[i];
+        d[i] = fp8_qdq<F>(x, scale, inv);
+        const int32_t a = std::bit_cast<int32_t>(x) & 0x7fffffff;
+        const int32_t f = a < 0x7f800000 ? a : 0;
+        c = f > c ? f : c;
+      }
+      m = c > m ? c : m;
+    } else {
+      for (uint64_t i = 0; i < o.rows; ++i) d[i] = fp8_qdq<F>(s[i], scale, inv);
+    }
   }
+  return std::bit_cast<float>(m);
+}
+#if FPSCOPE_EMULATE_WIDE
+template <Format F, bool A>
+FPSCOPE_WIDE_FN float fp8_loop_wide(float scale, const float* src, float* dst,
+                                    const OperandDesc& o) {
+  return fp8_loop<F, A>(scale, src, dst, o);
+}
+#endif
+template <Format F, bool A>
+float fp8_view(float scale, const float* src, float* dst, const OperandDesc& o) {
+#if FPSCOPE_EMULATE_WIDE
+  if (wide()) return fp8_loop_wide<F, A>(scale, src, dst, o);
+#endif
+  return fp8_loop<F, A>(scale, src, dst, o);
 }
 }  // namespace
 
@@ -134,7 +206,8 @@ int32_t amax_bits(const float* s, uint64_t n) {
 }
 }  // namespace
 
-float emulate_amax(const float* src, const OperandDesc& o) {
+namespace {
+float amax_loop(const float* src, const OperandDesc& o) {
   int32_t m = 0;
   for (uint64_t j = 0; j < o.cols; ++j) {
     const int32_t c = amax_bits(src + j * o.ld, o.rows);
@@ -142,34 +215,59 @@ float emulate_amax(const float* src, const OperandDesc& o) {
   }
   return std::bit_cast<float>(m);
 }
+#if FPSCOPE_EMULATE_WIDE
+FPSCOPE_WIDE_FN float amax_loop_wide(const float* src, const OperandDesc& o) {
+  return amax_loop(src, o);
+}
+#endif
+}  // namespace
+
+float emulate_amax(const float* src, const OperandDesc& o) {
+#if FPSCOPE_EMULATE_WIDE
+  if (wide()) return amax_loop_wide(src, o);
+#endif
+  return amax_loop(src, o);
+}
 
 float emulate_fp8(Format f, float scale, float inv_scale, float x) {
   return f == Format::E5M2 ? fp8_qdq<Format::E5M2>(x, scale, inv_scale)
                            : fp8_qdq<Format::E4M3>(x, scale, inv_scale);
 }
 
+uint64_t emulate_stored(const OperandDesc& o) {
+  return stored(o);
+}
+
+void emulate_fp8_into(Format f, float scale, const float* src, const OperandDesc& o, float* dst,
+                      float* amax) {
+  const bool e5 = f == Format::E5M2;
+  if (amax != nullptr)
+    *amax = e5 ? fp8_view<Format::E5M2, true>(scale, src, dst, o)
+               : fp8_view<Format::E4M3, true>(scale, src, dst, o);
+  else if (e5)
+    fp8_view<Format::E5M2, false>(scale, src, dst, o);
+  else
+    fp8_view<Format::E4M3, false>(scale, src, dst, o);
+}
+
 std::unique_ptr<float[]> emulate_fp8_copy(Format f, float scale, const float* src,
                                           const OperandDesc& o) {
   std::unique_ptr<float[]> out(new float[stored(o) > 0 ? stored(o) : 1]);
-  if (f == Format::E5M2)
-    fp8_view<Format::E5M2>(scale, src, out.get(), o);
-  else
-    fp8_view<Format::E4M3>(scale, src, out.get(), o);
+  emulate_fp8_into(f, scale, src, o, out.get(), nullptr);
   return out;
 }
 
-std::unique_ptr<float[]> emulate_block_copy(int f, const float* src, const OperandDesc& o) {
-  std::unique_ptr<float[]> out(new float[stored(o) > 0 ? stored(o) : 1]);
+namespace {
+void block_into(int f, const float* src, const OperandDesc& o, float* dst) {
   const auto bs = static_cast<uint64_t>(block_size_of(f));
   const float s_enc = f == kNumBlockFormats - 1 ? nvfp4_tensor_scale(emulate_amax(src, o)) : 1.0f;
-  float* dst = out.get();
   if (o.block_axis == BlockAxis::Rows) {  // blocks within a stored column: contiguous
     for (uint64_t j = 0; j < o.cols; ++j)
       for (uint64_t i = 0; i < o.rows; i += bs) {
         const uint64_t at = i + j * o.ld;
         block_qdq_of(f, src + at, static_cast<int>(std::min(bs, o.rows - i)), s_enc, dst + at);
       }
-    return out;
+    return;
   }
   // Blocks across bs consecutive columns: gathered row by row (the bs column streams advance
   // together).
@@ -184,15 +282,65 @@ std::unique_ptr<float[]> emulate_block_copy(int f, const float* src, const Opera
       for (int c = 0; c < w; ++c) dst[i + (j0 + c) * o.ld] = y[c];
     }
   }
+}
+}  // namespace
+
+std::unique_ptr<float[]> emulate_block_copy(int f, const float* src, const OperandDesc& o) {
+  std::unique_ptr<float[]> out(new float[stored(o) > 0 ? stored(o) : 1]);
+  block_into(f, src, o, out.get());
   return out;
+}
+
+void emulate_operand_into(const EmulatePlan& p, int i, const float* src, const OperandDesc& o,
+                          float* dst, float* amax) {
+  if (p.block >= 0)
+    block_into(p.block, src, o, dst);
+  else if (p.in[i] == Format::E4M3 || p.in[i] == Format::E5M2)
+    emulate_fp8_into(p.in[i], p.scale[i], src, o, dst, amax);
+  else
+    round_view(p.in[i], src, dst, o);
+  if (amax != nullptr && (p.block >= 0 || (p.in[i] != Format::E4M3 && p.in[i] != Format::E5M2)))
+    *amax = emulate_amax(src, o);
 }
 
 std::unique_ptr<float[]> emulate_operand_copy(const EmulatePlan& p, int i, const float* src,
                                               const OperandDesc& o) {
-  if (p.block >= 0) return emulate_block_copy(p.block, src, o);
-  if (p.in[i] == Format::E4M3 || p.in[i] == Format::E5M2)
-    return emulate_fp8_copy(p.in[i], p.scale[i], src, o);
-  return emulate_rounded_copy(p.in[i], src, o);
+  std::unique_ptr<float[]> out(new float[stored(o) > 0 ? stored(o) : 1]);
+  emulate_operand_into(p, i, src, o, out.get(), nullptr);
+  return out;
+}
+
+namespace {
+struct Scratch {
+  static constexpr uint64_t kKeepFloats = uint64_t{16} << 20;  // 64 MiB
+  std::unique_ptr<float[]> p[2];
+  uint64_t n[2] = {0, 0};
+};
+Scratch& thread_scratch() {
+  thread_local Scratch s;
+  return s;
+}
+}  // namespace
+
+float* emulate_scratch(int i, uint64_t n) {
+  Scratch& s = thread_scratch();
+  if (n == 0) n = 1;
+  if (n > s.n[i]) {
+    s.p[i].reset();
+    s.n[i] = 0;
+    s.p[i].reset(new float[n]);
+    s.n[i] = n;
+  }
+  return s.p[i].get();
+}
+
+void emulate_scratch_trim() {
+  Scratch& s = thread_scratch();
+  for (int i = 0; i < 2; ++i)
+    if (s.n[i] > Scratch::kKeepFloats) {
+      s.p[i].reset();
+      s.n[i] = 0;
+    }
 }
 
 // ---- Emulator ----
@@ -215,15 +363,26 @@ bool Emulator::skipped(const std::string& scope) const {
   return false;
 }
 
-float Emulator::scale_for(const std::string& key, Format f, float amax) {
-  if (s_.policy == ScalingPolicy::Current) return Fp8Scaler::current_scale(f, amax, s_.margin);
+float Emulator::scale_for(const std::string& key, Format f, const float* amax,
+                          Fp8Scaler** pending) {
+  if (s_.policy == ScalingPolicy::Current) return Fp8Scaler::current_scale(f, *amax, s_.margin);
   auto it = scalers_.find(key);
   if (it == scalers_.end())
     it = scalers_.emplace(key, Fp8Scaler(f, ScalingPolicy::Delayed, s_.history, s_.margin, s_.algo))
              .first;
   const float sc = it->second.scale();
-  it->second.observe(amax);
+  if (amax != nullptr)
+    it->second.observe(*amax);
+  else
+    *pending = &it->second;  // a node of the map: stays valid (entries are never erased)
   return sc;
+}
+
+void Emulator::observe(const EmulatePlan& p, const float amax[2]) {
+  if (p.observe[0] == nullptr && p.observe[1] == nullptr) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int i = 0; i < 2; ++i)
+    if (p.observe[i] != nullptr) p.observe[i]->observe(amax[i]);
 }
 
 EmulatePlan Emulator::plan(const GemmDesc& d, const std::string& scope, uint64_t step,
@@ -268,7 +427,8 @@ EmulatePlan Emulator::plan(const GemmDesc& d, const std::string& scope, uint64_t
     Format f = s_.mode == EmulateMode::E5M2 ? Format::E5M2 : Format::E4M3;
     if (backward && forward_reads_.count(d.operands[i].data) == 0) f = Format::E5M2;
     p.in[i] = f;
-    p.scale[i] = scale_for(name + (i == 0 ? ".A." : ".B.") + spec(f).name, f, amax[i]);
+    p.scale[i] = scale_for(name + (i == 0 ? ".A." : ".B.") + spec(f).name, f,
+                           amax != nullptr ? &amax[i] : nullptr, &p.observe[i]);
   }
   return p;
 }

@@ -54,6 +54,11 @@ float emulate_round(Format f, float x);
 // emulate_round for every input (tests/probe: every BF16-relevant pattern).
 float emulate_round_fast(Format f, float x);
 
+// Whether the per-element loops may use their AVX2 builds where the CPU has AVX2 (default true;
+// the same bits either way): tests turn it off to check the default builds too. Returns the
+// previous setting.
+bool emulate_allow_wide_loops(bool allow);
+
 // A copy of operand view o of src (column-major: o.cols columns of o.ld floats, the first o.rows
 // of each used), each used element rounded to f; the gaps between columns are left unset (the
 // BLAS never reads them). The copy has the view's layout: it can be passed to the BLAS in place
@@ -68,6 +73,12 @@ float emulate_fp8(Format f, float scale, float inv_scale, float x);
 // emulate_rounded_copy). inv_scale = fl(1 / scale). Throws std::bad_alloc.
 std::unique_ptr<float[]> emulate_fp8_copy(Format f, float scale, const float* src,
                                           const OperandDesc& o);
+// The same into dst (emulate_stored(o) floats, the view's layout). amax != nullptr: *amax =
+// emulate_amax(src, o), found in the same pass (delayed scaling's scale does not depend on it).
+void emulate_fp8_into(Format f, float scale, const float* src, const OperandDesc& o, float* dst,
+                      float* amax);
+// Floats a copy of view o holds ((cols - 1) * ld + rows; 0 for an empty view).
+uint64_t emulate_stored(const OperandDesc& o);
 
 // The block-scaled quantize-dequantize of view o of src (block format f: kBlockFormats' index),
 // blocks along o.block_axis, into a copy with the view's layout (as emulate_rounded_copy). NVFP4's
@@ -78,6 +89,14 @@ std::unique_ptr<float[]> emulate_block_copy(int f, const float* src, const Opera
 // value as compute_amax (host_stats.h), on bit patterns in one vectorized pass.
 float emulate_amax(const float* src, const OperandDesc& o);
 
+// This thread's buffer for the copy of operand i (0: A, 1: B), at least n floats: reused across
+// calls (a fresh allocation per call cost page faults and cold cache lines, as much as the rounding
+// on a model of small GEMMs). Valid until the thread's next call with the same i, or
+// emulate_scratch_trim. Throws std::bad_alloc.
+float* emulate_scratch(int i, uint64_t n);
+// Releases this thread's buffers over 64 MiB each (after a call on a large operand).
+void emulate_scratch_trim();
+
 // What one emulated call does (Emulator::plan).
 struct EmulatePlan {
   bool skip = false;                            // FP32, untouched (a skip pattern matched)
@@ -85,12 +104,19 @@ struct EmulatePlan {
   float scale[2] = {1.0f, 1.0f};                // FP8 scales (1 for BF16/FP16)
   int block = -1;  // block-scaled: kBlockFormats' index of A's and B's format (then `in` unused)
   Format out = Format::FP32;  // C (beta != 0) and D
+  // Delayed scaling planned without the amaxes (Emulator::amax_after): the histories that this
+  // call's amaxes enter (Emulator::observe), nullptr where none.
+  Fp8Scaler* observe[2] = {nullptr, nullptr};
 };
 
 // The copy of operand i (0: A, 1: B) of src (view o) that plan p runs the GEMM on: block-scaled,
 // FP8 quantized-dequantized or rounded. Throws std::bad_alloc.
 std::unique_ptr<float[]> emulate_operand_copy(const EmulatePlan& p, int i, const float* src,
                                               const OperandDesc& o);
+// The same into dst (emulate_stored(o) floats). amax != nullptr (FP8 plans only): *amax =
+// emulate_amax(src, o), from the same pass.
+void emulate_operand_into(const EmulatePlan& p, int i, const float* src, const OperandDesc& o,
+                          float* dst, float* amax);
 
 // The emulation of one process. Thread-safe (one lock; the per-element work is the caller's).
 class Emulator {
@@ -101,6 +127,9 @@ class Emulator {
   bool skipped(const std::string& scope) const;
   // Whether plan() needs the operands' amaxes and the step (FP8).
   bool fp8() const { return s_.fp8(); }
+  // Whether plan() may be given no amaxes (delayed scaling: the scales come from earlier calls'),
+  // the caller then handing them to observe() once its copies have found them.
+  bool amax_after() const { return s_.fp8() && s_.policy == ScalingPolicy::Delayed; }
   // The plan of a call that is not skipped: `d` with its operands' data (the call's A and B),
   // `scope`, the step it is in, and amax[i] = max |x| over A's and B's used elements (FP8 only).
   // Delayed scaling: one amax history per (scope or "gemm", its j-th call of the step, operand,
@@ -108,10 +137,14 @@ class Emulator {
   // Hybrid: a backward call (scope "<path>.bwd", or without scopes named .dgrad/.wgrad by the
   // operand matching of grad_names.h) casts the operand that no forward GEMM of the step read (the
   // output gradient) to E5M2, the other (weight or input) to E4M3; forward calls are all E4M3.
+  // amax == nullptr (amax_after() only): the histories are left to observe(p, amax).
   EmulatePlan plan(const GemmDesc& d, const std::string& scope, uint64_t step, const float amax[2]);
+  // Enters amax[i] into p.observe[i]'s history (a plan made without amaxes), as plan() would have.
+  void observe(const EmulatePlan& p, const float amax[2]);
 
  private:
-  float scale_for(const std::string& key, Format f, float amax);
+  // amax == nullptr: the history is returned in *pending instead of observing.
+  float scale_for(const std::string& key, Format f, const float* amax, Fp8Scaler** pending);
   EmulateSettings s_;
   std::mutex mu_;
   uint64_t step_ = UINT64_MAX;

@@ -425,10 +425,12 @@ fpscope::Format emulate_format() {
   const Recorder* rec = Recorder::get();
   return rec != nullptr ? rec->emulate() : fpscope::Format::FP32;
 }
+
 // Runs `gemm` on A and B as the process's emulator plans (emulate.h: rounded to F, or FP8 or
 // block-scaled quantized and dequantized; C rounded first when beta != 0), then rounds D. A skipped
 // call runs `plain`. Out of memory for the copies: the call runs unemulated (`plain`), with one
-// error in the log.
+// error in the log. Delayed scaling: the amaxes come from the quantizing pass itself (the scales
+// are the histories' before this call), not from a pass of their own.
 template <typename Plain, typename Gemm>
 void emulated(const Call& call, const float* a, const float* b, float beta, float* c, Plain&& plain,
               Gemm&& gemm) {
@@ -439,31 +441,42 @@ void emulated(const Call& call, const float* a, const float* b, float beta, floa
   const OperandDesc& ob = call.desc.operands[1];
   float amax[2] = {0.0f, 0.0f};
   uint64_t step = 0;
+  const bool after = em.amax_after();
   if (em.fp8()) {
-    amax[0] = emulate_amax(a, oa);
-    amax[1] = emulate_amax(b, ob);
+    if (!after) {
+      amax[0] = emulate_amax(a, oa);
+      amax[1] = emulate_amax(b, ob);
+    }
     const Recorder* rec = Recorder::get();
     step = rec != nullptr ? rec->current_step() : 0;
   }
-  const EmulatePlan p = em.plan(call.desc, scope, step, amax);
+  const EmulatePlan p = em.plan(call.desc, scope, step, after ? nullptr : amax);
   if (p.skip) return plain();
-  auto copy = [&](int i, const float* src) {
-    return emulate_operand_copy(p, i, src, call.desc.operands[i]);
-  };
-  std::unique_ptr<float[]> ra, rb;
+  float* ra = nullptr;
+  float* rb = nullptr;
   try {
-    ra = copy(0, a);
-    rb = copy(1, b);
+    ra = emulate_scratch(0, emulate_stored(oa));
+    rb = emulate_scratch(1, emulate_stored(ob));
   } catch (const std::bad_alloc&) {
+    emulate_scratch_trim();
     static std::atomic<bool> once{false};
     if (!once.exchange(true))
       log(LogLevel::Error, "emulation: out of memory for rounded operands; calls run in FP32");
+    if (after) {  // the histories see this call as when it is emulated
+      amax[0] = emulate_amax(a, oa);
+      amax[1] = emulate_amax(b, ob);
+      em.observe(p, amax);
+    }
     return plain();
   }
+  emulate_operand_into(p, 0, a, oa, ra, after ? &amax[0] : nullptr);
+  emulate_operand_into(p, 1, b, ob, rb, after ? &amax[1] : nullptr);
+  if (after) em.observe(p, amax);
   const OperandDesc& d = call.desc.operands[call.desc.num_operands - 1];
   if (beta != 0.0f) emulate_round_in_place(p.out, c, d);  // C is D's storage, kept in `out`
-  gemm(ra.get(), rb.get());
+  gemm(ra, rb);
   emulate_round_in_place(p.out, c, d);
+  emulate_scratch_trim();
 }
 }  // namespace
 
