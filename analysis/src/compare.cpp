@@ -82,11 +82,26 @@ DivergenceEvidence evidence(const trace::TraceModel& ref, const trace::TraceMode
                             const std::string& emulate, const CompareRunResult& r) {
   DivergenceEvidence e;
   if (r.ranked.empty()) return e;
-  const CrossRunDrift& d = r.drift[r.ranked.front().drift];
-  if (d.first_step_rel_1pct < 0) return e;
+  const int64_t step = r.drift[r.ranked.front().drift].first_step_rel_1pct;
+  if (step < 0) return e;
+  // Where the divergence starts: at the earliest step any tensor exceeds 1 %, the one whose op ran
+  // first in that step (smallest seq in the reference), not the one that differs most: an FP16
+  // overflow in a forward op turns every later gradient into NaN, and the cause is the forward op.
+  uint64_t first_seq = ~uint64_t{0};
+  for (const RankedTensor& t : r.ranked) {
+    const CrossRunDrift& c = r.drift[t.drift];
+    if (c.first_step_rel_1pct != step) continue;
+    for (uint32_t o :
+         ref.series_range(c.match.base, static_cast<uint64_t>(step), static_cast<uint64_t>(step)))
+      if (ref.trace().observations[o].seq < first_seq) {
+        first_seq = ref.trace().observations[o].seq;
+        e.drift = t.drift;
+      }
+  }
+  if (first_seq == ~uint64_t{0}) e.drift = r.ranked.front().drift;
+  const CrossRunDrift& d = r.drift[e.drift];
   e.present = true;
-  e.drift = r.ranked.front().drift;
-  e.step = static_cast<uint64_t>(d.first_step_rel_1pct);
+  e.step = static_cast<uint64_t>(step);
   const auto at = std::find(d.steps.begin(), d.steps.end(), e.step);
   e.rel_diff = d.rel_diff_series[static_cast<size_t>(at - d.steps.begin())];
   const StepCounts c = step_counts(run, d.match.other, e.step);

@@ -361,9 +361,26 @@ TEST(CompareReport, RankingEvidenceAndLoss) {
   EXPECT_EQ(e.first.step, 0u);
   EXPECT_EQ(e.first.target, fi(Format::E4M3));
   EXPECT_TRUE(e.first.target_emulated);
-  EXPECT_EQ(e.first.underflow, 100u);
-  EXPECT_EQ(e.first.count, 4096u);
-  EXPECT_EQ(e.first.ref_underflow, 7u);
+  // The first divergence is where it starts: of the tensors over 1 % at step 0 (gemm#1.D, 3 %,
+  // seq 1; logits, 2 %, seq 2), the one whose op ran first, not logits, ranked first.
+  EXPECT_EQ(e.drift[e.first.drift].id, "gemm#1.D");
+  EXPECT_EQ(e.first.underflow, 0u);
+  EXPECT_EQ(e.first.ref_underflow, 0u);
+  EXPECT_NEAR(e.first.rel_diff, 0.03, 1e-5);
+  // Without gemm#1.D's divergence at step 0, logits (seq 2) is where it starts: its E4M3 counts.
+  ThreeRuns late;
+  for (size_t o = 0; o < late.run[2].t.observations.size(); ++o)
+    if (late.run[2].t.observations[o].tensor == 1 && late.run[2].t.observations[o].step == 0)
+      late.run[2].t.sketches[o].v = late.run[0].t.sketches[o].v;  // gemm#1.D equal at step 0
+  const trace::TraceModel l0(late.run[0].t), l2(late.run[2].t);
+  const CompareReport lr =
+      compare_report({{"fp32", &late.run[0].t, &l0}, {"e4m3", &late.run[2].t, &l2}});
+  const DivergenceEvidence& le = lr.others[0].first;
+  ASSERT_TRUE(le.present);
+  EXPECT_EQ(lr.others[0].drift[le.drift].id, "gemm#2.D");
+  EXPECT_EQ(le.underflow, 100u);
+  EXPECT_EQ(le.count, 4096u);
+  EXPECT_EQ(le.ref_underflow, 7u);
   // bf16 targets BF16, where nothing overflowed.
   EXPECT_EQ(r.others[0].first.target, fi(Format::BF16));
   EXPECT_EQ(r.others[0].first.underflow, 0u);

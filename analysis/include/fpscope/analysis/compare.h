@@ -15,11 +15,11 @@
 //      rank_by_divergence); Markdown shows the top `top_tensors`, JSON every one with its
 //      per-step series (steps, rel_diff);
 //  (e) per FP8 run: the reference's FP8 what-if against where the run diverged (WhatIfAgreement);
-//  (d) per other run: at its first-diverging tensor (the first of (c) whose values differ by
-//      more than 1 % at some step) and that step, the other run's overflow/underflow counts in
-//      the format it emulates (bf16 -> BF16, fp16 -> FP16, e4m3/hybrid -> E4M3, e5m2 -> E5M2;
-//      not emulated: the format with the most overflow + underflow there), beside the
-//      reference's at the same step.
+//  (d) per other run: at its first divergence (the earliest step at which any tensor differs by
+//      more than 1 %, and there the tensor whose op ran first: smallest seq in the reference), the
+//      other run's overflow/underflow counts in the format it emulates (bf16 -> BF16, fp16 -> FP16,
+//      e4m3/hybrid -> E4M3, e5m2 -> E5M2; not emulated: the format with the most overflow +
+//      underflow there), beside the reference's at the same step.
 // Markdown rows of (b) are sampled (at most max_loss_rows evenly spaced plus the last); JSON has
 // every row.
 #pragma once
