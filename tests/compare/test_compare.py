@@ -17,6 +17,10 @@ are deterministic, so this run gives the same numbers every time). It also check
     divergence is a gradient at step 0, every tensor diverging at that step is a backward one,
     the evidence shows the reference's values underflowing FP16 and zeros in the run, while BF16
     (FP32's exponent range) stays within 1 % everywhere;
+  - the bundled sample (samples/pytorch_cpu/train.py, 20 steps): BF16 stays within 1 % of FP32's
+    loss; its FP16 run (no loss scaling) turns NaN at step 0, and the report names where it
+    starts: the first layer's forward output, whose FP32 values overflow FP16 there (the sample
+    is built to overflow FP16: README's walk-through), not the NaN gradients that follow;
   - a TransformerEncoder with AdamW (tests/models/transformer.py) in BF16 stays within 1 % of
     FP32's loss at every step, E4M3 with delayed scaling moves it more, and the report holds the
     reference's FP8 what-if against the E4M3 run's first divergence (flagged, or why not).
@@ -66,6 +70,24 @@ def underflow(a, tmp, env, fails):
     bf16 = next(c for c in rep["comparisons"] if c["run"] == "bf16")
     if bf16["diverging"] != 0:
         fails.append(f"fp16 underflow: bf16 diverges in {bf16['diverging']} tensors")
+
+
+def sample(a, tmp, env, fails):
+    prog = os.path.join(a.root, "samples", "pytorch_cpu", "train.py")
+    rep, _ = compare(a, os.path.join(tmp, "sample"), env, "fp32,bf16,fp16",
+                     [prog, "--quiet", "--steps", "20"])
+    rows = rep["loss"]["rows"]
+    if len(rows) != 20:
+        fails.append(f"sample: {len(rows)} loss rows, want 20")
+    bf16 = [r["rel_diff"][0] for r in rows]
+    if any(d is None or abs(d) > 0.01 for d in bf16):
+        fails.append(f"sample: bf16 loss differences {bf16}")
+    fp16 = next(c for c in rep["comparisons"] if c["run"] == "fp16")
+    first = fp16["first_divergence"]
+    if first is None or first["step"] != 0 or backward(first["tensor"]) or \
+            first["ref_overflow"] == 0 or first["nonfinite"] == 0:
+        fails.append(f"sample: fp16 first divergence {first}: want a forward output at step 0 "
+                     "whose reference values overflow FP16 and whose run values are NaN/Inf")
 
 
 def transformer(a, tmp, env, fails):
@@ -173,6 +195,7 @@ def main():
         if bad.returncode != 2 or "bf17" not in bad.stderr:
             fails.append(f"a bad setting: exit {bad.returncode}, {bad.stderr.strip()[:200]}")
         underflow(a, tmp, env, fails)
+        sample(a, tmp, env, fails)
         transformer(a, tmp, env, fails)
     for f in fails:
         print("FAIL:", f)
