@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "fpscope/block_numerics.h"
+#include "fpscope/host_stats.h"
 #include "fpscope/numerics.h"
 
 // x86-64: the per-element loops are also built for AVX2 (8 lanes where the default build has
@@ -350,6 +351,17 @@ bool ends_with(const std::string& s, const std::string& t) {
   return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
 }
 constexpr size_t kMaxForwardReads = 1 << 16;  // steps that never end: forget, not grow
+
+// The contents of an operand as stored (host_stats.h content_fingerprint: ~1/10 of a statistics
+// pass): what hybrid matches backward operands to forward reads by, with the address.
+uint64_t contents(const OperandDesc& o) {
+  return o.data == nullptr ? 0 : content_fingerprint(o.data, o.dtype, o.rows, o.cols, o.ld);
+}
+// Bytes from the first element of the view to the end of its last (column-major, ld).
+uint64_t stored_bytes(const OperandDesc& o) {
+  if (o.rows == 0 || o.cols == 0) return 0;
+  return ((o.cols - 1) * o.ld + o.rows) * static_cast<uint64_t>(storage_bits(spec(o.dtype)) / 8);
+}
 }  // namespace
 
 Emulator::Emulator(const EmulateSettings& s) : s_(s) {}
@@ -420,12 +432,20 @@ EmulatePlan Emulator::plan(const GemmDesc& d, const std::string& scope, uint64_t
     backward = ends_with(scope, ".bwd") || ends_with(g, ".dgrad") || ends_with(g, ".wgrad") ||
                g.find(".dgrad#") != std::string::npos || g.find(".wgrad#") != std::string::npos;
     if (!backward && forward_reads_.size() < kMaxForwardReads)
-      for (int i = 0; i < 2; ++i) forward_reads_.insert(d.operands[i].data);
+      for (int i = 0; i < 2; ++i)
+        forward_reads_[d.operands[i].data] = {d.operands[i], contents(d.operands[i])};
   }
   p.out = Format::BF16;
   for (int i = 0; i < 2; ++i) {
     Format f = s_.mode == EmulateMode::E5M2 ? Format::E5M2 : Format::E4M3;
-    if (backward && forward_reads_.count(d.operands[i].data) == 0) f = Format::E5M2;
+    if (backward) {
+      const OperandDesc& o = d.operands[i];
+      const auto it = forward_reads_.find(o.data);
+      const bool same_tensor = it != forward_reads_.end() &&
+                               stored_bytes(it->second.view) <= stored_bytes(o) &&
+                               contents(it->second.view) == it->second.contents;
+      if (!same_tensor) f = Format::E5M2;
+    }
     p.in[i] = f;
     p.scale[i] = scale_for(name + (i == 0 ? ".A." : ".B.") + spec(f).name, f,
                            amax != nullptr ? &amax[i] : nullptr, &p.observe[i]);

@@ -149,7 +149,17 @@ class Emulator {
   std::mutex mu_;
   uint64_t step_ = UINT64_MAX;
   std::unordered_map<std::string, uint32_t> calls_;  // per scope, this step
-  std::unordered_set<const void*> forward_reads_;    // A and B of this step's forward calls
+  // A and B of this step's forward calls: buffer -> its view and contents when read. A backward
+  // operand at that address counts as forward-read only when the forward view's bytes lie within
+  // its own and still hold the same contents: an output gradient that the allocator placed where
+  // a freed activation was is not the activation (by address alone, hybrid's choice of E5M2
+  // changed from run to run with the allocator's reuse: three runs of a TransformerEncoder, three
+  // losses). A smaller buffer at the address is never read past its end: it counts as new.
+  struct ForwardRead {
+    OperandDesc view;
+    uint64_t contents = 0;
+  };
+  std::unordered_map<const void*, ForwardRead> forward_reads_;
   GradNamer grads_{true};
   std::unordered_map<std::string, Fp8Scaler> scalers_;  // delayed: per key and format
 };

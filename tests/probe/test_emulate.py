@@ -6,6 +6,8 @@ products computed on PyTorch's casts print without the probe; the same program r
 --emulate must print the FP32 bits (so the comparison can fail); the trace says it was emulated
 (summary --json trace.emulate, the summary's first line); an unknown SPEC is refused.
 
+The hybrid recipe on a TransformerEncoder gives the same losses in three runs (hybrid_repeats).
+
 --emulate-skip and FP8 (emulate_recipes_check.py, whose expected values are computed without the
 probe: PyTorch's BF16 cast, an FP8 rounding over the enumerated codes in numpy, the scales from the
 amaxes): a 2-layer model with layer 0 skipped (its forward and weight gradient FP32 bits, layer
@@ -119,6 +121,24 @@ def blocks(a, env, tmp, fails):
                      f"results {'FP32' if got == plain else 'changed'}: {err[-300:]!r}")
 
 
+def hybrid_repeats(a, env, tmp, fails):
+    """The hybrid recipe gives the same results in every run: it used to match backward operands
+    to the step's forward reads by address alone, and a gradient the allocator placed where a
+    freed activation was took E4M3 instead of E5M2, differently from run to run (three runs of
+    tests/models/transformer.py printed three different losses)."""
+    prog = os.path.join(a.root, "tests", "models", "transformer.py")
+    outs = []
+    for r in range(3):
+        rc, out, err = run([a.fpscope, "record", "-o", os.path.join(tmp, f"hybrid{r}.fpst"),
+                            "--emulate", "hybrid", "--", PY, prog], env)
+        if rc != 0:
+            fails.append(f"hybrid repeat {r}: record exited {rc}: {err[-300:]}")
+            return
+        outs.append([l for l in out.splitlines() if l.startswith("loss")])
+    if not outs[0] or any(o != outs[0] for o in outs[1:]):
+        fails.append(f"hybrid: runs differ: {[o[-1:] for o in outs]}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fpscope", required=True)
@@ -170,6 +190,7 @@ def main():
             fails.append("a plain recording says it was emulated")
         recipes(a, env, tmp, fails)
         blocks(a, env, tmp, fails)
+        hybrid_repeats(a, env, tmp, fails)
         for bad in ("bf17", "bf16:delayed", "e4m3:sometimes", "e4m3:delayed:0"):
             rc, _, err = run([a.fpscope, "record", "--emulate", bad, "--", "true"], env)
             if rc != 2 or "--emulate" not in err:

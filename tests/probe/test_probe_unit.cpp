@@ -456,7 +456,7 @@ TEST(Emulate, HybridFormatsAndScales) {
   EmulateSettings s;
   s.mode = EmulateMode::Hybrid;
   Emulator e(s);
-  float w[6], x[6], g[6];
+  float w[6] = {1, 2, 3, 4, 5, 6}, x[6] = {6, 5, 4, 3, 2, 1}, g[6] = {};
   const float am[2] = {2.0f, 7.0f};
   const EmulatePlan f = e.plan(two_operand_call(w, x, 2, 3, 2), "fc", 0, am);
   EXPECT_FALSE(f.skip);
@@ -469,9 +469,17 @@ TEST(Emulate, HybridFormatsAndScales) {
   EXPECT_EQ(wg.in[0], Format::E5M2);
   EXPECT_EQ(wg.in[1], Format::E4M3);
   EXPECT_EQ(wg.scale[0], 57344.0f / 2.0f);
-  const EmulatePlan dg = e.plan(two_operand_call(w, g, 2, 2, 3), "fc.bwd", 0, am);
+  const EmulatePlan dg = e.plan(two_operand_call(w, g, 2, 3, 2), "fc.bwd", 0, am);
   EXPECT_EQ(dg.in[0], Format::E4M3);
   EXPECT_EQ(dg.in[1], Format::E5M2);
+  // A buffer the forward read, freed and reused for a gradient (new contents at the address) is
+  // the gradient: E5M2, whatever the allocator's reuse (by address alone it was E4M3).
+  x[0] = -7.0f;
+  const EmulatePlan reused = e.plan(two_operand_call(g, x, 2, 2, 3), "fc.bwd", 0, am);
+  EXPECT_EQ(reused.in[1], Format::E5M2);
+  // So is a smaller buffer at a forward-read address (never read past its end).
+  const EmulatePlan smaller = e.plan(two_operand_call(g, w, 2, 2, 2), "fc.bwd", 0, am);
+  EXPECT_EQ(smaller.in[1], Format::E5M2);
 
   EmulateSettings d;
   d.mode = EmulateMode::E4M3;
