@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cli_run.h"
 #include "fpscope/trace_io.h"
 
 using namespace fpscope;
@@ -23,42 +24,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-  int rc = -1;
-  std::string out, err;
-};
-
-fs::path tmpdir() {
-  static const fs::path d = [] {
-    fs::path p = fs::temp_directory_path() / ("fpscope_cli_test_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-  }();
-  return d;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// Runs fpscope with `args` (already shell-quoted where needed); captures stdout and stderr.
-Run run_cli(const std::string& args) {
-  static int n = 0;
-  const fs::path o = tmpdir() / ("out" + std::to_string(n) + ".txt");
-  const fs::path e = tmpdir() / ("err" + std::to_string(n++) + ".txt");
-  const std::string cmd = std::string("'") + FPSCOPE_EXE + "' " + args + " >'" + o.string() +
-                          "' 2>'" + e.string() + "'";
-  const int st = std::system(cmd.c_str());
-  Run r;
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = slurp(o);
-  r.err = slurp(e);
-  return r;
-}
+using cli_test::Run;
+using cli_test::run_cli;
+using cli_test::slurp;
+using cli_test::tmpdir;
 
 // Appended rather than "'" + p.string(): GCC 12 at -O3 inlines operator+(const char*, string&&)
 // into a string::insert that trips a bogus -Wrestrict (GCC bug 105329).

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cli_run.h"
 #include "fpscope/trace_io.h"
 
 using namespace fpscope;
@@ -20,34 +21,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
+using Result = cli_test::Run;
+using cli_test::slurp;
 
 fs::path dir() {
-  static const fs::path d = [] {
-    fs::path p = fs::temp_directory_path() / ("fpscope_cli_compare_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-  }();
+  const fs::path d = cli_test::tmpdir() / "compare";
+  fs::create_directories(d);
   return d;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-Result run_fpscope(const std::string& args) {
-  const fs::path o = dir() / "stdout.txt", e = dir() / "stderr.txt";
-  const std::string cmd = std::string("'") + FPSCOPE_EXE + "' " + args + " >'" + o.string() +
-                          "' 2>'" + e.string() + "'";
-  const int st = std::system(cmd.c_str());
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(o), slurp(e)};
+cli_test::Run run_fpscope(const std::string& args) {
+  return cli_test::run_cli(args);
 }
 
 // One tensor over 3 steps and one loss per step (2, 1, 0.5 times `loss_factor`).

@@ -13,7 +13,8 @@ are deterministic, so this run gives the same numbers every time). It also check
     report's loss differences are the programs' own, (run - fp32) / |fp32|;
   - BF16 and FP16 stay within 1 % of FP32's loss on this healthy run (issue 18 item 5);
   - the runs, traces and report files are where the command says, and a bad setting is refused;
-  - FP16 without loss scaling (fp16_underflow.py, gradients around 1e-8..1e-6): the first
+  - FP16 without loss scaling (compare_program.py --loss-weight 1e-5, gradients around
+    1e-8..1e-6): the first
     divergence is a gradient at step 0, every tensor diverging at that step is a backward one,
     the evidence shows the reference's values underflowing FP16 and zeros in the run, while BF16
     (FP32's exponent range) stays within 1 % everywhere;
@@ -53,8 +54,9 @@ def backward(tensor_id):
 
 
 def underflow(a, tmp, env, fails):
-    prog = os.path.join(a.root, "tests", "compare", "fp16_underflow.py")
-    rep, _ = compare(a, os.path.join(tmp, "uf"), env, "fp32,fp16,bf16", [prog])
+    prog = os.path.join(a.root, "tests", "compare", "compare_program.py")
+    rep, _ = compare(a, os.path.join(tmp, "uf"), env, "fp32,fp16,bf16",
+                     [prog, "--batch", "256", "--loss-weight", "1e-5"])
     fp16 = next(c for c in rep["comparisons"] if c["run"] == "fp16")
     first = fp16["first_divergence"]
     if first is None or not backward(first["tensor"]) or first["step"] != 0:
