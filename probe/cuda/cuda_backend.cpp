@@ -1,61 +1,136 @@
 #include "cuda_backend.h"
 
-#include <cuda_runtime_api.h>
-
 #include <atomic>
 #include <mutex>
 #include <vector>
 
+#include "../src/log.h"
 #include "device_runtime.h"
-
-// FPSCOPE_HAVE_STATS_KERNELS: set by CMake when target fpscope_kernels_cuda exists.
-#if FPSCOPE_HAVE_STATS_KERNELS
+#include "driver_api.h"
 #include "fpscope/stats_cuda.h"
-#endif
+#include "fpscope/stats_kernel_images.h"
 
 namespace fpscope::cuda {
 
 namespace {
 
-std::string cuda_error(const char* what, cudaError_t e) {
-  return std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
-}
-
-// Makes `target` the calling thread's current device for a scope and restores the caller's, but
-// only when they differ: cudaSetDevice initializes the primary context of the device it is given
-// (CUDA runtime API, cudaSetDevice), so an unconditional "restore" on a thread that never chose a
-// device (cudaGetDevice then answers 0) would create a context on device 0, which the program may
-// not use. ok(): the target is current.
-class ScopedDevice {
+// Makes `target` the calling thread's current context for a scope and restores the caller's
+// (which may be none: cuCtxSetCurrent(NULL) unbinds, it creates nothing), only when they differ.
+// With the driver API a "device" the probe works on is the context the program used it through
+// (ensure_device records it). ok(): the target is current.
+class ScopedContext {
  public:
-  explicit ScopedDevice(int target) {
-    if (cudaGetDevice(&prev_) != cudaSuccess) {
-      (void)cudaGetLastError();
-      prev_ = -1;
-    }
+  ScopedContext(const DriverApi& d, CUcontext target) : d_(d) {
+    if (d.cuCtxGetCurrent(&prev_) != CUDA_SUCCESS) prev_ = nullptr;
     if (prev_ == target) {
       ok_ = true;
       return;
     }
-    const cudaError_t e = cudaSetDevice(target);
-    ok_ = switched_ = e == cudaSuccess;
-    if (!ok_) {
-      error_ = e;
-      (void)cudaGetLastError();
-    }
+    error_ = d.cuCtxSetCurrent(target);
+    ok_ = switched_ = error_ == CUDA_SUCCESS;
   }
-  ~ScopedDevice() {
-    if (switched_ && prev_ >= 0) (void)cudaSetDevice(prev_);
+  ~ScopedContext() {
+    if (switched_) (void)d_.cuCtxSetCurrent(prev_);
   }
-  ScopedDevice(const ScopedDevice&) = delete;
-  ScopedDevice& operator=(const ScopedDevice&) = delete;
+  ScopedContext(const ScopedContext&) = delete;
+  ScopedContext& operator=(const ScopedContext&) = delete;
   bool ok() const { return ok_; }
-  cudaError_t error() const { return error_; }
+  CUresult error() const { return error_; }
 
  private:
-  int prev_ = -1;
+  const DriverApi& d_;
+  CUcontext prev_ = nullptr;
   bool ok_ = false, switched_ = false;
-  cudaError_t error_ = cudaSuccess;
+  CUresult error_ = CUDA_SUCCESS;
+};
+
+// Relaxed stream-capture interaction for the calling thread for a scope (push-pop, as the CUDA
+// driver API documentation of cuThreadExchangeStreamCaptureMode recommends). In the default global
+// mode, an allocation or an event query made while ANY thread captures a stream in global mode
+// (torch.cuda.graph does) is a "potentially unsafe API call" that invalidates that capture; a
+// relaxed thread is not prohibited from them. Every probe call that allocates or queries runs
+// under it: the probe's own work never touches a capturing stream (enqueues skip those).
+class RelaxedCapture {
+ public:
+  explicit RelaxedCapture(const DriverApi& d) : d_(d) {
+    exchanged_ = d.cuThreadExchangeStreamCaptureMode(&mode_) == CUDA_SUCCESS;
+  }
+  ~RelaxedCapture() {
+    if (exchanged_) (void)d_.cuThreadExchangeStreamCaptureMode(&mode_);
+  }
+  RelaxedCapture(const RelaxedCapture&) = delete;
+  RelaxedCapture& operator=(const RelaxedCapture&) = delete;
+
+ private:
+  const DriverApi& d_;
+  CUstreamCaptureMode mode_ = CU_STREAM_CAPTURE_MODE_RELAXED;
+  bool exchanged_ = false;
+};
+
+CUdeviceptr dptr(const void* p) {
+  return reinterpret_cast<CUdeviceptr>(p);
+}
+
+// The statistics kernels loaded into one context: the module and each entry's function and
+// resident grid (stats_kernel_abi.h).
+struct DeviceKernels {
+  CUmodule module = nullptr;
+  CUfunction fn[kNumStatsKernels] = {};
+  unsigned resident[kNumStatsKernels] = {};
+};
+
+// Loads the kernel images into the CURRENT context: the fatbin (cubins of this build's toolkit),
+// else the ISA-8.0 PTX for the driver to JIT (a driver older than the toolkit refuses the newer
+// cubins; stats_kernel_images.h). *which says which one loaded.
+CUresult load_kernels(const DriverApi& d, CUdevice dev, DeviceKernels* k, std::string* which) {
+  const KernelImage fat = stats_kernels_fatbin();
+  CUresult e = d.cuModuleLoadData(&k->module, fat.data);
+  *which = "fatbin";
+  if (e != CUDA_SUCCESS) {
+    const CUresult fat_error = e;
+    e = d.cuModuleLoadData(&k->module, stats_kernels_ptx().data);
+    *which = "PTX " + std::string(kStatsPtxIsa) + " (the driver refused the fatbin: " +
+             driver_error("cuModuleLoadData", fat_error) + ")";
+  }
+  if (e != CUDA_SUCCESS) return e;
+  int sms = 0;
+  if (d.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev) != CUDA_SUCCESS)
+    sms = 0;
+  for (int i = 0; i < kNumStatsKernels; ++i) {
+    const auto id = static_cast<StatsKernel>(i);
+    e = d.cuModuleGetFunction(&k->fn[i], k->module, stats_kernel_name(id));
+    if (e != CUDA_SUCCESS) return e;
+    int per_sm = 0;
+    // A failed occupancy query only costs the grid size (0: the launcher's default).
+    if (sms > 0 && d.cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k->fn[i], kStatsThreads,
+                                                                 0) == CUDA_SUCCESS &&
+        per_sm > 0)
+      k->resident[i] = static_cast<unsigned>(sms * per_sm);
+  }
+  return CUDA_SUCCESS;
+}
+
+// One stream of one context, as the kernels' launchers use it (stats_cuda.h).
+class DriverQueue final : public KernelQueue {
+ public:
+  DriverQueue(const DriverApi& d, const DeviceKernels& k, CUstream s) : d_(d), k_(k), s_(s) {}
+  CUresult memset_zero(void* dst, size_t bytes) override {
+    return d_.cuMemsetD8Async(dptr(dst), 0, bytes, s_);
+  }
+  CUresult copy_device(void* dst, const void* src, size_t bytes) override {
+    return d_.cuMemcpyDtoDAsync(dptr(dst), dptr(src), bytes, s_);
+  }
+  CUresult launch(StatsKernel k, unsigned grid, unsigned block, const void* args) override {
+    void* params[] = {const_cast<void*>(args)};
+    return d_.cuLaunchKernel(k_.fn[static_cast<int>(k)], grid, 1, 1, block, 1, 1, 0, s_, params,
+                             nullptr);
+  }
+  unsigned resident_blocks(StatsKernel k) override { return k_.resident[static_cast<int>(k)]; }
+
+ private:
+  const DriverApi& d_;
+  const DeviceKernels& k_;
+  CUstream s_;
 };
 
 // One block of result slots. A device's ring is one chunk at first (FPSCOPE_CUDA_SLOTS slots) and
@@ -69,13 +144,15 @@ struct SlotChunk {
   float* h_scalars = nullptr;      // pinned, kScalarsPerSlot per slot
   UpdateLoss* d_update = nullptr;  // device, a watch's update loss per slot
   UpdateLoss* h_update = nullptr;  // pinned
-  std::vector<cudaEvent_t> events;
+  std::vector<CUevent> events;
 };
 
 inline constexpr int kMaxChunks = 16;  // doubling from 1 slot reaches 2^15 > kMaxGrownCudaSlots
 
 struct DeviceSlots {
   bool ready = false;
+  CUcontext ctx = nullptr;  // the context the program used the device through (first submission)
+  DeviceKernels kernels;
   SlotChunk chunks[kMaxChunks];
   // Chunks in use. Written (release) after the chunk is complete, under the backend's mutex; a
   // slot number only reaches another thread through the pipeline's lock after that.
@@ -92,26 +169,44 @@ struct DeviceSlots {
   }
 };
 
-// One master-weight watch: stream-ordered allocations (cudaMallocAsync on its own stream), so that
-// destroy_watch frees them after the watch's last work without any synchronization (cudaFree
+// One master-weight watch: stream-ordered allocations (cuMemAllocAsync on its own stream), so
+// that destroy_watch frees them after the watch's last work without any synchronization (cuMemFree
 // would synchronize the device).
 struct WatchRes {
   bool live = false;
   int device = 0;
-  cudaStream_t stream = nullptr;  // the watch's own (non-blocking) stream
-  cudaEvent_t after_app = nullptr;
-  cudaEvent_t after_watch = nullptr;
+  CUstream stream = nullptr;  // the watch's own (non-blocking) stream
+  CUevent after_app = nullptr;
+  CUevent after_watch = nullptr;
   float* snapshot = nullptr;  // FP32
   float* scratch = nullptr;   // FP32 widened BF16/FP16 weights (nullptr for FP32)
 };
 
+template <class T>
+CUresult alloc_device(const DriverApi& d, T** p, size_t bytes) {
+  CUdeviceptr a = 0;
+  const CUresult e = d.cuMemAlloc(&a, bytes);
+  *p = e == CUDA_SUCCESS ? reinterpret_cast<T*>(a) : nullptr;
+  return e;
+}
+template <class T>
+CUresult alloc_pinned(const DriverApi& d, T** p, size_t bytes) {
+  void* a = nullptr;
+  const CUresult e = d.cuMemHostAlloc(&a, bytes, CU_MEMHOSTALLOC_PORTABLE);
+  *p = e == CUDA_SUCCESS ? static_cast<T*>(a) : nullptr;
+  return e;
+}
+
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int slots) : slots_(slots) {}
+  CudaBackend(const DriverApi& d, int slots) : d_(d), slots_(slots) {}
   ~CudaBackend() override = default;  // resources live until exit (drain may still poll them)
 
   int slots_per_device() const override { return slots_; }
 
+  // On the program's thread at its first submission for `device`: that thread's current context
+  // is the one the program uses the device through (the GEMM's device is the current one,
+  // gemm_engine.cpp). The slots and the kernels' module live in it.
   bool ensure_device(int device, std::string* error) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (device < 0 || static_cast<size_t>(device) >= devs_.size()) {
@@ -120,22 +215,65 @@ class CudaBackend final : public Backend {
     }
     DeviceSlots& d = devs_[static_cast<size_t>(device)];
     if (d.ready) return true;
-    const ScopedDevice on(device);
-    const cudaError_t e = on.ok() ? alloc_chunk(&d, slots_) : on.error();
-    if (e != cudaSuccess) {
-      *error = cuda_error("creating result slots on the device", e);
-      (void)cudaGetLastError();
-      return false;  // alloc_chunk released what it made: the pipeline never retries
+    CUcontext ctx = nullptr;
+    if (!context_of(device, &ctx, error)) return false;
+    const ScopedContext on(d_, ctx);
+    if (!on.ok()) {
+      *error = driver_error("making the device's context current", on.error());
+      return false;
     }
+    const RelaxedCapture relaxed(d_);
+    std::string which;
+    CUresult e = load_kernels(d_, static_cast<CUdevice>(device), &d.kernels, &which);
+    if (e != CUDA_SUCCESS) {
+      *error = driver_error("loading the statistics kernels", e);
+      return false;  // the pipeline marks the device failed and never retries
+    }
+    e = alloc_chunk(&d, slots_);
+    if (e != CUDA_SUCCESS) {
+      *error = driver_error("creating result slots on the device", e);
+      return false;  // alloc_chunk released what it made
+    }
+    d.ctx = ctx;
     d.ready = true;
-    register_exit_drain();  // the runtime may have registered exit work while creating these
+    FPSCOPE_LOG(Info, "cuda: device %d: statistics kernels loaded from the %s", device,
+                which.c_str());
+    register_exit_drain();  // the program's runtime may have registered exit work meanwhile
     return true;
   }
 
-  // Called by the pipeline's drain thread only (the probe's own thread: it may make the device
-  // current, and it never captures). Relaxed capture interaction, as for its event queries: in
-  // the default global mode an allocation while another thread captures in global mode is a
-  // "potentially unsafe API call" (CUDA runtime API, cudaThreadExchangeStreamCaptureMode).
+  // The context the program uses `device` through: the calling thread's current one when it is
+  // that device's (a GEMM's thread), else the device's primary context if the program made it
+  // active (a watch of a tensor on another device than the current one). Never a new context: a
+  // device whose primary context is inactive is one the program has not used.
+  bool context_of(int device, CUcontext* ctx, std::string* error) {
+    CUcontext cur = nullptr;
+    CUdevice cur_dev = -1;
+    if (d_.cuCtxGetCurrent(&cur) == CUDA_SUCCESS && cur != nullptr &&
+        d_.cuCtxGetDevice(&cur_dev) == CUDA_SUCCESS && cur_dev == device) {
+      *ctx = cur;
+      return true;
+    }
+    CUdevice dev = 0;
+    unsigned flags = 0;
+    int active = 0;
+    CUresult e = d_.cuDeviceGet(&dev, device);
+    if (e == CUDA_SUCCESS) e = d_.cuDevicePrimaryCtxGetState(dev, &flags, &active);
+    if (e == CUDA_SUCCESS && active == 0) {
+      *error = "device " + std::to_string(device) + " has no active context in this process";
+      return false;
+    }
+    // Retained for the process's lifetime: the slots live in it until exit.
+    if (e == CUDA_SUCCESS) e = d_.cuDevicePrimaryCtxRetain(ctx, dev);
+    if (e != CUDA_SUCCESS) {
+      *error = driver_error("finding the device's context", e);
+      return false;
+    }
+    return true;
+  }
+
+  // Called by the pipeline's drain thread only (the probe's own thread: it may make the device's
+  // context current, and it never captures).
   int add_slots(int device, int count, std::string* error) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (device < 0 || static_cast<size_t>(device) >= devs_.size() || count <= 0) {
@@ -147,47 +285,40 @@ class CudaBackend final : public Backend {
       *error = "the device's result ring cannot grow further";
       return -1;
     }
-    if (!on_drain_thread() || cudaSetDevice(device) != cudaSuccess) {
-      (void)cudaGetLastError();
+    if (!on_drain_thread()) {
       *error = "result slots can only be added on the drain thread";
       return -1;
     }
-    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
-    const bool exchanged = cudaThreadExchangeStreamCaptureMode(&mode) == cudaSuccess;
+    const ScopedContext on(d_, d.ctx);
+    if (!on.ok()) {
+      *error = driver_error("making the device's context current", on.error());
+      return -1;
+    }
+    const RelaxedCapture relaxed(d_);
     const int first = d.total;
-    const cudaError_t e = alloc_chunk(&d, count);
-    if (exchanged) (void)cudaThreadExchangeStreamCaptureMode(&mode);
-    if (e != cudaSuccess) {
-      *error = cuda_error("adding result slots on the device", e);
-      (void)cudaGetLastError();
+    const CUresult e = alloc_chunk(&d, count);
+    if (e != CUDA_SUCCESS) {
+      *error = driver_error("adding result slots on the device", e);
       return -1;
     }
     return first;
   }
 
-  // Allocates the next chunk of `count` slots on the current device and publishes it; on failure
+  // Allocates the next chunk of `count` slots in the current context and publishes it; on failure
   // releases what it made and leaves the ring as it was. Caller holds mu_.
-  static cudaError_t alloc_chunk(DeviceSlots* d, int count) {
+  CUresult alloc_chunk(DeviceSlots* d, int count) {
     const int k = d->n_chunks.load(std::memory_order_relaxed);
     SlotChunk& c = d->chunks[k];
     const auto n = static_cast<size_t>(count);
-    cudaError_t e = cudaMalloc(reinterpret_cast<void**>(&c.d_stats), n * sizeof(TensorStats));
-    if (e == cudaSuccess)
-      e = cudaHostAlloc(reinterpret_cast<void**>(&c.h_stats), n * sizeof(TensorStats),
-                        cudaHostAllocPortable);
-    if (e == cudaSuccess)
-      e = cudaHostAlloc(reinterpret_cast<void**>(&c.h_scalars), n * kScalarsPerSlot * sizeof(float),
-                        cudaHostAllocPortable);
-    if (e == cudaSuccess)
-      e = cudaMalloc(reinterpret_cast<void**>(&c.d_update), n * sizeof(UpdateLoss));
-    if (e == cudaSuccess)
-      e = cudaHostAlloc(reinterpret_cast<void**>(&c.h_update), n * sizeof(UpdateLoss),
-                        cudaHostAllocPortable);
+    CUresult e = alloc_device(d_, &c.d_stats, n * sizeof(TensorStats));
+    if (e == CUDA_SUCCESS) e = alloc_pinned(d_, &c.h_stats, n * sizeof(TensorStats));
+    if (e == CUDA_SUCCESS) e = alloc_pinned(d_, &c.h_scalars, n * kScalarsPerSlot * sizeof(float));
+    if (e == CUDA_SUCCESS) e = alloc_device(d_, &c.d_update, n * sizeof(UpdateLoss));
+    if (e == CUDA_SUCCESS) e = alloc_pinned(d_, &c.h_update, n * sizeof(UpdateLoss));
     c.events.assign(n, nullptr);
-    for (size_t i = 0; e == cudaSuccess && i < n; ++i)
-      e = cudaEventCreateWithFlags(&c.events[i], cudaEventDisableTiming);
-    if (e != cudaSuccess) {
-      (void)cudaGetLastError();
+    for (size_t i = 0; e == CUDA_SUCCESS && i < n; ++i)
+      e = d_.cuEventCreate(&c.events[i], CU_EVENT_DISABLE_TIMING);
+    if (e != CUDA_SUCCESS) {
       release_partial(&c);  // nothing may leak: a failed device is never retried
       return e;
     }
@@ -195,96 +326,88 @@ class CudaBackend final : public Backend {
     c.count = count;
     d->total += count;
     d->n_chunks.store(k + 1, std::memory_order_release);
-    return cudaSuccess;
+    return CUDA_SUCCESS;
   }
 
-  // Frees what a failed alloc_chunk created (on the device current there), nulls the pointers.
-  static void release_partial(SlotChunk* c) {
-    for (cudaEvent_t& ev : c->events)
-      if (ev != nullptr) (void)cudaEventDestroy(ev);
+  // Frees what a failed alloc_chunk created (in the context current there), nulls the pointers.
+  void release_partial(SlotChunk* c) {
+    for (CUevent& ev : c->events)
+      if (ev != nullptr) (void)d_.cuEventDestroy(ev);
     c->events.clear();
-    if (c->d_stats != nullptr) (void)cudaFree(c->d_stats);
-    if (c->d_update != nullptr) (void)cudaFree(c->d_update);
-    if (c->h_stats != nullptr) (void)cudaFreeHost(c->h_stats);
-    if (c->h_scalars != nullptr) (void)cudaFreeHost(c->h_scalars);
-    if (c->h_update != nullptr) (void)cudaFreeHost(c->h_update);
+    if (c->d_stats != nullptr) (void)d_.cuMemFree(dptr(c->d_stats));
+    if (c->d_update != nullptr) (void)d_.cuMemFree(dptr(c->d_update));
+    if (c->h_stats != nullptr) (void)d_.cuMemFreeHost(c->h_stats);
+    if (c->h_scalars != nullptr) (void)d_.cuMemFreeHost(c->h_scalars);
+    if (c->h_update != nullptr) (void)d_.cuMemFreeHost(c->h_update);
     c->d_stats = nullptr;
     c->d_update = nullptr;
     c->h_stats = nullptr;
     c->h_scalars = nullptr;
     c->h_update = nullptr;
-    (void)cudaGetLastError();
   }
 
   bool stream_capturing(void* stream) override {
-    cudaStreamCaptureStatus s = cudaStreamCaptureStatusNone;
-    if (cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &s) != cudaSuccess) {
-      (void)cudaGetLastError();
+    CUstreamCaptureStatus s = CU_STREAM_CAPTURE_STATUS_NONE;
+    if (d_.cuStreamIsCapturing(static_cast<CUstream>(stream), &s) != CUDA_SUCCESS)
       return true;  // cannot tell: do not risk invalidating a capture
-    }
-    return s != cudaStreamCaptureStatusNone;
+    return s != CU_STREAM_CAPTURE_STATUS_NONE;
   }
 
+  // On the program's thread, whose current context is the job's device's (the GEMM's device is
+  // the current one): the launches go to that context's module.
   bool enqueue_stats(int slot, const StatsJob& job, std::string* error) override {
-#if !FPSCOPE_HAVE_STATS_KERNELS
-    (void)slot;
-    (void)job;
-    *error = "built without the CUDA stats kernels";
-    return false;
-#else
     size_t i = 0;
-    const SlotChunk& d = devs_[static_cast<size_t>(job.device)].at(slot, &i);
-    auto stream = static_cast<cudaStream_t>(job.stream);
+    const DeviceSlots& dev = devs_[static_cast<size_t>(job.device)];
+    const SlotChunk& d = dev.at(slot, &i);
+    auto stream = static_cast<CUstream>(job.stream);
+    DriverQueue q(d_, dev.kernels, stream);
     TensorStats* dst = d.d_stats + i;
     // The launchers reset the slot themselves. One matrix, or a batch stored as one contiguous
     // block (stride == ld * cols: one matrix of batch * cols columns), or the same matrix every
     // time (stride 0: measured once); any other stride goes through the batched launcher, which
     // accumulates every matrix into the one slot.
-    cudaError_t e = cudaSuccess;
+    CUresult e = CUDA_SUCCESS;
     const bool one_block = job.batch <= 1 || job.batch_stride == 0 ||
                            job.batch_stride == static_cast<int64_t>(job.ld * job.cols);
     if (one_block) {
       const uint64_t cols =
           job.batch <= 1 || job.batch_stride == 0 ? job.cols : job.cols * job.batch;
-      e = launch_tensor_stats(job.data, job.dtype, job.rows, cols, job.ld, job.scales, dst, stream,
+      e = launch_tensor_stats(q, job.data, job.dtype, job.rows, cols, job.ld, job.scales, dst,
                               job.value_scale);
     } else if (job.batch_stride > 0) {
-      e = launch_tensor_stats_batched(job.data, job.dtype, job.rows, job.cols, job.ld, job.batch,
-                                      static_cast<uint64_t>(job.batch_stride), job.scales, dst,
-                                      stream, job.value_scale);
+      e = launch_tensor_stats_batched(q, job.data, job.dtype, job.rows, job.cols, job.ld,
+                                      job.batch, static_cast<uint64_t>(job.batch_stride),
+                                      job.scales, dst, job.value_scale);
     } else {
       *error = "negative batch stride";
       return false;
     }
     // Block-scaled formats: after the statistics, into the same slot (NVFP4's tensor scale is
     // the slot's amax by then). Each matrix of a batch has its own blocks (block_pass_of).
-    if (e == cudaSuccess && job.block_formats != 0) {
+    if (e == CUDA_SUCCESS && job.block_formats != 0) {
       const BlockPass bp = block_pass_of(job);
-      e = launch_block_stats(job.data, job.dtype, job.rows, job.cols, job.ld, bp.batch,
-                             bp.batch_stride, job.block_formats, job.block_axis, dst, stream);
+      e = launch_block_stats(q, job.data, job.dtype, job.rows, job.cols, job.ld, bp.batch,
+                             bp.batch_stride, job.block_formats, job.block_axis, dst);
     }
     // The whole TensorStats, its block section included.
-    if (e == cudaSuccess)
-      e = cudaMemcpyAsync(d.h_stats + i, dst, sizeof(TensorStats), cudaMemcpyDeviceToHost, stream);
-    if (e == cudaSuccess) e = cudaEventRecord(d.events[i], stream);
-    if (e != cudaSuccess) {
-      *error = cuda_error("enqueueing tensor statistics", e);
-      (void)cudaGetLastError();
+    if (e == CUDA_SUCCESS)
+      e = d_.cuMemcpyDtoHAsync(d.h_stats + i, dptr(dst), sizeof(TensorStats), stream);
+    if (e == CUDA_SUCCESS) e = d_.cuEventRecord(d.events[i], stream);
+    if (e != CUDA_SUCCESS) {
+      *error = driver_error("enqueueing tensor statistics", e);
       return false;
     }
     return true;
-#endif
   }
 
   bool enqueue_scalar(int slot, const ScalarCopy& c, std::string* error) override {
     size_t i = 0;
     const SlotChunk& d = devs_[static_cast<size_t>(c.device)].at(slot, &i);
     float* dst = d.h_scalars + i * kScalarsPerSlot + c.index;
-    const cudaError_t e = cudaMemcpyAsync(dst, c.src, sizeof(float), cudaMemcpyDeviceToHost,
-                                          static_cast<cudaStream_t>(c.stream));
-    if (e != cudaSuccess) {
-      *error = cuda_error("enqueueing a scalar copy", e);
-      (void)cudaGetLastError();
+    const CUresult e =
+        d_.cuMemcpyDtoHAsync(dst, dptr(c.src), sizeof(float), static_cast<CUstream>(c.stream));
+    if (e != CUDA_SUCCESS) {
+      *error = driver_error("enqueueing a scalar copy", e);
       return false;
     }
     return true;
@@ -293,39 +416,31 @@ class CudaBackend final : public Backend {
   bool enqueue_event(int device, int slot, void* stream, std::string* error) override {
     size_t i = 0;
     const SlotChunk& d = devs_[static_cast<size_t>(device)].at(slot, &i);
-    const cudaError_t e = cudaEventRecord(d.events[i], static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess) {
-      *error = cuda_error("recording a slot event", e);
-      (void)cudaGetLastError();
+    const CUresult e = d_.cuEventRecord(d.events[i], static_cast<CUstream>(stream));
+    if (e != CUDA_SUCCESS) {
+      *error = driver_error("recording a slot event", e);
       return false;
     }
     return true;
   }
 
   Poll poll(int device, int slot) override {
-    // The probe's drain thread has no current device of its own: the runtime would initialize
-    // device 0's primary context for it (a context on a device the program may not use). It
-    // makes the slot's device current first; the device already has a context (the slot was
-    // created in it). Program threads are never switched: cudaEventQuery succeeds for an event of
-    // another device than the current one (CUDA C++ Programming Guide, "Stream and Event
-    // Behavior").
-    thread_local int t_bound = -1;
-    if (on_drain_thread() && t_bound != device && cudaSetDevice(device) == cudaSuccess)
-      t_bound = device;
-    // Relaxed capture interaction for the query: in the default global mode an event query made
-    // while any thread captures a stream in global mode (torch.cuda.graph does) is a
-    // "potentially unsafe API call" that invalidates that capture; the relaxed mode is not
-    // prohibited from them (CUDA runtime API, cudaThreadExchangeStreamCaptureMode). Our events are
-    // never recorded inside a capture (enqueues skip capturing streams), so the query itself is
-    // legal. Push-pop, as that documentation recommends.
-    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
-    const bool exchanged = cudaThreadExchangeStreamCaptureMode(&mode) == cudaSuccess;
+    const DeviceSlots& dev = devs_[static_cast<size_t>(device)];
+    // The probe's drain thread has no current context of its own, and an event query needs one.
+    // It makes the slot's device's context current (the one the slot was created in), never a new
+    // one. Program threads are never switched: an event of another context can be queried from
+    // any current context (CUDA C++ Programming Guide, "Stream and Event Behavior").
+    thread_local CUcontext t_bound = nullptr;
+    if (on_drain_thread() && t_bound != dev.ctx && d_.cuCtxSetCurrent(dev.ctx) == CUDA_SUCCESS)
+      t_bound = dev.ctx;
+    // Relaxed: an event query is a potentially unsafe call during a global-mode capture of any
+    // thread. Our events are never recorded inside a capture (enqueues skip capturing streams),
+    // so the query itself is legal.
+    const RelaxedCapture relaxed(d_);
     size_t i = 0;
-    const cudaError_t e = cudaEventQuery(devs_[static_cast<size_t>(device)].at(slot, &i).events[i]);
-    if (exchanged) (void)cudaThreadExchangeStreamCaptureMode(&mode);
-    if (e == cudaSuccess) return Poll::Ready;
-    if (e == cudaErrorNotReady) return Poll::Pending;
-    (void)cudaGetLastError();
+    const CUresult e = d_.cuEventQuery(dev.at(slot, &i).events[i]);
+    if (e == CUDA_SUCCESS) return Poll::Ready;
+    if (e == CUDA_ERROR_NOT_READY) return Poll::Pending;
     return Poll::Failed;
   }
 
@@ -340,29 +455,37 @@ class CudaBackend final : public Backend {
 
   int create_watch(int device, uint64_t count, Format dtype, std::string* error) override {
     std::lock_guard<std::mutex> lock(mu_);
-    int pools = 0;
-    const ScopedDevice on(device);
-    cudaError_t e = on.ok() ? cudaSuccess : on.error();
-    if (e == cudaSuccess)
-      e = cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device);
-    if (e == cudaSuccess && pools == 0) {
-      *error = "device " + std::to_string(device) +
-               " has no stream-ordered allocator (cudaDevAttrMemoryPoolsSupported is 0)";
+    if (device < 0 || static_cast<size_t>(device) >= devs_.size() ||
+        !devs_[static_cast<size_t>(device)].ready) {
+      *error = "device " + std::to_string(device) + " has no statistics resources";
       return -1;
     }
+    const DeviceSlots& dev = devs_[static_cast<size_t>(device)];
+    const ScopedContext on(d_, dev.ctx);
+    CUresult e = on.ok() ? CUDA_SUCCESS : on.error();
+    int pools = 0;
+    if (e == CUDA_SUCCESS)
+      e = d_.cuDeviceGetAttribute(&pools, CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED, device);
+    if (e == CUDA_SUCCESS && pools == 0) {
+      *error = "device " + std::to_string(device) +
+               " has no stream-ordered allocator (CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED is 0)";
+      return -1;
+    }
+    const RelaxedCapture relaxed(d_);
     WatchRes w;
     w.device = device;
     const size_t bytes = static_cast<size_t>(count) * sizeof(float);
-    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&w.stream, cudaStreamNonBlocking);
-    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&w.after_app, cudaEventDisableTiming);
-    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&w.after_watch, cudaEventDisableTiming);
-    if (e == cudaSuccess)
-      e = cudaMallocAsync(reinterpret_cast<void**>(&w.snapshot), bytes, w.stream);
-    if (e == cudaSuccess && dtype != Format::FP32)
-      e = cudaMallocAsync(reinterpret_cast<void**>(&w.scratch), bytes, w.stream);
-    if (e != cudaSuccess) {
-      *error = cuda_error("allocating a watched tensor's snapshot on the device", e);
-      (void)cudaGetLastError();
+    if (e == CUDA_SUCCESS) e = d_.cuStreamCreate(&w.stream, CU_STREAM_NON_BLOCKING);
+    if (e == CUDA_SUCCESS) e = d_.cuEventCreate(&w.after_app, CU_EVENT_DISABLE_TIMING);
+    if (e == CUDA_SUCCESS) e = d_.cuEventCreate(&w.after_watch, CU_EVENT_DISABLE_TIMING);
+    CUdeviceptr a = 0;
+    if (e == CUDA_SUCCESS && (e = d_.cuMemAllocAsync(&a, bytes, w.stream)) == CUDA_SUCCESS)
+      w.snapshot = reinterpret_cast<float*>(a);
+    if (e == CUDA_SUCCESS && dtype != Format::FP32 &&
+        (e = d_.cuMemAllocAsync(&a, bytes, w.stream)) == CUDA_SUCCESS)
+      w.scratch = reinterpret_cast<float*>(a);
+    if (e != CUDA_SUCCESS) {
+      *error = driver_error("allocating a watched tensor's snapshot on the device", e);
       release(w);
       return -1;
     }
@@ -381,7 +504,7 @@ class CudaBackend final : public Backend {
     if (watch < 0 || static_cast<size_t>(watch) >= watches_.size()) return;
     WatchRes& w = watches_[static_cast<size_t>(watch)];
     if (!w.live) return;
-    const ScopedDevice on(w.device);
+    const ScopedContext on(d_, devs_[static_cast<size_t>(w.device)].ctx);
     release(w);
     w = WatchRes{};
   }
@@ -397,49 +520,42 @@ class CudaBackend final : public Backend {
       }
       w = watches_[static_cast<size_t>(job.watch)];
     }
-    auto app = static_cast<cudaStream_t>(job.stream);
-    // The watch's device is current while its work is enqueued (issue 16 item 6): its kernels
-    // launch on the current device, and a null stream is the current device's legacy stream. A
-    // boundary may fire on a thread whose current device is another one.
-    const ScopedDevice on(job.device);
+    const DeviceSlots& dev = devs_[static_cast<size_t>(job.device)];
+    auto app = static_cast<CUstream>(job.stream);
+    // The watch's device's context is current while its work is enqueued (issue 16 item 6): its
+    // kernels launch in the current context, and a null stream is the current context's legacy
+    // stream. A boundary may fire on a thread whose current context is another device's.
+    const ScopedContext on(d_, dev.ctx);
     if (!on.ok()) {
-      *error = cuda_error("making the watched tensor's device current", on.error());
+      *error = driver_error("making the watched tensor's context current", on.error());
       return false;
     }
+    DriverQueue q(d_, dev.kernels, w.stream);
     // Fork: the watch's stream waits for the program's work on its stream so far (the update).
-    cudaError_t e = cudaEventRecord(w.after_app, app);
-    if (e == cudaSuccess) e = cudaStreamWaitEvent(w.stream, w.after_app, 0);
+    CUresult e = d_.cuEventRecord(w.after_app, app);
+    if (e == CUDA_SUCCESS) e = d_.cuStreamWaitEvent(w.stream, w.after_app, 0);
     const float* cur = static_cast<const float*>(job.data);
-    if (e == cudaSuccess && job.dtype != Format::FP32) {
-#if FPSCOPE_HAVE_STATS_KERNELS
-      e = launch_widen_to_fp32(job.data, job.dtype, job.count, w.scratch, w.stream);
+    if (e == CUDA_SUCCESS && job.dtype != Format::FP32) {
+      e = launch_widen_to_fp32(q, job.data, job.dtype, job.count, w.scratch);
       cur = w.scratch;
-#else
-      e = cudaErrorNotSupported;
-#endif
     }
-    if (e == cudaSuccess && job.measure) {
-#if FPSCOPE_HAVE_STATS_KERNELS
+    if (e == CUDA_SUCCESS && job.measure) {
       size_t i = 0;
-      const SlotChunk& d = devs_[static_cast<size_t>(job.device)].at(slot, &i);
-      e = launch_update_loss(w.snapshot, cur, job.count, d.d_update + i, w.stream);
-      if (e == cudaSuccess)
-        e = cudaMemcpyAsync(d.h_update + i, d.d_update + i, sizeof(UpdateLoss),
-                            cudaMemcpyDeviceToHost, w.stream);
-      if (e == cudaSuccess) e = cudaEventRecord(d.events[i], w.stream);
-#else
-      e = cudaErrorNotSupported;
-#endif
+      const SlotChunk& d = dev.at(slot, &i);
+      e = launch_update_loss(q, w.snapshot, cur, job.count, d.d_update + i);
+      if (e == CUDA_SUCCESS)
+        e = d_.cuMemcpyDtoHAsync(d.h_update + i, dptr(d.d_update + i), sizeof(UpdateLoss),
+                                 w.stream);
+      if (e == CUDA_SUCCESS) e = d_.cuEventRecord(d.events[i], w.stream);
     }
-    if (e == cudaSuccess && job.snapshot)
-      e = cudaMemcpyAsync(w.snapshot, cur, static_cast<size_t>(job.count) * sizeof(float),
-                          cudaMemcpyDeviceToDevice, w.stream);
+    if (e == CUDA_SUCCESS && job.snapshot)
+      e = d_.cuMemcpyDtoDAsync(dptr(w.snapshot), dptr(cur),
+                               static_cast<size_t>(job.count) * sizeof(float), w.stream);
     // Join: the program's later work (the next update) waits for the reads above.
-    if (e == cudaSuccess) e = cudaEventRecord(w.after_watch, w.stream);
-    if (e == cudaSuccess) e = cudaStreamWaitEvent(app, w.after_watch, 0);
-    if (e != cudaSuccess) {
-      *error = cuda_error("enqueueing a watched tensor's update loss", e);
-      (void)cudaGetLastError();
+    if (e == CUDA_SUCCESS) e = d_.cuEventRecord(w.after_watch, w.stream);
+    if (e == CUDA_SUCCESS) e = d_.cuStreamWaitEvent(app, w.after_watch, 0);
+    if (e != CUDA_SUCCESS) {
+      *error = driver_error("enqueueing a watched tensor's update loss", e);
       return false;
     }
     return true;
@@ -451,18 +567,18 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  // Frees what create_watch made (caller holds mu_, on the watch's device).
-  static void release(WatchRes& w) {
+  // Frees what create_watch made (caller holds mu_, in the watch's device's context).
+  void release(WatchRes& w) {
     if (w.stream != nullptr) {
-      if (w.snapshot != nullptr) (void)cudaFreeAsync(w.snapshot, w.stream);
-      if (w.scratch != nullptr) (void)cudaFreeAsync(w.scratch, w.stream);
-      (void)cudaStreamDestroy(w.stream);  // returns at once; pending work still completes
+      if (w.snapshot != nullptr) (void)d_.cuMemFreeAsync(dptr(w.snapshot), w.stream);
+      if (w.scratch != nullptr) (void)d_.cuMemFreeAsync(dptr(w.scratch), w.stream);
+      (void)d_.cuStreamDestroy(w.stream);  // returns at once; pending work still completes
     }
-    if (w.after_app != nullptr) (void)cudaEventDestroy(w.after_app);
-    if (w.after_watch != nullptr) (void)cudaEventDestroy(w.after_watch);
-    (void)cudaGetLastError();
+    if (w.after_app != nullptr) (void)d_.cuEventDestroy(w.after_app);
+    if (w.after_watch != nullptr) (void)d_.cuEventDestroy(w.after_watch);
   }
 
+  const DriverApi& d_;
   int slots_;
   std::mutex mu_;
   std::vector<WatchRes> watches_;  // handles index it; guarded by mu_
@@ -473,18 +589,15 @@ class CudaBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cuda_backend(int slots, std::string* why) {
+  const DriverApi* d = driver(why);
+  if (d == nullptr) return nullptr;
   int n = 0;
-  const cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess || n == 0) {
-    *why = e != cudaSuccess ? cuda_error("no usable CUDA device", e) : "no CUDA device";
-    (void)cudaGetLastError();
+  const CUresult e = d->cuDeviceGetCount(&n);
+  if (e != CUDA_SUCCESS || n == 0) {
+    *why = e != CUDA_SUCCESS ? driver_error("no usable CUDA device", e) : "no CUDA device";
     return nullptr;
   }
-  return std::make_unique<CudaBackend>(slots);
-}
-
-bool stats_kernels_built() {
-  return FPSCOPE_HAVE_STATS_KERNELS != 0;
+  return std::make_unique<CudaBackend>(*d, slots);
 }
 
 }  // namespace fpscope::cuda

@@ -17,6 +17,7 @@
 #include "../src/log.h"
 #include "../src/recorder.h"
 #include "device_runtime.h"
+#include "driver_api.h"
 #include "kernel_match.h"
 #include "settings.h"
 
@@ -131,11 +132,8 @@ void on_loss_scale_kernel(const CUpti_CallbackData* d, const Launch& l) {
   const void* scale = *static_cast<void* const*>(l.args[kAmpScaleArg]);
   const void* found_inf = *static_cast<void* const*>(l.args[kAmpFoundInfArg]);
   if (d->callbackSite == CUPTI_API_ENTER) {
-    int dev = -1;
-    if (cudaGetDevice(&dev) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return;
-    }
+    const int dev = current_device();
+    if (dev < 0) return;
     ObsMeta meta;
     meta.operand = kLossScaleGroup;
     meta.step = rec->current_step();

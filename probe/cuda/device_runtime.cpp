@@ -114,13 +114,6 @@ Pipeline* pipeline() {
     std::string why;
     auto backend =
         (g_factory != nullptr ? g_factory : make_cuda_backend)(cuda_slots_setting(), &why);
-    if (backend != nullptr && !stats_kernels_built()) {
-      FPSCOPE_LOG(Warn,
-                  "GPU tensor statistics are off: this probe was built without the CUDA "
-                  "stats kernels (GEMM signatures and loss scales are still recorded)");
-      if (probe::Recorder* rec = probe::Recorder::get())
-        rec->event(trace::EventLevel::Warning, "cuda: probe built without the CUDA stats kernels");
-    }
     if (backend == nullptr) {
       FPSCOPE_LOG(Warn, "GPU tensor statistics are off: %s (GEMM signatures are still recorded)",
                   why.c_str());
@@ -136,14 +129,14 @@ Pipeline* pipeline() {
     rt->pipeline->start_drain_thread(std::chrono::microseconds(500));
     pthread_atfork(nullptr, nullptr, on_fork_child);
     g_runtime.store(rt, std::memory_order_release);
-    // The exit drain must run while the probe's (static) CUDA runtime still works and before the
+    // The exit drain must run while the program's CUDA contexts still exist and before the
     // recorder closes the trace. atexit handlers run in reverse order of registration, and the
-    // CUDA runtime registers its teardown during its own initialization, which the backend has
-    // just done (cudaGetDeviceCount): registered now, ours runs first. register_exit_drain() adds
-    // it again after each device's first resources exist (in case the runtime registers more
-    // then). The recorder's shutdown hook covers the other order (a recorder created after this
-    // runtime has its atexit handler run first): the drain then runs before the trace closes.
-    // shutdown() runs once, whichever comes first.
+    // program's CUDA runtime registers its teardown (which destroys its primary contexts) during
+    // its own initialization, before any GEMM reached us: registered now, ours runs first.
+    // register_exit_drain() adds it again after each device's first resources exist (in case the
+    // runtime registered more since). The recorder's shutdown hook covers the other order (a
+    // recorder created after this has its atexit handler run first): the drain then runs before
+    // the trace closes. shutdown() runs once, whichever comes first.
     std::atexit(at_exit_drain);
     probe::Recorder::add_shutdown_hook(at_exit_drain);
   });

@@ -176,7 +176,7 @@ WatchStatus watch_device(const std::string& name, const void* ptr, uint64_t coun
     return WatchStatus::BadArgument;
   if (probe::Recorder::get() == nullptr) return WatchStatus::Ok;  // recording off: a no-op
   probe::HookGuard guard;  // the snapshot's device work is not the program's
-  DeviceWatches* w = stats_kernels_built() ? watches() : nullptr;
+  DeviceWatches* w = watches();
   if (w == nullptr) return WatchStatus::Unavailable;
   return w->watch(name, ptr, count, dtype, device, stream);
 }

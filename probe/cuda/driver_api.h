@@ -31,6 +31,10 @@ struct DriverApi {
 
 const DriverApi* driver(std::string* why = nullptr);
 
+// The device of the calling thread's current context; -1 when it has none or there is no driver.
+// Never creates or changes a context.
+int current_device();
+
 // "what: CUDA_ERROR_X (the driver's description)".
 std::string driver_error(const char* what, CUresult e);
 

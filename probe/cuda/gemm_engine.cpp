@@ -1,7 +1,5 @@
 #include "gemm_engine.h"
 
-#include <cuda_runtime_api.h>
-
 #include <mutex>
 #include <string>
 #include <unordered_set>
@@ -11,24 +9,20 @@
 #include "cuda_backend.h"
 #include "cupti_hooks.h"
 #include "device_runtime.h"
+#include "driver_api.h"
 #include "lt_decode.h"
 
 namespace fpscope::cuda {
 namespace {
 
-// The GEMM's device is the calling thread's current device: a cuBLAS handle works on the device
-// that was current at cublasCreate and cuBLASLt on the current context, so the caller keeps it
-// current (cuBLAS documentation, "cuBLAS context" / multi-GPU usage). Never asked of the stream:
-// cudaStreamGetDevice on a stream under capture, made through the probe's own runtime,
-// invalidated a torch.cuda.graph capture on an H200 (tests/gpu/capture_check.py, 2026-12-04:
-// cudaErrorStreamCaptureInvalidated with the stream query, a clean capture without it).
+// The GEMM's device is that of the calling thread's current context: a cuBLAS handle works on the
+// device that was current at cublasCreate and cuBLASLt on the current context, so the caller keeps
+// it current (cuBLAS documentation, "cuBLAS context" / multi-GPU usage). Never asked of the
+// stream: a stream query on a stream under capture invalidated a torch.cuda.graph capture on an
+// H200 (tests/gpu/capture_check.py, 2026-12-04: cudaErrorStreamCaptureInvalidated with the stream
+// query, a clean capture without it). -1 (no statistics) on a thread without a current context.
 int device_of() {
-  int dev = -1;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    (void)cudaGetLastError();  // do not leave our error in this runtime's sticky state
-    return -1;
-  }
-  return dev;
+  return current_device();
 }
 
 probe::GemmDesc to_desc(const GemmCall& c, int device) {
@@ -100,8 +94,7 @@ void submit_operand(const GemmCall& c, const GemmState& st, const probe::GemmTic
                     int device) {
   const DeviceOperand& o = c.operands[i];
   Pipeline* p = pipeline();
-  if (p == nullptr || !stats_kernels_built() || !o.dtype || o.pointer_array || o.data == nullptr ||
-      device < 0) {
+  if (p == nullptr || !o.dtype || o.pointer_array || o.data == nullptr || device < 0) {
     if (p != nullptr) count_unsupported_operand();
     abandon_operand(st.cookie, i);
     return;

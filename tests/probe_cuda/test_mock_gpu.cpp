@@ -1,0 +1,319 @@
+// The probe's GPU path end to end on the strict mock CUDA driver (tests/mock_cuda): mock_gpu_prog
+// (driver API + a computing mock cuBLAS) runs under the real probe, which finds the mock as the
+// program's libcuda.so.1, loads the statistics kernels' images into the program's context and
+// launches them; the mock runs each launch through the kernels' CPU model. What reaches the trace
+// is compared with the host statistics pass (compute_stats) of the same operands, regenerated
+// here (mock_gpu_data.h). Each test also checks that the program's output is the plain run's.
+// The rules the mock enforces (and the documentation they come from) are in tests/mock_cuda.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fpscope/host_stats.h"
+#include "fpscope/trace_io.h"
+#include "fpscope/update_loss.h"
+#include "mock_gpu_data.h"
+#include "run_util.h"
+
+namespace fpscope::cuda {
+namespace {
+
+struct Result {
+  proc::Output run;
+  trace::Trace trace;
+  bool read = false;
+};
+
+std::string mock_env() {
+  return std::string("LD_LIBRARY_PATH=") + MOCK_CUDA_DIR + ":" + MOCK_CUBLAS_DIR + " ";
+}
+
+// The program alone (no probe), on the same mock.
+proc::Output plain(const std::string& env, const std::string& args) {
+  return proc::run(mock_env() + env, std::string(MOCK_GPU_PROG) + " " + args);
+}
+
+Result record(const std::string& env, const std::string& args) {
+  // One file per test: CTest runs the tests of this file in parallel.
+  const std::string path = std::string(FPSCOPE_TEST_TMP) + "/mock-gpu-" +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                           ".fpst";
+  std::remove(path.c_str());
+  Result r;
+  r.run = proc::run(mock_env() + "LD_PRELOAD=" + FPSCOPE_PROBE_LIB + " FPSCOPE_OUTPUT=" + path +
+                        " FPSCOPE_STEPS=api FPSCOPE_EVERY=1 FPSCOPE_LOG=info " + env,
+                    std::string(MOCK_GPU_PROG) + " " + args);
+  trace::ReadError err;
+  r.read = trace::read_trace(path, &r.trace, &err);
+  EXPECT_TRUE(r.read) << err.message << "\n" << r.run.err;
+  return r;
+}
+
+// The program's own lines (the probe's log and the mock's counters aside).
+std::string program_lines(const std::string& out) {
+  std::string r, line;
+  for (char c : out) {
+    if (c != '\n') {
+      line += c;
+      continue;
+    }
+    if (line.rfind("step ", 0) == 0 || line.rfind("capture:", 0) == 0) r += line + "\n";
+    line.clear();
+  }
+  return r;
+}
+
+// A counter the mock printed ("mock_cuda <name> <value>" lines, mock_control.h).
+long long counter(const std::string& out, const std::string& name) {
+  const std::string key = "mock_cuda " + name + " ";
+  const size_t at = out.find(key);
+  if (at == std::string::npos) return -1;
+  return std::atoll(out.c_str() + at + key.size());
+}
+
+bool has_event(const trace::Trace& t, const std::string& part) {
+  for (const auto& e : t.events)
+    if (e.text.find(part) != std::string::npos) return true;
+  return false;
+}
+
+const trace::TensorInfo* tensor(const trace::Trace& t, const std::string& id) {
+  for (const auto& ti : t.tensors)
+    if (ti.id == id) return &ti;
+  return nullptr;
+}
+
+// The host pass over operand `role` of GEMM `which` (0: FP32 Sgemm, 1: BF16 GemmEx) at `step`.
+std::unique_ptr<TensorStats> host_stats(int which, char role, uint32_t step) {
+  using namespace mock_gpu;
+  auto s = std::make_unique<TensorStats>();
+  const StatsOptions opt;
+  if (role == 'D') {
+    std::vector<float> d(kM * kN);
+    if (which == 0)
+      gemm_reference([&](int i) { return value(0, static_cast<uint32_t>(i), step); },
+                     [&](int i) { return value(1, static_cast<uint32_t>(i), step); }, d.data());
+    else
+      gemm_reference(
+          [&](int i) { return bf16_to_float(bf16_value(0, static_cast<uint32_t>(i), step)); },
+          [&](int i) { return bf16_to_float(bf16_value(1, static_cast<uint32_t>(i), step)); },
+          d.data());
+    compute_stats(d.data(), Format::FP32, kM, kN, kM, opt, s.get());
+    return s;
+  }
+  const int m = role == 'A' ? 0 : 1;
+  const uint64_t rows = role == 'A' ? kM : kK, cols = role == 'A' ? kK : kN;
+  if (which == 0) {
+    std::vector<float> v(rows * cols);
+    for (uint32_t i = 0; i < v.size(); ++i) v[i] = value(m, i, step);
+    compute_stats(v.data(), Format::FP32, rows, cols, rows, opt, s.get());
+  } else {
+    std::vector<uint16_t> v(rows * cols);
+    for (uint32_t i = 0; i < v.size(); ++i) v[i] = bf16_value(m, i, step);
+    compute_stats(v.data(), Format::BF16, rows, cols, rows, opt, s.get());
+  }
+  return s;
+}
+
+// The trace's observation against the host pass: counts, extrema and the histogram exactly; the
+// double sums to the rounding of a different summation order (the kernel's tree, stats_sim.h).
+void expect_matches(const trace::Trace& t, const trace::ObservationRecord& o,
+                    const TensorStats& h) {
+  const StatsScalars& s = o.stats;
+  EXPECT_EQ(s.count, h.count);
+  EXPECT_EQ(s.nan, h.nan);
+  EXPECT_EQ(s.pos_inf, h.pos_inf);
+  EXPECT_EQ(s.neg_inf, h.neg_inf);
+  EXPECT_EQ(s.zero, h.zero);
+  EXPECT_EQ(s.amax, h.amax);
+  EXPECT_EQ(s.min, h.min);
+  EXPECT_EQ(s.max, h.max);
+  EXPECT_NEAR(s.sum, h.sum, 1e-9 * std::sqrt(h.sum_sq) + 1e-300);
+  EXPECT_NEAR(s.sum_sq, h.sum_sq, 1e-12 * h.sum_sq);
+  for (int i = 0; i < kNumTargets; ++i) {
+    EXPECT_EQ(s.fmt[i].overflow, h.fmt[i].overflow) << "target " << i;
+    EXPECT_EQ(s.fmt[i].underflow, h.fmt[i].underflow) << "target " << i;
+    EXPECT_EQ(s.fmt[i].subnormal, h.fmt[i].subnormal) << "target " << i;
+    EXPECT_NEAR(s.fmt[i].sum_err2, h.fmt[i].sum_err2, 1e-5 * h.fmt[i].sum_err2) << "target " << i;
+  }
+  std::vector<uint64_t> hist(kHistBins, 0);
+  for (uint32_t k = 0; k < o.hist_len; ++k)
+    hist[t.hist_bins[o.hist_begin + k]] = t.hist_counts[o.hist_begin + k];
+  for (int k = 0; k < kHistBins; ++k) EXPECT_EQ(hist[k], h.hist[k]) << "bin " << k;
+}
+
+// Every operand of both GEMMs in every step matches the host pass; returns how many matched.
+int check_all_operands(const Result& r, int steps) {
+  int checked = 0;
+  for (int which = 0; which < 2; ++which)
+    for (char role : {'A', 'B', 'D'}) {
+      const std::string id = std::string(which == 0 ? "fc_fp32." : "fc_bf16.") + role;
+      const trace::TensorInfo* ti = tensor(r.trace, id);
+      EXPECT_NE(ti, nullptr) << id;
+      if (ti == nullptr) continue;
+      EXPECT_EQ(ti->dtype, which == 1 && role != 'D' ? Format::BF16 : Format::FP32) << id;
+      std::map<uint64_t, const trace::ObservationRecord*> by_step;
+      for (const auto& o : r.trace.observations)
+        if (o.tensor == ti->index) by_step[o.step] = &o;
+      EXPECT_EQ(by_step.size(), static_cast<size_t>(steps)) << id;
+      for (const auto& [step, o] : by_step) {
+        SCOPED_TRACE(id + " step " + std::to_string(step));
+        expect_matches(r.trace, *o, *host_stats(which, role, static_cast<uint32_t>(step)));
+        ++checked;
+      }
+    }
+  return checked;
+}
+
+TEST(MockGpu, EveryOperandsDeviceStatisticsEqualTheHostPass) {
+  const proc::Output p = plain("", "--steps 4");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  const Result r = record("", "--steps 4");
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  EXPECT_EQ(program_lines(r.run.out), program_lines(p.out));
+  EXPECT_EQ(program_lines(p.out).size() > 0, true);
+  ASSERT_TRUE(r.read);
+  EXPECT_EQ(check_all_operands(r, 4), 24);
+  EXPECT_NE(r.run.err.find("statistics kernels loaded from the fatbin"), std::string::npos)
+      << r.run.err;
+  // Step 2's A holds one NaN (mock_gpu_data.h): the device pass saw it.
+  const trace::TensorInfo* a = tensor(r.trace, "fc_fp32.A");
+  ASSERT_NE(a, nullptr);
+  for (const auto& o : r.trace.observations)
+    if (o.tensor == a->index) EXPECT_EQ(o.stats.nan, o.step == 2 ? 1u : 0u);
+}
+
+TEST(MockGpu, ADriverThatRefusesTheFatbinGetsThePtx) {
+  const Result r = record("MOCK_CUDA_REJECT_FATBIN=1 MOCK_CUDA_MAX_PTX_ISA=8.0", "--steps 2");
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  ASSERT_TRUE(r.read);
+  EXPECT_EQ(check_all_operands(r, 2), 12);
+  EXPECT_NE(r.run.err.find("statistics kernels loaded from the PTX 8.0"), std::string::npos)
+      << r.run.err;
+}
+
+TEST(MockGpu, KernelsTheDriverCannotLoadTurnStatisticsOffOnceAndTheProgramRuns) {
+  const proc::Output p = plain("", "--steps 3");
+  const Result r = record("MOCK_CUDA_REJECT_FATBIN=1 MOCK_CUDA_MAX_PTX_ISA=7.8 ", "--steps 3");
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  EXPECT_EQ(program_lines(r.run.out), program_lines(p.out));
+  ASSERT_TRUE(r.read);
+  EXPECT_TRUE(tensor(r.trace, "fc_fp32.A") != nullptr);  // the GEMMs are still recorded
+  for (const auto& o : r.trace.observations) EXPECT_EQ(o.stats.count, 0u);
+  EXPECT_TRUE(has_event(r.trace, "could not be set up on 1 device")) << r.run.err;
+}
+
+TEST(MockGpu, ADriverOlderThanCuda12IsRefusedWithOneWarning) {
+  const proc::Output p = plain("MOCK_CUDA_DRIVER_VERSION=11080", "--steps 2");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  const Result r = record("MOCK_CUDA_DRIVER_VERSION=11080", "--steps 2");
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  EXPECT_EQ(program_lines(r.run.out), program_lines(p.out));
+  ASSERT_TRUE(r.read);
+  EXPECT_TRUE(has_event(r.trace, "older than CUDA 12.0")) << r.run.err;
+}
+
+TEST(MockGpu, NoContextOnADeviceTheProgramDidNotUse) {
+  const Result r = record("MOCK_CUDA_DEVICES=2", "--steps 2 --device 1 --counters");
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  ASSERT_TRUE(r.read);
+  EXPECT_EQ(counter(r.run.out, "contexts_device0"), 0) << r.run.out;
+  EXPECT_EQ(counter(r.run.out, "contexts_device1"), 1) << r.run.out;
+  const trace::TensorInfo* d = tensor(r.trace, "fc_fp32.D");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->device, 1);
+  EXPECT_EQ(check_all_operands(r, 2), 12);
+}
+
+TEST(MockGpu, AGlobalCaptureInAnotherThreadSurvivesRecording) {
+  const proc::Output p = plain("", "--steps 3 --capture");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_NE(p.out.find("capture: ok"), std::string::npos) << p.out << p.err;
+  const Result r = record("", "--steps 3 --capture --counters");
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  EXPECT_NE(r.run.out.find("capture: ok"), std::string::npos) << r.run.out << r.run.err;
+  EXPECT_EQ(counter(r.run.out, "invalidated_captures"), 0) << r.run.out;
+  ASSERT_TRUE(r.read);
+  EXPECT_EQ(check_all_operands(r, 3), 18);
+}
+
+TEST(MockGpu, AFailedSetUpReleasesWhatItMadeAndIsNotRetried) {
+  // The program makes 6 allocations; the probe's 7th (its result slots) fails: nothing of the
+  // probe's may stay allocated, and the device is tried once.
+  const proc::Output p = plain("", "--steps 3 --counters");
+  const Result r = record("MOCK_CUDA_FAIL_ALLOC_AFTER=7", "--steps 3 --counters");
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  EXPECT_EQ(program_lines(r.run.out), program_lines(p.out));
+  EXPECT_EQ(counter(r.run.out, "live_device_allocations"), 0) << r.run.out;
+  EXPECT_EQ(counter(r.run.out, "live_host_allocations"), 0) << r.run.out;
+  EXPECT_EQ(counter(r.run.out, "failed_allocations"), 1) << r.run.out;
+  ASSERT_TRUE(r.read);
+  EXPECT_TRUE(has_event(r.trace, "could not be set up on 1 device")) << r.run.err;
+}
+
+// The BF16 GEMM's B at `step`, widened (what the watch of it measures).
+std::vector<float> bf16_b(uint32_t step) {
+  using namespace mock_gpu;
+  std::vector<float> v(static_cast<size_t>(kK) * kN);
+  for (uint32_t i = 0; i < v.size(); ++i) v[i] = bf16_to_float(bf16_value(1, i, step));
+  return v;
+}
+
+TEST(MockGpu, TwoDevicesEachMeasuredInItsOwnContextAndAWatchFromTheOtherOnesThread) {
+  const std::string args = "--steps 3 --two-devices --watch --counters";
+  const proc::Output p = plain("MOCK_CUDA_DEVICES=2", args);
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  const Result r = record("MOCK_CUDA_DEVICES=2", args);
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  EXPECT_EQ(program_lines(r.run.out), program_lines(p.out));
+  EXPECT_NE(r.run.out.find("watch 0\n"), std::string::npos) << r.run.out << r.run.err;
+  // The program's two primary contexts, and none made by the probe.
+  EXPECT_EQ(counter(r.run.out, "contexts_device0"), 1) << r.run.out;
+  EXPECT_EQ(counter(r.run.out, "contexts_device1"), 1) << r.run.out;
+  ASSERT_TRUE(r.read);
+  EXPECT_EQ(check_all_operands(r, 3), 18);
+  ASSERT_NE(tensor(r.trace, "fc_fp32.D"), nullptr);
+  ASSERT_NE(tensor(r.trace, "fc_bf16.D"), nullptr);
+  EXPECT_EQ(tensor(r.trace, "fc_fp32.D")->device, 0);
+  EXPECT_EQ(tensor(r.trace, "fc_bf16.D")->device, 1);
+  // The watch of device 1's BF16 weights, made and stepped while device 0's context is current:
+  // step t's record is the update B(t) -> B(t+1), as the host pass computes it.
+  const trace::TensorInfo* w = tensor(r.trace, "fc_bf16.weight");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->device, 1);
+  std::map<uint64_t, const trace::WeightUpdateRecord*> by_step;
+  for (const auto& u : r.trace.weight_updates)
+    if (u.tensor == w->index) by_step[u.step] = &u;
+  ASSERT_EQ(by_step.size(), 3u);
+  for (const auto& [step, u] : by_step) {
+    SCOPED_TRACE("watch step " + std::to_string(step));
+    const auto prev = bf16_b(static_cast<uint32_t>(step));
+    const auto cur = bf16_b(static_cast<uint32_t>(step + 1));
+    UpdateLossCounts bf16, fp16;
+    uint64_t changed = 0;
+    uint64_t hist[kRatioBins];
+    compute_update_loss(prev.data(), cur.data(), prev.size(), &bf16, &fp16, &changed, hist);
+    EXPECT_GT(changed, 0u);
+    EXPECT_EQ(u->master_dtype, Format::BF16);
+    EXPECT_EQ(u->elements, prev.size());
+    EXPECT_EQ(u->changed, changed);
+    EXPECT_EQ(u->bf16.stagnant, bf16.stagnant);
+    EXPECT_EQ(u->fp16.stagnant, fp16.stagnant);
+    EXPECT_NEAR(u->bf16.lost_abs, bf16.lost_abs, 1e-9 * bf16.lost_abs);
+    EXPECT_NEAR(u->fp16.delta_abs, fp16.delta_abs, 1e-9 * fp16.delta_abs);
+  }
+}
+
+TEST(MockGpu, TheProbeNeverCopiesToPageableMemory) {
+  const Result r = record("", "--steps 2 --counters");
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  EXPECT_EQ(counter(r.run.out, "pageable_async_copies"), 0) << r.run.out;
+}
+
+}  // namespace
+}  // namespace fpscope::cuda
