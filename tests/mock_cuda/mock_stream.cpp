@@ -22,7 +22,9 @@ mock::Capture* live_capture_of(CUevent_st* e) {
 // necessarily conflict with stream capture, for example, attempting cuEventQuery on an event that
 // was last recorded inside a capture sequence" -> CUDA_ERROR_CAPTURED_EVENT ("the operation is not
 // permitted on an event which was last recorded in a capturing stream"). The mock also invalidates
-// that capture (the documentation does not say; strict choice).
+// that capture (Programming Guide, "Prohibited and Unhandled Operations": "Synchronizing or
+// querying the execution status of a stream which is being captured or a captured event is
+// invalid", and "Invalidation": invalid operations invalidate the associated capture graphs).
 CUresult captured_event_check(CUevent_st* e) {
   if (mock::Capture* c = live_capture_of(e)) {
     mock::invalidate(c);
@@ -81,16 +83,24 @@ CUresult cuStreamSynchronize(CUstream hStream) {
 
 // cuda.h, cuStreamWaitEvent: "Makes all future work submitted to hStream wait for all work
 // captured in hEvent ... hEvent may be from a different context or device than hStream."
-// During capture (CUDA Programming Guide, "Cross-stream Dependencies and Events": waiting on an
-// event recorded in a capturing stream makes the waiting stream join that capture; the forked
-// stream must be joined back before cuStreamEndCapture) the mock models:
-//  - a stream waiting on an event of a live capture joins it (fork), a capture stream waiting on an
+// During capture (CUDA C++ Programming Guide, "CUDA Graphs", "Cross-stream Dependencies and
+// Events": waiting on an event recorded in a capturing stream makes the waiting stream join that
+// capture, and every forked stream must be joined back to the origin stream before
+// cuStreamEndCapture; "Prohibited and Unhandled Operations": "It is invalid to merge two separate
+// capture graphs by waiting on a captured event from a stream which is being captured and is
+// associated with a different capture graph than the event. It is invalid to wait on a
+// non-captured event from a stream which is being captured without specifying the
+// cudaEventWaitExternal flag.") the mock models:
+//  - a stream waiting on an event of a live capture joins it (fork); a capture stream waiting on an
 //    event recorded on a forked stream after its last work joins that stream back;
 //  - a capturing stream waiting on an event from outside its capture:
 //    CUDA_ERROR_STREAM_CAPTURE_ISOLATION ("a dependency would have been created which crosses the
 //    capture sequence boundary"), unless CU_EVENT_WAIT_EXTERNAL;
 //  - waiting on another capture's event: CUDA_ERROR_STREAM_CAPTURE_MERGE ("would have resulted in
 //    a merge of two independent capture sequences").
+// Both errors invalidate the waiting stream's capture (Programming Guide, "Invalidation": "When an
+// invalid operation is attempted during stream capture, any associated capture graphs are
+// invalidated").
 CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int Flags) {
   MOCK_LOCK_INIT();
   CUstream_st* s = nullptr;
