@@ -13,7 +13,8 @@
 //                    with device 0's context current: the probe must switch to the watch's own
 //                    context for its work and restore the caller's. B changes at the end of each
 //                    step (the "update", before fpscope_step), so step t's record is B(t) -> B(t+1).
-//   --counters       print the mock's counters at the end (mock_control.h)
+//   --counters       print the mock's counters at the end (mock_control.h), after the program freed
+//                    its own memory: what is still allocated then is the probe's
 #include <cublas_v2.h>
 #include <cuda.h>
 #include <dlfcn.h>
@@ -69,6 +70,20 @@ struct Relaxed {
   bool on_;
   CUstreamCaptureMode mode_ = CU_STREAM_CAPTURE_MODE_RELAXED;
 };
+
+// The mock's counters as "mock_cuda <name> <value>" lines (test_mock_gpu.cpp reads them).
+void print_counters() {
+  MockCudaCounters c;
+  mock_cuda_counters(&c);
+  for (int d = 0; d < 2; ++d) std::printf("mock_cuda contexts_device%d %llu\n", d, c.contexts_created[d]);
+  std::printf("mock_cuda unsafe_calls %llu\n", c.unsafe_calls);
+  std::printf("mock_cuda invalidated_captures %llu\n", c.invalidated_captures);
+  std::printf("mock_cuda pageable_async_copies %llu\n", c.pageable_async_copies);
+  std::printf("mock_cuda live_device_allocations %llu\n", c.live_device_allocations);
+  std::printf("mock_cuda live_host_allocations %llu\n", c.live_host_allocations);
+  std::printf("mock_cuda allocation_calls %llu\n", c.allocation_calls);
+  std::printf("mock_cuda kernels_run %llu\n", c.kernels_run);
+}
 
 double checksum(const std::vector<float>& d) {
   double s = 0.0;
@@ -225,6 +240,6 @@ int main(int argc, char** argv) {
     CHECK_BLAS(cublasDestroy(v.h));
     CHECK_CU(cuStreamDestroy(v.s));
   }
-  if (counters) mock_cuda_print_counters(stdout);
+  if (counters) print_counters();
   return 0;
 }
