@@ -44,8 +44,17 @@ TEST(KernelImages, PtxDeclaresIsa80Sm80AndEveryEntry) {
   for (int k = 0; k < fpscope::kNumStatsKernels; ++k) {
     const char* name = fpscope::stats_kernel_name(static_cast<fpscope::StatsKernel>(k));
     ASSERT_NE(name, nullptr) << k;
-    EXPECT_NE(ptx.find(std::string(".entry ") + name + "("), std::string::npos) << name;
-    EXPECT_GT(fpscope::stats_kernel_args_size(static_cast<fpscope::StatsKernel>(k)), 0u) << name;
+    const size_t at = ptx.find(std::string(".entry ") + name + "(");
+    ASSERT_NE(at, std::string::npos) << name;
+    // ONE parameter, the argument block, as large as the host's (what kernelParams = {&args}
+    // hands over): `.param .align 8 .b8 <name>_param_0[<size>]` then `)`.
+    const size_t size = fpscope::stats_kernel_args_size(static_cast<fpscope::StatsKernel>(k));
+    const std::string param =
+        std::string(".param .align 8 .b8 ") + name + "_param_0[" + std::to_string(size) + "]";
+    const size_t close = ptx.find(')', at);
+    const std::string decl = ptx.substr(at, close - at);
+    EXPECT_NE(decl.find(param), std::string::npos) << decl;
+    EXPECT_EQ(decl.find("_param_1"), std::string::npos) << decl;
   }
   // Exactly the ABI's entries: no other kernel in the module.
   size_t entries = 0;
