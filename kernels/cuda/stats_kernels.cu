@@ -1,12 +1,19 @@
-// CUDA statistics kernels. Structure (kept small on purpose: it cannot run in CI):
-//   init_slot_kernel    1 thread: scales and min/max identities (after a cudaMemsetAsync)
+// CUDA statistics kernels: device code only (no CUDA runtime, no host launch code). Built by
+// kernels/CMakeLists.txt into the images the probe loads through the driver API
+// (stats_kernel_images.h); the entries are stats_kernel_abi.h's FPSCOPE_STATS_KERNELS, each
+// `extern "C" __global__` taking its argument block by value; their launchers are
+// kernels/src/stats_launch.cpp, their CPU model kernels/src/stats_kernel_host.cpp.
+// Structure (kept small on purpose: it cannot run in CI):
+//   fpscope_init_slot    1 thread: scales and min/max identities (after the launcher's memset)
 //   tensor_stats_kernel one wave of resident blocks; each warp takes chunks of kChunkElems
 //                       elements grid-stride, then a block reduction into the slot. Every step is
 //                       a stats_reduce.h function (make_target_bounds, process_warp, warp_reduce,
 //                       merge_warp_partials, merge_partial_into_slot, flush_block_hist) that the
 //                       CPU model (kernels/src/stats_sim.cpp) runs too; this file adds only the
 //                       device policies (atomics, warp reductions and shuffles) and the barriers.
-//   finalize_slot_kernel 1 thread: min/max of an all-non-finite tensor.
+//   fpscope_finalize_slot 1 thread: min/max of an all-non-finite tensor.
+//   block_stats_kernel  block-scaled formats (block_stats_pass.h), update_loss_kernel,
+//   widen_kernel.
 //
 // Design and expected cost (stats_reduce.h has the details). The kernel must stream at DRAM
 // speed (H200: ~4.2 TB/s, ~1e12 FP32 elements/s, i.e. ~4 elements per SM per clock, ~32 issue
@@ -28,14 +35,13 @@
 // holds only normals of it, ~12-15 per target with subnormals/overflows: about 40 ops (FP32 data
 // within every target's range) to 65 (data spanning 2^-45..2^42, every target under- and
 // overflowing) per element.
-#include <cuda_runtime.h>
-
 #include <cstring>
 #include <type_traits>
 
 #include "fpscope/block_numerics.h"
+#include "fpscope/block_stats_pass.h"
 #include "fpscope/numerics.h"
-#include "fpscope/stats_cuda.h"
+#include "fpscope/stats_kernel_abi.h"
 #include "fpscope/stats_reduce.h"
 #include "fpscope/update_loss.h"
 
@@ -127,17 +133,12 @@ struct ShuffleLanes {
   }
 };
 
-__global__ void init_slot_kernel(TensorStats* slot, ScaleSet sc) {
-  init_slot_scalars(*slot, sc.scale);
-}
-__global__ void finalize_slot_kernel(TensorStats* slot) {
-  finalize_slot_scalars(*slot);
-}
-
+// The entries' bodies: __device__ functions (an entry is extern "C", so not a template), inlined
+// into their entries with the parameters the kernels always had.
 template <Format F, class T>
-__global__ void __launch_bounds__(kStatsThreads, FPSCOPE_STATS_MIN_BLOCKS)
-    tensor_stats_kernel(const T* __restrict__ data, StatsProblem p, ValueScale vs, ScaleSet sc,
-                        bool vec, TensorStats* slot) {
+__device__ __forceinline__ void tensor_stats_kernel(const T* __restrict__ data, StatsProblem p,
+                                                    ValueScale vs, ScaleSet sc, bool vec,
+                                                    TensorStats* slot) {
   // The codes' scale (cuBLASLt's FP8 scale pointer), read here on the device after whatever the
   // stream ran before (the GEMM that used it): no host synchronization (value_scale.h).
   p.vscale = resolve_value_scale(vs);
@@ -169,36 +170,11 @@ __global__ void __launch_bounds__(kStatsThreads, FPSCOPE_STATS_MIN_BLOCKS)
   flush_block_hist(slot, hist, kHistCopies, threadIdx.x, blockDim.x, at);
 }
 
-// Resident blocks of the kernel on the current device (at least 1).
-template <class K>
-unsigned resident_blocks(K kernel) {
-  int dev = 0, sms = 0, per_sm = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kStatsThreads, 0) !=
-          cudaSuccess ||
-      sms * per_sm < 1) {
-    cudaGetLastError();  // a failed query only costs the grid size
-    return kStatsMaxBlocks;
-  }
-  return static_cast<unsigned>(sms * per_sm);
-}
-
-template <Format F, class T>
-cudaError_t launch_typed(const void* data, const StatsProblem& p, const ValueScale& vs,
-                         const ScaleSet& sc, TensorStats* slot, cudaStream_t stream) {
-  auto kernel = tensor_stats_kernel<F, T>;
-  const bool vec = reinterpret_cast<uintptr_t>(data) % 16 == 0;
-  kernel<<<stats_chunk_blocks(p.n, resident_blocks(kernel)), kStatsThreads, 0, stream>>>(
-      static_cast<const T*>(data), p, vs, sc, vec, slot);
-  return cudaGetLastError();
-}
-
 // ---- update loss ---------------------------------------------------------------------------
 
-__global__ void __launch_bounds__(kStatsThreads)
-    update_loss_kernel(const float* __restrict__ prev, const float* __restrict__ cur, uint64_t n,
-                       UpdateLoss* slot) {
+__device__ __forceinline__ void update_loss_kernel(const float* __restrict__ prev,
+                                                   const float* __restrict__ cur, uint64_t n,
+                                                   UpdateLoss* slot) {
   __shared__ uint32_t hist[kRatioBins];
   __shared__ alignas(UpdateLoss) unsigned char part_raw[sizeof(UpdateLoss)];
   UpdateLoss& part = *reinterpret_cast<UpdateLoss*>(part_raw);  // the block's counts
@@ -241,204 +217,80 @@ __global__ void __launch_bounds__(kStatsThreads)
 // ---- widening (device watch of BF16/FP16 weights) -------------------------------------------
 
 template <Format F>
-__global__ void __launch_bounds__(kStatsThreads)
-    widen_kernel(const uint16_t* __restrict__ src, uint64_t n, float* __restrict__ dst) {
+__device__ __forceinline__ void widen_kernel(const uint16_t* __restrict__ src, uint64_t n,
+                                             float* __restrict__ dst) {
   const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
   for (uint64_t k = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
        k += stride)
     dst[k] = decode_storage_t<F>(src[k]);
 }
 
-// ---- block-scaled formats (block_numerics.h, the host pass's math) ---------------------------
-// One thread per group of 32 consecutive elements of a line (MX: one block, NVFP4: two),
-// grid-stride over every line of every matrix of the batch; each block's statistics are
-// block_stats_of's, exactly as the host's scalar path computes them. Runs after
-// tensor_stats_kernel on the same stream: NVFP4's tensor scale comes from the slot's amax.
-// Counts are summed per thread, then per warp (shuffles), then one atomic per warp and field.
-struct BlockLane {
-  uint64_t v[kNumBlockFormats][8];
-  double d[kNumBlockFormats][2];
-};
-
-__device__ void add_block(BlockLane& l, int f, const BlockStats& b, int n) {
-  l.v[f][0] += 1;
-  l.v[f][1] += b.nan_scale ? 0u : static_cast<uint32_t>(n);
-  l.v[f][2] += b.flushed;
-  l.v[f][3] += b.saturated;
-  l.v[f][4] += b.zero_block;
-  l.v[f][5] += b.scale_underflow;
-  l.v[f][6] += b.scale_overflow;
-  l.v[f][7] += b.nan_scale;
-  l.d[f][0] += b.sum_err2;
-  l.d[f][1] += b.sum_x2;
-}
-
+// ---- block-scaled formats (block_stats_pass.h: the per-group steps its CPU model runs too) ----
 template <Format F, class T>
-__global__ void __launch_bounds__(kStatsThreads)
-    block_stats_kernel(const T* __restrict__ data, uint64_t rows, uint64_t cols, uint64_t ld,
-                       uint64_t batch, uint64_t batch_stride, uint32_t mask, BlockAxis axis,
-                       TensorStats* slot) {
-  const bool rows_axis = axis == BlockAxis::Rows;
-  const uint64_t lines = rows_axis ? cols : rows, len = rows_axis ? rows : cols;
-  const uint64_t groups = (len + 31) / 32, total = batch * lines * groups;
+__device__ __forceinline__ void block_stats_kernel(const T* __restrict__ data, uint64_t rows,
+                                                   uint64_t cols, uint64_t ld, uint64_t batch,
+                                                   uint64_t batch_stride, uint32_t mask,
+                                                   BlockAxis axis, TensorStats* slot) {
+  const BlockPassGeometry geo = make_block_pass_geometry(rows, cols, batch, axis);
   const float s_enc = nvfp4_tensor_scale(slot->amax);
-  if (blockIdx.x == 0 && threadIdx.x == 0) {
-    slot->blocks.mask = mask;
-    slot->blocks.axis = axis;
-    slot->blocks.nvfp4_tensor_scale = (mask >> (kNumBlockFormats - 1) & 1u) ? s_enc : 1.0f;
-  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) write_block_header(slot, mask, axis, s_enc);
+  DeviceAtomics at;
   BlockLane acc = {};
   const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
-  for (uint64_t g = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
-       g += stride) {
-    const uint64_t b = g / (lines * groups), r = g % (lines * groups);
-    const uint64_t line = r / groups, k0 = (r % groups) * 32;
-    const int n = static_cast<int>(len - k0 < 32 ? len - k0 : 32);
-    float x[32];
-    const T* base = data + b * batch_stride;
-    for (int k = 0; k < n; ++k) {
-      const uint64_t i = rows_axis ? k0 + k : line, j = rows_axis ? line : k0 + k;
-      if constexpr (F == Format::FP32)
-        x[k] = __uint_as_float(base[i + j * ld]);
-      else
-        x[k] = decode_storage_t<F>(base[i + j * ld]);
-    }
-    for (int f = 0; f < kNumBlockFormats; ++f) {
-      if (!(mask >> f & 1u)) continue;
-      const int bs = block_size_of(f);
-      for (int k = 0; k < n; k += bs) {
-        const int m = n - k < bs ? n - k : bs;
-        const BlockStats st = block_stats_of(f, x + k, m, s_enc);
-        add_block(acc, f, st, m);
-        atomicAdd(reinterpret_cast<ull*>(&slot->blocks.scale_hist[f][block_scale_bin(st.scale)]),
-                  1ull);
-      }
-    }
-  }
-  for (unsigned off = kWarpSize / 2; off > 0; off /= 2) {
-    const BlockLane o = shfl_down_words(acc, off);
-    for (int f = 0; f < kNumBlockFormats; ++f) {
-      for (int k = 0; k < 8; ++k) acc.v[f][k] += o.v[f][k];
-      acc.d[f][0] += o.d[f][0];
-      acc.d[f][1] += o.d[f][1];
-    }
-  }
-  if (threadIdx.x % kWarpSize != 0) return;
-  DeviceAtomics at;
-  for (int f = 0; f < kNumBlockFormats; ++f) {
-    if (!(mask >> f & 1u)) continue;
-    BlockFormatCounts& c = slot->blocks.fmt[f];
-    uint64_t* dst[8] = {&c.blocks,      &c.elements,        &c.flushed,        &c.saturated,
-                        &c.zero_blocks, &c.scale_underflow, &c.scale_overflow, &c.nan_scale};
-    for (int k = 0; k < 8; ++k) at.add(dst[k], acc.v[f][k]);
-    at.add(&c.sum_err2, acc.d[f][0]);
-    at.add(&c.sum_x2, acc.d[f][1]);
-  }
-}
-
-template <Format F, class T>
-cudaError_t launch_blocks_typed(const void* data, uint64_t rows, uint64_t cols, uint64_t ld,
-                                uint64_t batch, uint64_t batch_stride, uint32_t mask,
-                                BlockAxis axis, TensorStats* d_slot, cudaStream_t stream) {
-  const uint64_t lines = axis == BlockAxis::Rows ? cols : rows;
-  const uint64_t len = axis == BlockAxis::Rows ? rows : cols;
-  const uint64_t total = batch * lines * ((len + 31) / 32);
-  const uint64_t want = (total + kStatsThreads - 1) / kStatsThreads;
-  const unsigned grid = static_cast<unsigned>(want < 4096 ? want : 4096);
-  block_stats_kernel<F, T><<<grid, kStatsThreads, 0, stream>>>(
-      static_cast<const T*>(data), rows, cols, ld, batch, batch_stride, mask, axis, d_slot);
-  return cudaGetLastError();
-}
-
-// The one dtype -> (format, storage type) dispatch of the stored operand formats: calls
-// fn(std::integral_constant<Format, F>{}, Storage{}); cudaErrorInvalidValue for other dtypes.
-template <class Fn>
-cudaError_t with_storage(Format dtype, Fn&& fn) {
-  switch (dtype) {
-    case Format::FP32:
-      return fn(std::integral_constant<Format, Format::FP32>{}, uint32_t{});
-    case Format::BF16:
-      return fn(std::integral_constant<Format, Format::BF16>{}, uint16_t{});
-    case Format::FP16:
-      return fn(std::integral_constant<Format, Format::FP16>{}, uint16_t{});
-    case Format::E4M3:
-      return fn(std::integral_constant<Format, Format::E4M3>{}, uint8_t{});
-    case Format::E5M2:
-      return fn(std::integral_constant<Format, Format::E5M2>{}, uint8_t{});
-    default:
-      return cudaErrorInvalidValue;
-  }
+  for (uint64_t g = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < geo.total;
+       g += stride)
+    block_group_stats<F>(data, geo, ld, batch_stride, mask, s_enc, g, acc, slot, at);
+  for (unsigned off = kWarpSize / 2; off > 0; off /= 2)
+    merge_block_lane(acc, shfl_down_words(acc, off));
+  if (threadIdx.x % kWarpSize == 0) flush_block_lane(slot, mask, acc, at);
 }
 
 }  // namespace
 
-cudaError_t launch_block_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
-                               uint64_t ld, uint64_t batch, uint64_t batch_stride, uint32_t mask,
-                               BlockAxis axis, TensorStats* d_slot, cudaStream_t stream) {
-  mask &= kAllBlockFormats;
-  if (mask == 0 || data == nullptr || rows == 0 || cols == 0 || batch == 0) return cudaSuccess;
-  if (cols == 1) ld = rows;
-  return with_storage(dtype, [&](auto fmt, auto storage) {
-    return launch_blocks_typed<decltype(fmt)::value, decltype(storage)>(
-        data, rows, cols, ld, batch, batch_stride, mask, axis, d_slot, stream);
-  });
+// ---- the entries (stats_kernel_abi.h) -------------------------------------------------------
+extern "C" {
+
+__global__ void fpscope_init_slot(InitSlotArgs a) {
+  init_slot_scalars(*a.slot, a.sc.scale);
+}
+__global__ void fpscope_finalize_slot(FinalizeSlotArgs a) {
+  finalize_slot_scalars(*a.slot);
 }
 
-cudaError_t launch_tensor_stats_batched(const void* data, Format dtype, uint64_t rows,
-                                        uint64_t cols, uint64_t ld, uint64_t batch,
-                                        uint64_t batch_stride, const float scales[kNumTargets],
-                                        TensorStats* d_slot, cudaStream_t stream,
-                                        ValueScale value_scale) {
-  cudaError_t e = cudaMemsetAsync(d_slot, 0, sizeof(TensorStats), stream);
-  if (e != cudaSuccess) return e;
-  const ScaleSet sc = make_scale_set(scales);
-  init_slot_kernel<<<1, 1, 0, stream>>>(d_slot, sc);
-  if ((e = cudaGetLastError()) != cudaSuccess) return e;
-  const StatsProblem p = make_stats_problem(rows, cols, ld, batch, batch_stride);
-  if (p.n > 0 && data != nullptr) {
-    e = with_storage(dtype, [&](auto fmt, auto storage) {
-      return launch_typed<decltype(fmt)::value, decltype(storage)>(data, p, value_scale, sc, d_slot,
-                                                                   stream);
-    });
-    if (e != cudaSuccess) return e;
+#define FPSCOPE_TENSOR_STATS_ENTRY(name, F, T)                                                     \
+  __global__ void __launch_bounds__(kStatsThreads, FPSCOPE_STATS_MIN_BLOCKS)                       \
+      name(TensorStatsArgs a) {                                                                    \
+    tensor_stats_kernel<F, T>(static_cast<const T*>(a.data), a.p, a.vs, a.sc, a.vec != 0, a.slot); \
   }
-  finalize_slot_kernel<<<1, 1, 0, stream>>>(d_slot);
-  return cudaGetLastError();
-}
+FPSCOPE_TENSOR_STATS_ENTRY(fpscope_tensor_stats_fp32, Format::FP32, uint32_t)
+FPSCOPE_TENSOR_STATS_ENTRY(fpscope_tensor_stats_bf16, Format::BF16, uint16_t)
+FPSCOPE_TENSOR_STATS_ENTRY(fpscope_tensor_stats_fp16, Format::FP16, uint16_t)
+FPSCOPE_TENSOR_STATS_ENTRY(fpscope_tensor_stats_e4m3, Format::E4M3, uint8_t)
+FPSCOPE_TENSOR_STATS_ENTRY(fpscope_tensor_stats_e5m2, Format::E5M2, uint8_t)
+#undef FPSCOPE_TENSOR_STATS_ENTRY
 
-cudaError_t launch_tensor_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols,
-                                uint64_t ld, const float scales[kNumTargets], TensorStats* d_slot,
-                                cudaStream_t stream, ValueScale value_scale) {
-  return launch_tensor_stats_batched(data, dtype, rows, cols, ld, 1, 0, scales, d_slot, stream,
-                                     value_scale);
-}
-
-cudaError_t launch_update_loss(const float* d_w_prev, const float* d_w_cur, uint64_t n,
-                               UpdateLoss* d_slot, cudaStream_t stream) {
-  cudaError_t e = cudaMemsetAsync(d_slot, 0, sizeof(UpdateLoss), stream);
-  if (e != cudaSuccess || n == 0) return e;
-  update_loss_kernel<<<stats_blocks(n), kStatsThreads, 0, stream>>>(d_w_prev, d_w_cur, n, d_slot);
-  return cudaGetLastError();
-}
-
-cudaError_t launch_widen_to_fp32(const void* d_src, Format dtype, uint64_t n, float* d_dst,
-                                 cudaStream_t stream) {
-  if (n == 0) return cudaSuccess;
-  switch (dtype) {
-    case Format::FP32:
-      return cudaMemcpyAsync(d_dst, d_src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream);
-    case Format::BF16:
-      widen_kernel<Format::BF16><<<stats_blocks(n), kStatsThreads, 0, stream>>>(
-          static_cast<const uint16_t*>(d_src), n, d_dst);
-      break;
-    case Format::FP16:
-      widen_kernel<Format::FP16><<<stats_blocks(n), kStatsThreads, 0, stream>>>(
-          static_cast<const uint16_t*>(d_src), n, d_dst);
-      break;
-    default:
-      return cudaErrorInvalidValue;
+#define FPSCOPE_BLOCK_STATS_ENTRY(name, F, T)                                              \
+  __global__ void __launch_bounds__(kStatsThreads) name(BlockStatsArgs a) {                \
+    block_stats_kernel<F, T>(static_cast<const T*>(a.data), a.rows, a.cols, a.ld, a.batch, \
+                             a.batch_stride, a.mask, a.axis, a.slot);                      \
   }
-  return cudaGetLastError();
+FPSCOPE_BLOCK_STATS_ENTRY(fpscope_block_stats_fp32, Format::FP32, uint32_t)
+FPSCOPE_BLOCK_STATS_ENTRY(fpscope_block_stats_bf16, Format::BF16, uint16_t)
+FPSCOPE_BLOCK_STATS_ENTRY(fpscope_block_stats_fp16, Format::FP16, uint16_t)
+FPSCOPE_BLOCK_STATS_ENTRY(fpscope_block_stats_e4m3, Format::E4M3, uint8_t)
+FPSCOPE_BLOCK_STATS_ENTRY(fpscope_block_stats_e5m2, Format::E5M2, uint8_t)
+#undef FPSCOPE_BLOCK_STATS_ENTRY
+
+__global__ void __launch_bounds__(kStatsThreads) fpscope_update_loss(UpdateLossArgs a) {
+  update_loss_kernel(a.prev, a.cur, a.n, a.slot);
 }
+__global__ void __launch_bounds__(kStatsThreads) fpscope_widen_bf16(WidenArgs a) {
+  widen_kernel<Format::BF16>(static_cast<const uint16_t*>(a.src), a.n, a.dst);
+}
+__global__ void __launch_bounds__(kStatsThreads) fpscope_widen_fp16(WidenArgs a) {
+  widen_kernel<Format::FP16>(static_cast<const uint16_t*>(a.src), a.n, a.dst);
+}
+
+}  // extern "C"
 
 }  // namespace fpscope

@@ -87,35 +87,42 @@ void run_blocks(const T* data, const StatsProblem& problem, const ValueScale& vs
 
 }  // namespace
 
+bool simulate_tensor_stats_pass(const void* data, Format dtype, const StatsProblem& p,
+                                const ValueScale& value_scale, const ScaleSet& sc, unsigned grid,
+                                TensorStats* slot) {
+  switch (dtype) {
+    case Format::FP32:
+      run_blocks<Format::FP32>(static_cast<const uint32_t*>(data), p, value_scale, sc, grid, slot);
+      return true;
+    case Format::BF16:
+      run_blocks<Format::BF16>(static_cast<const uint16_t*>(data), p, value_scale, sc, grid, slot);
+      return true;
+    case Format::FP16:
+      run_blocks<Format::FP16>(static_cast<const uint16_t*>(data), p, value_scale, sc, grid, slot);
+      return true;
+    case Format::E4M3:
+      run_blocks<Format::E4M3>(static_cast<const uint8_t*>(data), p, value_scale, sc, grid, slot);
+      return true;
+    case Format::E5M2:
+      run_blocks<Format::E5M2>(static_cast<const uint8_t*>(data), p, value_scale, sc, grid, slot);
+      return true;
+    default:
+      return false;
+  }
+}
+
 void simulate_tensor_stats_kernel(const void* data, Format dtype, uint64_t rows, uint64_t cols,
                                   uint64_t ld, uint64_t batch, uint64_t batch_stride,
                                   const float scales[kNumTargets], TensorStats* slot, unsigned grid,
                                   ValueScale value_scale) {
-  std::memset(static_cast<void*>(slot), 0, sizeof(TensorStats));  // cudaMemsetAsync
+  std::memset(static_cast<void*>(slot), 0, sizeof(TensorStats));  // the launcher's memset
   const ScaleSet sc = make_scale_set(scales);
-  init_slot_scalars(*slot, sc.scale);  // init_slot_kernel
+  init_slot_scalars(*slot, sc.scale);  // fpscope_init_slot
   const StatsProblem p = make_stats_problem(rows, cols, ld, batch, batch_stride);
-  if (p.n > 0 && data != nullptr) {
-    const unsigned g = grid == 0 ? stats_chunk_blocks(p.n, kStatsMaxBlocks) : grid;
-    switch (dtype) {
-      case Format::FP32:
-        run_blocks<Format::FP32>(static_cast<const uint32_t*>(data), p, value_scale, sc, g, slot);
-        break;
-      case Format::BF16:
-        run_blocks<Format::BF16>(static_cast<const uint16_t*>(data), p, value_scale, sc, g, slot);
-        break;
-      case Format::FP16:
-        run_blocks<Format::FP16>(static_cast<const uint16_t*>(data), p, value_scale, sc, g, slot);
-        break;
-      case Format::E4M3:
-        run_blocks<Format::E4M3>(static_cast<const uint8_t*>(data), p, value_scale, sc, g, slot);
-        break;
-      case Format::E5M2:
-        run_blocks<Format::E5M2>(static_cast<const uint8_t*>(data), p, value_scale, sc, g, slot);
-        break;
-    }
-  }
-  finalize_slot_scalars(*slot);  // finalize_slot_kernel
+  if (p.n > 0 && data != nullptr)
+    simulate_tensor_stats_pass(data, dtype, p, value_scale, sc,
+                               grid == 0 ? stats_chunk_blocks(p.n, kStatsMaxBlocks) : grid, slot);
+  finalize_slot_scalars(*slot);  // fpscope_finalize_slot
 }
 
 }  // namespace fpscope

@@ -13,7 +13,13 @@
 // Then the bandwidth: the median of 20 timed launches (CUDA events) over a 1 GiB FP32 tensor and
 // a 1 GiB BF16 tensor, next to a plain read-only sum kernel over the same bytes and a
 // device-to-device copy (bytes read + written), in one run. Prints one line per measurement.
+// The kernels run as the probe runs them: through the driver API (a KernelQueue over one module
+// loaded with cuModuleLoadData in the runtime's primary context, entries looked up by name,
+// cuLaunchKernel); the correctness checks run twice, with the module from the embedded fatbin
+// and with the one JIT-compiled from the embedded ISA 8.0 PTX (stats_kernel_images.h). The
+// program's own memory, copies and timing use the CUDA runtime.
 // Exit 0 pass, 1 mismatch, 77 no GPU.
+#include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -28,6 +34,7 @@
 
 #include "fpscope/host_stats.h"
 #include "fpscope/stats_cuda.h"
+#include "fpscope/stats_kernel_images.h"
 
 using namespace fpscope;
 
@@ -40,6 +47,62 @@ using namespace fpscope;
       std::exit(1);                                                          \
     }                                                                        \
   } while (0)
+
+#define CKD(x)                                                                               \
+  do {                                                                                       \
+    CUresult r_ = (x);                                                                       \
+    if (r_ != CUDA_SUCCESS) {                                                                \
+      const char* s_ = nullptr;                                                              \
+      cuGetErrorName(r_, &s_);                                                               \
+      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #x, s_ ? s_ : "?"); \
+      std::exit(1);                                                                          \
+    }                                                                                        \
+  } while (0)
+
+// The statistics kernels through the driver API, as the probe runs them: one module of the
+// image in the current (the runtime's primary) context, every entry looked up by name.
+class DriverQueue : public KernelQueue {
+ public:
+  CUstream stream = nullptr;  // the stream the launchers enqueue on (0: the legacy stream)
+
+  explicit DriverQueue(KernelImage image) {
+    CKD(cuModuleLoadData(&module_, image.data));
+    for (int k = 0; k < kNumStatsKernels; ++k)
+      CKD(cuModuleGetFunction(&fn_[k], module_, stats_kernel_name(static_cast<StatsKernel>(k))));
+    CUdevice dev;
+    CKD(cuCtxGetDevice(&dev));
+    CKD(cuDeviceGetAttribute(&sms_, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev));
+  }
+  ~DriverQueue() override { cuModuleUnload(module_); }
+  DriverQueue(const DriverQueue&) = delete;
+  DriverQueue& operator=(const DriverQueue&) = delete;
+
+  CUresult memset_zero(void* d_dst, size_t bytes) override {
+    return cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(d_dst), 0, bytes, stream);
+  }
+  CUresult copy_device(void* d_dst, const void* d_src, size_t bytes) override {
+    return cuMemcpyDtoDAsync(reinterpret_cast<CUdeviceptr>(d_dst),
+                             reinterpret_cast<CUdeviceptr>(d_src), bytes, stream);
+  }
+  CUresult launch(StatsKernel k, unsigned grid, unsigned block, const void* args) override {
+    void* params[] = {const_cast<void*>(args)};
+    return cuLaunchKernel(fn_[static_cast<int>(k)], grid, 1, 1, block, 1, 1, 0, stream, params,
+                          nullptr);
+  }
+  unsigned resident_blocks(StatsKernel k) override {
+    int per_sm = 0;
+    if (cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn_[static_cast<int>(k)],
+                                                    kStatsThreads, 0) != CUDA_SUCCESS)
+      return 0;
+    return static_cast<unsigned>(per_sm * sms_);
+  }
+
+ private:
+  CUmodule module_ = nullptr;
+  CUfunction fn_[kNumStatsKernels] = {};
+  int sms_ = 0;
+};
+static DriverQueue* g_q = nullptr;  // the module the checks run with
 
 static int g_fail = 0;
 
@@ -136,7 +199,7 @@ static void check_one(const char* what, Format dtype, const std::vector<float>& 
   CK(cudaMalloc(&d_data, host_bytes.size()));
   CK(cudaMalloc(&d_slot, sizeof(TensorStats)));
   CK(cudaMemcpy(d_data, host_bytes.data(), host_bytes.size(), cudaMemcpyHostToDevice));
-  CK(launch_tensor_stats(d_data, dtype, rows, cols, ld, scales, d_slot, 0));
+  CKD(launch_tensor_stats(*g_q, d_data, dtype, rows, cols, ld, scales, d_slot));
   TensorStats dev;
   CK(cudaMemcpy(&dev, d_slot, sizeof dev, cudaMemcpyDeviceToHost));
   StatsOptions opt;
@@ -181,8 +244,10 @@ static void check_fp8_scaled(const char* what, Format dtype, float s, ValueScale
   const float stale = 1.0f;
   CK(cudaMemcpy(d_scale, &stale, sizeof(float), cudaMemcpyHostToDevice));
   CK(cudaMemcpyAsync(d_scale, &s, sizeof(float), cudaMemcpyHostToDevice, stream));
-  CK(launch_tensor_stats(d_codes, dtype, rows, cols, ld, scales, d_slot, stream,
-                         ValueScale{d_scale, op}));
+  g_q->stream = stream;
+  CKD(launch_tensor_stats(*g_q, d_codes, dtype, rows, cols, ld, scales, d_slot,
+                          ValueScale{d_scale, op}));
+  g_q->stream = nullptr;
   TensorStats dev;
   CK(cudaMemcpyAsync(&dev, d_slot, sizeof dev, cudaMemcpyDeviceToHost, stream));
   CK(cudaStreamSynchronize(stream));
@@ -222,8 +287,9 @@ static void check_blocks(const char* what, Format dtype, const std::vector<float
   CK(cudaMalloc(&d_slot, sizeof(TensorStats)));
   CK(cudaMemcpy(d_data, host_bytes.data(), host_bytes.size(), cudaMemcpyHostToDevice));
   const float unit[4] = {1, 1, 1, 1};
-  CK(launch_tensor_stats(d_data, dtype, rows, cols, ld, unit, d_slot, 0));
-  CK(launch_block_stats(d_data, dtype, rows, cols, ld, 1, 0, kAllBlockFormats, axis, d_slot, 0));
+  CKD(launch_tensor_stats(*g_q, d_data, dtype, rows, cols, ld, unit, d_slot));
+  CKD(launch_block_stats(*g_q, d_data, dtype, rows, cols, ld, 1, 0, kAllBlockFormats, axis,
+                         d_slot));
   auto dev = std::make_unique<TensorStats>();
   CK(cudaMemcpy(dev.get(), d_slot, sizeof(TensorStats), cudaMemcpyDeviceToHost));
   StatsOptions opt;
@@ -310,8 +376,14 @@ int main() {
               prop.multiProcessorCount);
   const float unit[4] = {1, 1, 1, 1};
   const float odd[4] = {3.0f, 0.37f, 448.f / 3.1f, 1.0f / 1024};
+  CK(cudaFree(nullptr));  // the runtime's primary context, current: the modules load into it
+  CKD(cuInit(0));
+  DriverQueue fatbin(stats_kernels_fatbin());
+  DriverQueue ptx(stats_kernels_ptx());
   // Correctness: several shapes, including ld > rows (strided columns) and a non-multiple of 4.
-  {
+  for (DriverQueue* q : {&fatbin, &ptx}) {
+    g_q = q;
+    std::printf("module: %s\n", q == &fatbin ? "fatbin" : "PTX ISA 8.0 (JIT)");
     auto v = make_data(1 << 22, 1);
     check_one("fp32 contiguous", Format::FP32, v, 1 << 22, 1, 1 << 22, unit);
     check_one("fp32 contiguous odd scales", Format::FP32, v, 1 << 22, 1, 1 << 22, odd);
@@ -336,6 +408,7 @@ int main() {
     check_fp8_scaled("e5m2 * device scale", Format::E5M2, 1.7e-6f, ValueScaleOp::Multiply, unit);
     check_fp8_scaled("e4m3 / device D scale", Format::E4M3, 37.5f, ValueScaleOp::Divide, odd);
   }
+  g_q = &fatbin;
   // Bandwidth over 1 GiB.
   const size_t bytes = size_t(1) << 30;
   void* d = nullptr;
@@ -360,13 +433,19 @@ int main() {
       },
       20);
   float t_f32 = median_ms(
-      [&] { CK(launch_tensor_stats(d, Format::FP32, bytes / 4, 1, bytes / 4, unit, d_slot, 0)); },
+      [&] {
+        CKD(launch_tensor_stats(*g_q, d, Format::FP32, bytes / 4, 1, bytes / 4, unit, d_slot));
+      },
       20);
   float t_f32s = median_ms(
-      [&] { CK(launch_tensor_stats(d, Format::FP32, bytes / 4, 1, bytes / 4, odd, d_slot, 0)); },
+      [&] {
+        CKD(launch_tensor_stats(*g_q, d, Format::FP32, bytes / 4, 1, bytes / 4, odd, d_slot));
+      },
       20);
   float t_b16 = median_ms(
-      [&] { CK(launch_tensor_stats(d, Format::BF16, bytes / 2, 1, bytes / 2, unit, d_slot, 0)); },
+      [&] {
+        CKD(launch_tensor_stats(*g_q, d, Format::BF16, bytes / 2, 1, bytes / 2, unit, d_slot));
+      },
       20);
   std::printf("bandwidth 1 GiB: d2d copy %.0f GB/s (read+write), plain sum %.0f GB/s\n",
               2 * gib / (t_copy / 1e3f), gib / (t_sum / 1e3f));

@@ -55,8 +55,8 @@ CUresult launch_tensor_stats(KernelQueue& q, const void* data, Format dtype, uin
 // The same over `batch` matrices batch_stride ELEMENTS apart (strided-batched GEMM operands),
 // all into one slot. Use this rather than several launch_tensor_stats calls: each of those
 // resets the slot.
-CUresult launch_tensor_stats_batched(KernelQueue& q, const void* data, Format dtype,
-                                     uint64_t rows, uint64_t cols, uint64_t ld, uint64_t batch,
+CUresult launch_tensor_stats_batched(KernelQueue& q, const void* data, Format dtype, uint64_t rows,
+                                     uint64_t cols, uint64_t ld, uint64_t batch,
                                      uint64_t batch_stride, const float scales[kNumTargets],
                                      TensorStats* d_slot, ValueScale value_scale = {});
 
@@ -74,8 +74,8 @@ CUresult launch_block_stats(KernelQueue& q, const void* data, Format dtype, uint
 
 // Master-weight update loss of n FP32 elements between two device copies of the weights (same
 // math as compute_update_loss) into *d_slot (reset first).
-CUresult launch_update_loss(KernelQueue& q, const float* d_w_prev, const float* d_w_cur,
-                            uint64_t n, UpdateLoss* d_slot);
+CUresult launch_update_loss(KernelQueue& q, const float* d_w_prev, const float* d_w_cur, uint64_t n,
+                            UpdateLoss* d_slot);
 
 // n weights of dtype FP32, BF16 or FP16 at d_src widened to FP32 at d_dst (exact: numerics.h's
 // decode_storage_t; FP32 is a device-to-device copy). The device master-weight watch measures

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "fpscope/numerics.h"
 #include "fpscope/stats.h"
@@ -65,22 +66,35 @@ struct WidenArgs {
   float* dst;
 };
 
+// The blocks' layout, pinned (x86-64 / aarch64 host compilers and nvcc's device side agree: only
+// 8-byte-aligned pointers and 64-bit scalars, 4-byte fields packed after them). The PTX image
+// declares each entry's parameter with this size (tests/kernels/test_kernel_images.cpp).
+static_assert(std::is_trivially_copyable<TensorStatsArgs>::value &&
+                  std::is_trivially_copyable<BlockStatsArgs>::value &&
+                  std::is_trivially_copyable<InitSlotArgs>::value,
+              "argument blocks are copied byte for byte");
+static_assert(sizeof(void*) == 8, "64-bit device addresses");
+static_assert(sizeof(InitSlotArgs) == 56 && sizeof(FinalizeSlotArgs) == 8, "ABI");
+static_assert(sizeof(TensorStatsArgs) == 152 && offsetof(TensorStatsArgs, slot) == 144, "ABI");
+static_assert(sizeof(BlockStatsArgs) == 64 && sizeof(UpdateLossArgs) == 32, "ABI");
+static_assert(sizeof(WidenArgs) == 24, "ABI");
+
 // X(id, entry name, argument block)
-#define FPSCOPE_STATS_KERNELS(X)                                            \
-  X(InitSlot, "fpscope_init_slot", InitSlotArgs)                            \
-  X(FinalizeSlot, "fpscope_finalize_slot", FinalizeSlotArgs)                \
-  X(TensorStatsFP32, "fpscope_tensor_stats_fp32", TensorStatsArgs)          \
-  X(TensorStatsBF16, "fpscope_tensor_stats_bf16", TensorStatsArgs)          \
-  X(TensorStatsFP16, "fpscope_tensor_stats_fp16", TensorStatsArgs)          \
-  X(TensorStatsE4M3, "fpscope_tensor_stats_e4m3", TensorStatsArgs)          \
-  X(TensorStatsE5M2, "fpscope_tensor_stats_e5m2", TensorStatsArgs)          \
-  X(BlockStatsFP32, "fpscope_block_stats_fp32", BlockStatsArgs)             \
-  X(BlockStatsBF16, "fpscope_block_stats_bf16", BlockStatsArgs)             \
-  X(BlockStatsFP16, "fpscope_block_stats_fp16", BlockStatsArgs)             \
-  X(BlockStatsE4M3, "fpscope_block_stats_e4m3", BlockStatsArgs)             \
-  X(BlockStatsE5M2, "fpscope_block_stats_e5m2", BlockStatsArgs)             \
-  X(UpdateLossFP32, "fpscope_update_loss", UpdateLossArgs)                  \
-  X(WidenBF16, "fpscope_widen_bf16", WidenArgs)                             \
+#define FPSCOPE_STATS_KERNELS(X)                                   \
+  X(InitSlot, "fpscope_init_slot", InitSlotArgs)                   \
+  X(FinalizeSlot, "fpscope_finalize_slot", FinalizeSlotArgs)       \
+  X(TensorStatsFP32, "fpscope_tensor_stats_fp32", TensorStatsArgs) \
+  X(TensorStatsBF16, "fpscope_tensor_stats_bf16", TensorStatsArgs) \
+  X(TensorStatsFP16, "fpscope_tensor_stats_fp16", TensorStatsArgs) \
+  X(TensorStatsE4M3, "fpscope_tensor_stats_e4m3", TensorStatsArgs) \
+  X(TensorStatsE5M2, "fpscope_tensor_stats_e5m2", TensorStatsArgs) \
+  X(BlockStatsFP32, "fpscope_block_stats_fp32", BlockStatsArgs)    \
+  X(BlockStatsBF16, "fpscope_block_stats_bf16", BlockStatsArgs)    \
+  X(BlockStatsFP16, "fpscope_block_stats_fp16", BlockStatsArgs)    \
+  X(BlockStatsE4M3, "fpscope_block_stats_e4m3", BlockStatsArgs)    \
+  X(BlockStatsE5M2, "fpscope_block_stats_e5m2", BlockStatsArgs)    \
+  X(UpdateLossFP32, "fpscope_update_loss", UpdateLossArgs)         \
+  X(WidenBF16, "fpscope_widen_bf16", WidenArgs)                    \
   X(WidenFP16, "fpscope_widen_fp16", WidenArgs)
 
 enum class StatsKernel : int {

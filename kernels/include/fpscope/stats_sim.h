@@ -9,7 +9,9 @@
 #include <cstdint>
 
 #include "fpscope/formats.h"
+#include "fpscope/numerics.h"
 #include "fpscope/stats.h"
+#include "fpscope/stats_reduce.h"
 #include "fpscope/value_scale.h"
 
 namespace fpscope {
@@ -21,5 +23,13 @@ void simulate_tensor_stats_kernel(const void* data, Format dtype, uint64_t rows,
                                   uint64_t ld, uint64_t batch, uint64_t batch_stride,
                                   const float scales[kNumTargets], TensorStats* slot,
                                   unsigned grid = 0, ValueScale value_scale = {});
+
+// The statistics pass alone, as ONE launch of the kernel (its entry's arguments: the problem,
+// the value scale, the scale set) merges into an already initialized slot with `grid` blocks
+// (>= 1). What the kernels' CPU model (stats_kernel_host.h) runs for a tensor-statistics launch.
+// Returns false for a dtype the kernel does not read (nothing is touched).
+bool simulate_tensor_stats_pass(const void* data, Format dtype, const StatsProblem& p,
+                                const ValueScale& value_scale, const ScaleSet& sc, unsigned grid,
+                                TensorStats* slot);
 
 }  // namespace fpscope
