@@ -89,8 +89,9 @@ CUresult load_kernels(const DriverApi& d, CUdevice dev, DeviceKernels* k, std::s
   if (e != CUDA_SUCCESS) {
     const CUresult fat_error = e;
     e = d.cuModuleLoadData(&k->module, stats_kernels_ptx().data);
-    *which = "PTX " + std::string(kStatsPtxIsa) + " (the driver refused the fatbin: " +
-             driver_error("cuModuleLoadData", fat_error) + ")";
+    *which = "PTX " + std::string(kStatsPtxIsa) +
+             " (the driver refused the fatbin: " + driver_error("cuModuleLoadData", fat_error) +
+             ")";
   }
   if (e != CUDA_SUCCESS) return e;
   int sms = 0;
@@ -102,8 +103,9 @@ CUresult load_kernels(const DriverApi& d, CUdevice dev, DeviceKernels* k, std::s
     if (e != CUDA_SUCCESS) return e;
     int per_sm = 0;
     // A failed occupancy query only costs the grid size (0: the launcher's default).
-    if (sms > 0 && d.cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k->fn[i], kStatsThreads,
-                                                                 0) == CUDA_SUCCESS &&
+    if (sms > 0 &&
+        d.cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k->fn[i], kStatsThreads, 0) ==
+            CUDA_SUCCESS &&
         per_sm > 0)
       k->resident[i] = static_cast<unsigned>(sms * per_sm);
   }
@@ -375,9 +377,9 @@ class CudaBackend final : public Backend {
       e = launch_tensor_stats(q, job.data, job.dtype, job.rows, cols, job.ld, job.scales, dst,
                               job.value_scale);
     } else if (job.batch_stride > 0) {
-      e = launch_tensor_stats_batched(q, job.data, job.dtype, job.rows, job.cols, job.ld,
-                                      job.batch, static_cast<uint64_t>(job.batch_stride),
-                                      job.scales, dst, job.value_scale);
+      e = launch_tensor_stats_batched(q, job.data, job.dtype, job.rows, job.cols, job.ld, job.batch,
+                                      static_cast<uint64_t>(job.batch_stride), job.scales, dst,
+                                      job.value_scale);
     } else {
       *error = "negative batch stride";
       return false;

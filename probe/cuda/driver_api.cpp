@@ -29,6 +29,18 @@ Loaded load() {
                                       : "the program has not loaded the CUDA driver (libcuda.so.1)";
     return l;
   }
+  // The version first, by its plain name (an ABI unchanged since CUDA 2.2, usable before cuInit):
+  // an older driver refuses to resolve entries at version 12000 at all.
+  auto get_version = reinterpret_cast<PFN_cuDriverGetVersion_v2020>(dlsym(h, "cuDriverGetVersion"));
+  int version = 0;
+  if (get_version == nullptr || get_version(&version) != CUDA_SUCCESS) {
+    l.why = "the CUDA driver does not report its version";
+    return l;
+  }
+  if (version < kDriverApiVersion) {
+    l.why = "the CUDA driver reports version " + std::to_string(version) + ", older than CUDA 12.0";
+    return l;
+  }
   // cuGetProcAddress_v2 (CUDA 12.0): the one symbol looked up by name; every entry comes from it,
   // so each is the version asked for, not whatever the loader's default symbol version is
   // (CUDA driver API, cuGetProcAddress).
@@ -37,33 +49,28 @@ Loaded load() {
     l.why = "the CUDA driver is older than CUDA 12.0 (no cuGetProcAddress_v2)";
     return l;
   }
-#define FPSCOPE_DRIVER_ENTRY(name, pfn)                                                      \
-  {                                                                                          \
-    void* fn = nullptr;                                                                      \
-    CUdriverProcAddressQueryResult found = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;             \
-    if (get(#name, &fn, kDriverApiVersion, CU_GET_PROC_ADDRESS_LEGACY_STREAM, &found) !=     \
-            CUDA_SUCCESS ||                                                                  \
-        found != CU_GET_PROC_ADDRESS_SUCCESS || fn == nullptr) {                             \
-      l.why = "the CUDA driver has no " #name " for CUDA 12.0";                              \
-      return l;                                                                              \
-    }                                                                                        \
-    l.api.name = reinterpret_cast<pfn>(fn);                                                  \
+#define FPSCOPE_DRIVER_ENTRY(name, pfn)                                                  \
+  {                                                                                      \
+    void* fn = nullptr;                                                                  \
+    CUdriverProcAddressQueryResult found = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;         \
+    if (get(#name, &fn, kDriverApiVersion, CU_GET_PROC_ADDRESS_LEGACY_STREAM, &found) != \
+            CUDA_SUCCESS ||                                                              \
+        found != CU_GET_PROC_ADDRESS_SUCCESS || fn == nullptr) {                         \
+      l.why = "the CUDA driver has no " #name " for CUDA 12.0";                          \
+      return l;                                                                          \
+    }                                                                                    \
+    l.api.name = reinterpret_cast<pfn>(fn);                                              \
   }
 #include "driver_entries.def"
 #undef FPSCOPE_DRIVER_ENTRY
   // cuInit is idempotent; a program that loaded the driver has called it already. Without it no
   // other entry works (CUDA driver API, cuInit: "must be called before any other function").
-  CUresult e = l.api.cuInit(0);
-  if (e == CUDA_SUCCESS) e = l.api.cuDriverGetVersion(&l.api.version);
+  l.api.version = version;
+  const CUresult e = l.api.cuInit(0);
   if (e != CUDA_SUCCESS) {
     const char* name = nullptr;
     if (l.api.cuGetErrorName(e, &name) != CUDA_SUCCESS || name == nullptr) name = "unknown error";
     l.why = std::string("the CUDA driver does not initialize: ") + name;
-    return l;
-  }
-  if (l.api.version < kDriverApiVersion) {
-    l.why = "the CUDA driver reports version " + std::to_string(l.api.version) +
-            ", older than CUDA 12.0";
     return l;
   }
   l.ok = true;

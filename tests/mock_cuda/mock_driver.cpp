@@ -180,6 +180,19 @@ CUresult cuDevicePrimaryCtxRetain(CUcontext* pctx, CUdevice dev) {
   return CUDA_SUCCESS;
 }
 
+// cuda.h, cuDevicePrimaryCtxGetState: "Returns in *flags the flags for the primary context of dev,
+// and in *active whether it is active" (retained and not yet released to zero). The probe asks
+// it before retaining a device's primary context, so that it never brings one into existence.
+CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int* flags, int* active) {
+  MOCK_LOCK_INIT();
+  if (!flags || !active) return CUDA_ERROR_INVALID_VALUE;
+  if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
+  auto& st = state();
+  *flags = 0;
+  *active = st.primary_refs[dev] > 0 && st.primary[dev] ? 1 : 0;
+  return CUDA_SUCCESS;
+}
+
 // cuda.h, cuDevicePrimaryCtxRelease: the primary context is destroyed when its reference count
 // drops to zero; releasing one that is not retained is an error (the mock:
 // CUDA_ERROR_INVALID_CONTEXT).

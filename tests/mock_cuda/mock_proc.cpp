@@ -26,6 +26,7 @@ const Entry kEntries[] = {
     MOCK_ENTRY(cuDeviceGetCount, 2000),
     MOCK_ENTRY(cuDeviceGetAttribute, 2000),
     MOCK_ENTRY(cuDevicePrimaryCtxRetain, 7000),
+    MOCK_ENTRY(cuDevicePrimaryCtxGetState, 7000),
     MOCK_ENTRY(cuDevicePrimaryCtxRelease, 11000),
     MOCK_ENTRY(cuCtxCreate, 12050),
     MOCK_ENTRY(cuCtxDestroy, 4000),

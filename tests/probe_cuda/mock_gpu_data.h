@@ -47,8 +47,8 @@ inline float bf16_to_float(uint16_t h) {
 }
 
 // D = A * B in FP32 in the mock cuBLAS's order (column j, row i, l ascending; alpha 1, beta 0).
-template <class Get>
-inline void gemm_reference(Get a, Get b, float* d) {
+template <class GetA, class GetB>
+inline void gemm_reference(GetA a, GetB b, float* d) {
   for (int j = 0; j < kN; ++j)
     for (int i = 0; i < kM; ++i) {
       float acc = 0.0f;

@@ -12,7 +12,8 @@
 //   --watch          fpscope_watch_device of the BF16 GEMM's B (on its device), made and stepped
 //                    with device 0's context current: the probe must switch to the watch's own
 //                    context for its work and restore the caller's. B changes at the end of each
-//                    step (the "update", before fpscope_step), so step t's record is B(t) -> B(t+1).
+//                    step (the "update", before fpscope_step), so step t's record is B(t) ->
+//                    B(t+1).
 //   --counters       print the mock's counters at the end (mock_control.h), after the program freed
 //                    its own memory: what is still allocated then is the probe's
 #include <cublas_v2.h>
@@ -32,23 +33,23 @@
 
 namespace {
 
-#define CHECK_CU(call)                                                         \
-  do {                                                                         \
-    const CUresult e_ = (call);                                                \
-    if (e_ != CUDA_SUCCESS) {                                                  \
+#define CHECK_CU(call)                                                          \
+  do {                                                                          \
+    const CUresult e_ = (call);                                                 \
+    if (e_ != CUDA_SUCCESS) {                                                   \
       std::fprintf(stderr, "%s:%d: %s failed: %d\n", __FILE__, __LINE__, #call, \
-                   static_cast<int>(e_));                                      \
-      std::exit(2);                                                            \
-    }                                                                          \
+                   static_cast<int>(e_));                                       \
+      std::exit(2);                                                             \
+    }                                                                           \
   } while (0)
-#define CHECK_BLAS(call)                                                       \
-  do {                                                                         \
-    const cublasStatus_t s_ = (call);                                          \
-    if (s_ != CUBLAS_STATUS_SUCCESS) {                                         \
+#define CHECK_BLAS(call)                                                        \
+  do {                                                                          \
+    const cublasStatus_t s_ = (call);                                           \
+    if (s_ != CUBLAS_STATUS_SUCCESS) {                                          \
       std::fprintf(stderr, "%s:%d: %s failed: %d\n", __FILE__, __LINE__, #call, \
-                   static_cast<int>(s_));                                      \
-      std::exit(3);                                                            \
-    }                                                                          \
+                   static_cast<int>(s_));                                       \
+      std::exit(3);                                                             \
+    }                                                                           \
   } while (0)
 
 template <class F>
@@ -75,7 +76,8 @@ struct Relaxed {
 void print_counters() {
   MockCudaCounters c;
   mock_cuda_counters(&c);
-  for (int d = 0; d < 2; ++d) std::printf("mock_cuda contexts_device%d %llu\n", d, c.contexts_created[d]);
+  for (int d = 0; d < 2; ++d)
+    std::printf("mock_cuda contexts_device%d %llu\n", d, c.contexts_created[d]);
   std::printf("mock_cuda unsafe_calls %llu\n", c.unsafe_calls);
   std::printf("mock_cuda invalidated_captures %llu\n", c.invalidated_captures);
   std::printf("mock_cuda pageable_async_copies %llu\n", c.pageable_async_copies);
@@ -87,7 +89,8 @@ void print_counters() {
 
 double checksum(const std::vector<float>& d) {
   double s = 0.0;
-  for (size_t i = 0; i < d.size(); ++i) s += static_cast<double>(d[i]) * static_cast<double>(i % 7 + 1);
+  for (size_t i = 0; i < d.size(); ++i)
+    s += static_cast<double>(d[i]) * static_cast<double>(i % 7 + 1);
   return s;
 }
 
@@ -118,8 +121,8 @@ int main(int argc, char** argv) {
   auto step = api<void (*)()>("fpscope_step");
   auto push = api<void (*)(const char*)>("fpscope_scope_push");
   auto pop = api<void (*)()>("fpscope_scope_pop");
-  auto watch_device = api<int (*)(const char*, const void*, uint64_t, int, int, uint64_t)>(
-      "fpscope_watch_device");
+  auto watch_device =
+      api<int (*)(const char*, const void*, uint64_t, int, int, uint64_t)>("fpscope_watch_device");
   using namespace mock_gpu;
 
   // One context, stream, cuBLAS handle and set of buffers per device used.
@@ -200,18 +203,16 @@ int main(int argc, char** argv) {
                              static_cast<uint64_t>(reinterpret_cast<uintptr_t>(d16.s))));
   for (int t = 0; t < steps; ++t) {
     if (push != nullptr) push("fc_fp32");
-    CHECK_BLAS(cublasSgemm(d32.h, CUBLAS_OP_N, CUBLAS_OP_N, kM, kN, kK, &one,
-                           reinterpret_cast<const float*>(d32.a), kM,
-                           reinterpret_cast<const float*>(d32.b), kK, &zero,
-                           reinterpret_cast<float*>(d32.d), kM));
+    CHECK_BLAS(cublasSgemm(
+        d32.h, CUBLAS_OP_N, CUBLAS_OP_N, kM, kN, kK, &one, reinterpret_cast<const float*>(d32.a),
+        kM, reinterpret_cast<const float*>(d32.b), kK, &zero, reinterpret_cast<float*>(d32.d), kM));
     if (pop != nullptr) pop();
     CHECK_CU(cuCtxSetCurrent(d16.ctx));
     if (push != nullptr) push("fc_bf16");
-    CHECK_BLAS(cublasGemmEx(d16.h, CUBLAS_OP_N, CUBLAS_OP_N, kM, kN, kK, &one,
-                            reinterpret_cast<const void*>(ab), CUDA_R_16BF, kM,
-                            reinterpret_cast<const void*>(bb), CUDA_R_16BF, kK, &zero,
-                            reinterpret_cast<void*>(db), CUDA_R_32F, kM, CUBLAS_COMPUTE_32F,
-                            CUBLAS_GEMM_DEFAULT));
+    CHECK_BLAS(cublasGemmEx(
+        d16.h, CUBLAS_OP_N, CUBLAS_OP_N, kM, kN, kK, &one, reinterpret_cast<const void*>(ab),
+        CUDA_R_16BF, kM, reinterpret_cast<const void*>(bb), CUDA_R_16BF, kK, &zero,
+        reinterpret_cast<void*>(db), CUDA_R_32F, kM, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (pop != nullptr) pop();
     {
       const Relaxed r(capture);

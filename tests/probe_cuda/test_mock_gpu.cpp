@@ -184,8 +184,10 @@ TEST(MockGpu, EveryOperandsDeviceStatisticsEqualTheHostPass) {
   // Step 2's A holds one NaN (mock_gpu_data.h): the device pass saw it.
   const trace::TensorInfo* a = tensor(r.trace, "fc_fp32.A");
   ASSERT_NE(a, nullptr);
-  for (const auto& o : r.trace.observations)
-    if (o.tensor == a->index) EXPECT_EQ(o.stats.nan, o.step == 2 ? 1u : 0u);
+  for (const auto& o : r.trace.observations) {
+    if (o.tensor != a->index) continue;
+    EXPECT_EQ(o.stats.nan, o.step == 2 ? 1u : 0u);
+  }
 }
 
 TEST(MockGpu, ADriverThatRefusesTheFatbinGetsThePtx) {
