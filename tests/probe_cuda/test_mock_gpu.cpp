@@ -312,6 +312,85 @@ TEST(MockGpu, TwoDevicesEachMeasuredInItsOwnContextAndAWatchFromTheOtherOnesThre
   }
 }
 
+// The operand's values as FP32 (the host block pass reads decoded values), role 'A', 'B' or 'D'.
+std::vector<float> operand_values(int which, char role, uint32_t step) {
+  using namespace mock_gpu;
+  if (role == 'D') {
+    std::vector<float> d(kM * kN);
+    if (which == 0)
+      gemm_reference([&](int i) { return value(0, static_cast<uint32_t>(i), step); },
+                     [&](int i) { return value(1, static_cast<uint32_t>(i), step); }, d.data());
+    else
+      gemm_reference(
+          [&](int i) { return bf16_to_float(bf16_value(0, static_cast<uint32_t>(i), step)); },
+          [&](int i) { return bf16_to_float(bf16_value(1, static_cast<uint32_t>(i), step)); },
+          d.data());
+    return d;
+  }
+  const int m = role == 'A' ? 0 : 1;
+  std::vector<float> v(role == 'A' ? kM * kK : kK * kN);
+  for (uint32_t i = 0; i < v.size(); ++i)
+    v[i] = which == 0 ? value(m, i, step) : bf16_to_float(bf16_value(m, i, step));
+  return v;
+}
+
+// Issue 19 item 2 on the device path: with FPSCOPE_FORMATS=blocks every operand's block-format
+// section comes from the block-stats kernel (its CPU model on the mock) and equals the host
+// block pass along the axis the GEMM consumes it (A and D along columns, B along rows: the
+// reduction dimension for A and B, probe/src/recorder.h block_axis_of).
+TEST(MockGpu, BlockFormatsOnTheDeviceEqualTheHostBlockPass) {
+  const Result r = record("FPSCOPE_FORMATS=blocks", "--steps 2");
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  ASSERT_TRUE(r.read);
+  int checked = 0;
+  for (int which = 0; which < 2; ++which)
+    for (char role : {'A', 'B', 'D'}) {
+      const std::string id = std::string(which == 0 ? "fc_fp32." : "fc_bf16.") + role;
+      const trace::TensorInfo* ti = tensor(r.trace, id);
+      ASSERT_NE(ti, nullptr) << id;
+      const BlockAxis axis = role == 'B' ? BlockAxis::Rows : BlockAxis::Cols;
+      for (size_t k = 0; k < r.trace.observations.size(); ++k) {
+        const trace::ObservationRecord& o = r.trace.observations[k];
+        if (o.tensor != ti->index) continue;
+        SCOPED_TRACE(id + " step " + std::to_string(o.step));
+        const trace::BlockStatsRecord* b = r.trace.blocks_of(k);
+        ASSERT_NE(b, nullptr);
+        EXPECT_EQ(b->mask, kAllBlockFormats);
+        EXPECT_EQ(b->axis, axis);
+        const auto v = operand_values(which, role, static_cast<uint32_t>(o.step));
+        StatsOptions opt;
+        opt.block_formats = kAllBlockFormats;
+        opt.block_axis = axis;
+        auto h = std::make_unique<TensorStats>();
+        const uint64_t rows = role == 'B' ? mock_gpu::kK : mock_gpu::kM;
+        const uint64_t cols = role == 'A' ? mock_gpu::kK : mock_gpu::kN;
+        compute_stats(v.data(), Format::FP32, rows, cols, rows, opt, h.get());
+        BlockStatsSet got;
+        b->expand_into(&got);
+        EXPECT_EQ(got.nvfp4_tensor_scale, h->blocks.nvfp4_tensor_scale);
+        for (int f = 0; f < kNumBlockFormats; ++f) {
+          SCOPED_TRACE("block format " + std::to_string(f));
+          const BlockFormatCounts &g = got.fmt[f], &w = h->blocks.fmt[f];
+          EXPECT_GT(w.blocks, 0u);
+          EXPECT_EQ(g.blocks, w.blocks);
+          EXPECT_EQ(g.elements, w.elements);
+          EXPECT_EQ(g.flushed, w.flushed);
+          EXPECT_EQ(g.saturated, w.saturated);
+          EXPECT_EQ(g.zero_blocks, w.zero_blocks);
+          EXPECT_EQ(g.scale_underflow, w.scale_underflow);
+          EXPECT_EQ(g.scale_overflow, w.scale_overflow);
+          EXPECT_EQ(g.nan_scale, w.nan_scale);
+          EXPECT_NEAR(g.sum_err2, w.sum_err2, 1e-9 * w.sum_err2);
+          EXPECT_NEAR(g.sum_x2, w.sum_x2, 1e-9 * w.sum_x2);
+          for (int i = 0; i < kBlockScaleBins; ++i)
+            EXPECT_EQ(got.scale_hist[f][i], h->blocks.scale_hist[f][i]) << "scale bin " << i;
+        }
+        ++checked;
+      }
+    }
+  EXPECT_EQ(checked, 12);
+}
+
 TEST(MockGpu, TheProbeNeverCopiesToPageableMemory) {
   const Result r = record("", "--steps 2 --counters");
   ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
