@@ -20,6 +20,7 @@
 // program's own memory, copies and timing use the CUDA runtime.
 // Exit 0 pass, 1 mismatch, 77 no GPU.
 #include <cuda.h>
+#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -38,6 +39,50 @@
 
 using namespace fpscope;
 
+// The driver entries this check uses, from the runtime (cudaGetDriverEntryPointByVersion at
+// CUDA 12.0's versions, as the probe asks for them): linking libcuda.so.1 would keep the program
+// from starting on a machine without a driver, where it must exit 77 (skipped).
+namespace drv {
+PFN_cuGetErrorName_v6000 cuGetErrorName = nullptr;
+PFN_cuInit_v2000 cuInit = nullptr;
+PFN_cuModuleLoadData_v2000 cuModuleLoadData = nullptr;
+PFN_cuModuleGetFunction_v2000 cuModuleGetFunction = nullptr;
+PFN_cuModuleUnload_v2000 cuModuleUnload = nullptr;
+PFN_cuCtxGetDevice_v2000 cuCtxGetDevice = nullptr;
+PFN_cuDeviceGetAttribute_v2000 cuDeviceGetAttribute = nullptr;
+PFN_cuMemsetD8Async_v3020 cuMemsetD8Async = nullptr;
+PFN_cuMemcpyDtoDAsync_v3020 cuMemcpyDtoDAsync = nullptr;
+PFN_cuLaunchKernel_v4000 cuLaunchKernel = nullptr;
+PFN_cuOccupancyMaxActiveBlocksPerMultiprocessor_v6050 cuOccupancyMaxActiveBlocksPerMultiprocessor =
+    nullptr;
+}  // namespace drv
+
+bool load_driver_entries() {
+  bool ok = true;
+  auto get = [&](const char* name, void** fn) {
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion(name, fn, 12000, cudaEnableLegacyStream, &q) !=
+            cudaSuccess ||
+        q != cudaDriverEntryPointSuccess || *fn == nullptr) {
+      std::fprintf(stderr, "stats_kernel_check: no driver entry %s\n", name);
+      ok = false;
+    }
+  };
+  get("cuGetErrorName", reinterpret_cast<void**>(&drv::cuGetErrorName));
+  get("cuInit", reinterpret_cast<void**>(&drv::cuInit));
+  get("cuModuleLoadData", reinterpret_cast<void**>(&drv::cuModuleLoadData));
+  get("cuModuleGetFunction", reinterpret_cast<void**>(&drv::cuModuleGetFunction));
+  get("cuModuleUnload", reinterpret_cast<void**>(&drv::cuModuleUnload));
+  get("cuCtxGetDevice", reinterpret_cast<void**>(&drv::cuCtxGetDevice));
+  get("cuDeviceGetAttribute", reinterpret_cast<void**>(&drv::cuDeviceGetAttribute));
+  get("cuMemsetD8Async", reinterpret_cast<void**>(&drv::cuMemsetD8Async));
+  get("cuMemcpyDtoDAsync", reinterpret_cast<void**>(&drv::cuMemcpyDtoDAsync));
+  get("cuLaunchKernel", reinterpret_cast<void**>(&drv::cuLaunchKernel));
+  get("cuOccupancyMaxActiveBlocksPerMultiprocessor",
+      reinterpret_cast<void**>(&drv::cuOccupancyMaxActiveBlocksPerMultiprocessor));
+  return ok;
+}
+
 #define CK(x)                                                                \
   do {                                                                       \
     cudaError_t e_ = (x);                                                    \
@@ -53,7 +98,7 @@ using namespace fpscope;
     CUresult r_ = (x);                                                                       \
     if (r_ != CUDA_SUCCESS) {                                                                \
       const char* s_ = nullptr;                                                              \
-      cuGetErrorName(r_, &s_);                                                               \
+      drv::cuGetErrorName(r_, &s_);                                                          \
       std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #x, s_ ? s_ : "?"); \
       std::exit(1);                                                                          \
     }                                                                                        \
@@ -66,33 +111,34 @@ class DriverQueue : public KernelQueue {
   CUstream stream = nullptr;  // the stream the launchers enqueue on (0: the legacy stream)
 
   explicit DriverQueue(KernelImage image) {
-    CKD(cuModuleLoadData(&module_, image.data));
+    CKD(drv::cuModuleLoadData(&module_, image.data));
     for (int k = 0; k < kNumStatsKernels; ++k)
-      CKD(cuModuleGetFunction(&fn_[k], module_, stats_kernel_name(static_cast<StatsKernel>(k))));
+      CKD(drv::cuModuleGetFunction(&fn_[k], module_,
+                                   stats_kernel_name(static_cast<StatsKernel>(k))));
     CUdevice dev;
-    CKD(cuCtxGetDevice(&dev));
-    CKD(cuDeviceGetAttribute(&sms_, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev));
+    CKD(drv::cuCtxGetDevice(&dev));
+    CKD(drv::cuDeviceGetAttribute(&sms_, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev));
   }
-  ~DriverQueue() override { cuModuleUnload(module_); }
+  ~DriverQueue() override { drv::cuModuleUnload(module_); }
   DriverQueue(const DriverQueue&) = delete;
   DriverQueue& operator=(const DriverQueue&) = delete;
 
   CUresult memset_zero(void* d_dst, size_t bytes) override {
-    return cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(d_dst), 0, bytes, stream);
+    return drv::cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(d_dst), 0, bytes, stream);
   }
   CUresult copy_device(void* d_dst, const void* d_src, size_t bytes) override {
-    return cuMemcpyDtoDAsync(reinterpret_cast<CUdeviceptr>(d_dst),
-                             reinterpret_cast<CUdeviceptr>(d_src), bytes, stream);
+    return drv::cuMemcpyDtoDAsync(reinterpret_cast<CUdeviceptr>(d_dst),
+                                  reinterpret_cast<CUdeviceptr>(d_src), bytes, stream);
   }
   CUresult launch(StatsKernel k, unsigned grid, unsigned block, const void* args) override {
     void* params[] = {const_cast<void*>(args)};
-    return cuLaunchKernel(fn_[static_cast<int>(k)], grid, 1, 1, block, 1, 1, 0, stream, params,
-                          nullptr);
+    return drv::cuLaunchKernel(fn_[static_cast<int>(k)], grid, 1, 1, block, 1, 1, 0, stream, params,
+                               nullptr);
   }
   unsigned resident_blocks(StatsKernel k) override {
     int per_sm = 0;
-    if (cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn_[static_cast<int>(k)],
-                                                    kStatsThreads, 0) != CUDA_SUCCESS)
+    if (drv::cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn_[static_cast<int>(k)],
+                                                         kStatsThreads, 0) != CUDA_SUCCESS)
       return 0;
     return static_cast<unsigned>(per_sm * sms_);
   }
@@ -377,7 +423,8 @@ int main() {
   const float unit[4] = {1, 1, 1, 1};
   const float odd[4] = {3.0f, 0.37f, 448.f / 3.1f, 1.0f / 1024};
   CK(cudaFree(nullptr));  // the runtime's primary context, current: the modules load into it
-  CKD(cuInit(0));
+  if (!load_driver_entries()) return 1;
+  CKD(drv::cuInit(0));
   DriverQueue fatbin(stats_kernels_fatbin());
   DriverQueue ptx(stats_kernels_ptx());
   // Correctness: several shapes, including ld > rows (strided columns) and a non-multiple of 4.

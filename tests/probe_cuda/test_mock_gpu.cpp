@@ -380,7 +380,9 @@ TEST(MockGpu, BlockFormatsOnTheDeviceEqualTheHostBlockPass) {
           EXPECT_EQ(g.scale_underflow, w.scale_underflow);
           EXPECT_EQ(g.scale_overflow, w.scale_overflow);
           EXPECT_EQ(g.nan_scale, w.nan_scale);
-          EXPECT_NEAR(g.sum_err2, w.sum_err2, 1e-9 * w.sum_err2);
+          // The host's fused MX pass sums a block's errors in FP32 (the kernel in double): 1e-4, as
+          // in tests/kernels/test_stats_launch.cpp; measured here up to 1.5e-7.
+          EXPECT_NEAR(g.sum_err2, w.sum_err2, 1e-4 * w.sum_err2);
           EXPECT_NEAR(g.sum_x2, w.sum_x2, 1e-9 * w.sum_x2);
           for (int i = 0; i < kBlockScaleBins; ++i)
             EXPECT_EQ(got.scale_hist[f][i], h->blocks.scale_hist[f][i]) << "scale bin " << i;
