@@ -53,7 +53,7 @@ inline float scale_b(uint32_t step) {
   return 1.37f + 0.11f * static_cast<float>(step);
 }
 inline float scale_d(uint32_t step) {
-  return 0.2917f / static_cast<float>(step + 1);
+  return 0.0213f / static_cast<float>(step + 1);
 }
 
 // The block-scaled GEMM's UE8M0 scale of block `blk` (of 32 elements along k) of row i of op(A)
