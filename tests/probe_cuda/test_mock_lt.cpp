@@ -6,11 +6,14 @@
 // over the VALUES each GEMM used, regenerated here (mock_lt_data.h): code * scale for A and B,
 // code / scale_D for an FP8 D, an FP32 D as is; and it must differ from the raw codes' pass. The
 // block-scaled GEMM's A and B must be skipped and said so. Output is the plain run's.
+#include <cublasLt.h>
 #include <cuda_fp8.h>
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -295,6 +298,88 @@ TEST(MockLt, BlockScaledOperandsAreSkippedCountedAndSaidSo) {
     SCOPED_TRACE("lt_mx.D step " + std::to_string(step));
     expect_matches(r.trace, *o, *host_pass(used_values("lt_mx", 'D', static_cast<uint32_t>(step))));
   }
+}
+
+// The mock's descriptors against the real cuBLASLt 13's (linked into this test; descriptors are
+// host objects, no GPU needed): every attribute the mock stores has the real one's size (what
+// GetAttribute with sizeInBytes 0 reports) and default, and a wrong size is refused by both.
+TEST(MockLt, DescriptorAttributesHaveTheRealCublasLtsSizesAndDefaults) {
+  void* lib = dlopen(MOCK_CUBLASLT_DIR "/libcublasLt.so.13", RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(lib, nullptr) << dlerror();
+  auto sym = [&](const char* name) {
+    void* p = dlsym(lib, name);
+    EXPECT_NE(p, nullptr) << name;
+    return p;
+  };
+  auto desc_create =
+      reinterpret_cast<decltype(&cublasLtMatmulDescCreate)>(sym("cublasLtMatmulDescCreate"));
+  auto desc_get = reinterpret_cast<decltype(&cublasLtMatmulDescGetAttribute)>(
+      sym("cublasLtMatmulDescGetAttribute"));
+  auto desc_destroy =
+      reinterpret_cast<decltype(&cublasLtMatmulDescDestroy)>(sym("cublasLtMatmulDescDestroy"));
+  auto layout_create =
+      reinterpret_cast<decltype(&cublasLtMatrixLayoutCreate)>(sym("cublasLtMatrixLayoutCreate"));
+  auto layout_get = reinterpret_cast<decltype(&cublasLtMatrixLayoutGetAttribute)>(
+      sym("cublasLtMatrixLayoutGetAttribute"));
+  auto layout_destroy =
+      reinterpret_cast<decltype(&cublasLtMatrixLayoutDestroy)>(sym("cublasLtMatrixLayoutDestroy"));
+  ASSERT_FALSE(desc_create == nullptr || desc_get == nullptr || desc_destroy == nullptr ||
+               layout_create == nullptr || layout_get == nullptr || layout_destroy == nullptr);
+  ASSERT_NE(reinterpret_cast<void*>(desc_get),
+            reinterpret_cast<void*>(&cublasLtMatmulDescGetAttribute));  // two libraries
+
+  // Get(size 0) -> the size; Get(that size) -> the default's bytes; Get(size + 1) -> refused.
+  auto compare = [](auto real_get, auto mock_get, auto real_obj, auto mock_obj, auto attr) {
+    SCOPED_TRACE("attribute " + std::to_string(static_cast<int>(attr)));
+    size_t real_size = 0, mock_size = 0;
+    ASSERT_EQ(real_get(real_obj, attr, nullptr, 0, &real_size), CUBLAS_STATUS_SUCCESS);
+    ASSERT_EQ(mock_get(mock_obj, attr, nullptr, 0, &mock_size), CUBLAS_STATUS_SUCCESS);
+    ASSERT_EQ(mock_size, real_size);
+    ASSERT_LE(real_size, 8u);
+    unsigned char real_bytes[16] = {}, mock_bytes[16] = {};
+    size_t real_written = 0, mock_written = 0;
+    ASSERT_EQ(real_get(real_obj, attr, real_bytes, real_size, &real_written),
+              CUBLAS_STATUS_SUCCESS);
+    ASSERT_EQ(mock_get(mock_obj, attr, mock_bytes, mock_size, &mock_written),
+              CUBLAS_STATUS_SUCCESS);
+    EXPECT_EQ(mock_written, real_written);
+    EXPECT_EQ(std::memcmp(mock_bytes, real_bytes, real_size), 0);
+    EXPECT_EQ(real_get(real_obj, attr, real_bytes, real_size + 1, &real_written),
+              CUBLAS_STATUS_INVALID_VALUE);
+    EXPECT_EQ(mock_get(mock_obj, attr, mock_bytes, mock_size + 1, &mock_written),
+              CUBLAS_STATUS_INVALID_VALUE);
+  };
+  cublasLtMatmulDesc_t real_desc = nullptr, mock_desc = nullptr;
+  ASSERT_EQ(cublasLtMatmulDescCreate(&real_desc, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+            CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(desc_create(&mock_desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), CUBLAS_STATUS_SUCCESS);
+  for (cublasLtMatmulDescAttributes_t a :
+       {CUBLASLT_MATMUL_DESC_COMPUTE_TYPE, CUBLASLT_MATMUL_DESC_SCALE_TYPE,
+        CUBLASLT_MATMUL_DESC_POINTER_MODE, CUBLASLT_MATMUL_DESC_TRANSA, CUBLASLT_MATMUL_DESC_TRANSB,
+        CUBLASLT_MATMUL_DESC_TRANSC, CUBLASLT_MATMUL_DESC_EPILOGUE,
+        CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+        CUBLASLT_MATMUL_DESC_C_SCALE_POINTER, CUBLASLT_MATMUL_DESC_D_SCALE_POINTER,
+        CUBLASLT_MATMUL_DESC_AMAX_D_POINTER, CUBLASLT_MATMUL_DESC_A_SCALE_MODE,
+        CUBLASLT_MATMUL_DESC_B_SCALE_MODE, CUBLASLT_MATMUL_DESC_C_SCALE_MODE,
+        CUBLASLT_MATMUL_DESC_D_SCALE_MODE, CUBLASLT_MATMUL_DESC_D_OUT_SCALE_POINTER,
+        CUBLASLT_MATMUL_DESC_D_OUT_SCALE_MODE})
+    compare(&cublasLtMatmulDescGetAttribute, desc_get, real_desc, mock_desc, a);
+  EXPECT_EQ(cublasLtMatmulDescDestroy(real_desc), CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(desc_destroy(mock_desc), CUBLAS_STATUS_SUCCESS);
+
+  cublasLtMatrixLayout_t real_layout = nullptr, mock_layout = nullptr;
+  ASSERT_EQ(cublasLtMatrixLayoutCreate(&real_layout, CUDA_R_8F_E4M3, kK, kM, kK),
+            CUBLAS_STATUS_SUCCESS);
+  ASSERT_EQ(layout_create(&mock_layout, CUDA_R_8F_E4M3, kK, kM, kK), CUBLAS_STATUS_SUCCESS);
+  for (cublasLtMatrixLayoutAttribute_t a :
+       {CUBLASLT_MATRIX_LAYOUT_TYPE, CUBLASLT_MATRIX_LAYOUT_ORDER, CUBLASLT_MATRIX_LAYOUT_ROWS,
+        CUBLASLT_MATRIX_LAYOUT_COLS, CUBLASLT_MATRIX_LAYOUT_LD, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+        CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, CUBLASLT_MATRIX_LAYOUT_PLANE_OFFSET,
+        CUBLASLT_MATRIX_LAYOUT_BATCH_MODE})
+    compare(&cublasLtMatrixLayoutGetAttribute, layout_get, real_layout, mock_layout, a);
+  EXPECT_EQ(cublasLtMatrixLayoutDestroy(real_layout), CUBLAS_STATUS_SUCCESS);
+  EXPECT_EQ(layout_destroy(mock_layout), CUBLAS_STATUS_SUCCESS);
+  dlclose(lib);
 }
 
 }  // namespace
