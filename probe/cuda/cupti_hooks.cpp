@@ -198,14 +198,37 @@ void CUPTIAPI callback(void*, CUpti_CallbackDomain domain, CUpti_CallbackId cbid
   }
 }
 
+// The CUDA majors whose CUPTI the probe knows (newest first).
+constexpr int kCuptiMajors[] = {13, 12};
+
+// The major of the libcudart the program loaded (0: none found, e.g. a statically linked runtime).
+int loaded_runtime_major() {
+  for (int major : kCuptiMajors) {
+    const std::string name = "libcudart.so." + std::to_string(major);
+    if (void* h = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD)) {
+      dlclose(h);  // drops only the reference NOLOAD took
+      return major;
+    }
+  }
+  return 0;
+}
+
 void* open_cupti() {
   if (const char* path = std::getenv("FPSCOPE_CUPTI_LIB"); path != nullptr && *path != '\0')
     return dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  const char* names[] = {"libcupti.so.13", "libcupti.so.12", "libcupti.so"};
-  for (const char* n : names)
-    if (void* h = dlopen(n, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD)) return h;
-  for (const char* n : names)
-    if (void* h = dlopen(n, RTLD_NOW | RTLD_LOCAL)) return h;
+  const DriverApi* d = driver();
+  const std::vector<std::string> names =
+      cupti_candidates(loaded_runtime_major(), d != nullptr ? d->version : 0);
+  for (const std::string& n : names)
+    if (void* h = dlopen(n.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD)) {
+      FPSCOPE_LOG(Info, "CUPTI: using the %s already loaded", n.c_str());
+      return h;
+    }
+  for (const std::string& n : names)
+    if (void* h = dlopen(n.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+      FPSCOPE_LOG(Info, "CUPTI: loaded %s", n.c_str());
+      return h;
+    }
   return nullptr;
 }
 
@@ -373,6 +396,17 @@ CuptiCounters cupti_counters() {
   c.subscribed = g.subscribed.load();
   c.handed_over = g.handed_over.load();
   return c;
+}
+
+std::vector<std::string> cupti_candidates(int runtime_major, int driver_version) {
+  std::vector<std::string> names;
+  const int driver_major = driver_version / 1000;
+  if (runtime_major > 0) names.push_back("libcupti.so." + std::to_string(runtime_major));
+  for (int major : kCuptiMajors)
+    if (major != runtime_major && (driver_major == 0 || major <= driver_major))
+      names.push_back("libcupti.so." + std::to_string(major));
+  names.push_back("libcupti.so");
+  return names;
 }
 
 }  // namespace fpscope::cuda

@@ -4,7 +4,8 @@
 //
 // Contract:
 //  - start_cupti() is idempotent and cheap after the first call. It loads libcupti at run time
-//    (FPSCOPE_CUPTI_LIB, else an already loaded libcupti, else libcupti.so.13/.12/.so), subscribes
+//    (FPSCOPE_CUPTI_LIB, else the first of cupti_candidates() already loaded, else the first that
+//    loads; the log names the one used), subscribes
 //    with cuptiSubscribe_v2 when the library has it (else cuptiSubscribe) and enables only the
 //    launch callbacks above. When another tool holds CUPTI
 //    (CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED) it logs ONE warning naming that tool and the
@@ -24,8 +25,17 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace fpscope::cuda {
+
+// The libcupti sonames to try, best first (issue 16 item 7): the major of the CUDA runtime the
+// program loaded (libcudart.so.<major>; CUPTI's runtime callback ids and parameter structs are
+// those of its own CUDA version), then the other majors the probe knows, newest first, that the
+// driver supports (a CUPTI newer than the driver fails to subscribe), then the unversioned name.
+// 0 for an unknown runtime major or driver version (cuDriverGetVersion's 12080 form).
+std::vector<std::string> cupti_candidates(int runtime_major, int driver_version);
 
 // `who` says what started it, for the log ("InitializeInjection", "first cuBLAS call").
 void start_cupti(const char* who);

@@ -1,6 +1,11 @@
-// Kernel-name recognition (what the CUPTI launch callback does with the name it is given).
+// Kernel-name recognition (what the CUPTI launch callback does with the name it is given), and
+// which libcupti the probe loads.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
+#include "cupti_hooks.h"
 #include "kernel_match.h"
 
 namespace fpscope::cuda {
@@ -74,3 +79,20 @@ TEST(KernelClassCache, ClassifiesEachHandleOnceAndNullHandlesEveryTime) {
 
 }  // namespace
 }  // namespace fpscope::cuda
+
+// Issue 16 item 7: the CUPTI matching the program's CUDA runtime comes first (its runtime
+// callback ids are those of its own CUDA version), then what the driver supports, newest first.
+TEST(CuptiLibrary, TheRuntimesMajorFirstThenWhatTheDriverSupports) {
+  using V = std::vector<std::string>;
+  // torch built for CUDA 12 on a CUDA 13 driver: CUPTI 12, even where CUPTI 13 is installed.
+  EXPECT_EQ(fpscope::cuda::cupti_candidates(12, 13000),
+            (V{"libcupti.so.12", "libcupti.so.13", "libcupti.so"}));
+  EXPECT_EQ(fpscope::cuda::cupti_candidates(13, 13000),
+            (V{"libcupti.so.13", "libcupti.so.12", "libcupti.so"}));
+  // A CUDA 12.4 driver (R550): CUPTI 13 would fail to subscribe; it is not tried.
+  EXPECT_EQ(fpscope::cuda::cupti_candidates(0, 12040), (V{"libcupti.so.12", "libcupti.so"}));
+  EXPECT_EQ(fpscope::cuda::cupti_candidates(12, 12040), (V{"libcupti.so.12", "libcupti.so"}));
+  // Nothing known (a statically linked runtime, no driver table): newest first.
+  EXPECT_EQ(fpscope::cuda::cupti_candidates(0, 0),
+            (V{"libcupti.so.13", "libcupti.so.12", "libcupti.so"}));
+}
