@@ -9,131 +9,11 @@
 #include "driver_api.h"
 #include "fpscope/stats_cuda.h"
 #include "fpscope/stats_kernel_images.h"
+#include "kernel_module.h"
 
 namespace fpscope::cuda {
 
 namespace {
-
-// Makes `target` the calling thread's current context for a scope and restores the caller's
-// (which may be none: cuCtxSetCurrent(NULL) unbinds, it creates nothing), only when they differ.
-// With the driver API a "device" the probe works on is the context the program used it through
-// (ensure_device records it). ok(): the target is current.
-class ScopedContext {
- public:
-  ScopedContext(const DriverApi& d, CUcontext target) : d_(d) {
-    if (d.cuCtxGetCurrent(&prev_) != CUDA_SUCCESS) prev_ = nullptr;
-    if (prev_ == target) {
-      ok_ = true;
-      return;
-    }
-    error_ = d.cuCtxSetCurrent(target);
-    ok_ = switched_ = error_ == CUDA_SUCCESS;
-  }
-  ~ScopedContext() {
-    if (switched_) (void)d_.cuCtxSetCurrent(prev_);
-  }
-  ScopedContext(const ScopedContext&) = delete;
-  ScopedContext& operator=(const ScopedContext&) = delete;
-  bool ok() const { return ok_; }
-  CUresult error() const { return error_; }
-
- private:
-  const DriverApi& d_;
-  CUcontext prev_ = nullptr;
-  bool ok_ = false, switched_ = false;
-  CUresult error_ = CUDA_SUCCESS;
-};
-
-// Relaxed stream-capture interaction for the calling thread for a scope (push-pop, as the CUDA
-// driver API documentation of cuThreadExchangeStreamCaptureMode recommends). In the default global
-// mode, an allocation or an event query made while ANY thread captures a stream in global mode
-// (torch.cuda.graph does) is a "potentially unsafe API call" that invalidates that capture; a
-// relaxed thread is not prohibited from them. Every probe call that allocates or queries runs
-// under it: the probe's own work never touches a capturing stream (enqueues skip those).
-class RelaxedCapture {
- public:
-  explicit RelaxedCapture(const DriverApi& d) : d_(d) {
-    exchanged_ = d.cuThreadExchangeStreamCaptureMode(&mode_) == CUDA_SUCCESS;
-  }
-  ~RelaxedCapture() {
-    if (exchanged_) (void)d_.cuThreadExchangeStreamCaptureMode(&mode_);
-  }
-  RelaxedCapture(const RelaxedCapture&) = delete;
-  RelaxedCapture& operator=(const RelaxedCapture&) = delete;
-
- private:
-  const DriverApi& d_;
-  CUstreamCaptureMode mode_ = CU_STREAM_CAPTURE_MODE_RELAXED;
-  bool exchanged_ = false;
-};
-
-CUdeviceptr dptr(const void* p) {
-  return reinterpret_cast<CUdeviceptr>(p);
-}
-
-// The statistics kernels loaded into one context: the module and each entry's function and
-// resident grid (stats_kernel_abi.h).
-struct DeviceKernels {
-  CUmodule module = nullptr;
-  CUfunction fn[kNumStatsKernels] = {};
-  unsigned resident[kNumStatsKernels] = {};
-};
-
-// Loads the kernel images into the CURRENT context: the fatbin (cubins of this build's toolkit),
-// else the ISA-8.0 PTX for the driver to JIT (a driver older than the toolkit refuses the newer
-// cubins; stats_kernel_images.h). *which says which one loaded.
-CUresult load_kernels(const DriverApi& d, CUdevice dev, DeviceKernels* k, std::string* which) {
-  const KernelImage fat = stats_kernels_fatbin();
-  CUresult e = d.cuModuleLoadData(&k->module, fat.data);
-  *which = "fatbin";
-  if (e != CUDA_SUCCESS) {
-    const CUresult fat_error = e;
-    e = d.cuModuleLoadData(&k->module, stats_kernels_ptx().data);
-    *which = "PTX " + std::string(kStatsPtxIsa) +
-             " (the driver refused the fatbin: " + driver_error("cuModuleLoadData", fat_error) +
-             ")";
-  }
-  if (e != CUDA_SUCCESS) return e;
-  int sms = 0;
-  if (d.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev) != CUDA_SUCCESS)
-    sms = 0;
-  for (int i = 0; i < kNumStatsKernels; ++i) {
-    const auto id = static_cast<StatsKernel>(i);
-    e = d.cuModuleGetFunction(&k->fn[i], k->module, stats_kernel_name(id));
-    if (e != CUDA_SUCCESS) return e;
-    int per_sm = 0;
-    // A failed occupancy query only costs the grid size (0: the launcher's default).
-    if (sms > 0 &&
-        d.cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k->fn[i], kStatsThreads, 0) ==
-            CUDA_SUCCESS &&
-        per_sm > 0)
-      k->resident[i] = static_cast<unsigned>(sms * per_sm);
-  }
-  return CUDA_SUCCESS;
-}
-
-// One stream of one context, as the kernels' launchers use it (stats_cuda.h).
-class DriverQueue final : public KernelQueue {
- public:
-  DriverQueue(const DriverApi& d, const DeviceKernels& k, CUstream s) : d_(d), k_(k), s_(s) {}
-  CUresult memset_zero(void* dst, size_t bytes) override {
-    return d_.cuMemsetD8Async(dptr(dst), 0, bytes, s_);
-  }
-  CUresult copy_device(void* dst, const void* src, size_t bytes) override {
-    return d_.cuMemcpyDtoDAsync(dptr(dst), dptr(src), bytes, s_);
-  }
-  CUresult launch(StatsKernel k, unsigned grid, unsigned block, const void* args) override {
-    void* params[] = {const_cast<void*>(args)};
-    return d_.cuLaunchKernel(k_.fn[static_cast<int>(k)], grid, 1, 1, block, 1, 1, 0, s_, params,
-                             nullptr);
-  }
-  unsigned resident_blocks(StatsKernel k) override { return k_.resident[static_cast<int>(k)]; }
-
- private:
-  const DriverApi& d_;
-  const DeviceKernels& k_;
-  CUstream s_;
-};
 
 // One block of result slots. A device's ring is one chunk at first (FPSCOPE_CUDA_SLOTS slots) and
 // grows by whole chunks (add_slots: each as large as the ring so far, i.e. doubling). Chunks are
@@ -234,7 +114,8 @@ class CudaBackend final : public Backend {
     e = alloc_chunk(&d, slots_);
     if (e != CUDA_SUCCESS) {
       *error = driver_error("creating result slots on the device", e);
-      return false;  // alloc_chunk released what it made
+      unload_kernels(d_, &d.kernels);  // alloc_chunk released what it made: nothing stays
+      return false;
     }
     d.ctx = ctx;
     d.ready = true;

@@ -52,6 +52,8 @@ typedef struct MockCudaCounters {
   unsigned long long kernels_run;
   unsigned long long captured_operations;
   unsigned long long modules_loaded;
+  // Modules loaded and not unloaded.
+  unsigned long long live_modules;
 } MockCudaCounters;
 
 // A snapshot of the counters.

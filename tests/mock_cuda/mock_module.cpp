@@ -91,6 +91,7 @@ CUresult cuModuleLoadData(CUmodule* module, const void* image) {
   }
   state().modules.push_back(m);
   state().counters.modules_loaded++;
+  state().counters.live_modules++;
   *module = m;
   return CUDA_SUCCESS;
 }
@@ -99,6 +100,7 @@ CUresult cuModuleUnload(CUmodule hmod) {
   MOCK_LOCK_INIT();
   if (!mock::valid(hmod)) return CUDA_ERROR_INVALID_HANDLE;
   hmod->alive = false;
+  state().counters.live_modules--;
   return CUDA_SUCCESS;
 }
 

@@ -85,6 +85,7 @@ void print_counters() {
   std::printf("mock_cuda live_host_allocations %llu\n", c.live_host_allocations);
   std::printf("mock_cuda allocation_calls %llu\n", c.allocation_calls);
   std::printf("mock_cuda kernels_run %llu\n", c.kernels_run);
+  std::printf("mock_cuda live_modules %llu\n", c.live_modules);
 }
 
 double checksum(const std::vector<float>& d) {

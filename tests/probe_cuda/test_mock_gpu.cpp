@@ -254,6 +254,7 @@ TEST(MockGpu, AFailedSetUpReleasesWhatItMadeAndIsNotRetried) {
   EXPECT_EQ(program_lines(r.run.out), program_lines(p.out));
   EXPECT_EQ(counter(r.run.out, "live_device_allocations"), 0) << r.run.out;
   EXPECT_EQ(counter(r.run.out, "live_host_allocations"), 0) << r.run.out;
+  EXPECT_EQ(counter(r.run.out, "live_modules"), 0) << r.run.out;  // the kernels' module too
   EXPECT_EQ(counter(r.run.out, "allocation_calls"), 8) << r.run.out;
   ASSERT_TRUE(r.read);
   EXPECT_TRUE(has_event(r.trace, "could not be set up on 1 device")) << r.run.err;
