@@ -135,9 +135,8 @@ const trace::TensorInfo* tensor(const trace::Trace& t, const std::string& id) {
 // Every operand of every GEMM of every step against the host pass; returns how many matched.
 int check_operands(const Options& o, const trace::Trace& tr) {
   const bool lt = o.kind == "lt";
-  const std::vector<std::string> scopes =
-      lt ? std::vector<std::string>{"lt_f32d", "lt_e4m3d"}
-         : std::vector<std::string>{"fc_fp32", "fc_bf16"};
+  const std::vector<std::string> scopes = lt ? std::vector<std::string>{"lt_f32d", "lt_e4m3d"}
+                                             : std::vector<std::string>{"fc_fp32", "fc_bf16"};
   int matched = 0;
   for (const std::string& scope : scopes)
     for (char role : {'A', 'B', 'D'}) {
@@ -221,10 +220,9 @@ int run(int argc, char** argv) {
   const proc::Output plain = proc::run("", cmd);
   save(o.dir + "/plain.out", plain.out);
   save(o.dir + "/plain.err", plain.err);
-  const proc::Output probed =
-      proc::run("LD_PRELOAD=" + o.probe + " FPSCOPE_OUTPUT=" + trace_path +
-                    " FPSCOPE_STEPS=api FPSCOPE_EVERY=1 FPSCOPE_LOG=info",
-                cmd + " --dump-dir " + o.dir + "/dump");
+  const proc::Output probed = proc::run("LD_PRELOAD=" + o.probe + " FPSCOPE_OUTPUT=" + trace_path +
+                                            " FPSCOPE_STEPS=api FPSCOPE_EVERY=1 FPSCOPE_LOG=info",
+                                        cmd + " --dump-dir " + o.dir + "/dump");
   save(o.dir + "/probed.out", probed.out);
   save(o.dir + "/probed.err", probed.err);
   if (plain.exit_code != 0) fail("without the probe: exit " + std::to_string(plain.exit_code));
@@ -257,9 +255,10 @@ int run(int argc, char** argv) {
     if (probed.exit_code != 0) std::fputs(probed.err.c_str(), stdout);
     return 1;
   }
-  std::printf("ok: %d observations equal the host pass over the same data (%s, %d steps%s); "
-              "output identical with and without the probe\n",
-              matched, o.kind.c_str(), o.steps, o.args.c_str());
+  std::printf(
+      "ok: %d observations equal the host pass over the same data (%s, %d steps%s); "
+      "output identical with and without the probe\n",
+      matched, o.kind.c_str(), o.steps, o.args.c_str());
   return 0;
 }
 

@@ -246,7 +246,8 @@ run_step() {
        reason=$(grep -E '^FAIL' "$log" | tail -n 1)
        [ -n "$reason" ] || reason="exit $rc: $(tail -n 1 "$log")" ;;
   esac
-  reasons+=("${reason:-}")
+  [ -n "$reason" ] || reason=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1)
+  reasons+=("$reason")
 }
 
 run_step kernel step_kernel
