@@ -15,7 +15,12 @@
 //                    step (the "update", before fpscope_step), so step t's record is B(t) ->
 //                    B(t+1).
 //   --counters       print the mock's counters at the end (mock_control.h), after the program freed
-//                    its own memory: what is still allocated then is the probe's
+//                    its own memory: what is still allocated then is the probe's (mock only:
+//                    mock_cuda_counters is looked up at run time, so that the same source links
+//                    against the real driver as tests/gpu's gpu_path_prog)
+//   --dump-dir DIR   write each step's D as copied back, FP32 bytes, to DIR/fc_fp32.D.<step>.bin
+//                    and DIR/fc_bf16.D.<step>.bin: a real cuBLAS sums in its own order, so a
+//                    checker measures the D it produced (tests/gpu/gpu_path_check.cpp)
 #include <cublas_v2.h>
 #include <cuda.h>
 #include <dlfcn.h>
@@ -74,8 +79,13 @@ struct Relaxed {
 
 // The mock's counters as "mock_cuda <name> <value>" lines (test_mock_gpu.cpp reads them).
 void print_counters() {
+  const auto counters = api<void (*)(MockCudaCounters*)>("mock_cuda_counters");
+  if (counters == nullptr) {
+    std::fprintf(stderr, "mock_gpu_prog: --counters needs the mock driver (tests/mock_cuda)\n");
+    std::exit(64);
+  }
   MockCudaCounters c;
-  mock_cuda_counters(&c);
+  counters(&c);
   for (int d = 0; d < 2; ++d)
     std::printf("mock_cuda contexts_device%d %llu\n", d, c.contexts_created[d]);
   std::printf("mock_cuda unsafe_calls %llu\n", c.unsafe_calls);
@@ -86,6 +96,18 @@ void print_counters() {
   std::printf("mock_cuda allocation_calls %llu\n", c.allocation_calls);
   std::printf("mock_cuda kernels_run %llu\n", c.kernels_run);
   std::printf("mock_cuda live_modules %llu\n", c.live_modules);
+}
+
+// D's bytes as copied back, to DIR/NAME.STEP.bin (--dump-dir).
+void dump(const std::string& dir, const char* name, int step, const std::vector<float>& d) {
+  if (dir.empty()) return;
+  const std::string path = dir + "/" + name + "." + std::to_string(step) + ".bin";
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr || std::fwrite(d.data(), sizeof(float), d.size(), f) != d.size() ||
+      std::fclose(f) != 0) {
+    std::fprintf(stderr, "mock_gpu_prog: cannot write %s\n", path.c_str());
+    std::exit(4);
+  }
 }
 
 double checksum(const std::vector<float>& d) {
@@ -100,6 +122,7 @@ double checksum(const std::vector<float>& d) {
 int main(int argc, char** argv) {
   int steps = 4, device = 0;
   bool capture = false, watch = false, counters = false, two = false;
+  std::string dump_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--steps" && i + 1 < argc)
@@ -114,6 +137,8 @@ int main(int argc, char** argv) {
       counters = true;
     else if (a == "--two-devices")
       two = true;
+    else if (a == "--dump-dir" && i + 1 < argc)
+      dump_dir = argv[++i];
     else {
       std::fprintf(stderr, "mock_gpu_prog: unknown argument %s\n", a.c_str());
       return 64;
@@ -220,9 +245,11 @@ int main(int argc, char** argv) {
       CHECK_CU(cuStreamSynchronize(d16.s));
       CHECK_CU(cuMemcpyDtoH(hd.data(), db, hd.size() * sizeof(float)));
       const double bf16 = checksum(hd);
+      dump(dump_dir, "fc_bf16.D", t, hd);
       CHECK_CU(cuCtxSetCurrent(d32.ctx));
       CHECK_CU(cuStreamSynchronize(d32.s));
       CHECK_CU(cuMemcpyDtoH(hd.data(), d32.d, hd.size() * sizeof(float)));
+      dump(dump_dir, "fc_fp32.D", t, hd);
       std::printf("step %d fp32 %.17g bf16 %.17g\n", t, checksum(hd), bf16);
     }
     upload(static_cast<uint32_t>(t + 1));  // the "optimizer update" of the weights

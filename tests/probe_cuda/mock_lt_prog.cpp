@@ -5,12 +5,19 @@
 //   scope "lt_f32d":   E4M3 A (stored k x m, TRANSA = T) and B with per-tensor scale pointers
 //                      scale_A, scale_B (device floats), FP32 D;
 //   scope "lt_e4m3d":  the same A and B and scales, E4M3 D quantized with D_SCALE_POINTER scale_D
-//                      and AMAX_D_POINTER;
+//                      and AMAX_D_POINTER; C (never read: beta 0) its own BF16 matrix, the C
+//                      type cuBLASLt requires with an E4M3 D;
 //   scope "lt_mx":     E4M3 A and B with A/B_SCALE_MODE VEC32_UE8M0 (block exponents), FP32 D;
 // then copies the Ds back, prints their checksums ("step ..." lines), uploads the next step's
 // operands and scales (the "update") and calls fpscope_step(). Output is the same with and
 // without the probe.
-//   --steps N   steps (default 3)
+//   --steps N        steps (default 3)
+//   --no-block       leave the block-scaled GEMM out (its scales are the mock's layout, not
+//                    cuBLASLt's swizzled one, and a real one needs sm_100): the real-driver build
+//                    (tests/gpu's gpu_lt_prog) runs with it
+//   --dump-dir DIR   write each step's Ds as copied back to DIR/lt_f32d.D.<step>.bin (FP32) and
+//                    DIR/lt_e4m3d.D.<step>.bin (E4M3 codes): a real cuBLASLt sums in its own
+//                    order, so a checker measures the D it produced (tests/gpu/gpu_path_check.cpp)
 #include <cublasLt.h>
 #include <cuda.h>
 #include <dlfcn.h>
@@ -70,14 +77,33 @@ void* ptr(CUdeviceptr p) {
   return reinterpret_cast<void*>(p);
 }
 
+// D's bytes as copied back, to DIR/NAME.STEP.bin (--dump-dir).
+template <class T>
+void dump(const std::string& dir, const char* name, int step, const std::vector<T>& d) {
+  if (dir.empty()) return;
+  const std::string path = dir + "/" + name + "." + std::to_string(step) + ".bin";
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr || std::fwrite(d.data(), sizeof(T), d.size(), f) != d.size() ||
+      std::fclose(f) != 0) {
+    std::fprintf(stderr, "mock_lt_prog: cannot write %s\n", path.c_str());
+    std::exit(4);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int steps = 3;
+  bool block = true;
+  std::string dump_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--steps" && i + 1 < argc) {
       steps = std::atoi(argv[++i]);
+    } else if (a == "--no-block") {
+      block = false;
+    } else if (a == "--dump-dir" && i + 1 < argc) {
+      dump_dir = argv[++i];
     } else {
       std::fprintf(stderr, "mock_lt_prog: unknown argument %s\n", a.c_str());
       return 64;
@@ -106,13 +132,15 @@ int main(int argc, char** argv) {
                     dmx = alloc(nd * sizeof(float));
   const CUdeviceptr sa = alloc(sizeof(float)), sb = alloc(sizeof(float)), sd = alloc(sizeof(float));
   const CUdeviceptr amax = alloc(sizeof(float));
+  const CUdeviceptr c16 = alloc(nd * 2);  // the E4M3-D GEMM's C: never read (beta 0)
 
   // Layouts: A stored k x m (used transposed), B k x n, D (and C, never read: beta 0) m x n.
-  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, l32 = nullptr, l8 = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, l32 = nullptr, l8 = nullptr, l16 = nullptr;
   CHECK_LT(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, kK, kM, kK));
   CHECK_LT(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, kK, kN, kK));
   CHECK_LT(cublasLtMatrixLayoutCreate(&l32, CUDA_R_32F, kM, kN, kM));
   CHECK_LT(cublasLtMatrixLayoutCreate(&l8, CUDA_R_8F_E4M3, kM, kN, kM));
+  CHECK_LT(cublasLtMatrixLayoutCreate(&l16, CUDA_R_16BF, kM, kN, kM));
   // The three matmul descriptors.
   cublasLtMatmulDesc_t mm[3] = {};
   for (auto& m : mm) {
@@ -126,12 +154,14 @@ int main(int argc, char** argv) {
   }
   set_desc<const void*>(mm[1], CUBLASLT_MATMUL_DESC_D_SCALE_POINTER, ptr(sd));
   set_desc<void*>(mm[1], CUBLASLT_MATMUL_DESC_AMAX_D_POINTER, ptr(amax));
-  set_desc<int32_t>(mm[2], CUBLASLT_MATMUL_DESC_A_SCALE_MODE,
-                    CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0);
-  set_desc<int32_t>(mm[2], CUBLASLT_MATMUL_DESC_B_SCALE_MODE,
-                    CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0);
-  set_desc<const void*>(mm[2], CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, ptr(ea));
-  set_desc<const void*>(mm[2], CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, ptr(eb));
+  if (block) {  // the scale modes are cuBLASLt 12.8's: an older one refuses the attribute
+    set_desc<int32_t>(mm[2], CUBLASLT_MATMUL_DESC_A_SCALE_MODE,
+                      CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0);
+    set_desc<int32_t>(mm[2], CUBLASLT_MATMUL_DESC_B_SCALE_MODE,
+                      CUBLASLT_MATMUL_MATRIX_SCALE_VEC32_UE8M0);
+    set_desc<const void*>(mm[2], CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, ptr(ea));
+    set_desc<const void*>(mm[2], CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, ptr(eb));
+  }
 
   std::vector<uint8_t> ha(na), hb(nb), hmxa(na), hmxb(nb), hea(size_t{kM} * kKBlocks),
       heb(size_t{kN} * kKBlocks), hd8(nd);
@@ -156,33 +186,38 @@ int main(int argc, char** argv) {
   };
   const float one = 1.0f, zero = 0.0f;
   auto matmul = [&](const char* scope, cublasLtMatmulDesc_t m, CUdeviceptr A, CUdeviceptr B,
-                    CUdeviceptr D, cublasLtMatrixLayout_t ld) {
+                    CUdeviceptr C, cublasLtMatrixLayout_t lc, CUdeviceptr D,
+                    cublasLtMatrixLayout_t ld) {
     if (push != nullptr) push(scope);
-    CHECK_LT(cublasLtMatmul(lt, m, &one, ptr(A), la, ptr(B), lb, &zero, ptr(D), ld, ptr(D), ld,
+    CHECK_LT(cublasLtMatmul(lt, m, &one, ptr(A), la, ptr(B), lb, &zero, ptr(C), lc, ptr(D), ld,
                             nullptr, nullptr, 0, reinterpret_cast<cudaStream_t>(s)));
     if (pop != nullptr) pop();
   };
 
   upload(0);
   for (int t = 0; t < steps; ++t) {
-    matmul("lt_f32d", mm[0], a, b, d32, l32);
-    matmul("lt_e4m3d", mm[1], a, b, d8, l8);
-    matmul("lt_mx", mm[2], mxa, mxb, dmx, l32);
+    matmul("lt_f32d", mm[0], a, b, d32, l32, d32, l32);
+    matmul("lt_e4m3d", mm[1], a, b, c16, l16, d8, l8);
+    if (block) matmul("lt_mx", mm[2], mxa, mxb, dmx, l32, dmx, l32);
     CHECK_CU(cuStreamSynchronize(s));
     CHECK_CU(cuMemcpyDtoH(hd32.data(), d32, nd * sizeof(float)));
     CHECK_CU(cuMemcpyDtoH(hd8.data(), d8, nd));
-    CHECK_CU(cuMemcpyDtoH(hdmx.data(), dmx, nd * sizeof(float)));
+    if (block) CHECK_CU(cuMemcpyDtoH(hdmx.data(), dmx, nd * sizeof(float)));
     float hamax = 0.0f;
     CHECK_CU(cuMemcpyDtoH(&hamax, amax, sizeof hamax));
-    std::printf("step %d f32d %.17g e4m3d %.17g amax %.9g mx %.17g\n", t, checksum(hd32),
-                checksum(hd8), static_cast<double>(hamax), checksum(hdmx));
+    dump(dump_dir, "lt_f32d.D", t, hd32);
+    dump(dump_dir, "lt_e4m3d.D", t, hd8);
+    std::printf("step %d f32d %.17g e4m3d %.17g amax %.9g", t, checksum(hd32), checksum(hd8),
+                static_cast<double>(hamax));
+    if (block) std::printf(" mx %.17g", checksum(hdmx));
+    std::printf("\n");
     upload(static_cast<uint32_t>(t + 1));  // the "optimizer update" and the new scales
     if (step != nullptr) step();
   }
   for (auto m : mm) CHECK_LT(cublasLtMatmulDescDestroy(m));
-  for (auto l : {la, lb, l32, l8}) CHECK_LT(cublasLtMatrixLayoutDestroy(l));
+  for (auto l : {la, lb, l32, l8, l16}) CHECK_LT(cublasLtMatrixLayoutDestroy(l));
   CHECK_LT(cublasLtDestroy(lt));
-  for (CUdeviceptr p : {a, b, mxa, mxb, ea, eb, d32, d8, dmx, sa, sb, sd, amax})
+  for (CUdeviceptr p : {a, b, mxa, mxb, ea, eb, d32, d8, dmx, sa, sb, sd, amax, c16})
     CHECK_CU(cuMemFree(p));
   CHECK_CU(cuStreamDestroy(s));
   return 0;

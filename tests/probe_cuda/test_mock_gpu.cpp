@@ -19,6 +19,7 @@
 #include "fpscope/update_loss.h"
 #include "mock_gpu_data.h"
 #include "run_util.h"
+#include "stats_compare.h"
 
 namespace fpscope::cuda {
 namespace {
@@ -120,31 +121,11 @@ std::unique_ptr<TensorStats> host_stats(int which, char role, uint32_t step) {
   return s;
 }
 
-// The trace's observation against the host pass: counts, extrema and the histogram exactly; the
-// double sums to the rounding of a different summation order (the kernel's tree, stats_sim.h).
+// The trace's observation against the host pass (stats_compare.h, shared with the real-driver
+// checker tests/gpu/gpu_path_check.cpp).
 void expect_matches(const trace::Trace& t, const trace::ObservationRecord& o,
                     const TensorStats& h) {
-  const StatsScalars& s = o.stats;
-  EXPECT_EQ(s.count, h.count);
-  EXPECT_EQ(s.nan, h.nan);
-  EXPECT_EQ(s.pos_inf, h.pos_inf);
-  EXPECT_EQ(s.neg_inf, h.neg_inf);
-  EXPECT_EQ(s.zero, h.zero);
-  EXPECT_EQ(s.amax, h.amax);
-  EXPECT_EQ(s.min, h.min);
-  EXPECT_EQ(s.max, h.max);
-  EXPECT_NEAR(s.sum, h.sum, 1e-9 * std::sqrt(h.sum_sq) + 1e-300);
-  EXPECT_NEAR(s.sum_sq, h.sum_sq, 1e-12 * h.sum_sq);
-  for (int i = 0; i < kNumTargets; ++i) {
-    EXPECT_EQ(s.fmt[i].overflow, h.fmt[i].overflow) << "target " << i;
-    EXPECT_EQ(s.fmt[i].underflow, h.fmt[i].underflow) << "target " << i;
-    EXPECT_EQ(s.fmt[i].subnormal, h.fmt[i].subnormal) << "target " << i;
-    EXPECT_NEAR(s.fmt[i].sum_err2, h.fmt[i].sum_err2, 1e-5 * h.fmt[i].sum_err2) << "target " << i;
-  }
-  std::vector<uint64_t> hist(kHistBins, 0);
-  for (uint32_t k = 0; k < o.hist_len; ++k)
-    hist[t.hist_bins[o.hist_begin + k]] = t.hist_counts[o.hist_begin + k];
-  for (int k = 0; k < kHistBins; ++k) EXPECT_EQ(hist[k], h.hist[k]) << "bin " << k;
+  for (const std::string& m : compare::mismatches(t, o, h)) ADD_FAILURE() << m;
 }
 
 // Every operand of both GEMMs in every step matches the host pass; returns how many matched.
