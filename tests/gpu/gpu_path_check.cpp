@@ -35,6 +35,9 @@
 namespace fpscope::cuda {
 namespace {
 
+using compare::program_lines;
+using compare::tensor;
+
 struct Options {
   std::string kind, prog, probe, dir, args;
   int steps = 3;
@@ -43,20 +46,6 @@ struct Options {
 std::vector<std::string> g_failures;
 void fail(const std::string& m) {
   g_failures.push_back(m);
-}
-
-// The program's own lines (the probe's log aside).
-std::string program_lines(const std::string& out) {
-  std::string r, line;
-  for (char c : out) {
-    if (c != '\n') {
-      line += c;
-      continue;
-    }
-    if (line.rfind("step ", 0) == 0 || line.rfind("capture:", 0) == 0) r += line + "\n";
-    line.clear();
-  }
-  return r;
 }
 
 void save(const std::string& path, const std::string& text) {
@@ -124,12 +113,6 @@ std::unique_ptr<TensorStats> expected(const Options& o, const std::string& scope
   for (uint8_t x : c) v.push_back(e4m3_value(x) / scale_d(t));  // one FP32 divide
   *raw = host_pass(c.data(), Format::E4M3, kM, kN);
   return host_pass(v.data(), Format::FP32, kM, kN);
-}
-
-const trace::TensorInfo* tensor(const trace::Trace& t, const std::string& id) {
-  for (const auto& ti : t.tensors)
-    if (ti.id == id) return &ti;
-  return nullptr;
 }
 
 // Every operand of every GEMM of every step against the host pass; returns how many matched.

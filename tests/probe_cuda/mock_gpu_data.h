@@ -7,18 +7,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include "mock_hash.h"
+
 namespace mock_gpu {
 
 inline constexpr int kM = 48, kN = 40, kK = 72;  // D (m x n) = A (m x k) * B (k x n), col-major
 
-inline uint32_t mix(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352dU;
-  x ^= x >> 15;
-  x *= 0x846ca68bU;
-  x ^= x >> 16;
-  return x;
-}
+using mock_data::mix;
 
 // FP32 element i of matrix `which` (0: A, 1: B) at `step`: signed values with exponents spread
 // over 2^-24 .. 2^15 (FP16 and FP8 underflow and overflow both occur), exact zeros, and in step 2

@@ -35,32 +35,11 @@
 
 #include "mock_control.h"
 #include "mock_gpu_data.h"
+#include "mock_prog_util.h"
 
 namespace {
 
-#define CHECK_CU(call)                                                          \
-  do {                                                                          \
-    const CUresult e_ = (call);                                                 \
-    if (e_ != CUDA_SUCCESS) {                                                   \
-      std::fprintf(stderr, "%s:%d: %s failed: %d\n", __FILE__, __LINE__, #call, \
-                   static_cast<int>(e_));                                       \
-      std::exit(2);                                                             \
-    }                                                                           \
-  } while (0)
-#define CHECK_BLAS(call)                                                        \
-  do {                                                                          \
-    const cublasStatus_t s_ = (call);                                           \
-    if (s_ != CUBLAS_STATUS_SUCCESS) {                                          \
-      std::fprintf(stderr, "%s:%d: %s failed: %d\n", __FILE__, __LINE__, #call, \
-                   static_cast<int>(s_));                                       \
-      std::exit(3);                                                             \
-    }                                                                           \
-  } while (0)
-
-template <class F>
-F api(const char* name) {
-  return reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
-}
+using mock_prog::api;
 
 // The program's own synchronous calls (copies, synchronization) are "potentially unsafe" while
 // another thread captures in global mode: it makes them in relaxed mode, as a careful program

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "mock_hash.h"
+
 namespace mock_lt {
 
 // D (m x n) = op(A) (m x k) * B (k x n), column-major. A is stored k x m and used transposed
@@ -16,14 +18,7 @@ namespace mock_lt {
 inline constexpr int kM = 48, kN = 40, kK = 96;
 inline constexpr int kKBlocks = kK / 32;
 
-inline uint32_t mix(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352dU;
-  x ^= x >> 15;
-  x *= 0x846ca68bU;
-  x ^= x >> 16;
-  return x;
-}
+using mock_data::mix;
 
 // E4M3 code of element i of matrix `which` (0: A, 1: B, 2: the block-scaled GEMM's A, 3: its B) at
 // `step`: every finite code may occur (subnormals, zeros of both signs, +-448), never NaN.

@@ -28,36 +28,15 @@
 #include <vector>
 
 #include "mock_lt_data.h"
+#include "mock_prog_util.h"
 
 namespace {
 
-#define CHECK_CU(call)                                                          \
-  do {                                                                          \
-    const CUresult e_ = (call);                                                 \
-    if (e_ != CUDA_SUCCESS) {                                                   \
-      std::fprintf(stderr, "%s:%d: %s failed: %d\n", __FILE__, __LINE__, #call, \
-                   static_cast<int>(e_));                                       \
-      std::exit(2);                                                             \
-    }                                                                           \
-  } while (0)
-#define CHECK_LT(call)                                                          \
-  do {                                                                          \
-    const cublasStatus_t s_ = (call);                                           \
-    if (s_ != CUBLAS_STATUS_SUCCESS) {                                          \
-      std::fprintf(stderr, "%s:%d: %s failed: %d\n", __FILE__, __LINE__, #call, \
-                   static_cast<int>(s_));                                       \
-      std::exit(3);                                                             \
-    }                                                                           \
-  } while (0)
-
-template <class F>
-F api(const char* name) {
-  return reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
-}
+using mock_prog::api;
 
 template <class T>
 void set_desc(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t a, T v) {
-  CHECK_LT(cublasLtMatmulDescSetAttribute(d, a, &v, sizeof v));
+  CHECK_BLAS(cublasLtMatmulDescSetAttribute(d, a, &v, sizeof v));
 }
 
 template <class T>
@@ -123,7 +102,7 @@ int main(int argc, char** argv) {
   CHECK_CU(cuCtxSetCurrent(ctx));
   CHECK_CU(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
   cublasLtHandle_t lt = nullptr;
-  CHECK_LT(cublasLtCreate(&lt));
+  CHECK_BLAS(cublasLtCreate(&lt));
 
   const size_t na = size_t{kK} * kM, nb = size_t{kK} * kN, nd = size_t{kM} * kN;
   const CUdeviceptr a = alloc(na), b = alloc(nb), mxa = alloc(na), mxb = alloc(nb);
@@ -136,15 +115,15 @@ int main(int argc, char** argv) {
 
   // Layouts: A stored k x m (used transposed), B k x n, D (and C, never read: beta 0) m x n.
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, l32 = nullptr, l8 = nullptr, l16 = nullptr;
-  CHECK_LT(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, kK, kM, kK));
-  CHECK_LT(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, kK, kN, kK));
-  CHECK_LT(cublasLtMatrixLayoutCreate(&l32, CUDA_R_32F, kM, kN, kM));
-  CHECK_LT(cublasLtMatrixLayoutCreate(&l8, CUDA_R_8F_E4M3, kM, kN, kM));
-  CHECK_LT(cublasLtMatrixLayoutCreate(&l16, CUDA_R_16BF, kM, kN, kM));
+  CHECK_BLAS(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, kK, kM, kK));
+  CHECK_BLAS(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, kK, kN, kK));
+  CHECK_BLAS(cublasLtMatrixLayoutCreate(&l32, CUDA_R_32F, kM, kN, kM));
+  CHECK_BLAS(cublasLtMatrixLayoutCreate(&l8, CUDA_R_8F_E4M3, kM, kN, kM));
+  CHECK_BLAS(cublasLtMatrixLayoutCreate(&l16, CUDA_R_16BF, kM, kN, kM));
   // The three matmul descriptors.
   cublasLtMatmulDesc_t mm[3] = {};
   for (auto& m : mm) {
-    CHECK_LT(cublasLtMatmulDescCreate(&m, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CHECK_BLAS(cublasLtMatmulDescCreate(&m, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     set_desc<int32_t>(m, CUBLASLT_MATMUL_DESC_TRANSA, CUBLAS_OP_T);
     set_desc<int32_t>(m, CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N);
   }
@@ -189,8 +168,8 @@ int main(int argc, char** argv) {
                     CUdeviceptr C, cublasLtMatrixLayout_t lc, CUdeviceptr D,
                     cublasLtMatrixLayout_t ld) {
     if (push != nullptr) push(scope);
-    CHECK_LT(cublasLtMatmul(lt, m, &one, ptr(A), la, ptr(B), lb, &zero, ptr(C), lc, ptr(D), ld,
-                            nullptr, nullptr, 0, reinterpret_cast<cudaStream_t>(s)));
+    CHECK_BLAS(cublasLtMatmul(lt, m, &one, ptr(A), la, ptr(B), lb, &zero, ptr(C), lc, ptr(D), ld,
+                              nullptr, nullptr, 0, reinterpret_cast<cudaStream_t>(s)));
     if (pop != nullptr) pop();
   };
 
@@ -214,9 +193,9 @@ int main(int argc, char** argv) {
     upload(static_cast<uint32_t>(t + 1));  // the "optimizer update" and the new scales
     if (step != nullptr) step();
   }
-  for (auto m : mm) CHECK_LT(cublasLtMatmulDescDestroy(m));
-  for (auto l : {la, lb, l32, l8, l16}) CHECK_LT(cublasLtMatrixLayoutDestroy(l));
-  CHECK_LT(cublasLtDestroy(lt));
+  for (auto m : mm) CHECK_BLAS(cublasLtMatmulDescDestroy(m));
+  for (auto l : {la, lb, l32, l8, l16}) CHECK_BLAS(cublasLtMatrixLayoutDestroy(l));
+  CHECK_BLAS(cublasLtDestroy(lt));
   for (CUdeviceptr p : {a, b, mxa, mxb, ea, eb, d32, d8, dmx, sa, sb, sd, amax, c16})
     CHECK_CU(cuMemFree(p));
   CHECK_CU(cuStreamDestroy(s));

@@ -1,6 +1,7 @@
-// A trace observation against the host statistics pass (compute_stats) of the same values, without
-// GoogleTest: shared by the mock-driver tests (test_mock_gpu.cpp, test_mock_lt.cpp) and the
-// real-driver checker (tests/gpu/gpu_path_check.cpp). Counts, extrema and the histogram must be
+// What the mock-driver tests (test_mock_gpu.cpp, test_mock_lt.cpp) and the real-driver checker
+// (tests/gpu/gpu_path_check.cpp) compare, without GoogleTest: the program's own output lines, a
+// trace's tensors and events, and a trace observation against the host statistics pass
+// (compute_stats) of the same values. Counts, extrema and the histogram must be
 // equal; the double sums agree to the rounding of a different summation order (the kernel's tree,
 // stats_sim.h); the per-format squared errors to 1e-5 relative.
 #pragma once
@@ -60,6 +61,33 @@ inline std::vector<std::string> mismatches(const trace::Trace& t, const trace::O
     hist[t.hist_bins[o.hist_begin + k]] = t.hist_counts[o.hist_begin + k];
   for (int k = 0; k < kHistBins; ++k) eq("histogram bin " + std::to_string(k), hist[k], h.hist[k]);
   return r;
+}
+
+// The program's own lines ("step ..." and "capture: ..."), without the probe's log or the mock's
+// counters: what must be the same with and without the probe.
+inline std::string program_lines(const std::string& out) {
+  std::string r, line;
+  for (char c : out) {
+    if (c != '\n') {
+      line += c;
+      continue;
+    }
+    if (line.rfind("step ", 0) == 0 || line.rfind("capture:", 0) == 0) r += line + "\n";
+    line.clear();
+  }
+  return r;
+}
+
+inline const trace::TensorInfo* tensor(const trace::Trace& t, const std::string& id) {
+  for (const auto& ti : t.tensors)
+    if (ti.id == id) return &ti;
+  return nullptr;
+}
+
+inline bool has_event(const trace::Trace& t, const std::string& part) {
+  for (const auto& e : t.events)
+    if (e.text.find(part) != std::string::npos) return true;
+  return false;
 }
 
 }  // namespace fpscope::cuda::compare

@@ -24,6 +24,10 @@
 namespace fpscope::cuda {
 namespace {
 
+using compare::has_event;
+using compare::program_lines;
+using compare::tensor;
+
 struct Result {
   proc::Output run;
   trace::Trace trace;
@@ -55,20 +59,6 @@ Result record(const std::string& env, const std::string& args) {
   return r;
 }
 
-// The program's own lines (the probe's log and the mock's counters aside).
-std::string program_lines(const std::string& out) {
-  std::string r, line;
-  for (char c : out) {
-    if (c != '\n') {
-      line += c;
-      continue;
-    }
-    if (line.rfind("step ", 0) == 0 || line.rfind("capture:", 0) == 0) r += line + "\n";
-    line.clear();
-  }
-  return r;
-}
-
 // A counter the mock printed ("mock_cuda <name> <value>" lines, mock_control.h).
 long long counter(const std::string& out, const std::string& name) {
   const std::string key = "mock_cuda " + name + " ";
@@ -77,23 +67,9 @@ long long counter(const std::string& out, const std::string& name) {
   return std::atoll(out.c_str() + at + key.size());
 }
 
-bool has_event(const trace::Trace& t, const std::string& part) {
-  for (const auto& e : t.events)
-    if (e.text.find(part) != std::string::npos) return true;
-  return false;
-}
-
-const trace::TensorInfo* tensor(const trace::Trace& t, const std::string& id) {
-  for (const auto& ti : t.tensors)
-    if (ti.id == id) return &ti;
-  return nullptr;
-}
-
-// The host pass over operand `role` of GEMM `which` (0: FP32 Sgemm, 1: BF16 GemmEx) at `step`.
-std::unique_ptr<TensorStats> host_stats(int which, char role, uint32_t step) {
+// The operand's values as FP32 (the host block pass reads decoded values), role 'A', 'B' or 'D'.
+std::vector<float> operand_values(int which, char role, uint32_t step) {
   using namespace mock_gpu;
-  auto s = std::make_unique<TensorStats>();
-  const StatsOptions opt;
   if (role == 'D') {
     std::vector<float> d(kM * kN);
     if (which == 0)
@@ -104,20 +80,31 @@ std::unique_ptr<TensorStats> host_stats(int which, char role, uint32_t step) {
           [&](int i) { return bf16_to_float(bf16_value(0, static_cast<uint32_t>(i), step)); },
           [&](int i) { return bf16_to_float(bf16_value(1, static_cast<uint32_t>(i), step)); },
           d.data());
-    compute_stats(d.data(), Format::FP32, kM, kN, kM, opt, s.get());
-    return s;
+    return d;
   }
   const int m = role == 'A' ? 0 : 1;
-  const uint64_t rows = role == 'A' ? kM : kK, cols = role == 'A' ? kK : kN;
-  if (which == 0) {
-    std::vector<float> v(rows * cols);
-    for (uint32_t i = 0; i < v.size(); ++i) v[i] = value(m, i, step);
-    compute_stats(v.data(), Format::FP32, rows, cols, rows, opt, s.get());
-  } else {
+  std::vector<float> v(role == 'A' ? kM * kK : kK * kN);
+  for (uint32_t i = 0; i < v.size(); ++i)
+    v[i] = which == 0 ? value(m, i, step) : bf16_to_float(bf16_value(m, i, step));
+  return v;
+}
+
+// The host pass over operand `role` of GEMM `which` (0: FP32 Sgemm, 1: BF16 GemmEx) at `step`:
+// over the stored BF16 codes for the BF16 GEMM's A and B, over FP32 values otherwise.
+std::unique_ptr<TensorStats> host_stats(int which, char role, uint32_t step) {
+  using namespace mock_gpu;
+  auto s = std::make_unique<TensorStats>();
+  const StatsOptions opt;
+  const uint64_t rows = role == 'B' ? kK : kM, cols = role == 'A' ? kK : kN;
+  if (which == 1 && role != 'D') {
+    const int m = role == 'A' ? 0 : 1;
     std::vector<uint16_t> v(rows * cols);
     for (uint32_t i = 0; i < v.size(); ++i) v[i] = bf16_value(m, i, step);
     compute_stats(v.data(), Format::BF16, rows, cols, rows, opt, s.get());
+    return s;
   }
+  const std::vector<float> v = operand_values(which, role, step);
+  compute_stats(v.data(), Format::FP32, rows, cols, rows, opt, s.get());
   return s;
 }
 
@@ -292,28 +279,6 @@ TEST(MockGpu, TwoDevicesEachMeasuredInItsOwnContextAndAWatchFromTheOtherOnesThre
     EXPECT_NEAR(u->bf16.lost_abs, bf16.lost_abs, 1e-9 * bf16.lost_abs);
     EXPECT_NEAR(u->fp16.delta_abs, fp16.delta_abs, 1e-9 * fp16.delta_abs);
   }
-}
-
-// The operand's values as FP32 (the host block pass reads decoded values), role 'A', 'B' or 'D'.
-std::vector<float> operand_values(int which, char role, uint32_t step) {
-  using namespace mock_gpu;
-  if (role == 'D') {
-    std::vector<float> d(kM * kN);
-    if (which == 0)
-      gemm_reference([&](int i) { return value(0, static_cast<uint32_t>(i), step); },
-                     [&](int i) { return value(1, static_cast<uint32_t>(i), step); }, d.data());
-    else
-      gemm_reference(
-          [&](int i) { return bf16_to_float(bf16_value(0, static_cast<uint32_t>(i), step)); },
-          [&](int i) { return bf16_to_float(bf16_value(1, static_cast<uint32_t>(i), step)); },
-          d.data());
-    return d;
-  }
-  const int m = role == 'A' ? 0 : 1;
-  std::vector<float> v(role == 'A' ? kM * kK : kK * kN);
-  for (uint32_t i = 0; i < v.size(); ++i)
-    v[i] = which == 0 ? value(m, i, step) : bf16_to_float(bf16_value(m, i, step));
-  return v;
 }
 
 // Issue 19 item 2 on the device path: with FPSCOPE_FORMATS=blocks every operand's block-format

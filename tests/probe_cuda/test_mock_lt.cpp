@@ -28,6 +28,10 @@
 namespace fpscope::cuda {
 namespace {
 
+using compare::has_event;
+using compare::program_lines;
+using compare::tensor;
+
 using namespace mock_lt;
 
 struct Result {
@@ -59,35 +63,10 @@ Result record(const std::string& env, const std::string& args) {
   return r;
 }
 
-std::string program_lines(const std::string& out) {
-  std::string r, line;
-  for (char c : out) {
-    if (c != '\n') {
-      line += c;
-      continue;
-    }
-    if (line.rfind("step ", 0) == 0) r += line + "\n";
-    line.clear();
-  }
-  return r;
-}
-
-bool has_event(const trace::Trace& t, const std::string& part) {
-  for (const auto& e : t.events)
-    if (e.text.find(part) != std::string::npos) return true;
-  return false;
-}
-
 std::string all_events(const trace::Trace& t) {
   std::string s;
   for (const auto& e : t.events) s += e.text + "\n";
   return s;
-}
-
-const trace::TensorInfo* tensor(const trace::Trace& t, const std::string& id) {
-  for (const auto& ti : t.tensors)
-    if (ti.id == id) return &ti;
-  return nullptr;
 }
 
 std::map<uint64_t, const trace::ObservationRecord*> by_step(const trace::Trace& t,
