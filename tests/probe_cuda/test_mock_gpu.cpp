@@ -18,6 +18,7 @@
 #include "fpscope/trace_io.h"
 #include "fpscope/update_loss.h"
 #include "mock_gpu_data.h"
+#include "mock_record.h"
 #include "run_util.h"
 #include "stats_compare.h"
 
@@ -28,35 +29,18 @@ using compare::has_event;
 using compare::program_lines;
 using compare::tensor;
 
-struct Result {
-  proc::Output run;
-  trace::Trace trace;
-  bool read = false;
-};
+using Result = MockRecording;
 
-std::string mock_env() {
-  return std::string("LD_LIBRARY_PATH=") + MOCK_CUDA_DIR + ":" + MOCK_CUBLAS_DIR + " ";
-}
+const std::string kMockLibs = std::string(MOCK_CUDA_DIR) + ":" + MOCK_CUBLAS_DIR;
 
 // The program alone (no probe), on the same mock.
 proc::Output plain(const std::string& env, const std::string& args) {
-  return proc::run(mock_env() + env, std::string(MOCK_GPU_PROG) + " " + args);
+  return run_on_mock(kMockLibs, env, std::string(MOCK_GPU_PROG) + " " + args);
 }
 
 Result record(const std::string& env, const std::string& args) {
-  // One file per test: CTest runs the tests of this file in parallel.
-  const std::string path = std::string(FPSCOPE_TEST_TMP) + "/mock-gpu-" +
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name() +
-                           ".fpst";
-  std::remove(path.c_str());
-  Result r;
-  r.run = proc::run(mock_env() + "LD_PRELOAD=" + FPSCOPE_PROBE_LIB + " FPSCOPE_OUTPUT=" + path +
-                        " FPSCOPE_STEPS=api FPSCOPE_EVERY=1 FPSCOPE_LOG=info " + env,
-                    std::string(MOCK_GPU_PROG) + " " + args);
-  trace::ReadError err;
-  r.read = trace::read_trace(path, &r.trace, &err);
-  EXPECT_TRUE(r.read) << err.message << "\n" << r.run.err;
-  return r;
+  return record_on_mock(kMockLibs, env, std::string(MOCK_GPU_PROG) + " " + args, FPSCOPE_TEST_TMP,
+                        "mock-gpu");
 }
 
 // A counter the mock printed ("mock_cuda <name> <value>" lines, mock_control.h).

@@ -22,6 +22,7 @@
 #include "fpscope/host_stats.h"
 #include "fpscope/trace_io.h"
 #include "mock_lt_data.h"
+#include "mock_record.h"
 #include "run_util.h"
 #include "stats_compare.h"
 
@@ -34,33 +35,18 @@ using compare::tensor;
 
 using namespace mock_lt;
 
-struct Result {
-  proc::Output run;
-  trace::Trace trace;
-  bool read = false;
-};
+using Result = MockRecording;
 
-std::string mock_env() {
-  return std::string("LD_LIBRARY_PATH=") + MOCK_CUDA_DIR + ":" + MOCK_CUBLASLT_DIR + " ";
-}
+const std::string kMockLibs = std::string(MOCK_CUDA_DIR) + ":" + MOCK_CUBLASLT_DIR;
 
+// The program alone (no probe), on the same mock.
 proc::Output plain(const std::string& args) {
-  return proc::run(mock_env(), std::string(MOCK_LT_PROG) + " " + args);
+  return run_on_mock(kMockLibs, "", std::string(MOCK_LT_PROG) + " " + args);
 }
 
 Result record(const std::string& env, const std::string& args) {
-  const std::string path = std::string(FPSCOPE_TEST_TMP) + "/mock-lt-" +
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name() +
-                           ".fpst";
-  std::remove(path.c_str());
-  Result r;
-  r.run = proc::run(mock_env() + "LD_PRELOAD=" + FPSCOPE_PROBE_LIB + " FPSCOPE_OUTPUT=" + path +
-                        " FPSCOPE_STEPS=api FPSCOPE_EVERY=1 FPSCOPE_LOG=info " + env,
-                    std::string(MOCK_LT_PROG) + " " + args);
-  trace::ReadError err;
-  r.read = trace::read_trace(path, &r.trace, &err);
-  EXPECT_TRUE(r.read) << err.message << "\n" << r.run.err;
-  return r;
+  return record_on_mock(kMockLibs, env, std::string(MOCK_LT_PROG) + " " + args, FPSCOPE_TEST_TMP,
+                        "mock-lt");
 }
 
 std::string all_events(const trace::Trace& t) {
