@@ -260,7 +260,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t lt, cublasLtMatmulDesc_t desc, co
   const Desc& dd = *desc_of(desc);
   if (dd.at.get<int32_t>(CUBLASLT_MATMUL_DESC_COMPUTE_TYPE) != CUBLAS_COMPUTE_32F ||
       dd.at.get<int32_t>(CUBLASLT_MATMUL_DESC_SCALE_TYPE) != CUDA_R_32F ||
-      dd.at.get<int32_t>(CUBLASLT_MATMUL_DESC_POINTER_MODE) != CUBLASLT_POINTER_MODE_HOST ||
+      (dd.at.get<int32_t>(CUBLASLT_MATMUL_DESC_POINTER_MODE) != CUBLASLT_POINTER_MODE_HOST &&
+       dd.at.get<int32_t>(CUBLASLT_MATMUL_DESC_POINTER_MODE) != CUBLASLT_POINTER_MODE_DEVICE) ||
       dd.at.get<uint32_t>(CUBLASLT_MATMUL_DESC_EPILOGUE) != CUBLASLT_EPILOGUE_DEFAULT ||
       dd.at.get<const void*>(CUBLASLT_MATMUL_DESC_D_OUT_SCALE_POINTER) != nullptr)
     return CUBLAS_STATUS_NOT_SUPPORTED;
@@ -281,6 +282,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t lt, cublasLtMatmulDesc_t desc, co
       return CUBLAS_STATUS_NOT_SUPPORTED;
   if (d.type != CUDA_R_32F && d.type != CUDA_R_16BF && !is_fp8(d.type))
     return CUBLAS_STATUS_NOT_SUPPORTED;
+  // POINTER_MODE_DEVICE: alpha and beta live in device memory, which is host memory on the mock
+  // driver: read the same way.
   const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
   if (be != 0.0f && (is_fp8(d.type) || c.type != d.type || C == nullptr))
     return CUBLAS_STATUS_NOT_SUPPORTED;

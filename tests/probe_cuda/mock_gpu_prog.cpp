@@ -7,6 +7,10 @@
 //   --device D       the device to use (default 0; MOCK_CUDA_DEVICES must be larger)
 //   --capture        a second thread captures another stream in GLOBAL mode for the whole run
 //                    and prints whether its capture survived ("capture: ok" / "capture: ...")
+//   --capture-gemms  the FP32 GEMM of every step is issued inside a GLOBAL-mode capture of its
+//                    own stream (as torch.cuda.graph does); prints "captured: ok" per step when
+//                    the capture ends valid. The probe must leave captured GEMMs alone (skip and
+//                    count them): nothing of its own may enter the graph.
 //   --two-devices    the FP32 GEMM on device 0, the BF16 GEMM on device 1 (each with its own
 //                    context, stream and handle; device 0's context is current between them)
 //   --watch          fpscope_watch_device of the BF16 GEMM's B (on its device), made and stepped
@@ -75,6 +79,7 @@ void print_counters() {
   std::printf("mock_cuda allocation_calls %llu\n", c.allocation_calls);
   std::printf("mock_cuda kernels_run %llu\n", c.kernels_run);
   std::printf("mock_cuda live_modules %llu\n", c.live_modules);
+  std::printf("mock_cuda captured_operations %llu\n", c.captured_operations);
 }
 
 // D's bytes as copied back, to DIR/NAME.STEP.bin (--dump-dir).
@@ -100,7 +105,7 @@ double checksum(const std::vector<float>& d) {
 
 int main(int argc, char** argv) {
   int steps = 4, device = 0;
-  bool capture = false, watch = false, counters = false, two = false;
+  bool capture = false, watch = false, counters = false, two = false, capture_gemms = false;
   std::string dump_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -110,6 +115,8 @@ int main(int argc, char** argv) {
       device = std::atoi(argv[++i]);
     else if (a == "--capture")
       capture = true;
+    else if (a == "--capture-gemms")
+      capture_gemms = true;
     else if (a == "--watch")
       watch = true;
     else if (a == "--counters")
@@ -207,11 +214,18 @@ int main(int argc, char** argv) {
                              static_cast<uint64_t>(kK) * kN, 1, d16.ordinal,
                              static_cast<uint64_t>(reinterpret_cast<uintptr_t>(d16.s))));
   for (int t = 0; t < steps; ++t) {
+    if (capture_gemms) CHECK_CU(cuStreamBeginCapture(d32.s, CU_STREAM_CAPTURE_MODE_GLOBAL));
     if (push != nullptr) push("fc_fp32");
     CHECK_BLAS(cublasSgemm(
         d32.h, CUBLAS_OP_N, CUBLAS_OP_N, kM, kN, kK, &one, reinterpret_cast<const float*>(d32.a),
         kM, reinterpret_cast<const float*>(d32.b), kK, &zero, reinterpret_cast<float*>(d32.d), kM));
     if (pop != nullptr) pop();
+    if (capture_gemms) {
+      CUgraph g = nullptr;
+      const CUresult e = cuStreamEndCapture(d32.s, &g);
+      std::printf("captured: %s\n", e == CUDA_SUCCESS ? "ok" : "invalidated");
+      if (g != nullptr) CHECK_CU(cuGraphDestroy(g));
+    }
     CHECK_CU(cuCtxSetCurrent(d16.ctx));
     if (push != nullptr) push("fc_bf16");
     CHECK_BLAS(cublasGemmEx(

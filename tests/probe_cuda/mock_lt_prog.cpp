@@ -12,6 +12,10 @@
 // operands and scales (the "update") and calls fpscope_step(). Output is the same with and
 // without the probe.
 //   --steps N        steps (default 3)
+//   --device-scalars one more GEMM per step, scope "lt_devptr": lt_f32d's operands with
+//                    POINTER_MODE_DEVICE (alpha 1 and beta 0 in device memory) and its own C, full
+//                    of NaN (never read: beta is 0). The probe cannot know beta without a
+//                    synchronization, so it must not measure C.
 //   --no-block       leave the block-scaled GEMM out (its scales are the mock's layout, not
 //                    cuBLASLt's swizzled one, and a real one needs sm_100): the real-driver build
 //                    (tests/gpu's gpu_lt_prog) runs with it
@@ -24,6 +28,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -73,7 +78,7 @@ void dump(const std::string& dir, const char* name, int step, const std::vector<
 
 int main(int argc, char** argv) {
   int steps = 3;
-  bool block = true;
+  bool block = true, device_scalars = false;
   std::string dump_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -81,6 +86,8 @@ int main(int argc, char** argv) {
       steps = std::atoi(argv[++i]);
     } else if (a == "--no-block") {
       block = false;
+    } else if (a == "--device-scalars") {
+      device_scalars = true;
     } else if (a == "--dump-dir" && i + 1 < argc) {
       dump_dir = argv[++i];
     } else {
@@ -112,6 +119,9 @@ int main(int argc, char** argv) {
   const CUdeviceptr sa = alloc(sizeof(float)), sb = alloc(sizeof(float)), sd = alloc(sizeof(float));
   const CUdeviceptr amax = alloc(sizeof(float));
   const CUdeviceptr c16 = alloc(nd * 2);  // the E4M3-D GEMM's C: never read (beta 0)
+  // --device-scalars: alpha, beta, a C of NaN and the D of lt_devptr.
+  const CUdeviceptr dalpha = alloc(sizeof(float)), dbeta = alloc(sizeof(float));
+  const CUdeviceptr cnan = alloc(nd * sizeof(float)), ddev = alloc(nd * sizeof(float));
 
   // Layouts: A stored k x m (used transposed), B k x n, D (and C, never read: beta 0) m x n.
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, l32 = nullptr, l8 = nullptr, l16 = nullptr;
@@ -121,13 +131,14 @@ int main(int argc, char** argv) {
   CHECK_BLAS(cublasLtMatrixLayoutCreate(&l8, CUDA_R_8F_E4M3, kM, kN, kM));
   CHECK_BLAS(cublasLtMatrixLayoutCreate(&l16, CUDA_R_16BF, kM, kN, kM));
   // The three matmul descriptors.
-  cublasLtMatmulDesc_t mm[3] = {};
+  cublasLtMatmulDesc_t mm[4] = {};
   for (auto& m : mm) {
     CHECK_BLAS(cublasLtMatmulDescCreate(&m, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     set_desc<int32_t>(m, CUBLASLT_MATMUL_DESC_TRANSA, CUBLAS_OP_T);
     set_desc<int32_t>(m, CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N);
   }
-  for (int i = 0; i < 2; ++i) {
+  set_desc<int32_t>(mm[3], CUBLASLT_MATMUL_DESC_POINTER_MODE, CUBLASLT_POINTER_MODE_DEVICE);
+  for (int i : {0, 1, 3}) {
     set_desc<const void*>(mm[i], CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, ptr(sa));
     set_desc<const void*>(mm[i], CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, ptr(sb));
   }
@@ -173,11 +184,25 @@ int main(int argc, char** argv) {
     if (pop != nullptr) pop();
   };
 
+  {
+    const float one_f = 1.0f, zero_f = 0.0f;
+    const std::vector<float> nan(nd, std::numeric_limits<float>::quiet_NaN());
+    CHECK_CU(cuMemcpyHtoD(dalpha, &one_f, sizeof one_f));
+    CHECK_CU(cuMemcpyHtoD(dbeta, &zero_f, sizeof zero_f));
+    CHECK_CU(cuMemcpyHtoD(cnan, nan.data(), nd * sizeof(float)));
+  }
   upload(0);
   for (int t = 0; t < steps; ++t) {
     matmul("lt_f32d", mm[0], a, b, d32, l32, d32, l32);
     matmul("lt_e4m3d", mm[1], a, b, c16, l16, d8, l8);
     if (block) matmul("lt_mx", mm[2], mxa, mxb, dmx, l32, dmx, l32);
+    if (device_scalars) {
+      if (push != nullptr) push("lt_devptr");
+      CHECK_BLAS(cublasLtMatmul(lt, mm[3], ptr(dalpha), ptr(a), la, ptr(b), lb, ptr(dbeta),
+                                ptr(cnan), l32, ptr(ddev), l32, nullptr, nullptr, 0,
+                                reinterpret_cast<cudaStream_t>(s)));
+      if (pop != nullptr) pop();
+    }
     CHECK_CU(cuStreamSynchronize(s));
     CHECK_CU(cuMemcpyDtoH(hd32.data(), d32, nd * sizeof(float)));
     CHECK_CU(cuMemcpyDtoH(hd8.data(), d8, nd));
@@ -189,6 +214,10 @@ int main(int argc, char** argv) {
     std::printf("step %d f32d %.17g e4m3d %.17g amax %.9g", t, checksum(hd32), checksum(hd8),
                 static_cast<double>(hamax));
     if (block) std::printf(" mx %.17g", checksum(hdmx));
+    if (device_scalars) {
+      CHECK_CU(cuMemcpyDtoH(hdmx.data(), ddev, nd * sizeof(float)));
+      std::printf(" devptr %.17g", checksum(hdmx));
+    }
     std::printf("\n");
     upload(static_cast<uint32_t>(t + 1));  // the "optimizer update" and the new scales
     if (step != nullptr) step();
@@ -196,7 +225,8 @@ int main(int argc, char** argv) {
   for (auto m : mm) CHECK_BLAS(cublasLtMatmulDescDestroy(m));
   for (auto l : {la, lb, l32, l8, l16}) CHECK_BLAS(cublasLtMatrixLayoutDestroy(l));
   CHECK_BLAS(cublasLtDestroy(lt));
-  for (CUdeviceptr p : {a, b, mxa, mxb, ea, eb, d32, d8, dmx, sa, sb, sd, amax, c16})
+  for (CUdeviceptr p :
+       {a, b, mxa, mxb, ea, eb, d32, d8, dmx, sa, sb, sd, amax, c16, dalpha, dbeta, cnan, ddev})
     CHECK_CU(cuMemFree(p));
   CHECK_CU(cuStreamDestroy(s));
   return 0;

@@ -63,8 +63,8 @@ inline std::vector<std::string> mismatches(const trace::Trace& t, const trace::O
   return r;
 }
 
-// The program's own lines ("step ..." and "capture: ..."), without the probe's log or the mock's
-// counters: what must be the same with and without the probe.
+// The program's own lines ("step ...", "capture: ...", "captured: ..."), without the probe's log or
+// the mock's counters: what must be the same with and without the probe.
 inline std::string program_lines(const std::string& out) {
   std::string r, line;
   for (char c : out) {
@@ -72,7 +72,9 @@ inline std::string program_lines(const std::string& out) {
       line += c;
       continue;
     }
-    if (line.rfind("step ", 0) == 0 || line.rfind("capture:", 0) == 0) r += line + "\n";
+    if (line.rfind("step ", 0) == 0 || line.rfind("capture:", 0) == 0 ||
+        line.rfind("captured:", 0) == 0)
+      r += line + "\n";
     line.clear();
   }
   return r;

@@ -324,6 +324,44 @@ TEST(MockGpu, BlockFormatsOnTheDeviceEqualTheHostBlockPass) {
   EXPECT_EQ(checked, 12);
 }
 
+// Issue 16 item 3: a GEMM issued inside a capture of its own stream (torch.cuda.graph) gets no
+// statistics: the probe enqueues nothing into the graph (the mock counts no captured operation:
+// the mock cuBLAS itself enqueues none), the capture ends valid, the skips are counted in the
+// trace; the other GEMM of each step, outside the capture, is measured as ever.
+TEST(MockGpu, GemmsInsideACaptureAreSkippedAndCountedNothingEntersTheGraph) {
+  const proc::Output p = plain("", "--steps 3 --capture-gemms");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  const Result r = record("", "--steps 3 --capture-gemms --counters");
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  EXPECT_EQ(program_lines(r.run.out), program_lines(p.out));
+  EXPECT_EQ(program_lines(r.run.out).find("captured: invalidated"), std::string::npos) << r.run.out;
+  EXPECT_NE(program_lines(r.run.out).find("captured: ok"), std::string::npos) << r.run.out;
+  EXPECT_EQ(counter(r.run.out, "captured_operations"), 0) << r.run.out;
+  EXPECT_EQ(counter(r.run.out, "invalidated_captures"), 0) << r.run.out;
+  ASSERT_TRUE(r.read);
+  EXPECT_TRUE(has_event(r.trace,
+                        "cuda: 9 GEMM operand observations skipped: stream was "
+                        "capturing a CUDA graph"))
+      << r.run.err;
+  for (char role : {'A', 'B', 'D'}) {
+    const trace::TensorInfo* ti = tensor(r.trace, std::string("fc_fp32.") + role);
+    ASSERT_NE(ti, nullptr) << role;  // the captured GEMM is recorded (its signature)
+    for (const auto& o : r.trace.observations) EXPECT_NE(o.tensor, ti->index) << role;
+  }
+  int measured = 0;
+  for (char role : {'A', 'B', 'D'}) {
+    const trace::TensorInfo* ti = tensor(r.trace, std::string("fc_bf16.") + role);
+    ASSERT_NE(ti, nullptr) << role;
+    for (const auto& o : r.trace.observations) {
+      if (o.tensor != ti->index) continue;
+      SCOPED_TRACE(std::string("fc_bf16.") + role + " step " + std::to_string(o.step));
+      expect_matches(r.trace, o, *host_stats(1, role, static_cast<uint32_t>(o.step)));
+      ++measured;
+    }
+  }
+  EXPECT_EQ(measured, 9);
+}
+
 TEST(MockGpu, TheProbeNeverCopiesToPageableMemory) {
   const Result r = record("", "--steps 2 --counters");
   ASSERT_EQ(r.run.exit_code, 0) << r.run.err;

@@ -329,5 +329,31 @@ TEST(MockLt, DescriptorAttributesHaveTheRealCublasLtsSizesAndDefaults) {
   dlclose(lib);
 }
 
+// Issue 16 item 9: with POINTER_MODE_DEVICE, beta is in device memory and the probe reads no
+// device memory on the host: C is not known to be read, so it is not measured (here it holds NaN
+// and beta is 0, so reading it would report NaN the GEMM never saw). D is measured as ever.
+TEST(MockLt, WithDevicePointerModeCIsNotMeasuredUnlessKnownToBeRead) {
+  const proc::Output p = plain("--steps 2 --device-scalars");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  const Result r = record("", "--steps 2 --device-scalars");
+  ASSERT_EQ(r.run.exit_code, 0) << r.run.err;
+  EXPECT_EQ(program_lines(r.run.out), program_lines(p.out));
+  ASSERT_TRUE(r.read);
+  EXPECT_EQ(tensor(r.trace, "lt_devptr.C"), nullptr);
+  const trace::TensorInfo* d = tensor(r.trace, "lt_devptr.D");
+  ASSERT_NE(d, nullptr);
+  int measured = 0;
+  for (const auto& o : r.trace.observations) {
+    const std::string& id = r.trace.tensors[o.tensor].id;
+    if (id.rfind("lt_devptr.", 0) != 0) continue;
+    EXPECT_EQ(o.stats.nan, 0u) << id << " step " << o.step;
+    if (o.tensor == d->index) {
+      EXPECT_EQ(o.stats.count, static_cast<uint64_t>(kM) * kN);
+      ++measured;
+    }
+  }
+  EXPECT_EQ(measured, 2);
+}
+
 }  // namespace
 }  // namespace fpscope::cuda
