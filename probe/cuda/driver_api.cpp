@@ -2,15 +2,11 @@
 
 #include <dlfcn.h>
 
-#include <mutex>
-
 namespace fpscope::cuda {
 namespace {
 
 // The version whose entry points the probe asks for: CUDA 12.0's (driver_entries.def).
 constexpr int kDriverApiVersion = 12000;
-
-const char* g_test_library = nullptr;
 
 struct Loaded {
   DriverApi api;
@@ -22,11 +18,10 @@ Loaded load() {
   Loaded l;
   // RTLD_NOLOAD: only a driver the program itself loaded. A process without it does no CUDA work,
   // and the probe must not be the one to bring the driver (and its contexts) into it.
-  void* h = g_test_library != nullptr ? dlopen(g_test_library, RTLD_NOW | RTLD_LOCAL)
-                                      : dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  // (The tests' mock driver is found the same way: the test programs link it as libcuda.so.1.)
+  void* h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
   if (h == nullptr) {
-    l.why = g_test_library != nullptr ? std::string("cannot load ") + g_test_library
-                                      : "the program has not loaded the CUDA driver (libcuda.so.1)";
+    l.why = "the program has not loaded the CUDA driver (libcuda.so.1)";
     return l;
   }
   // The version first, by its plain name (an ABI unchanged since CUDA 2.2, usable before cuInit):
@@ -114,10 +109,6 @@ std::string driver_error(const char* what, CUresult e) {
   s += name != nullptr ? name : "CUresult " + std::to_string(static_cast<int>(e));
   if (text != nullptr) s += std::string(" (") + text + ")";
   return s;
-}
-
-void set_driver_library_for_testing(const char* path) {
-  g_test_library = path;
 }
 
 }  // namespace fpscope::cuda

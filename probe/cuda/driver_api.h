@@ -10,9 +10,8 @@
 //    or lacks an entry; *why (when given) says which, the same text every call.
 //  - Entries are CUDA 12.0's versions, legacy default stream semantics (cuGetProcAddress with
 //    CU_GET_PROC_ADDRESS_LEGACY_STREAM), whatever driver is installed.
-//  - set_driver_library_for_testing(path): before the first driver(), resolve from `path`
-//    (dlopen'ed normally) instead; the tests' mock driver uses it when libcuda.so.1 cannot be the
-//    name (never set by the probe itself).
+//  - The tests' strict mock driver (tests/mock_cuda) is found the same way: test programs link it
+//    as their libcuda.so.1.
 #pragma once
 
 #include <cuda.h>
@@ -37,7 +36,5 @@ int current_device();
 
 // "what: CUDA_ERROR_X (the driver's description)".
 std::string driver_error(const char* what, CUresult e);
-
-void set_driver_library_for_testing(const char* path);
 
 }  // namespace fpscope::cuda
