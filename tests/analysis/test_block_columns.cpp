@@ -14,6 +14,7 @@
 
 #include "block_totals.h"
 #include "fpscope/analysis/analysis.h"
+#include "golden_files.h"
 #include "trace_builder.h"
 
 using namespace fpscope;
@@ -261,19 +262,6 @@ TEST(BlockColumnsGolden, SummaryReportDiff) {
       {"diff.md", diff_markdown(d, base.t, b.t)},
       {"diff.json", diff_json(d, DiffRules{}).dump(2) + "\n"},
   };
-  const std::string dir = FPSCOPE_BLOCKS_GOLDEN_DIR;
-  const char* update = std::getenv("FPSCOPE_UPDATE_GOLDEN");
-  for (const auto& [name, text] : outputs) {
-    const std::string path = dir + "/" + name;
-    if (update && std::string(update) == "1") {
-      std::ofstream(path, std::ios::binary) << text;
-      continue;
-    }
-    std::ifstream in(path, std::ios::binary);
-    ASSERT_TRUE(in) << path << ": missing (FPSCOPE_UPDATE_GOLDEN=1 writes it)";
-    std::stringstream want;
-    want << in.rdbuf();
-    EXPECT_EQ(text, want.str()) << path << " differs; if intended, rerun with "
-                                << "FPSCOPE_UPDATE_GOLDEN=1 and review the diff";
-  }
+  fpscope::testing::expect_golden_files(FPSCOPE_BLOCKS_GOLDEN_DIR,
+                                        {std::begin(outputs), std::end(outputs)});
 }

@@ -14,6 +14,7 @@
 #include "fpscope/analysis/diff.h"
 #include "fpscope/analysis/findings.h"
 #include "fpscope/value_sketch.h"
+#include "golden_files.h"
 #include "trace_builder.h"
 
 using namespace fpscope;
@@ -427,19 +428,6 @@ TEST(CompareReport, Golden) {
       {"compare.json", compare_json(r).dump(2) + "\n"},
       {"compare_no_loss.md", compare_markdown(q)},
   };
-  const std::string dir = FPSCOPE_COMPARE_GOLDEN_DIR;
-  const char* update = std::getenv("FPSCOPE_UPDATE_GOLDEN");
-  for (const auto& [name, text] : outputs) {
-    const std::string path = dir + "/" + name;
-    if (update && std::string(update) == "1") {
-      std::ofstream(path, std::ios::binary) << text;
-      continue;
-    }
-    std::ifstream in(path, std::ios::binary);
-    ASSERT_TRUE(in) << path << ": missing (FPSCOPE_UPDATE_GOLDEN=1 writes it)";
-    std::stringstream want;
-    want << in.rdbuf();
-    EXPECT_EQ(text, want.str()) << path << " differs; if intended, rerun with "
-                                << "FPSCOPE_UPDATE_GOLDEN=1 and review the diff";
-  }
+  fpscope::testing::expect_golden_files(FPSCOPE_COMPARE_GOLDEN_DIR,
+                                        {std::begin(outputs), std::end(outputs)});
 }

@@ -64,9 +64,6 @@ void mock_cuda_counters(MockCudaCounters* out);
 void mock_cuda_reset(void);
 // Re-reads the knobs from the environment (after setenv in a test).
 void mock_cuda_reload_knobs(void);
-// 1 when launches run the kernels' CPU model (fpscope_kernels_host_model was linked), else 0:
-// every executed launch then fails with CUDA_ERROR_NOT_SUPPORTED.
-int mock_cuda_has_kernel_model(void);
 // 1 when [p, p+bytes) lies inside one live pinned host allocation (cuMemHostAlloc).
 int mock_cuda_is_pinned(const void* p, unsigned long long bytes);
 

@@ -1,18 +1,15 @@
 // The strict mock CUDA driver's modules, functions and launches. A launch of a statistics kernel
 // (kernels/include/fpscope/stats_kernel_abi.h) runs the kernels' CPU model,
 // fpscope::run_stats_kernel_on_host (target fpscope_kernels_host_model), over the argument block
-// kernelParams[0]: one source of truth for the math on the GPU and in CI. Without the model linked
-// (MOCK_CUDA_HAVE_KERNEL_MODEL 0) every executed launch fails with CUDA_ERROR_NOT_SUPPORTED.
+// kernelParams[0]: one source of truth for the math on the GPU and in CI.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
 #include "fpscope/stats_kernel_abi.h"
-#include "mock_state.h"
-#if MOCK_CUDA_HAVE_KERNEL_MODEL
 #include "fpscope/stats_kernel_host.h"
-#endif
+#include "mock_state.h"
 
 using mock::state;
 
@@ -169,19 +166,10 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDi
   const auto* block = static_cast<const unsigned char*>(kernelParams[0]);
   std::vector<unsigned char> args(block, block + fpscope::stats_kernel_args_size(k));
   return mock::enqueue(s, [k, gridDimX, blockDimX, args = std::move(args)]() -> CUresult {
-#if MOCK_CUDA_HAVE_KERNEL_MODEL
     CUresult r = fpscope::run_stats_kernel_on_host(k, gridDimX, blockDimX, args.data());
     if (r == CUDA_SUCCESS) state().counters.kernels_run++;
     return r;
-#else
-    (void)k, (void)gridDimX, (void)blockDimX, (void)args;
-    return CUDA_ERROR_NOT_SUPPORTED;
-#endif
   });
-}
-
-int mock_cuda_has_kernel_model(void) {
-  return MOCK_CUDA_HAVE_KERNEL_MODEL ? 1 : 0;
 }
 
 }  // extern "C"

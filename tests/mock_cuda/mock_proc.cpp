@@ -164,14 +164,15 @@ CUresult cuGetProcAddress(const char* symbol, void** pfn, int cudaVersion, cuuin
   return !known && not_found_error ? CUDA_ERROR_NOT_FOUND : CUDA_SUCCESS;
 }
 
-// cuda.h, cuGetErrorName: "If the error code is not recognized, CUDA_ERROR_INVALID_VALUE will be
-// returned and *pStr will be set to the NULL address." No cuInit needed.
-CUresult cuGetErrorName(CUresult error, const char** pStr) {
+// cuda.h, cuGetErrorName / cuGetErrorString: "If the error code is not recognized,
+// CUDA_ERROR_INVALID_VALUE will be returned and *pStr will be set to the NULL address." No cuInit
+// needed. Both read the one table, MOCK_ERRORS.
+static CUresult error_text(CUresult error, bool name, const char** pStr) {
   if (!pStr) return CUDA_ERROR_INVALID_VALUE;
   switch (error) {
-#define MOCK_X(code, text) \
-  case code:               \
-    *pStr = #code;         \
+#define MOCK_X(code, text)       \
+  case code:                     \
+    *pStr = name ? #code : text; \
     return CUDA_SUCCESS;
     MOCK_ERRORS(MOCK_X)
 #undef MOCK_X
@@ -181,19 +182,12 @@ CUresult cuGetErrorName(CUresult error, const char** pStr) {
   }
 }
 
+CUresult cuGetErrorName(CUresult error, const char** pStr) {
+  return error_text(error, true, pStr);
+}
+
 CUresult cuGetErrorString(CUresult error, const char** pStr) {
-  if (!pStr) return CUDA_ERROR_INVALID_VALUE;
-  switch (error) {
-#define MOCK_X(code, text) \
-  case code:               \
-    *pStr = text;          \
-    return CUDA_SUCCESS;
-    MOCK_ERRORS(MOCK_X)
-#undef MOCK_X
-    default:
-      *pStr = nullptr;
-      return CUDA_ERROR_INVALID_VALUE;
-  }
+  return error_text(error, false, pStr);
 }
 
 }  // extern "C"

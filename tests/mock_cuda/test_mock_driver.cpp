@@ -14,11 +14,9 @@
 #include <vector>
 
 #include "fpscope/stats_kernel_abi.h"
+#include "fpscope/stats_kernel_host.h"
 #include "mock_control.h"
 #include "mock_test_fixture.h"
-#if MOCK_TEST_HAVE_MODEL
-#include "fpscope/stats_kernel_host.h"
-#endif
 
 namespace {
 
@@ -400,11 +398,9 @@ TEST_F(MockCuda, LaunchesAreValidatedAndRecordedDuringCapture) {
   EXPECT_EQ(blocks, 8);  // 2048 threads per SM / 256
 }
 
-#if MOCK_TEST_HAVE_MODEL
 // A launch runs the CPU model over the argument block: the same bytes as calling the model
 // directly on a copy of the same slot.
 TEST_F(MockCuda, ALaunchRunsTheKernelsCpuModel) {
-  ASSERT_EQ(mock_cuda_has_kernel_model(), 1);
   primary(0);
   CUstream s = stream();
   auto img = fatbin_image();
@@ -428,20 +424,5 @@ TEST_F(MockCuda, ALaunchRunsTheKernelsCpuModel) {
             CUDA_SUCCESS);
   EXPECT_EQ(std::memcmp(expected.data(), reinterpret_cast<void*>(slot), expected.size()), 0);
 }
-#else
-TEST_F(MockCuda, WithoutTheCpuModelExecutedLaunchesAreNotSupported) {
-  ASSERT_EQ(mock_cuda_has_kernel_model(), 0);
-  primary(0);
-  CUstream s = stream();
-  auto img = fatbin_image();
-  CUmodule m = nullptr;
-  CUfunction f = nullptr;
-  ASSERT_EQ(cuModuleLoadData(&m, img.data()), CUDA_SUCCESS);
-  ASSERT_EQ(cuModuleGetFunction(&f, m, "fpscope_init_slot"), CUDA_SUCCESS);
-  fpscope::InitSlotArgs args{};
-  void* params[] = {&args};
-  EXPECT_EQ(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, s, params, nullptr), CUDA_ERROR_NOT_SUPPORTED);
-}
-#endif
 
 }  // namespace
