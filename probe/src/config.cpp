@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <sched.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +50,14 @@ bool parse_size(const char* s, uint64_t* out) {
   if (shift > 0 && v > (~0ull >> shift)) return false;
   *out = static_cast<uint64_t>(v) << shift;
   return true;
+}
+
+// CPUs this process may run on (its affinity mask; 1 when it cannot be read).
+int usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return CPU_COUNT(&set);
 }
 
 // Boolean: 1/0, true/false, yes/no, on/off.
@@ -448,6 +458,13 @@ Config load_config() {
       bad("FPSCOPE_STATS_THREADS", v, "an integer in 1..256", "1");
     else
       c.stats_threads = static_cast<unsigned>(u);
+  }
+  c.stats_helper = usable_cpus() >= 2;
+  if (const char* v = env("FPSCOPE_STATS_HELPER")) {
+    if (!parse_bool(v, &b))
+      bad("FPSCOPE_STATS_HELPER", v, "a boolean (1/0)", c.stats_helper ? "1" : "0");
+    else
+      c.stats_helper = b;
   }
   // The CUDA path's settings (probe/cuda/settings.h) are checked here too, on every host: a bad
   // value in a launch script warns on the CPU machine it is tried on, not first on the GPU one.

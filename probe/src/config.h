@@ -86,6 +86,9 @@ struct Config {
   StepMode steps = StepMode::Auto;
   uint32_t period_window = 4096;  // calls held back at most while detecting the step period
   unsigned stats_threads = 1;
+  // FPSCOPE_STATS_HELPER: host GEMM operands measured on one background thread while the program
+  // goes on (stats_helper.h). Default: on when the process may run on two CPUs or more.
+  bool stats_helper = true;
   // Positions one watch follows at most (host: a sample of a larger tensor; device watches of
   // larger tensors are refused).
   uint64_t watch_max_elements = uint64_t{1} << 26;

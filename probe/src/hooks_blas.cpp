@@ -2,11 +2,11 @@
 // and the BF16 GEMMs sbgemm_/cblas_sbgemm where the BLAS exports them.
 //
 // Each hook: resolves the real function lazily (resolve.h), passes straight through when nested
-// (HookGuard), when the recorder is off or the call is not sampled; otherwise measures A, B and
-// C (when beta != 0) before the call and D after it, synchronously (the buffers may change as
-// soon as the call returns). The arguments reach the real function untouched.
-// Size: ~600 lines: the hooks, their batched-run bookkeeping and the emulated call path share the
-// per-thread state (PendingRun, scratch); the next piece to move out is the emulated call.
+// (HookGuard), when the recorder is off or the call is not sampled; otherwise hands the operands
+// to this thread's runs (gemm_runs.h: C before the call writes it, the rest before or after the
+// call, measured there or on the statistics helper from copies). The arguments reach the real
+// function untouched.
+// Size: ~500 lines: the four hooks, their call descriptions and the emulated call path.
 #include <pthread.h>
 
 #include <algorithm>
@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "batch_run.h"
 #include "emulate.h"
+#include "gemm_runs.h"
 
 #include "fpscope/host_stats.h"
 #include "fpscope/value_sketch.h"
@@ -68,224 +68,6 @@ OperandDesc operand(Role role, Format dtype, bool trans, bool row_major, int64_t
   return o;
 }
 
-// Statistics this thread computed lately, by buffer: a GEMM often reads a buffer the previous
-// GEMMs of the step read too (a weight in the forward and the input-gradient GEMM, an activation
-// in the forward and the weight-gradient GEMM, the output gradient in both backward GEMMs).
-// An entry is reused only for the same view, the same scales and the same contents (fingerprint,
-// ~1/10 of the statistics' cost); results are identical to recomputing them. Only the operands a
-// call reads (A, B) are kept and looked up: C and D are the output buffer, just written (D) or
-// about to be (C), so they never match, and an output read as is by a later GEMM is rare (an
-// activation or a residual comes between); on a TransformerEncoder they were 40 % of the
-// fingerprinted elements for no hit. The ring must span a whole step of a model's reads: an
-// activation is read by its layer's forward GEMM and again by the weight-gradient GEMM at the end
-// of the backward pass, a weight by the forward and the input-gradient GEMM; a 4-layer MLP reads
-// ~30 operands a step, a 4-layer TransformerEncoder ~150 plus 64 per batched attention GEMM (the
-// slices of PyTorch's CPU bmm). 256 entries of ~21 KiB each (the histogram and the block-format
-// scale histograms): ~5 MiB per thread that calls BLAS, allocated as they are first used (with
-// 64, the weights were gone by the backward pass: 3x fewer weight hits, docs/benchmarks/probe.md).
-// The key includes the block axis: one buffer read as A in one GEMM and B in another has other
-// blocks.
-struct RecentStats {
-  const void* data = nullptr;
-  uint64_t rows = 0, cols = 0, ld = 0;
-  Format dtype = Format::FP32;
-  BlockAxis block_axis = BlockAxis::Rows;
-  float scale[kNumTargets] = {};
-  uint64_t fingerprint = 0;
-  std::unique_ptr<TensorStats> stats;
-  std::unique_ptr<ValueSketch> sketch;  // when FPSCOPE_SKETCH (a function of the values too)
-};
-constexpr int kRecent = 256;
-
-// What compute() measured: the statistics, and the value sketch (nullptr when sketches are off).
-struct Measured {
-  const TensorStats& stats;
-  const ValueSketch* sketch;
-};
-
-// The sketch of the operand into *slot (allocated on first use), or nullptr when sketches are off.
-const ValueSketch* sketch_into(Recorder* rec, const OperandDesc& o, const void* data,
-                               std::unique_ptr<ValueSketch>& slot) {
-  if (!rec->sketch()) return nullptr;
-  if (!slot) slot = std::make_unique<ValueSketch>();  // 2 KiB, off the stack
-  compute_sketch(data, o.dtype, o.rows, o.cols, o.ld, slot.get());
-  return slot.get();
-}
-
-// The statistics of operand `i` of a ticketed call (valid until this thread's next compute()).
-Measured compute(Recorder* rec, const GemmTicket& t, const GemmDesc& d, int i, const void* data) {
-  thread_local RecentStats recent[kRecent];
-  thread_local int next_slot = 0;
-  StatsOptions opt;
-  opt.threads = rec->stats_threads();
-  const OperandDesc& o = d.operands[i];
-  const float amax =
-      rec->fp8_needs_amax() ? compute_amax(data, o.dtype, o.rows, o.cols, o.ld) : -1.0f;
-  rec->stats_scales(t, i, amax < 0.0f ? 0.0f : amax, opt.scale);
-  opt.block_formats = rec->block_formats();
-  opt.block_axis = o.block_axis;
-  opt.tensor_amax = amax;  // < 0: compute_stats finds it when NVFP4 is on
-  if (o.role != Role::A && o.role != Role::B) {
-    thread_local std::unique_ptr<TensorStats> output;  // 8 KiB, off the stack
-    thread_local std::unique_ptr<ValueSketch> output_sketch;
-    if (!output) output = std::make_unique<TensorStats>();
-    compute_stats(data, o.dtype, o.rows, o.cols, o.ld, opt, output.get());
-    return {*output, sketch_into(rec, o, data, output_sketch)};
-  }
-  const uint64_t fp = content_fingerprint(data, o.dtype, o.rows, o.cols, o.ld);
-  for (RecentStats& r : recent) {
-    if (r.stats && r.data == data && r.rows == o.rows && r.cols == o.cols && r.ld == o.ld &&
-        r.dtype == o.dtype && r.block_axis == o.block_axis && r.fingerprint == fp &&
-        std::memcmp(r.scale, opt.scale, sizeof opt.scale) == 0 &&
-        (!rec->sketch() || (r.sketch && r.sketch->present)))
-      return {*r.stats, rec->sketch() ? r.sketch.get() : nullptr};
-  }
-  RecentStats& r = recent[next_slot];
-  next_slot = (next_slot + 1) % kRecent;
-  if (!r.stats) r.stats = std::make_unique<TensorStats>();  // 8 KiB each, off the stack
-  r.data = nullptr;                                         // invalid until filled
-  if (r.sketch) r.sketch->present = false;
-  compute_stats(data, o.dtype, o.rows, o.cols, o.ld, opt, r.stats.get());
-  const ValueSketch* sketch = sketch_into(rec, o, data, r.sketch);
-  r.data = data;
-  r.rows = o.rows;
-  r.cols = o.cols;
-  r.ld = o.ld;
-  r.dtype = o.dtype;
-  r.block_axis = o.block_axis;
-  std::memcpy(r.scale, opt.scale, sizeof opt.scale);
-  r.fingerprint = fp;
-  return {*r.stats, sketch};
-}
-
-// The batched op this thread is issuing (batch_run.h): one ticket, its first call's, and the
-// statistics of every call of the run merged per operand; completed when the run ends.
-struct PendingRun {
-  std::mutex mu;  // this thread's calls; flush() and exit from other threads
-  Recorder* rec = nullptr;
-  BatchRun run;
-  GemmTicket ticket;
-  std::unique_ptr<TensorStats> acc[kMaxOperands];
-  std::unique_ptr<ValueSketch> sketch[kMaxOperands];  // FPSCOPE_SKETCH: the parts' sketches
-  uint64_t parts[kMaxOperands] = {};                  // calls merged into acc[i] so far
-  bool have[kMaxOperands] = {};
-  bool lost[kMaxOperands] = {};
-
-  PendingRun();
-  ~PendingRun();
-
-  // The statistics of operand `i` of the current call, merged into the run's.
-  void add(int i, const GemmDesc& d, const void* data) {
-    if (!ticket.sampled[i]) return;
-    if (data == nullptr) {
-      lost[i] = true;
-      return;
-    }
-    const Measured m = compute(rec, ticket, d, i, data);
-    if (!acc[i]) acc[i] = std::make_unique<TensorStats>();
-    if (have[i]) {
-      acc[i]->merge(m.stats);
-    } else {
-      *acc[i] = m.stats;
-      have[i] = true;
-      parts[i] = 0;
-      if (sketch[i]) sketch[i]->present = false;
-    }
-    if (m.sketch != nullptr) {
-      if (!sketch[i]) sketch[i] = std::make_unique<ValueSketch>();
-      if (parts[i] == 0)
-        *sketch[i] = *m.sketch;
-      else
-        sketch[i]->add(*m.sketch, parts[i]);
-    }
-    ++parts[i];
-  }
-  // Writes the run's observations (caller holds mu); nothing when the recorder is gone.
-  void complete() {
-    if (run.active() && ticket.any && rec != nullptr && Recorder::get() == rec) {
-      rec->end_batch(&ticket, run.count());  // the tensors, with the batch in their signature
-      for (int i = 0; i < kMaxOperands; ++i) {
-        if (!ticket.sampled[i]) continue;
-        if (have[i] && !lost[i]) {
-          std::vector<float> sk;
-          if (sketch[i] && sketch[i]->present)
-            sk.assign(sketch[i]->v, sketch[i]->v + kSketchBuckets);
-          rec->complete(ticket, i, *acc[i], sk);
-        } else {
-          rec->abandon(ticket, i);
-        }
-      }
-    }
-    forget();
-  }
-  void forget() {
-    run.clear();
-    ticket = GemmTicket{};
-    for (int i = 0; i < kMaxOperands; ++i) have[i] = lost[i] = false;
-  }
-};
-
-// Every thread's run, for flush() and exit (and forgotten in a forked child).
-std::mutex g_runs_mu;
-std::vector<PendingRun*>& runs() {
-  static auto* v = new std::vector<PendingRun*>();  // never destroyed: threads exit late
-  return *v;
-}
-
-void complete_all_runs() {
-  std::lock_guard<std::mutex> lock(g_runs_mu);
-  for (PendingRun* p : runs()) {
-    std::lock_guard<std::mutex> run_lock(p->mu);
-    p->complete();
-  }
-}
-
-void runs_prepare_fork() {
-  g_runs_mu.lock();
-}
-void runs_parent_after_fork() {
-  g_runs_mu.unlock();
-}
-thread_local PendingRun* t_run = nullptr;  // this thread's, once it made one
-void runs_child_after_fork() {
-  // Only the forking thread lives on (the others' runs may be locked for ever); its run belongs
-  // to the parent's trace. Nothing is constructed here: g_runs_mu is held.
-  runs().clear();
-  if (t_run != nullptr) {
-    runs().push_back(t_run);
-    t_run->forget();
-  }
-  g_runs_mu.unlock();
-}
-
-PendingRun::PendingRun() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    Recorder::add_shutdown_hook(complete_all_runs);
-    Recorder::add_flush_hook(complete_all_runs);
-    pthread_atfork(runs_prepare_fork, runs_parent_after_fork, runs_child_after_fork);
-  });
-  std::lock_guard<std::mutex> lock(g_runs_mu);
-  runs().push_back(this);
-  t_run = this;
-}
-
-PendingRun::~PendingRun() {
-  std::lock_guard<std::mutex> lock(g_runs_mu);
-  {
-    std::lock_guard<std::mutex> run_lock(mu);
-    complete();
-  }
-  auto& v = runs();
-  v.erase(std::remove(v.begin(), v.end(), this), v.end());
-  t_run = nullptr;
-}
-
-PendingRun& this_thread_run() {
-  thread_local PendingRun p;
-  return p;
-}
-
 // One GEMM: A (m x k after op), B (k x n), C/D (m x n).
 struct Call {
   GemmDesc desc;
@@ -313,26 +95,18 @@ void run(const Call& call, Real&& real) {
       real();
       return;
     }
-    PendingRun& p = this_thread_run();
-    std::lock_guard<std::mutex> lock(p.mu);
-    const std::string scope = Recorder::current_scope();
-    if (!(p.rec == rec && p.run.extend(call.desc, scope))) {  // not the next call of a batch
-      p.complete();
-      p.rec = rec;
-      p.ticket = rec->begin_gemm(call.desc);
-      p.run.start(call.desc, scope);
-    }
-    if (!p.ticket.any) {
+    ThreadRuns& runs = ThreadRuns::this_thread();
+    std::lock_guard<std::mutex> lock(runs.mu);
+    const GemmTicket& ticket = runs.begin(rec, call.desc, Recorder::current_scope());
+    if (!ticket.any) {
       done = true;
       real();
       return;
     }
-    p.add(0, call.desc, call.a);
-    p.add(1, call.desc, call.b);
-    if (call.desc.num_operands == 4) p.add(2, call.desc, call.c);
+    runs.before_call(call.desc);
     done = true;
     real();
-    p.add(call.desc.num_operands - 1, call.desc, call.c);
+    runs.after_call(call.desc);
   } catch (const std::exception& e) {
     internal_error(e.what());
     if (!done) real();

@@ -27,6 +27,7 @@
 #include "held_calls.h"
 #include "log.h"
 #include "output_claim.h"
+#include "stats_helper.h"
 #include "step_hooks.h"
 #include "step_labeler.h"
 #include "tensor_table.h"
@@ -54,6 +55,10 @@ bool measured(const Config& cfg, const OperandDesc& o) {
 
 // The recorder's state; it is the step labeler's listener: what the labeler decides about steps
 // becomes step marks, tensor definitions and observations here.
+namespace {
+std::atomic<bool> g_shutdown_started{false};  // Recorder::shutdown() has begun
+}  // namespace
+
 struct Recorder::Impl final : StepLabeler::Listener {
   explicit Impl(Config c) : cfg(std::move(c)), labeler({cfg.steps, cfg.period_window}), fp8(cfg) {}
 
@@ -185,6 +190,32 @@ struct Recorder::Impl final : StepLabeler::Listener {
     writer->observe(obs);
   }
 
+  // A watch's update-loss pass on the statistics helper (stats_helper.h), written when it is
+  // done (a late record: analysis keys weight updates by their step). Under mu: never waits for
+  // the helper (its job takes mu). False (p untouched) when the helper cannot take it.
+  bool defer_update(PendingUpdate& p) {
+    StatsHelper* h = StatsHelper::get();
+    if (h == nullptr || g_shutdown_started.load()) return false;  // closing: written now
+    auto job = std::make_shared<PendingUpdate>(std::move(p));
+    const uint64_t bytes = 2 * job->watched * sizeof(float);
+    if (h->post(this, bytes, [this, job] {
+          try {
+            const trace::WeightUpdateRecord r = job->measure();
+            std::lock_guard<std::mutex> lock(mu);
+            if (!closed && writer) {
+              writer->weight_update(r);
+              check_writer();
+            }
+          } catch (const std::exception& e) {
+            log(LogLevel::Error, "weight update of tensor %u, step %llu, lost: %s", job->tensor,
+                static_cast<unsigned long long>(job->step), e.what());
+          }
+        }))
+      return true;
+    p = std::move(*job);
+    return false;
+  }
+
   // ---- the step labeler's decisions (StepLabeler::Listener; called under mu) ----
   void call_held(size_t) override {
     bool awaited[kMaxOperands] = {};  // every operand until the sampling is known
@@ -196,8 +227,12 @@ struct Recorder::Impl final : StepLabeler::Listener {
   void step_begins(const StepLabeler::StepStart& s) override {
     switch (s.at) {
       case StepLabeler::StepStart::At::Live:  // the update the ending step made, hooks, mark
-        watches.boundary(s.step - 1, sampled(s.step),
-                         [this](const trace::WeightUpdateRecord& r) { writer->weight_update(r); });
+        watches.boundary(
+            s.step - 1, sampled(s.step),
+            [this](const trace::WeightUpdateRecord& r) { writer->weight_update(r); },
+            cfg.stats_helper ? std::function<bool(PendingUpdate &&)>(
+                                   [this](PendingUpdate&& p) { return defer_update(p); })
+                             : nullptr);
         step_hooks.queue(s.step - 1, s.step, sampled(s.step));
         writer->step(trace::StepMark{s.step, s.source, now(), s.first_seq});
         return;
@@ -564,6 +599,10 @@ unsigned Recorder::stats_threads() const {
   return impl_->cfg.stats_threads;
 }
 
+bool Recorder::stats_helper() const {
+  return impl_->cfg.stats_helper && !impl_->fp8.per_tensor() && !impl_->fp8.needs_amax();
+}
+
 bool Recorder::sketch() const {
   return impl_->cfg.sketch;
 }
@@ -598,7 +637,6 @@ void Recorder::flush() {
 
 namespace {
 std::atomic<void (*)()> g_shutdown_hooks[4];
-std::atomic<bool> g_shutdown_started{false};
 }  // namespace
 
 void Recorder::add_step_hook(StepHook fn) {
@@ -644,6 +682,7 @@ void Recorder::shutdown() {
     } else if (ok) {
       FPSCOPE_LOG(Info, "trace written to %s (%llu records)", impl->path.c_str(),
                   static_cast<unsigned long long>(impl->writer->records_written()));
+      FPSCOPE_LOG(Info, "statistics helper: %llu jobs", StatsHelper::jobs_run());
     }
   } else if (!impl->open_attempted) {
     // Nothing was recorded: still leave a valid, empty trace, unless another process (a child

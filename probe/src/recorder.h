@@ -179,6 +179,10 @@ class Recorder {
   void flush();
   // FPSCOPE_STATS_THREADS: threads for host statistics (StatsOptions::threads).
   unsigned stats_threads() const;
+  // Whether the host hooks measure on the statistics helper thread (FPSCOPE_STATS_HELPER,
+  // stats_helper.h): never under per-tensor FP8 scaling, whose scales come from the operand's
+  // amax and history as the call reads it (measured on the calling thread).
+  bool stats_helper() const;
   // FPSCOPE_FORMATS: the block-scaled formats measured per operand (StatsOptions::block_formats).
   uint32_t block_formats() const;
   // FPSCOPE_SKETCH: whether each observation carries a value sketch (kernels value_sketch.h).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include "fpscope/numerics.h"
@@ -104,8 +105,9 @@ trace::WeightUpdateRecord weight_update_record(uint64_t step, uint32_t tensor, F
 }
 
 void HostWatch::snapshot() {
-  prev_.resize(watched_);
-  gather(ptr_, dtype_, count_, watched_, 0, watched_, prev_.data());
+  if (prev_.empty()) prev_ = PooledBuffer(watched_ * sizeof(float));
+  if (prev_.empty()) throw std::bad_alloc();
+  gather(ptr_, dtype_, count_, watched_, 0, watched_, prev_.floats());
   have_prev_ = true;
 }
 
@@ -114,7 +116,7 @@ bool HostWatch::take_update(uint64_t step, trace::WeightUpdateRecord* out) {
   UpdateLoss loss;
   if (dtype_ == Format::FP32 && watched_ == count_) {
     // The current weights are read in place: no second copy.
-    add_update_loss(prev_.data(), static_cast<const float*>(ptr_), watched_, &loss);
+    add_update_loss(prev_.floats(), static_cast<const float*>(ptr_), watched_, &loss);
   } else {
     // Gathered and widened a block at a time, into a buffer that stays in cache.
     std::vector<float>& cur = cur_;
@@ -122,12 +124,33 @@ bool HostWatch::take_update(uint64_t step, trace::WeightUpdateRecord* out) {
     for (uint64_t j = 0; j < watched_; j += kGatherBlock) {
       const uint64_t n = std::min(kGatherBlock, watched_ - j);
       gather(ptr_, dtype_, count_, watched_, j, n, cur.data());
-      add_update_loss(prev_.data() + j, cur.data(), n, &loss);
+      add_update_loss(prev_.floats() + j, cur.data(), n, &loss);
     }
   }
   *out = weight_update_record(step, tensor_, dtype_, count_, watched_, loss);
   have_prev_ = false;
   return true;
+}
+
+bool HostWatch::take_pending(uint64_t step, PendingUpdate* out) {
+  if (!have_prev_) return false;
+  out->step = step;
+  out->tensor = tensor_;
+  out->dtype = dtype_;
+  out->elements = count_;
+  out->watched = watched_;
+  out->cur = PooledBuffer(watched_ * sizeof(float));
+  if (out->cur.empty()) throw std::bad_alloc();
+  gather(ptr_, dtype_, count_, watched_, 0, watched_, out->cur.floats());
+  out->prev = std::move(prev_);  // the next snapshot takes a buffer of the pool
+  have_prev_ = false;
+  return true;
+}
+
+trace::WeightUpdateRecord PendingUpdate::measure() const {
+  UpdateLoss loss;
+  add_update_loss(prev.floats(), cur.floats(), watched, &loss);
+  return weight_update_record(step, tensor, dtype, elements, watched, loss);
 }
 
 void HostWatches::add(const std::string& name, HostWatch w) {
@@ -147,10 +170,16 @@ uint64_t HostWatches::bytes_except(const std::string& name) const {
 }
 
 void HostWatches::boundary(uint64_t ending, bool next_sampled,
-                           const std::function<void(const trace::WeightUpdateRecord&)>& write) {
+                           const std::function<void(const trace::WeightUpdateRecord&)>& write,
+                           const std::function<bool(PendingUpdate&&)>& defer) {
   for (auto& [name, w] : watches_) {
-    trace::WeightUpdateRecord rec;
-    if (w.take_update(ending, &rec)) write(rec);
+    PendingUpdate p;
+    if (defer && w.take_pending(ending, &p)) {
+      if (!defer(std::move(p))) write(p.measure());
+    } else {
+      trace::WeightUpdateRecord rec;
+      if (w.take_update(ending, &rec)) write(rec);
+    }
     if (next_sampled) w.snapshot();
   }
 }

@@ -21,6 +21,7 @@
 #include "fpscope/formats.h"
 #include "fpscope/trace_types.h"
 #include "fpscope/update_loss.h"
+#include "stats_helper.h"
 
 namespace fpscope::probe {
 
@@ -42,6 +43,19 @@ uint64_t sample_position(uint64_t j, uint64_t watched, uint64_t count);
 uint64_t watch_sample_size(uint64_t count, uint64_t requested, uint64_t budget_left,
                            uint64_t max_elements);
 
+// What one watch's update needs once the weights may change again: the snapshot and a copy of
+// the followed positions now (both FP32), and the record's fields. measure() is the update-loss
+// pass, run where the caller likes (the statistics helper, stats_helper.h, or at once).
+struct PendingUpdate {
+  uint64_t step = 0;
+  uint32_t tensor = 0;
+  Format dtype = Format::FP32;
+  uint64_t elements = 0;
+  uint64_t watched = 0;
+  PooledBuffer prev, cur;  // `watched` FP32 values each
+  trace::WeightUpdateRecord measure() const;
+};
+
 class HostWatch {
  public:
   HostWatch() = default;
@@ -57,6 +71,9 @@ class HostWatch {
   // The update since the snapshot, for `step`, and the snapshot is gone; false when none was
   // taken.
   bool take_update(uint64_t step, trace::WeightUpdateRecord* out);
+  // The same, measured later: the snapshot moves into *out with a copy of the current weights
+  // (the one copy more costs ~1/5 of the pass); false when none was taken.
+  bool take_pending(uint64_t step, PendingUpdate* out);
   // A forked child measures from its own snapshots.
   void forget_snapshot() { have_prev_ = false; }
 
@@ -67,7 +84,7 @@ class HostWatch {
   uint64_t watched_ = 0;
   Format dtype_ = Format::FP32;
   bool have_prev_ = false;
-  std::vector<float> prev_;
+  PooledBuffer prev_;       // the snapshot: `watched_` FP32 values (reused across sampled steps)
   std::vector<float> cur_;  // a block of the current weights, when they are not read in place
 };
 
@@ -83,10 +100,12 @@ class HostWatches {
   // The same without the watch named `name` (it is being replaced).
   uint64_t bytes_except(const std::string& name) const;
   // At the boundary between step `ending` and the next one: the update each watch received
-  // during `ending` (if it was snapshotted at its start) goes to `write`; snapshots are taken
-  // again if the next step is sampled.
+  // during `ending` (if it was snapshotted at its start) goes to `write`, or, when `defer` is
+  // given, to `defer` to be measured later (it returns false when it cannot: measured now);
+  // snapshots are taken again if the next step is sampled.
   void boundary(uint64_t ending, bool next_sampled,
-                const std::function<void(const trace::WeightUpdateRecord&)>& write);
+                const std::function<void(const trace::WeightUpdateRecord&)>& write,
+                const std::function<bool(PendingUpdate&&)>& defer = nullptr);
   void forget_snapshots();  // a forked child
 
  private:

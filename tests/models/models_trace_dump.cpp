@@ -1,6 +1,6 @@
 // Dumps what the model tests check of a trace as JSON (via the one reader, read_trace): step
 // marks, LOSS records, tensor definitions, weight updates, event texts and each observation's
-// tensor, step and element count.
+// tensor, step and element count, and (`details`) its histogram, block-format section and sketch.
 // Usage: models_trace_dump FILE  -> JSON on stdout; exit 2 when nothing could be read.
 #include <cstdio>
 #include <iostream>
@@ -62,6 +62,30 @@ int main(int argc, char** argv) {
   j["observations"] = nlohmann::json::array();
   for (const ObservationRecord& o : t.observations)
     j["observations"].push_back({o.tensor, o.step, o.stats.count, o.stats.amax});
+  // What `fpscope export` leaves out of each observation, by observation index: the exponent
+  // histogram, the block-format section and the value sketch (tests/models/test_stats_helper.py).
+  j["details"] = nlohmann::json::array();
+  for (size_t i = 0; i < t.observations.size(); ++i) {
+    const ObservationRecord& o = t.observations[i];
+    nlohmann::json hist = nlohmann::json::array();
+    for (uint32_t k = 0; k < o.hist_len; ++k)
+      hist.push_back({t.hist_bins[o.hist_begin + k], t.hist_counts[o.hist_begin + k]});
+    j["details"].push_back({{"hist", hist}});
+  }
+  for (const BlockStatsRecord& b : t.block_stats) {
+    nlohmann::json fmts = nlohmann::json::array();
+    for (int f = 0; f < fpscope::kNumBlockFormats; ++f) {
+      const fpscope::BlockFormatCounts& c = b.fmt[f];
+      fmts.push_back({c.blocks, c.elements, c.flushed, c.saturated, c.zero_blocks,
+                      c.scale_underflow, c.scale_overflow, c.nan_scale, c.sum_err2, c.sum_x2,
+                      b.scale_hist[f]});
+    }
+    j["details"][b.observation]["blocks"] = {{"mask", b.mask},
+                                             {"axis", static_cast<int>(b.axis)},
+                                             {"nvfp4_tensor_scale", b.nvfp4_tensor_scale},
+                                             {"formats", fmts}};
+  }
+  for (const SketchRecord& sk : t.sketches) j["details"][sk.observation]["sketch"] = sk.v;
   std::cout << j.dump() << "\n";
   return 0;
 }

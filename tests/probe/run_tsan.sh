@@ -9,7 +9,16 @@ build="$2"
 cmake -S "$src" -B "$build" -DFPSCOPE_TSAN=ON -DFPSCOPE_ENABLE_CUDA=OFF -DFPSCOPE_BUILD_GUI=OFF \
   -DFPSCOPE_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build.configure.log" 2>&1 ||
   { cat "$build.configure.log"; exit 1; }
+# Relinked every time: gtest_discover_tests lists the tests (and their labels) after a link, and
+# a list written by an older configure would otherwise stay.
+rm -f "$build/tests/probe/test_probe_e2e"
 cmake --build "$build" -j"$(nproc)" --target test_probe_e2e
 # halt_on_error: a reported race fails the test program (and so the test), not just a log line.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
-ctest --test-dir "$build" -L tsan --output-on-failure
+# --no-tests=error: no test labelled tsan is a failure, not a pass.
+# Not ForkChildGetsItsOwnTraceWithPid: its child records on, starting threads in the child of a
+# multi-threaded fork, which TSan does not support ("starting new threads after multi-threaded
+# fork is not supported"; with die_after_fork=0 its own registry fails: "dup thread with used
+# id"). The regular build runs it.
+ctest --test-dir "$build" -L tsan -E ForkChildGetsItsOwnTraceWithPid --no-tests=error \
+  --output-on-failure
