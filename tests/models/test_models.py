@@ -783,6 +783,28 @@ class HonestSeverities(unittest.TestCase):
         self.assertEqual([f for f in found if f["kind"] in ("additive_mask", "nonfinite")], [])
 
 
+def script_main():
+    """main() of the test scripts beside this one that record tests/models programs through
+    `fpscope record` (test_sampled_naming.py, test_stats_helper.py): their four arguments, the
+    skip (exit code 77) without torch, unittest on the calling script's tests. Returns nothing:
+    exits with the result."""
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fpscope", required=True, help="the fpscope CLI (record, export)")
+    ap.add_argument("--probe", required=True)
+    ap.add_argument("--dump", required=True)
+    ap.add_argument("--root", required=True)
+    args, rest = ap.parse_known_args()
+    if not e2e.have("torch"):
+        print("SKIPPED: %s cannot import torch (install python3-torch)" % e2e.PY)
+        sys.exit(77)
+    e2e.ARGS = argparse.Namespace(record=args.fpscope, probe=args.probe, dump=args.dump,
+                                  root=args.root)
+    ARGS = argparse.Namespace(dump=args.dump, fpscope=args.fpscope)
+    prog = unittest.main(module="__main__", argv=[sys.argv[0], "-v", *rest], exit=False)
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
+
+
 def main():
     global ARGS, PY
     ap = argparse.ArgumentParser()

@@ -14,7 +14,6 @@ program recorded at `--every 1` (every step named, as tests/models/test_models.p
     (tests/models/hook_state.py looks at torch's global hook dict at each backward()), so the
     saving is real.
 Exit code 77 (CTest: skipped) when torch cannot be imported by /usr/bin/python3."""
-import argparse
 import collections
 import os
 import sys
@@ -26,7 +25,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "probe"))
 import test_models as tm  # noqa: E402
 import test_python_e2e as e2e  # noqa: E402
 
-ARGS = None
 
 
 def sampled_obs(t, step):
@@ -121,23 +119,5 @@ class SampledNaming(unittest.TestCase):
         self.check("autograd_grad.py", 3, losses_recorded=False)
 
 
-def main():
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fpscope", required=True, help="the fpscope CLI (record)")
-    ap.add_argument("--probe", required=True)
-    ap.add_argument("--dump", required=True)
-    ap.add_argument("--root", required=True)
-    ARGS, rest = ap.parse_known_args()
-    if not e2e.have("torch"):
-        print("SKIPPED: %s cannot import torch (install python3-torch)" % e2e.PY)
-        sys.exit(77)
-    e2e.ARGS = argparse.Namespace(record=ARGS.fpscope, probe=ARGS.probe, dump=ARGS.dump,
-                                  root=ARGS.root)
-    tm.ARGS = argparse.Namespace(dump=ARGS.dump, fpscope=ARGS.fpscope)
-    prog = unittest.main(argv=[sys.argv[0], "-v", *rest], exit=False)
-    sys.exit(0 if prog.result.wasSuccessful() else 1)
-
-
 if __name__ == "__main__":
-    main()
+    tm.script_main()

@@ -19,7 +19,6 @@ Names are compared by module path (test_models.scope_of): which forward GEMM an 
 slice's backward GEMM is named after can depend on where the allocator put a temporary, which
 differs between any two runs (test_sampled_naming.py says more).
 Exit code 77 (CTest: skipped) when torch cannot be imported by /usr/bin/python3."""
-import argparse
 import collections
 import json
 import os
@@ -34,7 +33,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "probe"))
 import test_models as tm  # noqa: E402
 import test_python_e2e as e2e  # noqa: E402
 
-ARGS = None
 JOBS = re.compile(r"statistics helper: (\d+) jobs")
 
 
@@ -42,7 +40,7 @@ def observations(trace, dumped):
     """Counter of (step, module path, backward?, role, every statistic as JSON): the export's
     fields with the dump's histogram, block-format section and sketch (in file order, as the
     export's rows)."""
-    r = subprocess.run([ARGS.fpscope, "export", trace, "--format", "jsonl", "-o", "-"],
+    r = subprocess.run([tm.ARGS.fpscope, "export", trace, "--format", "jsonl", "-o", "-"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
@@ -127,23 +125,5 @@ class StatsHelper(unittest.TestCase):
         self.check("grad_accum.py")
 
 
-def main():
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fpscope", required=True, help="the fpscope CLI (record, export)")
-    ap.add_argument("--probe", required=True)
-    ap.add_argument("--dump", required=True)
-    ap.add_argument("--root", required=True)
-    ARGS, rest = ap.parse_known_args()
-    if not e2e.have("torch"):
-        print("SKIPPED: %s cannot import torch (install python3-torch)" % e2e.PY)
-        sys.exit(77)
-    e2e.ARGS = argparse.Namespace(record=ARGS.fpscope, probe=ARGS.probe, dump=ARGS.dump,
-                                  root=ARGS.root)
-    tm.ARGS = argparse.Namespace(dump=ARGS.dump, fpscope=ARGS.fpscope)
-    prog = unittest.main(argv=[sys.argv[0], "-v", *rest], exit=False)
-    sys.exit(0 if prog.result.wasSuccessful() else 1)
-
-
 if __name__ == "__main__":
-    main()
+    tm.script_main()
