@@ -69,10 +69,12 @@ struct ThreadRuns::RecentKey {
   float scale[kNumTargets] = {};
   uint64_t fingerprint = 0;
   bool sketch = false;
+  uint64_t seq = 0;  // which filling of its slot the key stands for
 };
 struct ThreadRuns::RecentSlot {
   std::unique_ptr<TensorStats> stats;
   std::unique_ptr<ValueSketch> sketch;  // when FPSCOPE_SKETCH (a function of the values too)
+  uint64_t filled = 0;  // the key seq its statistics are for (0: none); a failed fill keeps the old
 };
 constexpr int kRecent = 256;
 
@@ -208,9 +210,9 @@ void ThreadRuns::after_call(const GemmDesc& d) {
 }
 
 void ThreadRuns::measure_guarded(OpStats* op, int i, const OperandDesc& o, const StatsOptions& opt,
-                                 bool sketch, const void* data, RecentSlot* slot) {
+                                 bool sketch, const void* data, RecentSlot* slot, uint64_t seq) {
   try {
-    measure_now(op, i, o, opt, sketch, data, slot);
+    measure_now(op, i, o, opt, sketch, data, slot, seq);
   } catch (const std::exception& e) {  // out of memory: this operand's record is lost
     op->lost[i] = true;
     internal_error(e.what());
@@ -218,7 +220,7 @@ void ThreadRuns::measure_guarded(OpStats* op, int i, const OperandDesc& o, const
 }
 
 void ThreadRuns::measure_now(OpStats* op, int i, const OperandDesc& o, const StatsOptions& opt,
-                             bool sketch, const void* data, RecentSlot* slot) {
+                             bool sketch, const void* data, RecentSlot* slot, uint64_t seq) {
   thread_local std::unique_ptr<TensorStats> scratch;  // 8 KiB, off the stack
   thread_local std::unique_ptr<ValueSketch> scratch_sketch;
   std::unique_ptr<TensorStats>& stats = slot != nullptr ? slot->stats : scratch;
@@ -229,6 +231,7 @@ void ThreadRuns::measure_now(OpStats* op, int i, const OperandDesc& o, const Sta
     if (!sk) sk = std::make_unique<ValueSketch>();  // 2 KiB, off the stack
     compute_sketch(data, o.dtype, o.rows, o.cols, o.ld, sk.get());
   }
+  if (slot != nullptr) slot->filled = seq;
   op->merge(i, *stats, sketch ? sk.get() : nullptr);
 }
 
@@ -253,6 +256,7 @@ void ThreadRuns::measure(int i, const GemmDesc& d) {
   const bool sketch = rec->sketch();
 
   RecentSlot* slot = nullptr;
+  uint64_t seq = 0;
   if (o.role == trace::Role::A || o.role == trace::Role::B) {
     const uint64_t fp = content_fingerprint(data, o.dtype, o.rows, o.cols, o.ld);
     for (int k = 0; k < kRecent; ++k) {
@@ -262,8 +266,12 @@ void ThreadRuns::measure(int i, const GemmDesc& d) {
           std::memcmp(r.scale, opt.scale, sizeof opt.scale) == 0 && (!sketch || r.sketch)) {
         RecentSlot* hit = &slots_[k];
         OpStats* op = op_;
-        auto merge = [op, i, hit, sketch] {
-          op->merge(i, *hit->stats, sketch ? hit->sketch.get() : nullptr);
+        const uint64_t filling = r.seq;
+        auto merge = [op, i, hit, sketch, filling] {
+          if (hit->filled == filling)
+            op->merge(i, *hit->stats, sketch ? hit->sketch.get() : nullptr);
+          else
+            op->lost[i] = true;  // its filling job ran out of memory
         };
         if (helper_ && StatsHelper::get()->post(this, 0, merge)) {
           posted_ = op_posted_ = true;
@@ -286,6 +294,7 @@ void ThreadRuns::measure(int i, const GemmDesc& d) {
     std::memcpy(r.scale, opt.scale, sizeof opt.scale);
     r.fingerprint = fp;
     r.sketch = sketch;
+    r.seq = seq = next_seq_++;
   }
 
   // The copy holds the view packed (ld = rows): a strided slice (an attention head of a packed
@@ -310,11 +319,11 @@ void ThreadRuns::measure(int i, const GemmDesc& d) {
           std::memcpy(copy + c * col, src + c * o.ld * elem, col);
       }
       OpStats* op = op_;
-      auto job = [op, i, packed, opt, sketch, copy, cap, slot] {
-        measure_guarded(op, i, packed, opt, sketch, copy, slot);
+      auto job = [op, i, packed, opt, sketch, copy, cap, slot, seq] {
+        measure_guarded(op, i, packed, opt, sketch, copy, slot, seq);
         StatsHelper::give_buffer(copy, cap);
       };
-      if (h->post(this, cap, job)) {
+      if (h->post(this, bytes, job)) {
         posted_ = op_posted_ = true;
         return;
       }
@@ -322,12 +331,7 @@ void ThreadRuns::measure(int i, const GemmDesc& d) {
     }
   }
   wait_jobs();  // the helper's jobs of this op (and slots) come first
-  try {
-    measure_now(op_, i, o, opt, sketch, data, slot);
-  } catch (...) {
-    if (slot != nullptr) keys_[slot - slots_.get()].data = nullptr;  // not filled
-    throw;
-  }
+  measure_now(op_, i, o, opt, sketch, data, slot, seq);  // throws: the slot stays unfilled
 }
 
 void ThreadRuns::complete() {

@@ -74,12 +74,13 @@ class ThreadRuns {
 
   // Operand i of `d`: measured now, or handed to the helper with a copy.
   void measure(int i, const GemmDesc& d);
-  // Measures operand i of `d` read at `data` into `op` (and recent slot `slot` when >= 0).
+  // Measures operand i of `d` read at `data` into `op` (and into `slot`, when not nullptr, as the
+  // filling `seq` of its key).
   static void measure_now(OpStats* op, int i, const OperandDesc& o, const StatsOptions& opt,
-                          bool sketch, const void* data, RecentSlot* slot);
+                          bool sketch, const void* data, RecentSlot* slot, uint64_t seq);
   // The same on the helper: an exception (out of memory) loses the operand's record.
   static void measure_guarded(OpStats* op, int i, const OperandDesc& o, const StatsOptions& opt,
-                              bool sketch, const void* data, RecentSlot* slot);
+                              bool sketch, const void* data, RecentSlot* slot, uint64_t seq);
   void forget_after_fork();
   void wait_jobs();
   OpStats* take_op();
@@ -100,6 +101,7 @@ class ThreadRuns {
   std::unique_ptr<RecentKey[]> keys_;  // decided on the calling thread, in call order
   std::unique_ptr<RecentSlot[]> slots_;
   int next_slot_ = 0;
+  uint64_t next_seq_ = 1;
 };
 
 }  // namespace fpscope::probe

@@ -6,15 +6,11 @@
 // to this thread's runs (gemm_runs.h: C before the call writes it, the rest before or after the
 // call, measured there or on the statistics helper from copies). The arguments reach the real
 // function untouched.
-// Size: ~500 lines: the four hooks, their call descriptions and the emulated call path.
-#include <pthread.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -22,9 +18,6 @@
 
 #include "emulate.h"
 #include "gemm_runs.h"
-
-#include "fpscope/host_stats.h"
-#include "fpscope/value_sketch.h"
 #include "log.h"
 #include "op_names.h"
 #include "recorder.h"

@@ -2,8 +2,9 @@
 // parts: step_labeler.h (which step and name each call gets), held_calls.h (what waits for the
 // labeler), tensor_table.h (tensor identities), output_claim.h (which process writes a path),
 // weight_watch.h (host master weights), step_hooks.h, trace_metadata.h.
-// Size: ~700 lines after the split of issue 14 and the deferred definitions of batched host calls
-// (issue 15); what is left is the wiring, which reads best in one place.
+// Size: ~750 lines after the split of issue 14, the deferred definitions of batched host calls
+// (issue 15) and the deferred watch updates (the statistics helper); what is left is the wiring,
+// which reads best in one place.
 #include "recorder.h"
 
 #include <pthread.h>
