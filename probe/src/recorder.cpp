@@ -626,6 +626,7 @@ void Recorder::add_flush_hook(void (*fn)()) {
 void Recorder::flush() {
   for (auto& h : g_flush_hooks)
     if (void (*fn)() = h.load()) fn();
+  StatsHelper::wait_all();  // the helper's records (watch updates) are written before the flush
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   if (m.closed || !m.writer) return;
@@ -670,6 +671,7 @@ void Recorder::shutdown() {
     for (auto& h : g_shutdown_hooks)
       if (void (*fn)() = h.load()) fn();
   }
+  StatsHelper::wait_all();  // its jobs write into the trace: before it closes (never under mu)
   g_recorder.store(nullptr, std::memory_order_release);
   std::lock_guard<std::mutex> lock(impl->mu);
   if (impl->closed) return;
