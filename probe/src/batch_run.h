@@ -7,11 +7,11 @@
 // shared by every call, as the input of q, k, v projections, makes separate ops; separately
 // allocated arrays in a loop lie farther apart than one matrix).
 //
-// BatchRun only decides membership (pure, unit-tested); the host hooks (hooks_blas.cpp) take one
-// ticket at the first call, compute every call's statistics as it runs (no call waits: the
-// buffers may change as soon as it returns) and merge them (TensorStats::merge) into the
-// ticket's observation, completed when the run ends: at the thread's next GEMM that does not
-// continue it, at fpscope_flush(), or at exit. Its tensors are defined then too
+// BatchRun only decides membership (pure, unit-tested); the host hooks' runs (gemm_runs.h) take
+// one ticket at the first call, measure every call's operands (on the calling thread or, from
+// copies, on the statistics helper: the buffers may change as soon as a call returns) and merge
+// them (TensorStats::merge) into the ticket's observation, completed when the run ends: at the
+// thread's next GEMM that does not continue it, at fpscope_flush(), or at exit. Its tensors are defined then too
 // (Recorder::end_batch), with GEMM signature batch = the number of calls, as the GPU's batched
 // GEMMs have it.
 #pragma once

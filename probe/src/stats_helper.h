@@ -2,8 +2,8 @@
 // goes on (gemm_runs.h: the hooks hand it copies of the operands and the completion of each op,
 // in call order). On a machine where the program leaves a core idle (PyTorch's CPU training at
 // one or a few threads), a sampled step then costs the copies instead of a statistics pass about
-// as long as its GEMMs; the CPU time spent is the same (docs/benchmarks.md, "The statistics
-// helper"). FPSCOPE_STATS_HELPER=0 measures on the calling thread, as before.
+// as long as its GEMMs; the CPU time spent is not lower (the copies add to it; docs/benchmarks.md,
+// "The statistics helper"). FPSCOPE_STATS_HELPER=0 measures on the calling thread, as before.
 //
 // Contract:
 //  - jobs run one at a time, in the order they were posted (by any thread); a job must not throw
