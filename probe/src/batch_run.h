@@ -11,9 +11,9 @@
 // one ticket at the first call, measure every call's operands (on the calling thread or, from
 // copies, on the statistics helper: the buffers may change as soon as a call returns) and merge
 // them (TensorStats::merge) into the ticket's observation, completed when the run ends: at the
-// thread's next GEMM that does not continue it, at fpscope_flush(), or at exit. Its tensors are defined then too
-// (Recorder::end_batch), with GEMM signature batch = the number of calls, as the GPU's batched
-// GEMMs have it.
+// thread's next GEMM that does not continue it, at fpscope_flush(), or at exit. Its tensors are
+// defined then too (Recorder::end_batch), with GEMM signature batch = the number of calls, as the
+// GPU's batched GEMMs have it.
 #pragma once
 
 #include <cstdint>
