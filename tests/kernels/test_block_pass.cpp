@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "block_counts_expect.h"
 #include "block_ref.h"
 #include "fpscope/host_stats.h"
 
@@ -87,14 +88,7 @@ void expect_matches(const TensorStats& s, const Expected& x, uint32_t mask,
       continue;
     }
     const BlockFormatCounts& w = x.c[f];
-    EXPECT_EQ(g.blocks, w.blocks);
-    EXPECT_EQ(g.elements, w.elements);
-    EXPECT_EQ(g.flushed, w.flushed);
-    EXPECT_EQ(g.saturated, w.saturated);
-    EXPECT_EQ(g.zero_blocks, w.zero_blocks);
-    EXPECT_EQ(g.scale_underflow, w.scale_underflow);
-    EXPECT_EQ(g.scale_overflow, w.scale_overflow);
-    EXPECT_EQ(g.nan_scale, w.nan_scale);
+    fpscope::test::expect_same_block_counts(g, w);
     // sum x^2 in double sums, err2 within the pass's FP32-lane bound (1e-4 relative, or far
     // below the signal).
     EXPECT_NEAR(g.sum_x2, static_cast<double>(x.x2[f]), 1e-12 * static_cast<double>(x.x2[f]));

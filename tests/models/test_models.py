@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""(Size: ~810 lines: one record-and-check harness shared by one test per model program; the next
-family of programs goes into its own file beside it.)
+"""(Size: ~835 lines: one record-and-check harness shared by one test per model program, and the
+main() of the scripts beside it (script_main); the next family of programs goes into its own
+file beside it, as test_sampled_naming.py and test_stats_helper.py did.)
 
 Ordinary torch.nn training programs (tests/models/*.py: no fpscope import, no change for the
 probe) recorded by `fpscope record`, whose PyTorch integration (probe/python/fpscope_hooks) must
