@@ -16,42 +16,16 @@
 #include "fpscope/numerics.h"
 #include "fpscope/stats_reduce.h"
 #include "fpscope/stats_sim.h"
+#include "tensor_stats_expect.h"
 
 namespace {
 using fpscope::Format;
 using fpscope::TensorStats;
 
-// a (the model) against b. sum_err2: the host pass sums squared errors in FP32 lanes (within
-// 1e-5 of the element-by-element double sum, stats.h); the kernel's fast path sums at most
-// kLaneElems = 16 terms in FP32 before folding them into double: against an element-by-element
-// pass (sequential() below) within 16 roundings of 2^-24, err2_rel 1e-6. min/max: the same bits
-// (-0 is not +0).
-// zero_signs: sequential() orders min/max by float compare (the first zero seen wins).
-void expect_same(const TensorStats& a, const TensorStats& b, double err2_rel = 1e-5,
-                 bool zero_signs = true) {
-  EXPECT_EQ(a.count, b.count);
-  if (zero_signs) {
-    EXPECT_EQ(std::signbit(a.min), std::signbit(b.min));
-    EXPECT_EQ(std::signbit(a.max), std::signbit(b.max));
-  }
-  EXPECT_EQ(a.nan, b.nan);
-  EXPECT_EQ(a.pos_inf, b.pos_inf);
-  EXPECT_EQ(a.neg_inf, b.neg_inf);
-  EXPECT_EQ(a.zero, b.zero);
-  EXPECT_EQ(a.amax, b.amax);
-  EXPECT_EQ(a.min, b.min);
-  EXPECT_EQ(a.max, b.max);
-  EXPECT_NEAR(a.sum, b.sum, 1e-9 * std::sqrt(b.sum_sq) + 1e-300);
-  EXPECT_NEAR(a.sum_sq, b.sum_sq, 1e-12 * b.sum_sq);
-  for (int i = 0; i < fpscope::kNumTargets; ++i) {
-    EXPECT_EQ(a.fmt[i].overflow, b.fmt[i].overflow);
-    EXPECT_EQ(a.fmt[i].underflow, b.fmt[i].underflow);
-    EXPECT_EQ(a.fmt[i].subnormal, b.fmt[i].subnormal);
-    EXPECT_EQ(a.fmt[i].scale, b.fmt[i].scale);
-    EXPECT_NEAR(a.fmt[i].sum_err2, b.fmt[i].sum_err2, err2_rel * b.fmt[i].sum_err2);
-  }
-  for (int k = 0; k < fpscope::kHistBins; ++k) ASSERT_EQ(a.hist[k], b.hist[k]) << "bin " << k;
-}
+// a (the model) against b: tests/support/tensor_stats_expect.h. err2_rel: the kernel's fast path
+// sums at most kLaneElems = 16 terms in FP32 before folding them into double: against an
+// element-by-element pass (sequential() below) within 16 roundings of 2^-24, 1e-6.
+using fpscope::test::expect_same;
 
 // Element by element in column-major order (numerics.h only: no reduction tree, no host pass).
 template <class T>

@@ -20,6 +20,7 @@
 #include "fpscope/stats_kernel_host.h"
 #include "fpscope/stats_sim.h"
 #include "fpscope/update_loss.h"
+#include "tensor_stats_expect.h"
 
 namespace {
 using fpscope::BlockAxis;
@@ -86,30 +87,8 @@ size_t width_of(Format dtype) {
   return dtype == Format::FP32 ? 4 : (dtype == Format::BF16 || dtype == Format::FP16 ? 2 : 1);
 }
 
-// a (through the launchers) against b (the host pass): counts, histograms, min/max/amax and the
-// scales exactly; the sums are the same terms in another order (stats.h: sum_err2 within 1e-5).
-void expect_same(const TensorStats& a, const TensorStats& b) {
-  EXPECT_EQ(a.count, b.count);
-  EXPECT_EQ(a.nan, b.nan);
-  EXPECT_EQ(a.pos_inf, b.pos_inf);
-  EXPECT_EQ(a.neg_inf, b.neg_inf);
-  EXPECT_EQ(a.zero, b.zero);
-  EXPECT_EQ(a.amax, b.amax);
-  EXPECT_EQ(a.min, b.min);
-  EXPECT_EQ(a.max, b.max);
-  EXPECT_EQ(std::signbit(a.min), std::signbit(b.min));
-  EXPECT_EQ(std::signbit(a.max), std::signbit(b.max));
-  EXPECT_NEAR(a.sum, b.sum, 1e-9 * std::sqrt(b.sum_sq) + 1e-300);
-  EXPECT_NEAR(a.sum_sq, b.sum_sq, 1e-12 * b.sum_sq);
-  for (int i = 0; i < fpscope::kNumTargets; ++i) {
-    EXPECT_EQ(a.fmt[i].overflow, b.fmt[i].overflow) << i;
-    EXPECT_EQ(a.fmt[i].underflow, b.fmt[i].underflow) << i;
-    EXPECT_EQ(a.fmt[i].subnormal, b.fmt[i].subnormal) << i;
-    EXPECT_EQ(a.fmt[i].scale, b.fmt[i].scale) << i;
-    EXPECT_NEAR(a.fmt[i].sum_err2, b.fmt[i].sum_err2, 1e-5 * b.fmt[i].sum_err2) << i;
-  }
-  for (int k = 0; k < fpscope::kHistBins; ++k) ASSERT_EQ(a.hist[k], b.hist[k]) << "bin " << k;
-}
+// a (through the launchers) against b (the host pass): tests/support/tensor_stats_expect.h.
+using fpscope::test::expect_same;
 
 // The elements of a batched strided view, packed column by column (what compute_stats reads).
 std::vector<unsigned char> pack(const std::vector<unsigned char>& all, size_t width, uint64_t rows,
