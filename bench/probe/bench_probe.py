@@ -9,12 +9,16 @@ TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), de
 (FPSCOPE_WATCH=none), the default watches every parameter.
 
 Usage: bench_probe.py --probe build/lib/libfpscope_probe.so [--steps 60] [--repeats 5]
-                      [--baseline-probe OLD/libfpscope_probe.so]
+                      [--baseline-probe OLD/libfpscope_probe.so] [--skip-hooks]
+                      [--steady-malloc]
        bench_probe.py --probe build/lib/libfpscope_probe.so --model transformer [--steps 30]
                       [--every-step] [--baseline-probe OLD/libfpscope_probe.so]
 Prints the median training-loop time of each configuration and the ratios; the configurations
 are interleaved (plain, probe default, probe every step, hooks, plain, ...) so that drift on a
-shared machine hits all of them alike."""
+shared machine hits all of them alike. With --steps 20 or more also the steady state, steps 10..
+(the programs print it): the per-step cost, without the first steps' one-time costs (the probe's
+and the integration's set-up, the first sampled step's fresh buffers), which a 60-step run
+would otherwise spread over few steps."""
 import argparse
 import os
 import statistics
@@ -34,11 +38,36 @@ def run(cmd, env):
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit("failed: %s\n%s" % (" ".join(cmd), r.stderr))
-    train = [float(line.split()[-1]) for line in r.stdout.splitlines()
-             if line.startswith("train seconds")][0]
-    cpu = [float(line.split()[-1]) for line in r.stdout.splitlines()
-           if line.startswith("train cpu seconds")]
-    return train, wall, (cpu[0] if cpu else None)
+    def value(prefix):  # "<prefix> S[ ...]"
+        v = [float(line[len(prefix):].split()[0]) for line in r.stdout.splitlines()
+             if line.startswith(prefix + " ")]
+        return v[0] if v else None
+    return Times(value("train seconds"), wall, value("train cpu seconds"),
+                 value("steady seconds"), value("steady cpu seconds"))
+
+
+class Times:
+    """One run: the training loop (wall, CPU), the whole process (wall), and the steady state:
+    steps 10.. only, after the first steps' one-time costs (None when the run is too short)."""
+
+    def __init__(self, train, wall, cpu, steady, steady_cpu):
+        self.train, self.wall, self.cpu = train, wall, cpu
+        self.steady, self.steady_cpu = steady, steady_cpu
+
+
+def malloc_env(args):
+    """--steady-malloc: glibc's dynamic mmap threshold and heap trimming off (fixed thresholds,
+    mallopt(3) environment variables), for every configuration alike."""
+    if not args.steady_malloc:
+        return {}
+    return {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def paired(runs, name, field):
+    """The median over repeats of (this configuration / plain) - 1 within the same repeat: the
+    configurations of one repeat run back to back, so slow drift of the machine cancels."""
+    return statistics.median(getattr(a, field) / getattr(b, field) - 1.0
+                             for a, b in zip(runs[name], runs["plain"]))
 
 
 def baseline_hooks(baseline_probe, default):
@@ -57,6 +86,12 @@ def main():
     ap.add_argument("--baseline-probe", default="",
                     help="also this other build of the probe with the integration, auto-watch "
                          "on (before / after)")
+    ap.add_argument("--steady-malloc", action="store_true",
+                    help="every configuration, plain included, with glibc's heap held steady "
+                         "(fixed mmap and trim thresholds: no per-step page faults on freshly "
+                         "trimmed heap, which move a plain run by up to ~20 %% from run to run)")
+    ap.add_argument("--skip-hooks", action="store_true",
+                    help="mlp: leave out the Python-hooks configuration (and its ratio)")
     ap.add_argument("--every-step", action="store_true",
                     help="transformer: also the probe + integration with FPSCOPE_EVERY=1")
     args = ap.parse_args()
@@ -65,7 +100,7 @@ def main():
     sample = [PY, os.path.join(ROOT, "samples/pytorch_cpu/train.py"), "--quiet",
               "--steps", str(args.steps), "--batch", "256", "--width", "512", "--threads", "1"]
     hooks = [PY, os.path.join(HERE, "hooks_train.py")] + sample[2:]
-    base_env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    base_env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", **malloc_env(args))
     base_env.pop("LD_PRELOAD", None)
     tmp = tempfile.mkdtemp(prefix="fpscope_bench_")
 
@@ -83,39 +118,56 @@ def main():
                ("probe, every step", sample, probe_env(1)), ("python hooks, every step", hooks, base_env),
                ("probe + integration", sample, integration),
                ("probe + integration, no watch", sample, dict(integration, FPSCOPE_WATCH="none"))]
+    if args.skip_hooks:  # the slowest configuration (about 8x a plain run)
+        configs = [c for c in configs if c[0] != "python hooks, every step"]
     if args.baseline_probe:  # before / after a change of the probe, in one interleaved run
         configs.append(("baseline probe + integration", sample,
                         dict(integration, LD_PRELOAD=os.path.abspath(args.baseline_probe),
                              PYTHONPATH=baseline_hooks(args.baseline_probe, hooks_dir))))
-    times = {name: [] for name, _, _ in configs}
-    walls = {name: [] for name, _, _ in configs}
+    runs = {name: [] for name, _, _ in configs}
     run(sample, base_env)  # warm the page cache
     for _ in range(args.repeats):
         for name, cmd, env in configs:
-            t, w, _ = run(cmd, env)
-            times[name].append(t)
-            walls[name].append(w)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    medw = {k: statistics.median(v) for k, v in walls.items()}
-    print("steps=%d batch=256 width=512 threads=1 repeats=%d (median; training loop / whole process)"
-          % (args.steps, args.repeats))
+            runs[name].append(run(cmd, env))
+    med = {k: statistics.median(r.train for r in v) for k, v in runs.items()}
+    medw = {k: statistics.median(r.wall for r in v) for k, v in runs.items()}
+    steady = args.steps >= 20
+    meds = {k: statistics.median(r.steady for r in v) for k, v in runs.items()} if steady else {}
+    print("steps=%d batch=256 width=512 threads=1 repeats=%d (median seconds; training loop, "
+          "whole process%s)" % (args.steps, args.repeats, ", steps 10.." if steady else ""))
     for name, _, _ in configs:
-        print("  %-30s %8.3f s  %8.3f s" % (name, med[name], medw[name]))
+        print("  %-30s %8.3f s  %8.3f s%s" % (name, med[name], medw[name],
+                                              "  %8.3f s" % meds[name] if steady else ""))
     base = med["plain"]
     ov = {k: med[k] / base - 1.0 for k in med}
-    print("overhead vs plain (training loop):")
+    ovs = {k: meds[k] / meds["plain"] - 1.0 for k in meds}
+    print("overhead vs plain (ratio of medians; median of the repeats' own ratios)%s:"
+          % (" training loop | steps 10.., the per-step cost" if steady else ""))
     for name, _, _ in configs[1:]:
-        print("  %-30s %+7.1f%%" % (name, 100 * ov[name]))
-    print("probe every step / python hooks overhead ratio: %.3f  (target <= 0.1)"
-          % (ov["probe, every step"] / ov["python hooks, every step"]))
+        print("  %-30s %+7.1f%% %+7.1f%%%s"
+              % (name, 100 * ov[name], 100 * paired(runs, name, "train"),
+                 "  | %+7.1f%% %+7.1f%%" % (100 * ovs[name], 100 * paired(runs, name, "steady"))
+                 if steady else ""))
+    if not args.skip_hooks:
+        print("probe every step / python hooks overhead ratio: %.3f  (target <= 0.1)"
+              % (ov["probe, every step"] / ov["python hooks, every step"]))
     print("probe default sampling overhead: %+.1f%%  (target <= 5%%)"
           % (100 * ov["probe, default sampling"]))
     print("probe + integration (auto-watch of every parameter) overhead: %+.1f%%, without the "
           "watch %+.1f%%  (target <= 5%%)"
           % (100 * ov["probe + integration"], 100 * ov["probe + integration, no watch"]))
+    if steady:
+        print("  per step (steps 10..): %+.1f%%, without the watch %+.1f%%; paired: %+.1f%%, %+.1f%%"
+              % (100 * ovs["probe + integration"], 100 * ovs["probe + integration, no watch"],
+                 100 * paired(runs, "probe + integration", "steady"),
+                 100 * paired(runs, "probe + integration, no watch", "steady")))
     if args.baseline_probe:
-        print("baseline probe + integration (auto-watch) overhead: %+.1f%%"
-              % (100 * ov["baseline probe + integration"]))
+        print("baseline probe + integration (auto-watch) overhead: %+.1f%%%s"
+              % (100 * ov["baseline probe + integration"],
+                 "; per step (steps 10..) %+.1f%%, paired %+.1f%%"
+                 % (100 * ovs["baseline probe + integration"],
+                    100 * paired(runs, "baseline probe + integration", "steady"))
+                 if steady else ""))
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)
@@ -123,7 +175,7 @@ def main():
 
 def bench_transformer(args):
     prog = [PY, os.path.join(HERE, "transformer_train.py"), "--quiet", "--steps", str(args.steps)]
-    base_env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    base_env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", **malloc_env(args))
     base_env.pop("LD_PRELOAD", None)
     base_env.pop("PYTHONPATH", None)
     probe = os.path.abspath(args.probe)
@@ -144,26 +196,35 @@ def bench_transformer(args):
     if args.every_step:  # what one sampled step costs
         configs.append(("probe + integration, every step",
                         dict(probed, PYTHONPATH=hooks_dir, FPSCOPE_EVERY="1")))
-    times = {name: [] for name, _ in configs}
-    cpus = {name: [] for name, _ in configs}
+    runs = {name: [] for name, _ in configs}
     run(prog, base_env)  # warm the page cache
     for _ in range(args.repeats):
         for name, env in configs:
-            t, _, c = run(prog, env)
-            times[name].append(t)
-            cpus[name].append(c)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    medc = {k: statistics.median(v) for k, v in cpus.items()}
+            runs[name].append(run(prog, env))
+    steady = args.steps >= 20
+
+    def medians(field):
+        return {k: statistics.median(getattr(r, field) for r in v) for k, v in runs.items()}
+
     print("transformer (d_model 256, 4 layers, seq 128, batch 8, AdamW), steps=%d repeats=%d, "
-          "default sampling (median training-loop seconds: wall, and CPU of every thread)"
+          "default sampling (median seconds: wall, and CPU of every thread)"
           % (args.steps, args.repeats))
-    for name, _ in configs:
-        print("  %-32s wall %8.3f s  %+6.1f%%   cpu %8.3f s  %+6.1f%%"
-              % (name, med[name], 100 * (med[name] / med["plain"] - 1), medc[name],
-                 100 * (medc[name] / medc["plain"] - 1)))
-    print("probe + integration overhead: wall %+.1f%%, cpu %+.1f%%  (target <= 5%%)"
-          % (100 * (med["probe + integration"] / med["plain"] - 1),
-             100 * (medc["probe + integration"] / medc["plain"] - 1)))
+    sections = [("training loop (steps 1..)", "train", "cpu")]
+    if steady:
+        sections.append(("steps 10.. (the per-step cost)", "steady", "steady_cpu"))
+    for title, wf, cf in sections:
+        med, medc = medians(wf), medians(cf)
+        print(" %s:" % title)
+        for name, _ in configs:
+            print("  %-32s wall %8.3f s  %+6.1f%%   cpu %8.3f s  %+6.1f%%"
+                  % (name, med[name], 100 * (med[name] / med["plain"] - 1), medc[name],
+                     100 * (medc[name] / medc["plain"] - 1)))
+        print("  probe + integration overhead: wall %+.1f%%, cpu %+.1f%% (paired: %+.1f%%, %+.1f%%)"
+              "  (target <= 5%%)"
+              % (100 * (med["probe + integration"] / med["plain"] - 1),
+                 100 * (medc["probe + integration"] / medc["plain"] - 1),
+                 100 * paired(runs, "probe + integration", wf),
+                 100 * paired(runs, "probe + integration", cf)))
     for f in os.listdir(tmp):
         os.unlink(os.path.join(tmp, f))
     os.rmdir(tmp)

@@ -55,6 +55,9 @@ def main():
             continue
         med = [statistics.median(p[k] for p in rows) for k in range(3)]
         print("  %2d: %6.2f %6.2f %6.2f  total %6.2f" % (r, *med, sum(med)))
+    print("steps 0, 1, 2 (one-time costs): %s ms; all %d steps: %.1f ms"
+          % (", ".join("%.2f" % sum(p) for p in phases[:3]), args.steps,
+             sum(sum(p) for p in phases)))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ of the probe's real-program overhead benchmark (bench_probe.py --model transform
 torch code, no fpscope import. --quiet prints only `train seconds S` (the training loop's wall
 time, the first step excluded as warm-up) and `train cpu seconds S` (the process's CPU time over
 the same loop, every thread: less sensitive than wall time to other processes on a shared
-machine)."""
+machine); with 20+ steps also `steady seconds S` and `steady cpu seconds S` over steps 10.. (the
+first steps' one-time costs behind, every 10th step once per 10)."""
 import argparse
 import time
 
@@ -46,10 +47,12 @@ model = CausalLM()
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 loss_fn = nn.CrossEntropyLoss()
 data = torch.randint(0, args.vocab, (args.batch, args.seq + 1))
-t0 = c0 = None
+t0 = c0 = tw = cw = None
 for step in range(args.steps):
     if step == 1:
         t0, c0 = time.perf_counter(), time.process_time()
+    if step == 10:  # steps 10..: the steady state (one-time costs behind; every 10th step once per 10)
+        tw, cw = time.perf_counter(), time.process_time()
     logits = model(data[:, :-1])
     loss = loss_fn(logits.reshape(-1, args.vocab), data[:, 1:].reshape(-1))
     opt.zero_grad()
@@ -57,5 +60,9 @@ for step in range(args.steps):
     opt.step()
     if not args.quiet:
         print("loss", step, repr(loss.item()))
-print("train seconds %.6f" % (time.perf_counter() - t0))
-print("train cpu seconds %.6f" % (time.process_time() - c0))
+t1, c1 = time.perf_counter(), time.process_time()
+print("train seconds %.6f" % (t1 - t0))
+print("train cpu seconds %.6f" % (c1 - c0))
+if tw is not None and args.steps >= 20:
+    print("steady seconds %.6f steps 10..%d" % (t1 - tw, args.steps))
+    print("steady cpu seconds %.6f" % (c1 - cw))

@@ -11,7 +11,7 @@
 //  - large tensors are split across threads, each filling its own accumulator, merged at the end.
 //  - with block-scaled formats on (StatsOptions::block_formats), each piece of the view goes
 //    through the plain loops and then, still in L1, through the block-format loops (one read).
-// Size: ~1350 lines, kept whole on purpose: the per-block specializations, their ISA clones, the
+// Size: ~1400 lines, kept whole on purpose: the per-block specializations, their ISA clones, the
 // fold of 8/16-bit codes and the block-format pieces are one hot loop nest whose pieces only make
 // sense together (the block pass reads the pieces the plain pass has just read).
 #include "fpscope/host_stats.h"
@@ -519,6 +519,13 @@ struct PieceInfo {
   size_t nh;  // full halves
   size_t nb;  // full MX blocks (nh / 2)
   int32_t amax[kMaxHalves];
+  int32_t all;  // the largest of amax (at or above kFp32InfBitsI32: the piece holds NaN/Inf)
+  // Per full MX block: its largest |x| pattern and that pattern's biased exponent; the largest
+  // exponent and how many blocks are all zero.
+  int32_t block_amax[kBlock / kMxBlock];
+  int32_t ebias[kBlock / kMxBlock];
+  int32_t etop;
+  uint32_t zero_blocks;
   uint64_t zeros_mx, zeros_odd;
   double x2_mx, x2_odd;
 };
@@ -537,6 +544,24 @@ FPSCOPE_CLONES void piece_info(const float* __restrict x, size_t n, const OwnSum
     }
     amax[h] = m;
   }
+  int32_t all = 0;
+#pragma omp simd reduction(max : all)
+  for (size_t h = 0; h < pi.nh; ++h) all = amax[h] > all ? amax[h] : all;
+  pi.all = all;
+  int32_t* __restrict bmax = pi.block_amax;
+  int32_t* __restrict ebias = pi.ebias;
+  int32_t etop = 0;
+  uint32_t zb = 0;
+#pragma omp simd reduction(max : etop) reduction(+ : zb)
+  for (size_t b = 0; b < pi.nb; ++b) {
+    const int32_t m = amax[2 * b] > amax[2 * b + 1] ? amax[2 * b] : amax[2 * b + 1];
+    bmax[b] = m;
+    ebias[b] = m >> kFp32ManBits;
+    etop = ebias[b] > etop ? ebias[b] : etop;
+    zb += static_cast<uint32_t>(m == 0);
+  }
+  pi.etop = etop;
+  pi.zero_blocks = zb;
   auto sums = [x](size_t i0, size_t i1, uint64_t* zeros, double* x2) {
     uint32_t z = 0;  // i1 - i0 <= kBlock: cannot wrap
     double s = 0;
@@ -715,6 +740,42 @@ void fold_mx_blocks(const uint64_t* ehist, uint64_t zero_blocks, uint32_t mask, 
   }
 }
 
+// The NVFP4 block scales of nb blocks of finite amax patterns (nvfp4_block_stats' steps, as
+// cast_sat<E4M3> of a finite, non-negative value: every block at once, vectorized): p[b] the
+// multiplier s_enc / sf (0 in slow blocks), sf[b] the scale (0 in slow blocks), slow[b] whether
+// block b takes the scalar path (a zero or saturated scale, or a multiplier that is not finite:
+// |x * p| would be unbounded and its error overflow the FP32 lanes); *top the largest sf.
+FPSCOPE_CLONES void nvfp4_scales(const int32_t* __restrict amax, size_t nb, float s_enc,
+                                 float* __restrict p, float* __restrict sf,
+                                 uint32_t* __restrict slow, float* top) {
+  using P = detail::SatCastParams<kE4M3>;
+  const float e2m1_max = max_finite(kE2M1);
+#pragma omp simd
+  for (size_t b = 0; b < nb; ++b) {
+    const float want = detail::mul_rn(
+        detail::div_rn(detail::u2f(static_cast<uint32_t>(amax[b])), e2m1_max), s_enc);
+    const auto a = static_cast<int32_t>(detail::f2u(want));  // >= 0, finite or +Inf
+    // Rounded unconditionally, then selected (a is +Inf at worst: a garbage value, discarded); the
+    // zero test on a, not on r: a branch there would keep the loop from vectorizing.
+    const int32_t rounded = detail::round_abs_bits_spec<kE4M3>(a);
+    const int32_t r = a > P::kMaxBits ? P::kMaxBits : rounded;
+    const auto sat =
+        static_cast<uint32_t>(P::kMaxOdd ? a >= P::kOverflowBits : a > P::kOverflowBits);
+    const float v = detail::u2f(static_cast<uint32_t>(r));
+    const float inv = detail::div_rn(s_enc, v);  // +Inf when v is 0: a slow block
+    const uint32_t s = static_cast<uint32_t>(a <= P::kUnderflowMaxBits) | sat |  // v is 0
+                       static_cast<uint32_t>(detail::f2u(inv) >= kFp32InfBits);
+    slow[b] = s;
+    const uint32_t keep = s - 1u;  // all ones in fast blocks
+    sf[b] = detail::u2f(detail::f2u(v) & keep);
+    p[b] = detail::u2f(detail::f2u(inv) & keep);  // slow blocks: 0, taken out of the fast counts
+  }
+  float t = 0;
+#pragma omp simd reduction(max : t)
+  for (size_t b = 0; b < nb; ++b) t = t > sf[b] ? t : sf[b];
+  *top = t;
+}
+
 // NVFP4 over the full blocks of a clean piece; blocks with a zero or saturated scale (or a
 // multiplier that is not finite) go through the scalar path.
 void nvfp4_piece(const float* x, const PieceInfo& pi, float s_enc, BlockStatsSet& bs) {
@@ -723,24 +784,12 @@ void nvfp4_piece(const float* x, const PieceInfo& pi, float s_enc, BlockStatsSet
   if (nb == 0) return;
   alignas(64) float p[kMaxHalves], u[kMaxHalves], sf[kMaxHalves];
   alignas(64) uint32_t slow[kMaxHalves];
-  // The block scales (nvfp4_block_stats' steps, every block at once).
-  for (size_t b = 0; b < nb; ++b) {
-    const float amax = detail::u2f(static_cast<uint32_t>(pi.amax[b]));
-    const float want = detail::mul_rn(detail::div_rn(amax, max_finite(kE2M1)), s_enc);
-    const SatCast sc = cast_sat<kE4M3>(want);
-    const float inv = sc.value == 0.0f ? 0.0f : detail::div_rn(s_enc, sc.value);
-    // Saturated scales leave |x * inv| unbounded (its error would overflow the FP32 lanes).
-    const bool s = sc.value == 0.0f || sc.saturated != 0 || !(inv <= FLT_MAX);
-    slow[b] = s;
-    sf[b] = s ? 0.0f : sc.value;
-    p[b] = s ? 0.0f : inv;  // the fast loop sees zeros in slow blocks: taken out of its counts
-  }
-  BlockFormatCounts& c = bs.fmt[F];
   float top = 0;
+  nvfp4_scales(pi.amax, nb, s_enc, p, sf, slow, &top);
+  BlockFormatCounts& c = bs.fmt[F];
   uint64_t slow_zeros = 0, slow_blocks = 0;
   double slow_x2 = 0;
   for (size_t b = 0; b < nb; ++b) {
-    top = std::max(top, sf[b]);
     if (slow[b]) {
       const BlockStats r = nvfp4_block_stats(x + b * kNvBlock, kNvBlock, s_enc);
       accumulate_block(bs, F, r, kNvBlock);
@@ -778,19 +827,12 @@ void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, const Own
   pi.nh = n / kNvBlock;
   pi.nb = n / kMxBlock;
   piece_info(x, n, own, pi);
-  int32_t all = 0;
-  for (size_t h = 0; h < pi.nh; ++h) all = std::max(all, pi.amax[h]);
-  const bool clean = all < kFp32InfBitsI32;
+  const bool clean = pi.all < kFp32InfBitsI32;
   if (clean && pi.nb > 0 && (bc.mask & kMxMask) != 0) {
-    int32_t ebias[kBlock / kMxBlock];
-    int32_t etop = 0;
-    for (size_t b = 0; b < pi.nb; ++b) {
-      const int32_t amax = std::max(pi.amax[2 * b], pi.amax[2 * b + 1]);
-      ebias[b] = amax >> kFp32ManBits;
-      etop = std::max(etop, ebias[b]);
-      ++acc.mx_ehist[ebias[b]];
-      acc.mx_zero_blocks += amax == 0;
-    }
+    const int32_t* ebias = pi.ebias;
+    const int32_t etop = pi.etop;
+    for (size_t b = 0; b < pi.nb; ++b) ++acc.mx_ehist[ebias[b]];
+    acc.mx_zero_blocks += pi.zero_blocks;
     const float* xs = x;  // the blocks the per-format loops take, their amax exponents
     const int32_t* es = ebias;
     size_t ns = pi.nb;
@@ -807,7 +849,7 @@ void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, const Own
       ns = 0;
       stop = 0;
       for (size_t b = 0; b < pi.nb; ++b) {
-        const int32_t amax = std::max(pi.amax[2 * b], pi.amax[2 * b + 1]);
+        const int32_t amax = pi.block_amax[b];
         const int32_t e = ebias[b];
         if (e >= kFusedMinE && e <= kFusedMaxE) {
           const bool may_sat = (amax & static_cast<int32_t>(kFp32ManMask)) >= kFusedMaxMantissa;

@@ -22,6 +22,12 @@ import torch
 import torch.nn as nn
 
 
+# --quiet also times the steps after the first WARM_STEPS ("steady seconds", for bench/probe): the
+# per-step cost without the first steps' one-time costs (allocations, first-use page faults, a
+# tool's set-up). Steps WARM_STEPS.. hold every 10th step exactly once per 10.
+WARM_STEPS = 10
+
+
 def make_data(n, features, classes, gen):
     x = torch.randn(n, features, generator=gen)
     # 8 raw amount columns: log-normal, median ~8e3, up to 4e5.
@@ -39,7 +45,7 @@ def parse_args(argv=None):
     ap.add_argument("--width", type=int, default=512)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: never)")
-    ap.add_argument("--quiet", action="store_true", help="print only the final loss and time")
+    ap.add_argument("--quiet", action="store_true", help="print only the final loss and times")
     return ap.parse_args(argv)
 
 
@@ -69,6 +75,7 @@ def main(argv=None, setup=None):
     loss_fn = nn.CrossEntropyLoss()
 
     t0 = time.perf_counter()
+    t_warm = None  # the end of the first WARM_STEPS steps: one-time costs are behind it
     loss = None
     for step in range(args.steps):
         xb = x_all[step * args.batch:(step + 1) * args.batch]
@@ -77,6 +84,8 @@ def main(argv=None, setup=None):
         loss = loss_fn(model(xb), yb)
         loss.backward()
         opt.step()
+        if step + 1 == WARM_STEPS:
+            t_warm = time.perf_counter()
         if not args.quiet:
             print(f"step {step} loss {loss.item()!r}", flush=True)
         if args.eval_every and (step + 1) % args.eval_every == 0:
@@ -84,10 +93,12 @@ def main(argv=None, setup=None):
                 acc = (model(x_val).argmax(dim=1) == y_val).float().mean().item()
             if not args.quiet:
                 print(f"eval step {step} accuracy {acc!r}", flush=True)
-    elapsed = time.perf_counter() - t0
+    t1 = time.perf_counter()
     print(f"final loss {loss.item()!r}")
     if args.quiet:
-        print(f"train seconds {elapsed:.4f}")
+        print(f"train seconds {t1 - t0:.4f}")
+        if args.steps >= 2 * WARM_STEPS:
+            print(f"steady seconds {t1 - t_warm:.4f} steps {WARM_STEPS}..{args.steps}")
 
 
 if __name__ == "__main__":
