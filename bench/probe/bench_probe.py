@@ -88,8 +88,8 @@ def main():
                          "on (before / after)")
     ap.add_argument("--steady-malloc", action="store_true",
                     help="every configuration, plain included, with glibc's heap held steady "
-                         "(fixed mmap and trim thresholds: no per-step page faults on freshly "
-                         "trimmed heap, which move a plain run by up to ~20 %% from run to run)")
+                         "(fixed mmap and trim thresholds: the heap is not trimmed and regrown, "
+                         "whose page faults per step vary several-fold from run to run)")
     ap.add_argument("--skip-hooks", action="store_true",
                     help="mlp: leave out the Python-hooks configuration (and its ratio)")
     ap.add_argument("--every-step", action="store_true",
