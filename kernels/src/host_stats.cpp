@@ -750,21 +750,25 @@ FPSCOPE_CLONES void nvfp4_scales(const int32_t* __restrict amax, size_t nb, floa
                                  uint32_t* __restrict slow, float* top) {
   using P = detail::SatCastParams<kE4M3>;
   const float e2m1_max = max_finite(kE2M1);
+  const uint32_t one_bits = detail::f2u(1.0f);
 #pragma omp simd
   for (size_t b = 0; b < nb; ++b) {
     const float want = detail::mul_rn(
         detail::div_rn(detail::u2f(static_cast<uint32_t>(amax[b])), e2m1_max), s_enc);
     const auto a = static_cast<int32_t>(detail::f2u(want));  // >= 0, finite or +Inf
-    // Rounded unconditionally, then selected (a is +Inf at worst: a garbage value, discarded); the
-    // zero test on a, not on r: a branch there would keep the loop from vectorizing.
+    // Rounded unconditionally, then selected (a is +Inf at worst: an infinite value, discarded);
+    // the zero test on a, not on r: a test on r made GCC 12 branch and not vectorize the loop.
     const int32_t rounded = detail::round_abs_bits_spec<kE4M3>(a);
     const int32_t r = a > P::kMaxBits ? P::kMaxBits : rounded;
     const auto sat =
         static_cast<uint32_t>(P::kMaxOdd ? a >= P::kOverflowBits : a > P::kOverflowBits);
     const float v = detail::u2f(static_cast<uint32_t>(r));
-    const float inv = detail::div_rn(s_enc, v);  // +Inf when v is 0: a slow block
-    const uint32_t s = static_cast<uint32_t>(a <= P::kUnderflowMaxBits) | sat |  // v is 0
-                       static_cast<uint32_t>(detail::f2u(inv) >= kFp32InfBits);
+    const uint32_t zero = static_cast<uint32_t>(a <= P::kUnderflowMaxBits);  // v is 0
+    // Never a division by zero (a program may trap FE_DIVBYZERO): 1 stands in for a zero scale
+    // (r is 0 then; bits, not a float select, which GCC 12 turns into a branch).
+    const float inv =
+        detail::div_rn(s_enc, detail::u2f(static_cast<uint32_t>(r) | ((0u - zero) & one_bits)));
+    const uint32_t s = zero | sat | static_cast<uint32_t>(detail::f2u(inv) >= kFp32InfBits);
     slow[b] = s;
     const uint32_t keep = s - 1u;  // all ones in fast blocks
     sf[b] = detail::u2f(detail::f2u(v) & keep);
