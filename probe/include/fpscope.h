@@ -44,6 +44,21 @@ uint64_t fpscope_current_step(void);
  * not recorded. 1 when disabled. */
 int fpscope_scopes_wanted(uint64_t step);
 
+/* A framework integration's step boundary in one call (it runs once per training step, where
+ * every separate call costs): records the `n` loss values (fpscope_loss) for the step now ending,
+ * ends it (fpscope_framework_step) and returns the state after it, packed:
+ *   bits 0-2: FPSCOPE_FRAMEWORK_WANTED (fpscope_scopes_wanted(step)), _WANTED_NEXT (of step + 1),
+ *             _MOVED (this boundary began a new step);
+ *   step = value >> FPSCOPE_FRAMEWORK_STEP_SHIFT (the current step, as fpscope_current_step).
+ * fpscope_framework_state(): the same without recording or ending anything (never _MOVED).
+ * Disabled: step 0, both _WANTED bits set. */
+#define FPSCOPE_FRAMEWORK_WANTED 1u
+#define FPSCOPE_FRAMEWORK_WANTED_NEXT 2u
+#define FPSCOPE_FRAMEWORK_MOVED 4u
+#define FPSCOPE_FRAMEWORK_STEP_SHIFT 3
+uint64_t fpscope_framework_boundary(const double* losses, uint64_t n);
+uint64_t fpscope_framework_state(void);
+
 /* Records a loss value (the scalar a backward pass started from) for the current step, or for an
  * earlier `step` (a value read later, e.g. from a device copy that completed since). Several per
  * step are kept (gradient accumulation: the step's loss is their sum). Not recorded while steps

@@ -126,6 +126,12 @@ def _load():
     if hasattr(lib, "fpscope_scopes_wanted"):  # probes before the lean naming lack it
         lib.fpscope_scopes_wanted.restype = ctypes.c_int
         lib.fpscope_scopes_wanted.argtypes = [ctypes.c_uint64]
+    if hasattr(lib, "fpscope_framework_boundary"):  # probes before the one-call boundary lack it
+        lib.fpscope_framework_boundary.restype = ctypes.c_uint64
+        lib.fpscope_framework_boundary.argtypes = [ctypes.POINTER(ctypes.c_double),
+                                                   ctypes.c_uint64]
+        lib.fpscope_framework_state.restype = ctypes.c_uint64
+        lib.fpscope_framework_state.argtypes = []
     _lib = lib
     return lib
 
@@ -173,6 +179,43 @@ def _framework_step():
     before = current_step()
     _lib.fpscope_framework_step()
     return before, current_step()
+
+
+_LOSS_SLOTS = 16
+_loss_buf = (ctypes.c_double * _LOSS_SLOTS)()
+_WANTED, _WANTED_NEXT, _MOVED, _STEP_SHIFT = 1, 2, 4, 3  # fpscope.h FPSCOPE_FRAMEWORK_*
+
+
+def _unpack_state(v):
+    return v >> _STEP_SHIFT, bool(v & _WANTED), bool(v & _WANTED_NEXT)
+
+
+def _framework_boundary(losses):
+    """_framework_step with the `losses` (floats) of the step that ends recorded first, in one call
+    into the probe where it has fpscope_framework_boundary. Returns (step before, step after,
+    scopes wanted in the step after, in the one after it)."""
+    if _lib is None or not hasattr(_lib, "fpscope_framework_boundary"):
+        before = current_step()
+        for v in losses:
+            loss(v)
+        _, after = _framework_step()
+        return before, after, _scopes_wanted(after), _scopes_wanted(after + 1)
+    n = min(len(losses), _LOSS_SLOTS)
+    for i in range(n):
+        _loss_buf[i] = losses[i]
+    for v in losses[_LOSS_SLOTS:]:  # more backward passes in a step than slots: before the rest
+        _lib.fpscope_loss(float(v))
+    v = _lib.fpscope_framework_boundary(_loss_buf, n)
+    after, wanted, wanted_next = _unpack_state(v)
+    return (after - 1 if v & _MOVED else after), after, wanted, wanted_next
+
+
+def _framework_state():
+    """(current step, scopes wanted in it, in the step after it): one call where the probe can."""
+    if _lib is None or not hasattr(_lib, "fpscope_framework_state"):
+        step = current_step()
+        return step, _scopes_wanted(step), _scopes_wanted(step + 1)
+    return _unpack_state(_lib.fpscope_framework_state())
 
 
 def _framework_claim_steps():

@@ -89,6 +89,33 @@ FPSCOPE_EXPORT int fpscope_scopes_wanted(uint64_t step) {
   return wanted;
 }
 
+namespace {
+uint64_t pack(const Recorder::FrameworkState& s) {
+  return (s.step << FPSCOPE_FRAMEWORK_STEP_SHIFT) | (s.wanted ? FPSCOPE_FRAMEWORK_WANTED : 0u) |
+         (s.wanted_next ? FPSCOPE_FRAMEWORK_WANTED_NEXT : 0u) |
+         (s.moved ? FPSCOPE_FRAMEWORK_MOVED : 0u);
+}
+}  // namespace
+
+FPSCOPE_EXPORT uint64_t fpscope_framework_boundary(const double* losses, uint64_t n) {
+  HookGuard guard;
+  uint64_t packed = pack(Recorder::FrameworkState{});
+  guarded("fpscope_framework_boundary", [&] {
+    if (Recorder* r = Recorder::get())
+      packed = pack(r->framework_boundary(losses, losses != nullptr ? n : 0));
+  });
+  return packed;
+}
+
+FPSCOPE_EXPORT uint64_t fpscope_framework_state(void) {
+  HookGuard guard;
+  uint64_t packed = pack(Recorder::FrameworkState{});
+  guarded("fpscope_framework_state", [&] {
+    if (Recorder* r = Recorder::get()) packed = pack(r->framework_state());
+  });
+  return packed;
+}
+
 FPSCOPE_EXPORT void fpscope_loss(double value) {
   HookGuard guard;
   guarded("fpscope_loss", [&] {

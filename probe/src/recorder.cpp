@@ -2,9 +2,9 @@
 // parts: step_labeler.h (which step and name each call gets), held_calls.h (what waits for the
 // labeler), tensor_table.h (tensor identities), output_claim.h (which process writes a path),
 // weight_watch.h (host master weights), step_hooks.h, trace_metadata.h.
-// Size: ~750 lines after the split of issue 14, the deferred definitions of batched host calls
-// (issue 15) and the deferred watch updates (the statistics helper); what is left is the wiring,
-// which reads best in one place.
+// Size: ~780 lines after the split of issue 14, the deferred definitions of batched host calls
+// (issue 15), the deferred watch updates (the statistics helper) and the one-call framework
+// boundary; what is left is the wiring, which reads best in one place.
 #include "recorder.h"
 
 #include <pthread.h>
@@ -105,6 +105,35 @@ struct Recorder::Impl final : StepLabeler::Listener {
             .count());
   }
   bool sampled(uint64_t s) const { return s % cfg.every == 0; }
+  // Callers hold mu (Recorder::scopes_wanted says what it means).
+  bool scopes_wanted(uint64_t s) const {
+    if (cfg.emulate != Format::FP32) return true;
+    // Only the framework's own steps are the integration's to leave unnamed: under the GEMM
+    // period the scope is part of every call's signature, and other sources' boundaries (NVTX,
+    // the API) do not fall where the integration turns its hooks on and off.
+    if (labeler.source() != trace::StepSource::Framework) return true;
+    return sampled(s);
+  }
+  FrameworkState framework_state(bool moved) const {
+    const uint64_t s = labeler.step();
+    return FrameworkState{s, moved, scopes_wanted(s), scopes_wanted(s + 1)};
+  }
+  // Recorder::loss_at, under mu with the writer open.
+  void loss_locked(uint64_t step, double value) {
+    if (step == UINT64_MAX && labeler.holding()) {
+      // The step of a value "now" is not known while the GEMM period is being detected.
+      static std::atomic<bool> said{false};
+      if (!said.exchange(true))
+        FPSCOPE_LOG(Info, "loss values are not recorded while steps come from the GEMM period");
+      return;
+    }
+    trace::LossRecord r;
+    r.step = step == UINT64_MAX ? labeler.step() : step;
+    r.value = value;
+    r.time_ns = now();
+    writer->loss(r);
+    check_writer();
+  }
 
   void event_locked(trace::EventLevel level, const std::string& text);
   GemmTicket begin_gemm_locked(const GemmDesc& d);
@@ -587,13 +616,28 @@ Format Recorder::emulate() const {
   return impl_->cfg.emulate;
 }
 bool Recorder::scopes_wanted(uint64_t step) const {
-  if (impl_->cfg.emulate != Format::FP32) return true;  // cfg: constant after init
   std::lock_guard<std::mutex> lock(impl_->mu);
-  // Only the framework's own steps are the integration's to leave unnamed: under the GEMM period
-  // the scope is part of every call's signature, and other sources' boundaries (NVTX, the API)
-  // do not fall where the integration turns its hooks on and off.
-  if (impl_->labeler.source() != trace::StepSource::Framework) return true;
-  return impl_->sampled(step);
+  return impl_->scopes_wanted(step);
+}
+
+Recorder::FrameworkState Recorder::framework_boundary(const double* losses, size_t n) {
+  Impl& m = *impl_;
+  FrameworkState s;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (!m.ensure_writer()) return m.framework_state(false);
+    for (size_t i = 0; i < n && !m.closed; ++i) m.loss_locked(UINT64_MAX, losses[i]);
+    const uint64_t before = m.labeler.step();
+    if (!m.closed && m.labeler.mark(trace::StepSource::Framework, m.next_seq, m)) m.check_writer();
+    s = m.framework_state(m.labeler.step() != before);
+  }
+  m.step_hooks.run(m.mu);
+  return s;
+}
+
+Recorder::FrameworkState Recorder::framework_state() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->framework_state(false);
 }
 
 unsigned Recorder::stats_threads() const {
@@ -710,20 +754,7 @@ void Recorder::shutdown() {
 void Recorder::loss_at(uint64_t step, double value) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
-  if (!m.ensure_writer()) return;
-  if (step == UINT64_MAX && m.labeler.holding()) {
-    // The step of a value "now" is not known while the GEMM period is being detected.
-    static std::atomic<bool> said{false};
-    if (!said.exchange(true))
-      FPSCOPE_LOG(Info, "loss values are not recorded while steps come from the GEMM period");
-    return;
-  }
-  trace::LossRecord r;
-  r.step = step == UINT64_MAX ? m.labeler.step() : step;
-  r.value = value;
-  r.time_ns = m.now();
-  m.writer->loss(r);
-  m.check_writer();
+  if (m.ensure_writer()) m.loss_locked(step, value);
 }
 
 // ---- a framework's claim on the steps (kept apart, like loss_at) --------------------------

@@ -128,6 +128,18 @@ class Recorder {
   // delayed scaling and hybrid E5M2 read the scope of every call); then when FPSCOPE_EVERY
   // samples `step`. A framework integration may leave the other steps unnamed (it costs per call).
   bool scopes_wanted(uint64_t step) const;
+  // One step boundary of a framework integration in one call (it runs once per training step, from
+  // cold caches: each separate call costs it microseconds): records `n` loss values for the step
+  // now ending (as loss_at(UINT64_MAX, v)), then mark_step(Framework); returns the FrameworkState
+  // after it. framework_state(): the same without a boundary.
+  struct FrameworkState {
+    uint64_t step = 0;        // the current step
+    bool moved = false;       // the boundary began a new step (framework_boundary)
+    bool wanted = true;       // scopes_wanted(step)
+    bool wanted_next = true;  // scopes_wanted(step + 1)
+  };
+  FrameworkState framework_boundary(const double* losses, size_t n);
+  FrameworkState framework_state() const;
 
   // ---- names (thread-local) ----
   static void scope_push(const char* name);

@@ -158,6 +158,40 @@ class Torch(unittest.TestCase):
         self.assertFalse(load_json(out)["active"])
 
 
+class FrameworkBoundary(unittest.TestCase):
+    """fpscope_framework_boundary / _state through fpscope.py: the losses of the ending step, more
+    than one call's 16 slots included, and the step and naming state it returns."""
+
+    def run_prog(self, every, probe=True):
+        with tempfile.TemporaryDirectory() as d:
+            trace, out = os.path.join(d, "t.fpst"), os.path.join(d, "out.json")
+            prog = [PY, os.path.join(ARGS.root, "tests/probe/boundary_prog.py"),
+                    os.path.join(ARGS.root, "probe/python"), out]
+            r = record(trace, prog, ["--every", str(every)]) if probe else \
+                subprocess.run(prog, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return load_json(out), dump(trace) if probe else None
+
+    def test_losses_go_to_the_ending_step_and_the_state_follows_every(self):
+        e, t = self.run_prog(every=2)
+        self.assertTrue(e["active"])
+        self.assertEqual(t["step_source"], "framework")
+        # (before, after, named(after), named(after + 1)) as step s ends; --every 2: even steps.
+        self.assertEqual(e["calls"], [[s, s + 1, (s + 1) % 2 == 0, s % 2 == 0] for s in range(4)])
+        self.assertEqual(e["state0"], [0, True, True])  # no source in force yet: always named
+        self.assertEqual(e["state"], [4, True, False])
+        got = collections.defaultdict(list)
+        for rec_loss in t["losses"]:
+            got[rec_loss["step"]].append(rec_loss["value"])
+        want = {s: [s + k / 64.0 for k in range(3 + 7 * s)] for s in range(4)}
+        self.assertEqual({s: sorted(v) for s, v in got.items()}, want)
+
+    def test_without_the_probe_every_call_is_a_no_op(self):
+        e, _ = self.run_prog(every=1, probe=False)
+        self.assertFalse(e["active"])
+        self.assertEqual(e["calls"], [[0, 0, True, True]] * 4)
+
+
 class Numpy(unittest.TestCase):
     def test_sample_and_stats_equal_numpy_casts(self):
         with tempfile.TemporaryDirectory() as d:

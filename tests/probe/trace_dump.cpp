@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   for (const auto& s : t.steps)
     j["steps"].push_back(
         {{"step", s.step}, {"source", step_source_name(s.source)}, {"first_seq", s.first_seq}});
+  for (const auto& l : t.losses) j["losses"].push_back({{"step", l.step}, {"value", l.value}});
   for (const auto& l : t.loss_scales)
     j["loss_scales"].push_back({{"step", l.step},
                                 {"scale", l.scale},
@@ -94,7 +95,7 @@ int main(int argc, char** argv) {
   }
   for (const auto& e : t.events) j["events"].push_back({{"step", e.step}, {"text", e.text}});
   for (const char* k :
-       {"tensors", "observations", "steps", "loss_scales", "weight_updates", "events"})
+       {"tensors", "observations", "steps", "losses", "loss_scales", "weight_updates", "events"})
     if (!j.contains(k)) j[k] = nlohmann::json::array();
   // Names and texts are bytes from the traced program: not UTF-8 ones become U+FFFD, as everywhere.
   std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";

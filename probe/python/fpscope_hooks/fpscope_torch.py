@@ -7,7 +7,7 @@ Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers
   - Steps: the end of an optimizer step (any torch.optim.Optimizer: the global step pre/post hooks
     of torch >= 2.0, else a wrapper of each optimizer class's step()), or of a GradScaler.update()
     (an iteration whose optimizer step the scaler skipped for Inf/NaN), makes a boundary due;
-    it is marked (fpscope_framework_step: step source "framework") just before the next training
+    it is marked (fpscope_framework_boundary: step source "framework") just before the next training
     work: the next forward of a root module in training mode with gradients enabled (and trainable
     parameters), or the next backward(). So gradient accumulation (several backward passes, one
     optimizer step) is one step; an evaluation pass after an optimizer step (no_grad or eval mode)
@@ -26,11 +26,12 @@ Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers
     the end of the step before such a step to the first training forward after it
     (_name_steps_around). Unnamed steps then mark their boundary at the next backward().
   - Loss: the value of each scalar that backward() is called on with an implicit gradient (the
-    unscaled loss when it came from GradScaler.scale()), recorded with fpscope_loss[_at] for the
-    step it belongs to. CPU: read at once (a CPU read is no synchronization). CUDA: copied with
-    non_blocking=True into a pinned host slot, an event recorded after the copy on the current
-    stream; the value is read at a later step boundary only when event.query() says the copy is
-    done (never a wait), at the latest at exit. A value whose slot ring is full is dropped.
+    unscaled loss when it came from GradScaler.scale()), recorded for the step it belongs to.
+    CPU: read at once (a CPU read is no synchronization), recorded by the step's boundary call.
+    CUDA: copied with non_blocking=True into a pinned host slot, an event recorded after the copy
+    on the current stream; the value is read at a later step boundary only when event.query()
+    says the copy is done (never a wait), at the latest at exit. A value whose slot ring is full
+    is dropped.
   - GradScaler: update() of a scaler whose scale lives on the CPU records the scale in effect and
     found_inf with fpscope_loss_scale (CUDA scalers: the probe's loss-scale kernel hook records
     them without synchronizing; reading them here would synchronize).
@@ -66,7 +67,12 @@ _lock = threading.Lock()
 _due = False  # an optimizer step ended: a boundary is due before the next training work
 _opt_depth = 0  # optimizer step() nesting on any thread (the outermost one counts)
 _seen_optimizer_step = False
-_pending = []  # losses not recorded yet: [value] (CPU) or [(step, slot, event, dtype)] (CUDA)
+_cpu_losses = []  # CPU loss values of the current step, recorded at its boundary
+_pending = []  # device losses whose copy may not be done: [(step, slot, event, dtype)]
+# (step, scopes wanted in it, in the step after it) as the last boundary of ours left them; None
+# when not known (before the first, or the program's own fpscope.step() moved the steps).
+_state = None
+_has_is_cpu = False  # Tensor.is_cpu (torch >= 1.13): much cheaper than t.device.type
 _MAX_PENDING = 4096
 
 _root_names = weakref.WeakKeyDictionary()  # root module -> {id(module): path}
@@ -119,11 +125,12 @@ def _load_autowatch(fp):
 
 def activate(torch):
     """Installs the integration; a no-op without a recording probe in this process."""
-    global _torch, _fp, _compiling, _autowatch
+    global _torch, _fp, _compiling, _autowatch, _has_is_cpu
     fp = _load_fpscope()
     if not fp.active() or not hasattr(fp._lib, "fpscope_loss"):
         return False
     _torch, _fp = torch, fp
+    _has_is_cpu = hasattr(torch.Tensor, "is_cpu")
     compiler = getattr(torch, "compiler", None)
     _compiling = getattr(compiler, "is_compiling", None)
     if _compiling is None:
@@ -320,13 +327,15 @@ def _remove_module_hooks():
         _module_handles.clear()
 
 
-def _name_steps_around(ending):
-    """At the end of step `ending`: the naming hooks stay (or come) on when the probe names
-    `ending` (its boundary is marked at the next root forward, which needs the hook) or the step
-    after it; else they go now. Their per-module cost (the global hooks take every module call
-    off PyTorch's fast path) is then paid in about two steps of each FPSCOPE_EVERY. The probe
-    decides (fpscope_scopes_wanted): only its framework steps without emulation may be unnamed."""
-    if _fp._scopes_wanted(ending) or _fp._scopes_wanted(ending + 1):
+def _name_steps_around():
+    """At the end of the current step: the naming hooks stay (or come) on when the probe names it
+    (its boundary is marked at the next root forward, which needs the hook) or the step after it;
+    else they go now. Their per-module cost (the global hooks take every module call off
+    PyTorch's fast path) is then paid in about two steps of each FPSCOPE_EVERY. The probe decides
+    (fpscope_scopes_wanted): only its framework steps without emulation may be unnamed. Once the
+    boundaries are ours, the last one told (_state): no call into the probe here."""
+    _, wanted, wanted_next = _state if _state is not None else _fp._framework_state()
+    if wanted or wanted_next:
         _install_module_hooks(_torch)
     else:
         _remove_module_hooks()
@@ -382,7 +391,7 @@ def _iteration_ended():
     if not _fp._user_steps:
         _due = True
     _clear_thread_scopes()
-    _name_steps_around(_fp.current_step())
+    _name_steps_around()
 
 
 def _install_optimizer_hooks(torch):
@@ -456,18 +465,24 @@ def _opt_pre_undo():
 
 
 def _boundary():
-    """Marks the due step boundary: records the ending step's losses, then the new step."""
-    global _due
+    """Marks the due step boundary: records the ending step's losses, then the new step (one call
+    into the probe for both), then the device losses whose copy is done."""
+    global _due, _state
     _due = False
-    before, after = _fp._framework_step()
-    _flush_losses(before, after, final=False)
-    if after > before and not _fp._scopes_wanted(after):
+    before, after, wanted, wanted_next = _fp._framework_boundary(_cpu_losses)
+    _cpu_losses.clear()
+    _state = (after, wanted, wanted_next) if after > before else None
+    if _pending:
+        _flush_losses(before, after, final=False)
+    if after > before and not wanted:
         _remove_module_hooks()  # the new step is not named (_name_steps_around)
 
 
 def _on_user_step(before, after):
+    global _state
     if not _off:
         try:
+            _state = None  # the program's steps: its boundaries are not ours to know
             _install_module_hooks(_torch)  # the program's steps: named throughout (_lean)
             _flush_losses(before, after, final=False)
         except Exception as e:  # noqa: BLE001
@@ -523,10 +538,13 @@ def _capturing():
 def _record_loss(t):
     """Keeps the value of the scalar `t` (detached) for the step it belongs to."""
     global _ring
-    dev = t.device.type
+    dev = ("cpu" if t.is_cpu else "cuda" if t.is_cuda else "") if _has_is_cpu else t.device.type
     if dev == "cpu":
-        _pending.append(float(t.item()))
-    elif dev == "cuda":
+        _cpu_losses.append(float(t.item()))
+        if len(_cpu_losses) > _MAX_PENDING:
+            del _cpu_losses[: len(_cpu_losses) - _MAX_PENDING]
+        return
+    if dev == "cuda":
         if _capturing():
             return  # a graph's loss is rewritten by every replay: not a value of this step
         if _ring is None:
@@ -548,15 +566,15 @@ def _record_loss(t):
 def _flush_losses(before, after, final):
     """Records the pending losses: CPU values for the step that just ended (`before`, when the
     probe moved on to `after`; else the current step), device values once their copy is done."""
+    for v in _cpu_losses:
+        if after > before:
+            _fp.loss(v, step=before)
+        else:
+            _fp.loss(v)
+    _cpu_losses.clear()
     keep = []
-    capturing = not final and any(not isinstance(p, float) for p in _pending) and _capturing()
+    capturing = not final and bool(_pending) and _capturing()
     for p in _pending:
-        if isinstance(p, float):
-            if after > before:
-                _fp.loss(p, step=before)
-            else:
-                _fp.loss(p)
-            continue
         step, i, ev, dtype = p
         if final:
             ev.synchronize()  # at exit: the program's work is done
@@ -569,11 +587,12 @@ def _flush_losses(before, after, final):
 
 
 def _at_exit():
-    if _off or not _pending:
+    if _off or not (_pending or _cpu_losses):
         return
     try:
         if not _seen_optimizer_step and not _fp._user_steps:
             _pending.clear()  # no step boundaries of ours: the values' steps are not known
+            _cpu_losses.clear()
             return
         step = _fp.current_step()
         _flush_losses(step, step, final=True)
