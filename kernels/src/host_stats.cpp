@@ -483,10 +483,10 @@ FPSCOPE_CLONES void blocks_fast(const float* __restrict x, const float* __restri
       const float y = detail::mul_rn(xb[l], pb);
       const auto a = static_cast<int32_t>(detail::f2u(y) & kFp32AbsMask);
       c_low[l] += static_cast<uint32_t>(a - (P::kUnderflowMaxBits + 1)) >> 31;
-      c_sat[l] += static_cast<uint32_t>(P::kMaxOdd ? a >= P::kOverflowBits : a > P::kOverflowBits);
-      const int32_t r = a > P::kMaxBits ? P::kMaxBits : detail::round_abs_bits_spec<E>(a);
+      const detail::SatAbs r = detail::sat_abs_bits<E>(a);
+      c_sat[l] += r.saturated;
       const float d = detail::sub_rn(detail::u2f(static_cast<uint32_t>(a)),
-                                     detail::u2f(static_cast<uint32_t>(r))) *
+                                     detail::u2f(static_cast<uint32_t>(r.bits))) *
                       ub;
       ef[l] += d * d;
     }
@@ -756,12 +756,11 @@ FPSCOPE_CLONES void nvfp4_scales(const int32_t* __restrict amax, size_t nb, floa
     const float want = detail::mul_rn(
         detail::div_rn(detail::u2f(static_cast<uint32_t>(amax[b])), e2m1_max), s_enc);
     const auto a = static_cast<int32_t>(detail::f2u(want));  // >= 0, finite or +Inf
-    // Rounded unconditionally, then selected (a is +Inf at worst: an infinite value, discarded);
-    // the zero test on a, not on r: a test on r made GCC 12 branch and not vectorize the loop.
-    const int32_t rounded = detail::round_abs_bits_spec<kE4M3>(a);
-    const int32_t r = a > P::kMaxBits ? P::kMaxBits : rounded;
-    const auto sat =
-        static_cast<uint32_t>(P::kMaxOdd ? a >= P::kOverflowBits : a > P::kOverflowBits);
+    // The zero test on a, not on the cast: a test on the cast made GCC 12 branch and not
+    // vectorize the loop.
+    const detail::SatAbs c = detail::sat_abs_bits<kE4M3>(a);
+    const int32_t r = c.bits;
+    const uint32_t sat = c.saturated;
     const float v = detail::u2f(static_cast<uint32_t>(r));
     const uint32_t zero = static_cast<uint32_t>(a <= P::kUnderflowMaxBits);  // v is 0
     // Never a division by zero (a program may trap FE_DIVBYZERO): 1 stands in for a zero scale

@@ -26,7 +26,6 @@ import test_models as tm  # noqa: E402
 import test_python_e2e as e2e  # noqa: E402
 
 
-
 def sampled_obs(t, step):
     """(module path, backward?, operand role, element count, amax) of each observation of `step`.
     Which forward GEMM a backward GEMM is named after (".dgrad"/".wgrad", grad_names.h) is left

@@ -105,6 +105,23 @@ FPSCOPE_HD inline int32_t round_abs_bits_spec(int32_t a) {
   return static_cast<int32_t>(f2u(sub_rn(add_rn(u2f(static_cast<uint32_t>(a)), m), m)));
 }
 
+// A finite |y| pattern a (0 <= a <= +Inf's pattern) cast to S with saturation: the rounded
+// pattern, clamped to S's max, and whether the clamp changed the result (cast_sat's rules).
+// Branch-free, so that the loops that inline it (host_stats.cpp's blocks_fast and nvfp4_scales)
+// vectorize: the rounding is computed unconditionally and the clamp selects (for a above max the
+// rounded value is discarded; at +Inf it is +Inf, no invalid operation).
+struct SatAbs {
+  int32_t bits;
+  uint32_t saturated;
+};
+template <const FormatSpec& S>
+FPSCOPE_HD inline SatAbs sat_abs_bits(int32_t a) {
+  using P = SatCastParams<S>;
+  const int32_t rounded = round_abs_bits_spec<S>(a);
+  return SatAbs{a > P::kMaxBits ? P::kMaxBits : rounded,
+                static_cast<uint32_t>(P::kMaxOdd ? a >= P::kOverflowBits : a > P::kOverflowBits)};
+}
+
 }  // namespace detail
 
 // Saturating cast of y to S with its classification (flags 0/1). y may be +-Inf (saturated);
@@ -124,12 +141,10 @@ FPSCOPE_HD inline SatCast cast_sat(float y) {
     const float nan_value = has_nan(S) ? detail::u2f(kFp32QuietNanBits) : max_finite(S);
     return SatCast{nan_value, 0, 0, 0};
   }
-  const uint32_t clamp = static_cast<uint32_t>(a > P::kMaxBits);
-  const int32_t r = clamp ? P::kMaxBits : detail::round_abs_bits_spec<S>(a);
+  const detail::SatAbs r = detail::sat_abs_bits<S>(a);
   SatCast c;
-  c.value = detail::u2f((u & kFp32SignMask) | static_cast<uint32_t>(r));
-  c.saturated = P::kMaxOdd ? static_cast<uint32_t>(a >= P::kOverflowBits)
-                           : static_cast<uint32_t>(a > P::kOverflowBits);
+  c.value = detail::u2f((u & kFp32SignMask) | static_cast<uint32_t>(r.bits));
+  c.saturated = r.saturated;
   c.underflow = static_cast<uint32_t>(a != 0) & static_cast<uint32_t>(a <= P::kUnderflowMaxBits);
   c.subnormal = static_cast<uint32_t>(a > P::kUnderflowMaxBits) &
                 static_cast<uint32_t>(a < P::kNormalStartBits);
