@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cfenv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -317,6 +318,32 @@ TEST(BlockCasts, EncodeMatchesCudaSaturatingCasts) {
       }
     }
     EXPECT_EQ(failures, 0);
+  }
+}
+
+// The probe runs inside someone else's program: a cast must not leave FE_INVALID in its
+// floating-point state (nor trap, where the program enabled the trap). The magic-number rounding
+// of a huge |y| would add and subtract +Inf (block_numerics.h sat_abs_bits clamps first): every
+// binade of FP32, both signs, and +-Inf.
+TEST(BlockCasts, NoCastRaisesInvalidOperation) {
+  std::vector<float> ys = {std::numeric_limits<float>::infinity(),
+                           -std::numeric_limits<float>::infinity()};
+  for (int e = -149; e <= 127; ++e)
+    for (const float m : {1.0f, 1.25f, 1.9999999f})
+      for (const float sign : {1.0f, -1.0f}) ys.push_back(sign * std::ldexp(m, e));
+  for (const Elem& e : kElems) {
+    SCOPED_TRACE(e.name);
+    const float max = fpscope::max_finite(spec_of(e.kind));
+    int raised = 0, wrong = 0;
+    for (const float y : ys) {
+      std::feclearexcept(FE_INVALID);
+      const Ours o = ours(e.kind, y);
+      volatile float sink = o.cast.value;  // used before the flags are read
+      raised += std::fetestexcept(FE_INVALID) != 0;
+      if (std::fabs(y) > 2 * max) wrong += sink != std::copysign(max, y) || o.cast.saturated != 1;
+    }
+    EXPECT_EQ(raised, 0);
+    EXPECT_EQ(wrong, 0);  // and every value far above max saturated to +-max
   }
 }
 

@@ -105,11 +105,12 @@ FPSCOPE_HD inline int32_t round_abs_bits_spec(int32_t a) {
   return static_cast<int32_t>(f2u(sub_rn(add_rn(u2f(static_cast<uint32_t>(a)), m), m)));
 }
 
-// A finite |y| pattern a (0 <= a <= +Inf's pattern) cast to S with saturation: the rounded
-// pattern, clamped to S's max, and whether the clamp changed the result (cast_sat's rules).
-// Branch-free, so that the loops that inline it (host_stats.cpp's blocks_fast and nvfp4_scales)
-// vectorize: the rounding is computed unconditionally and the clamp selects (for a above max the
-// rounded value is discarded; at +Inf it is +Inf, no invalid operation).
+// A |y| pattern a (0 <= a <= +Inf's pattern) cast to S with saturation: the rounded pattern,
+// clamped to S's max, and whether the clamp changed the result (cast_sat's rules). Branch-free,
+// so that the loops that inline it (host_stats.cpp's blocks_fast and nvfp4_scales) vectorize:
+// a is clamped to max before the rounding, which leaves max as it is (max is on S's grid). So
+// the rounding never sees a huge value, whose magic number would be +Inf and raise FE_INVALID
+// in the program's floating-point state.
 struct SatAbs {
   int32_t bits;
   uint32_t saturated;
@@ -117,8 +118,7 @@ struct SatAbs {
 template <const FormatSpec& S>
 FPSCOPE_HD inline SatAbs sat_abs_bits(int32_t a) {
   using P = SatCastParams<S>;
-  const int32_t rounded = round_abs_bits_spec<S>(a);
-  return SatAbs{a > P::kMaxBits ? P::kMaxBits : rounded,
+  return SatAbs{round_abs_bits_spec<S>(a > P::kMaxBits ? P::kMaxBits : a),
                 static_cast<uint32_t>(P::kMaxOdd ? a >= P::kOverflowBits : a > P::kOverflowBits)};
 }
 
