@@ -16,9 +16,14 @@ cmake --build "$build" -j"$(nproc)" --target test_probe_e2e
 # halt_on_error: a reported race fails the test program (and so the test), not just a log line.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 # --no-tests=error: no test labelled tsan is a failure, not a pass.
-# Not ForkChildGetsItsOwnTraceWithPid: its child records on, starting threads in the child of a
-# multi-threaded fork, which TSan does not support ("starting new threads after multi-threaded
-# fork is not supported"; with die_after_fork=0 its own registry fails: "dup thread with used
-# id"). The regular build runs it.
-ctest --test-dir "$build" -L tsan -E ForkChildGetsItsOwnTraceWithPid --no-tests=error \
-  --output-on-failure
+# Not the ForkChild tests (the regular build runs both): a child of a multi-threaded fork is not
+# something TSan's runtime supports.
+#  - ForkChildGetsItsOwnTraceWithPid: its child records on, starting threads in the child, which
+#    TSan refuses ("starting new threads after multi-threaded fork is not supported"; with
+#    die_after_fork=0 its own registry fails: "dup thread with used id").
+#  - ForkChildWithoutPidDoesNotTouchTheParentsTrace: its child hung at exit (stop 21, a fresh
+#    clone's CI run, 14 minutes) inside TSan's own allocator. The stack was thread-local
+#    destructors -> operator delete -> SizeClassAllocator64::ReturnToAllocator ->
+#    Mutex::Lock -> FutexWait: a lock of the runtime's allocator, held at the fork by the
+#    parent's other thread (the statistics helper). Timing-dependent: earlier runs passed.
+ctest --test-dir "$build" -L tsan -E ForkChild --no-tests=error --output-on-failure
