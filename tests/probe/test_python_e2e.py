@@ -2,7 +2,7 @@
 """End-to-end tests of the probe on Python programs (Debian's python3-torch and numpy), run under
 `fpscope record`. Traces are read through probe_trace_dump (read_trace -> JSON).
 Exit code 77 (CTest: skipped) when torch or numpy cannot be imported by this interpreter.
-Size: ~720 lines of independent test classes sharing the record/dump helpers at the top.
+Size: ~830 lines of independent test classes sharing the record/dump helpers at the top.
 """
 import argparse
 import collections

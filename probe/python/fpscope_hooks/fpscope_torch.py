@@ -1,5 +1,5 @@
 """fpscope's PyTorch integration: what a recorded PyTorch program gets with no change to its code.
-(~750 lines: steps, names, losses and the scaler share one hook state; the auto-watch already
+(~770 lines: steps, names, losses and the scaler share one hook state; the auto-watch already
 lives in fpscope_autowatch.py, the next part to move out would be the loss ring.)
 sitecustomize.py (beside this file) calls activate(torch) once `import torch` has completed.
 
@@ -42,7 +42,7 @@ Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers
     gradients), nothing is synchronized, no RNG is drawn. Any exception inside the integration
     turns it off with ONE warning on stderr and never reaches the program.
 
-Size: ~750 lines: steps, names, losses and the GradScaler share the activation state and the
+Size: ~770 lines: steps, names, losses and the GradScaler share the activation state and the
 error barrier that turns the whole integration off; split per concern if it grows.
 """
 
