@@ -14,6 +14,8 @@
 #include <system_error>
 #include <tuple>
 
+#include "fpscope/analysis/summary.h"
+
 namespace fpscope::gui {
 
 namespace {
@@ -157,8 +159,8 @@ void App::on_primary_changed() {
   request_comparison();
   if (!r) return;
   const auto& ts = r->timeline_steps;
-  xview_.set_bounds(ts.empty() ? 0.0 : static_cast<double>(ts.front()),
-                    ts.empty() ? 1.0 : static_cast<double>(ts.back()) + 1.0);
+  const StepExtent ext = step_extent(*r);
+  xview_.set_bounds(ext.lo, ext.hi);
   xview_.reset();
   int64_t want = -1;
   const std::string ask = !pending_select_.empty() ? pending_select_
@@ -598,14 +600,11 @@ void App::status_bar() {
   const Run* p = primary();
   if (p) {
     const auto& t = *p->trace;
-    ImGui::Text(
-        "%s  |  %llu steps [%llu..%llu], steps from %s  |  %zu observations, %zu tensors  |  "
-        "loaded %.2f s, analysed %.2f s",
-        p->label.c_str(), static_cast<unsigned long long>(p->analysis.steps),
-        static_cast<unsigned long long>(p->analysis.first_step),
-        static_cast<unsigned long long>(p->analysis.last_step),
-        trace::step_source_name(t.step_source), t.observations.size(), t.tensors.size(),
-        p->load_seconds, p->analysis_seconds);
+    // The run's extent as summary and report word it ("20 steps (0..19), 2 sampled (every 10);
+    // source framework"): the sampled steps alone would read as the run's length.
+    ImGui::Text("%s  |  %s  |  %zu observations, %zu tensors  |  loaded %.2f s, analysed %.2f s",
+                p->label.c_str(), analysis::run_steps_text(t, p->analysis).c_str(),
+                t.observations.size(), t.tensors.size(), p->load_seconds, p->analysis_seconds);
   } else {
     ImGui::TextDisabled("fpscope-gui");
   }

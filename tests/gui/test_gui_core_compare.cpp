@@ -162,6 +162,29 @@ TEST(RunCompare, LossCurveIsTheMeanOfTheStepsRecords) {
   EXPECT_TRUE(loss_curve(Builder().t).empty());
 }
 
+// --every 10 over 20 steps: observations at steps 0 and 10, a loss at every step 0..19. The step
+// axis runs to the last loss, past the last sampled step (the status bar's "20 steps (0..19)").
+TEST(StepExtent, CoversTheLossesPastTheLastSampledStep) {
+  Builder b;
+  for (uint64_t s = 0; s < 20; ++s)
+    b.t.losses.push_back({s, 2.0 - 0.05 * static_cast<double>(s), 0});
+  gui::Run r;
+  r.timeline_steps = {0, 10};
+  r.loss = loss_curve(b.t);
+  EXPECT_EQ(step_extent(r).lo, 0.0);
+  EXPECT_EQ(step_extent(r).hi, 20.0);
+  r.loss = {};  // no losses: the sampled steps alone
+  EXPECT_EQ(step_extent(r).hi, 11.0);
+  b.t.losses = {{3, 1.0, 0}};  // losses only, from step 3
+  r.timeline_steps.clear();
+  r.loss = loss_curve(b.t);
+  EXPECT_EQ(step_extent(r).lo, 3.0);
+  EXPECT_EQ(step_extent(r).hi, 4.0);
+  const gui::Run none;
+  EXPECT_EQ(step_extent(none).lo, 0.0);
+  EXPECT_EQ(step_extent(none).hi, 1.0);
+}
+
 TEST(RunCompare, RunColoursDifferFromEachOtherAndFromTheFormats) {
   std::set<uint32_t> seen;
   for (size_t k = 0; k < 4; ++k) seen.insert(pack(run_color(k)));

@@ -88,8 +88,8 @@ TEST_F(GuiScreenshot, DefaultViewSelectsTheWorstTensorAndFillsEveryPanel) {
   ASSERT_EQ(s.h, 1000);
   // The first trace's load selected the most severe tensor and set the step axis to the run.
   EXPECT_EQ(s.fact("selected"), worst->id);
-  EXPECT_DOUBLE_EQ(std::stod(s.fact("x0")), static_cast<double>(run.timeline_steps.front()));
-  EXPECT_DOUBLE_EQ(std::stod(s.fact("x1")), static_cast<double>(run.timeline_steps.back()) + 1.0);
+  EXPECT_DOUBLE_EQ(std::stod(s.fact("x0")), step_extent(run).lo);
+  EXPECT_DOUBLE_EQ(std::stod(s.fact("x1")), step_extent(run).hi);
   EXPECT_EQ(s.fact("detail_message"), "");  // no "computing..." / "Select a tensor."
   EXPECT_EQ(s.fact("heatmap_message"), "");
   EXPECT_EQ(s.fact("drift_message"), "");

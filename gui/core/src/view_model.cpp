@@ -47,6 +47,16 @@ std::shared_ptr<const Run> load_run(const std::string& path) {
   return run;
 }
 
+StepExtent step_extent(const Run& run) {
+  const auto& ts = run.timeline_steps;
+  const auto& ls = run.loss.steps;  // ascending
+  if (ts.empty() && ls.empty()) return {};
+  double lo = ts.empty() ? ls.front() : static_cast<double>(ts.front());
+  double hi = ts.empty() ? ls.back() : static_cast<double>(ts.back());
+  if (!ls.empty()) lo = std::min(lo, ls.front()), hi = std::max(hi, ls.back());
+  return {lo, hi + 1.0};
+}
+
 std::vector<std::string> run_labels(const std::vector<std::string>& paths) {
   namespace fs = std::filesystem;
   std::vector<std::string> out(paths.size());

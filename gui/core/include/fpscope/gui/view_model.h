@@ -38,6 +38,14 @@ struct Run {
   double load_seconds = 0.0;
   double analysis_seconds = 0.0;
 };
+
+// The step axis of a run: from its first to one past its last step with observations, loss-scale
+// records or losses ([0, 1) when it has none). Losses count: with --every 10 a 20-step run is
+// sampled at steps 0 and 10, and its loss curve goes on to step 19.
+struct StepExtent {
+  double lo = 0.0, hi = 1.0;
+};
+StepExtent step_extent(const Run& run);
 std::shared_ptr<const Run> load_run(const std::string& path);
 
 // Chip labels of the open runs, one per path: the file name, or, where two runs share a file name,
