@@ -175,6 +175,11 @@ struct Recorder::Impl final : StepLabeler::Listener {
       disable_locked();
     }
   }
+  // A step boundary from `source` (mark_step, framework_boundary); the caller runs the step
+  // hooks it queued once mu is released.
+  void mark_locked(trace::StepSource source) {
+    if (ensure_writer() && labeler.mark(source, next_seq, *this)) check_writer();
+  }
   void disable_locked() {
     closed = true;
     g_recorder.store(nullptr, std::memory_order_release);
@@ -460,8 +465,7 @@ void Recorder::abandon(const GemmTicket& t, int i) {
 void Recorder::mark_step(StepSource source) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    if (impl_->ensure_writer() && impl_->labeler.mark(source, impl_->next_seq, *impl_))
-      impl_->check_writer();
+    impl_->mark_locked(source);
   }
   impl_->step_hooks.run(impl_->mu);
 }
@@ -628,7 +632,7 @@ Recorder::FrameworkState Recorder::framework_boundary(const double* losses, size
     if (!m.ensure_writer()) return m.framework_state(false);
     for (size_t i = 0; i < n && !m.closed; ++i) m.loss_locked(UINT64_MAX, losses[i]);
     const uint64_t before = m.labeler.step();
-    if (!m.closed && m.labeler.mark(trace::StepSource::Framework, m.next_seq, m)) m.check_writer();
+    m.mark_locked(trace::StepSource::Framework);  // no-op once a loss closed the writer
     s = m.framework_state(m.labeler.step() != before);
   }
   m.step_hooks.run(m.mu);
