@@ -62,6 +62,8 @@ const char* verdict_state_name(VerdictState s) {
       return "at_risk";
     case VerdictState::Broken:
       return "broken";
+    case VerdictState::Unmeasured:
+      return "unmeasured";
   }
   return "unknown";
 }
@@ -437,6 +439,20 @@ Verdict decide(const RunAnalysis& a, const std::vector<Finding>& fs, std::vector
           fmt::format("{} more {} below.", n_deciding - 1,
                       n_deciding == 2 ? "cause of this verdict is" : "causes of this verdict are"));
     v.next_action = action();
+  } else if (a.gemm_calls == 0) {
+    v.state = VerdictState::Unmeasured;
+    v.headline = "nothing measured";
+    v.why.push_back(
+        "No matrix multiply reached the probe, so no GEMM operand was measured: nothing here "
+        "says the run is healthy.");
+    v.why.push_back(!a.not_measured.empty()
+                        ? sentence(a.not_measured)
+                        : "PyTorch runs bfloat16 CPU matmuls (torch.autocast(\"cpu\") included) in "
+                          "oneDNN, where the probe has no hook; so does a statically linked BLAS.");
+    v.next_action =
+        "Record the run with FP32 matmuls on the CPU (without torch.autocast(\"cpu\") or bfloat16 "
+        "weights): they go through BLAS sgemm, which the probe hooks, and the bf16 columns show "
+        "what BF16 does to each tensor. On the GPU, cuBLAS and cuBLASLt are hooked.";
   } else {
     v.state = VerdictState::Healthy;
     v.headline = "healthy";
@@ -457,6 +473,14 @@ Verdict decide(const RunAnalysis& a, const std::vector<Finding>& fs, std::vector
         v.next_action += " Before moving this run to FP8, read the FP8 causes below.";
         break;
       }
+  }
+  // Some GEMMs measured and others not (CPU autocast), or none at all in a run that is at risk
+  // for another reason (BF16 weights): the reader must know what the verdict rests on.
+  if (v.state != VerdictState::Unmeasured) {
+    if (!a.not_measured.empty())
+      v.why.push_back(sentence(a.not_measured));
+    else if (a.gemm_calls == 0)
+      v.why.push_back("No matrix multiply reached the probe: no GEMM operand was measured.");
   }
   return v;
 }

@@ -61,6 +61,7 @@ json finding_json(const RankFinding& rf) {
 RunAnalysis as_analysis(const RankSet& set) {
   RunAnalysis a;
   for (const auto& f : set.findings) a.findings.push_back(f.finding);
+  for (const auto& r : set.ranks) a.gemm_calls += r.gemm_calls;  // 0: the verdict says so
   return a;
 }
 
@@ -140,6 +141,7 @@ RankSummary summarize_rank(const trace::TraceModel& model, const RunAnalysis& a,
   s.first_step = a.first_step;
   s.last_step = a.last_step;
   s.steps = a.steps;
+  s.gemm_calls = a.gemm_calls;
   const auto& t = model.trace();
   uint64_t cells = 0;
   for (uint32_t ti = 0; ti < model.num_tensors(); ++ti) {

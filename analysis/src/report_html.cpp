@@ -38,6 +38,8 @@ const char* verdict_color(VerdictState v) {
       return "#ff7f0e";
     case VerdictState::Broken:
       return "#d62728";
+    case VerdictState::Unmeasured:
+      return "#777";
   }
   return "#777";
 }

@@ -267,7 +267,7 @@ bool App::no_data(const char** why) const {
   if (!p) {
     *why = "No trace open.";
   } else if (p->trace->observations.empty()) {
-    *why = "no observations in this trace (no tensor statistics were recorded)";
+    *why = p->no_observations.c_str();
   } else if (sel_ < 0) {
     *why = "Select a tensor in the table.";
   } else if (!tdata_.current()) {
@@ -276,6 +276,12 @@ bool App::no_data(const char** why) const {
     return false;
   }
   return true;
+}
+
+void App::no_data_message(const char* why) {
+  ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+  ImGui::TextWrapped("%s", why);
+  ImGui::PopStyleColor();
 }
 
 void App::heat_upload() {

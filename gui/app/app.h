@@ -132,6 +132,8 @@ class App {
   void fact(const std::string& key, const std::string& value) { facts_[key] = value; }
   // Shared empty states; true when the panel should show `*why` instead of its plot.
   bool no_data(const char** why) const;
+  // Shows no_data's reason, wrapped to the panel (it can be a sentence from the trace).
+  static void no_data_message(const char* why);
   void heat_upload();
 
   // exports

@@ -63,7 +63,7 @@ void App::drift_panel(ImVec2 size) {
   ImGui::NewLine();
   const char* why = nullptr;
   if (no_data(&why)) {
-    ImGui::TextDisabled("%s", why);
+    no_data_message(why);
     fact("drift_message", why);
     ImGui::EndChild();
     region("drift");

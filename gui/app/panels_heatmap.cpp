@@ -44,7 +44,7 @@ void App::heatmap_panel(ImVec2 size) {
   ImGui::Checkbox("amax", &show_amax_);
   const char* why = nullptr;
   if (no_data(&why)) {
-    ImGui::TextDisabled("%s", why);
+    no_data_message(why);
     fact("heatmap_message", why);
     ImGui::EndChild();
     region("heatmap");

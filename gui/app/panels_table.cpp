@@ -393,7 +393,7 @@ void App::detail_panel(ImVec2 size) {
   if (p->trace->observations.empty() || sel_ < 0 ||
       static_cast<uint32_t>(sel_) >= p->model->num_tensors()) {
     no_data(&why);
-    ImGui::TextDisabled("%s", why ? why : "Select a tensor in the table.");
+    no_data_message(why ? why : "Select a tensor in the table.");
     fact("detail_message", why ? why : "");
     ImGui::EndChild();
     region("detail");

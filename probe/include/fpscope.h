@@ -105,6 +105,9 @@ void fpscope_unwatch(const char* name);
 
 /* A free-text annotation in the trace at the current step. */
 void fpscope_event(const char* text);
+/* The same at warning level: summary, report and viewer list it among the run's warnings (e.g.
+ * the PyTorch integration's "matrix multiplies the probe does not see"). */
+void fpscope_warning(const char* text);
 
 /* Writes everything recorded so far to the trace file (e.g. before a checkpoint). */
 void fpscope_flush(void);

@@ -110,6 +110,9 @@ def _load():
     lib.fpscope_unwatch.argtypes = [ctypes.c_char_p]
     lib.fpscope_event.restype = None
     lib.fpscope_event.argtypes = [ctypes.c_char_p]
+    if hasattr(lib, "fpscope_warning"):  # probes before warning events lack it
+        lib.fpscope_warning.restype = None
+        lib.fpscope_warning.argtypes = [ctypes.c_char_p]
     lib.fpscope_flush.restype = None
     lib.fpscope_flush.argtypes = []
     if hasattr(lib, "fpscope_loss"):  # probes before trace format 1.1 lack these
@@ -374,6 +377,13 @@ def event(text):
     text = _c_string(text)
     if _lib is not None:
         _lib.fpscope_event(text)
+
+
+def _warning(text):
+    """A warning in the trace at the current step (an event without that level on older probes)."""
+    text = _c_string(text)
+    if _lib is not None:
+        (getattr(_lib, "fpscope_warning", None) or _lib.fpscope_event)(text)
 
 
 def flush():

@@ -224,6 +224,14 @@ FPSCOPE_EXPORT void fpscope_event(const char* text) {
   });
 }
 
+FPSCOPE_EXPORT void fpscope_warning(const char* text) {
+  if (text == nullptr) return;
+  HookGuard guard;
+  guarded("fpscope_warning", [text] {
+    if (Recorder* r = Recorder::get()) r->event(trace::EventLevel::Warning, text);
+  });
+}
+
 FPSCOPE_EXPORT void fpscope_flush(void) {
   HookGuard guard;
   guarded("fpscope_flush", [] {

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -179,6 +180,24 @@ struct Recorder::Impl final : StepLabeler::Listener {
   // hooks it queued once mu is released.
   void mark_locked(trace::StepSource source) {
     if (ensure_writer() && labeler.mark(source, next_seq, *this)) check_writer();
+  }
+  // At the end of a run that went through steps with not one GEMM reaching the hooks: say so on
+  // stderr and in the trace, for a user would otherwise read an empty trace as a clean run.
+  void warn_if_no_gemm_locked() {
+    if (next_seq != 0 || labeler.step() == 0 || !writer) return;
+    std::string text =
+        "no matrix multiply reached the probe in steps 0.." + std::to_string(labeler.step()) +
+        ", so no tensor was measured: the program's GEMMs ran where the probe has no hook "
+        "(oneDNN/mkldnn, which runs PyTorch's bfloat16 CPU matmuls, torch.autocast(\"cpu\") "
+        "included; a statically linked BLAS)";
+    if (!cfg.ops.empty()) text += ", or FPSCOPE_OPS left them out";
+    log(LogLevel::Warn, "%s", text.c_str());
+    trace::EventRecord e;
+    e.step = labeler.step();
+    e.time_ns = now();
+    e.level = trace::EventLevel::Warning;
+    e.text = std::move(text);
+    writer->event(e);
   }
   void disable_locked() {
     closed = true;
@@ -726,6 +745,7 @@ void Recorder::shutdown() {
   if (impl->writer) {
     impl->labeler.finish(*impl);  // the last period: what is still held, labelled as it can be
     impl->held.clear_late();
+    impl->warn_if_no_gemm_locked();
     const bool ok = impl->writer->close();
     if (!ok && !impl->failed_warned) {
       impl->failed_warned = true;

@@ -494,6 +494,52 @@ TEST(Causes, ABf16RunsFp16CastsAreWhatIfsThatDoNotMoveTheVerdict) {
   EXPECT_EQ(j["causes"][0]["what_if"], true);
 }
 
+// No GEMM observed: nothing wrong is not "healthy". The PyTorch integration's "not measured: "
+// warning (CPU autocast) is the reason the verdict gives; with GEMMs measured it is a note.
+TEST(Causes, NoGemmObservedIsNothingMeasuredNotHealthy) {
+  Builder b;
+  for (uint64_t s = 0; s < 3; ++s) b.t.steps.push_back({s, trace::StepSource::Framework, 0, 0});
+  {
+    const trace::TraceModel m(b.t);
+    const auto a = analyze(m);
+    ASSERT_EQ(a.gemm_calls, 0u);
+    const RunCauses rc = build_causes(a, a.findings);
+    EXPECT_EQ(rc.verdict.state, VerdictState::Unmeasured);
+    EXPECT_STREQ(verdict_state_name(rc.verdict.state), "unmeasured");
+    EXPECT_EQ(rc.verdict.headline, "nothing measured");
+    ASSERT_EQ(rc.verdict.why.size(), 2u);
+    EXPECT_EQ(rc.verdict.why[0],
+              "No matrix multiply reached the probe, so no GEMM operand was measured: nothing "
+              "here says the run is healthy.");
+    EXPECT_NE(rc.verdict.why[1].find("oneDNN"), std::string::npos) << rc.verdict.why[1];
+    EXPECT_NE(rc.verdict.next_action.find("sgemm"), std::string::npos);
+    EXPECT_EQ(summary_json(b.t, a)["verdict"]["state"], "unmeasured");
+  }
+  const std::string why = "CPU autocast to bfloat16 was on: its matmuls run in oneDNN";
+  b.t.events.push_back({0, 0, trace::EventLevel::Info, "not measured: an info event, not it"});
+  b.t.events.push_back({0, 0, trace::EventLevel::Warning, "not measured: " + why});
+  {
+    const trace::TraceModel m(b.t);
+    const auto a = analyze(m);
+    EXPECT_EQ(a.not_measured, why);
+    const RunCauses rc = build_causes(a, a.findings);
+    EXPECT_EQ(rc.verdict.state, VerdictState::Unmeasured);
+    ASSERT_EQ(rc.verdict.why.size(), 2u);
+    EXPECT_EQ(rc.verdict.why[1], why + ".");
+  }
+  b.tensor("gemm#0.D");  // one GEMM measured, clean: healthy, the warning kept as a note
+  b.obs(0, 0, 0, 16, 1.0f, 100.0);
+  {
+    const trace::TraceModel m(b.t);
+    const auto a = analyze(m);
+    EXPECT_EQ(a.gemm_calls, 1u);
+    const RunCauses rc = build_causes(a, a.findings);
+    EXPECT_EQ(rc.verdict.state, VerdictState::Healthy);
+    ASSERT_FALSE(rc.verdict.why.empty());
+    EXPECT_EQ(rc.verdict.why.back(), why + ".");
+  }
+}
+
 TEST(Causes, AProbingLossScalerMakesItsOverflowAndSkipsInfoAndTheRunHealthy) {
   AnalysisOptions ao;
   ao.run_whatif = false;

@@ -185,6 +185,16 @@ TEST(StepExtent, CoversTheLossesPastTheLastSampledStep) {
   EXPECT_EQ(step_extent(none).hi, 1.0);
 }
 
+TEST(NoObservations, ThePanelsSayWhyWhenTheIntegrationDid) {
+  analysis::RunAnalysis a;
+  EXPECT_EQ(no_observations_text(a),
+            "no observations in this trace (no matrix multiply reached the probe; no tensor "
+            "statistics were recorded)");
+  a.not_measured = "CPU autocast to bfloat16 was on";
+  EXPECT_EQ(no_observations_text(a),
+            "no observations in this trace: CPU autocast to bfloat16 was on");
+}
+
 TEST(RunCompare, RunColoursDifferFromEachOtherAndFromTheFormats) {
   std::set<uint32_t> seen;
   for (size_t k = 0; k < 4; ++k) seen.insert(pack(run_color(k)));

@@ -58,7 +58,12 @@ int main(int argc, char** argv) {
                                    {"changed", w.changed},
                                    {"bf16_stagnant", w.bf16.stagnant}});
   j["events"] = nlohmann::json::array();
-  for (const EventRecord& e : t.events) j["events"].push_back(e.text);
+  for (const EventRecord& e : t.events) {
+    const char* level = e.level == EventLevel::Error     ? "error"
+                        : e.level == EventLevel::Warning ? "warning"
+                                                         : "info";
+    j["events"].push_back({{"step", e.step}, {"level", level}, {"text", e.text}});
+  }
   j["observations"] = nlohmann::json::array();
   for (const ObservationRecord& o : t.observations)
     j["observations"].push_back({o.tensor, o.step, o.stats.count, o.stats.amax});

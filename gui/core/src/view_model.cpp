@@ -29,6 +29,7 @@ std::shared_ptr<const Run> load_run(const std::string& path) {
     run->analysis = analysis::analyze(*run->model);
     run->blocks = block_columns(*run->trace);
     run->loss = loss_curve(*run->trace);
+    run->no_observations = no_observations_text(run->analysis);
     const auto t2 = std::chrono::steady_clock::now();
     run->load_seconds = std::chrono::duration<double>(t1 - t0).count();
     run->analysis_seconds = std::chrono::duration<double>(t2 - t1).count();
@@ -45,6 +46,13 @@ std::shared_ptr<const Run> load_run(const std::string& path) {
     run->trace.reset();
   }
   return run;
+}
+
+std::string no_observations_text(const analysis::RunAnalysis& a) {
+  return a.not_measured.empty()
+             ? "no observations in this trace (no matrix multiply reached the probe; no tensor "
+               "statistics were recorded)"
+             : "no observations in this trace: " + a.not_measured;
 }
 
 StepExtent step_extent(const Run& run) {

@@ -32,6 +32,9 @@ Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers
     on the current stream; the value is read at a later step boundary only when event.query()
     says the copy is done (never a wait), at the latest at exit. A value whose slot ring is full
     is dropped.
+  - CPU autocast: the first root forward of a named step under torch.autocast("cpu") to a 16-bit
+    type warns once (stderr, and a trace warning "not measured: ..."): those matmuls run in
+    oneDNN, where the probe has no hook; the analysis gives it as the verdict's reason.
   - GradScaler: update() of a scaler whose scale lives on the CPU records the scale in effect and
     found_inf with fpscope_loss_scale (CUDA scalers: the probe's loss-scale kernel hook records
     them without synchronizing; reading them here would synchronize).
@@ -79,6 +82,7 @@ _root_names = weakref.WeakKeyDictionary()  # root module -> {id(module): path}
 _trainable = weakref.WeakKeyDictionary()  # root module -> has parameters requiring grad
 _scaled = {}  # id(scaled loss) -> (weakref to it, the unscaled loss), GradScaler.scale()
 _autowatch = None  # fpscope_autowatch.AutoWatch
+_autocast_cpu = None  # () -> (enabled, dtype) of CPU autocast; None once said (or unknown)
 
 
 def _warn_off(e):
@@ -125,7 +129,7 @@ def _load_autowatch(fp):
 
 def activate(torch):
     """Installs the integration; a no-op without a recording probe in this process."""
-    global _torch, _fp, _compiling, _autowatch, _has_is_cpu
+    global _torch, _fp, _compiling, _autowatch, _has_is_cpu, _autocast_cpu
     fp = _load_fpscope()
     if not fp.active() or not hasattr(fp._lib, "fpscope_loss"):
         return False
@@ -136,6 +140,7 @@ def activate(torch):
     if _compiling is None:
         _compiling = getattr(getattr(torch, "_dynamo", None), "is_compiling", None)
     try:
+        _autocast_cpu = _autocast_cpu_query(torch)
         _autowatch = _load_autowatch(fp)
         _install_module_hooks(torch)
         _install_optimizer_hooks(torch)
@@ -147,6 +152,38 @@ def activate(torch):
         _warn_off(e)
         return False
     return True
+
+
+def _autocast_cpu_query(torch):
+    """CPU autocast's state as a call, without the deprecated names where newer ones exist
+    (torch >= 2.4: is_autocast_enabled("cpu"); a deprecated call would print a warning into the
+    program's output)."""
+    try:
+        torch.is_autocast_enabled("cpu")
+        return lambda: (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))
+    except (TypeError, AttributeError):
+        pass
+    on, dtype = (getattr(torch, n, None) for n in ("is_autocast_cpu_enabled",
+                                                   "get_autocast_cpu_dtype"))
+    return (lambda: (on(), dtype())) if on is not None and dtype is not None else None
+
+
+AUTOCAST_PREFIX = "not measured: "  # analysis/src/causes.cpp names it in the verdict
+
+
+def _check_autocast():
+    """Once per process, in a root forward of a named step: CPU autocast to a 16-bit type sends
+    the matmuls it casts to oneDNN (mkldnn), where the probe has no hook."""
+    global _autocast_cpu
+    on, dtype = _autocast_cpu()
+    if not on or dtype == _torch.float32:
+        return
+    _autocast_cpu = None
+    text = ("CPU autocast to %s was on (torch.autocast(\"cpu\")): the matmuls it casts run in "
+            "oneDNN (mkldnn), where the probe has no hook; only the GEMMs it leaves in FP32 are "
+            "measured" % str(dtype).replace("torch.", ""))
+    _fp._warn(text)
+    _fp._warning(AUTOCAST_PREFIX + text)
 
 
 # ---- per-thread scope state ----------------------------------------------------------------
@@ -216,6 +253,8 @@ def _fwd_pre(module, inputs):
             if _tls.bwd:  # forward after a backward on this thread (no backward() wrapper end)
                 _pop()
                 _tls.bwd = False
+            if _autocast_cpu is not None:
+                _check_autocast()
             names = _names_of(module)
             name = type(module).__name__
         else:

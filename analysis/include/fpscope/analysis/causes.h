@@ -70,13 +70,16 @@ struct Cause {
   std::string recommendation;  // what to do (the top finding's)
 };
 
-enum class VerdictState : uint8_t { Healthy = 0, AtRisk = 1, Broken = 2 };
-const char* verdict_state_name(VerdictState s);  // "healthy", "at_risk", "broken"
+// Unmeasured: nothing is wrong, and no GEMM was observed either (the run's matrix multiplies ran
+// where the probe has no hook): "healthy" would claim what nobody measured.
+enum class VerdictState : uint8_t { Healthy = 0, AtRisk = 1, Broken = 2, Unmeasured = 3 };
+// "healthy", "at_risk", "broken", "unmeasured"
+const char* verdict_state_name(VerdictState s);
 
 struct Verdict {
   VerdictState state = VerdictState::Healthy;
   std::vector<Format> formats;   // at risk: the formats concerned (may be empty)
-  std::string headline;          // "healthy", "at risk in fp16", "broken"
+  std::string headline;          // "healthy", "at risk in fp16", "broken", "nothing measured"
   std::vector<std::string> why;  // one to three sentences
   std::string next_action;       // the single most useful next step
 };

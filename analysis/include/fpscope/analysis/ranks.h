@@ -104,6 +104,7 @@ struct RankSummary {
   std::string verdict;             // its verdict headline ("healthy", "at risk in fp16", ...)
   uint64_t findings = 0;           // its own findings
   uint64_t first_step = 0, last_step = 0, steps = 0;
+  uint64_t gemm_calls = 0;                 // RunAnalysis::gemm_calls
   std::vector<RankTensor> tensors;         // sorted by id
   std::vector<RankLossScale> loss_scales;  // ascending step, one per step (the last record)
   uint64_t dropped_cells = 0;              // over RankOptions::max_cells

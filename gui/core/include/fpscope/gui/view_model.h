@@ -34,7 +34,8 @@ struct Run {
   BlockColumns blocks;  // block-scaled formats per tensor (empty formats: the trace has none)
   // Steps the timeline walks through: steps with observations or loss-scale records, ascending.
   std::vector<uint64_t> timeline_steps;
-  LossCurve loss;  // mean LOSS per step (the timeline overlays every run's)
+  LossCurve loss;               // mean LOSS per step (the timeline overlays every run's)
+  std::string no_observations;  // what the panels say when the trace has no observation
   double load_seconds = 0.0;
   double analysis_seconds = 0.0;
 };
@@ -46,6 +47,10 @@ struct StepExtent {
   double lo = 0.0, hi = 1.0;
 };
 StepExtent step_extent(const Run& run);
+
+// What the panels say about a trace without observations: why, where the PyTorch integration
+// said so (CPU autocast: "no observations in this trace: CPU autocast to bfloat16 was on ...").
+std::string no_observations_text(const analysis::RunAnalysis& a);
 std::shared_ptr<const Run> load_run(const std::string& path);
 
 // Chip labels of the open runs, one per path: the file name, or, where two runs share a file name,
