@@ -447,12 +447,15 @@ Verdict decide(const RunAnalysis& a, const std::vector<Finding>& fs, std::vector
         "says the run is healthy.");
     v.why.push_back(!a.not_measured.empty()
                         ? sentence(a.not_measured)
-                        : "PyTorch runs bfloat16 CPU matmuls (torch.autocast(\"cpu\") included) in "
-                          "oneDNN, where the probe has no hook; so does a statically linked BLAS.");
+                        : "Either the program does no matrix multiply, or it runs them where the "
+                          "probe has no hook: PyTorch runs CPU convolutions and bfloat16 CPU "
+                          "matmuls (torch.autocast(\"cpu\") included) in oneDNN, and a statically "
+                          "linked BLAS is not hooked either.");
     v.next_action =
-        "Record the run with FP32 matmuls on the CPU (without torch.autocast(\"cpu\") or bfloat16 "
-        "weights): they go through BLAS sgemm, which the probe hooks, and the bf16 columns show "
-        "what BF16 does to each tensor. On the GPU, cuBLAS and cuBLASLt are hooked.";
+        "If the program does matrix multiplies, record them in FP32 on the CPU (without "
+        "torch.autocast(\"cpu\") or bfloat16 weights): they go through BLAS sgemm, which the probe "
+        "hooks, and the bf16 columns show what BF16 does to each tensor. On the GPU, cuBLAS and "
+        "cuBLASLt are hooked.";
   } else {
     v.state = VerdictState::Healthy;
     v.headline = "healthy";

@@ -38,6 +38,11 @@ void fpscope_framework_claim_steps(void);
 /* The current step (0 before the first boundary; provisional while the GEMM period is detected). */
 uint64_t fpscope_current_step(void);
 
+/* How many GEMM calls reached the probe's hooks so far (the next call's sequence number; those
+ * FPSCOPE_OPS leaves out do not count). Unchanged across a module's forward: none of its matrix
+ * multiplies was seen (the PyTorch integration's "not measured" check). */
+uint64_t fpscope_gemm_calls(void);
+
 /* 1 when the probe uses scope names (fpscope_scope_push) for the calls of `step`. 0 only while the
  * steps come from a framework (fpscope_framework_step), emulation is off and FPSCOPE_EVERY does
  * not sample `step`: the framework integration may then push no scopes, since those calls are
@@ -105,8 +110,10 @@ void fpscope_unwatch(const char* name);
 
 /* A free-text annotation in the trace at the current step. */
 void fpscope_event(const char* text);
-/* The same at warning level: summary, report and viewer list it among the run's warnings (e.g.
- * the PyTorch integration's "matrix multiplies the probe does not see"). */
+/* The same at warning level: summary, report and viewer list it among the run's warnings. A text
+ * starting "not measured: " (the PyTorch integration's matrix multiplies the probe cannot see)
+ * is the analysis's reason for its verdict, and replaces the probe's exit warning that no GEMM
+ * reached it. */
 void fpscope_warning(const char* text);
 
 /* Writes everything recorded so far to the trace file (e.g. before a checkpoint). */

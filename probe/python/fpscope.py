@@ -110,6 +110,9 @@ def _load():
     lib.fpscope_unwatch.argtypes = [ctypes.c_char_p]
     lib.fpscope_event.restype = None
     lib.fpscope_event.argtypes = [ctypes.c_char_p]
+    if hasattr(lib, "fpscope_gemm_calls"):  # probes before the "not measured" check lack it
+        lib.fpscope_gemm_calls.restype = ctypes.c_uint64
+        lib.fpscope_gemm_calls.argtypes = []
     if hasattr(lib, "fpscope_warning"):  # probes before warning events lack it
         lib.fpscope_warning.restype = None
         lib.fpscope_warning.argtypes = [ctypes.c_char_p]
@@ -377,6 +380,12 @@ def event(text):
     text = _c_string(text)
     if _lib is not None:
         _lib.fpscope_event(text)
+
+
+def _gemm_calls():
+    """GEMM calls that reached the probe so far; None without the probe or on an older one."""
+    f = getattr(_lib, "fpscope_gemm_calls", None) if _lib is not None else None
+    return f() if f is not None else None
 
 
 def _warning(text):

@@ -80,6 +80,15 @@ FPSCOPE_EXPORT uint64_t fpscope_current_step(void) {
   return step;
 }
 
+FPSCOPE_EXPORT uint64_t fpscope_gemm_calls(void) {
+  HookGuard guard;
+  uint64_t n = 0;
+  guarded("fpscope_gemm_calls", [&] {
+    if (Recorder* r = Recorder::get()) n = r->gemm_calls();
+  });
+  return n;
+}
+
 FPSCOPE_EXPORT int fpscope_scopes_wanted(uint64_t step) {
   HookGuard guard;
   int wanted = 1;

@@ -77,6 +77,7 @@ struct Recorder::Impl final : StepLabeler::Listener {
   PathSnapshot path_at_start;  // to tell a stale trace from a sibling's one at exit
 
   uint64_t next_seq = 0;
+  bool said_not_measured = false;  // a warning event "not measured: ..." (fpscope_warning)
 
   StepLabeler labeler;
   HeldCalls held;  // the labeler's held calls and records; released calls' late statistics
@@ -184,12 +185,12 @@ struct Recorder::Impl final : StepLabeler::Listener {
   // At the end of a run that went through steps with not one GEMM reaching the hooks: say so on
   // stderr and in the trace, for a user would otherwise read an empty trace as a clean run.
   void warn_if_no_gemm_locked() {
-    if (next_seq != 0 || labeler.step() == 0 || !writer) return;
+    if (next_seq != 0 || labeler.step() == 0 || !writer || said_not_measured) return;
     std::string text =
         "no matrix multiply reached the probe in steps 0.." + std::to_string(labeler.step()) +
-        ", so no tensor was measured: the program's GEMMs ran where the probe has no hook "
-        "(oneDNN/mkldnn, which runs PyTorch's bfloat16 CPU matmuls, torch.autocast(\"cpu\") "
-        "included; a statically linked BLAS)";
+        ", so no tensor was measured: the program does none, or runs them where the probe has no "
+        "hook (oneDNN/mkldnn, which runs PyTorch's CPU convolutions and bfloat16 CPU matmuls, "
+        "torch.autocast(\"cpu\") included; a statically linked BLAS)";
     if (!cfg.ops.empty()) text += ", or FPSCOPE_OPS left them out";
     log(LogLevel::Warn, "%s", text.c_str());
     trace::EventRecord e;
@@ -508,6 +509,11 @@ uint64_t Recorder::current_step() const {
   return impl_->labeler.step();
 }
 
+uint64_t Recorder::gemm_calls() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->next_seq;
+}
+
 void Recorder::scope_push(const char* name) {
   t_scopes.emplace_back(name ? name : "");
 }
@@ -561,6 +567,9 @@ void Recorder::event(trace::EventLevel level, const std::string& text) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   if (!m.ensure_writer()) return;
+  // The PyTorch integration said where matmuls went unseen: the exit warning would repeat it.
+  m.said_not_measured |=
+      level == trace::EventLevel::Warning && text.rfind("not measured: ", 0) == 0;
   m.event_locked(level, text);
   m.check_writer();
 }

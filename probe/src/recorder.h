@@ -123,6 +123,7 @@ class Recorder {
   // Ends the current step and begins the next one, if `source` is the step source in force.
   void mark_step(trace::StepSource source);
   uint64_t current_step() const;
+  uint64_t gemm_calls() const;  // GEMM calls that reached the hooks so far (fpscope_gemm_calls)
   // Whether the calls of `step` use the scope names (fpscope_scope_push): always, unless the steps
   // are the framework's (StepSource::Framework in force) and emulation is off (its skip patterns,
   // delayed scaling and hybrid E5M2 read the scope of every call); then when FPSCOPE_EVERY

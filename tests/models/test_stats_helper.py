@@ -68,23 +68,21 @@ class StatsHelper(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def record(self, name, helper, extra_env, no_gemm=False):
+    def record(self, name, helper, extra_env):
         trace = os.path.join(self.tmp.name, "%s.%d.fpst" % (name, helper))
         env = dict(e2e.QUIET, FPSCOPE_STATS_HELPER=str(helper), FPSCOPE_LOG="info", **extra_env)
         rec = e2e.record(trace, [e2e.PY, os.path.join(HERE, name)], ["--every", "1"], env,
                          hooks=True)
         self.assertEqual(rec.returncode, 0, rec.stderr)
-        warned = e2e.warnings_of(rec.stderr)  # no GEMM: the probe's exit warning (BF16 matmuls)
-        self.assertEqual([w.startswith(tm.NO_GEMM_WARNING) for w in warned],
-                         [True] if no_gemm else [], rec.stderr)
+        tm.check_warnings(self, name, rec.stderr)
         jobs = [int(m.group(1)) for m in JOBS.finditer(rec.stderr)]
         return rec.stdout, trace, sum(jobs)
 
     def check(self, name, watched=False, gemms=True, env=None):
         plain = e2e.plain_run([e2e.PY, os.path.join(HERE, name)])
         self.assertEqual(plain.returncode, 0, plain.stderr)
-        out0, trace0, jobs0 = self.record(name, 0, env or {}, no_gemm=not gemms)
-        out1, trace1, jobs1 = self.record(name, 1, env or {}, no_gemm=not gemms)
+        out0, trace0, jobs0 = self.record(name, 0, env or {})
+        out1, trace1, jobs1 = self.record(name, 1, env or {})
         self.assertEqual(out0, plain.stdout)  # bit-identical
         self.assertEqual(out1, plain.stdout)
         self.assertEqual(jobs0, 0)

@@ -1,6 +1,6 @@
 """fpscope's PyTorch integration: what a recorded PyTorch program gets with no change to its code.
-(~770 lines: steps, names, losses and the scaler share one hook state; the auto-watch already
-lives in fpscope_autowatch.py, the next part to move out would be the loss ring.)
+(~790 lines: steps, names, losses and the scaler share one hook state; the auto-watch and the
+"not measured" check live beside it, the next part to move out would be the loss ring.)
 sitecustomize.py (beside this file) calls activate(torch) once `import torch` has completed.
 
 Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers where not):
@@ -32,9 +32,9 @@ Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers
     on the current stream; the value is read at a later step boundary only when event.query()
     says the copy is done (never a wait), at the latest at exit. A value whose slot ring is full
     is dropped.
-  - CPU autocast: the first root forward of a named step under torch.autocast("cpu") to a 16-bit
-    type warns once (stderr, and a trace warning "not measured: ..."): those matmuls run in
-    oneDNN, where the probe has no hook; the analysis gives it as the verdict's reason.
+  - Not measured (fpscope_unhooked.py): CPU autocast to a 16-bit type, and modules that do matrix
+    multiplies (Linear, Conv*, RNNs, attention) whose forward in a named step reached no GEMM of
+    the probe (oneDNN, cuDNN), are said once: on stderr and as trace warnings "not measured: ...".
   - GradScaler: update() of a scaler whose scale lives on the CPU records the scale in effect and
     found_inf with fpscope_loss_scale (CUDA scalers: the probe's loss-scale kernel hook records
     them without synchronizing; reading them here would synchronize).
@@ -45,7 +45,7 @@ Contract (PyTorch 1.13 to 2.x; global hooks where the version has them, wrappers
     gradients), nothing is synchronized, no RNG is drawn. Any exception inside the integration
     turns it off with ONE warning on stderr and never reaches the program.
 
-Size: ~770 lines: steps, names, losses and the GradScaler share the activation state and the
+Size: ~790 lines: steps, names, losses and the GradScaler share the activation state and the
 error barrier that turns the whole integration off; split per concern if it grows.
 """
 
@@ -82,7 +82,7 @@ _root_names = weakref.WeakKeyDictionary()  # root module -> {id(module): path}
 _trainable = weakref.WeakKeyDictionary()  # root module -> has parameters requiring grad
 _scaled = {}  # id(scaled loss) -> (weakref to it, the unscaled loss), GradScaler.scale()
 _autowatch = None  # fpscope_autowatch.AutoWatch
-_autocast_cpu = None  # () -> (enabled, dtype) of CPU autocast; None once said (or unknown)
+_unhooked = None  # fpscope_unhooked.Unhooked: matmuls the probe cannot see, said
 
 
 def _warn_off(e):
@@ -116,12 +116,17 @@ def _load_fpscope():
     return mod
 
 
-def _load_autowatch(fp):
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fpscope_autowatch.py")
-    spec = importlib.util.spec_from_file_location("fpscope_autowatch", path)
+def _load_sibling(name):
+    """A module of this directory, loaded by path (it is not a package on sys.path)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    aw = mod.AutoWatch(fp, lambda: list(_root_names.keys()), named_now=lambda: bool(_module_handles))
+    return mod
+
+
+def _load_autowatch(fp):
+    aw = _load_sibling("fpscope_autowatch").AutoWatch(fp, lambda: list(_root_names.keys()), named_now=lambda: bool(_module_handles))
     if aw.warning:
         sys.stderr.write("[fpscope] warning: %s\n" % aw.warning)
     return aw
@@ -129,7 +134,7 @@ def _load_autowatch(fp):
 
 def activate(torch):
     """Installs the integration; a no-op without a recording probe in this process."""
-    global _torch, _fp, _compiling, _autowatch, _has_is_cpu, _autocast_cpu
+    global _torch, _fp, _compiling, _autowatch, _has_is_cpu, _unhooked
     fp = _load_fpscope()
     if not fp.active() or not hasattr(fp._lib, "fpscope_loss"):
         return False
@@ -140,7 +145,7 @@ def activate(torch):
     if _compiling is None:
         _compiling = getattr(getattr(torch, "_dynamo", None), "is_compiling", None)
     try:
-        _autocast_cpu = _autocast_cpu_query(torch)
+        _unhooked = _load_sibling("fpscope_unhooked").Unhooked(torch, fp)
         _autowatch = _load_autowatch(fp)
         _install_module_hooks(torch)
         _install_optimizer_hooks(torch)
@@ -152,38 +157,6 @@ def activate(torch):
         _warn_off(e)
         return False
     return True
-
-
-def _autocast_cpu_query(torch):
-    """CPU autocast's state as a call, without the deprecated names where newer ones exist
-    (torch >= 2.4: is_autocast_enabled("cpu"); a deprecated call would print a warning into the
-    program's output)."""
-    try:
-        torch.is_autocast_enabled("cpu")
-        return lambda: (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))
-    except (TypeError, AttributeError):
-        pass
-    on, dtype = (getattr(torch, n, None) for n in ("is_autocast_cpu_enabled",
-                                                   "get_autocast_cpu_dtype"))
-    return (lambda: (on(), dtype())) if on is not None and dtype is not None else None
-
-
-AUTOCAST_PREFIX = "not measured: "  # analysis/src/causes.cpp names it in the verdict
-
-
-def _check_autocast():
-    """Once per process, in a root forward of a named step: CPU autocast to a 16-bit type sends
-    the matmuls it casts to oneDNN (mkldnn), where the probe has no hook."""
-    global _autocast_cpu
-    on, dtype = _autocast_cpu()
-    if not on or dtype == _torch.float32:
-        return
-    _autocast_cpu = None
-    text = ("CPU autocast to %s was on (torch.autocast(\"cpu\")): the matmuls it casts run in "
-            "oneDNN (mkldnn), where the probe has no hook; only the GEMMs it leaves in FP32 are "
-            "measured" % str(dtype).replace("torch.", ""))
-    _fp._warn(text)
-    _fp._warning(AUTOCAST_PREFIX + text)
 
 
 # ---- per-thread scope state ----------------------------------------------------------------
@@ -253,8 +226,7 @@ def _fwd_pre(module, inputs):
             if _tls.bwd:  # forward after a backward on this thread (no backward() wrapper end)
                 _pop()
                 _tls.bwd = False
-            if _autocast_cpu is not None:
-                _check_autocast()
+            _unhooked.root_forward()
             names = _names_of(module)
             name = type(module).__name__
         else:
@@ -268,7 +240,7 @@ def _fwd_pre(module, inputs):
                 if name is None:  # not in the root's tree: under the caller's name
                     name = "%s.%s" % (s[-1][2], type(module).__name__)
                     names[id(module)] = name
-        s.append((module, names, name))
+        s.append((module, names, name, _unhooked.enter(module, inputs)))
         _push(name)
     except Exception as e:  # noqa: BLE001
         _warn_off(e)
@@ -282,10 +254,11 @@ def _fwd_post(module, inputs, output):
         s = _stack()
         name = None
         while s:  # pop up to this module (an inner forward that raised left its entry)
-            m, _, n = s.pop()
+            m, _, n, token = s.pop()
             _pop()
             if m is module:
                 name = n
+                _unhooked.leave(module, n, token)
                 break
         if name is not None and _torch.is_grad_enabled():
             _hook_outputs(output, name)
@@ -508,6 +481,7 @@ def _boundary():
     into the probe for both), then the device losses whose copy is done."""
     global _due, _state
     _due = False
+    _unhooked.boundary()  # in the ending step, where the modules ran
     before, after, wanted, wanted_next = _fp._framework_boundary(_cpu_losses)
     _cpu_losses.clear()
     _state = (after, wanted, wanted_next) if after > before else None
@@ -626,9 +600,12 @@ def _flush_losses(before, after, final):
 
 
 def _at_exit():
-    if _off or not (_pending or _cpu_losses):
+    if _off:
         return
     try:
+        _unhooked.boundary()  # modules of the last named step not yet said
+        if not (_pending or _cpu_losses):
+            return
         if not _seen_optimizer_step and not _fp._user_steps:
             _pending.clear()  # no step boundaries of ours: the values' steps are not known
             _cpu_losses.clear()

@@ -133,12 +133,13 @@ struct RunAnalysis {
   uint64_t run_first_step = 0;
   uint64_t run_last_step = 0;
   uint64_t gemm_calls = 0;  // distinct seq values among the observations
-  // The PyTorch integration's warning that matrix multiplies ran where the probe has no hook
-  // (a warning event starting with kNotMeasuredPrefix, prefix removed; empty: none).
+  // The PyTorch integration's first warning that matrix multiplies ran where the probe has no hook
+  // (CPU autocast, modules without a GEMM: a warning event starting with kNotMeasuredPrefix,
+  // prefix removed; empty: none).
   std::string not_measured;
 };
 
-// The prefix of that warning (probe/python/fpscope_hooks/fpscope_torch.py AUTOCAST_PREFIX).
+// The prefix of those warnings (probe/python/fpscope_hooks/fpscope_unhooked.py).
 inline constexpr const char* kNotMeasuredPrefix = "not measured: ";
 
 // Progress of a long analysis: called with the fraction done in [0, 1], from the calling thread.
