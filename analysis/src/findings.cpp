@@ -127,7 +127,7 @@ void count_steps(const trace::TraceModel& model, RunAnalysis* a) {
   for (const auto& o : trace.observations) seqs.push_back(o.seq);
   std::sort(seqs.begin(), seqs.end());
   a->gemm_calls = static_cast<uint64_t>(std::unique(seqs.begin(), seqs.end()) - seqs.begin());
-  const std::string_view prefix = kNotMeasuredPrefix;
+  const std::string_view prefix = trace::kNotMeasuredPrefix;
   for (const auto& e : trace.events)
     if (e.level >= trace::EventLevel::Warning && e.text.compare(0, prefix.size(), prefix) == 0) {
       a->not_measured = e.text.substr(prefix.size());

@@ -569,7 +569,7 @@ void Recorder::event(trace::EventLevel level, const std::string& text) {
   if (!m.ensure_writer()) return;
   // The PyTorch integration said where matmuls went unseen: the exit warning would repeat it.
   m.said_not_measured |=
-      level == trace::EventLevel::Warning && text.rfind("not measured: ", 0) == 0;
+      level == trace::EventLevel::Warning && text.rfind(trace::kNotMeasuredPrefix, 0) == 0;
   m.event_locked(level, text);
   m.check_writer();
 }

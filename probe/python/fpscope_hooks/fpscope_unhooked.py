@@ -16,7 +16,7 @@ verdict's reason (analysis/src/causes.cpp) and the viewer shows it on an empty t
 isinstance per module call in named steps, and two calls into the probe per matmul module.
 """
 
-NOT_MEASURED_PREFIX = "not measured: "  # analysis/include/fpscope/analysis/findings.h
+NOT_MEASURED_PREFIX = "not measured: "  # trace::kNotMeasuredPrefix (traces/FORMAT.md 5.6)
 _SHOWN = 6  # module paths named in one warning; the rest counted
 
 

@@ -362,4 +362,10 @@ struct EventRecord {
   std::string text;
 };
 
+// A warning event whose text starts with this says matrix multiplies ran where the probe has no
+// hook (FORMAT.md 5.6): written by the PyTorch integration (probe/python/fpscope_hooks/
+// fpscope_unhooked.py, NOT_MEASURED_PREFIX), read by the analysis (the verdict's reason) and by
+// the probe (then it gives no exit warning of its own).
+inline constexpr const char* kNotMeasuredPrefix = "not measured: ";
+
 }  // namespace fpscope::trace

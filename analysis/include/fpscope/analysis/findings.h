@@ -134,13 +134,10 @@ struct RunAnalysis {
   uint64_t run_last_step = 0;
   uint64_t gemm_calls = 0;  // distinct seq values among the observations
   // The PyTorch integration's first warning that matrix multiplies ran where the probe has no hook
-  // (CPU autocast, modules without a GEMM: a warning event starting with kNotMeasuredPrefix,
-  // prefix removed; empty: none).
+  // (CPU autocast, modules without a GEMM: a warning event starting with
+  // trace::kNotMeasuredPrefix, prefix removed; empty: none).
   std::string not_measured;
 };
-
-// The prefix of those warnings (probe/python/fpscope_hooks/fpscope_unhooked.py).
-inline constexpr const char* kNotMeasuredPrefix = "not measured: ";
 
 // Progress of a long analysis: called with the fraction done in [0, 1], from the calling thread.
 using ProgressFn = std::function<void(double)>;
