@@ -330,11 +330,12 @@ def watch(name, tensor, sample=None):
     float32/bfloat16/float16): the probe records how much of each update would be lost to
     BF16/FP16 rounding. A CPU tensor is followed whole, or at `sample` positions (a fixed uniform
     sample: the records then estimate the tensor's fractions), or at fewer when the probe's watch
-    budget (FPSCOPE_WATCH_BUDGET) requires. A CUDA tensor is measured on its device (an FP32 snapshot there, the
-    update-loss kernel at sampled step boundaries, ordered after the tensor device's current torch
-    stream). The tensor is kept alive until unwatch(name); it must not be reallocated in between.
-    Returns True when watched; a tensor that cannot be watched gets one warning on stderr and
-    False (never an exception: a debugging aid must not stop the training run)."""
+    budget (FPSCOPE_WATCH_BUDGET) requires. A CUDA tensor is measured on its device (an FP32
+    snapshot there, the update-loss kernel at sampled step boundaries, ordered after the tensor
+    device's current torch stream). The tensor is kept alive until unwatch(name); it must not be
+    reallocated in between. Returns True when watched; a tensor that cannot be watched gets one
+    warning on stderr and False (never an exception: a debugging aid must not stop the training
+    run)."""
     if _lib is None:
         return False
     ptr, count, dtype = _describe(tensor)

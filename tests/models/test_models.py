@@ -40,7 +40,8 @@ MEASURED = []  # (program, summary lines) printed at the end
 # warning naming them (test_not_measured.py checks its whole text, trace event and verdict).
 UNHOOKED = {
     "conv.py": "[fpscope] warning: Modules 0 (Conv2d) and 3 (Conv2d) ran no matrix multiply",
-    "bf16_weights.py": "[fpscope] warning: Modules 0 (Linear) and 2 (Linear) ran no matrix multiply",
+    "bf16_weights.py":
+        "[fpscope] warning: Modules 0 (Linear) and 2 (Linear) ran no matrix multiply",
 }
 
 

@@ -29,9 +29,9 @@ import test_models as tm  # noqa: E402
 import test_python_e2e as e2e  # noqa: E402
 
 W = "[fpscope] warning: "
-AUTOCAST = ("CPU autocast to bfloat16 was on (torch.autocast(\"cpu\")): the matmuls it casts run in "
-            "oneDNN (mkldnn), where the probe has no hook; only the GEMMs it leaves in FP32 are "
-            "measured")
+AUTOCAST = ("CPU autocast to bfloat16 was on (torch.autocast(\"cpu\")): the matmuls it casts run "
+            "in oneDNN (mkldnn), where the probe has no hook; only the GEMMs it leaves in FP32 "
+            "are measured")
 MATMULS = ("PyTorch runs CPU convolutions and bfloat16 CPU matmuls in oneDNN, and GPU convolutions "
            "in cuDNN, where the probe has no hook; their tensors are not in the trace")
 ENCODER = ", ".join("encoder.layers.%d.%s" % (k, m)

@@ -126,7 +126,8 @@ def _load_sibling(name):
 
 
 def _load_autowatch(fp):
-    aw = _load_sibling("fpscope_autowatch").AutoWatch(fp, lambda: list(_root_names.keys()), named_now=lambda: bool(_module_handles))
+    aw = _load_sibling("fpscope_autowatch").AutoWatch(
+        fp, lambda: list(_root_names.keys()), named_now=lambda: bool(_module_handles))
     if aw.warning:
         sys.stderr.write("[fpscope] warning: %s\n" % aw.warning)
     return aw

@@ -7,7 +7,7 @@ its CPU convolutions and its bfloat16 CPU matmuls (torch.autocast("cpu"), BF16 w
 if those layers were fine. So:
   - CPU autocast: the first root forward under torch.autocast("cpu") to a 16-bit type warns once;
   - modules that do matrix multiplies (Linear, Bilinear, Conv*/ConvTranspose*, RNN/LSTM/GRU and
-    MultiheadAttention: MATMUL_TYPES) are checked in named steps: when the probe's GEMM count
+    MultiheadAttention: _matmul_types) are checked in named steps: when the probe's GEMM count
     (fpscope_gemm_calls) did not move across a module's forward, that module's matmuls were not
     seen. Each such module path is reported once per process: at the next step boundary, one
     warning event for the new ones (and one stderr line, the first time).
