@@ -2,9 +2,10 @@
 // parts: step_labeler.h (which step and name each call gets), held_calls.h (what waits for the
 // labeler), tensor_table.h (tensor identities), output_claim.h (which process writes a path),
 // weight_watch.h (host master weights), step_hooks.h, trace_metadata.h.
-// Size: ~780 lines after the split of issue 14, the deferred definitions of batched host calls
-// (issue 15), the deferred watch updates (the statistics helper) and the one-call framework
-// boundary; what is left is the wiring, which reads best in one place.
+// Size: ~810 lines after the split of issue 14, the deferred definitions of batched host calls
+// (issue 15), the deferred watch updates (the statistics helper), the one-call framework
+// boundary and the exit warning of a run no GEMM reached; what is left is the wiring, which reads
+// best in one place (the next part to move out: the writer's lifecycle).
 #include "recorder.h"
 
 #include <pthread.h>
