@@ -1,5 +1,5 @@
 // Findings grouped by cause, and the run's verdict (contract: fpscope/analysis/causes.h).
-// (~610 lines: one table of causes, one switch per finding kind; the next cause family should
+// (~640 lines: one table of causes, one switch per finding kind, the verdict; the next cause family should
 // move the per-kind classification into its own file.)
 #include "fpscope/analysis/causes.h"
 

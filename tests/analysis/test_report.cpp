@@ -1,5 +1,5 @@
 // Findings, summary JSON, reports (determinism, self-containment), diff rules and the bug-ticket
-// summary on a small hand-built trace. Size: ~610 lines, one hand-built trace shared by every
+// summary on a small hand-built trace. Size: ~655 lines, one hand-built trace shared by every
 // output's tests; new report sections get their own test file beside it.
 #include <filesystem>
 #include <fstream>
