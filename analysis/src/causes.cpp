@@ -1,6 +1,6 @@
 // Findings grouped by cause, and the run's verdict (contract: fpscope/analysis/causes.h).
-// (~640 lines: one table of causes, one switch per finding kind, the verdict; the next cause family should
-// move the per-kind classification into its own file.)
+// (~640 lines: one table of causes, one switch per finding kind, the verdict; the next cause
+// family should move the per-kind classification into its own file.)
 #include "fpscope/analysis/causes.h"
 
 #include <algorithm>
