@@ -19,7 +19,7 @@
 //    (exactly for counts/min/max/amax/hist; sums in double up to rounding).
 //  - Precision: counts, amax, min, max and the histogram are exact. sum and sum_sq are double
 //    sums. sum_err2 is within 1e-5 (relative) of the element-by-element double sum: the host pass
-//    sums squared errors in FP32 lanes (prescaled by a power of two) within blocks of 1008
+//    sums squared errors in FP32 lanes (prescaled by a power of two) within blocks of 1024
 //    elements wherever the block's range allows it without overflow or subnormal terms.
 #pragma once
 
