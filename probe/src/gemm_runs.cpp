@@ -58,14 +58,19 @@ void OpStats::merge(int i, const TensorStats& s, const ValueSketch* sk) {
 // slices of PyTorch's CPU bmm). 256 entries of ~21 KiB each (the histogram and the block-format
 // scale histograms): ~5 MiB per thread that calls BLAS, allocated as they are first used (with
 // 64, the weights were gone by the backward pass: 3x fewer weight hits, docs/benchmarks/probe.md).
-// The key includes the block axis: one buffer read as A in one GEMM and B in another has other
-// blocks. Keys are decided on the calling thread in call order; a slot's statistics are written
-// by whoever measures it (the helper, after the jobs queued before), and read after that.
+// With block formats measured the key includes the block axis: one buffer read as A in one GEMM
+// and B in another has other blocks. Without them the axis changes nothing in the statistics
+// (same elements, same order) and is left out: the weight of the forward and of the
+// input-gradient GEMM, read along different axes, is the typical hit (requiring the axis always
+// cost every such hit: a third of the MLP sample's copies and passes). Keys are decided on the
+// calling thread in call order; a slot's statistics are written by whoever measures it (the helper,
+// after the jobs queued before), and read after that.
 struct ThreadRuns::RecentKey {
   const void* data = nullptr;  // nullptr: empty
   uint64_t rows = 0, cols = 0, ld = 0;
   Format dtype = Format::FP32;
-  BlockAxis block_axis = BlockAxis::Rows;
+  uint32_t block_formats = 0;
+  BlockAxis block_axis = BlockAxis::Rows;  // compared only when block_formats != 0
   float scale[kNumTargets] = {};
   uint64_t fingerprint = 0;
   bool sketch = false;
@@ -87,6 +92,7 @@ std::vector<ThreadRuns*>& runs() {
   return *v;
 }
 thread_local ThreadRuns* t_runs = nullptr;  // this thread's, once it made one
+std::atomic<uint64_t> g_recent_lookups{0}, g_recent_hits{0};
 
 void runs_prepare_fork() {
   g_runs_mu.lock();
@@ -141,6 +147,13 @@ ThreadRuns::~ThreadRuns() {
   auto& v = runs();
   v.erase(std::remove(v.begin(), v.end(), this), v.end());
   t_runs = nullptr;
+}
+
+uint64_t ThreadRuns::recent_lookups() {
+  return g_recent_lookups.load(std::memory_order_relaxed);
+}
+uint64_t ThreadRuns::recent_hits() {
+  return g_recent_hits.load(std::memory_order_relaxed);
 }
 
 ThreadRuns& ThreadRuns::this_thread() {
@@ -258,12 +271,15 @@ void ThreadRuns::measure(int i, const GemmDesc& d) {
   RecentSlot* slot = nullptr;
   uint64_t seq = 0;
   if (o.role == trace::Role::A || o.role == trace::Role::B) {
+    g_recent_lookups.fetch_add(1, std::memory_order_relaxed);
     const uint64_t fp = content_fingerprint(data, o.dtype, o.rows, o.cols, o.ld);
     for (int k = 0; k < kRecent; ++k) {
       const RecentKey& r = keys_[k];
       if (r.data == data && r.rows == o.rows && r.cols == o.cols && r.ld == o.ld &&
-          r.dtype == o.dtype && r.block_axis == o.block_axis && r.fingerprint == fp &&
+          r.dtype == o.dtype && r.block_formats == opt.block_formats &&
+          (opt.block_formats == 0 || r.block_axis == o.block_axis) && r.fingerprint == fp &&
           std::memcmp(r.scale, opt.scale, sizeof opt.scale) == 0 && (!sketch || r.sketch)) {
+        g_recent_hits.fetch_add(1, std::memory_order_relaxed);
         RecentSlot* hit = &slots_[k];
         OpStats* op = op_;
         const uint64_t filling = r.seq;
@@ -290,6 +306,7 @@ void ThreadRuns::measure(int i, const GemmDesc& d) {
     r.cols = o.cols;
     r.ld = o.ld;
     r.dtype = o.dtype;
+    r.block_formats = opt.block_formats;
     r.block_axis = o.block_axis;
     std::memcpy(r.scale, opt.scale, sizeof opt.scale);
     r.fingerprint = fp;

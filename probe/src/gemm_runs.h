@@ -50,6 +50,10 @@ class ThreadRuns {
   static ThreadRuns& this_thread();
   // Completes every thread's run and waits for the helper (flush, exit).
   static void complete_all();
+  // A and B reads looked up among the recent statistics, and those found there (all threads,
+  // since the process started; logged at exit, FPSCOPE_LOG=info).
+  static uint64_t recent_lookups();
+  static uint64_t recent_hits();
 
   std::mutex mu;
 

@@ -26,6 +26,7 @@
 #include "fp8_scales.h"
 #include "fpscope/run_env.h"
 #include "fpscope/trace_io.h"
+#include "gemm_runs.h"
 #include "grad_names.h"
 #include "held_calls.h"
 #include "log.h"
@@ -764,6 +765,9 @@ void Recorder::shutdown() {
       FPSCOPE_LOG(Info, "trace written to %s (%llu records)", impl->path.c_str(),
                   static_cast<unsigned long long>(impl->writer->records_written()));
       FPSCOPE_LOG(Info, "statistics helper: %llu jobs", StatsHelper::jobs_run());
+      FPSCOPE_LOG(Info, "operands read again, unchanged: %llu of %llu reads of A and B",
+                  static_cast<unsigned long long>(ThreadRuns::recent_hits()),
+                  static_cast<unsigned long long>(ThreadRuns::recent_lookups()));
     }
   } else if (!impl->open_attempted) {
     // Nothing was recorded: still leave a valid, empty trace, unless another process (a child

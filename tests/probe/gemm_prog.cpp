@@ -3,6 +3,10 @@
 // themselves. Prints nothing on stdout except where a mode says so.
 //   gemm_prog basic DIR STEPS       4 GEMMs per step (sgemm_ NN, sgemm_ TN + beta, cblas_sgemm
 //                                   row-major, cblas_sbgemm); dumps operands to DIR/*.bin
+//   gemm_prog reuse DIR STEPS       a Linear layer's 3 GEMMs per step (forward W X, input gradient
+//                                   W^T dY, weight gradient dY X^T): W, X and dY are each read
+//                                   twice, along different axes; new values every step; dumps
+//                                   step S's operands to DIR/<name>_S.bin
 //   gemm_prog threads T CALLS       T threads x CALLS sgemm_ each, shape depends on the thread
 //   gemm_prog fork STEPS            basic GEMMs, fork: the child does GEMMs and checks them
 //   gemm_prog hang DIR STEPS        basic GEMMs (dumped), fpscope_flush(), prints "ready", sleeps
@@ -145,6 +149,47 @@ struct Basic {
   }
 };
 
+// gemm_prog reuse: column-major W 4x8 (out x in), X 8x6 (in x batch), dY 4x6. W reaches past
+// FP16's max, dY into FP16's subnormals and below; values are exact in FP32 and change each step
+// (a weight update, new activations and gradients), so only the reads within a step repeat.
+struct Reuse {
+  std::vector<float> w = std::vector<float>(4 * 8), x = std::vector<float>(8 * 6),
+                     dy = std::vector<float>(4 * 6), y, dx, dw;
+
+  void step(int s) {
+    for (size_t i = 0; i < w.size(); ++i)
+      w[i] = static_cast<float>(static_cast<int>(i % 7) - 3) * 40000.0f + static_cast<float>(s);
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = 0.125f * static_cast<float>(static_cast<int>((i + static_cast<size_t>(s)) % 9) - 4);
+    for (size_t i = 0; i < dy.size(); ++i)
+      dy[i] = std::ldexp(static_cast<float>(static_cast<int>(i % 5) + 1), -30 + 2 * (s % 3));
+    const float one = 1.0f, zero = 0.0f;
+    int m = 4, n = 6, k = 8;
+    y.assign(4 * 6, -1.0f);
+    sgemm_("N", "N", &m, &n, &k, &one, w.data(), &m, x.data(), &k, &zero, y.data(), &m);
+    m = 8, n = 6, k = 4;
+    int lda = 4;
+    dx.assign(8 * 6, -1.0f);
+    sgemm_("T", "N", &m, &n, &k, &one, w.data(), &lda, dy.data(), &k, &zero, dx.data(), &m);
+    m = 4, n = 8, k = 6;
+    int ldb = 8;
+    dw.assign(4 * 8, -1.0f);
+    sgemm_("N", "T", &m, &n, &k, &one, dy.data(), &m, x.data(), &ldb, &zero, dw.data(), &m);
+  }
+
+  void dump_all(const std::string& dir, int s) const {
+    auto f = [&](const char* name, const std::vector<float>& v) {
+      dump(dir, name + std::string("_") + std::to_string(s), v.data(), v.size() * sizeof(float));
+    };
+    f("W", w);
+    f("X", x);
+    f("dY", dy);
+    f("Y", y);
+    f("dX", dx);
+    f("dW", dw);
+  }
+};
+
 // One sgemm whose output is all (t + 1) * k: checks the thread's result too.
 bool thread_gemm(int t) {
   const int m = 4 + t, n = 3 + t, k = 5;
@@ -166,6 +211,15 @@ int main(int argc, char** argv) {
     const int steps = std::atoi(argv[3]);
     for (int s = 0; s < steps; ++s) g.step();
     g.dump_all(argv[2]);
+    return 0;
+  }
+  if (mode == "reuse" && argc == 4) {
+    Reuse g;
+    const int steps = std::atoi(argv[3]);
+    for (int s = 0; s < steps; ++s) {
+      g.step(s);
+      g.dump_all(argv[2], s);
+    }
     return 0;
   }
   if (mode == "threads" && argc == 4) {

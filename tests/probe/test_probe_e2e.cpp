@@ -2,7 +2,7 @@
 // The programs (gemm_prog) dump the exact operands they used; expected statistics are computed
 // here, independently of the probe, with CUDA's own host conversion functions (cuda_fp16.h,
 // cuda_bf16.h) as the reference casts.
-// Size: ~650 lines; the hostile-input tests of issue 17 (output paths, signals, exec) share the
+// Size: ~700 lines; the hostile-input tests of issue 17 (output paths, signals, exec) share the
 // spawn/record helpers at the top, which reads best in one file.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -304,6 +304,63 @@ TEST(ProbeE2E, EveryNthStep) {
   const Trace t = load(trace);
   check_basic(dir, t, 3);  // steps 0, 4, 8
   for (const auto& o : t.observations) EXPECT_EQ(o.step % 4, 0u);
+}
+
+// A Linear layer's step reads W, X and dY twice each, along different axes (gemm_prog reuse).
+// Without block formats the second read of an unchanged buffer reuses the first one's statistics
+// (the axis changes nothing else); with them it is measured again (other blocks). Every
+// observation matches the casts of that step's dumped operand either way.
+TEST(ProbeE2E, OperandsReadTwiceInAStepMatchAndAreMeasuredOnce) {
+  struct Read {
+    const char* id;
+    const char* file;
+  };
+  // The probe names the backward GEMMs by the buffers they share with the forward one.
+  const Read reads[] = {
+      {"gemm#0.A", "W"},        {"gemm#0.B", "X"},        {"gemm#0.D", "Y"},
+      {"gemm#0.dgrad.A", "W"},  {"gemm#0.dgrad.B", "dY"}, {"gemm#0.dgrad.D", "dX"},
+      {"gemm#0.wgrad.A", "dY"}, {"gemm#0.wgrad.B", "X"},  {"gemm#0.wgrad.D", "dW"}};
+  for (const bool blocks : {false, true}) {
+    SCOPED_TRACE(blocks ? "--formats all" : "default formats");
+    TempDir dir;
+    const std::string trace = dir / "t.fpst";
+    std::vector<std::string> opts = {"--every", "1", "--log", "info"};
+    if (blocks) opts.insert(opts.end(), {"--formats", "all"});
+    const Result r = run(dir, record(trace, opts, {"reuse", dir.path(), "3"}), kEnv);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const Trace t = load(trace);
+    EXPECT_EQ(t.tensors.size(), std::size(reads));
+    for (const Read& rd : reads) {
+      SCOPED_TRACE(rd.id);
+      const TensorInfo* ti = find_tensor(t, rd.id);
+      ASSERT_NE(ti, nullptr);
+      const auto obs = observations_of(t, ti->index);
+      EXPECT_EQ(obs.size(), 3u);
+      for (const auto* o : obs) {
+        const std::string file =
+            dir / (std::string(rd.file) + "_" + std::to_string(o->step) + ".bin");
+        expect_matches(o->stats, expected(load_bin<float>(file)),
+                       std::string(rd.file) + " step " + std::to_string(o->step));
+      }
+    }
+    // The same stored view both times (so that only the axis differs).
+    for (const auto& [first, second] :
+         {std::pair{"gemm#0.A", "gemm#0.dgrad.A"}, std::pair{"gemm#0.B", "gemm#0.wgrad.B"},
+          std::pair{"gemm#0.dgrad.B", "gemm#0.wgrad.A"}}) {
+      const TensorInfo* a = find_tensor(t, first);
+      const TensorInfo* b = find_tensor(t, second);
+      ASSERT_TRUE(a != nullptr && b != nullptr);
+      EXPECT_EQ(a->rows, b->rows);
+      EXPECT_EQ(a->cols, b->cols);
+      EXPECT_EQ(a->ld, b->ld);
+    }
+    // The hazards are there: FP16 overflows in W, underflows in dY.
+    EXPECT_GT(expected(load_bin<float>(dir / "W_0.bin")).fp16_over, 0u);
+    EXPECT_GT(expected(load_bin<float>(dir / "dY_0.bin")).fp16_under, 0u);
+    // 6 reads of A and B a step; the second reads of W, X and dY are found without block formats.
+    const std::string reused = blocks ? "unchanged: 0 of 18 reads" : "unchanged: 9 of 18 reads";
+    EXPECT_NE(r.err.find("operands read again, " + reused), std::string::npos) << r.err;
+  }
 }
 
 TEST(ProbeE2E, RtldLocalBlasIsResolved) {
