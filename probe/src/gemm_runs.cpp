@@ -207,19 +207,48 @@ const GemmTicket& ThreadRuns::begin(Recorder* rec, const GemmDesc& d, const std:
 }
 
 void ThreadRuns::before_call(const GemmDesc& d) {
-  if (!helper_) {
-    measure(0, d);
-    measure(1, d);
-  }
+  in_call_ = helper_;  // A and B: copied by the helper while the call runs
+  measure(0, d);
+  measure(1, d);
+  in_call_ = false;
   if (d.num_operands == 4) measure(2, d);
 }
 
 void ThreadRuns::after_call(const GemmDesc& d) {
-  if (helper_) {
-    measure(0, d);
-    measure(1, d);
-  }
+  settle_copies();
   measure(d.num_operands - 1, d);
+}
+
+ThreadRuns::CallCopy::CallCopy(const unsigned char* src, unsigned char* dst, uint64_t rows,
+                               uint64_t cols, uint64_t ld, uint64_t elem)
+    : src_(src), dst_(dst), rows_(rows), cols_(cols), ld_(ld), elem_(elem) {}
+
+void ThreadRuns::CallCopy::run() noexcept {
+  int pending = kPending;
+  if (!state_.compare_exchange_strong(pending, kTaken, std::memory_order_acquire)) return;
+  const uint64_t col = rows_ * elem_;
+  if (ld_ == rows_ || cols_ == 1) {
+    std::memcpy(dst_, src_, col * cols_);
+  } else {
+    for (uint64_t c = 0; c < cols_; ++c) std::memcpy(dst_ + c * col, src_ + c * ld_ * elem_, col);
+  }
+  state_.store(kDone, std::memory_order_release);
+  state_.notify_all();
+}
+
+void ThreadRuns::CallCopy::wait_done() noexcept {
+  for (int v = state_.load(std::memory_order_acquire); v != kDone;
+       v = state_.load(std::memory_order_acquire))
+    state_.wait(v, std::memory_order_acquire);
+}
+
+void ThreadRuns::settle_copies() noexcept {
+  for (int k = 0; k < num_in_flight_; ++k) {
+    in_flight_[k]->run();  // returns at once when the helper took it
+    in_flight_[k]->wait_done();
+    in_flight_[k].reset();
+  }
+  num_in_flight_ = 0;
 }
 
 void ThreadRuns::measure_guarded(OpStats* op, int i, const OperandDesc& o, const StatsOptions& opt,
@@ -327,16 +356,18 @@ void ThreadRuns::measure(int i, const GemmDesc& d) {
     if (copy != nullptr) {
       OperandDesc packed = o;
       packed.ld = o.rows;
-      const uint64_t col = o.rows * elem;
-      if (o.ld == o.rows || o.cols == 1) {
-        std::memcpy(copy, data, bytes);
-      } else {
-        const auto* src = static_cast<const unsigned char*>(data);
-        for (uint64_t c = 0; c < o.cols; ++c)
-          std::memcpy(copy + c * col, src + c * o.ld * elem, col);
-      }
+      auto task = std::make_shared<CallCopy>(static_cast<const unsigned char*>(data), copy, o.rows,
+                                             o.cols, o.ld, elem);
+      // An input, before the call: the helper copies it while the call runs (after_call waits
+      // for it, or makes it itself when the helper has not started it). Else copied now.
+      if (in_call_ && h->post(
+                          this, 0, [task] { task->run(); }, /*urgent=*/true))
+        in_flight_[num_in_flight_++] = task;  // room for every operand: never allocates
+      else
+        task->run();
       OpStats* op = op_;
-      auto job = [op, i, packed, opt, sketch, copy, cap, slot, seq] {
+      auto job = [op, i, packed, opt, sketch, copy, cap, slot, seq, task] {
+        task->wait_done();  // the caller may be making it
         measure_guarded(op, i, packed, opt, sketch, copy, slot, seq);
         StatsHelper::give_buffer(copy, cap);
       };
@@ -344,6 +375,7 @@ void ThreadRuns::measure(int i, const GemmDesc& d) {
         posted_ = op_posted_ = true;
         return;
       }
+      settle_copies();  // no helper after all: nothing may still write into the buffer
       StatsHelper::give_buffer(copy, cap);
     }
   }

@@ -5,16 +5,19 @@
 //  - the reuse of statistics this thread measured lately, by buffer (RecentKey below);
 //  - where the measuring runs: on the calling thread, or on the statistics helper
 //    (stats_helper.h, Recorder::stats_helper()) from copies, in call order: C copied before the
-//    call overwrites it, A, B and D after it (the call returns without waiting for the helper).
-//    An operand larger than kMaxHelperCopy is measured on the calling thread (after this thread's
-//    queued jobs), as is everything when the helper is off or could not start. Measuring A and B
-//    in place while the call runs (the hook waiting for them) was tried: on the MLP sample it cost
-//    as much as the copies (the pass over A and B takes about as long as the GEMM; 0.19 against
-//    0.17 ms a call, docs/benchmarks.md).
+//    call overwrites it, D after it; A and B copied by the helper while the call runs (urgent
+//    jobs, ahead of its measuring), or by the calling thread after the call when the helper has
+//    not started the copy by then; the hook returns once A and B are copied, without waiting for
+//    their measuring. An operand larger than kMaxHelperCopy is measured on the calling thread
+//    (after this thread's queued jobs), as is everything when the helper is off or could not
+//    start. Measuring A and B in place while the call runs (the hook waiting for them) was tried:
+//    on the MLP sample it cost as much as the copies (the pass over A and B takes about as long
+//    as the GEMM; 0.19 against 0.17 ms a call, docs/benchmarks.md); a copy takes a fraction.
 // The results are the same either way (the same statistics, merged in the same order); only
 // when they reach the recorder differs (late completions, recorder.h).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -60,10 +63,14 @@ class ThreadRuns {
   // The ticket of call `d` in `scope` (caller holds mu): the run's, when `d` continues it; else
   // the previous run is completed and a new one started.
   const GemmTicket& begin(Recorder* rec, const GemmDesc& d, const std::string& scope);
-  // Before the real call: C (when present), and with the helper off A and B.
+  // Before the real call: A and B (measured now, or their copies handed to the helper) and C
+  // (when present).
   void before_call(const GemmDesc& d);
-  // After it: A and B with the helper, and D.
+  // After it: waits for the copies of A and B (settle_copies), then D.
   void after_call(const GemmDesc& d);
+  // Makes or waits for the copies of A and B the helper may still be making; the hook calls it
+  // before returning to the program in every case (the program may overwrite them then).
+  void settle_copies() noexcept;
   // Writes the run's observations (or hands that to the helper, after its jobs).
   void complete();
 
@@ -75,6 +82,23 @@ class ThreadRuns {
 
   struct RecentKey;
   struct RecentSlot;
+
+  // One input's copy into a pooled buffer (packed: ld = rows), made by whichever of the helper
+  // and the calling thread takes it first; the measuring job waits for it to be done.
+  class CallCopy {
+   public:
+    CallCopy(const unsigned char* src, unsigned char* dst, uint64_t rows, uint64_t cols,
+             uint64_t ld, uint64_t elem);
+    void run() noexcept;  // the copy, unless someone took it already
+    void wait_done() noexcept;
+
+   private:
+    static constexpr int kPending = 0, kTaken = 1, kDone = 2;
+    const unsigned char* src_;
+    unsigned char* dst_;
+    uint64_t rows_, cols_, ld_, elem_;
+    std::atomic<int> state_{kPending};
+  };
 
   // Operand i of `d`: measured now, or handed to the helper with a copy.
   void measure(int i, const GemmDesc& d);
@@ -106,6 +130,10 @@ class ThreadRuns {
   std::unique_ptr<RecentSlot[]> slots_;
   int next_slot_ = 0;
   uint64_t next_seq_ = 1;
+
+  bool in_call_ = false;  // measure(): an input of the call about to run, copied by the helper
+  std::shared_ptr<CallCopy> in_flight_[kMaxOperands];  // copies the helper may be making
+  int num_in_flight_ = 0;
 };
 
 }  // namespace fpscope::probe

@@ -96,6 +96,11 @@ void run(const Call& call, Real&& real) {
       real();
       return;
     }
+    // Whatever happens, the hook returns only once the helper no longer reads A and B.
+    struct Settle {
+      ThreadRuns& r;
+      ~Settle() { r.settle_copies(); }
+    } settle{runs};
     runs.before_call(call.desc);
     done = true;
     real();

@@ -28,6 +28,7 @@ struct Queue {
   std::condition_variable work;                         // a job was posted
   std::condition_variable done;                         // a job finished
   std::deque<Job> jobs;                                 // queued, not running
+  std::deque<Job> urgent;                               // the same, run before any of `jobs`
   std::unordered_map<const void*, unsigned> per_owner;  // queued or running
   uint64_t bytes = 0;                                   // of the queued and running jobs
   unsigned active = 0;                                  // queued or running
@@ -51,9 +52,10 @@ void* helper_main(void* arg) {
   Queue& q = *static_cast<Queue*>(arg);
   std::unique_lock<std::mutex> lock(q.mu);
   for (;;) {
-    q.work.wait(lock, [&] { return !q.jobs.empty(); });
-    Job job = std::move(q.jobs.front());
-    q.jobs.pop_front();
+    q.work.wait(lock, [&] { return !q.jobs.empty() || !q.urgent.empty(); });
+    std::deque<Job>& from = q.urgent.empty() ? q.jobs : q.urgent;
+    Job job = std::move(from.front());
+    from.pop_front();
     lock.unlock();
     job.fn();  // never throws (the contract); its results are read after wait()
     job.fn = nullptr;
@@ -113,11 +115,11 @@ void StatsHelper::reserve(uint64_t bytes) {
   q.done.wait(lock, [&] { return q.active == 0 || q.bytes + bytes <= kBudgetBytes; });
 }
 
-bool StatsHelper::post(const void* owner, uint64_t bytes, std::function<void()> fn) {
+bool StatsHelper::post(const void* owner, uint64_t bytes, std::function<void()> fn, bool urgent) {
   Queue& q = *g_queue;
   std::lock_guard<std::mutex> lock(q.mu);
   if (q.failed || (!q.thread_started && !start_thread(q))) return false;
-  q.jobs.push_back(Job{owner, bytes, std::move(fn)});
+  (urgent ? q.urgent : q.jobs).push_back(Job{owner, bytes, std::move(fn)});
   q.bytes += bytes;
   ++q.active;
   ++q.per_owner[owner];

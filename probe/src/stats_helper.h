@@ -6,8 +6,10 @@
 // "The statistics helper"). FPSCOPE_STATS_HELPER=0 measures on the calling thread, as before.
 //
 // Contract:
-//  - jobs run one at a time, in the order they were posted (by any thread); a job must not throw
-//    and must not take a lock that a thread waiting on the helper may hold;
+//  - jobs run one at a time, in the order they were posted (by any thread), except that an urgent
+//    job runs before every job that is not (the copies of a call's inputs, made while the call
+//    runs: gemm_runs.h); a job must not throw and must not take a lock that a thread waiting on
+//    the helper may hold;
 //  - each job has an owner (any address: the posting thread's state) and a size in bytes (the
 //    copy it holds); reserve() waits until the bytes of the queued and running jobs plus the new
 //    job's fit the budget (or none is left), so that copies in flight stay bounded;
@@ -35,9 +37,10 @@ class StatsHelper {
 
   // Waits until `bytes` more fit the budget (or the queue is empty).
   void reserve(uint64_t bytes);
-  // Queues fn (holding `bytes` of copies until it has run). False when no thread could be
-  // started: nothing was queued.
-  bool post(const void* owner, uint64_t bytes, std::function<void()> fn);
+  // Queues fn (holding `bytes` of copies until it has run), after the queued urgent jobs when
+  // `urgent`, else after every queued job. False when no thread could be started: nothing was
+  // queued.
+  bool post(const void* owner, uint64_t bytes, std::function<void()> fn, bool urgent = false);
   void wait(const void* owner);
   // Every job of every owner; returns at once when the helper was never used.
   static void wait_all();
