@@ -7,6 +7,11 @@
 //                                   W^T dY, weight gradient dY X^T): W, X and dY are each read
 //                                   twice, along different axes; new values every step; dumps
 //                                   step S's operands to DIR/<name>_S.bin
+//   gemm_prog clobber DIR STEPS     two sgemm_ a step: a 1024x1024x8 one (its 4 MiB output keeps
+//                                   the probe's helper busy), then a 64x48x56 one whose A and B
+//                                   the program overwrites with NaN as soon as the call returns
+//                                   (the probe must have copied them by then); dumps each step's
+//                                   A and B as that call saw them to DIR/{A,B}_S.bin
 //   gemm_prog threads T CALLS       T threads x CALLS sgemm_ each, shape depends on the thread
 //   gemm_prog fork STEPS            basic GEMMs, fork: the child does GEMMs and checks them
 //   gemm_prog hang DIR STEPS        basic GEMMs (dumped), fpscope_flush(), prints "ready", sleeps
@@ -21,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -190,6 +196,31 @@ struct Reuse {
   }
 };
 
+// gemm_prog clobber: A and B are overwritten right after each call.
+void clobber(const std::string& dir, int steps) {
+  const int big = 1024, bk = 8;
+  std::vector<float> ba(static_cast<size_t>(big * bk), 0.5f),
+      bb(static_cast<size_t>(bk * big), 2.0f), bc(static_cast<size_t>(big * big));
+  const int m = 64, n = 48, k = 56;
+  std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(k * n)),
+      c(static_cast<size_t>(m * n));
+  const float one = 1.0f, zero = 0.0f;
+  for (int s = 0; s < steps; ++s) {
+    sgemm_("N", "N", &big, &big, &bk, &one, ba.data(), &big, bb.data(), &bk, &zero, bc.data(),
+           &big);
+    for (size_t i = 0; i < a.size(); ++i)
+      a[i] = static_cast<float>(static_cast<int>((i * 7 + static_cast<size_t>(s)) % 23) - 11) *
+             9000.0f;  // past FP16's max
+    for (size_t i = 0; i < b.size(); ++i)
+      b[i] = std::ldexp(static_cast<float>(static_cast<int>(i % 5) - 2), -20 - s);
+    dump(dir, "A_" + std::to_string(s), a.data(), a.size() * sizeof(float));
+    dump(dir, "B_" + std::to_string(s), b.data(), b.size() * sizeof(float));
+    sgemm_("N", "N", &m, &n, &k, &one, a.data(), &m, b.data(), &k, &zero, c.data(), &m);
+    std::fill(a.begin(), a.end(), std::nanf(""));
+    std::fill(b.begin(), b.end(), std::nanf(""));
+  }
+}
+
 // One sgemm whose output is all (t + 1) * k: checks the thread's result too.
 bool thread_gemm(int t) {
   const int m = 4 + t, n = 3 + t, k = 5;
@@ -220,6 +251,10 @@ int main(int argc, char** argv) {
       g.step(s);
       g.dump_all(argv[2], s);
     }
+    return 0;
+  }
+  if (mode == "clobber" && argc == 4) {
+    clobber(argv[2], std::atoi(argv[3]));
     return 0;
   }
   if (mode == "threads" && argc == 4) {

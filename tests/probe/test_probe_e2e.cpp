@@ -2,7 +2,7 @@
 // The programs (gemm_prog) dump the exact operands they used; expected statistics are computed
 // here, independently of the probe, with CUDA's own host conversion functions (cuda_fp16.h,
 // cuda_bf16.h) as the reference casts.
-// Size: ~700 lines; the hostile-input tests of issue 17 (output paths, signals, exec) share the
+// Size: ~730 lines; the hostile-input tests of issue 17 (output paths, signals, exec) share the
 // spawn/record helpers at the top, which reads best in one file.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -361,6 +361,37 @@ TEST(ProbeE2E, OperandsReadTwiceInAStepMatchAndAreMeasuredOnce) {
     const std::string reused = blocks ? "unchanged: 0 of 18 reads" : "unchanged: 9 of 18 reads";
     EXPECT_NE(r.err.find("operands read again, " + reused), std::string::npos) << r.err;
   }
+}
+
+// The statistics helper copies A and B while the call runs; the program overwrites both with NaN
+// the moment the call returns. Every record must still be the operands as the call read them,
+// also when the helper was still busy (measuring the step's first GEMM's 4 MiB output) and the
+// hook had to make the copies itself.
+TEST(ProbeE2E, InputsOverwrittenRightAfterTheCallAreMeasuredAsTheCallSawThem) {
+  TempDir dir;
+  const std::string trace = dir / "t.fpst";
+  auto env = kEnv;
+  env["FPSCOPE_STATS_HELPER"] = "1";
+  const Result r =
+      run(dir, record(trace, {"--every", "1", "--log", "info"}, {"clobber", dir.path(), "8"}), env);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("statistics helper: "), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("statistics helper: 0 jobs"), std::string::npos) << r.err;
+  const Trace t = load(trace);
+  for (const char* id : {"gemm#1.A", "gemm#1.B"}) {
+    SCOPED_TRACE(id);
+    const TensorInfo* ti = find_tensor(t, id);
+    ASSERT_NE(ti, nullptr);
+    const auto obs = observations_of(t, ti->index);
+    EXPECT_EQ(obs.size(), 8u);
+    for (const auto* o : obs) {
+      const std::string name = std::string(id).substr(7) + "_" + std::to_string(o->step);
+      const Expected e = expected(load_bin<float>(dir / (name + ".bin")));
+      EXPECT_EQ(e.nan, 0u);
+      expect_matches(o->stats, e, name);
+    }
+  }
+  EXPECT_GT(expected(load_bin<float>(dir / "A_0.bin")).fp16_over, 0u);
 }
 
 TEST(ProbeE2E, RtldLocalBlasIsResolved) {

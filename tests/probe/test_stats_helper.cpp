@@ -1,8 +1,8 @@
 // The statistics helper's contract (probe/src/stats_helper.h): jobs run one at a time in the
-// order they were posted, by any thread; wait(owner) returns once that owner's jobs have run and
-// no earlier; reserve() holds a caller back while the copies in flight would pass the budget;
-// the buffer pool hands a given-back buffer out again. What the hooks do with it (the same
-// records with the helper on and off) is tests/models/test_stats_helper.py.
+// order they were posted, by any thread, urgent ones first; wait(owner) returns once that owner's
+// jobs have run and no earlier; reserve() holds a caller back while the copies in flight would pass
+// the budget; the buffer pool hands a given-back buffer out again. What the hooks do with it (the
+// same records with the helper on and off) is tests/models/test_stats_helper.py.
 #include "stats_helper.h"
 
 #include <gtest/gtest.h>
@@ -91,6 +91,33 @@ TEST(StatsHelper, WaitReturnsOnlyOnceTheOwnersJobsHaveRun) {
   EXPECT_TRUE(first_done.load());
   EXPECT_TRUE(second_done.load());
   StatsHelper::wait_all();
+}
+
+// Urgent jobs (the copies of a call's inputs) run before every queued job that is not urgent,
+// in their own posting order, and wait(owner) counts them too.
+TEST(StatsHelper, UrgentJobsRunBeforeTheQueuedOnes) {
+  StatsHelper* h = StatsHelper::get();
+  ASSERT_NE(h, nullptr);
+  Gate gate;
+  std::mutex mu;
+  std::vector<int> order;
+  auto job = [&](int id) {
+    return [&, id] {
+      std::lock_guard<std::mutex> lock(mu);
+      order.push_back(id);
+    };
+  };
+  const int owner = 0;
+  ASSERT_TRUE(h->post(&owner, 0, [&] { gate.wait(); }));  // running: the rest queue behind it
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(h->post(&owner, 0, job(1)));
+  ASSERT_TRUE(h->post(&owner, 0, job(2)));
+  ASSERT_TRUE(h->post(&owner, 0, job(100), /*urgent=*/true));
+  ASSERT_TRUE(h->post(&owner, 0, job(3)));
+  ASSERT_TRUE(h->post(&owner, 0, job(101), /*urgent=*/true));
+  gate.release();
+  h->wait(&owner);
+  EXPECT_EQ(order, (std::vector<int>{100, 101, 1, 2, 3}));
 }
 
 TEST(StatsHelper, ReserveWaitsWhileTheCopiesInFlightWouldPassTheBudget) {
