@@ -10,9 +10,10 @@ TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), de
 
 Usage: bench_probe.py --probe build/lib/libfpscope_probe.so [--steps 60] [--repeats 5]
                       [--baseline-probe OLD/libfpscope_probe.so] [--skip-hooks]
-                      [--steady-malloc] [--target-only]
+                      [--steady-malloc] [--target-only] [--plain-twice]
        bench_probe.py --probe build/lib/libfpscope_probe.so --model transformer [--steps 30]
                       [--every-step] [--baseline-probe OLD/libfpscope_probe.so] [--target-only]
+                      [--plain-twice]
 Prints the median training-loop time of each configuration and the ratios; the configurations
 are interleaved (plain, probe default, probe every step, hooks, plain, ...) so that drift on a
 shared machine hits all of them alike. With --steps 20 or more also the steady state, steps 10..
@@ -106,6 +107,10 @@ def main():
                     help="only the plain run and the probe + integration (the <= 5 %% "
                          "target), for many repeats; prints the paired per-step ratio's 95 %% "
                          "interval")
+    ap.add_argument("--plain-twice", action="store_true",
+                    help="also the plain run a second time in each repeat, measured as if it "
+                         "were a configuration: its 'overhead' is this machine's noise floor "
+                         "for the same comparison")
     ap.add_argument("--every-step", action="store_true",
                     help="transformer: also the probe + integration with FPSCOPE_EVERY=1")
     args = ap.parse_args()
@@ -136,6 +141,8 @@ def main():
         configs = [c for c in configs if c[0] != "python hooks, every step"]
     if args.target_only:
         configs = [c for c in configs if c[0] in ("plain", "probe + integration")]
+    if args.plain_twice:  # an A/A comparison: what the method reads where nothing differs
+        configs.append(("plain again", sample, base_env))
     if args.baseline_probe:  # before / after a change of the probe, in one interleaved run
         configs.append(("baseline probe + integration", sample,
                         dict(integration, LD_PRELOAD=os.path.abspath(args.baseline_probe),
@@ -164,7 +171,7 @@ def main():
               % (name, 100 * ov[name], 100 * paired(runs, name, "train"),
                  "  | %+7.1f%% %+7.1f%%" % (100 * ovs[name], 100 * paired(runs, name, "steady"))
                  if steady else ""))
-    for name in ("probe + integration", "baseline probe + integration"):
+    for name in ("probe + integration", "baseline probe + integration", "plain again"):
         if steady and name in runs:
             m, lo, hi = interval(runs, name, "steady")
             print("%s, per step (steps 10..): mean of the paired ratios %+.1f%%, 95%% interval "
@@ -216,12 +223,14 @@ def bench_transformer(args):
                ("probe + integration, no watch", dict(probed, PYTHONPATH=hooks_dir,
                                                       FPSCOPE_WATCH="none")),
                ("probe, no integration", probed)]
+    if args.plain_twice:  # an A/A comparison: what the method reads where nothing differs
+        configs.append(("plain again", base_env))
     if args.baseline_probe:  # before / after a change of the probe, in one interleaved run
         configs.append(("baseline probe + integration",
                         dict(probed, PYTHONPATH=baseline_hooks(args.baseline_probe, hooks_dir),
                              LD_PRELOAD=os.path.abspath(args.baseline_probe))))
     if args.target_only:
-        configs = [c for c in configs if c[0] in ("plain", "probe + integration")]
+        configs = [c for c in configs if c[0] in ("plain", "probe + integration", "plain again")]
     if args.every_step:  # what one sampled step costs
         configs.append(("probe + integration, every step",
                         dict(probed, PYTHONPATH=hooks_dir, FPSCOPE_EVERY="1")))

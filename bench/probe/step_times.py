@@ -9,9 +9,15 @@ Run it plain and under the probe, e.g.:
   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 LD_PRELOAD=build/lib/libfpscope_probe.so \\
     PYTHONPATH=build/lib/python/fpscope_hooks FPSCOPE_OUTPUT=/tmp/t-%p.fpst \\
     /usr/bin/python3 bench/probe/step_times.py
-Step 0 (and the first step after it) carry one-time costs and are left out."""
+Step 0 (and the first step after it) carry one-time costs and are left out. Each row also gives
+the mean step time (outliers included: a step the allocator makes page-fault its memory in again)
+and the mean minor page faults of the whole process (resource.getrusage) during the step. Under
+the probe the last line compares the sampled step and the one after it with the other steps of
+the same run (the same machine state; this VM's speed changes between runs by more than the
+probe costs): their extra time over every --every steps."""
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -36,7 +42,9 @@ def main():
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     phases = []
+    faults = []  # minor page faults of the whole process during each step
     for step in range(args.steps):
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         xb = x_all[step * 256:(step + 1) * 256]
         yb = y_all[step * 256:(step + 1) * 256]
@@ -48,16 +56,30 @@ def main():
         opt.step()
         t3 = time.perf_counter()
         phases.append(((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3))
-    print("step mod %d: forward / backward / optimizer ms (medians over steps >= 2)" % args.every)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    print("step mod %d: forward / backward / optimizer ms (medians over steps >= 2); mean step ms, "
+          "mean page faults" % args.every)
     for r in range(args.every):
         rows = [phases[i] for i in range(2, args.steps) if i % args.every == r]
         if not rows:
             continue
         med = [statistics.median(p[k] for p in rows) for k in range(3)]
-        print("  %2d: %6.2f %6.2f %6.2f  total %6.2f" % (r, *med, sum(med)))
+        mean = statistics.fmean(sum(p) for p in rows)
+        flt = statistics.fmean(faults[i] for i in range(2, args.steps) if i % args.every == r)
+        print("  %2d: %6.2f %6.2f %6.2f  total %6.2f  mean %6.2f  faults %7.1f"
+              % (r, *med, sum(med), mean, flt))
     print("steps 0, 1, 2 (one-time costs): %s ms; all %d steps: %.1f ms"
           % (", ".join("%.2f" % sum(p) for p in phases[:3]), args.steps,
              sum(sum(p) for p in phases)))
+    if args.steps >= 3 * args.every and args.every >= 3:
+        total = [statistics.median(sum(phases[i]) for i in range(2, args.steps)
+                                   if i % args.every == r) for r in range(args.every)]
+        rest = statistics.median(total[2:])
+        extra = total[0] - rest + total[1] - rest
+        print("within this run: steps 0 and 1 mod %d take %+.2f and %+.2f ms over the other steps' "
+              "%.2f ms: %+.1f %% of every %d steps" % (args.every, total[0] - rest, total[1] - rest,
+                                                       rest, 100 * extra / (args.every * rest),
+                                                       args.every))
 
 
 if __name__ == "__main__":

@@ -431,6 +431,56 @@ void threshold_edges() {
   }
 }
 
+// The pass reuses one accumulator per thread (reset for each call): a call must start from zero
+// whatever the previous one left in it. A tensor with NaN, Inf, zeros, every block format and a
+// wide histogram, then another that fills other bins and blocks, then the first again: the
+// same statistics, bit for bit, as the first time, and as the element-by-element reference.
+TEST(HostStats, EachCallStartsFromZeroOnTheSameThread) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(64 * 96), y(4096);
+  for (auto& v : x) v = g(rng) * std::ldexp(1.0f, static_cast<int>(rng() % 40) - 20);
+  x[5] = std::nanf("");
+  x[700] = INFINITY;
+  for (int i = 1024; i < 1056; ++i) x[static_cast<size_t>(i)] = 0.0f;  // an all-zero MX block
+  for (auto& v : y) v = 6.0e4f + g(rng);
+  fpscope::StatsOptions opt;
+  opt.block_formats = fpscope::kAllBlockFormats;
+  auto once = [&](const std::vector<float>& v, uint64_t rows) {
+    auto s = std::make_unique<TensorStats>();
+    fpscope::compute_stats(v.data(), Format::FP32, rows, v.size() / rows, rows, opt, s.get());
+    return s;
+  };
+  const auto first = once(x, 64);
+  const auto other = once(y, 4096);
+  const auto again = once(x, 64);
+  ASSERT_NE(other->amax, first->amax);
+  expect_same(*again, *first, 0.0, "the same tensor again");
+  for (int f = 0; f < fpscope::kNumTargets; ++f)
+    EXPECT_EQ(again->fmt[f].sum_err2, first->fmt[f].sum_err2);
+  EXPECT_EQ(again->blocks.mask, first->blocks.mask);
+  for (int f = 0; f < fpscope::kNumBlockFormats; ++f) {
+    const auto &a = again->blocks.fmt[f], &b = first->blocks.fmt[f];
+    EXPECT_EQ(a.blocks, b.blocks);
+    EXPECT_EQ(a.elements, b.elements);
+    EXPECT_EQ(a.flushed, b.flushed);
+    EXPECT_EQ(a.saturated, b.saturated);
+    EXPECT_EQ(a.zero_blocks, b.zero_blocks);
+    EXPECT_EQ(a.nan_scale, b.nan_scale);
+    EXPECT_EQ(a.sum_err2, b.sum_err2);
+    EXPECT_EQ(a.sum_x2, b.sum_x2);
+    for (int i = 0; i < fpscope::kBlockScaleBins; ++i)
+      EXPECT_EQ(again->blocks.scale_hist[f][i], first->blocks.scale_hist[f][i]) << f << " " << i;
+  }
+  TensorStats ref;
+  fpscope::compute_stats_reference(x.data(), Format::FP32, 64, 96, 64, opt, &ref);
+  expect_same(*first, ref, 1e-12, "against the reference");
+  EXPECT_EQ(first->blocks.fmt[0].zero_blocks, ref.blocks.fmt[0].zero_blocks);
+  EXPECT_EQ(first->blocks.fmt[0].nan_scale, ref.blocks.fmt[0].nan_scale);
+  EXPECT_GE(first->blocks.fmt[0].zero_blocks, 1u);
+  EXPECT_GE(first->blocks.fmt[0].nan_scale, 2u);  // the NaN's and the Inf's blocks
+}
+
 TEST(HostStats, LoopChoiceAtEveryThresholdEdge) {
   threshold_edges<0>();
   threshold_edges<1>();
