@@ -10,10 +10,10 @@ TransformerEncoder LM built from torch.nn (bench/probe/transformer_train.py), de
 
 Usage: bench_probe.py --probe build/lib/libfpscope_probe.so [--steps 60] [--repeats 5]
                       [--baseline-probe OLD/libfpscope_probe.so] [--skip-hooks]
-                      [--steady-malloc] [--target-only] [--plain-twice]
+                      [--steady-malloc] [--target-only] [--plain-twice] [--shuffle]
        bench_probe.py --probe build/lib/libfpscope_probe.so --model transformer [--steps 30]
                       [--every-step] [--baseline-probe OLD/libfpscope_probe.so] [--target-only]
-                      [--plain-twice]
+                      [--plain-twice] [--shuffle]
 Prints the median training-loop time of each configuration and the ratios; the configurations
 are interleaved (plain, probe default, probe every step, hooks, plain, ...) so that drift on a
 shared machine hits all of them alike. With --steps 20 or more also the steady state, steps 10..
@@ -65,6 +65,16 @@ def malloc_env(args):
     return {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
+def shuffled(configs, shuffle, rng):
+    """One repeat's order: as listed, or (--shuffle) a fresh random order from a fixed seed, so that
+    a configuration's place in the repeat (right after the plain run, say) cannot bias it."""
+    if not shuffle:
+        return configs
+    out = list(configs)
+    rng.shuffle(out)
+    return out
+
+
 def paired(runs, name, field):
     """The median over repeats of (this configuration / plain) - 1 within the same repeat: the
     configurations of one repeat run back to back, so slow drift of the machine cancels."""
@@ -111,6 +121,9 @@ def main():
                     help="also the plain run a second time in each repeat, measured as if it "
                          "were a configuration: its 'overhead' is this machine's noise floor "
                          "for the same comparison")
+    ap.add_argument("--shuffle", action="store_true",
+                    help="run each repeat's configurations in a random order (fixed seed) instead "
+                         "of as listed: no configuration always follows the same one")
     ap.add_argument("--every-step", action="store_true",
                     help="transformer: also the probe + integration with FPSCOPE_EVERY=1")
     args = ap.parse_args()
@@ -149,8 +162,9 @@ def main():
                              PYTHONPATH=baseline_hooks(args.baseline_probe, hooks_dir))))
     runs = {name: [] for name, _, _ in configs}
     run(sample, base_env)  # warm the page cache
+    order = random.Random(7)
     for _ in range(args.repeats):
-        for name, cmd, env in configs:
+        for name, cmd, env in shuffled(configs, args.shuffle, order):
             runs[name].append(run(cmd, env))
     med = {k: statistics.median(r.train for r in v) for k, v in runs.items()}
     medw = {k: statistics.median(r.wall for r in v) for k, v in runs.items()}
@@ -236,8 +250,9 @@ def bench_transformer(args):
                         dict(probed, PYTHONPATH=hooks_dir, FPSCOPE_EVERY="1")))
     runs = {name: [] for name, _ in configs}
     run(prog, base_env)  # warm the page cache
+    order = random.Random(7)
     for _ in range(args.repeats):
-        for name, env in configs:
+        for name, env in shuffled(configs, args.shuffle, order):
             runs[name].append(run(prog, env))
     steady = args.steps >= 20
 

@@ -33,7 +33,7 @@ struct StatsOptions {
 // the elements (FP32, BF16, FP16, E4M3, E5M2). *out is reset (fmt[i].scale = opt.scale[i]) and
 // then filled; an empty view gives all-zero statistics. Thread-safe for distinct `out`. Each
 // calling thread keeps one accumulator (~39 KiB, thread_local) that every call resets: a fresh
-// one per call came back from the allocator as new pages again and again.
+// one per call often came back from the allocator as new pages.
 void compute_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols, uint64_t ld,
                    const StatsOptions& opt, TensorStats* out);
 
