@@ -59,10 +59,12 @@ def main():
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
     print("step mod %d: forward / backward / optimizer ms (medians over steps >= 2); mean step ms, "
           "mean page faults" % args.every)
+    step_med = {}  # residue -> median whole-step time
     for r in range(args.every):
         rows = [phases[i] for i in range(2, args.steps) if i % args.every == r]
         if not rows:
             continue
+        step_med[r] = statistics.median(sum(p) for p in rows)
         med = [statistics.median(p[k] for p in rows) for k in range(3)]
         mean = statistics.fmean(sum(p) for p in rows)
         flt = statistics.fmean(faults[i] for i in range(2, args.steps) if i % args.every == r)
@@ -72,8 +74,7 @@ def main():
           % (", ".join("%.2f" % sum(p) for p in phases[:3]), args.steps,
              sum(sum(p) for p in phases)))
     if args.steps >= 3 * args.every and args.every >= 3:
-        total = [statistics.median(sum(phases[i]) for i in range(2, args.steps)
-                                   if i % args.every == r) for r in range(args.every)]
+        total = [step_med[r] for r in range(args.every)]
         rest = statistics.median(total[2:])
         extra = total[0] - rest + total[1] - rest
         print("within this run: steps 0 and 1 mod %d take %+.2f and %+.2f ms over the other steps' "

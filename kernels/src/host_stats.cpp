@@ -11,7 +11,7 @@
 //  - large tensors are split across threads, each filling its own accumulator, merged at the end.
 //  - with block-scaled formats on (StatsOptions::block_formats), each piece of the view goes
 //    through the plain loops and then, still in L1, through the block-format loops (one read).
-// Size: ~1480 lines, kept whole on purpose: the per-block specializations, their ISA clones, the
+// Size: ~1490 lines, kept whole on purpose: the per-block specializations, their ISA clones, the
 // fold of 8/16-bit codes and the block-format pieces are one hot loop nest whose pieces only make
 // sense together (the block pass reads the pieces the plain pass has just read).
 #include "fpscope/host_stats.h"

@@ -2,7 +2,7 @@
 // The programs (gemm_prog) dump the exact operands they used; expected statistics are computed
 // here, independently of the probe, with CUDA's own host conversion functions (cuda_fp16.h,
 // cuda_bf16.h) as the reference casts.
-// Size: ~730 lines; the hostile-input tests of issue 17 (output paths, signals, exec) share the
+// Size: ~740 lines; the hostile-input tests of issue 17 (output paths, signals, exec) share the
 // spawn/record helpers at the top, which reads best in one file.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
