@@ -10,8 +10,9 @@
 //    weighted by its count;
 //  - large tensors are split across threads, each filling its own accumulator, merged at the end.
 //  - with block-scaled formats on (StatsOptions::block_formats), each piece of the view goes
-//    through the plain loops and then, still in L1, through the block-format loops (one read).
-// Size: ~1490 lines, kept whole on purpose: the per-block specializations, their ISA clones, the
+//    through the plain loops and then, still in L1, through the block-format loops (one read);
+//    the histogram is then counted inside the fused MX loop (hist_add16), where it costs least.
+// Size: ~1600 lines, kept whole on purpose: the per-block specializations, their ISA clones, the
 // fold of 8/16-bit codes and the block-format pieces are one hot loop nest whose pieces only make
 // sense together (the block pass reads the pieces the plain pass has just read).
 #include "fpscope/host_stats.h"
@@ -102,8 +103,11 @@ struct Acc {
   uint64_t ov[kNumTargets] = {}, uf[kNumTargets] = {}, sn[kNumTargets] = {};
   double err2[kNumTargets] = {};
   // Four interleaved sub-histograms: neighbouring elements usually share a bin, and one
-  // counter would make every increment wait for the previous one's store.
-  uint32_t hist[4][kHistBins] = {};  // flushed to hist64 before they can wrap
+  // counter would make every increment wait for the previous one's store. Indexed by the top 11
+  // bits of the pattern, sign included (kSignedBins: one shift per element, no mask); the two
+  // signs' counts are added when flushed to hist64, before they can wrap.
+  static constexpr int kSignedBins = 2 * kHistBins;
+  uint32_t hist[4][kSignedBins] = {};
   uint64_t hist64[kHistBins] = {};
   uint64_t since_flush = 0;
   BlockStatsSet blocks;  // block-scaled formats (BlockCfg), when measured
@@ -425,7 +429,9 @@ FPSCOPE_CLONES void block_scalars_weighted(const float* __restrict x, const uint
 }
 
 // Histogram of a block: every element lands in a bin of its top 11 |x| bits; zeros (bin 0) and
-// NaN/Inf (bins 1020..1023, exponent 255) are taken out again when the counts are flushed.
+// NaN/Inf (bins 1020..1023, exponent 255) are taken out again by finish(). The sign is masked off
+// here: the positive half of Acc::hist only (as many cache lines as before it had two halves;
+// with the sign kept, the pass without block formats ran 2-3 % slower).
 void block_hist(const float* __restrict x, size_t n, Acc& acc) {
   uint32_t* h0 = acc.hist[0];
   uint32_t* h1 = acc.hist[1];
@@ -440,14 +446,56 @@ void block_hist(const float* __restrict x, size_t n, Acc& acc) {
     ++h3[bin(i + 3)];
   }
   for (; i < n; ++i) ++h0[bin(i)];
-  acc.since_flush += n;
 }
 
 void flush_hist(Acc& acc) {
-  for (int b = 0; b < kHistBins; ++b)
-    acc.hist64[b] += uint64_t{acc.hist[0][b]} + acc.hist[1][b] + acc.hist[2][b] + acc.hist[3][b];
+  for (int b = 0; b < Acc::kSignedBins; ++b)
+    acc.hist64[b % kHistBins] +=
+        uint64_t{acc.hist[0][b]} + acc.hist[1][b] + acc.hist[2][b] + acc.hist[3][b];
   std::memset(acc.hist, 0, sizeof acc.hist);
   acc.since_flush = 0;
+}
+
+// After a piece's histogram: flush the 32-bit counters long before they can wrap.
+inline void hist_counted(size_t n, Acc& acc) {
+  acc.since_flush += n;
+  if (acc.since_flush > (uint64_t{1} << 31)) flush_hist(acc);
+}
+
+// The histogram of 16 consecutive elements from inside a vector loop (mx_fused): its 16 scalar
+// increments use the integer units and the store port, which the vector loop leaves idle, so
+// the core runs both at once (as a loop of its own, the histogram cost ~15% of the pass with
+// every block format on: one store per element). Each element's bin is its top 11 bits, sign
+// included (Acc::hist's signed half too): a load, a shift and an increment. On x86-64 the
+// increments are inline assembly that names exactly the memory it reads and writes: as C++, GCC
+// packed them into vector registers and back and spilled the loop's accumulators.
+static_assert(kHistBinShift == 21 && Acc::kSignedBins == 2048, "hist_add16's shift: 11 bits");
+__attribute__((always_inline)) inline void hist_add16(const float* __restrict x,
+                                                      uint32_t (&hist)[4][Acc::kSignedBins]) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(FPSCOPE_NO_INLINE_ASM)
+  static_assert(sizeof hist[0] == 8192, "sub-histograms 8192 bytes apart");
+  // Element `i` into sub-histogram `sub` (its byte offset) through registers r32/r64.
+#define FPSCOPE_HIST_INC(i, r32, r64, sub) \
+  "movl " i "(%[x]), %%" r32               \
+  "\n\t"                                   \
+  "shrl $21, %%" r32                       \
+  "\n\t"                                   \
+  "addl $1, " sub "(%[h],%%" r64 ",4)\n\t"
+#define FPSCOPE_HIST_INC4(o)                          \
+  FPSCOPE_HIST_INC(#o "*16+0", "eax", "rax", "0")     \
+  FPSCOPE_HIST_INC(#o "*16+4", "ecx", "rcx", "8192")  \
+  FPSCOPE_HIST_INC(#o "*16+8", "edx", "rdx", "16384") \
+  FPSCOPE_HIST_INC(#o "*16+12", "esi", "rsi", "24576")
+  asm volatile(FPSCOPE_HIST_INC4(0) FPSCOPE_HIST_INC4(1) FPSCOPE_HIST_INC4(2) FPSCOPE_HIST_INC4(3)
+               : "+m"(hist)
+               : [x] "r"(x), [h] "r"(&hist[0][0]), "m"(*reinterpret_cast<const float(*)[16]>(x))
+               : "rax", "rcx", "rdx", "rsi");
+#undef FPSCOPE_HIST_INC4
+#undef FPSCOPE_HIST_INC
+#else
+  for (int i = 0; i < 16; i += 4)
+    for (int k = 0; k < 4; ++k) ++hist[k][detail::f2u(x[i + k]) >> kHistBinShift];
+#endif
 }
 
 // ---- block-scaled formats (kBlockFormats) -----------------------------------------------------
@@ -687,7 +735,10 @@ void mx_piece(const float* x, size_t nb, const int32_t* ebias, int32_t etop, Blo
 // subnormal or to 0 lies below 2^-126, far under every format's flush threshold (MXFP8 E5M2's:
 // 2^-32): it flushes as it should, and its squared error is below FP32's range there as in
 // blocks_fast. Squared errors are summed relative to the largest block's unit 2^(etop - 127) as in
-// mx_piece.
+// mx_piece: per block, its 32 squared errors in the z domain (two per lane) times u^2 = 2^(2 (E -
+// etop)), one multiply per block and format; a block more than 2^63 below the piece's largest adds
+// 0 (u^2 below FP32's normal range: its errors are below 2^-126 of that block's unit). kHist: the
+// blocks' elements also go into the histogram (hist_add16), for the caller.
 constexpr int32_t kFusedMinE = 15, kFusedMaxE = 253;  // 2^(127 - E) must be a normal float
 constexpr int32_t kFusedMaxMantissa = 0x600000;       // 1.75: mantissa field of amax below this
 
@@ -703,66 +754,110 @@ struct ZCast {
                 "the shifted flush threshold is a normal FP32 value");
 };
 
-// kSat: the block's amax may reach format B's saturation threshold: count and clamp as
-// cast_sat does (in the z domain: its max and threshold shifted down likewise).
+// mx_fused's lanes: fixed-width vectors (GCC/Clang vector extensions; each ISA clone splits them
+// into its own registers). Its accumulators are values, not arrays: hist_add16's stores cannot
+// alias them, so they stay in registers next to the histogram's increments.
+typedef int32_t I32x16 __attribute__((vector_size(64)));
+typedef uint32_t U32x16 __attribute__((vector_size(64)));
+typedef float F32x16 __attribute__((vector_size(64)));
+
+// v in every lane, as one broadcast (GCC 12 built a brace list of 16 copies, or v - 0, from 16
+// masked broadcasts).
+// (Vectors by reference: 64-byte vectors by value change the ABI between ISA clones.)
+__attribute__((always_inline)) inline void splat(float v, F32x16& out) {
+  F32x16 t{};
+  t[0] = v;
+  out = __builtin_shufflevector(t, t, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+}
+
+// One format's step over 16 lanes (a: the |z| patterns, ea: their exponent fields): counts into
+// low and sat, returns the squared errors in the z domain. kSat: the block's amax may reach format
+// B's saturation threshold: count and clamp as cast_sat does (in the z domain: its max and
+// threshold shifted down likewise).
 template <const FormatSpec& B, bool kSat>
-__attribute__((always_inline)) inline void z_step(int32_t a, int32_t ea, float u, uint32_t& low,
-                                                  uint32_t& sat, float& ef) {
+__attribute__((always_inline)) inline void z_step(const I32x16& a, const U32x16& ea, U32x16& low,
+                                                  U32x16& sat, F32x16& d2) {
   using Z = ZCast<B>;
-  low += static_cast<uint32_t>(a - Z::kLowLimit) >> 31;
+  low += reinterpret_cast<U32x16>(a - Z::kLowLimit) >> 31;
   // max(ea, min normal) + offset as max(ea + offset, min normal + offset): ea + offset is the
   // same for the formats with as many mantissa bits (computed once). |z| < 2: no overflow.
-  const uint32_t eo = static_cast<uint32_t>(ea) + Z::P::kMagicExpOffset;
+  const U32x16 eo = ea + Z::P::kMagicExpOffset;
   constexpr uint32_t kMo = static_cast<uint32_t>(Z::kMinNormal) + Z::P::kMagicExpOffset;
-  const float m = detail::u2f(eo > kMo ? eo : kMo);
-  const float az = detail::u2f(static_cast<uint32_t>(a));
-  float r = detail::sub_rn(detail::add_rn(az, m), m);
+  const U32x16 mo = U32x16{} + kMo;
+  const F32x16 m = reinterpret_cast<F32x16>(eo > mo ? eo : mo);
+  const F32x16 az = reinterpret_cast<F32x16>(a);
+  F32x16 r = (az + m) - m;  // numerics.h's add_rn, sub_rn: -ffp-contract=off, no reassociation
   if constexpr (kSat) {
-    sat += static_cast<uint32_t>(Z::P::kMaxOdd ? a >= Z::kOverflow : a > Z::kOverflow);
-    r = a > Z::kMax ? detail::u2f(static_cast<uint32_t>(Z::kMax)) : r;
+    sat -= reinterpret_cast<U32x16>(Z::P::kMaxOdd ? a >= Z::kOverflow : a > Z::kOverflow);
+    F32x16 top;
+    splat(detail::u2f(static_cast<uint32_t>(Z::kMax)), top);
+    r = a > Z::kMax ? top : r;
   }
-  const float d = detail::sub_rn(az, r) * u;
-  ef += d * d;
+  const F32x16 d = az - r;
+  d2 = d * d;
 }
 
 static_assert(kBlockFormats[0] == &kMxfp8E4M3 && kBlockFormats[1] == &kMxfp8E5M2 &&
                   kBlockFormats[2] == &kMxfp6E3M2 && kBlockFormats[3] == &kMxfp6E2M3 &&
                   kBlockFormats[4] == &kMxfp4,
               "mx_fused's formats in kBlockFormats' order");
+static_assert(kMxBlock == 2 * kNvBlock && kNvBlock == 16, "an MX block is two rows of 16 lanes");
 
-template <bool kSat>
+template <bool kSat, bool kHist>
 FPSCOPE_CLONES void mx_fused(const float* __restrict x, const uint32_t* __restrict idx, size_t nf,
                              const int32_t* __restrict ebias, int32_t etop, uint64_t* low,
-                             uint64_t* sat, double* err) {
-  constexpr int L = kNvBlock;  // lanes: a block is two rows of them
-  uint32_t l0[L] = {}, l1[L] = {}, l2[L] = {}, l3[L] = {}, l4[L] = {};
-  uint32_t s0[L] = {}, s1[L] = {}, s2[L] = {}, s3[L] = {}, s4[L] = {};
-  float e0[L] = {}, e1[L] = {}, e2[L] = {}, e3[L] = {}, e4[L] = {};
+                             uint64_t* sat, double* err, uint32_t (*hist)[4][Acc::kSignedBins]) {
+  U32x16 l0{}, l1{}, l2{}, l3{}, l4{};
+  U32x16 s0{}, s1{}, s2{}, s3{}, s4{};
+  F32x16 e0{}, e1{}, e2{}, e3{}, e4{};
   for (size_t k = 0; k < nf; ++k) {
     const size_t b = idx[k];
     const float pz = detail::u2f(static_cast<uint32_t>(2 * kFp32Bias - ebias[b]) << kFp32ManBits);
     const int32_t ku = ebias[b] - etop;
-    const float u = ku < kFp32MinNormalExp
-                        ? 0.0f
-                        : detail::u2f(static_cast<uint32_t>(ku + kFp32Bias) << kFp32ManBits);
-    for (int h = 0; h < kMxBlock / L; ++h) {
-      const float* xb = x + b * kMxBlock + static_cast<size_t>(h * L);
-#pragma omp simd
-      for (int l = 0; l < L; ++l) {
-        const float z = detail::mul_rn(xb[l], pz);
-        const auto a = static_cast<int32_t>(detail::f2u(z) & kFp32AbsMask);
-        const int32_t ea = a & kFp32ExpMaskI32;
-        z_step<kMxfp8E4M3, kSat>(a, ea, u, l0[l], s0[l], e0[l]);
-        z_step<kMxfp8E5M2, kSat>(a, ea, u, l1[l], s1[l], e1[l]);
-        z_step<kMxfp6E3M2, kSat>(a, ea, u, l2[l], s2[l], e2[l]);
-        z_step<kMxfp6E2M3, kSat>(a, ea, u, l3[l], s3[l], e3[l]);
-        z_step<kMxfp4, kSat>(a, ea, u, l4[l], s4[l], e4[l]);
-      }
+    // The block's squared errors in units of the largest block's: u^2 = 2^(2 ku), 0 where that
+    // is below FP32's normal range (the block's errors are then below 2^-126 of that unit).
+    const float u2 = 2 * ku < kFp32MinNormalExp
+                         ? 0.0f
+                         : detail::u2f(static_cast<uint32_t>(2 * ku + kFp32Bias) << kFp32ManBits);
+    F32x16 pzv, u2v;
+    splat(pz, pzv);
+    splat(u2, u2v);
+    const float* xb = x + b * kMxBlock;
+    F32x16 x0, x1;  // the block's two rows of 16 lanes
+    __builtin_memcpy(&x0, xb, sizeof x0);
+    __builtin_memcpy(&x1, xb + kNvBlock, sizeof x1);
+    const F32x16 z0 = x0 * pzv, z1 = x1 * pzv;  // mul_rn
+    const I32x16 a0 = reinterpret_cast<I32x16>(reinterpret_cast<U32x16>(z0) & kFp32AbsMask);
+    const I32x16 a1 = reinterpret_cast<I32x16>(reinterpret_cast<U32x16>(z1) & kFp32AbsMask);
+    constexpr auto kExp = static_cast<uint32_t>(kFp32ExpMaskI32);
+    const U32x16 ea0 = reinterpret_cast<U32x16>(a0) & kExp;
+    const U32x16 ea1 = reinterpret_cast<U32x16>(a1) & kExp;
+    // Per format: both rows' squared errors (z domain), then one multiply by u^2 for the block
+    // (a power of two: exact where it does not underflow).
+    F32x16 p, q;
+    z_step<kMxfp8E4M3, kSat>(a0, ea0, l0, s0, p);
+    z_step<kMxfp8E4M3, kSat>(a1, ea1, l0, s0, q);
+    e0 += (p + q) * u2v;
+    z_step<kMxfp8E5M2, kSat>(a0, ea0, l1, s1, p);
+    z_step<kMxfp8E5M2, kSat>(a1, ea1, l1, s1, q);
+    e1 += (p + q) * u2v;
+    z_step<kMxfp6E3M2, kSat>(a0, ea0, l2, s2, p);
+    z_step<kMxfp6E3M2, kSat>(a1, ea1, l2, s2, q);
+    e2 += (p + q) * u2v;
+    z_step<kMxfp6E2M3, kSat>(a0, ea0, l3, s3, p);
+    z_step<kMxfp6E2M3, kSat>(a1, ea1, l3, s3, q);
+    e3 += (p + q) * u2v;
+    z_step<kMxfp4, kSat>(a0, ea0, l4, s4, p);
+    z_step<kMxfp4, kSat>(a1, ea1, l4, s4, q);
+    e4 += (p + q) * u2v;
+    if constexpr (kHist) {
+      hist_add16(xb, *hist);
+      hist_add16(xb + kNvBlock, *hist);
     }
   }
   uint64_t t[5] = {}, ts[5] = {};
   double te[5] = {};
-  for (int l = 0; l < L; ++l) {
+  for (int l = 0; l < kNvBlock; ++l) {
     t[0] += l0[l], t[1] += l1[l], t[2] += l2[l], t[3] += l3[l], t[4] += l4[l];
     ts[0] += s0[l], ts[1] += s1[l], ts[2] += s2[l], ts[3] += s3[l], ts[4] += s4[l];
     te[0] += static_cast<double>(e0[l]), te[1] += static_cast<double>(e1[l]);
@@ -888,14 +983,21 @@ void nvfp4_piece(const float* x, const PieceInfo& pi, float s_enc, BlockStatsSet
 }
 
 // One piece (n <= kBlock elements of a line, starting at a block boundary of the line).
-void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, const OwnSums* own,
-                         Acc& acc) {
+// hist: the piece's elements are added to the histogram here (process_floats left them out):
+// the blocks mx_fused takes inside its loop, the others with block_hist.
+void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, const OwnSums* own, Acc& acc,
+                         bool hist) {
   BlockStatsSet& bs = acc.blocks;
   PieceInfo pi;
   pi.nh = n / kNvBlock;
   pi.nb = n / kMxBlock;
   piece_info(x, n, own, pi);
   const bool clean = pi.all < kFp32InfBitsI32;
+  const bool fused = clean && pi.nb > 0 && (bc.mask & kMxMask) == kMxMask;
+  if (hist && !fused) {
+    block_hist(x, n, acc);
+    hist_counted(n, acc);
+  }
   if (clean && pi.nb > 0 && (bc.mask & kMxMask) != 0) {
     const int32_t* ebias = pi.ebias;
     const int32_t etop = pi.etop;
@@ -931,6 +1033,7 @@ void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, const Own
           nf1 += may_sat;
           ftop = std::max(ftop, e);
         } else {
+          if (hist) block_hist(x + b * kMxBlock, kMxBlock, acc);
           std::memcpy(rest + ns * kMxBlock, x + b * kMxBlock, kMxBlock * sizeof(float));
           rest_e[ns++] = e;
           stop = std::max(stop, e);
@@ -940,8 +1043,15 @@ void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, const Own
       es = rest_e;
       uint64_t low[5] = {}, sat[5] = {};
       double err[5] = {};
-      if (nf0 > 0) mx_fused<false>(x, idx0, nf0, ebias, ftop, low, sat, err);
-      if (nf1 > 0) mx_fused<true>(x, idx1, nf1, ebias, ftop, low, sat, err);
+      with_bool(hist, [&](auto kH) {
+        if (nf0 > 0) mx_fused<false, kH()>(x, idx0, nf0, ebias, ftop, low, sat, err, &acc.hist);
+        if (nf1 > 0) mx_fused<true, kH()>(x, idx1, nf1, ebias, ftop, low, sat, err, &acc.hist);
+      });
+      if (hist) {
+        const size_t tail = pi.nb * kMxBlock;  // the elements past the last whole MX block
+        block_hist(x + tail, n - tail, acc);
+        hist_counted(n, acc);
+      }
       for (int f = 0; f < 5; ++f) {
         bs.fmt[f].flushed += low[f];
         bs.fmt[f].saturated += sat[f];
@@ -968,15 +1078,18 @@ void block_formats_piece(const float* x, size_t n, const BlockCfg& bc, const Own
   }
 }
 
-OwnSums process_floats(const float* x, size_t n, const ScaleSet& sc, Acc& acc) {
+// hist = false: the caller histograms the elements itself (block_formats_piece).
+OwnSums process_floats(const float* x, size_t n, const ScaleSet& sc, Acc& acc, bool hist = true) {
   OwnSums own;
   while (n > 0) {
     const size_t m = std::min(n, kBlock);
     const OwnSums o = block_scalars(x, m, sc, acc);
     own.x2 += o.x2;
     own.zeros += o.zeros;
-    block_hist(x, m, acc);
-    if (acc.since_flush > (uint64_t{1} << 31)) flush_hist(acc);
+    if (hist) {
+      block_hist(x, m, acc);
+      hist_counted(m, acc);
+    }
     x += m;
     n -= m;
   }
@@ -1050,8 +1163,8 @@ void process_view_blocks_in(const T* base, uint64_t rows, uint64_t c0, uint64_t 
           x = reinterpret_cast<const float*>(col + i);  // in place
         else
           load(col + i, m, buf);
-        const OwnSums own = process_floats(x, m, sc, acc);
-        block_formats_piece(x, m, bc, &own, acc);
+        const OwnSums own = process_floats(x, m, sc, acc, false);
+        block_formats_piece(x, m, bc, &own, acc, true);
       }
     }
     return;
@@ -1070,11 +1183,13 @@ void process_view_blocks_in(const T* base, uint64_t rows, uint64_t c0, uint64_t 
             buf[r * pw + c] = decode_storage_t<F>(col[r]);
         }
       }
-      const OwnSums own = process_floats(buf, tr * pw, sc, acc);
       if (pw == static_cast<size_t>(kMxBlock)) {
-        block_formats_piece(buf, tr * pw, bc, &own, acc);
+        const OwnSums own = process_floats(buf, tr * pw, sc, acc, false);
+        block_formats_piece(buf, tr * pw, bc, &own, acc, true);
       } else {
-        for (size_t r = 0; r < tr; ++r) block_formats_piece(buf + r * pw, pw, bc, nullptr, acc);
+        process_floats(buf, tr * pw, sc, acc);
+        for (size_t r = 0; r < tr; ++r)
+          block_formats_piece(buf + r * pw, pw, bc, nullptr, acc, false);
       }
     }
   }
