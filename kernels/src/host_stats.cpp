@@ -797,6 +797,19 @@ __attribute__((always_inline)) inline void z_step(const I32x16& a, const U32x16&
   d2 = d * d;
 }
 
+// One format over a block's two rows: both rows' squared errors (z domain), then one multiply by
+// the block's u^2 (a power of two: exact where it does not underflow).
+template <const FormatSpec& B, bool kSat>
+__attribute__((always_inline)) inline void z_block(const I32x16& a0, const U32x16& ea0,
+                                                   const I32x16& a1, const U32x16& ea1,
+                                                   const F32x16& u2, U32x16& low, U32x16& sat,
+                                                   F32x16& e) {
+  F32x16 p, q;
+  z_step<B, kSat>(a0, ea0, low, sat, p);
+  z_step<B, kSat>(a1, ea1, low, sat, q);
+  e += (p + q) * u2;
+}
+
 static_assert(kBlockFormats[0] == &kMxfp8E4M3 && kBlockFormats[1] == &kMxfp8E5M2 &&
                   kBlockFormats[2] == &kMxfp6E3M2 && kBlockFormats[3] == &kMxfp6E2M3 &&
                   kBlockFormats[4] == &kMxfp4,
@@ -832,28 +845,15 @@ FPSCOPE_CLONES void mx_fused(const float* __restrict x, const uint32_t* __restri
     constexpr auto kExp = static_cast<uint32_t>(kFp32ExpMaskI32);
     const U32x16 ea0 = reinterpret_cast<U32x16>(a0) & kExp;
     const U32x16 ea1 = reinterpret_cast<U32x16>(a1) & kExp;
-    // Per format: both rows' squared errors (z domain), then one multiply by u^2 for the block
-    // (a power of two: exact where it does not underflow).
-    F32x16 p, q;
-    z_step<kMxfp8E4M3, kSat>(a0, ea0, l0, s0, p);
-    z_step<kMxfp8E4M3, kSat>(a1, ea1, l0, s0, q);
-    e0 += (p + q) * u2v;
-    z_step<kMxfp8E5M2, kSat>(a0, ea0, l1, s1, p);
-    z_step<kMxfp8E5M2, kSat>(a1, ea1, l1, s1, q);
-    e1 += (p + q) * u2v;
-    z_step<kMxfp6E3M2, kSat>(a0, ea0, l2, s2, p);
-    z_step<kMxfp6E3M2, kSat>(a1, ea1, l2, s2, q);
-    e2 += (p + q) * u2v;
-    z_step<kMxfp6E2M3, kSat>(a0, ea0, l3, s3, p);
-    z_step<kMxfp6E2M3, kSat>(a1, ea1, l3, s3, q);
-    e3 += (p + q) * u2v;
-    z_step<kMxfp4, kSat>(a0, ea0, l4, s4, p);
-    z_step<kMxfp4, kSat>(a1, ea1, l4, s4, q);
-    e4 += (p + q) * u2v;
-    if constexpr (kHist) {
-      hist_add16(xb, *hist);
-      hist_add16(xb + kNvBlock, *hist);
-    }
+    // The histogram's two rows between the formats: close to vector work the core can overlap
+    // them with (a core shared with another thread has half the window to do it in).
+    z_block<kMxfp8E4M3, kSat>(a0, ea0, a1, ea1, u2v, l0, s0, e0);
+    z_block<kMxfp8E5M2, kSat>(a0, ea0, a1, ea1, u2v, l1, s1, e1);
+    if constexpr (kHist) hist_add16(xb, *hist);
+    z_block<kMxfp6E3M2, kSat>(a0, ea0, a1, ea1, u2v, l2, s2, e2);
+    z_block<kMxfp6E2M3, kSat>(a0, ea0, a1, ea1, u2v, l3, s3, e3);
+    if constexpr (kHist) hist_add16(xb + kNvBlock, *hist);
+    z_block<kMxfp4, kSat>(a0, ea0, a1, ea1, u2v, l4, s4, e4);
   }
   uint64_t t[5] = {}, ts[5] = {};
   double te[5] = {};
