@@ -32,7 +32,7 @@ struct StatsOptions {
 // i < rows, j < cols, ld >= rows (ld is ignored when cols <= 1). dtype: the storage format of
 // the elements (FP32, BF16, FP16, E4M3, E5M2). *out is reset (fmt[i].scale = opt.scale[i]) and
 // then filled; an empty view gives all-zero statistics. Thread-safe for distinct `out`. Each
-// calling thread keeps one accumulator (~39 KiB, thread_local) that every call resets: a fresh
+// calling thread keeps one accumulator (~55 KiB, thread_local) that every call resets: a fresh
 // one per call often came back from the allocator as new pages.
 void compute_stats(const void* data, Format dtype, uint64_t rows, uint64_t cols, uint64_t ld,
                    const StatsOptions& opt, TensorStats* out);
